@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The mini supercomputer: munge, MariaDB, slurmdbd, slurmctld and slurmd on localhost.
+#   minicluster.sh start   install what is missing, start what is not running (idempotent)
+#   minicluster.sh stop    cancel jobs, stop every daemon (idempotent)
+#   minicluster.sh status  each daemon's state and sinfo
+# State lives under $AIFACTORY_CLUSTER_STATE (default /var/lib/aifactory-cluster);
+# configuration goes where SLURM looks by default (/etc/slurm) so sinfo, sacctmgr & co
+# work from any root shell.  There is no systemd here: daemons are started directly.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${AIFACTORY_CLUSTER_STATE:-/var/lib/aifactory-cluster}
+CLUSTER=mn5mini
+NODE=mn5-n01
+CPUS=${AIFACTORY_NODE_CPUS:-8}
+MEMORY=${AIFACTORY_NODE_MEMORY_MB:-16000}
+GPUS=2
+USERS_GROUP=aifactory-users
+DB_SOCKET=/run/mysqld/mysqld.sock
+PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo)
+
+log() { printf '[minicluster] %s\n' "$*"; }
+die() { printf '[minicluster] error: %s\n' "$*" >&2; exit 1; }
+
+# Wait until "$@" succeeds, up to $1 seconds; names what it waited for on failure.
+wait_for() {
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq $((seconds * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  die "$what did not come up within ${seconds}s (logs: $STATE/log)"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+render() {  # render TEMPLATE DEST MODE OWNER
+  local tmp; tmp=$(mktemp)
+  sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@HOST@|$(hostname -s)|g" -e "s|@STATE@|$STATE|g" \
+      -e "s|@NODE@|$NODE|g" -e "s|@CPUS@|$CPUS|g" -e "s|@MEMORY@|$MEMORY|g" \
+      -e "s|@GPUS@|$GPUS|g" -e "s|@DBPASS@|$(cat "$STATE/dbpass")|g" "$HERE/templates/$1" > "$tmp"
+  install -m "$3" -o "$4" -g "$4" "$tmp" "$2"
+  rm -f "$tmp"
+}
+
+prepare_state() {
+  mkdir -p "$STATE"/{slurmctld,slurmd,log,run,mysql,dev} /etc/slurm /run/munge /run/mysqld
+  touch "$STATE"/dev/nvidia{0,1}
+  chmod 755 "$STATE"
+  chown slurm:slurm "$STATE"/{slurmctld,log,run}
+  chown munge:munge /run/munge
+  touch "$STATE/log/mariadb.log"
+  chown mysql:mysql "$STATE/mysql" /run/mysqld "$STATE/log/mariadb.log"
+  [ -s "$STATE/dbpass" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$STATE/dbpass")
+  render slurm.conf.in /etc/slurm/slurm.conf 644 root
+  render gres.conf.in /etc/slurm/gres.conf 644 root
+  render slurmdbd.conf.in /etc/slurm/slurmdbd.conf 600 slurm
+}
+
+start_munge() {
+  [ -s /etc/munge/munge.key ] || { mungekey --create --keyfile=/etc/munge/munge.key; chown munge:munge /etc/munge/munge.key; }
+  munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return 0
+  log "starting munged"
+  runuser -u munge -- /usr/sbin/munged --force
+  wait_for 10 munged bash -c 'munge -n | unmunge'
+}
+
+db_up() { mariadb-admin --socket="$DB_SOCKET" ping; }
+
+start_mariadb() {
+  if ! db_up >/dev/null 2>&1; then
+    if [ ! -d "$STATE/mysql/mysql" ]; then
+      log "initialising MariaDB in $STATE/mysql"
+      mariadb-install-db --user=mysql --datadir="$STATE/mysql" --auth-root-authentication-method=socket >"$STATE/log/mariadb-init.log" 2>&1
+    fi
+    log "starting MariaDB"
+    setsid runuser -u mysql -- /usr/sbin/mariadbd --datadir="$STATE/mysql" --socket="$DB_SOCKET" \
+      --pid-file=/run/mysqld/mariadb.pid --skip-networking \
+      --log-error="$STATE/log/mariadb.log" </dev/null >/dev/null 2>&1 &
+    wait_for 60 MariaDB db_up
+  fi
+  mariadb --socket="$DB_SOCKET" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$(cat "$STATE/dbpass")';
+    ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$(cat "$STATE/dbpass")';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+}
+
+start_slurmdbd() {
+  pid_alive "$STATE/run/slurmdbd.pid" || { log "starting slurmdbd"; /usr/sbin/slurmdbd; }
+  wait_for 60 slurmdbd sacctmgr -n list cluster
+  sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER" >/dev/null
+}
+
+start_slurmctld() {
+  pid_alive "$STATE/run/slurmctld.pid" || { log "starting slurmctld"; /usr/sbin/slurmctld; }
+  wait_for 60 slurmctld scontrol ping
+}
+
+start_slurmd() {
+  pid_alive "$STATE/run/slurmd.pid" || { log "starting slurmd ($NODE)"; /usr/sbin/slurmd -N "$NODE"; }
+  # A node drained by an earlier run (e.g. killed jobs) is put back to work.
+  wait_for 60 "node $NODE" bash -c "sinfo -h -n $NODE -o %T | grep -qvE 'unknown|not_responding'"
+  if sinfo -h -n "$NODE" -o %T | grep -qE 'drain|down'; then
+    scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+  fi
+  wait_for 30 "node $NODE (idle)" bash -c "sinfo -h -n $NODE -o %T | grep -qE '^(idle|mixed|allocated|completing)'"
+}
+
+# sacctmgr says "Nothing new added" (exit 1) for what exists: check before adding.
+ensure_qos() {
+  sacctmgr -n -P list qos format=name | grep -qx "$1" || sacctmgr -i add qos "$1" >/dev/null
+  sacctmgr -i modify qos "$1" set "${@:2}" >/dev/null || true
+}
+
+ensure_accounts() {
+  ensure_qos normal MaxWall=2-00:00:00
+  ensure_qos interactive MaxWall=12:00:00 MaxJobsPerUser=4 Priority=100
+  local account desc users
+  while read -r account rest; do
+    case "$account" in ''|'#'*) continue;; esac
+    users=$(sed -E 's/.*  +//' <<<"$rest"); desc=$(sed -E 's/  +[^ ].*$//' <<<"$rest")
+    sacctmgr -n -P list account "$account" format=account | grep -qx "$account" ||
+      sacctmgr -i add account "$account" description="$desc" organization="$account" cluster="$CLUSTER" >/dev/null
+    for u in $users; do
+      sacctmgr -n -P list assoc user="$u" account="$account" format=user | grep -qx "$u" ||
+        sacctmgr -i add user "$u" account="$account" cluster="$CLUSTER" >/dev/null
+      sacctmgr -i modify user "$u" where account="$account" set qos=normal,interactive defaultqos=normal >/dev/null || true
+    done
+  done < "$HERE/accounts.txt"
+}
+
+ensure_users() {
+  getent group "$USERS_GROUP" >/dev/null || groupadd --system "$USERS_GROUP"
+  local name pass role
+  while read -r name pass role; do
+    case "$name" in ''|'#'*) continue;; esac
+    id "$name" >/dev/null 2>&1 || { useradd -m -s /bin/bash -c "demo $role" "$name"; echo "$name:$pass" | chpasswd; }
+    usermod -a -G "$USERS_GROUP" "$name"
+  done < "$HERE/users.txt"
+}
+
+stop_pidfile() {  # stop_pidfile NAME PIDFILE
+  pid_alive "$2" || return 0
+  log "stopping $1"
+  kill "$(cat "$2")" 2>/dev/null || true
+  for _ in $(seq 80); do pid_alive "$2" || return 0; sleep 0.25; done
+  kill -9 "$(cat "$2")" 2>/dev/null || true
+}
+
+cmd_start() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  install_packages
+  ensure_users
+  prepare_state
+  start_munge
+  start_mariadb
+  start_slurmdbd
+  ensure_accounts
+  start_slurmctld
+  start_slurmd
+  log "cluster $CLUSTER is up"
+}
+
+DAEMONS_RE='munged|mariadbd|slurmd|slurmctld|slurmdbd|slurmstepd'
+any_daemon_left() { pgrep -x "$DAEMONS_RE" >/dev/null; }
+
+cmd_stop() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  if scontrol ping >/dev/null 2>&1; then
+    scancel --full --quiet --state=PENDING,RUNNING,SUSPENDED --cluster="$CLUSTER" $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+  fi
+  stop_pidfile slurmd "$STATE/run/slurmd.pid"
+  pkill -x slurmstepd 2>/dev/null || true
+  stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
+  stop_pidfile slurmdbd "$STATE/run/slurmdbd.pid"
+  if db_up >/dev/null 2>&1; then log "stopping MariaDB"; mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
+  stop_pidfile MariaDB /run/mysqld/mariadb.pid
+  if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
+  for _ in $(seq 40); do any_daemon_left || break; sleep 0.25; done
+  if any_daemon_left; then die "daemons still running: $(pgrep -l -x "$DAEMONS_RE" | tr '\n' ' ')"; fi
+  log "cluster $CLUSTER is stopped"
+}
+
+daemon_state() {  # daemon_state NAME PROCESS
+  if pgrep -x "$2" >/dev/null; then printf '%-10s running\n' "$1"; else printf '%-10s stopped\n' "$1"; return 1; fi
+}
+
+cmd_status() {
+  local ok=0
+  daemon_state munge munged || ok=1
+  daemon_state mariadb mariadbd || ok=1
+  daemon_state slurmdbd slurmdbd || ok=1
+  daemon_state slurmctld slurmctld || ok=1
+  daemon_state slurmd slurmd || ok=1
+  if [ $ok = 0 ]; then echo; sinfo; fi
+  return $ok
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
