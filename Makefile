@@ -1,0 +1,76 @@
+# AI Factory Workbench: the README's two commands are `make demo` and `make test`.
+# Everything is installed under $(PREFIX), readable by the users whose jobs run from it
+# (this machine's own Python lives under /root, which they cannot reach).
+PREFIX     ?= /opt/aifactory
+VENV       := $(PREFIX)/venv
+NODE_DIR   := $(PREFIX)/node
+STATE      ?= /var/lib/aifactory
+SITE       ?= $(CURDIR)/config/site.yaml
+PY         := $(VENV)/bin/python
+CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
+CLUSTER    := cluster/minicluster.sh
+HUB_PID    := $(STATE)/hub.pid
+HUB_LOG    := $(STATE)/hub.log
+PYTEST_ARGS ?=
+SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl
+
+.PHONY: install demo test unit stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+
+install: $(VENV)/.deps $(CHP)
+	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
+	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
+
+$(PREFIX)/.system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "apt: installing $$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	@command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	@mkdir -p $(PREFIX) && chmod 755 $(PREFIX) && touch $@
+
+$(VENV)/.deps: pyproject.toml $(PREFIX)/.system
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install --quiet --upgrade pip
+	@$(VENV)/bin/pip install --quiet ".[test]"
+	@touch $@
+
+$(CHP): $(PREFIX)/.system
+	@mkdir -p $(NODE_DIR)
+	@npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) configurable-http-proxy@5 >/dev/null
+	@test -x $@ && touch $@
+
+cluster-start:
+	@bash $(CLUSTER) start
+
+cluster-stop:
+	@bash $(CLUSTER) stop
+
+hub-start: install cluster-start
+	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
+	  mkdir -p $(STATE) && $(VENV)/bin/aifactory-config check $(SITE) && \
+	  cd $(STATE) && AIFACTORY_SITE_CONFIG=$(SITE) setsid $(VENV)/bin/jupyterhub -f $(CURDIR)/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & echo $$! > $(HUB_PID); fi
+	@for i in $$(seq 60); do curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
+	  curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health || { echo "hub did not answer; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
+
+hub-stop:
+	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); echo "hub stopped"; fi; rm -f $(HUB_PID)
+
+demo: hub-start
+	@echo
+	@echo "AI Factory Workbench is up: http://localhost:8000"
+	@echo "Demo logins (user / password / SLURM account):"
+	@awk '!/^#/ && NF {printf "  %-11s %-15s %s\n", $$1, $$2, $$3}' cluster/users.txt
+	@echo "Hub log: $(HUB_LOG)    Stop everything: make stop"
+
+stop: hub-stop cluster-stop
+
+# Starts the cluster only if it is not running, and stops only what it started.
+test: install
+	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
+
+unit: install
+	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: install
+	@$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""AI Factory Workbench: site config, SLURM access, CLI and in-notebook helpers."""

@@ -1,0 +1,76 @@
+"""Turns the validated site config into JupyterHub settings.
+
+``jupyterhub_config.py`` stays two lines; everything a centre may change is in the site
+file, and everything we decide for every centre (PAM, our spawner, CHP, keeping jobs
+across hub restarts) is here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aifactory.site_config import SiteConfig, SiteConfigError
+
+
+def read_token(name: str, path: str) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} cannot be read: {e.strerror}") from e
+    if len(token) < 16:
+        raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} holds under 16 characters")
+    return token
+
+
+def configure(c: Any, site: SiteConfig) -> None:
+    """Apply ``site`` to the traitlets config object ``c`` of jupyterhub_config.py."""
+    # Imported here: importing batchspawner registers its handler, which we then replace.
+    from spawners.channel import install_job_channel
+    from spawners.slurm_spawner import WorkbenchSpawner
+
+    hub, slurm = site.hub, site.slurm
+    state = Path(hub.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.hub_ip = hub.hub_ip
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.hub_connect_ip = hub.connect_ip
+    c.JupyterHub.db_url = hub.db_url or f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    # A hub restart must never cancel users' jobs.
+    c.JupyterHub.cleanup_servers = False
+
+    c.JupyterHub.authenticator_class = "pam"
+    c.PAMAuthenticator.allowed_groups = set(hub.allowed_groups)
+    c.PAMAuthenticator.open_sessions = False
+    c.Authenticator.admin_users = set(hub.admin_users)
+
+    c.JupyterHub.proxy_class = "configurable-http-proxy"
+    c.ConfigurableHTTPProxy.command = [hub.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+
+    services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
+    if services:
+        c.JupyterHub.services = services
+        c.JupyterHub.load_roles = [{"name": "admin", "services": [s["name"] for s in services]}]
+
+    c.JupyterHub.spawner_class = WorkbenchSpawner
+    c.Spawner.poll_interval = int(max(1, hub.poll_interval))
+    c.Spawner.start_timeout = int(hub.start_timeout)
+    c.Spawner.http_timeout = int(hub.http_timeout)
+    c.Spawner.default_url = site.singleuser.default_url
+    c.WorkbenchSpawner.singleuser_venv = site.singleuser.venv
+    c.WorkbenchSpawner.req_partition = slurm.partition
+    c.WorkbenchSpawner.req_account = slurm.account
+    c.WorkbenchSpawner.req_qos = slurm.qos
+    c.WorkbenchSpawner.req_nprocs = str(slurm.cpus)
+    c.WorkbenchSpawner.req_memory = slurm.memory
+    c.WorkbenchSpawner.req_runtime = slurm.walltime
+    c.WorkbenchSpawner.job_name = slurm.job_name
+    c.WorkbenchSpawner.startup_poll_interval = slurm.startup_poll_interval
+    install_job_channel()

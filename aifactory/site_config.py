@@ -1,0 +1,207 @@
+"""The site config: one YAML file layered over ``defaults.yaml``, checked before use.
+
+A centre describes itself (partitions, accounts, ports, admins) as data.  The hub reads
+it at start-up and refuses to start on a wrong value, naming the key, the value and what
+would be accepted, so an admin fixes the file instead of reading a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
+SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]*")
+_MEMORY = re.compile(r"[1-9][0-9]*[KMGT]")
+_WALLTIME = re.compile(r"(?:[0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]")
+
+
+class SiteConfigError(ValueError):
+    """The site file is unusable; the message lists every problem, one per line."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one key is checked and how to tell an admin what would be accepted."""
+
+    check: Callable[[Any], bool]
+    accepted: str
+
+
+def _is_int(lo: int, hi: int) -> Rule:
+    return Rule(lambda v: type(v) is int and lo <= v <= hi, f"an integer from {lo} to {hi}")
+
+
+def _is_seconds(lo: float, hi: float) -> Rule:
+    return Rule(
+        lambda v: type(v) in (int, float) and lo <= v <= hi, f"a number of seconds from {lo:g} to {hi:g}"
+    )
+
+
+def _matches(pattern: re.Pattern[str], accepted: str, *, empty: bool = False) -> Rule:
+    return Rule(lambda v: isinstance(v, str) and ((empty and v == "") or bool(pattern.fullmatch(v))), accepted)
+
+
+def _is_abs_path() -> Rule:
+    return Rule(lambda v: isinstance(v, str) and v.startswith("/"), "an absolute path")
+
+
+def _is_host(empty: bool) -> Rule:
+    pattern = re.compile(r"[A-Za-z0-9.:-]+")
+    accepted = "a host name or IP address" + (' or "" for all interfaces' if empty else "")
+    return _matches(pattern, accepted, empty=empty)
+
+
+def _is_name_list(pattern: re.Pattern[str], what: str) -> Rule:
+    return Rule(
+        lambda v: isinstance(v, list) and all(isinstance(x, str) and pattern.fullmatch(x) for x in v),
+        f"a list of {what}",
+    )
+
+
+def _is_services() -> Rule:
+    def ok(value: Any) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(s, dict)
+            and set(s) == {"name", "token_file"}
+            and isinstance(s["name"], str)
+            and _NAME.fullmatch(s["name"])
+            and isinstance(s["token_file"], str)
+            and s["token_file"].startswith("/")
+            for s in value
+        )
+
+    return Rule(ok, "a list of {name: NAME, token_file: /absolute/path}")
+
+
+def _is_db_url() -> Rule:
+    return Rule(
+        lambda v: isinstance(v, str) and (v == "" or v.startswith(("sqlite:///", "postgresql://"))),
+        '"" (SQLite in state_dir), sqlite:///PATH or postgresql://USER@HOST/DB',
+    )
+
+
+def rule(r: Rule) -> Any:
+    return field(metadata={"rule": r})
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    ip: str = rule(_is_host(empty=True))
+    port: int = rule(_is_int(1, 65535))
+    hub_ip: str = rule(_is_host(empty=False))
+    hub_port: int = rule(_is_int(1, 65535))
+    connect_ip: str = rule(_is_host(empty=False))
+    proxy_api_port: int = rule(_is_int(1, 65535))
+    state_dir: str = rule(_is_abs_path())
+    db_url: str = rule(_is_db_url())
+    proxy_command: str = rule(_is_abs_path())
+    admin_users: list[str] = rule(_is_name_list(_UNIX_NAME, "Unix user names"))
+    allowed_groups: list[str] = rule(_is_name_list(_UNIX_NAME, "Unix group names"))
+    admin_services: list[dict[str, str]] = rule(_is_services())
+    poll_interval: float = rule(_is_seconds(0.5, 3600))
+    start_timeout: float = rule(_is_seconds(10, 7 * 24 * 3600))
+    http_timeout: float = rule(_is_seconds(5, 3600))
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    partition: str = rule(_matches(_NAME, "a SLURM partition name"))
+    account: str = rule(_matches(_NAME, 'a SLURM account name, or "" for the user\'s default', empty=True))
+    qos: str = rule(_matches(_NAME, 'a SLURM QoS name, or "" for none', empty=True))
+    cpus: int = rule(_is_int(1, 4096))
+    memory: str = rule(_matches(_MEMORY, "a memory size such as 512M, 4G or 1T"))
+    walltime: str = rule(_matches(_WALLTIME, "a walltime HH:MM:SS or D-HH:MM:SS"))
+    job_name: str = rule(_matches(_NAME, "letters, digits, '_', '.' and '-'"))
+    startup_poll_interval: float = rule(_is_seconds(0.1, 60))
+
+
+@dataclass(frozen=True)
+class SingleuserSettings:
+    venv: str = rule(_is_abs_path())
+    default_url: str = rule(_matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    hub: HubSettings
+    slurm: SlurmSettings
+    singleuser: SingleuserSettings
+    source: str = "defaults"
+
+
+_SECTIONS: dict[str, type] = {"hub": HubSettings, "slurm": SlurmSettings, "singleuser": SingleuserSettings}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise SiteConfigError(f"site config {path}: cannot be read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise SiteConfigError(f"site config {path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise SiteConfigError(f"site config {path}: the top level must be a mapping of sections")
+    return data
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"key '{key}': unknown key{hint}; accepted keys: {', '.join(known)}"
+
+
+def _merge(defaults: dict[str, Any], site: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Overlay the site's values on the defaults; report keys the schema does not know."""
+    problems: list[str] = []
+    merged = {name: dict(defaults.get(name, {})) for name in _SECTIONS}
+    for section, values in site.items():
+        if section not in _SECTIONS:
+            problems.append(_unknown_key(str(section), list(_SECTIONS)))
+            continue
+        if not isinstance(values, dict):
+            problems.append(f"key '{section}': value {values!r} is not accepted; accepted: a mapping of keys")
+            continue
+        known = [f.name for f in fields(_SECTIONS[section])]
+        for key, value in values.items():
+            if key in known:
+                merged[section][key] = value
+            else:
+                problems.append(_unknown_key(f"{section}.{key}", [f"{section}.{k}" for k in known]))
+    return merged, problems
+
+
+def _build(merged: dict[str, dict[str, Any]], problems: list[str]) -> dict[str, Any]:
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        for f in fields(cls):
+            value = merged[name].get(f.name)
+            r: Rule = f.metadata["rule"]
+            if not r.check(value):
+                problems.append(f"key '{name}.{f.name}': value {value!r} is not accepted; accepted: {r.accepted}")
+        if not problems:
+            sections[name] = cls(**merged[name])
+    return sections
+
+
+def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
+    """Defaults, overlaid with the site file (argument, $AIFACTORY_SITE_CONFIG, or /etc)."""
+    chosen = path or os.environ.get(SITE_FILE_ENV) or (DEFAULT_SITE_FILE if DEFAULT_SITE_FILE.exists() else None)
+    site = _read_yaml(Path(chosen)) if chosen else {}
+    merged, problems = _merge(_read_yaml(DEFAULTS_FILE), site)
+    sections = _build(merged, problems)
+    if problems:
+        where = f"site config {chosen}" if chosen else "site config defaults"
+        raise SiteConfigError(f"{where} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))
+    return SiteConfig(**sections, source=str(chosen or "defaults"))

@@ -1,0 +1,252 @@
+"""The one place where the workbench runs SLURM commands and parses what they print.
+
+Every command is an argument list (never a shell line), so no value can be read by a
+shell; commands run on behalf of a user go through ``sudo -n -u USER``, which is how the
+hub reaches SLURM as each user.  Parsers are pure functions so that recorded output can
+be tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+#: squeue states in which a job still holds or waits for resources.
+PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
+
+#: What slurm clients print when slurmctld cannot be reached (as opposed to a refusal).
+_UNAVAILABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|Connection refused|"
+    r"Zero Bytes were transmitted|slurm_load_jobs error: Unexpected message"
+    r"|Unable to connect to database|slurmdbd: Connection refused",
+    re.IGNORECASE,
+)
+
+# squeue fields, separated by a character no field may contain.
+_SEP = "|"
+_SQUEUE_FIELDS = ("%i", "%T", "%u", "%a", "%P", "%B", "%r", "%j", "%S")
+_SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,Elapsed,Start,End"
+
+
+class SlurmError(RuntimeError):
+    """SLURM answered and refused: the message is SLURM's own, fit to show a user."""
+
+
+class SlurmUnavailable(SlurmError):
+    """The controller (or accounting daemon) did not answer: retry later, change nothing."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One line of squeue: a job that the controller still knows."""
+
+    job_id: str
+    state: str
+    user: str
+    account: str
+    partition: str
+    node: str
+    reason: str
+    name: str
+    start_time: str
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state in PENDING_STATES
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as accounting remembers it, after (or while) it ran."""
+
+    job_id: str
+    state: str
+    exit_code: str
+    reason: str
+    node: str
+    elapsed: str
+
+    @property
+    def ended(self) -> bool:
+        return self.state not in PENDING_STATES | RUNNING_STATES
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+
+def parse_sbatch_parsable(output: str) -> str:
+    """``sbatch --parsable`` prints ``JOBID`` or ``JOBID;CLUSTER`` (maybe after warnings)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        raise SlurmError("sbatch printed no job id")
+    job_id = lines[-1].split(";")[0]
+    if not job_id.isdigit():
+        raise SlurmError(f"sbatch printed no job id: {lines[-1]!r}")
+    return job_id
+
+
+def squeue_format() -> str:
+    return _SEP.join(_SQUEUE_FIELDS)
+
+
+def parse_squeue(output: str) -> dict[str, JobInfo]:
+    """Parse ``squeue -h -o`` with :func:`squeue_format`; one entry per job id."""
+    jobs: dict[str, JobInfo] = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split(_SEP)
+        if len(parts) != len(_SQUEUE_FIELDS) or not parts[0].strip():
+            raise SlurmError(f"unexpected squeue line: {line!r}")
+        job_id, state, user, account, partition, node, reason, name, start = (p.strip() for p in parts)
+        jobs[job_id] = JobInfo(job_id, state, user, account, partition, node, reason, name, start)
+    return jobs
+
+
+def parse_sacct(output: str) -> dict[str, JobRecord]:
+    """Parse ``sacct -n -P -X -o`` with the fields in ``_SACCT_FIELDS``."""
+    records: dict[str, JobRecord] = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 6:
+            raise SlurmError(f"unexpected sacct line: {line!r}")
+        job_id, state, exit_code, reason, node, elapsed = parts[:6]
+        # sacct writes "CANCELLED by 1001": the state is the first word.
+        records[job_id] = JobRecord(job_id, state.split()[0] if state else "", exit_code, reason, node, elapsed)
+    return records
+
+
+def parse_scontrol_oneliner(output: str) -> dict[str, str]:
+    """``scontrol show ... -o`` prints ``Key=Value`` pairs on one line."""
+    return dict(re.findall(r"(\w+)=(\S*)", output))
+
+
+def describe_end(record: JobRecord) -> str:
+    """A user-facing sentence for how a job ended, from accounting."""
+    reasons = {
+        "TIMEOUT": "it reached its walltime limit",
+        "CANCELLED": "it was cancelled",
+        "OUT_OF_MEMORY": "it ran out of memory",
+        "NODE_FAIL": "its compute node failed",
+        "PREEMPTED": "it was preempted by a higher-priority job",
+        "BOOT_FAIL": "its compute node failed to boot",
+        "DEADLINE": "it reached its deadline",
+        "FAILED": f"it failed (exit code {record.exit_code})",
+        "COMPLETED": f"it ended (exit code {record.exit_code})",
+    }
+    text = reasons.get(record.state, f"it ended in state {record.state}")
+    if record.reason and record.reason not in {"None", ""}:
+        text += f"; SLURM's reason: {record.reason}"
+    return text
+
+
+@dataclass
+class Slurm:
+    """Runs SLURM's client commands; ``sudo`` is how it reaches SLURM as another user."""
+
+    sudo: Sequence[str] = ("sudo", "-n", "-E", "-u")
+    timeout: float = 30.0
+    _node_addresses: dict[str, str] = field(default_factory=dict)
+
+    def as_user(self, user: str | None, argv: Sequence[str]) -> list[str]:
+        if not user:
+            return list(argv)
+        if not re.fullmatch(r"[a-z_][a-z0-9_.-]*", user):
+            raise SlurmError(f"refusing to run a command as {user!r}: not a valid Unix user name")
+        return [*self.sudo, user, "--", *argv]
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run one command; raise SlurmUnavailable or SlurmError when it fails."""
+        full = self.as_user(user, argv)
+        log.debug("slurm: %s", " ".join(full))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *full,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+            )
+        except FileNotFoundError as e:
+            raise SlurmUnavailable(f"{full[0]} is not installed on this host") from e
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
+            )
+        except asyncio.TimeoutError as e:
+            proc.kill()
+            await proc.wait()
+            raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
+        result = CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if result.returncode != 0:
+            message = clean_error(result.stderr or result.stdout) or f"{argv[0]} exited {result.returncode}"
+            if _UNAVAILABLE.search(result.stderr):
+                raise SlurmUnavailable(message)
+            raise SlurmError(message)
+        return result
+
+    async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
+        """Submit a batch script on stdin as ``user``; return the job id."""
+        result = await self.run(["sbatch", "--parsable"], user=user, stdin=script, env=env)
+        return parse_sbatch_parsable(result.stdout)
+
+    async def job(self, job_id: str) -> JobInfo | None:
+        """One job from squeue, or None once it has left the controller's memory."""
+        try:
+            result = await self.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", squeue_format()])
+        except SlurmError as e:
+            if not isinstance(e, SlurmUnavailable) and "Invalid job id" in str(e):
+                return None
+            raise
+        return parse_squeue(result.stdout).get(job_id)
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        """How accounting saw the job (state, exit code, reason)."""
+        result = await self.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", _SACCT_FIELDS])
+        return parse_sacct(result.stdout).get(job_id)
+
+    async def cancel(self, job_id: str, *, user: str) -> None:
+        """Cancel the job as its owner; cancelling a job that already ended is fine."""
+        try:
+            await self.run(["scancel", job_id], user=user)
+        except SlurmError as e:
+            if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
+                raise
+
+    async def node_address(self, node: str) -> str:
+        """The address to reach a compute node at (NodeAddr), cached: it does not change."""
+        if node not in self._node_addresses:
+            result = await self.run(["scontrol", "show", "node", node, "-o"])
+            fields = parse_scontrol_oneliner(result.stdout)
+            self._node_addresses[node] = fields.get("NodeAddr") or node
+        return self._node_addresses[node]
+
+
+def clean_error(text: str) -> str:
+    """SLURM's message without the ``sbatch: error:`` prefixes and blank lines."""
+    lines = [re.sub(r"^\w+: error: ", "", line).strip() for line in text.strip().splitlines()]
+    return "; ".join(line for line in lines if line)

@@ -1,0 +1,69 @@
+"""The job→hub channel: a starting job tells the hub which port JupyterLab will use.
+
+batchspawner's own handler sets *any* spawner attribute named in the posted JSON; this
+one accepts exactly one key, a port in range, from the token of a server that is
+starting, and refuses everything else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from jupyterhub import apihandlers
+from jupyterhub.apihandlers import APIHandler
+from tornado import web
+
+ROUTE = r"/api/aifactory/job-port"
+PORT_RANGE = (1024, 65535)
+
+
+class PortReportError(ValueError):
+    """The posted body is not a port report."""
+
+
+def parse_port_report(body: Any) -> int:
+    """Return the port from ``{"port": N}``; refuse any other shape or key."""
+    if not isinstance(body, dict) or set(body) != {"port"}:
+        raise PortReportError('the body must be exactly {"port": N}')
+    port = body["port"]
+    lo, hi = PORT_RANGE
+    if type(port) is not int or not lo <= port <= hi:
+        raise PortReportError(f"port must be an integer from {lo} to {hi}")
+    return port
+
+
+class JobPortHandler(APIHandler):
+    """POST {"port": N} with the server's own API token."""
+
+    def check_xsrf_cookie(self) -> None:
+        """Only token-authenticated jobs post here, never a browser."""
+
+    async def post(self) -> None:
+        user = self.current_user
+        token = self.get_auth_token() or ""
+        spawner = None
+        if user is not None and token and hasattr(user, "spawners"):
+            spawner = next(
+                (s for s in user.spawners.values() if s.api_token and hmac.compare_digest(s.api_token, token)),
+                None,
+            )
+        if spawner is None:
+            raise web.HTTPError(403, "this token belongs to no server")
+        try:
+            body = json.loads(self.request.body or b"null")
+            port = parse_port_report(body)
+        except (ValueError, PortReportError) as e:
+            raise web.HTTPError(400, str(e)) from e
+        if not getattr(spawner, "accept_reported_port", lambda _port: False)(port):
+            raise web.HTTPError(409, "this server is not waiting for a port")
+        self.set_status(200)
+        self.finish({"port": port})
+
+
+def install_job_channel() -> None:
+    """Replace batchspawner's handler (registered when it is imported) with ours."""
+    handlers = apihandlers.default_handlers
+    handlers[:] = [h for h in handlers if h[0] not in (r"/api/batchspawner", ROUTE)]
+    handlers.append((ROUTE, JobPortHandler))

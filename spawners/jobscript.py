@@ -1,0 +1,90 @@
+"""The JupyterLab job: what a user may ask for, and the batch script that asks SLURM.
+
+Only values that passed the site config's rules reach the template, so no user string
+can add a line, an ``#SBATCH`` directive or a shell word to the script.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from aifactory.site_config import Rule, SlurmSettings
+
+TEMPLATE = Path(__file__).with_name("templates") / "jupyterlab.sbatch.j2"
+#: Options a user may set when starting a server (the form issue widens this).
+USER_OPTIONS = ("partition", "cpus", "memory", "walltime")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_HOME = re.compile(r"/[A-Za-z0-9_./-]*")
+
+
+class OptionError(ValueError):
+    """A requested option is not acceptable; the message names field, value and rule."""
+
+    def __init__(self, name: str, value: Any, accepted: str) -> None:
+        super().__init__(f"{name}: {value!r} is not accepted; allowed: {accepted}")
+        self.field = name
+
+
+def _rules() -> dict[str, Rule]:
+    return {f.name: f.metadata["rule"] for f in fields(SlurmSettings)}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything the batch script is rendered from."""
+
+    user: str
+    home: str
+    slurm: SlurmSettings
+
+    @classmethod
+    def build(cls, user: str, home: str, defaults: SlurmSettings, options: Mapping[str, Any]) -> JobRequest:
+        """The site's defaults with the user's options applied; refuse anything else."""
+        unknown = sorted(set(options) - set(USER_OPTIONS))
+        if unknown:
+            raise OptionError(unknown[0], options[unknown[0]], f"one of the options {', '.join(USER_OPTIONS)}")
+        rules = _rules()
+        for name, value in options.items():
+            if not rules[name].check(value):
+                raise OptionError(name, value, rules[name].accepted)
+        if not re.fullmatch(r"[a-z_][a-z0-9_.-]*", user):
+            raise OptionError("user", user, "a Unix user name")
+        if not _HOME.fullmatch(home) or ".." in home.split("/"):
+            raise OptionError("home", home, "an absolute path without '..'")
+        return cls(user=user, home=home, slurm=replace(defaults, **dict(options)))
+
+    @property
+    def log_path(self) -> str:
+        return f"{self.home.rstrip('/')}/.aifactory-jupyterlab-%j.log"
+
+
+def render(request: JobRequest, command: Iterable[str], export: Iterable[str]) -> str:
+    """The batch script: ``command`` runs as the job's main process with ``export`` env."""
+    names = sorted(set(export))
+    bad = [n for n in names if not _ENV_NAME.fullmatch(n)]
+    if bad:
+        raise OptionError("environment", bad[0], "variable names of A-Z, 0-9 and _")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    template = env.from_string(TEMPLATE.read_text())
+    s = request.slurm
+    return template.render(
+        user=request.user,
+        home=request.home,
+        log_path=request.log_path,
+        job_name=s.job_name,
+        partition=s.partition,
+        account=s.account,
+        qos=s.qos,
+        cpus=s.cpus,
+        memory=s.memory,
+        walltime=s.walltime,
+        export=",".join(names) if names else "NONE",
+        command=shlex.join(command),
+    )

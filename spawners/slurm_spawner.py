@@ -1,0 +1,224 @@
+"""JupyterLab as a SLURM batch job of the logged-in user.
+
+Builds on batchspawner's SlurmSpawner (its traits, state keys and UserEnvMixin) and mends
+what it gets wrong with JupyterHub 6:
+
+* JupyterHub 5.2 removed PATH, LANG & co from ``env_keep``: the job runs absolute
+  commands from the site's venv and the launcher rebuilds PATH on the node;
+* a job that dies before JupyterLab reports its port hung the spawn until
+  ``start_timeout``: we watch the job while waiting and fail at once with SLURM's reason;
+* ``user_options`` were merged raw into the script: only validated options reach it;
+* any squeue hiccup read as "job gone": an unavailable scheduler keeps the server;
+* the job id was saved only after ``start()`` returned: it is saved on submission.
+
+Every SLURM command goes through :class:`aifactory.slurm.Slurm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from batchspawner import SlurmSpawner
+from traitlets import Any as AnyTrait
+from traitlets import Unicode, default
+
+from aifactory.site_config import SlurmSettings
+from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end
+from spawners.jobscript import JobRequest, OptionError, render
+
+
+class SpawnFailed(RuntimeError):
+    """A start that cannot succeed; the message is what the user reads."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+class WorkbenchSpawner(SlurmSpawner):
+    """Starts each user's JupyterLab with ``sbatch`` as that user and follows the job."""
+
+    job_name = Unicode(
+        "aifw-jupyterlab",
+        help="SLURM job name of JupyterLab jobs, so that users and admins recognise them in squeue.",
+    ).tag(config=True)
+
+    singleuser_venv = Unicode(
+        "/opt/aifactory/venv",
+        help="Python environment, readable by every user, whose jupyterhub-singleuser the job runs.",
+    ).tag(config=True)
+
+    slurm = AnyTrait(help="The aifactory.slurm.Slurm instance through which every SLURM command runs.")
+
+    @default("slurm")
+    def _default_slurm(self) -> Slurm:
+        return Slurm()
+
+    @default("req_homedir")
+    def _default_homedir(self) -> str:
+        return pwd.getpwnam(self.user.name).pw_dir
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.progress_message = ""
+        self.end_reason = ""
+        self.log_path = ""
+        self._waiting_for_port = False
+
+    # -- what the job is -------------------------------------------------------------
+    def site_defaults(self) -> SlurmSettings:
+        return SlurmSettings(
+            partition=self.req_partition,
+            account=self.req_account,
+            qos=self.req_qos,
+            cpus=int(self.req_nprocs or 1),
+            memory=self.req_memory,
+            walltime=self.req_runtime,
+            job_name=self.job_name,
+            startup_poll_interval=self.startup_poll_interval,
+        )
+
+    def job_request(self) -> JobRequest:
+        try:
+            return JobRequest.build(self.user.name, self.req_homedir, self.site_defaults(), self.user_options or {})
+        except OptionError as e:
+            raise SpawnFailed(f"The requested job settings were refused: {e}") from e
+
+    def job_command(self) -> list[str]:
+        bindir = os.path.join(self.singleuser_venv, "bin")
+        return [os.path.join(bindir, "aifactory-singleuser"), os.path.join(bindir, "jupyterhub-singleuser"), *self.get_args()]
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.setdefault("LANG", "C.UTF-8")
+        env["PATH"] = os.pathsep.join([os.path.join(self.singleuser_venv, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+        return env
+
+    def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
+        return render(request, self.job_command(), export=env.keys())
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> tuple[str, int]:
+        self.port = 0
+        self.end_reason = ""
+        self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
+        request = self.job_request()
+        self.log_path = request.log_path
+        env = self.get_env()
+        script = self.batch_script_for(request, env)
+        self.progress_message = f"Submitting JupyterLab to partition {request.slurm.partition}"
+        try:
+            self.job_id = await self.slurm.submit(script, user=self.user.name, env=env)
+        except SlurmUnavailable as e:
+            raise SpawnFailed(f"The scheduler is unavailable right now ({e}). Please try again in a few minutes.") from e
+        except SlurmError as e:
+            raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
+        self.save_state()
+        self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
+        info = await self.wait_until_reported()
+        self.ip = await self.slurm.node_address(info.node)
+        self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
+        self.save_state()
+        return self.ip, self.port
+
+    def save_state(self) -> None:
+        """Persist the job id now, so that a hub restart finds the job (not only after start)."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None and self.db is not None:
+            orm.state = self.get_state()
+            self.db.commit()
+
+    def accept_reported_port(self, port: int) -> bool:
+        """Called by the job channel; only a server waiting for its port takes one."""
+        if not self._waiting_for_port or self.port:
+            return False
+        self.port = port
+        return True
+
+    async def wait_until_reported(self) -> JobInfo:
+        """Follow the job until it runs and has reported its port; fail as soon as it ends."""
+        self._waiting_for_port = True
+        try:
+            while True:
+                await asyncio.sleep(self.startup_poll_interval)
+                try:
+                    info = await self.slurm.job(self.job_id)
+                except SlurmUnavailable as e:
+                    # Says nothing about the job: keep waiting, as the job does.
+                    self.progress_message = f"The scheduler is not answering ({e}); job {self.job_id} is kept"
+                    continue
+                if info is not None and info.is_running and self.port:
+                    return info
+                if info is None or not (info.is_pending or info.is_running):
+                    raise SpawnFailed(await self.ended_message())
+                self.progress_message = self.describe(info)
+        finally:
+            self._waiting_for_port = False
+
+    def describe(self, info: JobInfo) -> str:
+        if info.is_pending:
+            return f"Job {info.job_id} is waiting in the {info.partition} queue ({info.reason})"
+        return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
+
+    async def ended_message(self) -> str:
+        """Why the job ended, from accounting, and where its log is."""
+        record = None
+        for _ in range(10):  # accounting may lag a moment behind the controller
+            try:
+                record = await self.slurm.record(self.job_id)
+            except SlurmError as e:
+                self.log.warning("sacct for job %s failed: %s", self.job_id, e)
+            if record is not None and record.ended:
+                break
+            await asyncio.sleep(0.5)
+        how = describe_end(record) if record is not None else "it left the queue"
+        self.end_reason = f"JupyterLab job {self.job_id} ended before JupyterLab started: {how}."
+        return f"{self.end_reason} Its log is {self.log_path.replace('%j', self.job_id)}."
+
+    async def poll(self) -> int | None:
+        if not self.job_id:
+            return 0
+        try:
+            info = await self.slurm.job(self.job_id)
+        except SlurmError as e:
+            # An unreachable or erring scheduler says nothing about the job: keep it.
+            self.log.warning("Could not check job %s of %s: %s", self.job_id, self.user.name, e)
+            return None
+        if info is not None and (info.is_pending or info.is_running):
+            return None
+        try:
+            record = await self.slurm.record(self.job_id)
+            self.end_reason = describe_end(record) if record else "it left the queue"
+        except SlurmError:
+            self.end_reason = "it left the queue"
+        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, self.end_reason)
+        self.clear_state()
+        return 1
+
+    async def stop(self, now: bool = False) -> None:
+        if not self.job_id:
+            return
+        self.log.info("Cancelling job %s of %s", self.job_id, self.user.name)
+        await self.slurm.cancel(self.job_id, user=self.user.name)
+        if now:
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = await self.slurm.job(self.job_id)
+            if info is None or not (info.is_pending or info.is_running):
+                return
+            await asyncio.sleep(0.5)
+        self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        shown = ""
+        while True:
+            if self.progress_message and self.progress_message != shown:
+                shown = self.progress_message
+                yield {"message": shown}
+            await asyncio.sleep(0.5)
