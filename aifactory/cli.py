@@ -14,7 +14,9 @@ from aifactory.site_config import SiteConfigError, load_site_config
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aifactory-config", description=__doc__)
     parser.add_argument("command", choices=["check", "show"], help="check: validate; show: print the merged config")
-    parser.add_argument("file", nargs="?", help="site file (default: $AIFACTORY_SITE_CONFIG or /etc/aifactory/site.yaml)")
+    parser.add_argument(
+        "file", nargs="?", help="site file (default: $AIFACTORY_SITE_CONFIG or /etc/aifactory/site.yaml)"
+    )
     args = parser.parse_args(argv)
     try:
         site = load_site_config(args.file)

@@ -17,7 +17,9 @@ def read_token(name: str, path: str) -> str:
     try:
         token = Path(path).read_text().strip()
     except OSError as e:
-        raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} cannot be read: {e.strerror}") from e
+        raise SiteConfigError(
+            f"key 'hub.admin_services': token_file {path!r} of {name!r} cannot be read: {e.strerror}"
+        ) from e
     if len(token) < 16:
         raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} holds under 16 characters")
     return token

@@ -44,9 +44,7 @@ def _is_int(lo: int, hi: int) -> Rule:
 
 
 def _is_seconds(lo: float, hi: float) -> Rule:
-    return Rule(
-        lambda v: type(v) in (int, float) and lo <= v <= hi, f"a number of seconds from {lo:g} to {hi:g}"
-    )
+    return Rule(lambda v: type(v) in (int, float) and lo <= v <= hi, f"a number of seconds from {lo:g} to {hi:g}")
 
 
 def _matches(pattern: re.Pattern[str], accepted: str, *, empty: bool = False) -> Rule:

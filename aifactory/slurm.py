@@ -197,7 +197,7 @@ class Slurm:
             out, err = await asyncio.wait_for(
                 proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
             )
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             proc.kill()
             await proc.wait()
             raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e

@@ -129,6 +129,8 @@ ensure_accounts() {
     users=$(sed -E 's/.*  +//' <<<"$rest"); desc=$(sed -E 's/  +[^ ].*$//' <<<"$rest")
     sacctmgr -n -P list account "$account" format=account | grep -qx "$account" ||
       sacctmgr -i add account "$account" description="$desc" organization="$account" cluster="$CLUSTER" >/dev/null
+    # Granted on the account, so users an admin adds later inherit both QoS.
+    sacctmgr -i modify account "$account" set qos=normal,interactive defaultqos=normal >/dev/null || true
     for u in $users; do
       sacctmgr -n -P list assoc user="$u" account="$account" format=user | grep -qx "$u" ||
         sacctmgr -i add user "$u" account="$account" cluster="$CLUSTER" >/dev/null

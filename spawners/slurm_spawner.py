@@ -32,6 +32,16 @@ from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, descri
 from spawners.jobscript import JobRequest, OptionError, render
 
 
+async def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections at host:port (JupyterLab has bound it)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    return True
+
+
 class SpawnFailed(RuntimeError):
     """A start that cannot succeed; the message is what the user reads."""
 
@@ -91,7 +101,11 @@ class WorkbenchSpawner(SlurmSpawner):
 
     def job_command(self) -> list[str]:
         bindir = os.path.join(self.singleuser_venv, "bin")
-        return [os.path.join(bindir, "aifactory-singleuser"), os.path.join(bindir, "jupyterhub-singleuser"), *self.get_args()]
+        return [
+            os.path.join(bindir, "aifactory-singleuser"),
+            os.path.join(bindir, "jupyterhub-singleuser"),
+            *self.get_args(),
+        ]
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
@@ -115,7 +129,9 @@ class WorkbenchSpawner(SlurmSpawner):
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=env)
         except SlurmUnavailable as e:
-            raise SpawnFailed(f"The scheduler is unavailable right now ({e}). Please try again in a few minutes.") from e
+            raise SpawnFailed(
+                f"The scheduler is unavailable right now ({e}). Please try again in a few minutes."
+            ) from e
         except SlurmError as e:
             raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
         self.save_state()
@@ -152,10 +168,14 @@ class WorkbenchSpawner(SlurmSpawner):
                     # Says nothing about the job: keep waiting, as the job does.
                     self.progress_message = f"The scheduler is not answering ({e}); job {self.job_id} is kept"
                     continue
-                if info is not None and info.is_running and self.port:
-                    return info
                 if info is None or not (info.is_pending or info.is_running):
                     raise SpawnFailed(await self.ended_message())
+                if (
+                    info.is_running
+                    and self.port
+                    and await port_open(await self.slurm.node_address(info.node), self.port)
+                ):
+                    return info
                 self.progress_message = self.describe(info)
         finally:
             self._waiting_for_port = False
@@ -163,6 +183,8 @@ class WorkbenchSpawner(SlurmSpawner):
     def describe(self, info: JobInfo) -> str:
         if info.is_pending:
             return f"Job {info.job_id} is waiting in the {info.partition} queue ({info.reason})"
+        if self.port:
+            return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
 
     async def ended_message(self) -> str:

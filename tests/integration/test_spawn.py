@@ -1,0 +1,117 @@
+"""JupyterLab as SLURM jobs of their users, through the hub's REST API, on the real cluster."""
+
+from __future__ import annotations
+
+import pwd
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import POLL_INTERVAL, HubProcess, queued_jobs, sh
+
+
+def default_account(user: str) -> str:
+    return sh("sacctmgr", "-n", "-P", "show", "user", user, "format=defaultaccount").strip()
+
+
+def job_of(user: str) -> tuple[str, dict[str, str]]:
+    jobs = queued_jobs(user)
+    assert len(jobs) == 1, jobs
+    return next(iter(jobs.items()))
+
+
+@pytest.mark.slow
+def test_two_users_run_as_themselves_and_only_their_owner_gets_in(clean: HubProcess):
+    hub = clean
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(hub.start, ["alice", "bob"]))
+    assert all(r.status_code in (201, 202) for r in responses), [r.text for r in responses]
+    for user in ("alice", "bob"):
+        hub.wait_ready(user)
+        _, job = job_of(user)
+        assert job["state"] == "RUNNING"
+        assert job["uid"] == str(pwd.getpwnam(user).pw_uid)
+        assert job["account"] == default_account(user) and job["partition"] == "gpp"
+    for owner, other in (("alice", "bob"), ("bob", "alice")):
+        assert hub.through_proxy(owner, hub.user_token(owner)).status_code == 200
+        assert hub.through_proxy(owner, hub.user_token(other)).status_code == 403
+
+
+@pytest.mark.slow
+def test_stopping_a_server_ends_its_job(clean: HubProcess):
+    hub = clean
+    hub.start("alice")
+    hub.wait_ready("alice")
+    job_id, _ = job_of("alice")
+    r = hub.api("DELETE", "/users/alice/server")
+    assert r.status_code in (202, 204)
+    hub.stop("alice")
+    assert queued_jobs("alice") == {}
+    state = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").strip()
+    assert state.startswith("CANCELLED"), state
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_behind_the_hubs_back_is_noticed_within_a_poll(clean: HubProcess):
+    hub = clean
+    hub.start("bob")
+    hub.wait_ready("bob")
+    job_id, _ = job_of("bob")
+    subprocess.run(["scancel", job_id], check=True)
+    t0 = time.monotonic()
+    while hub.server("bob") is not None and time.monotonic() - t0 < 4 * POLL_INTERVAL:
+        time.sleep(0.2)
+    noticed = time.monotonic() - t0
+    assert hub.server("bob") is None, "hub still reports a server whose job was cancelled"
+    # One poll interval, plus JupyterHub's jitter and the time to stop: well under two.
+    assert noticed < 2 * POLL_INTERVAL, noticed
+
+
+def test_an_impossible_memory_request_is_refused_with_slurms_reason(clean: HubProcess):
+    hub = clean
+    r = hub.start("alice", {"memory": "900G"})
+    assert r.status_code >= 400
+    message = r.json()["message"]
+    assert "SLURM refused the JupyterLab job" in message and "Memory specification" in message, message
+    assert "Traceback" not in message
+    assert queued_jobs("alice") == {}
+
+
+def test_an_unknown_option_is_refused_before_submission(clean: HubProcess):
+    hub = clean
+    r = hub.start("alice", {"prologue": "touch /tmp/owned-by-a-prologue"})
+    assert r.status_code >= 400 and "prologue" in r.json()["message"]
+    assert not Path("/tmp/owned-by-a-prologue").exists()
+    assert queued_jobs("alice") == {}
+
+
+@pytest.fixture
+def broken_jupyter_config():
+    """A user config that kills the server as it starts, as a bad ~/.jupyter file can."""
+    user = pwd.getpwnam("bob")
+    directory = Path(user.pw_dir) / ".jupyter"
+    directory.mkdir(exist_ok=True)
+    (directory / "jupyter_server_config.py").write_text("import os\nos._exit(3)\n")
+    shutil.chown(directory, user.pw_uid, user.pw_gid)
+    yield
+    shutil.rmtree(directory)
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_while_starting_fails_fast_with_the_reason(clean: HubProcess, broken_jupyter_config):
+    hub = clean
+    t0 = time.monotonic()
+    r = hub.start("bob")
+    message = r.json()["message"] if r.status_code >= 400 else ""
+    while not message and time.monotonic() - t0 < 60:
+        message = hub.last_failure("bob")
+        time.sleep(0.5)
+    elapsed = time.monotonic() - t0
+    assert "ended before JupyterLab started" in message and "exit code 3" in message, message
+    assert ".aifactory-jupyterlab-" in message  # where to read the job's log
+    assert elapsed < 30, f"took {elapsed:.0f}s: the spawn hung instead of failing"
+    assert queued_jobs("bob") == {}

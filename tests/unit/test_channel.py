@@ -1,0 +1,43 @@
+"""The job→hub channel accepts a port and nothing else."""
+
+import pytest
+from jupyterhub import apihandlers
+
+from spawners.channel import ROUTE, JobPortHandler, PortReportError, install_job_channel, parse_port_report
+
+
+def test_a_port_in_range_is_accepted():
+    assert parse_port_report({"port": 45161}) == 45161
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"port": 80},
+        {"port": 70000},
+        {"port": "45161"},
+        {"port": True},
+        {"port": 4.5e4},
+        {"port": 45161, "batch_submit_cmd": "touch /tmp/owned"},
+        {"batch_submit_cmd": "touch /tmp/owned"},
+        {},
+        [45161],
+        None,
+        "45161",
+    ],
+)
+def test_anything_else_is_refused(body):
+    with pytest.raises(PortReportError):
+        parse_port_report(body)
+
+
+def test_batchspawner_handler_is_replaced_by_ours():
+    import batchspawner  # noqa: F401 - importing it registers its handler
+
+    assert any(path == r"/api/batchspawner" for path, *_ in apihandlers.default_handlers)
+    install_job_channel()
+    install_job_channel()  # idempotent
+    paths = [path for path, *_ in apihandlers.default_handlers]
+    assert r"/api/batchspawner" not in paths
+    assert paths.count(ROUTE) == 1
+    assert dict((h[0], h[1]) for h in apihandlers.default_handlers)[ROUTE] is JobPortHandler

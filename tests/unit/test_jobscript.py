@@ -1,0 +1,103 @@
+"""The rendered batch script, and that no user string can change its shape."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aifactory.site_config import load_site_config
+from spawners.jobscript import USER_OPTIONS, JobRequest, OptionError, render
+
+SITE = load_site_config(None).slurm
+COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser", "/opt/aifactory/venv/bin/jupyterhub-singleuser"]
+ENV = ["JUPYTERHUB_API_TOKEN", "PATH", "HOME"]
+
+
+def script_for(options=None, user="alice", home="/home/alice"):
+    return render(JobRequest.build(user, home, SITE, options or {}), COMMAND, ENV)
+
+
+def directives(script):
+    return [line for line in script.splitlines() if line.startswith("#SBATCH")]
+
+
+def test_defaults_render_the_expected_directives():
+    assert directives(script_for()) == [
+        "#SBATCH --job-name=aifw-jupyterlab",
+        "#SBATCH --output=/home/alice/.aifactory-jupyterlab-%j.log",
+        "#SBATCH --chdir=/home/alice",
+        "#SBATCH --partition=gpp",
+        "#SBATCH --qos=interactive",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=2G",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --no-requeue",
+        "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
+    ]
+    assert script_for().rstrip().splitlines()[-1] == "exec " + " ".join(COMMAND)
+
+
+def test_options_change_only_their_directives():
+    script = script_for({"partition": "acc", "cpus": 4, "memory": "8G", "walltime": "1-00:00:00"})
+    assert "#SBATCH --partition=acc" in script and "#SBATCH --cpus-per-task=4" in script
+    assert "#SBATCH --mem=8G" in script and "#SBATCH --time=1-00:00:00" in script
+
+
+def test_account_appears_only_when_set():
+    assert "--account" not in script_for()
+    from dataclasses import replace
+
+    request = JobRequest.build("bob", "/home/bob", replace(SITE, account="ehpc02"), {})
+    assert "#SBATCH --account=ehpc02" in render(request, COMMAND, ENV)
+
+
+def test_unknown_options_are_refused_by_name():
+    with pytest.raises(OptionError, match="prologue: 'rm -rf /' is not accepted; allowed: one of the options"):
+        script_for({"prologue": "rm -rf /"})
+
+
+hostile = st.one_of(
+    st.text(),
+    st.sampled_from(["gpp\n#SBATCH --uid=0", "gpp; id", "$(id)", "`id`", "1G\n", "99999999999999999999", "🚀", "-1"]),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(USER_OPTIONS), value=hostile)
+def test_hostile_values_are_refused_or_harmless(name, value):
+    """Whatever is thrown at a field, the script keeps its shape or the request is refused."""
+    try:
+        script = script_for({name: value})
+    except OptionError as e:
+        assert name in str(e)
+        return
+    baseline = directives(script_for())
+    assert len(directives(script)) == len(baseline)
+    assert script.count("\n") == script_for().count("\n")
+    for line in directives(script):
+        assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/-]+|#SBATCH --no-requeue", line), line
+
+
+@pytest.mark.parametrize("user", ["root;id", "Alice", "a b", ""])
+def test_odd_user_names_are_refused(user):
+    with pytest.raises(OptionError):
+        script_for(user=user)
+
+
+@pytest.mark.parametrize("home", ["relative", "/home/../etc", "/home/a\n#SBATCH --x"])
+def test_odd_home_directories_are_refused(home):
+    with pytest.raises(OptionError):
+        script_for(home=home)
+
+
+def test_environment_names_are_checked():
+    with pytest.raises(OptionError, match="environment"):
+        render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ["OK", "BAD;NAME"])

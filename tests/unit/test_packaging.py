@@ -1,0 +1,31 @@
+"""pyproject.toml and environment.yml list the same dependencies with the same ranges."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+# conda-forge names for the pip requirements whose names differ.
+CONDA_NAME = {"dask[distributed]": "dask"}
+
+
+def split(requirement: str) -> tuple[str, str]:
+    name, spec = re.match(r"([A-Za-z0-9_.\[\]-]+)\s*(.*)", requirement).groups()
+    return CONDA_NAME.get(name.lower(), name.lower()), spec.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pip = dict(split(r) for r in pyproject["project"]["dependencies"])
+    conda_deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    conda = dict(split(d) for d in conda_deps if isinstance(d, str))
+    conda.pop("python")
+    conda.pop("nodejs")
+    assert conda == pip
+
+
+def test_key_pins_are_the_supported_ranges():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "jupyterhub>=6.1,<7" in deps and "batchspawner==1.3.0" in deps and "jupyterlab>=4.6,<5" in deps

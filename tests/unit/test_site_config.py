@@ -1,0 +1,80 @@
+"""The site file: defaults, overrides, and errors that name key, value and what is accepted."""
+
+import pytest
+
+from aifactory.cli import main as cli_main
+from aifactory.site_config import SiteConfigError, load_site_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_alone_are_valid(monkeypatch):
+    monkeypatch.delenv("AIFACTORY_SITE_CONFIG", raising=False)
+    site = load_site_config(None)
+    assert site.slurm.partition == "gpp" and site.hub.port == 8000 and site.slurm.qos == "interactive"
+
+
+def test_site_values_override_defaults_and_keep_the_rest(tmp_path):
+    site = load_site_config(write(tmp_path, "slurm:\n  cpus: 4\n  memory: 8G\nhub:\n  port: 9000\n"))
+    assert (site.slurm.cpus, site.slurm.memory, site.hub.port) == (4, "8G", 9000)
+    assert site.slurm.walltime == "02:00:00"
+
+
+def test_env_variable_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIFACTORY_SITE_CONFIG", str(write(tmp_path, "slurm:\n  partition: acc\n")))
+    assert load_site_config().slurm.partition == "acc"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("slurm:\n  memory: 2X\n", "key 'slurm.memory': value '2X' is not accepted; accepted: a memory size"),
+        ("slurm:\n  cpus: 0\n", "key 'slurm.cpus': value 0 is not accepted; accepted: an integer from 1 to 4096"),
+        ("slurm:\n  cpus: true\n", "key 'slurm.cpus': value True is not accepted"),
+        ("hub:\n  port: 70000\n", "key 'hub.port': value 70000 is not accepted; accepted: an integer from 1 to 65535"),
+        ("slurm:\n  walltime: 2h\n", "accepted: a walltime HH:MM:SS or D-HH:MM:SS"),
+        ("slurm:\n  partition: 'gpp\n#SBATCH --uid=0'\n", "key 'slurm.partition'"),
+        ("slurm:\n  partiton: gpp\n", "key 'slurm.partiton': unknown key (did you mean 'slurm.partition'?)"),
+        ("slurmm:\n  cpus: 1\n", "key 'slurmm': unknown key (did you mean 'slurm'?)"),
+        ("hub: 3\n", "key 'hub': value 3 is not accepted; accepted: a mapping of keys"),
+        ("hub:\n  admin_services: [{name: x}]\n", "accepted: a list of {name: NAME, token_file: /absolute/path}"),
+        ("hub:\n  db_url: mysql://x\n", "key 'hub.db_url'"),
+    ],
+)
+def test_wrong_values_name_key_value_and_what_is_accepted(tmp_path, text, expected):
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text))
+    assert expected in str(err.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, "slurm:\n  cpus: -1\n  memory: lots\n"))
+    assert "slurm.cpus" in str(err.value) and "slurm.memory" in str(err.value)
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(SiteConfigError, match="cannot be read"):
+        load_site_config(tmp_path / "missing.yaml")
+    with pytest.raises(SiteConfigError, match="not valid YAML"):
+        load_site_config(write(tmp_path, "slurm: [\n"))
+    with pytest.raises(SiteConfigError, match="top level must be a mapping"):
+        load_site_config(write(tmp_path, "- a\n"))
+
+
+def test_the_demo_site_file_is_valid():
+    from pathlib import Path
+
+    site = load_site_config(Path(__file__).parents[2] / "config" / "site.yaml")
+    assert site.hub.admin_users == ["instructor"]
+
+
+def test_cli_check_reports_and_exits_nonzero(tmp_path, capsys):
+    assert cli_main(["check", str(write(tmp_path, "slurm:\n  cpus: 2\n"))]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert cli_main(["check", str(write(tmp_path, "slurm:\n  cpus: two\n"))]) == 1
+    assert "key 'slurm.cpus': value 'two'" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Parsers fed with output recorded from the mini cluster's SLURM 22.05."""
+
+from pathlib import Path
+
+import pytest
+
+from aifactory.slurm import (
+    Slurm,
+    SlurmError,
+    clean_error,
+    describe_end,
+    parse_sacct,
+    parse_sbatch_parsable,
+    parse_scontrol_oneliner,
+    parse_squeue,
+)
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def test_sbatch_parsable_plain_and_with_cluster_and_warnings():
+    assert parse_sbatch_parsable("42\n") == "42"
+    assert parse_sbatch_parsable("42;mn5mini\n") == "42"
+    assert parse_sbatch_parsable("sbatch: warning: something odd\n43\n") == "43"
+
+
+@pytest.mark.parametrize("output", ["", "\n", "Submitted batch job\n", "abc;mn5mini"])
+def test_sbatch_without_job_id_is_an_error(output):
+    with pytest.raises(SlurmError, match="no job id"):
+        parse_sbatch_parsable(output)
+
+
+def test_squeue_states_and_fields():
+    jobs = parse_squeue((DATA / "squeue.txt").read_text())
+    assert list(jobs) == ["41", "42", "43"]
+    assert jobs["41"].is_running and jobs["41"].node == "mn5-n01" and jobs["41"].account == "ehpc01"
+    assert jobs["42"].is_pending and jobs["42"].reason == "Resources" and not jobs["42"].is_running
+    assert jobs["43"].is_running  # COMPLETING still holds the node
+
+
+def test_squeue_garbage_is_an_error_not_an_empty_queue():
+    with pytest.raises(SlurmError, match="unexpected squeue line"):
+        parse_squeue("slurm_load_jobs error: Something new\n")
+
+
+def test_sacct_records_and_user_facing_reasons():
+    records = parse_sacct((DATA / "sacct.txt").read_text())
+    assert records["2"].state == "CANCELLED" and records["2"].ended
+    assert describe_end(records["2"]) == "it was cancelled"
+    assert describe_end(records["7"]) == "it failed (exit code 3:0); SLURM's reason: NonZeroExitCode"
+    assert describe_end(records["9"]).startswith("it reached its walltime limit")
+
+
+def test_scontrol_oneliner():
+    line = "NodeName=mn5-n01 Arch=x86_64 CoresPerSocket=8 NodeAddr=127.0.0.1 NodeHostName=vm Version=22.05.8"
+    fields = parse_scontrol_oneliner(line)
+    assert fields["NodeAddr"] == "127.0.0.1" and fields["NodeName"] == "mn5-n01"
+
+
+def test_clean_error_drops_prefixes():
+    text = "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed\n"
+    assert clean_error(text) == "Memory specification can not be satisfied; Batch job submission failed"
+
+
+def test_commands_as_a_user_go_through_sudo_and_refuse_odd_names():
+    slurm = Slurm()
+    assert slurm.as_user("alice", ["squeue"]) == ["sudo", "-n", "-E", "-u", "alice", "--", "squeue"]
+    assert slurm.as_user(None, ["squeue"]) == ["squeue"]
+    for bad in ["-u root", "alice;id", "Alice", "../x", ""]:
+        if bad:
+            with pytest.raises(SlurmError):
+                slurm.as_user(bad, ["squeue"])
