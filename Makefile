@@ -12,12 +12,14 @@ CLUSTER    := cluster/minicluster.sh
 HUB_PID    := $(STATE)/hub.pid
 HUB_LOG    := $(STATE)/hub.log
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl
+SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
 .PHONY: install demo test unit stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
 install: $(VENV)/.deps $(CHP)
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
+	@# JupyterLab settings for every user's server (no news from the internet: there is none).
+	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 $(PREFIX)/.system:

@@ -108,9 +108,7 @@ class HubProcess:
             time.sleep(0.25)
 
     def through_proxy(self, name: str, token: str, path: str = "api/status") -> requests.Response:
-        return requests.get(
-            f"{self.url}/user/{name}/{path}", headers={"Authorization": f"token {token}"}, timeout=30
-        )
+        return requests.get(f"{self.url}/user/{name}/{path}", headers={"Authorization": f"token {token}"}, timeout=30)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,65 @@
+"""A demo user logs in through a real browser (Debian's Chromium) and lands in JupyterLab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import HubProcess, queued_jobs
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+USERS = Path(__file__).parents[2] / "cluster" / "users.txt"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def demo_password(user: str) -> str:
+    for line in USERS.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == user:
+            return parts[1]
+    raise LookupError(user)
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+@pytest.mark.slow
+def test_demo_user_logs_in_and_gets_jupyterlab_on_a_slurm_job(clean: HubProcess, page, tmp_path):
+    page.goto(f"{clean.url}/hub/login")
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", demo_password("alice"))
+    page.click("#login_submit")
+    page.wait_for_url("**/user/alice/lab**", timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+    (job,) = queued_jobs("alice").values()
+    assert job["state"] == "RUNNING" and job["user"] == "alice"
+    assert "Traceback" not in page.content()
+
+
+def test_a_wrong_password_is_refused_in_the_page(hub: HubProcess, page):
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", "not-the-password")
+    page.click("#login_submit")
+    page.wait_for_selector("text=Invalid username or password", timeout=30_000)
+    assert queued_jobs("alice") == {}
