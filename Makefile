@@ -14,7 +14,7 @@ HUB_LOG    := $(STATE)/hub.log
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
-.PHONY: install demo test unit stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+.PHONY: install demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
 install: $(VENV)/.deps $(CHP)
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
@@ -70,6 +70,10 @@ test: install
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
+
+# Benchmarks print figures (they are not tests); they need the cluster, not the demo hub.
+bench: install cluster-start
+	@$(PY) benchmarks/spawn_latency.py --runs 5
 
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -29,7 +29,7 @@ wait_for() {
   die "$what did not come up within ${seconds}s (logs: $STATE/log)"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { local pid; pid=$(cat "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
 
 install_packages() {
   local missing=()
@@ -171,8 +171,9 @@ cmd_start() {
   log "cluster $CLUSTER is up"
 }
 
-DAEMONS_RE='munged|mariadbd|slurmd|slurmctld|slurmdbd|slurmstepd'
-any_daemon_left() { pgrep -x "$DAEMONS_RE" >/dev/null; }
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmstepd)
+# pgrep matches names of at most 15 characters: one name at a time.
+daemons_left() { for d in "${DAEMONS[@]}"; do pgrep -x "$d" >/dev/null && printf '%s ' "$d"; done; true; }
 
 cmd_stop() {
   [ "$(id -u)" = 0 ] || die "run as root"
@@ -186,8 +187,8 @@ cmd_stop() {
   if db_up >/dev/null 2>&1; then log "stopping MariaDB"; mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
   stop_pidfile MariaDB /run/mysqld/mariadb.pid
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
-  for _ in $(seq 40); do any_daemon_left || break; sleep 0.25; done
-  if any_daemon_left; then die "daemons still running: $(pgrep -l -x "$DAEMONS_RE" | tr '\n' ' ')"; fi
+  for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
+  [ -z "$(daemons_left)" ] || die "daemons still running after stop: $(daemons_left)"
   log "cluster $CLUSTER is stopped"
 }
 

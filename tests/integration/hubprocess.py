@@ -1,0 +1,185 @@
+"""A hub run as a subprocess with a test site file, and an admin client for its REST API.
+
+Shared by the integration tests and the benchmarks (which run without pytest)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).parents[2]
+VENV = Path(os.environ.get("AIFACTORY_VENV", "/opt/aifactory/venv"))
+CLUSTER = REPO / "cluster" / "minicluster.sh"
+TEST_JOB_NAME = "aifw-test-jupyterlab"
+POLL_INTERVAL = 2
+
+
+class HubError(RuntimeError):
+    """The hub or a server in it did not do what was expected; the message says what."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=check).stdout
+
+
+def queued_jobs(user: str | None = None) -> dict[str, dict[str, str]]:
+    """The hub's test jobs in squeue: id -> state, uid, user, account, partition."""
+    argv = ["squeue", "-h", "--name", TEST_JOB_NAME, "-o", "%i|%T|%U|%u|%a|%P"]
+    if user:
+        argv += ["-u", user]
+    jobs = {}
+    for line in sh(*argv).splitlines():
+        job_id, state, uid, name, account, partition = line.split("|")
+        jobs[job_id] = {"state": state, "uid": uid, "user": name, "account": account, "partition": partition}
+    return jobs
+
+
+@dataclass
+class HubProcess:
+    """A running hub and an admin client for its REST API."""
+
+    url: str
+    token: str
+    process: subprocess.Popen
+    log: Path
+    site_file: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"}
+        kwargs.setdefault("timeout", 60)
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+
+    def ensure_user(self, name: str) -> None:
+        if self.api("GET", f"/users/{name}").status_code == 404:
+            self.api("POST", f"/users/{name}").raise_for_status()
+
+    def user_token(self, name: str) -> str:
+        if name not in self.tokens:
+            self.ensure_user(name)
+            r = self.api("POST", f"/users/{name}/tokens", json={"note": "integration test", "expires_in": 3600})
+            r.raise_for_status()
+            self.tokens[name] = r.json()["token"]
+        return self.tokens[name]
+
+    def server(self, name: str) -> dict | None:
+        return self.api("GET", f"/users/{name}").json()["servers"].get("")
+
+    def start(self, name: str, options: dict | None = None) -> requests.Response:
+        self.ensure_user(name)
+        return self.api("POST", f"/users/{name}/server", json={"user_options": options or {}})
+
+    def wait_ready(self, name: str, timeout: float = 120) -> float:
+        """Seconds until the server is ready in the hub; fails with the hub's last message."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            server = self.server(name)
+            if server and server["ready"]:
+                return time.monotonic() - t0
+            if server is None and self.last_failure(name):
+                raise HubError(f"spawn of {name} failed: {self.last_failure(name)}")
+            time.sleep(0.25)
+        raise HubError(f"server of {name} not ready after {timeout}s; hub log: {self.log}")
+
+    def last_failure(self, name: str) -> str:
+        r = self.api("GET", f"/users/{name}/server/progress", stream=True, timeout=5)
+        if r.status_code != 200:
+            return ""
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("data:") and '"failed": true' in line:
+                return line
+        return ""
+
+    def stop(self, name: str) -> None:
+        r = self.api("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204, 400, 404), r.text
+        deadline = time.monotonic() + 60
+        while self.server(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.25)
+
+    def shutdown(self) -> None:
+        """Stop every server (their jobs with them), then the hub; cancel any test job left."""
+        for user in self.api("GET", "/users").json():
+            if user["servers"]:
+                self.stop(user["name"])
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
+
+    def through_proxy(self, name: str, token: str, path: str = "api/status") -> requests.Response:
+        return requests.get(f"{self.url}/user/{name}/{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+
+
+def write_site(directory: Path, token_file: Path, **slurm: object) -> Path:
+    site = {
+        "hub": {
+            "port": free_port(),
+            "hub_port": free_port(),
+            "proxy_api_port": free_port(),
+            "state_dir": str(directory / "state"),
+            "admin_services": [{"name": "integration-tests", "token_file": str(token_file)}],
+            "admin_users": ["instructor"],
+            "poll_interval": POLL_INTERVAL,
+            "start_timeout": 120,
+        },
+        "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **slurm},
+    }
+    path = directory / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    return path
+
+
+def run_hub(site_file: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file)}
+    return subprocess.Popen(
+        [str(VENV / "bin" / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+        cwd=site_file.parent,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise HubError(f"hub exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/hub/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.25)
+    raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def launch(directory: Path, **slurm: object) -> HubProcess:
+    """A hub on free ports with an admin service token, answering on /hub/health."""
+    token_file = directory / "admin.token"
+    token_file.write_text(secrets.token_hex(32))
+    token_file.chmod(0o600)
+    site_file = write_site(directory, token_file, **slurm)
+    log = directory / "hub.log"
+    process = run_hub(site_file, log)
+    url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"
+    wait_healthy(url, process, log)
+    return HubProcess(url, token_file.read_text(), process, log, site_file)
