@@ -9,7 +9,8 @@ SITE       ?= $(CURDIR)/config/site.yaml
 PY         := $(VENV)/bin/python
 CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 CLUSTER    := cluster/minicluster.sh
-HUB_PID    := $(STATE)/hub.pid
+# Written by the hub itself, in the demo site's hub.state_dir.
+HUB_PID    := $(STATE)/hub/jupyterhub.pid
 HUB_LOG    := $(STATE)/hub.log
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
@@ -47,20 +48,25 @@ cluster-stop:
 	@bash $(CLUSTER) stop
 
 hub-start: install cluster-start
+	@mkdir -p $(STATE)
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
-	  mkdir -p $(STATE) && $(VENV)/bin/aifactory-config check $(SITE) && \
-	  cd $(STATE) && AIFACTORY_SITE_CONFIG=$(SITE) setsid $(VENV)/bin/jupyterhub -f $(CURDIR)/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & echo $$! > $(HUB_PID); fi
+	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
+	  cd $(STATE); AIFACTORY_SITE_CONFIG=$(SITE) setsid $(VENV)/bin/jupyterhub -f $(CURDIR)/jupyterhub_config.py \
+	    >>$(HUB_LOG) 2>&1 </dev/null & fi
 	@for i in $$(seq 60); do curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
 	  curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health || { echo "hub did not answer; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 
 hub-stop:
-	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); echo "hub stopped"; fi; rm -f $(HUB_PID)
+	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); \
+	  for i in $$(seq 40); do kill -0 $$(cat $(HUB_PID)) 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi
 
 demo: hub-start
 	@echo
 	@echo "AI Factory Workbench is up: http://localhost:8000"
-	@echo "Demo logins (user / password / SLURM account):"
+	@echo "Demo logins (user / password / role):"
 	@awk '!/^#/ && NF {printf "  %-11s %-15s %s\n", $$1, $$2, $$3}' cluster/users.txt
+	@echo "SLURM accounts (projects):"
+	@awk '!/^#/ && NF {print "  " $$0}' cluster/accounts.txt
 	@echo "Hub log: $(HUB_LOG)    Stop everything: make stop"
 
 stop: hub-stop cluster-stop

@@ -43,6 +43,7 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.JupyterHub.hub_connect_ip = hub.connect_ip
     c.JupyterHub.db_url = hub.db_url or f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # A hub restart must never cancel users' jobs.
     c.JupyterHub.cleanup_servers = False
 

@@ -29,7 +29,11 @@ wait_for() {
   die "$what did not come up within ${seconds}s (logs: $STATE/log)"
 }
 
-pid_alive() { local pid; pid=$(cat "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+# A pid file left by a killed daemon may name a recycled pid: check the process's name too.
+pid_alive() {
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ]
+}
 
 install_packages() {
   local missing=()
@@ -83,7 +87,7 @@ start_mariadb() {
     fi
     log "starting MariaDB"
     setsid runuser -u mysql -- /usr/sbin/mariadbd --datadir="$STATE/mysql" --socket="$DB_SOCKET" \
-      --pid-file=/run/mysqld/mariadb.pid --skip-networking \
+      --pid-file=/run/mysqld/mariadbd.pid --skip-networking \
       --log-error="$STATE/log/mariadb.log" </dev/null >/dev/null 2>&1 &
     wait_for 60 MariaDB db_up
   fi
@@ -171,21 +175,37 @@ cmd_start() {
   log "cluster $CLUSTER is up"
 }
 
+# Jobs outlive slurmd (their slurmstepd keeps running): cancel them and let them end.
+cancel_all_jobs() {
+  scontrol ping >/dev/null 2>&1 || return 0
+  local jobs; jobs=$(squeue -h -o %i 2>/dev/null || true)
+  [ -n "$jobs" ] || return 0
+  log "cancelling jobs: $(echo $jobs)"
+  # shellcheck disable=SC2086 # one id per word
+  scancel $jobs 2>/dev/null || true
+  for _ in $(seq 80); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && return 0; sleep 0.25; done
+}
+
+kill_tree() {  # kill_tree PID: the process and all its descendants, children first
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmstepd)
 # pgrep matches names of at most 15 characters: one name at a time.
 daemons_left() { for d in "${DAEMONS[@]}"; do pgrep -x "$d" >/dev/null && printf '%s ' "$d"; done; true; }
 
 cmd_stop() {
   [ "$(id -u)" = 0 ] || die "run as root"
-  if scontrol ping >/dev/null 2>&1; then
-    scancel --full --quiet --state=PENDING,RUNNING,SUSPENDED --cluster="$CLUSTER" $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
-  fi
+  cancel_all_jobs
   stop_pidfile slurmd "$STATE/run/slurmd.pid"
-  pkill -x slurmstepd 2>/dev/null || true
+  # Last resort (no controller to cancel through): end each job step with its processes.
+  for pid in $(pgrep -x slurmstepd); do kill_tree "$pid"; done
   stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
   stop_pidfile slurmdbd "$STATE/run/slurmdbd.pid"
   if db_up >/dev/null 2>&1; then log "stopping MariaDB"; mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
-  stop_pidfile MariaDB /run/mysqld/mariadb.pid
+  stop_pidfile MariaDB /run/mysqld/mariadbd.pid
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
   for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
   [ -z "$(daemons_left)" ] || die "daemons still running after stop: $(daemons_left)"

@@ -49,7 +49,7 @@ def test_demo_user_logs_in_and_gets_jupyterlab_on_a_slurm_job(clean: HubProcess,
     page.fill("#password_input", demo_password("alice"))
     page.click("#login_submit")
     page.wait_for_url("**/user/alice/lab**", timeout=120_000)
-    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    page.wait_for_selector(".jp-LauncherCard", timeout=120_000)
     page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     (job,) = queued_jobs("alice").values()
     assert job["state"] == "RUNNING" and job["user"] == "alice"

@@ -56,9 +56,12 @@ def test_start_twice_is_harmless_and_stop_leaves_no_daemon():
     again = cluster("start")
     assert again.returncode == 0, again.stderr
     assert daemon_pids() == before, "a second start restarted daemons"
+    # A running job must not outlive the cluster (its slurmstepd would).
+    sh("sudo", "-u", "alice", "sbatch", "--job-name=aifw-test-sleeper", "-o", "/dev/null", "--wrap", "sleep 600")
     stopped = cluster("stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not any(daemon_pids().values()), daemon_pids()
+    assert subprocess.run(["pgrep", "-u", "alice", "-f", "sleep 600"]).returncode == 1, "a job outlived stop"
     assert cluster("status").returncode != 0
     assert cluster("stop").returncode == 0  # stopping a stopped cluster is fine too
     restarted = cluster("start")
