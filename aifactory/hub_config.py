@@ -62,6 +62,8 @@ def configure(c: Any, site: SiteConfig) -> None:
         c.JupyterHub.services = services
         c.JupyterHub.load_roles = [{"name": "admin", "services": [s["name"] for s in services]}]
 
+    c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
+    c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.spawner_class = WorkbenchSpawner
     c.Spawner.poll_interval = int(max(1, hub.poll_interval))
     c.Spawner.start_timeout = int(hub.start_timeout)

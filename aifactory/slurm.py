@@ -14,7 +14,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 log = logging.getLogger(__name__)
+
+#: Every command run, by name: the hub's load on SLURM, at /hub/metrics.
+COMMANDS = Counter("aifactory_slurm_commands", "SLURM commands run by the hub", ["command"])
 
 #: squeue states in which a job still holds or waits for resources.
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
@@ -183,6 +188,7 @@ class Slurm:
         """Run one command; raise SlurmUnavailable or SlurmError when it fails."""
         full = self.as_user(user, argv)
         log.debug("slurm: %s", " ".join(full))
+        COMMANDS.labels(command=argv[0]).inc()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *full,
@@ -213,6 +219,11 @@ class Slurm:
         """Submit a batch script on stdin as ``user``; return the job id."""
         result = await self.run(["sbatch", "--parsable"], user=user, stdin=script, env=env)
         return parse_sbatch_parsable(result.stdout)
+
+    async def queue(self, job_name: str) -> dict[str, JobInfo]:
+        """Every user's jobs of this name that the controller still holds: one call for all."""
+        result = await self.run(["squeue", "-h", "--name", job_name, "-o", squeue_format()])
+        return parse_squeue(result.stdout)
 
     async def job(self, job_id: str) -> JobInfo | None:
         """One job from squeue, or None once it has left the controller's memory."""

@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${AIFACTORY_CLUSTER_STATE:-/var/lib/aifactory-cluster}
 CLUSTER=mn5mini
 NODE=mn5-n01
-CPUS=${AIFACTORY_NODE_CPUS:-8}
+CPUS=${AIFACTORY_NODE_CPUS:-32}
 MEMORY=${AIFACTORY_NODE_MEMORY_MB:-16000}
 GPUS=2
 USERS_GROUP=aifactory-users
@@ -46,11 +46,13 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-render() {  # render TEMPLATE DEST MODE OWNER
+CONFIG_CHANGED=0
+render() {  # render TEMPLATE DEST MODE OWNER; sets CONFIG_CHANGED when DEST changes
   local tmp; tmp=$(mktemp)
   sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@HOST@|$(hostname -s)|g" -e "s|@STATE@|$STATE|g" \
       -e "s|@NODE@|$NODE|g" -e "s|@CPUS@|$CPUS|g" -e "s|@MEMORY@|$MEMORY|g" \
       -e "s|@GPUS@|$GPUS|g" -e "s|@DBPASS@|$(cat "$STATE/dbpass")|g" "$HERE/templates/$1" > "$tmp"
+  cmp -s "$tmp" "$2" || CONFIG_CHANGED=1
   install -m "$3" -o "$4" -g "$4" "$tmp" "$2"
   rm -f "$tmp"
 }
@@ -166,6 +168,12 @@ cmd_start() {
   install_packages
   ensure_users
   prepare_state
+  if [ "$CONFIG_CHANGED" = 1 ] && pid_alive "$STATE/run/slurmctld.pid"; then
+    # Jobs survive: slurmctld saves its state, job steps do not depend on slurmd.
+    log "configuration changed: restarting slurmctld and slurmd"
+    stop_pidfile slurmd "$STATE/run/slurmd.pid"
+    stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
+  fi
   start_munge
   start_mariadb
   start_slurmdbd

@@ -30,6 +30,10 @@ from traitlets import Unicode, default
 from aifactory.site_config import SlurmSettings
 from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end
 from spawners.jobscript import JobRequest, OptionError, render
+from spawners.watcher import JobWatcher, Seen
+
+#: One Slurm for the hub: it caches node addresses and counts every command.
+SHARED_SLURM = Slurm()
 
 
 async def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -67,7 +71,13 @@ class WorkbenchSpawner(SlurmSpawner):
 
     @default("slurm")
     def _default_slurm(self) -> Slurm:
-        return Slurm()
+        return SHARED_SLURM
+
+    watcher = AnyTrait(help="The JobWatcher whose one squeue per interval serves every server's poll.")
+
+    @default("watcher")
+    def _default_watcher(self) -> JobWatcher:
+        return JobWatcher.shared(self.slurm, self.job_name, self.poll_interval, self.startup_poll_interval)
 
     @default("req_homedir")
     def _default_homedir(self) -> str:
@@ -78,6 +88,7 @@ class WorkbenchSpawner(SlurmSpawner):
         self.progress_message = ""
         self.end_reason = ""
         self.log_path = ""
+        self.submitted_at = 0.0
         self._waiting_for_port = False
 
     # -- what the job is -------------------------------------------------------------
@@ -134,13 +145,37 @@ class WorkbenchSpawner(SlurmSpawner):
             ) from e
         except SlurmError as e:
             raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
+        self.submitted_at = time.time()
         self.save_state()
+        self.watcher.watch(self.job_id, self, hurry=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
-        info = await self.wait_until_reported()
+        try:
+            info = await self.wait_until_reported()
+        finally:
+            self.watcher.hurry(self.job_id, False)
         self.ip = await self.slurm.node_address(info.node)
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
         self.save_state()
         return self.ip, self.port
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.job_id:
+            state["submitted_at"] = self.submitted_at
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """After a hub restart: follow the jobs that the database remembers."""
+        super().load_state(state)
+        self.submitted_at = float(state.get("submitted_at", 0.0))
+        if self.job_id:
+            self.watcher.watch(self.job_id, self)
+
+    def clear_state(self) -> None:
+        if self.job_id:
+            self.watcher.unwatch(self.job_id)
+        super().clear_state()
+        self.submitted_at = 0.0
 
     def save_state(self) -> None:
         """Persist the job id now, so that a hub restart finds the job (not only after start)."""
@@ -154,6 +189,7 @@ class WorkbenchSpawner(SlurmSpawner):
         if not self._waiting_for_port or self.port:
             return False
         self.port = port
+        self.watcher.poke()
         return True
 
     async def wait_until_reported(self) -> JobInfo:
@@ -161,15 +197,18 @@ class WorkbenchSpawner(SlurmSpawner):
         self._waiting_for_port = True
         try:
             while True:
-                await asyncio.sleep(self.startup_poll_interval)
-                try:
-                    info = await self.slurm.job(self.job_id)
-                except SlurmUnavailable as e:
+                snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
+                if snapshot.error:
                     # Says nothing about the job: keep waiting, as the job does.
-                    self.progress_message = f"The scheduler is not answering ({e}); job {self.job_id} is kept"
+                    self.progress_message = (
+                        f"The scheduler is not answering ({snapshot.error}); job {self.job_id} is kept"
+                    )
                     continue
-                if info is None or not (info.is_pending or info.is_running):
+                seen, info = snapshot.seen(self.job_id, self.submitted_at)
+                if seen is Seen.GONE:
                     raise SpawnFailed(await self.ended_message())
+                if info is None:
+                    continue
                 if (
                     info.is_running
                     and self.port
@@ -203,15 +242,13 @@ class WorkbenchSpawner(SlurmSpawner):
         return f"{self.end_reason} Its log is {self.log_path.replace('%j', self.job_id)}."
 
     async def poll(self) -> int | None:
+        """Read the shared snapshot: no scheduler call of its own."""
         if not self.job_id:
             return 0
-        try:
-            info = await self.slurm.job(self.job_id)
-        except SlurmError as e:
-            # An unreachable or erring scheduler says nothing about the job: keep it.
-            self.log.warning("Could not check job %s of %s: %s", self.job_id, self.user.name, e)
-            return None
-        if info is not None and (info.is_pending or info.is_running):
+        snapshot = await self.watcher.current(max_age=self.poll_interval)
+        seen, _ = snapshot.seen(self.job_id, self.submitted_at)
+        if seen is not Seen.GONE:
+            # Queued, or not known yet; an unreachable scheduler says nothing about the job.
             return None
         try:
             record = await self.slurm.record(self.job_id)
@@ -229,13 +266,16 @@ class WorkbenchSpawner(SlurmSpawner):
         await self.slurm.cancel(self.job_id, user=self.user.name)
         if now:
             return
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            info = await self.slurm.job(self.job_id)
-            if info is None or not (info.is_pending or info.is_running):
-                return
-            await asyncio.sleep(0.5)
-        self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
+        self.watcher.hurry(self.job_id)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
+                if snapshot.seen(self.job_id, self.submitted_at)[0] is Seen.GONE:
+                    return
+            self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
+        finally:
+            self.watcher.hurry(self.job_id, False)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         shown = ""

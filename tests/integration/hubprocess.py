@@ -5,6 +5,7 @@ Shared by the integration tests and the benchmarks (which run without pytest).""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -66,7 +67,9 @@ class HubProcess:
 
     def ensure_user(self, name: str) -> None:
         if self.api("GET", f"/users/{name}").status_code == 404:
-            self.api("POST", f"/users/{name}").raise_for_status()
+            r = self.api("POST", f"/users/{name}")
+            if r.status_code not in (201, 409):  # 409: created meanwhile by a concurrent call
+                r.raise_for_status()
 
     def user_token(self, name: str) -> str:
         if name not in self.tokens:
@@ -76,12 +79,16 @@ class HubProcess:
             self.tokens[name] = r.json()["token"]
         return self.tokens[name]
 
-    def server(self, name: str) -> dict | None:
-        return self.api("GET", f"/users/{name}").json()["servers"].get("")
+    def server(self, name: str, server: str = "") -> dict | None:
+        return self.api("GET", f"/users/{name}").json()["servers"].get(server)
 
-    def start(self, name: str, options: dict | None = None) -> requests.Response:
+    @staticmethod
+    def server_path(name: str, server: str = "") -> str:
+        return f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
+
+    def start(self, name: str, options: dict | None = None, server: str = "") -> requests.Response:
         self.ensure_user(name)
-        return self.api("POST", f"/users/{name}/server", json={"user_options": options or {}})
+        return self.api("POST", self.server_path(name, server), json={"user_options": options or {}})
 
     def wait_ready(self, name: str, timeout: float = 120) -> float:
         """Seconds until the server is ready in the hub; fails with the hub's last message."""
@@ -104,18 +111,25 @@ class HubProcess:
                 return line
         return ""
 
-    def stop(self, name: str) -> None:
-        r = self.api("DELETE", f"/users/{name}/server")
-        assert r.status_code in (202, 204, 400, 404), r.text
+    def stop(self, name: str, server: str = "") -> None:
+        r = self.api("DELETE", self.server_path(name, server))
+        if r.status_code not in (202, 204, 400, 404):
+            raise HubError(f"stopping {name}/{server}: {r.status_code} {r.text}")
         deadline = time.monotonic() + 60
-        while self.server(name) is not None and time.monotonic() < deadline:
+        while self.server(name, server) is not None and time.monotonic() < deadline:
             time.sleep(0.25)
+
+    def slurm_commands(self) -> dict[str, float]:
+        """SLURM commands the hub has run, by name, from its Prometheus metrics."""
+        text = self.api("GET", "/metrics").text
+        found = re.findall(r'^aifactory_slurm_commands_total\{command="(\w+)"\} ([0-9.e+]+)$', text, re.M)
+        return {command: float(value) for command, value in found}
 
     def shutdown(self) -> None:
         """Stop every server (their jobs with them), then the hub; cancel any test job left."""
         for user in self.api("GET", "/users").json():
-            if user["servers"]:
-                self.stop(user["name"])
+            for server in user["servers"]:
+                self.stop(user["name"], server)
         self.process.terminate()
         try:
             self.process.wait(20)
@@ -127,7 +141,7 @@ class HubProcess:
         return requests.get(f"{self.url}/user/{name}/{path}", headers={"Authorization": f"token {token}"}, timeout=30)
 
 
-def write_site(directory: Path, token_file: Path, **slurm: object) -> Path:
+def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None) -> Path:
     site = {
         "hub": {
             "port": free_port(),
@@ -138,8 +152,9 @@ def write_site(directory: Path, token_file: Path, **slurm: object) -> Path:
             "admin_users": ["instructor"],
             "poll_interval": POLL_INTERVAL,
             "start_timeout": 120,
+            **(hub or {}),
         },
-        "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **slurm},
+        "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **(slurm or {})},
     }
     path = directory / "site.yaml"
     path.write_text(yaml.safe_dump(site))
@@ -172,12 +187,12 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
     raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def launch(directory: Path, **slurm: object) -> HubProcess:
+def launch(directory: Path, hub: dict | None = None, slurm: dict | None = None) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health."""
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
     token_file.chmod(0o600)
-    site_file = write_site(directory, token_file, **slurm)
+    site_file = write_site(directory, token_file, hub, slurm)
     log = directory / "hub.log"
     process = run_hub(site_file, log)
     url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"

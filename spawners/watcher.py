@@ -1,0 +1,158 @@
+"""One scheduler query for every server: the hub's shared view of its JupyterLab jobs.
+
+Stock batchspawner runs ``squeue`` once per server per poll interval (and twice a second
+per starting server).  Here one loop per hub asks for all of the hub's jobs at once; every
+spawner's ``poll()`` and start-up wait read that snapshot.  The loop tightens its interval
+while any job starts or stops, backs off while the scheduler fails, and tells a spawner at
+once when its job has left the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from aifactory.slurm import JobInfo, Slurm, SlurmError
+
+log = logging.getLogger(__name__)
+
+
+class Seen(Enum):
+    QUEUED = "queued"  # pending or running: the job holds or awaits resources
+    GONE = "gone"  # a query made after its submission no longer lists it
+    UNKNOWN = "unknown"  # no successful query since it was submitted
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    jobs: dict[str, JobInfo] = field(default_factory=dict)
+    taken_at: float = 0.0  # wall-clock time of the last successful query
+    error: str = ""  # why the latest query failed ("" when it succeeded)
+
+    def seen(self, job_id: str, submitted_at: float) -> tuple[Seen, JobInfo | None]:
+        info = self.jobs.get(job_id)
+        if info is not None and (info.is_pending or info.is_running):
+            return Seen.QUEUED, info
+        if self.taken_at > submitted_at:
+            return Seen.GONE, info
+        return Seen.UNKNOWN, info
+
+
+class JobWatcher:
+    """Shared by all spawners of a hub with the same job name (see :meth:`shared`)."""
+
+    _instances: ClassVar[dict[str, JobWatcher]] = {}
+    max_backoff = 60.0
+
+    def __init__(self, slurm: Slurm, job_name: str, interval: float, fast_interval: float) -> None:
+        self.slurm = slurm
+        self.job_name = job_name
+        self.interval = interval
+        self.fast_interval = fast_interval
+        self.snapshot = Snapshot()
+        self.failures = 0
+        self._attempted_at = 0.0
+        self._watched: dict[str, Any] = {}  # job id -> spawner
+        self._hurry: set[str] = set()  # job ids starting or stopping
+        self._lock = asyncio.Lock()
+        self._refreshed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def shared(cls, slurm: Slurm, job_name: str, interval: float, fast_interval: float) -> JobWatcher:
+        watcher = cls._instances.get(job_name)
+        if watcher is None:
+            watcher = cls._instances[job_name] = cls(slurm, job_name, interval, fast_interval)
+        return watcher
+
+    # -- who is watched --------------------------------------------------------------
+    def watch(self, job_id: str, spawner: Any, *, hurry: bool = False) -> None:
+        self._watched[job_id] = spawner
+        self.hurry(job_id, hurry)
+        self._ensure_loop()
+
+    def unwatch(self, job_id: str) -> None:
+        self._watched.pop(job_id, None)
+        self._hurry.discard(job_id)
+
+    def hurry(self, job_id: str, on: bool = True) -> None:
+        """While a job starts or stops, refresh at the fast interval."""
+        if on:
+            self._hurry.add(job_id)
+            self._wake.set()
+        else:
+            self._hurry.discard(job_id)
+
+    def poke(self) -> None:
+        """Something changed (a job reported its port): refresh now."""
+        self._wake.set()
+
+    # -- queries ---------------------------------------------------------------------
+    async def refresh(self) -> Snapshot:
+        """Query the scheduler once; concurrent callers share the query in flight."""
+        if self._lock.locked():
+            async with self._lock:
+                return self.snapshot
+        async with self._lock:
+            self._attempted_at = time.time()
+            try:
+                jobs = await self.slurm.queue(self.job_name)
+            except SlurmError as e:
+                self.failures += 1
+                self.snapshot = Snapshot(self.snapshot.jobs, self.snapshot.taken_at, str(e))
+                log.warning("Scheduler query failed (%d in a row): %s", self.failures, e)
+            else:
+                self.failures = 0
+                self.snapshot = Snapshot(jobs, self._attempted_at)
+        async with self._refreshed:
+            self._refreshed.notify_all()
+        return self.snapshot
+
+    async def current(self, max_age: float) -> Snapshot:
+        """The snapshot, refreshed first if no query was tried within ``max_age`` seconds."""
+        if time.time() - self._attempted_at > max_age:
+            return await self.refresh()
+        return self.snapshot
+
+    async def next_snapshot(self, timeout: float) -> Snapshot:
+        """Wait for the loop's next query (at most ``timeout`` seconds)."""
+        self._ensure_loop()
+        async with self._refreshed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refreshed.wait(), timeout)
+        return self.snapshot
+
+    # -- the loop --------------------------------------------------------------------
+    def _ensure_loop(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._loop())
+
+    def pause(self) -> float:
+        if self.failures:
+            return min(self.max_backoff, self.interval * 2 ** (self.failures - 1))
+        return self.fast_interval if self._hurry else self.interval
+
+    async def _loop(self) -> None:
+        while self._watched:
+            snapshot = await self.refresh()
+            if not snapshot.error:
+                self._notify_gone(snapshot)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.pause())
+
+    def _notify_gone(self, snapshot: Snapshot) -> None:
+        """Tell the hub now, not at the spawner's next own poll, that a job has ended."""
+        for job_id, spawner in list(self._watched.items()):
+            if job_id in self._hurry:
+                continue  # start() and stop() follow their own job
+            seen, _ = snapshot.seen(job_id, getattr(spawner, "submitted_at", 0.0))
+            if seen is Seen.GONE:
+                self.unwatch(job_id)
+                asyncio.ensure_future(spawner.poll_and_notify())
