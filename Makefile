@@ -79,7 +79,9 @@ test: install
 
 # Benchmarks print figures (they are not tests); they need the cluster, not the demo hub.
 bench: install cluster-start
-	@$(PY) benchmarks/spawn_latency.py --runs 5
+	@$(PY) benchmarks/spawn_overhead.py --runs 5
+	@$(PY) benchmarks/scheduler_load.py --sizes 1 10 50
+	@$(PY) benchmarks/hub_load.py --users 50
 
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -161,10 +161,10 @@ def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm
     return path
 
 
-def run_hub(site_file: Path, log: Path) -> subprocess.Popen:
+def run_hub(site_file: Path, log: Path, config: Path = REPO / "jupyterhub_config.py") -> subprocess.Popen:
     env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file)}
     return subprocess.Popen(
-        [str(VENV / "bin" / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+        [str(VENV / "bin" / "jupyterhub"), "-f", str(config)],
         cwd=site_file.parent,
         env=env,
         stdout=log.open("ab"),
@@ -187,14 +187,16 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
     raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def launch(directory: Path, hub: dict | None = None, slurm: dict | None = None) -> HubProcess:
+def launch(
+    directory: Path, hub: dict | None = None, slurm: dict | None = None, config: Path = REPO / "jupyterhub_config.py"
+) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health."""
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
     token_file.chmod(0o600)
     site_file = write_site(directory, token_file, hub, slurm)
     log = directory / "hub.log"
-    process = run_hub(site_file, log)
+    process = run_hub(site_file, log, config)
     url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"
     wait_healthy(url, process, log)
     return HubProcess(url, token_file.read_text(), process, log, site_file)

@@ -1,0 +1,149 @@
+"""Hub under load: N users log in through the form and spawn at once (default 50).
+
+Creates N demo Unix users (group aifactory-users, SLURM account ehpc01) with passwords,
+runs a hub against the mini cluster, and has every user, in parallel, log in (PAM), get a
+JupyterLab job and reach it through the proxy, as a browser would (cookies, XSRF, OAuth).
+Prints p50/p95 latency of pages and API calls, failures, and the hub's CPU and memory.
+Removes the users afterwards.  Usage: python benchmarks/hub_load.py [--users 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from tests.integration.hubprocess import HubProcess, launch  # noqa: E402
+
+PASSWORD = "bench-load-pw"
+TICKS = 100  # clock ticks per second for /proc/PID/stat
+
+
+def create_users(names: list[str]) -> None:
+    for name in names:
+        subprocess.run(["useradd", "-m", "-G", "aifactory-users", name], check=False, capture_output=True)
+    subprocess.run(["chpasswd"], input="".join(f"{n}:{PASSWORD}\n" for n in names), text=True, check=True)
+    subprocess.run(["sacctmgr", "-i", "add", "user", ",".join(names), "account=ehpc01"], capture_output=True)
+
+
+def remove_users(names: list[str]) -> None:
+    subprocess.run(["sacctmgr", "-i", "delete", "user", ",".join(names)], capture_output=True)
+    for name in names:
+        subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+
+
+class Sampler(threading.Thread):
+    """Hub process CPU seconds and peak resident memory, sampled every 0.5 s."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_rss_mb, self.running = pid, 0.0, True
+        self.cpu0 = self.cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def run(self) -> None:
+        while self.running:
+            rss = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{self.pid}/status").read_text())
+            self.peak_rss_mb = max(self.peak_rss_mb, int(rss.group(1)) / 1024 if rss else 0)
+            time.sleep(0.5)
+
+
+def one_user(hub: HubProcess, name: str, pages: list, apis: list, timeout: float) -> str:
+    """Log in, spawn, reach JupyterLab; return '' or what failed."""
+    s = requests.Session()
+
+    def timed(bucket: list, method: str, url: str, **kw) -> requests.Response:
+        t0 = time.monotonic()
+        r = s.request(method, hub.url + url, timeout=60, **kw)
+        bucket.append(time.monotonic() - t0)
+        return r
+
+    page = timed(pages, "GET", "/hub/login")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    form = {"username": name, "password": PASSWORD, "_xsrf": xsrf.group(1) if xsrf else ""}
+    r = timed(pages, "POST", "/hub/login?next=/hub/spawn", data=form)  # follows to spawn-pending
+    if r.status_code >= 400:
+        return f"login/spawn page {r.status_code}"
+    headers = {"X-XSRFToken": s.cookies.get("_xsrf", "")}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = timed(apis, "GET", "/hub/api/user", headers=headers)
+        if model.status_code >= 400:
+            return f"api {model.status_code}"
+        server = model.json().get("servers", {}).get("")
+        if server and server.get("ready"):
+            # As a browser: the page, through the OAuth redirects to the hub and back.
+            lab = timed(pages, "GET", f"/user/{name}/lab")
+            if lab.status_code == 200 and "jupyter-config-data" in lab.text:
+                return ""
+        elif server is None and model.json().get("pending") is None:
+            return "server failed to start"
+        time.sleep(1)
+    return "timeout"
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    names = [f"bench{i:02d}" for i in range(args.users)]
+    create_users(names)
+    pages: list[float] = []
+    apis: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="aifw-bench-") as directory:
+            hub = launch(Path(directory), hub={"poll_interval": 10}, slurm={"memory": "256M"})
+            sampler = Sampler(hub.process.pid)
+            sampler.start()
+            t0 = time.monotonic()
+            try:
+                with ThreadPoolExecutor(args.users) as pool:
+                    outcomes = list(pool.map(lambda n: one_user(hub, n, pages, apis, args.timeout), names))
+                wall = time.monotonic() - t0
+                cpu = sampler.cpu_seconds() - sampler.cpu0
+            finally:
+                sampler.running = False
+                hub.shutdown()
+                for name in names:
+                    subprocess.run(["scancel", "-u", name], check=False)
+    finally:
+        remove_users(names)
+    failures = [f"{n}: {o}" for n, o in zip(names, outcomes, strict=True) if o]
+    print(f"\nhub under load: {args.users} users logging in and spawning at once")
+    print("| figure | value |")
+    print("|---|---:|")
+    print(f"| all users in JupyterLab (wall) | {wall:.1f} s |")
+    p50, p95 = percentile(pages, 50), percentile(pages, 95)
+    print(f"| page latency p50 / p95 ({len(pages)} requests) | {p50:.3f} / {p95:.3f} s |")
+    print(
+        f"| API latency p50 / p95 ({len(apis)} requests) | {percentile(apis, 50):.3f} / {percentile(apis, 95):.3f} s |"
+    )
+    print(f"| failures | {len(failures)} |")
+    print(f"| hub CPU | {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core) |")
+    print(f"| hub peak memory (RSS) | {sampler.peak_rss_mb:.0f} MB |")
+    for f in failures[:10]:
+        print("  failed:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Stock batchspawner 1.3.0, configured as a site would, for side-by-side benchmarks.
+
+Everything but the spawner comes from the same site file as ours.  Only what JupyterHub 6
+needs to run it at all is set: absolute commands (PATH is no longer passed to the job) and
+the node-name resolver (mn5-n01 is not in DNS).  Its own /api/batchspawner handler is used.
+"""
+
+from batchspawner.api import BatchSpawnerAPIHandler
+from jupyterhub import apihandlers
+
+from aifactory.hub_config import configure
+from aifactory.site_config import load_site_config
+
+site = load_site_config()
+configure(c, site)  # noqa: F821 - `c` is provided by JupyterHub
+bindir = f"{site.singleuser.venv}/bin"
+spawner = c.MultiSlurmSpawner  # noqa: F821
+c.JupyterHub.spawner_class = "batchspawner.MultiSlurmSpawner"  # noqa: F821
+spawner.daemon_resolver = {"mn5-n01": "127.0.0.1"}
+spawner.batchspawner_singleuser_cmd = f"{bindir}/batchspawner-singleuser"
+spawner.cmd = [f"{bindir}/jupyterhub-singleuser"]
+spawner.req_srun = ""
+spawner.req_partition = site.slurm.partition
+spawner.req_qos = site.slurm.qos
+spawner.req_nprocs = str(site.slurm.cpus)
+spawner.req_memory = site.slurm.memory
+spawner.req_runtime = site.slurm.walltime
+apihandlers.default_handlers.append((r"/api/batchspawner", BatchSpawnerAPIHandler))
