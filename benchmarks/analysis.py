@@ -1,0 +1,105 @@
+"""Analysis: monthly climatology of the example data on a SLURMCluster, a LocalCluster and
+plain NumPy, and flox against use_flox=False (same data, same workers).
+
+The data is made on the workers and persisted before timing, so each figure is the
+climatology alone.  SLURM workers are jobs of the user running this (root: account root).
+Usage: python benchmarks/analysis.py [--years 10] [--workers 2] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# dask-jobqueue must be imported on the main thread, before anything starts threads.
+from dask_jobqueue import SLURMCluster  # isort: skip
+
+import numpy as np
+import xarray as xr
+from dask.distributed import Client, LocalCluster, futures_of, wait
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from aifactory.climate_data import Recipe, make_dataset, monthly_climatology_numpy  # noqa: E402
+
+VENV_PYTHON = "/opt/aifactory/venv/bin/python"
+
+
+def best_of(repeat: int, work: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def on_cluster(client: Client, recipe: Recipe, repeat: int) -> dict[str, float]:
+    temperature = make_dataset(recipe).temperature.persist()  # made on the workers
+    wait(futures_of(temperature))
+    out = {}
+    for flox in (True, False):
+        with xr.set_options(use_flox=flox):
+            out[f"flox={flox}"] = best_of(repeat, lambda: temperature.groupby("time.month").mean().compute())
+    return out
+
+
+def slurm_cluster(workers: int) -> SLURMCluster:
+    cluster = SLURMCluster(
+        cores=1,
+        processes=1,
+        memory="2GB",
+        queue="gpp",
+        walltime="00:30:00",
+        python=VENV_PYTHON,
+        local_directory="/tmp",
+        job_name="aifw-bench-dask",
+        scheduler_options={"host": "127.0.0.1"},
+    )
+    cluster.scale(workers)
+    return cluster
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    recipe = Recipe(years=args.years)
+    rows: dict[str, dict[str, float]] = {}
+
+    values = make_dataset(recipe).temperature
+    months = values["time.month"].values
+    data = values.values  # computed here, in this process
+    rows["NumPy (this process)"] = {"flox=n/a": best_of(args.repeat, lambda: monthly_climatology_numpy(data, months))}
+
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True) as local, Client(local) as client:
+        rows[f"LocalCluster ({args.workers} workers)"] = on_cluster(client, recipe, args.repeat)
+
+    t0 = time.perf_counter()
+    with slurm_cluster(args.workers) as cluster, Client(cluster) as client:
+        client.wait_for_workers(args.workers, timeout=300)
+        connected = time.perf_counter() - t0
+        rows[f"SLURMCluster ({args.workers} worker jobs)"] = on_cluster(client, recipe, args.repeat)
+
+    size_mb = np.prod(values.shape) * 4 / 1e6
+    grid = f"{recipe.nlat}x{recipe.nlon}"
+    print(f"\nmonthly climatology of {args.years} years, daily, {grid} ({size_mb:.0f} MB), best of {args.repeat}:")
+    print("| where | flox | no flox | flox speed-up |")
+    print("|---|---:|---:|---:|")
+    for where, t in rows.items():
+        if "flox=True" in t:
+            yes, no = t["flox=True"], t["flox=False"]
+            print(f"| {where} | {yes:.3f} s | {no:.3f} s | {no / yes:.1f}x |")
+        else:
+            print(f"| {where} | {t['flox=n/a']:.3f} s | | |")
+    print(f"| SLURM workers connected after scale({args.workers}) | {connected:.1f} s | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
