@@ -21,6 +21,8 @@ install: $(VENV)/.deps $(CHP)
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
+	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
+	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; done
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 $(PREFIX)/.system:

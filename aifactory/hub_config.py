@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aifactory.dask_config import write_dask_config
 from aifactory.site_config import SiteConfig, SiteConfigError
 
 
@@ -79,3 +80,4 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.WorkbenchSpawner.job_name = slurm.job_name
     c.WorkbenchSpawner.startup_poll_interval = slurm.startup_poll_interval
     install_job_channel()
+    write_dask_config(site)

@@ -127,6 +127,16 @@ class SlurmSettings:
 
 
 @dataclass(frozen=True)
+class DaskSettings:
+    partition: str = rule(_matches(_NAME, "a SLURM partition name"))
+    qos: str = rule(_matches(_NAME, 'a SLURM QoS name, or "" for none', empty=True))
+    cores: int = rule(_is_int(1, 4096))
+    memory: str = rule(_matches(_MEMORY, "a memory size such as 512M, 4G or 1T"))
+    walltime: str = rule(_matches(_WALLTIME, "a walltime HH:MM:SS or D-HH:MM:SS"))
+    local_directory: str = rule(_is_abs_path())
+
+
+@dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
     default_url: str = rule(_matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
@@ -136,11 +146,17 @@ class SingleuserSettings:
 class SiteConfig:
     hub: HubSettings
     slurm: SlurmSettings
+    dask: DaskSettings
     singleuser: SingleuserSettings
     source: str = "defaults"
 
 
-_SECTIONS: dict[str, type] = {"hub": HubSettings, "slurm": SlurmSettings, "singleuser": SingleuserSettings}
+_SECTIONS: dict[str, type] = {
+    "hub": HubSettings,
+    "slurm": SlurmSettings,
+    "dask": DaskSettings,
+    "singleuser": SingleuserSettings,
+}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

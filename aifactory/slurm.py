@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -207,13 +208,28 @@ class Slurm:
             proc.kill()
             await proc.wait()
             raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
-        result = CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
-        if result.returncode != 0:
-            message = clean_error(result.stderr or result.stdout) or f"{argv[0]} exited {result.returncode}"
-            if _UNAVAILABLE.search(result.stderr):
-                raise SlurmUnavailable(message)
-            raise SlurmError(message)
-        return result
+        return checked(
+            CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        )
+
+    def run_sync(self, argv: Sequence[str]) -> CommandResult:
+        """The same, blocking: for notebooks, whose kernel already runs an event loop."""
+        COMMANDS.labels(command=argv[0]).inc()
+        try:
+            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout)
+        except FileNotFoundError as e:
+            raise SlurmUnavailable(f"{argv[0]} is not installed on this host") from e
+        except subprocess.TimeoutExpired as e:
+            raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
+        return checked(CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr))
+
+    def time_left(self, job_id: str) -> int | None:
+        """Seconds until the job's walltime ends (None: no limit or not found)."""
+        try:
+            out = self.run_sync(["squeue", "-h", "-j", job_id, "-o", "%L"]).stdout.strip()
+        except SlurmError:
+            return None
+        return parse_duration(out)
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
         """Submit a batch script on stdin as ``user``; return the job id."""
@@ -224,16 +240,6 @@ class Slurm:
         """Every user's jobs of this name that the controller still holds: one call for all."""
         result = await self.run(["squeue", "-h", "--name", job_name, "-o", squeue_format()])
         return parse_squeue(result.stdout)
-
-    async def job(self, job_id: str) -> JobInfo | None:
-        """One job from squeue, or None once it has left the controller's memory."""
-        try:
-            result = await self.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", squeue_format()])
-        except SlurmError as e:
-            if not isinstance(e, SlurmUnavailable) and "Invalid job id" in str(e):
-                return None
-            raise
-        return parse_squeue(result.stdout).get(job_id)
 
     async def record(self, job_id: str) -> JobRecord | None:
         """How accounting saw the job (state, exit code, reason)."""
@@ -248,6 +254,10 @@ class Slurm:
             if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
                 raise
 
+    async def cancel_named(self, name: str, *, user: str) -> None:
+        """Cancel the user's jobs of this name (a server's Dask workers)."""
+        await self.run(["scancel", "--name", name], user=user)
+
     async def node_address(self, node: str) -> str:
         """The address to reach a compute node at (NodeAddr), cached: it does not change."""
         if node not in self._node_addresses:
@@ -255,6 +265,31 @@ class Slurm:
             fields = parse_scontrol_oneliner(result.stdout)
             self._node_addresses[node] = fields.get("NodeAddr") or node
         return self._node_addresses[node]
+
+
+def checked(result: CommandResult) -> CommandResult:
+    """Raise SlurmUnavailable (no answer) or SlurmError (a refusal) for a failed command."""
+    if result.returncode != 0:
+        message = clean_error(result.stderr or result.stdout) or f"{result.argv[0]} exited {result.returncode}"
+        if _UNAVAILABLE.search(result.stderr):
+            raise SlurmUnavailable(message)
+        raise SlurmError(message)
+    return result
+
+
+def parse_duration(text: str) -> int | None:
+    """SLURM's [D-]HH:MM:SS, MM:SS or MM as seconds; None for UNLIMITED or nonsense."""
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+)(?::(\d+))?", text.strip())
+    if not m:
+        return None
+    days, first, second, third = (int(g) if g else 0 for g in m.groups())
+    if m.group(4) is not None:  # three fields: H:M:S (with or without days)
+        hours, minutes, seconds = first, second, third
+    elif m.group(2) is not None:  # two fields: with days D-H:M, else M:S
+        hours, minutes, seconds = (first, second, 0) if m.group(1) else (0, first, second)
+    else:  # one field: D-H or M
+        hours, minutes, seconds = (second, 0, 0) if m.group(1) else (0, second, 0)
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def clean_error(text: str) -> str:

@@ -17,7 +17,8 @@ MEMORY=${AIFACTORY_NODE_MEMORY_MB:-16000}
 GPUS=2
 USERS_GROUP=aifactory-users
 DB_SOCKET=/run/mysqld/mysqld.sock
-PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo)
+PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo lmod)
+MODULES_DIR=/etc/lmod/modules  # on Lmod's default MODULEPATH: `module avail` in any shell
 
 log() { printf '[minicluster] %s\n' "$*"; }
 die() { printf '[minicluster] error: %s\n' "$*" >&2; exit 1; }
@@ -69,6 +70,7 @@ prepare_state() {
   render slurm.conf.in /etc/slurm/slurm.conf 644 root
   render gres.conf.in /etc/slurm/gres.conf 644 root
   render slurmdbd.conf.in /etc/slurm/slurmdbd.conf 600 slurm
+  mkdir -p "$MODULES_DIR" && cp -r "$HERE/modules/." "$MODULES_DIR/"
 }
 
 start_munge() {

@@ -27,6 +27,7 @@ from batchspawner import SlurmSpawner
 from traitlets import Any as AnyTrait
 from traitlets import Unicode, default
 
+from aifactory.dask_config import DASHBOARD_LINK_ENV, worker_job_name
 from aifactory.site_config import SlurmSettings
 from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end
 from spawners.jobscript import JobRequest, OptionError, render
@@ -121,6 +122,7 @@ class WorkbenchSpawner(SlurmSpawner):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.setdefault("LANG", "C.UTF-8")
+        env.update(DASHBOARD_LINK_ENV)
         env["PATH"] = os.pathsep.join([os.path.join(self.singleuser_venv, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
@@ -256,14 +258,23 @@ class WorkbenchSpawner(SlurmSpawner):
         except SlurmError:
             self.end_reason = "it left the queue"
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, self.end_reason)
+        await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
+
+    async def cancel_workers(self, job_id: str) -> None:
+        """Dask worker jobs that this server started do not outlive it."""
+        try:
+            await self.slurm.cancel_named(worker_job_name(job_id), user=self.user.name)
+        except SlurmError as e:
+            self.log.warning("Could not cancel Dask workers of job %s: %s", job_id, e)
 
     async def stop(self, now: bool = False) -> None:
         if not self.job_id:
             return
-        self.log.info("Cancelling job %s of %s", self.job_id, self.user.name)
+        self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
         await self.slurm.cancel(self.job_id, user=self.user.name)
+        await self.cancel_workers(self.job_id)
         if now:
             return
         self.watcher.hurry(self.job_id)

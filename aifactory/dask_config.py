@@ -1,0 +1,66 @@
+"""The site's Dask defaults, written where every notebook server's Dask finds them.
+
+dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
+``{sys.prefix}/etc/dask``: the hub writes ``jobqueue.yaml`` into the users' venv at
+start-up, so ``SLURMCluster()`` with no arguments submits to the site's partition and QoS,
+with the kernel's Python, and names its jobs after the notebook server's own job, which is
+how the spawner finds and cancels them when that server ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aifactory.site_config import SiteConfig
+
+#: Worker jobs of the notebook server running in SLURM job N are named "aifw-dask-N".
+WORKER_JOB_PREFIX = "aifw-dask-"
+
+
+def worker_job_name(server_job_id: str) -> str:
+    return f"{WORKER_JOB_PREFIX}{server_job_id}"
+
+
+def _memory_for_dask(slurm_memory: str) -> str:
+    """SLURM's 2G is Dask's 2GiB."""
+    return f"{slurm_memory[:-1]}{slurm_memory[-1]}iB"
+
+
+def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
+    d = site.dask
+    directives = [f"--qos={d.qos}"] if d.qos else []
+    return {
+        "jobqueue": {
+            "slurm": {
+                # Expanded by Dask inside the notebook server, whose job id it is.
+                "name": worker_job_name("${SLURM_JOB_ID}"),
+                "cores": d.cores,
+                "processes": 1,
+                "memory": _memory_for_dask(d.memory),
+                "queue": d.partition,
+                "walltime": d.walltime,
+                "python": f"{site.singleuser.venv}/bin/python",
+                "local-directory": d.local_directory,
+                "job-extra-directives": directives + ["--no-requeue"],
+                "log-directory": None,
+            }
+        }
+    }
+
+
+#: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
+#: the dashboard opens through the hub, at the user's own URL (jupyter-server-proxy).
+DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"}
+
+
+def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
+    directory = directory or Path(site.singleuser.venv) / "etc" / "dask"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "jobqueue.yaml"
+    text = "# Written by the hub from the site config (section dask); edits are overwritten.\n"
+    path.write_text(text + yaml.safe_dump(jobqueue_config(site), sort_keys=False))
+    path.chmod(0o644)
+    return path
