@@ -84,6 +84,7 @@ bench: install cluster-start
 	@$(PY) benchmarks/spawn_overhead.py --runs 5
 	@$(PY) benchmarks/scheduler_load.py --sizes 1 10 50
 	@$(PY) benchmarks/hub_load.py --users 50
+	@$(PY) benchmarks/analysis.py --years 10 --workers 2
 
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -3,8 +3,9 @@
 dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
 ``{sys.prefix}/etc/dask``: the hub writes ``jobqueue.yaml`` into the users' venv at
 start-up, so ``SLURMCluster()`` with no arguments submits to the site's partition and QoS,
-with the kernel's Python, and names its jobs after the notebook server's own job, which is
-how the spawner finds and cancels them when that server ends.
+with the kernel's Python.  Inside a notebook server the job script names the workers after
+the server's own job (DASK_JOBQUEUE__SLURM__NAME), which is how the spawner finds and
+cancels them when that server ends.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
     return {
         "jobqueue": {
             "slurm": {
-                # Expanded by Dask inside the notebook server, whose job id it is.
-                "name": worker_job_name("${SLURM_JOB_ID}"),
+                # In a notebook server the job script sets aifw-dask-<its job id> instead.
+                "name": "aifw-dask-worker",
                 "cores": d.cores,
                 "processes": 1,
                 "memory": _memory_for_dask(d.memory),
@@ -44,8 +45,8 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
                 "walltime": d.walltime,
                 "python": f"{site.singleuser.venv}/bin/python",
                 "local-directory": d.local_directory,
-                "job-extra-directives": directives + ["--no-requeue"],
-                "log-directory": None,
+                # Worker logs on the node's scratch, not as slurm-N.out files in the user's home.
+                "job-extra-directives": directives + ["--no-requeue", "--output=/tmp/aifw-dask-%u-%j.log"],
             }
         }
     }

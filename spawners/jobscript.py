@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from aifactory.dask_config import WORKER_JOB_PREFIX
 from aifactory.site_config import Rule, SlurmSettings
 
 TEMPLATE = Path(__file__).with_name("templates") / "jupyterlab.sbatch.j2"
@@ -87,4 +88,5 @@ def render(request: JobRequest, command: Iterable[str], export: Iterable[str]) -
         walltime=s.walltime,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
+        dask_worker_prefix=WORKER_JOB_PREFIX,
     )

@@ -137,8 +137,18 @@ class HubProcess:
             self.process.kill()
         subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
 
+    def get(self, path: str, token: str) -> requests.Response:
+        """GET a path on the proxy (a user's server, a hub page) with a token."""
+        return requests.get(f"{self.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+
     def through_proxy(self, name: str, token: str, path: str = "api/status") -> requests.Response:
-        return requests.get(f"{self.url}/user/{name}/{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+        return self.get(f"/user/{name}/{path}", token)
+
+    def through_proxy_post(self, name: str, token: str, path: str, body: dict) -> requests.Response:
+        url = f"{self.url}/user/{name}/{path}"
+        r = requests.post(url, json=body, headers={"Authorization": f"token {token}"}, timeout=30)
+        r.raise_for_status()
+        return r
 
 
 def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None) -> Path:

@@ -38,6 +38,7 @@ def test_defaults_render_the_expected_directives():
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
     ]
     assert script_for().rstrip().splitlines()[-1] == "exec " + " ".join(COMMAND)
+    assert 'export DASK_JOBQUEUE__SLURM__NAME="aifw-dask-$SLURM_JOB_ID"' in script_for()
 
 
 def test_options_change_only_their_directives():
