@@ -59,7 +59,11 @@ class JobRequest:
             raise OptionError("user", user, "a Unix user name")
         if not _HOME.fullmatch(home) or ".." in home.split("/"):
             raise OptionError("home", home, "an absolute path without '..'")
-        return cls(user=user, home=home, slurm=replace(defaults, **dict(options)))
+        merged = replace(defaults, **dict(options))
+        for name, rule in rules.items():  # defaults too: traits may be set without the site file
+            if not rule.check(getattr(merged, name)):
+                raise OptionError(name, getattr(merged, name), rule.accepted)
+        return cls(user=user, home=home, slurm=merged)
 
     @property
     def log_path(self) -> str:

@@ -90,6 +90,15 @@ class HubProcess:
         self.ensure_user(name)
         return self.api("POST", self.server_path(name, server), json={"user_options": options or {}})
 
+    def start_ready(self, name: str, options: dict | None = None) -> float:
+        """Start the user's server and wait until it is ready; seconds from the API call."""
+        t0 = time.monotonic()
+        r = self.start(name, options)
+        if r.status_code not in (201, 202):
+            raise HubError(f"start of {name} refused: {r.status_code} {r.text}")
+        self.wait_ready(name)
+        return time.monotonic() - t0
+
     def wait_ready(self, name: str, timeout: float = 120) -> float:
         """Seconds until the server is ready in the hub; fails with the hub's last message."""
         t0 = time.monotonic()

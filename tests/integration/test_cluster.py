@@ -41,8 +41,7 @@ def new_user():
 
 @pytest.mark.slow
 def test_a_user_added_by_an_admin_is_picked_up_without_config_changes(clean: HubProcess, new_user: str):
-    clean.start(new_user)
-    clean.wait_ready(new_user)
+    clean.start_ready(new_user)
     (job,) = queued_jobs(new_user).values()
     assert job["account"] == "ehpc02" and job["state"] == "RUNNING"
     clean.stop(new_user)

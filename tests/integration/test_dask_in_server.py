@@ -66,8 +66,7 @@ def worker_jobs(user: str) -> list[list[str]]:
 @pytest.mark.slow
 def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
     hub = clean
-    hub.start("alice")
-    hub.wait_ready("alice")
+    hub.start_ready("alice")
     token = hub.user_token("alice")
     server_job = sh("squeue", "-h", "-u", "alice", "--name", "aifw-test-jupyterlab", "-o", "%i").strip()
 

@@ -44,8 +44,7 @@ def test_two_users_run_as_themselves_and_only_their_owner_gets_in(clean: HubProc
 @pytest.mark.slow
 def test_stopping_a_server_ends_its_job(clean: HubProcess):
     hub = clean
-    hub.start("alice")
-    hub.wait_ready("alice")
+    hub.start_ready("alice")
     job_id, _ = job_of("alice")
     r = hub.api("DELETE", "/users/alice/server")
     assert r.status_code in (202, 204)
@@ -58,8 +57,7 @@ def test_stopping_a_server_ends_its_job(clean: HubProcess):
 @pytest.mark.slow
 def test_a_job_cancelled_behind_the_hubs_back_is_noticed_within_a_poll(clean: HubProcess):
     hub = clean
-    hub.start("bob")
-    hub.wait_ready("bob")
+    hub.start_ready("bob")
     job_id, _ = job_of("bob")
     subprocess.run(["scancel", job_id], check=True)
     t0 = time.monotonic()

@@ -69,8 +69,7 @@ def stop_slurmctld() -> None:
 @pytest.mark.slow
 def test_servers_outlive_a_scheduler_outage_and_spawns_say_why(clean: HubProcess):
     hub = clean
-    hub.start("alice")
-    hub.wait_ready("alice")
+    hub.start_ready("alice")
     token = hub.user_token("alice")
     stop_slurmctld()
     try:
@@ -85,5 +84,4 @@ def test_servers_outlive_a_scheduler_outage_and_spawns_say_why(clean: HubProcess
     time.sleep(2 * POLL_INTERVAL)
     assert hub.server("alice") is not None and hub.through_proxy("alice", token).status_code == 200
     assert queued_jobs("bob") == {}
-    hub.start("bob")
-    hub.wait_ready("bob")  # spawning works again once the scheduler is back
+    hub.start_ready("bob")  # spawning works again once the scheduler is back

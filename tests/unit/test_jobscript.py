@@ -102,3 +102,10 @@ def test_odd_home_directories_are_refused(home):
 def test_environment_names_are_checked():
     with pytest.raises(OptionError, match="environment"):
         render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ["OK", "BAD;NAME"])
+
+
+def test_defaults_set_around_the_site_file_are_checked_too():
+    from dataclasses import replace
+
+    with pytest.raises(OptionError, match="partition"):
+        JobRequest.build("alice", "/home/alice", replace(SITE, partition="gpp\n#SBATCH --uid=0"), {})
