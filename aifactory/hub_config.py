@@ -67,7 +67,9 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.spawner_class = WorkbenchSpawner
     c.Spawner.poll_interval = int(max(1, hub.poll_interval))
-    c.Spawner.start_timeout = int(hub.start_timeout)
+    # JupyterHub's timeout covers queue and start-up; ours (running_timeout) only start-up.
+    c.Spawner.start_timeout = int(hub.queue_timeout + hub.start_timeout)
+    c.WorkbenchSpawner.running_timeout = hub.start_timeout
     c.Spawner.http_timeout = int(hub.http_timeout)
     c.Spawner.default_url = site.singleuser.default_url
     c.WorkbenchSpawner.singleuser_venv = site.singleuser.venv

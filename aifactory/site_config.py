@@ -110,7 +110,8 @@ class HubSettings:
     admin_services: list[dict[str, str]] = rule(_is_services())
     named_servers_per_user: int = rule(_is_int(0, 100))
     poll_interval: float = rule(_is_seconds(0.5, 3600))
-    start_timeout: float = rule(_is_seconds(10, 7 * 24 * 3600))
+    start_timeout: float = rule(_is_seconds(5, 7 * 24 * 3600))
+    queue_timeout: float = rule(_is_seconds(60, 30 * 24 * 3600))
     http_timeout: float = rule(_is_seconds(5, 3600))
 
 

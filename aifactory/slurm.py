@@ -144,6 +144,35 @@ def parse_scontrol_oneliner(output: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", output))
 
 
+_PENDING_WORDS = {
+    "Resources": "waiting for free CPUs, memory or GPUs",
+    "Priority": "waiting for jobs with higher priority to start first",
+    "ReqNodeNotAvail": "the nodes it needs are down or reserved",
+    "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions": (
+        "the nodes it needs are down, drained or reserved"
+    ),
+    "QOSMaxJobsPerUserLimit": "you already run as many jobs as this QoS allows at once",
+    "QOSMaxWallDurationPerJobLimit": "the walltime asked for is longer than this QoS allows",
+    "PartitionTimeLimit": "the walltime asked for is longer than the partition allows",
+    "AssocGrpCPULimit": "your account's CPU limit is reached",
+    "AssocGrpGRES": "your account's GPU limit is reached",
+    "AssocGrpJobsLimit": "your account's job limit is reached",
+    "AssocGrpCPUMinutesLimit": "your account's CPU-hour budget is used up",
+    "AssocGrpBillingMinutes": "your account's budget is used up",
+    "Reservation": "waiting for its reservation to start",
+    "Dependency": "waiting for another job to finish",
+    "BeginTime": "scheduled to start later",
+    "JobHeldUser": "held by you",
+    "JobHeldAdmin": "held by an administrator",
+    "None": "about to start",
+}
+
+
+def explain_pending(reason: str) -> str:
+    """SLURM's pending reason in words a user understands (SLURM's own word if unknown)."""
+    return _PENDING_WORDS.get(reason, f"SLURM says: {reason}")
+
+
 def describe_end(record: JobRecord) -> str:
     """A user-facing sentence for how a job ended, from accounting."""
     reasons = {

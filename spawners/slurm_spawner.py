@@ -25,11 +25,11 @@ from typing import Any
 
 from batchspawner import SlurmSpawner
 from traitlets import Any as AnyTrait
-from traitlets import Unicode, default
+from traitlets import Float, Unicode, default
 
 from aifactory.dask_config import DASHBOARD_LINK_ENV, worker_job_name
 from aifactory.site_config import SlurmSettings
-from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end
+from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end, explain_pending
 from spawners.jobscript import JobRequest, OptionError, render
 from spawners.watcher import JobWatcher, Seen
 
@@ -66,6 +66,13 @@ class WorkbenchSpawner(SlurmSpawner):
     singleuser_venv = Unicode(
         "/opt/aifactory/venv",
         help="Python environment, readable by every user, whose jupyterhub-singleuser the job runs.",
+    ).tag(config=True)
+
+    running_timeout = Float(
+        300,
+        help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
+        "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
+        "just for waiting.",
     ).tag(config=True)
 
     slurm = AnyTrait(help="The aifactory.slurm.Slurm instance through which every SLURM command runs.")
@@ -195,35 +202,46 @@ class WorkbenchSpawner(SlurmSpawner):
         return True
 
     async def wait_until_reported(self) -> JobInfo:
-        """Follow the job until it runs and has reported its port; fail as soon as it ends."""
+        """Follow the job until it runs and answers; fail as soon as it ends, or if it runs
+        but JupyterLab does not answer within ``running_timeout`` (queue time is free)."""
         self._waiting_for_port = True
+        running_since = 0.0
         try:
             while True:
                 snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
                 if snapshot.error:
                     # Says nothing about the job: keep waiting, as the job does.
-                    self.progress_message = (
-                        f"The scheduler is not answering ({snapshot.error}); job {self.job_id} is kept"
-                    )
+                    self.progress_message = f"The scheduler is not answering ({snapshot.error}); job kept"
                     continue
                 seen, info = snapshot.seen(self.job_id, self.submitted_at)
                 if seen is Seen.GONE:
                     raise SpawnFailed(await self.ended_message())
                 if info is None:
                     continue
-                if (
-                    info.is_running
-                    and self.port
-                    and await port_open(await self.slurm.node_address(info.node), self.port)
-                ):
-                    return info
+                if info.is_running:
+                    running_since = running_since or time.monotonic()
+                    if await self.answers(info):
+                        return info
+                    self.check_running_timeout(info, running_since)
                 self.progress_message = self.describe(info)
         finally:
             self._waiting_for_port = False
 
+    async def answers(self, info: JobInfo) -> bool:
+        return bool(self.port) and await port_open(await self.slurm.node_address(info.node), self.port)
+
+    def check_running_timeout(self, info: JobInfo, running_since: float) -> None:
+        if time.monotonic() - running_since > self.running_timeout:
+            log = self.log_path.replace("%j", self.job_id)
+            raise SpawnFailed(
+                f"JupyterLab did not answer within {self.running_timeout:.0f}s of job {self.job_id} starting "
+                f"on {info.node}; it was cancelled. Its log is {log}."
+            )
+
     def describe(self, info: JobInfo) -> str:
         if info.is_pending:
-            return f"Job {info.job_id} is waiting in the {info.partition} queue ({info.reason})"
+            start = f"; estimated start {info.start_time.replace('T', ' ')}" if info.start_time[:1].isdigit() else ""
+            return f"Job {info.job_id} is queued in {info.partition}: {explain_pending(info.reason)}{start}"
         if self.port:
             return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
