@@ -7,6 +7,7 @@ across hub restarts) is here.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,19 @@ def read_token(name: str, path: str) -> str:
     if len(token) < 16:
         raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} holds under 16 characters")
     return token
+
+
+def last_end_announcement(user: Any) -> str:
+    """On the home page: why the user's last server ended (walltime, cancelled, ...)."""
+    spawner = getattr(user, "spawner", None) if user is not None else None
+    reason = getattr(spawner, "last_end", "") if spawner is not None else ""
+    if not reason or spawner.active:
+        return ""
+    return (
+        f'<span id="aifw-last-end">{html.escape(reason)}</span> '
+        # Relative: the home page is {base_url}hub/home, whatever the base URL.
+        '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
+    )
 
 
 def configure(c: Any, site: SiteConfig) -> None:
@@ -65,6 +79,7 @@ def configure(c: Any, site: SiteConfig) -> None:
 
     c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
+    c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
     c.JupyterHub.spawner_class = WorkbenchSpawner
     c.Spawner.poll_interval = int(max(1, hub.poll_interval))
     # JupyterHub's timeout covers queue and start-up; ours (running_timeout) only start-up.

@@ -95,6 +95,7 @@ class WorkbenchSpawner(SlurmSpawner):
         super().__init__(**kwargs)
         self.progress_message = ""
         self.end_reason = ""
+        self.last_end = ""  # shown on the user's home page once a running server's job has ended
         self.log_path = ""
         self.submitted_at = 0.0
         self._waiting_for_port = False
@@ -139,7 +140,7 @@ class WorkbenchSpawner(SlurmSpawner):
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
         self.port = 0
-        self.end_reason = ""
+        self.end_reason = self.last_end = ""
         self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
         request = self.job_request()
         self.log_path = request.log_path
@@ -171,12 +172,15 @@ class WorkbenchSpawner(SlurmSpawner):
         state = super().get_state()
         if self.job_id:
             state["submitted_at"] = self.submitted_at
+        if self.last_end:  # kept after the job's end, for the user's next page
+            state["last_end"] = self.last_end
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         """After a hub restart: follow the jobs that the database remembers."""
         super().load_state(state)
         self.submitted_at = float(state.get("submitted_at", 0.0))
+        self.last_end = state.get("last_end", "")
         if self.job_id:
             self.watcher.watch(self.job_id, self)
 
@@ -276,6 +280,7 @@ class WorkbenchSpawner(SlurmSpawner):
         except SlurmError:
             self.end_reason = "it left the queue"
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, self.end_reason)
+        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {self.end_reason}."
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1

@@ -146,6 +146,17 @@ class HubProcess:
             self.process.kill()
         subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
 
+    def login(self, name: str, password: str) -> requests.Session:
+        """A browser-like session logged in through the form (PAM)."""
+        session = requests.Session()
+        page = session.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        form = {"username": name, "password": password, "_xsrf": xsrf.group(1) if xsrf else ""}
+        r = session.post(f"{self.url}/hub/login?next=/hub/home", data=form, timeout=60)
+        if r.status_code != 200 or "/hub/home" not in r.url:
+            raise HubError(f"login of {name} failed: {r.status_code} {r.url}")
+        return session
+
     def get(self, path: str, token: str) -> requests.Response:
         """GET a path on the proxy (a user's server, a hub page) with a token."""
         return requests.get(f"{self.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30)

@@ -67,6 +67,10 @@ def test_a_job_cancelled_behind_the_hubs_back_is_noticed_within_a_poll(clean: Hu
     assert hub.server("bob") is None, "hub still reports a server whose job was cancelled"
     # One poll interval, plus JupyterHub's jitter and the time to stop: well under two.
     assert noticed < 2 * POLL_INTERVAL, noticed
+    # The user's next page names the reason and offers a relaunch.
+    home = hub.login("bob", "bob-aif").get(f"{hub.url}/hub/home", timeout=30).text
+    assert f"Your JupyterLab job {job_id} has ended: it was cancelled" in home, home[:2000]
+    assert 'href="spawn">Start it again</a>' in home
 
 
 def test_an_impossible_memory_request_is_refused_with_slurms_reason(clean: HubProcess):
@@ -113,3 +117,17 @@ def test_a_server_that_dies_while_starting_fails_fast_with_the_reason(clean: Hub
     assert ".aifactory-jupyterlab-" in message  # where to read the job's log
     assert elapsed < 30, f"took {elapsed:.0f}s: the spawn hung instead of failing"
     assert queued_jobs("bob") == {}
+
+
+@pytest.mark.slow
+def test_walltime_expiry_is_named_on_the_users_next_page(clean: HubProcess):
+    hub = clean
+    hub.start_ready("alice", {"walltime": "00:01:00"})
+    job_id, _ = job_of("alice")
+    deadline = time.monotonic() + 180  # SLURM ends it after a minute, then within a poll
+    while hub.server("alice") is not None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert hub.server("alice") is None, "the server outlived its job's walltime"
+    assert sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").strip() == "TIMEOUT"
+    home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
+    assert f"Your JupyterLab job {job_id} has ended: it reached its walltime limit" in home
