@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from aifactory.audit import AuditLog, install_audit
 from aifactory.dask_config import write_dask_config
 from aifactory.site_config import SiteConfig, SiteConfigError
 
@@ -61,6 +62,12 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # A hub restart must never cancel users' jobs.
     c.JupyterHub.cleanup_servers = False
+
+    audit = AuditLog(state / "audit.log")
+    install_audit(audit)
+    c.Authenticator.post_auth_hook = audit.on_login
+    c.JupyterHub.tornado_settings = {"log_function": audit.log_request}
+    c.WorkbenchSpawner.audit = audit
 
     c.JupyterHub.authenticator_class = "pam"
     c.PAMAuthenticator.allowed_groups = set(hub.allowed_groups)

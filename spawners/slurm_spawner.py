@@ -75,6 +75,10 @@ class WorkbenchSpawner(SlurmSpawner):
         "just for waiting.",
     ).tag(config=True)
 
+    audit = AnyTrait(
+        None, allow_none=True, help="The aifactory.audit.AuditLog that spawns and stops are recorded in."
+    ).tag(config=True)
+
     slurm = AnyTrait(help="The aifactory.slurm.Slurm instance through which every SLURM command runs.")
 
     @default("slurm")
@@ -157,6 +161,9 @@ class WorkbenchSpawner(SlurmSpawner):
             raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
         self.submitted_at = time.time()
         self.save_state()
+        s = request.slurm
+        self.record("spawn", job_id=self.job_id, partition=s.partition, account=s.account or "(default)",
+                    qos=s.qos, cpus=s.cpus, memory=s.memory, walltime=s.walltime)  # fmt: skip
         self.watcher.watch(self.job_id, self, hurry=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
         try:
@@ -189,6 +196,10 @@ class WorkbenchSpawner(SlurmSpawner):
             self.watcher.unwatch(self.job_id)
         super().clear_state()
         self.submitted_at = 0.0
+
+    def record(self, event: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
 
     def save_state(self) -> None:
         """Persist the job id now, so that a hub restart finds the job (not only after start)."""
@@ -281,6 +292,7 @@ class WorkbenchSpawner(SlurmSpawner):
             self.end_reason = "it left the queue"
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, self.end_reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {self.end_reason}."
+        self.record("job_end", job_id=self.job_id, reason=self.end_reason)
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
@@ -296,6 +308,7 @@ class WorkbenchSpawner(SlurmSpawner):
         if not self.job_id:
             return
         self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
+        self.record("stop", job_id=self.job_id)
         await self.slurm.cancel(self.job_id, user=self.user.name)
         await self.cancel_workers(self.job_id)
         if now:
