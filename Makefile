@@ -13,17 +13,33 @@ CLUSTER    := cluster/minicluster.sh
 HUB_PID    := $(STATE)/hub/jupyterhub.pid
 HUB_LOG    := $(STATE)/hub.log
 PYTEST_ARGS ?=
+HUB_USER   := aifactory-hub
+USERS_GROUP := aifactory-users
+# The hub runs unprivileged: as $(HUB_USER), from copies it can read.
+AS_HUB     := setpriv --reuid=$(HUB_USER) --regid=$(HUB_USER) --init-groups
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
-.PHONY: install demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+.PHONY: install hub-user demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
-install: $(VENV)/.deps $(CHP)
+install: $(VENV)/.deps $(CHP) hub-user
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
+	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
 	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; done
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
+
+# The hub's own system user: in `shadow` (PAM checks other users' passwords), allowed by
+# sudo to submit and cancel jobs as members of $(USERS_GROUP), and nothing else.
+hub-user: $(PREFIX)/.system
+	@getent group $(USERS_GROUP) >/dev/null || groupadd --system $(USERS_GROUP)
+	@id -u $(HUB_USER) >/dev/null 2>&1 || useradd --system --home-dir $(STATE) --shell /usr/sbin/nologin $(HUB_USER)
+	@usermod -a -G shadow $(HUB_USER)
+	@tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/sudoers.in > $$tmp \
+	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
+	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE)
+	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 $(VENV)/etc/dask
 
 $(PREFIX)/.system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -53,8 +69,9 @@ hub-start: install cluster-start
 	@mkdir -p $(STATE)
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
 	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
-	  cd $(STATE); AIFACTORY_SITE_CONFIG=$(SITE) setsid $(VENV)/bin/jupyterhub -f $(CURDIR)/jupyterhub_config.py \
-	    >>$(HUB_LOG) 2>&1 </dev/null & fi
+	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
+	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
+	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & fi
 	@for i in $$(seq 60); do curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
 	  curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health || { echo "hub did not answer; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 

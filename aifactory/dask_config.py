@@ -10,6 +10,8 @@ cancels them when that server ends.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,10 @@ def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "jobqueue.yaml"
     text = "# Written by the hub from the site config (section dask); edits are overwritten.\n"
-    path.write_text(text + yaml.safe_dump(jobqueue_config(site), sort_keys=False))
-    path.chmod(0o644)
+    # Written aside and renamed: notebooks starting now never read half a file.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobqueue-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text + yaml.safe_dump(jobqueue_config(site), sort_keys=False))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
     return path

@@ -14,7 +14,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,21 +109,20 @@ def main() -> int:
     pages: list[float] = []
     apis: list[float] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="aifw-bench-") as directory:
-            hub = launch(Path(directory), hub={"poll_interval": 10}, slurm={"memory": "256M"})
-            sampler = Sampler(hub.process.pid)
-            sampler.start()
-            t0 = time.monotonic()
-            try:
-                with ThreadPoolExecutor(args.users) as pool:
-                    outcomes = list(pool.map(lambda n: one_user(hub, n, pages, apis, args.timeout), names))
-                wall = time.monotonic() - t0
-                cpu = sampler.cpu_seconds() - sampler.cpu0
-            finally:
-                sampler.running = False
-                hub.shutdown()
-                for name in names:
-                    subprocess.run(["scancel", "-u", name], check=False)
+        hub = launch(hub={"poll_interval": 10}, slurm={"memory": "256M"})
+        sampler = Sampler(hub.process.pid)
+        sampler.start()
+        t0 = time.monotonic()
+        try:
+            with ThreadPoolExecutor(args.users) as pool:
+                outcomes = list(pool.map(lambda n: one_user(hub, n, pages, apis, args.timeout), names))
+            wall = time.monotonic() - t0
+            cpu = sampler.cpu_seconds() - sampler.cpu0
+        finally:
+            sampler.running = False
+            hub.shutdown()
+            for name in names:
+                subprocess.run(["scancel", "-u", name], check=False)
     finally:
         remove_users(names)
     failures = [f"{n}: {o}" for n, o in zip(names, outcomes, strict=True) if o]

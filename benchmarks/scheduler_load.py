@@ -12,7 +12,6 @@ import argparse
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,32 +61,29 @@ def stop_servers(hub: HubProcess) -> None:
 
 def measure(config: Path, sizes: list[int], window: float, poll: float) -> dict[int, tuple[float, float]]:
     results = {}
-    with tempfile.TemporaryDirectory(prefix="aifw-bench-") as directory:
-        hub = launch(
-            Path(directory),
-            hub={"named_servers_per_user": max(sizes), "poll_interval": poll},
-            slurm={"qos": "normal", "memory": "256M"},
-            config=config,
-        )
-        try:
-            running = 0
-            for n in sorted(sizes):
-                start_servers(hub, running, n)
-                running = n
-                time.sleep(poll)  # let start-up queries settle
-                subprocess.run(["sdiag", "-r"], check=True, capture_output=True)
-                time.sleep(window)
-                job_info, total = sdiag_counts()
-                results[n] = (job_info * 60 / window, total * 60 / window)
-                print(
-                    f"  {config.stem}: {n:3d} servers: {results[n][0]:7.1f} job-info RPC/min, "
-                    f"{results[n][1]:7.1f} RPC/min",
-                    flush=True,
-                )
-            stop_servers(hub)
-        finally:
-            hub.shutdown()
-            subprocess.run(["scancel", "-u", USER], check=False)
+    hub = launch(
+        hub={"named_servers_per_user": max(sizes), "poll_interval": poll},
+        slurm={"qos": "normal", "memory": "256M"},
+        config=config,
+    )
+    try:
+        running = 0
+        for n in sorted(sizes):
+            start_servers(hub, running, n)
+            running = n
+            time.sleep(poll)  # let start-up queries settle
+            subprocess.run(["sdiag", "-r"], check=True, capture_output=True)
+            time.sleep(window)
+            job_info, total = sdiag_counts()
+            results[n] = (job_info * 60 / window, total * 60 / window)
+            print(
+                f"  {config.stem}: {n:3d} servers: {results[n][0]:7.1f} job-info RPC/min, {results[n][1]:7.1f} RPC/min",
+                flush=True,
+            )
+        stop_servers(hub)
+    finally:
+        hub.shutdown()
+        subprocess.run(["scancel", "-u", USER], check=False)
     return results
 
 

@@ -12,7 +12,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -80,19 +79,18 @@ def main() -> int:
     for i in range(args.runs):
         floor.append(one_floor(args.user))
         print(f"floor run {i + 1}: {floor[-1]:.2f} s", flush=True)
-    with tempfile.TemporaryDirectory(prefix="aifw-bench-") as directory:
-        hub = launch(Path(directory))
-        try:
-            token = hub.user_token(args.user)
-            times = []
-            for i in range(args.runs):
-                times.append(one_spawn(hub, args.user, token))
-                print(f"hub run {i + 1}: {times[-1]:.2f} s", flush=True)
-                hub.stop(args.user)
-                while queued_jobs(args.user):
-                    time.sleep(0.2)
-        finally:
-            hub.shutdown()
+    hub = launch()
+    try:
+        token = hub.user_token(args.user)
+        times = []
+        for i in range(args.runs):
+            times.append(one_spawn(hub, args.user, token))
+            print(f"hub run {i + 1}: {times[-1]:.2f} s", flush=True)
+            hub.stop(args.user)
+            while queued_jobs(args.user):
+                time.sleep(0.2)
+    finally:
+        hub.shutdown()
     ours, base = statistics.median(times), statistics.median(floor)
     print(f"\nspawn overhead, median of {args.runs}:")
     print("| path | median | min | max |")

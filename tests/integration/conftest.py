@@ -28,8 +28,8 @@ def cluster() -> None:
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    hub = launch(tmp_path_factory.mktemp("hub"))
+def hub() -> Iterator[HubProcess]:
+    hub = launch()
     yield hub
     hub.shutdown()
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ REPO = Path(__file__).parents[2]
 VENV = Path(os.environ.get("AIFACTORY_VENV", "/opt/aifactory/venv"))
 CLUSTER = REPO / "cluster" / "minicluster.sh"
 TEST_JOB_NAME = "aifw-test-jupyterlab"
+HUB_USER = "aifactory-hub"
 POLL_INTERVAL = 2
 
 
@@ -145,6 +148,7 @@ class HubProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
         subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
+        shutil.rmtree(self.site_file.parent, ignore_errors=True)
 
     def login(self, name: str, password: str) -> requests.Session:
         """A browser-like session logged in through the form (PAM)."""
@@ -192,9 +196,13 @@ def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm
 
 
 def run_hub(site_file: Path, log: Path, config: Path = REPO / "jupyterhub_config.py") -> subprocess.Popen:
-    env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file)}
+    """The hub as deployed: unprivileged, as HUB_USER, from a copy of its config it can read."""
+    copy = site_file.parent / "jupyterhub_config.py"
+    shutil.copy(config, copy)
+    env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
+    as_hub = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
     return subprocess.Popen(
-        [str(VENV / "bin" / "jupyterhub"), "-f", str(config)],
+        [*as_hub, str(VENV / "bin" / "jupyterhub"), "-f", str(copy)],
         cwd=site_file.parent,
         env=env,
         stdout=log.open("ab"),
@@ -217,14 +225,19 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
     raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def launch(
-    directory: Path, hub: dict | None = None, slurm: dict | None = None, config: Path = REPO / "jupyterhub_config.py"
-) -> HubProcess:
-    """A hub on free ports with an admin service token, answering on /hub/health."""
+DEFAULT_CONFIG = REPO / "jupyterhub_config.py"
+
+
+def launch(hub: dict | None = None, slurm: dict | None = None, config: Path = DEFAULT_CONFIG) -> HubProcess:
+    """A hub on free ports with an admin service token, answering on /hub/health.
+
+    Its directory (state, site file, token, log) is the hub user's own, under /var/tmp."""
+    directory = Path(tempfile.mkdtemp(prefix="aifw-hub-", dir="/var/tmp"))
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
     token_file.chmod(0o600)
     site_file = write_site(directory, token_file, hub, slurm)
+    subprocess.run(["chown", "-R", f"{HUB_USER}:{HUB_USER}", str(directory)], check=True)
     log = directory / "hub.log"
     process = run_hub(site_file, log, config)
     url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"

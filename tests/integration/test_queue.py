@@ -17,8 +17,8 @@ START_TIMEOUT = 10
 
 
 @pytest.fixture(scope="module")
-def impatient_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    hub = launch(tmp_path_factory.mktemp("impatient-hub"), hub={"start_timeout": START_TIMEOUT})
+def impatient_hub() -> Iterator[HubProcess]:
+    hub = launch(hub={"start_timeout": START_TIMEOUT})
     yield hub
     hub.shutdown()
 

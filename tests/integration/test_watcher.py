@@ -18,9 +18,8 @@ SERVERS = [f"s{i:02d}" for i in range(20)]
 
 
 @pytest.fixture(scope="module")
-def busy_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def busy_hub() -> Iterator[HubProcess]:
     hub = launch(
-        tmp_path_factory.mktemp("busy-hub"),
         hub={"named_servers_per_user": len(SERVERS)},
         slurm={"qos": "normal", "memory": "256M"},
     )
