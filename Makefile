@@ -38,7 +38,7 @@ hub-user: $(PREFIX)/.system
 	@usermod -a -G shadow $(HUB_USER)
 	@tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/sudoers.in > $$tmp \
 	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
-	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE)
+	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE) && chown -R $(HUB_USER): $(STATE)
 	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 $(VENV)/etc/dask
 
 $(PREFIX)/.system:

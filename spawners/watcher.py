@@ -115,8 +115,11 @@ class JobWatcher:
         return self.snapshot
 
     async def current(self, max_age: float) -> Snapshot:
-        """The snapshot, refreshed first if no query was tried within ``max_age`` seconds."""
-        if time.time() - self._attempted_at > max_age:
+        """The snapshot, refreshed first if no query was tried within ``max_age`` seconds.
+
+        A query in flight is waited for: its start counts as an attempt, but until it
+        answers the snapshot is older (at hub start-up: empty)."""
+        if self._lock.locked() or time.time() - self._attempted_at > max_age:
             return await self.refresh()
         return self.snapshot
 

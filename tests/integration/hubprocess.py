@@ -8,10 +8,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +138,14 @@ class HubProcess:
         text = self.api("GET", "/metrics").text
         found = re.findall(r'^aifactory_slurm_commands_total\{command="(\w+)"\} ([0-9.e+]+)$', text, re.M)
         return {command: float(value) for command, value in found}
+
+    def kill_and_restart(self, between: Callable[[], None] = lambda: None) -> None:
+        """kill -9 the hub and its proxy (as a crash would), run ``between``, start it again."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        between()
+        self.process = run_hub(self.site_file, self.log)
+        wait_healthy(self.url, self.process, self.log)
 
     def shutdown(self) -> None:
         """Stop every server (their jobs with them), then the hub; cancel any test job left."""
