@@ -77,7 +77,7 @@ hub-start: install cluster-start
 
 hub-stop:
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); \
-	  for i in $$(seq 40); do kill -0 $$(cat $(HUB_PID)) 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi
+	  for i in $$(seq 40); do kill -0 $$(cat $(HUB_PID) 2>/dev/null) 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi
 
 demo: hub-start
 	@echo

@@ -3,6 +3,9 @@
 Everything but the spawner comes from the same site file as ours.  Only what JupyterHub 6
 needs to run it at all is set: absolute commands (PATH is no longer passed to the job) and
 the node-name resolver (mn5-n01 is not in DNS).  Its own /api/batchspawner handler is used.
+The hub runs unprivileged, with sudo for submit and cancel only: stock's `sudo -u USER`
+prefix moves into those two commands, and its squeue (one per server per poll, the load
+being measured) runs as the hub user, which SLURM counts the same.
 """
 
 from batchspawner.api import BatchSpawnerAPIHandler
@@ -20,6 +23,9 @@ spawner.daemon_resolver = {"mn5-n01": "127.0.0.1"}
 spawner.batchspawner_singleuser_cmd = f"{bindir}/batchspawner-singleuser"
 spawner.cmd = [f"{bindir}/jupyterhub-singleuser"]
 spawner.req_srun = ""
+spawner.exec_prefix = ""
+spawner.batch_submit_cmd = "sudo -n -E -u {username} sbatch --parsable"
+spawner.batch_cancel_cmd = "sudo -n -E -u {username} scancel {job_id}"
 spawner.req_partition = site.slurm.partition
 spawner.req_qos = site.slurm.qos
 spawner.req_nprocs = str(site.slurm.cpus)
