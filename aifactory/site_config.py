@@ -211,6 +211,12 @@ def _build(merged: dict[str, dict[str, Any]], problems: list[str]) -> dict[str, 
     return sections
 
 
+def load_defaults() -> SiteConfig:
+    """The defaults alone, whatever site file this machine has."""
+    merged, problems = _merge(_read_yaml(DEFAULTS_FILE), {})
+    return SiteConfig(**_build(merged, problems))
+
+
 def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     """Defaults, overlaid with the site file (argument, $AIFACTORY_SITE_CONFIG, or /etc)."""
     chosen = path or os.environ.get(SITE_FILE_ENV) or (DEFAULT_SITE_FILE if DEFAULT_SITE_FILE.exists() else None)

@@ -25,12 +25,14 @@ def impatient_hub() -> Iterator[HubProcess]:
 
 @pytest.fixture
 def full_node() -> Iterator[str]:
-    """Every core of the node taken by another job (root's), as on a busy cluster."""
+    """Every idle core of the node taken by another job (root's), as on a busy cluster."""
+    idle = sh("sinfo", "-h", "-n", "mn5-n01", "-o", "%C").strip().split("/")[1]  # alloc/idle/other/total
     job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
-             "--cpus-per-task=112", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+             f"--cpus-per-task={idle}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
     deadline = time.monotonic() + 30
     while sh("squeue", "-h", "-j", job, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
+    assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the node"
     yield job
     subprocess.run(["scancel", job], check=False)
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory.site_config import load_site_config
+from aifactory.site_config import load_defaults
 from spawners.jobscript import USER_OPTIONS, JobRequest, OptionError, render
 
-SITE = load_site_config(None).slurm
+SITE = load_defaults().slurm
 COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser", "/opt/aifactory/venv/bin/jupyterhub-singleuser"]
 ENV = ["JUPYTERHUB_API_TOKEN", "PATH", "HOME"]
 

@@ -3,7 +3,7 @@
 import pytest
 
 from aifactory.cli import main as cli_main
-from aifactory.site_config import SiteConfigError, load_site_config
+from aifactory.site_config import SiteConfigError, load_defaults, load_site_config
 
 
 def write(tmp_path, text):
@@ -12,9 +12,8 @@ def write(tmp_path, text):
     return path
 
 
-def test_defaults_alone_are_valid(monkeypatch):
-    monkeypatch.delenv("AIFACTORY_SITE_CONFIG", raising=False)
-    site = load_site_config(None)
+def test_defaults_alone_are_valid():
+    site = load_defaults()
     assert site.slurm.partition == "gpp" and site.hub.port == 8000 and site.slurm.qos == "interactive"
 
 
