@@ -98,7 +98,6 @@ class WorkbenchSpawner(SlurmSpawner):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.progress_message = ""
-        self.end_reason = ""
         self.last_end = ""  # shown on the user's home page once a running server's job has ended
         self.log_path = ""
         self.submitted_at = 0.0
@@ -144,7 +143,7 @@ class WorkbenchSpawner(SlurmSpawner):
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
         self.port = 0
-        self.end_reason = self.last_end = ""
+        self.last_end = ""
         self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
         request = self.job_request()
         self.log_path = request.log_path
@@ -261,20 +260,24 @@ class WorkbenchSpawner(SlurmSpawner):
             return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
 
-    async def ended_message(self) -> str:
-        """Why the job ended, from accounting, and where its log is."""
+    async def how_it_ended(self) -> str:
+        """How the job ended, from accounting, which may lag the controller a moment."""
         record = None
-        for _ in range(10):  # accounting may lag a moment behind the controller
+        for _ in range(10):
             try:
                 record = await self.slurm.record(self.job_id)
             except SlurmError as e:
                 self.log.warning("sacct for job %s failed: %s", self.job_id, e)
             if record is not None and record.ended:
-                break
+                return describe_end(record)
             await asyncio.sleep(0.5)
-        how = describe_end(record) if record is not None else "it left the queue"
-        self.end_reason = f"JupyterLab job {self.job_id} ended before JupyterLab started: {how}."
-        return f"{self.end_reason} Its log is {self.log_path.replace('%j', self.job_id)}."
+        return "it left the queue"
+
+    async def ended_message(self) -> str:
+        """Why the job ended before JupyterLab started, and where its log is."""
+        how = await self.how_it_ended()
+        log = self.log_path.replace("%j", self.job_id)
+        return f"JupyterLab job {self.job_id} ended before JupyterLab started: {how}. Its log is {log}."
 
     async def poll(self) -> int | None:
         """Read the shared snapshot: no scheduler call of its own."""
@@ -285,14 +288,10 @@ class WorkbenchSpawner(SlurmSpawner):
         if seen is not Seen.GONE:
             # Queued, or not known yet; an unreachable scheduler says nothing about the job.
             return None
-        try:
-            record = await self.slurm.record(self.job_id)
-            self.end_reason = describe_end(record) if record else "it left the queue"
-        except SlurmError:
-            self.end_reason = "it left the queue"
-        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, self.end_reason)
-        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {self.end_reason}."
-        self.record("job_end", job_id=self.job_id, reason=self.end_reason)
+        reason = await self.how_it_ended()
+        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
+        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
+        self.record("job_end", job_id=self.job_id, reason=reason)
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
