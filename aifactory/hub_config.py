@@ -45,6 +45,7 @@ def configure(c: Any, site: SiteConfig) -> None:
     """Apply ``site`` to the traitlets config object ``c`` of jupyterhub_config.py."""
     # Imported here: importing batchspawner registers its handler, which we then replace.
     from spawners.channel import install_job_channel
+    from spawners.estimate import install_estimate
     from spawners.slurm_spawner import WorkbenchSpawner
 
     hub, slurm = site.hub, site.slurm
@@ -100,8 +101,14 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.WorkbenchSpawner.req_qos = slurm.qos
     c.WorkbenchSpawner.req_nprocs = str(slurm.cpus)
     c.WorkbenchSpawner.req_memory = slurm.memory
+    c.WorkbenchSpawner.req_ngpus = str(slurm.gpus)
+    c.WorkbenchSpawner.req_reservation = slurm.reservation
     c.WorkbenchSpawner.req_runtime = slurm.walltime
     c.WorkbenchSpawner.job_name = slurm.job_name
     c.WorkbenchSpawner.startup_poll_interval = slurm.startup_poll_interval
+    c.WorkbenchSpawner.presets = site.form.presets
+    c.WorkbenchSpawner.discovery_cache = site.form.discovery_cache
+    c.WorkbenchSpawner.usage_days = site.form.usage_days
     install_job_channel()
+    install_estimate()
     write_dask_config(site)

@@ -37,6 +37,7 @@ class Rule:
 
     check: Callable[[Any], bool]
     accepted: str
+    explain: Callable[[Any], str] | None = None  # what exactly is wrong, for composite values
 
 
 def _is_int(lo: int, hi: int) -> Rule:
@@ -120,11 +121,66 @@ class SlurmSettings:
     partition: str = rule(_matches(_NAME, "a SLURM partition name"))
     account: str = rule(_matches(_NAME, 'a SLURM account name, or "" for the user\'s default', empty=True))
     qos: str = rule(_matches(_NAME, 'a SLURM QoS name, or "" for none', empty=True))
+    reservation: str = rule(_matches(_NAME, 'a SLURM reservation name, or "" for none', empty=True))
     cpus: int = rule(_is_int(1, 4096))
     memory: str = rule(_matches(_MEMORY, "a memory size such as 512M, 4G or 1T"))
+    gpus: int = rule(_is_int(0, 64))
     walltime: str = rule(_matches(_WALLTIME, "a walltime HH:MM:SS or D-HH:MM:SS"))
     job_name: str = rule(_matches(_NAME, "letters, digits, '_', '.' and '-'"))
     startup_poll_interval: float = rule(_is_seconds(0.1, 60))
+
+
+#: What a preset may set: the job settings a user may choose in the spawn form.
+PRESET_KEYS = ("partition", "qos", "cpus", "memory", "gpus", "walltime")
+_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_TITLE = re.compile(r"[^\x00-\x1f<>]{1,80}")
+
+
+def preset_problems(preset: Any) -> list[str]:
+    """What is wrong with one preset (empty: nothing)."""
+    if not isinstance(preset, dict):
+        return [f"{preset!r} is not a mapping"]
+    problems = []
+    rules = {f.name: f.metadata["rule"] for f in fields(SlurmSettings)}
+    for key, value in preset.items():
+        if key == "name" and not (isinstance(value, str) and _PRESET_NAME.fullmatch(value)):
+            problems.append(f"name {value!r}: accepted: lower-case letters, digits and '-' (up to 32)")
+        elif key in ("title", "description") and not (isinstance(value, str) and _TITLE.fullmatch(value)):
+            problems.append(f"{key} {value!r}: accepted: text of 1 to 80 characters without '<', '>'")
+        elif key in PRESET_KEYS and not rules[key].check(value):
+            problems.append(f"{key} {value!r}: accepted: {rules[key].accepted}")
+        elif key not in (*PRESET_KEYS, "name", "title", "description"):
+            problems.append(f"unknown key {key!r}; accepted: name, title, description, {', '.join(PRESET_KEYS)}")
+    problems += [f"missing key {k!r}" for k in ("name", "title") if k not in preset]
+    return problems
+
+
+def _is_presets() -> Rule:
+    def ok(value: Any) -> bool:
+        if not isinstance(value, list):
+            return False
+        names = [p.get("name") for p in value if isinstance(p, dict)]
+        return len(set(names)) == len(value) and not any(preset_problems(p) for p in value)
+
+    def explain(value: Any) -> str:
+        if not isinstance(value, list):
+            return "not a list"
+        found = [f"preset {i + 1}: {p}" for i, preset in enumerate(value) for p in preset_problems(preset)]
+        return "; ".join(found) or "preset names are not unique"
+
+    return Rule(
+        ok,
+        "a list of presets, each {name: a-z0-9-, title: TEXT, description: TEXT} plus any of "
+        f"{', '.join(PRESET_KEYS)} with the values that slurm.* accepts; names unique",
+        explain,
+    )
+
+
+@dataclass(frozen=True)
+class FormSettings:
+    presets: list[dict[str, Any]] = rule(_is_presets())
+    discovery_cache: float = rule(_is_seconds(0, 3600))
+    usage_days: int = rule(_is_int(1, 3660))
 
 
 @dataclass(frozen=True)
@@ -147,6 +203,7 @@ class SingleuserSettings:
 class SiteConfig:
     hub: HubSettings
     slurm: SlurmSettings
+    form: FormSettings
     dask: DaskSettings
     singleuser: SingleuserSettings
     source: str = "defaults"
@@ -155,6 +212,7 @@ class SiteConfig:
 _SECTIONS: dict[str, type] = {
     "hub": HubSettings,
     "slurm": SlurmSettings,
+    "form": FormSettings,
     "dask": DaskSettings,
     "singleuser": SingleuserSettings,
 }
@@ -205,7 +263,8 @@ def _build(merged: dict[str, dict[str, Any]], problems: list[str]) -> dict[str, 
             value = merged[name].get(f.name)
             r: Rule = f.metadata["rule"]
             if not r.check(value):
-                problems.append(f"key '{name}.{f.name}': value {value!r} is not accepted; accepted: {r.accepted}")
+                what = f" ({r.explain(value)})" if r.explain else ""
+                problems.append(f"key '{name}.{f.name}': value {value!r} is not accepted{what}; accepted: {r.accepted}")
         if not problems:
             sections[name] = cls(**merged[name])
     return sections

@@ -144,6 +144,56 @@ def parse_scontrol_oneliner(output: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", output))
 
 
+def parse_scontrol_records(output: str) -> list[dict[str, str]]:
+    """``scontrol show partition|node|res -o``: one record per line ("No ..." means none)."""
+    return [parse_scontrol_oneliner(line) for line in output.splitlines() if "=" in line]
+
+
+def parse_pipe_table(output: str, names: Sequence[str]) -> list[dict[str, str]]:
+    """``sacctmgr -n -P`` / ``sacct -n -P`` output for the fields ``names``, in that order."""
+    rows = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < len(names):
+            raise SlurmError(f"unexpected line for {','.join(names)}: {line!r}")
+        rows.append(dict(zip(names, parts, strict=False)))
+    return rows
+
+
+def parse_tres(text: str) -> dict[str, str]:
+    """``cpu=4,mem=2G,gres/gpu=1`` as a mapping (empty text: no TRES)."""
+    return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+
+
+def parse_memory_mb(text: str) -> int | None:
+    """SLURM sizes (``16000``, ``16000M``, ``2G``, ``1T``) in MB; None for UNLIMITED."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", text.strip())
+    if not m:
+        return None
+    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2)]
+    return int(float(m.group(1)) * factor)
+
+
+def parse_gres_count(gres: str, name: str = "gpu") -> int:
+    """How many of ``name`` a ``Gres=`` value declares: ``gpu:2``, ``gpu:a100:4(S:0-1)``."""
+    total = 0
+    for item in gres.split(","):
+        parts = re.sub(r"\(.*\)", "", item).split(":")
+        if parts[0] == name and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def parse_test_only(stderr: str) -> tuple[str, str]:
+    """``sbatch --test-only`` says "Job N to start at TIME using ... in partition P"."""
+    m = re.search(r"to start at (\S+) using .* in partition (\S+)", stderr)
+    if not m:
+        raise SlurmError(f"sbatch --test-only gave no start time: {clean_error(stderr)!r}")
+    return m.group(1), m.group(2)
+
+
 _PENDING_WORDS = {
     "Resources": "waiting for free CPUs, memory or GPUs",
     "Priority": "waiting for jobs with higher priority to start first",
@@ -286,6 +336,41 @@ class Slurm:
     async def cancel_named(self, name: str, *, user: str) -> None:
         """Cancel the user's jobs of this name (a server's Dask workers)."""
         await self.run(["scancel", "--name", name], user=user)
+
+    async def show(self, kind: str) -> list[dict[str, str]]:
+        """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""
+        return parse_scontrol_records((await self.run(["scontrol", "show", kind, "-o"])).stdout)
+
+    async def associations(self, user: str) -> tuple[str, list[dict[str, str]]]:
+        """The user's default account and associations (Account, Partition, QOS, DefaultQOS)."""
+        names = ("Account", "Partition", "QOS", "DefaultQOS")
+        where = [f"user={user}", "format=" + ",".join(names)]
+        assoc = await self.run(["sacctmgr", "-n", "-P", "show", "assoc", "where", *where])
+        rows = parse_pipe_table(assoc.stdout, names)
+        users = await self.run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"])
+        return users.stdout.strip(), rows
+
+    async def qos_limits(self) -> list[dict[str, str]]:
+        """Every QoS with its walltime and TRES limits."""
+        names = ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
+        out = (await self.run(["sacctmgr", "-n", "-P", "show", "qos", "format=" + ",".join(names)])).stdout
+        return parse_pipe_table(out, names)
+
+    async def test_only(self, script: str, *, user: str, env: Mapping[str, str]) -> tuple[str, str]:
+        """When and where the job would start if submitted now (nothing is submitted)."""
+        result = await self.run(["sbatch", "--test-only"], user=user, stdin=script, env=env)
+        return parse_test_only(result.stderr + result.stdout)
+
+    async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
+        """Every job of the account since ``since`` (YYYY-MM-DD): elapsed seconds and TRES."""
+        names = ("JobID", "ElapsedRaw", "AllocTRES")
+        argv = ["sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", ",".join(names)]
+        return parse_pipe_table((await self.run(argv)).stdout, names)
+
+    async def pending_order(self, partition: str) -> list[str]:
+        """Pending job ids of a partition, in the order SLURM will consider them."""
+        out = (await self.run(["squeue", "-h", "-t", "PENDING", "-p", partition, "-o", "%i", "--sort=-p,i"])).stdout
+        return out.split()
 
     async def node_address(self, node: str) -> str:
         """The address to reach a compute node at (NodeAddr), cached: it does not change."""

@@ -131,6 +131,9 @@ ensure_qos() {
 ensure_accounts() {
   ensure_qos normal MaxWall=2-00:00:00
   ensure_qos interactive MaxWall=12:00:00 MaxJobsPerUser=4 Priority=100
+  # Partition QoS (slurm.conf): no GPU may be asked for on gpp; refused at submission.
+  ensure_qos part_gpp MaxTRESPerJob=gres/gpu=0 Flags=DenyOnLimit
+  ensure_qos part_acc MaxTRESPerJob=gres/gpu=2 Flags=DenyOnLimit
   local account desc users
   while read -r account rest; do
     case "$account" in ''|'#'*) continue;; esac

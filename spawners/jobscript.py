@@ -19,8 +19,8 @@ from aifactory.dask_config import WORKER_JOB_PREFIX
 from aifactory.site_config import Rule, SlurmSettings
 
 TEMPLATE = Path(__file__).with_name("templates") / "jupyterlab.sbatch.j2"
-#: Options a user may set when starting a server (the form issue widens this).
-USER_OPTIONS = ("partition", "cpus", "memory", "walltime")
+#: Options a user may set when starting a server (checked again against the cluster: choices.py).
+USER_OPTIONS = ("partition", "account", "qos", "reservation", "cpus", "memory", "gpus", "walltime")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _HOME = re.compile(r"/[A-Za-z0-9_./-]*")
 
@@ -87,8 +87,10 @@ def render(request: JobRequest, command: Iterable[str], export: Iterable[str]) -
         partition=s.partition,
         account=s.account,
         qos=s.qos,
+        reservation=s.reservation,
         cpus=s.cpus,
         memory=s.memory,
+        gpus=s.gpus,
         walltime=s.walltime,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),

@@ -17,6 +17,7 @@ Every SLURM command goes through :class:`aifactory.slurm.Slurm`.
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import pwd
 import time
@@ -24,12 +25,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from batchspawner import SlurmSpawner
+from tornado import web
 from traitlets import Any as AnyTrait
-from traitlets import Float, Unicode, default
+from traitlets import Float, Integer, List, Unicode, default
 
 from aifactory.dask_config import DASHBOARD_LINK_ENV, worker_job_name
 from aifactory.site_config import SlurmSettings
 from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end, explain_pending
+from spawners.choices import Choices, Discovery
+from spawners.estimate import summary, usage_since
+from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
 from spawners.jobscript import JobRequest, OptionError, render
 from spawners.watcher import JobWatcher, Seen
 
@@ -52,6 +57,14 @@ class SpawnFailed(RuntimeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+        self.jupyterhub_message = message
+
+
+class Refused(web.HTTPError):
+    """A 4xx/5xx whose message reaches the user as written, in the API's JSON and on the form page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, "%s", message)  # never a format string: the message may hold "%"
         self.jupyterhub_message = message
 
 
@@ -81,6 +94,41 @@ class WorkbenchSpawner(SlurmSpawner):
 
     slurm = AnyTrait(help="The aifactory.slurm.Slurm instance through which every SLURM command runs.")
 
+    presets = List(
+        help="Presets offered in the spawn form: dicts with name, title, description and any of partition, "
+        "qos, cpus, memory, gpus, walltime (site config form.presets). A user may tune them within limits.",
+    ).tag(config=True)
+
+    discovery_cache = Float(
+        60, help="Seconds the cluster's partitions, QoS, reservations and a user's associations are reused."
+    ).tag(config=True)
+
+    usage_days = Integer(30, help="The form shows what the chosen account used in this many past days.").tag(
+        config=True
+    )
+
+    position_interval = Float(
+        10, help="Seconds between queries of a pending job's position in its partition's queue."
+    ).tag(config=True)
+
+    discovery = AnyTrait(help="The spawners.choices.Discovery that says what each user may ask for.")
+
+    @default("discovery")
+    def _default_discovery(self) -> Discovery:
+        return Discovery.shared(self.slurm, self.discovery_cache)
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return WorkbenchSpawner.render_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return self.typed_options
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        return WorkbenchSpawner.check_user_options
+
     @default("slurm")
     def _default_slurm(self) -> Slurm:
         return SHARED_SLURM
@@ -101,6 +149,9 @@ class WorkbenchSpawner(SlurmSpawner):
         self.last_end = ""  # shown on the user's home page once a running server's job has ended
         self.log_path = ""
         self.submitted_at = 0.0
+        self.request: JobRequest | None = None  # set from user_options once they passed every check
+        self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
+        self._position_at = 0.0
         self._waiting_for_port = False
 
     # -- what the job is -------------------------------------------------------------
@@ -109,18 +160,88 @@ class WorkbenchSpawner(SlurmSpawner):
             partition=self.req_partition,
             account=self.req_account,
             qos=self.req_qos,
+            reservation=self.req_reservation,
             cpus=int(self.req_nprocs or 1),
             memory=self.req_memory,
+            gpus=int(self.req_ngpus or 0),
             walltime=self.req_runtime,
             job_name=self.job_name,
             startup_poll_interval=self.startup_poll_interval,
         )
 
     def job_request(self) -> JobRequest:
+        """The checked request (apply_user_options ran), or the site's defaults checked statically."""
+        if self.request is not None:
+            return self.request
         try:
             return JobRequest.build(self.user.name, self.req_homedir, self.site_defaults(), self.user_options or {})
         except OptionError as e:
             raise SpawnFailed(f"The requested job settings were refused: {e}") from e
+
+    # -- what the user may ask for ---------------------------------------------------
+    async def choices(self) -> Choices:
+        """What this user may run; a clear 503 when the scheduler cannot say."""
+        try:
+            return await self.discovery.for_user(self.user.name)
+        except SlurmUnavailable as e:
+            raise Refused(503, f"The scheduler is unavailable right now ({e}). Please try again shortly.") from e
+        except SlurmError as e:
+            raise Refused(503, f"The scheduler could not list your options: {e}") from e
+
+    async def checked_request(self, user_options: Any) -> JobRequest:
+        """user_options checked for type, site rules and the cluster's limits; 400 names the field."""
+        choices = await self.choices()
+        try:
+            options = apply_preset(coerce_options(user_options or {}), self.presets)
+            request = JobRequest.build(self.user.name, self.req_homedir, self.site_defaults(), options)
+            choices.check(request.slurm)
+        except OptionError as e:
+            raise Refused(400, f"The job settings were refused: {e}") from e
+        return request
+
+    async def check_user_options(self, user_options: Any) -> None:
+        """JupyterHub's apply_user_options hook: runs before start(), its HTTPError reaches the user."""
+        self.request = await self.checked_request(user_options)
+
+    async def estimate(self, user_options: Any) -> dict[str, Any]:
+        """When SLURM would start this request, its cost and the account's usage; nothing is submitted."""
+        request = await self.checked_request(user_options)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        script = render(request, self.job_command(), export=[])
+        account = request.slurm.account or (await self.choices()).default_account
+        since = usage_since(self.usage_days)
+        try:
+            start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
+            rows = await self.slurm.account_usage(account, since)
+        except SlurmUnavailable as e:
+            raise Refused(503, f"The scheduler is unavailable right now ({e}).") from e
+        except SlurmError as e:
+            raise Refused(400, f"SLURM would refuse this job: {e}") from e
+        return summary(cost(request.slurm), account, since, rows, start)
+
+    def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
+        """Form fields and ``opt-`` query arguments as typed options (lists of one string each)."""
+        try:
+            return coerce_options(form_data)
+        except OptionError as e:
+            raise Refused(400, f"The job settings were refused: {e}") from e
+
+    def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
+        return self.typed_options(query_data)
+
+    async def render_options_form(self) -> str:
+        """The form, from this user's choices; the last settings (or a refused link's) pre-filled."""
+        try:
+            choices = await self.choices()
+        except Refused as e:
+            return f'<p class="alert alert-warning">{html.escape(e.jupyterhub_message)}</p>'
+        site = self.site_defaults()
+        handler = getattr(self, "handler", None)
+        args = handler.request.query_arguments if handler is not None else {}
+        prefill = {k[4:]: [v.decode(errors="replace") for v in vs] for k, vs in args.items() if k.startswith("opt-")}
+        values = initial_values(site, self.user_options, prefill)
+        estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
+        return render_form(choices, presets_for(choices, self.presets, site), values, estimate_url.rstrip("/"))
 
     def job_command(self) -> list[str]:
         bindir = os.path.join(self.singleuser_venv, "bin")
@@ -237,6 +358,7 @@ class WorkbenchSpawner(SlurmSpawner):
                     if await self.answers(info):
                         return info
                     self.check_running_timeout(info, running_since)
+                await self.follow_position(info)
                 self.progress_message = self.describe(info)
         finally:
             self._waiting_for_port = False
@@ -252,10 +374,39 @@ class WorkbenchSpawner(SlurmSpawner):
                 f"on {info.node}; it was cancelled. Its log is {log}."
             )
 
+    async def follow_position(self, info: JobInfo) -> None:
+        """A pending job's place in its partition's queue, asked at most every position_interval."""
+        position = self.queue_status.get("position", "")
+        if not info.is_pending:
+            position = ""
+        elif time.monotonic() - self._position_at >= self.position_interval:
+            self._position_at = time.monotonic()
+            try:
+                order = await self.slurm.pending_order(info.partition)
+            except SlurmError as e:
+                self.log.warning("Queue position of job %s unknown: %s", info.job_id, e)
+            else:
+                position = f"{order.index(info.job_id) + 1} of {len(order)}" if info.job_id in order else ""
+        start = info.start_time if info.is_pending and info.start_time[:1].isdigit() else ""
+        self.queue_status = {
+            "id": info.job_id,
+            "state": info.state,
+            "reason": info.reason if info.is_pending else "",
+            "explanation": explain_pending(info.reason) if info.is_pending else "",
+            "estimated_start": start,
+            "position": position,
+        }
+
     def describe(self, info: JobInfo) -> str:
         if info.is_pending:
-            start = f"; estimated start {info.start_time.replace('T', ' ')}" if info.start_time[:1].isdigit() else ""
-            return f"Job {info.job_id} is queued in {info.partition}: {explain_pending(info.reason)}{start}"
+            status = self.queue_status
+            where = f" (position {status['position']})" if status.get("position") else ""
+            start = (
+                f"; estimated start {status['estimated_start'].replace('T', ' ')}"
+                if status.get("estimated_start")
+                else ""
+            )
+            return f"Job {info.job_id} is queued in {info.partition}{where}: {explain_pending(info.reason)}{start}"
         if self.port:
             return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
@@ -328,5 +479,5 @@ class WorkbenchSpawner(SlurmSpawner):
         while True:
             if self.progress_message and self.progress_message != shown:
                 shown = self.progress_message
-                yield {"message": shown}
+                yield {"message": shown, "job": dict(self.queue_status)}
             await asyncio.sleep(0.5)

@@ -165,8 +165,9 @@ class HubProcess:
         subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
         shutil.rmtree(self.site_file.parent, ignore_errors=True)
 
-    def login(self, name: str, password: str) -> requests.Session:
-        """A browser-like session logged in through the form (PAM)."""
+    def login(self, name: str, password: str | None = None) -> requests.Session:
+        """A browser-like session logged in through the form (PAM); the demo password by default."""
+        password = demo_password(name) if password is None else password
         session = requests.Session()
         page = session.get(f"{self.url}/hub/login", timeout=30)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
@@ -190,6 +191,14 @@ class HubProcess:
         return r
 
 
+def demo_password(user: str) -> str:
+    for line in (REPO / "cluster" / "users.txt").read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == user:
+            return parts[1]
+    raise LookupError(user)
+
+
 def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None) -> Path:
     site = {
         "hub": {
@@ -204,6 +213,8 @@ def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm
             **(hub or {}),
         },
         "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **(slurm or {})},
+        # Tests change reservations and expect the form to see it within a second.
+        "form": {"discovery_cache": 1},
     }
     path = directory / "site.yaml"
     path.write_text(yaml.safe_dump(site))

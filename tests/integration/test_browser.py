@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import HubProcess, queued_jobs
+from .hubprocess import demo_password
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-USERS = Path(__file__).parents[2] / "cluster" / "users.txt"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -20,14 +20,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def demo_password(user: str) -> str:
-    for line in USERS.read_text().splitlines():
-        parts = line.split()
-        if parts and parts[0] == user:
-            return parts[1]
-    raise LookupError(user)
 
 
 @pytest.fixture

@@ -10,7 +10,12 @@ from pathlib import Path
 from .conftest import HubProcess, sh
 
 HUB_USER = "aifactory-hub"
-ALLOWED = {"/usr/bin/sbatch ^--parsable$", "/usr/bin/scancel ^[0-9]+$", "/usr/bin/scancel ^--name aifw-dask-[0-9]+$"}
+ALLOWED = {
+    "/usr/bin/sbatch ^--parsable$",
+    "/usr/bin/sbatch ^--test-only$",
+    "/usr/bin/scancel ^[0-9]+$",
+    "/usr/bin/scancel ^--name aifw-dask-[0-9]+$",
+}
 
 
 def as_hub(*argv: str) -> subprocess.CompletedProcess:
@@ -36,6 +41,7 @@ def test_sudo_lets_the_hub_submit_and_cancel_as_users_and_nothing_else():
         ["-u", "root", "--", "scancel", "1"],
         ["-u", "alice", "--", "scancel", "1 --user=bob"],
         ["-u", "alice", "--", "sbatch", "--wrap", "id"],
+        ["-u", "alice", "--", "sbatch", "--test-only", "--wrap", "id"],
     ]
     for argv in refused:
         assert as_hub("sudo", "-n", *argv).returncode != 0, argv

@@ -1,0 +1,261 @@
+"""What each user may ask for, discovered from the live cluster, and the check against it.
+
+The form offers, and the hub accepts, only what SLURM would let this user run: partitions
+open to their accounts and groups (with limits from the partition, its nodes and its QoS),
+the accounts and QoS of their associations, and reservations that name them or their
+accounts.  The cluster changes rarely, so answers are reused for ``ttl`` seconds: the
+form opens without a round of scheduler calls, and a burst of refused requests costs one.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, TypeVar
+
+from aifactory.site_config import SlurmSettings
+from aifactory.slurm import Slurm, parse_duration, parse_gres_count, parse_memory_mb, parse_tres
+from spawners.jobscript import OptionError
+
+T = TypeVar("T")
+Records = list[dict[str, str]]
+_UNSET = ("", "(null)", "ALL", "UNLIMITED", "n/a")
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    default: bool
+    max_walltime: int | None  # seconds; None: no limit
+    max_cpus: int
+    max_memory_mb: int
+    max_gpus: int
+
+    def limits_text(self) -> str:
+        wall = f"{self.max_walltime // 3600} h" if self.max_walltime else "no walltime limit"
+        gpus = f"{self.max_gpus} GPUs" if self.max_gpus else "no GPUs"
+        return f"up to {self.max_cpus} cores, {self.max_memory_mb / 1024:.1f} GB, {gpus}, {wall}"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    name: str
+    partition: str  # "" when the reservation is not tied to a partition
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Association:
+    account: str
+    partition: str  # "" for every partition
+    qos: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """One user's options; :meth:`check` refuses anything outside them."""
+
+    user: str
+    partitions: dict[str, Partition]
+    associations: tuple[Association, ...]
+    default_account: str
+    qos_walltime: dict[str, int | None]
+    reservations: dict[str, Reservation]
+
+    def accounts(self, partition: str | None = None) -> list[str]:
+        found = [a.account for a in self.associations if partition is None or a.partition in ("", partition)]
+        return sorted(set(found), key=lambda a: (a != self.default_account, a))
+
+    def qos(self, account: str, partition: str) -> list[str]:
+        return sorted(
+            {q for a in self.associations if a.account == account and a.partition in ("", partition) for q in a.qos}
+        )
+
+    def max_walltime(self, partition: Partition, qos: str) -> int | None:
+        limits = [w for w in (partition.max_walltime, self.qos_walltime.get(qos)) if w]
+        return min(limits) if limits else None
+
+    def check(self, s: SlurmSettings) -> None:
+        """Raise OptionError naming the field, the value and what this user may choose."""
+        if s.partition not in self.partitions:
+            raise OptionError("partition", s.partition, _one_of(self.partitions))
+        part = self.partitions[s.partition]
+        account = s.account or self.default_account
+        if account not in self.accounts(part.name):
+            raise OptionError("account", s.account, _one_of(self.accounts(part.name)))
+        allowed_qos = self.qos(account, part.name)
+        if s.qos and s.qos not in allowed_qos:
+            raise OptionError("qos", s.qos, f"{_one_of(allowed_qos)} (for account {account})")
+        _at_most("cpus", s.cpus, part.max_cpus, f"partition {part.name}")
+        memory = parse_memory_mb(s.memory) or 0
+        if memory > part.max_memory_mb:
+            raise OptionError("memory", s.memory, f"at most {part.max_memory_mb}M on partition {part.name}")
+        if s.gpus and not part.max_gpus:
+            with_gpus = [p.name for p in self.partitions.values() if p.max_gpus]
+            raise OptionError("gpus", s.gpus, f"0 on partition {part.name}; GPUs are on {_one_of(with_gpus)}")
+        _at_most("gpus", s.gpus, part.max_gpus, f"partition {part.name}")
+        limit = self.max_walltime(part, s.qos)
+        if limit and (parse_duration(s.walltime) or 0) > limit:
+            raise OptionError(
+                "walltime", s.walltime, f"at most {_hms(limit)} on {part.name} with QoS {s.qos or 'default'}"
+            )
+        if s.reservation:
+            res = self.reservations.get(s.reservation)
+            if res is None:
+                raise OptionError("reservation", s.reservation, '"" or ' + _one_of(self.reservations))
+            if res.partition and res.partition != part.name:
+                raise OptionError("reservation", s.reservation, f"only with partition {res.partition}")
+
+    def as_data(self) -> dict[str, Any]:
+        """What the form's script needs to show limits and follow the partition chosen."""
+        return {
+            "partitions": {name: asdict(p) | {"limits": p.limits_text()} for name, p in self.partitions.items()},
+            "accounts": {p: {a: self.qos(a, p) for a in self.accounts(p)} for p in self.partitions},
+            "default_account": self.default_account,
+            "qos_walltime": self.qos_walltime,
+            "reservations": {name: asdict(r) for name, r in self.reservations.items()},
+        }
+
+
+def _one_of(names: Iterable[str]) -> str:
+    listed = ", ".join(names)
+    return f"one of {listed}" if listed else "nothing (none is open to you)"
+
+
+def _at_most(name: str, value: int, limit: int, where: str) -> None:
+    if value > limit:
+        raise OptionError(name, value, f"at most {limit} on {where}")
+
+
+def _hms(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def _number(text: str, default: int) -> int:
+    return int(text) if text.isdigit() else default
+
+
+def _names(text: str) -> set[str]:
+    return set() if text in _UNSET else set(text.split(","))
+
+
+def user_groups(user: str) -> set[str]:
+    entry = pwd.getpwnam(user)
+    names = set()
+    for gid in os.getgrouplist(user, entry.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return names
+
+
+def partition_limits(record: dict[str, str], nodes: list[dict[str, str]], qos: dict[str, dict[str, str]]) -> Partition:
+    """A partition's limits: the smallest of what its nodes have, it allows and its QoS allows."""
+    name = record["PartitionName"]
+    members = [n for n in nodes if name in n.get("Partitions", "").split(",")]
+    cpus = max((_number(n.get("CPUTot", ""), 0) for n in members), default=0)
+    memory = max((_number(n.get("RealMemory", ""), 0) for n in members), default=0)
+    gpus = max((parse_gres_count(n.get("Gres", "")) for n in members), default=0)
+    cpus = min(cpus, _number(record.get("MaxCPUsPerNode", ""), cpus))
+    memory = min(memory, parse_memory_mb(record.get("MaxMemPerNode", "")) or memory)
+    walltime = parse_duration(record.get("MaxTime", ""))
+    part_qos = qos.get(record.get("QoS", ""), {})
+    for field in ("MaxTRES", "MaxTRESPerNode"):
+        tres = parse_tres(part_qos.get(field, ""))
+        gpus = min(gpus, _number(tres.get("gres/gpu", ""), gpus))
+        cpus = min(cpus, _number(tres.get("cpu", ""), cpus))
+    qos_wall = parse_duration(part_qos.get("MaxWall", ""))
+    if qos_wall:
+        walltime = min(walltime or qos_wall, qos_wall)
+    return Partition(name, record.get("Default") == "YES", walltime, cpus, memory, gpus)
+
+
+def open_to(record: dict[str, str], accounts: set[str], groups: set[str]) -> bool:
+    """Whether a partition admits someone with these accounts and groups."""
+    if record.get("State") != "UP" or record.get("Hidden") == "YES" or record.get("RootOnly") == "YES":
+        return False
+    allow_acc, deny_acc = _names(record.get("AllowAccounts", "ALL")), _names(record.get("DenyAccounts", ""))
+    usable = accounts - deny_acc
+    if allow_acc:
+        usable &= allow_acc
+    allow_groups = _names(record.get("AllowGroups", "ALL"))
+    return bool(usable) and (not allow_groups or bool(allow_groups & groups))
+
+
+def reservation_for(record: dict[str, str], user: str, accounts: set[str], groups: set[str]) -> bool:
+    """Whether the reservation names the user, one of their accounts or groups (``-x``: all but x)."""
+    if record.get("State") not in ("ACTIVE", "INACTIVE"):
+        return False
+    for listed, mine in ((record.get("Users", ""), {user}), (record.get("Accounts", ""), accounts)):
+        names = _names(listed)
+        excluded = {n[1:] for n in names if n.startswith("-")}
+        if excluded:
+            return not (excluded & mine)
+        if names & mine:
+            return True
+    return bool(_names(record.get("Groups", "")) & groups)
+
+
+class Discovery:
+    """Asks the cluster, at most once per ``ttl`` for the cluster and once per user."""
+
+    _instances: ClassVar[dict[int, Discovery]] = {}
+
+    def __init__(self, slurm: Slurm, ttl: float) -> None:
+        self.slurm = slurm
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    @classmethod
+    def shared(cls, slurm: Slurm, ttl: float) -> Discovery:
+        key = id(slurm)
+        if key not in cls._instances:
+            cls._instances[key] = cls(slurm, ttl)
+        cls._instances[key].ttl = ttl
+        return cls._instances[key]
+
+    async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        value = await fetch()
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+    async def _cluster(self) -> tuple[Records, Records, dict[str, dict[str, str]], Records]:
+        parts, nodes, res = [await self.slurm.show(kind) for kind in ("partition", "node", "res")]
+        qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
+        return parts, nodes, qos, res
+
+    async def for_user(self, user: str) -> Choices:
+        parts, nodes, qos, res = await self._cached("cluster", self._cluster)
+        default_account, rows = await self._cached(f"user:{user}", lambda: self.slurm.associations(user))
+        associations = tuple(Association(r["Account"], r["Partition"], tuple(_names(r["QOS"]))) for r in rows)
+        accounts = {a.account for a in associations}
+        groups = user_groups(user)
+        partitions = {
+            r["PartitionName"]: partition_limits(r, nodes, qos) for r in parts if open_to(r, accounts, groups)
+        }
+        reservations = {
+            r["ReservationName"]: Reservation(
+                r["ReservationName"], "".join(_names(r.get("PartitionName", ""))), r["StartTime"], r["EndTime"]
+            )
+            for r in res
+            if reservation_for(r, user, accounts, groups)
+        }
+        return Choices(
+            user=user,
+            partitions=dict(sorted(partitions.items(), key=lambda kv: (not kv[1].default, kv[0]))),
+            associations=associations,
+            default_account=default_account or (sorted(accounts)[0] if accounts else ""),
+            qos_walltime={name: parse_duration(q.get("MaxWall", "")) for name, q in qos.items()},
+            reservations=reservations,
+        )

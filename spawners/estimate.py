@@ -1,0 +1,84 @@
+"""Before submitting: when the job would start, what it costs and what the account has used.
+
+The form asks this endpoint as its fields change.  ``sbatch --test-only`` runs as the user
+(so their associations and limits apply) and submits nothing; usage comes from ``sacct``
+for the account chosen, so a user sees what they spend before they spend it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from jupyterhub import apihandlers
+from jupyterhub.apihandlers import APIHandler
+from tornado import web
+
+from aifactory.slurm import parse_tres
+
+ROUTE = r"/api/aifactory/estimate/([^/]+)/?([^/]*)"
+
+
+def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:
+    """Core-hours and GPU-hours of ``sacct`` rows (ElapsedRaw seconds, AllocTRES)."""
+    core = gpu = 0.0
+    for row in rows:
+        seconds = int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else 0
+        tres = parse_tres(row["AllocTRES"])
+        core += seconds * int(tres.get("cpu", "0") or 0) / 3600
+        gpu += seconds * int(tres.get("gres/gpu", "0") or 0) / 3600
+    return round(core, 2), round(gpu, 2)
+
+
+def start_text(start: str, now: dt.datetime | None = None) -> str:
+    """SLURM's expected start (local ISO time) in words."""
+    try:
+        when = dt.datetime.fromisoformat(start)
+    except ValueError:
+        return f"SLURM expects it to start at {start}."
+    wait = (when - (now or dt.datetime.now())).total_seconds()
+    if wait <= 30:
+        return "SLURM expects it to start now."
+    return f"SLURM expects it to start at {when:%Y-%m-%d %H:%M} (in about {max(1, round(wait / 60))} min)."
+
+
+def usage_since(days: int, today: dt.date | None = None) -> str:
+    return ((today or dt.date.today()) - dt.timedelta(days=days)).isoformat()
+
+
+class EstimateHandler(APIHandler):
+    """POST {"user_options": {...}}: the checks of a real spawn, then an estimate; 4xx names the field."""
+
+    async def post(self, user_name: str, server_name: str = "") -> None:
+        current = self.current_user
+        if current is None or (current.name != user_name and not getattr(current, "admin", False)):
+            raise web.HTTPError(403, "you may ask only for your own servers")
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, "the body must be JSON") from e
+        if not isinstance(body, dict) or not isinstance(body.get("user_options", {}), dict):
+            raise web.HTTPError(400, 'the body must be {"user_options": {...}}')
+        spawner = user.spawners.get(server_name) or user.spawner
+        self.finish(await spawner.estimate(body.get("user_options", {})))
+
+
+def install_estimate() -> None:
+    handlers = apihandlers.default_handlers
+    handlers[:] = [h for h in handlers if h[0] != ROUTE]
+    handlers.append((ROUTE, EstimateHandler))
+
+
+def summary(request_cost: dict[str, float], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:
+    core, gpu = usage_hours(rows)
+    return {
+        "cost": request_cost,
+        "usage": {"account": account, "since": since, "core_hours": core, "gpu_hours": gpu},
+        "start": start,
+        "start_text": start_text(start),
+    }

@@ -1,0 +1,126 @@
+"""The spawn form: presets and fields from the user's choices, and form data back to options.
+
+Whatever arrives (form fields, an ``opt-`` link, the REST API) goes through
+:func:`coerce_options` and then the same checks: types first, then the site's rules
+(jobscript.py), then what the cluster allows this user (choices.py).  The form itself
+only helps; it is never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from aifactory.site_config import PRESET_KEYS, SlurmSettings
+from aifactory.slurm import parse_duration
+from spawners.choices import Choices
+from spawners.jobscript import USER_OPTIONS, OptionError
+
+TEMPLATE = Path(__file__).with_name("templates") / "spawn_form.html.j2"
+_INTEGER_OPTIONS = ("cpus", "gpus")
+#: Longest text any field may hold; longer input is refused before anything else looks at it.
+MAX_LENGTH = 64
+
+
+def _single(name: str, value: Any) -> Any:
+    """Form and query values come as lists of strings: exactly one is accepted."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise OptionError(name, value, "a single value")
+        return value[0]
+    return value
+
+
+def coerce_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed options from form data, query arguments or JSON; refuse what has the wrong type."""
+    if not isinstance(raw, Mapping):
+        raise OptionError("user_options", raw, "a mapping of option names to values")
+    options: dict[str, Any] = {}
+    for name, value in raw.items():
+        value = _single(str(name), value)
+        if isinstance(value, str) and len(value) > MAX_LENGTH:
+            raise OptionError(str(name)[:MAX_LENGTH], value[:MAX_LENGTH] + "...", f"at most {MAX_LENGTH} characters")
+        if name in _INTEGER_OPTIONS:
+            options[name] = _integer(name, value)
+        elif isinstance(value, str):
+            options[str(name)] = value
+        else:
+            raise OptionError(str(name), value, "text")
+    return options
+
+
+def _integer(name: str, value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 6:
+        return int(value)
+    raise OptionError(name, value, "a whole number")
+
+
+def apply_preset(options: Mapping[str, Any], presets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The preset's settings, overridden by whatever else was asked for; ``preset`` removed."""
+    options = dict(options)
+    name = options.pop("preset", "")
+    if not name:
+        return options
+    by_name = {p["name"]: p for p in presets}
+    if name not in by_name:
+        raise OptionError("preset", name, f"one of {', '.join(by_name) or 'none'}")
+    return {k: v for k, v in by_name[name].items() if k in PRESET_KEYS} | options
+
+
+def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: SlurmSettings) -> list[dict[str, Any]]:
+    """The presets this user's partitions and QoS can run (others would only be refused)."""
+    from dataclasses import replace
+
+    usable = []
+    for preset in presets:
+        settings = {k: v for k, v in preset.items() if k in PRESET_KEYS}
+        try:
+            choices.check(replace(site, **settings))
+        except OptionError:
+            continue
+        usable.append(dict(preset))
+    return usable
+
+
+def cost(s: SlurmSettings) -> dict[str, float]:
+    """What a request costs if it runs its whole walltime."""
+    hours = (parse_duration(s.walltime) or 0) / 3600
+    return {"hours": round(hours, 2), "core_hours": round(s.cpus * hours, 2), "gpu_hours": round(s.gpus * hours, 2)}
+
+
+def initial_values(
+    site: SlurmSettings, remembered: Mapping[str, Any] | None, prefill: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What the fields show: a link's values, else the last settings, else the site's defaults."""
+    values: dict[str, Any] = {name: getattr(site, name) for name in USER_OPTIONS} | {"preset": ""}
+    for source in (remembered, prefill):
+        if not source:
+            continue
+        try:
+            values |= {k: v for k, v in coerce_options(source).items() if k in values}
+        except OptionError:
+            continue  # a hostile or stale value is not shown back; the defaults stand
+    return values
+
+
+def render_form(
+    choices: Choices,
+    presets: Sequence[Mapping[str, Any]],
+    values: Mapping[str, Any],
+    estimate_url: str,
+) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
+    data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url}
+    return env.from_string(TEMPLATE.read_text()).render(
+        choices=choices,
+        presets=presets,
+        values=values,
+        # </script> cannot end the block: "<" is escaped inside the JSON.
+        data_json=json.dumps(data).replace("<", "\\u003c"),
+    )

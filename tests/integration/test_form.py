@@ -1,0 +1,132 @@
+"""The spawn form from the live cluster: per-user options, limits, estimates and links."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from .conftest import HubProcess, queued_jobs, sh
+
+
+def form_data(session: requests.Session, hub: HubProcess, query: str = "") -> dict:
+    """The data the form's script works from (what the page offers), and the page itself."""
+    page = session.get(f"{hub.url}/hub/spawn{query}", timeout=60)
+    found = re.search(r'<script type="application/json" id="aifw-data">(.*?)</script>', page.text, re.S)
+    assert found, page.text[-2000:]
+    return json.loads(found.group(1)) | {"page": page.text, "status": page.status_code}
+
+
+def select_options(page: str, select_id: str) -> list[str]:
+    block = re.search(rf'<select[^>]*id="{select_id}".*?</select>', page, re.S).group(0)
+    return [html.unescape(v) for v in re.findall(r'<option value="([^"]*)"', block)]
+
+
+def post_with_xsrf(session: requests.Session, url: str, **kwargs) -> requests.Response:
+    return session.post(url, headers={"X-XSRFToken": session.cookies.get("_xsrf", "")}, timeout=60, **kwargs)
+
+
+def job_details(job_id: str) -> dict[str, str]:
+    return dict(re.findall(r"(\w+)=(\S*)", sh("scontrol", "show", "job", job_id, "-o")))
+
+
+@pytest.fixture
+def reservation() -> Iterator[str]:
+    """A reservation for alice alone, as an admin makes for a workshop."""
+    name = "aifw-test-workshop"
+    subprocess.run(["scontrol", "delete", f"reservationname={name}"], capture_output=True)
+    sh("scontrol", "create", "reservation", f"reservationname={name}", "users=alice", "starttime=now",
+       "duration=30", "corecnt=2", "partitionname=gpp", "flags=ignore_jobs")  # fmt: skip
+    time.sleep(1.1)  # the test hub's discovery cache
+    yield name
+    subprocess.run(["scontrol", "delete", f"reservationname={name}"], capture_output=True)
+
+
+def test_each_user_is_offered_only_their_own_accounts(hub: HubProcess):
+    offered = {user: select_options(form_data(hub.login(user), hub)["page"], "account") for user in ("alice", "bob")}
+    assert offered == {"alice": ["ehpc01"], "bob": ["ehpc02"]}
+    instructor = form_data(hub.login("instructor"), hub)
+    assert sorted(instructor["choices"]["accounts"]["gpp"]) == ["ehpc01", "ehpc02"]
+    r = hub.start("alice", {"account": "ehpc02"})
+    assert r.status_code == 400 and "account: 'ehpc02' is not accepted; allowed: one of ehpc01" in r.json()["message"]
+
+
+def test_acc_offers_gpus_gpp_does_not_and_the_form_shows_the_limits(hub: HubProcess):
+    data = form_data(hub.login("alice"), hub)
+    parts = data["choices"]["partitions"]
+    assert parts["acc"]["max_gpus"] == 2 and parts["gpp"]["max_gpus"] == 0
+    assert parts["acc"]["max_cpus"] == 80 and parts["gpp"]["max_cpus"] == 112
+    assert "acc: up to 80 cores, 15.6 GB, 2 GPUs, 24 h" in data["page"]
+    assert "gpp: up to 112 cores, 15.6 GB, no GPUs, 48 h" in data["page"]
+    assert [p["name"] for p in data["presets"]] == ["quick", "analysis", "gpu", "workshop"]
+    r = hub.start("alice", {"partition": "gpp", "gpus": 1})
+    assert r.status_code == 400
+    assert r.json()["message"].endswith("gpus: 1 is not accepted; allowed: 0 on partition gpp; GPUs are on one of acc")
+    assert queued_jobs("alice") == {}
+
+
+def test_a_reservation_is_offered_only_to_its_users(hub: HubProcess, reservation: str):
+    assert reservation in select_options(form_data(hub.login("alice"), hub)["page"], "reservation")
+    assert select_options(form_data(hub.login("bob"), hub)["page"], "reservation") == [""]
+    r = hub.start("bob", {"reservation": reservation})
+    assert r.status_code == 400 and f"reservation: '{reservation}' is not accepted" in r.json()["message"]
+    assert queued_jobs("bob") == {}
+
+
+def test_the_estimate_gives_start_cost_and_the_accounts_usage_without_submitting(hub: HubProcess):
+    session = hub.login("alice")
+    before = hub.slurm_commands().get("sbatch", 0)
+    r = post_with_xsrf(session, f"{hub.url}/hub/api/aifactory/estimate/alice", json={"user_options": {"preset": "gpu"}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["cost"] == {"hours": 2.0, "core_hours": 40.0, "gpu_hours": 2.0}
+    assert body["usage"]["account"] == "ehpc01" and body["usage"]["core_hours"] >= 0
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d", body["start"]), body
+    assert body["start_text"].startswith("SLURM expects it to start")
+    refused = post_with_xsrf(
+        session, f"{hub.url}/hub/api/aifactory/estimate/alice", json={"user_options": {"walltime": "3-00:00:00"}}
+    )
+    assert refused.status_code == 400 and "walltime: '3-00:00:00' is not accepted" in refused.json()["message"]
+    other = post_with_xsrf(session, f"{hub.url}/hub/api/aifactory/estimate/bob", json={"user_options": {}})
+    assert other.status_code == 403
+    assert hub.slurm_commands().get("sbatch", 0) == before + 1  # the one --test-only
+    assert queued_jobs("alice") == {}
+
+
+@pytest.mark.slow
+def test_a_link_spawns_with_exactly_its_options_and_a_refused_link_prefills_the_form(clean: HubProcess):
+    hub = clean
+    session = hub.login("alice")
+    refused = form_data(session, hub, "?opt-preset=gpu&opt-cpus=81&opt-walltime=00:30:00")
+    assert refused["status"] == 400 and "cpus: 81 is not accepted; allowed: at most 80 on partition acc" in refused["page"]
+    assert 'value="81"' in refused["page"] and 'value="00:30:00"' in refused["page"]
+    assert queued_jobs("alice") == {}
+
+    r = session.get(f"{hub.url}/hub/spawn?opt-preset=gpu&opt-cpus=4&opt-walltime=00:30:00", timeout=60)
+    assert r.status_code == 200, r.text[-2000:]
+    (job_id,) = queued_jobs("alice")
+    job = job_details(job_id)
+    assert (job["Partition"], job["NumCPUs"], job["TimeLimit"]) == ("acc", "4", "00:30:00")
+    assert "gres/gpu=1" in job["TRES"] and "mem=8G" in job["TRES"], job["TRES"]
+    assert job["Account"] == "ehpc01" and job["QOS"] == "interactive"
+    hub.wait_ready("alice")
+    # Remembered: the next form opens with the settings of this spawn.
+    hub.stop("alice")
+    page = form_data(session, hub)["page"]
+    assert 'id="preset-gpu"\n             value="gpu" checked' in page or re.search(r'id="preset-gpu"[^>]*checked', page)
+    assert 'name="cpus" min="1" value="4"' in page
+
+
+@pytest.mark.slow
+def test_a_job_in_a_reservation_runs_there(clean: HubProcess, reservation: str):
+    hub = clean
+    hub.start_ready("alice", {"preset": "quick", "reservation": reservation})
+    (job_id,) = queued_jobs("alice")
+    assert job_details(job_id)["Reservation"] == reservation
+    hub.stop("alice")
