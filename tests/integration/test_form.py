@@ -104,7 +104,9 @@ def test_a_link_spawns_with_exactly_its_options_and_a_refused_link_prefills_the_
     hub = clean
     session = hub.login("alice")
     refused = form_data(session, hub, "?opt-preset=gpu&opt-cpus=81&opt-walltime=00:30:00")
-    assert refused["status"] == 400 and "cpus: 81 is not accepted; allowed: at most 80 on partition acc" in refused["page"]
+    assert (
+        refused["status"] == 400 and "cpus: 81 is not accepted; allowed: at most 80 on partition acc" in refused["page"]
+    )
     assert 'value="81"' in refused["page"] and 'value="00:30:00"' in refused["page"]
     assert queued_jobs("alice") == {}
 
@@ -119,7 +121,9 @@ def test_a_link_spawns_with_exactly_its_options_and_a_refused_link_prefills_the_
     # Remembered: the next form opens with the settings of this spawn.
     hub.stop("alice")
     page = form_data(session, hub)["page"]
-    assert 'id="preset-gpu"\n             value="gpu" checked' in page or re.search(r'id="preset-gpu"[^>]*checked', page)
+    assert 'id="preset-gpu"\n             value="gpu" checked' in page or re.search(
+        r'id="preset-gpu"[^>]*checked', page
+    )
     assert 'name="cpus" min="1" value="4"' in page
 
 
