@@ -25,11 +25,12 @@ def impatient_hub() -> Iterator[HubProcess]:
 
 @pytest.fixture
 def full_node() -> Iterator[str]:
-    """Every idle core of the node taken by another job (root's), as on a busy cluster."""
-    idle = sh("sinfo", "-h", "-n", "mn5-n01", "-o", "%C").strip().split("/")[1]  # alloc/idle/other/total
+    """Every core of the node taken by another job (root's), as on a busy cluster."""
+    # Every core: a job that has just ended may hold its cores a little longer (the filler waits).
+    cores = sh("sinfo", "-h", "-n", "mn5-n01", "-o", "%C").strip().split("/")[3]  # alloc/idle/other/total
     job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
-             f"--cpus-per-task={idle}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
-    deadline = time.monotonic() + 30
+             f"--cpus-per-task={cores}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+    deadline = time.monotonic() + 90
     while sh("squeue", "-h", "-j", job, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the node"
@@ -37,19 +38,19 @@ def full_node() -> Iterator[str]:
     subprocess.run(["scancel", job], check=False)
 
 
-def progress_messages(hub: HubProcess, user: str, seconds: float) -> list[str]:
-    """The messages the spawn-pending page shows, read from the progress stream for a while."""
-    messages, deadline = [], time.monotonic() + seconds
+def progress_events(hub: HubProcess, user: str, seconds: float) -> list[dict]:
+    """The events the spawn-pending page shows, read from the progress stream for a while."""
+    events, deadline = [], time.monotonic() + seconds
     try:
         with hub.api("GET", f"/users/{user}/server/progress", stream=True, timeout=(5, seconds)) as r:
             for line in r.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
-                    messages.append(json.loads(line[5:]).get("message", ""))
+                    events.append(json.loads(line[5:]))
                 if time.monotonic() > deadline:
                     break
     except requests.RequestException:
         pass  # no new message before the read timeout
-    return messages
+    return events
 
 
 @pytest.mark.slow
@@ -59,10 +60,14 @@ def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
     hub = impatient_hub
     t0 = time.monotonic()
     assert hub.start("alice").status_code == 202
-    messages = progress_messages(hub, "alice", START_TIMEOUT + 2)
-    queued = [m for m in messages if "is queued in gpp" in m]
-    assert queued and "waiting for free CPUs, memory or GPUs" in queued[-1], messages
-    assert "estimated start 20" in queued[-1], queued[-1]
+    events = progress_events(hub, "alice", START_TIMEOUT + 2)
+    queued = [e for e in events if "is queued in gpp" in e.get("message", "")]
+    assert queued, events
+    message, job = queued[-1]["message"], queued[-1]["job"]
+    assert "(position 1 of 1): waiting for free CPUs, memory or GPUs" in message, message
+    assert "estimated start 20" in message, message
+    assert job["state"] == "PENDING" and job["reason"] == "Resources" and job["position"] == "1 of 1", job
+    assert job["estimated_start"].startswith("20") and job["id"] in queued_jobs("alice")
     time.sleep(max(0.0, START_TIMEOUT + 3 - (time.monotonic() - t0)))
     (job,) = queued_jobs("alice").values()
     assert job["state"] == "PENDING", "the queued job was cancelled for waiting"
@@ -72,3 +77,20 @@ def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
     hub.wait_ready("alice", timeout=60)
     assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
     hub.stop("alice")
+
+
+def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, full_node: str):
+    """The page's Stop button sends DELETE for the pending server: the job leaves the queue."""
+    assert hub.start("bob").status_code == 202
+    deadline = time.monotonic() + 30
+    while not queued_jobs("bob") and time.monotonic() < deadline:
+        time.sleep(0.25)
+    (job_id,) = queued_jobs("bob")
+    assert queued_jobs("bob")[job_id]["state"] == "PENDING"
+    assert hub.api("DELETE", "/users/bob/server").status_code in (202, 204)
+    deadline = time.monotonic() + 30
+    while (queued_jobs("bob") or hub.server("bob") is not None) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert queued_jobs("bob") == {} and hub.server("bob") is None
+    state = sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip()
+    assert state.startswith("CANCELLED"), state
