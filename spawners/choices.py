@@ -107,7 +107,9 @@ class Choices:
         if s.reservation:
             res = self.reservations.get(s.reservation)
             if res is None:
-                raise OptionError("reservation", s.reservation, '"" or ' + _one_of(self.reservations))
+                open_ones = ", ".join(self.reservations)
+                allowed = f'"" (none) or {open_ones}' if open_ones else '"" (no reservation is open to you)'
+                raise OptionError("reservation", s.reservation, allowed)
             if res.partition and res.partition != part.name:
                 raise OptionError("reservation", s.reservation, f"only with partition {res.partition}")
 

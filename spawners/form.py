@@ -100,12 +100,13 @@ def initial_values(
     """What the fields show: a link's values, else the last settings, else the site's defaults."""
     values: dict[str, Any] = {name: getattr(site, name) for name in USER_OPTIONS} | {"preset": ""}
     for source in (remembered, prefill):
-        if not source:
-            continue
-        try:
-            values |= {k: v for k, v in coerce_options(source).items() if k in values}
-        except OptionError:
-            continue  # a hostile or stale value is not shown back; the defaults stand
+        for name, value in (source or {}).items():
+            if name not in values:
+                continue
+            try:
+                values |= coerce_options({name: value})
+            except OptionError:
+                continue  # a value of the wrong type is not shown back; the default stands
     return values
 
 

@@ -1,0 +1,133 @@
+"""What a user may ask for, computed from SLURM 22.05 output recorded on the mini cluster."""
+
+from dataclasses import replace
+
+import pytest
+
+from aifactory.site_config import load_defaults
+from aifactory.slurm import parse_gres_count, parse_memory_mb, parse_pipe_table, parse_scontrol_records, parse_tres
+from spawners.choices import Association, Choices, Reservation, open_to, partition_limits, reservation_for
+from spawners.jobscript import OptionError
+
+PARTITIONS = parse_scontrol_records(
+    "PartitionName=gpp AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=part_gpp "
+    "DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED MaxTime=2-00:00:00 MaxCPUsPerNode=UNLIMITED "
+    "Nodes=mn5-n01 RootOnly=NO State=UP TotalCPUs=112 MaxMemPerNode=UNLIMITED "
+    "TRES=cpu=112,mem=16000M,node=1,billing=112,gres/gpu=2\n"
+    "PartitionName=acc AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=part_acc "
+    "DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED MaxTime=1-00:00:00 MaxCPUsPerNode=80 "
+    "Nodes=mn5-n01 RootOnly=NO State=UP TotalCPUs=112 MaxMemPerNode=UNLIMITED "
+    "TRES=cpu=112,mem=16000M,node=1,billing=112,gres/gpu=2\n"
+)
+NODES = parse_scontrol_records(
+    "NodeName=mn5-n01 Arch=x86_64 CoresPerSocket=112  CPUAlloc=0 CPUEfctv=112 CPUTot=112 Gres=gpu:2 "
+    "NodeAddr=127.0.0.1 OS=Linux 6.18.44 #1 SMP RealMemory=16000 AllocMem=0 State=IDLE Partitions=gpp,acc  "
+    "CfgTRES=cpu=112,mem=16000M,billing=112,gres/gpu=2\n"
+)
+QOS = {
+    q["Name"]: q
+    for q in parse_pipe_table(
+        "normal|2-00:00:00|||\ninteractive|12:00:00|||\npart_gpp||gres/gpu=0||\npart_acc||gres/gpu=2||\n",
+        ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode"),
+    )
+}
+RESERVATION = parse_scontrol_records(
+    "ReservationName=ws1 StartTime=2026-11-28T06:15:58 EndTime=2026-11-28T07:15:58 Duration=01:00:00 "
+    "Nodes=mn5-n01 NodeCnt=1 CoreCnt=112 Features=(null) PartitionName=(null) Flags=IGNORE_JOBS,SPEC_NODES "
+    "TRES=cpu=112 Users=alice Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE\n"
+)[0]
+SITE = load_defaults().slurm
+
+
+def choices_for(account="ehpc01", reservations=None):
+    parts = {r["PartitionName"]: partition_limits(r, NODES, QOS) for r in PARTITIONS}
+    return Choices(
+        user="alice",
+        partitions=parts,
+        associations=(Association(account, "", ("interactive", "normal")),),
+        default_account=account,
+        qos_walltime={"normal": 172800, "interactive": 43200, "part_gpp": None, "part_acc": None},
+        reservations=reservations or {},
+    )
+
+
+def test_partition_limits_come_from_nodes_partition_and_its_qos():
+    gpp, acc = (partition_limits(r, NODES, QOS) for r in PARTITIONS)
+    assert (gpp.max_cpus, gpp.max_memory_mb, gpp.max_gpus, gpp.max_walltime, gpp.default) == (
+        112,
+        16000,
+        0,
+        172800,
+        True,
+    )
+    assert (acc.max_cpus, acc.max_gpus, acc.max_walltime, acc.default) == (80, 2, 86400, False)
+    assert acc.limits_text() == "up to 80 cores, 15.6 GB, 2 GPUs, 24 h"
+
+
+def test_partitions_closed_to_the_users_accounts_or_groups_are_not_offered():
+    gpp = PARTITIONS[0]
+    assert open_to(gpp, {"ehpc01"}, {"aifactory-users"})
+    assert not open_to(gpp | {"AllowAccounts": "ehpc02,ehpc03"}, {"ehpc01"}, set())
+    assert open_to(gpp | {"AllowAccounts": "ehpc02,ehpc01"}, {"ehpc01"}, set())
+    assert not open_to(gpp | {"DenyAccounts": "ehpc01"}, {"ehpc01"}, set())
+    assert not open_to(gpp | {"AllowGroups": "bsc"}, {"ehpc01"}, {"aifactory-users"})
+    assert not open_to(gpp | {"State": "DOWN"}, {"ehpc01"}, set())
+    assert not open_to(gpp | {"Hidden": "YES"}, {"ehpc01"}, set())
+    assert not open_to(gpp, set(), set())  # no association: nothing to charge
+
+
+def test_reservations_are_for_their_users_accounts_or_groups_only():
+    assert reservation_for(RESERVATION, "alice", {"ehpc01"}, set())
+    assert not reservation_for(RESERVATION, "bob", {"ehpc02"}, set())
+    by_account = RESERVATION | {"Users": "(null)", "Accounts": "ehpc02"}
+    assert reservation_for(by_account, "bob", {"ehpc02"}, set()) and not reservation_for(
+        by_account, "alice", {"ehpc01"}, set()
+    )
+    all_but_bob = RESERVATION | {"Users": "-bob"}
+    assert reservation_for(all_but_bob, "alice", set(), set()) and not reservation_for(all_but_bob, "bob", set(), set())
+    assert not reservation_for(RESERVATION | {"State": "ENDED"}, "alice", set(), set())
+
+
+def test_a_request_within_the_limits_passes():
+    choices_for().check(replace(SITE, partition="acc", cpus=80, gpus=2, walltime="12:00:00", qos="interactive"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"partition": "gpp2"}, "partition: 'gpp2' is not accepted; allowed: one of gpp, acc"),
+        ({"account": "ehpc02"}, "account: 'ehpc02' is not accepted; allowed: one of ehpc01"),
+        ({"qos": "debug"}, "qos: 'debug' is not accepted; allowed: one of interactive, normal (for account ehpc01)"),
+        ({"partition": "acc", "cpus": 81}, "cpus: 81 is not accepted; allowed: at most 80 on partition acc"),
+        ({"memory": "16G"}, "memory: '16G' is not accepted; allowed: at most 16000M on partition gpp"),
+        ({"gpus": 1}, "gpus: 1 is not accepted; allowed: 0 on partition gpp; GPUs are on one of acc"),
+        ({"partition": "acc", "gpus": 3}, "gpus: 3 is not accepted; allowed: at most 2 on partition acc"),
+        (
+            {"walltime": "12:00:01"},
+            "walltime: '12:00:01' is not accepted; allowed: at most 12:00:00 on gpp with QoS interactive",
+        ),
+        ({"qos": "normal", "walltime": "2-00:00:01"}, "at most 2-00:00:00 on gpp with QoS normal"),
+        ({"reservation": "ws1"}, "reservation: 'ws1' is not accepted; allowed: \"\" (no reservation is open to you)"),
+    ],
+)
+def test_each_refusal_names_the_field_the_value_and_what_is_allowed(change, message):
+    with pytest.raises(OptionError) as e:
+        choices_for().check(replace(SITE, **change))
+    assert message in str(e.value)
+
+
+def test_a_reservation_tied_to_a_partition_needs_that_partition():
+    res = {"ws1": Reservation("ws1", "acc", "2026-11-28T06:15:58", "2026-11-28T07:15:58")}
+    choices_for(reservations=res).check(replace(SITE, partition="acc", reservation="ws1"))
+    with pytest.raises(OptionError, match="reservation: 'ws1' is not accepted; allowed: only with partition acc"):
+        choices_for(reservations=res).check(replace(SITE, reservation="ws1"))
+
+
+def test_size_and_tres_parsers():
+    assert [parse_memory_mb(t) for t in ("16000", "16000M", "2G", "1T", "512K", "UNLIMITED")] == [
+        16000, 16000, 2048, 1048576, 0, None
+    ]  # fmt: skip
+    assert parse_gres_count("gpu:2") == 2 and parse_gres_count("gpu:a100:4(S:0-1),gpu:h100:2") == 6
+    assert parse_gres_count("(null)") == 0
+    assert parse_tres("cpu=4,mem=2G,gres/gpu=1") == {"cpu": "4", "mem": "2G", "gres/gpu": "1"} and parse_tres("") == {}
+    assert parse_scontrol_records("No reservations in the system\n") == []

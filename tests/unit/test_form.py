@@ -1,0 +1,128 @@
+"""Form data to options, presets, the rendered form, and the estimate's arithmetic."""
+
+import datetime as dt
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aifactory.site_config import load_defaults
+from aifactory.slurm import parse_test_only
+from spawners.estimate import start_text, usage_hours, usage_since
+from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
+from spawners.jobscript import USER_OPTIONS, JobRequest, OptionError, render
+
+from .test_choices import choices_for
+
+SITE = load_defaults().slurm
+PRESETS = load_defaults().form.presets
+COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser"]
+
+
+def test_form_fields_become_typed_options():
+    form = {"preset": ["gpu"], "partition": ["acc"], "cpus": ["4"], "gpus": ["1"], "walltime": ["00:30:00"]}
+    assert coerce_options(form) == {"preset": "gpu", "partition": "acc", "cpus": 4, "gpus": 1, "walltime": "00:30:00"}
+    assert coerce_options({"cpus": 4}) == {"cpus": 4}  # JSON from the REST API
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"cpus": ["1", "2"]}, "cpus: ['1', '2'] is not accepted; allowed: a single value"),
+        ({"cpus": "4 "}, "cpus: '4 ' is not accepted; allowed: a whole number"),
+        ({"cpus": True}, "cpus: True is not accepted; allowed: a whole number"),
+        ({"cpus": "١٢"}, "allowed: a whole number"),  # Arabic-Indic digits are digits to str.isdigit
+        ({"gpus": "9999999"}, "allowed: a whole number"),
+        ({"partition": None}, "partition: None is not accepted; allowed: text"),
+        ({"memory": "8" * 65}, "allowed: at most 64 characters"),
+    ],
+)
+def test_wrong_types_are_refused_by_field(raw, message):
+    with pytest.raises(OptionError) as e:
+        coerce_options(raw)
+    assert message in str(e.value)
+
+
+def test_a_preset_gives_its_settings_and_explicit_options_win():
+    assert apply_preset({"preset": "gpu", "cpus": 4}, PRESETS) == {
+        "partition": "acc", "cpus": 4, "memory": "8G", "gpus": 1, "walltime": "02:00:00"
+    }  # fmt: skip
+    assert apply_preset({"cpus": 2}, PRESETS) == {"cpus": 2}
+    with pytest.raises(
+        OptionError, match="preset: 'huge' is not accepted; allowed: one of quick, analysis, gpu, workshop"
+    ):
+        apply_preset({"preset": "huge"}, PRESETS)
+
+
+def test_only_presets_the_user_can_run_are_offered():
+    assert [p["name"] for p in presets_for(choices_for(), PRESETS, SITE)] == ["quick", "analysis", "gpu", "workshop"]
+    no_gpu_partition = choices_for()
+    no_gpu_partition.partitions.pop("acc")
+    assert [p["name"] for p in presets_for(no_gpu_partition, PRESETS, SITE)] == ["quick", "analysis", "workshop"]
+
+
+def test_fields_show_a_links_values_else_the_last_ones_else_the_defaults():
+    assert initial_values(SITE, None, None)["cpus"] == SITE.cpus
+    remembered = initial_values(SITE, {"preset": "gpu", "cpus": 20}, None)
+    assert (remembered["preset"], remembered["cpus"], remembered["memory"]) == ("gpu", 20, SITE.memory)
+    assert initial_values(SITE, {"cpus": 20}, {"cpus": ["4"]})["cpus"] == 4
+    shown = initial_values(SITE, None, {"cpus": ["4\n#SBATCH"], "walltime": ["00:30:00"], "script": ["x"]})
+    assert (shown["cpus"], shown["walltime"], "script" in shown) == (SITE.cpus, "00:30:00", False)
+
+
+def test_the_form_escapes_whatever_it_shows():
+    values = initial_values(SITE, None, None) | {"memory": '"><script>alert(1)</script>'}
+    page = render_form(choices_for(), PRESETS, values, "/hub/api/aifactory/estimate/alice")
+    assert "<script>alert(1)" not in page and "&#34;&gt;&lt;script&gt;" in page
+    data = re.search(r'id="aifw-data">(.*?)</script>', page, re.S).group(1)
+    assert "</" not in data
+
+
+def test_cost_and_usage_arithmetic():
+    from dataclasses import replace
+
+    assert cost(replace(SITE, cpus=8, gpus=1, walltime="1-12:00:00")) == {
+        "hours": 36.0, "core_hours": 288.0, "gpu_hours": 36.0
+    }  # fmt: skip
+    rows = [
+        {"JobID": "1", "ElapsedRaw": "3600", "AllocTRES": "billing=4,cpu=4,gres/gpu=1,mem=8G,node=1"},
+        {"JobID": "2", "ElapsedRaw": "1800", "AllocTRES": "cpu=2,mem=1G"},
+        {"JobID": "3", "ElapsedRaw": "0", "AllocTRES": ""},  # still pending
+    ]
+    assert usage_hours(rows) == (5.0, 1.0)
+    assert usage_since(30, dt.date(2026, 11, 27)) == "2026-10-28"
+
+
+def test_start_estimates_in_words():
+    line = "sbatch: Job 203 to start at 2026-11-27T06:15:55 using 4 processors on nodes mn5-n01 in partition acc"
+    assert parse_test_only(line) == ("2026-11-27T06:15:55", "acc")
+    now = dt.datetime(2026, 11, 27, 6, 15)
+    assert start_text("2026-11-27T06:15:10", now) == "SLURM expects it to start now."
+    assert start_text("2026-11-27T08:15:00", now) == "SLURM expects it to start at 2026-11-27 08:15 (in about 120 min)."
+
+
+hostile = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["acc\n#SBATCH --uid=0", "gpp; id", "$(id)", "`id`", "%s%n", "{{7*7}}", "🚀", "-1", "0"]),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.sampled_from((*USER_OPTIONS, "preset", "script")), value=hostile)
+def test_every_path_refuses_hostile_values_or_renders_a_well_formed_script(name, value):
+    """The spawner's whole chain, minus SLURM: types, preset, site rules, the cluster's limits."""
+    try:
+        options = apply_preset(coerce_options({"preset": "quick", name: value}), PRESETS)
+        request = JobRequest.build("alice", "/home/alice", SITE, options)
+        choices_for().check(request.slurm)
+    except OptionError as e:
+        assert name in str(e) or "user_options" in str(e)
+        return
+    for line in render(request, COMMAND, ["PATH"]).splitlines():
+        if line.startswith("#SBATCH"):
+            assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/-]+|#SBATCH --no-requeue", line), line
