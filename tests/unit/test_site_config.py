@@ -77,3 +77,23 @@ def test_cli_check_reports_and_exits_nonzero(tmp_path, capsys):
     assert "OK" in capsys.readouterr().out
     assert cli_main(["check", str(write(tmp_path, "slurm:\n  cpus: two\n"))]) == 1
     assert "key 'slurm.cpus': value 'two'" in capsys.readouterr().err
+
+
+def test_a_wrong_preset_is_named_with_its_problem(tmp_path):
+    text = (
+        "form:\n  presets:\n    - {name: big, title: Big, cpus: 8}\n"
+        "    - {name: Bad Name, title: x, walltime: 3h, colour: red}\n"
+    )
+    with pytest.raises(SiteConfigError) as e:
+        load_site_config(write(tmp_path, text))
+    message = str(e.value)
+    assert "key 'form.presets'" in message
+    assert "preset 2: name 'Bad Name': accepted: lower-case letters, digits and '-'" in message
+    assert "preset 2: walltime '3h': accepted: a walltime HH:MM:SS or D-HH:MM:SS" in message
+    assert "preset 2: unknown key 'colour'" in message and "preset 1" not in message
+
+
+def test_presets_of_a_site_replace_the_defaults(tmp_path):
+    site = load_site_config(write(tmp_path, "form:\n  presets:\n    - {name: course, title: Course, cpus: 2}\n"))
+    assert site.form.presets == [{"name": "course", "title": "Course", "cpus": 2}]
+    assert [p["name"] for p in load_defaults().form.presets] == ["quick", "analysis", "gpu", "workshop"]
