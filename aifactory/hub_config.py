@@ -63,6 +63,9 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # A hub restart must never cancel users' jobs.
     c.JupyterHub.cleanup_servers = False
+    # After a restart, servers whose jobs were still queued are followed until they start:
+    # the hub serves meanwhile instead of waiting for every check (see resume_start).
+    c.JupyterHub.init_spawners_timeout = 10
 
     audit = AuditLog(state / "audit.log")
     install_audit(audit)

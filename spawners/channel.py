@@ -34,6 +34,13 @@ def parse_port_report(body: Any) -> int:
     return port
 
 
+def owns(spawner: Any, token: str) -> bool:
+    """Whether the token is this server's own (our spawner also knows it after a hub restart)."""
+    if hasattr(spawner, "owns_token"):
+        return spawner.owns_token(token)
+    return bool(spawner.api_token) and hmac.compare_digest(spawner.api_token, token)
+
+
 class JobPortHandler(APIHandler):
     """POST {"port": N} with the server's own API token."""
 
@@ -45,10 +52,7 @@ class JobPortHandler(APIHandler):
         token = self.get_auth_token() or ""
         spawner = None
         if user is not None and token and hasattr(user, "spawners"):
-            spawner = next(
-                (s for s in user.spawners.values() if s.api_token and hmac.compare_digest(s.api_token, token)),
-                None,
-            )
+            spawner = next((s for s in user.spawners.values() if owns(s, token)), None)
         if spawner is None:
             raise web.HTTPError(403, "this token belongs to no server")
         try:

@@ -17,6 +17,8 @@ Every SLURM command goes through :class:`aifactory.slurm.Slurm`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import html
 import os
 import pwd
@@ -151,6 +153,8 @@ class WorkbenchSpawner(SlurmSpawner):
         self.submitted_at = 0.0
         self.request: JobRequest | None = None  # set from user_options once they passed every check
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
+        self.started = False  # start() returned: JupyterLab answered (kept across hub restarts)
+        self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._position_at = 0.0
         self._waiting_for_port = False
 
@@ -280,6 +284,7 @@ class WorkbenchSpawner(SlurmSpawner):
         except SlurmError as e:
             raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
         self.submitted_at = time.time()
+        self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()
         self.save_state()
         s = request.slurm
         self.record("spawn", job_id=self.job_id, partition=s.partition, account=s.account or "(default)",
@@ -292,6 +297,7 @@ class WorkbenchSpawner(SlurmSpawner):
             self.watcher.hurry(self.job_id, False)
         self.ip = await self.slurm.node_address(info.node)
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
+        self.started = True
         self.save_state()
         return self.ip, self.port
 
@@ -299,6 +305,10 @@ class WorkbenchSpawner(SlurmSpawner):
         state = super().get_state()
         if self.job_id:
             state["submitted_at"] = self.submitted_at
+            state["started"] = self.started
+            state["token_sha256"] = self.token_sha256
+            state["port"] = self.port
+            state["log_path"] = self.log_path
         if self.last_end:  # kept after the job's end, for the user's next page
             state["last_end"] = self.last_end
         return state
@@ -307,6 +317,10 @@ class WorkbenchSpawner(SlurmSpawner):
         """After a hub restart: follow the jobs that the database remembers."""
         super().load_state(state)
         self.submitted_at = float(state.get("submitted_at", 0.0))
+        self.started = bool(state.get("started", True))  # state from before this key: it had started
+        self.token_sha256 = state.get("token_sha256", "")
+        self.log_path = state.get("log_path", "")
+        self.port = int(state.get("port", self.port) or 0)
         self.last_end = state.get("last_end", "")
         if self.job_id:
             self.watcher.watch(self.job_id, self)
@@ -316,6 +330,8 @@ class WorkbenchSpawner(SlurmSpawner):
             self.watcher.unwatch(self.job_id)
         super().clear_state()
         self.submitted_at = 0.0
+        self.started = False
+        self.token_sha256 = ""
 
     def record(self, event: str, **fields: Any) -> None:
         if self.audit is not None:
@@ -327,6 +343,13 @@ class WorkbenchSpawner(SlurmSpawner):
         if orm is not None and self.db is not None:
             orm.state = self.get_state()
             self.db.commit()
+
+    def owns_token(self, token: str) -> bool:
+        """Whether ``token`` is this server's (after a restart, only its hash is known)."""
+        if self.api_token:
+            return hmac.compare_digest(self.api_token, token)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return bool(self.token_sha256) and hmac.compare_digest(self.token_sha256, digest)
 
     def accept_reported_port(self, port: int) -> bool:
         """Called by the job channel; only a server waiting for its port takes one."""
@@ -434,18 +457,60 @@ class WorkbenchSpawner(SlurmSpawner):
         """Read the shared snapshot: no scheduler call of its own."""
         if not self.job_id:
             return 0
+        if self._check_pending and not self.started:
+            return await self.resume_start()
         snapshot = await self.watcher.current(max_age=self.poll_interval)
         seen, _ = snapshot.seen(self.job_id, self.submitted_at)
         if seen is not Seen.GONE:
             # Queued, or not known yet; an unreachable scheduler says nothing about the job.
             return None
-        reason = await self.how_it_ended()
+        return await self.job_has_ended(await self.how_it_ended())
+
+    async def job_has_ended(self, reason: str) -> int:
+        """Forget the job: say why on the user's next page, and cancel its Dask workers."""
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
         self.record("job_end", job_id=self.job_id, reason=reason)
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
+
+    async def resume_start(self) -> int | None:
+        """The hub restarted while this job was queued or starting: wait for it again.
+
+        JupyterHub checks every server at start-up and stops those whose ``poll()`` says
+        "not running" or that do not answer at once; either would cancel a queued job.  So
+        this check waits until JupyterLab answers (``init_spawners_timeout`` lets the hub
+        serve meanwhile), then the server goes on as if the hub had never stopped.
+        """
+        self.log.info("Job %s of %s was starting when the hub stopped: following it again", self.job_id, self.user.name)
+        self.watcher.hurry(self.job_id)
+        try:
+            info = await self.wait_until_reported()
+        except SpawnFailed as e:
+            return await self.job_has_ended(str(e).rstrip("."))
+        finally:
+            self.watcher.hurry(self.job_id, False)
+        self.ip = await self.slurm.node_address(info.node)
+        self.started = True
+        self.save_state()
+        asyncio.ensure_future(self.route_when_checked())
+        return None
+
+    async def get_url(self) -> str:
+        """Where JupyterLab is, for JupyterHub's check after a restart (the database may hold port 0)."""
+        if self.started and self.ip and self.port and self.server is not None:
+            return f"http://{self.ip}:{self.port}{self.server.base_url}"
+        return await super().get_url()
+
+    async def route_when_checked(self) -> None:
+        """A server resumed after a restart joins the proxy once JupyterHub's check has passed."""
+        while self._check_pending:
+            await asyncio.sleep(0.5)
+        if self.ready:
+            from jupyterhub.app import JupyterHub
+
+            await JupyterHub.instance().proxy.add_user(self.user, self.name)
 
     async def cancel_workers(self, job_id: str) -> None:
         """Dask worker jobs that this server started do not outlive it."""

@@ -81,7 +81,7 @@ def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
 
 def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, full_node: str):
     """The page's Stop button sends DELETE for the pending server: the job leaves the queue."""
-    assert hub.start("bob").status_code == 202
+    assert hub.start("bob").status_code in (201, 202)  # JupyterHub answers 201 after a refused spawn
     deadline = time.monotonic() + 30
     while not queued_jobs("bob") and time.monotonic() < deadline:
         time.sleep(0.25)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import HubProcess, launch, queued_jobs
+from .conftest import HubProcess, launch, queued_jobs, sh
 
 
 @pytest.fixture
@@ -42,4 +42,46 @@ def test_a_running_server_survives_a_hub_crash(own_hub: HubProcess):
     assert queued_jobs("bob")[job_id]["state"] == "RUNNING", "the restart cancelled the job"
     hub.wait_ready("bob", timeout=60)
     assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
+    hub.stop("bob")
+
+
+@pytest.mark.slow
+def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess):
+    """kill -9 while bob's server runs and alice's job waits for a full node: after the restart
+    both are still tracked, nothing was cancelled, and alice lands in JupyterLab once it starts."""
+    hub = own_hub
+    hub.start_ready("bob")  # bob's server first, then every other core of the node is taken
+    (bob_job,) = queued_jobs("bob")
+    filler = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
+                "--cpus-per-task=111", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while sh("squeue", "-h", "-j", filler, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert hub.start("alice").status_code == 202
+        deadline = time.monotonic() + 30
+        while not queued_jobs("alice") and time.monotonic() < deadline:
+            time.sleep(0.25)
+        (alice_job,) = queued_jobs("alice")
+        assert queued_jobs("alice")[alice_job]["state"] == "PENDING"
+
+        hub.kill_and_restart()
+        time.sleep(3 * 2)  # several poll intervals of the test hub
+        assert f"Job {alice_job} of alice was starting when the hub stopped" in hub.log.read_text()
+        assert queued_jobs("alice")[alice_job]["state"] == "PENDING", "the restart cancelled the queued job"
+        assert queued_jobs("bob")[bob_job]["state"] == "RUNNING", "the restart cancelled the running job"
+        assert hub.server("alice") is not None, "the hub forgot the queued server"
+        hub.wait_ready("bob", timeout=60)
+        assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
+    finally:
+        subprocess.run(["scancel", filler], check=True)
+    hub.wait_ready("alice", timeout=90)
+    deadline = time.monotonic() + 30
+    while hub.through_proxy("alice", hub.user_token("alice")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
+    assert set(queued_jobs()) == {alice_job, bob_job}
+    states = sh("sacct", "-n", "-X", "-P", "-j", f"{alice_job},{bob_job}", "-o", "State").split()
+    assert states == ["RUNNING", "RUNNING"], states
+    hub.stop("alice")
     hub.stop("bob")
