@@ -13,7 +13,7 @@ import logging
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import Counter
 
@@ -37,7 +37,7 @@ _UNAVAILABLE = re.compile(
 # squeue fields, separated by a character no field may contain.
 _SEP = "|"
 _SQUEUE_FIELDS = ("%i", "%T", "%u", "%a", "%P", "%B", "%r", "%j", "%S")
-_SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,Elapsed,Start,End"
+_SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,Elapsed,Start,End,MaxRSS,ReqMem"
 
 
 class SlurmError(RuntimeError):
@@ -81,6 +81,16 @@ class JobRecord:
     reason: str
     node: str
     elapsed: str
+    max_rss_mb: int = 0  # the largest of its steps' peak memory
+    req_mem_mb: int = 0  # the memory it asked for
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Killed for memory: SLURM says so, or (no cgroups) a step was killed at its limit."""
+        if self.state == "OUT_OF_MEMORY":
+            return True
+        killed = self.state in ("FAILED", "CANCELLED") and self.exit_code.endswith(":9")
+        return killed and 0 < self.req_mem_mb <= self.max_rss_mb
 
     @property
     def ended(self) -> bool:
@@ -125,8 +135,10 @@ def parse_squeue(output: str) -> dict[str, JobInfo]:
 
 
 def parse_sacct(output: str) -> dict[str, JobRecord]:
-    """Parse ``sacct -n -P -X -o`` with the fields in ``_SACCT_FIELDS``."""
+    """Parse ``sacct -n -P -o`` with the fields in ``_SACCT_FIELDS``: one record per job, with
+    the peak memory of its steps (``JOBID.batch`` & co) folded in."""
     records: dict[str, JobRecord] = {}
+    peaks: dict[str, int] = {}
     for line in output.splitlines():
         if not line.strip():
             continue
@@ -134,9 +146,17 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
         if len(parts) < 6:
             raise SlurmError(f"unexpected sacct line: {line!r}")
         job_id, state, exit_code, reason, node, elapsed = parts[:6]
+        max_rss, req_mem = (parts[8:10] + ["", ""])[:2] if len(parts) > 8 else ("", "")
+        if "." in job_id:
+            job = job_id.split(".")[0]
+            peaks[job] = max(peaks.get(job, 0), parse_memory_mb(max_rss) or 0)
+            continue
         # sacct writes "CANCELLED by 1001": the state is the first word.
-        records[job_id] = JobRecord(job_id, state.split()[0] if state else "", exit_code, reason, node, elapsed)
-    return records
+        requested = parse_memory_mb(req_mem.rstrip("nc")) or 0
+        records[job_id] = JobRecord(
+            job_id, state.split()[0] if state else "", exit_code, reason, node, elapsed, 0, requested
+        )
+    return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
 
 
 def parse_scontrol_oneliner(output: str) -> dict[str, str]:
@@ -236,6 +256,11 @@ def describe_end(record: JobRecord) -> str:
         "FAILED": f"it failed (exit code {record.exit_code})",
         "COMPLETED": f"it ended (exit code {record.exit_code})",
     }
+    if record.out_of_memory:
+        used = (
+            f": it used {record.max_rss_mb} MB of the {record.req_mem_mb} MB it asked for" if record.max_rss_mb else ""
+        )
+        return f"it ran out of memory{used}. Ask for more memory when you start it again"
     text = reasons.get(record.state, f"it ended in state {record.state}")
     if record.reason and record.reason not in {"None", ""}:
         text += f"; SLURM's reason: {record.reason}"
@@ -322,7 +347,7 @@ class Slurm:
 
     async def record(self, job_id: str) -> JobRecord | None:
         """How accounting saw the job (state, exit code, reason)."""
-        result = await self.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", _SACCT_FIELDS])
+        result = await self.run(["sacct", "-n", "-P", "-j", job_id, "-o", _SACCT_FIELDS])
         return parse_sacct(result.stdout).get(job_id)
 
     async def cancel(self, job_id: str, *, user: str) -> None:

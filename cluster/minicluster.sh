@@ -134,6 +134,9 @@ ensure_accounts() {
   # Partition QoS (slurm.conf): no GPU may be asked for on gpp; refused at submission.
   ensure_qos part_gpp MaxTRESPerJob=gres/gpu=0 Flags=DenyOnLimit
   ensure_qos part_acc MaxTRESPerJob=gres/gpu=2 Flags=DenyOnLimit
+  # An admin's urgent work preempts (cancels) interactive and normal jobs.
+  ensure_qos urgent Priority=1000 Preempt=normal,interactive
+  sacctmgr -i modify user root set qos+=urgent >/dev/null || true
   local account desc users
   while read -r account rest; do
     case "$account" in ''|'#'*) continue;; esac

@@ -51,6 +51,19 @@ def test_sacct_records_and_user_facing_reasons():
     assert describe_end(records["9"]).startswith("it reached its walltime limit")
 
 
+def test_how_jobs_end_under_faults_recorded_on_the_mini_cluster():
+    records = parse_sacct((DATA / "sacct_ends.txt").read_text())
+    assert set(records) == {"306", "308", "309"}  # steps are folded into their jobs
+    assert describe_end(records["306"]) == "it was preempted by a higher-priority job"
+    assert describe_end(records["309"]) == "its compute node failed"
+    oom = records["308"]  # no cgroups: FAILED 0:9, its batch step killed above its --mem
+    assert (oom.state, oom.max_rss_mb, oom.req_mem_mb, oom.out_of_memory) == ("FAILED", 809, 200, True)
+    assert describe_end(oom) == (
+        "it ran out of memory: it used 809 MB of the 200 MB it asked for. Ask for more memory when you start it again"
+    )
+    assert not records["306"].out_of_memory
+
+
 def test_scontrol_oneliner():
     line = "NodeName=mn5-n01 Arch=x86_64 CoresPerSocket=8 NodeAddr=127.0.0.1 NodeHostName=vm Version=22.05.8"
     fields = parse_scontrol_oneliner(line)
