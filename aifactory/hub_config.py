@@ -70,7 +70,17 @@ def configure(c: Any, site: SiteConfig) -> None:
     audit = AuditLog(state / "audit.log")
     install_audit(audit)
     c.Authenticator.post_auth_hook = audit.on_login
-    c.JupyterHub.tornado_settings = {"log_function": audit.log_request}
+    c.JupyterHub.tornado_settings = {
+        "log_function": audit.log_request,
+        # JupyterHub already sets HttpOnly cookies, XSRF checks on every cookie-authenticated
+        # POST and a CSP of frame-ancestors 'none'; these close what is left for hub pages.
+        # The browser forgets the login when the hub would refuse it (tornado's default: 30 days).
+        "cookie_options": {"samesite": "Lax", "expires_days": hub.cookie_max_age_days},
+        "headers": {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
+    }
+    if hub.public_url:
+        c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
+    c.JupyterHub.cookie_max_age_days = hub.cookie_max_age_days
     c.WorkbenchSpawner.audit = audit
 
     c.JupyterHub.authenticator_class = "pam"

@@ -114,6 +114,13 @@ class HubSettings:
     start_timeout: float = rule(_is_seconds(5, 7 * 24 * 3600))
     queue_timeout: float = rule(_is_seconds(60, 30 * 24 * 3600))
     http_timeout: float = rule(_is_seconds(5, 3600))
+    public_url: str = rule(
+        Rule(
+            lambda v: isinstance(v, str) and (v == "" or re.fullmatch(r"https?://[A-Za-z0-9.:-]+/?", v) is not None),
+            '"" (served as requested) or the URL users type, such as https://hub.example.eu/',
+        )
+    )
+    cookie_max_age_days: float = rule(_is_seconds(0.01, 30))
 
 
 @dataclass(frozen=True)
