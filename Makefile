@@ -8,6 +8,7 @@ STATE      ?= /var/lib/aifactory
 SITE       ?= $(CURDIR)/config/site.yaml
 PY         := $(VENV)/bin/python
 CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
+OIDC       := $(NODE_DIR)/oidc-provider.mjs
 CLUSTER    := cluster/minicluster.sh
 # Written by the hub itself, in the demo site's hub.state_dir.
 HUB_PID    := $(STATE)/hub/jupyterhub.pid
@@ -21,7 +22,7 @@ SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
 .PHONY: install hub-user demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
-install: $(VENV)/.deps $(CHP) hub-user
+install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
@@ -58,6 +59,13 @@ $(CHP): $(PREFIX)/.system
 	@mkdir -p $(NODE_DIR)
 	@npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) configurable-http-proxy@5 >/dev/null
 	@test -x $@ && touch $@
+
+# A local OpenID Connect provider (npm's certified oidc-provider): the tests' and a demo's
+# stand-in for a centre's identity provider. ES modules resolve from the script's folder.
+$(OIDC): cluster/oidc/provider.mjs $(CHP)
+	@test -d $(NODE_DIR)/node_modules/oidc-provider || \
+	  npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) oidc-provider@9 >/dev/null
+	@install -m 644 $< $@
 
 cluster-start:
 	@bash $(CLUSTER) start

@@ -16,15 +16,13 @@ from aifactory.dask_config import write_dask_config
 from aifactory.site_config import SiteConfig, SiteConfigError
 
 
-def read_token(name: str, path: str) -> str:
+def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
     try:
         token = Path(path).read_text().strip()
     except OSError as e:
-        raise SiteConfigError(
-            f"key 'hub.admin_services': token_file {path!r} of {name!r} cannot be read: {e.strerror}"
-        ) from e
+        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} cannot be read: {e.strerror}") from e
     if len(token) < 16:
-        raise SiteConfigError(f"key 'hub.admin_services': token_file {path!r} of {name!r} holds under 16 characters")
+        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} holds under 16 characters")
     return token
 
 
@@ -39,6 +37,41 @@ def last_end_announcement(user: Any) -> str:
         # Relative: the home page is {base_url}hub/home, whatever the base URL.
         '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
     )
+
+
+def configure_oidc(c: Any, site: SiteConfig, audit: AuditLog) -> None:
+    """OpenID Connect login; every missing or unreachable piece is named at start-up."""
+    from aifactory.oidc import WorkbenchOIDCAuthenticator, discover
+
+    auth = site.auth
+    needed = {
+        "auth.oidc_issuer": auth.oidc_issuer,
+        "auth.oidc_client_id": auth.oidc_client_id,
+        "auth.oidc_client_secret_file": auth.oidc_client_secret_file,
+        "hub.public_url": site.hub.public_url,
+    }
+    for key, value in needed.items():
+        if not value:
+            raise SiteConfigError(f"key '{key}': value '' is not accepted with auth.method oidc; it is required")
+    try:
+        meta = discover(auth.oidc_issuer)
+    except (OSError, ValueError) as e:
+        raise SiteConfigError(f"key 'auth.oidc_issuer': {auth.oidc_issuer!r} gives no discovery document: {e}") from e
+    c.JupyterHub.authenticator_class = WorkbenchOIDCAuthenticator
+    a = c.WorkbenchOIDCAuthenticator
+    a.authorize_url = meta["authorization_endpoint"]
+    a.token_url = meta["token_endpoint"]
+    a.userdata_url = meta["userinfo_endpoint"]
+    a.client_id = auth.oidc_client_id
+    a.client_secret = read_token(auth.oidc_client_id, auth.oidc_client_secret_file, "auth.oidc_client_secret_file")
+    a.oauth_callback_url = site.hub.public_url.rstrip("/") + "/hub/oauth_callback"
+    a.scope = ["openid", "profile", "email"]
+    a.username_claim = auth.oidc_username_claim
+    a.username_map = dict(auth.oidc_username_map)
+    a.allowed_unix_groups = set(site.hub.allowed_groups)
+    a.login_service = auth.oidc_login_service
+    a.support_contact = auth.support_contact
+    a.audit = audit
 
 
 def configure(c: Any, site: SiteConfig) -> None:
@@ -83,10 +116,13 @@ def configure(c: Any, site: SiteConfig) -> None:
     c.JupyterHub.cookie_max_age_days = hub.cookie_max_age_days
     c.WorkbenchSpawner.audit = audit
 
-    c.JupyterHub.authenticator_class = "pam"
-    c.PAMAuthenticator.allowed_groups = set(hub.allowed_groups)
-    c.PAMAuthenticator.open_sessions = False
     c.Authenticator.admin_users = set(hub.admin_users)
+    if site.auth.method == "oidc":
+        configure_oidc(c, site, audit)
+    else:
+        c.JupyterHub.authenticator_class = "pam"
+        c.PAMAuthenticator.allowed_groups = set(hub.allowed_groups)
+        c.PAMAuthenticator.open_sessions = False
 
     c.JupyterHub.proxy_class = "configurable-http-proxy"
     c.ConfigurableHTTPProxy.command = [hub.proxy_command]

@@ -24,6 +24,8 @@ SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]*")
 _MEMORY = re.compile(r"[1-9][0-9]*[KMGT]")
+_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_TITLE = re.compile(r"[^\x00-\x1f<>]{1,120}")
 _WALLTIME = re.compile(r"(?:[0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]")
 
 
@@ -123,6 +125,46 @@ class HubSettings:
     cookie_max_age_days: float = rule(_is_seconds(0.01, 30))
 
 
+def _is_one_of(*choices: str) -> Rule:
+    return Rule(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def _is_url_or_empty() -> Rule:
+    pattern = re.compile(r"https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?")
+    return _matches(pattern, '"" or an http(s) URL such as https://id.example.eu/realms/aif', empty=True)
+
+
+def _is_text(limit: int) -> Rule:
+    return Rule(
+        lambda v: isinstance(v, str) and _TITLE.fullmatch(v) is not None and len(v) <= limit,
+        f"text of 1 to {limit} characters without '<', '>'",
+    )
+
+
+def _is_username_map() -> Rule:
+    return Rule(
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(k, str) and k and isinstance(u, str) and _UNIX_NAME.fullmatch(u) for k, u in v.items())
+        ),
+        "a mapping of identity claim values to Unix user names",
+    )
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    method: str = rule(_is_one_of("pam", "oidc"))
+    oidc_issuer: str = rule(_is_url_or_empty())
+    oidc_client_id: str = rule(_matches(_NAME, '"" or a client id', empty=True))
+    oidc_client_secret_file: str = rule(
+        Rule(lambda v: v == "" or (isinstance(v, str) and v.startswith("/")), '"" or an absolute path')
+    )
+    oidc_username_claim: str = rule(_matches(_NAME, "a claim name such as preferred_username or email"))
+    oidc_username_map: dict[str, str] = rule(_is_username_map())
+    oidc_login_service: str = rule(_is_text(60))
+    support_contact: str = rule(_is_text(120))
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
     partition: str = rule(_matches(_NAME, "a SLURM partition name"))
@@ -139,8 +181,6 @@ class SlurmSettings:
 
 #: What a preset may set: the job settings a user may choose in the spawn form.
 PRESET_KEYS = ("partition", "qos", "cpus", "memory", "gpus", "walltime")
-_PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_TITLE = re.compile(r"[^\x00-\x1f<>]{1,80}")
 
 
 def preset_problems(preset: Any) -> list[str]:
@@ -152,7 +192,9 @@ def preset_problems(preset: Any) -> list[str]:
     for key, value in preset.items():
         if key == "name" and not (isinstance(value, str) and _PRESET_NAME.fullmatch(value)):
             problems.append(f"name {value!r}: accepted: lower-case letters, digits and '-' (up to 32)")
-        elif key in ("title", "description") and not (isinstance(value, str) and _TITLE.fullmatch(value)):
+        elif key in ("title", "description") and not (
+            isinstance(value, str) and _TITLE.fullmatch(value) and len(value) <= 80
+        ):
             problems.append(f"{key} {value!r}: accepted: text of 1 to 80 characters without '<', '>'")
         elif key in PRESET_KEYS and not rules[key].check(value):
             problems.append(f"{key} {value!r}: accepted: {rules[key].accepted}")
@@ -209,6 +251,7 @@ class SingleuserSettings:
 @dataclass(frozen=True)
 class SiteConfig:
     hub: HubSettings
+    auth: AuthSettings
     slurm: SlurmSettings
     form: FormSettings
     dask: DaskSettings
@@ -218,6 +261,7 @@ class SiteConfig:
 
 _SECTIONS: dict[str, type] = {
     "hub": HubSettings,
+    "auth": AuthSettings,
     "slurm": SlurmSettings,
     "form": FormSettings,
     "dask": DaskSettings,

@@ -225,6 +225,7 @@ class WorkbenchSpawner(SlurmSpawner):
 
     def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
         """Form fields and ``opt-`` query arguments as typed options (lists of one string each)."""
+        form_data = {k: v for k, v in form_data.items() if k != "_xsrf"}  # the hub's own, already checked
         try:
             return coerce_options(form_data)
         except OptionError as e:

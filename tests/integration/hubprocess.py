@@ -199,7 +199,9 @@ def demo_password(user: str) -> str:
     raise LookupError(user)
 
 
-def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None) -> Path:
+def write_site(
+    directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None, **sections: dict
+) -> Path:
     site = {
         "hub": {
             "port": free_port(),
@@ -215,6 +217,7 @@ def write_site(directory: Path, token_file: Path, hub: dict | None = None, slurm
         "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **(slurm or {})},
         # Tests change reservations and expect the form to see it within a second.
         "form": {"discovery_cache": 1},
+        **sections,
     }
     path = directory / "site.yaml"
     path.write_text(yaml.safe_dump(site))
@@ -254,7 +257,9 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
 DEFAULT_CONFIG = REPO / "jupyterhub_config.py"
 
 
-def launch(hub: dict | None = None, slurm: dict | None = None, config: Path = DEFAULT_CONFIG) -> HubProcess:
+def launch(
+    hub: dict | None = None, slurm: dict | None = None, config: Path = DEFAULT_CONFIG, **sections: dict
+) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health.
 
     Its directory (state, site file, token, log) is the hub user's own, under /var/tmp."""
@@ -262,7 +267,7 @@ def launch(hub: dict | None = None, slurm: dict | None = None, config: Path = DE
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
     token_file.chmod(0o600)
-    site_file = write_site(directory, token_file, hub, slurm)
+    site_file = write_site(directory, token_file, hub, slurm, **sections)
     subprocess.run(["chown", "-R", f"{HUB_USER}:{HUB_USER}", str(directory)], check=True)
     log = directory / "hub.log"
     process = run_hub(site_file, log, config)

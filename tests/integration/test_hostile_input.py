@@ -4,7 +4,9 @@ field, and none reaches SLURM: no sbatch is run, nothing is queued, no payload r
 
 from __future__ import annotations
 
+import html
 import random
+import re
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +83,8 @@ def test_over_a_thousand_hostile_inputs_are_refused_and_none_reaches_slurm(watch
         if isinstance(value, str):  # forms carry only text
             form = session.post(f"{hub.url}/hub/spawn", data={**options, "_xsrf": xsrf["X-XSRFToken"]}, timeout=30)
             assert_refused(form, field, "form")
-            assert "spawn-error-msg" in form.text
+            shown = re.search(r'spawn-error-msg[^>]*>([^<]*)', form.text).group(1)
+            assert f"The job settings were refused: {field}" in html.unescape(shown), shown
             refused += 1
         if i % 5:
             continue  # the link and the estimate share the API's checks: a sample of every fifth

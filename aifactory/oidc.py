@@ -1,0 +1,88 @@
+"""Federated login: OpenID Connect through oauthenticator, mapped to local Unix accounts.
+
+Outside companies sign in with their own identity provider, but JupyterLab still runs as
+a Unix user of the machine (SLURM charges and isolates by Unix user).  An identity claim
+is mapped to that account; a person whose identity maps to none is refused with a page
+that says so and whom to ask, never with a traceback and never with a hub user that
+could not start anything.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+import urllib.request
+from typing import Any
+
+from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
+from traitlets import Any as AnyTrait
+from traitlets import Dict, Set, Unicode
+
+from spawners.choices import user_groups
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+def discover(issuer: str, timeout: float = 10) -> dict[str, Any]:
+    """The provider's endpoints, from its discovery document (checked at hub start-up)."""
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - an admin-set https/http URL
+        meta = json.load(response)
+    missing = [k for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint") if k not in meta]
+    if missing:
+        raise ValueError(f"{url} lacks {', '.join(missing)}")
+    return meta
+
+
+class LoginRefused(web.HTTPError):
+    """403 whose message the hub's error page shows as written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(403, "%s", message)
+        self.jupyterhub_message = message
+
+
+class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
+    """GenericOAuthenticator whose hub user is the Unix account linked to the identity."""
+
+    username_map = Dict(
+        help="Identity claim value -> Unix user name. Empty: the claim's value must itself be the Unix user name.",
+    ).tag(config=True)
+
+    allowed_unix_groups = Set(
+        help="Unix groups whose members may use the hub; an identity mapped to anyone else is refused.",
+    ).tag(config=True)
+
+    support_contact = Unicode(
+        "your AI Factory's support team", help="Whom a refused person should ask, as shown on the refusal page."
+    ).tag(config=True)
+
+    audit = AnyTrait(None, allow_none=True, help="The aifactory.audit.AuditLog that refusals are recorded in.").tag(
+        config=True
+    )
+
+    def user_info_to_username(self, user_info: dict[str, Any]) -> str:
+        identity = super().user_info_to_username(user_info)
+        unix = self.username_map.get(identity, "") if self.username_map else identity
+        if not (unix and self.has_unix_account(unix)):
+            if self.audit is not None:
+                self.audit.record("login_refused", user=str(identity), reason="no linked Unix account")
+            raise LoginRefused(
+                f"You signed in with {self.login_service} as {identity}, but no account on this "
+                f"supercomputer is linked to that identity, so JupyterLab cannot run for you here. "
+                f"If you belong to a project on this machine, ask {self.support_contact} to link "
+                f"{identity} to your account."
+            )
+        return unix
+
+    def has_unix_account(self, name: str) -> bool:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return False
+        return not self.allowed_unix_groups or bool(user_groups(name) & self.allowed_unix_groups)
+
+    async def check_allowed(self, username: str, auth_model: Any) -> bool:
+        """The mapping above already required a Unix account in an allowed group."""
+        return True
