@@ -114,6 +114,11 @@ def configure(c: Any, site: SiteConfig) -> None:
     if hub.public_url:
         c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
     c.JupyterHub.cookie_max_age_days = hub.cookie_max_age_days
+    if hub.internal_ssl:
+        # Certificates are made by the hub (in its state folder) and reach each job inside
+        # its batch script: see WorkbenchSpawner.move_certs.
+        c.JupyterHub.internal_ssl = True
+        c.JupyterHub.internal_certs_location = str(state / "internal-ssl")
     c.WorkbenchSpawner.audit = audit
 
     c.Authenticator.admin_users = set(hub.admin_users)
@@ -126,7 +131,8 @@ def configure(c: Any, site: SiteConfig) -> None:
 
     c.JupyterHub.proxy_class = "configurable-http-proxy"
     c.ConfigurableHTTPProxy.command = [hub.proxy_command]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+    scheme = "https" if hub.internal_ssl else "http"
+    c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]

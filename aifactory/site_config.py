@@ -123,6 +123,7 @@ class HubSettings:
         )
     )
     cookie_max_age_days: float = rule(_is_seconds(0.01, 30))
+    internal_ssl: bool = rule(Rule(lambda v: type(v) is bool, "true or false"))
 
 
 def _is_one_of(*choices: str) -> Rule:

@@ -237,6 +237,12 @@ class Discovery:
         qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
         return parts, nodes, qos, res
 
+    async def node_names(self) -> list[str]:
+        """Every name and address of every compute node (for server certificates)."""
+        _, nodes, _, _ = await self._cached("cluster", self._cluster)
+        names = {n.get(key, "") for n in nodes for key in ("NodeName", "NodeAddr", "NodeHostName")}
+        return sorted(name for name in names if name and name not in _UNSET)
+
     async def for_user(self, user: str) -> Choices:
         parts, nodes, qos, res = await self._cached("cluster", self._cluster)
         default_account, rows = await self._cached(f"user:{user}", lambda: self.slurm.associations(user))

@@ -22,6 +22,10 @@ TEMPLATE = Path(__file__).with_name("templates") / "jupyterlab.sbatch.j2"
 #: Options a user may set when starting a server (checked again against the cluster: choices.py).
 USER_OPTIONS = ("partition", "account", "qos", "reservation", "cpus", "memory", "gpus", "walltime")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+#: One PEM block: nothing in it can end the script's here-document or run as shell.
+_PEM = re.compile(r"(-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n]+-----END [A-Z ]+-----\n?)+")
+#: internal_ssl: the server's key, certificate and CA, written by the job into a private folder.
+CERT_FILES = ("keyfile", "certfile", "cafile")
 _HOME = re.compile(r"/[A-Za-z0-9_./-]*")
 
 
@@ -70,12 +74,21 @@ class JobRequest:
         return f"{self.home.rstrip('/')}/.aifactory-jupyterlab-%j.log"
 
 
-def render(request: JobRequest, command: Iterable[str], export: Iterable[str]) -> str:
-    """The batch script: ``command`` runs as the job's main process with ``export`` env."""
+def render(
+    request: JobRequest, command: Iterable[str], export: Iterable[str], certs: Mapping[str, str] | None = None
+) -> str:
+    """The batch script: ``command`` runs as the job's main process with ``export`` env.
+
+    ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
+    script, which SLURM shows only to the job's owner and admins (never in argv or a shared
+    file), and the job writes them to a folder only its user can read."""
     names = sorted(set(export))
     bad = [n for n in names if not _ENV_NAME.fullmatch(n)]
     if bad:
         raise OptionError("environment", bad[0], "variable names of A-Z, 0-9 and _")
+    certs = dict(certs or {})
+    if certs and (set(certs) != set(CERT_FILES) or not all(_PEM.fullmatch(v.strip() + "\n") for v in certs.values())):
+        raise OptionError("certs", sorted(certs), "PEM blocks for keyfile, certfile and cafile")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     template = env.from_string(TEMPLATE.read_text())
     s = request.slurm
@@ -94,5 +107,6 @@ def render(request: JobRequest, command: Iterable[str], export: Iterable[str]) -
         walltime=s.walltime,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
+        certs={k: v.strip() for k, v in certs.items()},
         dask_worker_prefix=WORKER_JOB_PREFIX,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -33,8 +34,17 @@ def report_port(port: int, env: dict[str, str]) -> None:
         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=tls_context(env)) as response:
         response.read()
+
+
+def tls_context(env: dict[str, str]) -> ssl.SSLContext | None:
+    """With internal_ssl the hub's API is https and wants this server's certificate."""
+    if not env.get("JUPYTERHUB_SSL_CERTFILE"):
+        return None
+    context = ssl.create_default_context(cafile=env["JUPYTERHUB_SSL_CLIENT_CA"])
+    context.load_cert_chain(env["JUPYTERHUB_SSL_CERTFILE"], env["JUPYTERHUB_SSL_KEYFILE"])
+    return context
 
 
 def with_port(service_url: str, port: int) -> str:

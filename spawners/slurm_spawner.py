@@ -24,6 +24,7 @@ import os
 import pwd
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from batchspawner import SlurmSpawner
@@ -37,7 +38,7 @@ from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, descri
 from spawners.choices import Choices, Discovery
 from spawners.estimate import summary, usage_since
 from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
-from spawners.jobscript import JobRequest, OptionError, render
+from spawners.jobscript import CERT_FILES, JobRequest, OptionError, render
 from spawners.watcher import JobWatcher, Seen
 
 #: One Slurm for the hub: it caches node addresses and counts every command.
@@ -154,6 +155,7 @@ class WorkbenchSpawner(SlurmSpawner):
         self.request: JobRequest | None = None  # set from user_options once they passed every check
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
         self.started = False  # start() returned: JupyterLab answered (kept across hub restarts)
+        self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._position_at = 0.0
         self._waiting_for_port = False
@@ -264,7 +266,23 @@ class WorkbenchSpawner(SlurmSpawner):
         return env
 
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
-        return render(request, self.job_command(), export=env.keys())
+        return render(request, self.job_command(), export=env.keys(), certs=self.cert_pems)
+
+    # -- internal_ssl: certificates travel inside the batch script -------------------
+    async def create_certs(self) -> dict[str, str]:
+        """The server's certificate names every compute node, since SLURM picks the node later."""
+        self.ssl_alt_names = [
+            f"IP:{name}" if name.replace(".", "").isdigit() else f"DNS:{name}"
+            for name in await self.discovery.node_names()
+        ]
+        return await super().create_certs()
+
+    async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
+        """Read the PEMs for the job script; the hub keeps no copy of the server's key."""
+        self.cert_pems = {name: Path(paths[name]).read_text() for name in CERT_FILES}
+        Path(paths["keyfile"]).unlink(missing_ok=True)
+        # Where the job writes them (the script exports the real paths; these are for the record).
+        return {name: f"$TMPDIR/aifw-certs-JOBID/{name}.pem" for name in CERT_FILES}
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:

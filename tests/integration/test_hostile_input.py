@@ -83,7 +83,7 @@ def test_over_a_thousand_hostile_inputs_are_refused_and_none_reaches_slurm(watch
         if isinstance(value, str):  # forms carry only text
             form = session.post(f"{hub.url}/hub/spawn", data={**options, "_xsrf": xsrf["X-XSRFToken"]}, timeout=30)
             assert_refused(form, field, "form")
-            shown = re.search(r'spawn-error-msg[^>]*>([^<]*)', form.text).group(1)
+            shown = re.search(r"spawn-error-msg[^>]*>([^<]*)", form.text).group(1)
             assert f"The job settings were refused: {field}" in html.unescape(shown), shown
             refused += 1
         if i % 5:

@@ -117,3 +117,34 @@ def test_defaults_set_around_the_site_file_are_checked_too():
 
     with pytest.raises(OptionError, match="partition"):
         JobRequest.build("alice", "/home/alice", replace(SITE, partition="gpp\n#SBATCH --uid=0"), {})
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\nAT8wggE7AgEAAkEAq7BFUpkGp3+Z==\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def test_internal_ssl_certs_are_written_by_the_job_into_a_private_folder():
+    certs = {"keyfile": PEM, "certfile": PEM.replace("PRIVATE KEY", "CERTIFICATE"), "cafile": PEM}
+    script = render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ENV, certs=certs)
+    assert '(umask 077 && mkdir -p "$AIFW_CERTS"' in script
+    assert script.count("<<'AIFW_PEM'") == 3 and "MIIBVQIBADANBgkqhkiG9w0BAQEFAASC" in script
+    assert 'export JUPYTERHUB_SSL_KEYFILE="$AIFW_CERTS/keyfile.pem"' in script
+    assert script.rstrip().splitlines()[-1].startswith("exec ")
+    assert "AIFW_CERTS" not in script_for()  # without internal_ssl, nothing of it
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        PEM + "AIFW_PEM\nid\n",
+        PEM.replace("MIIB", "$(id)"),
+        "not a pem",
+        PEM + "-----BEGIN X-----\n`id`\n-----END X-----",
+    ],
+)
+def test_anything_but_pem_blocks_is_refused_as_a_certificate(bad):
+    certs = {"keyfile": bad, "certfile": PEM, "cafile": PEM}
+    with pytest.raises(OptionError, match="certs"):
+        render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ENV, certs=certs)

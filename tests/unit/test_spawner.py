@@ -70,3 +70,14 @@ def test_failures_carry_a_message_for_the_user():
 
 def test_launcher_moves_the_service_url_to_the_chosen_port():
     assert with_port("http://0.0.0.0:0/user/alice/", 45161) == "http://0.0.0.0:45161/user/alice/"
+
+
+def test_after_a_restart_the_job_token_is_recognised_by_its_hash_only(spawner):
+    import hashlib
+
+    spawner.api_token = ""
+    spawner.token_sha256 = hashlib.sha256(b"t" * 32).hexdigest()
+    assert spawner.owns_token("t" * 32)
+    assert not spawner.owns_token("u" * 32)
+    spawner.token_sha256 = ""
+    assert not spawner.owns_token("")
