@@ -156,6 +156,7 @@ class WorkbenchSpawner(SlurmSpawner):
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
         self.started = False  # start() returned: JupyterLab answered (kept across hub restarts)
         self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
+        self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._position_at = 0.0
         self._waiting_for_port = False
@@ -348,6 +349,7 @@ class WorkbenchSpawner(SlurmSpawner):
         if self.job_id:
             self.watcher.unwatch(self.job_id)
         super().clear_state()
+        self._ending = None
         self.submitted_at = 0.0
         self.started = False
         self.token_sha256 = ""
@@ -483,6 +485,12 @@ class WorkbenchSpawner(SlurmSpawner):
         if seen is not Seen.GONE:
             # Queued, or not known yet; an unreachable scheduler says nothing about the job.
             return None
+        # The watcher's notice and JupyterHub's own poll may both get here: end the job once.
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self._end_job())
+        return await asyncio.shield(self._ending)
+
+    async def _end_job(self) -> int:
         return await self.job_has_ended(await self.how_it_ended())
 
     async def job_has_ended(self, reason: str) -> int:

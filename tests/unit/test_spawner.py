@@ -81,3 +81,46 @@ def test_after_a_restart_the_job_token_is_recognised_by_its_hash_only(spawner):
     assert not spawner.owns_token("u" * 32)
     spawner.token_sha256 = ""
     assert not spawner.owns_token("")
+
+
+class FakeSlurm:
+    """Accounting says the job was cancelled; counts what the spawner asks."""
+
+    def __init__(self):
+        self.cancelled = []
+
+    async def record(self, job_id):
+        from aifactory.slurm import JobRecord
+
+        return JobRecord(job_id, "CANCELLED", "0:0", "None", "mn5-n01", "00:01:00")
+
+    async def cancel_named(self, name, user):
+        self.cancelled.append(name)
+
+
+class GoneWatcher:
+    async def current(self, max_age):
+        import time
+
+        from spawners.watcher import Snapshot
+
+        return Snapshot(jobs={}, taken_at=time.time() + 1)
+
+    def unwatch(self, job_id):
+        pass
+
+
+def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner):
+    """The watcher's notice and JupyterHub's periodic poll can run poll() at the same time."""
+    import asyncio
+
+    slurm, records = FakeSlurm(), []
+    spawner.slurm, spawner.watcher, spawner.job_id = slurm, GoneWatcher(), "42"
+    spawner.record = lambda event, **fields: records.append(event)
+
+    async def both():
+        return await asyncio.gather(spawner.poll(), spawner.poll())
+
+    assert asyncio.run(both()) == [1, 1]
+    assert slurm.cancelled == ["aifw-dask-42"] and records == ["job_end"]
+    assert spawner.last_end == "Your JupyterLab job 42 has ended: it was cancelled." and not spawner.job_id
