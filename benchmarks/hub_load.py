@@ -1,4 +1,4 @@
-"""Hub under load: N users log in through the form and spawn at once (default 50).
+"""Hub under load: N users log in, submit the spawn form and reach JupyterLab at once (default 50).
 
 Creates N demo Unix users (group aifactory-users, SLURM account ehpc01) with passwords,
 runs a hub against the mini cluster, and has every user, in parallel, log in (PAM), get a
@@ -23,7 +23,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from tests.integration.hubprocess import HubProcess, launch  # noqa: E402
+from tests.integration.hubprocess import DEPLOYED_FORM, HubProcess, launch  # noqa: E402
 
 PASSWORD = "bench-load-pw"
 TICKS = 100  # clock ticks per second for /proc/PID/stat
@@ -74,9 +74,14 @@ def one_user(hub: HubProcess, name: str, pages: list, apis: list, timeout: float
     page = timed(pages, "GET", "/hub/login")
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
     form = {"username": name, "password": PASSWORD, "_xsrf": xsrf.group(1) if xsrf else ""}
-    r = timed(pages, "POST", "/hub/login?next=/hub/spawn", data=form)  # follows to spawn-pending
+    r = timed(pages, "POST", "/hub/login?next=/hub/spawn", data=form)  # follows to the spawn form
+    if r.status_code >= 400 or 'id="aifw-form"' not in r.text:
+        return f"login/spawn form {r.status_code}"
+    # As a user who picks the quick preset and tunes its memory down (50 servers of 320M fill the 16000M node).
+    choice = {"preset": "quick", "memory": "320M", "_xsrf": s.cookies.get("_xsrf", "")}
+    r = timed(pages, "POST", "/hub/spawn", data=choice)  # follows to spawn-pending
     if r.status_code >= 400:
-        return f"login/spawn page {r.status_code}"
+        return f"spawn {r.status_code}"
     headers = {"X-XSRFToken": s.cookies.get("_xsrf", "")}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,7 +95,7 @@ def one_user(hub: HubProcess, name: str, pages: list, apis: list, timeout: float
             if lab.status_code == 200 and "jupyter-config-data" in lab.text:
                 return ""
         elif server is None and model.json().get("pending") is None:
-            return "server failed to start"
+            return f"server failed to start: {hub.last_failure(name)[:300]}"
         time.sleep(1)
     return "timeout"
 
@@ -109,7 +114,7 @@ def main() -> int:
     pages: list[float] = []
     apis: list[float] = []
     try:
-        hub = launch(hub={"poll_interval": 10}, slurm={"memory": "256M"})
+        hub = launch(hub={"poll_interval": 10}, slurm={"memory": "320M"}, form=DEPLOYED_FORM)
         sampler = Sampler(hub.process.pid)
         sampler.start()
         t0 = time.monotonic()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from tests.integration.hubprocess import REPO, HubError, HubProcess, launch  # noqa: E402
+from tests.integration.hubprocess import DEPLOYED_FORM, REPO, HubError, HubProcess, launch  # noqa: E402
 
 CONFIGS = {
     "workbench": REPO / "jupyterhub_config.py",
@@ -65,6 +65,7 @@ def measure(config: Path, sizes: list[int], window: float, poll: float) -> dict[
         hub={"named_servers_per_user": max(sizes), "poll_interval": poll},
         slurm={"qos": "normal", "memory": "256M"},
         config=config,
+        form=DEPLOYED_FORM,
     )
     try:
         running = 0

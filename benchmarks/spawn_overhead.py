@@ -19,7 +19,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from tests.integration.hubprocess import VENV, HubError, HubProcess, free_port, launch, queued_jobs  # noqa: E402
+from tests.integration.hubprocess import (  # noqa: E402
+    DEPLOYED_FORM,
+    VENV,
+    HubError,
+    HubProcess,
+    free_port,
+    launch,
+    queued_jobs,
+)
 
 FLOOR_SCRIPT = """#!/bin/bash
 #SBATCH --job-name=aifw-bench-floor
@@ -79,7 +87,7 @@ def main() -> int:
     for i in range(args.runs):
         floor.append(one_floor(args.user))
         print(f"floor run {i + 1}: {floor[-1]:.2f} s", flush=True)
-    hub = launch()
+    hub = launch(form=DEPLOYED_FORM)
     try:
         token = hub.user_token(args.user)
         times = []

@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlparse, urlunparse
@@ -23,6 +24,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("", 0))
         return int(s.getsockname()[1])
+
+
+def report_port_with_retries(port: int, env: dict[str, str], attempts: int = 6, pause: float = 5.0) -> None:
+    """A hub under load may answer late or restart: retry what may pass later, not a refusal."""
+    for attempt in range(attempts):
+        try:
+            report_port(port, env)
+            return
+        except urllib.error.HTTPError as e:
+            if e.code != 409 or attempt == attempts - 1:  # 409: the hub is not waiting for it (yet)
+                raise
+        except urllib.error.URLError:
+            if attempt == attempts - 1:
+                raise
+        time.sleep(pause)
 
 
 def report_port(port: int, env: dict[str, str]) -> None:
@@ -60,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     port = free_port()
     try:
-        report_port(port, env)
+        report_port_with_retries(port, env)
     except (urllib.error.URLError, KeyError, OSError) as e:
         print(f"aifactory-singleuser: could not report port {port} to the hub: {e}", file=sys.stderr)
         return 3

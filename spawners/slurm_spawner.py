@@ -295,13 +295,17 @@ class WorkbenchSpawner(SlurmSpawner):
         env = self.get_env()
         script = self.batch_script_for(request, env)
         self.progress_message = f"Submitting JupyterLab to partition {request.slurm.partition}"
+        # A job may start, and report its port, before sbatch has even exited on a busy hub.
+        self._waiting_for_port = True
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=env)
         except SlurmUnavailable as e:
+            self._waiting_for_port = False
             raise SpawnFailed(
                 f"The scheduler is unavailable right now ({e}). Please try again in a few minutes."
             ) from e
         except SlurmError as e:
+            self._waiting_for_port = False
             raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
         self.submitted_at = time.time()
         self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()

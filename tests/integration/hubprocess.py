@@ -191,6 +191,10 @@ class HubProcess:
         return r
 
 
+#: The form settings of a deployed site, for benchmarks (tests shorten the discovery cache).
+DEPLOYED_FORM = {"discovery_cache": 60}
+
+
 def demo_password(user: str) -> str:
     for line in (REPO / "cluster" / "users.txt").read_text().splitlines():
         parts = line.split()
