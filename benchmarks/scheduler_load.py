@@ -63,7 +63,7 @@ def measure(config: Path, sizes: list[int], window: float, poll: float) -> dict[
     results = {}
     hub = launch(
         hub={"named_servers_per_user": max(sizes), "poll_interval": poll},
-        slurm={"qos": "normal", "memory": "256M"},
+        slurm={"qos": "normal", "memory": "320M"},
         config=config,
         form=DEPLOYED_FORM,
     )
