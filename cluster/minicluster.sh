@@ -131,9 +131,10 @@ ensure_qos() {
 ensure_accounts() {
   ensure_qos normal MaxWall=2-00:00:00
   ensure_qos interactive MaxWall=12:00:00 MaxJobsPerUser=4 Priority=100
-  # Partition QoS (slurm.conf): no GPU may be asked for on gpp; refused at submission.
-  ensure_qos part_gpp MaxTRESPerJob=gres/gpu=0 Flags=DenyOnLimit
-  ensure_qos part_acc MaxTRESPerJob=gres/gpu=2 Flags=DenyOnLimit
+  # Partition QoS (slurm.conf): they must exist before slurmctld reads the partitions; their
+  # GPU limits follow in ensure_gpu_limits, once slurmctld has registered the gres/gpu TRES.
+  ensure_qos part_gpp Flags=DenyOnLimit
+  ensure_qos part_acc Flags=DenyOnLimit
   # An admin's urgent work preempts (cancels) interactive and normal jobs.
   ensure_qos urgent Priority=1000 Preempt=normal,interactive
   sacctmgr -i modify user root set qos+=urgent >/dev/null || true
@@ -151,6 +152,13 @@ ensure_accounts() {
       sacctmgr -i modify user "$u" where account="$account" set qos=normal,interactive defaultqos=normal >/dev/null || true
     done
   done < "$HERE/accounts.txt"
+}
+
+# No GPU may be asked for on gpp (refused at submission); at most the node's GPUs on acc.
+ensure_gpu_limits() {
+  wait_for 60 "gres/gpu TRES" bash -c "sacctmgr -n -P show tres format=Type,Name | grep -qx 'gres|gpu'"
+  sacctmgr -i modify qos part_gpp set MaxTRESPerJob=gres/gpu=0 >/dev/null || true
+  sacctmgr -i modify qos part_acc set MaxTRESPerJob=gres/gpu="$GPUS" >/dev/null || true
 }
 
 ensure_users() {
@@ -187,6 +195,7 @@ cmd_start() {
   start_slurmdbd
   ensure_accounts
   start_slurmctld
+  ensure_gpu_limits
   start_slurmd
   log "cluster $CLUSTER is up"
 }
