@@ -4,6 +4,7 @@ Shared by the integration tests and the benchmarks (which run without pytest).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -276,5 +277,11 @@ def launch(
     log = directory / "hub.log"
     process = run_hub(site_file, log, config)
     url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"
-    wait_healthy(url, process, log)
+    try:
+        wait_healthy(url, process, log)
+    except HubError:
+        # A hub that failed to start may leave its proxy running: end its whole process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
     return HubProcess(url, token_file.read_text(), process, log, site_file)
