@@ -15,11 +15,11 @@ import urllib.request
 from typing import Any
 
 from oauthenticator.generic import GenericOAuthenticator
-from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Set, Unicode
 
 from spawners.choices import user_groups
+from spawners.user_options import Refused
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -33,14 +33,6 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{url} lacks {', '.join(missing)}")
     return meta
-
-
-class LoginRefused(web.HTTPError):
-    """403 whose message the hub's error page shows as written."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(403, "%s", message)
-        self.jupyterhub_message = message
 
 
 class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
@@ -68,11 +60,12 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
         if not (unix and self.has_unix_account(unix)):
             if self.audit is not None:
                 self.audit.record("login_refused", user=str(identity), reason="no linked Unix account")
-            raise LoginRefused(
+            raise Refused(
+                403,
                 f"You signed in with {self.login_service} as {identity}, but no account on this "
                 f"supercomputer is linked to that identity, so JupyterLab cannot run for you here. "
                 f"If you belong to a project on this machine, ask {self.support_contact} to link "
-                f"{identity} to your account."
+                f"{identity} to your account.",
             )
         return unix
 

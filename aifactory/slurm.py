@@ -146,7 +146,7 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
         if len(parts) < 6:
             raise SlurmError(f"unexpected sacct line: {line!r}")
         job_id, state, exit_code, reason, node, elapsed = parts[:6]
-        max_rss, req_mem = (parts[8:10] + ["", ""])[:2] if len(parts) > 8 else ("", "")
+        max_rss, req_mem = (parts + ["", "", "", ""])[8:10]  # absent from older recorded output
         if "." in job_id:
             job = job_id.split(".")[0]
             peaks[job] = max(peaks.get(job, 0), parse_memory_mb(max_rss) or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,6 @@ def apply_preset(options: Mapping[str, Any], presets: Sequence[Mapping[str, Any]
 
 def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: SlurmSettings) -> list[dict[str, Any]]:
     """The presets this user's partitions and QoS can run (others would only be refused)."""
-    from dataclasses import replace
-
     usable = []
     for preset in presets:
         settings = {k: v for k, v in preset.items() if k in PRESET_KEYS}

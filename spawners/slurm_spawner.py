@@ -79,6 +79,10 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         "just for waiting.",
     ).tag(config=True)
 
+    position_interval = Float(
+        10, help="Seconds between queries of a pending job's position in its partition's queue."
+    ).tag(config=True)
+
     audit = AnyTrait(
         None, allow_none=True, help="The aifactory.audit.AuditLog that spawns and stops are recorded in."
     ).tag(config=True)

@@ -47,10 +47,6 @@ class UserOptionsMixin(HasTraits):
         config=True
     )
 
-    position_interval = Float(
-        10, help="Seconds between queries of a pending job's position in its partition's queue."
-    ).tag(config=True)
-
     discovery = AnyTrait(help="The spawners.choices.Discovery that says what each user may ask for.")
 
     @default("discovery")
