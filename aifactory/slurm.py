@@ -206,6 +206,15 @@ def parse_gres_count(gres: str, name: str = "gpu") -> int:
     return total
 
 
+def parse_positions(output: str) -> dict[str, str]:
+    """``squeue -t PENDING -o %i|%P`` in priority order: job id -> "k of n" in its partition."""
+    by_partition: dict[str, list[str]] = {}
+    for line in output.split():
+        job_id, _, partition = line.partition("|")
+        by_partition.setdefault(partition, []).append(job_id)
+    return {j: f"{i + 1} of {len(jobs)}" for jobs in by_partition.values() for i, j in enumerate(jobs)}
+
+
 def parse_test_only(stderr: str) -> tuple[str, str]:
     """``sbatch --test-only`` says "Job N to start at TIME using ... in partition P"."""
     m = re.search(r"to start at (\S+) using .* in partition (\S+)", stderr)
@@ -392,10 +401,10 @@ class Slurm:
         argv = ["sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", ",".join(names)]
         return parse_pipe_table((await self.run(argv)).stdout, names)
 
-    async def pending_order(self, partition: str) -> list[str]:
-        """Pending job ids of a partition, in the order SLURM will consider them."""
-        out = (await self.run(["squeue", "-h", "-t", "PENDING", "-p", partition, "-o", "%i", "--sort=-p,i"])).stdout
-        return out.split()
+    async def queue_positions(self) -> dict[str, str]:
+        """Every pending job's place in its partition's queue: one call for all partitions."""
+        out = (await self.run(["squeue", "-h", "-t", "PENDING", "-o", "%i|%P", "--sort=-p,i"])).stdout
+        return parse_positions(out)
 
     async def node_address(self, node: str) -> str:
         """The address to reach a compute node at (NodeAddr), cached: it does not change."""

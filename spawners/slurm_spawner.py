@@ -79,10 +79,6 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         "just for waiting.",
     ).tag(config=True)
 
-    position_interval = Float(
-        10, help="Seconds between queries of a pending job's position in its partition's queue."
-    ).tag(config=True)
-
     audit = AnyTrait(
         None, allow_none=True, help="The aifactory.audit.AuditLog that spawns and stops are recorded in."
     ).tag(config=True)
@@ -115,7 +111,6 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
-        self._position_at = 0.0
         self._waiting_for_port = False
 
     # -- what the job is -------------------------------------------------------------
@@ -297,7 +292,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                     if await self.answers(info):
                         return info
                     self.check_running_timeout(info, running_since)
-                await self.follow_position(info)
+                self.show_queue_status(info, snapshot.positions.get(info.job_id, ""))
                 self.progress_message = self.describe(info)
         finally:
             self._waiting_for_port = False
@@ -313,19 +308,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                 f"on {info.node}; it was cancelled. Its log is {log}."
             )
 
-    async def follow_position(self, info: JobInfo) -> None:
-        """A pending job's place in its partition's queue, asked at most every position_interval."""
-        position = self.queue_status.get("position", "")
-        if not info.is_pending:
-            position = ""
-        elif time.monotonic() - self._position_at >= self.position_interval:
-            self._position_at = time.monotonic()
-            try:
-                order = await self.slurm.pending_order(info.partition)
-            except SlurmError as e:
-                self.log.warning("Queue position of job %s unknown: %s", info.job_id, e)
-            else:
-                position = f"{order.index(info.job_id) + 1} of {len(order)}" if info.job_id in order else ""
+    def show_queue_status(self, info: JobInfo, position: str) -> None:
+        """The job as the progress page shows it (position: from the watcher's one query for all)."""
         start = info.start_time if info.is_pending and info.start_time[:1].isdigit() else ""
         self.queue_status = {
             "id": info.job_id,
@@ -333,7 +317,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             "reason": info.reason if info.is_pending else "",
             "explanation": explain_pending(info.reason) if info.is_pending else "",
             "estimated_start": start,
-            "position": position,
+            "position": position if info.is_pending else "",
         }
 
     def describe(self, info: JobInfo) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -33,6 +33,7 @@ class Snapshot:
     jobs: dict[str, JobInfo] = field(default_factory=dict)
     taken_at: float = 0.0  # wall-clock time of the last successful query
     error: str = ""  # why the latest query failed ("" when it succeeded)
+    positions: dict[str, str] = field(default_factory=dict)  # pending job -> "k of n" in its partition
 
     def seen(self, job_id: str, submitted_at: float) -> tuple[Seen, JobInfo | None]:
         info = self.jobs.get(job_id)
@@ -48,6 +49,7 @@ class JobWatcher:
 
     _instances: ClassVar[dict[str, JobWatcher]] = {}
     max_backoff = 60.0
+    position_interval = 10.0  # seconds between queries of pending jobs' queue positions
 
     def __init__(self, slurm: Slurm, job_name: str, interval: float, fast_interval: float) -> None:
         self.slurm = slurm
@@ -57,6 +59,7 @@ class JobWatcher:
         self.snapshot = Snapshot()
         self.failures = 0
         self._attempted_at = 0.0
+        self._positions_at = 0.0
         self._watched: dict[str, Any] = {}  # job id -> spawner
         self._hurry: set[str] = set()  # job ids starting or stopping
         self._lock = asyncio.Lock()
@@ -105,14 +108,27 @@ class JobWatcher:
                 jobs = await self.slurm.queue(self.job_name)
             except SlurmError as e:
                 self.failures += 1
-                self.snapshot = Snapshot(self.snapshot.jobs, self.snapshot.taken_at, str(e))
+                self.snapshot = replace(self.snapshot, error=str(e))
                 log.warning("Scheduler query failed (%d in a row): %s", self.failures, e)
             else:
                 self.failures = 0
-                self.snapshot = Snapshot(jobs, self._attempted_at)
+                self.snapshot = Snapshot(jobs, self._attempted_at, positions=await self._positions(jobs))
         async with self._refreshed:
             self._refreshed.notify_all()
         return self.snapshot
+
+    async def _positions(self, jobs: dict[str, JobInfo]) -> dict[str, str]:
+        """Queue positions, asked (one query for all) only while a job pends, at most every position_interval."""
+        if not any(j.is_pending for j in jobs.values()):
+            return {}
+        if time.time() - self._positions_at < self.position_interval:
+            return self.snapshot.positions
+        self._positions_at = time.time()
+        try:
+            return await self.slurm.queue_positions()
+        except SlurmError as e:
+            log.warning("Queue positions unknown: %s", e)
+            return self.snapshot.positions
 
     async def current(self, max_age: float) -> Snapshot:
         """The snapshot, refreshed first if no query was tried within ``max_age`` seconds.

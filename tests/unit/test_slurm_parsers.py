@@ -9,6 +9,7 @@ from aifactory.slurm import (
     SlurmError,
     clean_error,
     describe_end,
+    parse_positions,
     parse_sacct,
     parse_sbatch_parsable,
     parse_scontrol_oneliner,
@@ -62,6 +63,12 @@ def test_how_jobs_end_under_faults_recorded_on_the_mini_cluster():
         "it ran out of memory: it used 809 MB of the 200 MB it asked for. Ask for more memory when you start it again"
     )
     assert not records["306"].out_of_memory
+
+
+def test_queue_positions_per_partition_in_squeues_order():
+    output = "12|gpp\n15|acc\n13|gpp\n14|gpp\n"  # squeue -t PENDING -o %i|%P --sort=-p,i
+    assert parse_positions(output) == {"12": "1 of 3", "13": "2 of 3", "14": "3 of 3", "15": "1 of 1"}
+    assert parse_positions("") == {}
 
 
 def test_scontrol_oneliner():

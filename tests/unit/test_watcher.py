@@ -43,3 +43,33 @@ def test_one_watcher_per_job_name():
     a = JobWatcher.shared(Slurm(), "aifw-shared-a", 10, 1)
     assert JobWatcher.shared(Slurm(), "aifw-shared-a", 10, 1) is a
     assert JobWatcher.shared(Slurm(), "aifw-shared-b", 10, 1) is not a
+
+
+class CountingSlurm:
+    """A queue with one pending job; counts the position queries."""
+
+    def __init__(self, state: str) -> None:
+        self.state, self.position_queries = state, 0
+
+    async def queue(self, job_name):
+        return {"7": job("7", self.state)}
+
+    async def queue_positions(self):
+        self.position_queries += 1
+        return {"7": "2 of 3"}
+
+
+def test_queue_positions_are_one_query_for_all_only_while_a_job_pends():
+    import asyncio
+
+    slurm = CountingSlurm("PENDING")
+    watcher = JobWatcher(slurm, "aifw-test-positions", interval=10.0, fast_interval=1.0)
+
+    async def refreshes(n):
+        return [await watcher.refresh() for _ in range(n)]
+
+    snaps = asyncio.run(refreshes(3))
+    assert [s.positions for s in snaps] == [{"7": "2 of 3"}] * 3
+    assert slurm.position_queries == 1  # then at most every position_interval
+    slurm.state = "RUNNING"
+    assert asyncio.run(refreshes(1))[0].positions == {} and slurm.position_queries == 1
