@@ -54,6 +54,7 @@ class Association:
     account: str
     partition: str  # "" for every partition
     qos: tuple[str, ...]
+    default_qos: str = ""  # what a job that names no QoS gets
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class Choices:
         return sorted(
             {q for a in self.associations if a.account == account and a.partition in ("", partition) for q in a.qos}
         )
+
+    def default_qos(self, account: str, partition: str) -> str:
+        found = [a.default_qos for a in self.associations if a.account == account and a.partition in ("", partition)]
+        return next((q for q in found if q), "")
 
     def max_walltime(self, partition: Partition, qos: str) -> int | None:
         limits = [w for w in (partition.max_walltime, self.qos_walltime.get(qos)) if w]
@@ -99,10 +104,11 @@ class Choices:
             with_gpus = [p.name for p in self.partitions.values() if p.max_gpus]
             raise OptionError("gpus", s.gpus, f"0 on partition {part.name}; GPUs are on {_one_of(with_gpus)}")
         _at_most("gpus", s.gpus, part.max_gpus, f"partition {part.name}")
-        limit = self.max_walltime(part, s.qos)
+        qos = s.qos or self.default_qos(account, part.name)
+        limit = self.max_walltime(part, qos)
         if limit and (parse_duration(s.walltime) or 0) > limit:
             raise OptionError(
-                "walltime", s.walltime, f"at most {_hms(limit)} on {part.name} with QoS {s.qos or 'default'}"
+                "walltime", s.walltime, f"at most {_hms(limit)} on {part.name} with QoS {qos or 'default'}"
             )
         if s.reservation:
             res = self.reservations.get(s.reservation)
@@ -246,7 +252,9 @@ class Discovery:
     async def for_user(self, user: str) -> Choices:
         parts, nodes, qos, res = await self._cached("cluster", self._cluster)
         default_account, rows = await self._cached(f"user:{user}", lambda: self.slurm.associations(user))
-        associations = tuple(Association(r["Account"], r["Partition"], tuple(_names(r["QOS"]))) for r in rows)
+        associations = tuple(
+            Association(r["Account"], r["Partition"], tuple(_names(r["QOS"])), r["DefaultQOS"]) for r in rows
+        )
         accounts = {a.account for a in associations}
         groups = user_groups(user)
         partitions = {

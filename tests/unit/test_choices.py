@@ -44,7 +44,7 @@ def choices_for(account="ehpc01", reservations=None):
     return Choices(
         user="alice",
         partitions=parts,
-        associations=(Association(account, "", ("interactive", "normal")),),
+        associations=(Association(account, "", ("interactive", "normal"), "normal"),),
         default_account=account,
         qos_walltime={"normal": 172800, "interactive": 43200, "part_gpp": None, "part_acc": None},
         reservations=reservations or {},
@@ -114,6 +114,12 @@ def test_each_refusal_names_the_field_the_value_and_what_is_allowed(change, mess
     with pytest.raises(OptionError) as e:
         choices_for().check(replace(SITE, **change))
     assert message in str(e.value)
+
+
+def test_a_job_without_a_qos_gets_the_walltime_limit_of_the_associations_default_qos():
+    choices_for().check(replace(SITE, qos="", walltime="1-00:00:00"))  # normal: 2 days
+    with pytest.raises(OptionError, match="at most 2-00:00:00 on gpp with QoS normal"):
+        choices_for().check(replace(SITE, qos="", walltime="2-00:00:01"))
 
 
 def test_a_reservation_tied_to_a_partition_needs_that_partition():
