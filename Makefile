@@ -23,7 +23,10 @@ SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 .PHONY: install hub-user demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
 install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
+	@# setuptools builds from build/: a module removed from the tree must not linger there.
+	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
+	@rm -rf build *.egg-info
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
@@ -80,7 +83,7 @@ hub-start: install cluster-start
 	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
 	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
 	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & fi
-	@for i in $$(seq 60); do curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
+	@for i in $$(seq 60); do curl -fs -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
 	  curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health || { echo "hub did not answer; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 
 hub-stop:
@@ -98,21 +101,26 @@ demo: hub-start
 
 stop: hub-stop cluster-stop
 
-# Starts the cluster only if it is not running, and stops only what it started.
-test: install
+# Lint first (ruff, and the import layering), then the cluster: it starts only if it is not
+# running, and stops only if this run started it.
+test: lint
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
 
 # Benchmarks print figures (they are not tests); they need the cluster, not the demo hub.
+# Run as modules from the repository, so that they import tests.harness as it is.
 bench: install cluster-start
-	@$(PY) benchmarks/spawn_overhead.py --runs 5
-	@$(PY) benchmarks/scheduler_load.py --sizes 1 10 50
-	@$(PY) benchmarks/hub_load.py --users 50
-	@$(PY) benchmarks/analysis.py --years 10 --workers 2
+	@$(PY) -m benchmarks.spawn_overhead --runs 5
+	@$(PY) -m benchmarks.scheduler_load --sizes 1 10 50
+	@$(PY) -m benchmarks.hub_load --users 50
+	@$(PY) -m benchmarks.analysis --years 10 --workers 2
 
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# ruff, then import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
+# job and kernel sides apart.
 lint: install
 	@$(VENV)/bin/ruff check .
+	@PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-cache

@@ -1,9 +1,13 @@
-"""JupyterHub's entry point: all site choices live in the site file (see README)."""
+"""JupyterHub's entry point: all site choices live in the site file (see README).
+
+A site moving from stock batchspawner may add its ``c.SlurmSpawner.req_*`` lines above the
+``configure`` call: they win over the site file, and a setting that cannot be honoured
+stops the hub with its name."""
 
 import sys
 
-from aifactory.hub_config import configure
-from aifactory.site_config import SiteConfigError, load_site_config
+from hub.configure import configure
+from hub.site import SiteConfigError, load_site_config
 
 try:
     configure(c, load_site_config())  # noqa: F821 - `c` is provided by JupyterHub

@@ -13,15 +13,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aifactory.slurm import Slurm, parse_duration
+from slurm.client import Slurm
+from slurm.values import format_duration, parse_duration
 
 MARGIN_SECONDS = 120  # leave the workers' jobs a little before the notebook's ends
-
-
-def format_walltime(seconds: int) -> str:
-    days, rest = divmod(max(seconds, 60), 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days}-{hours:02d}:{rest // 60:02d}:00" if days else f"{hours:02d}:{rest // 60:02d}:00"
 
 
 def capped_walltime(wanted: str, time_left: int | None) -> str:
@@ -29,7 +24,7 @@ def capped_walltime(wanted: str, time_left: int | None) -> str:
     wanted_seconds = parse_duration(wanted)
     if time_left is None or wanted_seconds is None:
         return wanted
-    return format_walltime(min(wanted_seconds, time_left - MARGIN_SECONDS))
+    return format_duration(max(60, min(wanted_seconds, time_left - MARGIN_SECONDS)))
 
 
 def start_cluster(minimum: int = 1, maximum: int = 4, adapt: bool = True, **options: Any):

@@ -12,18 +12,14 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 # dask-jobqueue must be imported on the main thread, before anything starts threads.
 from dask_jobqueue import SLURMCluster  # isort: skip
 
 import numpy as np
 import xarray as xr
+from climate_data import Recipe, make_dataset, monthly_climatology_numpy
 from dask.distributed import Client, LocalCluster, futures_of, wait
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from aifactory.climate_data import Recipe, make_dataset, monthly_climatology_numpy  # noqa: E402
 
 VENV_PYTHON = "/opt/aifactory/venv/bin/python"
 

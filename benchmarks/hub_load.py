@@ -21,9 +21,7 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from tests.integration.hubprocess import DEPLOYED_FORM, HubProcess, launch  # noqa: E402
+from tests.harness import DEPLOYED_FORM, HubProcess, launch
 
 PASSWORD = "bench-load-pw"
 TICKS = 100  # clock ticks per second for /proc/PID/stat

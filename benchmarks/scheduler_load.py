@@ -16,9 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from tests.integration.hubprocess import DEPLOYED_FORM, REPO, HubError, HubProcess, launch  # noqa: E402
+from tests.harness import DEPLOYED_FORM, REPO, HubError, HubProcess, launch
 
 CONFIGS = {
     "workbench": REPO / "jupyterhub_config.py",

@@ -13,13 +13,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from tests.integration.hubprocess import (  # noqa: E402
+from tests.harness import (
     DEPLOYED_FORM,
     VENV,
     HubError,

@@ -11,8 +11,8 @@ being measured) runs as the hub user, which SLURM counts the same.
 from batchspawner.api import BatchSpawnerAPIHandler
 from jupyterhub import apihandlers
 
-from aifactory.hub_config import configure
-from aifactory.site_config import load_site_config
+from hub.configure import configure
+from hub.site import load_site_config
 
 site = load_site_config()
 configure(c, site)  # noqa: F821 - `c` is provided by JupyterHub

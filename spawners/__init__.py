@@ -1,1 +1,3 @@
-"""The SLURM spawner and what only it uses: job script, job channel, in-job launcher."""
+"""The SLURM spawner (runs in the hub) and what only it uses: the job's settings and batch
+script, the user's options (form, checks, estimate), what the cluster offers each user, the
+one watch of the queue, the job channel's handler, and what users are told."""

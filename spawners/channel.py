@@ -11,11 +11,9 @@ import hmac
 import json
 from typing import Any
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
 
-ROUTE = r"/api/aifactory/job-port"
 PORT_RANGE = (1024, 65535)
 
 
@@ -64,10 +62,3 @@ class JobPortHandler(APIHandler):
             raise web.HTTPError(409, "this server is not waiting for a port")
         self.set_status(200)
         self.finish({"port": port})
-
-
-def install_job_channel() -> None:
-    """Replace batchspawner's handler (registered when it is imported) with ours."""
-    handlers = apihandlers.default_handlers
-    handlers[:] = [h for h in handlers if h[0] not in (r"/api/batchspawner", ROUTE)]
-    handlers.append((ROUTE, JobPortHandler))

@@ -15,11 +15,12 @@ import pwd
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-from aifactory.site_config import SlurmSettings
-from aifactory.slurm import Slurm, parse_duration, parse_gres_count, parse_memory_mb, parse_tres
-from spawners.jobscript import OptionError
+from slurm.client import Slurm
+from slurm.parsers import parse_gres_count, parse_tres
+from slurm.values import format_duration, parse_duration, parse_memory_mb
+from spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
 Records = list[dict[str, str]]
@@ -85,7 +86,7 @@ class Choices:
         limits = [w for w in (partition.max_walltime, self.qos_walltime.get(qos)) if w]
         return min(limits) if limits else None
 
-    def check(self, s: SlurmSettings) -> None:
+    def check(self, s: JobSettings) -> None:
         """Raise OptionError naming the field, the value and what this user may choose."""
         if s.partition not in self.partitions:
             raise OptionError("partition", s.partition, _one_of(self.partitions))
@@ -108,7 +109,7 @@ class Choices:
         limit = self.max_walltime(part, qos)
         if limit and (parse_duration(s.walltime) or 0) > limit:
             raise OptionError(
-                "walltime", s.walltime, f"at most {_hms(limit)} on {part.name} with QoS {qos or 'default'}"
+                "walltime", s.walltime, f"at most {format_duration(limit)} on {part.name} with QoS {qos or 'default'}"
             )
         if s.reservation:
             res = self.reservations.get(s.reservation)
@@ -138,12 +139,6 @@ def _one_of(names: Iterable[str]) -> str:
 def _at_most(name: str, value: int, limit: int, where: str) -> None:
     if value > limit:
         raise OptionError(name, value, f"at most {limit} on {where}")
-
-
-def _hms(seconds: int) -> str:
-    days, rest = divmod(seconds, 86400)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return f"{days}-{text}" if days else text
 
 
 def _number(text: str, default: int) -> int:
@@ -213,22 +208,13 @@ def reservation_for(record: dict[str, str], user: str, accounts: set[str], group
 
 
 class Discovery:
-    """Asks the cluster, at most once per ``ttl`` for the cluster and once per user."""
-
-    _instances: ClassVar[dict[int, Discovery]] = {}
+    """Asks the cluster, at most once per ``ttl`` for the cluster and once per user (one per
+    hub, built in spawners.services)."""
 
     def __init__(self, slurm: Slurm, ttl: float) -> None:
         self.slurm = slurm
         self.ttl = ttl
         self._cache: dict[str, tuple[float, Any]] = {}
-
-    @classmethod
-    def shared(cls, slurm: Slurm, ttl: float) -> Discovery:
-        key = id(slurm)
-        if key not in cls._instances:
-            cls._instances[key] = cls(slurm, ttl)
-        cls._instances[key].ttl = ttl
-        return cls._instances[key]
 
     async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         hit = self._cache.get(key)
@@ -239,7 +225,7 @@ class Discovery:
         return value
 
     async def _cluster(self) -> tuple[Records, Records, dict[str, dict[str, str]], Records]:
-        parts, nodes, res = [await self.slurm.show(kind) for kind in ("partition", "node", "res")]
+        parts, nodes, res = [await self.slurm.cluster_records(kind) for kind in ("partition", "node", "res")]
         qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
         return parts, nodes, qos, res
 

@@ -12,13 +12,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
 
-from aifactory.slurm import parse_tres
-
-ROUTE = r"/api/aifactory/estimate/([^/]+)/?([^/]*)"
+from slurm.parsers import parse_tres
 
 
 def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:
@@ -66,12 +63,6 @@ class EstimateHandler(APIHandler):
             raise web.HTTPError(400, 'the body must be {"user_options": {...}}')
         spawner = user.spawners.get(server_name) or user.spawner
         self.finish(await spawner.estimate(body.get("user_options", {})))
-
-
-def install_estimate() -> None:
-    handlers = apihandlers.default_handlers
-    handlers[:] = [h for h in handlers if h[0] != ROUTE]
-    handlers.append((ROUTE, EstimateHandler))
 
 
 def summary(request_cost: dict[str, float], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:

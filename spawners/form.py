@@ -16,12 +16,14 @@ from typing import Any
 
 import jinja2
 
-from aifactory.site_config import PRESET_KEYS, SlurmSettings
-from aifactory.slurm import parse_duration
+from slurm.values import parse_duration
 from spawners.choices import Choices
-from spawners.jobscript import USER_OPTIONS, OptionError
+from spawners.jobscript import USER_OPTIONS, JobSettings, OptionError
 
-TEMPLATE = Path(__file__).with_name("templates") / "spawn_form.html.j2"
+#: What a preset may set: the job settings a user may choose in the spawn form (the site
+#: file's form.presets are checked with the same rules as slurm.*).
+PRESET_KEYS = ("partition", "qos", "cpus", "memory", "gpus", "walltime")
+TEMPLATE = Path(__file__).with_name("spawn_form.html.j2")
 _INTEGER_OPTIONS = ("cpus", "gpus")
 #: Longest text any field may hold; longer input is refused before anything else looks at it.
 MAX_LENGTH = 64
@@ -74,7 +76,7 @@ def apply_preset(options: Mapping[str, Any], presets: Sequence[Mapping[str, Any]
     return {k: v for k, v in by_name[name].items() if k in PRESET_KEYS} | options
 
 
-def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: SlurmSettings) -> list[dict[str, Any]]:
+def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: JobSettings) -> list[dict[str, Any]]:
     """The presets this user's partitions and QoS can run (others would only be refused)."""
     usable = []
     for preset in presets:
@@ -87,14 +89,14 @@ def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: Sl
     return usable
 
 
-def cost(s: SlurmSettings) -> dict[str, float]:
+def cost(s: JobSettings) -> dict[str, float]:
     """What a request costs if it runs its whole walltime."""
     hours = (parse_duration(s.walltime) or 0) / 3600
     return {"hours": round(hours, 2), "core_hours": round(s.cpus * hours, 2), "gpu_hours": round(s.gpus * hours, 2)}
 
 
 def initial_values(
-    site: SlurmSettings, remembered: Mapping[str, Any] | None, prefill: Mapping[str, Any] | None
+    site: JobSettings, remembered: Mapping[str, Any] | None, prefill: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """What the fields show: a link's values, else the last settings, else the site's defaults."""
     values: dict[str, Any] = {name: getattr(site, name) for name in USER_OPTIONS} | {"preset": ""}

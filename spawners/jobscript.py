@@ -1,7 +1,7 @@
-"""The JupyterLab job: what a user may ask for, and the batch script that asks SLURM.
+"""The JupyterLab job: what it may ask SLURM for, and the batch script that asks.
 
-Only values that passed the site config's rules reach the template, so no user string
-can add a line, an ``#SBATCH`` directive or a shell word to the script.
+Only values that passed the rules below reach the template, so no user string can add a
+line, an ``#SBATCH`` directive or a shell word to the script.
 """
 
 from __future__ import annotations
@@ -10,23 +10,27 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from aifactory.dask_config import WORKER_JOB_PREFIX
-from aifactory.site_config import Rule, SlurmSettings
+from job import BATCH_TEMPLATE
+from slurm import values
+from slurm.values import Rule, is_unix_user
 
-TEMPLATE = Path(__file__).with_name("templates") / "jupyterlab.sbatch.j2"
-#: Options a user may set when starting a server (checked again against the cluster: choices.py).
-USER_OPTIONS = ("partition", "account", "qos", "reservation", "cpus", "memory", "gpus", "walltime")
+#: Worker jobs of the notebook server running in SLURM job N are named "aifw-dask-N"
+#: (config/sudoers.in lets the hub cancel exactly those).
+WORKER_JOB_PREFIX = "aifw-dask-"
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: One PEM block: nothing in it can end the script's here-document or run as shell.
 _PEM = re.compile(r"(-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n]+-----END [A-Z ]+-----\n?)+")
 #: internal_ssl: the server's key, certificate and CA, written by the job into a private folder.
 CERT_FILES = ("keyfile", "certfile", "cafile")
 _HOME = re.compile(r"/[A-Za-z0-9_./-]*")
+
+
+def worker_job_name(server_job_id: str) -> str:
+    return f"{WORKER_JOB_PREFIX}{server_job_id}"
 
 
 class OptionError(ValueError):
@@ -37,8 +41,49 @@ class OptionError(ValueError):
         self.field = name
 
 
-def _rules() -> dict[str, Rule]:
-    return {f.name: f.metadata["rule"] for f in fields(SlurmSettings)}
+@dataclass(frozen=True)
+class JobSettings:
+    """What a JupyterLab job asks SLURM for: the site's defaults, then a user's choices."""
+
+    partition: str
+    account: str  # "" for the user's default account
+    qos: str  # "" for the association's default QoS
+    reservation: str  # "" for none
+    cpus: int
+    memory: str
+    gpus: int
+    walltime: str
+
+
+#: The one rule for each job setting: the site file, the spawner's settings and every
+#: user's options are checked with these.
+JOB_RULES: dict[str, Rule] = {
+    "partition": values.PARTITION,
+    "account": values.ACCOUNT,
+    "qos": values.QOS,
+    "reservation": values.RESERVATION,
+    "cpus": values.CPUS,
+    "memory": values.MEMORY_SIZE,
+    "gpus": values.GPUS,
+    "walltime": values.WALLTIME_TEXT,
+}
+#: Options a user may set when starting a server (checked again against the cluster: choices.py).
+USER_OPTIONS = tuple(f.name for f in fields(JobSettings))
+
+
+def problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(name, value, accepted) for each setting that breaks its rule."""
+    return [(k, v, JOB_RULES[k].accepted) for k, v in settings.items() if not JOB_RULES[k].check(v)]
+
+
+def apply_options(defaults: JobSettings, options: Mapping[str, Any]) -> JobSettings:
+    """The defaults with a user's options applied; refuse an unknown option or a value that breaks its rule."""
+    unknown = sorted(set(options) - set(USER_OPTIONS))
+    if unknown:
+        raise OptionError(unknown[0], options[unknown[0]], f"one of the options {', '.join(USER_OPTIONS)}")
+    for name, value, accepted in problems(options):
+        raise OptionError(name, value, accepted)
+    return replace(defaults, **dict(options))
 
 
 @dataclass(frozen=True)
@@ -47,27 +92,19 @@ class JobRequest:
 
     user: str
     home: str
-    slurm: SlurmSettings
+    job_name: str
+    settings: JobSettings
 
     @classmethod
-    def build(cls, user: str, home: str, defaults: SlurmSettings, options: Mapping[str, Any]) -> JobRequest:
-        """The site's defaults with the user's options applied; refuse anything else."""
-        unknown = sorted(set(options) - set(USER_OPTIONS))
-        if unknown:
-            raise OptionError(unknown[0], options[unknown[0]], f"one of the options {', '.join(USER_OPTIONS)}")
-        rules = _rules()
-        for name, value in options.items():
-            if not rules[name].check(value):
-                raise OptionError(name, value, rules[name].accepted)
-        if not re.fullmatch(r"[a-z_][a-z0-9_.-]*", user):
+    def build(
+        cls, user: str, home: str, job_name: str, defaults: JobSettings, options: Mapping[str, Any]
+    ) -> JobRequest:
+        """The site's job defaults (checked when the hub started) with a user's options applied."""
+        if not is_unix_user(user):
             raise OptionError("user", user, "a Unix user name")
         if not _HOME.fullmatch(home) or ".." in home.split("/"):
             raise OptionError("home", home, "an absolute path without '..'")
-        merged = replace(defaults, **dict(options))
-        for name, rule in rules.items():  # defaults too: traits may be set without the site file
-            if not rule.check(getattr(merged, name)):
-                raise OptionError(name, getattr(merged, name), rule.accepted)
-        return cls(user=user, home=home, slurm=merged)
+        return cls(user, home, job_name, apply_options(defaults, options))
 
     @property
     def log_path(self) -> str:
@@ -90,21 +127,13 @@ def render(
     if certs and (set(certs) != set(CERT_FILES) or not all(_PEM.fullmatch(v.strip() + "\n") for v in certs.values())):
         raise OptionError("certs", sorted(certs), "PEM blocks for keyfile, certfile and cafile")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    template = env.from_string(TEMPLATE.read_text())
-    s = request.slurm
+    template = env.from_string(BATCH_TEMPLATE.read_text())
     return template.render(
         user=request.user,
         home=request.home,
         log_path=request.log_path,
-        job_name=s.job_name,
-        partition=s.partition,
-        account=s.account,
-        qos=s.qos,
-        reservation=s.reservation,
-        cpus=s.cpus,
-        memory=s.memory,
-        gpus=s.gpus,
-        walltime=s.walltime,
+        job_name=request.job_name,
+        job=request.settings,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
         certs={k: v.strip() for k, v in certs.items()},

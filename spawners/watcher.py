@@ -15,15 +15,16 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any
 
-from aifactory.slurm import JobInfo, Slurm, SlurmError
+from slurm.client import Slurm
+from slurm.parsers import JobInfo, SlurmError
 
 log = logging.getLogger(__name__)
 
 
 class Seen(Enum):
-    QUEUED = "queued"  # pending or running: the job holds or awaits resources
+    IN_QUEUE = "in queue"  # pending or running: the job holds or awaits resources
     GONE = "gone"  # a query made after its submission no longer lists it
     UNKNOWN = "unknown"  # no successful query since it was submitted
 
@@ -38,16 +39,15 @@ class Snapshot:
     def seen(self, job_id: str, submitted_at: float) -> tuple[Seen, JobInfo | None]:
         info = self.jobs.get(job_id)
         if info is not None and (info.is_pending or info.is_running):
-            return Seen.QUEUED, info
+            return Seen.IN_QUEUE, info
         if self.taken_at > submitted_at:
             return Seen.GONE, info
         return Seen.UNKNOWN, info
 
 
 class JobWatcher:
-    """Shared by all spawners of a hub with the same job name (see :meth:`shared`)."""
+    """One per hub (built in spawners.services), shared by all its spawners."""
 
-    _instances: ClassVar[dict[str, JobWatcher]] = {}
     max_backoff = 60.0
     position_interval = 10.0  # seconds between queries of pending jobs' queue positions
 
@@ -61,38 +61,31 @@ class JobWatcher:
         self._attempted_at = 0.0
         self._positions_at = 0.0
         self._watched: dict[str, Any] = {}  # job id -> spawner
-        self._hurry: set[str] = set()  # job ids starting or stopping
+        self._closely: set[str] = set()  # job ids starting or stopping
         self._lock = asyncio.Lock()
         self._refreshed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    @classmethod
-    def shared(cls, slurm: Slurm, job_name: str, interval: float, fast_interval: float) -> JobWatcher:
-        watcher = cls._instances.get(job_name)
-        if watcher is None:
-            watcher = cls._instances[job_name] = cls(slurm, job_name, interval, fast_interval)
-        return watcher
-
     # -- who is watched --------------------------------------------------------------
-    def watch(self, job_id: str, spawner: Any, *, hurry: bool = False) -> None:
+    def watch(self, job_id: str, spawner: Any, *, closely: bool = False) -> None:
         self._watched[job_id] = spawner
-        self.hurry(job_id, hurry)
+        self.follow_closely(job_id, closely)
         self._ensure_loop()
 
     def unwatch(self, job_id: str) -> None:
         self._watched.pop(job_id, None)
-        self._hurry.discard(job_id)
+        self._closely.discard(job_id)
 
-    def hurry(self, job_id: str, on: bool = True) -> None:
-        """While a job starts or stops, refresh at the fast interval."""
+    def follow_closely(self, job_id: str, on: bool = True) -> None:
+        """While a job starts or stops, refresh at the fast interval (its spawner follows it)."""
         if on:
-            self._hurry.add(job_id)
+            self._closely.add(job_id)
             self._wake.set()
         else:
-            self._hurry.discard(job_id)
+            self._closely.discard(job_id)
 
-    def poke(self) -> None:
+    def refresh_soon(self) -> None:
         """Something changed (a job reported its port): refresh now."""
         self._wake.set()
 
@@ -155,7 +148,7 @@ class JobWatcher:
     def pause(self) -> float:
         if self.failures:
             return min(self.max_backoff, self.interval * 2 ** (self.failures - 1))
-        return self.fast_interval if self._hurry else self.interval
+        return self.fast_interval if self._closely else self.interval
 
     async def _loop(self) -> None:
         while self._watched:
@@ -169,7 +162,7 @@ class JobWatcher:
     def _notify_gone(self, snapshot: Snapshot) -> None:
         """Tell the hub now, not at the spawner's next own poll, that a job has ended."""
         for job_id, spawner in list(self._watched.items()):
-            if job_id in self._hurry:
+            if job_id in self._closely:
                 continue  # start() and stop() follow their own job
             seen, _ = snapshot.seen(job_id, getattr(spawner, "submitted_at", 0.0))
             if seen is Seen.GONE:

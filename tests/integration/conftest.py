@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .hubprocess import (  # noqa: F401 - re-exported for the test modules
+from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
     POLL_INTERVAL,
     REPO,

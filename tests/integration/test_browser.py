@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import demo_password
+
 from .conftest import HubProcess, queued_jobs
-from .hubprocess import demo_password
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")

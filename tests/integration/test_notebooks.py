@@ -12,8 +12,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-
-from aifactory.climate_data import Recipe, expected_temperature
+from climate_data import Recipe, expected_temperature
 
 from .conftest import REPO, VENV, sh
 

@@ -19,8 +19,9 @@ from urllib.parse import urljoin, urlparse
 import pytest
 import requests
 
+from tests.harness import HUB_USER, free_port
+
 from .conftest import HubProcess, launch, queued_jobs
-from .hubprocess import HUB_USER, free_port
 
 PROVIDER = Path("/opt/aifactory/node/oidc-provider.mjs")
 ACCOUNTS = {

@@ -3,7 +3,9 @@
 import pytest
 from jupyterhub import apihandlers
 
-from spawners.channel import ROUTE, JobPortHandler, PortReportError, install_job_channel, parse_port_report
+from hub.audit import AuditHandler, AuditLog
+from hub.routes import JOB_PORT_ROUTE, install_routes
+from spawners.channel import JobPortHandler, PortReportError, parse_port_report
 
 
 def test_a_port_in_range_is_accepted():
@@ -31,13 +33,16 @@ def test_anything_else_is_refused(body):
         parse_port_report(body)
 
 
-def test_batchspawner_handler_is_replaced_by_ours():
+def test_batchspawner_handler_is_replaced_by_our_route_table(tmp_path):
     import batchspawner  # noqa: F401 - importing it registers its handler
 
     assert any(path == r"/api/batchspawner" for path, *_ in apihandlers.default_handlers)
-    install_job_channel()
-    install_job_channel()  # idempotent
+    audit = AuditLog(tmp_path / "audit.log")
+    install_routes(audit)
+    install_routes(audit)  # idempotent
     paths = [path for path, *_ in apihandlers.default_handlers]
     assert r"/api/batchspawner" not in paths
-    assert paths.count(ROUTE) == 1
-    assert dict((h[0], h[1]) for h in apihandlers.default_handlers)[ROUTE] is JobPortHandler
+    assert paths.count(JOB_PORT_ROUTE) == 1 and JOB_PORT_ROUTE == "/api/aifactory/job-port"
+    handlers = {h[0]: h[1:] for h in apihandlers.default_handlers}
+    assert handlers[JOB_PORT_ROUTE] == (JobPortHandler,)
+    assert handlers[r"/api/aifactory/audit"] == (AuditHandler, {"audit": audit})

@@ -4,10 +4,12 @@ from dataclasses import replace
 
 import pytest
 
-from aifactory.site_config import load_defaults
-from aifactory.slurm import parse_gres_count, parse_memory_mb, parse_pipe_table, parse_scontrol_records, parse_tres
+from slurm.parsers import parse_gres_count, parse_pipe_table, parse_scontrol_records, parse_tres
+from slurm.values import parse_memory_mb
 from spawners.choices import Association, Choices, Reservation, open_to, partition_limits, reservation_for
 from spawners.jobscript import OptionError
+
+from .defaults import JOB
 
 PARTITIONS = parse_scontrol_records(
     "PartitionName=gpp AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=part_gpp "
@@ -27,7 +29,7 @@ NODES = parse_scontrol_records(
 QOS = {
     q["Name"]: q
     for q in parse_pipe_table(
-        "normal|2-00:00:00|||\ninteractive|12:00:00|||\npart_gpp||gres/gpu=0||\npart_acc||gres/gpu=2||\n",
+        "normal|2-00:00:00||\ninteractive|12:00:00||\npart_gpp||gres/gpu=0|\npart_acc||gres/gpu=2|\n",
         ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode"),
     )
 }
@@ -36,7 +38,6 @@ RESERVATION = parse_scontrol_records(
     "Nodes=mn5-n01 NodeCnt=1 CoreCnt=112 Features=(null) PartitionName=(null) Flags=IGNORE_JOBS,SPEC_NODES "
     "TRES=cpu=112 Users=alice Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE\n"
 )[0]
-SITE = load_defaults().slurm
 
 
 def choices_for(account="ehpc01", reservations=None):
@@ -89,7 +90,7 @@ def test_reservations_are_for_their_users_accounts_or_groups_only():
 
 
 def test_a_request_within_the_limits_passes():
-    choices_for().check(replace(SITE, partition="acc", cpus=80, gpus=2, walltime="12:00:00", qos="interactive"))
+    choices_for().check(replace(JOB, partition="acc", cpus=80, gpus=2, walltime="12:00:00", qos="interactive"))
 
 
 @pytest.mark.parametrize(
@@ -112,21 +113,21 @@ def test_a_request_within_the_limits_passes():
 )
 def test_each_refusal_names_the_field_the_value_and_what_is_allowed(change, message):
     with pytest.raises(OptionError) as e:
-        choices_for().check(replace(SITE, **change))
+        choices_for().check(replace(JOB, **change))
     assert message in str(e.value)
 
 
 def test_a_job_without_a_qos_gets_the_walltime_limit_of_the_associations_default_qos():
-    choices_for().check(replace(SITE, qos="", walltime="1-00:00:00"))  # normal: 2 days
+    choices_for().check(replace(JOB, qos="", walltime="1-00:00:00"))  # normal: 2 days
     with pytest.raises(OptionError, match="at most 2-00:00:00 on gpp with QoS normal"):
-        choices_for().check(replace(SITE, qos="", walltime="2-00:00:01"))
+        choices_for().check(replace(JOB, qos="", walltime="2-00:00:01"))
 
 
 def test_a_reservation_tied_to_a_partition_needs_that_partition():
     res = {"ws1": Reservation("ws1", "acc", "2026-11-28T06:15:58", "2026-11-28T07:15:58")}
-    choices_for(reservations=res).check(replace(SITE, partition="acc", reservation="ws1"))
+    choices_for(reservations=res).check(replace(JOB, partition="acc", reservation="ws1"))
     with pytest.raises(OptionError, match="reservation: 'ws1' is not accepted; allowed: only with partition acc"):
-        choices_for(reservations=res).check(replace(SITE, reservation="ws1"))
+        choices_for(reservations=res).check(replace(JOB, reservation="ws1"))
 
 
 def test_size_and_tres_parsers():

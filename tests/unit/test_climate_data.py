@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from aifactory.climate_data import Recipe, expected_temperature, make_dataset, monthly_climatology_numpy
+from climate_data import Recipe, expected_temperature, make_dataset, monthly_climatology_numpy
 
 RECIPE = Recipe(years=3, nlat=12, nlon=24, chunk_days=200)
 

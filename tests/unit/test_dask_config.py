@@ -3,8 +3,9 @@
 import dask.config
 import yaml
 
-from aifactory.dask_config import DASHBOARD_LINK_ENV, write_dask_config
-from aifactory.site_config import load_site_config
+from hub.dask_config import write_dask_config
+from hub.site import load_site_config
+from spawners.spawner import DASHBOARD_LINK_ENV
 
 
 def test_jobqueue_yaml_follows_the_site_config(tmp_path):

@@ -7,16 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory.site_config import load_defaults
-from aifactory.slurm import parse_test_only
+from slurm.parsers import parse_test_only
 from spawners.estimate import start_text, usage_hours, usage_since
 from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
-from spawners.jobscript import USER_OPTIONS, JobRequest, OptionError, render
+from spawners.jobscript import USER_OPTIONS, OptionError, render
 
+from .defaults import DEFAULTS, JOB, request
 from .test_choices import choices_for
 
-SITE = load_defaults().slurm
-PRESETS = load_defaults().form.presets
+PRESETS = DEFAULTS.form.presets
 COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser"]
 
 
@@ -56,23 +55,23 @@ def test_a_preset_gives_its_settings_and_explicit_options_win():
 
 
 def test_only_presets_the_user_can_run_are_offered():
-    assert [p["name"] for p in presets_for(choices_for(), PRESETS, SITE)] == ["quick", "analysis", "gpu", "workshop"]
+    assert [p["name"] for p in presets_for(choices_for(), PRESETS, JOB)] == ["quick", "analysis", "gpu", "workshop"]
     no_gpu_partition = choices_for()
     no_gpu_partition.partitions.pop("acc")
-    assert [p["name"] for p in presets_for(no_gpu_partition, PRESETS, SITE)] == ["quick", "analysis", "workshop"]
+    assert [p["name"] for p in presets_for(no_gpu_partition, PRESETS, JOB)] == ["quick", "analysis", "workshop"]
 
 
 def test_fields_show_a_links_values_else_the_last_ones_else_the_defaults():
-    assert initial_values(SITE, None, None)["cpus"] == SITE.cpus
-    remembered = initial_values(SITE, {"preset": "gpu", "cpus": 20}, None)
-    assert (remembered["preset"], remembered["cpus"], remembered["memory"]) == ("gpu", 20, SITE.memory)
-    assert initial_values(SITE, {"cpus": 20}, {"cpus": ["4"]})["cpus"] == 4
-    shown = initial_values(SITE, None, {"cpus": ["4\n#SBATCH"], "walltime": ["00:30:00"], "script": ["x"]})
-    assert (shown["cpus"], shown["walltime"], "script" in shown) == (SITE.cpus, "00:30:00", False)
+    assert initial_values(JOB, None, None)["cpus"] == JOB.cpus
+    remembered = initial_values(JOB, {"preset": "gpu", "cpus": 20}, None)
+    assert (remembered["preset"], remembered["cpus"], remembered["memory"]) == ("gpu", 20, JOB.memory)
+    assert initial_values(JOB, {"cpus": 20}, {"cpus": ["4"]})["cpus"] == 4
+    shown = initial_values(JOB, None, {"cpus": ["4\n#SBATCH"], "walltime": ["00:30:00"], "script": ["x"]})
+    assert (shown["cpus"], shown["walltime"], "script" in shown) == (JOB.cpus, "00:30:00", False)
 
 
 def test_the_form_escapes_whatever_it_shows():
-    values = initial_values(SITE, None, None) | {"memory": '"><script>alert(1)</script>'}
+    values = initial_values(JOB, None, None) | {"memory": '"><script>alert(1)</script>'}
     page = render_form(choices_for(), PRESETS, values, "/hub/api/aifactory/estimate/alice")
     assert "<script>alert(1)" not in page and "&#34;&gt;&lt;script&gt;" in page
     data = re.search(r'id="aifw-data">(.*?)</script>', page, re.S).group(1)
@@ -82,7 +81,7 @@ def test_the_form_escapes_whatever_it_shows():
 def test_cost_and_usage_arithmetic():
     from dataclasses import replace
 
-    assert cost(replace(SITE, cpus=8, gpus=1, walltime="1-12:00:00")) == {
+    assert cost(replace(JOB, cpus=8, gpus=1, walltime="1-12:00:00")) == {
         "hours": 36.0, "core_hours": 288.0, "gpu_hours": 36.0
     }  # fmt: skip
     rows = [
@@ -118,11 +117,11 @@ def test_every_path_refuses_hostile_values_or_renders_a_well_formed_script(name,
     """The spawner's whole chain, minus SLURM: types, preset, site rules, the cluster's limits."""
     try:
         options = apply_preset(coerce_options({"preset": "quick", name: value}), PRESETS)
-        request = JobRequest.build("alice", "/home/alice", SITE, options)
-        choices_for().check(request.slurm)
+        checked = request(options)
+        choices_for().check(checked.settings)
     except OptionError as e:
         assert name in str(e) or "user_options" in str(e)
         return
-    for line in render(request, COMMAND, ["PATH"]).splitlines():
+    for line in render(checked, COMMAND, ["PATH"]).splitlines():
         if line.startswith("#SBATCH"):
             assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/-]+|#SBATCH --no-requeue", line), line

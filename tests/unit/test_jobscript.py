@@ -6,16 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory.site_config import load_defaults
-from spawners.jobscript import USER_OPTIONS, JobRequest, OptionError, render
+from spawners.jobscript import USER_OPTIONS, OptionError, render
 
-SITE = load_defaults().slurm
+from .defaults import JOB, request
+
 COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser", "/opt/aifactory/venv/bin/jupyterhub-singleuser"]
 ENV = ["JUPYTERHUB_API_TOKEN", "PATH", "HOME"]
 
 
 def script_for(options=None, user="alice", home="/home/alice"):
-    return render(JobRequest.build(user, home, SITE, options or {}), COMMAND, ENV)
+    return render(request(options, user, home), COMMAND, ENV)
 
 
 def directives(script):
@@ -57,8 +57,8 @@ def test_account_appears_only_when_set():
     assert "--account" not in script_for()
     from dataclasses import replace
 
-    request = JobRequest.build("bob", "/home/bob", replace(SITE, account="ehpc02"), {})
-    assert "#SBATCH --account=ehpc02" in render(request, COMMAND, ENV)
+    bobs = request(user="bob", home="/home/bob", job=replace(JOB, account="ehpc02"))
+    assert "#SBATCH --account=ehpc02" in render(bobs, COMMAND, ENV)
 
 
 def test_unknown_options_are_refused_by_name():
@@ -109,14 +109,7 @@ def test_odd_home_directories_are_refused(home):
 
 def test_environment_names_are_checked():
     with pytest.raises(OptionError, match="environment"):
-        render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ["OK", "BAD;NAME"])
-
-
-def test_defaults_set_around_the_site_file_are_checked_too():
-    from dataclasses import replace
-
-    with pytest.raises(OptionError, match="partition"):
-        JobRequest.build("alice", "/home/alice", replace(SITE, partition="gpp\n#SBATCH --uid=0"), {})
+        render(request(), COMMAND, ["OK", "BAD;NAME"])
 
 
 PEM = (
@@ -127,7 +120,7 @@ PEM = (
 
 def test_internal_ssl_certs_are_written_by_the_job_into_a_private_folder():
     certs = {"keyfile": PEM, "certfile": PEM.replace("PRIVATE KEY", "CERTIFICATE"), "cafile": PEM}
-    script = render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ENV, certs=certs)
+    script = render(request(), COMMAND, ENV, certs=certs)
     assert '(umask 077 && mkdir -p "$AIFW_CERTS"' in script
     assert script.count("<<'AIFW_PEM'") == 3 and "MIIBVQIBADANBgkqhkiG9w0BAQEFAASC" in script
     assert 'export JUPYTERHUB_SSL_KEYFILE="$AIFW_CERTS/keyfile.pem"' in script
@@ -147,4 +140,4 @@ def test_internal_ssl_certs_are_written_by_the_job_into_a_private_folder():
 def test_anything_but_pem_blocks_is_refused_as_a_certificate(bad):
     certs = {"keyfile": bad, "certfile": PEM, "cafile": PEM}
     with pytest.raises(OptionError, match="certs"):
-        render(JobRequest.build("alice", "/home/alice", SITE, {}), COMMAND, ENV, certs=certs)
+        render(request(), COMMAND, ENV, certs=certs)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from aifactory.cli import main as cli_main
-from aifactory.site_config import SiteConfigError, load_defaults, load_site_config
+from hub.cli import main as cli_main
+from hub.site import SiteConfigError, load_defaults, load_site_config
 
 
 def write(tmp_path, text):

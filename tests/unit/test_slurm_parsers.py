@@ -1,20 +1,22 @@
 """Parsers fed with output recorded from the mini cluster's SLURM 22.05."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from aifactory.slurm import (
-    Slurm,
+from slurm.client import Slurm
+from slurm.parsers import (
     SlurmError,
     clean_error,
-    describe_end,
     parse_positions,
     parse_sacct,
     parse_sbatch_parsable,
     parse_scontrol_oneliner,
     parse_squeue,
 )
+from slurm.values import format_duration, parse_duration
+from spawners.messages import describe_end
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -32,11 +34,19 @@ def test_sbatch_without_job_id_is_an_error(output):
 
 
 def test_squeue_states_and_fields():
+    """A job holding the node and one waiting for it (tests/data/record.sh)."""
     jobs = parse_squeue((DATA / "squeue.txt").read_text())
-    assert list(jobs) == ["41", "42", "43"]
-    assert jobs["41"].is_running and jobs["41"].node == "mn5-n01" and jobs["41"].account == "ehpc01"
-    assert jobs["42"].is_pending and jobs["42"].reason == "Resources" and not jobs["42"].is_running
-    assert jobs["43"].is_running  # COMPLETING still holds the node
+    (running,) = [j for j in jobs.values() if j.state == "RUNNING"]
+    (pending,) = [j for j in jobs.values() if j.state == "PENDING"]
+    assert running.is_running and not running.is_pending and running.node == "mn5-n01" and running.partition == "gpp"
+    assert running.start_time[:4].isdigit()
+    assert pending.is_pending and pending.reason == "Resources" and pending.partition == "acc"
+    assert not pending.is_running and pending.node == "n/a"
+
+
+def test_a_completing_job_still_holds_its_node():
+    (job,) = parse_squeue("43|COMPLETING|gpp|mn5-n01|None|2026-11-27T03:40:01\n").values()
+    assert job.is_running and not job.is_pending
 
 
 def test_squeue_garbage_is_an_error_not_an_empty_queue():
@@ -45,24 +55,34 @@ def test_squeue_garbage_is_an_error_not_an_empty_queue():
 
 
 def test_sacct_records_and_user_facing_reasons():
+    """Cancelled, failed with exit code 3, and walltime reached (steps folded into their jobs)."""
     records = parse_sacct((DATA / "sacct.txt").read_text())
-    assert records["2"].state == "CANCELLED" and records["2"].ended
-    assert describe_end(records["2"]) == "it was cancelled"
-    assert describe_end(records["7"]) == "it failed (exit code 3:0); SLURM's reason: NonZeroExitCode"
-    assert describe_end(records["9"]).startswith("it reached its walltime limit")
+    cancelled, failed, timeout = records.values()
+    assert cancelled.state == "CANCELLED" and cancelled.ended and not failed.out_of_memory
+    assert describe_end(cancelled) == "it was cancelled"
+    assert describe_end(failed) == "it failed (exit code 3:0)"
+    assert describe_end(timeout) == "it reached its walltime limit"
+    assert describe_end(replace(failed, reason="NonZeroExitCode")).endswith("; SLURM's reason: NonZeroExitCode")
 
 
 def test_how_jobs_end_under_faults_recorded_on_the_mini_cluster():
     records = parse_sacct((DATA / "sacct_ends.txt").read_text())
-    assert set(records) == {"306", "308", "309"}  # steps are folded into their jobs
-    assert describe_end(records["306"]) == "it was preempted by a higher-priority job"
-    assert describe_end(records["309"]) == "its compute node failed"
-    oom = records["308"]  # no cgroups: FAILED 0:9, its batch step killed above its --mem
-    assert (oom.state, oom.max_rss_mb, oom.req_mem_mb, oom.out_of_memory) == ("FAILED", 809, 200, True)
+    preempted, oom, lost = records.values()  # steps are folded into their jobs
+    assert describe_end(preempted) == "it was preempted by a higher-priority job"
+    assert describe_end(lost) == "its compute node failed"
+    # No cgroups: FAILED 0:9, its batch step killed above its --mem (800 MB asked of 200 MB).
+    assert (oom.state, oom.req_mem_mb, oom.out_of_memory) == ("FAILED", 200, True)
+    assert 800 <= oom.max_rss_mb <= 830
     assert describe_end(oom) == (
-        "it ran out of memory: it used 809 MB of the 200 MB it asked for. Ask for more memory when you start it again"
+        f"it ran out of memory: it used {oom.max_rss_mb} MB of the 200 MB it asked for. "
+        "Ask for more memory when you start it again"
     )
-    assert not records["306"].out_of_memory
+    assert not preempted.out_of_memory
+
+
+def test_sacct_lines_of_another_shape_are_an_error():
+    with pytest.raises(SlurmError, match="unexpected line"):
+        parse_sacct("306|PREEMPTED|0:0|None|mn5-n01|00:00:03|2026-11-27T06:47:43\n")
 
 
 def test_queue_positions_per_partition_in_squeues_order():
@@ -90,3 +110,15 @@ def test_commands_as_a_user_go_through_sudo_and_refuse_odd_names():
         if bad:
             with pytest.raises(SlurmError):
                 slurm.as_user(bad, ["squeue"])
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("02:00:00", 7200), ("1-00:00:00", 86400), ("1-02:03:04", 93784), ("00:30:00", 1800), ("45", 2700)],
+)
+def test_walltimes_read_and_written_the_same_way(text, seconds):
+    assert parse_duration(text) == seconds
+    if ":" in text and text.count(":") == 2:
+        assert format_duration(seconds) == text
+    assert parse_duration(format_duration(seconds)) == seconds
+    assert parse_duration("UNLIMITED") is None

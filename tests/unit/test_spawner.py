@@ -1,16 +1,34 @@
-"""One test per thing batchspawner 1.3.0 gets wrong with JupyterHub 6 (see slurm_spawner.py).
+"""The spawner on its own (no scheduler): each batchspawner 1.3.0 mend the README lists, and
+its settings as a site sets them: honoured as batchspawner documents, or refused by name.
 
-The failing-job and cancelled-job fixes need a real SLURM: tests/integration/test_spawn.py."""
+The failing-job and cancelled-job mends need a real SLURM: tests/integration/test_spawn.py."""
 
+import asyncio
+import hashlib
+import time
 from types import SimpleNamespace
 
 import pytest
 from jupyterhub.objects import Hub
+from jupyterhub.spawner import SpawnException
+from traitlets.config import Config
 
-from spawners.singleuser import with_port
-from spawners.slurm_spawner import SpawnFailed, WorkbenchSpawner
+from hub.audit import AuditLog
+from hub.configure import update_spawner
+from hub.site import SiteConfigError
+from job.launcher import with_port
+from slurm.parsers import JobRecord
+from spawners.services import Services
+from spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
+from spawners.watcher import Snapshot
+
+from .defaults import DEFAULTS
 
 VENV = "/opt/aifactory/venv"
+
+
+def services(**kwargs) -> Services:
+    return Services.build(job_name="aifw-unit", poll_interval=10, startup_poll_interval=1, discovery_cache=60, **kwargs)
 
 
 @pytest.fixture
@@ -21,11 +39,13 @@ def spawner():
         hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
         req_partition="gpp",
         req_qos="interactive",
-        req_nprocs="1",
+        req_nprocs=1,
         req_memory="2G",
         req_runtime="01:00:00",
+        job_name="aifw-jupyterlab",
         singleuser_venv=VENV,
         req_homedir="/home/alice",
+        services=services(),
     )
     s.api_token = "t" * 32
     return s
@@ -46,10 +66,11 @@ def test_job_finds_its_python_without_the_hubs_env_keep(spawner):
 def test_user_options_are_validated_not_merged_into_the_script(spawner):
     """batchspawner merged raw user_options into the template's variables."""
     spawner.user_options = {"prologue": "touch /tmp/owned", "memory": "4G"}
-    with pytest.raises(SpawnFailed, match="prologue"):
+    with pytest.raises(SpawnException, match="prologue") as refused:
         spawner.job_request()
+    assert refused.value.reason == "options" and refused.value.status_code == 400
     spawner.user_options = {"memory": "4G\n#SBATCH --uid=0"}
-    with pytest.raises(SpawnFailed, match="memory"):
+    with pytest.raises(SpawnException, match="memory"):
         spawner.job_request()
     spawner.user_options = {"memory": "4G"}
     assert "#SBATCH --mem=4G" in spawner.batch_script_for(spawner.job_request(), spawner.get_env())
@@ -63,9 +84,14 @@ def test_a_port_is_taken_only_while_the_server_waits_for_one(spawner):
     assert not spawner.accept_reported_port(40001) and spawner.port == 40000
 
 
-def test_failures_carry_a_message_for_the_user():
-    error = SpawnFailed("SLURM refused the JupyterLab job: Memory specification can not be satisfied")
-    assert error.jupyterhub_message == str(error)
+def test_failures_reach_the_user_as_written_with_a_reason_for_the_metrics():
+    from spawners.messages import scheduler_unavailable
+
+    error = scheduler_unavailable("Unable to contact slurm controller (100% busy)")
+    assert isinstance(error, SpawnException) and error.reason == "scheduler_unavailable" and error.status_code == 503
+    assert error.jupyterhub_message == error.message and "100% busy" in error.message
+    assert "scheduler is unavailable" in error.message
+    str(error)  # a "%" in the message breaks nothing when it is logged
 
 
 def test_launcher_moves_the_service_url_to_the_chosen_port():
@@ -73,8 +99,6 @@ def test_launcher_moves_the_service_url_to_the_chosen_port():
 
 
 def test_after_a_restart_the_job_token_is_recognised_by_its_hash_only(spawner):
-    import hashlib
-
     spawner.api_token = ""
     spawner.token_sha256 = hashlib.sha256(b"t" * 32).hexdigest()
     assert spawner.owns_token("t" * 32)
@@ -89,10 +113,8 @@ class FakeSlurm:
     def __init__(self):
         self.cancelled = []
 
-    async def record(self, job_id):
-        from aifactory.slurm import JobRecord
-
-        return JobRecord(job_id, "CANCELLED", "0:0", "None", "mn5-n01", "00:01:00")
+    async def accounting(self, job_id):
+        return JobRecord(job_id, "CANCELLED", "0:0", "None")
 
     async def cancel_named(self, name, user):
         self.cancelled.append(name)
@@ -100,27 +122,104 @@ class FakeSlurm:
 
 class GoneWatcher:
     async def current(self, max_age):
-        import time
-
-        from spawners.watcher import Snapshot
-
         return Snapshot(jobs={}, taken_at=time.time() + 1)
 
     def unwatch(self, job_id):
         pass
 
 
-def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner):
+def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner, tmp_path):
     """The watcher's notice and JupyterHub's periodic poll can run poll() at the same time."""
-    import asyncio
-
-    slurm, records = FakeSlurm(), []
-    spawner.slurm, spawner.watcher, spawner.job_id = slurm, GoneWatcher(), "42"
-    spawner.record = lambda event, **fields: records.append(event)
+    slurm = FakeSlurm()
+    spawner.services = Services(slurm=slurm, watcher=GoneWatcher(), discovery=None, audit=AuditLog(tmp_path / "a"))
+    spawner.job_id = "42"
 
     async def both():
         return await asyncio.gather(spawner.poll(), spawner.poll())
 
     assert asyncio.run(both()) == [1, 1]
-    assert slurm.cancelled == ["aifw-dask-42"] and records == ["job_end"]
+    assert slurm.cancelled == ["aifw-dask-42"]
+    assert [e["event"] for e in spawner.services.audit.tail(10)] == ["job_end"]
     assert spawner.last_end == "Your JupyterLab job 42 has ended: it was cancelled." and not spawner.job_id
+
+
+# -- settings: honoured as batchspawner documents them, or refused by name -----------------
+def configured(c: Config, tmp_path) -> WorkbenchSpawner:
+    """What a spawner of a hub configured with ``c`` (and the default site file) gets."""
+    update_spawner(c, DEFAULTS, AuditLog(tmp_path / "audit.log"))
+    return WorkbenchSpawner(config=c)
+
+
+def test_the_site_files_job_defaults_reach_the_spawner_typed(tmp_path):
+    spawner = configured(Config(), tmp_path)
+    job = spawner.job_defaults()
+    slurm = DEFAULTS.slurm
+    assert (job.partition, job.qos, job.cpus, job.memory, job.gpus, job.walltime) == (
+        slurm.partition, slurm.qos, slurm.cpus, slurm.memory, slurm.gpus, slurm.walltime,
+    )  # fmt: skip
+    assert type(job.cpus) is int and spawner.job_name == slurm.job_name
+    assert spawner.services.watcher.interval == DEFAULTS.hub.poll_interval
+
+
+def test_every_spawner_of_a_hub_shares_one_set_of_services(tmp_path):
+    """One SLURM client, one squeue loop, one discovery cache for all servers (not a copy each)."""
+    c = Config()
+    built = update_spawner(c, DEFAULTS, AuditLog(tmp_path / "audit.log"))
+    alice, bob = WorkbenchSpawner(config=c), WorkbenchSpawner(config=c)
+    assert alice.services is built and bob.services is built
+    assert alice.watcher is bob.watcher and alice.discovery is bob.discovery and alice.slurm is bob.slurm
+
+
+def test_a_stock_batchspawner_config_keeps_its_req_settings(tmp_path):
+    c = Config()
+    c.SlurmSpawner.req_partition = "acc"
+    c.SlurmSpawner.req_runtime = "00:30:00"
+    c.SlurmSpawner.req_memory = "4G"
+    c.SlurmSpawner.req_nprocs = "2"  # batchspawner's settings are strings
+    c.BatchSpawnerBase.req_ngpus = "1"
+    c.SlurmSpawner.req_qos = "normal"
+    c.SlurmSpawner.req_account = "ehpc02"
+    c.SlurmSpawner.req_reservation = "ws1"
+    c.Spawner.poll_interval = 7
+    spawner = configured(c, tmp_path)
+    job = spawner.job_defaults()
+    assert (job.partition, job.walltime, job.memory, job.cpus, job.gpus) == ("acc", "00:30:00", "4G", 2, 1)
+    assert (job.qos, job.account, job.reservation) == ("normal", "ehpc02", "ws1")
+    assert spawner.poll_interval == 7 and spawner.services.watcher.interval == 7
+
+
+@pytest.mark.parametrize("setting", sorted(REFUSED_SETTINGS))
+def test_a_setting_that_cannot_be_honoured_stops_the_hub_with_its_name(setting, tmp_path):
+    c = Config()
+    c.SlurmSpawner[setting] = {"cmd": ["x"], "mem_limit": "1G", "mem_guarantee": "1G"}.get(setting, "x")
+    if setting in ("cpu_limit", "cpu_guarantee"):
+        c.SlurmSpawner[setting] = 1.0
+    with pytest.raises(SiteConfigError, match=f"c.SlurmSpawner.{setting} cannot be honoured: "):
+        configured(c, tmp_path)
+
+
+def test_every_inherited_setting_is_honoured_or_refused():
+    """No batchspawner setting may be accepted and ignored."""
+    from batchspawner import SlurmSpawner
+    from jupyterhub.spawner import Spawner
+
+    honoured = {"req_partition", "req_account", "req_qos", "req_reservation", "req_nprocs", "req_memory",
+                "req_ngpus", "req_runtime", "startup_poll_interval", "start_timeout"}  # fmt: skip
+    inherited = set(SlurmSpawner.class_trait_names(config=True)) - set(Spawner.class_trait_names(config=True))
+    assert inherited - honoured <= set(REFUSED_SETTINGS), inherited - honoured - set(REFUSED_SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("req_memory", "lots", "c.WorkbenchSpawner.req_memory: value 'lots' is not accepted"),
+        ("req_partition", "gpp\n#SBATCH --uid=0", "c.WorkbenchSpawner.req_partition"),
+        ("req_runtime", "2h", "c.WorkbenchSpawner.req_runtime"),
+        ("job_name", "my job", "c.WorkbenchSpawner.job_name"),
+    ],
+)
+def test_a_wrong_job_default_stops_the_hub_with_its_name(setting, value, named, tmp_path):
+    c = Config()
+    c.SlurmSpawner[setting] = value
+    with pytest.raises(SiteConfigError, match=named.replace(".", r"\.")):
+        configured(c, tmp_path)

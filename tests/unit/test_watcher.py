@@ -1,17 +1,18 @@
 """The watcher's judgement of a job from a snapshot, and its pace (no scheduler needed)."""
 
-from aifactory.slurm import JobInfo, Slurm
+from slurm.client import Slurm
+from slurm.parsers import JobInfo
 from spawners.watcher import JobWatcher, Seen, Snapshot
 
 
 def job(job_id: str, state: str) -> JobInfo:
-    return JobInfo(job_id, state, "alice", "ehpc01", "gpp", "mn5-n01", "None", "aifw-jupyterlab", "")
+    return JobInfo(job_id, state, "gpp", "mn5-n01", "None", "")
 
 
 def test_a_listed_job_is_queued_whatever_the_snapshot_time():
     snap = Snapshot({"7": job("7", "PENDING"), "8": job("8", "RUNNING")}, taken_at=100.0)
-    assert snap.seen("7", submitted_at=200.0)[0] is Seen.QUEUED
-    assert snap.seen("8", submitted_at=50.0)[0] is Seen.QUEUED
+    assert snap.seen("7", submitted_at=200.0)[0] is Seen.IN_QUEUE
+    assert snap.seen("8", submitted_at=50.0)[0] is Seen.IN_QUEUE
 
 
 def test_an_absent_job_is_gone_only_if_the_query_came_after_its_submission():
@@ -22,27 +23,21 @@ def test_an_absent_job_is_gone_only_if_the_query_came_after_its_submission():
 
 def test_a_failed_query_keeps_the_last_good_view():
     snap = Snapshot({"7": job("7", "RUNNING")}, taken_at=100.0, error="Unable to contact slurm controller")
-    assert snap.seen("7", submitted_at=50.0)[0] is Seen.QUEUED
+    assert snap.seen("7", submitted_at=50.0)[0] is Seen.IN_QUEUE
 
 
 def test_pace_is_fast_while_a_job_starts_and_backs_off_on_failures():
     watcher = JobWatcher(Slurm(), "aifw-test-unit", interval=10.0, fast_interval=1.0)
     assert watcher.pause() == 10.0
-    watcher._hurry.add("7")
+    watcher._closely.add("7")
     assert watcher.pause() == 1.0
-    watcher._hurry.clear()
+    watcher._closely.clear()
     watcher.failures = 1
     assert watcher.pause() == 10.0
     watcher.failures = 3
     assert watcher.pause() == 40.0
     watcher.failures = 10
     assert watcher.pause() == watcher.max_backoff
-
-
-def test_one_watcher_per_job_name():
-    a = JobWatcher.shared(Slurm(), "aifw-shared-a", 10, 1)
-    assert JobWatcher.shared(Slurm(), "aifw-shared-a", 10, 1) is a
-    assert JobWatcher.shared(Slurm(), "aifw-shared-b", 10, 1) is not a
 
 
 class CountingSlurm:

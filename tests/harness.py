@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 import yaml
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[1]
 VENV = Path(os.environ.get("AIFACTORY_VENV", "/opt/aifactory/venv"))
 CLUSTER = REPO / "cluster" / "minicluster.sh"
 TEST_JOB_NAME = "aifw-test-jupyterlab"
@@ -229,10 +229,15 @@ def write_site(
     return path
 
 
-def run_hub(site_file: Path, log: Path, config: Path = REPO / "jupyterhub_config.py") -> subprocess.Popen:
-    """The hub as deployed: unprivileged, as HUB_USER, from a copy of its config it can read."""
+def run_hub(
+    site_file: Path, log: Path, config: Path = REPO / "jupyterhub_config.py", config_lines: str = ""
+) -> subprocess.Popen:
+    """The hub as deployed: unprivileged, as HUB_USER, from a copy of its config it can read.
+
+    ``config_lines`` go above the config's own, where a site adds its traitlets settings."""
     copy = site_file.parent / "jupyterhub_config.py"
-    shutil.copy(config, copy)
+    copy.write_text(config_lines + config.read_text())
+    shutil.chown(copy, HUB_USER, HUB_USER)
     env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
     as_hub = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
     return subprocess.Popen(
@@ -263,7 +268,11 @@ DEFAULT_CONFIG = REPO / "jupyterhub_config.py"
 
 
 def launch(
-    hub: dict | None = None, slurm: dict | None = None, config: Path = DEFAULT_CONFIG, **sections: dict
+    hub: dict | None = None,
+    slurm: dict | None = None,
+    config: Path = DEFAULT_CONFIG,
+    config_lines: str = "",
+    **sections: dict,
 ) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health.
 
@@ -275,7 +284,7 @@ def launch(
     site_file = write_site(directory, token_file, hub, slurm, **sections)
     subprocess.run(["chown", "-R", f"{HUB_USER}:{HUB_USER}", str(directory)], check=True)
     log = directory / "hub.log"
-    process = run_hub(site_file, log, config)
+    process = run_hub(site_file, log, config, config_lines)
     url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"
     try:
         wait_healthy(url, process, log)

@@ -1,17 +1,12 @@
 """JupyterLab as a SLURM batch job of the logged-in user.
 
-Builds on batchspawner's SlurmSpawner (its traits, state keys and UserEnvMixin) and mends
-what it gets wrong with JupyterHub 6:
+``WorkbenchSpawner`` keeps batchspawner's ``SlurmSpawner`` as its base, so a site's
+``c.SlurmSpawner.req_*`` settings mean what batchspawner documents; every other inherited
+setting is refused when the hub starts (:data:`REFUSED_SETTINGS` says why), none is
+accepted and ignored.  What it mends in batchspawner is listed in the README.
 
-* JupyterHub 5.2 removed PATH, LANG & co from ``env_keep``: the job runs absolute
-  commands from the site's venv and the launcher rebuilds PATH on the node;
-* a job that dies before JupyterLab reports its port hung the spawn until
-  ``start_timeout``: we watch the job while waiting and fail at once with SLURM's reason;
-* ``user_options`` were merged raw into the script: only validated options reach it;
-* any squeue hiccup read as "job gone": an unavailable scheduler keeps the server;
-* the job id was saved only after ``start()`` returned: it is saved on submission.
-
-Every SLURM command goes through :class:`aifactory.slurm.Slurm`.
+Every SLURM command goes through the hub's one :class:`slurm.client.Slurm`, and every
+spawner reads the hub's one :class:`spawners.services.Services`.
 """
 
 from __future__ import annotations
@@ -27,18 +22,85 @@ from pathlib import Path
 from typing import Any
 
 from batchspawner import SlurmSpawner
+from jupyterhub.spawner import SpawnException
 from traitlets import Any as AnyTrait
-from traitlets import Float, Unicode, default
+from traitlets import Float, Integer, TraitError, Unicode, default
+from traitlets.config import Config, Configurable
 
-from aifactory.dask_config import DASHBOARD_LINK_ENV, worker_job_name
-from aifactory.site_config import SlurmSettings
-from aifactory.slurm import JobInfo, Slurm, SlurmError, SlurmUnavailable, describe_end, explain_pending
-from spawners.jobscript import CERT_FILES, JobRequest, OptionError, render
-from spawners.user_options import UserOptionsMixin
-from spawners.watcher import JobWatcher, Seen
+from job import LAUNCHER
+from slurm.parsers import JobInfo, SlurmError, SlurmUnavailable
+from slurm.values import JOB_NAME
+from spawners.jobscript import (
+    CERT_FILES,
+    JobRequest,
+    JobSettings,
+    OptionError,
+    problems,
+    render,
+    worker_job_name,
+)
+from spawners.messages import describe_end, explain_pending, options_refused, scheduler_unavailable, spawn_exception
+from spawners.options import UserOptionsMixin
+from spawners.services import Services
+from spawners.watcher import Seen
 
-#: One Slurm for the hub: it caches node addresses and counts every command.
-SHARED_SLURM = Slurm()
+#: Each job setting and the batchspawner setting that holds its default.
+JOB_SETTING_TRAITS = {
+    "partition": "req_partition",
+    "account": "req_account",
+    "qos": "req_qos",
+    "reservation": "req_reservation",
+    "cpus": "req_nprocs",
+    "memory": "req_memory",
+    "gpus": "req_ngpus",
+    "walltime": "req_runtime",
+}
+
+_FIXED_COMMANDS = "SLURM commands are fixed argument lists run through sudo (config/sudoers.in)"
+#: Settings inherited from batchspawner (and JupyterHub's Spawner) that this spawner cannot honour.
+REFUSED_SETTINGS = {
+    "batch_script": "the batch script is job/jupyterlab.sbatch.j2, rendered from checked values only; "
+    "set the job's resources with req_* or the site file's slurm section",
+    "batch_submit_cmd": _FIXED_COMMANDS,
+    "batch_query_cmd": _FIXED_COMMANDS + "; one squeue for every server reads the jobs",
+    "batch_cancel_cmd": _FIXED_COMMANDS,
+    "exec_prefix": _FIXED_COMMANDS,
+    "batchspawner_singleuser_cmd": "the job runs aifactory-singleuser, which reports its port to the hub",
+    "req_srun": "JupyterLab is the batch step's own process (no srun), so SLURM's signals reach it",
+    "req_prologue": "no free shell text goes into the batch script",
+    "req_epilogue": "no free shell text goes into the batch script",
+    "req_options": "no free #SBATCH text goes into the batch script; use the req_* settings",
+    "req_queue": "SLURM has partitions: use req_partition",
+    "req_host": "the hub reaches the node that SLURM reports for the job",
+    "req_cluster": "the hub submits to the cluster its SLURM commands reach",
+    "req_gres": "GPUs are a count: use req_ngpus",
+    "req_keepvars_extra": "the job's environment is JupyterHub's (Spawner.environment, env_keep)",
+    "state_pending_re": "job states come from squeue's state field, not from patterns",
+    "state_running_re": "job states come from squeue's state field, not from patterns",
+    "state_unknown_re": "job states come from squeue's state field, not from patterns",
+    "state_exechost_re": "the node comes from squeue's node field, not from patterns",
+    "state_exechost_exp": "the node comes from squeue's node field, not from patterns",
+    "ip": "JupyterLab listens on its node; the hub reaches it at the address SLURM gives the node",
+    "cmd": "the job runs jupyterhub-singleuser from singleuser_venv",
+    "mem_limit": "memory is a SLURM request: use req_memory (site file: slurm.memory)",
+    "cpu_limit": "cores are a SLURM request: use req_nprocs (site file: slurm.cpus)",
+    "mem_guarantee": "memory is a SLURM request: use req_memory (site file: slurm.memory)",
+    "cpu_guarantee": "cores are a SLURM request: use req_nprocs (site file: slurm.cpus)",
+}
+
+#: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
+#: the Dask dashboard opens through the hub, at the user's own URL (jupyter-server-proxy).
+DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"}
+
+
+class Count(Integer):
+    """A whole number that may also be written as a string of digits, as batchspawner's
+    ``req_nprocs = "4"`` is."""
+
+    def validate(self, obj: Any, value: Any) -> int:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        return super().validate(obj, value)
 
 
 async def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -51,49 +113,34 @@ async def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     return True
 
 
-class SpawnFailed(RuntimeError):
-    """A start that cannot succeed; the message is what the user reads."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.jupyterhub_message = message
-
-
 class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
     """Starts each user's JupyterLab with ``sbatch`` as that user and follows the job."""
 
+    req_nprocs = Count(help="Cores of the JupyterLab job (sbatch --cpus-per-task).").tag(config=True)
+    req_ngpus = Count(help="GPUs of the JupyterLab job (sbatch --gres=gpu:N); 0 for none.").tag(config=True)
+
     job_name = Unicode(
-        "aifw-jupyterlab",
         help="SLURM job name of JupyterLab jobs, so that users and admins recognise them in squeue.",
     ).tag(config=True)
 
     singleuser_venv = Unicode(
-        "/opt/aifactory/venv",
         help="Python environment, readable by every user, whose jupyterhub-singleuser the job runs.",
     ).tag(config=True)
 
     running_timeout = Float(
-        300,
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
         "just for waiting.",
     ).tag(config=True)
 
-    audit = AnyTrait(
-        None, allow_none=True, help="The aifactory.audit.AuditLog that spawns and stops are recorded in."
+    services = AnyTrait(
+        help="The hub's spawners.services.Services (SLURM client, job watcher, discovery, audit log), "
+        "built once by hub.configure and shared by every spawner.",
     ).tag(config=True)
 
-    slurm = AnyTrait(help="The aifactory.slurm.Slurm instance through which every SLURM command runs.")
-
-    @default("slurm")
-    def _default_slurm(self) -> Slurm:
-        return SHARED_SLURM
-
-    watcher = AnyTrait(help="The JobWatcher whose one squeue per interval serves every server's poll.")
-
-    @default("watcher")
-    def _default_watcher(self) -> JobWatcher:
-        return JobWatcher.shared(self.slurm, self.job_name, self.poll_interval, self.startup_poll_interval)
+    @default("services")
+    def _no_services(self) -> Services:
+        raise RuntimeError("WorkbenchSpawner needs the hub's services: the hub is configured by hub.configure")
 
     @default("req_homedir")
     def _default_homedir(self) -> str:
@@ -107,43 +154,69 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.submitted_at = 0.0
         self.request: JobRequest | None = None  # set from user_options once they passed every check
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
-        self.started = False  # start() returned: JupyterLab answered (kept across hub restarts)
+        self.started = False  # JupyterLab answered (kept across hub restarts)
         self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._waiting_for_port = False
 
-    # -- what the job is -------------------------------------------------------------
-    def site_defaults(self) -> SlurmSettings:
-        return SlurmSettings(
-            partition=self.req_partition,
-            account=self.req_account,
-            qos=self.req_qos,
-            reservation=self.req_reservation,
-            cpus=int(self.req_nprocs or 1),
-            memory=self.req_memory,
-            gpus=int(self.req_ngpus or 0),
-            walltime=self.req_runtime,
-            job_name=self.job_name,
-            startup_poll_interval=self.startup_poll_interval,
-        )
+    @property
+    def slurm(self):
+        return self.services.slurm
 
+    @property
+    def watcher(self):
+        return self.services.watcher
+
+    @property
+    def discovery(self):
+        return self.services.discovery
+
+    # -- settings, checked when the hub starts -------------------------------------
+    @classmethod
+    def config_problems(cls, config: Config) -> list[str]:
+        """What is wrong with this spawner's settings in ``config``: a refused setting, or a
+        job default or name that breaks its rule.  Empty: the hub may start."""
+        found = []
+        sections = [k.__name__ for k in cls.__mro__ if isinstance(k, type) and issubclass(k, Configurable)]
+        for section in sections:
+            for key in config.get(section, ()):
+                if key in REFUSED_SETTINGS:
+                    found.append(f"c.{section}.{key} cannot be honoured: {REFUSED_SETTINGS[key]}")
+        try:
+            probe = cls(config=config)
+        except TraitError as e:
+            return [*found, f"the spawner's settings have a value of the wrong type: {e}"]
+        defaults = {name: getattr(probe, trait) for name, trait in JOB_SETTING_TRAITS.items()}
+        for name, value, accepted in problems(defaults):
+            found.append(f"c.{cls.__name__}.{JOB_SETTING_TRAITS[name]}: value {value!r} is not accepted; {accepted}")
+        if not JOB_NAME.check(probe.job_name):
+            found.append(f"c.{cls.__name__}.job_name: value {probe.job_name!r} is not accepted; {JOB_NAME.accepted}")
+        if not probe.singleuser_venv.startswith("/"):
+            found.append(f"c.{cls.__name__}.singleuser_venv: value {probe.singleuser_venv!r} is not an absolute path")
+        return found
+
+    def job_defaults(self) -> JobSettings:
+        """The site's job defaults, typed (checked when the hub started: config_problems)."""
+        return JobSettings(**{name: getattr(self, trait) for name, trait in JOB_SETTING_TRAITS.items()})
+
+    # -- what the job is -------------------------------------------------------------
     def job_request(self) -> JobRequest:
-        """The checked request (apply_user_options ran), or the site's defaults checked statically."""
+        """The checked request (apply_user_options ran), or the defaults with the options applied."""
         if self.request is not None:
             return self.request
         try:
-            return JobRequest.build(self.user.name, self.req_homedir, self.site_defaults(), self.user_options or {})
+            return self.request_for(self.user_options or {})
         except OptionError as e:
-            raise SpawnFailed(f"The requested job settings were refused: {e}") from e
+            raise options_refused(e) from e
+
+    def request_for(self, options: dict[str, Any]) -> JobRequest:
+        """The site's defaults with a user's options applied (their types and rules checked)."""
+        return JobRequest.build(self.user.name, self.req_homedir, self.job_name, self.job_defaults(), options)
 
     def job_command(self) -> list[str]:
         bindir = os.path.join(self.singleuser_venv, "bin")
-        return [
-            os.path.join(bindir, "aifactory-singleuser"),
-            os.path.join(bindir, "jupyterhub-singleuser"),
-            *self.get_args(),
-        ]
+        return [os.path.join(bindir, LAUNCHER), os.path.join(bindir, "jupyterhub-singleuser"), *self.get_args()]
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
@@ -173,6 +246,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
+        """Submit the job, then follow it until JupyterLab answers; a refusal or an end of the
+        job before that is a SpawnException whose message names the reason."""
         self.port = 0
         self.last_end = ""
         self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
@@ -180,36 +255,41 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.log_path = request.log_path
         env = self.get_env()
         script = self.batch_script_for(request, env)
-        self.progress_message = f"Submitting JupyterLab to partition {request.slurm.partition}"
+        self.progress_message = f"Submitting JupyterLab to partition {request.settings.partition}"
         # A job may start, and report its port, before sbatch has even exited on a busy hub.
         self._waiting_for_port = True
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=env)
         except SlurmUnavailable as e:
             self._waiting_for_port = False
-            raise SpawnFailed(
-                f"The scheduler is unavailable right now ({e}). Please try again in a few minutes."
-            ) from e
+            raise scheduler_unavailable(e) from e
         except SlurmError as e:
             self._waiting_for_port = False
-            raise SpawnFailed(f"SLURM refused the JupyterLab job: {e}") from e
+            raise spawn_exception(f"SLURM refused the JupyterLab job: {e}", reason="slurm_refused") from e
         self.submitted_at = time.time()
         self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()
         self.save_state()
-        s = request.slurm
-        self.record("spawn", job_id=self.job_id, partition=s.partition, account=s.account or "(default)",
-                    qos=s.qos, cpus=s.cpus, memory=s.memory, walltime=s.walltime)  # fmt: skip
-        self.watcher.watch(self.job_id, self, hurry=True)
+        s = request.settings
+        self.audit_event("spawn", job_id=self.job_id, partition=s.partition, account=s.account or "(default)",
+                         qos=s.qos, cpus=s.cpus, memory=s.memory, walltime=s.walltime)  # fmt: skip
+        self.watcher.watch(self.job_id, self, closely=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
-        try:
-            info = await self.wait_until_reported()
-        finally:
-            self.watcher.hurry(self.job_id, False)
-        self.ip = await self.slurm.node_address(info.node)
+        info = await self.follow_until_ready()
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
+        return self.ip, self.port
+
+    async def follow_until_ready(self) -> JobInfo:
+        """Follow the job closely until JupyterLab answers; then the server is started
+        (saved, so that a hub restart keeps it).  Shared by start() and resume_start()."""
+        self.watcher.follow_closely(self.job_id)
+        try:
+            info = await self.wait_until_answering()
+        finally:
+            self.watcher.follow_closely(self.job_id, False)
+        self.ip = await self.slurm.node_address(info.node)
         self.started = True
         self.save_state()
-        return self.ip, self.port
+        return info
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -244,9 +324,10 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.started = False
         self.token_sha256 = ""
 
-    def record(self, event: str, **fields: Any) -> None:
-        if self.audit is not None:
-            self.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
+    def audit_event(self, event: str, **fields: Any) -> None:
+        """Append ``event`` about this server to the hub's audit log."""
+        if self.services.audit is not None:
+            self.services.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
 
     def save_state(self) -> None:
         """Persist the job id now, so that a hub restart finds the job (not only after start)."""
@@ -267,12 +348,12 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         if not self._waiting_for_port or self.port:
             return False
         self.port = port
-        self.watcher.poke()
+        self.watcher.refresh_soon()
         return True
 
-    async def wait_until_reported(self) -> JobInfo:
-        """Follow the job until it runs and answers; fail as soon as it ends, or if it runs
-        but JupyterLab does not answer within ``running_timeout`` (queue time is free)."""
+    async def wait_until_answering(self) -> JobInfo:
+        """Follow the job until it runs and JupyterLab answers; fail as soon as it ends, or if it
+        runs but JupyterLab does not answer within ``running_timeout`` (queue time is free)."""
         self._waiting_for_port = True
         running_since = 0.0
         try:
@@ -284,31 +365,38 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                     continue
                 seen, info = snapshot.seen(self.job_id, self.submitted_at)
                 if seen is Seen.GONE:
-                    raise SpawnFailed(await self.ended_message())
+                    raise spawn_exception(
+                        f"JupyterLab job {self.job_id} ended before JupyterLab started: "
+                        f"{await self.why_job_ended()}. Its log is {self.job_log()}.",
+                        reason="job_ended",
+                    )
                 if info is None:
                     continue
                 if info.is_running:
                     running_since = running_since or time.monotonic()
-                    if await self.answers(info):
+                    if await self.jupyterlab_answers(info):
                         return info
                     self.check_running_timeout(info, running_since)
-                self.show_queue_status(info, snapshot.positions.get(info.job_id, ""))
-                self.progress_message = self.describe(info)
+                self.update_queue_status(info, snapshot.positions.get(info.job_id, ""))
+                self.progress_message = self.progress_text(info)
         finally:
             self._waiting_for_port = False
 
-    async def answers(self, info: JobInfo) -> bool:
+    def job_log(self) -> str:
+        return self.log_path.replace("%j", self.job_id)
+
+    async def jupyterlab_answers(self, info: JobInfo) -> bool:
         return bool(self.port) and await port_open(await self.slurm.node_address(info.node), self.port)
 
     def check_running_timeout(self, info: JobInfo, running_since: float) -> None:
         if time.monotonic() - running_since > self.running_timeout:
-            log = self.log_path.replace("%j", self.job_id)
-            raise SpawnFailed(
+            raise spawn_exception(
                 f"JupyterLab did not answer within {self.running_timeout:.0f}s of job {self.job_id} starting "
-                f"on {info.node}; it was cancelled. Its log is {log}."
+                f"on {info.node}; it was cancelled. Its log is {self.job_log()}.",
+                reason="start_timeout",
             )
 
-    def show_queue_status(self, info: JobInfo, position: str) -> None:
+    def update_queue_status(self, info: JobInfo, position: str) -> None:
         """The job as the progress page shows it (position: from the watcher's one query for all)."""
         start = info.start_time if info.is_pending and info.start_time[:1].isdigit() else ""
         self.queue_status = {
@@ -320,7 +408,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             "position": position if info.is_pending else "",
         }
 
-    def describe(self, info: JobInfo) -> str:
+    def progress_text(self, info: JobInfo) -> str:
         if info.is_pending:
             status = self.queue_status
             where = f" (position {status['position']})" if status.get("position") else ""
@@ -334,12 +422,13 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
 
-    async def how_it_ended(self) -> str:
-        """How the job ended, from accounting, which may lag the controller a moment."""
+    # -- the end of a job: why, then forget it -----------------------------------------
+    async def why_job_ended(self) -> str:
+        """How the job ended, in words, from accounting (which may lag the controller a moment)."""
         record = None
         for _ in range(10):
             try:
-                record = await self.slurm.record(self.job_id)
+                record = await self.slurm.accounting(self.job_id)
             except SlurmError as e:
                 self.log.warning("sacct for job %s failed: %s", self.job_id, e)
             if record is not None and record.ended:
@@ -347,11 +436,16 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             await asyncio.sleep(0.5)
         return "it left the queue"
 
-    async def ended_message(self) -> str:
-        """Why the job ended before JupyterLab started, and where its log is."""
-        how = await self.how_it_ended()
-        log = self.log_path.replace("%j", self.job_id)
-        return f"JupyterLab job {self.job_id} ended before JupyterLab started: {how}. Its log is {log}."
+    async def forget_ended_job(self, reason: str | None = None) -> int:
+        """The job has ended: say why on the user's next page, audit it, cancel its Dask
+        workers and forget it.  Returns poll()'s "not running" status."""
+        reason = reason or await self.why_job_ended()
+        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
+        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
+        self.audit_event("job_end", job_id=self.job_id, reason=reason)
+        await self.cancel_workers(self.job_id)
+        self.clear_state()
+        return 1
 
     async def poll(self) -> int | None:
         """Read the shared snapshot: no scheduler call of its own."""
@@ -362,27 +456,15 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         snapshot = await self.watcher.current(max_age=self.poll_interval)
         seen, _ = snapshot.seen(self.job_id, self.submitted_at)
         if seen is not Seen.GONE:
-            # Queued, or not known yet; an unreachable scheduler says nothing about the job.
+            # In the queue, or not known yet; an unreachable scheduler says nothing about the job.
             return None
         # The watcher's notice and JupyterHub's own poll may both get here: end the job once.
         if self._ending is None:
-            self._ending = asyncio.ensure_future(self._end_job())
+            self._ending = asyncio.ensure_future(self.forget_ended_job())
         return await asyncio.shield(self._ending)
 
-    async def _end_job(self) -> int:
-        return await self.job_has_ended(await self.how_it_ended())
-
-    async def job_has_ended(self, reason: str) -> int:
-        """Forget the job: say why on the user's next page, and cancel its Dask workers."""
-        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
-        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
-        self.record("job_end", job_id=self.job_id, reason=reason)
-        await self.cancel_workers(self.job_id)
-        self.clear_state()
-        return 1
-
     async def resume_start(self) -> int | None:
-        """The hub restarted while this job was queued or starting: wait for it again.
+        """The hub restarted while this job was queued or starting: follow it again.
 
         JupyterHub checks every server at start-up and stops those whose ``poll()`` says
         "not running" or that do not answer at once; either would cancel a queued job.  So
@@ -390,16 +472,10 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         serve meanwhile), then the server goes on as if the hub had never stopped.
         """
         self.log.info("Job %s of %s was starting when the hub stopped: following it again", self.job_id, self.user.name)
-        self.watcher.hurry(self.job_id)
         try:
-            info = await self.wait_until_reported()
-        except SpawnFailed as e:
-            return await self.job_has_ended(str(e).rstrip("."))
-        finally:
-            self.watcher.hurry(self.job_id, False)
-        self.ip = await self.slurm.node_address(info.node)
-        self.started = True
-        self.save_state()
+            await self.follow_until_ready()
+        except SpawnException as e:
+            return await self.forget_ended_job(e.message.rstrip("."))
         asyncio.ensure_future(self.route_when_checked())
         return None
 
@@ -429,12 +505,12 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         if not self.job_id:
             return
         self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
-        self.record("stop", job_id=self.job_id)
+        self.audit_event("stop", job_id=self.job_id)
         await self.slurm.cancel(self.job_id, user=self.user.name)
         await self.cancel_workers(self.job_id)
         if now:
             return
-        self.watcher.hurry(self.job_id)
+        self.watcher.follow_closely(self.job_id)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -443,7 +519,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                     return
             self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
         finally:
-            self.watcher.hurry(self.job_id, False)
+            self.watcher.follow_closely(self.job_id, False)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         shown = ""

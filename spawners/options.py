@@ -1,10 +1,10 @@
 """What a user may ask for when starting a server: the form, the checks, the estimate.
 
-A mixin of :class:`spawners.slurm_spawner.WorkbenchSpawner`, kept apart from the job's
+A mixin of :class:`spawners.spawner.WorkbenchSpawner`, kept apart from the job's
 life cycle.  Every door (the form, ``opt-`` links, the REST API, the estimate) runs the
 same chain before anything is submitted: types (form.py), the site's rules (jobscript.py),
 then what the cluster allows this user (choices.py), through JupyterHub 6's
-``apply_user_options`` hook, whose HTTP errors reach the user as written.
+``apply_user_options`` hook, whose SpawnException reaches the user as written.
 """
 
 from __future__ import annotations
@@ -12,46 +12,27 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from tornado import web
-from traitlets import Any as AnyTrait
-from traitlets import Float, HasTraits, Integer, List, default
+from jupyterhub.spawner import SpawnException
+from traitlets import HasTraits, Integer, List, default
 
-from aifactory.slurm import SlurmError, SlurmUnavailable
-from spawners.choices import Choices, Discovery
+from slurm.parsers import SlurmError, SlurmUnavailable
+from spawners.choices import Choices
 from spawners.estimate import summary, usage_since
 from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
 from spawners.jobscript import JobRequest, OptionError, render
-
-
-class Refused(web.HTTPError):
-    """A 4xx/5xx whose message reaches the user as written, in the API's JSON and on the form page."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, "%s", message)  # never a format string: the message may hold "%"
-        self.jupyterhub_message = message
+from spawners.messages import options_refused, scheduler_unavailable, spawn_exception
 
 
 class UserOptionsMixin(HasTraits):
-    """Options form, option checks and estimate for a spawner with ``slurm`` and ``site_defaults()``."""
+    """Options form, option checks and estimate for a spawner with ``services``,
+    ``job_defaults()`` and ``request_for()``."""
 
     presets = List(
         help="Presets offered in the spawn form: dicts with name, title, description and any of partition, "
         "qos, cpus, memory, gpus, walltime (site config form.presets). A user may tune them within limits.",
     ).tag(config=True)
 
-    discovery_cache = Float(
-        60, help="Seconds the cluster's partitions, QoS, reservations and a user's associations are reused."
-    ).tag(config=True)
-
-    usage_days = Integer(30, help="The form shows what the chosen account used in this many past days.").tag(
-        config=True
-    )
-
-    discovery = AnyTrait(help="The spawners.choices.Discovery that says what each user may ask for.")
-
-    @default("discovery")
-    def _default_discovery(self) -> Discovery:
-        return Discovery.shared(self.slurm, self.discovery_cache)
+    usage_days = Integer(help="The form shows what the chosen account used in this many past days.").tag(config=True)
 
     @default("options_form")
     def _default_options_form(self) -> Any:
@@ -71,23 +52,24 @@ class UserOptionsMixin(HasTraits):
         try:
             return await self.discovery.for_user(self.user.name)
         except SlurmUnavailable as e:
-            raise Refused(503, f"The scheduler is unavailable right now ({e}). Please try again shortly.") from e
+            raise scheduler_unavailable(e) from e
         except SlurmError as e:
-            raise Refused(503, f"The scheduler could not list your options: {e}") from e
+            raise spawn_exception(
+                f"The scheduler could not list your options: {e}", reason="scheduler_unavailable", status_code=503
+            ) from e
 
     async def checked_request(self, user_options: Any) -> JobRequest:
         """user_options checked for type, site rules and the cluster's limits; 400 names the field."""
         choices = await self.choices()
         try:
-            options = apply_preset(coerce_options(user_options or {}), self.presets)
-            request = JobRequest.build(self.user.name, self.req_homedir, self.site_defaults(), options)
-            choices.check(request.slurm)
+            request = self.request_for(apply_preset(coerce_options(user_options or {}), self.presets))
+            choices.check(request.settings)
         except OptionError as e:
-            raise Refused(400, f"The job settings were refused: {e}") from e
+            raise options_refused(e) from e
         return request
 
     async def check_user_options(self, user_options: Any) -> None:
-        """JupyterHub's apply_user_options hook: runs before start(), its HTTPError reaches the user."""
+        """JupyterHub's apply_user_options hook: runs before start(), its SpawnException reaches the user."""
         self.request = await self.checked_request(user_options)
 
     async def estimate(self, user_options: Any) -> dict[str, Any]:
@@ -95,16 +77,16 @@ class UserOptionsMixin(HasTraits):
         request = await self.checked_request(user_options)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         script = render(request, self.job_command(), export=[])
-        account = request.slurm.account or (await self.choices()).default_account
+        account = request.settings.account or (await self.choices()).default_account
         since = usage_since(self.usage_days)
         try:
             start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
             rows = await self.slurm.account_usage(account, since)
         except SlurmUnavailable as e:
-            raise Refused(503, f"The scheduler is unavailable right now ({e}).") from e
+            raise scheduler_unavailable(e) from e
         except SlurmError as e:
-            raise Refused(400, f"SLURM would refuse this job: {e}") from e
-        return summary(cost(request.slurm), account, since, rows, start)
+            raise spawn_exception(f"SLURM would refuse this job: {e}", reason="slurm_refused") from e
+        return summary(cost(request.settings), account, since, rows, start)
 
     def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
         """Form fields and ``opt-`` query arguments as typed options (lists of one string each)."""
@@ -112,7 +94,7 @@ class UserOptionsMixin(HasTraits):
         try:
             return coerce_options(form_data)
         except OptionError as e:
-            raise Refused(400, f"The job settings were refused: {e}") from e
+            raise options_refused(e) from e
 
     def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
         return self.typed_options(query_data)
@@ -121,12 +103,12 @@ class UserOptionsMixin(HasTraits):
         """The form, from this user's choices; the last settings (or a refused link's) pre-filled."""
         try:
             choices = await self.choices()
-        except Refused as e:
-            return f'<p class="alert alert-warning">{html.escape(e.jupyterhub_message)}</p>'
-        site = self.site_defaults()
+        except SpawnException as e:
+            return f'<p class="alert alert-warning">{html.escape(e.message)}</p>'
+        defaults = self.job_defaults()
         handler = getattr(self, "handler", None)
         args = handler.request.query_arguments if handler is not None else {}
         prefill = {k[4:]: [v.decode(errors="replace") for v in vs] for k, vs in args.items() if k.startswith("opt-")}
-        values = initial_values(site, self.user_options, prefill)
+        values = initial_values(defaults, self.user_options, prefill)
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
-        return render_form(choices, presets_for(choices, self.presets, site), values, estimate_url.rstrip("/"))
+        return render_form(choices, presets_for(choices, self.presets, defaults), values, estimate_url.rstrip("/"))

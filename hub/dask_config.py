@@ -17,14 +17,8 @@ from typing import Any
 
 import yaml
 
-from aifactory.site_config import SiteConfig
-
-#: Worker jobs of the notebook server running in SLURM job N are named "aifw-dask-N".
-WORKER_JOB_PREFIX = "aifw-dask-"
-
-
-def worker_job_name(server_job_id: str) -> str:
-    return f"{WORKER_JOB_PREFIX}{server_job_id}"
+from hub.site import SiteConfig
+from spawners.jobscript import WORKER_JOB_PREFIX
 
 
 def _memory_for_dask(slurm_memory: str) -> str:
@@ -39,7 +33,7 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
         "jobqueue": {
             "slurm": {
                 # In a notebook server the job script sets aifw-dask-<its job id> instead.
-                "name": "aifw-dask-worker",
+                "name": f"{WORKER_JOB_PREFIX}worker",
                 "cores": d.cores,
                 "processes": 1,
                 "memory": _memory_for_dask(d.memory),
@@ -52,11 +46,6 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
             }
         }
     }
-
-
-#: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
-#: the dashboard opens through the hub, at the user's own URL (jupyter-server-proxy).
-DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"}
 
 
 def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:

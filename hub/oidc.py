@@ -19,7 +19,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Dict, Set, Unicode
 
 from spawners.choices import user_groups
-from spawners.user_options import Refused
+from spawners.messages import spawn_exception
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -50,7 +50,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
         "your AI Factory's support team", help="Whom a refused person should ask, as shown on the refusal page."
     ).tag(config=True)
 
-    audit = AnyTrait(None, allow_none=True, help="The aifactory.audit.AuditLog that refusals are recorded in.").tag(
+    audit = AnyTrait(None, allow_none=True, help="The hub.audit.AuditLog that refusals are recorded in.").tag(
         config=True
     )
 
@@ -60,12 +60,13 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
         if not (unix and self.has_unix_account(unix)):
             if self.audit is not None:
                 self.audit.record("login_refused", user=str(identity), reason="no linked Unix account")
-            raise Refused(
-                403,
+            raise spawn_exception(
                 f"You signed in with {self.login_service} as {identity}, but no account on this "
                 f"supercomputer is linked to that identity, so JupyterLab cannot run for you here. "
                 f"If you belong to a project on this machine, ask {self.support_contact} to link "
                 f"{identity} to your account.",
+                reason="no_linked_account",
+                status_code=403,
             )
         return unix
 

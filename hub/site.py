@@ -10,48 +10,41 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from slurm.values import (
+    JOB_NAME,
+    MEMORY_SIZE,
+    PARTITION,
+    QOS,
+    SLURM_NAME,
+    UNIX_USER,
+    WALLTIME_TEXT,
+    Rule,
+    is_int,
+    matches,
+)
+from spawners.form import PRESET_KEYS
+from spawners.jobscript import JOB_RULES
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
 SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]*")
-_MEMORY = re.compile(r"[1-9][0-9]*[KMGT]")
 _PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _TITLE = re.compile(r"[^\x00-\x1f<>]{1,120}")
-_WALLTIME = re.compile(r"(?:[0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]")
 
 
 class SiteConfigError(ValueError):
     """The site file is unusable; the message lists every problem, one per line."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    """How one key is checked and how to tell an admin what would be accepted."""
-
-    check: Callable[[Any], bool]
-    accepted: str
-    explain: Callable[[Any], str] | None = None  # what exactly is wrong, for composite values
-
-
-def _is_int(lo: int, hi: int) -> Rule:
-    return Rule(lambda v: type(v) is int and lo <= v <= hi, f"an integer from {lo} to {hi}")
-
-
 def _is_seconds(lo: float, hi: float) -> Rule:
     return Rule(lambda v: type(v) in (int, float) and lo <= v <= hi, f"a number of seconds from {lo:g} to {hi:g}")
-
-
-def _matches(pattern: re.Pattern[str], accepted: str, *, empty: bool = False) -> Rule:
-    return Rule(lambda v: isinstance(v, str) and ((empty and v == "") or bool(pattern.fullmatch(v))), accepted)
 
 
 def _is_abs_path() -> Rule:
@@ -61,7 +54,7 @@ def _is_abs_path() -> Rule:
 def _is_host(empty: bool) -> Rule:
     pattern = re.compile(r"[A-Za-z0-9.:-]+")
     accepted = "a host name or IP address" + (' or "" for all interfaces' if empty else "")
-    return _matches(pattern, accepted, empty=empty)
+    return matches(pattern, accepted, empty=empty)
 
 
 def _is_name_list(pattern: re.Pattern[str], what: str) -> Rule:
@@ -77,7 +70,7 @@ def _is_services() -> Rule:
             isinstance(s, dict)
             and set(s) == {"name", "token_file"}
             and isinstance(s["name"], str)
-            and _NAME.fullmatch(s["name"])
+            and SLURM_NAME.fullmatch(s["name"])
             and isinstance(s["token_file"], str)
             and s["token_file"].startswith("/")
             for s in value
@@ -100,18 +93,18 @@ def rule(r: Rule) -> Any:
 @dataclass(frozen=True)
 class HubSettings:
     ip: str = rule(_is_host(empty=True))
-    port: int = rule(_is_int(1, 65535))
+    port: int = rule(is_int(1, 65535))
     hub_ip: str = rule(_is_host(empty=False))
-    hub_port: int = rule(_is_int(1, 65535))
+    hub_port: int = rule(is_int(1, 65535))
     connect_ip: str = rule(_is_host(empty=False))
-    proxy_api_port: int = rule(_is_int(1, 65535))
+    proxy_api_port: int = rule(is_int(1, 65535))
     state_dir: str = rule(_is_abs_path())
     db_url: str = rule(_is_db_url())
     proxy_command: str = rule(_is_abs_path())
-    admin_users: list[str] = rule(_is_name_list(_UNIX_NAME, "Unix user names"))
-    allowed_groups: list[str] = rule(_is_name_list(_UNIX_NAME, "Unix group names"))
+    admin_users: list[str] = rule(_is_name_list(UNIX_USER, "Unix user names"))
+    allowed_groups: list[str] = rule(_is_name_list(UNIX_USER, "Unix group names"))
     admin_services: list[dict[str, str]] = rule(_is_services())
-    named_servers_per_user: int = rule(_is_int(0, 100))
+    named_servers_per_user: int = rule(is_int(0, 100))
     poll_interval: float = rule(_is_seconds(0.5, 3600))
     start_timeout: float = rule(_is_seconds(5, 7 * 24 * 3600))
     queue_timeout: float = rule(_is_seconds(60, 30 * 24 * 3600))
@@ -132,7 +125,7 @@ def _is_one_of(*choices: str) -> Rule:
 
 def _is_url_or_empty() -> Rule:
     pattern = re.compile(r"https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?")
-    return _matches(pattern, '"" or an http(s) URL such as https://id.example.eu/realms/aif', empty=True)
+    return matches(pattern, '"" or an http(s) URL such as https://id.example.eu/realms/aif', empty=True)
 
 
 def _is_text(limit: int) -> Rule:
@@ -146,7 +139,7 @@ def _is_username_map() -> Rule:
     return Rule(
         lambda v: (
             isinstance(v, dict)
-            and all(isinstance(k, str) and k and isinstance(u, str) and _UNIX_NAME.fullmatch(u) for k, u in v.items())
+            and all(isinstance(k, str) and k and isinstance(u, str) and UNIX_USER.fullmatch(u) for k, u in v.items())
         ),
         "a mapping of identity claim values to Unix user names",
     )
@@ -156,11 +149,11 @@ def _is_username_map() -> Rule:
 class AuthSettings:
     method: str = rule(_is_one_of("pam", "oidc"))
     oidc_issuer: str = rule(_is_url_or_empty())
-    oidc_client_id: str = rule(_matches(_NAME, '"" or a client id', empty=True))
+    oidc_client_id: str = rule(matches(SLURM_NAME, '"" or a client id', empty=True))
     oidc_client_secret_file: str = rule(
         Rule(lambda v: v == "" or (isinstance(v, str) and v.startswith("/")), '"" or an absolute path')
     )
-    oidc_username_claim: str = rule(_matches(_NAME, "a claim name such as preferred_username or email"))
+    oidc_username_claim: str = rule(matches(SLURM_NAME, "a claim name such as preferred_username or email"))
     oidc_username_map: dict[str, str] = rule(_is_username_map())
     oidc_login_service: str = rule(_is_text(60))
     support_contact: str = rule(_is_text(120))
@@ -168,20 +161,18 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class SlurmSettings:
-    partition: str = rule(_matches(_NAME, "a SLURM partition name"))
-    account: str = rule(_matches(_NAME, 'a SLURM account name, or "" for the user\'s default', empty=True))
-    qos: str = rule(_matches(_NAME, 'a SLURM QoS name, or "" for none', empty=True))
-    reservation: str = rule(_matches(_NAME, 'a SLURM reservation name, or "" for none', empty=True))
-    cpus: int = rule(_is_int(1, 4096))
-    memory: str = rule(_matches(_MEMORY, "a memory size such as 512M, 4G or 1T"))
-    gpus: int = rule(_is_int(0, 64))
-    walltime: str = rule(_matches(_WALLTIME, "a walltime HH:MM:SS or D-HH:MM:SS"))
-    job_name: str = rule(_matches(_NAME, "letters, digits, '_', '.' and '-'"))
+    """Defaults of JupyterLab jobs (the spawner's req_* settings) and how they are named."""
+
+    partition: str = rule(JOB_RULES["partition"])
+    account: str = rule(JOB_RULES["account"])
+    qos: str = rule(JOB_RULES["qos"])
+    reservation: str = rule(JOB_RULES["reservation"])
+    cpus: int = rule(JOB_RULES["cpus"])
+    memory: str = rule(JOB_RULES["memory"])
+    gpus: int = rule(JOB_RULES["gpus"])
+    walltime: str = rule(JOB_RULES["walltime"])
+    job_name: str = rule(JOB_NAME)
     startup_poll_interval: float = rule(_is_seconds(0.1, 60))
-
-
-#: What a preset may set: the job settings a user may choose in the spawn form.
-PRESET_KEYS = ("partition", "qos", "cpus", "memory", "gpus", "walltime")
 
 
 def preset_problems(preset: Any) -> list[str]:
@@ -189,7 +180,6 @@ def preset_problems(preset: Any) -> list[str]:
     if not isinstance(preset, dict):
         return [f"{preset!r} is not a mapping"]
     problems = []
-    rules = {f.name: f.metadata["rule"] for f in fields(SlurmSettings)}
     for key, value in preset.items():
         if key == "name" and not (isinstance(value, str) and _PRESET_NAME.fullmatch(value)):
             problems.append(f"name {value!r}: accepted: lower-case letters, digits and '-' (up to 32)")
@@ -197,8 +187,8 @@ def preset_problems(preset: Any) -> list[str]:
             isinstance(value, str) and _TITLE.fullmatch(value) and len(value) <= 80
         ):
             problems.append(f"{key} {value!r}: accepted: text of 1 to 80 characters without '<', '>'")
-        elif key in PRESET_KEYS and not rules[key].check(value):
-            problems.append(f"{key} {value!r}: accepted: {rules[key].accepted}")
+        elif key in PRESET_KEYS and not JOB_RULES[key].check(value):
+            problems.append(f"{key} {value!r}: accepted: {JOB_RULES[key].accepted}")
         elif key not in (*PRESET_KEYS, "name", "title", "description"):
             problems.append(f"unknown key {key!r}; accepted: name, title, description, {', '.join(PRESET_KEYS)}")
     problems += [f"missing key {k!r}" for k in ("name", "title") if k not in preset]
@@ -230,23 +220,23 @@ def _is_presets() -> Rule:
 class FormSettings:
     presets: list[dict[str, Any]] = rule(_is_presets())
     discovery_cache: float = rule(_is_seconds(0, 3600))
-    usage_days: int = rule(_is_int(1, 3660))
+    usage_days: int = rule(is_int(1, 3660))
 
 
 @dataclass(frozen=True)
 class DaskSettings:
-    partition: str = rule(_matches(_NAME, "a SLURM partition name"))
-    qos: str = rule(_matches(_NAME, 'a SLURM QoS name, or "" for none', empty=True))
-    cores: int = rule(_is_int(1, 4096))
-    memory: str = rule(_matches(_MEMORY, "a memory size such as 512M, 4G or 1T"))
-    walltime: str = rule(_matches(_WALLTIME, "a walltime HH:MM:SS or D-HH:MM:SS"))
+    partition: str = rule(PARTITION)
+    qos: str = rule(QOS)
+    cores: int = rule(JOB_RULES["cpus"])
+    memory: str = rule(MEMORY_SIZE)
+    walltime: str = rule(WALLTIME_TEXT)
     local_directory: str = rule(_is_abs_path())
 
 
 @dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
-    default_url: str = rule(_matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
+    default_url: str = rule(matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.log import log_request
 from jupyterhub.scopes import needs_scope
+from tornado import web
 
-ROUTE = r"/api/aifactory/audit"
+from job.launcher import CHANNEL_PATH
+
 _CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -55,7 +56,7 @@ class AuditLog:
         if "admin:users" not in getattr(handler, "expanded_scopes", set()):
             return
         actor = handler.current_user
-        if actor is not None and not request.path.endswith(("/aifactory/job-port", "/activity")):
+        if actor is not None and not request.path.endswith((CHANNEL_PATH, "/activity")):
             self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),
                         method=request.method, path=request.path, status=handler.get_status())  # fmt: skip
 
@@ -63,16 +64,13 @@ class AuditLog:
 class AuditHandler(APIHandler):
     """GET the last ``n`` (default 200) audit entries; admins only."""
 
-    audit: AuditLog | None = None
+    def initialize(self, audit: AuditLog) -> None:
+        self.audit = audit
 
     @needs_scope("admin:users")
     def get(self) -> None:
-        n = min(int(self.get_argument("n", "200")), 10_000)
-        self.finish({"entries": self.audit.tail(n) if self.audit else []})
-
-
-def install_audit(audit: AuditLog) -> None:
-    AuditHandler.audit = audit
-    handlers = apihandlers.default_handlers
-    handlers[:] = [h for h in handlers if h[0] != ROUTE]
-    handlers.append((ROUTE, AuditHandler))
+        n = self.get_argument("n", "200")
+        if not (n.isascii() and n.isdigit()):
+            raise web.HTTPError(400, "n must be a whole number of entries")
+        n = min(int(n), 10_000)
+        self.finish({"entries": self.audit.tail(n)})

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from aifactory.site_config import SiteConfigError, load_site_config
+from hub.site import SiteConfigError, load_site_config
 
 
 def main(argv: list[str] | None = None) -> int:

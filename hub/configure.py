@@ -1,0 +1,223 @@
+"""Turns the validated site config into JupyterHub settings.
+
+``jupyterhub_config.py`` calls :func:`configure` once; everything a centre may change is
+in the site file, and everything we decide for every centre (our spawner, CHP, keeping jobs
+across hub restarts) is here, one ``update_<section>(c, ...)`` function per concern, each
+testable on a bare ``traitlets.config.Config()``.
+
+A site moving from stock batchspawner may keep its ``c.SlurmSpawner.req_*`` lines: written
+*before* ``configure()`` runs, they win over the site file's ``slurm.*`` (the hub logs
+which); settings this spawner cannot honour stop the hub, named (see
+``spawners.spawner.REFUSED_SETTINGS``).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Config
+from traitlets.log import get_logger
+
+from hub.audit import AuditLog
+from hub.dask_config import write_dask_config
+from hub.routes import install_routes
+from hub.site import SiteConfig, SiteConfigError
+from spawners.services import Services
+from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
+
+
+def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} cannot be read: {e.strerror}") from e
+    if len(token) < 16:
+        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} holds under 16 characters")
+    return token
+
+
+def last_end_announcement(user: Any) -> str:
+    """On the home page: why the user's last server ended (walltime, cancelled, ...)."""
+    spawner = getattr(user, "spawner", None) if user is not None else None
+    reason = getattr(spawner, "last_end", "") if spawner is not None else ""
+    if not reason or spawner.active:
+        return ""
+    return (
+        f'<span id="aifw-last-end">{html.escape(reason)}</span> '
+        # Relative: the home page is {base_url}hub/home, whatever the base URL.
+        '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
+    )
+
+
+def prepare_state_dir(site: SiteConfig) -> Path:
+    state = Path(site.hub.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+    return state
+
+
+def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
+    """Where the hub listens, its database and state, cookies and headers, restart behaviour."""
+    hub = site.hub
+    state = Path(hub.state_dir)
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.hub_ip = hub.hub_ip
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.hub_connect_ip = hub.connect_ip
+    c.JupyterHub.db_url = hub.db_url or f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    # A hub restart must never cancel users' jobs.
+    c.JupyterHub.cleanup_servers = False
+    # After a restart, servers whose jobs were still queued are followed until they start:
+    # the hub serves meanwhile instead of waiting for every check (see resume_start).
+    c.JupyterHub.init_spawners_timeout = 10
+    c.JupyterHub.tornado_settings = {
+        "log_function": audit.log_request,
+        # JupyterHub already sets HttpOnly cookies, XSRF checks on every cookie-authenticated
+        # POST and a CSP of frame-ancestors 'none'; these close what is left for hub pages.
+        # The browser forgets the login when the hub would refuse it (tornado's default: 30 days).
+        "cookie_options": {"samesite": "Lax", "expires_days": hub.cookie_max_age_days},
+        "headers": {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
+    }
+    if hub.public_url:
+        c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
+    c.JupyterHub.cookie_max_age_days = hub.cookie_max_age_days
+    if hub.internal_ssl:
+        # Certificates are made by the hub (in its state folder) and reach each job inside
+        # its batch script: see WorkbenchSpawner.move_certs.
+        c.JupyterHub.internal_ssl = True
+        c.JupyterHub.internal_certs_location = str(state / "internal-ssl")
+    c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
+    c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
+    c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
+    services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
+    if services:
+        c.JupyterHub.services = services
+        c.JupyterHub.load_roles = [{"name": "admin", "services": [s["name"] for s in services]}]
+
+
+def update_proxy(c: Config, site: SiteConfig) -> None:
+    hub = site.hub
+    c.JupyterHub.proxy_class = "configurable-http-proxy"
+    c.ConfigurableHTTPProxy.command = [hub.proxy_command]
+    scheme = "https" if hub.internal_ssl else "http"
+    c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(Path(hub.state_dir) / "proxy.pid")
+
+
+def update_auth(c: Config, site: SiteConfig, audit: AuditLog) -> None:
+    """PAM (Unix passwords) or OpenID Connect; every login is audited."""
+    c.Authenticator.post_auth_hook = audit.on_login
+    c.Authenticator.admin_users = set(site.hub.admin_users)
+    if site.auth.method == "oidc":
+        update_oidc(c, site, audit)
+    else:
+        c.JupyterHub.authenticator_class = "pam"
+        c.PAMAuthenticator.allowed_groups = set(site.hub.allowed_groups)
+        c.PAMAuthenticator.open_sessions = False
+
+
+def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
+    """OpenID Connect login; every missing or unreachable piece is named at start-up."""
+    from hub.oidc import WorkbenchOIDCAuthenticator, discover
+
+    auth = site.auth
+    needed = {
+        "auth.oidc_issuer": auth.oidc_issuer,
+        "auth.oidc_client_id": auth.oidc_client_id,
+        "auth.oidc_client_secret_file": auth.oidc_client_secret_file,
+        "hub.public_url": site.hub.public_url,
+    }
+    for key, value in needed.items():
+        if not value:
+            raise SiteConfigError(f"key '{key}': value '' is not accepted with auth.method oidc; it is required")
+    try:
+        meta = discover(auth.oidc_issuer)
+    except (OSError, ValueError) as e:
+        raise SiteConfigError(f"key 'auth.oidc_issuer': {auth.oidc_issuer!r} gives no discovery document: {e}") from e
+    c.JupyterHub.authenticator_class = WorkbenchOIDCAuthenticator
+    a = c.WorkbenchOIDCAuthenticator
+    a.authorize_url = meta["authorization_endpoint"]
+    a.token_url = meta["token_endpoint"]
+    a.userdata_url = meta["userinfo_endpoint"]
+    a.client_id = auth.oidc_client_id
+    a.client_secret = read_token(auth.oidc_client_id, auth.oidc_client_secret_file, "auth.oidc_client_secret_file")
+    a.oauth_callback_url = site.hub.public_url.rstrip("/") + "/hub/oauth_callback"
+    a.scope = ["openid", "profile", "email"]
+    a.username_claim = auth.oidc_username_claim
+    a.username_map = dict(auth.oidc_username_map)
+    a.allowed_unix_groups = set(site.hub.allowed_groups)
+    a.login_service = auth.oidc_login_service
+    a.support_contact = auth.support_contact
+    a.audit = audit
+
+
+def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
+    """Each spawner setting the site file gives, with the site key it comes from."""
+    hub, slurm = site.hub, site.slurm
+    settings = {trait: (getattr(slurm, name), f"slurm.{name}") for name, trait in JOB_SETTING_TRAITS.items()}
+    settings |= {
+        "job_name": (slurm.job_name, "slurm.job_name"),
+        "startup_poll_interval": (slurm.startup_poll_interval, "slurm.startup_poll_interval"),
+        "poll_interval": (int(max(1, hub.poll_interval)), "hub.poll_interval"),
+        # JupyterHub's timeout covers queue and start-up; ours (running_timeout) only start-up.
+        "start_timeout": (int(hub.queue_timeout + hub.start_timeout), "hub.queue_timeout + hub.start_timeout"),
+        "running_timeout": (hub.start_timeout, "hub.start_timeout"),
+        "http_timeout": (int(hub.http_timeout), "hub.http_timeout"),
+        "default_url": (site.singleuser.default_url, "singleuser.default_url"),
+        "singleuser_venv": (site.singleuser.venv, "singleuser.venv"),
+        "presets": (site.form.presets, "form.presets"),
+        "usage_days": (site.form.usage_days, "form.usage_days"),
+    }
+    return settings
+
+
+def set_in_config(c: Config, cls: type, key: str) -> str:
+    """The config section (this class or a base) that already sets ``key``, or ""."""
+    for base in cls.__mro__:
+        name = base.__name__
+        if name in c and key in c[name]:
+            return name
+    return ""
+
+
+def update_spawner(c: Config, site: SiteConfig, audit: AuditLog) -> Services:
+    """Our spawner with the site's job defaults (a setting made above configure() wins, logged),
+    refused settings named, and the services every spawner shares built once."""
+    c.JupyterHub.spawner_class = WorkbenchSpawner
+    for key, (value, site_key) in spawner_settings(site).items():
+        section = set_in_config(c, WorkbenchSpawner, key)
+        if section:
+            get_logger().warning("c.%s.%s = %r overrides the site file's %s", section, key, c[section][key], site_key)
+        else:
+            c.WorkbenchSpawner[key] = value
+    problems = WorkbenchSpawner.config_problems(c)
+    if problems:
+        raise SiteConfigError("the spawner's settings are not usable:\n" + "\n".join(f"  - {p}" for p in problems))
+    effective = WorkbenchSpawner(config=c)
+    services = Services.build(
+        job_name=effective.job_name,
+        poll_interval=effective.poll_interval,
+        startup_poll_interval=effective.startup_poll_interval,
+        discovery_cache=site.form.discovery_cache,
+        audit=audit,
+    )
+    c.WorkbenchSpawner.services = services
+    return services
+
+
+def configure(c: Config, site: SiteConfig) -> Services:
+    """Apply ``site`` to the traitlets config object ``c`` of jupyterhub_config.py."""
+    state = prepare_state_dir(site)
+    audit = AuditLog(state / "audit.log")
+    update_hub(c, site, audit)
+    update_proxy(c, site)
+    update_auth(c, site, audit)
+    services = update_spawner(c, site, audit)
+    install_routes(audit)
+    write_dask_config(site)
+    return services

@@ -1,0 +1,11 @@
+"""What runs inside the JupyterLab job on the compute node: the batch script's template and
+the launcher (``aifactory-singleuser``) it ends in.
+
+Standard library only: the hub's and the kernel's code never run here."""
+
+from pathlib import Path
+
+#: Rendered by the hub's spawner (spawners/jobscript.py) from checked values only.
+BATCH_TEMPLATE = Path(__file__).with_name("jupyterlab.sbatch.j2")
+#: The launcher's name in the users' venv (pyproject.toml's [project.scripts]).
+LAUNCHER = "aifactory-singleuser"

@@ -1,0 +1,5 @@
+"""SLURM as the workbench sees it: the one client that runs its commands, pure parsers of
+what they print, and the syntax of the values it accepts.
+
+Used by the hub's spawner and by users' kernels; imports nothing else of the workbench.
+"""

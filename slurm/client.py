@@ -1,0 +1,206 @@
+"""The one place where the workbench runs SLURM commands.
+
+Every command is an argument list (never a shell line), so no value can be read by a
+shell; commands run on behalf of a user go through ``sudo -n -u USER``, which is how the
+hub reaches SLURM as each user.  Every command is counted for the hub's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+
+from slurm.parsers import (
+    SACCT_FIELDS,
+    JobInfo,
+    JobRecord,
+    SlurmError,
+    SlurmUnavailable,
+    clean_error,
+    parse_pipe_table,
+    parse_positions,
+    parse_sacct,
+    parse_sbatch_parsable,
+    parse_scontrol_oneliner,
+    parse_scontrol_records,
+    parse_squeue,
+    parse_test_only,
+    squeue_format,
+)
+from slurm.values import is_unix_user, parse_duration
+
+log = logging.getLogger(__name__)
+
+#: Every command run, by name: the hub's load on SLURM, at /hub/metrics.
+COMMANDS = Counter("aifactory_slurm_commands", "SLURM commands run by the hub", ["command"])
+
+#: What slurm clients print when slurmctld cannot be reached (as opposed to a refusal).
+_UNAVAILABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|Connection refused|"
+    r"Zero Bytes were transmitted|slurm_load_jobs error: Unexpected message"
+    r"|Unable to connect to database|slurmdbd: Connection refused",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+
+def raise_for_failure(result: CommandResult) -> CommandResult:
+    """Raise SlurmUnavailable (no answer) or SlurmError (a refusal) for a failed command."""
+    if result.returncode != 0:
+        message = clean_error(result.stderr or result.stdout) or f"{result.argv[0]} exited {result.returncode}"
+        if _UNAVAILABLE.search(result.stderr):
+            raise SlurmUnavailable(message)
+        raise SlurmError(message)
+    return result
+
+
+@dataclass
+class Slurm:
+    """Runs SLURM's client commands; ``sudo`` is how it reaches SLURM as another user."""
+
+    sudo: Sequence[str] = ("sudo", "-n", "-E", "-u")
+    timeout: float = 30.0
+    _node_addresses: dict[str, str] = field(default_factory=dict)
+
+    def as_user(self, user: str | None, argv: Sequence[str]) -> list[str]:
+        if not user:
+            return list(argv)
+        if not is_unix_user(user):
+            raise SlurmError(f"refusing to run a command as {user!r}: not a valid Unix user name")
+        return [*self.sudo, user, "--", *argv]
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run one command; raise SlurmUnavailable or SlurmError when it fails."""
+        full = self.as_user(user, argv)
+        log.debug("slurm: %s", " ".join(full))
+        COMMANDS.labels(command=argv[0]).inc()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *full,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+            )
+        except FileNotFoundError as e:
+            raise SlurmUnavailable(f"{full[0]} is not installed on this host") from e
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
+            )
+        except TimeoutError as e:
+            proc.kill()
+            await proc.wait()
+            raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
+        return raise_for_failure(
+            CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        )
+
+    def run_blocking(self, argv: Sequence[str]) -> CommandResult:
+        """The same, blocking: for notebooks, whose kernel already runs an event loop."""
+        COMMANDS.labels(command=argv[0]).inc()
+        try:
+            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout)
+        except FileNotFoundError as e:
+            raise SlurmUnavailable(f"{argv[0]} is not installed on this host") from e
+        except subprocess.TimeoutExpired as e:
+            raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
+        return raise_for_failure(CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr))
+
+    def time_left(self, job_id: str) -> int | None:
+        """Seconds until the job's walltime ends (None: no limit or not found)."""
+        try:
+            out = self.run_blocking(["squeue", "-h", "-j", job_id, "-o", "%L"]).stdout.strip()
+        except SlurmError:
+            return None
+        return parse_duration(out)
+
+    async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
+        """Submit a batch script on stdin as ``user``; return the job id."""
+        result = await self.run(["sbatch", "--parsable"], user=user, stdin=script, env=env)
+        return parse_sbatch_parsable(result.stdout)
+
+    async def queue(self, job_name: str) -> dict[str, JobInfo]:
+        """Every user's jobs of this name that the controller still holds: one call for all."""
+        result = await self.run(["squeue", "-h", "--name", job_name, "-o", squeue_format()])
+        return parse_squeue(result.stdout)
+
+    async def accounting(self, job_id: str) -> JobRecord | None:
+        """How accounting saw the job (state, exit code, reason, memory)."""
+        result = await self.run(["sacct", "-n", "-P", "-j", job_id, "-o", ",".join(SACCT_FIELDS)])
+        return parse_sacct(result.stdout).get(job_id)
+
+    async def cancel(self, job_id: str, *, user: str) -> None:
+        """Cancel the job as its owner; cancelling a job that already ended is fine."""
+        try:
+            await self.run(["scancel", job_id], user=user)
+        except SlurmError as e:
+            if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
+                raise
+
+    async def cancel_named(self, name: str, *, user: str) -> None:
+        """Cancel the user's jobs of this name (a server's Dask workers)."""
+        await self.run(["scancel", "--name", name], user=user)
+
+    async def cluster_records(self, kind: str) -> list[dict[str, str]]:
+        """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""
+        return parse_scontrol_records((await self.run(["scontrol", "show", kind, "-o"])).stdout)
+
+    async def associations(self, user: str) -> tuple[str, list[dict[str, str]]]:
+        """The user's default account and associations (Account, Partition, QOS, DefaultQOS)."""
+        names = ("Account", "Partition", "QOS", "DefaultQOS")
+        where = [f"user={user}", "format=" + ",".join(names)]
+        assoc = await self.run(["sacctmgr", "-n", "-P", "show", "assoc", "where", *where])
+        rows = parse_pipe_table(assoc.stdout, names)
+        users = await self.run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"])
+        return users.stdout.strip(), rows
+
+    async def qos_limits(self) -> list[dict[str, str]]:
+        """Every QoS with its walltime and TRES limits."""
+        names = ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
+        out = (await self.run(["sacctmgr", "-n", "-P", "show", "qos", "format=" + ",".join(names)])).stdout
+        return parse_pipe_table(out, names)
+
+    async def test_only(self, script: str, *, user: str, env: Mapping[str, str]) -> tuple[str, str]:
+        """When and where the job would start if submitted now (nothing is submitted)."""
+        result = await self.run(["sbatch", "--test-only"], user=user, stdin=script, env=env)
+        return parse_test_only(result.stderr + result.stdout)
+
+    async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
+        """Every job of the account since ``since`` (YYYY-MM-DD): elapsed seconds and TRES."""
+        names = ("JobID", "ElapsedRaw", "AllocTRES")
+        argv = ["sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", ",".join(names)]
+        return parse_pipe_table((await self.run(argv)).stdout, names)
+
+    async def queue_positions(self) -> dict[str, str]:
+        """Every pending job's place in its partition's queue: one call for all partitions."""
+        out = (await self.run(["squeue", "-h", "-t", "PENDING", "-o", "%i|%P", "--sort=-p,i"])).stdout
+        return parse_positions(out)
+
+    async def node_address(self, node: str) -> str:
+        """The address to reach a compute node at (NodeAddr), cached: it does not change."""
+        if node not in self._node_addresses:
+            result = await self.run(["scontrol", "show", "node", node, "-o"])
+            fields = parse_scontrol_oneliner(result.stdout)
+            self._node_addresses[node] = fields.get("NodeAddr") or node
+        return self._node_addresses[node]

@@ -1,0 +1,179 @@
+"""Pure parsers of what SLURM's commands print: recorded output tests them without a cluster
+(``tests/data``, recorded from the mini cluster by ``tests/data/record.sh``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from slurm.values import parse_memory_mb
+
+#: squeue states in which a job still holds or waits for resources.
+PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
+
+# squeue fields, separated by a character no field may contain.
+_SEP = "|"
+SQUEUE_FIELDS = ("%i", "%T", "%P", "%B", "%r", "%S")
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem")
+
+
+class SlurmError(RuntimeError):
+    """SLURM answered and refused: the message is SLURM's own, fit to show a user."""
+
+
+class SlurmUnavailable(SlurmError):
+    """The controller (or accounting daemon) did not answer: retry later, change nothing."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One line of squeue: a job that the controller still knows."""
+
+    job_id: str
+    state: str
+    partition: str
+    node: str
+    reason: str
+    start_time: str
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state in PENDING_STATES
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as accounting remembers it, after (or while) it ran."""
+
+    job_id: str
+    state: str
+    exit_code: str
+    reason: str
+    max_rss_mb: int = 0  # the largest of its steps' peak memory
+    req_mem_mb: int = 0  # the memory it asked for
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Killed for memory: SLURM says so, or (no cgroups) a step was killed at its limit."""
+        if self.state == "OUT_OF_MEMORY":
+            return True
+        killed = self.state in ("FAILED", "CANCELLED") and self.exit_code.endswith(":9")
+        return killed and 0 < self.req_mem_mb <= self.max_rss_mb
+
+    @property
+    def ended(self) -> bool:
+        return self.state not in PENDING_STATES | RUNNING_STATES
+
+
+def parse_sbatch_parsable(output: str) -> str:
+    """``sbatch --parsable`` prints ``JOBID`` or ``JOBID;CLUSTER`` (maybe after warnings)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        raise SlurmError("sbatch printed no job id")
+    job_id = lines[-1].split(";")[0]
+    if not job_id.isdigit():
+        raise SlurmError(f"sbatch printed no job id: {lines[-1]!r}")
+    return job_id
+
+
+def squeue_format() -> str:
+    return _SEP.join(SQUEUE_FIELDS)
+
+
+def parse_squeue(output: str) -> dict[str, JobInfo]:
+    """Parse ``squeue -h -o`` with :func:`squeue_format`; one entry per job id."""
+    jobs: dict[str, JobInfo] = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split(_SEP)
+        if len(parts) != len(SQUEUE_FIELDS) or not parts[0].strip():
+            raise SlurmError(f"unexpected squeue line: {line!r}")
+        info = JobInfo(*(p.strip() for p in parts))
+        jobs[info.job_id] = info
+    return jobs
+
+
+def parse_sacct(output: str) -> dict[str, JobRecord]:
+    """Parse ``sacct -n -P -o`` with :data:`SACCT_FIELDS`: one record per job, with the peak
+    memory of its steps (``JOBID.batch`` & co) folded in."""
+    records: dict[str, JobRecord] = {}
+    peaks: dict[str, int] = {}
+    for row in parse_pipe_table(output, SACCT_FIELDS):
+        job_id = row["JobID"]
+        if "." in job_id:
+            job = job_id.split(".")[0]
+            peaks[job] = max(peaks.get(job, 0), parse_memory_mb(row["MaxRSS"]) or 0)
+            continue
+        # sacct writes "CANCELLED by 1001": the state is the first word.
+        state = row["State"].split()[0] if row["State"] else ""
+        requested = parse_memory_mb(row["ReqMem"].rstrip("nc")) or 0
+        records[job_id] = JobRecord(job_id, state, row["ExitCode"], row["Reason"], 0, requested)
+    return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
+
+
+def parse_scontrol_oneliner(output: str) -> dict[str, str]:
+    """``scontrol show ... -o`` prints ``Key=Value`` pairs on one line."""
+    return dict(re.findall(r"(\w+)=(\S*)", output))
+
+
+def parse_scontrol_records(output: str) -> list[dict[str, str]]:
+    """``scontrol show partition|node|res -o``: one record per line ("No ..." means none)."""
+    return [parse_scontrol_oneliner(line) for line in output.splitlines() if "=" in line]
+
+
+def parse_pipe_table(output: str, names: Sequence[str]) -> list[dict[str, str]]:
+    """``sacctmgr -n -P`` / ``sacct -n -P`` output for the fields ``names``, in that order."""
+    rows = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != len(names):
+            raise SlurmError(f"unexpected line for {','.join(names)}: {line!r}")
+        rows.append(dict(zip(names, parts, strict=True)))
+    return rows
+
+
+def parse_tres(text: str) -> dict[str, str]:
+    """``cpu=4,mem=2G,gres/gpu=1`` as a mapping (empty text: no TRES)."""
+    return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+
+
+def parse_gres_count(gres: str, name: str = "gpu") -> int:
+    """How many of ``name`` a ``Gres=`` value declares: ``gpu:2``, ``gpu:a100:4(S:0-1)``."""
+    total = 0
+    for item in gres.split(","):
+        parts = re.sub(r"\(.*\)", "", item).split(":")
+        if parts[0] == name and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def parse_positions(output: str) -> dict[str, str]:
+    """``squeue -t PENDING -o %i|%P`` in priority order: job id -> "k of n" in its partition."""
+    by_partition: dict[str, list[str]] = {}
+    for line in output.split():
+        job_id, _, partition = line.partition("|")
+        by_partition.setdefault(partition, []).append(job_id)
+    return {j: f"{i + 1} of {len(jobs)}" for jobs in by_partition.values() for i, j in enumerate(jobs)}
+
+
+def parse_test_only(stderr: str) -> tuple[str, str]:
+    """``sbatch --test-only`` says "Job N to start at TIME using ... in partition P"."""
+    m = re.search(r"to start at (\S+) using .* in partition (\S+)", stderr)
+    if not m:
+        raise SlurmError(f"sbatch --test-only gave no start time: {clean_error(stderr)!r}")
+    return m.group(1), m.group(2)
+
+
+def clean_error(text: str) -> str:
+    """SLURM's message without the ``sbatch: error:`` prefixes and blank lines."""
+    lines = [re.sub(r"^\w+: error: ", "", line).strip() for line in text.strip().splitlines()]
+    return "; ".join(line for line in lines if line)

@@ -1,0 +1,86 @@
+"""What a person is told, in one place: refusals and failures as JupyterHub 6's
+``SpawnException`` (its ``reason`` labels the hub's spawn metrics), SLURM's pending
+reasons and job ends in plain words."""
+
+from __future__ import annotations
+
+from jupyterhub.spawner import SpawnException
+
+from slurm.parsers import JobRecord
+
+
+def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> SpawnException:
+    """A SpawnException whose ``message`` reaches the user as written (form, API, progress page).
+
+    ``reason`` is a short label for metrics: options, scheduler_unavailable, slurm_refused,
+    job_ended, start_timeout, no_linked_account."""
+    error = SpawnException(message, reason=reason, status_code=status_code)
+    error.jupyterhub_message = message  # what JupyterHub's pages and progress events show
+    error.log_message = message.replace("%", "%%")  # tornado %-formats it when logging
+    return error
+
+
+def options_refused(problem: object) -> SpawnException:
+    return spawn_exception(f"The job settings were refused: {problem}", reason="options")
+
+
+def scheduler_unavailable(error: object) -> SpawnException:
+    """The one wording for a scheduler that does not answer: nothing was submitted."""
+    return spawn_exception(
+        f"The scheduler is unavailable right now ({error}). Nothing was submitted; please try again in a few minutes.",
+        reason="scheduler_unavailable",
+        status_code=503,
+    )
+
+
+_PENDING_WORDS = {
+    "Resources": "waiting for free CPUs, memory or GPUs",
+    "Priority": "waiting for jobs with higher priority to start first",
+    "ReqNodeNotAvail": "the nodes it needs are down or reserved",
+    "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions": (
+        "the nodes it needs are down, drained or reserved"
+    ),
+    "QOSMaxJobsPerUserLimit": "you already run as many jobs as this QoS allows at once",
+    "QOSMaxWallDurationPerJobLimit": "the walltime asked for is longer than this QoS allows",
+    "PartitionTimeLimit": "the walltime asked for is longer than the partition allows",
+    "AssocGrpCPULimit": "your account's CPU limit is reached",
+    "AssocGrpGRES": "your account's GPU limit is reached",
+    "AssocGrpJobsLimit": "your account's job limit is reached",
+    "AssocGrpCPUMinutesLimit": "your account's CPU-hour budget is used up",
+    "AssocGrpBillingMinutes": "your account's budget is used up",
+    "Reservation": "waiting for its reservation to start",
+    "Dependency": "waiting for another job to finish",
+    "BeginTime": "scheduled to start later",
+    "JobHeldUser": "held by you",
+    "JobHeldAdmin": "held by an administrator",
+    "None": "about to start",
+}
+
+
+def explain_pending(reason: str) -> str:
+    """SLURM's pending reason in words a user understands (SLURM's own word if unknown)."""
+    return _PENDING_WORDS.get(reason, f"SLURM says: {reason}")
+
+
+def describe_end(record: JobRecord) -> str:
+    """A user-facing sentence for how a job ended, from accounting."""
+    reasons = {
+        "TIMEOUT": "it reached its walltime limit",
+        "CANCELLED": "it was cancelled",
+        "OUT_OF_MEMORY": "it ran out of memory",
+        "NODE_FAIL": "its compute node failed",
+        "PREEMPTED": "it was preempted by a higher-priority job",
+        "BOOT_FAIL": "its compute node failed to boot",
+        "DEADLINE": "it reached its deadline",
+        "FAILED": f"it failed (exit code {record.exit_code})",
+        "COMPLETED": f"it ended (exit code {record.exit_code})",
+    }
+    if record.out_of_memory:
+        used = (
+            f": it used {record.max_rss_mb} MB of the {record.req_mem_mb} MB it asked for" if record.max_rss_mb else ""
+        )
+        return f"it ran out of memory{used}. Ask for more memory when you start it again"
+    text = reasons.get(record.state, f"it ended in state {record.state}")
+    if record.reason and record.reason not in {"None", ""}:
+        text += f"; SLURM's reason: {record.reason}"
+    return text

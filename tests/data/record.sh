@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Re-records the parser fixtures in this folder from the running mini cluster (as root):
+#   squeue.txt      a running job and a pending one, in the hub's squeue format
+#   sacct.txt       cancelled, failed (exit 3) and walltime-ended jobs
+#   sacct_ends.txt  preempted, out of memory (no cgroups: killed above --mem) and node failure
+# It takes a few minutes (the walltime job runs its minute out) and briefly downs the node:
+# run it on a cluster no one uses. The formats are the ones slurm/parsers.py reads.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+NODE=mn5-n01
+NAME=aifw-record
+SQUEUE_FORMAT="%i|%T|%P|%B|%r|%S"
+SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem"
+CORES=$(sinfo -h -n "$NODE" -o %c)
+
+as() { local user=$1; shift; sudo -u "$user" -- "$@"; }
+submit() { local user=$1; shift; as "$user" sbatch --parsable --no-requeue --job-name=$NAME --output=/dev/null --chdir=/tmp "$@" | cut -d';' -f1; }
+ended() {  # wait until every job named has left the controller's queue
+  for _ in $(seq 600); do [ -z "$(squeue -h -j "$(IFS=,; echo "$*")" 2>/dev/null)" ] && return 0; sleep 0.5; done
+  echo "jobs $* did not end" >&2; return 1
+}
+running() { for _ in $(seq 120); do [ "$(squeue -h -j "$1" -o %T)" = RUNNING ] && return 0; sleep 0.5; done; return 1; }
+accounted() { sleep 2; sacct -n -P -j "$(IFS=,; echo "$*")" -o "$SACCT_FIELDS"; }
+trap 'scancel --name=$NAME 2>/dev/null || true; scontrol update nodename=$NODE state=resume 2>/dev/null || true' EXIT
+
+# A running job that holds every core, and one that waits for them.
+run=$(submit alice --cpus-per-task="$CORES" --mem=500M --wrap "sleep 300")
+running "$run"
+pend=$(submit bob --partition=acc --account=ehpc02 --cpus-per-task=2 --mem=500M --wrap "sleep 300")
+sleep 3
+squeue -h --name=$NAME -o "$SQUEUE_FORMAT" > "$HERE/squeue.txt"
+scancel "$run" "$pend"; ended "$run" "$pend"
+
+# Cancelled, failed, walltime.
+cancelled=$(submit alice --mem=100M --wrap "sleep 300"); running "$cancelled"; scancel "$cancelled"
+failed=$(submit alice --mem=100M --wrap "exit 3")
+timeout=$(submit alice --mem=100M --time=1 --wrap "sleep 600")
+ended "$cancelled" "$failed" "$timeout"
+accounted "$cancelled" "$failed" "$timeout" > "$HERE/sacct.txt"
+
+# Preempted (QoS urgent), out of memory, node failure.
+victim=$(submit alice --qos=normal --cpus-per-task="$CORES" --mem=1G --wrap "sleep 300"); running "$victim"
+urgent=$(sbatch --parsable --job-name=$NAME --output=/dev/null --chdir=/tmp --qos=urgent --cpus-per-task="$CORES" --mem=1G --wrap "sleep 5" | cut -d";" -f1)
+ended "$victim" "$urgent"
+oom=$(submit bob --account=ehpc02 --mem=200M --wrap "python3 -c 'x = bytearray(800 * 1024 * 1024); import time; time.sleep(60)'")
+ended "$oom"
+lost=$(submit alice --mem=100M --wrap "sleep 300"); running "$lost"
+scontrol update nodename=$NODE state=down reason="aifw fixture: node failure"
+ended "$lost"
+scontrol update nodename=$NODE state=resume 2>/dev/null || true  # slurmd may have brought it back already
+accounted "$victim" "$oom" "$lost" > "$HERE/sacct_ends.txt"
+echo "recorded: squeue ($run $pend), sacct ($cancelled $failed $timeout), ends ($victim $oom $lost)"
