@@ -32,6 +32,8 @@ install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
 	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; done
+	@# What users' Dask reads: written by root, in a folder only root may change.
+	@$(VENV)/bin/aifactory-config install-dask $(SITE) >/dev/null
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 # The hub's own system user: in `shadow` (PAM checks other users' passwords), allowed by
@@ -40,10 +42,11 @@ hub-user: $(PREFIX)/.system
 	@getent group $(USERS_GROUP) >/dev/null || groupadd --system $(USERS_GROUP)
 	@id -u $(HUB_USER) >/dev/null 2>&1 || useradd --system --home-dir $(STATE) --shell /usr/sbin/nologin $(HUB_USER)
 	@usermod -a -G shadow $(HUB_USER)
-	@tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/sudoers.in > $$tmp \
+	@env=$$(cd $(CURDIR) && /usr/bin/python3 -c 'from job import JOB_ENVIRONMENT; print(" ".join(JOB_ENVIRONMENT))') \
+	  && tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' \
+	    -e "s/@JOB_ENVIRONMENT@/$$env/" config/sudoers.in > $$tmp \
 	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
 	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE) && chown -R $(HUB_USER): $(STATE)
-	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 $(VENV)/etc/dask
 
 $(PREFIX)/.system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \

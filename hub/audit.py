@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.log import log_request
@@ -19,6 +21,32 @@ from tornado import web
 from job.launcher import CHANNEL_PATH
 
 _CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+#: The user a hub path acts on: /hub/api/users/NAME/..., /hub/spawn/NAME/...
+_TARGET = re.compile(r"/hub/(?:api/users|spawn|spawn-pending)/([^/?]+)")
+MAX_ENTRIES = 10_000
+
+
+def client_address(request: Any) -> str:
+    """Who connected, as the proxy saw it: the last X-Forwarded-For entry, which
+    configurable-http-proxy appends; never X-Real-Ip, which any client may send."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded:
+        return forwarded.split(",")[-1].strip()
+    address = getattr(request.connection.context, "address", None)
+    return address[0] if isinstance(address, tuple) else str(address)
+
+
+def acts_on_others(path: str, actor: str) -> bool:
+    """A change to another user's account or servers, or to the hub itself (groups, roles,
+    users, the proxy): what an audit must show whoever made it, page or API alike."""
+    if "/hub/api/" not in path and "/hub/spawn" not in path:
+        return False
+    if path.endswith((CHANNEL_PATH, "/activity")):
+        return False  # a server's own reports
+    target = _TARGET.search(path)
+    if target:
+        return unquote(target.group(1)) != actor
+    return "/hub/api/" in path
 
 
 class AuditLog:
@@ -43,22 +71,20 @@ class AuditLog:
 
     # -- hooks JupyterHub calls ------------------------------------------------------
     def on_login(self, authenticator: Any, handler: Any, auth_model: dict[str, Any]) -> dict[str, Any]:
-        self.record("login", user=auth_model["name"], ip=handler.request.remote_ip)
+        self.record("login", user=auth_model["name"], ip=client_address(handler.request))
         return auth_model
 
     def log_request(self, handler: Any) -> None:
-        """JupyterHub's request log, plus an audit entry for changes made by admins."""
+        """JupyterHub's request log, plus an audit entry for every change made to someone else's
+        account or servers, or to the hub (refused attempts too: the status says)."""
         log_request(handler)
         request = handler.request
-        if request.method not in _CHANGES or "/api/" not in request.path:
+        actor = getattr(handler, "_jupyterhub_user", None)  # who authenticated; None: nobody
+        if request.method not in _CHANGES or actor is None or not acts_on_others(request.path, actor.name):
             return
-        # Admin users and admin services alike hold admin:users (set when the request was authenticated).
-        if "admin:users" not in getattr(handler, "expanded_scopes", set()):
-            return
-        actor = handler.current_user
-        if actor is not None and not request.path.endswith((CHANNEL_PATH, "/activity")):
-            self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),
-                        method=request.method, path=request.path, status=handler.get_status())  # fmt: skip
+        self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),
+                    ip=client_address(request), method=request.method, path=request.path,
+                    status=handler.get_status())  # fmt: skip
 
 
 class AuditHandler(APIHandler):
@@ -70,7 +96,7 @@ class AuditHandler(APIHandler):
     @needs_scope("admin:users")
     def get(self) -> None:
         n = self.get_argument("n", "200")
-        if not (n.isascii() and n.isdigit()):
-            raise web.HTTPError(400, "n must be a whole number of entries")
-        n = min(int(n), 10_000)
+        if not (n.isascii() and n.isdigit() and 1 <= int(n) <= MAX_ENTRIES):
+            raise web.HTTPError(400, f"n must be a whole number of entries from 1 to {MAX_ENTRIES}")
+        n = int(n)
         self.finish({"entries": self.audit.tail(n)})

@@ -21,7 +21,8 @@ from traitlets.config import Config
 from traitlets.log import get_logger
 
 from hub.audit import AuditLog
-from hub.dask_config import write_dask_config
+from hub.dask_config import check_dask_config
+from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
 from spawners.services import Services
@@ -116,9 +117,12 @@ def update_auth(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     if site.auth.method == "oidc":
         update_oidc(c, site, audit)
     else:
-        c.JupyterHub.authenticator_class = "pam"
-        c.PAMAuthenticator.allowed_groups = set(site.hub.allowed_groups)
-        c.PAMAuthenticator.open_sessions = False
+        c.JupyterHub.authenticator_class = WorkbenchPAMAuthenticator
+        c.WorkbenchPAMAuthenticator.allowed_groups = set(site.hub.allowed_groups)
+        c.WorkbenchPAMAuthenticator.open_sessions = False
+        c.WorkbenchPAMAuthenticator.failure_delay = site.auth.failure_delay
+        c.WorkbenchPAMAuthenticator.lockout_failures = site.auth.lockout_failures
+        c.WorkbenchPAMAuthenticator.lockout_seconds = site.auth.lockout_seconds
 
 
 def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
@@ -135,6 +139,11 @@ def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     for key, value in needed.items():
         if not value:
             raise SiteConfigError(f"key '{key}': value '' is not accepted with auth.method oidc; it is required")
+    if not site.hub.allowed_groups:
+        raise SiteConfigError(
+            "key 'hub.allowed_groups': value [] is not accepted with auth.method oidc; "
+            "name the Unix groups whose members may sign in"
+        )
     try:
         meta = discover(auth.oidc_issuer)
     except (OSError, ValueError) as e:
@@ -219,5 +228,5 @@ def configure(c: Config, site: SiteConfig) -> Services:
     update_auth(c, site, audit)
     services = update_spawner(c, site, audit)
     install_routes(audit)
-    write_dask_config(site)
+    check_dask_config(site)
     return services

@@ -1,9 +1,11 @@
 """The site's Dask defaults, written where every notebook server's Dask finds them.
 
 dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
-``{sys.prefix}/etc/dask``: the hub writes ``jobqueue.yaml`` into the users' venv at
-start-up, so ``SLURMCluster()`` with no arguments submits to the site's partition and QoS,
-with the kernel's Python.  Inside a notebook server the job script names the workers after
+``{sys.prefix}/etc/dask``, and Dask loads every YAML file there (preloads, job prologues):
+so root writes ``jobqueue.yaml`` into the users' venv when installing (``aifactory-config
+install-dask``), in a folder only root may change, and the hub only checks at start-up that
+it says what the site file says.  ``SLURMCluster()`` with no arguments then submits to the
+site's partition and QoS, with the kernel's Python.  Inside a notebook server the job script names the workers after
 the server's own job (DASK_JOBQUEUE__SLURM__NAME), which is how the spawner finds and
 cancels them when that server ends.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from hub.site import SiteConfig
+from hub.site import SiteConfig, SiteConfigError
 from spawners.jobscript import WORKER_JOB_PREFIX
 
 
@@ -40,19 +42,33 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
                 "queue": d.partition,
                 "walltime": d.walltime,
                 "python": f"{site.singleuser.venv}/bin/python",
-                "local-directory": d.local_directory,
-                # Worker logs on the node's scratch, not as slurm-N.out files in the user's home.
-                "job-extra-directives": directives + ["--no-requeue", "--output=/tmp/aifw-dask-%u-%j.log"],
+                # Spill space in a folder of the worker job's own, made fresh on the node's scratch
+                # (never a name another user could make first) and removed when the worker ends.
+                "job-script-prologue": [
+                    f'AIFW_PRIVATE=$(mktemp -d "{d.local_directory}/aifw-dask-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1',
+                    "trap 'rm -rf \"$AIFW_PRIVATE\"' EXIT",
+                    "trap 'exit 143' TERM",
+                    'export TMPDIR="$AIFW_PRIVATE"',
+                ],
+                "local-directory": "$AIFW_PRIVATE",
+                # Logs: in a notebook server, the user's ~/.aifactory/dask-logs (the job script sets
+                # log-directory); elsewhere SLURM's slurm-N.out where SLURMCluster is made.
+                "job-extra-directives": directives + ["--no-requeue"],
             }
         }
     }
 
 
+def dask_config_dir(site: SiteConfig) -> Path:
+    return Path(site.singleuser.venv) / "etc" / "dask"
+
+
 def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
-    directory = directory or Path(site.singleuser.venv) / "etc" / "dask"
+    """Write jobqueue.yaml (as root at install: the folder is then root's, mode 755)."""
+    directory = directory or dask_config_dir(site)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "jobqueue.yaml"
-    text = "# Written by the hub from the site config (section dask); edits are overwritten.\n"
+    text = "# Written by aifactory-config install-dask from the site config (section dask).\n"
     # Written aside and renamed: notebooks starting now never read half a file.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobqueue-", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
@@ -60,3 +76,17 @@ def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
+
+
+def check_dask_config(site: SiteConfig) -> None:
+    """The hub starts only if what users' Dask reads is what the site file says."""
+    path = dask_config_dir(site) / "jobqueue.yaml"
+    try:
+        installed = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        installed = f"unreadable ({e})"
+    if installed != jobqueue_config(site):
+        raise SiteConfigError(
+            f"section 'dask': {path} does not say what the site file says; as root, run "
+            f"aifactory-config install-dask {site.source} (users' Dask reads that folder, so only root writes it)"
+        )

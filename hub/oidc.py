@@ -10,15 +10,14 @@ could not start anything.
 from __future__ import annotations
 
 import json
-import pwd
 import urllib.request
-from typing import Any
+from typing import Any, NoReturn
 
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Set, Unicode
 
-from spawners.choices import user_groups
+from hub.accounts import may_sign_in
 from spawners.messages import spawn_exception
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -43,39 +42,44 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
     ).tag(config=True)
 
     allowed_unix_groups = Set(
-        help="Unix groups whose members may use the hub; an identity mapped to anyone else is refused.",
+        help="Unix groups whose members may use the hub (never empty); an identity mapped to anyone else "
+        "is refused.",
     ).tag(config=True)
 
-    support_contact = Unicode(
-        "your AI Factory's support team", help="Whom a refused person should ask, as shown on the refusal page."
-    ).tag(config=True)
+    support_contact = Unicode(help="Whom a refused person should ask, as shown on the refusal page.").tag(config=True)
 
     audit = AnyTrait(None, allow_none=True, help="The hub.audit.AuditLog that refusals are recorded in.").tag(
         config=True
     )
 
     def user_info_to_username(self, user_info: dict[str, Any]) -> str:
+        """The Unix account linked to the identity: the claim (a verified e-mail, or the subject)
+        through username_map, an existing non-system account in an allowed group; else a 403."""
         identity = super().user_info_to_username(user_info)
+        if self.username_claim == "email" and user_info.get("email_verified") is not True:
+            self.refuse(
+                identity,
+                "e-mail not verified",
+                f"You signed in with {self.login_service} as {identity}, but {self.login_service} does not "
+                f"confirm that this e-mail address is yours, so it cannot be linked to an account here. "
+                f"Verify the address with {self.login_service}, or ask {self.support_contact}.",
+            )
         unix = self.username_map.get(identity, "") if self.username_map else identity
-        if not (unix and self.has_unix_account(unix)):
-            if self.audit is not None:
-                self.audit.record("login_refused", user=str(identity), reason="no linked Unix account")
-            raise spawn_exception(
+        if not (unix and may_sign_in(unix, self.allowed_unix_groups)):
+            self.refuse(
+                identity,
+                "no linked Unix account",
                 f"You signed in with {self.login_service} as {identity}, but no account on this "
                 f"supercomputer is linked to that identity, so JupyterLab cannot run for you here. "
                 f"If you belong to a project on this machine, ask {self.support_contact} to link "
                 f"{identity} to your account.",
-                reason="no_linked_account",
-                status_code=403,
             )
         return unix
 
-    def has_unix_account(self, name: str) -> bool:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            return False
-        return not self.allowed_unix_groups or bool(user_groups(name) & self.allowed_unix_groups)
+    def refuse(self, identity: str, reason: str, message: str) -> NoReturn:
+        if self.audit is not None:
+            self.audit.record("login_refused", user=str(identity), reason=reason)
+        raise spawn_exception(message, reason="no_linked_account", status_code=403)
 
     async def check_allowed(self, username: str, auth_model: Any) -> bool:
         """The mapping above already required a Unix account in an allowed group."""

@@ -148,12 +148,16 @@ def _is_username_map() -> Rule:
 @dataclass(frozen=True)
 class AuthSettings:
     method: str = rule(_is_one_of("pam", "oidc"))
+    failure_delay: float = rule(_is_seconds(1, 30))
+    lockout_failures: int = rule(is_int(1, 100))
+    lockout_seconds: float = rule(_is_seconds(0, 24 * 3600))
     oidc_issuer: str = rule(_is_url_or_empty())
     oidc_client_id: str = rule(matches(SLURM_NAME, '"" or a client id', empty=True))
     oidc_client_secret_file: str = rule(
         Rule(lambda v: v == "" or (isinstance(v, str) and v.startswith("/")), '"" or an absolute path')
     )
-    oidc_username_claim: str = rule(matches(SLURM_NAME, "a claim name such as preferred_username or email"))
+    # Names that users can edit (preferred_username, name) would let anyone claim an account.
+    oidc_username_claim: str = rule(_is_one_of("email", "sub"))
     oidc_username_map: dict[str, str] = rule(_is_username_map())
     oidc_login_service: str = rule(_is_text(60))
     support_contact: str = rule(_is_text(120))

@@ -9,3 +9,9 @@ from pathlib import Path
 BATCH_TEMPLATE = Path(__file__).with_name("jupyterlab.sbatch.j2")
 #: The launcher's name in the users' venv (pyproject.toml's [project.scripts]).
 LAUNCHER = "aifactory-singleuser"
+
+#: The only environment variables that reach the job from the hub: sudo keeps these and
+#: resets every other (config/sudoers.in is rendered with this list, without SETENV), so a
+#: compromised hub account cannot pass LD_PRELOAD & co. to a user's command.  sudo itself
+#: sets USER, HOME, SHELL and PATH to the user's.
+JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__DASHBOARD__LINK")

@@ -1,8 +1,10 @@
-"""Runs inside the JupyterLab job: pick a free port, tell the hub, become the server.
+"""Runs inside the JupyterLab job: listen on a free port, tell the hub, serve JupyterLab on it.
 
-The compute node chooses the port (the hub cannot know what is free there) and reports
-it through the job channel with the server's own token; then this process is replaced by
-``jupyterhub-singleuser`` so that SLURM's signals reach JupyterLab directly.
+The compute node chooses the port (the hub cannot know what is free there) and reports it
+through the job channel with the server's own token; then this process becomes
+``jupyterhub-singleuser`` and serves on the very socket it reported.  (Closing it and letting
+JupyterLab bind the port again left a window in which another user on the node could take
+the port and receive this user's traffic.)
 """
 
 from __future__ import annotations
@@ -20,10 +22,31 @@ from urllib.parse import urlparse, urlunparse
 CHANNEL_PATH = "aifactory/job-port"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
-        return int(s.getsockname()[1])
+def listening_socket() -> socket.socket:
+    """A TCP socket on a free port, already listening: from the moment its port is known, no
+    one else on the node can bind it (SO_REUSEPORT is not set, and would need the same user)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def serve_on(sock: socket.socket) -> None:
+    """Make jupyter_server (2.x) serve on ``sock`` instead of finding and binding a port itself."""
+    from jupyter_server.serverapp import ServerApp
+
+    port = sock.getsockname()[1]
+
+    def use_our_port(app: ServerApp) -> None:
+        app.port = port
+
+    def serve_on_our_socket(app: ServerApp) -> bool:
+        app.http_server.add_sockets([sock])
+        return True
+
+    ServerApp._find_http_port = use_our_port
+    ServerApp._bind_http_server_tcp = serve_on_our_socket
 
 
 def report_port_with_retries(port: int, env: dict[str, str], attempts: int = 6, pause: float = 5.0) -> None:
@@ -70,25 +93,29 @@ def with_port(service_url: str, port: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
+    if not args or os.path.basename(args[0]) != "jupyterhub-singleuser":
         print("usage: aifactory-singleuser /path/to/jupyterhub-singleuser [ARGS...]", file=sys.stderr)
         return 2
-    env = dict(os.environ)
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     try:
-        report_port_with_retries(port, env)
+        report_port_with_retries(port, dict(os.environ))
     except (urllib.error.URLError, KeyError, OSError) as e:
         print(f"aifactory-singleuser: could not report port {port} to the hub: {e}", file=sys.stderr)
         return 3
-    print(f"aifactory-singleuser: JupyterLab will listen on port {port}", flush=True)
-    if env.get("JUPYTERHUB_SERVICE_URL"):
-        env["JUPYTERHUB_SERVICE_URL"] = with_port(env["JUPYTERHUB_SERVICE_URL"], port)
+    print(f"aifactory-singleuser: JupyterLab serves on port {port}", flush=True)
+    if os.environ.get("JUPYTERHUB_SERVICE_URL"):
+        os.environ["JUPYTERHUB_SERVICE_URL"] = with_port(os.environ["JUPYTERHUB_SERVICE_URL"], port)
     # sudo's secure_path replaced PATH on the way in: put this environment first again
     # so that terminals and kernels find its python, pip and jupyter.
     bindir = os.path.dirname(sys.executable)
-    env["PATH"] = os.pathsep.join([bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir)])
-    os.execve(args[0], args, env)
-    return 0  # not reached
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join([bindir, *(p for p in path if p and p != bindir)])
+    serve_on(sock)
+    from jupyterhub.singleuser import main as singleuser_main
+
+    sys.argv = args
+    return singleuser_main() or 0
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def raise_for_failure(result: CommandResult) -> CommandResult:
 class Slurm:
     """Runs SLURM's client commands; ``sudo`` is how it reaches SLURM as another user."""
 
-    sudo: Sequence[str] = ("sudo", "-n", "-E", "-u")
+    sudo: Sequence[str] = ("sudo", "-n", "-u")  # no -E: sudo keeps only the job's variables
     timeout: float = 30.0
     _node_addresses: dict[str, str] = field(default_factory=dict)
 
@@ -145,6 +145,16 @@ class Slurm:
         result = await self.run(["squeue", "-h", "--name", job_name, "-o", squeue_format()])
         return parse_squeue(result.stdout)
 
+    async def jobs_by_id(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """The jobs of these ids that the controller still holds, whatever their name now."""
+        try:
+            result = await self.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", squeue_format()])
+        except SlurmError as e:
+            if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
+                raise
+            return {}  # squeue says so when it knows none of them
+        return parse_squeue(result.stdout)
+
     async def accounting(self, job_id: str) -> JobRecord | None:
         """How accounting saw the job (state, exit code, reason, memory)."""
         result = await self.run(["sacct", "-n", "-P", "-j", job_id, "-o", ",".join(SACCT_FIELDS)])
@@ -155,7 +165,7 @@ class Slurm:
         try:
             await self.run(["scancel", job_id], user=user)
         except SlurmError as e:
-            if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
+            if isinstance(e, SlurmUnavailable) or not ("Invalid job id" in str(e) or "already completing" in str(e)):
                 raise
 
     async def cancel_named(self, name: str, *, user: str) -> None:

@@ -15,7 +15,7 @@ RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
 
 # squeue fields, separated by a character no field may contain.
 _SEP = "|"
-SQUEUE_FIELDS = ("%i", "%T", "%P", "%B", "%r", "%S")
+SQUEUE_FIELDS = ("%i", "%T", "%u", "%P", "%B", "%r", "%S")
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem")
 
 
@@ -33,6 +33,7 @@ class JobInfo:
 
     job_id: str
     state: str
+    user: str
     partition: str
     node: str
     reason: str

@@ -229,6 +229,10 @@ class Discovery:
         qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
         return parts, nodes, qos, res
 
+    async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
+        """An account's jobs since ``since`` (sacct), reused like the rest for ``ttl`` seconds."""
+        return await self._cached(f"usage:{account}:{since}", lambda: self.slurm.account_usage(account, since))
+
     async def node_names(self) -> list[str]:
         """Every name and address of every compute node (for server certificates)."""
         _, nodes, _, _ = await self._cached("cluster", self._cluster)

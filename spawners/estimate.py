@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jupyterhub.apihandlers import APIHandler
+from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from slurm.parsers import parse_tres
@@ -48,10 +49,8 @@ def usage_since(days: int, today: dt.date | None = None) -> str:
 class EstimateHandler(APIHandler):
     """POST {"user_options": {...}}: the checks of a real spawn, then an estimate; 4xx names the field."""
 
+    @needs_scope("servers")  # who may start this server may ask what starting it would cost
     async def post(self, user_name: str, server_name: str = "") -> None:
-        current = self.current_user
-        if current is None or (current.name != user_name and not getattr(current, "admin", False)):
-            raise web.HTTPError(403, "you may ask only for your own servers")
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no user {user_name}")

@@ -116,13 +116,16 @@ def render_form(
     presets: Sequence[Mapping[str, Any]],
     values: Mapping[str, Any],
     estimate_url: str,
+    from_link: bool = False,
 ) -> str:
+    """The form's fields; ``from_link``: an ``opt-`` link filled them, and the user confirms."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url}
     return env.from_string(TEMPLATE.read_text()).render(
         choices=choices,
         presets=presets,
         values=values,
+        from_link=from_link,
         # </script> cannot end the block: "<" is escaped inside the JSON.
         data_json=json.dumps(data).replace("<", "\\u003c"),
     )

@@ -20,6 +20,14 @@ def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> Spa
     return error
 
 
+class ConfirmFirst(Exception):  # noqa: N818 - not an error: a request to confirm
+    """An ``opt-`` link's settings passed every check: JupyterHub shows the filled form instead
+    of spawning on a GET (which any page could trigger with the user's cookie); the form's
+    XSRF-checked POST starts the server."""
+
+    jupyterhub_message = ""  # the form itself says what to do (spawn_form.html.j2)
+
+
 def options_refused(problem: object) -> SpawnException:
     return spawn_exception(f"The job settings were refused: {problem}", reason="options")
 

@@ -20,7 +20,7 @@ from spawners.choices import Choices
 from spawners.estimate import summary, usage_since
 from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
 from spawners.jobscript import JobRequest, OptionError, render
-from spawners.messages import options_refused, scheduler_unavailable, spawn_exception
+from spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
 
 
 class UserOptionsMixin(HasTraits):
@@ -69,11 +69,42 @@ class UserOptionsMixin(HasTraits):
         return request
 
     async def check_user_options(self, user_options: Any) -> None:
-        """JupyterHub's apply_user_options hook: runs before start(), its SpawnException reaches the user."""
-        self.request = await self.checked_request(user_options)
+        """JupyterHub's apply_user_options hook: runs before start(), its SpawnException reaches the user.
+
+        JupyterHub saves a request's options as the user's defaults before this check; a
+        refused request must not become them (a later start without options would replay it)."""
+        try:
+            self.request = await self.checked_request(user_options)
+        except SpawnException:
+            self.remember_options(self.accepted_options)
+            raise
+        self.accepted_options = dict(user_options or {})
+
+    def remember_options(self, options: dict[str, Any]) -> None:
+        """What a later start that names no options gets (JupyterHub's saved user_options)."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None and self.db is not None:
+            orm.user_options = options
+            self.db.commit()
 
     async def estimate(self, user_options: Any) -> dict[str, Any]:
-        """When SLURM would start this request, its cost and the account's usage; nothing is submitted."""
+        """When SLURM would start this request, its cost and the account's usage; nothing is submitted.
+
+        Each costs a sudo, an ``sbatch --test-only`` and (cached) a month of ``sacct``: one at a
+        time per server, so a script cannot load the scheduler through the form's endpoint."""
+        if self.estimating:
+            raise spawn_exception(
+                "An estimate for this server is still being made; ask again in a moment.",
+                reason="busy",
+                status_code=429,
+            )
+        self.estimating = True
+        try:
+            return await self._estimate(user_options)
+        finally:
+            self.estimating = False
+
+    async def _estimate(self, user_options: Any) -> dict[str, Any]:
         request = await self.checked_request(user_options)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         script = render(request, self.job_command(), export=[])
@@ -81,7 +112,7 @@ class UserOptionsMixin(HasTraits):
         since = usage_since(self.usage_days)
         try:
             start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
-            rows = await self.slurm.account_usage(account, since)
+            rows = await self.discovery.account_usage(account, since)
         except SlurmUnavailable as e:
             raise scheduler_unavailable(e) from e
         except SlurmError as e:
@@ -96,8 +127,10 @@ class UserOptionsMixin(HasTraits):
         except OptionError as e:
             raise options_refused(e) from e
 
-    def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
-        return self.typed_options(query_data)
+    async def options_from_query(self, query_data: dict[str, Any]) -> dict[str, Any]:
+        """An ``opt-`` link never spawns: checked like any request, then shown in the form to confirm."""
+        await self.checked_request(self.typed_options(query_data))
+        raise ConfirmFirst("a link's settings wait for the user to confirm them in the form")
 
     async def render_options_form(self) -> str:
         """The form, from this user's choices; the last settings (or a refused link's) pre-filled."""
@@ -111,4 +144,5 @@ class UserOptionsMixin(HasTraits):
         prefill = {k[4:]: [v.decode(errors="replace") for v in vs] for k, vs in args.items() if k.startswith("opt-")}
         values = initial_values(defaults, self.user_options, prefill)
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
-        return render_form(choices, presets_for(choices, self.presets, defaults), values, estimate_url.rstrip("/"))
+        usable = presets_for(choices, self.presets, defaults)
+        return render_form(choices, usable, values, estimate_url.rstrip("/"), from_link=bool(prefill))

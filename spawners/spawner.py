@@ -12,6 +12,7 @@ spawner reads the hub's one :class:`spawners.services.Services`.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import hashlib
 import hmac
 import os
@@ -27,7 +28,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Float, Integer, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 
-from job import LAUNCHER
+from job import JOB_ENVIRONMENT, LAUNCHER
 from slurm.parsers import JobInfo, SlurmError, SlurmUnavailable
 from slurm.values import JOB_NAME
 from spawners.jobscript import (
@@ -103,8 +104,34 @@ class Count(Integer):
         return super().validate(obj, value)
 
 
-async def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether something accepts connections at host:port (JupyterLab has bound it)."""
+async def reply_to_request(host: str, port: int, timeout: float) -> bytes | None:
+    """The first byte a server at host:port answers a plain request with; b"" if it closed the
+    connection; None if nothing accepted the connection or nothing answered within ``timeout``."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TimeoutError, OSError):
+        return None
+    try:
+        writer.write(b"HEAD / HTTP/1.0\r\n\r\n")
+        return await asyncio.wait_for(reader.read(1), timeout)
+    except TimeoutError:
+        return None
+    except OSError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def serving(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a server handles connections at host:port.  The launcher listens before
+    JupyterLab runs, so a connection alone only means it waits in the queue; a closed
+    connection means a server that refused plain text (TLS) if the port still accepts
+    connections, or one that has just died if it does not."""
+    reply = await reply_to_request(host, port, timeout)
+    if reply is None:
+        return False
+    if reply:
+        return True
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (TimeoutError, OSError):
@@ -159,6 +186,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._waiting_for_port = False
+        self.accepted_options: dict[str, Any] = {}  # the last options that passed every check
+        self.estimating = False  # one start estimate at a time (UserOptionsMixin.estimate)
 
     @property
     def slurm(self):
@@ -192,6 +221,12 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             found.append(f"c.{cls.__name__}.{JOB_SETTING_TRAITS[name]}: value {value!r} is not accepted; {accepted}")
         if not JOB_NAME.check(probe.job_name):
             found.append(f"c.{cls.__name__}.job_name: value {probe.job_name!r} is not accepted; {JOB_NAME.accepted}")
+        for name in [*probe.environment, *probe.env_keep]:
+            if not any(fnmatch.fnmatchcase(name, kept) for kept in JOB_ENVIRONMENT):
+                found.append(
+                    f"c.{cls.__name__}.environment / env_keep: {name!r} cannot reach the job; sudo passes only "
+                    f"{', '.join(JOB_ENVIRONMENT)} (job/__init__.py)"
+                )
         if not probe.singleuser_venv.startswith("/"):
             found.append(f"c.{cls.__name__}.singleuser_venv: value {probe.singleuser_venv!r} is not an absolute path")
         return found
@@ -242,7 +277,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.cert_pems = {name: Path(paths[name]).read_text() for name in CERT_FILES}
         Path(paths["keyfile"]).unlink(missing_ok=True)
         # Where the job writes them (the script exports the real paths; these are for the record).
-        return {name: f"$TMPDIR/aifw-certs-JOBID/{name}.pem" for name in CERT_FILES}
+        return {name: f"$AIFW_PRIVATE/certs/{name}.pem" for name in CERT_FILES}
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
@@ -270,8 +305,9 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()
         self.save_state()
         s = request.settings
-        self.audit_event("spawn", job_id=self.job_id, partition=s.partition, account=s.account or "(default)",
-                         qos=s.qos, cpus=s.cpus, memory=s.memory, walltime=s.walltime)  # fmt: skip
+        self.audit_event("spawn", actor=self.requested_by(), job_id=self.job_id, partition=s.partition,
+                         account=s.account or "(default)", qos=s.qos, cpus=s.cpus, memory=s.memory,
+                         walltime=s.walltime)  # fmt: skip
         self.watcher.watch(self.job_id, self, closely=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
         info = await self.follow_until_ready()
@@ -301,6 +337,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             state["log_path"] = self.log_path
         if self.last_end:  # kept after the job's end, for the user's next page
             state["last_end"] = self.last_end
+        if self.accepted_options:  # kept: a refused request must not replace them
+            state["accepted_options"] = self.accepted_options
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -312,6 +350,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.log_path = state.get("log_path", "")
         self.port = int(state.get("port", self.port) or 0)
         self.last_end = state.get("last_end", "")
+        self.accepted_options = dict(state.get("accepted_options", {}))
         if self.job_id:
             self.watcher.watch(self.job_id, self)
 
@@ -328,6 +367,11 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         """Append ``event`` about this server to the hub's audit log."""
         if self.services.audit is not None:
             self.services.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
+
+    def requested_by(self) -> str:
+        """Who asked for this start: the user, an admin or a service (JupyterHub passes the request)."""
+        actor = getattr(getattr(self, "handler", None), "current_user", None)
+        return getattr(actor, "name", "") or self.user.name
 
     def save_state(self) -> None:
         """Persist the job id now, so that a hub restart finds the job (not only after start)."""
@@ -363,7 +407,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                     # Says nothing about the job: keep waiting, as the job does.
                     self.progress_message = f"The scheduler is not answering ({snapshot.error}); job kept"
                     continue
-                seen, info = snapshot.seen(self.job_id, self.submitted_at)
+                seen, info = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
                 if seen is Seen.GONE:
                     raise spawn_exception(
                         f"JupyterLab job {self.job_id} ended before JupyterLab started: "
@@ -386,7 +430,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return self.log_path.replace("%j", self.job_id)
 
     async def jupyterlab_answers(self, info: JobInfo) -> bool:
-        return bool(self.port) and await port_open(await self.slurm.node_address(info.node), self.port)
+        return bool(self.port) and await serving(await self.slurm.node_address(info.node), self.port)
 
     def check_running_timeout(self, info: JobInfo, running_since: float) -> None:
         if time.monotonic() - running_since > self.running_timeout:
@@ -443,6 +487,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
         self.audit_event("job_end", job_id=self.job_id, reason=reason)
+        await self.cancel_forgotten(self.job_id)
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
@@ -454,7 +499,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         if self._check_pending and not self.started:
             return await self.resume_start()
         snapshot = await self.watcher.current(max_age=self.poll_interval)
-        seen, _ = snapshot.seen(self.job_id, self.submitted_at)
+        seen, _ = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
         if seen is not Seen.GONE:
             # In the queue, or not known yet; an unreachable scheduler says nothing about the job.
             return None
@@ -494,6 +539,13 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
 
             await JupyterHub.instance().proxy.add_user(self.user, self.name)
 
+    async def cancel_forgotten(self, job_id: str) -> None:
+        """A job the hub forgets must not keep its allocation (scancel of an ended job is fine)."""
+        try:
+            await self.slurm.cancel(job_id, user=self.user.name)
+        except SlurmError as e:
+            self.log.warning("Could not cancel job %s of %s: %s", job_id, self.user.name, e)
+
     async def cancel_workers(self, job_id: str) -> None:
         """Dask worker jobs that this server started do not outlive it."""
         try:
@@ -515,7 +567,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
-                if snapshot.seen(self.job_id, self.submitted_at)[0] is Seen.GONE:
+                if snapshot.seen(self.job_id, self.submitted_at, self.user.name)[0] is Seen.GONE:
                     return
             self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
         finally:

@@ -36,8 +36,12 @@ class Snapshot:
     error: str = ""  # why the latest query failed ("" when it succeeded)
     positions: dict[str, str] = field(default_factory=dict)  # pending job -> "k of n" in its partition
 
-    def seen(self, job_id: str, submitted_at: float) -> tuple[Seen, JobInfo | None]:
+    def seen(self, job_id: str, submitted_at: float, owner: str) -> tuple[Seen, JobInfo | None]:
+        """How the last query saw the job that ``owner`` submitted as ``job_id``; a job of that id
+        but of another user (ids restart when a cluster is rebuilt) is not it."""
         info = self.jobs.get(job_id)
+        if info is not None and info.user != owner:
+            info = None
         if info is not None and (info.is_pending or info.is_running):
             return Seen.IN_QUEUE, info
         if self.taken_at > submitted_at:
@@ -99,6 +103,10 @@ class JobWatcher:
             self._attempted_at = time.time()
             try:
                 jobs = await self.slurm.queue(self.job_name)
+                # A job renamed behind the hub's back (scontrol update name=...) is still ours.
+                missing = [job_id for job_id in self._watched if job_id not in jobs]
+                if missing:
+                    jobs |= await self.slurm.jobs_by_id(missing)
             except SlurmError as e:
                 self.failures += 1
                 self.snapshot = replace(self.snapshot, error=str(e))
@@ -164,7 +172,7 @@ class JobWatcher:
         for job_id, spawner in list(self._watched.items()):
             if job_id in self._closely:
                 continue  # start() and stop() follow their own job
-            seen, _ = snapshot.seen(job_id, getattr(spawner, "submitted_at", 0.0))
+            seen, _ = snapshot.seen(job_id, spawner.submitted_at, spawner.user.name)
             if seen is Seen.GONE:
                 self.unwatch(job_id)
                 asyncio.ensure_future(spawner.poll_and_notify())

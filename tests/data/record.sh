@@ -9,7 +9,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 NODE=mn5-n01
 NAME=aifw-record
-SQUEUE_FORMAT="%i|%T|%P|%B|%r|%S"
+SQUEUE_FORMAT="%i|%T|%u|%P|%B|%r|%S"
 SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem"
 CORES=$(sinfo -h -n "$NODE" -o %c)
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -94,13 +95,33 @@ def test_the_estimate_gives_start_cost_and_the_accounts_usage_without_submitting
     )
     assert refused.status_code == 400 and "walltime: '3-00:00:00' is not accepted" in refused.json()["message"]
     other = post_with_xsrf(session, f"{hub.url}/hub/api/aifactory/estimate/bob", json={"user_options": {}})
-    assert other.status_code == 403
+    assert other.status_code == 404  # JupyterHub's answer for another user's resource (needs_scope)
     assert hub.slurm_commands().get("sbatch", 0) == before + 1  # the one --test-only
     assert queued_jobs("alice") == {}
 
 
+def test_estimates_need_the_servers_scope_and_run_one_at_a_time(hub: HubProcess):
+    """Each estimate forks sudo, sbatch --test-only and sacct: a script must not be able to
+    load the scheduler through it, nor a token that may not start servers (issue 11, hole 9)."""
+    url = f"{hub.url}/hub/api/aifactory/estimate/alice"
+    r = hub.api("POST", "/users/alice/tokens", json={"scopes": ["read:users:name!user=alice"], "expires_in": 600})
+    narrow = r.json()["token"]
+    r = requests.post(url, json={"user_options": {}}, headers={"Authorization": f"token {narrow}"}, timeout=60)
+    assert r.status_code == 403, r.text
+
+    full = {"Authorization": f"token {hub.user_token('alice')}"}
+    before = hub.slurm_commands().get("sbatch", 0)
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda _: requests.post(url, json={"user_options": {}}, headers=full, timeout=60)
+                              .status_code, range(10)))  # fmt: skip
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
+    assert hub.slurm_commands().get("sbatch", 0) - before == codes.count(200)
+
+
 @pytest.mark.slow
-def test_a_link_spawns_with_exactly_its_options_and_a_refused_link_prefills_the_form(clean: HubProcess):
+def test_a_link_fills_the_form_and_only_the_users_confirmation_starts_the_job(clean: HubProcess):
+    """A GET never spawns: a third-party page could make the user's browser open the link with
+    their cookie and start 80 cores and 2 GPUs for 24 h on their account (issue 11, hole 8)."""
     hub = clean
     session = hub.login("alice")
     refused = form_data(session, hub, "?opt-preset=gpu&opt-cpus=81&opt-walltime=00:30:00")
@@ -110,7 +131,14 @@ def test_a_link_spawns_with_exactly_its_options_and_a_refused_link_prefills_the_
     assert 'value="81"' in refused["page"] and 'value="00:30:00"' in refused["page"]
     assert queued_jobs("alice") == {}
 
-    r = session.get(f"{hub.url}/hub/spawn?opt-preset=gpu&opt-cpus=4&opt-walltime=00:30:00", timeout=60)
+    link = form_data(session, hub, "?opt-preset=gpu&opt-cpus=4&opt-walltime=00:30:00")
+    assert link["status"] == 200 and 'id="aifw-from-link"' in link["page"]
+    assert re.search(r'id="preset-gpu"[^>]*checked', link["page"]) and 'value="4"' in link["page"]
+    time.sleep(2)
+    assert queued_jobs("alice") == {}, "a GET started a job"
+
+    confirm = {"preset": "gpu", "cpus": "4", "walltime": "00:30:00", "_xsrf": session.cookies.get("_xsrf", "")}
+    r = session.post(f"{hub.url}/hub/spawn", data=confirm, timeout=60)
     assert r.status_code == 200, r.text[-2000:]
     (job_id,) = queued_jobs("alice")
     job = job_details(job_id)
@@ -134,3 +162,18 @@ def test_a_job_in_a_reservation_runs_there(clean: HubProcess, reservation: str):
     (job_id,) = queued_jobs("alice")
     assert job_details(job_id)["Reservation"] == reservation
     hub.stop("alice")
+
+
+@pytest.mark.slow
+def test_a_refused_request_is_not_replayed_by_the_next_start(clean: HubProcess):
+    """A typo in one start must not become the user's remembered settings (issue 11, hole 12)."""
+    hub = clean
+    hub.start_ready("alice", {"memory": "700M"})
+    hub.stop("alice")
+    refused = hub.start("alice", {"cpus": 100000})
+    assert refused.status_code == 400 and "cpus" in refused.json()["message"]
+    again = hub.api("POST", "/users/alice/server")  # no options: the last accepted ones
+    assert again.status_code in (201, 202), again.text
+    hub.wait_ready("alice")
+    (job_id,) = queued_jobs("alice")
+    assert "mem=700M" in job_details(job_id)["TRES"]

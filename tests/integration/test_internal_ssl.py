@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,26 @@ def speaks_plain_http(port: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: HubProcess):
+def next_job_ids(count: int) -> list[int]:
+    known = sh("sacct", "-a", "-X", "-n", "-P", "-o", "JobID", "-S", "now-7days").split()
+    last = max((int(j) for j in known if j.isdigit()), default=0)
+    return list(range(last + 1, last + 1 + count))
+
+
+@pytest.fixture
+def planted() -> Iterator[list[Path]]:
+    """bob pre-creates the folders the key used to go to (/tmp/aifw-certs-<next job ids>), each
+    with a keyfile.pem he can read (issue 11, hole 2)."""
+    folders = [Path(f"/tmp/aifw-certs-{job_id}") for job_id in next_job_ids(30)]
+    for folder in folders:
+        sh("sudo", "-u", "bob", "sh", "-c", f"mkdir -m 777 {folder} && touch {folder}/keyfile.pem && chmod 666 "
+           f"{folder}/keyfile.pem")  # fmt: skip
+    yield folders
+    for folder in folders:
+        sh("rm", "-rf", str(folder))
+
+
+def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: HubProcess, planted: list[Path]):
     hub = tls_hub
     hub.start_ready("alice")
     (job_id,) = queued_jobs("alice")
@@ -48,9 +68,11 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
                 tls.sendall(b"GET /api HTTP/1.0\r\n\r\n")
                 tls.recv(16)
 
-        folder = Path(f"/tmp/aifw-certs-{job_id}")
-        info = folder.stat()
+        assert all((p / "keyfile.pem").read_text() == "" for p in planted), "a key went to bob's folder"
+        (private,) = Path("/tmp").glob(f"aifw-job-{job_id}.*")
+        info = private.stat()
         assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (int(sh("id", "-u", "alice")), 0o700)
+        folder = private / "certs"
         assert sorted(os.listdir(folder)) == ["cafile.pem", "certfile.pem", "keyfile.pem"]
         assert stat.S_IMODE((folder / "keyfile.pem").stat().st_mode) == 0o600
         assert "PRIVATE KEY" not in sh("scontrol", "show", "job", job_id)  # argv, env and fields: no key
@@ -58,3 +80,7 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
         assert not [p for p in hub_copies.rglob("*.key") if "user-alice" in str(p)], "the hub kept the server's key"
     finally:
         hub.stop("alice")
+    deadline = time.monotonic() + 30
+    while private.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not private.exists(), "the job's private folder outlived it"

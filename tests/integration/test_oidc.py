@@ -27,6 +27,9 @@ PROVIDER = Path("/opt/aifactory/node/oidc-provider.mjs")
 ACCOUNTS = {
     "alice@uni.example": {"preferred_username": "alice-u", "email": "alice@uni.example", "name": "Alice"},
     "carol@sme.example": {"preferred_username": "carol", "email": "carol@sme.example", "name": "Carol"},
+    # Claims alice's address at the provider, which has not verified it (issue 11, hole 6).
+    "mallory@evil.example": {"preferred_username": "instructor", "email": "alice@uni.example",
+                             "email_verified": False, "name": "Mallory"},  # fmt: skip
 }
 
 
@@ -127,3 +130,16 @@ def test_an_identity_without_a_unix_account_is_refused_with_a_clear_page(oidc_hu
     assert hub.api("GET", "/users/carol").status_code == 404
     audit = hub.api("GET", "/aifactory/audit").text
     assert '"event": "login_refused"' in audit and "carol@sme.example" in audit
+
+
+def test_an_unverified_email_is_linked_to_no_account(oidc_hub):
+    """Mallory gets the provider to show alice's address (unverified) and an admin's user name:
+    she becomes neither alice nor the instructor."""
+    hub, issuer = oidc_hub
+    session, refused = sign_in(hub, issuer, "mallory@evil.example")
+    assert refused.status_code == 403
+    text = html.unescape(refused.text)
+    assert "does not confirm that this e-mail address is yours" in text and "Traceback" not in text
+    assert session.get(f"{hub.url}/hub/api/user", timeout=30).status_code == 403
+    audit = hub.api("GET", "/aifactory/audit").json()["entries"]
+    assert any(e["event"] == "login_refused" and e["reason"] == "e-mail not verified" for e in audit)

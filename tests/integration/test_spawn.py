@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -32,10 +33,13 @@ def test_two_users_run_as_themselves_and_only_their_owner_gets_in(clean: HubProc
     assert all(r.status_code in (201, 202) for r in responses), [r.text for r in responses]
     for user in ("alice", "bob"):
         hub.wait_ready(user)
-        _, job = job_of(user)
+        job_id, job = job_of(user)
         assert job["state"] == "RUNNING"
         assert job["uid"] == str(pwd.getpwnam(user).pw_uid)
         assert job["account"] == default_account(user) and job["partition"] == "gpp"
+        # The log names the server's port: its owner's alone (issue 11, hole 3).
+        log = Path(pwd.getpwnam(user).pw_dir) / f".aifactory-jupyterlab-{job_id}.log"
+        assert log.stat().st_mode & 0o777 == 0o600, oct(log.stat().st_mode)
     for owner, other in (("alice", "bob"), ("bob", "alice")):
         assert hub.through_proxy(owner, hub.user_token(owner)).status_code == 200
         assert hub.through_proxy(owner, hub.user_token(other)).status_code == 403
@@ -131,3 +135,49 @@ def test_walltime_expiry_is_named_on_the_users_next_page(clean: HubProcess):
     assert sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").strip() == "TIMEOUT"
     home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
     assert f"Your JupyterLab job {job_id} has ended: it reached its walltime limit" in home
+
+
+GRAB = """
+import socket, sys, time
+port = int(sys.stdin.readline())
+s = socket.socket()
+try:
+    s.bind(("", port))
+except OSError:
+    print("refused", flush=True)
+    sys.exit(0)
+s.listen(1)
+print("bound", flush=True)
+time.sleep(5)  # would answer in alice's place
+"""
+
+
+@pytest.mark.slow
+def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: HubProcess):
+    """bob learns alice's port the moment it is reported (here the test reads it from the
+    hub's progress events and hands it to bob's waiting process) and binds it first: the
+    launcher used to close the port, report it, and let JupyterLab bind it again seconds
+    later (issue 11, hole 3)."""
+    hub = clean
+    grabber = subprocess.Popen(["sudo", "-u", "bob", "/usr/bin/python3", "-c", GRAB], cwd="/tmp",
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow
+            found, deadline = None, time.monotonic() + 120
+            while not found and time.monotonic() < deadline:
+                with hub.api("GET", "/users/alice/server/progress", stream=True, timeout=120) as events:
+                    for line in events.iter_lines(decode_unicode=True) if events.ok else ():
+                        found = re.search(r"on port (\d+)", line or "")
+                        if found:
+                            break
+                time.sleep(0.05)
+            assert found, "no port in the progress events"
+            grabber.stdin.write(found.group(1) + "\n")
+            grabber.stdin.flush()
+            assert grabber.stdout.readline().strip() == "refused"
+            assert started.result().status_code in (201, 202)
+    finally:
+        grabber.kill()
+    hub.wait_ready("alice")
+    assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200

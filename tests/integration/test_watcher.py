@@ -84,3 +84,26 @@ def test_servers_outlive_a_scheduler_outage_and_spawns_say_why(clean: HubProcess
     assert hub.server("alice") is not None and hub.through_proxy("alice", token).status_code == 200
     assert queued_jobs("bob") == {}
     hub.start_ready("bob")  # spawning works again once the scheduler is back
+
+
+@pytest.mark.slow
+def test_a_job_renamed_behind_the_hubs_back_is_still_followed_and_ends_with_its_server(clean: HubProcess):
+    """A user renames their JupyterLab job (scontrol update name=...): the hub used to read it as
+    gone and forget it while it kept its allocation (issue 11, hole 11)."""
+    hub = clean
+    hub.start_ready("bob")
+    (job_id,) = queued_jobs("bob")
+    renamed = ["sudo", "-u", "bob", "scontrol", "update", f"jobid={job_id}", "name=aifw-renamed"]
+    subprocess.run(renamed, check=True, capture_output=True, cwd="/tmp")
+    time.sleep(4 * POLL_INTERVAL)
+    server = hub.server("bob")
+    assert server is not None and server["ready"], "the hub forgot a running job"
+    assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
+    hub.stop("bob")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"], capture_output=True, text=True)
+        if state.stdout.startswith("CANCELLED"):
+            break
+        time.sleep(0.5)
+    assert state.stdout.startswith("CANCELLED"), state.stdout

@@ -24,3 +24,44 @@ def test_jobqueue_yaml_follows_the_site_config(tmp_path):
 def test_dashboard_link_goes_through_the_users_server():
     link = DASHBOARD_LINK_ENV["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert link.format(JUPYTERHUB_SERVICE_PREFIX="/user/alice/", port=8787) == "/user/alice/proxy/8787/status"
+
+
+def test_the_hub_refuses_to_start_when_users_dask_reads_something_else(tmp_path):
+    import pytest
+
+    from hub.dask_config import check_dask_config
+    from hub.site import SiteConfigError
+
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")
+    site = load_site_config(site_file)
+    with pytest.raises(SiteConfigError, match="as root, run aifactory-config install-dask"):
+        check_dask_config(site)  # nothing installed yet
+    write_dask_config(site)
+    check_dask_config(site)
+    site_file.write_text(f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 8\n")
+    with pytest.raises(SiteConfigError, match="section 'dask'"):
+        check_dask_config(load_site_config(site_file))
+
+
+def test_a_worker_job_spills_into_a_fresh_folder_of_its_own_and_removes_it(tmp_path):
+    """Spill space used to be /tmp/dask-scratch-space, shared by every user (issue 11, hole 2)."""
+    import subprocess
+
+    from dask_jobqueue.slurm import SLURMJob
+
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"dask:\n  local_directory: {tmp_path / 'scratch'}\n")
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "dask-scratch-space").mkdir()  # what another user could have planted
+    write_dask_config(load_site_config(site_file), tmp_path / "etc")
+    config = dask.config.collect(paths=[str(tmp_path / "etc")], env={})
+    with dask.config.set({f"jobqueue.slurm.{k}": v for k, v in config["jobqueue"]["slurm"].items()}):
+        script = SLURMJob(scheduler="tcp://127.0.0.1:8786", name="w", python="/bin/echo").job_script()
+    assert "--local-directory $AIFW_PRIVATE" in script and "/tmp/aifw-dask" not in script
+    run = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "77"},
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    used = run.stdout.split("--local-directory ")[1].split()[0]
+    assert used.startswith(str(tmp_path / "scratch" / "aifw-dask-77.")), used
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["dask-scratch-space"]  # removed again

@@ -37,7 +37,7 @@ def test_defaults_render_the_expected_directives():
         "#SBATCH --no-requeue",
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
     ]
-    assert script_for().rstrip().splitlines()[-1] == "exec " + " ".join(COMMAND)
+    assert " ".join(COMMAND) + " &" in script_for().splitlines()
     assert 'export DASK_JOBQUEUE__SLURM__NAME="aifw-dask-$SLURM_JOB_ID"' in script_for()
 
 
@@ -121,11 +121,10 @@ PEM = (
 def test_internal_ssl_certs_are_written_by_the_job_into_a_private_folder():
     certs = {"keyfile": PEM, "certfile": PEM.replace("PRIVATE KEY", "CERTIFICATE"), "cafile": PEM}
     script = render(request(), COMMAND, ENV, certs=certs)
-    assert '(umask 077 && mkdir -p "$AIFW_CERTS"' in script
+    assert '(umask 077 && mkdir "$AIFW_PRIVATE/certs"' in script
     assert script.count("<<'AIFW_PEM'") == 3 and "MIIBVQIBADANBgkqhkiG9w0BAQEFAASC" in script
-    assert 'export JUPYTERHUB_SSL_KEYFILE="$AIFW_CERTS/keyfile.pem"' in script
-    assert script.rstrip().splitlines()[-1].startswith("exec ")
-    assert "AIFW_CERTS" not in script_for()  # without internal_ssl, nothing of it
+    assert 'export JUPYTERHUB_SSL_KEYFILE="$AIFW_PRIVATE/certs/keyfile.pem"' in script
+    assert "certs" not in script_for()  # without internal_ssl, nothing of it
 
 
 @pytest.mark.parametrize(
@@ -141,3 +140,47 @@ def test_anything_but_pem_blocks_is_refused_as_a_certificate(bad):
     certs = {"keyfile": bad, "certfile": PEM, "cafile": PEM}
     with pytest.raises(OptionError, match="certs"):
         render(request(), COMMAND, ENV, certs=certs)
+
+
+def run_script(tmp_path, command, certs=None, signal_after=None):
+    """Run the rendered script in bash as SLURM would (its #SBATCH lines are comments)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = render(request(home=str(tmp_path)), command, ENV, certs=certs)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "USER": "alice", "TMPDIR": str(tmp_path / "tmp"),
+           "SLURM_JOB_ID": "4242"}  # fmt: skip
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp_path)
+    if signal_after is not None:
+        time.sleep(signal_after)
+        os.kill(proc.pid, signal.SIGTERM)
+    return proc.wait(30)
+
+
+def test_the_job_works_in_a_fresh_private_folder_and_removes_it_at_the_end(tmp_path):
+    certs = {"keyfile": PEM, "certfile": PEM.replace("PRIVATE KEY", "CERTIFICATE"), "cafile": PEM}
+    probe = 'stat -c "%a %U" "$TMPDIR" > ~/seen; ls "$TMPDIR/certs" >> ~/seen; echo "$TMPDIR" >> ~/seen'
+    assert run_script(tmp_path, ["/bin/sh", "-c", probe], certs=certs) == 0
+    mode, _, files = (tmp_path / "seen").read_text().partition("\n")
+    assert mode.split()[0] == "700" and files.split()[:3] == ["cafile.pem", "certfile.pem", "keyfile.pem"]
+    folder = files.split()[-1]
+    assert folder.startswith(str(tmp_path / "tmp" / "aifw-job-4242.")) and len(folder.rsplit(".", 1)[1]) == 10
+    assert not list((tmp_path / "tmp").iterdir()), "the private folder outlived the job"
+
+
+def test_a_folder_planted_under_the_old_predictable_name_gets_nothing(tmp_path):
+    """Another user used to pre-create /tmp/aifw-certs-<next job id> and collect the keys."""
+    planted = tmp_path / "tmp" / "aifw-certs-4242"
+    planted.mkdir(parents=True)
+    (planted / "keyfile.pem").touch()
+    certs = {"keyfile": PEM, "certfile": PEM.replace("PRIVATE KEY", "CERTIFICATE"), "cafile": PEM}
+    assert run_script(tmp_path, ["/bin/true"], certs=certs) == 0
+    assert (planted / "keyfile.pem").read_text() == "" and list((tmp_path / "tmp").iterdir()) == [planted]
+
+
+def test_the_folder_is_removed_when_slurm_ends_the_job(tmp_path):
+    assert run_script(tmp_path, ["/bin/sleep", "30"], signal_after=1.0) != 0
+    assert not list((tmp_path / "tmp").iterdir())

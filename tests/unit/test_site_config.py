@@ -42,6 +42,7 @@ def test_env_variable_names_the_file(tmp_path, monkeypatch):
         ("hub: 3\n", "key 'hub': value 3 is not accepted; accepted: a mapping of keys"),
         ("hub:\n  admin_services: [{name: x}]\n", "accepted: a list of {name: NAME, token_file: /absolute/path}"),
         ("hub:\n  db_url: mysql://x\n", "key 'hub.db_url'"),
+        ("auth:\n  oidc_username_claim: preferred_username\n", "key 'auth.oidc_username_claim'"),
     ],
 )
 def test_wrong_values_name_key_value_and_what_is_accepted(tmp_path, text, expected):

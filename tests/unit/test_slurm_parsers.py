@@ -39,13 +39,14 @@ def test_squeue_states_and_fields():
     (running,) = [j for j in jobs.values() if j.state == "RUNNING"]
     (pending,) = [j for j in jobs.values() if j.state == "PENDING"]
     assert running.is_running and not running.is_pending and running.node == "mn5-n01" and running.partition == "gpp"
+    assert (running.user, pending.user) == ("alice", "bob")
     assert running.start_time[:4].isdigit()
     assert pending.is_pending and pending.reason == "Resources" and pending.partition == "acc"
     assert not pending.is_running and pending.node == "n/a"
 
 
 def test_a_completing_job_still_holds_its_node():
-    (job,) = parse_squeue("43|COMPLETING|gpp|mn5-n01|None|2026-11-27T03:40:01\n").values()
+    (job,) = parse_squeue("43|COMPLETING|alice|gpp|mn5-n01|None|2026-11-27T03:40:01\n").values()
     assert job.is_running and not job.is_pending
 
 
@@ -104,7 +105,7 @@ def test_clean_error_drops_prefixes():
 
 def test_commands_as_a_user_go_through_sudo_and_refuse_odd_names():
     slurm = Slurm()
-    assert slurm.as_user("alice", ["squeue"]) == ["sudo", "-n", "-E", "-u", "alice", "--", "squeue"]
+    assert slurm.as_user("alice", ["squeue"]) == ["sudo", "-n", "-u", "alice", "--", "squeue"]
     assert slurm.as_user(None, ["squeue"]) == ["squeue"]
     for bad in ["-u root", "alice;id", "Alice", "../x", ""]:
         if bad:

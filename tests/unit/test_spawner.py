@@ -16,7 +16,6 @@ from traitlets.config import Config
 from hub.audit import AuditLog
 from hub.configure import update_spawner
 from hub.site import SiteConfigError
-from job.launcher import with_port
 from slurm.parsers import JobRecord
 from spawners.services import Services
 from spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
@@ -59,7 +58,7 @@ def test_job_finds_its_python_without_the_hubs_env_keep(spawner):
     assert env["LANG"] == "C.UTF-8"
     assert all(part.startswith(f"{VENV}/bin/") for part in spawner.job_command()[:2])
     script = spawner.batch_script_for(spawner.job_request(), env)
-    assert f"exec {VENV}/bin/aifactory-singleuser {VENV}/bin/jupyterhub-singleuser" in script
+    assert f"{VENV}/bin/aifactory-singleuser {VENV}/bin/jupyterhub-singleuser" in script
     assert "PATH" in script.split("--export=")[1].splitlines()[0].split(",")
 
 
@@ -94,10 +93,6 @@ def test_failures_reach_the_user_as_written_with_a_reason_for_the_metrics():
     str(error)  # a "%" in the message breaks nothing when it is logged
 
 
-def test_launcher_moves_the_service_url_to_the_chosen_port():
-    assert with_port("http://0.0.0.0:0/user/alice/", 45161) == "http://0.0.0.0:45161/user/alice/"
-
-
 def test_after_a_restart_the_job_token_is_recognised_by_its_hash_only(spawner):
     spawner.api_token = ""
     spawner.token_sha256 = hashlib.sha256(b"t" * 32).hexdigest()
@@ -115,6 +110,9 @@ class FakeSlurm:
 
     async def accounting(self, job_id):
         return JobRecord(job_id, "CANCELLED", "0:0", "None")
+
+    async def cancel(self, job_id, user):
+        self.cancelled.append(job_id)
 
     async def cancel_named(self, name, user):
         self.cancelled.append(name)
@@ -138,7 +136,7 @@ def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner, tmp_p
         return await asyncio.gather(spawner.poll(), spawner.poll())
 
     assert asyncio.run(both()) == [1, 1]
-    assert slurm.cancelled == ["aifw-dask-42"]
+    assert slurm.cancelled == ["42", "aifw-dask-42"]  # a forgotten job keeps no allocation
     assert [e["event"] for e in spawner.services.audit.tail(10)] == ["job_end"]
     assert spawner.last_end == "Your JupyterLab job 42 has ended: it was cancelled." and not spawner.job_id
 
@@ -223,3 +221,38 @@ def test_a_wrong_job_default_stops_the_hub_with_its_name(setting, value, named, 
     c.SlurmSpawner[setting] = value
     with pytest.raises(SiteConfigError, match=named.replace(".", r"\.")):
         configured(c, tmp_path)
+
+
+def test_a_variable_that_sudo_would_drop_stops_the_hub_with_its_name(tmp_path):
+    c = Config()
+    c.Spawner.environment = {"JUPYTERHUB_SINGLEUSER_EXTENSION": "1", "LD_LIBRARY_PATH": "/x"}
+    with pytest.raises(SiteConfigError, match="'LD_LIBRARY_PATH' cannot reach the job; sudo passes only JUPYTERHUB_"):
+        configured(c, tmp_path)
+
+
+def test_jupyterlab_counts_as_answering_only_once_it_handles_connections():
+    """The launcher listens before JupyterLab runs: a queued connection is not an answer, a
+    server that closes on plain text (TLS) is, and a port nobody listens on any more is not."""
+    import socket
+    import threading
+
+    from job.launcher import listening_socket
+    from spawners.spawner import serving
+
+    queued = listening_socket()  # listening, nobody accepting yet
+    port = queued.getsockname()[1]
+    assert not asyncio.run(serving("127.0.0.1", port, timeout=0.3))
+
+    def accept_and_close():
+        queued.setblocking(True)
+        for _ in range(3):
+            conn, _ = queued.accept()
+            conn.close()
+
+    threading.Thread(target=accept_and_close, daemon=True).start()
+    assert asyncio.run(serving("127.0.0.1", port, timeout=1.0))  # closes on plain text: it runs
+    queued.close()
+    with socket.socket() as gone:
+        gone.bind(("127.0.0.1", 0))
+        closed_port = gone.getsockname()[1]
+    assert not asyncio.run(serving("127.0.0.1", closed_port, timeout=0.3))
