@@ -487,7 +487,6 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
         self.audit_event("job_end", job_id=self.job_id, reason=reason)
-        await self.cancel_forgotten(self.job_id)
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1
@@ -520,6 +519,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         try:
             await self.follow_until_ready()
         except SpawnException as e:
+            # JupyterLab never answered (or the job ended): a job the hub forgets keeps no allocation.
+            await self.cancel_forgotten(self.job_id)
             return await self.forget_ended_job(e.message.rstrip("."))
         asyncio.ensure_future(self.route_when_checked())
         return None
@@ -540,7 +541,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             await JupyterHub.instance().proxy.add_user(self.user, self.name)
 
     async def cancel_forgotten(self, job_id: str) -> None:
-        """A job the hub forgets must not keep its allocation (scancel of an ended job is fine)."""
+        """A job the hub forgets while it may still run must not keep its allocation (scancel of
+        an ended job is fine; a job of that id but another user is not cancelled: sudo refuses)."""
         try:
             await self.slurm.cancel(job_id, user=self.user.name)
         except SlurmError as e:

@@ -136,7 +136,7 @@ def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner, tmp_p
         return await asyncio.gather(spawner.poll(), spawner.poll())
 
     assert asyncio.run(both()) == [1, 1]
-    assert slurm.cancelled == ["42", "aifw-dask-42"]  # a forgotten job keeps no allocation
+    assert slurm.cancelled == ["aifw-dask-42"]  # the job itself is gone: no scancel for it
     assert [e["event"] for e in spawner.services.audit.tail(10)] == ["job_end"]
     assert spawner.last_end == "Your JupyterLab job 42 has ended: it was cancelled." and not spawner.job_id
 
@@ -256,3 +256,19 @@ def test_jupyterlab_counts_as_answering_only_once_it_handles_connections():
         gone.bind(("127.0.0.1", 0))
         closed_port = gone.getsockname()[1]
     assert not asyncio.run(serving("127.0.0.1", closed_port, timeout=0.3))
+
+
+def test_a_job_given_up_after_a_hub_restart_is_cancelled_not_left_running(spawner, tmp_path):
+    """resume_start: JupyterLab never answered, so the hub forgets a job that may still hold
+    its allocation; it is cancelled, not left behind."""
+    slurm = FakeSlurm()
+    spawner.services = Services(slurm=slurm, watcher=GoneWatcher(), discovery=None, audit=AuditLog(tmp_path / "a"))
+    spawner.job_id = "43"
+
+    async def never_answers():
+        raise SpawnException("JupyterLab did not answer within 300s of job 43 starting.", reason="start_timeout")
+
+    spawner.follow_until_ready = never_answers
+    assert asyncio.run(spawner.resume_start()) == 1
+    assert slurm.cancelled == ["43", "aifw-dask-43"] and not spawner.job_id
+    assert spawner.last_end.startswith("Your JupyterLab job 43 has ended: JupyterLab did not answer")
