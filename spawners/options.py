@@ -34,6 +34,8 @@ class UserOptionsMixin(HasTraits):
 
     usage_days = Integer(help="The form shows what the chosen account used in this many past days.").tag(config=True)
 
+    estimating = False  # an estimate of this server is being made (one at a time: estimate())
+
     @default("options_form")
     def _default_options_form(self) -> Any:
         return UserOptionsMixin.render_options_form

@@ -187,7 +187,6 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
         self._waiting_for_port = False
         self.accepted_options: dict[str, Any] = {}  # the last options that passed every check
-        self.estimating = False  # one start estimate at a time (UserOptionsMixin.estimate)
 
     @property
     def slurm(self):
