@@ -3,7 +3,7 @@
 | route | handler | who |
 |---|---|---|
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
-| ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the spawn form's start estimate and cost | the ``servers`` scope on USER |
+| ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 """
 
