@@ -13,6 +13,10 @@ CLUSTER    := cluster/minicluster.sh
 # Written by the hub itself, in the demo site's hub.state_dir.
 HUB_PID    := $(STATE)/hub/jupyterhub.pid
 HUB_LOG    := $(STATE)/hub.log
+# The demo's https front: its own CA and a certificate for hub.localhost and *.hub.localhost
+# (browsers resolve every name under .localhost to this machine).
+TLS_DIR    := /etc/aifactory/tls
+DEMO_HOST  := hub.localhost
 PYTEST_ARGS ?=
 HUB_USER   := aifactory-hub
 USERS_GROUP := aifactory-users
@@ -81,13 +85,15 @@ cluster-stop:
 
 hub-start: install cluster-start
 	@mkdir -p $(STATE)
+	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
 	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
 	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
 	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
 	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & fi
-	@for i in $$(seq 60); do curl -fs -o /dev/null http://127.0.0.1:8000/hub/health && break; sleep 1; done; \
-	  curl -fsS -o /dev/null http://127.0.0.1:8000/hub/health || { echo "hub did not answer; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
+	@url=$$($(VENV)/bin/aifactory-config show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
+	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
+	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 
 hub-stop:
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); \
@@ -95,7 +101,10 @@ hub-stop:
 
 demo: hub-start
 	@echo
-	@echo "AI Factory Workbench is up: http://localhost:8000"
+	@echo "AI Factory Workbench is up: https://$(DEMO_HOST):8000/ (each user's JupyterLab on its own"
+	@echo "  origin, https://USER.$(DEMO_HOST):8000/; browsers resolve names under .localhost to this"
+	@echo "  machine: from another one, ssh -L 8000:localhost:8000 first)."
+	@echo "The demo's certificate authority, to import into the browser: $(TLS_DIR)/ca.crt"
 	@echo "Demo logins (user / password / role):"
 	@awk '!/^#/ && NF {printf "  %-11s %-15s %s\n", $$1, $$2, $$3}' cluster/users.txt
 	@echo "SLURM accounts (projects):"

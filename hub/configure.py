@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from traitlets.config import Config
 from traitlets.log import get_logger
@@ -25,6 +26,7 @@ from hub.dask_config import check_dask_config
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
+from hub.tls import front_certificate_problems, internal_certificate_problems
 from spawners.services import Services
 from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
 
@@ -59,6 +61,11 @@ def prepare_state_dir(site: SiteConfig) -> Path:
     return state
 
 
+def internal_certs_dir(site: SiteConfig) -> Path:
+    """internal_ssl: where the hub keeps its CAs and its own certificates."""
+    return Path(site.hub.state_dir) / "internal-ssl"
+
+
 def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     """Where the hub listens, its database and state, cookies and headers, restart behaviour."""
     hub = site.hub
@@ -84,14 +91,12 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
         "cookie_options": {"samesite": "Lax", "expires_days": hub.cookie_max_age_days},
         "headers": {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
     }
-    if hub.public_url:
-        c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
     c.JupyterHub.cookie_max_age_days = hub.cookie_max_age_days
     if hub.internal_ssl:
         # Certificates are made by the hub (in its state folder) and reach each job inside
         # its batch script: see WorkbenchSpawner.move_certs.
         c.JupyterHub.internal_ssl = True
-        c.JupyterHub.internal_certs_location = str(state / "internal-ssl")
+        c.JupyterHub.internal_certs_location = str(internal_certs_dir(site))
     c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
@@ -99,6 +104,31 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     if services:
         c.JupyterHub.services = services
         c.JupyterHub.load_roles = [{"name": "admin", "services": [s["name"] for s in services]}]
+
+
+def update_front(c: Config, site: SiteConfig) -> None:
+    """The public front: each user's JupyterLab on its own origin (a page one user's server
+    sends cannot use another user's hub login), and https at the proxy with the site's
+    certificate, checked here so that a wrong one stops the hub instead of every browser."""
+    hub = site.hub
+    front = urlsplit(hub.public_url)
+    if hub.public_url:
+        c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
+    if hub.user_subdomains:
+        c.JupyterHub.subdomain_host = f"{front.scheme}://{front.netloc}"
+    if hub.internal_ssl and front.hostname:
+        # The proxy checks the hub's certificate against the host the browser asked for.
+        c.JupyterHub.trusted_alt_names = [f"DNS:{front.hostname}"]
+        problems = internal_certificate_problems(internal_certs_dir(site), front.hostname)
+        if problems:
+            raise SiteConfigError(problems[0])
+    if hub.ssl_cert:
+        hosts = [front.hostname] + ([f"*.{front.hostname}"] if hub.user_subdomains else [])
+        problems = front_certificate_problems(hub.ssl_cert, hub.ssl_key, hosts)
+        if problems:
+            raise SiteConfigError("the https front is not usable:\n" + "\n".join(f"  - {p}" for p in problems))
+        c.JupyterHub.ssl_cert = hub.ssl_cert
+        c.JupyterHub.ssl_key = hub.ssl_key
 
 
 def update_proxy(c: Config, site: SiteConfig) -> None:
@@ -224,6 +254,7 @@ def configure(c: Config, site: SiteConfig) -> Services:
     state = prepare_state_dir(site)
     audit = AuditLog(state / "audit.log")
     update_hub(c, site, audit)
+    update_front(c, site)
     update_proxy(c, site)
     update_auth(c, site, audit)
     services = update_spawner(c, site, audit)

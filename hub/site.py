@@ -8,11 +8,13 @@ would be accepted, so an admin fixes the file instead of reading a traceback.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -49,6 +51,14 @@ def _is_seconds(lo: float, hi: float) -> Rule:
 
 def _is_abs_path() -> Rule:
     return Rule(lambda v: isinstance(v, str) and v.startswith("/"), "an absolute path")
+
+
+def _is_abs_path_or_empty() -> Rule:
+    return Rule(lambda v: v == "" or (isinstance(v, str) and v.startswith("/")), '"" or an absolute path')
+
+
+def _is_bool() -> Rule:
+    return Rule(lambda v: type(v) is bool, "true or false")
 
 
 def _is_host(empty: bool) -> Rule:
@@ -115,8 +125,11 @@ class HubSettings:
             '"" (served as requested) or the URL users type, such as https://hub.example.eu/',
         )
     )
+    user_subdomains: bool = rule(_is_bool())
+    ssl_cert: str = rule(_is_abs_path_or_empty())
+    ssl_key: str = rule(_is_abs_path_or_empty())
     cookie_max_age_days: float = rule(_is_seconds(0.01, 30))
-    internal_ssl: bool = rule(Rule(lambda v: type(v) is bool, "true or false"))
+    internal_ssl: bool = rule(_is_bool())
 
 
 def _is_one_of(*choices: str) -> Rule:
@@ -153,9 +166,7 @@ class AuthSettings:
     lockout_seconds: float = rule(_is_seconds(0, 24 * 3600))
     oidc_issuer: str = rule(_is_url_or_empty())
     oidc_client_id: str = rule(matches(SLURM_NAME, '"" or a client id', empty=True))
-    oidc_client_secret_file: str = rule(
-        Rule(lambda v: v == "" or (isinstance(v, str) and v.startswith("/")), '"" or an absolute path')
-    )
+    oidc_client_secret_file: str = rule(_is_abs_path_or_empty())
     # Names that users can edit (preferred_username, name) would let anyone claim an account.
     oidc_username_claim: str = rule(_is_one_of("email", "sub"))
     oidc_username_map: dict[str, str] = rule(_is_username_map())
@@ -316,6 +327,44 @@ def _build(merged: dict[str, dict[str, Any]], problems: list[str]) -> dict[str, 
     return sections
 
 
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def front_problems(hub: HubSettings) -> list[str]:
+    """What the public front's keys say together that none says alone: per-user origins need a
+    host name to put users under, and a certificate serves https only."""
+    problems = []
+    host = urlsplit(hub.public_url).hostname or ""
+    if hub.user_subdomains and not host:
+        problems.append(
+            "key 'hub.public_url': value '' is not accepted with hub.user_subdomains true; accepted: the URL users "
+            "type, such as https://hub.example.eu/, whose host and every name under it reach the proxy "
+            "(or hub.user_subdomains: false, where every user's JupyterLab shares the hub's origin and a page "
+            "one user serves acts as whoever opens it)"
+        )
+    elif hub.user_subdomains and is_ip_address(host):
+        problems.append(
+            f"key 'hub.public_url': value {hub.public_url!r} is not accepted with hub.user_subdomains true; "
+            "accepted: a URL with a host name (users' servers get names under it), not an IP address"
+        )
+    if bool(hub.ssl_cert) != bool(hub.ssl_key):
+        missing = "hub.ssl_key" if hub.ssl_cert else "hub.ssl_cert"
+        problems.append(
+            f"key '{missing}': value '' is not accepted; accepted: both hub.ssl_cert and hub.ssl_key, or neither"
+        )
+    if hub.ssl_cert and not hub.public_url.startswith("https://"):
+        problems.append(
+            f"key 'hub.public_url': value {hub.public_url!r} is not accepted with hub.ssl_cert; "
+            "accepted: an https:// URL (the proxy serves https with that certificate)"
+        )
+    return problems
+
+
 def load_defaults() -> SiteConfig:
     """The defaults alone, whatever site file this machine has."""
     merged, problems = _merge(_read_yaml(DEFAULTS_FILE), {})
@@ -328,6 +377,8 @@ def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     site = _read_yaml(Path(chosen)) if chosen else {}
     merged, problems = _merge(_read_yaml(DEFAULTS_FILE), site)
     sections = _build(merged, problems)
+    if not problems:
+        problems += front_problems(sections["hub"])
     if problems:
         where = f"site config {chosen}" if chosen else "site config defaults"
         raise SiteConfigError(f"{where} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))

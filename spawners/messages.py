@@ -13,7 +13,7 @@ def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> Spa
     """A SpawnException whose ``message`` reaches the user as written (form, API, progress page).
 
     ``reason`` is a short label for metrics: options, scheduler_unavailable, slurm_refused,
-    job_ended, start_timeout, busy, no_linked_account."""
+    job_ended, start_timeout, not_yours, busy, no_linked_account."""
     error = SpawnException(message, reason=reason, status_code=status_code)
     error.jupyterhub_message = message  # what JupyterHub's pages and progress events show
     error.log_message = message.replace("%", "%%")  # tornado %-formats it when logging

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import pwd
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from batchspawner import SlurmSpawner
 from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import make_ssl_context
 from traitlets import Any as AnyTrait
 from traitlets import Float, Integer, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
@@ -138,6 +140,20 @@ async def serving(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     writer.close()
     return True
+
+
+async def server_identity(host: str, port: int, context: ssl.SSLContext, timeout: float = 1.0) -> str | None:
+    """internal_ssl: the common name on the certificate of the server at host:port (each user's
+    is ``user-<name>``, signed by the hub's CA); None if no TLS handshake completed in time."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), timeout)
+    except (TimeoutError, OSError):
+        return None
+    try:
+        subject = dict(pair[0] for pair in writer.get_extra_info("peercert")["subject"])
+    finally:
+        writer.close()
+    return subject.get("commonName", "")
 
 
 class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
@@ -264,12 +280,26 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
     async def create_certs(self) -> dict[str, str]:
-        """The server's certificate names every compute node, since SLURM picks the node later."""
-        self.ssl_alt_names = [
-            f"IP:{name}" if name.replace(".", "").isdigit() else f"DNS:{name}"
-            for name in await self.discovery.node_names()
-        ]
+        """The server's certificate names every compute node, since SLURM picks the node later,
+        and, with per-user origins, the user's own host name: the proxy checks it on every
+        request, so it forwards alice.hub.example.eu to no server but alice's."""
+        names = [f"IP:{n}" if n.replace(".", "").isdigit() else f"DNS:{n}" for n in await self.discovery.node_names()]
+        if getattr(self.user, "settings", {}).get("subdomain_host"):
+            names.append(f"DNS:{self.user.domain}")
+        self.ssl_alt_names = names
         return await super().create_certs()
+
+    def server_ssl_context(self) -> ssl.SSLContext | None:
+        """internal_ssl: the hub's own client certificate, trusting only the hub's CAs; the
+        name is checked by the certificate's subject (the hub reaches nodes by address)."""
+        settings = getattr(self.user, "settings", {})
+        if not self.internal_ssl or not settings.get("internal_ssl_cert"):
+            return None
+        context = make_ssl_context(
+            settings["internal_ssl_key"], settings["internal_ssl_cert"], cafile=settings["internal_ssl_ca"]
+        )
+        context.check_hostname = False
+        return context
 
     async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
         """Read the PEMs for the job script; the hub keeps no copy of the server's key."""
@@ -429,7 +459,25 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return self.log_path.replace("%j", self.job_id)
 
     async def jupyterlab_answers(self, info: JobInfo) -> bool:
-        return bool(self.port) and await serving(await self.slurm.node_address(info.node), self.port)
+        """Whether JupyterLab answers on the reported port; with internal_ssl, only if its
+        certificate is this user's (a server of anyone else there is refused, never routed)."""
+        if not self.port:
+            return False
+        host = await self.slurm.node_address(info.node)
+        context = self.server_ssl_context()
+        if context is None:
+            return await serving(host, self.port)
+        identity = await server_identity(host, self.port, context)
+        if identity is None:
+            return False
+        if identity != f"user-{self.user.name}":
+            self.audit_event("impostor", job_id=self.job_id, node=info.node, port=self.port, certificate=identity)
+            raise spawn_exception(
+                f"The server answering on port {self.port} of {info.node} is not yours (its certificate is "
+                f"{identity!r}); the hub did not connect you to it, and job {self.job_id} was cancelled.",
+                reason="not_yours",
+            )
+        return True
 
     def check_running_timeout(self, info: JobInfo, running_since: float) -> None:
         if time.monotonic() - running_since > self.running_timeout:

@@ -29,6 +29,22 @@ HUB_USER = "aifactory-hub"
 POLL_INTERVAL = 2
 
 
+_system_getaddrinfo = socket.getaddrinfo
+
+
+def _localhost_is_loopback(host, *args, **kwargs):
+    """Names under .localhost are this machine (RFC 6761), as Chromium and curl resolve them:
+    the tests reach hub.localhost and alice.hub.localhost without asking any DNS server."""
+    if isinstance(host, str | bytes):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name.rstrip(".").lower().endswith(".localhost"):
+            host = "127.0.0.1"
+    return _system_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _localhost_is_loopback
+
+
 class HubError(RuntimeError):
     """The hub or a server in it did not do what was expected; the message says what."""
 
@@ -65,11 +81,21 @@ class HubProcess:
     log: Path
     site_file: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    user_subdomains: bool = True
+    verify: str | bool = True  # requests' verify: the CA file of an https front with its own CA
+
+    def user_url(self, name: str) -> str:
+        """Where the user's server is: on the user's own origin (hub.user_subdomains), or
+        under the hub's."""
+        if not self.user_subdomains:
+            return f"{self.url}/user/{name}/"
+        scheme, host = self.url.split("://", 1)
+        return f"{scheme}://{name}.{host}/user/{name}/"
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token}"}
         kwargs.setdefault("timeout", 60)
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, verify=self.verify, **kwargs)
 
     def ensure_user(self, name: str) -> None:
         if self.api("GET", f"/users/{name}").status_code == 404:
@@ -146,7 +172,7 @@ class HubProcess:
         self.process.wait()
         between()
         self.process = run_hub(self.site_file, self.log)
-        wait_healthy(self.url, self.process, self.log)
+        wait_healthy(self.url, self.process, self.log, verify=self.verify)
 
     def shutdown(self) -> None:
         """Stop every server (their jobs with them), then the hub; cancel any test job left.
@@ -170,24 +196,31 @@ class HubProcess:
         """A browser-like session logged in through the form (PAM); the demo password by default."""
         password = demo_password(name) if password is None else password
         session = requests.Session()
-        page = session.get(f"{self.url}/hub/login", timeout=30)
+        session.verify = self.verify
+        # Per request too: requests lets $REQUESTS_CA_BUNDLE override a session's own verify.
+        page = session.get(f"{self.url}/hub/login", timeout=30, verify=self.verify)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
         form = {"username": name, "password": password, "_xsrf": xsrf.group(1) if xsrf else ""}
-        r = session.post(f"{self.url}/hub/login?next=/hub/home", data=form, timeout=60)
+        r = session.post(f"{self.url}/hub/login?next=/hub/home", data=form, timeout=60, verify=self.verify)
         if r.status_code != 200 or "/hub/home" not in r.url:
             raise HubError(f"login of {name} failed: {r.status_code} {r.url}")
         return session
 
     def get(self, path: str, token: str) -> requests.Response:
-        """GET a path on the proxy (a user's server, a hub page) with a token."""
-        return requests.get(f"{self.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+        """GET a path on the proxy with a token: /user/NAME/... at that user's server, the rest
+        at the hub."""
+        user = re.match(r"/user/([^/]+)/(.*)", path)
+        url = self.user_url(user.group(1)) + user.group(2) if user else f"{self.url}{path}"
+        return requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30, verify=self.verify)
 
     def through_proxy(self, name: str, token: str, path: str = "api/status") -> requests.Response:
-        return self.get(f"/user/{name}/{path}", token)
+        """GET a path of the user's server through the proxy, with a token."""
+        url = self.user_url(name) + path
+        return requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30, verify=self.verify)
 
     def through_proxy_post(self, name: str, token: str, path: str, body: dict) -> requests.Response:
-        url = f"{self.url}/user/{name}/{path}"
-        r = requests.post(url, json=body, headers={"Authorization": f"token {token}"}, timeout=30)
+        url = self.user_url(name) + path
+        r = requests.post(url, json=body, headers={"Authorization": f"token {token}"}, timeout=30, verify=self.verify)
         r.raise_for_status()
         return r
 
@@ -207,9 +240,12 @@ def demo_password(user: str) -> str:
 def write_site(
     directory: Path, token_file: Path, hub: dict | None = None, slurm: dict | None = None, **sections: dict
 ) -> Path:
+    port = free_port()
     site = {
         "hub": {
-            "port": free_port(),
+            "port": port,
+            # Each user's server on its own origin, as the site defaults have it.
+            "public_url": f"http://hub.localhost:{port}/",
             "hub_port": free_port(),
             "proxy_api_port": free_port(),
             "state_dir": str(directory / "state"),
@@ -250,13 +286,15 @@ def run_hub(
     )
 
 
-def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen, log: Path, timeout: float = 60, verify: str | bool = True
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise HubError(f"hub exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(f"{url}/hub/health", timeout=2).status_code == 200:
+            if requests.get(f"{url}/hub/health", timeout=2, verify=verify).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
@@ -272,11 +310,13 @@ def launch(
     slurm: dict | None = None,
     config: Path = DEFAULT_CONFIG,
     config_lines: str = "",
+    verify: str | bool = True,
     **sections: dict,
 ) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health.
 
-    Its directory (state, site file, token, log) is the hub user's own, under /var/tmp."""
+    Its directory (state, site file, token, log) is the hub user's own, under /var/tmp.
+    ``verify``: the CA file that signed the site's https certificate (hub.ssl_cert)."""
     directory = Path(tempfile.mkdtemp(prefix="aifw-hub-", dir="/var/tmp"))
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
@@ -285,12 +325,14 @@ def launch(
     subprocess.run(["chown", "-R", f"{HUB_USER}:{HUB_USER}", str(directory)], check=True)
     log = directory / "hub.log"
     process = run_hub(site_file, log, config, config_lines)
-    url = f"http://127.0.0.1:{yaml.safe_load(site_file.read_text())['hub']['port']}"
+    written = yaml.safe_load(site_file.read_text())["hub"]
+    url = written["public_url"].rstrip("/") or f"http://127.0.0.1:{written['port']}"
     try:
-        wait_healthy(url, process, log)
+        wait_healthy(url, process, log, verify=verify)
     except HubError:
         # A hub that failed to start may leave its proxy running: end its whole process group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         raise
-    return HubProcess(url, token_file.read_text(), process, log, site_file)
+    subdomains = written.get("user_subdomains", True)
+    return HubProcess(url, token_file.read_text(), process, log, site_file, user_subdomains=subdomains, verify=verify)

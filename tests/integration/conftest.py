@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,32 @@ def clean(hub: HubProcess) -> Iterator[HubProcess]:
     deadline = time.monotonic() + 30
     while queued_jobs() and time.monotonic() < deadline:
         time.sleep(0.5)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium_page(*args: str):
+    """A page of Debian's Chromium, headless; like users' browsers it resolves every name under
+    .localhost to this machine. ``args``: more of Chromium's switches."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *args])
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()

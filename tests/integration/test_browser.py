@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.harness import demo_password
 
-from .conftest import HubProcess, queued_jobs
-
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from .conftest import HubProcess, chromium_page, queued_jobs
 
 
 @pytest.fixture
-def page(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        yield context.new_page()
-        context.close()
-        browser.close()
+def page():
+    with chromium_page() as page:
+        yield page
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def execute_in_kernel(hub: HubProcess, user: str, token: str, code: str, timeout
     """Start a kernel in the user's server, run code, return its stdout (raise on error)."""
     r = hub.through_proxy_post(user, token, "api/kernels", {"name": "aifactory"})
     kernel_id = r.json()["id"]
-    ws_url = hub.url.replace("http", "ws") + f"/user/{user}/api/kernels/{kernel_id}/channels"
+    ws_url = hub.user_url(user).replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
 
     async def run() -> str:
         conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))

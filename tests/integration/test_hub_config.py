@@ -9,7 +9,8 @@ from .conftest import REPO, VENV
 
 def start_with(tmp_path, site: dict) -> subprocess.CompletedProcess:
     path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump({**site, "hub": {"state_dir": str(tmp_path / "s"), **site.get("hub", {})}}))
+    hub = {"state_dir": str(tmp_path / "s"), "public_url": "http://hub.localhost:8000/", **site.get("hub", {})}
+    path.write_text(yaml.safe_dump({**site, "hub": hub}))
     return subprocess.run(
         [str(VENV / "bin" / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
         env={"AIFACTORY_SITE_CONFIG": str(path), "PATH": "/usr/bin:/bin"},

@@ -10,8 +10,11 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+import yaml
 
 from .conftest import HubProcess, launch, queued_jobs, sh
 
@@ -84,3 +87,40 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
     while private.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not private.exists(), "the job's private folder outlived it"
+
+
+def proxy_routes_api(hub: HubProcess) -> tuple[str, dict]:
+    """The proxy's route API as the hub calls it: its token, the hub's client certificate."""
+    api_port = yaml.safe_load(hub.site_file.read_text())["hub"]["proxy_api_port"]
+    (pid,) = sh("pgrep", "-f", f"configurable-http-proxy .*--api-port {api_port} ").split()
+    environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
+    certs = hub.site_file.parent / "state" / "internal-ssl"
+    return f"https://127.0.0.1:{api_port}/api/routes", {
+        "headers": {"Authorization": f"token {environ[b'CONFIGPROXY_AUTH_TOKEN'].decode()}"},
+        "cert": (str(certs / "hub-internal" / "hub-internal.crt"), str(certs / "hub-internal" / "hub-internal.key")),
+        "verify": str(certs / "hub-ca_trust.crt"),  # what the hub trusts
+        "timeout": 30,
+    }
+
+
+@pytest.mark.slow
+def test_the_proxy_forwards_a_users_address_to_no_server_but_theirs(tls_hub: HubProcess):
+    """Issue 11, hole 3: were alice's route to lead to bob's server (bob took her port after her
+    server died, before the hub noticed), the proxy refuses to forward: every server's
+    certificate comes from the same CA, but only alice's names alice's own host."""
+    hub = tls_hub
+    hub.start_ready("alice")
+    hub.start_ready("bob")
+    try:
+        alice = hub.user_token("alice")
+        assert hub.through_proxy("alice", alice).status_code == 200
+        routes, as_hub = proxy_routes_api(hub)
+        host = urlsplit(hub.user_url("alice")).hostname
+        bob_server = f"https://127.0.0.1:{hub.server('bob')['state']['port']}"
+        assert requests.post(f"{routes}/{host}/user/alice", json={"target": bob_server}, **as_hub).status_code == 201
+        assert hub.through_proxy("alice", alice).status_code == 503
+        assert f"Host: {host}. is not in the cert's altnames" in hub.log.read_text()
+        assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
+    finally:
+        hub.stop("alice")
+        hub.stop("bob")

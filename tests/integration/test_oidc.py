@@ -37,7 +37,7 @@ ACCOUNTS = {
 def oidc_hub() -> Iterator[tuple[HubProcess, str]]:
     directory = Path(tempfile.mkdtemp(prefix="aifw-oidc-", dir="/var/tmp"))
     hub_port, provider_port = free_port(), free_port()
-    public_url, issuer = f"http://127.0.0.1:{hub_port}/", f"http://127.0.0.1:{provider_port}"
+    public_url, issuer = f"http://hub.localhost:{hub_port}/", f"http://127.0.0.1:{provider_port}"
     secret = secrets.token_hex(24)
     config = {
         "issuer": issuer,

@@ -7,10 +7,11 @@ from hub.dask_config import write_dask_config
 from hub.site import load_site_config
 from spawners.spawner import DASHBOARD_LINK_ENV
 
+from .defaults import site_file as site_file_with
+
 
 def test_jobqueue_yaml_follows_the_site_config(tmp_path):
-    site_file = tmp_path / "site.yaml"
-    site_file.write_text("dask:\n  partition: acc\n  qos: interactive\n  cores: 4\n  memory: 8G\n")
+    site_file = site_file_with(tmp_path, "dask:\n  partition: acc\n  qos: interactive\n  cores: 4\n  memory: 8G\n")
     path = write_dask_config(load_site_config(site_file), tmp_path / "etc")
     slurm = yaml.safe_load(path.read_text())["jobqueue"]["slurm"]
     assert slurm["queue"] == "acc" and slurm["cores"] == 4 and slurm["memory"] == "8GiB"
@@ -32,14 +33,13 @@ def test_the_hub_refuses_to_start_when_users_dask_reads_something_else(tmp_path)
     from hub.dask_config import check_dask_config
     from hub.site import SiteConfigError
 
-    site_file = tmp_path / "site.yaml"
-    site_file.write_text(f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")
+    site_file = site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")
     site = load_site_config(site_file)
     with pytest.raises(SiteConfigError, match="as root, run aifactory-config install-dask"):
         check_dask_config(site)  # nothing installed yet
     write_dask_config(site)
     check_dask_config(site)
-    site_file.write_text(f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 8\n")
+    site_file = site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 8\n")
     with pytest.raises(SiteConfigError, match="section 'dask'"):
         check_dask_config(load_site_config(site_file))
 
@@ -50,8 +50,7 @@ def test_a_worker_job_spills_into_a_fresh_folder_of_its_own_and_removes_it(tmp_p
 
     from dask_jobqueue.slurm import SLURMJob
 
-    site_file = tmp_path / "site.yaml"
-    site_file.write_text(f"dask:\n  local_directory: {tmp_path / 'scratch'}\n")
+    site_file = site_file_with(tmp_path, f"dask:\n  local_directory: {tmp_path / 'scratch'}\n")
     (tmp_path / "scratch").mkdir()
     (tmp_path / "scratch" / "dask-scratch-space").mkdir()  # what another user could have planted
     write_dask_config(load_site_config(site_file), tmp_path / "etc")

@@ -5,11 +5,11 @@ import pytest
 from hub.cli import main as cli_main
 from hub.site import SiteConfigError, load_defaults, load_site_config
 
+from .defaults import site_file
+
 
 def write(tmp_path, text):
-    path = tmp_path / "site.yaml"
-    path.write_text(text)
-    return path
+    return site_file(tmp_path, text)
 
 
 def test_defaults_alone_are_valid():

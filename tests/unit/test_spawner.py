@@ -6,6 +6,7 @@ The failing-job and cancelled-job mends need a real SLURM: tests/integration/tes
 import asyncio
 import hashlib
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,7 +17,7 @@ from traitlets.config import Config
 from hub.audit import AuditLog
 from hub.configure import update_spawner
 from hub.site import SiteConfigError
-from slurm.parsers import JobRecord
+from slurm.parsers import JobInfo, JobRecord
 from spawners.services import Services
 from spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
 from spawners.watcher import Snapshot
@@ -272,3 +273,55 @@ def test_a_job_given_up_after_a_hub_restart_is_cancelled_not_left_running(spawne
     assert asyncio.run(spawner.resume_start()) == 1
     assert slurm.cancelled == ["43", "aifw-dask-43"] and not spawner.job_id
     assert spawner.last_end.startswith("Your JupyterLab job 43 has ended: JupyterLab did not answer")
+
+
+def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_as_answering(spawner, tmp_path):
+    """Issue 11, hole 3: a server of bob's on the port alice's job reported (bob's certificate,
+    signed by the same CA as every server's) is refused, audited and never routed; alice's own
+    counts.  Certificates are made by certipy, as the hub makes them."""
+    import ssl
+
+    from certipy import Certipy
+    from jupyterhub.utils import make_ssl_context
+
+    certs = Certipy(store_dir=str(tmp_path / "certs"))
+    certs.create_ca("notebooks-ca")
+    certs.create_ca("hub-ca")
+    files = {
+        name: certs.create_signed_pair(name, ca, alt_names=["IP:127.0.0.1"])["files"]
+        for name, ca in [("user-alice", "notebooks-ca"), ("user-bob", "notebooks-ca"), ("hub-internal", "hub-ca")]
+    }
+    trust = tmp_path / "trust.crt"  # what each side trusts: both CAs, as the hub's trust bundles do
+    trust.write_text(
+        "".join(Path(certs.store.get_record(ca)["files"]["cert"]).read_text() for ca in ("notebooks-ca", "hub-ca"))
+    )
+    hub = files["hub-internal"]
+    spawner.internal_ssl = True
+    spawner.user.settings = {
+        "internal_ssl_key": hub["key"],
+        "internal_ssl_cert": hub["cert"],
+        "internal_ssl_ca": str(trust),
+    }
+    audit = AuditLog(tmp_path / "audit.log")
+    slurm = SimpleNamespace(node_address=lambda node: asyncio.sleep(0, "127.0.0.1"))
+    spawner.services = Services(slurm=slurm, watcher=None, discovery=None, audit=audit)
+    spawner.job_id = "42"
+    info = JobInfo("42", "RUNNING", "alice", "gpp", "mn5-n01", "None", "")
+
+    async def answers_with(user: str) -> bool:
+        context = make_ssl_context(
+            files[user]["key"], files[user]["cert"], cafile=str(trust), purpose=ssl.Purpose.CLIENT_AUTH
+        )
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)
+        spawner.port = server.sockets[0].getsockname()[1]
+        try:
+            return await spawner.jupyterlab_answers(info)
+        finally:
+            server.close()
+
+    with pytest.raises(SpawnException, match="is not yours \\(its certificate is 'user-bob'\\)") as refused:
+        asyncio.run(answers_with("user-bob"))
+    assert refused.value.reason == "not_yours"
+    (event,) = audit.tail(10)
+    assert (event["event"], event["user"], event["certificate"]) == ("impostor", "alice", "user-bob")
+    assert asyncio.run(answers_with("user-alice"))

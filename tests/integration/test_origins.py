@@ -1,0 +1,141 @@
+"""Issue 11, hole 1: a page that one user's JupyterLab serves cannot act as whoever opens it.
+
+Bob's own ~/.jupyter config makes his server serve a page of his choice, to anyone (his server
+runs his code: nothing stops him). Alice, signed in to the hub, opens bob's link in Chromium.
+The page's script tries to create an API token for alice with her hub login.  With one origin
+for everyone it succeeds; with each user's server on its own origin (hub.user_subdomains, the
+default), served over https with the demo's own CA and wildcard certificate, it fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.harness import HUB_USER, demo_password, free_port
+
+from .conftest import REPO, HubProcess, chromium_page, launch
+
+ATTACK_PAGE = REPO / "tests" / "data" / "attack" / "steal-token.html"
+MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
+
+
+@pytest.fixture
+def bob_serves_a_page() -> Iterator[str]:
+    """Bob's server config adds a folder of his to the files served without login; returns the
+    page's path under his server's URL.  Bob's home is as it was afterwards."""
+    home = Path(pwd.getpwnam("bob").pw_dir)
+    config_dir, pages = home / ".jupyter", home / "aifw-test-pages"
+    config = config_dir / "jupyter_server_config.py"
+    made_config_dir = not config_dir.exists()
+    saved = config.read_bytes() if config.exists() else None
+    config_dir.mkdir(exist_ok=True)
+    pages.mkdir(exist_ok=True)
+    shutil.copy(ATTACK_PAGE, pages / ATTACK_PAGE.name)
+    config.write_text(f"c.ServerApp.extra_static_paths = [{str(pages)!r}]\n")
+    subprocess.run(["chown", "-R", "bob:bob", str(config_dir), str(pages)], check=True)
+    try:
+        yield f"static/{ATTACK_PAGE.name}"
+    finally:
+        shutil.rmtree(pages, ignore_errors=True)
+        if made_config_dir:
+            shutil.rmtree(config_dir, ignore_errors=True)
+        elif saved is None:
+            config.unlink(missing_ok=True)
+        else:
+            config.write_bytes(saved)
+
+
+@pytest.fixture
+def demo_certs() -> Iterator[Path]:
+    """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script."""
+    directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
+    subprocess.run(["bash", str(MAKE_CERTS), str(directory), "hub.localhost", HUB_USER], check=True)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def spki_pin(cert_file: Path) -> str:
+    """Chromium's pin of a certificate's public key (--ignore-certificate-errors-spki-list)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def sign_in(page, hub: HubProcess, user: str) -> None:
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", demo_password(user))
+    page.click("#login_submit")
+    page.wait_for_selector("#aifw-form", timeout=60_000)  # no server yet: the spawn form
+
+
+def open_attack_page(page, hub: HubProcess, path: str) -> dict[str, str]:
+    page.goto(f"{hub.user_url('bob')}{path}#hub={hub.url}&victim=alice")
+    page.wait_for_function("document.title === 'done'", timeout=60_000)
+    return json.loads(page.inner_text("body"))
+
+
+def tokens_made_by_the_page(hub: HubProcess) -> list[dict]:
+    tokens = hub.api("GET", "/users/alice/tokens").json()["api_tokens"]
+    return [t for t in tokens if t["note"] in ("stolen", "tossed")]
+
+
+@pytest.mark.slow
+def test_with_one_origin_for_everyone_a_page_bob_serves_takes_alices_account(bob_serves_a_page):
+    """Why hub.user_subdomains is on by default: the attack, as it worked before."""
+    hub = launch(hub={"user_subdomains": False, "public_url": ""})
+    try:
+        hub.start_ready("bob")
+        with chromium_page() as page:
+            sign_in(page, hub, "alice")
+            results = open_attack_page(page, hub, bob_serves_a_page)
+        assert results["hub"].startswith("token "), results
+        stolen = results["hub"].split()[1]
+        me = requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {stolen}"}, timeout=30)
+        assert me.json()["name"] == "alice"
+    finally:
+        hub.shutdown()
+
+
+@pytest.mark.slow
+def test_on_its_own_origin_over_https_a_page_bob_serves_cannot_act_as_alice(bob_serves_a_page, demo_certs):
+    port = free_port()
+    front = {
+        "port": port,
+        "public_url": f"https://hub.localhost:{port}/",
+        "ssl_cert": str(demo_certs / "hub.crt"),
+        "ssl_key": str(demo_certs / "hub.key"),
+    }
+    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"))
+    try:
+        hub.start_ready("bob")
+        # The wildcard certificate, checked against the demo CA, serves bob's own name.
+        assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
+        with chromium_page(f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}") as page:
+            sign_in(page, hub, "alice")
+            assert page.url.startswith(f"https://hub.localhost:{port}/hub/")
+            results = open_attack_page(page, hub, bob_serves_a_page)
+            assert page.url.startswith(f"https://bob.hub.localhost:{port}/user/bob/")
+        # The hub's pages are another origin: the browser does not let the script read them.
+        assert results["hub"].startswith("blocked: TypeError"), results
+        # At bob's origin, the hub's paths answer without alice's login (her cookie is the hub host's).
+        assert results["here"].startswith("no login"), results
+        # Blind, with a tossed XSRF cookie: sent, and refused by the hub.
+        assert results["blind"] == "sent" and tokens_made_by_the_page(hub) == []
+    finally:
+        hub.shutdown()

@@ -1,0 +1,110 @@
+"""The public front (issue 11, hole 1): per-user origins by default, https with the site's
+certificate, and every wrong combination named before the hub starts."""
+
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from hub.configure import update_front
+from hub.site import SiteConfigError, load_site_config
+from hub.tls import internal_certificate_problems, names_host
+
+from .defaults import DEFAULTS, site_file
+
+MAKE_CERTS = Path(__file__).parents[2] / "cluster" / "tls" / "make-demo-certs.sh"
+
+
+def site(**hub):
+    return replace(DEFAULTS, hub=replace(DEFAULTS.hub, **hub))
+
+
+def demo_certs(directory: Path, host: str) -> Path:
+    subprocess.run(["bash", str(MAKE_CERTS), str(directory), host], check=True, capture_output=True)
+    return directory
+
+
+def test_each_users_server_gets_its_own_origin_under_the_public_host():
+    c = Config()
+    update_front(c, site(public_url="https://hub.example.eu/"))
+    assert c.JupyterHub.subdomain_host == "https://hub.example.eu"
+    assert c.JupyterHub.public_url == "https://hub.example.eu/"
+    assert "ssl_cert" not in c.JupyterHub
+
+
+def test_one_origin_for_everyone_only_when_the_site_says_so():
+    c = Config()
+    update_front(c, site(public_url="", user_subdomains=False))
+    assert "subdomain_host" not in c.JupyterHub and "public_url" not in c.JupyterHub
+
+
+@pytest.mark.parametrize(
+    ("hub", "expected"),
+    [
+        ("{}", "key 'hub.public_url': value '' is not accepted with hub.user_subdomains true"),
+        ("{public_url: 'http://127.0.0.1:8000/'}", "a URL with a host name (users' servers get names under it)"),
+        ("{public_url: 'https://hub.example.eu/', ssl_cert: /etc/x.crt}", "key 'hub.ssl_key': value ''"),
+        ("{public_url: 'http://hub.example.eu/', ssl_cert: /a, ssl_key: /b}", "accepted: an https:// URL"),
+    ],
+)
+def test_the_site_file_names_a_front_that_cannot_work(tmp_path, hub, expected):
+    path = tmp_path / "site.yaml"
+    path.write_text(f"hub: {hub}\n")
+    with pytest.raises(SiteConfigError, match=expected.replace("(", "\\(").replace(")", "\\)")):
+        load_site_config(path)
+
+
+def test_a_site_without_subdomains_needs_no_public_url(tmp_path):
+    assert not load_site_config(
+        site_file(tmp_path, "hub: {user_subdomains: false, public_url: ''}")
+    ).hub.user_subdomains
+
+
+def test_the_demo_certificate_serves_the_hub_and_every_users_host(tmp_path):
+    certs = demo_certs(tmp_path / "tls", "hub.localhost")
+    c = Config()
+    front = dict(
+        public_url="https://hub.localhost:8000/", ssl_cert=str(certs / "hub.crt"), ssl_key=str(certs / "hub.key")
+    )
+    update_front(c, site(**front))
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (front["ssl_cert"], front["ssl_key"])
+    verify = subprocess.run(["openssl", "verify", "-CAfile", certs / "ca.crt", certs / "hub.crt"], capture_output=True)
+    assert verify.returncode == 0
+    assert not (certs / "ca.key").exists()  # the demo CA signs this certificate and nothing else
+
+
+def test_a_certificate_for_another_host_or_key_stops_the_hub_with_what_is_wrong(tmp_path):
+    other = demo_certs(tmp_path / "other", "hub.example.org")
+    mine = demo_certs(tmp_path / "mine", "hub.example.eu")
+    with pytest.raises(
+        SiteConfigError, match="names hub.example.org, \\*.hub.example.org, not hub.example.eu, \\*.hub"
+    ):
+        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(other / "hub.crt"),
+                                    ssl_key=str(other / "hub.key")))  # fmt: skip
+    with pytest.raises(SiteConfigError, match="is not the key of"):
+        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(mine / "hub.crt"),
+                                    ssl_key=str(other / "hub.key")))  # fmt: skip
+    with pytest.raises(SiteConfigError, match="cannot be read by the hub: No such file"):
+        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(tmp_path / "none.crt"),
+                                    ssl_key=str(mine / "hub.key")))  # fmt: skip
+
+
+def test_a_wildcard_names_one_label_only():
+    assert names_host(["*.hub.example.eu"], "alice.hub.example.eu")
+    assert names_host(["*.hub.example.eu"], "*.hub.example.eu")
+    assert not names_host(["*.example.eu"], "alice.hub.example.eu")
+    assert not names_host(["hub.example.eu"], "*.hub.example.eu")
+
+
+def test_an_internal_certificate_made_for_another_public_host_is_named(tmp_path):
+    from certipy import Certipy
+
+    certs = Certipy(store_dir=str(tmp_path))
+    certs.create_ca("hub-ca")
+    certs.create_signed_pair("hub-internal", "hub-ca", alt_names=["DNS:localhost", "DNS:hub.localhost"])
+    assert internal_certificate_problems(tmp_path, "hub.localhost") == []
+    (problem,) = internal_certificate_problems(tmp_path, "hub.example.eu")
+    assert f"made for localhost, hub.localhost, not hub.example.eu; remove {tmp_path}" in problem
+    assert internal_certificate_problems(tmp_path / "not-yet", "hub.example.eu") == []
