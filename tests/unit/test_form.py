@@ -78,6 +78,13 @@ def test_the_form_escapes_whatever_it_shows():
     assert "</" not in data
 
 
+def test_a_preset_without_a_description_is_shown_by_its_title():
+    """The site file requires name and title only (a 500 on the spawn form before)."""
+    values = initial_values(JOB, None, None)
+    page = render_form(choices_for(), [{"name": "seat", "title": "Seat", "cpus": 1}], values, "/estimate")
+    assert 'value="seat"' in page and "<strong>Seat</strong></label>" in page
+
+
 def test_cost_and_usage_arithmetic():
     from dataclasses import replace
 
