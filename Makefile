@@ -16,6 +16,8 @@ HUB_LOG    := $(STATE)/hub.log
 # The demo's https front: its own CA and a certificate for hub.localhost and *.hub.localhost
 # (browsers resolve every name under .localhost to this machine).
 TLS_DIR    := /etc/aifactory/tls
+# aifactory-workshop tells the running hub of a workshop with this admin service's token.
+WORKSHOP_TOKEN := /etc/aifactory/workshop-cli.token
 DEMO_HOST  := hub.localhost
 PYTEST_ARGS ?=
 HUB_USER   := aifactory-hub
@@ -86,6 +88,8 @@ cluster-stop:
 hub-start: install cluster-start
 	@mkdir -p $(STATE)
 	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
+	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
+	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
 	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
 	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
 	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
@@ -127,6 +131,7 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.scheduler_load --sizes 1 10 50
 	@$(PY) -m benchmarks.hub_load --users 50
 	@$(PY) -m benchmarks.analysis --years 10 --workers 2
+	@$(PY) -m benchmarks.workshop_burst --seats 30
 
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -59,8 +59,20 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
 
 
-def one_user(hub: HubProcess, name: str, pages: list, apis: list, timeout: float) -> str:
-    """Log in, spawn, reach JupyterLab; return '' or what failed."""
+#: As a user who picks the quick preset and tunes its memory down (50 servers of 320M fill the 16000M node).
+QUICK_AND_SMALL = {"preset": "quick", "memory": "320M"}
+
+
+def one_user(
+    hub: HubProcess,
+    name: str,
+    pages: list,
+    apis: list,
+    timeout: float,
+    password: str = PASSWORD,
+    choice: dict[str, str] = QUICK_AND_SMALL,
+) -> str:
+    """Log in, submit the spawn form with ``choice``, reach JupyterLab; return '' or what failed."""
     s = requests.Session()
 
     def timed(bucket: list, method: str, url: str, **kw) -> requests.Response:
@@ -71,13 +83,11 @@ def one_user(hub: HubProcess, name: str, pages: list, apis: list, timeout: float
 
     page = timed(pages, "GET", "/hub/login")
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
-    form = {"username": name, "password": PASSWORD, "_xsrf": xsrf.group(1) if xsrf else ""}
+    form = {"username": name, "password": password, "_xsrf": xsrf.group(1) if xsrf else ""}
     r = timed(pages, "POST", "/hub/login?next=/hub/spawn", data=form)  # follows to the spawn form
     if r.status_code >= 400 or 'id="aifw-form"' not in r.text:
         return f"login/spawn form {r.status_code}"
-    # As a user who picks the quick preset and tunes its memory down (50 servers of 320M fill the 16000M node).
-    choice = {"preset": "quick", "memory": "320M", "_xsrf": s.cookies.get("_xsrf", "")}
-    r = timed(pages, "POST", "/hub/spawn", data=choice)  # follows to spawn-pending
+    r = timed(pages, "POST", "/hub/spawn", data={**choice, "_xsrf": s.cookies.get("_xsrf", "")})  # to spawn-pending
     if r.status_code >= 400:
         return f"spawn {r.status_code}"
     headers = {"X-XSRFToken": s.cookies.get("_xsrf", "")}

@@ -22,13 +22,19 @@ from traitlets.config import Config
 from traitlets.log import get_logger
 
 from hub.audit import AuditLog
+from hub.culler import append, note_culled, update_culler
 from hub.dask_config import check_dask_config
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
 from hub.tls import front_certificate_problems, internal_certificate_problems
+from hub.workshop_pages import workshop_groups
+from spawners.seats import Registry, registry_problem
 from spawners.services import Services
 from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
+
+#: Our page templates (workshops.html) sit beside this module; JupyterHub's own come after.
+TEMPLATES = Path(__file__).parent
 
 
 def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
@@ -83,8 +89,13 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     # After a restart, servers whose jobs were still queued are followed until they start:
     # the hub serves meanwhile instead of waiting for every check (see resume_start).
     c.JupyterHub.init_spawners_timeout = 10
+
+    def log_request(handler: Any) -> None:
+        audit.log_request(handler)
+        note_culled(handler, site)
+
     c.JupyterHub.tornado_settings = {
-        "log_function": audit.log_request,
+        "log_function": log_request,
         # JupyterHub already sets HttpOnly cookies, XSRF checks on every cookie-authenticated
         # POST and a CSP of frame-ancestors 'none'; these close what is left for hub pages.
         # The browser forgets the login when the hub would refuse it (tornado's default: 30 days).
@@ -100,10 +111,12 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
+    for service in services:
+        append(c, "services", service)
     if services:
-        c.JupyterHub.services = services
-        c.JupyterHub.load_roles = [{"name": "admin", "services": [s["name"] for s in services]}]
+        append(c, "load_roles", {"name": "admin", "services": [s["name"] for s in services]})
 
 
 def update_front(c: Config, site: SiteConfig) -> None:
@@ -224,7 +237,24 @@ def set_in_config(c: Config, cls: type, key: str) -> str:
     return ""
 
 
-def update_spawner(c: Config, site: SiteConfig, audit: AuditLog) -> Services:
+def update_workshops(c: Config, site: SiteConfig) -> Registry:
+    """The workshops made so far: their seats' groups and instructors' roles, as the hub starts
+    (JupyterHub keeps only the roles its config names); later ones arrive through the API."""
+    directory = Path(site.workshops.registry)
+    problem = registry_problem(directory)
+    if problem:
+        raise SiteConfigError(f"key 'workshops.registry': {problem}")
+    registry = Registry(directory)
+    groups: dict[str, dict[str, list[str]]] = {}
+    for workshop in registry.workshops().values():
+        groups |= workshop_groups(workshop)
+        append(c, "load_roles", workshop.role())
+    if groups:
+        c.JupyterHub.load_groups = groups
+    return registry
+
+
+def update_spawner(c: Config, site: SiteConfig, audit: AuditLog, registry: Registry | None = None) -> Services:
     """Our spawner with the site's job defaults (a setting made above configure() wins, logged),
     refused settings named, and the services every spawner shares built once."""
     c.JupyterHub.spawner_class = WorkbenchSpawner
@@ -244,6 +274,7 @@ def update_spawner(c: Config, site: SiteConfig, audit: AuditLog) -> Services:
         startup_poll_interval=effective.startup_poll_interval,
         discovery_cache=site.form.discovery_cache,
         audit=audit,
+        workshops=registry,
     )
     c.WorkbenchSpawner.services = services
     return services
@@ -257,7 +288,9 @@ def configure(c: Config, site: SiteConfig) -> Services:
     update_front(c, site)
     update_proxy(c, site)
     update_auth(c, site, audit)
-    services = update_spawner(c, site, audit)
-    install_routes(audit)
+    registry = update_workshops(c, site)
+    update_culler(c, site)
+    services = update_spawner(c, site, audit, registry)
+    install_routes(audit, registry)
     check_dask_config(site)
     return services

@@ -249,6 +249,20 @@ class DaskSettings:
 
 
 @dataclass(frozen=True)
+class WorkshopSettings:
+    registry: str = rule(_is_abs_path())
+    state_dir: str = rule(_is_abs_path())
+    materials_dir: str = rule(_is_abs_path())
+
+
+@dataclass(frozen=True)
+class CullerSettings:
+    idle_timeout: float = rule(_is_seconds(0, 30 * 24 * 3600))
+    seat_idle_timeout: float = rule(_is_seconds(0, 30 * 24 * 3600))
+    every: float = rule(_is_seconds(1, 3600))
+
+
+@dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
     default_url: str = rule(matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
@@ -261,6 +275,8 @@ class SiteConfig:
     slurm: SlurmSettings
     form: FormSettings
     dask: DaskSettings
+    workshops: WorkshopSettings
+    culler: CullerSettings
     singleuser: SingleuserSettings
     source: str = "defaults"
 
@@ -271,23 +287,26 @@ _SECTIONS: dict[str, type] = {
     "slurm": SlurmSettings,
     "form": FormSettings,
     "dask": DaskSettings,
+    "workshops": WorkshopSettings,
+    "culler": CullerSettings,
     "singleuser": SingleuserSettings,
 }
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "site config", error: type[ValueError] = SiteConfigError) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; ``error`` names what is wrong with it."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
-        raise SiteConfigError(f"site config {path}: cannot be read: {e.strerror}") from e
+        raise error(f"{what} {path}: cannot be read: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise SiteConfigError(f"site config {path}: not valid YAML: {e}") from e
+        raise error(f"{what} {path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise SiteConfigError(f"site config {path}: the top level must be a mapping of sections")
+        raise error(f"{what} {path}: the top level must be a mapping of keys")
     return data
 
 
-def _unknown_key(key: str, known: list[str]) -> str:
+def unknown_key(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"key '{key}': unknown key{hint}; accepted keys: {', '.join(known)}"
@@ -299,7 +318,7 @@ def _merge(defaults: dict[str, Any], site: dict[str, Any]) -> tuple[dict[str, di
     merged = {name: dict(defaults.get(name, {})) for name in _SECTIONS}
     for section, values in site.items():
         if section not in _SECTIONS:
-            problems.append(_unknown_key(str(section), list(_SECTIONS)))
+            problems.append(unknown_key(str(section), list(_SECTIONS)))
             continue
         if not isinstance(values, dict):
             problems.append(f"key '{section}': value {values!r} is not accepted; accepted: a mapping of keys")
@@ -309,7 +328,7 @@ def _merge(defaults: dict[str, Any], site: dict[str, Any]) -> tuple[dict[str, di
             if key in known:
                 merged[section][key] = value
             else:
-                problems.append(_unknown_key(f"{section}.{key}", [f"{section}.{k}" for k in known]))
+                problems.append(unknown_key(f"{section}.{key}", [f"{section}.{k}" for k in known]))
     return merged, problems
 
 
@@ -367,15 +386,15 @@ def front_problems(hub: HubSettings) -> list[str]:
 
 def load_defaults() -> SiteConfig:
     """The defaults alone, whatever site file this machine has."""
-    merged, problems = _merge(_read_yaml(DEFAULTS_FILE), {})
+    merged, problems = _merge(read_yaml(DEFAULTS_FILE), {})
     return SiteConfig(**_build(merged, problems))
 
 
 def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     """Defaults, overlaid with the site file (argument, $AIFACTORY_SITE_CONFIG, or /etc)."""
     chosen = path or os.environ.get(SITE_FILE_ENV) or (DEFAULT_SITE_FILE if DEFAULT_SITE_FILE.exists() else None)
-    site = _read_yaml(Path(chosen)) if chosen else {}
-    merged, problems = _merge(_read_yaml(DEFAULTS_FILE), site)
+    site = read_yaml(Path(chosen)) if chosen else {}
+    merged, problems = _merge(read_yaml(DEFAULTS_FILE), site)
     sections = _build(merged, problems)
     if not problems:
         problems += front_problems(sections["hub"])

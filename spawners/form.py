@@ -22,7 +22,7 @@ from spawners.jobscript import USER_OPTIONS, JobSettings, OptionError
 
 #: What a preset may set: the job settings a user may choose in the spawn form (the site
 #: file's form.presets are checked with the same rules as slurm.*).
-PRESET_KEYS = ("partition", "qos", "cpus", "memory", "gpus", "walltime")
+PRESET_KEYS = ("partition", "account", "qos", "reservation", "cpus", "memory", "gpus", "walltime")
 TEMPLATE = Path(__file__).with_name("spawn_form.html.j2")
 _INTEGER_OPTIONS = ("cpus", "gpus")
 #: Longest text any field may hold; longer input is refused before anything else looks at it.

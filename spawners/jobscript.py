@@ -112,9 +112,14 @@ class JobRequest:
 
 
 def render(
-    request: JobRequest, command: Iterable[str], export: Iterable[str], certs: Mapping[str, str] | None = None
+    request: JobRequest,
+    command: Iterable[str],
+    export: Iterable[str],
+    certs: Mapping[str, str] | None = None,
+    before: Iterable[str] = (),
 ) -> str:
-    """The batch script: ``command`` runs as the job's main process with ``export`` env.
+    """The batch script: ``command`` runs as the job's main process with ``export`` env;
+    ``before`` (a workshop's materials pull), if any, runs first and may fail without harm.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -136,6 +141,7 @@ def render(
         job=request.settings,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
+        before=shlex.join(before),
         certs={k: v.strip() for k, v in certs.items()},
         dask_worker_prefix=WORKER_JOB_PREFIX,
     )

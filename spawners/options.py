@@ -49,6 +49,13 @@ class UserOptionsMixin(HasTraits):
         return UserOptionsMixin.check_user_options
 
     # -- what the user may ask for ---------------------------------------------------
+    def own_presets(self) -> list[dict[str, Any]]:
+        """Presets of this user's alone, offered first and chosen by default (a workshop seat's)."""
+        return []
+
+    def offered_presets(self) -> list[dict[str, Any]]:
+        return [*self.own_presets(), *self.presets]
+
     async def choices(self) -> Choices:
         """What this user may run; a clear 503 when the scheduler cannot say."""
         try:
@@ -64,7 +71,7 @@ class UserOptionsMixin(HasTraits):
         """user_options checked for type, site rules and the cluster's limits; 400 names the field."""
         choices = await self.choices()
         try:
-            request = self.request_for(apply_preset(coerce_options(user_options or {}), self.presets))
+            request = self.request_for(apply_preset(coerce_options(user_options or {}), self.offered_presets()))
             choices.check(request.settings)
         except OptionError as e:
             raise options_refused(e) from e
@@ -144,7 +151,10 @@ class UserOptionsMixin(HasTraits):
         handler = getattr(self, "handler", None)
         args = handler.request.query_arguments if handler is not None else {}
         prefill = {k[4:]: [v.decode(errors="replace") for v in vs] for k, vs in args.items() if k.startswith("opt-")}
+        own = self.own_presets()
         values = initial_values(defaults, self.user_options, prefill)
+        if own and not self.user_options and not prefill:
+            values["preset"] = own[0]["name"]
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
-        usable = presets_for(choices, self.presets, defaults)
+        usable = presets_for(choices, self.offered_presets(), defaults)
         return render_form(choices, usable, values, estimate_url.rstrip("/"), from_link=bool(prefill))

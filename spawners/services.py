@@ -1,7 +1,7 @@
 """What every spawner of one hub shares, built once when the hub is configured
 (:func:`hub.configure.update_spawner`) and handed to each spawner as its ``services``:
 one SLURM client (one command counter, one node-address cache), one watch of the queue
-for all servers, one cache of what the cluster offers, and the audit log."""
+for all servers, one cache of what the cluster offers, the audit log and the workshops' registry."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from slurm.client import Slurm
 from spawners.choices import Discovery
+from spawners.seats import Registry
 from spawners.watcher import JobWatcher
 
 
@@ -23,6 +24,7 @@ class Services:
     watcher: JobWatcher
     discovery: Discovery
     audit: AuditLog | None = None
+    workshops: Registry | None = None  # whose seats get a workshop's preset and materials
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         """Shared, never copied: traitlets deep-copies each config value for every instance, which
@@ -39,6 +41,7 @@ class Services:
         discovery_cache: float,
         audit: AuditLog | None = None,
         slurm: Slurm | None = None,
+        workshops: Registry | None = None,
     ) -> Services:
         slurm = slurm or Slurm()
         return cls(
@@ -46,4 +49,5 @@ class Services:
             watcher=JobWatcher(slurm, job_name, interval=poll_interval, fast_interval=startup_poll_interval),
             discovery=Discovery(slurm, ttl=discovery_cache),
             audit=audit,
+            workshops=workshops,
         )

@@ -20,6 +20,7 @@ import pwd
 import ssl
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from traitlets.config import Config, Configurable
 from job import JOB_ENVIRONMENT, LAUNCHER
 from slurm.parsers import JobInfo, SlurmError, SlurmUnavailable
 from slurm.values import JOB_NAME
+from spawners.form import PRESET_KEYS
 from spawners.jobscript import (
     CERT_FILES,
     JobRequest,
@@ -44,6 +46,7 @@ from spawners.jobscript import (
 )
 from spawners.messages import describe_end, explain_pending, options_refused, scheduler_unavailable, spawn_exception
 from spawners.options import UserOptionsMixin
+from spawners.seats import Workshop
 from spawners.services import Services
 from spawners.watcher import Seen
 
@@ -247,8 +250,30 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return found
 
     def job_defaults(self) -> JobSettings:
-        """The site's job defaults, typed (checked when the hub started: config_problems)."""
-        return JobSettings(**{name: getattr(self, trait) for name, trait in JOB_SETTING_TRAITS.items()})
+        """The site's job defaults, typed (checked when the hub started: config_problems); a
+        workshop seat's are its workshop's preset, which names the reservation and account."""
+        site = JobSettings(**{name: getattr(self, trait) for name, trait in JOB_SETTING_TRAITS.items()})
+        seat = self.workshop()
+        return replace(site, **{k: v for k, v in seat.preset.items() if k in PRESET_KEYS}) if seat else site
+
+    def workshop(self) -> Workshop | None:
+        """The workshop whose seat this user is (``aifactory-workshop create``), if any."""
+        registry = self.services.workshops
+        return registry.seat_of(self.user.name) if registry is not None else None
+
+    def own_presets(self) -> list[dict[str, Any]]:
+        seat = self.workshop()
+        return [seat.preset] if seat else []
+
+    def materials_command(self) -> list[str]:
+        """A seat's job pulls its workshop's materials into ~/<workshop> before JupyterLab starts:
+        nbgitpuller merges, so what the student changed is never overwritten."""
+        seat = self.workshop()
+        if seat is None or seat.materials is None:
+            return []
+        m = seat.materials
+        folder = os.path.join(self.req_homedir, m.folder)
+        return [os.path.join(self.singleuser_venv, "bin", "gitpuller"), m.repo, m.branch, folder]
 
     # -- what the job is -------------------------------------------------------------
     def job_request(self) -> JobRequest:
@@ -276,7 +301,9 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return env
 
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
-        return render(request, self.job_command(), export=env.keys(), certs=self.cert_pems)
+        return render(
+            request, self.job_command(), export=env.keys(), certs=self.cert_pems, before=self.materials_command()
+        )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
     async def create_certs(self) -> dict[str, str]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
@@ -75,3 +80,41 @@ def chromium_page(*args: str):
         finally:
             context.close()
             browser.close()
+
+
+def execute_in_kernel(
+    hub: HubProcess, user: str, token: str, code: str, timeout: float = 240, wait: bool = True
+) -> str:
+    """Start a kernel in the user's server, run code, return its stdout (raise on error);
+    ``wait=False``: return as soon as the kernel is busy with it, leaving it running."""
+    r = hub.through_proxy_post(user, token, "api/kernels", {"name": "aifactory"})
+    kernel_id = r.json()["id"]
+    ws_url = hub.user_url(user).replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
+
+    async def run() -> str:
+        conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
+        msg_id = uuid.uuid4().hex
+        header = {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                  "version": "5.3"}  # fmt: skip
+        content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False, "stop_on_error": True}
+        request = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
+        await conn.write_message(json.dumps(request))
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(await asyncio.wait_for(conn.read_message(), timeout))
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            if not wait and kind == "status" and message["content"]["execution_state"] == "busy":
+                conn.close()
+                return ""
+            if kind == "stream":
+                out.append(message["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(message["content"]["traceback"]))
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                conn.close()
+                return "".join(out)
+        raise AssertionError(f"kernel did not finish within {timeout}s; output so far: {''.join(out)}")
+
+    return asyncio.run(run())

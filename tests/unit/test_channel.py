@@ -1,11 +1,14 @@
 """The job→hub channel accepts a port and nothing else."""
 
+import jupyterhub.handlers
 import pytest
 from jupyterhub import apihandlers
 
 from hub.audit import AuditHandler, AuditLog
 from hub.routes import JOB_PORT_ROUTE, install_routes
+from hub.workshop_pages import WORKSHOP_PAGE_ROUTE
 from spawners.channel import JobPortHandler, PortReportError, parse_port_report
+from spawners.seats import Registry
 
 
 def test_a_port_in_range_is_accepted():
@@ -37,10 +40,12 @@ def test_batchspawner_handler_is_replaced_by_our_route_table(tmp_path):
     import batchspawner  # noqa: F401 - importing it registers its handler
 
     assert any(path == r"/api/batchspawner" for path, *_ in apihandlers.default_handlers)
-    audit = AuditLog(tmp_path / "audit.log")
-    install_routes(audit)
-    install_routes(audit)  # idempotent
+    audit, registry = AuditLog(tmp_path / "audit.log"), Registry(tmp_path / "workshops")
+    install_routes(audit, registry)
+    install_routes(audit, registry)  # idempotent
     paths = [path for path, *_ in apihandlers.default_handlers]
+    pages = [path for path, *_ in jupyterhub.handlers.default_handlers]
+    assert pages.count(WORKSHOP_PAGE_ROUTE) == 1
     assert r"/api/batchspawner" not in paths
     assert paths.count(JOB_PORT_ROUTE) == 1 and JOB_PORT_ROUTE == "/api/aifactory/job-port"
     handlers = {h[0]: h[1:] for h in apihandlers.default_handlers}

@@ -31,8 +31,8 @@ def services(**kwargs) -> Services:
     return Services.build(job_name="aifw-unit", poll_interval=10, startup_poll_interval=1, discovery_cache=60, **kwargs)
 
 
-@pytest.fixture
-def spawner():
+def new_spawner() -> WorkbenchSpawner:
+    """alice's spawner with the site's usual settings and its own services (no scheduler)."""
     user = SimpleNamespace(name="alice", url="/user/alice/", escaped_name="alice", server=None, spawners={})
     s = WorkbenchSpawner(
         user=user,
@@ -49,6 +49,11 @@ def spawner():
     )
     s.api_token = "t" * 32
     return s
+
+
+@pytest.fixture
+def spawner():
+    return new_spawner()
 
 
 def test_job_finds_its_python_without_the_hubs_env_keep(spawner):

@@ -1,0 +1,111 @@
+"""The first minute of a workshop: N seats press Start within a few seconds (default 30).
+
+Makes an N-seat workshop with ``aifactory-workshop create`` on a hub against the mini
+cluster, measures what one JupyterLab start costs this machine in CPU seconds (one seat
+alone: login, form, job, JupyterLab, first page), then has every seat log in and start at
+once, as browsers would.  On this machine the floor is CPU: N x (one start's CPU seconds) /
+cores.  Prints the burst's wall time against that floor (goal: at most 1.3x), p50/p95 of the
+pages and API answers during the burst, failures and cancelled jobs.  Ends the workshop.
+Usage: python -m benchmarks.workshop_burst [--seats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from benchmarks.hub_load import Sampler, one_user, percentile
+from tests.harness import VENV, launch, queued_jobs
+
+#: What each seat gets: small enough that 30 fit the mini cluster's one 16000M node.
+SEAT_PRESET = {"name": "seat", "title": "Seat", "partition": "gpp", "cpus": 1, "memory": "400M",
+               "walltime": "01:00:00"}  # fmt: skip
+
+
+def busy_seconds() -> float:
+    """CPU seconds this machine has spent busy (all cores, all processes), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seats", type=int, default=30)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    top = Path(tempfile.mkdtemp(prefix="aifw-burst-", dir="/var/tmp"))
+    top.chmod(0o755)
+    places = {k: str(top / k) for k in ("registry", "state_dir", "materials_dir")}
+    hub = launch(hub={"poll_interval": 10}, form={"discovery_cache": 60, "presets": [SEAT_PRESET]}, workshops=places)
+    name = "burst"
+    cli = [str(VENV / "bin" / "aifactory-workshop")]
+    spec = top / "burst.yaml"
+    spec.write_text(yaml.safe_dump({"name": name, "title": "Burst", "start": "now", "end": "2099-01-01T00:00",
+                                    "seats": args.seats, "instructors": ["instructor"], "preset": "seat"}))  # fmt: skip
+    pages: list[float] = []
+    apis: list[float] = []
+    try:
+        subprocess.run([*cli, "create", str(spec), "--site", str(hub.site_file)], check=True, capture_output=True)
+        sheet = list(csv.DictReader(io.StringIO((top / "state_dir" / name / "seats.csv").read_text())))
+        choice = {"preset": f"workshop-{name}"}
+        # One start alone, on an otherwise quiet machine: its CPU cost.
+        first = sheet[0]
+        time.sleep(5)
+        cpu0 = busy_seconds()
+        outcome = one_user(hub, first["user"], [], [], args.timeout, first["password"], choice)
+        time.sleep(3)  # JupyterLab settles after its first page
+        one_start = busy_seconds() - cpu0
+        if outcome:
+            raise RuntimeError(f"the single start failed: {outcome}")
+        hub.stop(first["user"])
+        time.sleep(5)
+        # The burst: every seat at once.
+        sampler = Sampler(hub.process.pid)
+        sampler.start()
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(len(sheet)) as pool:
+            outcomes = list(pool.map(
+                lambda row: one_user(hub, row["user"], pages, apis, args.timeout, row["password"], choice), sheet
+            ))  # fmt: skip
+        wall = time.monotonic() - t0
+        hub_cpu = sampler.cpu_seconds() - sampler.cpu0
+        sampler.running = False
+        running = sum(len(queued_jobs(row["user"])) for row in sheet)
+    finally:
+        subprocess.run([*cli, "end", name, "--site", str(hub.site_file)], capture_output=True)
+        hub.shutdown()
+        subprocess.run(["rm", "-rf", str(top)])
+        for archive in Path("/home/instructor/workshop-archives").glob(f"{name}-*.tar.gz"):
+            archive.unlink()
+    cores = os.cpu_count() or 1
+    floor = len(sheet) * one_start / cores
+    failures = [f"{row['user']}: {o}" for row, o in zip(sheet, outcomes, strict=True) if o]
+    print(f"\nworkshop burst: {len(sheet)} seats start at once on {cores} cores")
+    print("| figure | value |")
+    print("|---|---:|")
+    print(f"| one JupyterLab start, alone (machine CPU) | {one_start:.1f} CPU s |")
+    print(f"| floor: seats x that / cores | {floor:.1f} s |")
+    print(f"| burst: every seat in JupyterLab (wall) | {wall:.1f} s |")
+    print(f"| burst / floor (goal <= 1.3) | {wall / floor:.2f} |")
+    print(f"| page answers p50 / p95 ({len(pages)}) | {percentile(pages, 50):.3f} / {percentile(pages, 95):.3f} s |")
+    print(f"| API answers p50 / p95 ({len(apis)}) | {percentile(apis, 50):.3f} / {percentile(apis, 95):.3f} s |")
+    print(f"| hub CPU during the burst | {hub_cpu:.1f} s |")
+    print(f"| failures / jobs running at the end | {len(failures)} / {running} of {len(sheet)} |")
+    for f in failures[:10]:
+        print("  failed:", f)
+    return 1 if failures or running != len(sheet) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

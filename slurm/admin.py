@@ -1,0 +1,97 @@
+"""SLURM administration for workshops, run by root through ``aifactory-workshop``: accounts,
+associations and reservations.  Every command is an argument list run by the one client
+(:class:`slurm.client.Slurm`); each ``ensure_``/``remove_`` call may be repeated harmlessly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slurm.client import Slurm
+from slurm.parsers import JobInfo, SlurmError, parse_pipe_table, parse_scontrol_records, parse_squeue, squeue_format
+
+#: The QoS a workshop account offers (the mini cluster's and a site's usual two).
+WORKSHOP_QOS = "normal,interactive"
+
+
+@dataclass
+class SlurmAdmin:
+    slurm: Slurm = field(default_factory=Slurm)
+
+    def _run(self, *argv: str) -> str:
+        return self.slurm.run_blocking(list(argv)).stdout
+
+    def account_exists(self, account: str) -> bool:
+        return account in self._run("sacctmgr", "-n", "-P", "show", "account", account, "format=Account").split()
+
+    def ensure_account(self, account: str, description: str) -> None:
+        if not self.account_exists(account):
+            self._run(
+                "sacctmgr", "-i", "add", "account", account, f"description={description}", f"organization={account}"
+            )
+        self._run("sacctmgr", "-i", "modify", "account", account, "set", f"qos={WORKSHOP_QOS}", "defaultqos=normal")
+
+    def associations(self, user: str) -> list[str]:
+        """The accounts ``user`` has an association with."""
+        out = self._run("sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", "format=Account")
+        return [a for a in out.split() if a]
+
+    def ensure_user(self, user: str, account: str) -> None:
+        """``user`` may run jobs in ``account``, its default account."""
+        if account not in self.associations(user):
+            self._run("sacctmgr", "-i", "add", "user", user, f"account={account}", f"defaultaccount={account}")
+
+    def remove_user(self, user: str) -> None:
+        if self.associations(user):
+            self._run("sacctmgr", "-i", "delete", "user", user)
+
+    def remove_account(self, account: str) -> None:
+        if self.account_exists(account):
+            self._run("sacctmgr", "-i", "delete", "account", account)
+
+    def reservation(self, name: str) -> dict[str, str] | None:
+        try:
+            records = parse_scontrol_records(self._run("scontrol", "show", "reservation", name, "-o"))
+        except SlurmError as e:
+            if "not found" in str(e).lower():
+                return None
+            raise
+        return next((r for r in records if r.get("ReservationName") == name), None)
+
+    def ensure_reservation(self, name: str, *, start: str, end: str, account: str, partition: str, cores: int) -> None:
+        """``cores`` cores of ``partition`` from ``start`` to ``end``, for the jobs of ``account``.
+
+        SLURM cannot change a reservation of cores: one that ends or holds otherwise is made
+        again (refused while jobs run in it: the message says so)."""
+        held = self.reservation(name)
+        if held is not None:
+            if (held.get("EndTime"), held.get("CoreCnt"), held.get("Accounts")) == (end, str(cores), account):
+                return
+            self._run("scontrol", "delete", f"ReservationName={name}")
+        spec = [f"StartTime={start}", f"EndTime={end}", f"Accounts={account}", f"CoreCnt={cores}"]
+        self._run("scontrol", "create", "reservation", f"ReservationName={name}", f"PartitionName={partition}", *spec)
+
+    def remove_reservation(self, name: str) -> None:
+        if self.reservation(name) is not None:
+            self._run("scontrol", "delete", f"ReservationName={name}")
+
+    def jobs_of(self, users: list[str]) -> dict[str, JobInfo]:
+        """Every job of these users that the controller still holds."""
+        if not users:
+            return {}
+        return parse_squeue(self._run("squeue", "-h", "-u", ",".join(users), "-o", squeue_format()))
+
+    def cancel_jobs_of(self, user: str) -> None:
+        self._run("scancel", "-u", user)
+
+    def core_seconds(self, users: list[str], since: str) -> dict[str, int]:
+        """Core-seconds each user's jobs used since ``since`` (sacct; what the instructors see)."""
+        if not users:
+            return {}
+        names = ("User", "ElapsedRaw", "NCPUS")
+        out = self._run("sacct", "-a", "-X", "-n", "-P", "-u", ",".join(users), "-S", since, "-o", ",".join(names))
+        used: dict[str, int] = dict.fromkeys(users, 0)
+        for row in parse_pipe_table(out, names):
+            if row["User"] in used and row["ElapsedRaw"].isdigit() and row["NCPUS"].isdigit():
+                used[row["User"]] += int(row["ElapsedRaw"]) * int(row["NCPUS"])
+        return used

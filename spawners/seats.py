@@ -1,0 +1,165 @@
+"""Workshops as the hub sees them: one YAML file per workshop in the registry folder, written
+by ``aifactory-workshop`` (as root) and read here, so that a workshop made while the hub runs
+reaches its seats' next spawn form without a restart.
+
+A seat's spawn form offers the workshop's preset first (it names the reservation and the
+account), and its job brings the workshop's materials into the seat's home before JupyterLab
+starts (nbgitpuller: a later pull never overwrites what the student changed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+#: A workshop's name; its seats are NAME-01, NAME-02, ... (Unix users).
+WORKSHOP_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
+#: Every seat of every workshop is also in this hub group (the culler's seat timeout covers it).
+ALL_SEATS_GROUP = "workshop-seats"
+
+
+def seat_name(workshop: str, number: int) -> str:
+    return f"{workshop}-{number:02d}"
+
+
+@dataclass(frozen=True)
+class Materials:
+    """A git repository the seats' jobs can read, pulled into ``~/<folder>`` at each start."""
+
+    repo: str
+    branch: str
+    folder: str
+
+
+@dataclass(frozen=True)
+class Workshop:
+    name: str
+    title: str
+    start: str  # ISO 8601, as SLURM's reservation has it
+    end: str
+    seats: tuple[str, ...]
+    instructors: tuple[str, ...]
+    account: str
+    reservation: str
+    preset: dict[str, Any] = field(default_factory=dict)  # the seats' preset (spawn form)
+    materials: Materials | None = None
+
+    @property
+    def group(self) -> str:
+        """The hub group of the seats; instructors may reach its servers (RBAC)."""
+        return f"workshop-{self.name}"
+
+    @property
+    def instructor_role(self) -> str:
+        return f"workshop-{self.name}-instructors"
+
+    def role(self) -> dict[str, Any]:
+        """The instructors' role: see, open and stop their seats' servers, and nobody else's."""
+        group = f"!group={self.group}"
+        return {
+            "name": self.instructor_role,
+            "description": f"Instructors of workshop {self.name}: its seats' servers",
+            "scopes": [f"access:servers{group}", f"servers{group}", f"read:users{group}", f"list:users{group}"],
+            "users": list(self.instructors),
+        }
+
+    def as_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seats"], data["instructors"] = list(self.seats), list(self.instructors)
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Workshop:
+        materials = data.get("materials")
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            start=data["start"],
+            end=data["end"],
+            seats=tuple(data["seats"]),
+            instructors=tuple(data["instructors"]),
+            account=data["account"],
+            reservation=data["reservation"],
+            preset=dict(data.get("preset") or {}),
+            materials=Materials(**materials) if materials else None,
+        )
+
+
+def registry_problem(directory: Path) -> str:
+    """Why the hub must not trust this folder ("" if it may): only root may write there."""
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        return ""  # no workshop yet
+    if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{directory} must belong to root and be writable by root alone"
+    return ""
+
+
+def write_workshop(directory: Path, workshop: Workshop) -> Path:
+    """Root's side: the workshop's file, replaced whole (readers never see half of it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    path = directory / f"{workshop.name}.yaml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(workshop.as_data(), sort_keys=False))
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_workshop(directory: Path, name: str) -> None:
+    (directory / f"{name}.yaml").unlink(missing_ok=True)
+
+
+class Registry:
+    """The workshops in the registry folder, read again when it changed (or after ``ttl`` s)."""
+
+    def __init__(self, directory: str | Path, ttl: float = 5.0) -> None:
+        self.directory = Path(directory)
+        self.ttl = ttl
+        self._read_at = 0.0
+        self._mtime = -1.0
+        self._workshops: dict[str, Workshop] = {}
+
+    def workshops(self) -> dict[str, Workshop]:
+        now = time.monotonic()
+        try:
+            mtime = self.directory.stat().st_mtime
+        except FileNotFoundError:
+            mtime = 0.0
+        if mtime != self._mtime or now - self._read_at > self.ttl:
+            self._workshops, self._mtime, self._read_at = self._read(), mtime, now
+        return self._workshops
+
+    def _read(self) -> dict[str, Workshop]:
+        problem = registry_problem(self.directory)
+        if problem:
+            log.error("workshop registry ignored: %s", problem)
+            return {}
+        found = {}
+        for path in sorted(self.directory.glob("*.yaml")) if self.directory.is_dir() else []:
+            try:
+                workshop = Workshop.from_data(yaml.safe_load(path.read_text()))
+            except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+                log.error("workshop file %s ignored: %s", path, e)
+                continue
+            found[workshop.name] = workshop
+        return found
+
+    def seat_of(self, user: str) -> Workshop | None:
+        """The workshop whose seat ``user`` is, if any."""
+        return next((w for w in self.workshops().values() if user in w.seats), None)
+
+    def led_by(self, user: str) -> list[Workshop]:
+        return [w for w in self.workshops().values() if user in w.instructors]
