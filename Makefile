@@ -33,6 +33,8 @@ install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@rm -rf build *.egg-info
+	@# The site kernel's exact packages, published with it (kernel.json names this file).
+	@install -d $(VENV)/share/aifactory && $(VENV)/bin/pip freeze --exclude aifactory-workbench > $(VENV)/share/aifactory/kernel.lock
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
@@ -53,6 +55,8 @@ hub-user: $(PREFIX)/.system
 	    -e "s/@JOB_ENVIRONMENT@/$$env/" config/sudoers.in > $$tmp \
 	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
 	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE) && chown -R $(HUB_USER): $(STATE)
+	@# The gallery of published notebooks: the hub writes it, every user's job reads it.
+	@install -d -m 755 /srv/aifactory && install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 /srv/aifactory/gallery
 
 $(PREFIX)/.system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \

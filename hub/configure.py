@@ -14,6 +14,7 @@ which); settings this spawner cannot honour stop the hub, named (see
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
 from hub.tls import front_certificate_problems, internal_certificate_problems
 from hub.workshop_pages import workshop_groups
+from spawners.gallery import Gallery
 from spawners.seats import Registry, registry_problem
 from spawners.services import Services
 from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
@@ -48,14 +50,17 @@ def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
 
 
 def last_end_announcement(user: Any) -> str:
-    """On the home page: why the user's last server ended (walltime, cancelled, ...)."""
+    """On the home page: why the user's last server ended (walltime, cancelled, ...), or, while
+    one runs, the way to share it."""
     spawner = getattr(user, "spawner", None) if user is not None else None
+    if spawner is not None and spawner.active:
+        # Relative: the home page is {base_url}hub/home, whatever the base URL.
+        return '<a id="aifw-share-link" href="share">Share your running session with a colleague</a>'
     reason = getattr(spawner, "last_end", "") if spawner is not None else ""
-    if not reason or spawner.active:
+    if not reason:
         return ""
     return (
         f'<span id="aifw-last-end">{html.escape(reason)}</span> '
-        # Relative: the home page is {base_url}hub/home, whatever the base URL.
         '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
     )
 
@@ -112,6 +117,10 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
     c.JupyterHub.template_paths = [str(TEMPLATES)]
+    if hub.user_sharing:
+        # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
+        # colleague needs read:users:name (a name's existence, never a list of users).
+        append(c, "load_roles", {"name": "user", "scopes": ["self", "shares!user", "read:users:name"]})
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
     for service in services:
         append(c, "services", service)
@@ -254,7 +263,18 @@ def update_workshops(c: Config, site: SiteConfig) -> Registry:
     return registry
 
 
-def update_spawner(c: Config, site: SiteConfig, audit: AuditLog, registry: Registry | None = None) -> Services:
+def open_gallery(site: SiteConfig) -> Gallery:
+    """The gallery's folder must be the hub's to write and everyone's to read; if it is not,
+    the hub still starts, and publishing says why it cannot."""
+    gallery = Gallery(site.gallery.dir)
+    if not os.access(site.gallery.dir, os.W_OK | os.X_OK):
+        get_logger().warning("gallery.dir %s is not writable by the hub: publishing is refused", site.gallery.dir)
+    return gallery
+
+
+def update_spawner(
+    c: Config, site: SiteConfig, audit: AuditLog, registry: Registry | None = None, gallery: Gallery | None = None
+) -> Services:
     """Our spawner with the site's job defaults (a setting made above configure() wins, logged),
     refused settings named, and the services every spawner shares built once."""
     c.JupyterHub.spawner_class = WorkbenchSpawner
@@ -275,6 +295,7 @@ def update_spawner(c: Config, site: SiteConfig, audit: AuditLog, registry: Regis
         discovery_cache=site.form.discovery_cache,
         audit=audit,
         workshops=registry,
+        gallery=gallery,
     )
     c.WorkbenchSpawner.services = services
     return services
@@ -290,7 +311,8 @@ def configure(c: Config, site: SiteConfig) -> Services:
     update_auth(c, site, audit)
     registry = update_workshops(c, site)
     update_culler(c, site)
-    services = update_spawner(c, site, audit, registry)
-    install_routes(audit, registry)
+    gallery = open_gallery(site)
+    services = update_spawner(c, site, audit, registry, gallery)
+    install_routes(audit, registry, gallery, site)
     check_dask_config(site)
     return services

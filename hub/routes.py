@@ -7,6 +7,10 @@
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
 | ``/hub/workshops`` | the instructor page: a workshop's seats and their servers | instructors, admins |
+| ``/hub/share`` | share a running server with a colleague or a link, and revoke it (hub/sharing.py) | its user |
+| ``/hub/api/aifactory/gallery/publish/USER[/SERVER]`` | publish a notebook of a running server | who may access it |
+| ``/hub/api/aifactory/gallery/ID`` | withdraw an entry (DELETE) | its author, admins |
+| ``/hub/gallery`` | the published notebooks, each with a Launch link (hub/gallery_pages.py) | every user |
 """
 
 from __future__ import annotations
@@ -16,10 +20,21 @@ from typing import Any
 from jupyterhub import apihandlers, handlers
 
 from hub.audit import AuditHandler, AuditLog
+from hub.gallery_pages import (
+    ENTRY_ROUTE,
+    GALLERY_PAGE_ROUTE,
+    PUBLISH_ROUTE,
+    GalleryEntryHandler,
+    GalleryPage,
+    GalleryPublishHandler,
+)
+from hub.sharing import SHARE_PAGE_ROUTE, SharePage
+from hub.site import SiteConfig
 from hub.workshop_pages import WORKSHOP_API_ROUTE, WORKSHOP_PAGE_ROUTE, WorkshopAPIHandler, WorkshopPage
 from job.launcher import CHANNEL_PATH
 from spawners.channel import JobPortHandler
 from spawners.estimate import EstimateHandler
+from spawners.gallery import Gallery
 from spawners.seats import Registry
 
 JOB_PORT_ROUTE = f"/api/{CHANNEL_PATH}"
@@ -27,27 +42,35 @@ JOB_PORT_ROUTE = f"/api/{CHANNEL_PATH}"
 BATCHSPAWNER_ROUTE = r"/api/batchspawner"
 
 
-def routes(audit: AuditLog, registry: Registry) -> list[tuple[Any, ...]]:
+def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig) -> list[tuple[Any, ...]]:
+    publishing = {"gallery": gallery, "venv": site.singleuser.venv, "shared_storage": site.gallery.shared_storage,
+                  "audit": audit}  # fmt: skip
     return [
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
         (r"/api/aifactory/audit", AuditHandler, {"audit": audit}),
         (WORKSHOP_API_ROUTE, WorkshopAPIHandler, {"registry": registry}),
+        (PUBLISH_ROUTE, GalleryPublishHandler, publishing),
+        (ENTRY_ROUTE, GalleryEntryHandler, {"gallery": gallery}),
     ]
 
 
-def page_routes(registry: Registry) -> list[tuple[Any, ...]]:
-    return [(WORKSHOP_PAGE_ROUTE, WorkshopPage, {"registry": registry})]
+def page_routes(registry: Registry, gallery: Gallery) -> list[tuple[Any, ...]]:
+    return [
+        (WORKSHOP_PAGE_ROUTE, WorkshopPage, {"registry": registry}),
+        (SHARE_PAGE_ROUTE, SharePage),
+        (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery}),
+    ]
 
 
-def install_routes(audit: AuditLog, registry: Registry) -> None:
+def install_routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig) -> None:
     """Put our routes into JupyterHub's API and pages (read when the hub starts), and take
     batchspawner's out.
 
     JupyterHub 6 deprecates ``extra_handlers``; its handlers are these module-level lists."""
     for table, ours, extra in (
-        (apihandlers.default_handlers, routes(audit, registry), {BATCHSPAWNER_ROUTE}),
-        (handlers.default_handlers, page_routes(registry), set()),
+        (apihandlers.default_handlers, routes(audit, registry, gallery, site), {BATCHSPAWNER_ROUTE}),
+        (handlers.default_handlers, page_routes(registry, gallery), set()),
     ):
         replaced = {route[0] for route in ours} | extra
         table[:] = [h for h in table if h[0] not in replaced] + ours

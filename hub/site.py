@@ -130,6 +130,7 @@ class HubSettings:
     ssl_key: str = rule(_is_abs_path_or_empty())
     cookie_max_age_days: float = rule(_is_seconds(0.01, 30))
     internal_ssl: bool = rule(_is_bool())
+    user_sharing: bool = rule(_is_bool())
 
 
 def _is_one_of(*choices: str) -> Rule:
@@ -263,6 +264,15 @@ class CullerSettings:
 
 
 @dataclass(frozen=True)
+class GallerySettings:
+    dir: str = rule(_is_abs_path())
+    shared_storage: list[str] = rule(
+        Rule(lambda v: isinstance(v, list) and all(isinstance(x, str) and x.startswith("/") for x in v),
+             "a list of absolute paths")
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
     default_url: str = rule(matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
@@ -277,6 +287,7 @@ class SiteConfig:
     dask: DaskSettings
     workshops: WorkshopSettings
     culler: CullerSettings
+    gallery: GallerySettings
     singleuser: SingleuserSettings
     source: str = "defaults"
 
@@ -289,6 +300,7 @@ _SECTIONS: dict[str, type] = {
     "dask": DaskSettings,
     "workshops": WorkshopSettings,
     "culler": CullerSettings,
+    "gallery": GallerySettings,
     "singleuser": SingleuserSettings,
 }
 

@@ -116,11 +116,12 @@ class Slurm:
             CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
         )
 
-    def run_blocking(self, argv: Sequence[str]) -> CommandResult:
-        """The same, blocking: for notebooks, whose kernel already runs an event loop."""
+    def run_blocking(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+        """The same, blocking: for notebooks, whose kernel already runs an event loop, and
+        command-line tools."""
         COMMANDS.labels(command=argv[0]).inc()
         try:
-            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout)
+            proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=self.timeout)
         except FileNotFoundError as e:
             raise SlurmUnavailable(f"{argv[0]} is not installed on this host") from e
         except subprocess.TimeoutExpired as e:

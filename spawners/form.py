@@ -117,8 +117,10 @@ def render_form(
     values: Mapping[str, Any],
     estimate_url: str,
     from_link: bool = False,
+    entry: Any = None,
 ) -> str:
-    """The form's fields; ``from_link``: an ``opt-`` link filled them, and the user confirms."""
+    """The form's fields; ``from_link``: an ``opt-`` link filled them, and the user confirms;
+    ``entry``: the gallery entry being launched (its resources are in ``values``)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url}
     return env.from_string(TEMPLATE.read_text()).render(
@@ -126,6 +128,7 @@ def render_form(
         presets=presets,
         values=values,
         from_link=from_link,
+        entry=entry,
         # </script> cannot end the block: "<" is escaped inside the JSON.
         data_json=json.dumps(data).replace("<", "\\u003c"),
     )

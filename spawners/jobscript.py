@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -116,10 +116,11 @@ def render(
     command: Iterable[str],
     export: Iterable[str],
     certs: Mapping[str, str] | None = None,
-    before: Iterable[str] = (),
+    before: Iterable[Sequence[str]] = (),
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
-    ``before`` (a workshop's materials pull), if any, runs first and may fail without harm.
+    the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may
+    fail without stopping JupyterLab.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -141,7 +142,7 @@ def render(
         job=request.settings,
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
-        before=shlex.join(before),
+        before=[shlex.join(step) for step in before],
         certs={k: v.strip() for k, v in certs.items()},
         dask_worker_prefix=WORKER_JOB_PREFIX,
     )

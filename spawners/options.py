@@ -18,7 +18,15 @@ from traitlets import HasTraits, Integer, List, default
 from slurm.parsers import SlurmError, SlurmUnavailable
 from spawners.choices import Choices
 from spawners.estimate import summary, usage_since
-from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
+from spawners.form import (
+    PRESET_KEYS,
+    apply_preset,
+    coerce_options,
+    cost,
+    initial_values,
+    presets_for,
+    render_form,
+)
 from spawners.jobscript import JobRequest, OptionError, render
 from spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
 
@@ -35,6 +43,7 @@ class UserOptionsMixin(HasTraits):
     usage_days = Integer(help="The form shows what the chosen account used in this many past days.").tag(config=True)
 
     estimating = False  # an estimate of this server is being made (one at a time: estimate())
+    gallery_entry: Any = None  # the published notebook this start launches (gallery_options)
 
     @default("options_form")
     def _default_options_form(self) -> Any:
@@ -67,15 +76,30 @@ class UserOptionsMixin(HasTraits):
                 f"The scheduler could not list your options: {e}", reason="scheduler_unavailable", status_code=503
             ) from e
 
-    async def checked_request(self, user_options: Any) -> JobRequest:
-        """user_options checked for type, site rules and the cluster's limits; 400 names the field."""
+    def gallery_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """``gallery``: launch a published notebook; its resources come first, the user's own after."""
+        options = dict(options)
+        entry_id = options.pop("gallery", "")
+        if not entry_id:
+            return options, None
+        gallery = self.services.gallery
+        entry = gallery.get(entry_id) if gallery is not None else None
+        if entry is None:
+            raise OptionError("gallery", entry_id, "the id of an entry of the gallery (it may have been withdrawn)")
+        recorded = {k: v for k, v in entry.resources.items() if k in PRESET_KEYS and v not in ("", None)}
+        return recorded | options, entry
+
+    async def checked_request(self, user_options: Any) -> tuple[JobRequest, Any]:
+        """user_options checked for type, site rules and the cluster's limits; 400 names the field.
+        Returns the request and the gallery entry it launches (or None)."""
         choices = await self.choices()
         try:
-            request = self.request_for(apply_preset(coerce_options(user_options or {}), self.offered_presets()))
+            options, entry = self.gallery_options(coerce_options(user_options or {}))
+            request = self.request_for(apply_preset(options, self.offered_presets()))
             choices.check(request.settings)
         except OptionError as e:
             raise options_refused(e) from e
-        return request
+        return request, entry
 
     async def check_user_options(self, user_options: Any) -> None:
         """JupyterHub's apply_user_options hook: runs before start(), its SpawnException reaches the user.
@@ -83,7 +107,7 @@ class UserOptionsMixin(HasTraits):
         JupyterHub saves a request's options as the user's defaults before this check; a
         refused request must not become them (a later start without options would replay it)."""
         try:
-            self.request = await self.checked_request(user_options)
+            self.request, self.gallery_entry = await self.checked_request(user_options)
         except SpawnException:
             self.remember_options(self.accepted_options)
             raise
@@ -114,7 +138,7 @@ class UserOptionsMixin(HasTraits):
             self.estimating = False
 
     async def _estimate(self, user_options: Any) -> dict[str, Any]:
-        request = await self.checked_request(user_options)
+        request, _ = await self.checked_request(user_options)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         script = render(request, self.job_command(), export=[])
         account = request.settings.account or (await self.choices()).default_account
@@ -152,9 +176,16 @@ class UserOptionsMixin(HasTraits):
         args = handler.request.query_arguments if handler is not None else {}
         prefill = {k[4:]: [v.decode(errors="replace") for v in vs] for k, vs in args.items() if k.startswith("opt-")}
         own = self.own_presets()
-        values = initial_values(defaults, self.user_options, prefill)
+        link = {k: v for k, v in prefill.items() if k != "gallery"}
+        try:  # opt-gallery=ID: the entry's recorded resources, then the link's other values
+            recorded, entry = self.gallery_options({"gallery": (prefill.get("gallery") or [""])[0]})
+        except OptionError:
+            recorded, entry = {}, None  # a withdrawn entry: the link's other values stand
+        expanded = recorded | link
+        values = initial_values(defaults, self.user_options, expanded)
         if own and not self.user_options and not prefill:
             values["preset"] = own[0]["name"]
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
         usable = presets_for(choices, self.offered_presets(), defaults)
-        return render_form(choices, usable, values, estimate_url.rstrip("/"), from_link=bool(prefill))
+        url = estimate_url.rstrip("/")
+        return render_form(choices, usable, values, url, from_link=bool(prefill), entry=entry)

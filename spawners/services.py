@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from slurm.client import Slurm
 from spawners.choices import Discovery
+from spawners.gallery import Gallery
 from spawners.seats import Registry
 from spawners.watcher import JobWatcher
 
@@ -25,6 +26,7 @@ class Services:
     discovery: Discovery
     audit: AuditLog | None = None
     workshops: Registry | None = None  # whose seats get a workshop's preset and materials
+    gallery: Gallery | None = None  # published notebooks a user may launch
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Services:
         """Shared, never copied: traitlets deep-copies each config value for every instance, which
@@ -42,6 +44,7 @@ class Services:
         audit: AuditLog | None = None,
         slurm: Slurm | None = None,
         workshops: Registry | None = None,
+        gallery: Gallery | None = None,
     ) -> Services:
         slurm = slurm or Slurm()
         return cls(
@@ -50,4 +53,5 @@ class Services:
             discovery=Discovery(slurm, ttl=discovery_cache),
             audit=audit,
             workshops=workshops,
+            gallery=gallery,
         )

@@ -35,6 +35,7 @@ from job import JOB_ENVIRONMENT, LAUNCHER
 from slurm.parsers import JobInfo, SlurmError, SlurmUnavailable
 from slurm.values import JOB_NAME
 from spawners.form import PRESET_KEYS
+from spawners.gallery import HOME_FOLDER, copy_command
 from spawners.jobscript import (
     CERT_FILES,
     JobRequest,
@@ -265,15 +266,19 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         seat = self.workshop()
         return [seat.preset] if seat else []
 
-    def materials_command(self) -> list[str]:
-        """A seat's job pulls its workshop's materials into ~/<workshop> before JupyterLab starts:
-        nbgitpuller merges, so what the student changed is never overwritten."""
+    def steps_before_jupyterlab(self) -> list[list[str]]:
+        """What the job does before JupyterLab starts: a seat pulls its workshop's materials
+        into ~/<workshop> (nbgitpuller merges: what the student changed is never overwritten);
+        a launch from the gallery copies the entry's notebook into ~/gallery."""
+        steps = []
         seat = self.workshop()
-        if seat is None or seat.materials is None:
-            return []
-        m = seat.materials
-        folder = os.path.join(self.req_homedir, m.folder)
-        return [os.path.join(self.singleuser_venv, "bin", "gitpuller"), m.repo, m.branch, folder]
+        if seat is not None and seat.materials is not None:
+            m = seat.materials
+            folder = os.path.join(self.req_homedir, m.folder)
+            steps.append([os.path.join(self.singleuser_venv, "bin", "gitpuller"), m.repo, m.branch, folder])
+        if self.gallery_entry is not None and self.services.gallery is not None:
+            steps.append(copy_command(self.services.gallery, self.gallery_entry, self.req_homedir))
+        return steps
 
     # -- what the job is -------------------------------------------------------------
     def job_request(self) -> JobRequest:
@@ -302,7 +307,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
 
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
         return render(
-            request, self.job_command(), export=env.keys(), certs=self.cert_pems, before=self.materials_command()
+            request, self.job_command(), export=env.keys(), certs=self.cert_pems, before=self.steps_before_jupyterlab()
         )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
@@ -344,6 +349,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
         request = self.job_request()
         self.log_path = request.log_path
+        if self.gallery_entry is not None:  # JupyterLab opens the launched notebook's copy
+            self.default_url = f"/lab/tree/{HOME_FOLDER}/{self.gallery_entry.copy_name}"
         env = self.get_env()
         script = self.batch_script_for(request, env)
         self.progress_message = f"Submitting JupyterLab to partition {request.settings.partition}"
@@ -630,6 +637,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             self.log.warning("Could not cancel Dask workers of job %s: %s", job_id, e)
 
     async def stop(self, now: bool = False) -> None:
+        self.end_shares()
         if not self.job_id:
             return
         self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
@@ -648,6 +656,20 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
         finally:
             self.watcher.follow_closely(self.job_id, False)
+
+    def end_shares(self) -> int:
+        """Shares end with the server: whoever it was shared with (by name or by a share code)
+        loses access as it stops, and a later server is shared anew.  Returns how many ended."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is None or self.db is None:
+            return 0
+        shares = [*orm.shares, *orm.share_codes]
+        for share in shares:
+            self.db.delete(share)
+        if shares:
+            self.db.commit()
+            self.audit_event("shares_ended", count=len(shares))
+        return len(shares)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         shown = ""

@@ -66,20 +66,29 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def chromium_page(*args: str):
-    """A page of Debian's Chromium, headless; like users' browsers it resolves every name under
-    .localhost to this machine. ``args``: more of Chromium's switches."""
+def chromium_pages(count: int, *args: str):
+    """``count`` pages of Debian's Chromium, headless, each its own browsing context (its own
+    cookies: one person each); like users' browsers it resolves every name under .localhost to
+    this machine. ``args``: more of Chromium's switches."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: `make test` installs it")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *args])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(count)]
         try:
-            yield context.new_page()
+            yield [context.new_page() for context in contexts]
         finally:
-            context.close()
+            for context in contexts:
+                context.close()
             browser.close()
+
+
+@contextlib.contextmanager
+def chromium_page(*args: str):
+    """One page of :func:`chromium_pages`."""
+    with chromium_pages(1, *args) as (page,):
+        yield page
 
 
 def execute_in_kernel(

@@ -21,6 +21,17 @@ print("LINK", client.dashboard_link)
 """
 
 
+DATAFRAME = """
+import pandas as pd
+import dask.dataframe as dd
+df = dd.from_pandas(pd.DataFrame({"key": list("abc") * 20, "value": [1, 2, 3] * 20}), npartitions=4)
+groups = df.groupby("key")["value"].sum().compute()
+workers = client.run(lambda: 1)
+arrow = set(client.run(lambda: __import__("pyarrow").__version__).values())
+print("groups", {k: int(v) for k, v in sorted(groups.items())}, f"on {len(workers)} worker(s), arrow", *arrow)
+"""
+
+
 def worker_jobs(user: str) -> list[list[str]]:
     lines = sh("squeue", "-h", "-u", user, "-o", "%i|%j|%u|%a|%T").splitlines()
     return [line.split("|") for line in lines if line.split("|")[1].startswith("aifw-dask-")]
@@ -33,10 +44,13 @@ def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
     token = hub.user_token("alice")
     server_job = sh("squeue", "-h", "-u", "alice", "--name", "aifw-test-jupyterlab", "-o", "%i").strip()
 
-    output = execute_in_kernel(hub, "alice", token, CODE)
+    output = execute_in_kernel(hub, "alice", token, CODE + DATAFRAME)
     (job,) = worker_jobs("alice")
     assert job[1] == f"aifw-dask-{server_job}" and job[2] == "alice" and job[4] == "RUNNING"
     assert job[3] == sh("sacctmgr", "-n", "-P", "show", "user", "alice", "format=defaultaccount").strip()
+
+    # A dataframe groupby (pandas with pyarrow) computed on the SLURM worker.
+    assert "groups {'a': 20, 'b': 40, 'c': 60} on 1 worker(s), arrow" in output, output
 
     link = output.split("LINK ", 1)[1].split()[0]
     assert link.startswith("/user/alice/proxy/") and link.endswith("/status"), link

@@ -75,3 +75,24 @@ def test_odd_module_and_kernel_names_are_refused():
     assert bad_module.returncode != 0 and "is not a module name" in bad_module.stderr
     bad_name = as_user(KERNEL_CMD, "register", "../x", "--python", f"{VENV}/bin/python", check=False)
     assert bad_name.returncode != 0 and "is not a kernel name" in bad_name.stderr
+
+
+TUTORIAL_STACK = {"xarray": "xarray", "dask": "dask", "pandas": "pandas", "pyarrow": "pyarrow", "numpy": "numpy",
+                  "scipy": "scipy", "sklearn": "scikit-learn", "netCDF4": "netCDF4", "h5netcdf": "h5netcdf",
+                  "zarr": "zarr", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "cartopy": "Cartopy",
+                  "papermill": "papermill"}  # fmt: skip
+
+
+def test_the_site_kernel_runs_what_tutorials_import_each_pinned_in_its_lock():
+    probe = (
+        "import importlib, importlib.metadata as m, json\n"
+        f"mods = {TUTORIAL_STACK!r}\n"
+        "for mod in mods: importlib.import_module(mod)\n"
+        "import dask.dataframe, dask.bag, dask.delayed, dask.array\n"
+        "print(json.dumps({d: m.version(d) for d in mods.values()}))"
+    )
+    versions = json.loads(as_user(f"{VENV}/bin/python", "-c", probe).stdout)
+    spec = json.loads((VENV / "share/jupyter/kernels/aifactory/kernel.json").read_text())
+    lock = Path(spec["metadata"]["aifactory"]["lock"]).read_text().lower().splitlines()
+    for dist, version in versions.items():
+        assert f"{dist.lower()}=={version}" in lock, dist

@@ -8,7 +8,9 @@ from hub.audit import AuditHandler, AuditLog
 from hub.routes import JOB_PORT_ROUTE, install_routes
 from hub.workshop_pages import WORKSHOP_PAGE_ROUTE
 from spawners.channel import JobPortHandler, PortReportError, parse_port_report
+from spawners.gallery import Gallery
 from spawners.seats import Registry
+from tests.unit.defaults import DEFAULTS
 
 
 def test_a_port_in_range_is_accepted():
@@ -40,9 +42,9 @@ def test_batchspawner_handler_is_replaced_by_our_route_table(tmp_path):
     import batchspawner  # noqa: F401 - importing it registers its handler
 
     assert any(path == r"/api/batchspawner" for path, *_ in apihandlers.default_handlers)
-    audit, registry = AuditLog(tmp_path / "audit.log"), Registry(tmp_path / "workshops")
-    install_routes(audit, registry)
-    install_routes(audit, registry)  # idempotent
+    audit, registry, gallery = AuditLog(tmp_path / "audit.log"), Registry(tmp_path / "ws"), Gallery(tmp_path / "g")
+    install_routes(audit, registry, gallery, DEFAULTS)
+    install_routes(audit, registry, gallery, DEFAULTS)  # idempotent
     paths = [path for path, *_ in apihandlers.default_handlers]
     pages = [path for path, *_ in jupyterhub.handlers.default_handlers]
     assert pages.count(WORKSHOP_PAGE_ROUTE) == 1

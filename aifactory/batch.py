@@ -1,0 +1,173 @@
+"""``aifactory-run-notebook``: run a notebook headless as the user's own SLURM job (papermill),
+from a JupyterLab terminal, a notebook cell (``!aifactory-run-notebook run ...``) or a login
+shell.
+
+    aifactory-run-notebook run analysis.ipynb -p year 2021 -p region north --cpus 4
+    aifactory-run-notebook status            # every notebook job of this user: queued, running, done, failed
+
+The job runs the notebook with the same kernel (its modules and Python), with the resources of
+the JupyterLab session it is started from unless told otherwise.  The executed notebook and
+its log land next to the original, named after the job: ``analysis-job1234.ipynb`` and
+``analysis-job1234.log``.  A failed run names the failing cell and its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from slurm.client import Slurm
+from slurm.parsers import SlurmError, parse_pipe_table, parse_sbatch_parsable
+from slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
+
+#: Notebook jobs are named so, and found again by ``status``.
+JOB_PREFIX = "aifw-nb-"
+DEFAULT_KERNEL = "aifactory"
+ACCOUNT = matches(SLURM_NAME, "a SLURM account name", empty=True)
+
+
+@dataclass(frozen=True)
+class Resources:
+    partition: str
+    account: str
+    cpus: int
+    memory: str
+    walltime: str
+
+    @classmethod
+    def of_this_session(cls, env: dict[str, str]) -> Resources:
+        """The JupyterLab job's own (SLURM sets these in it); modest defaults elsewhere."""
+        memory_mb = env.get("SLURM_MEM_PER_NODE", "")
+        return cls(
+            partition=env.get("SLURM_JOB_PARTITION", ""),
+            account=env.get("SLURM_JOB_ACCOUNT", ""),
+            cpus=int(env.get("SLURM_CPUS_PER_TASK", "1") or 1),
+            memory=f"{memory_mb}M" if memory_mb.isdigit() else "2G",
+            walltime="01:00:00",
+        )
+
+    def problems(self) -> list[str]:
+        rules: dict[str, Rule] = {"partition": PARTITION, "account": ACCOUNT, "cpus": CPUS, "memory": MEMORY_SIZE,
+                                  "walltime": WALLTIME_TEXT}  # fmt: skip
+        empty_ok = {"partition", "account"}
+        return [
+            f"--{name} {getattr(self, name)!r}: accepted: {rule.accepted}"
+            for name, rule in rules.items()
+            if not (getattr(self, name) == "" and name in empty_ok) and not rule.check(getattr(self, name))
+        ]
+
+
+def outputs(notebook: Path, job_id: str) -> tuple[Path, Path]:
+    """Where a job's executed notebook and log go: next to the original, named after the job."""
+    stem = notebook.with_suffix("")
+    return Path(f"{stem}-job{job_id}.ipynb"), Path(f"{stem}-job{job_id}.log")
+
+
+def sbatch_argv(notebook: Path, res: Resources) -> list[str]:
+    """sbatch's options as arguments (no #SBATCH line to parse: any file name is safe)."""
+    argv = ["sbatch", "--parsable", f"--job-name={JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
+            f"--output={notebook.with_suffix('')}-job%j.log", f"--cpus-per-task={res.cpus}", f"--mem={res.memory}",
+            f"--time={res.walltime}", "--nodes=1", "--ntasks=1", "--no-requeue"]  # fmt: skip
+    if res.partition:
+        argv.append(f"--partition={res.partition}")
+    if res.account:
+        argv.append(f"--account={res.account}")
+    return argv
+
+
+def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str, python: str) -> str:
+    """The job: papermill runs the notebook; every value is shell-quoted, the output is named
+    after the job once SLURM has given it its id."""
+    executed = shlex.quote(str(notebook.with_suffix(""))) + '"-job$SLURM_JOB_ID.ipynb"'
+    options = ["--kernel", kernel, "--log-output"]
+    for name, value in parameters:
+        options += ["-p", name, value]
+    run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
+    announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
+    return f"#!/bin/bash\n{announce}\nexec {run}\n"
+
+
+def failing_cell(executed: Path) -> str:
+    """The first cell that raised, as papermill left it: its number, error and first line."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    code_cells = [c for c in cells if c.get("cell_type") == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                source = "".join(cell.get("source", "")).strip().splitlines()
+                first = source[0] if source else ""
+                return f"cell {number} ({first!r}): {out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def submit(notebook: Path, parameters: list[tuple[str, str]], kernel: str, res: Resources, slurm: Slurm) -> str:
+    problems = res.problems()
+    if not notebook.is_file() or notebook.suffix != ".ipynb":
+        problems.insert(0, f"{notebook}: not a notebook file (.ipynb)")
+    bad = [name for name, _ in parameters if not name.isidentifier()]
+    problems += [f"-p {name!r}: a parameter's name is a Python name" for name in bad]
+    if problems:
+        raise SystemExit("aifactory-run-notebook: " + "; ".join(problems))
+    notebook = notebook.resolve()
+    script = batch_script(notebook, parameters, kernel, sys.executable)
+    result = slurm.run_blocking(sbatch_argv(notebook, res), stdin=script)
+    return parse_sbatch_parsable(result.stdout)
+
+
+def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
+    """This user's notebook jobs of the last 7 days, newest first, with what became of each."""
+    names = ("JobID", "JobName", "State", "WorkDir", "Start", "End")
+    out = slurm.run_blocking(["sacct", "-X", "-n", "-P", "-u", user, "-S", "now-7days", "-o", ",".join(names)]).stdout
+    rows = []
+    for row in reversed(parse_pipe_table(out, names)):
+        if not row["JobName"].startswith(JOB_PREFIX):
+            continue
+        state = row["State"].split()[0]
+        word = {"PENDING": "queued", "RUNNING": "running", "COMPLETED": "done"}.get(state, "failed")
+        notebook = Path(row["WorkDir"]) / f"{row['JobName'][len(JOB_PREFIX) :]}.ipynb"
+        executed, log = outputs(notebook, row["JobID"])
+        why = failing_cell(executed) if word == "failed" else ""
+        rows.append({"job": row["JobID"], "state": word, "notebook": str(notebook), "result": str(executed),
+                     "log": str(log), "why": why or (state.lower() if word == "failed" else "")})  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aifactory-run-notebook", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="submit a notebook as a SLURM job")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    run.add_argument("--kernel", default=DEFAULT_KERNEL)
+    here = Resources.of_this_session(dict(os.environ))
+    for name in ("partition", "account", "cpus", "memory", "walltime"):
+        run.add_argument(f"--{name}", default=getattr(here, name), type=int if name == "cpus" else str)
+    commands.add_parser("status", help="this user's notebook jobs: queued, running, done or failed")
+    args = parser.parse_args(argv)
+    slurm = Slurm()
+    try:
+        if args.command == "run":
+            res = Resources(args.partition, args.account, args.cpus, args.memory, args.walltime)
+            job_id = submit(args.notebook, [tuple(p) for p in args.parameter], args.kernel, res, slurm)
+            executed, log = outputs(args.notebook.resolve(), job_id)
+            print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
+        else:
+            for row in status(os.environ.get("USER", ""), slurm):
+                print(f"{row['job']:<8} {row['state']:<8} {row['notebook']}")
+                print(f"         result {row['result']}" + (f"\n         why: {row['why']}" if row["why"] else ""))
+    except SlurmError as e:
+        print(f"aifactory-run-notebook: SLURM refused: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""A notebook run headless as its user's own SLURM job (``aifactory-run-notebook``, papermill):
+parameters reach it, the executed notebook lands next to the original under the job's id, and
+a failing notebook names its failing cell."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import VENV, sh
+
+USER = "alice"
+FOLDER = Path(f"/home/{USER}/aifw-test-notebook-jobs")
+
+
+def notebook(path: Path, *cells: str, parameters: str = "") -> Path:
+    nb = nbformat.v4.new_notebook()
+    if parameters:
+        nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}
+    nbformat.write(nb, path)
+    shutil.chown(path, USER, USER)
+    return path
+
+
+def run_notebook(*args: str) -> str:
+    argv = ["sudo", "-u", USER, f"{VENV}/bin/aifactory-run-notebook", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=FOLDER, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def wait_for(job_id: str, timeout: float = 240) -> list[str]:
+    """The status lines of the job once it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = run_notebook("status").splitlines()
+        for i, line in enumerate(lines):
+            if line.split()[:1] == [job_id] and line.split()[1] in ("done", "failed"):
+                return lines[i : i + 3]
+        time.sleep(2)
+    raise AssertionError(f"notebook job {job_id} did not finish in {timeout}s:\n{run_notebook('status')}")
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    FOLDER.mkdir(exist_ok=True)
+    shutil.chown(FOLDER, USER, USER)
+    yield FOLDER
+    shutil.rmtree(FOLDER, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
+    source = notebook(folder / "params.ipynb", "result = n * 6\nprint('result', result)", parameters="n = 1")
+    said = run_notebook("run", str(source), "-p", "n", "7", "--memory", "500M", "--walltime", "00:05:00")
+    job_id = said.split()[1].rstrip(":")
+    assert f"result {folder}/params-job{job_id}.ipynb" in said
+    lines = wait_for(job_id)
+    assert lines[0].split()[1] == "done", lines
+    executed = folder / f"params-job{job_id}.ipynb"
+    assert executed.owner() == USER and (folder / f"params-job{job_id}.log").exists()
+    outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
+    assert any("result 42" in "".join(o.get("text", "")) for o in outputs), outputs
+    user, name = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "User,JobName").strip().split("|")
+    assert (user, name) == (USER, "aifw-nb-params")
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_names_its_failing_cell(folder: Path):
+    source = notebook(folder / "broken.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
+    said = run_notebook("run", str(source), "--memory", "500M", "--walltime", "00:05:00")
+    job_id = said.split()[1].rstrip(":")
+    lines = wait_for(job_id)
+    assert lines[0].split()[1] == "failed", lines
+    assert "why: cell 2 (\"raise ValueError('boom')\"): ValueError: boom" in "\n".join(lines), lines
