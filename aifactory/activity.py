@@ -48,7 +48,11 @@ async def mark_use(serverapp: Any, slurm: Slurm) -> bool:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    interval = float(os.environ.get("JUPYTERHUB_ACTIVITY_INTERVAL", "300"))
+    """Checks every half activity interval; the hub sets the interval only when a culler runs,
+    so without one the extension costs nothing (no squeue at all)."""
+    if "JUPYTERHUB_ACTIVITY_INTERVAL" not in os.environ:
+        return
+    interval = float(os.environ["JUPYTERHUB_ACTIVITY_INTERVAL"])
     slurm = Slurm()
     check = PeriodicCallback(lambda: asyncio.ensure_future(mark_use(serverapp, slurm)), interval * 1000 / 2)
     check.start()

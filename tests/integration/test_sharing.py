@@ -15,12 +15,15 @@ from tests.harness import demo_password
 
 from .conftest import HubProcess, chromium_pages
 
+STRANGER_PASSWORD = "aifw-carol-pw"
+
 
 @pytest.fixture
 def stranger() -> Iterator[str]:
     """A user of the machine whom nobody invites."""
     name = "aifwcarol"
     subprocess.run(["useradd", "-M", "-G", "aifactory-users", name], check=True, capture_output=True)
+    subprocess.run(["chpasswd"], input=f"{name}:{STRANGER_PASSWORD}\n", text=True, check=True)
     yield name
     subprocess.run(["userdel", name], check=False, capture_output=True)
 
@@ -99,6 +102,15 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
     finally:
         requests.delete(url, headers={"Authorization": f"token {alice}"}, timeout=30)
 
+    # A share link: whoever signed in accepts it (JupyterHub's page, XSRF-checked) gets in too.
+    code = as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).json()
+    session = hub.login(stranger, STRANGER_PASSWORD)
+    accept = session.get(f"{hub.url}{code['accept_url']}" if code["accept_url"].startswith("/") else code["accept_url"])
+    assert accept.status_code == 200 and "alice" in accept.text
+    xsrf = session.cookies.get("_xsrf", path="/hub/")
+    session.post(f"{hub.url}/hub/accept-share", data={"code": code["code"], "_xsrf": xsrf}, timeout=60)
+    assert answers(hub, carol, 200) == 200
+
     # Revoked: 403; shared again, then the server stops: the share ends with it.
     assert as_user(hub, alice, "PATCH", "/shares/alice/", json={"user": "bob"}).status_code == 200
     assert answers(hub, bob, 403) == 403
@@ -107,4 +119,4 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
     hub.stop("alice")
     assert hub.api("GET", "/shares/alice/").json()["items"] == []
     hub.start_ready("alice")
-    assert answers(hub, bob, 403) == 403
+    assert answers(hub, bob, 403) == 403 and answers(hub, carol, 403) == 403

@@ -1,0 +1,57 @@
+"""aifactory.activity without a server: what counts as use, and no cost without a culler."""
+
+import asyncio
+from types import SimpleNamespace
+
+from aifactory.activity import KEY, _load_jupyter_server_extension, mark_use
+from slurm.client import CommandResult
+
+
+class Slurm:
+    def __init__(self, running: str) -> None:
+        self.running, self.asked = running, []
+
+    async def run(self, argv):
+        self.asked.append(argv)
+        return CommandResult(argv, 0, self.running)
+
+
+def serverapp(*states: str):
+    kernels = [{"id": str(i), "execution_state": s} for i, s in enumerate(states)]
+    return SimpleNamespace(kernel_manager=SimpleNamespace(list_kernels=lambda: kernels),
+                           web_app=SimpleNamespace(settings={}), log=SimpleNamespace(info=print))  # fmt: skip
+
+
+def test_a_busy_kernel_counts_as_use_without_asking_slurm(monkeypatch):
+    app, slurm = serverapp("idle", "busy"), Slurm("")
+    assert asyncio.run(mark_use(app, slurm)) and KEY in app.web_app.settings["last_activity_times"]
+    assert slurm.asked == []
+
+
+def test_running_worker_jobs_count_as_use_and_idle_is_idle(monkeypatch):
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("DASK_JOBQUEUE__SLURM__NAME", "aifw-dask-42")
+    app = serverapp("idle")
+    assert asyncio.run(mark_use(app, Slurm("43\n")))
+    idle_app, slurm = serverapp("idle"), Slurm("")
+    assert not asyncio.run(mark_use(idle_app, slurm)) and "last_activity_times" not in idle_app.web_app.settings
+    assert slurm.asked == [["squeue", "-h", "-u", "alice", "--name", "aifw-dask-42", "-t", "RUNNING", "-o", "%i"]]
+
+
+def test_without_a_culler_the_extension_does_nothing(monkeypatch):
+    started = []
+
+    class Periodic:
+        def __init__(self, callback, ms):
+            started.append(ms)
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr("aifactory.activity.PeriodicCallback", Periodic)
+    monkeypatch.delenv("JUPYTERHUB_ACTIVITY_INTERVAL", raising=False)
+    _load_jupyter_server_extension(serverapp("busy"))
+    assert started == []
+    monkeypatch.setenv("JUPYTERHUB_ACTIVITY_INTERVAL", "10")
+    _load_jupyter_server_extension(serverapp("busy"))
+    assert started == [5000]
