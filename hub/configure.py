@@ -72,11 +72,6 @@ def prepare_state_dir(site: SiteConfig) -> Path:
     return state
 
 
-def internal_certs_dir(site: SiteConfig) -> Path:
-    """internal_ssl: where the hub keeps its CAs and its own certificates."""
-    return Path(site.hub.state_dir) / "internal-ssl"
-
-
 def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     """Where the hub listens, its database and state, cookies and headers, restart behaviour."""
     hub = site.hub
@@ -112,7 +107,7 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
         # Certificates are made by the hub (in its state folder) and reach each job inside
         # its batch script: see WorkbenchSpawner.move_certs.
         c.JupyterHub.internal_ssl = True
-        c.JupyterHub.internal_certs_location = str(internal_certs_dir(site))
+        c.JupyterHub.internal_certs_location = str(hub.internal_certs_dir)
     c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
@@ -141,7 +136,7 @@ def update_front(c: Config, site: SiteConfig) -> None:
     if hub.internal_ssl and front.hostname:
         # The proxy checks the hub's certificate against the host the browser asked for.
         c.JupyterHub.trusted_alt_names = [f"DNS:{front.hostname}"]
-        problems = internal_certificate_problems(internal_certs_dir(site), front.hostname)
+        problems = internal_certificate_problems(hub.internal_certs_dir, front.hostname)
         if problems:
             raise SiteConfigError(problems[0])
     if hub.ssl_cert:

@@ -132,6 +132,11 @@ class HubSettings:
     internal_ssl: bool = rule(_is_bool())
     user_sharing: bool = rule(_is_bool())
 
+    @property
+    def internal_certs_dir(self) -> Path:
+        """internal_ssl: where the hub keeps its CAs and its own certificates."""
+        return Path(self.state_dir) / "internal-ssl"
+
 
 def _is_one_of(*choices: str) -> Rule:
     return Rule(lambda v: v in choices, "one of " + ", ".join(choices))

@@ -383,7 +383,7 @@ class Workshops:
         token = Path(hub.admin_services[0]["token_file"]).read_text().strip()
         scheme, context = "http", None
         if hub.internal_ssl:
-            certs = Path(hub.state_dir) / "internal-ssl"
+            certs = hub.internal_certs_dir
             context = ssl.create_default_context(cafile=str(certs / "hub-ca_trust.crt"))
             context.load_cert_chain(
                 certs / "hub-internal" / "hub-internal.crt", certs / "hub-internal" / "hub-internal.key"
