@@ -38,6 +38,8 @@ install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
+	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
+	@rm -rf $(VENV)/share/jupyter/kernels/python3
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
 	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; done
 	@# What users' Dask reads: written by root, in a folder only root may change.
