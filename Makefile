@@ -9,6 +9,7 @@ SITE       ?= $(CURDIR)/config/site.yaml
 PY         := $(VENV)/bin/python
 CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 OIDC       := $(NODE_DIR)/oidc-provider.mjs
+AXE        := $(NODE_DIR)/node_modules/axe-core/axe.min.js
 CLUSTER    := cluster/minicluster.sh
 # Written by the hub itself, in the demo site's hub.state_dir.
 HUB_PID    := $(STATE)/hub/jupyterhub.pid
@@ -28,7 +29,7 @@ SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
 .PHONY: install hub-user demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
-install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
+install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@# setuptools builds from build/: a module removed from the tree must not linger there.
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
@@ -38,6 +39,13 @@ install: $(VENV)/.deps $(CHP) $(OIDC) hub-user
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# JupyterLab settings for every user's server (no news from the internet: there is none).
 	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
+	@# JupyterLab's defaults for every user (the Dask panel's "+NEW" hidden: clusters start on
+	@# SLURM from a notebook), our lab extension, and the example notebooks each user gets once.
+	@install -D -m 644 config/jupyterlab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@rm -rf $(VENV)/share/jupyter/labextensions/@aifactory/workbench && mkdir -p $(VENV)/share/jupyter/labextensions/@aifactory \
+	  && cp -r aifactory/labextension $(VENV)/share/jupyter/labextensions/@aifactory/workbench
+	@rm -rf $(VENV)/share/aifactory/examples && mkdir -p $(VENV)/share/aifactory/examples \
+	  && cp example_notebooks/*.ipynb example_notebooks/*.py example_notebooks/README.md $(VENV)/share/aifactory/examples/
 	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
 	@rm -rf $(VENV)/share/jupyter/kernels/python3
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
@@ -84,6 +92,11 @@ $(OIDC): cluster/oidc/provider.mjs $(CHP)
 	@test -d $(NODE_DIR)/node_modules/oidc-provider || \
 	  npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) oidc-provider@9 >/dev/null
 	@install -m 644 $< $@
+
+# axe-core (npm): the browser tests check the hub's pages for accessibility with it.
+$(AXE): $(CHP)
+	@npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) axe-core@4 >/dev/null
+	@test -s $@ && touch $@
 
 cluster-start:
 	@bash $(CLUSTER) start

@@ -37,6 +37,8 @@ from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
 
 #: Our page templates (workshops.html) sit beside this module; JupyterHub's own come after.
 TEMPLATES = Path(__file__).parent
+#: The logo every hub page shows unless the site file names its own (brand.logo_file).
+DEFAULT_LOGO = TEMPLATES / "logo.svg"
 
 
 def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
@@ -63,6 +65,13 @@ def last_end_announcement(user: Any) -> str:
         f'<span id="aifw-last-end">{html.escape(reason)}</span> '
         '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
     )
+
+
+def last_end_notice(user: Any) -> str:
+    """On the spawn form (where stopping a queued job leads): what happened to the last job."""
+    spawner = getattr(user, "spawner", None) if user is not None else None
+    reason = getattr(spawner, "last_end", "") if spawner is not None and not spawner.active else ""
+    return f'<span id="aifw-last-end">{html.escape(reason)}</span>' if reason else ""
 
 
 def prepare_state_dir(site: SiteConfig) -> Path:
@@ -110,7 +119,7 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
         c.JupyterHub.internal_certs_location = str(hub.internal_certs_dir)
     c.JupyterHub.allow_named_servers = hub.named_servers_per_user > 0
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
-    c.JupyterHub.template_vars = {"announcement_home": last_end_announcement}
+    c.JupyterHub.template_vars = {"announcement_home": last_end_announcement, "announcement_spawn": last_end_notice}
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     if hub.user_sharing:
         # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
@@ -121,6 +130,20 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
         append(c, "services", service)
     if services:
         append(c, "load_roles", {"name": "admin", "services": [s["name"] for s in services]})
+
+
+def update_brand(c: Config, site: SiteConfig) -> None:
+    """The product's name, logo and support contact on every hub page (page.html), all served
+    by the hub itself."""
+    brand = site.brand
+    if brand.logo_file and not os.access(brand.logo_file, os.R_OK):
+        raise SiteConfigError(f"key 'brand.logo_file': {brand.logo_file!r} cannot be read")
+    c.JupyterHub.logo_file = brand.logo_file or str(DEFAULT_LOGO)
+    c.JupyterHub.template_vars = {
+        **c.JupyterHub.template_vars,
+        "brand": {"product_name": brand.product_name, "support_contact": brand.support_contact,
+                  "support_url": brand.support_url},
+    }  # fmt: skip
 
 
 def update_front(c: Config, site: SiteConfig) -> None:
@@ -208,7 +231,7 @@ def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     a.username_map = dict(auth.oidc_username_map)
     a.allowed_unix_groups = set(site.hub.allowed_groups)
     a.login_service = auth.oidc_login_service
-    a.support_contact = auth.support_contact
+    a.support_contact = site.brand.support_contact
     a.audit = audit
 
 
@@ -226,6 +249,8 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "http_timeout": (int(hub.http_timeout), "hub.http_timeout"),
         "default_url": (site.singleuser.default_url, "singleuser.default_url"),
         "singleuser_venv": (site.singleuser.venv, "singleuser.venv"),
+        "warn_minutes": (site.singleuser.warn_minutes, "singleuser.warn_minutes"),
+        "save_before_end": (site.singleuser.save_before_end, "singleuser.save_before_end"),
         "presets": (site.form.presets, "form.presets"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
     }
@@ -302,6 +327,7 @@ def configure(c: Config, site: SiteConfig) -> Services:
     audit = AuditLog(state / "audit.log")
     update_hub(c, site, audit)
     update_front(c, site)
+    update_brand(c, site)
     update_proxy(c, site)
     update_auth(c, site, audit)
     registry = update_workshops(c, site)

@@ -55,7 +55,9 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
                 # log-directory); elsewhere SLURM's slurm-N.out where SLURMCluster is made.
                 "job-extra-directives": directives + ["--no-requeue"],
             }
-        }
+        },
+        # A scheduler started in a JupyterLab job notes its dashboard for JupyterLab's Dask panel.
+        "distributed": {"scheduler": {"preload": ["aifactory.dashboard"]}},
     }
 
 

@@ -42,8 +42,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
     ).tag(config=True)
 
     allowed_unix_groups = Set(
-        help="Unix groups whose members may use the hub (never empty); an identity mapped to anyone else "
-        "is refused.",
+        help="Unix groups whose members may use the hub (never empty); an identity mapped to anyone else is refused.",
     ).tag(config=True)
 
     support_contact = Unicode(help="Whom a refused person should ask, as shown on the refusal page.").tag(config=True)

@@ -4,6 +4,7 @@
 |---|---|---|
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
 | ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
+| ``/hub/api/aifactory/usage/USER?days=N`` | core- and GPU-hours per account (home page) | ``servers`` on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
 | ``/hub/workshops`` | the instructor page: a workshop's seats and their servers | instructors, admins |
@@ -33,7 +34,7 @@ from hub.site import SiteConfig
 from hub.workshop_pages import WORKSHOP_API_ROUTE, WORKSHOP_PAGE_ROUTE, WorkshopAPIHandler, WorkshopPage
 from job.launcher import CHANNEL_PATH
 from spawners.channel import JobPortHandler
-from spawners.estimate import EstimateHandler
+from spawners.estimate import EstimateHandler, UsageHandler
 from spawners.gallery import Gallery
 from spawners.seats import Registry
 
@@ -48,6 +49,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     return [
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
+        (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (r"/api/aifactory/audit", AuditHandler, {"audit": audit}),
         (WORKSHOP_API_ROUTE, WorkshopAPIHandler, {"registry": registry}),
         (PUBLISH_ROUTE, GalleryPublishHandler, publishing),

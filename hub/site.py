@@ -39,6 +39,7 @@ SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
 
 _PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _TITLE = re.compile(r"[^\x00-\x1f<>]{1,120}")
+_LINK = re.compile(r"(https://|mailto:)[^\s<>\"']{1,200}")
 
 
 class SiteConfigError(ValueError):
@@ -177,7 +178,16 @@ class AuthSettings:
     oidc_username_claim: str = rule(_is_one_of("email", "sub"))
     oidc_username_map: dict[str, str] = rule(_is_username_map())
     oidc_login_service: str = rule(_is_text(60))
+
+
+@dataclass(frozen=True)
+class BrandSettings:
+    """What every hub page shows: the product's name, its logo, whom to ask."""
+
+    product_name: str = rule(_is_text(60))
+    logo_file: str = rule(_is_abs_path_or_empty())
     support_contact: str = rule(_is_text(120))
+    support_url: str = rule(matches(_LINK, '"" or an https:// or mailto: link', empty=True))
 
 
 @dataclass(frozen=True)
@@ -281,12 +291,18 @@ class GallerySettings:
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
     default_url: str = rule(matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
+    warn_minutes: list[int] = rule(
+        Rule(lambda v: isinstance(v, list) and len(v) <= 5 and all(type(m) is int and 1 <= m <= 1440 for m in v),
+             "a list of up to 5 whole minutes from 1 to 1440")
+    )  # fmt: skip
+    save_before_end: int = rule(is_int(0, 3600))
 
 
 @dataclass(frozen=True)
 class SiteConfig:
     hub: HubSettings
     auth: AuthSettings
+    brand: BrandSettings
     slurm: SlurmSettings
     form: FormSettings
     dask: DaskSettings
@@ -300,6 +316,7 @@ class SiteConfig:
 _SECTIONS: dict[str, type] = {
     "hub": HubSettings,
     "auth": AuthSettings,
+    "brand": BrandSettings,
     "slurm": SlurmSettings,
     "form": FormSettings,
     "dask": DaskSettings,

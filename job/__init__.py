@@ -9,6 +9,8 @@ from pathlib import Path
 BATCH_TEMPLATE = Path(__file__).with_name("jupyterlab.sbatch.j2")
 #: The launcher's name in the users' venv (pyproject.toml's [project.scripts]).
 LAUNCHER = "aifactory-singleuser"
+#: Copies the site's example notebooks into ~/examples on a first start (job/examples.py).
+EXAMPLES_COMMAND = "aifactory-examples"
 
 #: The only environment variables that reach the job from the hub: sudo keeps these and
 #: resets every other (config/sudoers.in is rendered with this list, without SETENV), so a

@@ -15,8 +15,8 @@ RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
 
 # squeue fields, separated by a character no field may contain.
 _SEP = "|"
-SQUEUE_FIELDS = ("%i", "%T", "%u", "%P", "%B", "%r", "%S")
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem")
+SQUEUE_FIELDS = ("%i", "%T", "%u", "%P", "%B", "%r", "%S", "%a", "%C", "%m", "%b", "%L")
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem", "ElapsedRaw", "AllocTRES")
 
 
 class SlurmError(RuntimeError):
@@ -38,6 +38,15 @@ class JobInfo:
     node: str
     reason: str
     start_time: str
+    account: str = ""
+    cpus: str = ""
+    memory: str = ""  # as squeue prints it: 2G, 500M
+    tres_per_node: str = ""  # gres:gpu:1, or N/A
+    time_left: str = ""  # [D-]H:MM:SS, or INVALID/UNLIMITED/NOT_SET
+
+    @property
+    def gpus(self) -> int:
+        return parse_gres_count(self.tres_per_node.removeprefix("gres:").replace("gres:", ""))
 
     @property
     def is_pending(self) -> bool:
@@ -58,6 +67,17 @@ class JobRecord:
     reason: str
     max_rss_mb: int = 0  # the largest of its steps' peak memory
     req_mem_mb: int = 0  # the memory it asked for
+    elapsed_s: int = 0
+    alloc_cpus: int = 0
+    alloc_gpus: int = 0
+
+    @property
+    def core_hours(self) -> float:
+        return self.elapsed_s * self.alloc_cpus / 3600
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.elapsed_s * self.alloc_gpus / 3600
 
     @property
     def out_of_memory(self) -> bool:
@@ -115,7 +135,13 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
         # sacct writes "CANCELLED by 1001": the state is the first word.
         state = row["State"].split()[0] if row["State"] else ""
         requested = parse_memory_mb(row["ReqMem"].rstrip("nc")) or 0
-        records[job_id] = JobRecord(job_id, state, row["ExitCode"], row["Reason"], 0, requested)
+        tres = parse_tres(row["AllocTRES"])
+        records[job_id] = JobRecord(
+            job_id, state, row["ExitCode"], row["Reason"], 0, requested,
+            elapsed_s=int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else 0,
+            alloc_cpus=int(tres.get("cpu", "0") or 0) if tres.get("cpu", "0").isdigit() else 0,
+            alloc_gpus=int(tres.get("gres/gpu", "0")) if tres.get("gres/gpu", "0").isdigit() else 0,
+        )  # fmt: skip
     return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.spawner import SpawnException
 from tornado import web
 
 from slurm.parsers import parse_tres
@@ -61,7 +62,14 @@ class EstimateHandler(APIHandler):
         if not isinstance(body, dict) or not isinstance(body.get("user_options", {}), dict):
             raise web.HTTPError(400, 'the body must be {"user_options": {...}}')
         spawner = user.spawners.get(server_name) or user.spawner
-        self.finish(await spawner.estimate(body.get("user_options", {})))
+        try:
+            self.finish(await spawner.estimate(body.get("user_options", {})))
+        except SpawnException as e:
+            # The form marks the refused field and keeps Start disabled until it changes.
+            self.set_status(e.status_code or 400)
+            self.finish(
+                {"status": e.status_code or 400, "message": e.jupyterhub_message, "field": getattr(e, "field", "")}
+            )
 
 
 def summary(request_cost: dict[str, float], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:
@@ -72,3 +80,28 @@ def summary(request_cost: dict[str, float], account: str, since: str, rows: Any,
         "start": start,
         "start_text": start_text(start),
     }
+
+
+#: Periods the home page offers for its usage chart (days).
+USAGE_PERIODS = (7, 30, 90, 365)
+
+
+class UsageHandler(APIHandler):
+    """GET ?days=N: core-hours and GPU-hours per account of the user since N days ago, from
+    ``sacct`` (all the account's jobs, as the form shows one account's)."""
+
+    @needs_scope("servers")
+    async def get(self, user_name: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        days = self.get_argument("days", "30")
+        if not days.isdigit() or int(days) not in USAGE_PERIODS:
+            raise web.HTTPError(400, f"days: one of {', '.join(map(str, USAGE_PERIODS))}")
+        spawner = user.spawner
+        since = usage_since(int(days))
+        accounts = []
+        for account in (await spawner.choices()).accounts():
+            core, gpu = usage_hours(await spawner.discovery.account_usage(account, since))
+            accounts.append({"account": account, "core_hours": core, "gpu_hours": gpu})
+        self.finish({"days": int(days), "since": since, "accounts": accounts})

@@ -27,6 +27,18 @@ _PEM = re.compile(r"(-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n]+-----END [A-Z ]+-
 #: internal_ssl: the server's key, certificate and CA, written by the job into a private folder.
 CERT_FILES = ("keyfile", "certfile", "cafile")
 _HOME = re.compile(r"/[A-Za-z0-9_./-]*")
+#: The user's folder of job logs, relative to the home (linked from the hub's session card).
+LOG_FOLDER = ".aifactory/logs"
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """The end of a JupyterLab job as JupyterLab shows it: warnings ``warn_minutes`` before
+    the walltime ends, and a signal ``save_before_end`` seconds before it, on which every
+    open notebook is saved (0: no signal)."""
+
+    warn_minutes: tuple[int, ...] = (15, 5)
+    save_before_end: int = 300
 
 
 def worker_job_name(server_job_id: str) -> str:
@@ -107,8 +119,15 @@ class JobRequest:
         return cls(user, home, job_name, apply_options(defaults, options))
 
     @property
-    def log_path(self) -> str:
+    def output_path(self) -> str:
+        """Where SLURM opens the job's log: the home, which exists before the job does."""
         return f"{self.home.rstrip('/')}/.aifactory-jupyterlab-%j.log"
+
+    @property
+    def log_path(self) -> str:
+        """Where the log lives once the job runs: the script moves it (the open file follows)
+        into the user's one folder of job logs, which it makes."""
+        return f"{self.home.rstrip('/')}/{LOG_FOLDER}/jupyterlab-%j.log"
 
 
 def render(
@@ -117,10 +136,11 @@ def render(
     export: Iterable[str],
     certs: Mapping[str, str] | None = None,
     before: Iterable[Sequence[str]] = (),
+    times: SessionTimes = SessionTimes(),
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
     the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may
-    fail without stopping JupyterLab.
+    fail without stopping JupyterLab; ``times``: the warnings and the save signal before the end.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -137,7 +157,11 @@ def render(
     return template.render(
         user=request.user,
         home=request.home,
+        output_path=request.output_path,
         log_path=request.log_path,
+        log_folder=LOG_FOLDER,
+        warn_minutes=" ".join(str(int(m)) for m in times.warn_minutes),
+        save_before_end=int(times.save_before_end),
         job_name=request.job_name,
         job=request.settings,
         export=",".join(names) if names else "NONE",

@@ -29,7 +29,10 @@ class ConfirmFirst(Exception):  # noqa: N818 - not an error: a request to confir
 
 
 def options_refused(problem: object) -> SpawnException:
-    return spawn_exception(f"The job settings were refused: {problem}", reason="options")
+    """``problem`` is an OptionError: the form marks the field it names (``error.field``)."""
+    error = spawn_exception(f"The job settings were refused: {problem}", reason="options")
+    error.field = getattr(problem, "field", "")
+    return error
 
 
 def scheduler_unavailable(error: object) -> SpawnException:

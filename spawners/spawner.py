@@ -28,12 +28,13 @@ from batchspawner import SlurmSpawner
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import make_ssl_context
 from traitlets import Any as AnyTrait
-from traitlets import Float, Integer, TraitError, Unicode, default
+from traitlets import Float, Integer, List, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 
-from job import JOB_ENVIRONMENT, LAUNCHER
-from slurm.parsers import JobInfo, SlurmError, SlurmUnavailable
+from job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
+from slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
 from slurm.values import JOB_NAME
+from spawners import session
 from spawners.form import PRESET_KEYS
 from spawners.gallery import HOME_FOLDER, copy_command
 from spawners.jobscript import (
@@ -41,6 +42,7 @@ from spawners.jobscript import (
     JobRequest,
     JobSettings,
     OptionError,
+    SessionTimes,
     problems,
     render,
     worker_job_name,
@@ -174,6 +176,19 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         help="Python environment, readable by every user, whose jupyterhub-singleuser the job runs.",
     ).tag(config=True)
 
+    warn_minutes = List(
+        Integer(),
+        default_value=list(SessionTimes().warn_minutes),
+        help="Minutes before the walltime ends at which JupyterLab warns the user (a status-bar "
+        "countdown shows the time left throughout).",
+    ).tag(config=True)
+
+    save_before_end = Integer(
+        SessionTimes().save_before_end,
+        help="Seconds before the walltime ends at which SLURM signals the job (sbatch --signal) and "
+        "JupyterLab saves every open notebook; 0 for no signal.",
+    ).tag(config=True)
+
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
@@ -197,6 +212,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         super().__init__(**kwargs)
         self.progress_message = ""
         self.last_end = ""  # shown on the user's home page once a running server's job has ended
+        self.last_log = ""  # and where that job's log is
         self.log_path = ""
         self.submitted_at = 0.0
         self.request: JobRequest | None = None  # set from user_options once they passed every check
@@ -267,10 +283,11 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return [seat.preset] if seat else []
 
     def steps_before_jupyterlab(self) -> list[list[str]]:
-        """What the job does before JupyterLab starts: a seat pulls its workshop's materials
+        """What the job does before JupyterLab starts: on a first start the site's example
+        notebooks are copied into ~/examples (job/examples.py); a seat pulls its workshop's materials
         into ~/<workshop> (nbgitpuller merges: what the student changed is never overwritten);
         a launch from the gallery copies the entry's notebook into ~/gallery."""
-        steps = []
+        steps = [[os.path.join(self.singleuser_venv, "bin", EXAMPLES_COMMAND), self.examples_dir]]
         seat = self.workshop()
         if seat is not None and seat.materials is not None:
             m = seat.materials
@@ -294,6 +311,11 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         """The site's defaults with a user's options applied (their types and rules checked)."""
         return JobRequest.build(self.user.name, self.req_homedir, self.job_name, self.job_defaults(), options)
 
+    @property
+    def examples_dir(self) -> str:
+        """The site's example notebooks, installed with the users' environment (make install)."""
+        return os.path.join(self.singleuser_venv, "share", "aifactory", "examples")
+
     def job_command(self) -> list[str]:
         bindir = os.path.join(self.singleuser_venv, "bin")
         return [os.path.join(bindir, LAUNCHER), os.path.join(bindir, "jupyterhub-singleuser"), *self.get_args()]
@@ -306,9 +328,11 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return env
 
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
+        times = SessionTimes(tuple(self.warn_minutes), self.save_before_end)
         return render(
-            request, self.job_command(), export=env.keys(), certs=self.cert_pems, before=self.steps_before_jupyterlab()
-        )
+            request, self.job_command(), export=env.keys(), certs=self.cert_pems,
+            before=self.steps_before_jupyterlab(), times=times,
+        )  # fmt: skip
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
     async def create_certs(self) -> dict[str, str]:
@@ -400,6 +424,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             state["log_path"] = self.log_path
         if self.last_end:  # kept after the job's end, for the user's next page
             state["last_end"] = self.last_end
+            state["last_log"] = self.last_log
         if self.accepted_options:  # kept: a refused request must not replace them
             state["accepted_options"] = self.accepted_options
         return state
@@ -413,6 +438,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.log_path = state.get("log_path", "")
         self.port = int(state.get("port", self.port) or 0)
         self.last_end = state.get("last_end", "")
+        self.last_log = state.get("last_log", "")
         self.accepted_options = dict(state.get("accepted_options", {}))
         if self.job_id:
             self.watcher.watch(self.job_id, self)
@@ -544,22 +570,27 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             )
             return f"Job {info.job_id} is queued in {info.partition}{where}: {explain_pending(info.reason)}{start}"
         if self.port:
-            return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting on port {self.port}"
+            return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting"
         return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
 
     # -- the end of a job: why, then forget it -----------------------------------------
     async def why_job_ended(self) -> str:
-        """How the job ended, in words, from accounting (which may lag the controller a moment)."""
-        record = None
+        """How the job ended, in words, from accounting."""
+        record = await self.ended_record(self.job_id)
+        return describe_end(record) if record is not None else "it left the queue"
+
+    async def ended_record(self, job_id: str) -> JobRecord | None:
+        """Accounting's record of an ended job (accounting may lag the controller a moment)."""
         for _ in range(10):
             try:
-                record = await self.slurm.accounting(self.job_id)
+                record = await self.slurm.accounting(job_id)
             except SlurmError as e:
-                self.log.warning("sacct for job %s failed: %s", self.job_id, e)
+                self.log.warning("sacct for job %s failed: %s", job_id, e)
+                record = None
             if record is not None and record.ended:
-                return describe_end(record)
+                return record
             await asyncio.sleep(0.5)
-        return "it left the queue"
+        return None
 
     async def forget_ended_job(self, reason: str | None = None) -> int:
         """The job has ended: say why on the user's next page, audit it, cancel its Dask
@@ -567,6 +598,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         reason = reason or await self.why_job_ended()
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
+        self.last_log = self.job_log()
         self.audit_event("job_end", job_id=self.job_id, reason=reason)
         await self.cancel_workers(self.job_id)
         self.clear_state()
@@ -646,16 +678,20 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         await self.cancel_workers(self.job_id)
         if now:
             return
-        self.watcher.follow_closely(self.job_id)
+        job_id = self.job_id
+        self.watcher.follow_closely(job_id)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
-                if snapshot.seen(self.job_id, self.submitted_at, self.user.name)[0] is Seen.GONE:
+                if snapshot.seen(job_id, self.submitted_at, self.user.name)[0] is Seen.GONE:
+                    # The user's next page says what happened to the job and what it cost.
+                    self.last_end = session.stopped_text(job_id, await self.ended_record(job_id))
+                    self.last_log = self.job_log()
                     return
-            self.log.warning("Job %s of %s still in the queue 30s after scancel", self.job_id, self.user.name)
+            self.log.warning("Job %s of %s still in the queue 30s after scancel", job_id, self.user.name)
         finally:
-            self.watcher.follow_closely(self.job_id, False)
+            self.watcher.follow_closely(job_id, False)
 
     def end_shares(self) -> int:
         """Shares end with the server: whoever it was shared with (by name or by a share code)
@@ -671,10 +707,43 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             self.audit_event("shares_ended", count=len(shares))
         return len(shares)
 
+    def progress_percent(self) -> int:
+        """How far the start has come: submitted, queued, running, JupyterLab starting, answering
+        (JupyterHub adds 100 when it routes the browser to JupyterLab)."""
+        state = self.queue_status.get("state", "")
+        if not self.job_id:
+            return 5
+        if self.started:
+            return 95
+        if self.port:
+            return 75
+        if state in RUNNING_STATES:
+            return 50
+        return 25 if state else 10
+
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        shown = ""
+        shown = ("", 0)
         while True:
-            if self.progress_message and self.progress_message != shown:
-                shown = self.progress_message
-                yield {"message": shown, "job": dict(self.queue_status)}
+            now = (self.progress_message, self.progress_percent())
+            if self.progress_message and now != shown:
+                shown = now
+                yield {"message": now[0], "progress": now[1], "job": dict(self.queue_status)}
             await asyncio.sleep(0.5)
+
+    # -- the home page -----------------------------------------------------------------
+    def last_log_shown(self) -> str:
+        """The last ended job's log, ``~``-relative, for the home page."""
+        return session.home_relative(self.last_log, self.req_homedir)
+
+    def session_card(self) -> dict[str, Any] | None:
+        """This server's job as the home page shows it (None when there is none), from the
+        watcher's last query: no scheduler call."""
+        if not self.job_id:
+            return None
+        snapshot = self.watcher.snapshot
+        _, info = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
+        return session.card(
+            info, job_id=self.job_id, position=snapshot.positions.get(self.job_id, ""),
+            ready=bool(self.ready), stopping=self.pending == "stop", taken_at=snapshot.taken_at,
+            now=time.time(), log=self.job_log(), home=self.req_homedir,
+        )  # fmt: skip

@@ -9,8 +9,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 NODE=mn5-n01
 NAME=aifw-record
-SQUEUE_FORMAT="%i|%T|%u|%P|%B|%r|%S"
-SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem"
+SQUEUE_FORMAT="%i|%T|%u|%P|%B|%r|%S|%a|%C|%m|%b|%L"
+SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem,ElapsedRaw,AllocTRES"
 CORES=$(sinfo -h -n "$NODE" -o %c)
 
 as() { local user=$1; shift; sudo -u "$user" -- "$@"; }
@@ -26,7 +26,7 @@ trap 'scancel --name=$NAME 2>/dev/null || true; scontrol update nodename=$NODE s
 # A running job that holds every core, and one that waits for them.
 run=$(submit alice --cpus-per-task="$CORES" --mem=500M --wrap "sleep 300")
 running "$run"
-pend=$(submit bob --partition=acc --account=ehpc02 --cpus-per-task=2 --mem=500M --wrap "sleep 300")
+pend=$(submit bob --partition=acc --account=ehpc02 --cpus-per-task=2 --gres=gpu:1 --mem=500M --wrap "sleep 300")
 sleep 3
 squeue -h --name=$NAME -o "$SQUEUE_FORMAT" > "$HERE/squeue.txt"
 scancel "$run" "$pend"; ended "$run" "$pend"

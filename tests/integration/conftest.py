@@ -53,6 +53,21 @@ def clean(hub: HubProcess) -> Iterator[HubProcess]:
         time.sleep(0.5)
 
 
+@pytest.fixture
+def full_node() -> Iterator[str]:
+    """Every core of the node taken by another job (root's), as on a busy cluster."""
+    # Every core: a job that has just ended may hold its cores a little longer (the filler waits).
+    cores = sh("sinfo", "-h", "-n", "mn5-n01", "-o", "%C").strip().split("/")[3]  # alloc/idle/other/total
+    job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
+             f"--cpus-per-task={cores}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+    deadline = time.monotonic() + 90
+    while sh("squeue", "-h", "-j", job, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the node"
+    yield job
+    subprocess.run(["scancel", job], check=False)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -28,8 +28,12 @@ ACCOUNTS = {
     "alice@uni.example": {"preferred_username": "alice-u", "email": "alice@uni.example", "name": "Alice"},
     "carol@sme.example": {"preferred_username": "carol", "email": "carol@sme.example", "name": "Carol"},
     # Claims alice's address at the provider, which has not verified it (issue 11, hole 6).
-    "mallory@evil.example": {"preferred_username": "instructor", "email": "alice@uni.example",
-                             "email_verified": False, "name": "Mallory"},  # fmt: skip
+    "mallory@evil.example": {
+        "preferred_username": "instructor",
+        "email": "alice@uni.example",
+        "email_verified": False,
+        "name": "Mallory",
+    },  # fmt: skip
 }
 
 
@@ -72,9 +76,9 @@ def oidc_hub() -> Iterator[tuple[HubProcess, str]]:
             "oidc_username_claim": "email",
             "oidc_username_map": {"alice@uni.example": "alice"},
             "oidc_login_service": "AI Factory ID",
-            "support_contact": "support@aifactory.example",
         }
-        hub = launch(hub={"port": hub_port, "public_url": public_url}, auth=auth)
+        brand = {"support_contact": "support@aifactory.example"}
+        hub = launch(hub={"port": hub_port, "public_url": public_url}, auth=auth, brand=brand)
         yield hub, issuer
         hub.shutdown()
     finally:

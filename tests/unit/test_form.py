@@ -131,4 +131,4 @@ def test_every_path_refuses_hostile_values_or_renders_a_well_formed_script(name,
         return
     for line in render(checked, COMMAND, ["PATH"]).splitlines():
         if line.startswith("#SBATCH"):
-            assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/-]+|#SBATCH --no-requeue", line), line
+            assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/@-]+|#SBATCH --no-requeue", line), line

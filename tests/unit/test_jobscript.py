@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spawners.jobscript import USER_OPTIONS, OptionError, render
+from spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, render
 
 from .defaults import JOB, request
 
@@ -35,6 +35,7 @@ def test_defaults_render_the_expected_directives():
         "#SBATCH --mem=2G",
         "#SBATCH --time=02:00:00",
         "#SBATCH --no-requeue",
+        "#SBATCH --signal=B:USR2@300",
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
     ]
     assert " ".join(COMMAND) + " &" in script_for().splitlines()
@@ -92,7 +93,7 @@ def test_hostile_values_are_refused_or_harmless(name, value):
     keys = [line.split("=")[0] for line in directives(script)]
     assert len(keys) == len(set(keys))
     for line in directives(script):
-        assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/-]+|#SBATCH --no-requeue", line), line
+        assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/@-]+|#SBATCH --no-requeue", line), line
 
 
 @pytest.mark.parametrize("user", ["root;id", "Alice", "a b", ""])
@@ -184,3 +185,17 @@ def test_a_folder_planted_under_the_old_predictable_name_gets_nothing(tmp_path):
 def test_the_folder_is_removed_when_slurm_ends_the_job(tmp_path):
     assert run_script(tmp_path, ["/bin/sleep", "30"], signal_after=1.0) != 0
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_the_save_signal_and_the_warnings_follow_the_site_and_the_log_moves_to_one_folder():
+    script = render(request(), COMMAND, ENV, times=SessionTimes((30, 10, 2), 120))
+    assert "#SBATCH --signal=B:USR2@120" in directives(script)
+    assert 'export AIFACTORY_WARN_MINUTES="30 10 2" AIFACTORY_SAVE_BEFORE_END="120"' in script
+    assert "trap 'echo" in script and 'kill -USR2 "$server"' in script
+    # SLURM opens the log in the home; the job moves it (the open file follows) into ~/.aifactory/logs.
+    assert (
+        'mv -f "/home/alice/.aifactory-jupyterlab-$SLURM_JOB_ID.log" '
+        '"/home/alice/.aifactory/logs/jupyterlab-$SLURM_JOB_ID.log"' in script
+    )
+    no_signal = render(request(), COMMAND, ENV, times=SessionTimes((5,), 0))
+    assert not any(d.startswith("#SBATCH --signal") for d in directives(no_signal))

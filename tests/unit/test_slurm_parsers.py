@@ -46,7 +46,7 @@ def test_squeue_states_and_fields():
 
 
 def test_a_completing_job_still_holds_its_node():
-    (job,) = parse_squeue("43|COMPLETING|alice|gpp|mn5-n01|None|2026-11-27T03:40:01\n").values()
+    (job,) = parse_squeue("43|COMPLETING|alice|gpp|mn5-n01|None|2026-11-27T03:40:01|ehpc01|1|2G|N/A|1:58:02\n").values()
     assert job.is_running and not job.is_pending
 
 
@@ -123,3 +123,22 @@ def test_walltimes_read_and_written_the_same_way(text, seconds):
         assert format_duration(seconds) == text
     assert parse_duration(format_duration(seconds)) == seconds
     assert parse_duration("UNLIMITED") is None
+
+
+def test_squeue_says_what_the_home_page_card_shows():
+    """Account, cores, memory, GPUs and time left, as recorded (tests/data/record.sh)."""
+    jobs = parse_squeue((DATA / "squeue.txt").read_text())
+    (running,) = [j for j in jobs.values() if j.state == "RUNNING"]
+    (pending,) = [j for j in jobs.values() if j.state == "PENDING"]
+    assert (running.account, running.cpus, running.memory, running.gpus) == ("ehpc01", "112", "500M", 0)
+    assert (pending.account, pending.cpus, pending.gpus) == ("ehpc02", "2", 1)
+    assert 0 < parse_duration(running.time_left) <= 2 * 3600
+
+
+def test_sacct_says_what_a_job_used():
+    ends = parse_sacct((DATA / "sacct_ends.txt").read_text())
+    preempted = next(iter(ends.values()))
+    assert (preempted.alloc_cpus, preempted.elapsed_s) == (112, 2)
+    assert preempted.core_hours == 112 * 2 / 3600 and preempted.gpu_hours == 0
+    timeout = list(parse_sacct((DATA / "sacct.txt").read_text()).values())[-1]
+    assert timeout.elapsed_s >= 60 and timeout.alloc_cpus == 1

@@ -1,0 +1,191 @@
+/*
+ * AI Factory Workbench's JupyterLab extension, written by hand (no build step, no npm
+ * packages): a module-federation container as JupyterLab loads prebuilt extensions
+ * (window._JUPYTERLAB[name] with init(shareScope) and get(module)).  It takes JupyterLab's
+ * own modules from the share scope, so its plugins use the very tokens JupyterLab uses.
+ *
+ * Plugins:
+ *  - examples: a Launcher card, "Example notebooks", opening ~/examples (copied there by the
+ *    job on a first start) with its README;
+ *  - session:  the job's time left in the status bar (from the server's aifactory/session,
+ *    which asks squeue), warnings at the site's minutes before the walltime ends, a save of
+ *    every open notebook when SLURM signals the end, a notice with "Start again" when the
+ *    job has ended, and the Dask panel pointed at a cluster started in this job.
+ */
+(function () {
+  "use strict";
+  var NAME = "@aifactory/workbench";
+  var MODULES = ["@jupyterlab/launcher", "@jupyterlab/statusbar", "@jupyterlab/apputils", "@lumino/widgets",
+                 "@jupyterlab/coreutils", "@jupyterlab/services", "@jupyterlab/ui-components"];
+  var EXAMPLES_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><g class="jp-icon3" fill="#616161">' +
+    '<path d="M4 3h11l5 5v13H4z" fill-opacity=".15"/><path d="M4 3h11l5 5v13H4V3zm2 2v14h12V9h-4V5H6z"/>' +
+    '<rect x="8" y="13" width="2" height="4"/><rect x="11" y="11" width="2" height="6"/><rect x="14" y="9" width="2" height="8"/></g></svg>';
+  var POLL_MS = 10000;
+  var scope = null;
+
+  function compareVersions(a, b) {
+    var x = a.split(/[.+-]/).map(Number), y = b.split(/[.+-]/).map(Number);
+    for (var i = 0; i < Math.max(x.length, y.length); i++) {
+      var d = (x[i] || 0) - (y[i] || 0);
+      if (d) return d;
+    }
+    return 0;
+  }
+
+  function shared(name) {
+    var versions = scope && scope[name];
+    if (!versions) return Promise.reject(new Error(NAME + ": JupyterLab shares no " + name));
+    var entry = versions[Object.keys(versions).sort(compareVersions).pop()];
+    entry.loaded = 1;
+    return Promise.resolve(entry.get()).then(function (factory) { return factory(); });
+  }
+
+  function duration(seconds) {
+    var m = Math.max(0, Math.round(seconds / 60)), h = Math.floor(m / 60);
+    if (h) return h + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    return m ? m + " min" : "under a minute";
+  }
+
+  function examplesPlugin(lab) {
+    return {
+      id: NAME + ":examples",
+      description: "A Launcher card that opens the site's example notebooks (~/examples).",
+      autoStart: true,
+      optional: [lab.launcher.ILauncher],
+      activate: function (app, launcher) {
+        var icon = new lab.ui.LabIcon({ name: "aifactory:examples", svgstr: EXAMPLES_ICON });
+        app.commands.addCommand("aifactory:open-examples", {
+          label: "Example notebooks",
+          icon: icon,
+          caption: "Open ~/examples: climate analysis with xarray and Dask, widgets, a small AI model",
+          execute: function () {
+            return app.commands.execute("filebrowser:go-to-path", { path: "/examples/", showBrowser: true })
+              .then(function () {
+                return app.commands.execute("docmanager:open", { path: "examples/README.md", factory: "Markdown Preview" });
+              });
+          }
+        });
+        // In the first row, after the kernels: what a new user looks for first.
+        if (launcher) launcher.add({ command: "aifactory:open-examples", category: "Notebook", rank: 1000 });
+      }
+    };
+  }
+
+  function sessionPlugin(lab) {
+    return {
+      id: NAME + ":session",
+      description: "The SLURM job's time left, warnings and a save before its end, and its Dask dashboard.",
+      autoStart: true,
+      optional: [lab.statusbar.IStatusBar],
+      activate: function (app, statusBar) {
+        var Notification = lab.apputils.Notification;
+        var url = lab.coreutils.URLExt.join(lab.coreutils.PageConfig.getBaseUrl(), "aifactory/session");
+        var settings = lab.services.ServerConnection.makeSettings();
+        var item = new lab.widgets.Widget();
+        item.addClass("aifw-session-status");
+        item.node.setAttribute("role", "status");
+        item.node.textContent = "";
+        var style = document.createElement("style");
+        style.textContent = ".aifw-session-status{padding:0 6px;line-height:24px}" +
+          ".aifw-session-status.aifw-ending{background:var(--jp-warn-color0);color:var(--jp-ui-inverse-font-color0);font-weight:600}" +
+          ".aifw-session-status.aifw-ended{background:var(--jp-error-color0);color:var(--jp-ui-inverse-font-color0)}";
+        document.head.appendChild(style);
+        if (statusBar) statusBar.registerStatusItem(NAME + ":session", { item: item, align: "left", rank: 1000 });
+
+        var last = null, fetchedAt = 0, warned = {}, saves = null, dashboard = "", failures = 0, ended = false;
+
+        function secondsLeft() {
+          if (!last || last.seconds_left === null) return null;
+          return Math.max(0, last.seconds_left - (Date.now() - fetchedAt) / 1000);
+        }
+
+        function show() {
+          var left = secondsLeft();
+          if (ended || !last || !last.job_id) return;
+          var where = last.node ? " on " + last.node : "";
+          item.node.textContent = "Job " + last.job_id + where + (left === null ? "" : " \u00b7 " + duration(left) + " left");
+          item.node.title = "SLURM job " + last.job_id + ": partition " + (last.partition || "?") + ", account " +
+            (last.account || "?") + ", " + (last.cpus || "?") + " cores, " + (last.memory || "?") + " memory" +
+            (last.gres ? ", " + last.gres : "") + ". Its walltime ends in " + (left === null ? "?" : duration(left)) + ".";
+          var lowest = Math.min.apply(null, last.warn_minutes.length ? last.warn_minutes : [0]);
+          item.toggleClass("aifw-ending", left !== null && left <= lowest * 60);
+          if (left === null) return;
+          // One warning per threshold crossed; opened late, only the nearest one.
+          var crossed = last.warn_minutes.filter(function (m) { return left <= m * 60 && !warned[m]; });
+          if (crossed.length) {
+            crossed.forEach(function (m) { warned[m] = true; });
+            var save = last.save_before_end ? " Every open notebook is saved " + duration(last.save_before_end) +
+              " before the end." : "";
+            Notification.warning("Your JupyterLab job ends in " + duration(left) + ", when its walltime runs out." +
+              save + " Save your work now; start a new session from the hub to go on.", {
+                autoClose: false,
+                actions: [{ label: "Save all now", callback: function () { app.commands.execute("docmanager:save-all"); } }]
+              });
+          }
+        }
+
+        function jobEnded() {
+          if (ended) return;
+          ended = true;
+          var timeUp = last && last.seconds_left !== null && secondsLeft() < 60;
+          item.removeClass("aifw-ending");
+          item.addClass("aifw-ended");
+          item.node.textContent = "Job ended";
+          var home = (last && last.hub_home) || "/hub/home";
+          Notification.error("Your JupyterLab job has ended" + (timeUp ? ": its walltime ran out." : ".") +
+            " What you saved is in your home folder. The hub says why and starts it again with the same settings.", {
+              autoClose: false,
+              actions: [{ label: "Start again", callback: function () { window.location.href = home; } }]
+            });
+        }
+
+        function poll() {
+          if (ended) return;
+          lab.services.ServerConnection.makeRequest(url, {}, settings).then(function (response) {
+            if (!response.ok) throw new Error("status " + response.status);
+            return response.json();
+          }).then(function (data) {
+            failures = 0;
+            last = data;
+            fetchedAt = Date.now();
+            if (!data.job_id) { item.node.textContent = ""; return; }
+            if (saves !== null && data.save_requests > saves) {
+              app.commands.execute("docmanager:save-all").then(function () {
+                Notification.info("Your JupyterLab job ends in " + duration(secondsLeft() || 0) +
+                  ": every open notebook was saved.", { autoClose: false });
+              });
+            }
+            saves = data.save_requests;
+            if (data.dashboard && data.dashboard !== dashboard && app.commands.hasCommand("dask:populate-dashboard-url")) {
+              dashboard = data.dashboard;
+              app.commands.execute("dask:populate-dashboard-url", { url: data.dashboard });
+            }
+            show();
+          }).catch(function () {
+            // The server is gone (the job ended) or unreachable: twice in a row, say so.
+            failures += 1;
+            if (last && (failures >= 2 || secondsLeft() === 0)) jobEnded();
+          });
+        }
+        poll();
+        setInterval(poll, POLL_MS);
+        setInterval(show, 15000);
+      }
+    };
+  }
+
+  var container = {
+    init: function (shareScope) { scope = shareScope; },
+    get: function (module) {
+      if (module !== "./extension") return Promise.reject(new Error(NAME + " has no module " + module));
+      return Promise.all(MODULES.map(shared)).then(function (m) {
+        var lab = { launcher: m[0], statusbar: m[1], apputils: m[2], widgets: m[3], coreutils: m[4], services: m[5],
+                    ui: m[6] };
+        var plugins = [examplesPlugin(lab), sessionPlugin(lab)];
+        return function () { return { __esModule: true, default: plugins }; };
+      });
+    }
+  };
+  window._JUPYTERLAB = window._JUPYTERLAB || {};
+  window._JUPYTERLAB[NAME] = container;
+})();

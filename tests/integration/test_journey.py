@@ -1,0 +1,242 @@
+"""A new user's whole journey in Chromium, as issue #14 describes it: login, the form (a
+preset, then an edit, a refused value), the queued page on a full node, JupyterLab with its
+examples, a widget, the Dask panel connected, the home page's session card, stop with its
+confirmation, logout.  A screenshot of each step is kept (``AIFW_ARTIFACTS``, by default
+``build/journey``); the hub's pages are checked with axe-core on the way.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import demo_password
+
+from .conftest import REPO, HubProcess, chromium_page, launch, sh
+
+ARTIFACTS = Path(os.environ.get("AIFW_ARTIFACTS", REPO / "build" / "journey"))
+AXE = Path("/opt/aifactory/node/node_modules/axe-core/axe.min.js")
+DASK_CELL = (
+    "from aifactory.notebook import start_cluster\n"
+    "client, cluster = start_cluster(minimum=1, maximum=1, adapt=False)\n"
+    "client.wait_for_workers(1, timeout=240)\n"
+    'print("workers:", len(client.scheduler_info()["workers"]))'
+)
+
+
+@pytest.fixture(scope="module")
+def journey_hub() -> Iterator[HubProcess]:
+    """Usage is read from sacct at every request (no cache), so that it can equal sacct now."""
+    hub = launch(form={"discovery_cache": 0})
+    yield hub
+    hub.shutdown()
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page (WCAG 2 A and AA rules)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make install` installs axe-core from npm")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("() => axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def squeue_fields(job_id: str) -> list[str]:
+    return sh("squeue", "-h", "-j", job_id, "-o", "%N|%P|%a|%C|%m|%L").strip().split("|")
+
+
+def minutes_of(text: str) -> float:
+    """'1 h 58 min', '12 min', 'under a minute' as minutes."""
+    hours = re.search(r"(\d+) h", text)
+    minutes = re.search(r"(\d+) min", text)
+    return (int(hours.group(1)) * 60 if hours else 0) + (int(minutes.group(1)) if minutes else 0)
+
+
+def squeue_minutes(left: str) -> float:
+    from slurm.values import parse_duration
+
+    return (parse_duration(left) or 0) / 60
+
+
+def sacct_usage(account: str, since: str) -> tuple[float, float]:
+    from slurm.parsers import parse_pipe_table
+    from spawners.estimate import usage_hours
+
+    out = sh(
+        "sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", "JobID,ElapsedRaw,AllocTRES"
+    )
+    return usage_hours(parse_pipe_table(out, ("JobID", "ElapsedRaw", "AllocTRES")))
+
+
+@pytest.mark.slow
+def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_node: str):
+    hub = journey_hub
+    # alice as a new user: no JupyterLab layout of earlier tests, no examples yet.
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    for leftover in (home / ".jupyter" / "lab" / "workspaces", home / "examples"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    (home / ".aifactory" / "examples-copied").unlink(missing_ok=True)
+    with chromium_page() as page:
+        # 1. Login, with the keyboard alone.
+        page.goto(f"{hub.url}/hub/login")
+        assert serious_violations(page) == [], "login page"
+        assert "AI Factory Workbench" in page.title()
+        shot(page, "01-login")
+        page.focus("#username_input")
+        page.keyboard.type("alice")
+        page.keyboard.press("Tab")
+        page.keyboard.type(demo_password("alice"))
+        page.keyboard.press("Enter")
+
+        # 2. The form: a preset, then an edit (Custom), a refused value (marked, Start disabled, no cost).
+        page.wait_for_selector("#aifw-form", timeout=60_000)
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
+        assert serious_violations(page) == [], "spawn form"
+        page.click("#preset-gpu")
+        assert page.input_value("#partition") == "acc" and page.input_value("#gpus") == "1"
+        assert page.inner_text("#gpus-limit") == "at most 2" and "GPUs" in page.inner_text("#partition-help")
+        page.fill("#cpus", "999")
+        assert page.is_checked("#preset-custom"), "an edited preset is Custom"
+        assert "is-invalid" in page.get_attribute("#cpus", "class")
+        assert page.inner_text("#cpus-error") == "Between 1 and 80 cores on acc."
+        assert page.is_disabled("#spawn_form button[type=submit]") and page.is_hidden("#aifw-cost")
+        shot(page, "02-form-refused")
+        page.click("#preset-quick")  # a preset always applies
+        assert page.input_value("#partition") == "gpp" and page.input_value("#cpus") == "1"
+        page.click("#preset-quick")  # and again, after an edit of its field
+        page.fill("#cpus", "2")
+        page.click("#preset-quick")
+        assert page.input_value("#cpus") == "1" and page.is_checked("#preset-quick")
+        page.focus("#cpus")
+        page.keyboard.press("Control+A")
+        page.keyboard.type("2")  # an edit: Custom, 2 cores on gpp
+        assert page.is_checked("#preset-custom") and not page.is_disabled("#spawn_form button[type=submit]")
+        assert "with QoS interactive" in page.inner_text("#walltime-limit")
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
+        assert page.inner_text("#cost-core") == "2.0" and page.is_visible("#aifw-cost")
+        shot(page, "03-form")
+        page.keyboard.press("Enter")  # submits the form
+
+        # 3. The queued page on a full node: the bar moves, no internal details.
+        page.wait_for_url("**/spawn-pending/alice**", timeout=60_000)
+        page.wait_for_function(
+            "document.getElementById('progress-message').textContent.includes('queued')", timeout=60_000
+        )
+        assert int(page.get_attribute("#progress-bar", "aria-valuenow")) == 25
+        message = page.inner_text("#progress-message")
+        assert "position" in message and "port" not in message
+        assert serious_violations(page) == [], "progress page"
+        shot(page, "04-queued")
+        subprocess.run(["scancel", full_node], check=True)
+
+        # 4. JupyterLab: the job's time left in the status bar, within a minute of squeue's.
+        page.wait_for_url("**/user/alice/lab**", timeout=180_000)
+        page.wait_for_selector(".aifw-session-status:has-text('left')", timeout=120_000)
+        (job_id,) = [j for j in sh("squeue", "-h", "-u", "alice", "-o", "%i").split()]
+        node, partition, account, cpus, memory, left = squeue_fields(job_id)
+        status = page.inner_text(".aifw-session-status")
+        assert status.startswith(f"Job {job_id} on {node}")
+        assert abs(minutes_of(status) - squeue_minutes(left)) <= 1, (status, left)
+        shot(page, "05-jupyterlab")
+
+        # 5. The examples from the Launcher; cells run; the widget answers.
+        page.click(".jp-LauncherCard:has-text('Example notebooks')")
+        page.wait_for_selector(".jp-DirListing-item:has-text('02_interactive_explorer.ipynb')", timeout=30_000)
+        page.wait_for_selector(".jp-RenderedMarkdown:has-text('Example notebooks')", timeout=30_000)
+        page.dblclick(".jp-DirListing-item:has-text('02_interactive_explorer.ipynb')")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.click(".lm-MenuBar-item:has-text('Run')")
+        page.click(".lm-Menu-item:has-text('Run All Cells')")
+        # The explorer's map and series are one image: choosing another region redraws it.
+        image = page.locator(".widget-output img").first
+        image.wait_for(timeout=180_000)
+        before = image.get_attribute("src")
+        page.locator(".widget-dropdown select").nth(1).select_option("Arctic")
+        page.wait_for_function(
+            "(b) => { const i = document.querySelector('.widget-output img'); return i && i.src !== b; }",
+            arg=before,
+            timeout=60_000,
+        )
+        shot(page, "06-widget")
+
+        # 6. A Dask cluster on SLURM; the Dask panel finds it by itself (no magnifier click).
+        page.keyboard.press("Escape")
+        page.click(".jp-Notebook .jp-Cell >> nth=-1")
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")
+        page.keyboard.press("Enter")
+        page.keyboard.type(DASK_CELL)
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_selector(".jp-OutputArea-output:has-text('workers: 1')", timeout=300_000)
+        page.click(".jp-SideBar [data-id='dask-dashboard-launcher']")
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.dask-URLInput input');"
+            " return i && i.value.includes('/proxy/'); }",
+            timeout=60_000,
+        )
+        # Its items answer (the dashboard is reached through the server), and "+NEW" is not offered.
+        page.wait_for_selector(".dask-DashboardListing-item:not(.dask-DashboardListing-inactive)", timeout=60_000)
+        assert page.locator(".dask-DaskClusterManager").count() == 0 or page.is_hidden(".dask-DaskClusterManager")
+        shot(page, "07-dask")
+
+        # 7. The home page: the session card says what squeue says.
+        page.goto(f"{hub.url}/hub/home")
+        card = page.locator(".aifw-session")
+        card.wait_for()
+        node, partition, account, cpus, memory, left = squeue_fields(job_id)
+        assert card.locator(".aifw-state").inner_text() == "running"
+        assert card.locator(".aifw-job").inner_text() == job_id
+        assert card.locator(".aifw-node").inner_text() == node
+        assert card.locator(".aifw-partition").inner_text() == partition == "gpp"
+        assert card.locator(".aifw-account").inner_text() == account
+        assert card.locator(".aifw-cpus").inner_text() == cpus == "2"
+        assert card.locator(".aifw-memory").inner_text() == memory
+        assert card.locator(".aifw-gpus").inner_text() == "0"
+        assert abs(minutes_of(card.locator(".aifw-time-left").inner_text()) - squeue_minutes(left)) <= 1
+        assert card.locator(".aifw-log a").inner_text() == f"~/.aifactory/logs/jupyterlab-{job_id}.log"
+        page.wait_for_selector(".aifw-usage-table")
+        assert serious_violations(page) == [], "home page"
+        shot(page, "08-home")
+
+        # 8. Stop, and the confirmation: what happened to the job and what it used, as sacct says.
+        page.click("#stop")
+        page.wait_for_selector("#aifw-last-end", timeout=90_000)
+        confirmation = page.inner_text("#aifw-last-end")
+        elapsed, tres = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "ElapsedRaw,AllocTRES").strip().split("|")
+        used = int(elapsed) * int(re.search(r"cpu=(\d+)", tres).group(1)) / 3600
+        assert confirmation.startswith(f"Your JupyterLab job {job_id} was cancelled after ")
+        assert f"it used {used:.2f} core-hours" in confirmation
+        assert page.inner_text(".aifw-last-log") == f"~/.aifactory/logs/jupyterlab-{job_id}.log"
+        # The usage table equals sacct's figures (nothing of these accounts runs now).
+        page.wait_for_selector(".aifw-usage-table")
+        since = re.search(r"Since (\S+),", page.inner_text(".aifw-usage-table caption")).group(1)
+        for row in page.locator(".aifw-usage-table tbody tr").all():
+            account = row.get_attribute("data-account")
+            cells = row.locator("td").all_inner_texts()
+            core, gpu = sacct_usage(account, since)
+            assert (float(cells[0]), float(cells[1])) == (pytest.approx(core, abs=0.01), pytest.approx(gpu, abs=0.01))
+        shot(page, "09-stopped")
+
+        # 9. Logout.
+        page.click("#logout")
+        page.wait_for_url("**/hub/login**", timeout=30_000)
+        shot(page, "10-logout")
+    # The job's log is in the one folder of logs, not left hidden in the home.
+    assert (home / ".aifactory" / "logs" / f"jupyterlab-{job_id}.log").exists()
+    assert not (home / f".aifactory-jupyterlab-{job_id}.log").exists()
