@@ -49,7 +49,8 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
 	@rm -rf $(VENV)/share/jupyter/kernels/python3
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
-	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; done
+	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; \
+	  install -m 644 $$k/logo-svg.svg $(VENV)/share/jupyter/kernels/$$n/; done
 	@# What users' Dask reads: written by root, in a folder only root may change.
 	@$(VENV)/bin/aifactory-config install-dask $(SITE) >/dev/null
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"

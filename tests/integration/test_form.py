@@ -63,8 +63,8 @@ def test_acc_offers_gpus_gpp_does_not_and_the_form_shows_the_limits(hub: HubProc
     parts = data["choices"]["partitions"]
     assert parts["acc"]["max_gpus"] == 2 and parts["gpp"]["max_gpus"] == 0
     assert parts["acc"]["max_cpus"] == 80 and parts["gpp"]["max_cpus"] == 112
-    assert "acc: up to 80 cores, 15.6 GB, 2 GPUs, 24 h" in data["page"]
-    assert "gpp: up to 112 cores, 15.6 GB, no GPUs, 48 h" in data["page"]
+    assert parts["acc"]["limits"] == "up to 80 cores, 15.6 GB, 2 GPUs, 24 h"
+    assert parts["gpp"]["limits"] == "up to 112 cores, 15.6 GB, no GPUs, 48 h"
     assert [p["name"] for p in data["presets"]] == ["quick", "analysis", "gpu", "workshop"]
     r = hub.start("alice", {"partition": "gpp", "gpus": 1})
     assert r.status_code == 400
@@ -94,6 +94,7 @@ def test_the_estimate_gives_start_cost_and_the_accounts_usage_without_submitting
         session, f"{hub.url}/hub/api/aifactory/estimate/alice", json={"user_options": {"walltime": "3-00:00:00"}}
     )
     assert refused.status_code == 400 and "walltime: '3-00:00:00' is not accepted" in refused.json()["message"]
+    assert refused.json()["field"] == "walltime"  # the form marks that field and keeps Start disabled
     other = post_with_xsrf(session, f"{hub.url}/hub/api/aifactory/estimate/bob", json={"user_options": {}})
     assert other.status_code == 404  # JupyterHub's answer for another user's resource (needs_scope)
     assert hub.slurm_commands().get("sbatch", 0) == before + 1  # the one --test-only

@@ -240,3 +240,23 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
     # The job's log is in the one folder of logs, not left hidden in the home.
     assert (home / ".aifactory" / "logs" / f"jupyterlab-{job_id}.log").exists()
     assert not (home / f".aifactory-jupyterlab-{job_id}.log").exists()
+
+
+def test_another_users_jupyterlab_is_refused_in_words_with_the_way_home(journey_hub: HubProcess, clean):
+    hub = journey_hub
+    hub.start_ready("bob")
+    with chromium_page() as page:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", "alice")
+        page.fill("#password_input", demo_password("alice"))
+        page.click("#login_submit")
+        page.wait_for_url("**/hub/**", timeout=60_000)
+        response = page.goto(hub.user_url("bob") + "lab")
+        assert response.status == 403
+        heading = page.locator("h1")
+        assert heading.count() == 1 and heading.inner_text() == "This page is not yours to open"
+        assert "ask them to share it" in page.inner_text("#aifw-error-help")
+        assert serious_violations(page) == [], "403 page"
+        shot(page, "11-not-yours")
+        page.click("text=Go to your home page")
+        page.wait_for_url("**/hub/home", timeout=30_000)

@@ -38,7 +38,7 @@ def test_two_users_run_as_themselves_and_only_their_owner_gets_in(clean: HubProc
         assert job["uid"] == str(pwd.getpwnam(user).pw_uid)
         assert job["account"] == default_account(user) and job["partition"] == "gpp"
         # The log names the server's port: its owner's alone (issue 11, hole 3).
-        log = Path(pwd.getpwnam(user).pw_dir) / f".aifactory-jupyterlab-{job_id}.log"
+        log = Path(pwd.getpwnam(user).pw_dir) / ".aifactory" / "logs" / f"jupyterlab-{job_id}.log"
         assert log.stat().st_mode & 0o777 == 0o600, oct(log.stat().st_mode)
     for owner, other in (("alice", "bob"), ("bob", "alice")):
         assert hub.through_proxy(owner, hub.user_token(owner)).status_code == 200
@@ -118,7 +118,7 @@ def test_a_server_that_dies_while_starting_fails_fast_with_the_reason(clean: Hub
         time.sleep(0.5)
     elapsed = time.monotonic() - t0
     assert "ended before JupyterLab started" in message and "exit code 3" in message, message
-    assert ".aifactory-jupyterlab-" in message  # where to read the job's log
+    assert "/.aifactory/logs/jupyterlab-" in message  # where to read the job's log
     assert elapsed < 30, f"took {elapsed:.0f}s: the spawn hung instead of failing"
     assert queued_jobs("bob") == {}
 

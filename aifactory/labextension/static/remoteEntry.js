@@ -16,7 +16,8 @@
   "use strict";
   var NAME = "@aifactory/workbench";
   var MODULES = ["@jupyterlab/launcher", "@jupyterlab/statusbar", "@jupyterlab/apputils", "@lumino/widgets",
-                 "@jupyterlab/coreutils", "@jupyterlab/services", "@jupyterlab/ui-components"];
+                 "@jupyterlab/coreutils", "@jupyterlab/services", "@jupyterlab/ui-components",
+                 "@jupyterlab/application"];
   var EXAMPLES_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><g class="jp-icon3" fill="#616161">' +
     '<path d="M4 3h11l5 5v13H4z" fill-opacity=".15"/><path d="M4 3h11l5 5v13H4V3zm2 2v14h12V9h-4V5H6z"/>' +
     '<rect x="8" y="13" width="2" height="4"/><rect x="11" y="11" width="2" height="6"/><rect x="14" y="9" width="2" height="8"/></g></svg>';
@@ -71,7 +72,24 @@
     };
   }
 
-  function sessionPlugin(lab) {
+  // Instead of JupyterHub's "Server unavailable or unreachable ... restart it?" dialog (its
+  // plugin is disabled in page_config.json): the job's end, in words, and "Start again".
+  function connectionLostPlugin(lab, session) {
+    return {
+      id: NAME + ":connectionlost",
+      description: "When the server is gone, says that the JupyterLab job has ended and leads to the hub.",
+      autoStart: true,
+      provides: lab.application.IConnectionLost,
+      activate: function () {
+        return function () {
+          if (session.ended) session.ended();
+          return Promise.resolve();
+        };
+      }
+    };
+  }
+
+  function sessionPlugin(lab, session) {
     return {
       id: NAME + ":session",
       description: "The SLURM job's time left, warnings and a save before its end, and its Dask dashboard.",
@@ -125,7 +143,7 @@
         }
 
         function jobEnded() {
-          if (ended) return;
+          if (ended || !last || !last.job_id) return;
           ended = true;
           var timeUp = last && last.seconds_left !== null && secondsLeft() < 60;
           item.removeClass("aifw-ending");
@@ -167,6 +185,7 @@
             if (last && (failures >= 2 || secondsLeft() === 0)) jobEnded();
           });
         }
+        session.ended = jobEnded;
         poll();
         setInterval(poll, POLL_MS);
         setInterval(show, 15000);
@@ -180,8 +199,9 @@
       if (module !== "./extension") return Promise.reject(new Error(NAME + " has no module " + module));
       return Promise.all(MODULES.map(shared)).then(function (m) {
         var lab = { launcher: m[0], statusbar: m[1], apputils: m[2], widgets: m[3], coreutils: m[4], services: m[5],
-                    ui: m[6] };
-        var plugins = [examplesPlugin(lab), sessionPlugin(lab)];
+                    ui: m[6], application: m[7] };
+        var session = { ended: null };  // set by the session plugin: shows the notice of the job's end
+        var plugins = [examplesPlugin(lab), sessionPlugin(lab, session), connectionLostPlugin(lab, session)];
         return function () { return { __esModule: true, default: plugins }; };
       });
     }

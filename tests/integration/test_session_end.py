@@ -1,0 +1,98 @@
+"""The end of a JupyterLab job, seen in JupyterLab: the time left, a warning when a threshold
+is crossed, every open notebook saved on SLURM's signal before the end, and a notice with
+"Start again" once the job has ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import demo_password
+
+from .conftest import HubProcess, chromium_page, launch, sh
+
+TYPED = "typed_before_the_end = 42"
+
+
+@pytest.fixture(scope="module")
+def short_hub() -> Iterator[HubProcess]:
+    """Warnings 9 minutes before the end, so that a 10-minute job crosses one within a minute."""
+    hub = launch(singleuser={"warn_minutes": [9], "save_before_end": 120})
+    yield hub
+    hub.shutdown()
+
+
+@pytest.fixture
+def no_autosave() -> Iterator[Path]:
+    """alice's notebook, and her own setting that turns real-time collaboration's autosave off
+    (a user may): an edit then reaches the disk only when the notebook is saved."""
+    user = pwd.getpwnam("alice")
+    home = Path(user.pw_dir)
+    config_dir = home / ".jupyter"
+    config_dir.mkdir(exist_ok=True)
+    config = config_dir / "jupyter_server_config.json"
+    config.write_text(json.dumps({"YDocExtension": {"document_save_delay": None}}))
+    notebook = home / "before-the-end.ipynb"
+    cell = {"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [], "source": ""}
+    kernel = {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}
+    content = {"cells": [cell], "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
+    notebook.write_text(json.dumps(content))
+    shutil.rmtree(config_dir / "lab" / "workspaces", ignore_errors=True)
+    for path in (config_dir, config, notebook):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    yield notebook
+    config.unlink(missing_ok=True)
+    notebook.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_time_left_a_warning_the_save_on_the_signal_and_the_end(short_hub: HubProcess, no_autosave: Path, clean):
+    hub = short_hub
+    hub.start_ready("alice", {"walltime": "00:10:00", "cpus": 1})
+    (job_id,) = sh("squeue", "-h", "-u", "alice", "-o", "%i").split()
+    with chromium_page() as page:
+        page.goto(f"{hub.url}/hub/login?next=/hub/user/alice/lab/tree/{no_autosave.name}")
+        page.fill("#username_input", "alice")
+        page.fill("#password_input", demo_password("alice"))
+        page.click("#login_submit")
+        status = page.locator(".aifw-session-status")
+        page.wait_for_selector(".aifw-session-status:has-text('left')", timeout=120_000)
+        assert status.inner_text().startswith(f"Job {job_id} on ")
+
+        # An edit that is not saved: with autosave off it stays in the page only.
+        page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
+        page.click(".jp-Notebook .jp-Cell .cm-content")
+        page.keyboard.type(TYPED)
+        time.sleep(3)
+        assert TYPED not in no_autosave.read_text(), "autosave is on: the test would prove nothing"
+
+        # The warning, once 9 minutes are left (the job has 10).
+        page.wait_for_selector("text=Your JupyterLab job ends in", timeout=150_000)
+        assert "aifw-ending" in (status.get_attribute("class") or "")
+
+        # SLURM's signal before the end (sbatch --signal=B:USR2@N), sent now: the page saves.
+        subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
+        deadline = time.monotonic() + 40
+        while TYPED not in no_autosave.read_text() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert TYPED in no_autosave.read_text()
+        page.wait_for_selector("text=every open notebook was saved", timeout=20_000)
+
+        # The job ends: JupyterLab says so and leads back to the hub, which says why.
+        subprocess.run(["scancel", job_id], check=True)
+        page.wait_for_selector(".aifw-session-status:has-text('Job ended')", timeout=60_000)
+        page.click("button:has-text('Start again')")
+        page.wait_for_url("**/hub/home", timeout=30_000)
+        deadline = time.monotonic() + 90  # the hub learns of the end at its next squeue
+        while not page.is_visible("#aifw-last-end") and time.monotonic() < deadline:
+            time.sleep(2)
+            page.reload()
+        assert f"job {job_id}" in page.inner_text("#aifw-last-end")

@@ -1,0 +1,146 @@
+"""What the home page and JupyterLab show of a session (issue #14): the card from squeue, the
+sentence after a stop, the site's keys for the look and the end of a job, the Dask dashboard
+notes and the server extension's time left."""
+
+import asyncio
+import json
+import os
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from aifactory import dashboard
+from aifactory.session import JobClock, minutes
+from hub.configure import DEFAULT_LOGO, update_brand
+from hub.site import SiteConfigError, load_site_config
+from slurm.parsers import JobInfo, JobRecord, SlurmError
+from spawners.session import card, duration_text, home_relative, stopped_text
+
+from .defaults import DEFAULTS, site_file
+
+RUNNING = JobInfo("7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00",
+                  "ehpc01", "2", "4G", "N/A", "1:30:00")  # fmt: skip
+PENDING = replace(
+    RUNNING, state="PENDING", node="n/a", reason="Resources", tres_per_node="gres:gpu:1", time_left="2:00:00"
+)
+
+
+def card_of(info, **kw):
+    args = {"job_id": "7", "position": "2 of 3", "ready": True, "stopping": False, "taken_at": 1000.0,
+            "now": 1000.0, "log": "/home/alice/.aifactory/logs/jupyterlab-7.log", "home": "/home/alice"}  # fmt: skip
+    return card(info, **(args | kw))
+
+
+def test_a_running_job_shows_where_it_runs_what_it_has_and_the_time_left_counted_down():
+    c = card_of(RUNNING, now=1000.0 + 600)  # squeue said 1:30:00 ten minutes ago
+    assert (c["state"], c["node"], c["partition"], c["account"], c["cpus"], c["memory"], c["gpus"]) == (
+        "running", "mn5-n01", "gpp", "ehpc01", "2", "4G", 0)  # fmt: skip
+    assert c["seconds_left"] == 80 * 60 and c["time_left"] == "1 h 20 min"
+    assert c["position"] == "" and c["log"] == "~/.aifactory/logs/jupyterlab-7.log"
+    assert c["log_in_home"] == ".aifactory/logs/jupyterlab-7.log"
+
+
+def test_queued_starting_ending_and_not_yet_seen():
+    queued = card_of(PENDING)
+    assert (queued["state"], queued["position"], queued["gpus"], queued["node"]) == ("queued", "2 of 3", 1, "")
+    assert queued["seconds_left"] is None and "waiting for free" in queued["waiting_because"]
+    assert card_of(RUNNING, ready=False)["state"] == "starting"
+    assert card_of(RUNNING, stopping=True)["state"] == "ending"
+    assert card_of(None)["state"] == "submitted" and card_of(None)["partition"] == ""
+
+
+def test_durations_and_paths_in_words():
+    assert [duration_text(s) for s in (20, 60, 12 * 60, 3600, 3600 + 59 * 60 + 40)] == [
+        "under a minute", "1 min", "12 min", "1 h", "2 h"]  # fmt: skip
+    assert home_relative("/home/alice/x.log", "/home/alice/") == "~/x.log"
+    assert home_relative("/home/alicex/x.log", "/home/alice") == "/home/alicex/x.log"
+
+
+def test_after_a_stop_the_user_reads_what_the_job_used_as_accounting_says():
+    record = JobRecord("7", "CANCELLED", "0:0", "None", elapsed_s=12 * 60, alloc_cpus=2)
+    assert stopped_text("7", record) == "Your JupyterLab job 7 was cancelled after 12 min; it used 0.40 core-hours."
+    gpu = replace(record, alloc_gpus=1)
+    assert stopped_text("7", gpu).endswith("0.40 core-hours and 0.20 GPU-hours.")
+    assert "before it started; it used no core-hours" in stopped_text("7", replace(record, elapsed_s=0))
+    assert stopped_text("7", None) == "Your JupyterLab job 7 was cancelled."
+
+
+def test_the_brand_is_the_sites_and_a_wrong_value_is_named(tmp_path):
+    site = load_site_config(
+        site_file(tmp_path, "brand: {product_name: MN5 Notebooks, support_url: 'mailto:help@bsc.es'}")
+    )
+    c = Config()
+    c.JupyterHub.template_vars = {"announcement_home": "x"}
+    update_brand(c, site)
+    assert c.JupyterHub.logo_file == str(DEFAULT_LOGO) and DEFAULT_LOGO.exists()
+    assert c.JupyterHub.template_vars["brand"]["product_name"] == "MN5 Notebooks"
+    assert c.JupyterHub.template_vars["announcement_home"] == "x"  # kept
+    for text, key in [("brand: {support_url: 'javascript:alert(1)'}", "brand.support_url"),
+                      ("brand: {product_name: '<b>x</b>'}", "brand.product_name"),
+                      ("brand: {suport_contact: x}", "did you mean 'brand.support_contact'"),
+                      ("auth: {support_contact: x}", "auth.support_contact")]:  # fmt: skip
+        with pytest.raises(SiteConfigError, match=key.replace(".", "\\.")):
+            load_site_config(site_file(tmp_path, text))
+    with pytest.raises(SiteConfigError, match="cannot be read"):
+        update_brand(Config(), replace(site, brand=replace(site.brand, logo_file=str(tmp_path / "none.svg"))))
+
+
+def test_the_end_of_a_job_follows_the_site_file(tmp_path):
+    site = load_site_config(site_file(tmp_path, "singleuser: {warn_minutes: [30, 10], save_before_end: 600}"))
+    assert (site.singleuser.warn_minutes, site.singleuser.save_before_end) == ([30, 10], 600)
+    assert DEFAULTS.singleuser.warn_minutes == [15, 5] and DEFAULTS.singleuser.save_before_end == 300
+    for text in (
+        "singleuser: {warn_minutes: 5}",
+        "singleuser: {warn_minutes: [0]}",
+        "singleuser: {save_before_end: -1}",
+    ):
+        with pytest.raises(SiteConfigError, match="singleuser"):
+            load_site_config(site_file(tmp_path, text))
+
+
+def test_a_scheduler_notes_its_dashboard_for_the_dask_panel_and_removes_the_note(tmp_path, monkeypatch):
+    monkeypatch.setenv(dashboard.FOLDER_ENV, str(tmp_path / "notes"))
+    scheduler = SimpleNamespace(services={"dashboard": SimpleNamespace(port=8787)}, address="tcp://10.0.0.1:4567")
+    dashboard.dask_setup(scheduler)
+    (note,) = dashboard.running_dashboards(tmp_path / "notes")
+    assert note["address"] == "tcp://10.0.0.1:4567" and note["link"].endswith("8787/status")
+    # A note whose process has gone (killed before its teardown) is not a running cluster.
+    (tmp_path / "notes" / "999999999-1.json").write_text(json.dumps({"link": "stale", "started": 9e9}))
+    assert [n["link"] for n in dashboard.running_dashboards(tmp_path / "notes")] == [note["link"]]
+    dashboard.dask_teardown(scheduler)
+    assert dashboard.running_dashboards(tmp_path / "notes") == []
+    monkeypatch.delenv(dashboard.FOLDER_ENV)
+    dashboard.dask_setup(scheduler)  # outside a JupyterLab job: nothing is written
+    assert not any(p.name.startswith(str(os.getpid())) for p in (tmp_path / "notes").iterdir())
+
+
+class FakeSlurm:
+    def __init__(self, line):
+        self.line, self.calls = line, 0
+
+    async def run(self, argv):
+        self.calls += 1
+        if self.line is None:
+            raise SlurmError("squeue: error")
+        return SimpleNamespace(stdout=self.line + "\n")
+
+
+def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
+    slurm = FakeSlurm("1:00:00|mn5-n01|gpp|ehpc01|2|4G|N/A")
+    clock = JobClock(slurm, "7")
+    first = asyncio.run(clock.seconds_left())
+    second = asyncio.run(clock.seconds_left())
+    assert 3590 <= second <= first <= 3600 and slurm.calls == 1
+    assert clock.info == {
+        "node": "mn5-n01",
+        "partition": "gpp",
+        "account": "ehpc01",
+        "cpus": "2",
+        "memory": "4G",
+        "gres": "",
+    }
+    assert asyncio.run(JobClock(FakeSlurm(None), "7").seconds_left()) is None
+    assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
+    assert minutes("5 15 x 15") == [15, 5]
