@@ -126,6 +126,7 @@ class Choices:
             "partitions": {name: asdict(p) | {"limits": p.limits_text()} for name, p in self.partitions.items()},
             "accounts": {p: {a: self.qos(a, p) for a in self.accounts(p)} for p in self.partitions},
             "default_account": self.default_account,
+            "default_qos": {p: {a: self.default_qos(a, p) for a in self.accounts(p)} for p in self.partitions},
             "qos_walltime": self.qos_walltime,
             "reservations": {name: asdict(r) for name, r in self.reservations.items()},
         }

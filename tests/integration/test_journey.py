@@ -31,6 +31,21 @@ DASK_CELL = (
 )
 
 
+#: Texts of the form that do not fit their box: each select's options, labels and help lines.
+CUT_OFF = """() => {
+  const ctx = document.createElement("canvas").getContext("2d"), bad = [];
+  for (const s of document.querySelectorAll("#aifw-form select")) {
+    const st = getComputedStyle(s);
+    ctx.font = st.font;
+    const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+    for (const o of s.options) if (ctx.measureText(o.text).width > room) bad.push(s.id + ": " + o.text);
+  }
+  for (const el of document.querySelectorAll("#aifw-form label, #aifw-form .form-text"))
+    if (el.scrollWidth > el.clientWidth + 1) bad.push(el.textContent);
+  return bad;
+}"""
+
+
 @pytest.fixture(scope="module")
 def journey_hub() -> Iterator[HubProcess]:
     """Usage is read from sacct at every request (no cache), so that it can equal sacct now."""
@@ -117,17 +132,27 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert page.inner_text("#cpus-error") == "Between 1 and 80 cores on acc."
         assert page.is_disabled("#spawn_form button[type=submit]") and page.is_hidden("#aifw-cost")
         shot(page, "02-form-refused")
+        page.select_option("#qos", "")
+        assert page.input_value("#qos") == "", "'default' stays chosen"
+        page.set_viewport_size({"width": 800, "height": 900})
+        assert page.evaluate(CUT_OFF) == [], "nothing cut off at 800 px"
+        page.set_viewport_size({"width": 1280, "height": 800})
         page.click("#preset-quick")  # a preset always applies
         assert page.input_value("#partition") == "gpp" and page.input_value("#cpus") == "1"
         page.click("#preset-quick")  # and again, after an edit of its field
         page.fill("#cpus", "2")
         page.click("#preset-quick")
         assert page.input_value("#cpus") == "1" and page.is_checked("#preset-quick")
+        # The walltime's limit with its reason: the association's default QoS (sacctmgr), or the one chosen.
+        assert (
+            page.inner_text("#walltime-limit") == "at most 48 h with QoS normal (the default) (12 h with interactive)"
+        )
+        page.select_option("#qos", "interactive")
+        assert page.inner_text("#walltime-limit") == "at most 12 h with QoS interactive (48 h with normal)"
         page.focus("#cpus")
         page.keyboard.press("Control+A")
         page.keyboard.type("2")  # an edit: Custom, 2 cores on gpp
         assert page.is_checked("#preset-custom") and not page.is_disabled("#spawn_form button[type=submit]")
-        assert "with QoS interactive" in page.inner_text("#walltime-limit")
         page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
         assert page.inner_text("#cost-core") == "2.0" and page.is_visible("#aifw-cost")
         shot(page, "03-form")
@@ -153,6 +178,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         status = page.inner_text(".aifw-session-status")
         assert status.startswith(f"Job {job_id} on {node}")
         assert abs(minutes_of(status) - squeue_minutes(left)) <= 1, (status, left)
+        page.wait_for_selector(".jp-LauncherCard:has-text('Example notebooks')", timeout=60_000)
         shot(page, "05-jupyterlab")
 
         # 5. The examples from the Launcher; cells run; the widget answers.

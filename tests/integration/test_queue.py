@@ -79,3 +79,7 @@ def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, f
     assert queued_jobs("bob") == {} and hub.server("bob") is None
     state = sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip()
     assert state.startswith("CANCELLED"), state
+    # Where the progress page leads after the stop (the form), the user reads what happened.
+    session = hub.login("bob")
+    page = session.get(f"{hub.url}/hub/spawn").text
+    assert f"Your JupyterLab job {job_id} was cancelled before it started; it used no core-hours." in page

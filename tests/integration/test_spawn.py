@@ -154,8 +154,8 @@ time.sleep(5)  # would answer in alice's place
 
 @pytest.mark.slow
 def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: HubProcess):
-    """bob learns alice's port the moment it is reported (here the test reads it from the
-    hub's progress events and hands it to bob's waiting process) and binds it first: the
+    """bob learns alice's port the moment it is reported (here the test reads it from the job's
+    log, as root, and hands it to bob's waiting process) and binds it first: the
     launcher used to close the port, report it, and let JupyterLab bind it again seconds
     later (issue 11, hole 3)."""
     hub = clean
@@ -165,14 +165,13 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
         with ThreadPoolExecutor(1) as pool:
             started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow
             found, deadline = None, time.monotonic() + 120
+            home = Path(pwd.getpwnam("alice").pw_dir)
             while not found and time.monotonic() < deadline:
-                with hub.api("GET", "/users/alice/server/progress", stream=True, timeout=120) as events:
-                    for line in events.iter_lines(decode_unicode=True) if events.ok else ():
-                        found = re.search(r"on port (\d+)", line or "")
-                        if found:
-                            break
+                for log in (home / ".aifactory" / "logs").glob("jupyterlab-*.log"):
+                    if log.name == f"jupyterlab-{next(iter(queued_jobs('alice')), '')}.log":
+                        found = re.search(r"serves on port (\d+)", log.read_text())
                 time.sleep(0.05)
-            assert found, "no port in the progress events"
+            assert found, "no port in the job's log"
             grabber.stdin.write(found.group(1) + "\n")
             grabber.stdin.flush()
             assert grabber.stdout.readline().strip() == "refused"
