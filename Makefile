@@ -150,6 +150,7 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.spawn_overhead --runs 5
 	@$(PY) -m benchmarks.scheduler_load --sizes 1 10 50
 	@$(PY) -m benchmarks.hub_load --users 50
+	@$(PY) -m benchmarks.hub_load --users 50 --db postgresql
 	@$(PY) -m benchmarks.analysis --years 10 --workers 2
 	@$(PY) -m benchmarks.workshop_burst --seats 30
 

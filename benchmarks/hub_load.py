@@ -10,6 +10,7 @@ Removes the users afterwards.  Usage: python benchmarks/hub_load.py [--users 50]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from tests.harness import DEPLOYED_FORM, HubProcess, launch
+from tests.harness import DEPLOYED_FORM, HubProcess, launch, postgres_database
 
 PASSWORD = "bench-load-pw"
 TICKS = 100  # clock ticks per second for /proc/PID/stat
@@ -116,13 +117,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the hub's database: SQLite (embedded) or the mini cluster's PostgreSQL")  # fmt: skip
     args = parser.parse_args()
     names = [f"bench{i:02d}" for i in range(args.users)]
     create_users(names)
     pages: list[float] = []
     apis: list[float] = []
+    stack = contextlib.ExitStack()
     try:
-        hub = launch(hub={"poll_interval": 10}, slurm={"memory": "320M"}, form=DEPLOYED_FORM)
+        db_url = stack.enter_context(postgres_database()) if args.db == "postgresql" else ""
+        hub = launch(hub={"poll_interval": 10, "db_url": db_url}, slurm={"memory": "320M"}, form=DEPLOYED_FORM)
         sampler = Sampler(hub.process.pid)
         sampler.start()
         t0 = time.monotonic()
@@ -137,9 +142,10 @@ def main() -> int:
             for name in names:
                 subprocess.run(["scancel", "-u", name], check=False)
     finally:
+        stack.close()
         remove_users(names)
     failures = [f"{n}: {o}" for n, o in zip(names, outcomes, strict=True) if o]
-    print(f"\nhub under load: {args.users} users logging in and spawning at once")
+    print(f"\nhub under load ({args.db}): {args.users} users logging in and spawning at once")
     print("| figure | value |")
     print("|---|---:|")
     print(f"| all users in JupyterLab (wall) | {wall:.1f} s |")

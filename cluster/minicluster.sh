@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The mini supercomputer: munge, MariaDB, slurmdbd, slurmctld and slurmd on localhost.
+# The mini supercomputer: munge, MariaDB, slurmdbd, slurmctld and slurmd on localhost, and
+# PostgreSQL for the hub's database.
 #   minicluster.sh start   install what is missing, start what is not running (idempotent)
 #   minicluster.sh stop    cancel jobs, stop every daemon (idempotent)
 #   minicluster.sh status  each daemon's state and sinfo
@@ -17,7 +18,13 @@ MEMORY=${AIFACTORY_NODE_MEMORY_MB:-16000}
 GPUS=2
 USERS_GROUP=aifactory-users
 DB_SOCKET=/run/mysqld/mysqld.sock
-PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo lmod)
+PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo lmod postgresql)
+# The hub's production database: Debian's PostgreSQL, a cluster of our own on a Unix socket
+# only (no TCP), where the hub's Unix user is its own role (peer authentication, no password).
+PG_DATA=$STATE/postgres
+PG_SOCKET_DIR=/run/aifactory-postgres
+PG_ROLE=aifactory-hub
+PG_DB=jupyterhub
 MODULES_DIR=/etc/lmod/modules  # on Lmod's default MODULEPATH: `module avail` in any shell
 
 log() { printf '[minicluster] %s\n' "$*"; }
@@ -179,6 +186,35 @@ stop_pidfile() {  # stop_pidfile NAME PIDFILE
   kill -9 "$(cat "$2")" 2>/dev/null || true
 }
 
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
+pg_up() { runuser -u postgres -- "$(pg_bin)/pg_isready" -q -h "$PG_SOCKET_DIR"; }
+pg_sql() { runuser -u postgres -- "$(pg_bin)/psql" -X -q -h "$PG_SOCKET_DIR" -d postgres -tA -c "$1"; }
+
+start_postgres() {
+  install -d -o postgres -g postgres -m 755 "$PG_SOCKET_DIR"
+  if [ ! -s "$PG_DATA/PG_VERSION" ]; then
+    log "creating the hub's PostgreSQL cluster in $PG_DATA"
+    install -d -o postgres -g postgres -m 700 "$PG_DATA"
+    runuser -u postgres -- "$(pg_bin)/initdb" -D "$PG_DATA" -U postgres --auth-local=peer --auth-host=reject \
+      --encoding=UTF8 --locale=C.UTF-8 >"$STATE/log/postgres-initdb.log"
+  fi
+  touch "$STATE/log/postgres.log" && chown postgres: "$STATE/log/postgres.log"
+  if ! pg_up >/dev/null 2>&1; then
+    log "starting PostgreSQL (socket $PG_SOCKET_DIR, no TCP)"
+    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PG_DATA" -l "$STATE/log/postgres.log" -w -s \
+      -o "-c listen_addresses='' -c unix_socket_directories=$PG_SOCKET_DIR" start
+  fi
+  wait_for 30 PostgreSQL pg_up
+  [ "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname = '$PG_ROLE'")" = 1 ] || pg_sql "CREATE ROLE \"$PG_ROLE\" LOGIN"
+  [ "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" = 1 ] || pg_sql "CREATE DATABASE $PG_DB OWNER \"$PG_ROLE\""
+}
+
+stop_postgres() {
+  [ -s "$PG_DATA/postmaster.pid" ] || return 0
+  log "stopping PostgreSQL"
+  runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w -s stop || true
+}
+
 cmd_start() {
   [ "$(id -u)" = 0 ] || die "run as root"
   install_packages
@@ -191,6 +227,7 @@ cmd_start() {
     stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
   fi
   start_munge
+  start_postgres
   start_mariadb
   start_slurmdbd
   ensure_accounts
@@ -231,6 +268,7 @@ cmd_stop() {
   stop_pidfile slurmdbd "$STATE/run/slurmdbd.pid"
   if db_up >/dev/null 2>&1; then log "stopping MariaDB"; mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
   stop_pidfile MariaDB /run/mysqld/mariadbd.pid
+  stop_postgres
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
   for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
   [ -z "$(daemons_left)" ] || die "daemons still running after stop: $(daemons_left)"
@@ -248,6 +286,8 @@ cmd_status() {
   daemon_state slurmdbd slurmdbd || ok=1
   daemon_state slurmctld slurmctld || ok=1
   daemon_state slurmd slurmd || ok=1
+  if pg_up >/dev/null 2>&1; then printf '%-10s running (postgresql://%s@/%s?host=%s)\n' postgresql "$PG_ROLE" "$PG_DB" "$PG_SOCKET_DIR"
+  else printf '%-10s stopped\n' postgresql; ok=1; fi
   if [ $ok = 0 ]; then echo; sinfo; fi
   return $ok
 }

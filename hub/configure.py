@@ -25,6 +25,7 @@ from traitlets.log import get_logger
 from hub.audit import AuditLog
 from hub.culler import append, note_culled, update_culler
 from hub.dask_config import check_dask_config
+from hub.database import database_problem, db_kwargs, shown_url
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
@@ -91,6 +92,14 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.hub_port = hub.hub_port
     c.JupyterHub.hub_connect_ip = hub.connect_ip
     c.JupyterHub.db_url = hub.db_url or f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_kwargs = db_kwargs(hub.db_url)
+    problem = database_problem(hub.db_url)
+    if problem:
+        raise SiteConfigError(
+            f"key 'hub.db_url': the database {shown_url(hub.db_url)} does not answer ({problem}). Nothing was "
+            "started and no session is lost: start the database (the mini cluster's: cluster/minicluster.sh start), "
+            "or correct the URL"
+        )
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # A hub restart must never cancel users' jobs.

@@ -336,3 +336,25 @@ def launch(
         raise
     subdomains = written.get("user_subdomains", True)
     return HubProcess(url, token_file.read_text(), process, log, site_file, user_subdomains=subdomains, verify=verify)
+
+
+#: The mini cluster's PostgreSQL (cluster/minicluster.sh): a Unix socket only, peer authentication.
+PG_SOCKET_DIR = "/run/aifactory-postgres"
+
+
+def _psql(sql: str) -> str:
+    pg_bin = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
+    command = ["runuser", "-u", "postgres", "--", str(pg_bin / "psql"), "-X", "-q", "-h", PG_SOCKET_DIR,
+               "-d", "postgres", "-tA", "-c", sql]  # fmt: skip
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A fresh database of the hub's role on the cluster's PostgreSQL; its URL, dropped after."""
+    name = f"aifw_test_{secrets.token_hex(4)}"
+    _psql(f'CREATE DATABASE {name} OWNER "{HUB_USER}"')
+    try:
+        yield f"postgresql://{HUB_USER}@/{name}?host={PG_SOCKET_DIR}"
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.harness import postgres_database
+
 from .conftest import HubProcess, launch, queued_jobs, sh
 
 
-@pytest.fixture
-def own_hub() -> Iterator[HubProcess]:
-    hub = launch()
-    yield hub
-    hub.shutdown()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_hub(request) -> Iterator[HubProcess]:
+    """Each restart test runs on the embedded database and on PostgreSQL, the production one."""
+    with contextlib.ExitStack() as stack:
+        db_url = stack.enter_context(postgres_database()) if request.param == "postgresql" else ""
+        hub = launch(hub={"db_url": db_url})
+        stack.callback(hub.shutdown)
+        yield hub
 
 
 @pytest.mark.slow
