@@ -19,10 +19,11 @@ def is_postgresql(url: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL as the site file gives it, without its password, for messages and logs."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    password = make_url(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def database_problem(url: str) -> str:
@@ -34,7 +35,7 @@ def database_problem(url: str) -> str:
     try:
         engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT})
     except ModuleNotFoundError as e:
-        return f"its driver {e.name} is not installed (pip install psycopg2-binary)"
+        return f"its driver {e.name} is not installed (pip install 'psycopg[binary]')"
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))

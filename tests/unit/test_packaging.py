@@ -8,7 +8,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 # conda-forge names for the pip requirements whose names differ.
-CONDA_NAME = {"dask[distributed]": "dask", "torch": "pytorch", "psycopg2-binary": "psycopg2"}
+CONDA_NAME = {"dask[distributed]": "dask", "torch": "pytorch", "psycopg[binary]": "psycopg"}
 
 
 def split(requirement: str) -> tuple[str, str]:
