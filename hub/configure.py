@@ -52,27 +52,23 @@ def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
     return token
 
 
+def last_end_notice(user: Any) -> str:
+    """What happened to the user's last job (walltime, cancelled after N min, ...), while none
+    runs: on the spawn form, where stopping a queued job leads, and on the home page."""
+    spawner = getattr(user, "spawner", None) if user is not None else None
+    reason = getattr(spawner, "last_end", "") if spawner is not None and not spawner.active else ""
+    return f'<span id="aifw-last-end">{html.escape(reason)}</span>' if reason else ""
+
+
 def last_end_announcement(user: Any) -> str:
-    """On the home page: why the user's last server ended (walltime, cancelled, ...), or, while
-    one runs, the way to share it."""
+    """On the home page: the last job's end with a way to start again, or, while a server runs,
+    the way to share it."""
     spawner = getattr(user, "spawner", None) if user is not None else None
     if spawner is not None and spawner.active:
         # Relative: the home page is {base_url}hub/home, whatever the base URL.
         return '<a id="aifw-share-link" href="share">Share your running session with a colleague</a>'
-    reason = getattr(spawner, "last_end", "") if spawner is not None else ""
-    if not reason:
-        return ""
-    return (
-        f'<span id="aifw-last-end">{html.escape(reason)}</span> '
-        '<a class="btn btn-sm btn-primary" href="spawn">Start it again</a>'
-    )
-
-
-def last_end_notice(user: Any) -> str:
-    """On the spawn form (where stopping a queued job leads): what happened to the last job."""
-    spawner = getattr(user, "spawner", None) if user is not None else None
-    reason = getattr(spawner, "last_end", "") if spawner is not None and not spawner.active else ""
-    return f'<span id="aifw-last-end">{html.escape(reason)}</span>' if reason else ""
+    notice = last_end_notice(user)
+    return f'{notice} <a class="btn btn-sm btn-primary" href="spawn">Start it again</a>' if notice else ""
 
 
 def prepare_state_dir(site: SiteConfig) -> Path:

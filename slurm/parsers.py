@@ -46,7 +46,7 @@ class JobInfo:
 
     @property
     def gpus(self) -> int:
-        return parse_gres_count(self.tres_per_node.removeprefix("gres:").replace("gres:", ""))
+        return parse_gres_count(self.tres_per_node.replace("gres:", ""))
 
     @property
     def is_pending(self) -> bool:
