@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The mini supercomputer: munge, MariaDB, slurmdbd, slurmctld and slurmd on localhost, and
-# PostgreSQL for the hub's database.
-#   minicluster.sh start   install what is missing, start what is not running (idempotent)
-#   minicluster.sh stop    cancel jobs, stop every daemon (idempotent)
-#   minicluster.sh status  each daemon's state and sinfo
+# The mini supercomputer: a login node (this machine: munge, MariaDB, slurmdbd, slurmctld, and
+# PostgreSQL for the hub's database) and compute nodes, each a network and UTS namespace of its
+# own with one slurmd, joined by a bridge (cluster/nodes.txt).
+#   minicluster.sh start              install what is missing, start what is not running (idempotent)
+#   minicluster.sh stop               cancel jobs, stop every daemon, take the cluster network down
+#   minicluster.sh status             each daemon's and node's state, and sinfo
+#   minicluster.sh fail-node NODE     the node fails: its slurmd is killed, its link is cut
+#   minicluster.sh restore-node NODE  the node comes back: link up, slurmd started, back to work
+#   minicluster.sh on-node NODE CMD   run CMD on a compute node (its network, its host name)
 # State lives under $AIFACTORY_CLUSTER_STATE (default /var/lib/aifactory-cluster);
 # configuration goes where SLURM looks by default (/etc/slurm) so sinfo, sacctmgr & co
 # work from any root shell.  There is no systemd here: daemons are started directly.
@@ -12,10 +16,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${AIFACTORY_CLUSTER_STATE:-/var/lib/aifactory-cluster}
 CLUSTER=mn5mini
-NODE=mn5-n01
-CPUS=${AIFACTORY_NODE_CPUS:-112}  # a MareNostrum 5 GPP node has 112 cores
-MEMORY=${AIFACTORY_NODE_MEMORY_MB:-16000}
-GPUS=2
+NODES_FILE=$HERE/nodes.txt
+BRIDGE=mn5-net
+UTS_DIR=/run/aifactory-cluster/uts   # each node's UTS namespace (its host name), kept by a bind mount
+HOSTS_BEGIN="# $CLUSTER nodes: begin (written by minicluster.sh)"
+HOSTS_END="# $CLUSTER nodes: end"
 USERS_GROUP=aifactory-users
 DB_SOCKET=/run/mysqld/mysqld.sock
 PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo lmod postgresql)
@@ -27,6 +32,14 @@ PG_ROLE=aifactory-hub
 PG_DB=jupyterhub
 MODULES_DIR=/etc/lmod/modules  # on Lmod's default MODULEPATH: `module avail` in any shell
 
+# nodes.txt's rows: name address partition cores memory_mb gpus; the login node's partition is "-".
+node_rows() { awk '!/^#/ && NF' "$NODES_FILE"; }
+compute_rows() { node_rows | awk '$3 != "-"'; }
+compute_nodes() { compute_rows | awk '{print $1}'; }
+node_address() { node_rows | awk -v n="$1" '$1 == n {print $2}'; }
+LOGIN_NAME=$(node_rows | awk '$3 == "-" {print $1}')
+LOGIN_ADDR=$(node_address "$LOGIN_NAME")
+
 log() { printf '[minicluster] %s\n' "$*"; }
 die() { printf '[minicluster] error: %s\n' "$*" >&2; exit 1; }
 
@@ -37,11 +50,13 @@ wait_for() {
   die "$what did not come up within ${seconds}s (logs: $STATE/log)"
 }
 
-# A pid file left by a killed daemon may name a recycled pid: check the process's name too.
+# A pid file left by a killed daemon may name a recycled pid: check the process's name too
+# (pid_alive FILE [NAME], NAME by default the file's).
 pid_alive() {
   local pid; pid=$(cat "$1" 2>/dev/null) || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ]
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "${2:-$(basename "$1" .pid)}" ]
 }
+slurmd_pidfile() { echo "$STATE/run/slurmd-$1.pid"; }
 
 install_packages() {
   local missing=()
@@ -54,12 +69,25 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# slurm.conf's node lines and gres.conf's, from nodes.txt (one per line, joined by sed's \n).
+node_lines() {
+  compute_rows | awk '{printf "NodeName=%s NodeAddr=%s NodeHostname=%s CPUs=%s Boards=1 SocketsPerBoard=1 CoresPerSocket=%s ThreadsPerCore=1 RealMemory=%s%s State=UNKNOWN\\n",
+    $1, $2, $1, $4, $4, $5, ($6 > 0 ? " Gres=gpu:" $6 : "")}'
+}
+gres_lines() {
+  compute_rows | awk -v dev="$STATE/dev" '$6 > 0 {printf "NodeName=%s Name=gpu File=%s/%s/nvidia[0-%d]\\n", $1, dev, $1, $6 - 1}'
+}
+
 CONFIG_CHANGED=0
 render() {  # render TEMPLATE DEST MODE OWNER; sets CONFIG_CHANGED when DEST changes
-  local tmp; tmp=$(mktemp)
+  local tmp partition; tmp=$(mktemp)
+  local partitions=()
+  for partition in $(compute_rows | awk '{print $3}' | sort -u); do
+    partitions+=(-e "s|@NODES:$partition@|$(compute_rows | awk -v p="$partition" '$3 == p {print $1}' | paste -sd,)|g")
+  done
   sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@HOST@|$(hostname -s)|g" -e "s|@STATE@|$STATE|g" \
-      -e "s|@NODE@|$NODE|g" -e "s|@CPUS@|$CPUS|g" -e "s|@MEMORY@|$MEMORY|g" \
-      -e "s|@GPUS@|$GPUS|g" -e "s|@DBPASS@|$(cat "$STATE/dbpass")|g" "$HERE/templates/$1" > "$tmp"
+      -e "s|@LOGIN_ADDR@|$LOGIN_ADDR|g" -e "s|^@NODE_LINES@\$|$(node_lines)|" -e "s|^@GRES_LINES@\$|$(gres_lines)|" \
+      "${partitions[@]}" -e "s|@DBPASS@|$(cat "$STATE/dbpass")|g" "$HERE/templates/$1" > "$tmp"
   cmp -s "$tmp" "$2" || CONFIG_CHANGED=1
   install -m "$3" -o "$4" -g "$4" "$tmp" "$2"
   rm -f "$tmp"
@@ -67,7 +95,11 @@ render() {  # render TEMPLATE DEST MODE OWNER; sets CONFIG_CHANGED when DEST cha
 
 prepare_state() {
   mkdir -p "$STATE"/{slurmctld,slurmd,log,run,mysql,dev} /etc/slurm /run/munge /run/mysqld
-  touch "$STATE"/dev/nvidia{0,1}
+  local name gpus
+  while read -r name gpus; do
+    mkdir -p "$STATE/slurmd/$name" "$STATE/dev/$name"
+    for ((i = 0; i < gpus; i++)); do touch "$STATE/dev/$name/nvidia$i"; done
+  done < <(compute_rows | awk '{print $1, $6}')
   chmod 755 "$STATE"
   chown slurm:slurm "$STATE"/{slurmctld,log,run}
   chown munge:munge /run/munge
@@ -119,14 +151,79 @@ start_slurmctld() {
   wait_for 60 slurmctld scontrol ping
 }
 
-start_slurmd() {
-  pid_alive "$STATE/run/slurmd.pid" || { log "starting slurmd ($NODE)"; /usr/sbin/slurmd -N "$NODE"; }
-  # A node drained by an earlier run (e.g. killed jobs) is put back to work.
-  wait_for 60 "node $NODE" bash -c "sinfo -h -n $NODE -o %T | grep -qvE 'unknown|not_responding'"
-  if sinfo -h -n "$NODE" -o %T | grep -qE 'drain|down'; then
-    scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+# -- the cluster network ----------------------------------------------------------------
+# The login node's end is the bridge, with the login node's address. Each compute node is a
+# network namespace (/run/netns/NODE: loopback, and eth0 on the bridge with the node's address)
+# and a UTS namespace ($UTS_DIR/NODE: the node's host name). Its default route leads into a
+# link that ends inside the node: software that asks which address reaches "the outside"
+# (Dask does) gets the node's own, and no packet can leave the cluster network.
+start_network() {
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip addr replace "$LOGIN_ADDR/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  mkdir -p "$UTS_DIR"
+  local name addr
+  while read -r name addr; do
+    [ -e "/run/netns/$name" ] || ip netns add "$name"
+    ip link show "v-$name" >/dev/null 2>&1 || ip link add "v-$name" type veth peer name eth0 netns "$name"
+    ip link set "v-$name" master "$BRIDGE" up
+    ip -n "$name" link set lo up
+    ip -n "$name" addr replace "$addr/24" dev eth0
+    ip -n "$name" link set eth0 up
+    ip -n "$name" link show nowhere >/dev/null 2>&1 || ip -n "$name" link add nowhere type veth peer name nowhere-end
+    ip -n "$name" link set nowhere up && ip -n "$name" link set nowhere-end up
+    ip -n "$name" route replace default dev nowhere src "$addr"
+    nsenter --uts="$UTS_DIR/$name" true 2>/dev/null || { touch "$UTS_DIR/$name"; unshare --uts="$UTS_DIR/$name" hostname "$name"; }
+  done < <(compute_rows | awk '{print $1, $2}')
+  write_hosts
+}
+
+# The nodes' names in /etc/hosts (the cluster's DNS): the hub is reached at the login node's
+# name from every node, and each node's software finds its own address by its host name.
+write_hosts() {
+  local tmp; tmp=$(mktemp)
+  { sed "/^$HOSTS_BEGIN\$/,/^$HOSTS_END\$/d" /etc/hosts
+    [ "${1:-}" = remove ] || { echo "$HOSTS_BEGIN"; node_rows | awk '{printf "%s\t%s\n", $2, $1}'; echo "$HOSTS_END"; }
+  } > "$tmp"
+  cmp -s "$tmp" /etc/hosts || cat "$tmp" > /etc/hosts  # in place: /etc/hosts may be a mount
+  rm -f "$tmp"
+}
+
+stop_network() {
+  local name
+  for name in $(compute_nodes); do
+    [ -e "/run/netns/$name" ] && ip netns del "$name"
+    if [ -e "$UTS_DIR/$name" ]; then umount "$UTS_DIR/$name" 2>/dev/null || true; rm -f "$UTS_DIR/$name"; fi
+  done
+  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
+  write_hosts remove
+}
+
+on_node() {  # on_node NODE COMMAND...: run it on the compute node (its network and host name)
+  nsenter --net="/run/netns/$1" --uts="$UTS_DIR/$1" -- "${@:2}"
+}
+
+node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
+
+start_slurmd() {  # start_slurmd NODE
+  pid_alive "$(slurmd_pidfile "$1")" slurmd && return 0
+  log "starting slurmd on $1 ($(node_address "$1"))"
+  on_node "$1" /usr/sbin/slurmd -N "$1"
+}
+
+# A node drained or down from an earlier run (killed jobs, a failure) is put back to work.
+node_to_work() {  # node_to_work NODE
+  wait_for 60 "node $1" bash -c "sinfo -h -n $1 -o %T | grep -qvE 'unknown|not_responding'"
+  if node_state "$1" | grep -qE 'drain|down'; then
+    scontrol update nodename="$1" state=resume >/dev/null 2>&1 || true
   fi
-  wait_for 30 "node $NODE (idle)" bash -c "sinfo -h -n $NODE -o %T | grep -qE '^(idle|mixed|allocated|completing)'"
+  wait_for 30 "node $1 (idle)" bash -c "sinfo -h -n $1 -o %T | grep -qxE '(idle|mixed|allocated|completing)'"
+}
+
+start_nodes() {
+  local node
+  for node in $(compute_nodes); do start_slurmd "$node"; done
+  for node in $(compute_nodes); do node_to_work "$node"; done
 }
 
 # sacctmgr says "Nothing new added" (exit 1) for what exists: check before adding.
@@ -138,8 +235,8 @@ ensure_qos() {
 ensure_accounts() {
   ensure_qos normal MaxWall=2-00:00:00
   ensure_qos interactive MaxWall=12:00:00 MaxJobsPerUser=4 Priority=100
-  # Partition QoS (slurm.conf): they must exist before slurmctld reads the partitions; their
-  # GPU limits follow in ensure_gpu_limits, once slurmctld has registered the gres/gpu TRES.
+  # Partition QoS (slurm.conf): they must exist before slurmctld reads the partitions. No GPU
+  # rule is needed on gpp: its nodes have none.
   ensure_qos part_gpp Flags=DenyOnLimit
   ensure_qos part_acc Flags=DenyOnLimit
   # An admin's urgent work preempts (cancels) interactive and normal jobs.
@@ -161,13 +258,6 @@ ensure_accounts() {
   done < "$HERE/accounts.txt"
 }
 
-# No GPU may be asked for on gpp (refused at submission); at most the node's GPUs on acc.
-ensure_gpu_limits() {
-  wait_for 60 "gres/gpu TRES" bash -c "sacctmgr -n -P show tres format=Type,Name | grep -qx 'gres|gpu'"
-  sacctmgr -i modify qos part_gpp set MaxTRESPerJob=gres/gpu=0 >/dev/null || true
-  sacctmgr -i modify qos part_acc set MaxTRESPerJob=gres/gpu="$GPUS" >/dev/null || true
-}
-
 ensure_users() {
   getent group "$USERS_GROUP" >/dev/null || groupadd --system "$USERS_GROUP"
   local name pass role
@@ -178,12 +268,17 @@ ensure_users() {
   done < "$HERE/users.txt"
 }
 
-stop_pidfile() {  # stop_pidfile NAME PIDFILE
-  pid_alive "$2" || return 0
+stop_pidfile() {  # stop_pidfile NAME PIDFILE [PROCESS]
+  pid_alive "$2" "${3:-}" || return 0
   log "stopping $1"
   kill "$(cat "$2")" 2>/dev/null || true
-  for _ in $(seq 80); do pid_alive "$2" || return 0; sleep 0.25; done
+  for _ in $(seq 80); do pid_alive "$2" "${3:-}" || return 0; sleep 0.25; done
   kill -9 "$(cat "$2")" 2>/dev/null || true
+}
+
+stop_slurmds() {
+  local node
+  for node in $(compute_nodes); do stop_pidfile "slurmd on $node" "$(slurmd_pidfile "$node")" slurmd; done
 }
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
@@ -222,18 +317,18 @@ cmd_start() {
   prepare_state
   if [ "$CONFIG_CHANGED" = 1 ] && pid_alive "$STATE/run/slurmctld.pid"; then
     # Jobs survive: slurmctld saves its state, job steps do not depend on slurmd.
-    log "configuration changed: restarting slurmctld and slurmd"
-    stop_pidfile slurmd "$STATE/run/slurmd.pid"
+    log "configuration changed: restarting slurmctld and the nodes' slurmd"
+    stop_slurmds
     stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
   fi
+  start_network
   start_munge
   start_postgres
   start_mariadb
   start_slurmdbd
   ensure_accounts
   start_slurmctld
-  ensure_gpu_limits
-  start_slurmd
+  start_nodes
   log "cluster $CLUSTER is up"
 }
 
@@ -261,7 +356,7 @@ daemons_left() { for d in "${DAEMONS[@]}"; do pgrep -x "$d" >/dev/null && printf
 cmd_stop() {
   [ "$(id -u)" = 0 ] || die "run as root"
   cancel_all_jobs
-  stop_pidfile slurmd "$STATE/run/slurmd.pid"
+  stop_slurmds
   # Last resort (no controller to cancel through): end each job step with its processes.
   for pid in $(pgrep -x slurmstepd); do kill_tree "$pid"; done
   stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
@@ -272,6 +367,7 @@ cmd_stop() {
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
   for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
   [ -z "$(daemons_left)" ] || die "daemons still running after stop: $(daemons_left)"
+  stop_network
   log "cluster $CLUSTER is stopped"
 }
 
@@ -285,16 +381,47 @@ cmd_status() {
   daemon_state mariadb mariadbd || ok=1
   daemon_state slurmdbd slurmdbd || ok=1
   daemon_state slurmctld slurmctld || ok=1
-  daemon_state slurmd slurmd || ok=1
+  local node
+  for node in $(compute_nodes); do
+    if pid_alive "$(slurmd_pidfile "$node")" slurmd; then printf '%-10s running (slurmd, %s)\n' "$node" "$(node_address "$node")"
+    else printf '%-10s stopped\n' "$node"; ok=1; fi
+  done
   if pg_up >/dev/null 2>&1; then printf '%-10s running (postgresql://%s@/%s?host=%s)\n' postgresql "$PG_ROLE" "$PG_DB" "$PG_SOCKET_DIR"
   else printf '%-10s stopped\n' postgresql; ok=1; fi
-  if [ $ok = 0 ]; then echo; sinfo; fi
+  if [ $ok = 0 ]; then echo; sinfo -N -o '%N %9P %6T %C %G'; fi
   return $ok
+}
+
+is_node() { compute_nodes | grep -qx "${1:-}" || die "no compute node ${1:-(none given)}: $(compute_nodes | paste -sd' ')"; }
+
+# A node failure, as an admin would see one: the node stops answering (its slurmd dies and its
+# network link goes down); its processes are cut off with it. SLURM marks it DOWN after
+# SlurmdTimeout and ends its jobs as NODE_FAIL.
+cmd_fail_node() {
+  is_node "$1"
+  log "failing node $1: slurmd killed, link cut"
+  ip link set "v-$1" down
+  local pid; pid=$(cat "$(slurmd_pidfile "$1")" 2>/dev/null) || true
+  if [ -n "$pid" ] && pid_alive "$(slurmd_pidfile "$1")" slurmd; then kill -9 "$pid"; fi
+}
+
+# The node comes back: its link up and slurmd started. SLURM ends what still ran of the jobs it
+# had given up (slurmd reports them), and the node returns to service (ReturnToService=2).
+cmd_restore_node() {
+  is_node "$1"
+  log "restoring node $1"
+  ip link set "v-$1" up
+  start_slurmd "$1"
+  node_to_work "$1"
 }
 
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  fail-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_fail_node "${2:-}" ;;
+  restore-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_restore_node "${2:-}" ;;
+  on-node) [ "$(id -u)" = 0 ] || die "run as root"; is_node "${2:-}"; [ $# -gt 2 ] || die "on-node NODE COMMAND..."
+    exec nsenter --net="/run/netns/$2" --uts="$UTS_DIR/$2" -- "${@:3}" ;;
+  *) echo "usage: $0 start|stop|status|fail-node NODE|restore-node NODE|on-node NODE COMMAND..." >&2; exit 2 ;;
 esac

@@ -34,7 +34,7 @@ from hub.workshop_pages import workshop_groups
 from spawners.gallery import Gallery
 from spawners.seats import Registry, registry_problem
 from spawners.services import Services
-from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
+from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner, alt_name
 
 #: Our page templates (workshops.html) sit beside this module; JupyterHub's own come after.
 TEMPLATES = Path(__file__).parent
@@ -161,12 +161,16 @@ def update_front(c: Config, site: SiteConfig) -> None:
         c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
     if hub.user_subdomains:
         c.JupyterHub.subdomain_host = f"{front.scheme}://{front.netloc}"
-    if hub.internal_ssl and front.hostname:
-        # The proxy checks the hub's certificate against the host the browser asked for.
-        c.JupyterHub.trusted_alt_names = [f"DNS:{front.hostname}"]
-        problems = internal_certificate_problems(hub.internal_certs_dir, front.hostname)
-        if problems:
-            raise SiteConfigError(problems[0])
+    if hub.internal_ssl:
+        # The proxy checks the hub's certificate against the host the browser asked for, and the
+        # servers on compute nodes against the host they reach the hub at.
+        hosts = {"hub.connect_ip": hub.connect_ip, "hub.public_url": front.hostname}
+        hosts = {key: host for key, host in hosts.items() if host}
+        c.JupyterHub.trusted_alt_names = [alt_name(host) for host in hosts.values()]
+        for key, host in hosts.items():
+            problems = internal_certificate_problems(hub.internal_certs_dir, host, key)
+            if problems:
+                raise SiteConfigError(problems[0])
     if hub.ssl_cert:
         hosts = [front.hostname] + ([f"*.{front.hostname}"] if hub.user_subdomains else [])
         problems = front_certificate_problems(hub.ssl_cert, hub.ssl_key, hosts)

@@ -63,17 +63,27 @@ def certificate_dns_names(cert: x509.Certificate) -> list[str]:
         return []
 
 
-def internal_certificate_problems(internal_certs: Path, host: str) -> list[str]:
-    """internal_ssl: the proxy checks the hub's own certificate against the host a browser
-    asked for; one made (and kept) before the site's public host changed would fail every page."""
+def internal_certificate_problems(internal_certs: Path, host: str, key: str = "hub.public_url") -> list[str]:
+    """internal_ssl: the hub's own certificate must name every host it is reached at: the one a
+    browser asks for (the proxy checks it) and the one the jobs on compute nodes connect to. One
+    made (and kept) before that host changed would fail every page, or every server's start."""
     cert_file = internal_certs / "hub-internal" / "hub-internal.crt"
     if not cert_file.exists():
-        return []  # the hub makes it at start-up, with the public host's name
-    names = certificate_dns_names(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+        return []  # the hub makes it at start-up, with these hosts' names
+    names = certificate_names(x509.load_pem_x509_certificate(cert_file.read_bytes()))
     if names_host(names, host):
         return []
     return [
-        f"key 'hub.public_url': the hub's internal certificate {cert_file} was made for "
+        f"key '{key}': the hub's internal certificate {cert_file} was made for "
         f"{', '.join(names) or 'no DNS name'}, not {host}; remove {internal_certs} and start the hub again "
         "to make new ones (servers still running must then be restarted)"
     ]
+
+
+def certificate_names(cert: x509.Certificate) -> list[str]:
+    """A certificate's DNS names and IP addresses (as text)."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return names.get_values_for_type(x509.DNSName) + [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]

@@ -161,10 +161,15 @@ def user_groups(user: str) -> set[str]:
     return names
 
 
+def partition_nodes(nodes: list[dict[str, str]], partition: str) -> list[dict[str, str]]:
+    """The nodes (``scontrol show node`` records) of a partition."""
+    return [n for n in nodes if partition in n.get("Partitions", "").split(",")]
+
+
 def partition_limits(record: dict[str, str], nodes: list[dict[str, str]], qos: dict[str, dict[str, str]]) -> Partition:
     """A partition's limits: the smallest of what its nodes have, it allows and its QoS allows."""
     name = record["PartitionName"]
-    members = [n for n in nodes if name in n.get("Partitions", "").split(",")]
+    members = partition_nodes(nodes, name)
     cpus = max((_number(n.get("CPUTot", ""), 0) for n in members), default=0)
     memory = max((_number(n.get("RealMemory", ""), 0) for n in members), default=0)
     gpus = max((parse_gres_count(n.get("Gres", "")) for n in members), default=0)
@@ -234,10 +239,11 @@ class Discovery:
         """An account's jobs since ``since`` (sacct), reused like the rest for ``ttl`` seconds."""
         return await self._cached(f"usage:{account}:{since}", lambda: self.slurm.account_usage(account, since))
 
-    async def node_names(self) -> list[str]:
-        """Every name and address of every compute node (for server certificates)."""
+    async def node_names(self, partition: str) -> list[str]:
+        """Every name and address of the partition's nodes (for server certificates)."""
         _, nodes, _, _ = await self._cached("cluster", self._cluster)
-        names = {n.get(key, "") for n in nodes for key in ("NodeName", "NodeAddr", "NodeHostName")}
+        keys = ("NodeName", "NodeAddr", "NodeHostName")
+        names = {n.get(key, "") for n in partition_nodes(nodes, partition) for key in keys}
         return sorted(name for name in names if name and name not in _UNSET)
 
     async def for_user(self, user: str) -> Choices:

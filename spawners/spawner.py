@@ -15,6 +15,7 @@ import asyncio
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 import os
 import pwd
 import ssl
@@ -160,6 +161,14 @@ async def server_identity(host: str, port: int, context: ssl.SSLContext, timeout
     finally:
         writer.close()
     return subject.get("commonName", "")
+
+
+def alt_name(host: str) -> str:
+    """A certificate's subject alternative name for a host name or an IP address."""
+    try:
+        return f"IP:{ipaddress.ip_address(host)}"
+    except ValueError:
+        return f"DNS:{host}"
 
 
 class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
@@ -336,10 +345,12 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
     async def create_certs(self) -> dict[str, str]:
-        """The server's certificate names every compute node, since SLURM picks the node later,
-        and, with per-user origins, the user's own host name: the proxy checks it on every
-        request, so it forwards alice.hub.example.eu to no server but alice's."""
-        names = [f"IP:{n}" if n.replace(".", "").isdigit() else f"DNS:{n}" for n in await self.discovery.node_names()]
+        """The server's certificate names the nodes of the job's partition, since SLURM picks
+        the node later (a server on gpp cannot pass for one on an acc node), and, with per-user
+        origins, the user's own host name: the proxy checks it on every request, so it forwards
+        alice.hub.example.eu to no server but alice's."""
+        partition = self.job_request().settings.partition
+        names = [alt_name(n) for n in await self.discovery.node_names(partition)]
         if getattr(self.user, "settings", {}).get("subdomain_host"):
             names.append(f"DNS:{self.user.domain}")
         self.ssl_alt_names = names

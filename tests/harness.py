@@ -5,6 +5,7 @@ Shared by the integration tests and the benchmarks (which run without pytest).""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -43,6 +44,49 @@ def _localhost_is_loopback(host, *args, **kwargs):
 
 
 socket.getaddrinfo = _localhost_is_loopback
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """A machine of the mini cluster (cluster/nodes.txt)."""
+
+    name: str
+    address: str
+    partition: str  # "-" for the login node
+    cores: int
+    gpus: int
+
+
+def _count(text: str) -> int:
+    return 0 if text == "-" else int(text)  # the login node's "-": none
+
+
+def cluster_nodes() -> dict[str, Node]:
+    """The mini cluster's machines, the login node first, as cluster/minicluster.sh makes them."""
+    nodes = {}
+    for line in (REPO / "cluster" / "nodes.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, address, partition, cores, _, gpus = line.split()
+            nodes[name] = Node(name, address, partition, _count(cores), _count(gpus))
+    return nodes
+
+
+#: The login node: where the hub runs and where the jobs on compute nodes reach it.
+LOGIN_NODE = next(n for n in cluster_nodes().values() if n.partition == "-")
+
+
+def partition_nodes(partition: str) -> list[Node]:
+    return [n for n in cluster_nodes().values() if n.partition == partition]
+
+
+def on_node(node: str, *argv: str) -> list[str]:
+    """The command line that runs ``argv`` on a compute node (its network and host name)."""
+    return ["bash", str(CLUSTER), "on-node", node, *argv]
+
+
+def job_node(job_id: str) -> str:
+    """The node a running job runs on."""
+    return sh("squeue", "-h", "-j", job_id, "-o", "%N").strip()
 
 
 class HubError(RuntimeError):
@@ -249,6 +293,9 @@ def write_site(
             "hub_port": free_port(),
             "proxy_api_port": free_port(),
             "state_dir": str(directory / "state"),
+            # The jobs on compute nodes reach the hub across the cluster network.
+            "hub_ip": LOGIN_NODE.name,
+            "connect_ip": LOGIN_NODE.name,
             "admin_services": [{"name": "integration-tests", "token_file": str(token_file)}],
             "admin_users": ["instructor"],
             "poll_interval": POLL_INTERVAL,

@@ -17,12 +17,17 @@ from tornado.websocket import websocket_connect
 
 from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
+    LOGIN_NODE,
     POLL_INTERVAL,
     REPO,
     TEST_JOB_NAME,
     VENV,
     HubProcess,
+    cluster_nodes,
+    job_node,
     launch,
+    on_node,
+    partition_nodes,
     queued_jobs,
     sh,
 )
@@ -54,16 +59,17 @@ def clean(hub: HubProcess) -> Iterator[HubProcess]:
 
 
 @pytest.fixture
-def full_node() -> Iterator[str]:
-    """Every core of the node taken by another job (root's), as on a busy cluster."""
-    # Every core: a job that has just ended may hold its cores a little longer (the filler waits).
-    cores = sh("sinfo", "-h", "-n", "mn5-n01", "-o", "%C").strip().split("/")[3]  # alloc/idle/other/total
+def full_partition() -> Iterator[str]:
+    """Every core of every gpp node taken by another job (root's), as on a busy cluster."""
+    # Whole nodes: a job that has just ended may hold its cores a little longer (the filler waits).
+    nodes = len(partition_nodes("gpp"))
     job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
-             f"--cpus-per-task={cores}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+             f"--nodes={nodes}", "--exclusive", "--mem=1G", "--output=/dev/null",
+             "--wrap", "sleep 900").strip()  # fmt: skip
     deadline = time.monotonic() + 90
     while sh("squeue", "-h", "-j", job, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the node"
+    assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the partition"
     yield job
     subprocess.run(["scancel", job], check=False)
 

@@ -15,8 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
+from cryptography import x509
 
-from .conftest import HubProcess, launch, queued_jobs, sh
+from hub.tls import certificate_names
+
+from .conftest import HubProcess, cluster_nodes, job_node, launch, queued_jobs, sh
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +29,9 @@ def tls_hub() -> Iterator[HubProcess]:
     hub.shutdown()
 
 
-def speaks_plain_http(port: int) -> bool:
+def speaks_plain_http(address: str, port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with socket.create_connection((address, port), timeout=5) as s:
             s.sendall(b"GET /api HTTP/1.0\r\n\r\n")
             return s.recv(16).startswith(b"HTTP/")
     except ConnectionResetError:
@@ -63,11 +66,12 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
         assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
         state = hub.server("alice")["state"]
         port = state["port"]
-        assert not speaks_plain_http(port), "the server answers plain HTTP"
+        node = cluster_nodes()[job_node(job_id)]  # reached across the cluster network
+        assert not speaks_plain_http(node.address, port), "the server answers plain HTTP"
         with pytest.raises(ssl.SSLError):  # TLS, but only with a client certificate of the hub's CA
             context = ssl.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+            with socket.create_connection((node.address, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
                 tls.sendall(b"GET /api HTTP/1.0\r\n\r\n")
                 tls.recv(16)
 
@@ -77,6 +81,10 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
         assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (int(sh("id", "-u", "alice")), 0o700)
         folder = private / "certs"
         assert sorted(os.listdir(folder)) == ["cafile.pem", "certfile.pem", "keyfile.pem"]
+        # The certificate names the node the server runs on, and no node outside its partition.
+        names = certificate_names(x509.load_pem_x509_certificate((folder / "certfile.pem").read_bytes()))
+        assert {node.name, node.address} <= set(names), names
+        assert not {n.name for n in cluster_nodes().values() if n.partition != node.partition} & set(names), names
         assert stat.S_IMODE((folder / "keyfile.pem").stat().st_mode) == 0o600
         assert "PRIVATE KEY" not in sh("scontrol", "show", "job", job_id)  # argv, env and fields: no key
         hub_copies = Path(hub.site_file.parent / "state" / "internal-ssl")
@@ -116,7 +124,8 @@ def test_the_proxy_forwards_a_users_address_to_no_server_but_theirs(tls_hub: Hub
         assert hub.through_proxy("alice", alice).status_code == 200
         routes, as_hub = proxy_routes_api(hub)
         host = urlsplit(hub.user_url("alice")).hostname
-        bob_server = f"https://127.0.0.1:{hub.server('bob')['state']['port']}"
+        (bob_job,) = queued_jobs("bob")
+        bob_server = f"https://{cluster_nodes()[job_node(bob_job)].address}:{hub.server('bob')['state']['port']}"
         assert requests.post(f"{routes}/{host}/user/alice", json={"target": bob_server}, **as_hub).status_code == 201
         assert hub.through_proxy("alice", alice).status_code == 503
         assert f"Host: {host}. is not in the cert's altnames" in hub.log.read_text()

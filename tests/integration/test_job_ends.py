@@ -1,19 +1,16 @@
-"""Jobs that end under faults: preempted, out of memory, node failure. The hub notices within
-a poll interval, and the user's next page names the reason (from ``sacct``) with a relaunch
-button. (Walltime and an admin's ``scancel``: test_spawn.py.)"""
+"""Jobs that end under faults: preempted, out of memory. The hub notices within a poll interval,
+and the user's next page names the reason (from ``sacct``) with a relaunch button. (Walltime and
+an admin's ``scancel``: test_spawn.py; a node failure: test_nodes.py.)"""
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, queued_jobs, sh
+from .conftest import POLL_INTERVAL, HubProcess, job_node, queued_jobs, sh
 from .test_dask_in_server import execute_in_kernel
-
-NODE = "mn5-n01"
 
 
 def wait_gone(hub: HubProcess, user: str, timeout: float) -> float:
@@ -40,23 +37,15 @@ def home_page(hub: HubProcess, user: str) -> str:
     return hub.login(user).get(f"{hub.url}/hub/home", timeout=30).text
 
 
-@pytest.fixture
-def node_back() -> Iterator[None]:
-    yield
-    subprocess.run(["scontrol", "update", f"nodename={NODE}", "state=resume"], capture_output=True)
-    deadline = time.monotonic() + 60
-    while "idle" not in sh("sinfo", "-h", "-n", NODE, "-o", "%T") and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_a_preempted_server_is_named_preempted(clean: HubProcess):
     hub = clean
     hub.start_ready("alice")
     (job_id,) = queued_jobs("alice")
-    cores = sh("sinfo", "-h", "-n", NODE, "-o", "%C").strip().split("/")[3]
-    urgent = sh("sbatch", "--parsable", "--job-name=aifw-test-urgent", "--qos=urgent", f"--cpus-per-task={cores}",
-                "--mem=1G", "--output=/dev/null", "--wrap", "sleep 30").strip()  # fmt: skip
+    node = job_node(job_id)
+    cores = sh("sinfo", "-h", "-n", node, "-o", "%C").strip().split("/")[3]
+    urgent = sh("sbatch", "--parsable", "--job-name=aifw-test-urgent", "--qos=urgent", f"--nodelist={node}",
+                f"--cpus-per-task={cores}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 30").strip()  # fmt: skip
     try:
         assert wait_state(job_id, {"PREEMPTED"}) == "PREEMPTED"
         assert wait_gone(hub, "alice", 10 * POLL_INTERVAL) < 5 * POLL_INTERVAL
@@ -80,15 +69,3 @@ def test_a_server_out_of_memory_is_named_with_what_it_used(clean: HubProcess):
     home = home_page(hub, "bob")
     assert f"Your JupyterLab job {job_id} has ended: it ran out of memory: it used " in home, home[-3000:]
     assert "of the 300 MB it asked for. Ask for more memory when you start it again." in home
-
-
-@pytest.mark.slow
-@pytest.mark.disruptive
-def test_a_node_failure_is_named_and_the_user_can_start_again(clean: HubProcess, node_back: None):
-    hub = clean
-    hub.start_ready("alice")
-    (job_id,) = queued_jobs("alice")
-    sh("scontrol", "update", f"nodename={NODE}", "state=down", "reason=aifw test: node failure")
-    assert wait_state(job_id, {"NODE_FAIL"}) == "NODE_FAIL"
-    assert wait_gone(hub, "alice", 10 * POLL_INTERVAL) < 5 * POLL_INTERVAL
-    assert f"Your JupyterLab job {job_id} has ended: its compute node failed." in home_page(hub, "alice")

@@ -1,5 +1,5 @@
 """A new user's whole journey in Chromium, as issue #14 describes it: login, the form (a
-preset, then an edit, a refused value), the queued page on a full node, JupyterLab with its
+preset, then an edit, a refused value), the queued page on a full partition, JupyterLab with its
 examples, a widget, the Dask panel connected, the home page's session card, stop with its
 confirmation, logout.  A screenshot of each step is kept (``AIFW_ARTIFACTS``, by default
 ``build/journey``); the hub's pages are checked with axe-core on the way.
@@ -100,7 +100,7 @@ def sacct_usage(account: str, since: str) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_node: str):
+def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_partition: str):
     hub = journey_hub
     # alice as a new user: no JupyterLab layout of earlier tests, no examples yet.
     home = Path(pwd.getpwnam("alice").pw_dir)
@@ -158,7 +158,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         shot(page, "03-form")
         page.keyboard.press("Enter")  # submits the form
 
-        # 3. The queued page on a full node: the bar moves, no internal details.
+        # 3. The queued page on a full partition: the bar moves, no internal details.
         page.wait_for_url("**/spawn-pending/alice**", timeout=60_000)
         page.wait_for_function(
             "document.getElementById('progress-message').textContent.includes('queued')", timeout=60_000
@@ -168,7 +168,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert "position" in message and "port" not in message
         assert serious_violations(page) == [], "progress page"
         shot(page, "04-queued")
-        subprocess.run(["scancel", full_node], check=True)
+        subprocess.run(["scancel", full_partition], check=True)
 
         # 4. JupyterLab: the job's time left in the status bar, within a minute of squeue's.
         page.wait_for_url("**/user/alice/lab**", timeout=180_000)

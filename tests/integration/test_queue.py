@@ -40,7 +40,7 @@ def progress_events(hub: HubProcess, user: str, seconds: float) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
-    impatient_hub: HubProcess, full_node: str
+    impatient_hub: HubProcess, full_partition: str
 ):
     hub = impatient_hub
     t0 = time.monotonic()
@@ -58,13 +58,13 @@ def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
     assert job["state"] == "PENDING", "the queued job was cancelled for waiting"
     assert hub.server("alice")["pending"] == "spawn"
 
-    subprocess.run(["scancel", full_node], check=True)
+    subprocess.run(["scancel", full_partition], check=True)
     hub.wait_ready("alice", timeout=60)
     assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
     hub.stop("alice")
 
 
-def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, full_node: str):
+def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, full_partition: str):
     """The page's Stop button sends DELETE for the pending server: the job leaves the queue."""
     assert hub.start("bob").status_code in (201, 202)  # JupyterHub answers 201 after a refused spawn
     deadline = time.monotonic() + 30

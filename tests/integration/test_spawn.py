@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, queued_jobs, sh
+from .conftest import POLL_INTERVAL, HubProcess, job_node, on_node, partition_nodes, queued_jobs, sh
 
 
 def default_account(user: str) -> str:
@@ -159,8 +159,10 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
     launcher used to close the port, report it, and let JupyterLab bind it again seconds
     later (issue 11, hole 3)."""
     hub = clean
-    grabber = subprocess.Popen(["sudo", "-u", "bob", "/usr/bin/python3", "-c", GRAB], cwd="/tmp",
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    # bob's process waits on every node alice's server may land on.
+    grabbers = {node.name: subprocess.Popen(on_node(node.name, "sudo", "-u", "bob", "/usr/bin/python3", "-c", GRAB),
+                                            cwd="/tmp", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for node in partition_nodes("gpp")}  # fmt: skip
     try:
         with ThreadPoolExecutor(1) as pool:
             started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow
@@ -172,11 +174,13 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
                         found = re.search(r"serves on port (\d+)", log.read_text())
                 time.sleep(0.05)
             assert found, "no port in the job's log"
+            grabber = grabbers[job_node(next(iter(queued_jobs("alice"))))]
             grabber.stdin.write(found.group(1) + "\n")
             grabber.stdin.flush()
             assert grabber.stdout.readline().strip() == "refused"
             assert started.result().status_code in (201, 202)
     finally:
-        grabber.kill()
+        for process in grabbers.values():
+            process.kill()
     hub.wait_ready("alice")
     assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200

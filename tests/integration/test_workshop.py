@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VENV, HubProcess, launch, queued_jobs, sh
+from .conftest import VENV, HubProcess, job_node, launch, queued_jobs, sh
 
 INSTRUCTOR_ARCHIVES = Path("/home/instructor/workshop-archives")
 
@@ -97,7 +97,7 @@ def test_a_workshop_from_one_file_to_its_archive(ws_hub: HubProcess, places: dic
         assert hub.login("bob").get(f"{hub.url}/hub/workshops", timeout=30).text.count("data-seat") == 0
         status = workshop_cli(hub, "status", name)
         assert status.returncode == 0 and any(
-            line.split()[:2] == [seat, "running"] and "mn5-n01" in line for line in status.stdout.splitlines()
+            line.split()[:2] == [seat, "running"] and job_node(job_id) in line for line in status.stdout.splitlines()
         ), status.stdout
 
         # The student's edit survives new materials, a second create and a second start.
