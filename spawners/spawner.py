@@ -432,6 +432,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
             state["started"] = self.started
             state["token_sha256"] = self.token_sha256
             state["port"] = self.port
+            state["ip"] = self.ip  # the node's address, once the job runs
             state["log_path"] = self.log_path
         if self.last_end:  # kept after the job's end, for the user's next page
             state["last_end"] = self.last_end
@@ -448,6 +449,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.token_sha256 = state.get("token_sha256", "")
         self.log_path = state.get("log_path", "")
         self.port = int(state.get("port", self.port) or 0)
+        self.ip = state.get("ip", self.ip)
         self.last_end = state.get("last_end", "")
         self.last_log = state.get("last_log", "")
         self.accepted_options = dict(state.get("accepted_options", {}))

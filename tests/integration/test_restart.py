@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import postgres_database
 
-from .conftest import HubProcess, launch, queued_jobs, sh
+from .conftest import HubProcess, cluster_nodes, job_node, launch, partition_nodes, queued_jobs, sh
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -40,29 +40,41 @@ def test_a_job_that_ended_while_the_hub_was_down_is_cleaned_up_at_restart(own_hu
 
 
 @pytest.mark.slow
-def test_a_running_server_survives_a_hub_crash(own_hub: HubProcess):
+def test_running_servers_on_every_node_survive_a_hub_crash(own_hub: HubProcess):
+    """Servers on all three compute nodes (two gpp, one acc) are reached again after kill -9."""
     hub = own_hub
-    hub.start_ready("bob")
-    (job_id,) = queued_jobs("bob")
+    users = {"alice": None, "bob": None, "instructor": {"partition": "acc", "gpus": 1}}
+    for user, options in users.items():
+        hub.start_ready(user, options)
+    jobs = {user: next(iter(queued_jobs(user))) for user in users}
+    assert sorted(job_node(job) for job in jobs.values()) == sorted(n for n, node in cluster_nodes().items()
+                                                                    if node.partition != "-")  # fmt: skip
     hub.kill_and_restart()
-    assert queued_jobs("bob")[job_id]["state"] == "RUNNING", "the restart cancelled the job"
-    hub.wait_ready("bob", timeout=60)
-    assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
-    hub.stop("bob")
+    for user, job_id in jobs.items():
+        assert queued_jobs(user)[job_id]["state"] == "RUNNING", f"the restart cancelled {user}'s job"
+        hub.wait_ready(user, timeout=60)
+        assert hub.through_proxy(user, hub.user_token(user)).status_code == 200
+    for user in users:
+        hub.stop(user)
 
 
 @pytest.mark.slow
 def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess):
-    """kill -9 while bob's server runs and alice's job waits for a full node: after the restart
+    """kill -9 while bob's server runs and alice's job waits for a full partition: after the restart
     both are still tracked, nothing was cancelled, and alice lands in JupyterLab once it starts."""
     hub = own_hub
-    hub.start_ready("bob")  # bob's server first, then every other core of the node is taken
+    hub.start_ready("bob")  # bob's server first, then every other core of gpp is taken
     (bob_job,) = queued_jobs("bob")
-    filler = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
-                "--cpus-per-task=111", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 900").strip()  # fmt: skip
+    node, others = job_node(bob_job), [n.name for n in partition_nodes("gpp")]
+    others.remove(node)
+    fill = ["sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal", "--mem=1G",
+            "--output=/dev/null", "--wrap", "sleep 900"]  # fmt: skip
+    fillers = [sh(*fill, f"--nodelist={node}", f"--cpus-per-task={cluster_nodes()[node].cores - 1}").strip()]
+    fillers += [sh(*fill, f"--nodelist={','.join(others)}", f"--nodes={len(others)}", "--exclusive").strip()]
     try:
         deadline = time.monotonic() + 60
-        while sh("squeue", "-h", "-j", filler, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
+        while sh("squeue", "-h", "-j", ",".join(fillers), "-o", "%T").split() != ["RUNNING"] * 2:
+            assert time.monotonic() < deadline, "could not fill gpp"
             time.sleep(0.5)
         assert hub.start("alice").status_code == 202
         deadline = time.monotonic() + 30
@@ -80,7 +92,7 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
         hub.wait_ready("bob", timeout=60)
         assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
     finally:
-        subprocess.run(["scancel", filler], check=True)
+        subprocess.run(["scancel", *fillers], check=True)
     hub.wait_ready("alice", timeout=90)
     deadline = time.monotonic() + 30
     while hub.through_proxy("alice", hub.user_token("alice")).status_code != 200 and time.monotonic() < deadline:
