@@ -21,6 +21,8 @@ import xarray as xr
 from climate_data import Recipe, make_dataset, monthly_climatology_numpy
 from dask.distributed import Client, LocalCluster, futures_of, wait
 
+from tests.harness import LOGIN_NODE
+
 VENV_PYTHON = "/opt/aifactory/venv/bin/python"
 
 
@@ -53,7 +55,8 @@ def slurm_cluster(workers: int) -> SLURMCluster:
         python=VENV_PYTHON,
         local_directory="/tmp",
         job_name="aifw-bench-dask",
-        scheduler_options={"host": "127.0.0.1"},
+        # Here, on the login node: the workers on compute nodes reach it across the cluster network.
+        scheduler_options={"host": LOGIN_NODE.address},
     )
     cluster.scale(workers)
     return cluster

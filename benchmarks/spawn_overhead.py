@@ -22,6 +22,7 @@ from tests.harness import (
     HubError,
     HubProcess,
     free_port,
+    job_node,
     launch,
     queued_jobs,
 )
@@ -49,9 +50,11 @@ def one_floor(user: str, timeout: float = 120) -> float:
         cwd="/tmp",
     ).stdout.strip()
     try:
+        node = ""
         while time.monotonic() - t0 < timeout:
+            node = node or job_node(job)  # its name resolves to its address (/etc/hosts)
             try:
-                if requests.get(f"http://127.0.0.1:{port}/api/status", timeout=1).status_code == 200:
+                if node and requests.get(f"http://{node}:{port}/api/status", timeout=1).status_code == 200:
                     return time.monotonic() - t0
             except requests.ConnectionError:
                 pass

@@ -1,8 +1,9 @@
 """Stock batchspawner 1.3.0, configured as a site would, for side-by-side benchmarks.
 
 Everything but the spawner comes from the same site file as ours.  Only what JupyterHub 6
-needs to run it at all is set: absolute commands (PATH is no longer passed to the job) and
-the node-name resolver (mn5-n01 is not in DNS).  Its own /api/batchspawner handler is used.
+needs to run it at all is set: absolute commands (PATH is no longer passed to the job).  The
+node names it is told resolve to the nodes' addresses (/etc/hosts, the mini cluster's DNS).
+Its own /api/batchspawner handler is used.
 The hub runs unprivileged, with sudo for submit and cancel only: stock's `sudo -u USER`
 prefix moves into those two commands, and its squeue (one per server per poll, the load
 being measured) runs as the hub user, which SLURM counts the same.
@@ -19,7 +20,6 @@ configure(c, site)  # noqa: F821 - `c` is provided by JupyterHub
 bindir = f"{site.singleuser.venv}/bin"
 spawner = c.MultiSlurmSpawner  # noqa: F821
 c.JupyterHub.spawner_class = "batchspawner.MultiSlurmSpawner"  # noqa: F821
-spawner.daemon_resolver = {"mn5-n01": "127.0.0.1"}
 spawner.batchspawner_singleuser_cmd = f"{bindir}/batchspawner-singleuser"
 spawner.cmd = [f"{bindir}/jupyterhub-singleuser"]
 spawner.req_srun = ""

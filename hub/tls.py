@@ -70,7 +70,7 @@ def internal_certificate_problems(internal_certs: Path, host: str, key: str = "h
     cert_file = internal_certs / "hub-internal" / "hub-internal.crt"
     if not cert_file.exists():
         return []  # the hub makes it at start-up, with these hosts' names
-    names = certificate_names(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+    names = list(dict.fromkeys(certificate_names(x509.load_pem_x509_certificate(cert_file.read_bytes()))))
     if names_host(names, host):
         return []
     return [
