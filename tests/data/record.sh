@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Re-records the parser fixtures in this folder from the running mini cluster (as root):
-#   squeue.txt      a running job and a pending one, in the hub's squeue format
+#   squeue.txt      a running job holding the acc node (its cores and GPUs) and a pending one
 #   sacct.txt       cancelled, failed (exit 3) and walltime-ended jobs
 #   sacct_ends.txt  preempted, out of memory (no cgroups: killed above --mem) and node failure
-# It takes a few minutes (the walltime job runs its minute out) and briefly downs the node:
-# run it on a cluster no one uses. The formats are the ones slurm/parsers.py reads.
+# It takes a few minutes (the walltime job runs its minute out) and fails a gpp node for real
+# (minicluster.sh fail-node, then restore-node): run it on a cluster no one uses. The formats are the ones slurm/parsers.py reads.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-NODE=mn5-n01
+CLUSTER_SH="$HERE/../../cluster/minicluster.sh"
+GPP_NODE=mn5-g01
+ACC_NODE=mn5-a01
+FAILED=""
 NAME=aifw-record
 SQUEUE_FORMAT="%i|%T|%u|%P|%B|%r|%S|%a|%C|%m|%b|%L"
 SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem,ElapsedRaw,AllocTRES"
-CORES=$(sinfo -h -n "$NODE" -o %c)
+CORES=$(sinfo -h -n "$GPP_NODE" -o %c)
+ACC_CORES=$(sinfo -h -n "$ACC_NODE" -o %c)
+ACC_GPUS=$(sinfo -h -n "$ACC_NODE" -o %G | sed 's/.*://')
 
 as() { local user=$1; shift; sudo -u "$user" -- "$@"; }
 submit() { local user=$1; shift; as "$user" sbatch --parsable --no-requeue --job-name=$NAME --output=/dev/null --chdir=/tmp "$@" | cut -d';' -f1; }
@@ -21,10 +26,10 @@ ended() {  # wait until every job named has left the controller's queue
 }
 running() { for _ in $(seq 120); do [ "$(squeue -h -j "$1" -o %T)" = RUNNING ] && return 0; sleep 0.5; done; return 1; }
 accounted() { sleep 2; sacct -n -P -j "$(IFS=,; echo "$*")" -o "$SACCT_FIELDS"; }
-trap 'scancel --name=$NAME 2>/dev/null || true; scontrol update nodename=$NODE state=resume 2>/dev/null || true' EXIT
+trap 'scancel --name=$NAME 2>/dev/null || true; [ -z "$FAILED" ] || bash "$CLUSTER_SH" restore-node "$FAILED"' EXIT
 
-# A running job that holds every core, and one that waits for them.
-run=$(submit alice --cpus-per-task="$CORES" --mem=500M --wrap "sleep 300")
+# A running job that holds every core and GPU of the acc node, and one that waits for them.
+run=$(submit alice --partition=acc --cpus-per-task="$ACC_CORES" --gres=gpu:"$ACC_GPUS" --mem=500M --wrap "sleep 300")
 running "$run"
 pend=$(submit bob --partition=acc --account=ehpc02 --cpus-per-task=2 --gres=gpu:1 --mem=500M --wrap "sleep 300")
 sleep 3
@@ -39,14 +44,15 @@ ended "$cancelled" "$failed" "$timeout"
 accounted "$cancelled" "$failed" "$timeout" > "$HERE/sacct.txt"
 
 # Preempted (QoS urgent), out of memory, node failure.
-victim=$(submit alice --qos=normal --cpus-per-task="$CORES" --mem=1G --wrap "sleep 300"); running "$victim"
-urgent=$(sbatch --parsable --job-name=$NAME --output=/dev/null --chdir=/tmp --qos=urgent --cpus-per-task="$CORES" --mem=1G --wrap "sleep 5" | cut -d";" -f1)
+victim=$(submit alice --qos=normal --nodelist="$GPP_NODE" --cpus-per-task="$CORES" --mem=1G --wrap "sleep 300"); running "$victim"
+urgent=$(sbatch --parsable --job-name=$NAME --output=/dev/null --chdir=/tmp --qos=urgent --nodelist="$GPP_NODE" --cpus-per-task="$CORES" --mem=1G --wrap "sleep 5" | cut -d";" -f1)
 ended "$victim" "$urgent"
 oom=$(submit bob --account=ehpc02 --mem=200M --wrap "python3 -c 'x = bytearray(800 * 1024 * 1024); import time; time.sleep(60)'")
 ended "$oom"
 lost=$(submit alice --mem=100M --wrap "sleep 300"); running "$lost"
-scontrol update nodename=$NODE state=down reason="aifw fixture: node failure"
+FAILED=$(squeue -h -j "$lost" -o %N)
+bash "$CLUSTER_SH" fail-node "$FAILED"
 ended "$lost"
-scontrol update nodename=$NODE state=resume 2>/dev/null || true  # slurmd may have brought it back already
+bash "$CLUSTER_SH" restore-node "$FAILED" && FAILED=""
 accounted "$victim" "$oom" "$lost" > "$HERE/sacct_ends.txt"
 echo "recorded: squeue ($run $pend), sacct ($cancelled $failed $timeout), ends ($victim $oom $lost)"

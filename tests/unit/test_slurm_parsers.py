@@ -34,11 +34,11 @@ def test_sbatch_without_job_id_is_an_error(output):
 
 
 def test_squeue_states_and_fields():
-    """A job holding the node and one waiting for it (tests/data/record.sh)."""
+    """A job holding the acc node and one waiting for it (tests/data/record.sh)."""
     jobs = parse_squeue((DATA / "squeue.txt").read_text())
     (running,) = [j for j in jobs.values() if j.state == "RUNNING"]
     (pending,) = [j for j in jobs.values() if j.state == "PENDING"]
-    assert running.is_running and not running.is_pending and running.node == "mn5-n01" and running.partition == "gpp"
+    assert running.is_running and not running.is_pending and running.node == "mn5-a01" and running.partition == "acc"
     assert (running.user, pending.user) == ("alice", "bob")
     assert running.start_time[:4].isdigit()
     assert pending.is_pending and pending.reason == "Resources" and pending.partition == "acc"
@@ -130,7 +130,7 @@ def test_squeue_says_what_the_home_page_card_shows():
     jobs = parse_squeue((DATA / "squeue.txt").read_text())
     (running,) = [j for j in jobs.values() if j.state == "RUNNING"]
     (pending,) = [j for j in jobs.values() if j.state == "PENDING"]
-    assert (running.account, running.cpus, running.memory, running.gpus) == ("ehpc01", "112", "500M", 0)
+    assert (running.account, running.cpus, running.memory, running.gpus) == ("ehpc01", "80", "500M", 2)
     assert (pending.account, pending.cpus, pending.gpus) == ("ehpc02", "2", 1)
     assert 0 < parse_duration(running.time_left) <= 2 * 3600
 
