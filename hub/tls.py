@@ -54,13 +54,24 @@ def front_certificate_problems(cert_path: str, key_path: str, hosts: list[str]) 
     return problems
 
 
-def certificate_dns_names(cert: x509.Certificate) -> list[str]:
+def _subject_alt_names(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
     try:
-        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName
-        )
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return []
+        return None
+
+
+def certificate_dns_names(cert: x509.Certificate) -> list[str]:
+    names = _subject_alt_names(cert)
+    return names.get_values_for_type(x509.DNSName) if names else []
+
+
+def certificate_names(cert: x509.Certificate) -> list[str]:
+    """A certificate's DNS names and IP addresses (as text)."""
+    names = _subject_alt_names(cert)
+    return certificate_dns_names(cert) + (
+        [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] if names else []
+    )
 
 
 def internal_certificate_problems(internal_certs: Path, host: str, key: str = "hub.public_url") -> list[str]:
@@ -78,12 +89,3 @@ def internal_certificate_problems(internal_certs: Path, host: str, key: str = "h
         f"{', '.join(names) or 'no DNS name'}, not {host}; remove {internal_certs} and start the hub again "
         "to make new ones (servers still running must then be restarted)"
     ]
-
-
-def certificate_names(cert: x509.Certificate) -> list[str]:
-    """A certificate's DNS names and IP addresses (as text)."""
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return names.get_values_for_type(x509.DNSName) + [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]

@@ -108,3 +108,28 @@ def test_an_internal_certificate_made_for_another_public_host_is_named(tmp_path)
     (problem,) = internal_certificate_problems(tmp_path, "hub.example.eu")
     assert f"made for localhost, hub.localhost, not hub.example.eu; remove {tmp_path}" in problem
     assert internal_certificate_problems(tmp_path / "not-yet", "hub.example.eu") == []
+
+
+def test_the_hub_certificate_names_where_the_jobs_reach_it(tmp_path):
+    """The servers on compute nodes reach the hub at hub.connect_ip: its certificate names it, and
+    one kept from before that changed is named at start-up."""
+    from certipy import Certipy
+
+    c = Config()
+    update_front(c, site(internal_ssl=True, connect_ip="mn5-login", public_url="https://hub.example.eu/",
+                         state_dir=str(tmp_path / "not-yet")))  # fmt: skip
+    assert c.JupyterHub.trusted_alt_names == ["DNS:mn5-login", "DNS:hub.example.eu"]
+    c = Config()
+    update_front(
+        c, site(internal_ssl=True, connect_ip="10.77.0.1", user_subdomains=False, state_dir=str(tmp_path / "x"))
+    )
+    assert c.JupyterHub.trusted_alt_names == ["IP:10.77.0.1"]
+
+    certs = Certipy(store_dir=str(tmp_path / "internal-ssl"))
+    certs.create_ca("hub-ca")
+    certs.create_signed_pair("hub-internal", "hub-ca", alt_names=["DNS:localhost", "IP:127.0.0.1", "IP:10.77.0.1"])
+    assert internal_certificate_problems(tmp_path / "internal-ssl", "10.77.0.1", "hub.connect_ip") == []
+    with pytest.raises(SiteConfigError, match="key 'hub.connect_ip': .* made for localhost, 127.0.0.1, 10.77.0.1, not "
+                                              "mn5-login"):  # fmt: skip
+        update_front(Config(), site(internal_ssl=True, connect_ip="mn5-login", user_subdomains=False,
+                                    state_dir=str(tmp_path)))  # fmt: skip
