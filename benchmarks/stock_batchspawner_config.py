@@ -31,4 +31,5 @@ spawner.req_qos = site.slurm.qos
 spawner.req_nprocs = str(site.slurm.cpus)
 spawner.req_memory = site.slurm.memory
 spawner.req_runtime = site.slurm.walltime
+spawner.poll_interval = site.hub.poll_interval  # the same interval as ours (our settings go to WorkbenchSpawner)
 apihandlers.default_handlers.append((r"/api/batchspawner", BatchSpawnerAPIHandler))
