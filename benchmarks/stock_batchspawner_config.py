@@ -31,5 +31,8 @@ spawner.req_qos = site.slurm.qos
 spawner.req_nprocs = str(site.slurm.cpus)
 spawner.req_memory = site.slurm.memory
 spawner.req_runtime = site.slurm.walltime
-spawner.poll_interval = site.hub.poll_interval  # the same interval as ours (our settings go to WorkbenchSpawner)
+# The same intervals and timeouts as ours (the site's settings go to WorkbenchSpawner only).
+spawner.poll_interval = site.hub.poll_interval
+spawner.http_timeout = int(site.hub.http_timeout)
+spawner.start_timeout = int(site.hub.queue_timeout + site.hub.start_timeout)
 apihandlers.default_handlers.append((r"/api/batchspawner", BatchSpawnerAPIHandler))
