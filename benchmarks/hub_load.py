@@ -104,9 +104,17 @@ def one_user(
             if lab.status_code == 200 and "jupyter-config-data" in lab.text:
                 return ""
         elif server is None and model.json().get("pending") is None:
-            return f"server failed to start: {hub.last_failure(name)[:300]}"
+            return "server failed to start (the hub's errors are printed below)"
         time.sleep(1)
     return "timeout"
+
+
+def outcome_of(hub: HubProcess, name: str, pages: list, apis: list, timeout: float) -> str:
+    """One user's run; a request that fails or times out is that user's failure, not the run's."""
+    try:
+        return one_user(hub, name, pages, apis, timeout)
+    except requests.RequestException as e:
+        return f"request failed: {e}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -133,9 +141,10 @@ def main() -> int:
         t0 = time.monotonic()
         try:
             with ThreadPoolExecutor(args.users) as pool:
-                outcomes = list(pool.map(lambda n: one_user(hub, n, pages, apis, args.timeout), names))
+                outcomes = list(pool.map(lambda n: outcome_of(hub, n, pages, apis, args.timeout), names))
             wall = time.monotonic() - t0
             cpu = sampler.cpu_seconds() - sampler.cpu0
+            errors = [line for line in hub.log.read_text().splitlines() if line.startswith("[E ")]
         finally:
             sampler.running = False
             hub.shutdown()
@@ -159,6 +168,8 @@ def main() -> int:
     print(f"| hub peak memory (RSS) | {sampler.peak_rss_mb:.0f} MB |")
     for f in failures[:10]:
         print("  failed:", f)
+    if failures:
+        print(f"the hub logged {len(errors)} errors; the last ones:", *errors[-10:], sep="\n  ")
     return 1 if failures else 0
 
 
