@@ -422,6 +422,6 @@ case "${1:-}" in
   fail-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_fail_node "${2:-}" ;;
   restore-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_restore_node "${2:-}" ;;
   on-node) [ "$(id -u)" = 0 ] || die "run as root"; is_node "${2:-}"; [ $# -gt 2 ] || die "on-node NODE COMMAND..."
-    exec nsenter --net="/run/netns/$2" --uts="$UTS_DIR/$2" -- "${@:3}" ;;
+    on_node "$2" "${@:3}" ;;
   *) echo "usage: $0 start|stop|status|fail-node NODE|restore-node NODE|on-node NODE COMMAND..." >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from .conftest import CLUSTER, POLL_INTERVAL, HubProcess, cluster_nodes, execute_in_kernel, job_node, queued_jobs, sh
+from .test_job_ends import home_page, wait_gone, wait_state
 
 
 def node_of(user: str) -> str:
@@ -23,16 +24,6 @@ def proxy_target(hub: HubProcess, user: str) -> str:
     routes = hub.api("GET", "/proxy").json().values()
     (target,) = [r["target"] for r in routes if r.get("data", {}).get("user") == user]
     return target
-
-
-def wait_state(job_id: str, state: str, timeout: float) -> float:
-    """Seconds until accounting shows the job in ``state``."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip() == state:
-            return time.monotonic() - t0
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} not {state} after {timeout}s: {sh('squeue', '-j', job_id)}")
 
 
 @pytest.mark.slow
@@ -128,15 +119,14 @@ def test_a_node_failure_ends_only_its_sessions_is_named_and_the_node_rejoins(cle
 
     failed_node.append(lost)
     cluster_command("fail-node", lost)  # its slurmd killed and its link cut
-    seconds = wait_state(alice_job, "NODE_FAIL", timeout=120)
     t0 = time.monotonic()
-    while hub.server("alice") is not None and time.monotonic() - t0 < 10 * POLL_INTERVAL:
-        time.sleep(0.25)
-    assert hub.server("alice") is None, "the hub still lists alice's server on the failed node"
-    print(f"node failure: NODE_FAIL after {seconds:.0f} s, the hub noticed {time.monotonic() - t0:.1f} s later")
+    assert wait_state(alice_job, {"NODE_FAIL"}, timeout=120) == "NODE_FAIL"
+    seconds = time.monotonic() - t0
+    noticed = wait_gone(hub, "alice", 10 * POLL_INTERVAL)  # the server on the failed node
+    print(f"node failure: NODE_FAIL after {seconds:.0f} s, the hub noticed {noticed:.1f} s later")
     state = sh("scontrol", "show", "node", lost, "-o").split("State=", 1)[1].split()[0]
     assert "DOWN" in state.split("+") and "NOT_RESPONDING" in state.split("+"), state
-    home = hub.login("alice").get(f"{hub.url}/hub/home", timeout=30).text
+    home = home_page(hub, "alice")
     assert f"Your JupyterLab job {alice_job} has ended: its compute node failed" in home, home[-3000:]
     # bob's session on the other node goes on.
     assert hub.server("bob") is not None and hub.server("bob")["ready"]
