@@ -80,16 +80,17 @@ def sbatch_argv(notebook: Path, res: Resources) -> list[str]:
     return argv
 
 
-def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str, python: str) -> str:
-    """The job: papermill runs the notebook; every value is shell-quoted, the output is named
-    after the job once SLURM has given it its id."""
-    executed = shlex.quote(str(notebook.with_suffix(""))) + '"-job$SLURM_JOB_ID.ipynb"'
-    options = ["--kernel", kernel, "--log-output"]
-    for name, value in parameters:
-        options += ["-p", name, value]
-    run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
-    announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
-    return f"#!/bin/bash\n{announce}\nexec {run}\n"
+#: A job's own temporary folder on its node, made fresh and removed when it ends: never the
+#: TMPDIR of the JupyterLab session it was started from (sbatch passes the environment on),
+#: which is removed when that session ends while the job may still be queued.  Nor does the
+#: job note Dask dashboards in that session's folder.
+PRIVATE_TMPDIR = """\
+unset AIFACTORY_DASHBOARDS
+AIFW_PRIVATE=$(mktemp -d "/tmp/aifw-nb-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1
+trap 'rm -rf "$AIFW_PRIVATE"' EXIT
+trap 'exit 143' TERM
+export TMPDIR="$AIFW_PRIVATE"
+"""
 
 
 def failing_cell(executed: Path) -> str:
@@ -171,3 +172,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str, python: str) -> str:
+    """The job: papermill runs the notebook; every value is shell-quoted, the output is named
+    after the job once SLURM has given it its id."""
+    executed = shlex.quote(str(notebook.with_suffix(""))) + '"-job$SLURM_JOB_ID.ipynb"'
+    options = ["--kernel", kernel, "--log-output"]
+    for name, value in parameters:
+        options += ["-p", name, value]
+    run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
+    announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
+    return f"#!/bin/bash\n{PRIVATE_TMPDIR}{announce}\n{run}\n"
+

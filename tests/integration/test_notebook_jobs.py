@@ -82,3 +82,30 @@ def test_a_failing_notebook_names_its_failing_cell(folder: Path):
     lines = wait_for(job_id)
     assert lines[0].split()[1] == "failed", lines
     assert "why: cell 2 (\"raise ValueError('boom')\"): ValueError: boom" in "\n".join(lines), lines
+
+
+@pytest.mark.slow
+def test_a_notebook_job_gets_a_temporary_folder_of_its_own(folder: Path):
+    """Issue 21, hole 14: a notebook job started from a JupyterLab session used to inherit the
+    session's private TMPDIR, which is removed when the session ends while the queued job
+    still names it. Played with a TMPDIR that is gone by the time the job runs."""
+    session_tmp = Path(sh("sudo", "-u", USER, "mktemp", "-d", "/tmp/aifw-job-0.XXXXXXXXXX").strip())
+    # (Jupyter may add the sticky bit to the folder its connection files are in.)
+    cell = ("import os\nt = os.environ.get('TMPDIR', '')\n"
+            "m = os.stat(t).st_mode & 0o777 if os.path.isdir(t) else None\n"
+            "print('tmpdir', t, oct(m) if m is not None else 'missing', os.stat(t).st_uid == os.getuid())")
+    source = notebook(folder / "tmp.ipynb", cell)
+    argv = ["sudo", "-u", USER, "env", f"TMPDIR={session_tmp}", f"{VENV}/bin/aifactory-run-notebook", "run",
+            str(source), "--memory", "500M", "--walltime", "00:05:00"]  # fmt: skip
+    said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
+    shutil.rmtree(session_tmp)  # the session ended: its private folder is gone
+    job_id = said.split()[1].rstrip(":")
+    lines = wait_for(job_id)
+    assert lines[0].split()[1] == "done", lines
+    executed = folder / f"tmp-job{job_id}.ipynb"
+    text = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]
+                   for o in c.get("outputs", []))  # fmt: skip
+    tmpdir, mode, own = text.split("tmpdir ", 1)[1].split()[:3]
+    assert tmpdir != str(session_tmp), text
+    assert (mode, own) == ("0o700", "True"), text
+    assert not Path(tmpdir).exists(), "the job's own folder is removed when it ends"
