@@ -237,7 +237,7 @@ def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     a.oauth_callback_url = site.hub.public_url.rstrip("/") + "/hub/oauth_callback"
     a.scope = ["openid", "profile", "email"]
     a.username_claim = auth.oidc_username_claim
-    a.username_map = dict(auth.oidc_username_map)
+    a.unix_account_map = dict(auth.oidc_username_map)
     a.allowed_unix_groups = set(site.hub.allowed_groups)
     a.login_service = auth.oidc_login_service
     a.support_contact = site.brand.support_contact

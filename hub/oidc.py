@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Any as AnyTrait
-from traitlets import Dict, Set, Unicode
+from traitlets import Dict, Set, TraitError, Unicode, validate
 
 from hub.accounts import may_sign_in
 from spawners.messages import spawn_exception
@@ -37,8 +37,9 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, Any]:
 class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator whose hub user is the Unix account linked to the identity."""
 
-    username_map = Dict(
-        help="Identity claim value -> Unix user name. Empty: the claim's value must itself be the Unix user name.",
+    unix_account_map = Dict(
+        help="Identity claim value -> Unix user name (the site's auth.oidc_username_map), applied once, before "
+        "the account is checked. Empty: the claim's value must itself be the Unix user name.",
     ).tag(config=True)
 
     allowed_unix_groups = Set(
@@ -53,7 +54,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
 
     def user_info_to_username(self, user_info: dict[str, Any]) -> str:
         """The Unix account linked to the identity: the claim (a verified e-mail, or the subject)
-        through username_map, an existing non-system account in an allowed group; else a 403."""
+        through unix_account_map, an existing non-system account in an allowed group; else a 403."""
         identity = super().user_info_to_username(user_info)
         if self.username_claim == "email" and user_info.get("email_verified") is not True:
             self.refuse(
@@ -63,7 +64,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
                 f"confirm that this e-mail address is yours, so it cannot be linked to an account here. "
                 f"Verify the address with {self.login_service}, or ask {self.support_contact}.",
             )
-        unix = self.username_map.get(identity, "") if self.username_map else identity
+        unix = self.unix_account_map.get(identity, "") if self.unix_account_map else identity
         if not (unix and may_sign_in(unix, self.allowed_unix_groups)):
             self.refuse(
                 identity,
@@ -74,6 +75,20 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
                 f"{identity} to your account.",
             )
         return unix
+
+    def normalize_username(self, username: str) -> str:
+        """The Unix account checked above is the hub user, as it is: JupyterHub's own
+        normalisation (lower case, its username_map) would name another account, unchecked."""
+        return username
+
+    @validate("username_map")
+    def _one_map(self, proposal: Any) -> dict[str, str]:
+        if proposal["value"]:
+            raise TraitError(
+                "WorkbenchOIDCAuthenticator.username_map: not accepted; identities are mapped to Unix accounts "
+                "by the site file's auth.oidc_username_map, once, before the account is checked"
+            )
+        return proposal["value"]
 
     def refuse(self, identity: str, reason: str, message: str) -> NoReturn:
         if self.audit is not None:
