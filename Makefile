@@ -11,9 +11,15 @@ CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 OIDC       := $(NODE_DIR)/oidc-provider.mjs
 AXE        := $(NODE_DIR)/node_modules/axe-core/axe.min.js
 CLUSTER    := cluster/minicluster.sh
-# Written by the hub itself, in the demo site's hub.state_dir.
-HUB_PID    := $(STATE)/hub/jupyterhub.pid
-HUB_LOG    := $(STATE)/hub.log
+# The demo hub's pid and log: written by root, in folders only root may change (the hub
+# account owns $(STATE): a link it planted there would have root write anywhere).
+HUB_PID    := /run/aifactory-hub/hub.pid
+HUB_LOG    := /var/log/aifactory/hub.log
+# True while $(HUB_PID) names a jupyterhub process of $(HUB_USER), and sets $$pid: a stale
+# file's pid may belong to anyone by now, and root kills no one else.
+HUB_RUNNING = pid=$$(cat $(HUB_PID) 2>/dev/null) && case "$$pid" in ''|*[!0-9]*) false;; esac \
+  && [ "$$(awk '/^Uid:/ {print $$2}' /proc/$$pid/status 2>/dev/null)" = "$$(id -u $(HUB_USER))" ] \
+  && tr '\0' ' ' </proc/$$pid/cmdline | grep -q '/bin/jupyterhub '
 # The demo's https front: its own CA and a certificate for hub.localhost and *.hub.localhost
 # (browsers resolve every name under .localhost to this machine).
 TLS_DIR    := /etc/aifactory/tls
@@ -23,6 +29,9 @@ DEMO_HOST  := hub.localhost
 PYTEST_ARGS ?=
 HUB_USER   := aifactory-hub
 USERS_GROUP := aifactory-users
+# The hub's admins and staff: sudo never lets the hub run anything as them (config/sudoers.in).
+ADMINS_GROUP := aifactory-admins
+LIBEXEC    := $(PREFIX)/libexec
 # The hub runs unprivileged: as $(HUB_USER), from copies it can read.
 AS_HUB     := setpriv --reuid=$(HUB_USER) --regid=$(HUB_USER) --init-groups
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
@@ -55,16 +64,22 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@$(VENV)/bin/aifactory-config install-dask $(SITE) >/dev/null
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
-# The hub's own system user: in `shadow` (PAM checks other users' passwords), allowed by
-# sudo to submit and cancel jobs as members of $(USERS_GROUP), and nothing else.
+# The hub's own system user, allowed by sudo to submit and cancel jobs as members of
+# $(USERS_GROUP) (not of $(ADMINS_GROUP)) and to ask a root-owned helper whether a password is
+# right, and nothing else. It reads no password hashes: out of `shadow`, where it once was.
 hub-user: $(PREFIX)/.system
-	@getent group $(USERS_GROUP) >/dev/null || groupadd --system $(USERS_GROUP)
+	@for g in $(USERS_GROUP) $(ADMINS_GROUP); do getent group $$g >/dev/null || groupadd --system $$g; done
 	@id -u $(HUB_USER) >/dev/null 2>&1 || useradd --system --home-dir $(STATE) --shell /usr/sbin/nologin $(HUB_USER)
-	@usermod -a -G shadow $(HUB_USER)
+	@if id -nG $(HUB_USER) | tr ' ' '\n' | grep -qx shadow; then gpasswd -d $(HUB_USER) shadow >/dev/null; fi
+	@tmp=$$(mktemp) && printf '#!%s -I\n# For the hub, through sudo: is this password right? (hub/check_password.py)\nfrom hub.check_password import main\n\nraise SystemExit(main(%s))\n' \
+	    '$(PY)' '["$(USERS_GROUP)", "$(ADMINS_GROUP)"]' > $$tmp \
+	  && install -d -o root -g root -m 755 $(LIBEXEC) && install -o root -g root -m 755 $$tmp $(LIBEXEC)/aifactory-check-password; rm -f $$tmp
 	@env=$$(cd $(CURDIR) && /usr/bin/python3 -c 'from job import JOB_ENVIRONMENT; print(" ".join(JOB_ENVIRONMENT))') \
 	  && tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' \
+	    -e 's/@ADMINS_GROUP@/$(ADMINS_GROUP)/g' -e 's|@LIBEXEC@|$(LIBEXEC)|g' \
 	    -e "s/@JOB_ENVIRONMENT@/$$env/" config/sudoers.in > $$tmp \
 	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
+	@install -d -o root -g root -m 755 $(dir $(HUB_PID)) $(dir $(HUB_LOG))
 	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE) && chown -R $(HUB_USER): $(STATE)
 	@# The gallery of published notebooks: the hub writes it, every user's job reads it.
 	@install -d -m 755 /srv/aifactory && install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 /srv/aifactory/gallery
@@ -110,18 +125,18 @@ hub-start: install cluster-start
 	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
 	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
 	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
-	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then echo "hub already running (pid $$(cat $(HUB_PID)))"; else \
+	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \
 	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
 	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
 	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
-	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & fi
+	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & echo $$! > $(HUB_PID); fi
 	@url=$$($(VENV)/bin/aifactory-config show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
 	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
 	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 
 hub-stop:
-	@if [ -f $(HUB_PID) ] && kill -0 $$(cat $(HUB_PID)) 2>/dev/null; then kill $$(cat $(HUB_PID)); \
-	  for i in $$(seq 40); do kill -0 $$(cat $(HUB_PID) 2>/dev/null) 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi
+	@if $(HUB_RUNNING); then kill $$pid; \
+	  for i in $$(seq 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi; rm -f $(HUB_PID)
 
 demo: hub-start
 	@echo

@@ -22,6 +22,7 @@ UTS_DIR=/run/aifactory-cluster/uts   # each node's UTS namespace (its host name)
 HOSTS_BEGIN="# $CLUSTER nodes: begin (written by minicluster.sh)"
 HOSTS_END="# $CLUSTER nodes: end"
 USERS_GROUP=aifactory-users
+ADMINS_GROUP=aifactory-admins   # the hub's admins: never among the users it submits jobs for (Makefile)
 DB_SOCKET=/run/mysqld/mysqld.sock
 PACKAGES=(munge mariadb-server slurm-wlm slurmctld slurmd slurmdbd slurm-client sudo lmod postgresql)
 # The hub's production database: Debian's PostgreSQL, a cluster of our own on a Unix socket
@@ -258,13 +259,22 @@ ensure_accounts() {
   done < "$HERE/accounts.txt"
 }
 
+# Each demo user's home is private to its owner (useradd's default is 0755): also the homes
+# of users made by an older version of this script.
 ensure_users() {
-  getent group "$USERS_GROUP" >/dev/null || groupadd --system "$USERS_GROUP"
-  local name pass role
+  local group name pass role home
+  for group in "$USERS_GROUP" "$ADMINS_GROUP"; do getent group "$group" >/dev/null || groupadd --system "$group"; done
   while read -r name pass role; do
     case "$name" in ''|'#'*) continue;; esac
-    id "$name" >/dev/null 2>&1 || { useradd -m -s /bin/bash -c "demo $role" "$name"; echo "$name:$pass" | chpasswd; }
-    usermod -a -G "$USERS_GROUP" "$name"
+    id "$name" >/dev/null 2>&1 || { useradd -m -K HOME_MODE=0700 -s /bin/bash -c "demo $role" "$name"; echo "$name:$pass" | chpasswd; }
+    home=$(getent passwd "$name" | cut -d: -f6)
+    if [ -d "$home" ] && [ ! -L "$home" ]; then chmod 0700 "$home"; fi
+    if [ "$role" = admin ]; then
+      usermod -a -G "$ADMINS_GROUP" "$name"
+      if id -nG "$name" | tr ' ' '\n' | grep -qx "$USERS_GROUP"; then gpasswd -d "$name" "$USERS_GROUP" >/dev/null; fi
+    else
+      usermod -a -G "$USERS_GROUP" "$name"
+    fi
   done < "$HERE/users.txt"
 }
 
@@ -419,9 +429,10 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  users) [ "$(id -u)" = 0 ] || die "run as root"; ensure_users ;;
   fail-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_fail_node "${2:-}" ;;
   restore-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_restore_node "${2:-}" ;;
   on-node) [ "$(id -u)" = 0 ] || die "run as root"; is_node "${2:-}"; [ $# -gt 2 ] || die "on-node NODE COMMAND..."
     on_node "$2" "${@:3}" ;;
-  *) echo "usage: $0 start|stop|status|fail-node NODE|restore-node NODE|on-node NODE COMMAND..." >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|users|fail-node NODE|restore-node NODE|on-node NODE COMMAND..." >&2; exit 2 ;;
 esac

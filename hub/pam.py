@@ -1,17 +1,23 @@
 """PAM sign-in that tells an attacker nothing: membership is checked before the password,
 every refusal takes the same time and shows the same page, and an account is locked for a
-while after repeated failures (the hub's own count, as pam_faillock would keep)."""
+while after repeated failures (the hub's own count, as pam_faillock would keep).
+
+The hub account reads no password hashes: PAM runs in a root-owned helper that answers yes
+or no (hub/check_password.py), called through one sudo rule."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import PAMAuthenticator
-from traitlets import Float, Integer
+from traitlets import Float, Integer, Unicode, default
 
 from hub.accounts import may_sign_in
+from hub.check_password import NO, YES
 
 
 class WorkbenchPAMAuthenticator(PAMAuthenticator):
@@ -20,6 +26,14 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
     ).tag(config=True)
     lockout_failures = Integer(help="Failed sign-ins in a row that lock an account.").tag(config=True)
     lockout_seconds = Float(help="How long a locked account refuses every password.").tag(config=True)
+    password_helper = Unicode(
+        help="The root-owned helper that answers yes or no to a user's password, run with sudo "
+        "(`make install` puts it in PREFIX/libexec, beside the hub's venv)."
+    ).tag(config=True)
+
+    @default("password_helper")
+    def _installed_helper(self) -> str:
+        return str(Path(sys.prefix).parent / "libexec" / "aifactory-check-password")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -29,12 +43,22 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
         count, last = self.failures.get(name, (0, 0.0))
         return count >= self.lockout_failures and now - last < self.lockout_seconds
 
+    async def password_is_right(self, name: str, password: str) -> bool:
+        helper = await asyncio.create_subprocess_exec(
+            "sudo", "-n", self.password_helper, name, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd="/",
+        )  # fmt: skip
+        _, err = await helper.communicate(password.encode())
+        if helper.returncode not in (YES, NO):
+            self.log.error("Password check for %r failed: %s", name[:32], err.decode(errors="replace").strip()[-300:])
+        return helper.returncode == YES
+
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> str | None:
         started = time.monotonic()
         name = str(data.get("username", ""))
         result = None
         if may_sign_in(name, self.allowed_groups) and not self.locked(name, started):
-            result = await super().authenticate(handler, data)
+            result = name if await self.password_is_right(name, str(data.get("password", ""))) else None
         if result:
             self.failures.pop(name, None)
             return result

@@ -297,7 +297,8 @@ def write_site(
             "hub_ip": LOGIN_NODE.name,
             "connect_ip": LOGIN_NODE.name,
             "admin_services": [{"name": "integration-tests", "token_file": str(token_file)}],
-            "admin_users": ["instructor"],
+            "admin_users": ["admin"],  # the demo's: in aifactory-admins, whom the hub runs nothing as
+            "allowed_groups": ["aifactory-users", "aifactory-admins"],
             "poll_interval": POLL_INTERVAL,
             "start_timeout": 120,
             **(hub or {}),

@@ -69,13 +69,13 @@ def test_the_audit_api_gives_the_count_asked_for(hub: HubProcess):
 def test_an_admin_starting_someone_elses_server_from_the_page_is_recorded(clean: HubProcess):
     hub = clean
     hub.ensure_user("bob")
-    session = hub.login("instructor")
+    session = hub.login("admin")
     r = session.post(f"{hub.url}/hub/spawn/bob", data={"preset": "quick", "_xsrf": session.cookies.get("_xsrf", "")},
                      timeout=60)  # fmt: skip
     assert r.status_code == 200, r.text[-1000:]
     hub.wait_ready("bob")
     log = entries(hub)
     action = [e for e in log if e["event"] == "admin_action" and e["path"] == "/hub/spawn/bob"][-1]
-    assert action["actor"] == "instructor" and action["method"] == "POST"
+    assert action["actor"] == "admin" and action["method"] == "POST"
     spawn = [e for e in log if e["event"] == "spawn" and e["user"] == "bob"][-1]
-    assert spawn["actor"] == "instructor"
+    assert spawn["actor"] == "admin"

@@ -8,7 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .conftest import VENV, HubProcess, sh
+from hub.check_password import NO, REFUSED, YES
+from tests.harness import demo_password
+
+from .conftest import REPO, VENV, HubProcess, sh
 
 HUB_USER = "aifactory-hub"
 ALLOWED = {
@@ -34,9 +37,12 @@ def test_the_hub_and_its_proxy_do_not_run_as_root(hub: HubProcess):
 def test_sudo_lets_the_hub_submit_and_cancel_as_users_and_nothing_else():
     listing = sh("sudo", "-l", "-U", HUB_USER)
     rules = listing.split("may run the following commands on")[1].splitlines()[1:]
-    (rule,) = [r.strip() for r in rules if r.strip()]
-    assert rule.startswith("(%aifactory-users) NOPASSWD:") and "SETENV" not in listing
+    (rule, password) = [r.strip() for r in rules if r.strip()]
+    # As members of aifactory-users, never of aifactory-admins (sudo -l shows the "!" after the "%").
+    assert rule.startswith("(%aifactory-users, %!aifactory-admins) NOPASSWD:") and "SETENV" not in listing
     assert {c.strip() for c in rule.split("NOPASSWD:", 1)[1].split(", ")} == ALLOWED
+    helper = VENV.parent / "libexec" / "aifactory-check-password"
+    assert password == f"(root) NOPASSWD: {helper} ^[a-z_][a-z0-9_.-]*$"
     refused = [
         ["-u", "alice", "--", "id"],
         ["-u", "root", "--", "scancel", "1"],
@@ -90,3 +96,114 @@ def test_the_hub_cannot_change_what_users_dask_loads():
     assert replaced.returncode != 0
     for path in (folder, folder / "jobqueue.yaml"):
         assert path.stat().st_uid == 0 and not path.stat().st_mode & 0o022, path
+
+
+def demo_users() -> dict[str, str]:
+    """The demo's Unix users (cluster/users.txt): name -> role."""
+    rows = [line.split() for line in (REPO / "cluster" / "users.txt").read_text().splitlines()]
+    return {row[0]: row[2] for row in rows if row and not row[0].startswith("#")}
+
+
+def make_variable(name: str) -> str:
+    """A variable of the Makefile as make itself expands it (nothing is run: -n)."""
+    database = sh("make", "-s", "-n", "-p", "-C", str(REPO), "hub-stop")
+    return re.search(rf"^{name} :?= (.*)$", database, re.M).group(1).strip()
+
+
+def test_one_demo_user_cannot_read_anothers_home():
+    """bob lists alice's home (issue 21, hole 8): homes are made 0700, and fixed at start."""
+    for user in demo_users():
+        home = Path(pwd.getpwnam(user).pw_dir)
+        assert home.stat().st_mode & 0o777 == 0o700, (user, oct(home.stat().st_mode))
+    alice = pwd.getpwnam("alice").pw_dir
+    listing = subprocess.run(["runuser", "-u", "bob", "--", "ls", "-a", alice], capture_output=True, text=True)
+    assert listing.returncode != 0 and "Permission denied" in listing.stderr, listing.stdout
+
+
+def test_the_hub_account_cannot_read_password_hashes():
+    """A compromised hub reads root's hash (issue 21, hole 10): passwords are checked by a
+    root-owned helper, and the hub is in no group that reads /etc/shadow."""
+    read = as_hub("cat", "/etc/shadow")
+    assert read.returncode != 0 and "Permission denied" in read.stderr
+    assert HUB_USER not in sh("getent", "group", "shadow").strip().split(":")[-1].split(",")
+
+
+def check_password(user: str, password: str) -> subprocess.CompletedProcess:
+    """What the hub's authenticator asks (hub/check_password.py): yes, no, or refused."""
+    helper = str(VENV.parent / "libexec" / "aifactory-check-password")
+    as_user = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
+    return subprocess.run([*as_user, "sudo", "-n", helper, user], input=password, capture_output=True, text=True,
+                          cwd="/tmp")  # fmt: skip
+
+
+def test_the_password_helper_answers_yes_or_no_for_members_only():
+    assert check_password("alice", demo_password("alice")).returncode == YES
+    assert check_password("alice", "not-her-password").returncode == NO
+    # Root, the daemons and the hub's own account are never asked about, whatever the password.
+    for account in ("root", "daemon", HUB_USER, "aifw-no-such-user"):
+        answer = check_password(account, "x")
+        assert answer.returncode == REFUSED and "refused" in answer.stderr, (account, answer)
+    outside = check_password("../etc", "x")  # sudo's rule takes user names only
+    assert outside.returncode == 1 and "a password is required" in outside.stderr
+    helper = VENV.parent / "libexec" / "aifactory-check-password"
+    for path in (helper, helper.parent):
+        assert path.stat().st_uid == 0 and not path.stat().st_mode & 0o022, path
+
+
+def test_the_hub_cannot_run_jobs_as_an_admin():
+    """The hub account submits jobs as users; not as the hub's admins (issue 21, hole 10): they
+    are in the admins group, which the sudo rule excludes even for members of both groups."""
+    admins = [user for user, role in demo_users().items() if role == "admin"]
+    assert admins and "instructor" not in admins
+    staff = "aifw-staff"
+    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "-G", "aifactory-users,aifactory-admins", staff],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        for user in (*admins, staff):
+            refused = as_hub("sudo", "-n", "-u", user, "/usr/bin/sbatch", "--test-only")
+            assert refused.returncode == 1 and "a password is required" in refused.stderr, (user, refused)
+        allowed = as_hub("sudo", "-n", "-l", "-u", "instructor", "/usr/bin/sbatch", "--test-only")
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        subprocess.run(["userdel", staff], check=False, capture_output=True)
+
+
+def test_make_hub_stop_kills_nothing_but_the_hubs_own_process():
+    """The hub account writes root's pid where `make hub-stop` reads the hub's (issue 21, hole 9);
+    a stale pid file names a process that is no longer the hub."""
+    victim = subprocess.Popen(["sleep", "300"])  # root's
+    pid_file = Path(make_variable("HUB_PID"))
+    hubs_own = Path("/var/lib/aifactory/hub/jupyterhub.pid")  # where the hub writes its pid (hub.state_dir)
+    saved = {p: p.read_text() if p.is_file() else None for p in (pid_file, hubs_own)}
+    try:
+        for path in (pid_file, hubs_own):
+            as_hub("sh", "-c", f"mkdir -p {path.parent} && echo {victim.pid} > {path}")
+            if not path.is_file():  # the hub may not write it: root's own file, gone stale
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"{victim.pid}\n")
+        stop = subprocess.run(["make", "-s", "-C", str(REPO), "hub-stop"], capture_output=True, text=True)
+        assert stop.returncode == 0, stop.stderr
+        time.sleep(0.5)
+        assert victim.poll() is None, "make hub-stop killed root's process"
+    finally:
+        victim.kill()
+        for path, text in saved.items():
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+
+
+def test_the_hub_cannot_plant_a_link_where_root_writes_the_demo_hubs_log():
+    """`make hub-start` appends the hub's output as root (issue 21, hole 9): a link the hub
+    account planted there would have root write to any file."""
+    log = Path(make_variable("HUB_LOG"))
+    victim = Path("/tmp/aifw-roots-file")
+    planted = as_hub("ln", "-sfn", str(victim), str(log))
+    try:
+        assert planted.returncode != 0 and not log.is_symlink()
+        folder = log.parent.stat()
+        assert folder.st_uid == 0 and not folder.st_mode & 0o022, log.parent
+    finally:
+        if log.is_symlink():
+            log.unlink()

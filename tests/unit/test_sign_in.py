@@ -2,12 +2,14 @@
 tests/integration/test_sign_in.py plays the same against the real PAM)."""
 
 import asyncio
+import io
 import time
 
+import pamela
 import pytest
-from jupyterhub.auth import PAMAuthenticator
 from traitlets.config import Config
 
+from hub import check_password
 from hub.accounts import may_sign_in
 from hub.audit import AuditLog
 from hub.configure import update_auth
@@ -44,14 +46,14 @@ def test_oidc_with_no_allowed_group_stops_the_hub(tmp_path):
 
 @pytest.fixture
 def pam(monkeypatch):
-    """Our authenticator over a PAM that accepts password "right" for anyone it is asked about."""
+    """Our authenticator over a password helper that accepts "right" for anyone it is asked about."""
     asked = []
 
-    async def fake_pam(self, handler, data):
-        asked.append(data["username"])
-        return data["username"] if data["password"] == "right" else None
+    async def fake_helper(self, name, password):
+        asked.append(name)
+        return password == "right"
 
-    monkeypatch.setattr(PAMAuthenticator, "authenticate", fake_pam)
+    monkeypatch.setattr(WorkbenchPAMAuthenticator, "password_is_right", fake_helper)
     monkeypatch.setattr("hub.pam.may_sign_in", lambda name, groups: name in ("alice", "bob"))
     auth = WorkbenchPAMAuthenticator(failure_delay=0.3, lockout_failures=3, lockout_seconds=60)
     return auth, asked
@@ -80,3 +82,44 @@ def test_repeated_failures_lock_the_account_even_for_the_right_password(pam):
     assert sign_in(auth, "alice", "right")[0] == "alice"  # others are not locked out
     auth.failures["bob"] = (3, time.monotonic() - 61)  # the lock has run out
     assert sign_in(auth, "bob", "right")[0] == "bob"
+
+
+@pytest.fixture
+def fake_pamela(monkeypatch):
+    """PAM that accepts password "right" for anyone it is asked about, and says whom it was asked."""
+    asked = []
+
+    def authenticate(name, password, service):
+        asked.append((name, service))
+        if password != "right":
+            raise pamela.PAMError("Authentication failure")
+
+    monkeypatch.setattr(pamela, "authenticate", authenticate)
+    monkeypatch.setattr(pamela, "check_account", lambda name, service: None)
+    monkeypatch.setattr("hub.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups)
+    return asked
+
+
+def helper(user, password: bytes, *extra):
+    return check_password.main(["users"], [user, *extra], io.BytesIO(password))
+
+
+def test_the_password_helper_answers_yes_or_no_for_members(fake_pamela):
+    assert helper("alice", b"right") == check_password.YES
+    assert helper("alice", b"wrong") == check_password.NO
+    assert fake_pamela == [("alice", "login")] * 2
+
+
+def test_the_password_helper_never_asks_pam_about_others(fake_pamela, capsys):
+    """A compromised hub tries root's password through the helper (issue 21, hole 10)."""
+    for user in ("root", "daemon", "bob"):
+        assert helper(user, b"right") == check_password.REFUSED
+        assert "refused" in capsys.readouterr().err
+    assert helper("alice", b"right", "--extra") == check_password.REFUSED
+    too_long = b"x" * (check_password.MAX_PASSWORD_BYTES + 1)
+    assert helper("alice", too_long) == helper("alice", b"\xff") == helper("alice", b"right\0") == check_password.NO
+    assert fake_pamela == []
+
+
+def test_the_helper_refuses_system_accounts_whatever_the_groups():
+    assert check_password.check("root", "x", {"root"}) == check_password.REFUSED

@@ -70,7 +70,7 @@ def test_the_demo_site_file_is_valid():
     from pathlib import Path
 
     site = load_site_config(Path(__file__).parents[2] / "config" / "site.yaml")
-    assert site.hub.admin_users == ["instructor"]
+    assert site.hub.admin_users == ["admin"]
 
 
 def test_cli_check_reports_and_exits_nonzero(tmp_path, capsys):
