@@ -30,7 +30,7 @@ from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
 from hub.tls import front_certificate_problems, internal_certificate_problems
-from hub.workshop_pages import workshop_groups
+from hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
 from spawners.gallery import Gallery
 from spawners.seats import Registry, registry_problem
 from spawners.services import Services
@@ -289,6 +289,7 @@ def update_workshops(c: Config, site: SiteConfig) -> Registry:
         append(c, "load_roles", workshop.role())
     if groups:
         c.JupyterHub.load_groups = groups
+    keep_forgetting_ended_seats(registry)  # seats of workshops that ended while the hub was down
     return registry
 
 

@@ -4,13 +4,17 @@ running hub of a new or ended workshop through the admin-only API.
 
 * ``POST /hub/api/aifactory/workshops/NAME`` (admins): give the instructors their seats now.
 * ``DELETE`` the same: stop the seats' servers, forget the seats, the group and the role.
+  A hub that was down during ``end`` does so when it starts, and within
+  :data:`FORGET_EVERY` s of any end it was not told of (:func:`keep_forgetting_ended_seats`).
 * ``/hub/workshops`` (instructors, admins): each seat's server, its state, a link into it,
   and "stop all".
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyterhub import orm, roles
@@ -18,11 +22,14 @@ from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
+from traitlets.log import get_logger
 
-from spawners.seats import ALL_SEATS_GROUP, Registry, Workshop
+from spawners.seats import ALL_SEATS_GROUP, Ended, Registry, Workshop
 
 WORKSHOP_API_ROUTE = r"/api/aifactory/workshops/([a-z][a-z0-9]{1,15})"
 WORKSHOP_PAGE_ROUTE = r"/workshops"
+#: Seconds between the hub's looks for ended workshops whose seats it still holds.
+FORGET_EVERY = 30.0
 
 
 def group_of(db: Any, name: str) -> orm.Group:
@@ -64,21 +71,84 @@ class WorkshopAPIHandler(APIHandler):
 
     @needs_scope("admin:users")
     async def delete(self, name: str) -> None:
-        group = orm.Group.find(self.db, f"workshop-{name}")
-        stopped = 0
-        for member in list(group.users) if group is not None else []:
-            user = self.users[member]
-            for spawner_name, spawner in list(user.spawners.items()):
-                if spawner.active:
-                    await self.stop_single_user(user, spawner_name)
-                    stopped += 1
-            self.users.delete(user)
-        if group is not None:
-            self.db.delete(group)
-        if orm.Role.find(self.db, f"workshop-{name}-instructors") is not None:
-            roles.delete_role(self.db, f"workshop-{name}-instructors")
-        self.db.commit()
-        self.finish({"message": f"workshop {name}: {stopped} servers stopped, its seats forgotten by the hub"})
+        ended = self.registry.ended().get(name)
+        if ended is None:
+            raise web.HTTPError(404, f"workshop {name} has not ended (no {name}.ended in {self.registry.directory})")
+        stopped, forgotten = await forget_seats(self.db, self.users, self.stop_single_user, ended, ending=True)
+        self.finish({"message": f"workshop {name}: {stopped} servers stopped, {forgotten} seats forgotten by the hub"})
+
+
+async def forget_seats(
+    db: Any, users: Any, stop: Callable[[Any, str], Awaitable[Any]], ended: Ended, ending: bool
+) -> tuple[int, int]:
+    """The hub users of an ended workshop's seats that the hub made before its end go, with
+    their servers (stopped first), tokens and group memberships; so do the workshop's group
+    and instructors' role when it is ending, or has not been made again. (servers, users)."""
+    stopped = forgotten = 0
+    for seat in ended.seats:
+        orm_user = orm.User.find(db, seat)
+        if orm_user is None or not ended.made_before(orm_user.created):
+            continue
+        user = users[orm_user]
+        for spawner_name, spawner in list(user.spawners.items()):
+            if spawner.active:
+                await stop(user, spawner_name)
+                stopped += 1
+        users.delete(user)
+        forgotten += 1
+    group = orm.Group.find(db, f"workshop-{ended.name}")
+    if group is not None and (ending or not group.users):
+        db.delete(group)
+    role = f"workshop-{ended.name}-instructors"
+    if ending and orm.Role.find(db, role) is not None:
+        roles.delete_role(db, role)
+    db.commit()
+    return stopped, forgotten
+
+
+def keep_forgetting_ended_seats(registry: Registry) -> asyncio.Task | None:
+    """In the hub (called while its configuration loads): once it has started, and whenever
+    the registry changes, forget the seats of workshops that ended while it was down or
+    without telling it. Outside a running hub (a check of the configuration): nothing."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    task = loop.create_task(_forget_ended(registry))
+    _TASKS.add(task)
+    return task
+
+
+_TASKS: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+
+async def _forget_ended(registry: Registry) -> None:
+    from jupyterhub.app import JupyterHub
+
+    hub = JupyterHub.instance()
+    started = getattr(hub, "_start_future", None)  # set once the hub serves and its servers are checked
+    while started is None or not started.done():
+        await asyncio.sleep(1)
+        started = getattr(hub, "_start_future", None)
+
+    async def stop(user: Any, server: str) -> None:
+        await hub.proxy.delete_user(user, server)
+        await user.stop(server)
+
+    seen: dict[str, str] = {}
+    while True:
+        for ended in list(registry.ended().values()):
+            if seen.get(ended.name) == ended.at:
+                continue
+            try:
+                stopped, forgotten = await forget_seats(hub.db, hub.users, stop, ended, ending=False)
+            except Exception:  # one workshop's trouble must not end the look for the others
+                get_logger().exception("could not forget the seats of ended workshop %s", ended.name)
+                continue
+            seen[ended.name] = ended.at
+            if forgotten:
+                get_logger().info("workshop %s ended: %d seats, %d servers forgotten", ended.name, forgotten, stopped)
+        await asyncio.sleep(FORGET_EVERY)
 
 
 class WorkshopPage(BaseHandler):

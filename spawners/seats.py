@@ -9,6 +9,7 @@ starts (nbgitpuller: a later pull never overwrites what the student changed).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import re
@@ -122,6 +123,37 @@ def remove_workshop(directory: Path, name: str) -> None:
     (directory / f"{name}.yaml").unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A workshop that ended (``NAME.ended`` in the registry, root's): the hub forgets the hub
+    users of these seats that it made before ``at`` (their servers, tokens and groups), when
+    told, at its start, and whenever the registry changes; the next workshop of the name starts
+    afresh."""
+
+    name: str
+    seats: tuple[str, ...]
+    at: str  # UTC, ISO 8601 without a zone, as JupyterHub's users' "created"
+
+    @classmethod
+    def now(cls, name: str, seats: tuple[str, ...]) -> Ended:
+        at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        return cls(name=name, seats=tuple(seats), at=at.isoformat())
+
+    def made_before(self, created: datetime.datetime | None) -> bool:
+        return created is None or created < datetime.datetime.fromisoformat(self.at)
+
+
+def write_ended(directory: Path, ended: Ended) -> Path:
+    """Root's side: the end of a workshop, for the hub (replaced whole, as a workshop's file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{ended.name}.ended"
+    tmp = path.with_suffix(".ended-tmp")
+    tmp.write_text(yaml.safe_dump({"name": ended.name, "seats": list(ended.seats), "at": ended.at}, sort_keys=False))
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
+
+
 class Registry:
     """The workshops in the registry folder, read again when it changed (or after ``ttl`` s)."""
 
@@ -131,30 +163,40 @@ class Registry:
         self._read_at = 0.0
         self._mtime = -1.0
         self._workshops: dict[str, Workshop] = {}
+        self._ended: dict[str, Ended] = {}
 
     def workshops(self) -> dict[str, Workshop]:
+        self._refresh()
+        return self._workshops
+
+    def ended(self) -> dict[str, Ended]:
+        """The workshops that ended, whose seats the hub must not keep."""
+        self._refresh()
+        return self._ended
+
+    def _refresh(self) -> None:
         now = time.monotonic()
         try:
             mtime = self.directory.stat().st_mtime
         except FileNotFoundError:
             mtime = 0.0
         if mtime != self._mtime or now - self._read_at > self.ttl:
-            self._workshops, self._mtime, self._read_at = self._read(), mtime, now
-        return self._workshops
+            problem = registry_problem(self.directory)
+            if problem:
+                log.error("workshop registry ignored: %s", problem)
+            self._workshops = {} if problem else self._read("yaml", Workshop.from_data)
+            self._ended = {} if problem else self._read("ended", lambda d: Ended(d["name"], tuple(d["seats"]), d["at"]))
+            self._mtime, self._read_at = mtime, now
 
-    def _read(self) -> dict[str, Workshop]:
-        problem = registry_problem(self.directory)
-        if problem:
-            log.error("workshop registry ignored: %s", problem)
-            return {}
+    def _read(self, suffix: str, parse: Any) -> dict[str, Any]:
         found = {}
-        for path in sorted(self.directory.glob("*.yaml")) if self.directory.is_dir() else []:
+        for path in sorted(self.directory.glob(f"*.{suffix}")) if self.directory.is_dir() else []:
             try:
-                workshop = Workshop.from_data(yaml.safe_load(path.read_text()))
+                item = parse(yaml.safe_load(path.read_text()))
             except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
                 log.error("workshop file %s ignored: %s", path, e)
                 continue
-            found[workshop.name] = workshop
+            found[item.name] = item
         return found
 
     def seat_of(self, user: str) -> Workshop | None:
