@@ -3,11 +3,17 @@ config): a scheduler started in a JupyterLab job (``SLURMCluster()``, ``start_cl
 a ``LocalCluster``) notes its dashboard's link in the job's private folder, so that
 JupyterLab's Dask panel finds it by itself (``aifactory.session`` reports it).
 
-Outside a JupyterLab job (``AIFACTORY_DASHBOARDS`` unset) it does nothing.
+Any scheduler's dashboard answers on the node's loopback only: other tenants reach the
+node's address. The site's config asks for 127.0.0.1 already; a dashboard on all interfaces
+(a ``LocalCluster``'s ``:8787``, a user's own ``dashboard_address``) is moved there when the
+scheduler starts. Its owner opens it through her own server (``/user/NAME/proxy/PORT/``).
+
+Outside a JupyterLab job (``AIFACTORY_DASHBOARDS`` unset) no note is written.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -22,7 +28,31 @@ def _note_path(scheduler: Any) -> Path | None:
     return Path(folder) / f"{os.getpid()}-{id(scheduler)}.json" if folder else None
 
 
+def _on_loopback(scheduler: Any) -> Any:
+    """The scheduler's HTTP server, moved to 127.0.0.1 (same port when free) if it listens elsewhere."""
+    from distributed.comm import get_tcp_server_addresses
+    from tornado.httpserver import HTTPServer
+
+    server = scheduler.http_server
+    if all(ipaddress.ip_address(a[0]).is_loopback for a in get_tcp_server_addresses(server)):
+        return server
+    port = server.port
+    server.stop()
+    moved = HTTPServer(scheduler.http_application, ssl_options=server.ssl_options)
+    try:
+        moved.listen(port, "127.0.0.1")
+    except OSError:  # someone took the port in between: any other port of loopback
+        moved.listen(0, "127.0.0.1")
+    moved.address, moved.port = get_tcp_server_addresses(moved)[0][:2]
+    scheduler.http_server = moved
+    if "dashboard" in scheduler.services:
+        scheduler.services["dashboard"] = moved
+    return moved
+
+
 def dask_setup(scheduler: Any) -> None:
+    if getattr(scheduler, "http_server", None) is not None:
+        _on_loopback(scheduler)
     path = _note_path(scheduler)
     dashboard = getattr(scheduler, "services", {}).get("dashboard")
     if path is None or dashboard is None:

@@ -5,9 +5,10 @@ dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
 so root writes ``jobqueue.yaml`` into the users' venv when installing (``aifactory-config
 install-dask``), in a folder only root may change, and the hub only checks at start-up that
 it says what the site file says.  ``SLURMCluster()`` with no arguments then submits to the
-site's partition and QoS, with the kernel's Python.  Inside a notebook server the job script names the workers after
-the server's own job (DASK_JOBQUEUE__SLURM__NAME), which is how the spawner finds and
-cancels them when that server ends.
+site's partition and QoS, with the kernel's Python, and serves its dashboard on loopback.
+In a JupyterLab job it speaks TLS with credentials made for that job (job/launcher.py), and the
+job script names the workers after the server's own job (DASK_JOBQUEUE__SLURM__NAME), which
+is how the spawner finds and cancels them when that server ends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import yaml
 
 from hub.site import SiteConfig, SiteConfigError
 from spawners.jobscript import WORKER_JOB_PREFIX
+
+#: Where schedulers started by users serve their dashboards (aifactory.dashboard keeps them there).
+DASHBOARD_ADDRESS = "127.0.0.1:8787"
 
 
 def _memory_for_dask(slurm_memory: str) -> str:
@@ -54,9 +58,15 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
                 # Logs: in a notebook server, the user's ~/.aifactory/dask-logs (the job script sets
                 # log-directory); elsewhere SLURM's slurm-N.out where SLURMCluster is made.
                 "job-extra-directives": directives + ["--no-requeue"],
+                # The dashboard answers on the node's loopback only; its owner opens it through her
+                # own server (jupyter-server-proxy, DASHBOARD_LINK_ENV). The preload below keeps
+                # any other scheduler's (a LocalCluster's, a user's dashboard_address) there too.
+                "scheduler-options": {"dashboard_address": DASHBOARD_ADDRESS},
             }
         },
-        # A scheduler started in a JupyterLab job notes its dashboard for JupyterLab's Dask panel.
+        # A scheduler started in a JupyterLab job notes its dashboard for JupyterLab's Dask panel,
+        # and any scheduler's dashboard answers on loopback only. (TLS: the job's own credentials,
+        # which job/launcher.py makes and names in the job's environment.)
         "distributed": {"scheduler": {"preload": ["aifactory.dashboard"]}},
     }
 

@@ -17,6 +17,8 @@ def test_jobqueue_yaml_follows_the_site_config(tmp_path):
     assert slurm["queue"] == "acc" and slurm["cores"] == 4 and slurm["memory"] == "8GiB"
     assert "--qos=interactive" in slurm["job-extra-directives"] and "--no-requeue" in slurm["job-extra-directives"]
     assert slurm["python"] == "/opt/aifactory/venv/bin/python" and slurm["walltime"] == "01:00:00"
+    # The dashboard on the node's loopback, never on an address other tenants reach (issue 21).
+    assert slurm["scheduler-options"] == {"dashboard_address": "127.0.0.1:8787"}
     # Dask reads it as its own config (as it does from {sys.prefix}/etc/dask).
     loaded = dask.config.collect(paths=[str(tmp_path / "etc")], env={})
     assert loaded["jobqueue"]["slurm"]["queue"] == "acc"

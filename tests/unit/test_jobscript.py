@@ -199,3 +199,18 @@ def test_the_save_signal_and_the_warnings_follow_the_site_and_the_log_moves_to_o
     )
     no_signal = render(request(), COMMAND, ENV, times=SessionTimes((5,), 0))
     assert not any(d.startswith("#SBATCH --signal") for d in directives(no_signal))
+
+
+def test_what_the_user_makes_in_the_job_is_theirs_alone(tmp_path):
+    """Issue 21, hole 8: ~/.jupyter_ystore.db and the notebooks used to be 0644 in 0755 folders."""
+    probe = 'touch ~/made.txt; mkdir ~/made; stat -c "%a" ~/made.txt ~/made > ~/seen'
+    assert run_script(tmp_path, ["/bin/sh", "-c", probe]) == 0
+    assert (tmp_path / "seen").read_text().split() == ["600", "700"]
+
+
+def test_the_dask_credentials_folder_is_the_jobs_own_on_the_home_and_removed_at_the_end(tmp_path):
+    probe = 'stat -c "%a %U" "$AIFACTORY_DASK_TLS" > ~/seen; echo "$AIFACTORY_DASK_TLS" >> ~/seen'
+    assert run_script(tmp_path, ["/bin/sh", "-c", probe]) == 0
+    mode, folder = (tmp_path / "seen").read_text().splitlines()
+    assert mode.split()[0] == "700" and folder.startswith(str(tmp_path / ".aifactory" / "dask-tls" / "job-4242."))
+    assert not list((tmp_path / ".aifactory" / "dask-tls").iterdir()), "the credentials outlived the job"

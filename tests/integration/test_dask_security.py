@@ -1,0 +1,119 @@
+"""Issue 21, hole 1: another tenant cannot use alice's Dask cluster. Alice starts the site's
+``SLURMCluster()`` in her own kernel, as users do; bob, from a process of his own on another
+compute node (and on hers), tries what a hostile colleague would: his ``Client`` without
+credentials, his ``Client`` with TLS credentials of his own making, his own worker joining her
+scheduler, and ``curl`` at her dashboard's port. Each is refused; alice's own client works and
+her dashboard opens through her server, for her only."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from .conftest import LOGIN_NODE, REPO, VENV, HubProcess, cluster_nodes, execute_in_kernel, job_node, queued_jobs
+
+ALICE_CLUSTER = """
+import getpass
+from dask.distributed import Client
+from dask_jobqueue import SLURMCluster
+cluster = SLURMCluster()
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=180)
+print("SCHEDULER", cluster.scheduler_address)
+print("DASHBOARD", client.scheduler_info()["services"]["dashboard"])
+print("LINK", client.dashboard_link)
+print("OWNER", client.run_on_scheduler(getpass.getuser))
+"""
+
+ALICE_CLIENT = """
+import getpass
+from dask.distributed import Client
+client = Client({scheduler!r}, timeout=10)
+"""
+
+WORKERS = """
+print("WORKERS", len(client.scheduler_info()["workers"]), *sorted(set(client.run(getpass.getuser).values())))
+"""
+
+#: Bob's Client at alice's scheduler: plain, then with TLS credentials he made himself.
+BOB_CLIENT = """
+import getpass, sys
+from distributed import Client
+from distributed.security import Security
+host_port = sys.argv[1].split("://", 1)[1]
+for label, address, security in [("plain", "tcp://" + host_port, None),
+                                  ("own-tls", "tls://" + host_port, Security.temporary())]:
+    try:
+        with Client(address, security=security, timeout=10) as c:
+            print("BOB", label, "ANSWERED", c.run_on_scheduler(getpass.getuser), flush=True)
+    except Exception as e:
+        print("BOB", label, "REFUSED", type(e).__name__, flush=True)
+"""
+
+
+def printed(output: str, label: str) -> list[str]:
+    (line,) = [line for line in output.splitlines() if line.startswith(label + " ")]
+    return line.split()[1:]
+
+
+def as_bob(node: str, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """A process of bob's own on a compute node, or on the login node (his view of the network)."""
+    on_node = ["bash", "cluster/minicluster.sh", "on-node", node] if node != LOGIN_NODE.name else []
+    command = [*on_node, "runuser", "-u", "bob", "--", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+
+
+def other_gpp_node(node: str) -> str:
+    return next(n for n, info in cluster_nodes().items() if info.partition == "gpp" and n != node)
+
+
+@pytest.fixture
+def alice_cluster(clean: HubProcess):
+    hub = clean
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    output = execute_in_kernel(hub, "alice", token, ALICE_CLUSTER)
+    (job_id,) = queued_jobs("alice")
+    return hub, token, output, job_node(job_id)
+
+
+@pytest.mark.slow
+def test_bob_cannot_use_alices_dask_cluster(alice_cluster):
+    hub, token, output, alice_node = alice_cluster
+    other = other_gpp_node(alice_node)
+    scheduler = printed(output, "SCHEDULER")[0]
+    assert printed(output, "OWNER") == ["alice"], output  # her own client works
+
+    # Bob's Client, from his process on another node and on hers: refused, never answered.
+    for node in (other, alice_node):
+        bob = as_bob(node, f"{VENV}/bin/python", "-c", BOB_CLIENT, scheduler)
+        assert "ANSWERED" not in bob.stdout, f"bob used alice's scheduler from {node}: {bob.stdout}"
+        assert bob.stdout.count("REFUSED") == 2, bob.stdout + bob.stderr
+
+    # Bob's own worker, started against her scheduler, is refused: she still has her one worker.
+    worker = as_bob(other, f"{VENV}/bin/python", "-m", "distributed.cli.dask_worker", scheduler,
+                    "--death-timeout", "15", "--nthreads", "1", "--no-dashboard", timeout=120)  # fmt: skip
+    assert worker.returncode != 0, worker.stderr[-2000:]
+    # (A second kernel of hers: the cluster's client lives in the first.)
+    after = execute_in_kernel(hub, "alice", token, ALICE_CLIENT.format(scheduler=scheduler) + WORKERS)
+    assert printed(after, "WORKERS") == ["1", "alice"], after
+
+
+@pytest.mark.slow
+def test_bobs_curl_cannot_reach_alices_dashboard(alice_cluster):
+    hub, token, output, alice_node = alice_cluster
+    nodes = cluster_nodes()
+    port = printed(output, "DASHBOARD")[0]
+    address = nodes[alice_node].address
+    for node in (other_gpp_node(alice_node), LOGIN_NODE.name, alice_node):
+        curl = as_bob(node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                      f"http://{address}:{port}/status")  # fmt: skip
+        assert curl.stdout.strip() == "000", f"alice's dashboard answered bob on {node}: HTTP {curl.stdout}"
+
+    # Her link opens through her own server, for her and no one else.
+    link = printed(output, "LINK")[0]
+    assert link == f"/user/alice/proxy/{port}/status", link
+    assert hub.get(link, token).status_code == 200
+    assert hub.get(link, hub.user_token("bob")).status_code == 403
