@@ -24,12 +24,10 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 from traitlets.log import get_logger
 
-from spawners.seats import ALL_SEATS_GROUP, Ended, Registry, Workshop
+from spawners.seats import ALL_SEATS_GROUP, FORGET_EVERY, Ended, Registry, Workshop
 
 WORKSHOP_API_ROUTE = r"/api/aifactory/workshops/([a-z][a-z0-9]{1,15})"
 WORKSHOP_PAGE_ROUTE = r"/workshops"
-#: Seconds between the hub's looks for ended workshops whose seats it still holds.
-FORGET_EVERY = 30.0
 
 
 def group_of(db: Any, name: str) -> orm.Group:

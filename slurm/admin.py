@@ -36,6 +36,10 @@ class SlurmAdmin:
         out = self._run("sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", "format=Account")
         return [a for a in out.split() if a]
 
+    def users(self) -> set[str]:
+        """Every user SLURM's database knows (a workshop must not take one over)."""
+        return set(self._run("sacctmgr", "-n", "-P", "show", "user", "format=User").split())
+
     def ensure_user(self, user: str, account: str) -> None:
         """``user`` may run jobs in ``account``, its default account."""
         if account not in self.associations(user):

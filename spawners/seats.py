@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 WORKSHOP_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
 #: Every seat of every workshop is also in this hub group (the culler's seat timeout covers it).
 ALL_SEATS_GROUP = "workshop-seats"
+#: Seconds between the hub's looks for ended workshops whose seats it still holds.
+FORGET_EVERY = 30.0
 
 
 def seat_name(workshop: str, number: int) -> str:

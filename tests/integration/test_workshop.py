@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import VENV, HubProcess, job_node, launch, queued_jobs, sh
+from .conftest import VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh
 
 INSTRUCTOR_ARCHIVES = Path("/home/instructor/workshop-archives")
 
@@ -61,9 +62,10 @@ def test_a_workshop_from_one_file_to_its_archive(ws_hub: HubProcess, places: dic
     hub = ws_hub
     name = "ws" + secrets.token_hex(3)
     seats = [f"{name}-0{i}" for i in (1, 2, 3)]
-    materials = tmp_path / "materials"
+    materials = places["top"] / f"materials-{name}"  # the instructor's: read as the instructor
     materials.mkdir()
     (materials / "lesson.md").write_text("# Lesson 1\n")
+    shutil.chown(materials, "instructor", "instructor")
     spec = write_workshop_file(tmp_path, name, materials)
     try:
         made = workshop_cli(hub, "create", str(spec))
@@ -88,6 +90,7 @@ def test_a_workshop_from_one_file_to_its_archive(ws_hub: HubProcess, places: dic
         assert sh("squeue", "-h", "-j", job_id, "-o", "%v").strip() == name
         home = Path(sh("getent", "passwd", seat).split(":")[5])
         assert (home / name / "lesson.md").read_text() == "# Lesson 1\n"
+        assert oct(home.stat().st_mode & 0o777) == "0o700"  # seats are strangers to each other
 
         # The instructor reaches the seat's server; another user does not.
         assert hub.through_proxy(seat, hub.user_token("instructor")).status_code == 200
@@ -150,3 +153,107 @@ def test_a_wrong_workshop_file_is_named_key_by_key(ws_hub: HubProcess, tmp_path:
     for expected in ("key 'seat': unknown key (did you mean 'seats'?)", "key 'name': value 'Bad Name' is not accepted",
                      "key 'seats': value 0 is not accepted"):  # fmt: skip
         assert expected in result.stderr, result.stderr
+
+
+def bare_workshop(directory: Path, name: str, seats: int = 1) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "title": "t", "end": "2099-01-01T12:00", "seats": seats,
+                                    "instructors": ["instructor"], "preset": "workshop"}))  # fmt: skip
+    return path
+
+
+def exists(*argv: str) -> bool:
+    return subprocess.run(list(argv), capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("what", ["account", "reservation", "user"])
+def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess, places, tmp_path: Path, what: str):
+    """An account (with a member), a reservation or a user NAME-02 that the workshop did not
+    make: create refuses, names it, makes nothing, and changes nothing of it."""
+    name = what[:3] + secrets.token_hex(3)
+    mine = {
+        "account": [["sacctmgr", "-i", "add", "account", name, "description=theirs", f"organization={name}"],
+                    ["sacctmgr", "-i", "add", "user", "alice", f"account={name}"]],
+        "reservation": [["scontrol", "create", "reservation", f"ReservationName={name}", "StartTime=now",
+                         "Duration=120", "Users=alice", "CoreCnt=1", "PartitionName=gpp"]],
+        "user": [["useradd", "-m", f"{name}-02"], ["chpasswd"]],
+    }[what]  # fmt: skip
+    show = {
+        "account": ["sacctmgr", "-n", "-P", "show", "assoc", f"account={name}", "format=User,QOS,DefaultQOS"],
+        "reservation": ["scontrol", "show", "reservation", name, "-o"],
+        "user": ["getent", "shadow", f"{name}-02"],
+    }[what]
+    try:
+        for argv in mine:
+            subprocess.run(argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True, check=True,
+                           capture_output=True)  # fmt: skip
+        before = sh(*show)
+        made = workshop_cli(ws_hub, "create", str(bare_workshop(tmp_path, name, seats=3)))
+        assert made.returncode == 1 and "Traceback" not in made.stderr, made.stdout + made.stderr
+        named = {"account": f"SLURM account {name!r}", "reservation": f"reservation {name!r}",
+                 "user": f"user {name + '-02'!r}"}[what]  # fmt: skip
+        assert named in made.stderr and "not made by this workshop" in made.stderr, made.stderr
+        assert sh(*show) == before
+        assert not exists("id", f"{name}-01") and not (places["registry"] / f"{name}.yaml").exists()
+        accounts = sh("sacctmgr", "-n", "-P", "show", "account", name, "format=Account").split()
+        assert accounts == ([name] if what == "account" else [])
+        ended = workshop_cli(ws_hub, "end", name)
+        assert ended.returncode == 0 and sh(*show) == before, ended.stderr
+    finally:
+        workshop_cli(ws_hub, "end", name)
+        subprocess.run(["scontrol", "delete", f"ReservationName={name}"], capture_output=True)
+        subprocess.run(["sacctmgr", "-i", "delete", "user", "alice", f"account={name}"], capture_output=True)
+        subprocess.run(["sacctmgr", "-i", "delete", "account", name], capture_output=True)
+        subprocess.run(["userdel", "-r", f"{name}-02"], capture_output=True)
+
+
+def test_end_kills_what_a_seat_left_running_outside_slurm(ws_hub: HubProcess, tmp_path: Path):
+    """A seat's process on the login node and on a compute node (started outside SLURM, so
+    scancel does not reach it) cannot outlive the seat: it could swap folders for links while
+    its home is archived."""
+    name = "kill" + secrets.token_hex(3)
+    seat = f"{name}-01"
+    try:
+        assert workshop_cli(ws_hub, "create", str(bare_workshop(tmp_path, name))).returncode == 0
+        as_seat = ["setpriv", f"--reuid={seat}", f"--regid={seat}", "--init-groups"]
+        left = [
+            subprocess.Popen([*as_seat, "sleep", "1000"], cwd="/", start_new_session=True),
+            subprocess.Popen(on_node("mn5-g01", *as_seat, "sleep", "1000"), cwd="/", start_new_session=True),
+        ]
+        time.sleep(1)
+        assert len(sh("pgrep", "-u", seat).split()) == 2
+        ended = workshop_cli(ws_hub, "end", name)
+        assert ended.returncode == 0, ended.stderr
+        assert all(p.wait(10) is not None for p in left) and not exists("id", seat)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", seat], capture_output=True)
+        workshop_cli(ws_hub, "end", name)
+
+
+def test_a_hub_down_during_end_forgets_the_seats_when_it_starts(ws_hub: HubProcess, places, tmp_path: Path):
+    """The seat's hub user, its token and the workshop's group must not pass to the next
+    workshop of the same name, even when the hub did not answer during end."""
+    hub = ws_hub
+    name = "down" + secrets.token_hex(3)
+    seat = f"{name}-01"
+    spec = bare_workshop(tmp_path, name)
+    try:
+        assert workshop_cli(hub, "create", str(spec)).returncode == 0
+        password = next(csv.DictReader(io.StringIO((places["state_dir"] / name / "seats.csv").read_text())))
+        hub.login(seat, password["password"])
+        old_token = hub.user_token(seat)
+        assert hub.get("/hub/api/user", old_token).json()["name"] == seat
+        ended: list[subprocess.CompletedProcess] = []
+        hub.kill_and_restart(between=lambda: ended.append(workshop_cli(hub, "end", name)))
+        deadline = time.monotonic() + 30
+        while hub.api("GET", f"/users/{seat}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert hub.api("GET", f"/users/{seat}").status_code == 404
+        assert hub.api("GET", f"/groups/workshop-{name}").status_code == 404
+        assert ended[0].returncode == 0 and "the hub forgets its seats when it starts" in ended[0].stdout, ended[0]
+        # The next workshop of that name: a new seat, whom the old token does not reach.
+        assert workshop_cli(hub, "create", str(spec)).returncode == 0
+        hub.ensure_user(seat)
+        assert hub.get("/hub/api/user", old_token).status_code == 403
+    finally:
+        workshop_cli(hub, "end", name)
