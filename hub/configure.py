@@ -161,6 +161,11 @@ def update_front(c: Config, site: SiteConfig) -> None:
         c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
     if hub.user_subdomains:
         c.JupyterHub.subdomain_host = f"{front.scheme}://{front.netloc}"
+        # Users' origins are children of the hub's host, so a page a user serves may set cookies
+        # for the hub's whole domain.  A __Host- cookie is host-only by the browser's own rule:
+        # none of theirs can stand in for a hub login (or a server's).  Browsers take such
+        # cookies over https only.
+        c.JupyterHub.cookie_host_prefix_enabled = front.scheme == "https"
     if hub.internal_ssl:
         # The proxy checks the hub's certificate against the host the browser asked for, and the
         # servers on compute nodes against the host they reach the hub at.

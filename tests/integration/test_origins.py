@@ -10,6 +10,7 @@ default), served over https with the demo's own CA and wildcard certificate, it 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import pwd
@@ -29,25 +30,26 @@ from tests.harness import HUB_USER, demo_password, free_port
 from .conftest import REPO, HubProcess, chromium_page, launch
 
 ATTACK_PAGE = REPO / "tests" / "data" / "attack" / "steal-token.html"
+TOSS_LOGIN_PAGE = REPO / "tests" / "data" / "attack" / "toss-login-cookie.html"
 MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
 
 
-@pytest.fixture
-def bob_serves_a_page() -> Iterator[str]:
-    """Bob's server config adds a folder of his to the files served without login; returns the
-    page's path under his server's URL.  Bob's home is as it was afterwards."""
-    home = Path(pwd.getpwnam("bob").pw_dir)
+@contextlib.contextmanager
+def serving_a_page(user: str, page: Path) -> Iterator[str]:
+    """The user's server config adds a folder of theirs to the files served without login;
+    yields the page's path under their server's URL.  The home is as it was afterwards."""
+    home = Path(pwd.getpwnam(user).pw_dir)
     config_dir, pages = home / ".jupyter", home / "aifw-test-pages"
     config = config_dir / "jupyter_server_config.py"
     made_config_dir = not config_dir.exists()
     saved = config.read_bytes() if config.exists() else None
     config_dir.mkdir(exist_ok=True)
     pages.mkdir(exist_ok=True)
-    shutil.copy(ATTACK_PAGE, pages / ATTACK_PAGE.name)
+    shutil.copy(page, pages / page.name)
     config.write_text(f"c.ServerApp.extra_static_paths = [{str(pages)!r}]\n")
-    subprocess.run(["chown", "-R", "bob:bob", str(config_dir), str(pages)], check=True)
+    subprocess.run(["chown", "-R", f"{user}:{user}", str(config_dir), str(pages)], check=True)
     try:
-        yield f"static/{ATTACK_PAGE.name}"
+        yield f"static/{page.name}"
     finally:
         shutil.rmtree(pages, ignore_errors=True)
         if made_config_dir:
@@ -56,6 +58,12 @@ def bob_serves_a_page() -> Iterator[str]:
             config.unlink(missing_ok=True)
         else:
             config.write_bytes(saved)
+
+
+@pytest.fixture
+def bob_serves_a_page() -> Iterator[str]:
+    with serving_a_page("bob", ATTACK_PAGE) as path:
+        yield path
 
 
 @pytest.fixture
@@ -139,3 +147,33 @@ def test_on_its_own_origin_over_https_a_page_bob_serves_cannot_act_as_alice(bob_
         assert results["blind"] == "sent" and tokens_made_by_the_page(hub) == []
     finally:
         hub.shutdown()
+
+
+@pytest.fixture
+def https_hub(demo_certs: Path) -> Iterator[HubProcess]:
+    """A hub as the demo runs it: https with the demo's CA, each user's server on its own origin."""
+    port = free_port()
+    front = {"port": port, "public_url": f"https://hub.localhost:{port}/", "ssl_cert": str(demo_certs / "hub.crt"),
+             "ssl_key": str(demo_certs / "hub.key")}  # fmt: skip
+    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"))
+    try:
+        yield hub
+    finally:
+        hub.shutdown()
+
+
+@pytest.mark.slow
+def test_a_page_on_alices_origin_cannot_sign_bob_in_as_alice(https_hub: HubProcess, demo_certs: Path):
+    """Issue 21, hole 15: user origins are children of the hub's host, so a page alice serves
+    could set a cookie for the hub's whole domain.  She tosses her own hub login onto it; bob
+    opens her link and then the hub: he must not be signed in as alice (login fixation)."""
+    hub = https_hub
+    login = next(c for c in hub.login("alice").cookies if c.name.endswith("jupyterhub-hub-login"))
+    host = hub.url.split("://", 1)[1].split(":")[0]
+    with serving_a_page("alice", TOSS_LOGIN_PAGE) as path:
+        hub.start_ready("alice")
+        with chromium_page(f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}") as page:
+            page.goto(f"{hub.user_url('alice')}{path}#domain={host}&cookie={login.name}&value={login.value}")
+            page.wait_for_function("document.title === 'done'", timeout=60_000)
+            page.goto(f"{hub.url}/hub/home")
+            assert "/hub/login" in page.url, f"bob's browser reached {page.url} signed in with alice's login"

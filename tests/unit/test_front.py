@@ -32,6 +32,11 @@ def test_each_users_server_gets_its_own_origin_under_the_public_host():
     assert c.JupyterHub.subdomain_host == "https://hub.example.eu"
     assert c.JupyterHub.public_url == "https://hub.example.eu/"
     assert "ssl_cert" not in c.JupyterHub
+    # Host-only login and server cookies (__Host-): no user's origin can toss one (issue 21, hole 15).
+    assert c.JupyterHub.cookie_host_prefix_enabled is True
+    c = Config()
+    update_front(c, site(public_url="http://hub.localhost:8000/"))
+    assert c.JupyterHub.cookie_host_prefix_enabled is False  # browsers take __Host- over https only
 
 
 def test_one_origin_for_everyone_only_when_the_site_says_so():
