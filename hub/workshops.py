@@ -27,6 +27,7 @@ its rule: :data:`WORKSHOP_KEYS`)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import grp
@@ -38,6 +39,7 @@ import posixpath
 import pwd
 import secrets
 import shutil
+import signal
 import ssl
 import stat
 import subprocess
@@ -196,15 +198,34 @@ def as_user(name: str) -> dict[str, Any]:
             "umask": 0o077, "env": env, "cwd": "/"}  # fmt: skip
 
 
+def processes_of(uid: int) -> list[int]:
+    """The live processes (not zombies) that run with ``uid``, real or effective."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except (OSError, ValueError):
+            continue  # a process that just ended
+        uids = [int(x) for x in status.get("Uid", "").split()[:2]]
+        if entry.name.isdigit() and uid in uids and not status.get("State", "").strip().startswith("Z"):
+            found.append(int(entry.name))
+    return found
+
+
 def kill_processes_of(user: str) -> None:
     """Every process of ``user`` on this machine, killed until none is left (a process outside
     SLURM, which scancel does not reach, could otherwise swap a folder for a link while its
     home is archived; the mini cluster's nodes share this machine's process table)."""
+    uid = pwd.getpwnam(user).pw_uid
     for _ in range(50):
-        if subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True).returncode == 1:  # 1: none
+        pids = processes_of(uid)
+        if not pids:
             return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
-    raise WorkshopError(f"the processes of {user} do not end (pkill -KILL -u {user})")
+    raise WorkshopError(f"the processes of {user} do not end: {', '.join(map(str, processes_of(uid)))}")
 
 
 @dataclass
