@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import pwd
 import re
 import subprocess
@@ -22,9 +23,11 @@ ALLOWED = {
 }
 
 
-def as_hub(*argv: str) -> subprocess.CompletedProcess:
-    as_user = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
-    return subprocess.run([*as_user, *argv], capture_output=True, text=True, cwd="/tmp")
+AS_HUB = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
+
+
+def as_hub(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*AS_HUB, *argv], input=stdin, capture_output=True, text=True, cwd="/tmp")
 
 
 def test_the_hub_and_its_proxy_do_not_run_as_root(hub: HubProcess):
@@ -120,20 +123,19 @@ def test_one_demo_user_cannot_read_anothers_home():
     assert listing.returncode != 0 and "Permission denied" in listing.stderr, listing.stdout
 
 
-def test_the_hub_account_cannot_read_password_hashes():
+def test_the_hub_account_cannot_read_password_hashes(hub: HubProcess):
     """A compromised hub reads root's hash (issue 21, hole 10): passwords are checked by a
     root-owned helper, and the hub is in no group that reads /etc/shadow."""
     read = as_hub("cat", "/etc/shadow")
     assert read.returncode != 0 and "Permission denied" in read.stderr
     assert HUB_USER not in sh("getent", "group", "shadow").strip().split(":")[-1].split(",")
+    groups = re.search(r"^Groups:(.*)$", Path(f"/proc/{hub.process.pid}/status").read_text(), re.M).group(1).split()
+    assert str(grp.getgrnam("shadow").gr_gid) not in groups  # the running hub's own groups
 
 
 def check_password(user: str, password: str) -> subprocess.CompletedProcess:
     """What the hub's authenticator asks (hub/check_password.py): yes, no, or refused."""
-    helper = str(VENV.parent / "libexec" / "aifactory-check-password")
-    as_user = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
-    return subprocess.run([*as_user, "sudo", "-n", helper, user], input=password, capture_output=True, text=True,
-                          cwd="/tmp")  # fmt: skip
+    return as_hub("sudo", "-n", str(VENV.parent / "libexec" / "aifactory-check-password"), user, stdin=password)
 
 
 def test_the_password_helper_answers_yes_or_no_for_members_only():
@@ -192,6 +194,24 @@ def test_make_hub_stop_kills_nothing_but_the_hubs_own_process():
                 path.unlink(missing_ok=True)
             else:
                 path.write_text(text)
+
+
+def test_make_hub_stop_stops_the_hub_it_started():
+    """The other side of the check above: a jupyterhub of the hub account, whose pid root wrote
+    as it started it, is stopped (a stand-in: the demo's hub-start would start a real hub)."""
+    pid_file = Path(make_variable("HUB_PID"))
+    saved = pid_file.read_text() if pid_file.is_file() else None
+    sleeper = ["/usr/bin/python3", "-c", "import time; time.sleep(300)"]
+    stand_in = subprocess.Popen([*AS_HUB, *sleeper, str(VENV / "bin" / "jupyterhub"), "-f", "x.py"], cwd="/tmp")
+    try:
+        pid_file.write_text(f"{stand_in.pid}\n")
+        stop = subprocess.run(["make", "-s", "-C", str(REPO), "hub-stop"], capture_output=True, text=True)
+        assert stop.returncode == 0 and "hub stopped" in stop.stdout, stop
+        assert stand_in.wait(timeout=10) == -15 and not pid_file.exists()
+    finally:
+        stand_in.kill()
+        if saved is not None:
+            pid_file.write_text(saved)
 
 
 def test_the_hub_cannot_plant_a_link_where_root_writes_the_demo_hubs_log():
