@@ -67,12 +67,21 @@ class Workshop:
         return f"workshop-{self.name}-instructors"
 
     def role(self) -> dict[str, Any]:
-        """The instructors' role: see, open and stop their seats' servers, and nobody else's."""
+        """The instructors' role: see, open and stop their seats' servers, and nobody else's.
+
+        A seat's server checks a token's scopes without the hub's database, so it cannot tell
+        that its owner is in the group: the role names each seat for ``access:servers`` too."""
         group = f"!group={self.group}"
         return {
             "name": self.instructor_role,
             "description": f"Instructors of workshop {self.name}: its seats' servers",
-            "scopes": [f"access:servers{group}", f"servers{group}", f"read:users{group}", f"list:users{group}"],
+            "scopes": [
+                f"access:servers{group}",
+                *(f"access:servers!user={seat}" for seat in self.seats),
+                f"servers{group}",
+                f"read:users{group}",
+                f"list:users{group}",
+            ],  # fmt: skip
             "users": list(self.instructors),
         }
 

@@ -83,7 +83,8 @@ def test_instructors_reach_their_seats_servers_and_nobody_elses():
     role = workshop().role()
     assert role["users"] == ["instructor"]
     assert set(role["scopes"]) == {f"{s}!group=workshop-climate" for s in
-                                   ("access:servers", "servers", "read:users", "list:users")}  # fmt: skip
+                                   ("access:servers", "servers", "read:users", "list:users")} | {
+        "access:servers!user=climate-01", "access:servers!user=climate-02"}  # fmt: skip
 
 
 def test_a_seats_job_goes_to_its_reservation_with_its_materials(tmp_path):
