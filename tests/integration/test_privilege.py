@@ -12,7 +12,7 @@ from pathlib import Path
 from hub.check_password import NO, REFUSED, YES
 from tests.harness import demo_password
 
-from .conftest import REPO, VENV, HubProcess, sh
+from .conftest import CLUSTER, REPO, VENV, HubProcess, sh
 
 HUB_USER = "aifactory-hub"
 ALLOWED = {
@@ -121,6 +121,19 @@ def test_one_demo_user_cannot_read_anothers_home():
     alice = pwd.getpwnam("alice").pw_dir
     listing = subprocess.run(["runuser", "-u", "bob", "--", "ls", "-a", alice], capture_output=True, text=True)
     assert listing.returncode != 0 and "Permission denied" in listing.stderr, listing.stdout
+
+
+def test_a_demo_home_made_before_is_made_private_when_the_cluster_starts():
+    """A machine where an older minicluster.sh made bob's home 0755: the start's user step
+    (`minicluster.sh users`, run by `start`) closes it."""
+    home = Path(pwd.getpwnam("bob").pw_dir)
+    home.chmod(0o755)
+    try:
+        made = subprocess.run(["bash", str(CLUSTER), "users"], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        assert home.stat().st_mode & 0o777 == 0o700
+    finally:
+        home.chmod(0o700)
 
 
 def test_the_hub_account_cannot_read_password_hashes(hub: HubProcess):
