@@ -5,9 +5,11 @@ actions, one JSON line each, appended to a file only the hub can write; admins r
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,14 +28,34 @@ _TARGET = re.compile(r"/hub/(?:api/users|spawn|spawn-pending)/([^/?]+)")
 MAX_ENTRIES = 10_000
 
 
-def client_address(request: Any) -> str:
+def client_address(request: Any, proxy_certificate: Path | None = None) -> str:
     """Who connected, as the proxy saw it: the last X-Forwarded-For entry, which
-    configurable-http-proxy appends; never X-Real-Ip, which any client may send."""
+    configurable-http-proxy appends, on the proxy's own connection only; never X-Real-Ip,
+    which any client may send.  Any other connection is named by its own address (with
+    internal_ssl a user's server certificate is also a client certificate the hub accepts, so
+    code on a compute node may reach the hub past the proxy, with a header of its choosing)."""
     forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded:
+    if forwarded and from_the_proxy(request, proxy_certificate):
         return forwarded.split(",")[-1].strip()
     address = getattr(request.connection.context, "address", None)
     return address[0] if isinstance(address, tuple) else str(address)
+
+
+def from_the_proxy(request: Any, proxy_certificate: Path | None) -> bool:
+    """The connection is the proxy's: over TLS (internal_ssl), it presented the proxy's own
+    client certificate (``proxy_certificate``, PEM); in plain HTTP it comes from this machine
+    (the proxy runs beside the hub: a compute node's address is another)."""
+    sock = getattr(getattr(request.connection, "stream", None), "socket", None)
+    if isinstance(sock, ssl.SSLSocket):
+        try:
+            proxy = ssl.PEM_cert_to_DER_cert(proxy_certificate.read_text()) if proxy_certificate else None
+        except (OSError, ValueError):
+            return False
+        return proxy is not None and sock.getpeercert(binary_form=True) == proxy
+    if sock is None:
+        return False
+    peer, local = sock.getpeername()[0], sock.getsockname()[0]
+    return peer == local or ipaddress.ip_address(peer.removeprefix("::ffff:")).is_loopback
 
 
 def acts_on_others(path: str, actor: str) -> bool:
@@ -52,8 +74,11 @@ def acts_on_others(path: str, actor: str) -> bool:
 class AuditLog:
     """Appends events; never rewrites (O_APPEND), so nothing recorded is lost or changed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, proxy_certificate: Path | None = None) -> None:
         self.path = path
+        #: internal_ssl: the proxy's client certificate, the one connection whose
+        #: X-Forwarded-For is believed over TLS (see client_address).
+        self.proxy_certificate = proxy_certificate
 
     def record(self, event: str, **fields: Any) -> None:
         entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event, **fields}
@@ -71,7 +96,7 @@ class AuditLog:
 
     # -- hooks JupyterHub calls ------------------------------------------------------
     def on_login(self, authenticator: Any, handler: Any, auth_model: dict[str, Any]) -> dict[str, Any]:
-        self.record("login", user=auth_model["name"], ip=client_address(handler.request))
+        self.record("login", user=auth_model["name"], ip=client_address(handler.request, self.proxy_certificate))
         return auth_model
 
     def log_request(self, handler: Any) -> None:
@@ -83,7 +108,7 @@ class AuditLog:
         if request.method not in _CHANGES or actor is None or not acts_on_others(request.path, actor.name):
             return
         self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),
-                    ip=client_address(request), method=request.method, path=request.path,
+                    ip=client_address(request, self.proxy_certificate), method=request.method, path=request.path,
                     status=handler.get_status())  # fmt: skip
 
 

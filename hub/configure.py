@@ -29,7 +29,7 @@ from hub.database import database_problem, db_kwargs, shown_url
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
-from hub.tls import front_certificate_problems, internal_certificate_problems
+from hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
 from spawners.gallery import Gallery
 from spawners.seats import Registry, registry_problem
@@ -339,7 +339,8 @@ def update_spawner(
 def configure(c: Config, site: SiteConfig) -> Services:
     """Apply ``site`` to the traitlets config object ``c`` of jupyterhub_config.py."""
     state = prepare_state_dir(site)
-    audit = AuditLog(state / "audit.log")
+    proxy = internal_certificate(site.hub.internal_certs_dir, "proxy-client") if site.hub.internal_ssl else None
+    audit = AuditLog(state / "audit.log", proxy_certificate=proxy)
     update_hub(c, site, audit)
     update_front(c, site)
     update_brand(c, site)

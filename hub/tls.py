@@ -74,11 +74,17 @@ def certificate_names(cert: x509.Certificate) -> list[str]:
     )
 
 
+def internal_certificate(internal_certs: Path, component: str) -> Path:
+    """internal_ssl: where JupyterHub (certipy) keeps a component's certificate: "hub-internal",
+    the hub's own; "proxy-client", the one the proxy presents to the hub and the servers."""
+    return internal_certs / component / f"{component}.crt"
+
+
 def internal_certificate_problems(internal_certs: Path, host: str, key: str = "hub.public_url") -> list[str]:
     """internal_ssl: the hub's own certificate must name every host it is reached at: the one a
     browser asks for (the proxy checks it) and the one the jobs on compute nodes connect to. One
     made (and kept) before that host changed would fail every page, or every server's start."""
-    cert_file = internal_certs / "hub-internal" / "hub-internal.crt"
+    cert_file = internal_certificate(internal_certs, "hub-internal")
     if not cert_file.exists():
         return []  # the hub makes it at start-up, with these hosts' names
     names = list(dict.fromkeys(certificate_names(x509.load_pem_x509_certificate(cert_file.read_bytes()))))

@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ import yaml
 from cryptography import x509
 
 from hub.tls import certificate_names
+from tests.harness import demo_password
 
-from .conftest import HubProcess, cluster_nodes, job_node, launch, queued_jobs, sh
+from .conftest import VENV, HubProcess, cluster_nodes, job_node, launch, on_node, queued_jobs, sh
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,42 @@ def test_the_proxy_forwards_a_users_address_to_no_server_but_theirs(tls_hub: Hub
     finally:
         hub.stop("alice")
         hub.stop("bob")
+
+
+FORGE_LOGIN = """
+import re, sys, requests, urllib3
+urllib3.disable_warnings()
+hub, user, password, certs = sys.argv[1:5]
+s = requests.Session()
+s.cert = (f"{certs}/certfile.pem", f"{certs}/keyfile.pem")
+s.trust_env = False  # and the attacker need not check the hub's certificate: verify=False below
+s.headers["X-Forwarded-For"] = "198.51.100.66"  # a documentation address: only ever a header's text
+xsrf = re.search(r'name="_xsrf" value="([^"]+)"', s.get(f"{hub}/hub/login", timeout=30, verify=False).text).group(1)
+r = s.post(f"{hub}/hub/login?next=/hub/home", data={"username": user, "password": password, "_xsrf": xsrf}, timeout=60,
+           verify=False)
+print(r.status_code, r.url)
+"""
+
+
+@pytest.mark.slow
+def test_a_server_certificate_cannot_forge_the_audits_client_address(tls_hub: HubProcess):
+    """Issue 21, hole 16: with internal_ssl a user's own server certificate is a client
+    certificate the hub accepts.  Alice's code on her compute node connects to the hub directly,
+    past the proxy, with an X-Forwarded-For of its choosing: the audit must record her node."""
+    hub = tls_hub
+    hub.start_ready("alice")
+    (job_id,) = queued_jobs("alice")
+    try:
+        node = cluster_nodes()[job_node(job_id)]
+        (certs,) = Path("/tmp").glob(f"aifw-job-{job_id}.*/certs")
+        written = yaml.safe_load(hub.site_file.read_text())["hub"]
+        direct = f"https://{written['hub_ip']}:{written['hub_port']}"
+        forge = on_node(node.name, "runuser", "-u", "alice", "--", f"{VENV}/bin/python", "-c", FORGE_LOGIN, direct,
+                        "alice", demo_password("alice"), str(certs))  # fmt: skip
+        said = subprocess.run(forge, capture_output=True, text=True)
+        assert said.stdout.startswith("200 ") and "/hub/home" in said.stdout, said.stderr[-2000:]
+        log = hub.api("GET", "/aifactory/audit?n=50").json()["entries"]
+        login = [e for e in log if e["event"] == "login" and e["user"] == "alice"][-1]
+        assert login["ip"] == node.address, login
+    finally:
+        hub.stop("alice")
