@@ -51,10 +51,13 @@ class WorkshopAPIHandler(APIHandler):
         self.registry = registry
 
     @needs_scope("admin:users")
-    def post(self, name: str) -> None:
+    async def post(self, name: str) -> None:
         workshop = self.registry.workshops().get(name)
         if workshop is None:
             raise web.HTTPError(404, f"workshop {name} is not in the registry {self.registry.directory}")
+        ended = self.registry.ended().get(name)
+        if ended is not None:  # an earlier workshop of this name: its seats do not pass to this one's
+            await forget_seats(self.db, self.users, self.stop_single_user, ended, ending=False)
         seats = [self.user_from_username(seat).orm_user for seat in workshop.seats]
         group_of(self.db, workshop.group).users = seats
         everyone = group_of(self.db, ALL_SEATS_GROUP)

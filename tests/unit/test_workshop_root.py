@@ -175,6 +175,30 @@ def test_materials_with_a_link_out_of_their_folder_are_refused_by_name(tmp_path,
     assert (clone / "lesson.md").read_text() == "# Lesson\n" and os.readlink(clone / "intro.md") == "lesson.md"
 
 
+def test_a_repository_of_materials_is_read_as_the_instructor(tmp_path, users, root_only):
+    """A repository's link to a root-only file reaches the seats as a link, never its content."""
+    name, instructor = names()
+    users.make(instructor)
+    repo = f"/home/{instructor}/course"
+    git = ["git", "-C", repo, "-c", "user.name=i", "-c", "user.email=i@localhost"]
+    steps = [["git", "init", "-q", repo], ["sh", "-c", f"echo '# Lesson' > {repo}/lesson.md"],
+             ["ln", "-s", str(root_only / "f"), f"{repo}/answers.txt"], [*git, "add", "-A"],
+             [*git, "commit", "-q", "-m", "m"]]  # fmt: skip
+    for step in steps:
+        assert as_user(instructor, *step).returncode == 0, step
+    spec_file = tmp_path / "w.yaml"
+    spec_file.write_text(f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\n"
+                         f"materials: {repo}\n")  # fmt: skip
+    ws = workshops(tmp_path)
+    bundle = ws._materials(read_workshop_file(spec_file, DEFAULTS, lambda u: True)).repo
+    assert SECRET.encode() not in Path(bundle).read_bytes()
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "-b", "main", bundle, str(clone)], check=True)
+    assert (clone / "lesson.md").read_text() == "# Lesson\n" and os.readlink(clone / "answers.txt") == str(
+        root_only / "f"
+    )
+
+
 def test_seats_are_strangers_their_homes_are_their_own(tmp_path, users):
     name, _ = names()
     spec_file = tmp_path / "w.yaml"

@@ -1,6 +1,7 @@
 """Workshops without the cluster: the workshop file's checks, the registry the hub reads, a
 seat's job defaults and materials, and the idle cullers' services and roles."""
 
+import datetime
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,16 @@ from traitlets.config import Config
 
 from hub.culler import activity_interval, in_words, update_culler
 from hub.workshops import WorkshopError, read_workshop_file
-from spawners.seats import ALL_SEATS_GROUP, Materials, Registry, Workshop, registry_problem, write_workshop
+from spawners.seats import (
+    ALL_SEATS_GROUP,
+    Ended,
+    Materials,
+    Registry,
+    Workshop,
+    registry_problem,
+    write_ended,
+    write_workshop,
+)
 from spawners.services import Services
 
 from .defaults import DEFAULTS
@@ -69,6 +79,18 @@ def test_the_registry_is_read_again_when_a_workshop_is_written(tmp_path):
     write_workshop(tmp_path / "registry", workshop())
     assert registry.seat_of("climate-01") == workshop() and registry.seat_of("alice") is None
     assert registry.led_by("instructor") == [workshop()] and registry.led_by("alice") == []
+
+
+def test_an_ended_workshop_names_the_seats_the_hub_must_forget(tmp_path):
+    """Hub users made before the end go; one made after (the next workshop's seat) stays."""
+    registry = Registry(tmp_path / "registry")
+    write_workshop(tmp_path / "registry", workshop())
+    ended = Ended.now("climate", ("climate-01", "climate-02"))
+    write_ended(tmp_path / "registry", ended)
+    assert registry.ended() == {"climate": ended} and list(registry.workshops()) == ["climate"]
+    at = datetime.datetime.fromisoformat(ended.at)
+    assert ended.made_before(at - datetime.timedelta(microseconds=1)) and ended.made_before(None)
+    assert not ended.made_before(at) and not ended.made_before(at + datetime.timedelta(seconds=1))
 
 
 def test_a_registry_others_may_write_is_not_trusted(tmp_path):
