@@ -71,6 +71,8 @@ hub-user: $(PREFIX)/.system
 	@for g in $(USERS_GROUP) $(ADMINS_GROUP); do getent group $$g >/dev/null || groupadd --system $$g; done
 	@id -u $(HUB_USER) >/dev/null 2>&1 || useradd --system --home-dir $(STATE) --shell /usr/sbin/nologin $(HUB_USER)
 	@if id -nG $(HUB_USER) | tr ' ' '\n' | grep -qx shadow; then gpasswd -d $(HUB_USER) shadow >/dev/null; fi
+	@# The password helper, root's: hub/check_password.py in the venv's Python, isolated (-I), for
+	@# the groups whose members may sign in.
 	@tmp=$$(mktemp) && printf '#!%s -I\n# For the hub, through sudo: is this password right? (hub/check_password.py)\nfrom hub.check_password import main\n\nraise SystemExit(main(%s))\n' \
 	    '$(PY)' '["$(USERS_GROUP)", "$(ADMINS_GROUP)"]' > $$tmp \
 	  && install -d -o root -g root -m 755 $(LIBEXEC) && install -o root -g root -m 755 $$tmp $(LIBEXEC)/aifactory-check-password; rm -f $$tmp
