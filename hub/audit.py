@@ -36,9 +36,14 @@ def client_address(request: Any, proxy_certificate: Path | None = None) -> str:
     code on a compute node may reach the hub past the proxy, with a header of its choosing)."""
     forwarded = request.headers.get("X-Forwarded-For", "")
     if forwarded and from_the_proxy(request, proxy_certificate):
-        return forwarded.split(",")[-1].strip()
+        return plain_address(forwarded.split(",")[-1].strip())
     address = getattr(request.connection.context, "address", None)
-    return address[0] if isinstance(address, tuple) else str(address)
+    return plain_address(address[0] if isinstance(address, tuple) else str(address))
+
+
+def plain_address(address: str) -> str:
+    """An IPv4 address as such, also where a dual-stack socket gave it as ::ffff:a.b.c.d."""
+    return address.removeprefix("::ffff:") if "." in address else address
 
 
 def from_the_proxy(request: Any, proxy_certificate: Path | None) -> bool:
@@ -55,7 +60,7 @@ def from_the_proxy(request: Any, proxy_certificate: Path | None) -> bool:
     if sock is None:
         return False
     peer, local = sock.getpeername()[0], sock.getsockname()[0]
-    return peer == local or ipaddress.ip_address(peer.removeprefix("::ffff:")).is_loopback
+    return peer == local or ipaddress.ip_address(plain_address(peer)).is_loopback
 
 
 def acts_on_others(path: str, actor: str) -> bool:

@@ -21,7 +21,7 @@ from cryptography import x509
 from hub.tls import certificate_names
 from tests.harness import demo_password
 
-from .conftest import VENV, HubProcess, cluster_nodes, job_node, launch, on_node, queued_jobs, sh
+from .conftest import LOGIN_NODE, VENV, HubProcess, cluster_nodes, job_node, launch, on_node, queued_jobs, sh
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,8 @@ import re, sys, requests, urllib3
 urllib3.disable_warnings()
 hub, user, password, certs = sys.argv[1:5]
 s = requests.Session()
-s.cert = (f"{certs}/certfile.pem", f"{certs}/keyfile.pem")
+if certs != "-":
+    s.cert = (f"{certs}/certfile.pem", f"{certs}/keyfile.pem")
 s.trust_env = False  # and the attacker need not check the hub's certificate: verify=False below
 s.headers["X-Forwarded-For"] = "198.51.100.66"  # a documentation address: only ever a header's text
 xsrf = re.search(r'name="_xsrf" value="([^"]+)"', s.get(f"{hub}/hub/login", timeout=30, verify=False).text).group(1)
@@ -159,7 +160,7 @@ def test_a_server_certificate_cannot_forge_the_audits_client_address(tls_hub: Hu
     past the proxy, with an X-Forwarded-For of its choosing: the audit must record her node."""
     hub = tls_hub
     hub.start_ready("alice")
-    (job_id,) = queued_jobs("alice")
+    job_id = hub.server("alice")["state"]["job_id"]  # batchspawner's
     try:
         node = cluster_nodes()[job_node(job_id)]
         (certs,) = Path("/tmp").glob(f"aifw-job-{job_id}.*/certs")
@@ -169,6 +170,14 @@ def test_a_server_certificate_cannot_forge_the_audits_client_address(tls_hub: Hu
                         "alice", demo_password("alice"), str(certs))  # fmt: skip
         said = subprocess.run(forge, capture_output=True, text=True)
         assert said.stdout.startswith("200 ") and "/hub/home" in said.stdout, said.stderr[-2000:]
+        log = hub.api("GET", "/aifactory/audit?n=50").json()["entries"]
+        login = [e for e in log if e["event"] == "login" and e["user"] == "alice"][-1]
+        assert login["ip"] == node.address, login
+        # Through the proxy (the login node's public port), the address is still the one the proxy saw.
+        through = f"http://{LOGIN_NODE.address}:{written['port']}"
+        forge[forge.index(direct)], forge[-1] = through, "-"
+        said = subprocess.run(forge, capture_output=True, text=True)
+        assert said.stdout.startswith("200 "), said.stderr[-2000:]
         log = hub.api("GET", "/aifactory/audit?n=50").json()["entries"]
         login = [e for e in log if e["event"] == "login" and e["user"] == "alice"][-1]
         assert login["ip"] == node.address, login

@@ -46,6 +46,7 @@ def test_a_forwarded_address_from_anywhere_but_the_proxy_is_not_believed():
     """Issue 21, hole 16: code on a compute node that reaches the hub past the proxy."""
     node = request({"X-Forwarded-For": "192.0.2.7"}, peer=("10.77.0.11", 40000), local=("10.77.0.1", 8081))
     assert client_address(node) == "10.77.0.11"
+    assert client_address(request({}, peer=("::ffff:10.77.0.11", 40000))) == "10.77.0.11"
 
 
 def test_tail_gives_the_last_entries(tmp_path):
