@@ -107,8 +107,9 @@ def dask_credentials(folder: str, days: int = 30) -> dict[str, str]:
     environment variables) that makes every scheduler, worker and client of this job use them.
 
     Workers get them on their command line (``worker-extra-args``: a worker job need not inherit
-    this environment); ``shared-temp-directory`` is where dask-jobqueue writes the worker's copy
-    of credentials a user makes for one cluster (``SLURMCluster(security=True)``)."""
+    this environment), and serve their own dashboards on their node's loopback only (a worker's
+    listened on every interface); ``shared-temp-directory`` is where dask-jobqueue
+    writes the worker's copy of credentials a user makes for one cluster (``security=True``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -132,13 +133,12 @@ def dask_credentials(folder: str, days: int = 30) -> dict[str, str]:
     pkcs8 = serialization.PrivateFormat.PKCS8
     write_private(key_file, key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()).decode())
     write_private(cert_file, cert.public_bytes(serialization.Encoding.PEM).decode())
+    tls_args = ["--tls-ca-file", cert_file, "--tls-cert", cert_file, "--tls-key", key_file]
     env = {
         "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
         "DASK_DISTRIBUTED__COMM__DEFAULT_SCHEME": "tls",
         "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": cert_file,
-        "DASK_JOBQUEUE__SLURM__WORKER_EXTRA_ARGS": repr(
-            ["--tls-ca-file", cert_file, "--tls-cert", cert_file, "--tls-key", key_file]
-        ),
+        "DASK_JOBQUEUE__SLURM__WORKER_EXTRA_ARGS": repr([*tls_args, "--dashboard-address", "127.0.0.1:0"]),
         "DASK_JOBQUEUE__SLURM__SHARED_TEMP_DIRECTORY": folder,
     }
     for role in ("SCHEDULER", "WORKER", "CLIENT"):

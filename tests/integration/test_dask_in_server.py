@@ -20,6 +20,15 @@ client.wait_for_workers(1, timeout=180)
 print("LINK", client.dashboard_link)
 """
 
+#: Issue 21, hole 8: what the user makes in the job (here a file in the home) is theirs alone.
+UMASK = """
+import os, stat
+probe = os.path.expanduser("~/.aifw-umask-probe")
+open(probe, "w").close()
+print("MODE", oct(stat.S_IMODE(os.stat(probe).st_mode)))
+os.unlink(probe)
+"""
+
 
 DATAFRAME = """
 import pandas as pd
@@ -47,13 +56,15 @@ def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
     # The server offers the site's kernels only (no stock "Python 3 (ipykernel)" beside them).
     specs = hub.through_proxy("alice", token, "api/kernelspecs").json()
     assert set(specs["kernelspecs"]) == {"aifactory", "aifactory-climate"} and specs["default"] == "aifactory"
-    output = execute_in_kernel(hub, "alice", token, CODE + DATAFRAME)
+    output = execute_in_kernel(hub, "alice", token, CODE + DATAFRAME + UMASK)
     (job,) = worker_jobs("alice")
     assert job[1] == f"aifw-dask-{server_job}" and job[2] == "alice" and job[4] == "RUNNING"
     assert job[3] == sh("sacctmgr", "-n", "-P", "show", "user", "alice", "format=defaultaccount").strip()
 
     # A dataframe groupby (pandas with pyarrow) computed on the SLURM worker.
     assert "groups {'a': 20, 'b': 40, 'c': 60} on 1 worker(s), arrow" in output, output
+
+    assert "MODE 0o600" in output, output  # umask 077 in the job
 
     link = output.split("LINK ", 1)[1].split()[0]
     assert link.startswith("/user/alice/proxy/") and link.endswith("/status"), link

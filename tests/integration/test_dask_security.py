@@ -2,8 +2,8 @@
 ``SLURMCluster()`` in her own kernel, as users do; bob, from a process of his own on another
 compute node (and on hers), tries what a hostile colleague would: his ``Client`` without
 credentials, his ``Client`` with TLS credentials of his own making, his own worker joining her
-scheduler, and ``curl`` at her dashboard's port. Each is refused; alice's own client works and
-her dashboard opens through her server, for her only."""
+scheduler, and ``curl`` at her dashboard's port and at her worker's. Each is refused; alice's own
+client works and her dashboard opens through her server, for her only."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ client.wait_for_workers(1, timeout=180)
 print("SCHEDULER", cluster.scheduler_address)
 print("DASHBOARD", client.scheduler_info()["services"]["dashboard"])
 print("LINK", client.dashboard_link)
+(worker,) = client.scheduler_info()["workers"].values()
+print("WORKER_DASHBOARD", worker["host"], worker["services"]["dashboard"])
 print("OWNER", client.run_on_scheduler(getpass.getuser))
 """
 
@@ -107,10 +109,11 @@ def test_bobs_curl_cannot_reach_alices_dashboard(alice_cluster):
     nodes = cluster_nodes()
     port = printed(output, "DASHBOARD")[0]
     address = nodes[alice_node].address
+    worker_host, worker_port = printed(output, "WORKER_DASHBOARD")
     for node in (other_gpp_node(alice_node), LOGIN_NODE.name, alice_node):
-        curl = as_bob(node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
-                      f"http://{address}:{port}/status")  # fmt: skip
-        assert curl.stdout.strip() == "000", f"alice's dashboard answered bob on {node}: HTTP {curl.stdout}"
+        for url in (f"http://{address}:{port}/status", f"http://{worker_host}:{worker_port}/health"):
+            curl = as_bob(node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url)
+            assert curl.stdout.strip() == "000", f"alice's {url} answered bob on {node}: HTTP {curl.stdout}"
 
     # Her link opens through her own server, for her and no one else.
     link = printed(output, "LINK")[0]

@@ -84,9 +84,9 @@ def test_a_dask_cluster_spreads_over_both_gpp_nodes_in_one_computation(clean: Hu
     nodes = cluster_nodes()
     gpp = sorted(n.address for n in nodes.values() if n.partition == "gpp")
     output = execute_in_kernel(hub, "alice", hub.user_token("alice"), DASK_OVER_TWO_NODES)
-    # The scheduler runs in JupyterLab's job, on its node's address; the workers reach it across
+    # The scheduler runs in JupyterLab's job, on its node's address (TLS, issue 21); the workers reach it across
     # the cluster network from both gpp nodes, and one computation ran tasks on both.
-    assert printed(output, "SCHEDULER")[0].startswith(f"tcp://{nodes[node_of('alice')].address}:"), output
+    assert printed(output, "SCHEDULER")[0].startswith(f"tls://{nodes[node_of('alice')].address}:"), output
     assert printed(output, "HOSTS") == gpp, output
     assert printed(output, "NAMES") == sorted(n.name for n in nodes.values() if n.partition == "gpp"), output
     assert printed(output, "MEAN") == ["1.0"], output
