@@ -364,7 +364,7 @@ class Workshops:
             if not user_exists(seat):
                 argv = ["useradd", "-m", "-K", "HOME_MODE=0700", "-s", "/bin/bash"]
                 run(*argv, "-c", f"workshop {spec.name} seat {number}", *(["-G", group] if group else []), seat)
-                made.save(users=[*made.users, seat] if seat not in made.users else made.users)
+                made.save(users=sorted({*made.users, seat}))
                 known.pop(seat, None)
             passwords[seat] = known.get(seat) or secrets.token_urlsafe(9)
             run("chpasswd", stdin=f"{seat}:{passwords[seat]}\n")
@@ -380,6 +380,7 @@ class Workshops:
         a bundle; root takes both as data."""
         bare = self.state / spec.name / "materials.git"
         source, reader = spec.materials, spec.instructors[0]
+        source = source if "://" in source else os.path.abspath(source)  # the reader starts in /
         is_repo = "://" in source or (Path(source) / ".git").exists() or (Path(source) / "HEAD").exists()
         git = ["git", "-c", "user.name=AI Factory Workbench", "-c", "user.email=root@localhost"]
         if not bare.exists():
@@ -513,8 +514,8 @@ class Workshops:
             return
         seats = tuple(made.users)  # the seats this workshop made, and no other user
         write_ended(self.registry, Ended.now(name, seats))
-        told = self._tell_hub("DELETE", name, later=f"the hub forgets its seats when it starts (or within "
-                                                    f"{FORGET_EVERY:.0f} s, if it runs)")  # fmt: skip
+        later = f"the hub forgets its seats when it starts (or within {FORGET_EVERY:.0f} s, if it runs)"
+        self._tell_hub("DELETE", name, later=later)
         for seat in seats:
             if user_exists(seat):
                 self.slurm.cancel_jobs_of(seat)
@@ -543,8 +544,6 @@ class Workshops:
         write_ended(self.registry, Ended.now(name, seats))
         shutil.rmtree(state, ignore_errors=True)
         self.out(f"workshop {name} ended: seats, jobs, associations and reservation removed; archive: {archive}")
-        if not told:
-            self.out(f"workshop {name}: the hub forgets its seats when it starts")
 
     def _archive(self, workshop: Workshop) -> str:
         """Every seat's home in one file, a copy in each instructor's ~/workshop-archives.
