@@ -26,6 +26,7 @@ from hub.audit import AuditLog
 from hub.culler import append, note_culled, update_culler
 from hub.dask_config import check_dask_config
 from hub.database import database_problem, db_kwargs, shown_url
+from hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
@@ -126,10 +127,15 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.named_server_limit_per_user = hub.named_servers_per_user
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement, "announcement_spawn": last_end_notice}
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    if hub.user_sharing:
-        # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
-        # colleague needs read:users:name (a name's existence, never a list of users).
-        append(c, "load_roles", {"name": "user", "scopes": ["self", "shares!user", "read:users:name"]})
+    # Publishing needs a scope that users and servers' own tokens (aifactory-publish) carry and
+    # servers' OAuth clients are never allowed (hub/gallery_pages.py).
+    c.JupyterHub.custom_scopes = CUSTOM_SCOPES
+    append(c, "load_roles", {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
+                                                          PUBLISH_SCOPE]})  # fmt: skip
+    # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
+    # colleague needs read:users:name (a name's existence, never a list of users).
+    sharing = ["shares!user", "read:users:name"] if hub.user_sharing else []
+    append(c, "load_roles", {"name": "user", "scopes": ["self", PUBLISH_SCOPE, *sharing]})
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
     for service in services:
         append(c, "services", service)
