@@ -6,8 +6,13 @@ the filled spawn form for the user to confirm.
 * ``POST /hub/api/aifactory/gallery/publish/USER[/SERVER]`` ``{"path": ..., "title": ...}``:
   whoever may access that server (its user, or its own token from a terminal: see
   ``aifactory-publish``) publishes a notebook of it.  The hub reads the notebook from the
-  server itself, and records the server's accepted resources and the kernel's lock.
+  server itself (at most ``MAX_NOTEBOOK_BYTES``), and records the server's accepted
+  resources and the kernel's lock.
 * ``DELETE /hub/api/aifactory/gallery/ID``: its author or an admin withdraws it.
+
+Both act as the caller (:func:`gallery_caller`): someone signed in at the hub, or a token
+that carries ``PUBLISH_SCOPE``.  A token issued to a server's OAuth client never does: it is
+what a server gets from whoever opens it (a colleague, an admin), not their consent.
 * ``/hub/gallery``: every entry, what it needs, a Launch link.
 """
 
@@ -19,11 +24,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
+from jupyterhub.httpclient import fetch
 from jupyterhub.scopes import needs_scope
+from jupyterhub.user import User
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from spawners.gallery import Gallery
 
@@ -31,6 +38,25 @@ PUBLISH_ROUTE = r"/api/aifactory/gallery/publish/([^/]+)/?([^/]*)"
 ENTRY_ROUTE = r"/api/aifactory/gallery/([0-9a-f]{12})"
 GALLERY_PAGE_ROUTE = r"/gallery"
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+#: The scope that publishing and withdrawing need: every user's role and every server's own
+#: token carry it (hub/configure.py), servers' OAuth clients are never allowed it.
+PUBLISH_SCOPE = "custom:gallery:publish"
+CUSTOM_SCOPES = {PUBLISH_SCOPE: {"description": "Publish notebooks to the gallery and withdraw your entries."}}
+#: The hub's own OAuth client: its sessions' and API tokens' (a server's OAuth client is jupyterhub-user-...).
+HUB_CLIENT = "jupyterhub"
+
+
+def gallery_caller(handler: BaseHandler) -> User:
+    """Who publishes or withdraws: a user signed in at the hub, or by a token of theirs that
+    carries PUBLISH_SCOPE and was not issued to a server's (or service's) OAuth client."""
+    user = handler.current_user
+    token = handler.get_token()
+    client = token.oauth_client.identifier if token is not None and token.oauth_client is not None else HUB_CLIENT
+    if not isinstance(user, User) or client != HUB_CLIENT or not handler.has_scope(PUBLISH_SCOPE):
+        raise web.HTTPError(403, "publish and withdraw as yourself: signed in at the hub, with your own token, or "
+                                 "with aifactory-publish in your session (a token that reached a server is not "
+                                 "its holder's consent)")  # fmt: skip
+    return user
 
 
 def site_kernel(venv: str, name: str) -> dict[str, Any]:
@@ -51,7 +77,7 @@ class GalleryPublishHandler(APIHandler):
 
     @needs_scope("access:servers")
     async def post(self, user_name: str, server_name: str = "") -> None:
-        author = self.current_user
+        author = gallery_caller(self)
         body = self.get_json_body() or {}
         path, title = str(body.get("path", "")), str(body.get("title", "")).strip()
         if not path.endswith(".ipynb") or ".." in path.split("/") or not 0 < len(title) <= 120 or "<" in title:
@@ -82,19 +108,33 @@ class GalleryPublishHandler(APIHandler):
                      "launch": f"{self.hub.base_url}spawn?opt-gallery={entry.id}"})  # fmt: skip
 
     async def read_notebook(self, spawner: Any, path: str) -> dict[str, Any]:
-        """The notebook as the server has it, read with the server's own token (internal_ssl:
-        JupyterHub's HTTP client carries the hub's certificate)."""
+        """The notebook as the server has it, read with the server's own token through
+        JupyterHub's HTTP client (internal_ssl: it carries the hub's certificate), and never
+        past MAX_NOTEBOOK_BYTES, whatever the server declares or sends."""
         url = f"{spawner.server.url.rstrip('/')}/api/contents/{quote(path)}?content=1&type=notebook"
+        too_big = web.HTTPError(413, f"{path} is over {MAX_NOTEBOOK_BYTES // 2**20} MB: keep its data on shared "
+                                     "storage and name it")  # fmt: skip
         try:
-            reply = await AsyncHTTPClient().fetch(
-                url, headers={"Authorization": f"token {spawner.api_token}"}, request_timeout=60
-            )
-        except HTTPClientError as e:
-            raise web.HTTPError(404 if e.code == 404 else 502, f"{path}: the server says {e.code}") from e
-        if len(reply.body) > MAX_NOTEBOOK_BYTES:
-            limit = MAX_NOTEBOOK_BYTES // 2**20
-            raise web.HTTPError(413, f"{path} is over {limit} MB: keep its data on shared storage and name it")
-        return json.loads(reply.body)["content"]
+            reply = await fetch(url, headers={"Authorization": f"token {spawner.api_token}"}, raise_for_status=False,
+                                timeout=aiohttp.ClientTimeout(total=60))  # fmt: skip
+            try:
+                if reply.status != 200:
+                    raise web.HTTPError(404 if reply.status == 404 else 502, f"{path}: the server says {reply.status}")
+                if (reply.content_length or 0) > MAX_NOTEBOOK_BYTES:
+                    raise too_big
+                body = bytearray()
+                async for chunk in reply.content.iter_chunked(2**16):
+                    body += chunk
+                    if len(body) > MAX_NOTEBOOK_BYTES:
+                        raise too_big
+            finally:
+                reply.close()  # an unread rest is not read: the connection goes
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise web.HTTPError(502, f"{path}: the server did not answer ({type(e).__name__})") from e
+        try:
+            return json.loads(body)["content"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise web.HTTPError(502, f"{path}: the server's answer is not a notebook") from e
 
 
 class GalleryEntryHandler(APIHandler):
@@ -102,11 +142,11 @@ class GalleryEntryHandler(APIHandler):
         self.gallery = gallery
 
     def delete(self, entry_id: str) -> None:
+        user = gallery_caller(self)
         entry = self.gallery.get(entry_id)
-        user = self.current_user
         if entry is None:
             raise web.HTTPError(404, f"no entry {entry_id}")
-        if user is None or not (getattr(user, "admin", False) or user.name == entry.author):
+        if not (user.admin or user.name == entry.author):
             raise web.HTTPError(403, "only its author or an admin may withdraw an entry")
         self.gallery.withdraw(entry)
         self.set_status(204)

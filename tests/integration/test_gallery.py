@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -122,4 +123,125 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
     finally:
         shutil.rmtree(bob_home / "gallery", ignore_errors=True)
         hub.stop("bob")
+        hub.stop("alice")
+
+
+def server_token(hub: HubProcess, user: str) -> str:
+    """The server's own token (its OAuth client's secret), as the user's code reads it."""
+    token = hub.user_token(user)
+    return execute_in_kernel(hub, user, token, "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])").strip()
+
+
+def oauth_token_reaching(hub: HubProcess, visitor: str, owner: str, secret: str) -> str:
+    """What the owner's server gets when ``visitor`` opens it: an OAuth token of the visitor's,
+    issued to the server's OAuth client.  The owner's code completes the exchange itself."""
+    session = hub.login(visitor)
+    callback = f"{hub.user_url(owner)}oauth_callback"
+    client = f"jupyterhub-user-{owner}"
+    params = {"client_id": client, "redirect_uri": callback, "response_type": "code", "state": "aifw"}
+    r = session.get(f"{hub.url}/hub/api/oauth2/authorize", params=params, timeout=30, allow_redirects=False)
+    if r.status_code == 200:  # JupyterHub asks the visitor to confirm: the visitor does
+        form = {"_xsrf": session.cookies.get("_xsrf", path="/hub/"),
+                "scopes": re.findall(r'name="scopes" value="([^"]+)"', r.text)}  # fmt: skip
+        r = session.post(r.url, data=form, timeout=30, allow_redirects=False)
+    assert r.status_code == 302, r.text
+    code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+    exchange = {"client_id": client, "client_secret": secret, "grant_type": "authorization_code", "code": code,
+                "redirect_uri": callback}  # fmt: skip
+    reply = requests.post(f"{hub.url}/hub/api/oauth2/token", data=exchange, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["access_token"]
+
+
+def publish_as(hub: HubProcess, token: str, owner: str, title: str) -> requests.Response:
+    return requests.post(f"{hub.url}/hub/api/aifactory/gallery/publish/{owner}/", timeout=120,
+                         json={"path": "aifw-pub.ipynb", "title": title},
+                         headers={"Authorization": f"token {token}"})  # fmt: skip
+
+
+def withdraw_as(hub: HubProcess, token: str, entry_id: str) -> requests.Response:
+    return requests.delete(f"{hub.url}/hub/api/aifactory/gallery/{entry_id}", timeout=30,
+                           headers={"Authorization": f"token {token}"})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_token_that_reached_a_server_neither_publishes_nor_withdraws(gallery_hub):
+    """Issue 21, hole 7: bob, and the instructor (an admin), open alice's server shared with them;
+    each hands her server an OAuth token.  Her code replays them: it may neither withdraw bob's
+    entry or alice's, nor publish as bob.  Their own tokens and sessions still can."""
+    hub, folder = gallery_hub
+    hub.start_ready("alice")
+    alice, bob = hub.user_token("alice"), hub.user_token("bob")
+    model = {"type": "notebook", "content": NOTEBOOK}
+    contents = f"{hub.user_url('alice')}api/contents/aifw-pub.ipynb"
+    assert requests.put(contents, json=model, headers={"Authorization": f"token {alice}"}, timeout=30).ok
+    shares = f"{hub.url}/hub/api/shares/alice/"
+    hub.ensure_user("instructor")
+    for colleague in ("bob", "instructor"):  # the instructor, an admin, opens servers shared with them
+        shared = requests.post(shares, json={"user": colleague}, headers={"Authorization": f"token {alice}"},
+                               timeout=30)  # fmt: skip
+        assert shared.ok, shared.text
+    try:
+        bobs_entry = publish_as(hub, bob, "alice", "Published by bob")  # bob's own token: his consent
+        assert bobs_entry.status_code == 201, bobs_entry.text
+        alices_entry = publish_as(hub, alice, "alice", "Published by alice")
+        assert alices_entry.status_code == 201, alices_entry.text
+        secret = server_token(hub, "alice")
+        replayed = {who: oauth_token_reaching(hub, who, "alice", secret) for who in ("bob", "instructor")}
+        assert hub.through_proxy("alice", replayed["bob"]).status_code == 200  # the token does reach her server
+
+        for who, token in replayed.items():
+            for entry in (bobs_entry.json()["id"], alices_entry.json()["id"]):
+                refused = withdraw_as(hub, token, entry)
+                assert refused.status_code == 403, f"{who}'s replayed token withdrew {entry}: {refused.status_code}"
+            as_them = publish_as(hub, token, "alice", f"Not published by {who}")
+            assert as_them.status_code == 403, f"{who}'s replayed token published: {as_them.status_code}"
+        assert {e.parent.name for e in folder.glob("*/entry.json")} >= {bobs_entry.json()["id"],
+                                                                        alices_entry.json()["id"]}  # fmt: skip
+        assert withdraw_as(hub, bob, bobs_entry.json()["id"]).status_code == 204
+        # The server's own token (aifactory-publish) and the admin's own session still withdraw.
+        assert withdraw_as(hub, secret, alices_entry.json()["id"]).status_code == 204
+    finally:
+        requests.delete(shares, headers={"Authorization": f"token {alice}"}, timeout=30)
+        hub.stop("alice")
+
+
+@pytest.fixture(scope="module")
+def tls_gallery_hub() -> Iterator[tuple[HubProcess, Path]]:
+    top = Path(tempfile.mkdtemp(prefix="aifw-gallery-tls-", dir="/var/tmp"))
+    top.chmod(0o755)
+    folder = top / "gallery"
+    folder.mkdir(mode=0o755)
+    shutil.chown(folder, HUB_USER, HUB_USER)
+    hub = launch(hub={"internal_ssl": True}, gallery={"dir": str(folder), "shared_storage": ["/srv/data"]})
+    yield hub, folder
+    hub.shutdown()
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+@pytest.mark.slow
+def test_publishing_works_with_internal_ssl_and_stops_at_its_limit(tls_gallery_hub):
+    """Issue 21, hole 13: as the demo runs (internal_ssl), the hub reads the notebook from the
+    server over mutual TLS; a notebook over 20 MB is refused with the reason."""
+    hub, folder = tls_gallery_hub
+    hub.start_ready("alice")
+    alice = hub.user_token("alice")
+    big = {**NOTEBOOK, "cells": [*NOTEBOOK["cells"], {"cell_type": "markdown", "metadata": {},
+                                                      "source": "x" * (21 * 2**20)}]}  # fmt: skip
+    home = Path("/home/alice")
+    try:
+        for name, notebook in (("aifw-pub.ipynb", NOTEBOOK), ("aifw-big.ipynb", big)):
+            model = {"type": "notebook", "content": notebook}
+            r = requests.put(f"{hub.user_url('alice')}api/contents/{name}", json=model, timeout=120,
+                             headers={"Authorization": f"token {alice}"})  # fmt: skip
+            assert r.ok, r.text
+        said = execute_in_kernel(hub, "alice", alice, "!aifactory-publish aifw-pub.ipynb --title 'Sum of ten'")
+        found = re.search(r"published aifw-pub.ipynb as entry ([0-9a-f]{12})", said)
+        assert found, said
+        assert json.loads((folder / found.group(1) / "entry.json").read_text())["author"] == "alice"
+        said = execute_in_kernel(hub, "alice", alice, "!aifactory-publish aifw-big.ipynb --title 'Too big' 2>&1")
+        assert "aifw-big.ipynb is over 20 MB" in said, said
+    finally:
+        for name in ("aifw-pub.ipynb", "aifw-big.ipynb"):
+            (home / name).unlink(missing_ok=True)
         hub.stop("alice")

@@ -1,9 +1,18 @@
 """The gallery's entries without a hub: what an entry records, that it never changes, and the
 job step that copies a launched notebook into a home without overwriting a copy there."""
 
+import asyncio
 import json
 import subprocess
+from types import SimpleNamespace
 
+from jupyterhub.httpclient import JupyterHubHTTPClient
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+
+from hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
 from spawners.gallery import Gallery, copy_command, data_paths
 
 NOTEBOOK = {"cells": [
@@ -55,3 +64,52 @@ def test_a_launched_notebook_is_copied_once_and_never_over_the_users_changes(tmp
     copy.write_text("my edits")
     subprocess.run(step, check=False)
     assert copy.read_text() == "my edits"
+
+
+class Endless(web.RequestHandler):
+    """A hostile server's contents API: a notebook that never ends (or that says it is 50 MB
+    long), counting what it could send before the hub hung up."""
+
+    sent = 0
+
+    async def get(self, _path: str) -> None:
+        megabytes = 50 if self.request.path.endswith("declared.ipynb") else 200
+        if megabytes == 50:
+            self.set_header("Content-Length", str(megabytes * 2**20))
+        chunk = b" " * 2**20
+        try:
+            for _ in range(megabytes):
+                self.write(chunk)
+                await self.flush()
+                type(self).sent += len(chunk)
+        except StreamClosedError:
+            return
+
+
+async def read_from_hostile_server(name: str) -> tuple[int, int]:
+    """The status the hub's read of ``name`` ends with, and the bytes the server got to send."""
+    Endless.sent = 0
+    server = HTTPServer(web.Application([(r"/user/alice/api/contents/(.*)", Endless)]))
+    sockets = bind_sockets(0, "127.0.0.1")
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    spawner = SimpleNamespace(server=SimpleNamespace(url=f"http://127.0.0.1:{port}/user/alice/"), api_token="t")
+    try:
+        await GalleryPublishHandler.read_notebook(None, spawner, name)
+    except web.HTTPError as e:
+        return e.status_code, Endless.sent
+    finally:
+        server.stop()
+        if JupyterHubHTTPClient.initialized():
+            await JupyterHubHTTPClient.instance().close()
+    return 200, Endless.sent
+
+
+def test_the_hub_stops_reading_a_notebook_at_its_limit():
+    """Issue 21, hole 13: alice's server may answer the hub's read of her notebook with no end
+    (or say it is 50 MB); the hub stops at 20 MB (the limit), not at 100 MB."""
+    limit = MAX_NOTEBOOK_BYTES
+    status, sent = asyncio.run(read_from_hostile_server("endless.ipynb"))
+    assert status == 413 and sent < limit + 8 * 2**20, f"{status}: the server sent {sent / 2**20:.0f} MB"
+    status, sent = asyncio.run(read_from_hostile_server("declared.ipynb"))
+    assert status == 413 and sent < 8 * 2**20, f"{status}: the server sent {sent / 2**20:.0f} MB"
