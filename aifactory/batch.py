@@ -184,4 +184,3 @@ def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str,
     run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
     announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
     return f"#!/bin/bash\n{PRIVATE_TMPDIR}{announce}\n{run}\n"
-

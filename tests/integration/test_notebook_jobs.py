@@ -91,9 +91,11 @@ def test_a_notebook_job_gets_a_temporary_folder_of_its_own(folder: Path):
     still names it. Played with a TMPDIR that is gone by the time the job runs."""
     session_tmp = Path(sh("sudo", "-u", USER, "mktemp", "-d", "/tmp/aifw-job-0.XXXXXXXXXX").strip())
     # (Jupyter may add the sticky bit to the folder its connection files are in.)
-    cell = ("import os\nt = os.environ.get('TMPDIR', '')\n"
-            "m = os.stat(t).st_mode & 0o777 if os.path.isdir(t) else None\n"
-            "print('tmpdir', t, oct(m) if m is not None else 'missing', os.stat(t).st_uid == os.getuid())")
+    cell = (
+        "import os\nt = os.environ.get('TMPDIR', '')\n"
+        "m = os.stat(t).st_mode & 0o777 if os.path.isdir(t) else None\n"
+        "print('tmpdir', t, oct(m) if m is not None else 'missing', os.stat(t).st_uid == os.getuid())"
+    )
     source = notebook(folder / "tmp.ipynb", cell)
     argv = ["sudo", "-u", USER, "env", f"TMPDIR={session_tmp}", f"{VENV}/bin/aifactory-run-notebook", "run",
             str(source), "--memory", "500M", "--walltime", "00:05:00"]  # fmt: skip
