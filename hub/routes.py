@@ -8,7 +8,8 @@
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
 | ``/hub/workshops`` | the instructor page: a workshop's seats and their servers | instructors, admins |
-| ``/hub/share`` | share a running server with a colleague or a link, and revoke it (hub/sharing.py) | its user |
+| ``/hub/share`` | share a running server with a colleague or a link, and revoke either (hub/sharing.py) | its user |
+| ``/hub/accept-share`` | JupyterHub's page; a share link lets one person in, then is used up | who signed in |
 | ``/hub/api/aifactory/gallery/publish/USER[/SERVER]`` | publish a notebook of a running server | who may access it |
 | ``/hub/api/aifactory/gallery/ID`` | withdraw an entry (DELETE) | its author, admins |
 | ``/hub/gallery`` | the published notebooks, each with a Launch link (hub/gallery_pages.py) | every user |
@@ -29,7 +30,7 @@ from hub.gallery_pages import (
     GalleryPage,
     GalleryPublishHandler,
 )
-from hub.sharing import SHARE_PAGE_ROUTE, SharePage
+from hub.sharing import ACCEPT_SHARE_ROUTE, SHARE_PAGE_ROUTE, AcceptShareOnce, SharePage
 from hub.site import SiteConfig
 from hub.workshop_pages import WORKSHOP_API_ROUTE, WORKSHOP_PAGE_ROUTE, WorkshopAPIHandler, WorkshopPage
 from job.launcher import CHANNEL_PATH
@@ -57,10 +58,11 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     ]
 
 
-def page_routes(registry: Registry, gallery: Gallery) -> list[tuple[Any, ...]]:
+def page_routes(audit: AuditLog, registry: Registry, gallery: Gallery) -> list[tuple[Any, ...]]:
     return [
         (WORKSHOP_PAGE_ROUTE, WorkshopPage, {"registry": registry}),
         (SHARE_PAGE_ROUTE, SharePage),
+        (ACCEPT_SHARE_ROUTE, AcceptShareOnce, {"audit": audit}),
         (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery}),
     ]
 
@@ -72,7 +74,7 @@ def install_routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: 
     JupyterHub 6 deprecates ``extra_handlers``; its handlers are these module-level lists."""
     for table, ours, extra in (
         (apihandlers.default_handlers, routes(audit, registry, gallery, site), {BATCHSPAWNER_ROUTE}),
-        (handlers.default_handlers, page_routes(registry, gallery), set()),
+        (handlers.default_handlers, page_routes(audit, registry, gallery), set()),
     ):
         replaced = {route[0] for route in ours} | extra
         table[:] = [h for h in table if h[0] not in replaced] + ours

@@ -606,13 +606,15 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         return None
 
     async def forget_ended_job(self, reason: str | None = None) -> int:
-        """The job has ended: say why on the user's next page, audit it, cancel its Dask
-        workers and forget it.  Returns poll()'s "not running" status."""
+        """The job has ended (walltime, scancel, out of memory, node failure, preemption): say why
+        on the user's next page, audit it, end its shares, cancel its Dask workers and forget it.
+        Returns poll()'s "not running" status."""
         reason = reason or await self.why_job_ended()
         self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
         self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
         self.last_log = self.job_log()
         self.audit_event("job_end", job_id=self.job_id, reason=reason)
+        self.end_shares()  # the next session is not shared, whoever ended this one
         await self.cancel_workers(self.job_id)
         self.clear_state()
         return 1

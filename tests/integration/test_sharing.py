@@ -4,6 +4,7 @@ a user never invited, and a share of a stopped server all get 403."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,10 +12,12 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.harness import demo_password
 
-from .conftest import HubProcess, chromium_pages
+from .conftest import HubProcess, chromium_pages, queued_jobs, sh
 
 STRANGER_PASSWORD = "aifw-carol-pw"
 
@@ -122,3 +125,120 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
     assert hub.api("GET", "/shares/alice/").json()["items"] == []
     hub.start_ready("alice")
     assert answers(hub, bob, 403) == 403 and answers(hub, carol, 403) == 403
+
+
+def queued_job(user: str) -> str:
+    (job_id,) = queued_jobs(user)
+    return job_id
+
+
+def accept(session: requests.Session, hub: HubProcess, code: str) -> int:
+    """The status JupyterHub's accept page (XSRF-checked) answers a share code with."""
+    xsrf = session.cookies.get("_xsrf", path="/hub/")
+    r = session.post(f"{hub.url}/hub/accept-share", data={"code": code, "_xsrf": xsrf}, timeout=60,
+                     allow_redirects=False)  # fmt: skip
+    return r.status_code
+
+
+def shared_names(hub: HubProcess) -> list[str]:
+    return sorted(s["user"]["name"] for s in hub.api("GET", "/shares/alice/").json()["items"])
+
+
+@pytest.mark.slow
+def test_shares_end_when_the_job_ends_outside_the_hub(clean: HubProcess):
+    """Issue 21, hole 5: an admin's scancel (as a walltime end, OOM or a node failure) ends
+    alice's job; the hub forgets it, and her next session is not shared."""
+    hub = clean
+    hub.start_ready("alice")
+    alice, bob = hub.user_token("alice"), hub.user_token("bob")
+    assert as_user(hub, alice, "POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+    assert as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).status_code == 200
+    assert answers(hub, bob, 200) == 200
+    sh("scancel", queued_job("alice"))  # root, outside the hub
+    deadline = time.monotonic() + 60
+    while hub.server("alice") is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert hub.server("alice") is None, "the hub did not notice the job's end"
+    assert shared_names(hub) == [], "the share outlived the job"
+    assert hub.api("GET", "/share-codes/alice/").json()["items"] == [], "the share link outlived the job"
+    hub.start_ready("alice")
+    assert answers(hub, bob, 403) == 403
+
+
+@pytest.mark.slow
+def test_a_share_link_lets_one_person_in_and_is_listed_and_revoked(clean: HubProcess, stranger: str):
+    """Issue 21, hole 6: a code cannot be used again (revoking carol, whom a link let in, keeps
+    her out); /hub/share lists the links that are still open, and revokes them."""
+    hub = clean
+    hub.start_ready("alice")
+    alice, carol = hub.user_token("alice"), hub.user_token(stranger)
+    used = as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).json()
+    spare = as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).json()
+    session = hub.login(stranger, STRANGER_PASSWORD)
+    assert accept(session, hub, used["code"]) == 302
+    assert stranger in shared_names(hub)
+    assert as_user(hub, alice, "PATCH", "/shares/alice/", json={"user": stranger}).status_code == 200
+    assert accept(session, hub, used["code"]) == 400, "a used share link let carol in again"
+    assert stranger not in shared_names(hub)
+
+    page = hub.login("alice").get(f"{hub.url}/hub/share", timeout=30).text
+    assert f'data-code="{spare["id"]}"' in page, "the open share link is not listed"
+    assert f'data-code="{used["id"]}"' not in page, "a used share link is still listed"
+    assert as_user(hub, alice, "DELETE", f"/share-codes/alice/?id={spare['id']}").status_code == 204
+    page = hub.login("alice").get(f"{hub.url}/hub/share", timeout=30).text
+    assert f'data-code="{spare["id"]}"' not in page
+    assert accept(session, hub, spare["code"]) == 400 and stranger not in shared_names(hub)
+    assert answers(hub, carol, 403) == 403
+
+
+async def open_socket(hub: HubProcess, path: str, token: str):
+    url = hub.user_url("alice").replace("http", "ws", 1) + path
+    return await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+
+
+async def seconds_until_closed(conn, since: float, limit: float) -> float | None:
+    """Seconds from ``since`` until the server closed the websocket; None if open after ``limit``."""
+    while (left := since + limit - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(conn.read_message(), left)
+        except TimeoutError:
+            break
+        if message is None:
+            return time.monotonic() - since
+    return None
+
+
+@pytest.mark.slow
+def test_a_revoked_colleagues_open_kernel_and_terminal_are_closed(clean: HubProcess):
+    """Issue 21, hole 6: bob's open kernel and terminal websockets on alice's server close within
+    the token re-check once she revokes him; alice's own stay open."""
+    hub = clean
+    hub.start_ready("alice")
+    alice, bob = hub.user_token("alice"), hub.user_token("bob")
+    assert as_user(hub, alice, "POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+    assert answers(hub, bob, 200) == 200
+    kernel = hub.through_proxy_post("alice", bob, "api/kernels", {"name": "aifactory"}).json()["id"]
+    terminal = hub.through_proxy_post("alice", bob, "api/terminals", {}).json()["name"]
+
+    async def play() -> tuple[list[float | None], float | None]:
+        bobs = [await open_socket(hub, f"api/kernels/{kernel}/channels", bob),
+                await open_socket(hub, f"terminals/websocket/{terminal}", bob)]  # fmt: skip
+        own = await open_socket(hub, f"api/kernels/{kernel}/channels", alice)
+        revoked = await asyncio.to_thread(as_user, hub, alice, "PATCH", "/shares/alice/", json={"user": "bob"})
+        assert revoked.status_code == 200
+        since = time.monotonic()
+        closed = [await seconds_until_closed(conn, since, RECHECK + 5) for conn in bobs]
+        alice_closed = await seconds_until_closed(own, time.monotonic(), 3)
+        for conn in [*bobs, own]:
+            conn.close()
+        return closed, alice_closed
+
+    try:
+        closed, alice_closed = asyncio.run(play())
+        print(f"bob's kernel and terminal websockets closed {closed} s after the revoke")
+        assert all(s is not None and s <= RECHECK + 2 for s in closed), f"bob's websockets stayed open: {closed}"
+        assert alice_closed is None, "alice's own websocket was closed"
+        assert answers(hub, bob, 403) == 403
+    finally:
+        requests.delete(f"{hub.user_url('alice')}api/kernels/{kernel}", headers={"Authorization": f"token {alice}"},
+                        timeout=30)  # fmt: skip
