@@ -1,7 +1,9 @@
 """What runs inside the JupyterLab job on the compute node: the batch script's template and
 the launcher (``aifactory-singleuser``) it ends in.
 
-Standard library only: the hub's and the kernel's code never run here."""
+Nothing of the hub's or the kernel's code runs here: the standard library, and
+``cryptography`` (a dependency of JupyterHub's, in every venv the job runs from) for the
+job's Dask credentials, imported only when they are made."""
 
 from pathlib import Path
 
