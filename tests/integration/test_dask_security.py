@@ -120,3 +120,32 @@ def test_bobs_curl_cannot_reach_alices_dashboard(alice_cluster):
     assert link == f"/user/alice/proxy/{port}/status", link
     assert hub.get(link, token).status_code == 200
     assert hub.get(link, hub.user_token("bob")).status_code == 403
+
+
+#: The example notebooks that use Dask, run in alice's JupyterLab job as from its terminal: with
+#: the job's config, where Dask refuses any connection that is not TLS.
+EXAMPLES_IN_THE_JOB = """
+import os, shutil, subprocess, sys, tempfile
+print("ENCRYPTION", os.environ["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"])
+work = tempfile.mkdtemp()
+for name in ("01_climate_climatology.ipynb", "03_dask_scaling.ipynb"):
+    shutil.copy(os.path.expanduser("~/examples/" + name), work)
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "jupyter"), "nbconvert", "--to", "notebook",
+                          "--execute", "--inplace", "--ExecutePreprocessor.kernel_name=aifactory", name],
+                         cwd=work, capture_output=True, text=True, timeout=600)
+    done = open(os.path.join(work, name)).read()
+    print("NOTEBOOK", name, run.returncode, "AIFW-RESULTS" in done, "tls://" in done)
+    if run.returncode:
+        print(run.stderr[-3000:])
+"""
+
+
+@pytest.mark.slow
+def test_the_dask_example_notebooks_run_in_the_secured_job(clean: HubProcess):
+    hub = clean
+    hub.start_ready("alice")
+    output = execute_in_kernel(hub, "alice", hub.user_token("alice"), EXAMPLES_IN_THE_JOB, timeout=900)
+    assert printed(output, "ENCRYPTION") == ["True"], output
+    lines = [line.split()[1:] for line in output.splitlines() if line.startswith("NOTEBOOK ")]
+    assert [line[0] for line in lines] == ["01_climate_climatology.ipynb", "03_dask_scaling.ipynb"], output
+    assert all(line[1:3] == ["0", "True"] for line in lines), output
