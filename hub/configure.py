@@ -17,7 +17,7 @@ import html
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from traitlets.config import Config
 from traitlets.log import get_logger
@@ -41,6 +41,8 @@ from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner, alt_name
 TEMPLATES = Path(__file__).parent
 #: The logo every hub page shows unless the site file names its own (brand.logo_file).
 DEFAULT_LOGO = TEMPLATES / "logo.svg"
+#: A user's origin as the internal certificate's check names one (its wildcard covers every user).
+USER_ORIGIN_EXAMPLE = "user"
 
 
 def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
@@ -172,12 +174,20 @@ def update_front(c: Config, site: SiteConfig) -> None:
         # none of theirs can stand in for a hub login (or a server's).  Browsers take such
         # cookies over https only.
         c.JupyterHub.cookie_host_prefix_enabled = front.scheme == "https"
+    # Error pages are also served on users' origins (a stopped server's address): their way home
+    # is the hub's own origin, not a relative link that stays on the user's.
+    c.JupyterHub.template_vars.update({"hub_home_url": urljoin(hub.public_url or "/", "hub/home")})
     if hub.internal_ssl:
-        # The proxy checks the hub's certificate against the host the browser asked for, and the
-        # servers on compute nodes against the host they reach the hub at.
+        # The proxy checks the hub's certificate against the host the browser asked for: the
+        # hub's, and every user's origin (a stopped server's address falls through to the hub),
+        # and the servers on compute nodes against the host they reach the hub at.
         hosts = {"hub.connect_ip": hub.connect_ip, "hub.public_url": front.hostname}
         hosts = {key: host for key, host in hosts.items() if host}
-        c.JupyterHub.trusted_alt_names = [alt_name(host) for host in hosts.values()]
+        names = [alt_name(host) for host in hosts.values()]
+        if hub.user_subdomains:
+            hosts["hub.user_subdomains"] = f"{USER_ORIGIN_EXAMPLE}.{front.hostname}"
+            names.append(f"DNS:*.{front.hostname}")
+        c.JupyterHub.trusted_alt_names = names
         for key, host in hosts.items():
             problems = internal_certificate_problems(hub.internal_certs_dir, host, key)
             if problems:

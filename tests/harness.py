@@ -127,6 +127,7 @@ class HubProcess:
     tokens: dict[str, str] = field(default_factory=dict)
     user_subdomains: bool = True
     verify: str | bool = True  # requests' verify: the CA file of an https front with its own CA
+    chromium_args: tuple[str, ...] = ()  # what Chromium needs to trust that front (its key's pin)
 
     def user_url(self, name: str) -> str:
         """Where the user's server is: on the user's own origin (hub.user_subdomains), or

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
+    HUB_USER,
     LOGIN_NODE,
     POLL_INTERVAL,
     REPO,
@@ -24,6 +32,7 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
     VENV,
     HubProcess,
     cluster_nodes,
+    free_port,
     job_node,
     launch,
     on_node,
@@ -37,6 +46,43 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
 def cluster() -> None:
     if subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode != 0:
         pytest.fail("the mini cluster is not running: `make test` starts it (or: bash cluster/minicluster.sh start)")
+
+
+MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
+
+
+@pytest.fixture
+def demo_certs() -> Iterator[Path]:
+    """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script."""
+    directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
+    subprocess.run(["bash", str(MAKE_CERTS), str(directory), "hub.localhost", HUB_USER], check=True)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def spki_pin(cert_file: Path) -> str:
+    """Chromium's pin of a certificate's public key (--ignore-certificate-errors-spki-list)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture
+def demo_setup_hub(demo_certs: Path) -> Iterator[HubProcess]:
+    """A hub as `make demo` runs it (config/site.yaml): the https front with the demo's CA,
+    each user's server on its own origin, and internal TLS to the servers on compute nodes.
+    Chromium trusts its certificate through ``chromium_args``."""
+    port = free_port()
+    front = {"port": port, "public_url": f"https://hub.localhost:{port}/", "ssl_cert": str(demo_certs / "hub.crt"),
+             "ssl_key": str(demo_certs / "hub.key"), "internal_ssl": True}  # fmt: skip
+    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"))
+    hub.chromium_args = (f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}",)
+    try:
+        yield hub
+    finally:
+        hub.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -148,3 +194,33 @@ def execute_in_kernel(
         raise AssertionError(f"kernel did not finish within {timeout}s; output so far: {''.join(out)}")
 
     return asyncio.run(run())
+
+
+def run_in_terminal(hub: HubProcess, user: str, token: str, commands: str, until: str, timeout: float = 60) -> str:
+    """Open a JupyterLab terminal in the user's server, as its page does, type ``commands``
+    and return what it shows up to the line ``until`` (raise if it never comes)."""
+    name = hub.through_proxy_post(user, token, "api/terminals", {}).json()["name"]
+    ws_url = hub.user_url(user).replace("http", "ws", 1) + f"terminals/websocket/{name}"
+
+    async def run() -> str:
+        conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
+        await conn.write_message(json.dumps(["stdin", commands + f"\necho {until[:1]}''{until[1:]}\n"]))
+        shown, deadline = "", time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = await asyncio.wait_for(conn.read_message(), left)
+            if message is None:
+                break
+            kind, *content = json.loads(message)
+            if kind == "stdout":
+                shown += content[0]
+            if f"\n{until}" in shown.replace("\r", ""):
+                conn.close()
+                return shown.replace("\r", "")
+        conn.close()
+        raise AssertionError(f"the terminal never showed {until!r}; it showed: {shown[-2000:]}")
+
+    try:
+        return asyncio.run(run())
+    finally:
+        requests.delete(hub.user_url(user) + f"api/terminals/{name}", headers={"Authorization": f"token {token}"},
+                        timeout=30, verify=hub.verify)  # fmt: skip

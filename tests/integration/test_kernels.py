@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import VENV
+from .conftest import VENV, HubProcess, run_in_terminal
 
 USER = "alice"
 KERNEL_CMD = f"{VENV}/bin/aifactory-kernel"
@@ -96,3 +96,31 @@ def test_the_site_kernel_runs_what_tutorials_import_each_pinned_in_its_lock():
     lock = Path(spec["metadata"]["aifactory"]["lock"]).read_text().lower().splitlines()
     for dist, version in versions.items():
         assert f"{dist.lower()}=={version}" in lock, dist
+
+
+#: The commands the README and the gallery page tell users to type in a JupyterLab terminal.
+USERS_COMMANDS = ("aifactory-publish", "aifactory-run-notebook", "aifactory-kernel")
+
+
+@pytest.mark.slow
+def test_a_jupyterlab_terminal_finds_the_workbenchs_commands(clean: HubProcess):
+    """Issue 22, item 2: the terminal is a login shell, whose /etc/profile set PATH afresh, and
+    these were "command not found"; the user's own login files are still read."""
+    hub = clean
+    profile = HOME / ".profile"
+    saved = profile.read_bytes() if profile.exists() else None
+    as_user("sh", "-c", f"echo 'export AIFW_FROM_PROFILE=yes' >> {profile}")
+    try:
+        hub.start_ready(USER)
+        typed = "; ".join(f"command -v {name} || echo MISSING {name}" for name in USERS_COMMANDS)
+        typed += '; echo "PROFILE=$AIFW_FROM_PROFILE"'
+        shown = run_in_terminal(hub, USER, hub.user_token(USER), typed, "AIFW-DONE")
+    finally:
+        if saved is None:
+            profile.unlink(missing_ok=True)
+        else:
+            profile.write_bytes(saved)  # root writes into alice's own file: its owner stays hers
+    for name in USERS_COMMANDS:
+        assert f"\n{VENV}/bin/{name}\n" in shown, shown
+    assert not [line for line in shown.splitlines() if line.startswith("MISSING ")], shown
+    assert "\nPROFILE=yes\n" in shown, shown

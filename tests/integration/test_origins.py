@@ -9,29 +9,23 @@ default), served over https with the demo's own CA and wildcard certificate, it 
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from tests.harness import HUB_USER, demo_password, free_port
+from tests.harness import demo_password, free_port
 
-from .conftest import REPO, HubProcess, chromium_page, launch
+from .conftest import REPO, HubProcess, chromium_page, launch, spki_pin
 
 ATTACK_PAGE = REPO / "tests" / "data" / "attack" / "steal-token.html"
 TOSS_LOGIN_PAGE = REPO / "tests" / "data" / "attack" / "toss-login-cookie.html"
-MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
 
 
 @contextlib.contextmanager
@@ -64,24 +58,6 @@ def serving_a_page(user: str, page: Path) -> Iterator[str]:
 def bob_serves_a_page() -> Iterator[str]:
     with serving_a_page("bob", ATTACK_PAGE) as path:
         yield path
-
-
-@pytest.fixture
-def demo_certs() -> Iterator[Path]:
-    """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script."""
-    directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
-    subprocess.run(["bash", str(MAKE_CERTS), str(directory), "hub.localhost", HUB_USER], check=True)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def spki_pin(cert_file: Path) -> str:
-    """Chromium's pin of a certificate's public key (--ignore-certificate-errors-spki-list)."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def sign_in(page, hub: HubProcess, user: str) -> None:

@@ -123,7 +123,7 @@ def test_the_hub_certificate_names_where_the_jobs_reach_it(tmp_path):
     c = Config()
     update_front(c, site(internal_ssl=True, connect_ip="mn5-login", public_url="https://hub.example.eu/",
                          state_dir=str(tmp_path / "not-yet")))  # fmt: skip
-    assert c.JupyterHub.trusted_alt_names == ["DNS:mn5-login", "DNS:hub.example.eu"]
+    assert c.JupyterHub.trusted_alt_names == ["DNS:mn5-login", "DNS:hub.example.eu", "DNS:*.hub.example.eu"]
     c = Config()
     update_front(
         c, site(internal_ssl=True, connect_ip="10.77.0.1", user_subdomains=False, state_dir=str(tmp_path / "x"))
@@ -138,3 +138,62 @@ def test_the_hub_certificate_names_where_the_jobs_reach_it(tmp_path):
                                               "mn5-login"):  # fmt: skip
         update_front(Config(), site(internal_ssl=True, connect_ip="mn5-login", user_subdomains=False,
                                     state_dir=str(tmp_path)))  # fmt: skip
+
+
+def test_the_hub_certificate_names_every_users_origin(tmp_path):
+    """Issue 22, item 3: a stopped server's address (alice.hub.example.eu/user/alice/lab) falls
+    through the proxy to the hub, which checked the hub's certificate against alice's host and
+    answered 503 (ERR_TLS_CERT_ALTNAME_INVALID), with an error page whose way home stayed on
+    alice's origin. A certificate made from these names passes a TLS handshake for her host."""
+    from certipy import Certipy
+
+    c = Config()
+    c.JupyterHub.template_vars = {"announcement_home": "x"}  # update_hub's, first
+    update_front(c, site(internal_ssl=True, connect_ip="10.77.0.1", public_url="https://hub.example.eu/",
+                         state_dir=str(tmp_path / "not-yet")))  # fmt: skip
+    assert c.JupyterHub.template_vars["announcement_home"] == "x"
+    assert c.JupyterHub.template_vars["hub_home_url"] == "https://hub.example.eu/hub/home"
+    certs = Certipy(store_dir=str(tmp_path / "internal-ssl"))
+    certs.create_ca("hub-ca")
+    certs.create_signed_pair("hub-internal", "hub-ca", alt_names=c.JupyterHub.trusted_alt_names)
+    store = tmp_path / "internal-ssl"
+    assert handshake(store, "alice.hub.example.eu") == "ok"
+    assert handshake(store, "hub.example.eu") == "ok"
+    assert "match" in handshake(store, "alice.other.eu")  # what the proxy refused before
+    # An internal certificate kept from before names no user's origin: named at start-up.
+    old = Certipy(store_dir=str(tmp_path / "old" / "internal-ssl"))
+    old.create_ca("hub-ca")
+    old.create_signed_pair("hub-internal", "hub-ca", alt_names=["DNS:hub.example.eu", "IP:10.77.0.1"])
+    with pytest.raises(SiteConfigError, match="key 'hub.user_subdomains': .* not user.hub.example.eu; remove"):
+        update_front(Config(), site(internal_ssl=True, connect_ip="10.77.0.1", public_url="https://hub.example.eu/",
+                                    state_dir=str(tmp_path / "old")))  # fmt: skip
+
+
+def handshake(store: Path, host: str) -> str:
+    """A TLS handshake on loopback with the hub's internal certificate, checked as the proxy
+    checks it (the CA, and ``host`` as the name): "ok", or why it failed."""
+    import socket
+    import ssl
+    import threading
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(store / "hub-internal" / "hub-internal.crt", store / "hub-internal" / "hub-internal.key")
+    client = ssl.create_default_context(cafile=str(store / "hub-ca" / "hub-ca.crt"))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def accept() -> None:
+            conn, _ = listener.accept()
+            try:
+                server.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+        thread = threading.Thread(target=accept)
+        thread.start()
+        try:
+            with socket.create_connection(listener.getsockname()) as raw, client.wrap_socket(raw, server_hostname=host):
+                return "ok"
+        except ssl.SSLCertVerificationError as e:
+            return e.verify_message
+        finally:
+            thread.join(10)
