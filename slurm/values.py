@@ -72,6 +72,11 @@ def format_duration(seconds: int) -> str:
     return f"{days}-{text}" if days else text
 
 
+def format_memory(mb: int) -> str:
+    """MB as a size the user can write in the memory field and SLURM reads: 16G, or 15600M."""
+    return f"{mb // 1024}G" if mb and mb % 1024 == 0 else f"{mb}M"
+
+
 def parse_memory_mb(text: str) -> int | None:
     """SLURM sizes (``16000``, ``16000M``, ``2G``, ``1T``) in MB; None for UNLIMITED."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", text.strip())

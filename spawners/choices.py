@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from slurm.client import Slurm
 from slurm.parsers import parse_gres_count, parse_tres
-from slurm.values import format_duration, parse_duration, parse_memory_mb
+from slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
 from spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class Partition:
     def limits_text(self) -> str:
         wall = f"{self.max_walltime // 3600} h" if self.max_walltime else "no walltime limit"
         gpus = f"{self.max_gpus} GPUs" if self.max_gpus else "no GPUs"
-        return f"up to {self.max_cpus} cores, {self.max_memory_mb / 1024:.1f} GB, {gpus}, {wall}"
+        return f"up to {self.max_cpus} cores, {format_memory(self.max_memory_mb)} of memory, {gpus}, {wall}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class Choices:
         _at_most("cpus", s.cpus, part.max_cpus, f"partition {part.name}")
         memory = parse_memory_mb(s.memory) or 0
         if memory > part.max_memory_mb:
-            raise OptionError("memory", s.memory, f"at most {part.max_memory_mb}M on partition {part.name}")
+            limit_text = f"at most {format_memory(part.max_memory_mb)} on partition {part.name}"
+            raise OptionError("memory", s.memory, limit_text)
         if s.gpus and not part.max_gpus:
             with_gpus = [p.name for p in self.partitions.values() if p.max_gpus]
             raise OptionError("gpus", s.gpus, f"0 on partition {part.name}; GPUs are on {_one_of(with_gpus)}")
@@ -108,9 +109,9 @@ class Choices:
         qos = s.qos or self.default_qos(account, part.name)
         limit = self.max_walltime(part, qos)
         if limit and (parse_duration(s.walltime) or 0) > limit:
-            raise OptionError(
-                "walltime", s.walltime, f"at most {format_duration(limit)} on {part.name} with QoS {qos or 'default'}"
-            )
+            with_qos = f"QoS {qos}" if qos else "the account's QoS"
+            limit_text = f"at most {format_duration(limit)} on {part.name} with {with_qos}"
+            raise OptionError("walltime", s.walltime, limit_text)
         if s.reservation:
             res = self.reservations.get(s.reservation)
             if res is None:

@@ -18,7 +18,7 @@ import jinja2
 
 from slurm.values import parse_duration
 from spawners.choices import Choices
-from spawners.jobscript import USER_OPTIONS, JobSettings, OptionError
+from spawners.jobscript import JOB_RULES, USER_OPTIONS, JobSettings, OptionError, problems
 
 #: What a preset may set: the job settings a user may choose in the spawn form (the site
 #: file's form.presets are checked with the same rules as slurm.*).
@@ -43,17 +43,26 @@ def coerce_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise OptionError("user_options", raw, "a mapping of option names to values")
     options: dict[str, Any] = {}
+    refused: list[tuple[str, Any, str]] = []
     for name, value in raw.items():
-        value = _single(str(name), value)
-        if isinstance(value, str) and len(value) > MAX_LENGTH:
-            raise OptionError(str(name)[:MAX_LENGTH], value[:MAX_LENGTH] + "...", f"at most {MAX_LENGTH} characters")
-        if name in _INTEGER_OPTIONS:
-            options[name] = _integer(name, value)
-        elif isinstance(value, str):
-            options[str(name)] = value
-        else:
-            raise OptionError(str(name), value, "text")
+        try:
+            options[str(name)] = _typed(str(name), value)
+        except OptionError as e:
+            refused += e.problems
+    if refused:  # named together with what breaks a rule among the others
+        raise OptionError.of(refused + problems({k: v for k, v in options.items() if k in JOB_RULES}))
     return options
+
+
+def _typed(name: str, value: Any) -> Any:
+    value = _single(name, value)
+    if isinstance(value, str) and len(value) > MAX_LENGTH:
+        raise OptionError(name[:MAX_LENGTH], value[:MAX_LENGTH] + "...", f"at most {MAX_LENGTH} characters")
+    if name in _INTEGER_OPTIONS:
+        return _integer(name, value)
+    if isinstance(value, str):
+        return value
+    raise OptionError(name, value, "text")
 
 
 def _integer(name: str, value: Any) -> int:

@@ -46,11 +46,19 @@ def worker_job_name(server_job_id: str) -> str:
 
 
 class OptionError(ValueError):
-    """A requested option is not acceptable; the message names field, value and rule."""
+    """Requested options are not acceptable; the message names each one's field, value and
+    rule (``more``: the others refused at once, so that a link with two bad values names both).
+    ``field`` is the first one's field."""
 
-    def __init__(self, name: str, value: Any, accepted: str) -> None:
-        super().__init__(f"{name}: {value!r} is not accepted; allowed: {accepted}")
+    def __init__(self, name: str, value: Any, accepted: str, more: Sequence[tuple[str, Any, str]] = ()) -> None:
+        self.problems = [(name, value, accepted), *more]
+        super().__init__("; ".join(f"{n}: {v!r} is not accepted; allowed: {a}" for n, v, a in self.problems))
         self.field = name
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, Any, str]]) -> OptionError:
+        (name, value, accepted), *more = problems
+        return cls(name, value, accepted, more)
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,9 @@ def apply_options(defaults: JobSettings, options: Mapping[str, Any]) -> JobSetti
     unknown = sorted(set(options) - set(USER_OPTIONS))
     if unknown:
         raise OptionError(unknown[0], options[unknown[0]], f"one of the options {', '.join(USER_OPTIONS)}")
-    for name, value, accepted in problems(options):
-        raise OptionError(name, value, accepted)
+    found = problems(options)
+    if found:
+        raise OptionError.of(found)
     return replace(defaults, **dict(options))
 
 

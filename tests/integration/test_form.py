@@ -63,8 +63,8 @@ def test_acc_offers_gpus_gpp_does_not_and_the_form_shows_the_limits(hub: HubProc
     parts = data["choices"]["partitions"]
     assert parts["acc"]["max_gpus"] == 2 and parts["gpp"]["max_gpus"] == 0
     assert parts["acc"]["max_cpus"] == 80 and parts["gpp"]["max_cpus"] == 112
-    assert parts["acc"]["limits"] == "up to 80 cores, 15.6 GB, 2 GPUs, 24 h"
-    assert parts["gpp"]["limits"] == "up to 112 cores, 15.6 GB, no GPUs, 48 h"
+    assert parts["acc"]["limits"] == "up to 80 cores, 16000M of memory, 2 GPUs, 24 h"
+    assert parts["gpp"]["limits"] == "up to 112 cores, 16000M of memory, no GPUs, 48 h"
     assert [p["name"] for p in data["presets"]] == ["quick", "analysis", "gpu", "workshop"]
     r = hub.start("alice", {"partition": "gpp", "gpus": 1})
     assert r.status_code == 400

@@ -12,6 +12,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,20 @@ def minutes_of(text: str) -> float:
     return (int(hours.group(1)) * 60 if hours else 0) + (int(minutes.group(1)) if minutes else 0)
 
 
+def squeue_state(job_id: str) -> str:
+    return sh("squeue", "-h", "-j", job_id, "-o", "%T").strip()
+
+
+def tab_to(page, element_id: str, most: int = 40) -> bool:
+    """Press Tab from the top of the page until the element has the focus (as a keyboard user)."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return True
+    return False
+
+
 def squeue_minutes(left: str) -> float:
     from slurm.values import parse_duration
 
@@ -125,7 +140,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert serious_violations(page) == [], "spawn form"
         page.click("#preset-gpu")
         assert page.input_value("#partition") == "acc" and page.input_value("#gpus") == "1"
-        assert page.inner_text("#gpus-limit") == "at most 2" and "GPUs" in page.inner_text("#partition-help")
+        assert page.inner_text("#gpus-limit") == "at most 2 on acc" and "GPUs" in page.inner_text("#partition-help")
         page.fill("#cpus", "999")
         assert page.is_checked("#preset-custom"), "an edited preset is Custom"
         assert "is-invalid" in page.get_attribute("#cpus", "class")
@@ -147,6 +162,9 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert (
             page.inner_text("#walltime-limit") == "at most 48 h with QoS normal (the default) (12 h with interactive)"
         )
+        # The blank QoS says what it is (issue 22, item 8), and memory is in the field's own unit.
+        assert page.inner_text("#qos option[value='']") == "the account's default (normal)"
+        assert page.inner_text("#memory-limit").startswith("at most 16000M on gpp")
         page.select_option("#qos", "interactive")
         assert page.inner_text("#walltime-limit") == "at most 12 h with QoS interactive (48 h with normal)"
         page.focus("#cpus")
@@ -240,8 +258,26 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert serious_violations(page) == [], "home page"
         shot(page, "08-home")
 
-        # 8. Stop, and the confirmation: what happened to the job and what it used, as sacct says.
-        page.click("#stop")
+        # 8. Stop, by keyboard alone and asked first (issue 22, item 4): Tab reaches the button,
+        # Escape keeps the job, Enter on "Stop the job" stops it. Then what happened to the job
+        # and what it used, as sacct says.
+        assert tab_to(page, "aifw-stop"), "Tab never reaches Stop My Server"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#aifw-stop-dialog[open]")
+        assert job_id in page.inner_text("#aifw-stop-dialog")
+        assert serious_violations(page) == [], "the stop dialog"
+        shot(page, "08b-stop-asked")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#aifw-stop-dialog:not([open])")
+        assert page.evaluate("document.activeElement.id") == "aifw-stop"
+        time.sleep(2)
+        assert hub.server("alice") is not None and squeue_state(job_id) == "RUNNING", "Escape stopped the job"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#aifw-stop-dialog[open]")
+        assert page.evaluate("document.activeElement.textContent") == "Keep it running"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "aifw-stop-confirm"
+        page.keyboard.press("Enter")
         page.wait_for_selector("#aifw-last-end", timeout=90_000)
         confirmation = page.inner_text("#aifw-last-end")
         elapsed, tres = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "ElapsedRaw,AllocTRES").strip().split("|")

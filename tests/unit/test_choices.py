@@ -62,7 +62,7 @@ def test_partition_limits_come_from_nodes_partition_and_its_qos():
         True,
     )
     assert (acc.max_cpus, acc.max_gpus, acc.max_walltime, acc.default) == (80, 2, 86400, False)
-    assert acc.limits_text() == "up to 80 cores, 15.6 GB, 2 GPUs, 24 h"
+    assert acc.limits_text() == "up to 80 cores, 16000M of memory, 2 GPUs, 24 h"
 
 
 def test_partitions_closed_to_the_users_accounts_or_groups_are_not_offered():

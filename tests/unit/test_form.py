@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from slurm.parsers import parse_test_only
 from spawners.estimate import start_text, usage_hours, usage_since
 from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
-from spawners.jobscript import USER_OPTIONS, OptionError, render
+from spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
 
 from .defaults import DEFAULTS, JOB, request
 from .test_choices import choices_for
@@ -41,6 +41,20 @@ def test_wrong_types_are_refused_by_field(raw, message):
     with pytest.raises(OptionError) as e:
         coerce_options(raw)
     assert message in str(e.value)
+
+
+def test_a_link_with_several_bad_values_names_each_of_them():
+    """Issue 22, item 8: ?opt-cpus=lots&opt-memory=huge&opt-walltime=8h named cpus only; fixing
+    it led to the next refusal. The form still marks the first field."""
+    with pytest.raises(OptionError) as e:
+        coerce_options({"cpus": ["lots"], "memory": ["huge"], "walltime": ["8h"], "partition": ["gpp"]})
+    message = str(e.value)
+    for part in ("cpus: 'lots' is not accepted", "memory: 'huge' is not accepted", "walltime: '8h' is not accepted"):
+        assert part in message, message
+    assert "partition" not in message and e.value.field == "cpus"
+    with pytest.raises(OptionError) as e:
+        apply_options(JOB, {"memory": "huge", "walltime": "8h"})
+    assert [name for name, _, _ in e.value.problems] == ["memory", "walltime"]
 
 
 def test_a_preset_gives_its_settings_and_explicit_options_win():
