@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from job import WORKER_JOB_PREFIX
 from slurm.client import Slurm
 from slurm.parsers import SlurmError, parse_pipe_table, parse_sbatch_parsable
 from slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
@@ -80,16 +81,29 @@ def sbatch_argv(notebook: Path, res: Resources) -> list[str]:
     return argv
 
 
-#: A job's own temporary folder on its node, made fresh and removed when it ends: never the
-#: TMPDIR of the JupyterLab session it was started from (sbatch passes the environment on),
-#: which is removed when that session ends while the job may still be queued.  Nor does the
-#: job note Dask dashboards in that session's folder.
-PRIVATE_TMPDIR = """\
+def job_prelude(python: str) -> str:
+    """What a notebook job sets up first, its own and never the session's it was started from
+    (sbatch passes that session's environment on, and the session may end first):
+
+    * a temporary folder on its node, made fresh and removed when the job ends (the session's
+      TMPDIR is removed when the session ends, while the job may still be queued);
+    * its Dask worker jobs' name, after this job, so that the session's end does not cancel
+      them, and this job cancels them when it ends, however it ends;
+    * its own Dask TLS credentials (job/dask_tls.py): the session's are removed with it;
+    * no note of Dask dashboards in the session's folder.
+    """
+    return f"""\
+umask 077
 unset AIFACTORY_DASHBOARDS
 AIFW_PRIVATE=$(mktemp -d "/tmp/aifw-nb-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1
-trap 'rm -rf "$AIFW_PRIVATE"' EXIT
+export DASK_JOBQUEUE__SLURM__NAME="{WORKER_JOB_PREFIX}$SLURM_JOB_ID"
+mkdir -p "$HOME/.aifactory/dask-tls" || exit 1
+AIFACTORY_DASK_TLS=$(mktemp -d "$HOME/.aifactory/dask-tls/job-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1
+trap 'scancel --name "$DASK_JOBQUEUE__SLURM__NAME" 2>/dev/null; rm -rf "$AIFW_PRIVATE" "$AIFACTORY_DASK_TLS"' EXIT
 trap 'exit 143' TERM
-export TMPDIR="$AIFW_PRIVATE"
+export TMPDIR="$AIFW_PRIVATE" AIFACTORY_DASK_TLS
+dask_tls=$({shlex.quote(python)} -m job.dask_tls "$AIFACTORY_DASK_TLS") || exit 1
+eval "$dask_tls"
 """
 
 
@@ -183,4 +197,4 @@ def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str,
         options += ["-p", name, value]
     run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
     announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
-    return f"#!/bin/bash\n{PRIVATE_TMPDIR}{announce}\n{run}\n"
+    return f"#!/bin/bash\n{job_prelude(python)}{announce}\n{run}\n"

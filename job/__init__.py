@@ -19,3 +19,8 @@ EXAMPLES_COMMAND = "aifactory-examples"
 #: compromised hub account cannot pass LD_PRELOAD & co. to a user's command.  sudo itself
 #: sets USER, HOME, SHELL and PATH to the user's.
 JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__DASHBOARD__LINK")
+
+#: Dask worker jobs started in job N are named "aifw-dask-N": the spawner cancels a JupyterLab
+#: job's when it ends (config/sudoers.in lets the hub cancel exactly those), and a notebook job
+#: cancels its own (aifactory/batch.py).
+WORKER_JOB_PREFIX = "aifw-dask-"

@@ -14,13 +14,10 @@ from typing import Any
 
 import jinja2
 
-from job import BATCH_TEMPLATE
+from job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
 from slurm import values
 from slurm.values import Rule, is_unix_user
 
-#: Worker jobs of the notebook server running in SLURM job N are named "aifw-dask-N"
-#: (config/sudoers.in lets the hub cancel exactly those).
-WORKER_JOB_PREFIX = "aifw-dask-"
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: One PEM block: nothing in it can end the script's here-document or run as shell.
 _PEM = re.compile(r"(-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n]+-----END [A-Z ]+-----\n?)+")

@@ -111,3 +111,45 @@ def test_a_notebook_job_gets_a_temporary_folder_of_its_own(folder: Path):
     assert tmpdir != str(session_tmp), text
     assert (mode, own) == ("0o700", "True"), text
     assert not Path(tmpdir).exists(), "the job's own folder is removed when it ends"
+
+
+#: A notebook job's Dask cluster: where its workers come from, and that they answer over TLS.
+DASK_CELL = """
+import dask.config
+from dask.distributed import Client
+from dask_jobqueue import SLURMCluster
+cluster = SLURMCluster(cores=1, memory="500MiB", walltime="00:05:00")
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=180)
+print("dask", dask.config.get("jobqueue.slurm.name"), cluster.scheduler_address.split(":")[0],
+      client.submit(sum, [20, 22]).result())
+client.close()
+cluster.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_notebook_jobs_dask_workers_and_credentials_are_its_own(folder: Path):
+    """Issue 22, item 5: started from a JupyterLab session (job 999999 here), a notebook job's
+    workers were named after the session (its end cancelled them) and used the session's TLS
+    credentials, which are removed when the session ends. Played with a session that is gone
+    by the time the job runs: its worker name and credentials folder no longer exist."""
+    session = {"DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-999999", "AIFACTORY_DASK_TLS": "/nonexistent/dask-tls",
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/nonexistent/dask-tls/dask-cert.pem",
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": "/nonexistent/dask-tls/dask-key.pem",
+               "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}  # fmt: skip
+    source = notebook(folder / "dask.ipynb", DASK_CELL)
+    argv = ["sudo", "-u", USER, "env", *(f"{k}={v}" for k, v in session.items()),
+            f"{VENV}/bin/aifactory-run-notebook", "run", str(source), "--memory", "1G",
+            "--walltime", "00:10:00"]  # fmt: skip
+    said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
+    job_id = said.split()[1].rstrip(":")
+    lines = wait_for(job_id, timeout=400)
+    log = (folder / f"dask-job{job_id}.log").read_text(errors="replace")
+    assert lines[0].split()[1] == "done", f"{lines}\n{log[-3000:]}"
+    executed = json.loads((folder / f"dask-job{job_id}.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert f"dask aifw-dask-{job_id} tls 42" in text, text
+    assert sh("squeue", "-h", "--name", f"aifw-dask-{job_id}", "-o", "%i").strip() == "", "its workers outlived it"
+    assert not list(Path(f"/home/{USER}/.aifactory/dask-tls").glob(f"job-{job_id}.*")), "its credentials outlived it"

@@ -19,7 +19,7 @@ from distributed.security import Security
 
 from hub.dask_config import write_dask_config
 from hub.site import load_site_config
-from job.launcher import dask_credentials
+from job.dask_tls import dask_credentials
 
 from .defaults import site_file
 

@@ -3,20 +3,63 @@ how a failed run is explained."""
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 from aifactory.batch import Resources, batch_script, failing_cell, outputs, sbatch_argv
 
+REPO = Path(__file__).parents[2]
+
+
+def fake_commands(folder: Path) -> Path:
+    """A python that echoes its papermill command (and makes no credentials), and a scancel
+    that notes what it was asked: the job's script runs here without SLURM."""
+    folder.mkdir()
+    (folder / "python").write_text('#!/bin/sh\n[ "$2" = job.dask_tls ] && exit 0\necho "$@"\n')
+    (folder / "scancel").write_text(f'#!/bin/sh\necho "$@" >> {folder}/scancelled\n')
+    for name in ("python", "scancel"):
+        (folder / name).chmod(0o755)
+    return folder
+
 
 def test_any_file_name_and_parameter_stays_one_word_of_the_job(tmp_path):
     hostile = tmp_path / "$(touch pwned) `touch pwned2` it's.ipynb"
-    script = batch_script(hostile, [("year", "2021; touch pwned3")], "aifactory", "/bin/echo")
+    bin = fake_commands(tmp_path / "bin")
+    script = batch_script(hostile, [("year", "2021; touch pwned3")], "aifactory", str(bin / "python"))
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={"SLURM_JOB_ID": "77", "PATH": "/usr/bin:/bin"})  # fmt: skip
+                            env={"SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin",
+                                 "HOME": str(tmp_path)})  # fmt: skip
     assert not list(tmp_path.glob("pwned*"))
     ran = result.stdout.splitlines()[-1]
     assert ran == (f"-m papermill {hostile} {hostile.with_suffix('')}-job77.ipynb --kernel aifactory --log-output "
                    "-p year 2021; touch pwned3")  # fmt: skip
+
+
+def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
+    """Issue 22, item 5: started from alice's session (job 21), a notebook job's Dask workers
+    were named aifw-dask-21, so ending the session cancelled them, and its TLS credentials were
+    the session's, removed when the session ends. Now both are the job's own (job 77); its
+    workers are cancelled when it ends, and its credentials removed."""
+    bin = fake_commands(tmp_path / "bin")
+    home = tmp_path / "home"
+    home.mkdir()
+    show = ('echo "NAME=$DASK_JOBQUEUE__SLURM__NAME"; echo "TLS=$AIFACTORY_DASK_TLS"; '
+            'echo "CERT=$DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"; '
+            'echo "ENC=$DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"; ls "$AIFACTORY_DASK_TLS"')  # fmt: skip
+    script = batch_script(tmp_path / "x.ipynb", [], "aifactory", sys.executable).rsplit("\n", 2)[0] + f"\n{show}\n"
+    session = {"DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-21", "AIFACTORY_DASK_TLS": "/session/folder",
+               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/session/folder/dask-cert.pem"}  # fmt: skip
+    env = {**session, "SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin", "HOME": str(home),
+           "PYTHONPATH": str(REPO)}  # fmt: skip
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    shown = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert shown["NAME"] == "aifw-dask-77", result.stdout + result.stderr
+    folder = Path(shown["TLS"])
+    assert folder.parent == home / ".aifactory" / "dask-tls" and folder.name.startswith("job-77.")
+    assert shown["CERT"] == str(folder / "dask-cert.pem") and shown["ENC"] == "True"
+    assert {"dask-cert.pem", "dask-key.pem"} <= set(result.stdout.split())
+    assert not folder.exists(), "the job's credentials outlived it"
+    assert (bin / "scancelled").read_text() == "--name aifw-dask-77\n"
 
 
 def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path):
