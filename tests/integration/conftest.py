@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -196,6 +197,14 @@ def execute_in_kernel(
     return asyncio.run(run())
 
 
+#: A terminal's control sequences (colours, titles, bracketed paste), left out of what it shows.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+def plain(shown: str) -> str:
+    return _CONTROL.sub("", shown)
+
+
 def run_in_terminal(hub: HubProcess, user: str, token: str, commands: str, until: str, timeout: float = 60) -> str:
     """Open a JupyterLab terminal in the user's server, as its page does, type ``commands``
     and return what it shows up to the line ``until`` (raise if it never comes)."""
@@ -204,18 +213,24 @@ def run_in_terminal(hub: HubProcess, user: str, token: str, commands: str, until
 
     async def run() -> str:
         conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
-        await conn.write_message(json.dumps(["stdin", commands + f"\necho {until[:1]}''{until[1:]}\n"]))
+        typed = commands + f"\necho {until[:1]}''{until[1:]}\n"
         shown, deadline = "", time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            message = await asyncio.wait_for(conn.read_message(), left)
+            try:
+                message = await asyncio.wait_for(conn.read_message(), left)
+            except TimeoutError:
+                break
             if message is None:
                 break
             kind, *content = json.loads(message)
             if kind == "stdout":
                 shown += content[0]
-            if f"\n{until}" in shown.replace("\r", ""):
+                if typed:  # the shell's first prompt: it reads now (type-ahead would only echo)
+                    await conn.write_message(json.dumps(["stdin", typed.replace("\n", "\r")]))
+                    typed = ""
+            if f"\n{until}" in plain(shown):
                 conn.close()
-                return shown.replace("\r", "")
+                return plain(shown)
         conn.close()
         raise AssertionError(f"the terminal never showed {until!r}; it showed: {shown[-2000:]}")
 
