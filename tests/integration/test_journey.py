@@ -163,7 +163,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
             page.inner_text("#walltime-limit") == "at most 48 h with QoS normal (the default) (12 h with interactive)"
         )
         # The blank QoS says what it is (issue 22, item 8), and memory is in the field's own unit.
-        assert page.inner_text("#qos option[value='']") == "the account's default (normal)"
+        assert page.inner_text("#qos option[value='']") == "default (normal)"
         assert page.inner_text("#memory-limit").startswith("at most 16000M on gpp")
         page.select_option("#qos", "interactive")
         assert page.inner_text("#walltime-limit") == "at most 12 h with QoS interactive (48 h with normal)"
@@ -268,7 +268,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert serious_violations(page) == [], "the stop dialog"
         shot(page, "08b-stop-asked")
         page.keyboard.press("Escape")
-        page.wait_for_selector("#aifw-stop-dialog:not([open])")
+        page.wait_for_selector("#aifw-stop-dialog", state="hidden")
         assert page.evaluate("document.activeElement.id") == "aifw-stop"
         time.sleep(2)
         assert hub.server("alice") is not None and squeue_state(job_id) == "RUNNING", "Escape stopped the job"
