@@ -54,11 +54,22 @@ class SharePage(BaseHandler):
         self.finish(await self.render_template("share.html", servers=servers))
 
 
+#: What the second person to open a share link (or anyone, after it expired) is told.
+USED_LINK = ("This share link has been used, or has expired: a link lets one person in, once. Ask the person "
+             "who shared it for a new link, or to share their session with you by your user name.")  # fmt: skip
+
+
 class AcceptShareOnce(AcceptShareHandler):
     """JupyterHub's accept page; a code, once exchanged, is deleted (and audited)."""
 
     def initialize(self, audit: Any) -> None:
         self.audit = audit
+
+    @web.authenticated
+    async def get(self) -> None:
+        if ShareCode.find(self.db, code=self.get_argument("code")) is None:
+            raise web.HTTPError(410, USED_LINK)  # JupyterHub's: a bare 404, "lots of moons"
+        await super().get()
 
     @web.authenticated
     def post(self) -> None:

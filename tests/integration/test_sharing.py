@@ -59,7 +59,7 @@ def sign_in(page, hub: HubProcess, user: str) -> None:
 
 
 def open_notebook(page, hub: HubProcess, owner: str, path: str) -> None:
-    page.goto(f"{hub.user_url(owner)}lab/tree/{path}")
+    page.goto(f"{hub.user_url(owner)}lab/tree/{path}?reset")  # not the tabs a workspace restores
     if "oauth2/authorize" in page.url:  # another user's server: JupyterHub asks to confirm
         page.click("input[type=submit], button[type=submit]")
     page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=120_000)
@@ -103,8 +103,16 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
                 "document.querySelector('.jp-Notebook .jp-Cell .cm-content').textContent.includes('typed by bob')",
                 timeout=30_000,
             )
+            # Revoked while his tab is open: it is cut and says why, not that the job ended (issue 22,
+            # item 6); alice's own tab goes on.
+            assert as_user(hub, alice, "PATCH", "/shares/alice/", json={"user": "bob"}).status_code == 200
+            bob_page.get_by_text("alice stopped sharing this JupyterLab with you").wait_for(timeout=60_000)
+            assert bob_page.get_by_text("Your JupyterLab job has ended").count() == 0
+            assert alice_page.get_by_text("Access ended").count() == 0
+            assert alice_page.get_by_text("Your JupyterLab job has ended").count() == 0
     finally:
         requests.delete(url, headers={"Authorization": f"token {alice}"}, timeout=30)
+    assert as_user(hub, alice, "POST", "/shares/alice/", json={"user": "bob"}).status_code == 200  # again
 
     # A share link: whoever signed in accepts it (JupyterHub's page, XSRF-checked) gets in too.
     code = as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).json()
@@ -180,6 +188,10 @@ def test_a_share_link_lets_one_person_in_and_is_listed_and_revoked(clean: HubPro
     assert as_user(hub, alice, "PATCH", "/shares/alice/", json={"user": stranger}).status_code == 200
     assert accept(session, hub, used["code"]) == 400, "a used share link let carol in again"
     assert stranger not in shared_names(hub)
+    # Whoever opens the used link is told so in words (it was JupyterHub's bare 404, "lots of moons").
+    opened = session.get(f"{hub.url}/hub/accept-share?code={used['code']}", timeout=30)
+    assert opened.status_code == 410 and "This share link has been used" in opened.text, opened.text[-2000:]
+    assert "lots of moons" not in opened.text
 
     page = hub.login("alice").get(f"{hub.url}/hub/share", timeout=30).text
     assert f'data-code="{spare["id"]}"' in page, "the open share link is not listed"

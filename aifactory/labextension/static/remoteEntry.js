@@ -77,7 +77,7 @@
   function connectionLostPlugin(lab, session) {
     return {
       id: NAME + ":connectionlost",
-      description: "When the server is gone, says that the JupyterLab job has ended and leads to the hub.",
+      description: "When the server is gone, says why (the job ended, or a share was revoked) and leads to the hub.",
       autoStart: true,
       provides: lab.application.IConnectionLost,
       activate: function () {
@@ -157,12 +157,43 @@
             });
         }
 
+        // A 403 from a server that still answers: the job runs, but this person's access ended
+        // (its owner stopped sharing it, or the sign-in expired), not the job.
+        function accessEnded() {
+          if (ended) return;
+          ended = true;
+          item.removeClass("aifw-ending");
+          item.addClass("aifw-ended");
+          item.node.textContent = "Access ended";
+          var config = lab.coreutils.PageConfig;
+          var owner = config.getOption("hubServerUser"), me = config.getOption("hubUser");
+          var home = lab.coreutils.URLExt.join(config.getOption("hubHost") || "", config.getOption("hubPrefix") || "/hub/", "home");
+          var why = owner && me && owner !== me
+            ? owner + " stopped sharing this JupyterLab with you. Its job still runs; what you saved stays in " +
+              owner + "'s files. Ask " + owner + " to share it again if you need it."
+            : "Your sign-in to this JupyterLab has ended. Sign in again from the hub.";
+          Notification.error(why, {
+            autoClose: false,
+            actions: [{ label: "Go to your home page", callback: function () { window.location.href = home; } }]
+          });
+        }
+
+        // Why the server stopped answering: one more question tells a revoked share from an ended job.
+        function gone() {
+          if (ended) return;
+          lab.services.ServerConnection.makeRequest(url, {}, settings).then(function (response) {
+            if (response.status === 403) accessEnded(); else jobEnded();
+          }).catch(jobEnded);
+        }
+
         function poll() {
           if (ended) return;
           lab.services.ServerConnection.makeRequest(url, {}, settings).then(function (response) {
+            if (response.status === 403) { accessEnded(); return null; }
             if (!response.ok) throw new Error("status " + response.status);
             return response.json();
           }).then(function (data) {
+            if (data === null) return;
             failures = 0;
             last = data;
             fetchedAt = Date.now();
@@ -185,7 +216,7 @@
             if (last && (failures >= 2 || secondsLeft() === 0)) jobEnded();
           });
         }
-        session.ended = jobEnded;
+        session.ended = gone;
         poll();
         setInterval(poll, POLL_MS);
         setInterval(show, 15000);
