@@ -109,7 +109,11 @@ def test_the_hub_stops_reading_a_notebook_at_its_limit():
     """Issue 21, hole 13: alice's server may answer the hub's read of her notebook with no end
     (or say it is 50 MB); the hub stops at 20 MB (the limit), not at 100 MB."""
     limit = MAX_NOTEBOOK_BYTES
+    # What the server got to send includes what loopback's socket buffers took before the hub's
+    # close reached it: 28 MB once on a loaded machine (make test). The code before the fix read
+    # 102 MB here, so the margin still tells the two apart.
+    buffers = 30 * 2**20
     status, sent = asyncio.run(read_from_hostile_server("endless.ipynb"))
-    assert status == 413 and sent < limit + 8 * 2**20, f"{status}: the server sent {sent / 2**20:.0f} MB"
+    assert status == 413 and sent < limit + buffers, f"{status}: the server sent {sent / 2**20:.0f} MB"
     status, sent = asyncio.run(read_from_hostile_server("declared.ipynb"))
-    assert status == 413 and sent < 8 * 2**20, f"{status}: the server sent {sent / 2**20:.0f} MB"
+    assert status == 413 and sent < buffers, f"{status}: the server sent {sent / 2**20:.0f} MB"
