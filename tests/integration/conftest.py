@@ -33,6 +33,7 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
     VENV,
     HubProcess,
     cluster_nodes,
+    demo_password,
     free_port,
     job_node,
     launch,
@@ -157,6 +158,15 @@ def chromium_page(*args: str):
     """One page of :func:`chromium_pages`."""
     with chromium_pages(1, *args) as (page,):
         yield page
+
+
+def sign_in(page, hub: HubProcess, user: str) -> None:
+    """Sign ``user`` in at the hub's login page in Chromium, landing on the home page."""
+    page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")
+    page.fill("#username_input", user)
+    page.fill("#password_input", demo_password(user))
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/home", timeout=60_000)
 
 
 def execute_in_kernel(

@@ -9,17 +9,7 @@ import time
 
 import pytest
 
-from tests.harness import demo_password
-
-from .conftest import HubProcess, chromium_page, queued_jobs, sh
-
-
-def sign_in(page, hub: HubProcess, user: str) -> None:
-    page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")
-    page.fill("#username_input", user)
-    page.fill("#password_input", demo_password(user))
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/home", timeout=60_000)
+from .conftest import HubProcess, chromium_page, queued_jobs, sh, sign_in
 
 
 @pytest.mark.slow

@@ -15,9 +15,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.harness import demo_password
-
-from .conftest import HubProcess, chromium_pages, queued_jobs, sh
+from .conftest import HubProcess, chromium_pages, queued_jobs, sh, sign_in
 
 STRANGER_PASSWORD = "aifw-carol-pw"
 
@@ -48,14 +46,6 @@ def answers(hub: HubProcess, token: str, expected: int) -> int:
     while (status := hub.through_proxy("alice", token).status_code) != expected and time.monotonic() < deadline:
         time.sleep(1)
     return status
-
-
-def sign_in(page, hub: HubProcess, user: str) -> None:
-    page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")
-    page.fill("#username_input", user)
-    page.fill("#password_input", demo_password(user))
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/home", timeout=60_000)
 
 
 def open_notebook(page, hub: HubProcess, owner: str, path: str) -> None:
