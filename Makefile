@@ -26,8 +26,8 @@ TLS_DIR    := /etc/aifactory/tls
 # aifactory-workshop tells the running hub of a workshop with this admin service's token.
 WORKSHOP_TOKEN := /etc/aifactory/workshop-cli.token
 DEMO_HOST  := hub.localhost
-# The demo hub's own certificate for internal TLS (hub.state_dir/internal-ssl, made by the hub).
-DEMO_INTERNAL_CERT := $(STATE)/hub/internal-ssl/hub-internal/hub-internal.crt
+# The demo hub's certificates for internal TLS (hub.state_dir/internal-ssl, made by the hub).
+DEMO_INTERNAL_SSL := $(STATE)/hub/internal-ssl
 PYTEST_ARGS ?=
 HUB_USER   := aifactory-hub
 USERS_GROUP := aifactory-users
@@ -129,10 +129,10 @@ hub-start: install cluster-start
 	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
 	@# The demo hub's internal certificates, made by an older install, name no user's origin
 	@# (the hub refuses them): they are the demo's own, so made again, while no hub runs.
-	@crt=$(DEMO_INTERNAL_CERT); if $(HUB_RUNNING); then :; elif [ -f $$crt ] && ! openssl x509 -in $$crt -noout \
+	@crt=$(DEMO_INTERNAL_SSL)/hub-internal/hub-internal.crt; if $(HUB_RUNNING); then :; elif [ -f $$crt ] && ! openssl x509 -in $$crt -noout \
 	    -checkhost "user.$(DEMO_HOST)" 2>/dev/null | grep -q "does match"; then \
 	  echo "demo: making the hub's internal certificates again (they named no user's origin)"; \
-	  rm -rf $(dir $(patsubst %/,%,$(dir $(DEMO_INTERNAL_CERT)))); fi
+	  rm -rf $(DEMO_INTERNAL_SSL); fi
 	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
 	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
 	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \

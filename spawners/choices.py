@@ -124,7 +124,11 @@ class Choices:
     def as_data(self) -> dict[str, Any]:
         """What the form's script needs to show limits and follow the partition chosen."""
         return {
-            "partitions": {name: asdict(p) | {"limits": p.limits_text()} for name, p in self.partitions.items()},
+            # The form shows sizes as the memory field takes them (format_memory), not its own way.
+            "partitions": {
+                name: asdict(p) | {"limits": p.limits_text(), "max_memory": format_memory(p.max_memory_mb)}
+                for name, p in self.partitions.items()
+            },
             "accounts": {p: {a: self.qos(a, p) for a in self.accounts(p)} for p in self.partitions},
             "default_account": self.default_account,
             "default_qos": {p: {a: self.default_qos(a, p) for a in self.accounts(p)} for p in self.partitions},
