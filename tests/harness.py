@@ -188,8 +188,8 @@ class HubProcess:
             time.sleep(0.25)
         raise HubError(f"server of {name} not ready after {timeout}s; hub log: {self.log}")
 
-    def last_failure(self, name: str) -> str:
-        r = self.api("GET", f"/users/{name}/server/progress", stream=True, timeout=5)
+    def last_failure(self, name: str, server: str = "") -> str:
+        r = self.api("GET", f"{self.server_path(name, server)}/progress", stream=True, timeout=5)
         if r.status_code != 200:
             return ""
         for line in r.iter_lines(decode_unicode=True):

@@ -21,7 +21,8 @@ SERVERS = [f"s{i:02d}" for i in range(20)]
 def busy_hub() -> Iterator[HubProcess]:
     hub = launch(
         hub={"named_servers_per_user": len(SERVERS)},
-        slurm={"qos": "normal", "memory": "256M"},
+        # JupyterLab with its extensions peaks at about 330 MB while it starts (256M ran out).
+        slurm={"qos": "normal", "memory": "512M"},
     )
     yield hub
     hub.shutdown()
@@ -39,6 +40,8 @@ def test_twenty_servers_cost_one_squeue_per_interval(busy_hub: HubProcess):
         if all(servers.get(s, {}).get("ready") for s in SERVERS):
             break
         time.sleep(1)
+    not_ready = {s: hub.last_failure("alice", s) or "not ready" for s in SERVERS if not servers.get(s, {}).get("ready")}
+    assert not_ready == {}, not_ready
     assert len([j for j in queued_jobs("alice").values() if j["state"] == "RUNNING"]) == len(SERVERS)
 
     before, t0 = hub.slurm_commands(), time.monotonic()
