@@ -21,13 +21,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from job import WORKER_JOB_PREFIX
+from job import NOTEBOOK_JOB_PREFIX, NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
 from slurm.client import Slurm
 from slurm.parsers import SlurmError, parse_pipe_table, parse_sbatch_parsable
 from slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
 
-#: Notebook jobs are named so, and found again by ``status``.
-JOB_PREFIX = "aifw-nb-"
 DEFAULT_KERNEL = "aifactory"
 ACCOUNT = matches(SLURM_NAME, "a SLURM account name", empty=True)
 
@@ -63,15 +61,9 @@ class Resources:
         ]
 
 
-def outputs(notebook: Path, job_id: str) -> tuple[Path, Path]:
-    """Where a job's executed notebook and log go: next to the original, named after the job."""
-    stem = notebook.with_suffix("")
-    return Path(f"{stem}-job{job_id}.ipynb"), Path(f"{stem}-job{job_id}.log")
-
-
 def sbatch_argv(notebook: Path, res: Resources) -> list[str]:
     """sbatch's options as arguments (no #SBATCH line to parse: any file name is safe)."""
-    argv = ["sbatch", "--parsable", f"--job-name={JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
+    argv = ["sbatch", "--parsable", f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
             f"--output={notebook.with_suffix('')}-job%j.log", f"--cpus-per-task={res.cpus}", f"--mem={res.memory}",
             f"--time={res.walltime}", "--nodes=1", "--ntasks=1", "--no-requeue"]  # fmt: skip
     if res.partition:
@@ -143,12 +135,12 @@ def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     out = slurm.run_blocking(["sacct", "-X", "-n", "-P", "-u", user, "-S", "now-7days", "-o", ",".join(names)]).stdout
     rows = []
     for row in reversed(parse_pipe_table(out, names)):
-        if not row["JobName"].startswith(JOB_PREFIX):
+        notebook = notebook_of_job(row["JobName"], row["WorkDir"])
+        if notebook is None:
             continue
         state = row["State"].split()[0]
-        word = {"PENDING": "queued", "RUNNING": "running", "COMPLETED": "done"}.get(state, "failed")
-        notebook = Path(row["WorkDir"]) / f"{row['JobName'][len(JOB_PREFIX) :]}.ipynb"
-        executed, log = outputs(notebook, row["JobID"])
+        word = NOTEBOOK_JOB_STATES.get(state, "failed")
+        executed, log = notebook_job_outputs(notebook, row["JobID"])
         why = failing_cell(executed) if word == "failed" else ""
         rows.append({"job": row["JobID"], "state": word, "notebook": str(notebook), "result": str(executed),
                      "log": str(log), "why": why or (state.lower() if word == "failed" else "")})  # fmt: skip
@@ -172,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             res = Resources(args.partition, args.account, args.cpus, args.memory, args.walltime)
             job_id = submit(args.notebook, [tuple(p) for p in args.parameter], args.kernel, res, slurm)
-            executed, log = outputs(args.notebook.resolve(), job_id)
+            executed, log = notebook_job_outputs(args.notebook.resolve(), job_id)
             print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
         else:
             for row in status(os.environ.get("USER", ""), slurm):

@@ -27,6 +27,7 @@ from hub.culler import append, note_culled, update_culler
 from hub.dask_config import check_dask_config
 from hub.database import database_problem, db_kwargs, shown_url
 from hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
+from hub.navigation import navigation
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
 from hub.site import SiteConfig, SiteConfigError
@@ -176,7 +177,7 @@ def update_front(c: Config, site: SiteConfig) -> None:
         c.JupyterHub.cookie_host_prefix_enabled = front.scheme == "https"
     # Error pages are also served on users' origins (a stopped server's address): their way home
     # is the hub's own origin, not a relative link that stays on the user's.
-    c.JupyterHub.template_vars.update({"hub_home_url": urljoin(hub.public_url or "/", "hub/home")})
+    c.JupyterHub.template_vars.update({"hub_url": urljoin(hub.public_url or "/", "hub/")})
     if hub.internal_ssl:
         # The proxy checks the hub's certificate against the host the browser asked for: the
         # hub's, and every user's origin (a stopped server's address falls through to the hub),
@@ -314,6 +315,11 @@ def update_workshops(c: Config, site: SiteConfig) -> Registry:
     return registry
 
 
+def update_navigation(c: Config, site: SiteConfig, registry: Registry | None) -> None:
+    """The links atop every hub page (hub/navigation.py), which depend on who is signed in."""
+    c.JupyterHub.template_vars["nav"] = navigation(registry, sharing=site.hub.user_sharing)
+
+
 def open_gallery(site: SiteConfig) -> Gallery:
     """The gallery's folder must be the hub's to write and everyone's to read; if it is not,
     the hub still starts, and publishing says why it cannot."""
@@ -363,9 +369,10 @@ def configure(c: Config, site: SiteConfig) -> Services:
     update_proxy(c, site)
     update_auth(c, site, audit)
     registry = update_workshops(c, site)
+    update_navigation(c, site, registry)
     update_culler(c, site)
     gallery = open_gallery(site)
     services = update_spawner(c, site, audit, registry, gallery)
-    install_routes(audit, registry, gallery, site)
+    install_routes(audit, registry, gallery, site, session_job_name=services.watcher.job_name)
     check_dask_config(site)
     return services

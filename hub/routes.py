@@ -13,6 +13,10 @@
 | ``/hub/api/aifactory/gallery/publish/USER[/SERVER]`` | publish a notebook of a running server | who may access it |
 | ``/hub/api/aifactory/gallery/ID`` | withdraw an entry (DELETE) | its author, admins |
 | ``/hub/gallery`` | the published notebooks, each with a Launch link (hub/gallery_pages.py) | every user |
+| ``/hub/api/aifactory/jobs/USER`` | USER's Dask workers and notebook jobs (hub/operator.py) | ``servers`` on USER |
+| ``/hub/api/aifactory/jobs/USER/workers/JOB`` | DELETE: cancel the Dask workers job JOB started | ``servers`` on USER |
+| ``/hub/operator`` | every workbench job now; stop one with a reason its owner sees | admins |
+| ``/hub/help`` | the user guide, which empty pages link to (hub/navigation.py) | anyone |
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ from hub.gallery_pages import (
     GalleryEntryHandler,
     GalleryPage,
     GalleryPublishHandler,
+)
+from hub.navigation import HELP_PAGE_ROUTE, HelpPage
+from hub.operator import (
+    JOBS_API_ROUTE,
+    OPERATOR_PAGE_ROUTE,
+    WORKERS_API_ROUTE,
+    JobsHandler,
+    OperatorPage,
+    WorkersHandler,
 )
 from hub.sharing import ACCEPT_SHARE_ROUTE, SHARE_PAGE_ROUTE, AcceptShareOnce, SharePage
 from hub.site import SiteConfig
@@ -51,6 +64,8 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
+        (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
+        (JOBS_API_ROUTE, JobsHandler),
         (r"/api/aifactory/audit", AuditHandler, {"audit": audit}),
         (WORKSHOP_API_ROUTE, WorkshopAPIHandler, {"registry": registry}),
         (PUBLISH_ROUTE, GalleryPublishHandler, publishing),
@@ -58,23 +73,27 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     ]
 
 
-def page_routes(audit: AuditLog, registry: Registry, gallery: Gallery) -> list[tuple[Any, ...]]:
+def page_routes(audit: AuditLog, registry: Registry, gallery: Gallery, session_job_name: str) -> list[tuple[Any, ...]]:
     return [
         (WORKSHOP_PAGE_ROUTE, WorkshopPage, {"registry": registry}),
         (SHARE_PAGE_ROUTE, SharePage),
         (ACCEPT_SHARE_ROUTE, AcceptShareOnce, {"audit": audit}),
         (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery}),
+        (HELP_PAGE_ROUTE, HelpPage),
+        (OPERATOR_PAGE_ROUTE, OperatorPage, {"audit": audit, "session_job_name": session_job_name}),
     ]
 
 
-def install_routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig) -> None:
+def install_routes(
+    audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig, session_job_name: str
+) -> None:
     """Put our routes into JupyterHub's API and pages (read when the hub starts), and take
     batchspawner's out.
 
     JupyterHub 6 deprecates ``extra_handlers``; its handlers are these module-level lists."""
     for table, ours, extra in (
         (apihandlers.default_handlers, routes(audit, registry, gallery, site), {BATCHSPAWNER_ROUTE}),
-        (handlers.default_handlers, page_routes(audit, registry, gallery), set()),
+        (handlers.default_handlers, page_routes(audit, registry, gallery, session_job_name), set()),
     ):
         replaced = {route[0] for route in ours} | extra
         table[:] = [h for h in table if h[0] not in replaced] + ours

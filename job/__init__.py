@@ -24,3 +24,23 @@ JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__D
 #: job's when it ends (config/sudoers.in lets the hub cancel exactly those), and a notebook job
 #: cancels its own (aifactory/batch.py).
 WORKER_JOB_PREFIX = "aifw-dask-"
+
+#: Notebook batch jobs (aifactory-run-notebook) are named "aifw-nb-<notebook's stem>"; the hub's
+#: home page and ``aifactory-run-notebook status`` find them by it.
+NOTEBOOK_JOB_PREFIX = "aifw-nb-"
+#: What a notebook job's SLURM state means to its owner; any other state is "failed".
+NOTEBOOK_JOB_STATES = {"PENDING": "queued", "RUNNING": "running", "COMPLETED": "done"}
+
+
+def notebook_job_outputs(notebook: Path, job_id: str) -> tuple[Path, Path]:
+    """Where notebook job ``job_id`` writes the executed notebook and its log: next to the
+    original, named after the job (``analysis-job1234.ipynb``, ``analysis-job1234.log``)."""
+    stem = notebook.with_suffix("")
+    return Path(f"{stem}-job{job_id}.ipynb"), Path(f"{stem}-job{job_id}.log")
+
+
+def notebook_of_job(job_name: str, workdir: str) -> Path | None:
+    """The notebook a job of this name and working folder runs (None: not a notebook job)."""
+    if not job_name.startswith(NOTEBOOK_JOB_PREFIX):
+        return None
+    return Path(workdir) / f"{job_name[len(NOTEBOOK_JOB_PREFIX) :]}.ipynb"

@@ -13,11 +13,13 @@ import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter
 
 from slurm.parsers import (
     SACCT_FIELDS,
+    UNIT_SEPARATOR,
     JobInfo,
     JobRecord,
     SlurmError,
@@ -202,6 +204,17 @@ class Slurm:
         names = ("JobID", "ElapsedRaw", "AllocTRES")
         argv = ["sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", ",".join(names)]
         return parse_pipe_table((await self.run(argv)).stdout, names)
+
+    async def job_rows(
+        self, fields: Sequence[str], *, user: str = "", since: str = "now-7days"
+    ) -> list[dict[str, Any]]:
+        """One row per job (sacct -X): ``user``'s since ``since``; without a user, every user's
+        jobs that are pending or running now."""
+        who = ["-u", user, "-S", since] if user else ["-a", "-s", "PENDING,RUNNING"]
+        if user and not is_unix_user(user):
+            raise SlurmError(f"not a valid Unix user name: {user!r}")
+        argv = ["sacct", "-X", "-n", "-P", f"--delimiter={UNIT_SEPARATOR}", *who, "-o", ",".join(fields)]
+        return parse_pipe_table((await self.run(argv)).stdout, tuple(fields), sep=UNIT_SEPARATOR)
 
     async def queue_positions(self) -> dict[str, str]:
         """Every pending job's place in its partition's queue: one call for all partitions."""

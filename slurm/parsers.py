@@ -155,13 +155,18 @@ def parse_scontrol_records(output: str) -> list[dict[str, str]]:
     return [parse_scontrol_oneliner(line) for line in output.splitlines() if "=" in line]
 
 
-def parse_pipe_table(output: str, names: Sequence[str]) -> list[dict[str, str]]:
-    """``sacctmgr -n -P`` / ``sacct -n -P`` output for the fields ``names``, in that order."""
+#: The field separator for sacct output that holds users' own names (job names, folders), which may hold "|".
+UNIT_SEPARATOR = "\x1f"
+
+
+def parse_pipe_table(output: str, names: Sequence[str], sep: str = "|") -> list[dict[str, str]]:
+    """``sacctmgr -n -P`` / ``sacct -n -P`` output for the fields ``names``, in that order
+    (``sep``: what ``--delimiter`` was)."""
     rows = []
-    for line in output.splitlines():
+    for line in output.split("\n"):
         if not line.strip():
             continue
-        parts = line.split("|")
+        parts = line.split(sep)
         if len(parts) != len(names):
             raise SlurmError(f"unexpected line for {','.join(names)}: {line!r}")
         rows.append(dict(zip(names, parts, strict=True)))

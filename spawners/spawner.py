@@ -222,6 +222,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         self.progress_message = ""
         self.last_end = ""  # shown on the user's home page once a running server's job has ended
         self.last_log = ""  # and where that job's log is
+        self.stop_note = ""  # who stopped it, and why, when not its owner (the operator page)
         self.log_path = ""
         self.submitted_at = 0.0
         self.request: JobRequest | None = None  # set from user_options once they passed every check
@@ -380,7 +381,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         """Submit the job, then follow it until JupyterLab answers; a refusal or an end of the
         job before that is a SpawnException whose message names the reason."""
         self.port = 0
-        self.last_end = ""
+        self.last_end = self.stop_note = ""
         self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
         request = self.job_request()
         self.log_path = request.log_path
@@ -688,7 +689,7 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
         if not self.job_id:
             return
         self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
-        self.audit_event("stop", job_id=self.job_id)
+        self.audit_event("stop", job_id=self.job_id, by=self.requested_by())
         await self.slurm.cancel(self.job_id, user=self.user.name)
         await self.cancel_workers(self.job_id)
         if now:
@@ -701,7 +702,8 @@ class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
                 snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
                 if snapshot.seen(job_id, self.submitted_at, self.user.name)[0] is Seen.GONE:
                     # The user's next page says what happened to the job and what it cost.
-                    self.last_end = session.stopped_text(job_id, await self.ended_record(job_id))
+                    stopped = session.stopped_text(job_id, await self.ended_record(job_id))
+                    self.last_end = f"{stopped} {self.stop_note}" if self.stop_note else stopped
                     self.last_log = self.job_log()
                     return
             self.log.warning("Job %s of %s still in the queue 30s after scancel", job_id, self.user.name)

@@ -3,6 +3,9 @@
 #   squeue.txt      a running job holding the acc node (its cores and GPUs) and a pending one
 #   sacct.txt       cancelled, failed (exit 3) and walltime-ended jobs
 #   sacct_ends.txt  preempted, out of memory (no cgroups: killed above --mem) and node failure
+#   workbench_jobs.txt  a session's job, its Dask workers (one running, one queued), notebook jobs
+#                   done and failed, one whose name holds "|" (sacct with the unit separator);
+#                   `record.sh workbench` records only this one, in a few seconds
 # It takes a few minutes (the walltime job runs its minute out) and fails a gpp node for real
 # (minicluster.sh fail-node, then restore-node): run it on a cluster no one uses. The formats are the ones slurm/parsers.py reads.
 set -euo pipefail
@@ -27,6 +30,24 @@ ended() {  # wait until every job named has left the controller's queue
 running() { for _ in $(seq 120); do [ "$(squeue -h -j "$1" -o %T)" = RUNNING ] && return 0; sleep 0.5; done; return 1; }
 accounted() { sleep 2; sacct -n -P -j "$(IFS=,; echo "$*")" -o "$SACCT_FIELDS"; }
 trap 'scancel --name=$NAME 2>/dev/null || true; [ -z "$FAILED" ] || bash "$CLUSTER_SH" restore-node "$FAILED"' EXIT
+
+# The jobs the workbench starts besides JupyterLab, as spawners/workbench_jobs.py reads them
+# (the session's job is named $NAME here, as a hub's job_name).
+record_workbench() {
+  local session worker queued done broken piped fields
+  fields=JobID,JobName,User,Account,Partition,State,Start,End,ElapsedRaw,TimelimitRaw,AllocTRES,ReqCPUS,NodeList,WorkDir
+  session=$(submit alice --mem=100M --time=30 --wrap "sleep 300"); running "$session"
+  worker=$(as alice sbatch --parsable --job-name="aifw-dask-$session" --output=/dev/null --chdir=/tmp --mem=100M --cpus-per-task=2 --wrap "sleep 300")
+  queued=$(as alice sbatch --parsable --job-name="aifw-dask-$session" --output=/dev/null --chdir=/tmp --mem=100M --begin=now+1hour --wrap "sleep 300")
+  done=$(as alice sbatch --parsable --job-name=aifw-nb-analysis --output=/dev/null --chdir=/tmp --mem=100M --wrap "sleep 2")
+  broken=$(as alice sbatch --parsable --job-name=aifw-nb-broken --output=/dev/null --chdir=/tmp --mem=100M --wrap "exit 1")
+  piped=$(as alice sbatch --parsable --job-name="aifw-nb-a|b" --output=/dev/null --chdir=/tmp --mem=100M --wrap "true")
+  running "$worker"; ended "$done" "$broken" "$piped"
+  sacct -X -n -P --delimiter=$'\x1f' -j "$session,$worker,$queued,$done,$broken,$piped" -o "$fields" > "$HERE/workbench_jobs.txt"
+  scancel "$session" "$worker" "$queued"
+  echo "recorded: workbench jobs (session $session, workers $worker $queued, notebooks $done $broken $piped)"
+}
+if [ "${1:-}" = workbench ]; then record_workbench; exit 0; fi
 
 # A running job that holds every core and GPU of the acc node, and one that waits for them.
 run=$(submit alice --partition=acc --cpus-per-task="$ACC_CORES" --gres=gpu:"$ACC_GPUS" --mem=500M --wrap "sleep 300")
@@ -55,4 +76,5 @@ bash "$CLUSTER_SH" fail-node "$FAILED"
 ended "$lost"
 bash "$CLUSTER_SH" restore-node "$FAILED" && FAILED=""
 accounted "$victim" "$oom" "$lost" > "$HERE/sacct_ends.txt"
+record_workbench
 echo "recorded: squeue ($run $pend), sacct ($cancelled $failed $timeout), ends ($victim $oom $lost)"

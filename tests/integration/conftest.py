@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -169,6 +170,35 @@ def sign_in(page, hub: HubProcess, user: str) -> None:
     page.wait_for_url("**/hub/home", timeout=60_000)
 
 
+#: Where browser tests leave their screenshots (a CI run keeps them as artifacts).
+ARTIFACTS = Path(os.environ.get("AIFW_ARTIFACTS", REPO / "build" / "journey"))
+AXE = Path("/opt/aifactory/node/node_modules/axe-core/axe.min.js")
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page (WCAG 2 A and AA rules)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make install` installs axe-core from npm")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("() => axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def ws_request(hub: HubProcess, url: str, token: str) -> HTTPRequest:
+    """A websocket request to a user's server, trusting the https front's own CA where it has one."""
+    ca = hub.verify if isinstance(hub.verify, str) else None
+    return HTTPRequest(url, headers={"Authorization": f"token {token}"}, ca_certs=ca)
+
+
 def execute_in_kernel(
     hub: HubProcess, user: str, token: str, code: str, timeout: float = 240, wait: bool = True
 ) -> str:
@@ -179,7 +209,7 @@ def execute_in_kernel(
     ws_url = hub.user_url(user).replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
 
     async def run() -> str:
-        conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
+        conn = await websocket_connect(ws_request(hub, ws_url, token))
         msg_id = uuid.uuid4().hex
         header = {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex, "msg_type": "execute_request",
                   "version": "5.3"}  # fmt: skip
@@ -222,7 +252,7 @@ def run_in_terminal(hub: HubProcess, user: str, token: str, commands: str, until
     ws_url = hub.user_url(user).replace("http", "ws", 1) + f"terminals/websocket/{name}"
 
     async def run() -> str:
-        conn = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
+        conn = await websocket_connect(ws_request(hub, ws_url, token))
         typed = commands + f"\necho {until[:1]}''{until[1:]}\n"
         shown, deadline = "", time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:

@@ -4,12 +4,28 @@ paths passed the suite's plainer hubs and broke there."""
 
 from __future__ import annotations
 
+import pwd
 import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
 
-from .conftest import HubProcess, chromium_page, queued_jobs, sh, sign_in
+from .conftest import (
+    VENV,
+    HubProcess,
+    chromium_page,
+    chromium_pages,
+    execute_in_kernel,
+    queued_jobs,
+    serious_violations,
+    sh,
+    shot,
+    sign_in,
+)
 
 
 @pytest.mark.slow
@@ -41,3 +57,104 @@ def test_a_stopped_servers_address_says_why_and_leads_to_the_hub(demo_setup_hub:
         page.click("#aifw-not-running-home")
         page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
         assert page.locator("#start").count() == 1
+
+
+HOME_JOBS = "aifw-test-home-jobs"
+KEEP_A_WORKER = (
+    "from aifactory.notebook import start_cluster\n"
+    "client, cluster = start_cluster(minimum=1, maximum=1, adapt=False)\n"
+    "client.wait_for_workers(1, timeout=240)\n"
+    'print("workers:", len(client.scheduler_info()["workers"]))'
+)
+
+
+def notebook_job(user: str, folder: Path) -> str:
+    """A one-cell notebook run as ``user``'s batch job, as a terminal would; its job id."""
+    folder.mkdir(exist_ok=True)
+    shutil.chown(folder, user, user)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}
+    nbformat.write(nb, folder / "hello.ipynb")
+    shutil.chown(folder / "hello.ipynb", user, user)
+    argv = ["sudo", "-u", user, f"{VENV}/bin/aifactory-run-notebook", "run", "hello.ipynb", "--memory", "1G",
+            "--walltime", "00:10:00"]  # fmt: skip
+    said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
+    return said.split()[1].rstrip(":")
+
+
+def sacct_state(job_id: str) -> str:
+    return sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip()
+
+
+def nav_labels(page) -> list[str]:
+    return [a.inner_text() for a in page.query_selector_all("a[data-nav]")]
+
+
+@pytest.mark.slow
+def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_reason(demo_setup_hub: HubProcess):
+    """Issue 22, items 5 and 7: two idle Dask workers were billed for 24 minutes while the home
+    card never mentioned them; notebook jobs showed only in a terminal; admins had JupyterHub's
+    page only, with "Shutdown Hub" in plain sight; no page linked to the gallery or the share page."""
+    hub = demo_setup_hub
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    hub.start_ready("alice")
+    (session_job,) = queued_jobs("alice")
+    assert "workers: 1" in execute_in_kernel(hub, "alice", hub.user_token("alice"), KEEP_A_WORKER)
+    workers = sh("squeue", "-h", "--name", f"aifw-dask-{session_job}", "-o", "%i").split()
+    notebook = notebook_job("alice", home / HOME_JOBS)
+    deadline = time.monotonic() + 240
+    while sacct_state(notebook) != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(2)
+    assert sacct_state(notebook) == "COMPLETED", sacct_state(notebook)
+    try:
+        with chromium_pages(2, *hub.chromium_args) as (alice, admin):
+            sign_in(alice, hub, "alice")
+            assert nav_labels(alice) == ["Home", "Gallery", "Share", "Token", "Help"]
+            group = alice.wait_for_selector(f".aifw-workers[data-parent='{session_job}']", timeout=30_000)
+            assert f"Dask workers of job {session_job}: 1 running, 0 queued, 1 core;" in group.inner_text()
+            row = alice.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{notebook}']")
+            assert "done" in row.inner_text(), row.inner_text()
+            result = row.query_selector(f"a[href$='lab/tree/{HOME_JOBS}/hello-job{notebook}.ipynb']")
+            assert result is not None, row.inner_html()
+            result_url = result.get_attribute("href")
+            assert serious_violations(alice) == [], "home with jobs"
+            shot(alice, "20-home-jobs")
+            alice.click(f".aifw-workers[data-parent='{session_job}'] .aifw-stop-workers")
+            deadline = time.monotonic() + 60
+            while sh("squeue", "-h", "-j", ",".join(workers), "-o", "%i").strip() and time.monotonic() < deadline:
+                time.sleep(1)
+            assert sh("squeue", "-h", "-j", ",".join(workers), "-o", "%i").strip() == "", "the workers still run"
+            alice.wait_for_selector(f".aifw-workers[data-parent='{session_job}']", state="detached", timeout=30_000)
+            assert hub.server("alice")["ready"], "stopping the workers stopped the session"
+            # The notebook job followed to its output: the executed notebook opens in her JupyterLab.
+            alice.goto(result_url)
+            alice.wait_for_selector(".jp-OutputArea-output:has-text('42')", timeout=90_000)
+
+            sign_in(admin, hub, "admin")
+            assert nav_labels(admin) == ["Home", "Gallery", "Share", "Workshops", "Operator", "Users", "Token", "Help"]
+            admin.click("a[data-nav='operator']")
+            line = admin.wait_for_selector(f"#aifw-operator-jobs tr[data-job='{session_job}']")
+            assert re.search(rf"JupyterLab\s+alice\s+\S+\s+gpp\s+{session_job}\s+running\s+mn5-", line.inner_text())
+            assert admin.get_attribute("a[data-nav='operator']", "aria-current") == "page"
+            assert serious_violations(admin) == [], "operator page"
+            shot(admin, "21-operator")
+            admin.fill(f"#aifw-reason-{session_job}", "node maintenance at 18:00")
+            admin.click(f"#aifw-operator-jobs tr[data-job='{session_job}'] button")
+            admin.wait_for_selector("#aifw-operator-stopped")
+            deadline = time.monotonic() + 60
+            while hub.server("alice") is not None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            alice.goto(f"{hub.url}/hub/home")
+            told = alice.inner_text("body")
+            assert "admin, an operator, stopped it: node maintenance at 18:00" in told, told[:2000]
+            for page_path in ("help", "gallery", "workshops", "share"):  # new pages (/hub/admin is JupyterHub's)
+                admin.goto(f"{hub.url}/hub/{page_path}")
+                admin.wait_for_load_state("networkidle")
+                assert serious_violations(admin) == [], page_path
+            admin.goto(f"{hub.url}/hub/admin")
+            admin.wait_for_selector("#shutdown-button", state="attached", timeout=30_000)
+            assert not admin.is_visible("#shutdown-button"), "Shutdown Hub is in plain sight"
+    finally:
+        shutil.rmtree(home / HOME_JOBS, ignore_errors=True)
+    audit = [e["event"] for e in hub.api("GET", "/aifactory/audit").json()["entries"]]
+    assert "dask_workers_stopped" in audit and "operator_stop" in audit, audit

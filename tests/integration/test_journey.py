@@ -7,7 +7,6 @@ confirmation, logout.  A screenshot of each step is kept (``AIFW_ARTIFACTS``, by
 
 from __future__ import annotations
 
-import os
 import pwd
 import re
 import shutil
@@ -20,10 +19,8 @@ import pytest
 
 from tests.harness import demo_password
 
-from .conftest import REPO, HubProcess, chromium_page, launch, sh
+from .conftest import HubProcess, chromium_page, launch, serious_violations, sh, shot
 
-ARTIFACTS = Path(os.environ.get("AIFW_ARTIFACTS", REPO / "build" / "journey"))
-AXE = Path("/opt/aifactory/node/node_modules/axe-core/axe.min.js")
 DASK_CELL = (
     "from aifactory.notebook import start_cluster\n"
     "client, cluster = start_cluster(minimum=1, maximum=1, adapt=False)\n"
@@ -53,24 +50,6 @@ def journey_hub() -> Iterator[HubProcess]:
     hub = launch(form={"discovery_cache": 0})
     yield hub
     hub.shutdown()
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical violations on the page (WCAG 2 A and AA rules)."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: `make install` installs axe-core from npm")
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("() => axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})")
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def squeue_fields(job_id: str) -> list[str]:

@@ -43,8 +43,8 @@ def test_batchspawner_handler_is_replaced_by_our_route_table(tmp_path):
 
     assert any(path == r"/api/batchspawner" for path, *_ in apihandlers.default_handlers)
     audit, registry, gallery = AuditLog(tmp_path / "audit.log"), Registry(tmp_path / "ws"), Gallery(tmp_path / "g")
-    install_routes(audit, registry, gallery, DEFAULTS)
-    install_routes(audit, registry, gallery, DEFAULTS)  # idempotent
+    install_routes(audit, registry, gallery, DEFAULTS, session_job_name="aifw-jupyterlab")
+    install_routes(audit, registry, gallery, DEFAULTS, session_job_name="aifw-jupyterlab")  # idempotent
     paths = [path for path, *_ in apihandlers.default_handlers]
     pages = [path for path, *_ in jupyterhub.handlers.default_handlers]
     assert pages.count(WORKSHOP_PAGE_ROUTE) == 1

@@ -152,7 +152,7 @@ def test_the_hub_certificate_names_every_users_origin(tmp_path):
     update_front(c, site(internal_ssl=True, connect_ip="10.77.0.1", public_url="https://hub.example.eu/",
                          state_dir=str(tmp_path / "not-yet")))  # fmt: skip
     assert c.JupyterHub.template_vars["announcement_home"] == "x"
-    assert c.JupyterHub.template_vars["hub_home_url"] == "https://hub.example.eu/hub/home"
+    assert c.JupyterHub.template_vars["hub_url"] == "https://hub.example.eu/hub/"
     certs = Certipy(store_dir=str(tmp_path / "internal-ssl"))
     certs.create_ca("hub-ca")
     certs.create_signed_pair("hub-internal", "hub-ca", alt_names=c.JupyterHub.trusted_alt_names)

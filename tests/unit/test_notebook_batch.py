@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aifactory.batch import Resources, batch_script, failing_cell, outputs, sbatch_argv
+from aifactory.batch import Resources, batch_script, failing_cell, sbatch_argv
+from job import notebook_job_outputs
 
 REPO = Path(__file__).parents[2]
 
@@ -67,7 +68,7 @@ def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path)
     argv = sbatch_argv(nb, Resources("gpp", "ehpc01", 4, "8G", "02:00:00"))
     assert "--job-name=aifw-nb-analysis" in argv and f"--output={tmp_path}/analysis-job%j.log" in argv
     assert {"--cpus-per-task=4", "--mem=8G", "--time=02:00:00", "--partition=gpp", "--account=ehpc01"} <= set(argv)
-    assert outputs(nb, "12") == (tmp_path / "analysis-job12.ipynb", tmp_path / "analysis-job12.log")
+    assert notebook_job_outputs(nb, "12") == (tmp_path / "analysis-job12.ipynb", tmp_path / "analysis-job12.log")
 
 
 def test_resources_default_to_the_sessions_own_and_are_checked():

@@ -1,0 +1,159 @@
+"""Workbench jobs besides JupyterLab, for their owner and for the operator.
+
+* ``GET /hub/api/aifactory/jobs/USER`` (``servers`` on USER): USER's Dask worker jobs, grouped by
+  the job that started them (count, cores, core-hours so far), and notebook jobs of the last
+  week (state, and links to the executed notebook and log in the running JupyterLab).
+* ``DELETE /hub/api/aifactory/jobs/USER/workers/JOB``: cancel the Dask workers job JOB started
+  (as USER: the hub may cancel exactly those, config/sudoers.in), audited.
+* ``/hub/operator`` (admins): every pending and running workbench job of every user, with its
+  account, partition, node, cores, GPUs, time left, idle time and cost, filtered by account and
+  partition; a session or job stopped with a reason, which its owner is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jupyterhub import orm
+from jupyterhub.apihandlers import APIHandler
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from slurm.parsers import SlurmError
+from slurm.values import is_unix_user
+from spawners.jobscript import worker_job_name
+from spawners.session import duration_text
+from spawners.workbench_jobs import JOB_FIELDS, NOTEBOOK_DAYS, in_home, live_jobs, notebook_jobs, worker_groups
+
+JOBS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)"
+WORKERS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)/workers/([0-9]+)"
+OPERATOR_PAGE_ROUTE = r"/operator"
+#: How many notebook jobs the home page lists (the newest).
+NOTEBOOK_JOBS_SHOWN = 10
+REASON_MAX = 200
+
+
+def scheduler_refusal(e: SlurmError) -> web.HTTPError:
+    return web.HTTPError(503, f"SLURM's accounting did not answer: {e}")
+
+
+class JobsHandler(APIHandler):
+    @needs_scope("servers")
+    async def get(self, user_name: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        spawner = user.spawner
+        try:
+            rows = await spawner.slurm.job_rows(JOB_FIELDS, user=user.name, since=f"now-{NOTEBOOK_DAYS}days")
+        except SlurmError as e:
+            raise scheduler_refusal(e) from e
+        lab = f"{user.server_url('')}lab/tree/" if spawner.ready else ""
+        notebooks = []
+        for job in notebook_jobs(rows)[:NOTEBOOK_JOBS_SHOWN]:
+            data = job.as_data()
+            for key in ("notebook", "result", "log"):
+                relative = in_home(data[key], spawner.req_homedir)
+                data[f"{key}_url"] = f"{lab}{relative}" if lab and relative else ""
+            notebooks.append(data)
+        self.finish({"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks,
+                     "days": NOTEBOOK_DAYS})  # fmt: skip
+
+
+class WorkersHandler(APIHandler):
+    def initialize(self, audit: Any) -> None:
+        self.audit = audit
+
+    @needs_scope("servers")
+    async def delete(self, user_name: str, parent_job: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        try:
+            await user.spawner.slurm.cancel_named(worker_job_name(parent_job), user=user.name)
+        except SlurmError as e:
+            raise web.HTTPError(503, f"SLURM did not cancel the workers: {e}") from e
+        self.audit.record("dask_workers_stopped", user=user.name, job_id=parent_job, by=self.current_user.name)
+        self.set_status(204)
+        self.finish()
+
+
+def session_spawners(db: Any, users: Any) -> dict[str, Any]:
+    """Every active server's spawner, by its job id."""
+    found = {}
+    for orm_spawner in db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None)):
+        spawner = users[orm_spawner.user].spawners.get(orm_spawner.name)
+        if spawner is not None and getattr(spawner, "job_id", ""):
+            found[spawner.job_id] = spawner
+    return found
+
+
+def idle_text(spawner: Any, now: float) -> str:
+    last = spawner.orm_spawner.last_activity if spawner is not None else None
+    if last is None:
+        return ""
+    return duration_text(max(0, int(now - last.timestamp())))
+
+
+class OperatorPage(BaseHandler):
+    """Every workbench job now, for admins; POST stops one, with a reason its owner is shown."""
+
+    def initialize(self, audit: Any, session_job_name: str) -> None:
+        self.audit = audit
+        self.session_job_name = session_job_name
+
+    def check_admin(self) -> None:
+        if not self.current_user.admin:
+            raise web.HTTPError(403, "the operator page is for the hub's admins")
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.check_admin()
+        error = ""
+        try:
+            jobs = live_jobs(await self.current_user.spawner.slurm.job_rows(JOB_FIELDS), self.session_job_name)
+        except SlurmError as e:
+            jobs, error = [], f"SLURM's accounting did not answer: {e}"
+        account, partition = self.get_argument("account", ""), self.get_argument("partition", "")
+        shown = [
+            j for j in jobs if (not account or j.account == account) and (not partition or j.partition == partition)
+        ]
+        sessions, now = session_spawners(self.db, self.users), time.time()
+        rows = [
+            {"job": j, "idle": idle_text(sessions.get(j.job_id), now) if j.kind == "JupyterLab" else "",
+             "left": duration_text(j.seconds_left) if j.seconds_left is not None else ""}
+            for j in shown
+        ]  # fmt: skip
+        html = await self.render_template(
+            "operator.html", rows=rows, error=error, account=account, partition=partition,
+            accounts=sorted({j.account for j in jobs}), partitions=sorted({j.partition for j in jobs}),
+            total_cores=sum(j.cores for j in shown), total_core_hours=round(sum(j.core_hours for j in shown), 2),
+            stopped=self.get_argument("stopped", ""),
+        )  # fmt: skip
+        self.finish(html)
+
+    @web.authenticated
+    async def post(self) -> None:
+        """Stop a job (the XSRF check is JupyterHub's): a session through the hub, so that its
+        owner's next page says who stopped it and why; another workbench job by scancel."""
+        self.check_admin()
+        job_id, owner = self.get_body_argument("job", ""), self.get_body_argument("user", "")
+        reason = " ".join(self.get_body_argument("reason", "").split())[:REASON_MAX]
+        if not (job_id.isdigit() and is_unix_user(owner)):
+            raise web.HTTPError(400, "name a job by its number and its owner by a user name")
+        if not reason:
+            raise web.HTTPError(400, "say why you stop the job: its owner is shown the reason")
+        by = self.current_user.name
+        spawner = session_spawners(self.db, self.users).get(job_id)
+        if spawner is not None and spawner.user.name == owner:
+            spawner.stop_note = f"{by}, an operator, stopped it: {reason}"
+            await self.stop_single_user(spawner.user, spawner.name)
+        else:
+            try:
+                await self.current_user.spawner.slurm.cancel(job_id, user=owner)
+            except SlurmError as e:
+                raise web.HTTPError(503, f"SLURM did not cancel job {job_id}: {e}") from e
+        self.audit.record("operator_stop", user=owner, job_id=job_id, by=by, reason=reason)
+        self.redirect(f"{self.hub.base_url}operator?stopped={job_id}")

@@ -1,0 +1,164 @@
+"""The jobs the workbench started for people besides their JupyterLab: Dask worker jobs (named
+after the job that started them) and notebook batch jobs, read from one ``sacct`` call.
+
+Pure: rows in, what the home page and the operator page show out.  Costs are core- and GPU-hours
+so far, as accounting has them (running jobs: up to now).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
+from slurm.parsers import parse_tres
+from spawners.estimate import usage_hours
+
+#: The sacct fields read for every workbench job (sacct -X -n -P -o ...).
+JOB_FIELDS = ("JobID", "JobName", "User", "Account", "Partition", "State", "Start", "End", "ElapsedRaw",
+              "TimelimitRaw", "AllocTRES", "ReqCPUS", "NodeList", "WorkDir")  # fmt: skip
+LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING")
+#: How far back the home page lists notebook jobs.
+NOTEBOOK_DAYS = 7
+
+
+def state_of(row: dict[str, str]) -> str:
+    """sacct's state without its detail ('CANCELLED by 1001' is CANCELLED)."""
+    return row["State"].split()[0] if row["State"] else ""
+
+
+def is_live(row: dict[str, str]) -> bool:
+    return state_of(row) in LIVE_STATES
+
+
+def cores_of(row: dict[str, str]) -> int:
+    """The cores a job holds (AllocTRES), or asks for while it waits (ReqCPUS)."""
+    held = parse_tres(row["AllocTRES"]).get("cpu", "")
+    return int(held) if held.isdigit() else int(row["ReqCPUS"]) if row["ReqCPUS"].isdigit() else 0
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """The Dask worker jobs that one job (a JupyterLab session or a notebook job) started."""
+
+    user: str
+    parent_job: str
+    running: int
+    pending: int
+    cores: int  # held or asked for by the live ones
+    core_hours: float  # all of them, ended ones included
+    gpu_hours: float
+
+    def as_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NotebookJob:
+    user: str
+    job_id: str
+    state: str  # queued, running, done, failed
+    detail: str  # SLURM's state when failed: TIMEOUT, OUT_OF_MEMORY, CANCELLED...
+    notebook: str
+    result: str
+    log: str
+    start: str
+    end: str
+    core_hours: float
+
+    def as_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def worker_groups(rows: list[dict[str, str]]) -> list[WorkerGroup]:
+    """Dask worker jobs grouped by the job that started them, for groups with a live worker."""
+    by_parent: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        if row["JobName"].startswith(WORKER_JOB_PREFIX):
+            parent = row["JobName"][len(WORKER_JOB_PREFIX) :]
+            by_parent.setdefault((row["User"], parent), []).append(row)
+    groups = []
+    for (user, parent), members in sorted(by_parent.items()):
+        live = [r for r in members if is_live(r)]
+        if not live:
+            continue
+        core, gpu = usage_hours(members)
+        groups.append(WorkerGroup(
+            user=user, parent_job=parent, running=sum(state_of(r) == "RUNNING" for r in live),
+            pending=sum(state_of(r) == "PENDING" for r in live), cores=sum(cores_of(r) for r in live),
+            core_hours=core, gpu_hours=gpu,
+        ))  # fmt: skip
+    return groups
+
+
+def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
+    """Notebook batch jobs, newest first, with what became of each and where its output is."""
+    jobs = []
+    for row in reversed(rows):
+        notebook = notebook_of_job(row["JobName"], row["WorkDir"])
+        if notebook is None:
+            continue
+        state = state_of(row)
+        word = NOTEBOOK_JOB_STATES.get(state, "failed")
+        result, log = notebook_job_outputs(notebook, row["JobID"])
+        jobs.append(NotebookJob(
+            user=row["User"], job_id=row["JobID"], state=word, detail=state if word == "failed" else "",
+            notebook=str(notebook), result=str(result), log=str(log), start=row["Start"], end=row["End"],
+            core_hours=usage_hours([row])[0],
+        ))  # fmt: skip
+    return jobs
+
+
+def in_home(path: str, home: str) -> str:
+    """``path`` relative to ``home`` (for a JupyterLab link), or "" when it is not under it."""
+    try:
+        return str(Path(path).relative_to(home)) if home else ""
+    except ValueError:
+        return ""
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """One pending or running workbench job, as the operator page lists it."""
+
+    kind: str  # JupyterLab, Dask worker, notebook job
+    user: str
+    account: str
+    partition: str
+    job_id: str
+    state: str
+    node: str
+    cores: int
+    gpus: int
+    seconds_left: int | None  # None: no limit, or not started
+    core_hours: float
+    parent_job: str = ""  # a Dask worker's: the job that started it
+
+
+def kind_of(job_name: str, session_job_name: str) -> str:
+    if job_name == session_job_name:
+        return "JupyterLab"
+    if job_name.startswith(WORKER_JOB_PREFIX):
+        return "Dask worker"
+    return "notebook job" if notebook_of_job(job_name, "/") is not None else ""
+
+
+def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob]:
+    """The workbench's pending and running jobs among sacct ``rows`` (other jobs left out)."""
+    jobs = []
+    for row in rows:
+        kind = kind_of(row["JobName"], session_job_name)
+        if not kind or not is_live(row):
+            continue
+        limit, elapsed = row["TimelimitRaw"], row["ElapsedRaw"]
+        started = state_of(row) == "RUNNING"
+        left = int(limit) * 60 - int(elapsed or 0) if started and limit.isdigit() else None
+        tres = parse_tres(row["AllocTRES"])
+        jobs.append(LiveJob(
+            kind=kind, user=row["User"], account=row["Account"], partition=row["Partition"], job_id=row["JobID"],
+            state=state_of(row).lower(), node=row["NodeList"] if started else "", cores=cores_of(row),
+            gpus=int(tres.get("gres/gpu", "0") or 0), seconds_left=left, core_hours=usage_hours([row])[0],
+            parent_job=row["JobName"][len(WORKER_JOB_PREFIX) :] if kind == "Dask worker" else "",
+        ))  # fmt: skip
+    return jobs
