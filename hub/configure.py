@@ -30,6 +30,7 @@ from hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
 from hub.navigation import navigation
 from hub.pam import WorkbenchPAMAuthenticator
 from hub.routes import install_routes
+from hub.sharing import shared_with_me
 from hub.site import SiteConfig, SiteConfigError
 from hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
@@ -139,6 +140,7 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     # colleague needs read:users:name (a name's existence, never a list of users).
     sharing = ["shares!user", "read:users:name"] if hub.user_sharing else []
     append(c, "load_roles", {"name": "user", "scopes": ["self", PUBLISH_SCOPE, *sharing]})
+    c.JupyterHub.template_vars["shared_with_me"] = shared_with_me  # the home page's "Shared with you"
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
     for service in services:
         append(c, "services", service)

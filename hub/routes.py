@@ -9,6 +9,7 @@
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
 | ``/hub/workshops`` | the instructor page: a workshop's seats and their servers | instructors, admins |
 | ``/hub/share`` | share a running server with a colleague or a link, and revoke either (hub/sharing.py) | its user |
+| ``/hub/api/aifactory/colleagues/NAME`` | POST: NAME can be shared with (added if they may sign in) | who shares |
 | ``/hub/accept-share`` | JupyterHub's page; a share link lets one person in, then is used up | who signed in |
 | ``/hub/api/aifactory/gallery/publish/USER[/SERVER]`` | publish a notebook of a running server | who may access it |
 | ``/hub/api/aifactory/gallery/ID`` | withdraw an entry (DELETE) | its author, admins |
@@ -43,7 +44,14 @@ from hub.operator import (
     OperatorPage,
     WorkersHandler,
 )
-from hub.sharing import ACCEPT_SHARE_ROUTE, SHARE_PAGE_ROUTE, AcceptShareOnce, SharePage
+from hub.sharing import (
+    ACCEPT_SHARE_ROUTE,
+    COLLEAGUE_API_ROUTE,
+    SHARE_PAGE_ROUTE,
+    AcceptShareOnce,
+    ColleagueHandler,
+    SharePage,
+)
 from hub.site import SiteConfig
 from hub.workshop_pages import WORKSHOP_API_ROUTE, WORKSHOP_PAGE_ROUTE, WorkshopAPIHandler, WorkshopPage
 from job.launcher import CHANNEL_PATH
@@ -66,6 +74,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
         (JOBS_API_ROUTE, JobsHandler),
+        (COLLEAGUE_API_ROUTE, ColleagueHandler),
         (r"/api/aifactory/audit", AuditHandler, {"audit": audit}),
         (WORKSHOP_API_ROUTE, WorkshopAPIHandler, {"registry": registry}),
         (PUBLISH_ROUTE, GalleryPublishHandler, publishing),

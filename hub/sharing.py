@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from jupyterhub.apihandlers import APIHandler
+from jupyterhub.auth import PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.pages import AcceptShareHandler
 from jupyterhub.orm import ShareCode
 from tornado import web
 
+from hub.accounts import may_sign_in
+from slurm.values import is_unix_user
+
 SHARE_PAGE_ROUTE = r"/share"
 ACCEPT_SHARE_ROUTE = r"/accept-share"
+COLLEAGUE_API_ROUTE = r"/api/aifactory/colleagues/([^/]+)"
 
 
 def shared_with(spawner: Any) -> list[str]:
@@ -39,6 +45,49 @@ def open_codes(spawner: Any) -> list[dict[str, str]]:
         for code in sorted(spawner.orm_spawner.share_codes, key=lambda c: c.id)
         if not code.expired
     ]  # fmt: skip
+
+
+def shared_with_me(user: Any) -> list[dict[str, Any]]:
+    """The ``shared_with_me`` template variable: the servers others share with ``user`` (by name
+    or through a group), each with its owner, and its address while it runs."""
+    if user is None:
+        return []
+    from jupyterhub.user import User
+
+    found = []
+    for share in user.orm_user.all_shared_with_me:
+        orm_spawner = share.spawner
+        owner = User(orm_spawner.user, settings=user.settings)
+        running = orm_spawner.server is not None
+        found.append({"owner": owner.name, "server": orm_spawner.name,
+                      "url": owner.server_url(orm_spawner.name) if running else "", "running": running})  # fmt: skip
+    return sorted(found, key=lambda s: (s["owner"], s["server"]))
+
+
+class ColleagueHandler(APIHandler):
+    """POST: make sure a colleague can be shared with, before JupyterHub's share API is asked.
+
+    JupyterHub shares only with users it knows, so a colleague who never signed in was "No such
+    user".  One whom this hub's sign-in would let in (PAM: a Unix account in the allowed groups)
+    is added now; anyone else is refused, in words.  Any user who may share may ask."""
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        if not any(scope.startswith("shares") for scope in self.expanded_scopes):
+            raise web.HTTPError(403, "sharing is not enabled for you on this hub")
+        refusal = f"No one named {name!r} can sign in here: check the user name (a Unix account name)."
+        if not is_unix_user(name):
+            raise web.HTTPError(404, refusal)
+        if self.find_user(name) is not None:
+            self.finish({"name": name, "new": False})
+            return
+        if not isinstance(self.authenticator, PAMAuthenticator):  # OpenID Connect: names come from the provider
+            raise web.HTTPError(404, f"{name} has not signed in here yet: ask them to sign in once, then share again.")
+        if not may_sign_in(name, self.authenticator.allowed_groups):
+            raise web.HTTPError(404, refusal)
+        self.user_from_username(name)
+        self.set_status(201)
+        self.finish({"name": name, "new": True})
 
 
 class SharePage(BaseHandler):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import (
     VENV,
@@ -112,7 +113,10 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
             assert nav_labels(alice) == ["Home", "Gallery", "Share", "Token", "Help"]
             group = alice.wait_for_selector(f".aifw-workers[data-parent='{session_job}']", timeout=30_000)
             assert f"Dask workers of job {session_job}: 1 running, 0 queued, 1 core;" in group.inner_text()
-            row = alice.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{notebook}']")
+            try:
+                row = alice.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{notebook}']", timeout=40_000)
+            except PlaywrightTimeout:
+                raise AssertionError(alice.inner_html("#aifw-jobs-card")) from None
             assert "done" in row.inner_text(), row.inner_text()
             result = row.query_selector(f"a[href$='lab/tree/{HOME_JOBS}/hello-job{notebook}.ipynb']")
             assert result is not None, row.inner_html()
@@ -158,3 +162,33 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
         shutil.rmtree(home / HOME_JOBS, ignore_errors=True)
     audit = [e["event"] for e in hub.api("GET", "/aifactory/audit").json()["entries"]]
     assert "dask_workers_stopped" in audit and "operator_stop" in audit, audit
+
+
+@pytest.mark.slow
+def test_sharing_with_a_colleague_who_never_signed_in_and_a_whole_link_to_copy(demo_setup_hub: HubProcess):
+    """Issue 22, item 6: sharing with a colleague who had not signed in yet said "No such user:
+    bob" with no way on; the share link was a path with no host, copy button or expiry; the
+    recipient's home never listed what was shared with them."""
+    hub = demo_setup_hub
+    hub.start_ready("alice")
+    assert hub.api("GET", "/users/bob").status_code == 404, "bob is to be someone who never signed in"
+    with chromium_pages(2, *hub.chromium_args) as (alice, bob):
+        sign_in(alice, hub, "alice")
+        alice.click("a[data-nav='share']")
+        alice.fill("#invite-1", "nosuchperson")
+        alice.click(".aifw-invite button")
+        alice.wait_for_selector(".aifw-share-error:has-text('No one named')")
+        alice.fill("#invite-1", "bob")
+        alice.click(".aifw-invite button")
+        alice.wait_for_selector(".aifw-shares li[data-user='bob']", timeout=30_000)
+        alice.click(".aifw-code")
+        alice.wait_for_selector(".aifw-code-made:not([hidden])")
+        link = alice.input_value(".aifw-code-url")
+        assert link.startswith(f"{hub.url}/hub/accept-share?code="), link
+        assert "Expires" in alice.inner_text(".aifw-code-expires")
+        assert serious_violations(alice) == [], "share page"
+        shot(alice, "22-share-link")
+        sign_in(bob, hub, "bob")
+        shared = bob.wait_for_selector("#aifw-shared-with-me li[data-owner='alice'] a")
+        assert shared.get_attribute("href") == hub.user_url("alice"), shared.get_attribute("href")
+        assert serious_violations(bob) == [], "home, shared with bob"
