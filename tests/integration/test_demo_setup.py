@@ -192,3 +192,59 @@ def test_sharing_with_a_colleague_who_never_signed_in_and_a_whole_link_to_copy(d
         shared = bob.wait_for_selector("#aifw-shared-with-me li[data-owner='alice'] a")
         assert shared.get_attribute("href") == hub.user_url("alice"), shared.get_attribute("href")
         assert serious_violations(bob) == [], "home, shared with bob"
+        # The consent page says whose JupyterLab it is and what opening it means, not an OAuth URL.
+        shared.click()
+        bob.wait_for_selector("#aifw-oauth h1", timeout=60_000)
+        assert bob.inner_text("#aifw-oauth h1") == "Open alice's JupyterLab?"
+        assert "you work as alice" in bob.inner_text("#aifw-oauth")
+        assert serious_violations(bob) == [], "the consent page"
+        shot(bob, "23-consent")
+        bob.click("#aifw-oauth-allow")
+        bob.wait_for_selector(".jp-LabShell", timeout=120_000)
+
+
+@pytest.mark.slow
+def test_a_notebook_run_as_a_batch_job_from_jupyterlabs_menu_is_followed_to_its_output(demo_setup_hub: HubProcess):
+    """Issue 22, item 5: notebook jobs could be run and followed only by typing
+    ``aifactory-run-notebook`` in a terminal. Now: Run › Run as Batch Job…, the resources in a
+    dialog, a panel of notebook jobs, the result opened from it and from the hub's home page."""
+    hub = demo_setup_hub
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    folder = home / HOME_JOBS
+    folder.mkdir(exist_ok=True)
+    shutil.chown(folder, "alice", "alice")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}
+    nbformat.write(nb, folder / "menu.ipynb")
+    shutil.chown(folder / "menu.ipynb", "alice", "alice")
+    hub.start_ready("alice")
+    try:
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            page.goto(f"{hub.user_url('alice')}lab/tree/{HOME_JOBS}/menu.ipynb?reset")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            page.click(".lm-Menu-itemLabel:text-is('Run as Batch Job…')")
+            page.wait_for_selector(".aifw-batch-form")
+            page.fill("#aifw-batch-memory", "1G")
+            page.fill("#aifw-batch-walltime", "00:10:00")
+            shot(page, "24-run-as-batch-job")
+            page.click(".jp-Dialog button:has-text('Submit job')")
+            item = page.wait_for_selector("#aifw-notebook-jobs li[data-job]", timeout=30_000)
+            job_id = item.get_attribute("data-job")
+            assert sacct_state(job_id), "no such SLURM job"
+            page.wait_for_selector(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-open-result", timeout=240_000)
+            assert page.inner_text(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-job-state") == "done"
+            shot(page, "25-notebook-jobs-panel")
+            page.click(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-open-result")
+            page.wait_for_selector(f".lm-TabBar-tab:has-text('menu-job{job_id}.ipynb')", timeout=60_000)
+            page.wait_for_selector(".jp-OutputArea-output:has-text('42')", timeout=60_000)
+            # The collaboration extension's "Generate a Shared Link" (a CORS error) gives way to the hub's page.
+            page.click(".lm-MenuBar-itemLabel:text-is('File')")
+            assert page.locator(".lm-Menu-itemLabel:text-is('Share This JupyterLab…')").count() == 1
+            page.keyboard.press("Escape")
+            page.goto(f"{hub.url}/hub/home")
+            row = page.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{job_id}']", timeout=40_000)
+            assert row.query_selector(f"a[href$='lab/tree/{HOME_JOBS}/menu-job{job_id}.ipynb']") is not None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

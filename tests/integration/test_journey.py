@@ -176,6 +176,8 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         assert status.startswith(f"Job {job_id} on {node}")
         assert abs(minutes_of(status) - squeue_minutes(left)) <= 1, (status, left)
         page.wait_for_selector(".jp-LauncherCard:has-text('Example notebooks')", timeout=60_000)
+        # Its icon, not the bare first letter JupyterLab shows for a Notebook card without one (issue 22).
+        assert page.locator(".jp-LauncherCard:has-text('Example notebooks') img").count() == 1
         shot(page, "05-jupyterlab")
 
         # 5. The examples from the Launcher; cells run; the widget answers.

@@ -10,14 +10,21 @@
  *  - session:  the job's time left in the status bar (from the server's aifactory/session,
  *    which asks squeue), warnings at the site's minutes before the walltime ends, a save of
  *    every open notebook when SLURM signals the end, a notice with "Start again" when the
- *    job has ended, and the Dask panel pointed at a cluster started in this job.
+ *    job has ended, and the Dask panel pointed at a cluster started in this job;
+ *  - notebook-jobs: "Run as Batch Job…" on a notebook (its context menu, the Run menu, the
+ *    palette), with the resources asked for in a dialog, and a side panel of the user's
+ *    notebook jobs with their state and output (the server's aifactory/notebook-jobs);
+ *  - share: "Share This JupyterLab…" opens the hub's share page (the collaboration
+ *    extension's "Generate a Shared Link" asked the hub from this origin and failed on CORS;
+ *    it is disabled in page_config.json).
  */
 (function () {
   "use strict";
   var NAME = "@aifactory/workbench";
   var MODULES = ["@jupyterlab/launcher", "@jupyterlab/statusbar", "@jupyterlab/apputils", "@lumino/widgets",
                  "@jupyterlab/coreutils", "@jupyterlab/services", "@jupyterlab/ui-components",
-                 "@jupyterlab/application"];
+                 "@jupyterlab/application", "@jupyterlab/filebrowser", "@jupyterlab/notebook",
+                 "@jupyterlab/mainmenu"];
   var EXAMPLES_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><g class="jp-icon3" fill="#616161">' +
     '<path d="M4 3h11l5 5v13H4z" fill-opacity=".15"/><path d="M4 3h11l5 5v13H4V3zm2 2v14h12V9h-4V5H6z"/>' +
     '<rect x="8" y="13" width="2" height="4"/><rect x="11" y="11" width="2" height="6"/><rect x="14" y="9" width="2" height="8"/></g></svg>';
@@ -67,7 +74,10 @@
           }
         });
         // In the first row, after the kernels: what a new user looks for first.
-        if (launcher) launcher.add({ command: "aifactory:open-examples", category: "Notebook", rank: 1000 });
+        // The Notebook row shows a kernel's logo (kernelIconUrl), or else the label's first letter ("E").
+        var logo = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(EXAMPLES_ICON.replace('width="16"', 'width="52"'));
+        if (launcher) launcher.add({ command: "aifactory:open-examples", category: "Notebook", rank: 1000,
+                                     kernelIconUrl: logo });
       }
     };
   }
@@ -224,15 +234,164 @@
     };
   }
 
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function notebookJobsPlugin(lab) {
+    return {
+      id: NAME + ":notebook-jobs",
+      description: "Run a notebook as a SLURM batch job, and follow its notebook jobs in a side panel.",
+      autoStart: true,
+      optional: [lab.filebrowser.IDefaultFileBrowser, lab.notebook.INotebookTracker, lab.mainmenu.IMainMenu,
+                 lab.apputils.ICommandPalette],
+      activate: function (app, browser, notebooks, mainMenu, palette) {
+        var apputils = lab.apputils, Notification = apputils.Notification;
+        var settings = lab.services.ServerConnection.makeSettings();
+        var url = lab.coreutils.URLExt.join(settings.baseUrl, "aifactory/notebook-jobs");
+        var request = function (init) {
+          return lab.services.ServerConnection.makeRequest(url, init || {}, settings).then(function (r) {
+            return r.json().catch(function () { return {}; }).then(function (body) {
+              if (!r.ok) throw new Error(body.message || body.reason || ("the server answered " + r.status));
+              return body;
+            });
+          });
+        };
+
+        var panel = new lab.widgets.Widget();
+        panel.id = "aifw-notebook-jobs";
+        panel.addClass("aifw-notebook-jobs");
+        panel.title.icon = lab.ui.listIcon;
+        panel.title.caption = "Notebook jobs";
+        panel.node.setAttribute("role", "region");
+        panel.node.setAttribute("aria-label", "Notebook jobs");
+        var style = document.createElement("style");
+        style.textContent = ".aifw-notebook-jobs{padding:8px;overflow:auto;background:var(--jp-layout-color1)}" +
+          ".aifw-notebook-jobs li{margin:4px 0}.aifw-job-state{font-weight:600}" +
+          ".aifw-batch-form label{display:block;margin-top:6px}.aifw-batch-form input{width:100%}";
+        document.head.appendChild(style);
+        app.shell.add(panel, "left", { rank: 650 });
+
+        function refresh() {
+          return request().then(function (body) {
+            panel.node.replaceChildren(el("h2", "Notebook jobs", "jp-text-truncated"));
+            if (!body.jobs.length) {
+              panel.node.append(el("p", "None in the last week. Right-click a notebook, or use Run › Run as Batch Job…, " +
+                                        "to run it as a SLURM job of its own that outlives this session."));
+              return body;
+            }
+            var list = el("ul");
+            body.jobs.forEach(function (job) {
+              var item = el("li");
+              item.dataset.job = job.job;
+              item.append(el("span", job.state, "aifw-job-state"), " job " + job.job + ": " +
+                          (job.notebook_path || job.notebook) + (job.why ? " (" + job.why + ")" : "") + " ");
+              if (job.state !== "queued" && job.result_path) {
+                var open = el("button", "Open result", "jp-mod-styled jp-mod-accept aifw-open-result");
+                open.type = "button";
+                open.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: job.result_path }); });
+                var log = el("button", "Log", "jp-mod-styled aifw-open-log");
+                log.type = "button";
+                log.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: job.log_path, factory: "Editor" }); });
+                item.append(open, " ", log);
+              }
+              list.append(item);
+            });
+            panel.node.append(list);
+            return body;
+          }).catch(function (e) { panel.node.replaceChildren(el("p", "Notebook jobs are not available: " + e.message)); });
+        }
+        setInterval(function () { if (panel.isVisible) refresh(); }, 15000);
+        panel.node.addEventListener("focusin", function () { if (!panel.dataset.shown) { panel.dataset.shown = "1"; refresh(); } });
+        refresh();
+
+        function selectedNotebook(args) {
+          if (args && args.path) return args.path;
+          var current = app.shell.currentWidget;
+          if (notebooks && notebooks.currentWidget && current === notebooks.currentWidget) return notebooks.currentWidget.context.path;
+          var item = browser && Array.from(browser.selectedItems())[0];
+          return item && item.type === "notebook" ? item.path : "";
+        }
+
+        app.commands.addCommand("aifactory:run-as-batch-job", {
+          label: "Run as Batch Job…",
+          caption: "Run this notebook headless as a SLURM job of its own, with the resources you choose",
+          isEnabled: function () { return !!selectedNotebook(); },
+          execute: function (args) {
+            var path = selectedNotebook(args);
+            if (!path) return;
+            return request().then(function (body) {
+              var d = body.defaults, form = el("form", undefined, "aifw-batch-form");
+              form.append(el("p", path + " runs headless with its own kernel; the executed notebook and its log land beside it."));
+              [["partition", "Partition (empty: the default)", d.partition], ["account", "Account (empty: your default)", d.account],
+               ["cpus", "Cores", String(d.cpus)], ["memory", "Memory (e.g. 4G)", d.memory],
+               ["walltime", "Walltime (HH:MM:SS)", d.walltime]].forEach(function (f) {
+                var label = el("label", f[1]), input = el("input");
+                input.name = f[0]; input.value = f[2]; input.id = "aifw-batch-" + f[0];
+                label.htmlFor = input.id;
+                form.append(label, input);
+              });
+              var body_ = new lab.widgets.Widget({ node: form });
+              return apputils.showDialog({ title: "Run as batch job", body: body_,
+                buttons: [apputils.Dialog.cancelButton(), apputils.Dialog.okButton({ label: "Submit job" })] })
+                .then(function (result) {
+                  if (!result.button.accept) return;
+                  var values = { path: path };
+                  Array.from(form.elements).forEach(function (i) { values[i.name] = i.value.trim(); });
+                  values.cpus = Number(values.cpus);
+                  return request({ method: "POST", body: JSON.stringify(values) }).then(function (made) {
+                    Notification.success("Job " + made.job + " runs " + path + ": its result will be " + made.result_path +
+                                         ". Follow it in the Notebook jobs panel or on the hub's home page.", { autoClose: 8000 });
+                    app.shell.activateById(panel.id);
+                    return refresh();
+                  }).catch(function (e) { Notification.error("Not submitted: " + e.message, { autoClose: false }); });
+                });
+            }).catch(function (e) { Notification.error("Notebook jobs are not available: " + e.message, { autoClose: false }); });
+          }
+        });
+        app.contextMenu.addItem({ command: "aifactory:run-as-batch-job", selector: '.jp-DirListing-item[data-file-type="notebook"]', rank: 12 });
+        app.contextMenu.addItem({ command: "aifactory:run-as-batch-job", selector: ".jp-Notebook", rank: 100 });
+        if (mainMenu) mainMenu.runMenu.addGroup([{ command: "aifactory:run-as-batch-job" }], 1000);
+        if (palette) palette.addItem({ command: "aifactory:run-as-batch-job", category: "Notebook Operations" });
+      }
+    };
+  }
+
+  function sharePlugin(lab) {
+    return {
+      id: NAME + ":share",
+      description: "Share this JupyterLab from the hub's share page.",
+      autoStart: true,
+      optional: [lab.mainmenu.IMainMenu, lab.apputils.ICommandPalette],
+      activate: function (app, mainMenu, palette) {
+        var config = lab.coreutils.PageConfig;
+        app.commands.addCommand("aifactory:share", {
+          label: "Share This JupyterLab…",
+          caption: "Name a colleague, or make a link that lets one person in (the hub's share page)",
+          execute: function () {
+            window.open(lab.coreutils.URLExt.join(config.getOption("hubHost") || "", config.getOption("hubPrefix") || "/hub/", "share"), "_blank");
+          }
+        });
+        if (mainMenu) mainMenu.fileMenu.addGroup([{ command: "aifactory:share" }], 90);
+        if (palette) palette.addItem({ command: "aifactory:share", category: "Server" });
+      }
+    };
+  }
+
   var container = {
     init: function (shareScope) { scope = shareScope; },
     get: function (module) {
       if (module !== "./extension") return Promise.reject(new Error(NAME + " has no module " + module));
       return Promise.all(MODULES.map(shared)).then(function (m) {
         var lab = { launcher: m[0], statusbar: m[1], apputils: m[2], widgets: m[3], coreutils: m[4], services: m[5],
-                    ui: m[6], application: m[7] };
+                    ui: m[6], application: m[7], filebrowser: m[8], notebook: m[9], mainmenu: m[10] };
         var session = { ended: null };  // set by the session plugin: shows the notice of the job's end
-        var plugins = [examplesPlugin(lab), sessionPlugin(lab, session), connectionLostPlugin(lab, session)];
+        var plugins = [examplesPlugin(lab), sessionPlugin(lab, session), connectionLostPlugin(lab, session),
+                       notebookJobsPlugin(lab), sharePlugin(lab)];
         return function () { return { __esModule: true, default: plugins }; };
       });
     }

@@ -1,0 +1,101 @@
+"""A JupyterLab server extension (runs in the user's server, as the user): notebooks run as
+batch jobs from JupyterLab's menus, the same jobs ``aifactory-run-notebook`` submits.
+
+``GET {base_url}aifactory/notebook-jobs``: the resources a job gets unless told otherwise (this
+session's) and the user's notebook jobs of the last week, paths relative to the server's root.
+``POST`` the same with ``{"path", "cpus", "memory", "walltime", "partition", "account"}``:
+submit that notebook with its own kernel; a refused value is a 400 that names it, and nothing
+is submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from aifactory.batch import DEFAULT_KERNEL, Resources, status, submit
+from job import notebook_job_outputs
+from slurm.client import Slurm
+from slurm.parsers import SlurmError
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "aifactory.notebook_jobs"}]
+
+
+def kernel_of(notebook: Path) -> str:
+    """The kernel the notebook was saved with (its metadata), or the site's default."""
+    try:
+        name = json.loads(notebook.read_text()).get("metadata", {}).get("kernelspec", {}).get("name", "")
+    except (OSError, ValueError, AttributeError):
+        name = ""
+    return name or DEFAULT_KERNEL
+
+
+def relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return ""
+
+
+class NotebookJobsHandler(APIHandler):
+    @property
+    def root(self) -> Path:
+        return Path(self.settings["server_root_dir"]).expanduser().resolve()
+
+    @web.authenticated
+    async def get(self) -> None:
+        user = os.environ.get("USER", "")
+        try:
+            jobs = await asyncio.get_running_loop().run_in_executor(None, status, user, Slurm())
+        except SlurmError as e:
+            raise web.HTTPError(503, f"SLURM's accounting did not answer: {e}") from e
+        for job in jobs:
+            for key in ("notebook", "result", "log"):
+                job[f"{key}_path"] = relative(job[key], self.root)
+        self.finish(json.dumps({"defaults": asdict(Resources.of_this_session(dict(os.environ))), "jobs": jobs}))
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        path = str(body.get("path", ""))
+        notebook = (self.root / path).resolve()
+        if not path or not notebook.is_relative_to(self.root):
+            raise web.HTTPError(400, f"{path!r}: not a notebook of this JupyterLab")
+        defaults = Resources.of_this_session(dict(os.environ))
+        try:
+            res = Resources(
+                partition=str(body.get("partition", defaults.partition)),
+                account=str(body.get("account", defaults.account)),
+                cpus=int(body.get("cpus", defaults.cpus)),
+                memory=str(body.get("memory", defaults.memory)),
+                walltime=str(body.get("walltime", defaults.walltime)),
+            )
+        except (TypeError, ValueError) as e:
+            raise web.HTTPError(400, f"cores: a whole number ({e})") from e
+        run = asyncio.get_running_loop().run_in_executor
+        try:
+            job_id = await run(None, submit, notebook, [], kernel_of(notebook), res, Slurm())
+        except SystemExit as e:  # the command line's refusal: every bad value, named
+            raise web.HTTPError(400, str(e).removeprefix("aifactory-run-notebook: ")) from None
+        except SlurmError as e:
+            raise web.HTTPError(400, f"SLURM refused the job: {e}") from e
+        result, log = notebook_job_outputs(notebook, job_id)
+        self.set_status(201)
+        self.finish(json.dumps({"job": job_id, "result_path": relative(str(result), self.root),
+                                "log_path": relative(str(log), self.root)}))  # fmt: skip
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "notebook-jobs")
+    serverapp.web_app.add_handlers(".*$", [(route, NotebookJobsHandler)])
+    serverapp.log.info("aifactory.notebook_jobs: %s", route)
