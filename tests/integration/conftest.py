@@ -54,7 +54,7 @@ def cluster() -> None:
 MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo_certs() -> Iterator[Path]:
     """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script."""
     directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
@@ -72,16 +72,22 @@ def spki_pin(cert_file: Path) -> str:
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
-@pytest.fixture
-def demo_setup_hub(demo_certs: Path) -> Iterator[HubProcess]:
+def launch_demo_setup(demo_certs: Path, **sections: dict) -> HubProcess:
     """A hub as `make demo` runs it (config/site.yaml): the https front with the demo's CA,
     each user's server on its own origin, and internal TLS to the servers on compute nodes.
     Chromium trusts its certificate through ``chromium_args``."""
     port = free_port()
     front = {"port": port, "public_url": f"https://hub.localhost:{port}/", "ssl_cert": str(demo_certs / "hub.crt"),
              "ssl_key": str(demo_certs / "hub.key"), "internal_ssl": True}  # fmt: skip
-    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"))
+    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"), **sections)
     hub.chromium_args = (f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}",)
+    return hub
+
+
+@pytest.fixture
+def demo_setup_hub(demo_certs: Path) -> Iterator[HubProcess]:
+    """:func:`launch_demo_setup`'s hub, for one test."""
+    hub = launch_demo_setup(demo_certs)
     try:
         yield hub
     finally:
