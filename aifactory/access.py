@@ -7,15 +7,25 @@ seconds (15: config/jupyter); a revoked share or an expired token is refused fro
 A websocket is checked only as it opens; here every open one is checked again every
 ``CHECK_INTERVAL`` seconds with that same cached answer, so it closes within the re-check
 (plus a second).  An unreachable hub closes nothing: a hub restart does not cut kernels.
+
+A refused page (a revoked colleague reloading) is ours too (``templates/error.html``): whose
+JupyterLab it is and a way to the hub, not "403 : Forbidden".
 """
 
 from __future__ import annotations
 
+import os
 import weakref
+from pathlib import Path
 from typing import Any
 
+from jinja2 import ChoiceLoader, FileSystemLoader
 from tornado.ioloop import PeriodicCallback
 from tornado.websocket import WebSocketHandler
+
+from aifactory.session import hub_home_url
+
+TEMPLATES = Path(__file__).with_name("templates")
 
 CHECK_INTERVAL = 1.0
 #: The close code a revoked holder's websocket gets (RFC 6455: policy violation).
@@ -61,7 +71,14 @@ class OpenSockets:
                     handler.close(POLICY_VIOLATION, "access to this server has ended")
 
 
+def use_our_error_page(serverapp: Any) -> None:
+    env = serverapp.web_app.settings["jinja2_env"]
+    env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES)), env.loader])
+    env.globals.update(aifw_owner=os.environ.get("JUPYTERHUB_USER", "its owner"), aifw_hub_home=hub_home_url())
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    use_our_error_page(serverapp)
     provider = serverapp.identity_provider
     hub_auth = getattr(provider, "hub_auth", None)
     if hub_auth is None:  # not a server of a hub

@@ -35,6 +35,11 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "aifactory.session"}]
 
 
+def hub_home_url() -> str:
+    """The hub's home page, on the hub's own origin (JupyterHub gives the server both parts)."""
+    return os.environ.get("JUPYTERHUB_HOST", "") + os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/home"
+
+
 def minutes(text: str) -> list[int]:
     return sorted({int(m) for m in text.split() if m.isdigit()}, reverse=True)
 
@@ -84,7 +89,7 @@ class SessionHandler(APIHandler):
             "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
             "save_requests": state["save_requests"],
             "dashboard": dashboards[0]["link"] if dashboards else "",
-            "hub_home": os.environ.get("JUPYTERHUB_HOST", "") + os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/home",
+            "hub_home": hub_home_url(),
         }))  # fmt: skip
 
 

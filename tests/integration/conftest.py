@@ -84,6 +84,31 @@ def launch_demo_setup(demo_certs: Path, **sections: dict) -> HubProcess:
     return hub
 
 
+@contextlib.contextmanager
+def requests_trusting(ca_file: str) -> Iterator[None]:
+    """This test's own ``requests`` calls trust the demo's CA, as its browsers do (hub.chromium_args)."""
+    before = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = ca_file
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = before
+
+
+@pytest.fixture(scope="module")
+def demo_module_hub(demo_certs: Path) -> Iterator[HubProcess]:
+    """:func:`launch_demo_setup`'s hub for a whole module, whose plain ``requests`` trust it."""
+    hub = launch_demo_setup(demo_certs)
+    try:
+        with requests_trusting(str(hub.verify)):
+            yield hub
+    finally:
+        hub.shutdown()
+
+
 @pytest.fixture
 def demo_setup_hub(demo_certs: Path) -> Iterator[HubProcess]:
     """:func:`launch_demo_setup`'s hub, for one test."""

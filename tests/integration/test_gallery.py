@@ -7,7 +7,6 @@ the https front, users' own origins, internal TLS."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from .conftest import (
     chromium_page,
     execute_in_kernel,
     launch_demo_setup,
+    requests_trusting,
     run_in_terminal,
     serious_violations,
     sh,
@@ -57,14 +57,8 @@ def gallery_hub(demo_certs: Path) -> Iterator[tuple[HubProcess, Path]]:
     folder.mkdir(mode=0o755)
     shutil.chown(folder, HUB_USER, HUB_USER)
     hub = launch_demo_setup(demo_certs, gallery={"dir": str(folder), "shared_storage": ["/srv/data"]})
-    # This module's own requests trust the demo's CA, as its browsers do (hub.chromium_args).
-    before = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = str(hub.verify)
-    yield hub, folder
-    if before is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = before
+    with requests_trusting(str(hub.verify)):
+        yield hub, folder
     hub.shutdown()
     subprocess.run(["rm", "-rf", str(top)], check=False)
 

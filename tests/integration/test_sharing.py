@@ -15,7 +15,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .conftest import HubProcess, chromium_pages, queued_jobs, sh, sign_in
+from .conftest import HubProcess, chromium_pages, queued_jobs, serious_violations, sh, shot, sign_in
 
 STRANGER_PASSWORD = "aifw-carol-pw"
 
@@ -56,8 +56,9 @@ def open_notebook(page, hub: HubProcess, owner: str, path: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubProcess, stranger: str):
-    hub = clean
+def test_a_colleague_works_in_a_shared_session_until_the_share_ends(demo_module_hub: HubProcess, stranger: str):
+    """In the demo's setup (https front, users' origins, internal TLS), as issue 22 asks."""
+    hub = demo_module_hub
     hub.start_ready("alice")
     alice, bob = hub.user_token("alice"), hub.user_token("bob")
     carol = hub.user_token(stranger)
@@ -82,7 +83,7 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
     url = f"{hub.user_url('alice')}api/contents/aifw-shared.ipynb"
     assert requests.put(url, json=notebook, headers={"Authorization": f"token {alice}"}, timeout=30).ok
     try:
-        with chromium_pages(2) as (alice_page, bob_page):
+        with chromium_pages(2, *hub.chromium_args) as (alice_page, bob_page):
             sign_in(alice_page, hub, "alice")
             open_notebook(alice_page, hub, "alice", "aifw-shared.ipynb")
             sign_in(bob_page, hub, "bob")
@@ -100,6 +101,16 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
             assert bob_page.get_by_text("Your JupyterLab job has ended").count() == 0
             assert alice_page.get_by_text("Access ended").count() == 0
             assert alice_page.get_by_text("Your JupyterLab job has ended").count() == 0
+            # His reload is refused by her server in words, with a way to the hub (it said "403 : Forbidden").
+            time.sleep(RECHECK)  # the server's cached answer about his token expires
+            bob_page.reload()
+            bob_page.wait_for_selector("#aifw-server-error h1", timeout=30_000)
+            assert bob_page.inner_text("#aifw-server-error h1") == "This JupyterLab is not yours to open"
+            assert "It belongs to alice" in bob_page.inner_text("#aifw-server-error")
+            assert serious_violations(bob_page) == [], "the server's refusal"
+            shot(bob_page, "26-revoked-refusal")
+            bob_page.click("#aifw-server-error a")
+            bob_page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
     finally:
         requests.delete(url, headers={"Authorization": f"token {alice}"}, timeout=30)
     assert as_user(hub, alice, "POST", "/shares/alice/", json={"user": "bob"}).status_code == 200  # again
@@ -123,6 +134,7 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(clean: HubPr
     assert hub.api("GET", "/shares/alice/").json()["items"] == []
     hub.start_ready("alice")
     assert answers(hub, bob, 403) == 403 and answers(hub, carol, 403) == 403
+    hub.stop("alice")  # this module's other tests use the session's hub
 
 
 def queued_job(user: str) -> str:

@@ -306,7 +306,6 @@
           }).catch(function (e) { panel.node.replaceChildren(el("p", "Notebook jobs are not available: " + e.message)); });
         }
         setInterval(function () { if (panel.isVisible) refresh(); }, 15000);
-        panel.node.addEventListener("focusin", function () { if (!panel.dataset.shown) { panel.dataset.shown = "1"; refresh(); } });
         refresh();
 
         function selectedNotebook(args) {
@@ -325,7 +324,7 @@
             var path = selectedNotebook(args);
             if (!path) return;
             return request().then(function (body) {
-              var d = body.defaults, form = el("form", undefined, "aifw-batch-form");
+              var d = body.defaults, form = el("div", undefined, "aifw-batch-form");  // a div: Enter must not submit a page form
               form.append(el("p", path + " runs headless with its own kernel; the executed notebook and its log land beside it."));
               [["partition", "Partition (empty: the default)", d.partition], ["account", "Account (empty: your default)", d.account],
                ["cpus", "Cores", String(d.cpus)], ["memory", "Memory (e.g. 4G)", d.memory],
@@ -341,7 +340,7 @@
                 .then(function (result) {
                   if (!result.button.accept) return;
                   var values = { path: path };
-                  Array.from(form.elements).forEach(function (i) { values[i.name] = i.value.trim(); });
+                  Array.from(form.querySelectorAll("input")).forEach(function (i) { values[i.name] = i.value.trim(); });
                   values.cpus = Number(values.cpus);
                   return request({ method: "POST", body: JSON.stringify(values) }).then(function (made) {
                     Notification.success("Job " + made.job + " runs " + path + ": its result will be " + made.result_path +
