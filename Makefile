@@ -38,7 +38,7 @@ LIBEXEC    := $(PREFIX)/libexec
 AS_HUB     := setpriv --reuid=$(HUB_USER) --regid=$(HUB_USER) --init-groups
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
-.PHONY: install hub-user demo test unit bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+.PHONY: install hub-user demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
 install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@# setuptools builds from build/: a module removed from the tree must not linger there.
@@ -168,6 +168,12 @@ test: lint
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
+
+# The browser journeys again, their screenshots into docs/screenshots (docs/journeys.md shows them).
+JOURNEYS = tests/integration/test_journey.py tests/integration/test_demo_setup.py tests/integration/test_gallery.py \
+  tests/integration/test_sharing.py::test_a_colleague_works_in_a_shared_session_until_the_share_ends
+screenshots:
+	@AIFW_ARTIFACTS=$(CURDIR)/docs/screenshots $(MAKE) --no-print-directory test PYTEST_ARGS="$(JOURNEYS)"
 
 # Benchmarks print figures (they are not tests); they need the cluster, not the demo hub.
 # Run as modules from the repository, so that they import tests.harness as it is.

@@ -53,6 +53,7 @@ def test_a_stopped_servers_address_says_why_and_leads_to_the_hub(demo_setup_hub:
         assert page.inner_text("#aifw-not-running-heading") == "Your JupyterLab is not running"
         reason = page.inner_text("#aifw-last-end")
         assert re.match(rf"Your JupyterLab job {job_id} has ended: ", reason), reason
+        shot(page, "27-stopped-server")
         styled = page.evaluate("getComputedStyle(document.querySelector('#start')).backgroundColor")
         assert styled not in ("", "rgba(0, 0, 0, 0)"), "the page's stylesheet did not load"
         page.click("#aifw-not-running-home")
