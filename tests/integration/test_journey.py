@@ -19,7 +19,7 @@ import pytest
 
 from tests.harness import demo_password
 
-from .conftest import HubProcess, chromium_page, launch, serious_violations, sh, shot
+from .conftest import HubProcess, chromium_page, launch_demo_setup, serious_violations, sh, shot
 
 DASK_CELL = (
     "from aifactory.notebook import start_cluster\n"
@@ -45,9 +45,10 @@ CUT_OFF = """() => {
 
 
 @pytest.fixture(scope="module")
-def journey_hub() -> Iterator[HubProcess]:
-    """Usage is read from sacct at every request (no cache), so that it can equal sacct now."""
-    hub = launch(form={"discovery_cache": 0})
+def journey_hub(demo_certs: Path) -> Iterator[HubProcess]:
+    """In the demo's setup (https front, users' origins, internal TLS). Usage is read from sacct at
+    every request (no cache), so that it can equal sacct now."""
+    hub = launch_demo_setup(demo_certs, form={"discovery_cache": 0})
     yield hub
     hub.shutdown()
 
@@ -101,7 +102,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
     for leftover in (home / ".jupyter" / "lab" / "workspaces", home / "examples"):
         shutil.rmtree(leftover, ignore_errors=True)
     (home / ".aifactory" / "examples-copied").unlink(missing_ok=True)
-    with chromium_page() as page:
+    with chromium_page(*hub.chromium_args) as page:
         # 1. Login, with the keyboard alone.
         page.goto(f"{hub.url}/hub/login")
         assert serious_violations(page) == [], "login page"
@@ -288,7 +289,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
 def test_another_users_jupyterlab_is_refused_in_words_with_the_way_home(journey_hub: HubProcess, clean):
     hub = journey_hub
     hub.start_ready("bob")
-    with chromium_page() as page:
+    with chromium_page(*hub.chromium_args) as page:
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", "alice")
         page.fill("#password_input", demo_password("alice"))
