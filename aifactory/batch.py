@@ -23,7 +23,7 @@ from pathlib import Path
 
 from job import NOTEBOOK_JOB_PREFIX, NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
 from slurm.client import Slurm
-from slurm.parsers import SlurmError, parse_pipe_table, parse_sbatch_parsable
+from slurm.parsers import SlurmError, parse_sbatch_parsable
 from slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
 
 DEFAULT_KERNEL = "aifactory"
@@ -132,9 +132,8 @@ def submit(notebook: Path, parameters: list[tuple[str, str]], kernel: str, res: 
 def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     """This user's notebook jobs of the last 7 days, newest first, with what became of each."""
     names = ("JobID", "JobName", "State", "WorkDir", "Start", "End")
-    out = slurm.run_blocking(["sacct", "-X", "-n", "-P", "-u", user, "-S", "now-7days", "-o", ",".join(names)]).stdout
     rows = []
-    for row in reversed(parse_pipe_table(out, names)):
+    for row in reversed(slurm.job_rows_blocking(names, user=user)):
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
         if notebook is None:
             continue

@@ -69,6 +69,14 @@ def raise_for_failure(result: CommandResult) -> CommandResult:
     return result
 
 
+def job_rows_argv(fields: Sequence[str], user: str, since: str) -> list[str]:
+    """sacct for one row per job, with the unit separator (job names and folders may hold "|")."""
+    if user and not is_unix_user(user):
+        raise SlurmError(f"not a valid Unix user name: {user!r}")
+    who = ["-u", user, "-S", since] if user else ["-a", "-s", "PENDING,RUNNING"]
+    return ["sacct", "-X", "-n", "-P", f"--delimiter={UNIT_SEPARATOR}", *who, "-o", ",".join(fields)]
+
+
 @dataclass
 class Slurm:
     """Runs SLURM's client commands; ``sudo`` is how it reaches SLURM as another user."""
@@ -210,11 +218,13 @@ class Slurm:
     ) -> list[dict[str, Any]]:
         """One row per job (sacct -X): ``user``'s since ``since``; without a user, every user's
         jobs that are pending or running now."""
-        who = ["-u", user, "-S", since] if user else ["-a", "-s", "PENDING,RUNNING"]
-        if user and not is_unix_user(user):
-            raise SlurmError(f"not a valid Unix user name: {user!r}")
-        argv = ["sacct", "-X", "-n", "-P", f"--delimiter={UNIT_SEPARATOR}", *who, "-o", ",".join(fields)]
+        argv = job_rows_argv(fields, user, since)
         return parse_pipe_table((await self.run(argv)).stdout, tuple(fields), sep=UNIT_SEPARATOR)
+
+    def job_rows_blocking(self, fields: Sequence[str], *, user: str, since: str = "now-7days") -> list[dict[str, Any]]:
+        """The same, blocking (command-line tools)."""
+        argv = job_rows_argv(fields, user, since)
+        return parse_pipe_table(self.run_blocking(argv).stdout, tuple(fields), sep=UNIT_SEPARATOR)
 
     async def queue_positions(self) -> dict[str, str]:
         """Every pending job's place in its partition's queue: one call for all partitions."""

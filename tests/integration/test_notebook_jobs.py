@@ -76,7 +76,9 @@ def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
 
 @pytest.mark.slow
 def test_a_failing_notebook_names_its_failing_cell(folder: Path):
-    source = notebook(folder / "broken.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
+    """Its name holds "|", as a file's may: ``status`` read sacct's "|"-separated lines, and one
+    such job made it fail for a week (now sacct's fields are separated by the unit separator)."""
+    source = notebook(folder / "bro|ken.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
     said = run_notebook("run", str(source), "--memory", "500M", "--walltime", "00:05:00")
     job_id = said.split()[1].rstrip(":")
     lines = wait_for(job_id)
