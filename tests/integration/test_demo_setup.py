@@ -231,9 +231,10 @@ def test_a_notebook_run_as_a_batch_job_from_jupyterlabs_menu_is_followed_to_its_
             page.fill("#aifw-batch-walltime", "00:10:00")
             shot(page, "24-run-as-batch-job")
             page.click(".jp-Dialog button:has-text('Submit job')")
-            item = page.wait_for_selector("#aifw-notebook-jobs li[data-job]", timeout=30_000)
-            job_id = item.get_attribute("data-job")
-            assert sacct_state(job_id), "no such SLURM job"
+            said = page.wait_for_selector(f".Toastify__toast:has-text('runs {HOME_JOBS}/menu.ipynb')").inner_text()
+            job_id = re.search(r"Job (\d+) runs", said).group(1)
+            assert "JobName=aifw-nb-menu" in sh("scontrol", "show", "job", job_id), "no such SLURM job"
+            page.wait_for_selector(f"#aifw-notebook-jobs li[data-job='{job_id}']", timeout=30_000)
             page.wait_for_selector(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-open-result", timeout=240_000)
             assert page.inner_text(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-job-state") == "done"
             shot(page, "25-notebook-jobs-panel")

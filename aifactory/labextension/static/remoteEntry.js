@@ -289,7 +289,7 @@
               var item = el("li");
               item.dataset.job = job.job;
               item.append(el("span", job.state, "aifw-job-state"), " job " + job.job + ": " +
-                          (job.notebook_path || job.notebook) + (job.why ? " (" + job.why + ")" : "") + " ");
+                          (job.notebook_path || job.notebook) + (job.why && job.why !== job.state ? " (" + job.why + ")" : "") + " ");
               if (job.state !== "queued" && job.result_path) {
                 var open = el("button", "Open result", "jp-mod-styled jp-mod-accept aifw-open-result");
                 open.type = "button";
@@ -346,6 +346,7 @@
                     Notification.success("Job " + made.job + " runs " + path + ": its result will be " + made.result_path +
                                          ". Follow it in the Notebook jobs panel or on the hub's home page.", { autoClose: 8000 });
                     app.shell.activateById(panel.id);
+                    setTimeout(refresh, 3000);  // accounting lists a new job within a few seconds
                     return refresh();
                   }).catch(function (e) { Notification.error("Not submitted: " + e.message, { autoClose: false }); });
                 });
