@@ -111,7 +111,7 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             assert page.input_value("#cpus") == "2", "the form shows the recorded cores"
             page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
             shot(page, "31-gallery-launch-form")
-            page.click("#aifw-start")
+            page.click("#spawn_form button[type=submit]")
             page.wait_for_url(f"**/lab/tree/gallery/aifw-pub-{entry_id}.ipynb**", timeout=180_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             cpus, memory = sh("squeue", "-h", "-u", "bob", "-o", "%C|%m").strip().split("|")
