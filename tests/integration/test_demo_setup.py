@@ -132,8 +132,8 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
             alice.wait_for_selector(f".aifw-workers[data-parent='{session_job}']", state="detached", timeout=30_000)
             assert hub.server("alice")["ready"], "stopping the workers stopped the session"
             # The notebook job followed to its output: the executed notebook opens in her JupyterLab.
-            alice.goto(result_url)
-            alice.wait_for_selector(".jp-OutputArea-output:has-text('42')", timeout=90_000)
+            alice.goto(f"{result_url}?reset")  # not the tabs her workspace restores
+            alice.wait_for_selector(".jp-OutputArea-output:visible:has-text('42')", timeout=90_000)
 
             sign_in(admin, hub, "admin")
             assert nav_labels(admin) == ["Home", "Gallery", "Share", "Workshops", "Operator", "Users", "Token", "Help"]
@@ -235,12 +235,12 @@ def test_a_notebook_run_as_a_batch_job_from_jupyterlabs_menu_is_followed_to_its_
             job_id = re.search(r"Job (\d+) runs", said).group(1)
             assert "JobName=aifw-nb-menu" in sh("scontrol", "show", "job", job_id), "no such SLURM job"
             page.wait_for_selector(f"#aifw-notebook-jobs li[data-job='{job_id}']", timeout=30_000)
-            page.wait_for_selector(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-open-result", timeout=240_000)
-            assert page.inner_text(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-job-state") == "done"
+            done = f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-job-state:text-is('done')"
+            page.wait_for_selector(done, timeout=240_000)
             shot(page, "25-notebook-jobs-panel")
             page.click(f"#aifw-notebook-jobs li[data-job='{job_id}'] .aifw-open-result")
             page.wait_for_selector(f".lm-TabBar-tab:has-text('menu-job{job_id}.ipynb')", timeout=60_000)
-            page.wait_for_selector(".jp-OutputArea-output:has-text('42')", timeout=60_000)
+            page.wait_for_selector(".jp-OutputArea-output:visible:has-text('42')", timeout=60_000)
             # The collaboration extension's "Generate a Shared Link" (a CORS error) gives way to the hub's page.
             page.click(".lm-MenuBar-itemLabel:text-is('File')")
             assert page.locator(".lm-Menu-itemLabel:text-is('Share This JupyterLab…')").count() == 1

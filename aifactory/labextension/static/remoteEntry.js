@@ -290,15 +290,16 @@
               item.dataset.job = job.job;
               item.append(el("span", job.state, "aifw-job-state"), " job " + job.job + ": " +
                           (job.notebook_path || job.notebook) + (job.why && job.why !== job.state ? " (" + job.why + ")" : "") + " ");
-              if (job.state !== "queued" && job.result_path) {
-                var open = el("button", "Open result", "jp-mod-styled jp-mod-accept aifw-open-result");
-                open.type = "button";
-                open.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: job.result_path }); });
-                var log = el("button", "Log", "jp-mod-styled aifw-open-log");
-                log.type = "button";
-                log.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: job.log_path, factory: "Editor" }); });
-                item.append(open, " ", log);
-              }
+              var button = function (label, cls, path, factory) {
+                var b = el("button", label, "jp-mod-styled " + cls);
+                b.type = "button";
+                b.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: path, factory: factory }); });
+                return b;
+              };
+              // The executed notebook once the job has ended; its log as soon as it runs.
+              if ((job.state === "done" || job.state === "failed") && job.result_path)
+                item.append(button("Open result", "jp-mod-accept aifw-open-result", job.result_path), " ");
+              if (job.state !== "queued" && job.log_path) item.append(button("Log", "aifw-open-log", job.log_path, "Editor"));
               list.append(item);
             });
             panel.node.append(list);
