@@ -64,6 +64,10 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	  install -m 644 $$k/logo-svg.svg $(VENV)/share/jupyter/kernels/$$n/; done
 	@# What users' Dask reads: written by root, in a folder only root may change.
 	@$(VENV)/bin/aifactory-config install-dask $(SITE) >/dev/null
+	@# Dask from a login shell on this machine: reachable from compute nodes, TLS, private scratch.
+	@sed -e 's|@VENV@|$(VENV)|g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/profile.d/aifactory-dask.sh.in \
+	  > /etc/profile.d/.aifactory-dask.sh && chmod 644 /etc/profile.d/.aifactory-dask.sh \
+	  && mv /etc/profile.d/.aifactory-dask.sh /etc/profile.d/aifactory-dask.sh
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 # The hub's own system user, allowed by sudo to submit and cancel jobs as members of

@@ -7,6 +7,7 @@ client works and her dashboard opens through her server, for her only."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
@@ -150,3 +151,51 @@ def test_the_dask_example_notebooks_run_in_the_secured_job(clean: HubProcess):
     lines = [line.split()[1:] for line in output.splitlines() if line.startswith("NOTEBOOK ")]
     assert [line[0] for line in lines] == ["01_climate_climatology.ipynb", "03_dask_scaling.ipynb"], output
     assert all(line[1:3] == ["0", "True"] for line in lines), output
+
+
+#: alice's cluster from a login shell on the login node, as HPC users start one; it stays up
+#: until its standard input closes.
+LOGIN_CLUSTER = """
+import getpass, sys
+from dask.distributed import Client
+from dask_jobqueue import SLURMCluster
+cluster = SLURMCluster()
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=120)
+print("SCHEDULER", cluster.scheduler_address, flush=True)
+print("WORKERS", len(client.scheduler_info()["workers"]), client.run_on_scheduler(getpass.getuser), flush=True)
+sys.stdin.read()
+cluster.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_cluster_started_on_the_login_node_gets_its_workers_and_only_its_owner_uses_it():
+    """Issue 23, item 5: from a login shell, SLURMCluster()'s scheduler advertised the login node's
+    outward address (192.0.2.2): workers on compute nodes never reached it (0/1 workers after
+    90 s), and it spoke plain TCP to any tenant. Now (/etc/profile.d/aifactory-dask.sh) it
+    listens where compute nodes reach the controller, and speaks TLS with alice's own credentials."""
+    login_shell = ["runuser", "-l", "alice", "-c", f"cd /tmp && {VENV}/bin/python -c {shlex.quote(LOGIN_CLUSTER)}"]
+    alice = subprocess.Popen(login_shell, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)  # fmt: skip
+    try:
+        lines = []
+        for line in alice.stdout:
+            lines.append(line)
+            if line.startswith("WORKERS "):
+                break
+        output = "".join(lines)
+        assert "WORKERS 1 alice" in output, output[-3000:]
+        address = printed(output, "SCHEDULER")[0]
+        assert address.startswith("tls://10.77.0."), address
+        for node in (LOGIN_NODE.name, other_gpp_node(LOGIN_NODE.name)):
+            tried = as_bob(node, f"{VENV}/bin/python", "-c", BOB_CLIENT, address)
+            assert "ANSWERED" not in tried.stdout and tried.stdout.count("REFUSED") == 2, tried.stdout + tried.stderr
+    finally:
+        alice.stdin.close()
+        try:
+            alice.wait(60)
+        except subprocess.TimeoutExpired:
+            alice.kill()
+        subprocess.run(["scancel", "-u", "alice", "--name", "aifw-dask-worker"], check=False)
