@@ -293,7 +293,12 @@
               var button = function (label, cls, path, factory) {
                 var b = el("button", label, "jp-mod-styled " + cls);
                 b.type = "button";
-                b.addEventListener("click", function () { app.commands.execute("docmanager:open", { path: path, factory: factory }); });
+                b.addEventListener("click", function () {
+                  // A file moved or deleted since: say so (JupyterLab alone shows nothing).
+                  app.serviceManager.contents.get(path, { content: false }).then(function () {
+                    return app.commands.execute("docmanager:open", { path: path, factory: factory });
+                  }).catch(function () { Notification.warning(path + " is no longer there: it was moved or deleted."); });
+                });
                 return b;
               };
               // The executed notebook once the job has ended; its log as soon as it runs.
