@@ -48,15 +48,10 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@# The site kernel's exact packages, published with it (kernel.json names this file).
 	@install -d $(VENV)/share/aifactory && $(VENV)/bin/pip freeze --exclude aifactory-workbench > $(VENV)/share/aifactory/kernel.lock
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
-	@# JupyterLab settings for every user's server (no news from the internet: there is none).
-	@mkdir -p $(VENV)/etc/jupyter && cp -r config/jupyter/. $(VENV)/etc/jupyter/
-	@# JupyterLab's defaults for every user (the Dask panel's "+NEW" hidden: clusters start on
-	@# SLURM from a notebook), our lab extension, and the example notebooks each user gets once.
-	@install -D -m 644 config/jupyterlab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	@rm -rf $(VENV)/share/jupyter/labextensions/@aifactory/workbench && mkdir -p $(VENV)/share/jupyter/labextensions/@aifactory \
-	  && cp -r aifactory/labextension $(VENV)/share/jupyter/labextensions/@aifactory/workbench
-	@rm -rf $(VENV)/share/aifactory/examples && mkdir -p $(VENV)/share/aifactory/examples \
-	  && cp example_notebooks/*.ipynb example_notebooks/*.py example_notebooks/README.md $(VENV)/share/aifactory/examples/
+	@# The wheel carries JupyterLab's side (server extensions, settings, the lab extension, the
+	@# example notebooks: pyproject.toml's data-files). An install before the one namespace copied
+	@# the server's settings here by hand: they would switch on modules that no longer exist.
+	@rm -f $(VENV)/etc/jupyter/jupyter_server_config.json
 	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
 	@rm -rf $(VENV)/share/jupyter/kernels/python3
 	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
@@ -79,7 +74,7 @@ hub-user: $(PREFIX)/.system
 	@if id -nG $(HUB_USER) | tr ' ' '\n' | grep -qx shadow; then gpasswd -d $(HUB_USER) shadow >/dev/null; fi
 	@# The password helper, root's: hub/check_password.py in the venv's Python, isolated (-I), for
 	@# the groups whose members may sign in.
-	@tmp=$$(mktemp) && printf '#!%s -I\n# For the hub, through sudo: is this password right? (hub/check_password.py)\nfrom hub.check_password import main\n\nraise SystemExit(main(%s))\n' \
+	@tmp=$$(mktemp) && printf '#!%s -I\n# For the hub, through sudo: is this password right? (hub/check_password.py)\nfrom aifactory_workbench.hub.check_password import main\n\nraise SystemExit(main(%s))\n' \
 	    '$(PY)' '["$(USERS_GROUP)", "$(ADMINS_GROUP)"]' > $$tmp \
 	  && install -d -o root -g root -m 755 $(LIBEXEC) && install -o root -g root -m 755 $$tmp $(LIBEXEC)/aifactory-check-password; rm -f $$tmp
 	@env=$$(cd $(CURDIR) && /usr/bin/python3 -c 'from job import JOB_ENVIRONMENT; print(" ".join(JOB_ENVIRONMENT))') \

@@ -6,8 +6,8 @@ stops the hub with its name."""
 
 import sys
 
-from hub.configure import configure
-from hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.hub.configure import configure
+from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 
 try:
     configure(c, load_site_config())  # noqa: F821 - `c` is provided by JupyterHub

@@ -27,7 +27,7 @@ import xarray as xr
 from climate_data import Recipe, make_dataset, monthly_climatology_numpy
 from dask.distributed import Client, LocalCluster, futures_of, wait
 
-from job.dask_tls import dask_credentials
+from aifactory_workbench.job.dask_tls import dask_credentials
 from tests.harness import LOGIN_NODE
 
 VENV_PYTHON = "/opt/aifactory/venv/bin/python"

@@ -12,8 +12,8 @@ being measured) runs as the hub user, which SLURM counts the same.
 from batchspawner.api import BatchSpawnerAPIHandler
 from jupyterhub import apihandlers
 
-from hub.configure import configure
-from hub.site import load_site_config
+from aifactory_workbench.hub.configure import configure
+from aifactory_workbench.hub.site import load_site_config
 
 site = load_site_config()
 configure(c, site)  # noqa: F821 - `c` is provided by JupyterHub

@@ -12,8 +12,8 @@ from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
-from slurm.values import is_unix_user
-from spawners.choices import user_groups
+from aifactory_workbench.slurm.values import is_unix_user
+from aifactory_workbench.spawners.choices import user_groups
 
 
 @cache

@@ -20,7 +20,7 @@ from jupyterhub.log import log_request
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from job.launcher import CHANNEL_PATH
+from aifactory_workbench.job.launcher import CHANNEL_PATH
 
 _CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 #: The user a hub path acts on: /hub/api/users/NAME/..., /hub/spawn/NAME/...

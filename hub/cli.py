@@ -10,8 +10,8 @@ import sys
 
 import yaml
 
-from hub.dask_config import dask_config_dir, write_dask_config
-from hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.hub.dask_config import dask_config_dir, write_dask_config
+from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 
 
 def main(argv: list[str] | None = None) -> int:

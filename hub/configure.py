@@ -8,7 +8,7 @@ testable on a bare ``traitlets.config.Config()``.
 A site moving from stock batchspawner may keep its ``c.SlurmSpawner.req_*`` lines: written
 *before* ``configure()`` runs, they win over the site file's ``slurm.*`` (the hub logs
 which); settings this spawner cannot honour stop the hub, named (see
-``spawners.spawner.REFUSED_SETTINGS``).
+``aifactory_workbench.spawners.spawner.REFUSED_SETTINGS``).
 """
 
 from __future__ import annotations
@@ -22,22 +22,22 @@ from urllib.parse import urljoin, urlsplit
 from traitlets.config import Config
 from traitlets.log import get_logger
 
-from hub.audit import AuditLog
-from hub.culler import append, note_culled, update_culler
-from hub.dask_config import check_dask_config
-from hub.database import database_problem, db_kwargs, shown_url
-from hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
-from hub.navigation import navigation
-from hub.pam import WorkbenchPAMAuthenticator
-from hub.routes import install_routes
-from hub.sharing import shared_with_me
-from hub.site import SiteConfig, SiteConfigError
-from hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
-from hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
-from spawners.gallery import Gallery
-from spawners.seats import Registry, registry_problem
-from spawners.services import Services
-from spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner, alt_name
+from aifactory_workbench.hub.audit import AuditLog
+from aifactory_workbench.hub.culler import append, note_culled, update_culler
+from aifactory_workbench.hub.dask_config import check_dask_config
+from aifactory_workbench.hub.database import database_problem, db_kwargs, shown_url
+from aifactory_workbench.hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
+from aifactory_workbench.hub.navigation import navigation
+from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
+from aifactory_workbench.hub.routes import install_routes
+from aifactory_workbench.hub.sharing import shared_with_me
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
+from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
+from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.spawners.seats import Registry, registry_problem
+from aifactory_workbench.spawners.services import Services
+from aifactory_workbench.spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner, alt_name
 
 #: Our page templates (workshops.html) sit beside this module; JupyterHub's own come after.
 TEMPLATES = Path(__file__).parent
@@ -230,7 +230,7 @@ def update_auth(c: Config, site: SiteConfig, audit: AuditLog) -> None:
 
 def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     """OpenID Connect login; every missing or unreachable piece is named at start-up."""
-    from hub.oidc import WorkbenchOIDCAuthenticator, discover
+    from aifactory_workbench.hub.oidc import WorkbenchOIDCAuthenticator, discover
 
     auth = site.auth
     needed = {

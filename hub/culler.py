@@ -2,7 +2,7 @@
 shorter timeout, one that sees only workshop seats (its role's scopes name their group).
 
 What counts as use is the server's own last activity, which the user's JupyterLab reports to
-the hub (``aifactory.activity`` adds a busy kernel and running Dask worker jobs to it), so a
+the hub (``aifactory_workbench.lab.activity`` adds a busy kernel and running Dask worker jobs to it), so a
 long analysis is never stopped for lack of clicks.  A stopped user's next page says why.
 """
 
@@ -15,8 +15,8 @@ from urllib.parse import unquote
 
 from traitlets.config import Config
 
-from hub.site import SiteConfig
-from spawners.seats import ALL_SEATS_GROUP
+from aifactory_workbench.hub.site import SiteConfig
+from aifactory_workbench.spawners.seats import ALL_SEATS_GROUP
 
 CULLERS = {"idle-culler": "", "idle-culler-seats": f"!group={ALL_SEATS_GROUP}"}
 _SERVER_STOP = re.compile(r"/hub/api/users/([^/]+)/server/?$")

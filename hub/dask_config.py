@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from hub.site import SiteConfig, SiteConfigError
-from spawners.jobscript import WORKER_JOB_PREFIX
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.spawners.jobscript import WORKER_JOB_PREFIX
 
-#: Where schedulers started by users serve their dashboards (aifactory.dashboard keeps them there).
+#: Where schedulers started by users serve their dashboards (lab/dashboard.py keeps them there).
 DASHBOARD_ADDRESS = "127.0.0.1:8787"
 
 
@@ -67,7 +67,7 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
         # A scheduler started in a JupyterLab job notes its dashboard for JupyterLab's Dask panel,
         # and any scheduler's dashboard answers on loopback only. (TLS: the job's own credentials,
         # which job/launcher.py makes and names in the job's environment.)
-        "distributed": {"scheduler": {"preload": ["aifactory.dashboard"]}},
+        "distributed": {"scheduler": {"preload": ["aifactory_workbench.lab.dashboard"]}},
     }
 
 

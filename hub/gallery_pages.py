@@ -32,7 +32,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.user import User
 from tornado import web
 
-from spawners.gallery import Gallery
+from aifactory_workbench.spawners.gallery import Gallery
 
 PUBLISH_ROUTE = r"/api/aifactory/gallery/publish/([^/]+)/?([^/]*)"
 ENTRY_ROUTE = r"/api/aifactory/gallery/([0-9a-f]{12})"

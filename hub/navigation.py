@@ -14,7 +14,7 @@ from typing import Any
 
 from jupyterhub.handlers import BaseHandler
 
-from spawners.seats import Registry
+from aifactory_workbench.spawners.seats import Registry
 
 HELP_PAGE_ROUTE = r"/help"
 

@@ -21,11 +21,18 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from slurm.parsers import SlurmError
-from slurm.values import is_unix_user
-from spawners.jobscript import worker_job_name
-from spawners.session import duration_text
-from spawners.workbench_jobs import JOB_FIELDS, NOTEBOOK_DAYS, in_home, live_jobs, notebook_jobs, worker_groups
+from aifactory_workbench.slurm.parsers import SlurmError
+from aifactory_workbench.slurm.values import is_unix_user
+from aifactory_workbench.spawners.jobscript import worker_job_name
+from aifactory_workbench.spawners.session import duration_text
+from aifactory_workbench.spawners.workbench_jobs import (
+    JOB_FIELDS,
+    NOTEBOOK_DAYS,
+    in_home,
+    live_jobs,
+    notebook_jobs,
+    worker_groups,
+)
 
 JOBS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)"
 WORKERS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)/workers/([0-9]+)"

@@ -16,8 +16,8 @@ from typing import Any
 from jupyterhub.auth import PAMAuthenticator
 from traitlets import Float, Integer, Unicode, default
 
-from hub.accounts import may_sign_in
-from hub.check_password import NO, YES
+from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.hub.check_password import NO, YES
 
 
 class WorkbenchPAMAuthenticator(PAMAuthenticator):

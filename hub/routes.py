@@ -26,8 +26,8 @@ from typing import Any
 
 from jupyterhub import apihandlers, handlers
 
-from hub.audit import AuditHandler, AuditLog
-from hub.gallery_pages import (
+from aifactory_workbench.hub.audit import AuditHandler, AuditLog
+from aifactory_workbench.hub.gallery_pages import (
     ENTRY_ROUTE,
     GALLERY_PAGE_ROUTE,
     PUBLISH_ROUTE,
@@ -35,8 +35,8 @@ from hub.gallery_pages import (
     GalleryPage,
     GalleryPublishHandler,
 )
-from hub.navigation import HELP_PAGE_ROUTE, HelpPage
-from hub.operator import (
+from aifactory_workbench.hub.navigation import HELP_PAGE_ROUTE, HelpPage
+from aifactory_workbench.hub.operator import (
     JOBS_API_ROUTE,
     OPERATOR_PAGE_ROUTE,
     WORKERS_API_ROUTE,
@@ -44,7 +44,7 @@ from hub.operator import (
     OperatorPage,
     WorkersHandler,
 )
-from hub.sharing import (
+from aifactory_workbench.hub.sharing import (
     ACCEPT_SHARE_ROUTE,
     COLLEAGUE_API_ROUTE,
     SHARE_PAGE_ROUTE,
@@ -52,13 +52,18 @@ from hub.sharing import (
     ColleagueHandler,
     SharePage,
 )
-from hub.site import SiteConfig
-from hub.workshop_pages import WORKSHOP_API_ROUTE, WORKSHOP_PAGE_ROUTE, WorkshopAPIHandler, WorkshopPage
-from job.launcher import CHANNEL_PATH
-from spawners.channel import JobPortHandler
-from spawners.estimate import EstimateHandler, UsageHandler
-from spawners.gallery import Gallery
-from spawners.seats import Registry
+from aifactory_workbench.hub.site import SiteConfig
+from aifactory_workbench.hub.workshop_pages import (
+    WORKSHOP_API_ROUTE,
+    WORKSHOP_PAGE_ROUTE,
+    WorkshopAPIHandler,
+    WorkshopPage,
+)
+from aifactory_workbench.job.launcher import CHANNEL_PATH
+from aifactory_workbench.spawners.channel import JobPortHandler
+from aifactory_workbench.spawners.estimate import EstimateHandler, UsageHandler
+from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.spawners.seats import Registry
 
 JOB_PORT_ROUTE = f"/api/{CHANNEL_PATH}"
 #: batchspawner registers this when imported: it lets a job set any spawner attribute.

@@ -1,7 +1,7 @@
 """Sharing a running session, on the hub's side: the page where a user shares a server with a
 named colleague or a share link, and revokes either.  The grants themselves are JupyterHub's
 (its share API and ``access:servers!server=USER/NAME``); shares end with the server and with
-its job, however the job ended (:meth:`spawners.spawner.WorkbenchSpawner.end_shares`).
+its job, however the job ended (:meth:`aifactory_workbench.spawners.spawner.WorkbenchSpawner.end_shares`).
 
 * ``/hub/share``: the user's running servers, whom each is shared with, the share links not
   used yet; invite, make a link, revoke a person or a link.
@@ -20,8 +20,8 @@ from jupyterhub.handlers.pages import AcceptShareHandler
 from jupyterhub.orm import ShareCode
 from tornado import web
 
-from hub.accounts import may_sign_in
-from slurm.values import is_unix_user
+from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.slurm.values import is_unix_user
 
 SHARE_PAGE_ROUTE = r"/share"
 ACCEPT_SHARE_ROUTE = r"/accept-share"

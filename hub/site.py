@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from slurm.values import (
+from aifactory_workbench.slurm.values import (
     JOB_NAME,
     MEMORY_SIZE,
     PARTITION,
@@ -30,8 +30,8 @@ from slurm.values import (
     is_int,
     matches,
 )
-from spawners.form import PRESET_KEYS
-from spawners.jobscript import JOB_RULES
+from aifactory_workbench.spawners.form import PRESET_KEYS
+from aifactory_workbench.spawners.jobscript import JOB_RULES
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")

@@ -24,7 +24,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 from traitlets.log import get_logger
 
-from spawners.seats import ALL_SEATS_GROUP, FORGET_EVERY, Ended, Registry, Workshop
+from aifactory_workbench.spawners.seats import ALL_SEATS_GROUP, FORGET_EVERY, Ended, Registry, Workshop
 
 WORKSHOP_API_ROUTE = r"/api/aifactory/workshops/([a-z][a-z0-9]{1,15})"
 WORKSHOP_PAGE_ROUTE = r"/workshops"

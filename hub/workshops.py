@@ -55,11 +55,11 @@ from typing import Any
 
 import yaml
 
-from hub.site import SiteConfig, SiteConfigError, load_site_config, read_yaml, unknown_key
-from slurm.admin import SlurmAdmin
-from slurm.parsers import SlurmError
-from slurm.values import SLURM_NAME, UNIX_USER, Rule, is_int
-from spawners.seats import (
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, load_site_config, read_yaml, unknown_key
+from aifactory_workbench.slurm.admin import SlurmAdmin
+from aifactory_workbench.slurm.parsers import SlurmError
+from aifactory_workbench.slurm.values import SLURM_NAME, UNIX_USER, Rule, is_int
+from aifactory_workbench.spawners.seats import (
     FORGET_EVERY,
     WORKSHOP_NAME,
     Ended,

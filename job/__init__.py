@@ -22,7 +22,7 @@ JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__D
 
 #: Dask worker jobs started in job N are named "aifw-dask-N": the spawner cancels a JupyterLab
 #: job's when it ends (config/sudoers.in lets the hub cancel exactly those), and a notebook job
-#: cancels its own (aifactory/batch.py).
+#: cancels its own (lab/batch.py).
 WORKER_JOB_PREFIX = "aifw-dask-"
 
 #: Notebook batch jobs (aifactory-run-notebook) are named "aifw-nb-<notebook's stem>"; the hub's

@@ -5,7 +5,7 @@ holds them (as distributed's ``Security.temporary()`` makes them, but in a folde
 job's on the shared home, which its worker jobs on other nodes read).
 
 The JupyterLab launcher (job/launcher.py) makes them for a session; a notebook job
-(aifactory-run-notebook) makes its own with ``python -m job.dask_tls FOLDER``, which prints
+(aifactory-run-notebook) makes its own with ``python -m aifactory_workbench.job.dask_tls FOLDER``, which prints
 the environment as shell ``export`` lines: the session's are removed when the session ends.
 """
 
@@ -72,12 +72,17 @@ def dask_credentials(folder: str, days: int = 30) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m job.dask_tls FOLDER  (prints the Dask config as export lines)", file=sys.stderr)
+        print(
+            "usage: python -m aifactory_workbench.job.dask_tls FOLDER  (prints the Dask config as export lines)",
+            file=sys.stderr,
+        )
         return 2
     try:
         env = dask_credentials(args[0])
     except OSError as e:
-        print(f"job.dask_tls: could not make the Dask credentials in {args[0]}: {e}", file=sys.stderr)
+        print(
+            f"aifactory_workbench.job.dask_tls: could not make the Dask credentials in {args[0]}: {e}", file=sys.stderr
+        )
         return 1
     for name, value in env.items():
         print(f"export {name}={shlex.quote(value)}")

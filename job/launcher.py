@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse, urlunparse
 
-from job.dask_tls import dask_credentials
+from aifactory_workbench.job.dask_tls import dask_credentials
 
 CHANNEL_PATH = "aifactory/job-port"
 #: The folder (this job's own, on the shared home) where the job script wants Dask's credentials.

@@ -1,14 +1,21 @@
 """SLURM administration for workshops, run by root through ``aifactory-workshop``: accounts,
 associations and reservations.  Every command is an argument list run by the one client
-(:class:`slurm.client.Slurm`); each ``ensure_``/``remove_`` call may be repeated harmlessly.
+(:class:`aifactory_workbench.slurm.client.Slurm`); each ``ensure_``/``remove_`` call may be repeated harmlessly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurm.client import Slurm
-from slurm.parsers import JobInfo, SlurmError, parse_pipe_table, parse_scontrol_records, parse_squeue, squeue_format
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import (
+    JobInfo,
+    SlurmError,
+    parse_pipe_table,
+    parse_scontrol_records,
+    parse_squeue,
+    squeue_format,
+)
 
 #: The QoS a workshop account offers (the mini cluster's and a site's usual two).
 WORKSHOP_QOS = "normal,interactive"

@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from slurm.parsers import (
+from aifactory_workbench.slurm.parsers import (
     SACCT_FIELDS,
     UNIT_SEPARATOR,
     JobInfo,
@@ -35,7 +35,7 @@ from slurm.parsers import (
     parse_test_only,
     squeue_format,
 )
-from slurm.values import is_unix_user, parse_duration
+from aifactory_workbench.slurm.values import is_unix_user, parse_duration
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from slurm.values import parse_memory_mb
+from aifactory_workbench.slurm.values import parse_memory_mb
 
 #: squeue states in which a job still holds or waits for resources.
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from slurm.client import Slurm
-from slurm.parsers import parse_gres_count, parse_tres
-from slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
-from spawners.jobscript import JobSettings, OptionError
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
+from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
+from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
 Records = list[dict[str, str]]

@@ -17,7 +17,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from slurm.parsers import parse_tres
+from aifactory_workbench.slurm.parsers import parse_tres
 
 
 def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:

@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 
-from slurm.values import parse_duration
-from spawners.choices import Choices
-from spawners.jobscript import JOB_RULES, USER_OPTIONS, JobSettings, OptionError, problems
+from aifactory_workbench.slurm.values import parse_duration
+from aifactory_workbench.spawners.choices import Choices
+from aifactory_workbench.spawners.jobscript import JOB_RULES, USER_OPTIONS, JobSettings, OptionError, problems
 
 #: What a preset may set: the job settings a user may choose in the spawn form (the site
 #: file's form.presets are checked with the same rules as slurm.*).

@@ -14,9 +14,9 @@ from typing import Any
 
 import jinja2
 
-from job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
-from slurm import values
-from slurm.values import Rule, is_unix_user
+from aifactory_workbench.job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
+from aifactory_workbench.slurm import values
+from aifactory_workbench.slurm.values import Rule, is_unix_user
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: One PEM block: nothing in it can end the script's here-document or run as shell.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from jupyterhub.spawner import SpawnException
 
-from slurm.parsers import JobRecord
+from aifactory_workbench.slurm.parsers import JobRecord
 
 
 def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> SpawnException:

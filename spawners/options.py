@@ -1,6 +1,6 @@
 """What a user may ask for when starting a server: the form, the checks, the estimate.
 
-A mixin of :class:`spawners.spawner.WorkbenchSpawner`, kept apart from the job's
+A mixin of :class:`aifactory_workbench.spawners.spawner.WorkbenchSpawner`, kept apart from the job's
 life cycle.  Every door (the form, ``opt-`` links, the REST API, the estimate) runs the
 same chain before anything is submitted: types (form.py), the site's rules (jobscript.py),
 then what the cluster allows this user (choices.py), through JupyterHub 6's
@@ -15,10 +15,10 @@ from typing import Any
 from jupyterhub.spawner import SpawnException
 from traitlets import HasTraits, Integer, List, default
 
-from slurm.parsers import SlurmError, SlurmUnavailable
-from spawners.choices import Choices
-from spawners.estimate import summary, usage_since
-from spawners.form import (
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.spawners.choices import Choices
+from aifactory_workbench.spawners.estimate import summary, usage_since
+from aifactory_workbench.spawners.form import (
     PRESET_KEYS,
     apply_preset,
     coerce_options,
@@ -27,8 +27,8 @@ from spawners.form import (
     presets_for,
     render_form,
 )
-from spawners.jobscript import JobRequest, OptionError, render
-from spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
+from aifactory_workbench.spawners.jobscript import JobRequest, OptionError, render
+from aifactory_workbench.spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
 
 
 class UserOptionsMixin(HasTraits):

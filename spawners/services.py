@@ -1,5 +1,5 @@
 """What every spawner of one hub shares, built once when the hub is configured
-(:func:`hub.configure.update_spawner`) and handed to each spawner as its ``services``:
+(:func:`aifactory_workbench.hub.configure.update_spawner`) and handed to each spawner as its ``services``:
 one SLURM client (one command counter, one node-address cache), one watch of the queue
 for all servers, one cache of what the cluster offers, the audit log and the workshops' registry."""
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from slurm.client import Slurm
-from spawners.choices import Discovery
-from spawners.gallery import Gallery
-from spawners.seats import Registry
-from spawners.watcher import JobWatcher
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.spawners.choices import Discovery
+from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.spawners.seats import Registry
+from aifactory_workbench.spawners.watcher import JobWatcher
 
 
 class AuditLog(Protocol):

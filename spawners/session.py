@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from slurm.parsers import JobInfo, JobRecord
-from slurm.values import parse_duration
-from spawners.messages import explain_pending
+from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
+from aifactory_workbench.slurm.values import parse_duration
+from aifactory_workbench.spawners.messages import explain_pending
 
 
 def duration_text(seconds: float) -> str:

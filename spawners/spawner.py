@@ -5,8 +5,8 @@
 setting is refused when the hub starts (:data:`REFUSED_SETTINGS` says why), none is
 accepted and ignored.  What it mends in batchspawner is listed in the README.
 
-Every SLURM command goes through the hub's one :class:`slurm.client.Slurm`, and every
-spawner reads the hub's one :class:`spawners.services.Services`.
+Every SLURM command goes through the hub's one :class:`aifactory_workbench.slurm.client.Slurm`, and every
+spawner reads the hub's one :class:`aifactory_workbench.spawners.services.Services`.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from traitlets import Any as AnyTrait
 from traitlets import Float, Integer, List, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 
-from job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
-from slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
-from slurm.values import JOB_NAME
-from spawners import session
-from spawners.form import PRESET_KEYS
-from spawners.gallery import HOME_FOLDER, copy_command
-from spawners.jobscript import (
+from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
+from aifactory_workbench.slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
+from aifactory_workbench.slurm.values import JOB_NAME
+from aifactory_workbench.spawners import session
+from aifactory_workbench.spawners.form import PRESET_KEYS
+from aifactory_workbench.spawners.gallery import HOME_FOLDER, copy_command
+from aifactory_workbench.spawners.jobscript import (
     CERT_FILES,
     JobRequest,
     JobSettings,
@@ -48,11 +48,17 @@ from spawners.jobscript import (
     render,
     worker_job_name,
 )
-from spawners.messages import describe_end, explain_pending, options_refused, scheduler_unavailable, spawn_exception
-from spawners.options import UserOptionsMixin
-from spawners.seats import Workshop
-from spawners.services import Services
-from spawners.watcher import Seen
+from aifactory_workbench.spawners.messages import (
+    describe_end,
+    explain_pending,
+    options_refused,
+    scheduler_unavailable,
+    spawn_exception,
+)
+from aifactory_workbench.spawners.options import UserOptionsMixin
+from aifactory_workbench.spawners.seats import Workshop
+from aifactory_workbench.spawners.services import Services
+from aifactory_workbench.spawners.watcher import Seen
 
 #: Each job setting and the batchspawner setting that holds its default.
 JOB_SETTING_TRAITS = {

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from slurm.client import Slurm
-from slurm.parsers import JobInfo, SlurmError
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
-from slurm.parsers import parse_tres
-from spawners.estimate import usage_hours
+from aifactory_workbench.job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
+from aifactory_workbench.slurm.parsers import parse_tres
+from aifactory_workbench.spawners.estimate import usage_hours
 
 #: The sacct fields read for every workbench job (sacct -X -n -P -o ...).
 JOB_FIELDS = ("JobID", "JobName", "User", "Account", "Partition", "State", "Start", "End", "ElapsedRaw",

@@ -63,7 +63,7 @@ def test_a_stopped_servers_address_says_why_and_leads_to_the_hub(demo_setup_hub:
 
 HOME_JOBS = "aifw-test-home-jobs"
 KEEP_A_WORKER = (
-    "from aifactory.notebook import start_cluster\n"
+    "from aifactory_workbench.lab.notebook import start_cluster\n"
     "client, cluster = start_cluster(minimum=1, maximum=1, adapt=False)\n"
     "client.wait_for_workers(1, timeout=240)\n"
     'print("workers:", len(client.scheduler_info()["workers"]))'

@@ -18,7 +18,7 @@ import requests
 import yaml
 from cryptography import x509
 
-from hub.tls import certificate_names
+from aifactory_workbench.hub.tls import certificate_names
 from tests.harness import demo_password
 
 from .conftest import LOGIN_NODE, VENV, HubProcess, cluster_nodes, job_node, launch, on_node, queued_jobs, sh

@@ -22,7 +22,7 @@ from tests.harness import demo_password
 from .conftest import HubProcess, chromium_page, launch_demo_setup, serious_violations, sh, shot
 
 DASK_CELL = (
-    "from aifactory.notebook import start_cluster\n"
+    "from aifactory_workbench.lab.notebook import start_cluster\n"
     "client, cluster = start_cluster(minimum=1, maximum=1, adapt=False)\n"
     "client.wait_for_workers(1, timeout=240)\n"
     'print("workers:", len(client.scheduler_info()["workers"]))'
@@ -79,14 +79,14 @@ def tab_to(page, element_id: str, most: int = 40) -> bool:
 
 
 def squeue_minutes(left: str) -> float:
-    from slurm.values import parse_duration
+    from aifactory_workbench.slurm.values import parse_duration
 
     return (parse_duration(left) or 0) / 60
 
 
 def sacct_usage(account: str, since: str) -> tuple[float, float]:
-    from slurm.parsers import parse_pipe_table
-    from spawners.estimate import usage_hours
+    from aifactory_workbench.slurm.parsers import parse_pipe_table
+    from aifactory_workbench.spawners.estimate import usage_hours
 
     out = sh(
         "sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", "JobID,ElapsedRaw,AllocTRES"

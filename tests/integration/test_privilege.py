@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hub.check_password import NO, REFUSED, YES
+from aifactory_workbench.hub.check_password import NO, REFUSED, YES
 from tests.harness import demo_password
 
 from .conftest import CLUSTER, REPO, VENV, HubProcess, sh

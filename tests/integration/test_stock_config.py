@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spawners.spawner import REFUSED_SETTINGS
+from aifactory_workbench.spawners.spawner import REFUSED_SETTINGS
 from tests.harness import HubError
 
 from .conftest import launch, queued_jobs, sh

@@ -189,6 +189,7 @@ def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess
         # slurmctld adds which cores a CoreCnt reservation holds ("NodeName=… CoreIDs=…") a
         # moment after it is made: where SLURM placed it is not what a workshop could change.
         return re.sub(r"\s*NodeName=\S+ CoreIDs=\S+", "", sh(*argv))
+
     try:
         for argv in mine:
             subprocess.run(argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True, check=True,

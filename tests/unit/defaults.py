@@ -3,8 +3,8 @@ unit tests use them."""
 
 import yaml
 
-from hub.site import load_defaults
-from spawners.jobscript import USER_OPTIONS, JobRequest, JobSettings
+from aifactory_workbench.hub.site import load_defaults
+from aifactory_workbench.spawners.jobscript import USER_OPTIONS, JobRequest, JobSettings
 
 DEFAULTS = load_defaults()
 JOB = JobSettings(**{name: getattr(DEFAULTS.slurm, name) for name in USER_OPTIONS})

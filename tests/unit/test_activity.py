@@ -1,10 +1,10 @@
-"""aifactory.activity without a server: what counts as use, and no cost without a culler."""
+"""aifactory_workbench.lab.activity without a server: what counts as use, and no cost without a culler."""
 
 import asyncio
 from types import SimpleNamespace
 
-from aifactory.activity import KEY, _load_jupyter_server_extension, mark_use
-from slurm.client import CommandResult
+from aifactory_workbench.lab.activity import KEY, _load_jupyter_server_extension, mark_use
+from aifactory_workbench.slurm.client import CommandResult
 
 
 class Slurm:
@@ -48,7 +48,7 @@ def test_without_a_culler_the_extension_does_nothing(monkeypatch):
         def start(self):
             pass
 
-    monkeypatch.setattr("aifactory.activity.PeriodicCallback", Periodic)
+    monkeypatch.setattr("aifactory_workbench.lab.activity.PeriodicCallback", Periodic)
     monkeypatch.delenv("JUPYTERHUB_ACTIVITY_INTERVAL", raising=False)
     _load_jupyter_server_extension(serverapp("busy"))
     assert started == []

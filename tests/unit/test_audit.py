@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hub.audit import AuditLog, acts_on_others, client_address
+from aifactory_workbench.hub.audit import AuditLog, acts_on_others, client_address
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,12 @@ import jupyterhub.handlers
 import pytest
 from jupyterhub import apihandlers
 
-from hub.audit import AuditHandler, AuditLog
-from hub.routes import JOB_PORT_ROUTE, install_routes
-from hub.workshop_pages import WORKSHOP_PAGE_ROUTE
-from spawners.channel import JobPortHandler, PortReportError, parse_port_report
-from spawners.gallery import Gallery
-from spawners.seats import Registry
+from aifactory_workbench.hub.audit import AuditHandler, AuditLog
+from aifactory_workbench.hub.routes import JOB_PORT_ROUTE, install_routes
+from aifactory_workbench.hub.workshop_pages import WORKSHOP_PAGE_ROUTE
+from aifactory_workbench.spawners.channel import JobPortHandler, PortReportError, parse_port_report
+from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.spawners.seats import Registry
 from tests.unit.defaults import DEFAULTS
 
 

@@ -4,10 +4,17 @@ from dataclasses import replace
 
 import pytest
 
-from slurm.parsers import parse_gres_count, parse_pipe_table, parse_scontrol_records, parse_tres
-from slurm.values import parse_memory_mb
-from spawners.choices import Association, Choices, Reservation, open_to, partition_limits, reservation_for
-from spawners.jobscript import OptionError
+from aifactory_workbench.slurm.parsers import parse_gres_count, parse_pipe_table, parse_scontrol_records, parse_tres
+from aifactory_workbench.slurm.values import parse_memory_mb
+from aifactory_workbench.spawners.choices import (
+    Association,
+    Choices,
+    Reservation,
+    open_to,
+    partition_limits,
+    reservation_for,
+)
+from aifactory_workbench.spawners.jobscript import OptionError
 
 from .defaults import JOB
 

@@ -1,5 +1,5 @@
 """Issue 21, hole 1, without daemons: the Dask config a JupyterLab job gives its kernels (its own
-TLS credentials, job/launcher.py) and the site's (hub/dask_config.py, the aifactory.dashboard
+TLS credentials, job/launcher.py) and the site's (hub/dask_config.py, the lab/dashboard.py
 preload). A client without the job's credentials, or with credentials of its own, is refused;
 the job's own client works; dashboards answer on loopback only; SLURMCluster() speaks TLS and
 hands its workers the credentials."""
@@ -17,9 +17,9 @@ from distributed import Client, LocalCluster
 from distributed.comm import get_tcp_server_addresses
 from distributed.security import Security
 
-from hub.dask_config import write_dask_config
-from hub.site import load_site_config
-from job.dask_tls import dask_credentials
+from aifactory_workbench.hub.dask_config import write_dask_config
+from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.job.dask_tls import dask_credentials
 
 from .defaults import site_file
 
@@ -94,7 +94,7 @@ def test_slurmcluster_speaks_tls_and_gives_its_workers_the_credentials(job_confi
 
 
 def test_outside_a_jupyterlab_job_the_launcher_makes_no_credentials(monkeypatch):
-    from job import launcher
+    from aifactory_workbench.job import launcher
 
     made = []
     monkeypatch.setattr(launcher, "dask_credentials", lambda folder: made.append(folder) or {})

@@ -1,6 +1,6 @@
 """The hub's database settings (hub/database.py)."""
 
-from hub.database import database_problem, db_kwargs, shown_url
+from aifactory_workbench.hub.database import database_problem, db_kwargs, shown_url
 
 
 def test_sqlite_needs_no_check_and_postgresql_connections_are_checked_before_use():

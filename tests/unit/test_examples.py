@@ -1,6 +1,6 @@
 """The example notebooks a user gets once in ~/examples (job/examples.py)."""
 
-from job.examples import MARKER, copy_examples
+from aifactory_workbench.job.examples import MARKER, copy_examples
 
 
 def make_source(tmp_path):

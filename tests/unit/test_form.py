@@ -7,10 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurm.parsers import parse_test_only
-from spawners.estimate import start_text, usage_hours, usage_since
-from spawners.form import apply_preset, coerce_options, cost, initial_values, presets_for, render_form
-from spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
+from aifactory_workbench.slurm.parsers import parse_test_only
+from aifactory_workbench.spawners.estimate import start_text, usage_hours, usage_since
+from aifactory_workbench.spawners.form import (
+    apply_preset,
+    coerce_options,
+    cost,
+    initial_values,
+    presets_for,
+    render_form,
+)
+from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
 
 from .defaults import DEFAULTS, JOB, request
 from .test_choices import choices_for

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from hub.configure import update_front
-from hub.site import SiteConfigError, load_site_config
-from hub.tls import internal_certificate_problems, names_host
+from aifactory_workbench.hub.configure import update_front
+from aifactory_workbench.hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.hub.tls import internal_certificate_problems, names_host
 
 from .defaults import DEFAULTS, site_file
 

@@ -12,8 +12,8 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
-from hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
-from spawners.gallery import Gallery, copy_command, data_paths
+from aifactory_workbench.hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
+from aifactory_workbench.spawners.gallery import Gallery, copy_command, data_paths
 
 NOTEBOOK = {"cells": [
     {"cell_type": "code", "source": "ds = open_dataset('/srv/data/era5/t2m.zarr')\nx = '/home/alice/private.nc'"},

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, render
+from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, render
 
 from .defaults import JOB, request
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from jupyter_server.serverapp import ServerApp
 
-from job.launcher import listening_socket, main, serve_on, with_port
+from aifactory_workbench.job.launcher import listening_socket, main, serve_on, with_port
 
 
 def test_the_reported_port_cannot_be_bound_by_anyone_else():

@@ -6,17 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aifactory.batch import Resources, batch_script, failing_cell, sbatch_argv
-from job import notebook_job_outputs
+from aifactory_workbench.job import notebook_job_outputs
+from aifactory_workbench.lab.batch import Resources, batch_script, failing_cell, sbatch_argv
 
-REPO = Path(__file__).parents[2]
 
 
 def fake_commands(folder: Path) -> Path:
     """A python that echoes its papermill command (and makes no credentials), and a scancel
     that notes what it was asked: the job's script runs here without SLURM."""
     folder.mkdir()
-    (folder / "python").write_text('#!/bin/sh\n[ "$2" = job.dask_tls ] && exit 0\necho "$@"\n')
+    (folder / "python").write_text('#!/bin/sh\n[ "$2" = aifactory_workbench.job.dask_tls ] && exit 0\necho "$@"\n')
     (folder / "scancel").write_text(f'#!/bin/sh\necho "$@" >> {folder}/scancelled\n')
     for name in ("python", "scancel"):
         (folder / name).chmod(0o755)
@@ -50,8 +49,7 @@ def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
     script = batch_script(tmp_path / "x.ipynb", [], "aifactory", sys.executable).rsplit("\n", 2)[0] + f"\n{show}\n"
     session = {"DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-21", "AIFACTORY_DASK_TLS": "/session/folder",
                "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/session/folder/dask-cert.pem"}  # fmt: skip
-    env = {**session, "SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin", "HOME": str(home),
-           "PYTHONPATH": str(REPO)}  # fmt: skip
+    env = {**session, "SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin", "HOME": str(home)}
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     shown = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert shown["NAME"] == "aifw-dask-77", result.stdout + result.stderr

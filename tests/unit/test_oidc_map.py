@@ -8,9 +8,9 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from hub.audit import AuditLog
-from hub.configure import update_auth
-from hub.oidc import WorkbenchOIDCAuthenticator
+from aifactory_workbench.hub.audit import AuditLog
+from aifactory_workbench.hub.configure import update_auth
+from aifactory_workbench.hub.oidc import WorkbenchOIDCAuthenticator
 
 from .defaults import DEFAULTS
 
@@ -19,9 +19,9 @@ async def test_an_oidc_name_map_is_applied_once_and_its_result_checked(monkeypat
     """Issue 21, hole 11: a map whose values are also keys (carol's identity -> alice, and
     alice -> root) must sign carol in as alice, the account that was checked, never as root:
     the map used to be applied again by JupyterHub's own username_map, past the checks."""
-    monkeypatch.setattr("hub.oidc.may_sign_in", lambda name, groups: name == "alice")
+    monkeypatch.setattr("aifactory_workbench.hub.oidc.may_sign_in", lambda name, groups: name == "alice")
     endpoints = {f"{k}_endpoint": f"http://127.0.0.1:9/{k}" for k in ("authorization", "token", "userinfo")}
-    monkeypatch.setattr("hub.oidc.discover", lambda issuer: endpoints)
+    monkeypatch.setattr("aifactory_workbench.hub.oidc.discover", lambda issuer: endpoints)
     secret = tmp_path / "secret"
     secret.write_text("a-client-secret-of-the-hub")
     secret.chmod(0o600)

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from aifactory import dashboard
-from aifactory.session import JobClock, minutes
-from hub.configure import DEFAULT_LOGO, update_brand
-from hub.site import SiteConfigError, load_site_config
-from slurm.parsers import JobInfo, JobRecord, SlurmError
-from spawners.session import card, duration_text, home_relative, stopped_text
+from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
+from aifactory_workbench.hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.lab import dashboard
+from aifactory_workbench.lab.session import JobClock, minutes
+from aifactory_workbench.slurm.parsers import JobInfo, JobRecord, SlurmError
+from aifactory_workbench.spawners.session import card, duration_text, home_relative, stopped_text
 
 from .defaults import DEFAULTS, site_file
 

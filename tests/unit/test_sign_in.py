@@ -9,12 +9,12 @@ import pamela
 import pytest
 from traitlets.config import Config
 
-from hub import check_password
-from hub.accounts import may_sign_in
-from hub.audit import AuditLog
-from hub.configure import update_auth
-from hub.pam import WorkbenchPAMAuthenticator
-from hub.site import SiteConfigError
+from aifactory_workbench.hub import check_password
+from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.hub.audit import AuditLog
+from aifactory_workbench.hub.configure import update_auth
+from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
+from aifactory_workbench.hub.site import SiteConfigError
 
 from .defaults import DEFAULTS
 
@@ -54,7 +54,7 @@ def pam(monkeypatch):
         return password == "right"
 
     monkeypatch.setattr(WorkbenchPAMAuthenticator, "password_is_right", fake_helper)
-    monkeypatch.setattr("hub.pam.may_sign_in", lambda name, groups: name in ("alice", "bob"))
+    monkeypatch.setattr("aifactory_workbench.hub.pam.may_sign_in", lambda name, groups: name in ("alice", "bob"))
     auth = WorkbenchPAMAuthenticator(failure_delay=0.3, lockout_failures=3, lockout_seconds=60)
     return auth, asked
 
@@ -96,7 +96,9 @@ def fake_pamela(monkeypatch):
 
     monkeypatch.setattr(pamela, "authenticate", authenticate)
     monkeypatch.setattr(pamela, "check_account", lambda name, service: None)
-    monkeypatch.setattr("hub.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups)
+    monkeypatch.setattr(
+        "aifactory_workbench.hub.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups
+    )
     return asked
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hub.cli import main as cli_main
-from hub.site import SiteConfigError, load_defaults, load_site_config
+from aifactory_workbench.hub.cli import main as cli_main
+from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
 
 from .defaults import site_file
 

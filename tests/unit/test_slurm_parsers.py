@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from slurm.client import Slurm
-from slurm.parsers import (
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import (
     SlurmError,
     clean_error,
     parse_positions,
@@ -15,8 +15,8 @@ from slurm.parsers import (
     parse_scontrol_oneliner,
     parse_squeue,
 )
-from slurm.values import format_duration, parse_duration
-from spawners.messages import describe_end
+from aifactory_workbench.slurm.values import format_duration, parse_duration
+from aifactory_workbench.spawners.messages import describe_end
 
 DATA = Path(__file__).parent.parent / "data"
 

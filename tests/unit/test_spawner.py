@@ -14,13 +14,13 @@ from jupyterhub.objects import Hub
 from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
-from hub.audit import AuditLog
-from hub.configure import update_spawner
-from hub.site import SiteConfigError
-from slurm.parsers import JobInfo, JobRecord
-from spawners.services import Services
-from spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
-from spawners.watcher import Snapshot
+from aifactory_workbench.hub.audit import AuditLog
+from aifactory_workbench.hub.configure import update_spawner
+from aifactory_workbench.hub.site import SiteConfigError
+from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
+from aifactory_workbench.spawners.services import Services
+from aifactory_workbench.spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
+from aifactory_workbench.spawners.watcher import Snapshot
 
 from .defaults import DEFAULTS
 
@@ -90,7 +90,7 @@ def test_a_port_is_taken_only_while_the_server_waits_for_one(spawner):
 
 
 def test_failures_reach_the_user_as_written_with_a_reason_for_the_metrics():
-    from spawners.messages import scheduler_unavailable
+    from aifactory_workbench.spawners.messages import scheduler_unavailable
 
     error = scheduler_unavailable("Unable to contact slurm controller (100% busy)")
     assert isinstance(error, SpawnException) and error.reason == "scheduler_unavailable" and error.status_code == 503
@@ -242,8 +242,8 @@ def test_jupyterlab_counts_as_answering_only_once_it_handles_connections():
     import socket
     import threading
 
-    from job.launcher import listening_socket
-    from spawners.spawner import serving
+    from aifactory_workbench.job.launcher import listening_socket
+    from aifactory_workbench.spawners.spawner import serving
 
     queued = listening_socket()  # listening, nobody accepting yet
     port = queued.getsockname()[1]

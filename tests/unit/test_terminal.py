@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from job.terminal import BIN_ENV, shell_argv
+from aifactory_workbench.job.terminal import BIN_ENV, shell_argv
 
 
 def run_in_terminal(tmp_path, commands: str, env: dict[str, str]) -> str:

@@ -1,8 +1,8 @@
 """The watcher's judgement of a job from a snapshot, and its pace (no scheduler needed)."""
 
-from slurm.client import Slurm
-from slurm.parsers import JobInfo
-from spawners.watcher import JobWatcher, Seen, Snapshot
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import JobInfo
+from aifactory_workbench.spawners.watcher import JobWatcher, Seen, Snapshot
 
 
 def job(job_id: str, state: str) -> JobInfo:

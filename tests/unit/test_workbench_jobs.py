@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from hub.navigation import nav_links
-from slurm.parsers import UNIT_SEPARATOR, parse_pipe_table
-from spawners.workbench_jobs import JOB_FIELDS, in_home, live_jobs, notebook_jobs, worker_groups
+from aifactory_workbench.hub.navigation import nav_links
+from aifactory_workbench.slurm.parsers import UNIT_SEPARATOR, parse_pipe_table
+from aifactory_workbench.spawners.workbench_jobs import JOB_FIELDS, in_home, live_jobs, notebook_jobs, worker_groups
 
 DATA = Path(__file__).parent.parent / "data"
 SESSION_NAME = "aifw-record"  # the session's job name in the recording

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.workshops import Made, WorkshopError, Workshops, read_workshop_file
-from spawners.seats import Workshop
+from aifactory_workbench.hub.workshops import Made, WorkshopError, Workshops, read_workshop_file
+from aifactory_workbench.spawners.seats import Workshop
 
 from .defaults import DEFAULTS
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from hub.culler import activity_interval, in_words, update_culler
-from hub.workshops import WorkshopError, read_workshop_file
-from spawners.seats import (
+from aifactory_workbench.hub.culler import activity_interval, in_words, update_culler
+from aifactory_workbench.hub.workshops import WorkshopError, read_workshop_file
+from aifactory_workbench.spawners.seats import (
     ALL_SEATS_GROUP,
     Ended,
     Materials,
@@ -20,7 +20,7 @@ from spawners.seats import (
     write_ended,
     write_workshop,
 )
-from spawners.services import Services
+from aifactory_workbench.spawners.services import Services
 
 from .defaults import DEFAULTS
 from .test_spawner import new_spawner, services
@@ -165,8 +165,8 @@ def test_services_share_one_registry_of_workshops(tmp_path):
 
 
 def test_the_hub_starts_with_the_workshops_groups_and_roles(tmp_path):
-    from hub.configure import update_workshops
-    from hub.site import SiteConfigError
+    from aifactory_workbench.hub.configure import update_workshops
+    from aifactory_workbench.hub.site import SiteConfigError
 
     write_workshop(tmp_path / "registry", workshop())
     site = replace(DEFAULTS, workshops=replace(DEFAULTS.workshops, registry=str(tmp_path / "registry")))

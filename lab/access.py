@@ -23,7 +23,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from tornado.ioloop import PeriodicCallback
 from tornado.websocket import WebSocketHandler
 
-from aifactory.session import hub_home_url
+from aifactory_workbench.lab.session import hub_home_url
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -33,7 +33,7 @@ POLICY_VIOLATION = 1008
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "aifactory.access"}]
+    return [{"module": "aifactory_workbench.lab.access"}]
 
 
 class OpenSockets:
@@ -53,7 +53,9 @@ class OpenSockets:
         try:
             user = await self.hub_auth.user_for_token(token, session_id=session_id, sync=False)
         except Exception as e:  # the hub is down or restarting: it says nothing about access
-            self.log.warning("aifactory.access: the hub did not answer a token check (%s); nothing closed", e)
+            self.log.warning(
+                "aifactory_workbench.lab.access: the hub did not answer a token check (%s); nothing closed", e
+            )
             return True
         return bool(user) and bool(self.hub_auth.check_scopes(self.hub_auth.access_scopes, user))
 
@@ -66,7 +68,7 @@ class OpenSockets:
             if not await self.allowed(*credential):
                 for handler in handlers:
                     path = handler.request.path
-                    self.log.warning("aifactory.access: closing %s: its holder's access has ended", path)
+                    self.log.warning("aifactory_workbench.lab.access: closing %s: its holder's access has ended", path)
                     self.sockets.pop(handler, None)
                     handler.close(POLICY_VIOLATION, "access to this server has ended")
 
@@ -95,5 +97,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     provider.get_user = get_user
     PeriodicCallback(sockets.check, CHECK_INTERVAL * 1000).start()
     serverapp.log.info(
-        "aifactory.access: open websockets end within %ss of their holder's access", hub_auth.cache_max_age
+        "aifactory_workbench.lab.access: open websockets end within %ss of their holder's access",
+        hub_auth.cache_max_age,
     )

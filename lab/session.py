@@ -21,10 +21,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from aifactory.dashboard import FOLDER_ENV, running_dashboards
-from slurm.client import Slurm
-from slurm.parsers import SlurmError
-from slurm.values import parse_duration
+from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import SlurmError
+from aifactory_workbench.slurm.values import parse_duration
 
 #: Seconds between squeue questions (whatever the number of open pages).
 REFRESH = 30.0
@@ -32,7 +32,7 @@ SAVE_SIGNAL = signal.SIGUSR2
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "aifactory.session"}]
+    return [{"module": "aifactory_workbench.lab.session"}]
 
 
 def hub_home_url() -> str:
@@ -98,10 +98,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
     def save_requested(signum: int, frame: Any) -> None:
         state["save_requests"] += 1
-        serverapp.log.warning("aifactory.session: the job ends soon; asking JupyterLab pages to save every notebook")
+        serverapp.log.warning(
+            "aifactory_workbench.lab.session: the job ends soon; asking JupyterLab pages to save every notebook"
+        )
 
     signal.signal(SAVE_SIGNAL, save_requested)
     serverapp.web_app.settings["aifactory_session"] = state
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "session")
     serverapp.web_app.add_handlers(".*$", [(route, SessionHandler)])
-    serverapp.log.info("aifactory.session: %s (job %s)", route, state["clock"].job_id or "none")
+    serverapp.log.info("aifactory_workbench.lab.session: %s (job %s)", route, state["clock"].job_id or "none")

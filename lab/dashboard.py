@@ -1,7 +1,7 @@
 """A Dask scheduler preload (``distributed.scheduler.preload``, installed with the site's Dask
 config): a scheduler started in a JupyterLab job (``SLURMCluster()``, ``start_cluster()``,
 a ``LocalCluster``) notes its dashboard's link in the job's private folder, so that
-JupyterLab's Dask panel finds it by itself (``aifactory.session`` reports it).
+JupyterLab's Dask panel finds it by itself (``aifactory_workbench.lab.session`` reports it).
 
 Any scheduler's dashboard answers on the node's loopback only: other tenants reach the
 node's address. The site's config asks for 127.0.0.1 already; a dashboard on all interfaces

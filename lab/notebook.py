@@ -1,6 +1,6 @@
 """One import for scientists: Dask workers as SLURM jobs, with the site's defaults.
 
-    from aifactory.notebook import start_cluster
+    from aifactory_workbench.lab.notebook import start_cluster
     client, cluster = start_cluster()          # adaptive, 1 to 4 workers
 
 Workers go to the partition, QoS and account the site configured (jobqueue.yaml), run the
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from slurm.client import Slurm
-from slurm.values import format_duration, parse_duration
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.values import format_duration, parse_duration
 
 MARGIN_SECONDS = 120  # leave the workers' jobs a little before the notebook's ends
 

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from job.launcher import tls_context
+from aifactory_workbench.job.launcher import tls_context
 
 
 def server_path(notebook: Path, root: Path) -> str:

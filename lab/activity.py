@@ -12,14 +12,14 @@ from typing import Any
 
 from tornado.ioloop import PeriodicCallback
 
-from slurm.client import Slurm
-from slurm.parsers import SlurmError
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import SlurmError
 
 KEY = "aifactory"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "aifactory.activity"}]
+    return [{"module": "aifactory_workbench.lab.activity"}]
 
 
 def kernels_busy(serverapp: Any) -> bool:
@@ -56,4 +56,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     slurm = Slurm()
     check = PeriodicCallback(lambda: asyncio.ensure_future(mark_use(serverapp, slurm)), interval * 1000 / 2)
     check.start()
-    serverapp.log.info("aifactory.activity: busy kernels and Dask workers count as use (every %.0fs)", interval / 2)
+    serverapp.log.info(
+        "aifactory_workbench.lab.activity: busy kernels and Dask workers count as use (every %.0fs)", interval / 2
+    )

@@ -21,14 +21,14 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from aifactory.batch import DEFAULT_KERNEL, Resources, status, submit
-from job import notebook_job_outputs
-from slurm.client import Slurm
-from slurm.parsers import SlurmError
+from aifactory_workbench.job import notebook_job_outputs
+from aifactory_workbench.lab.batch import DEFAULT_KERNEL, Resources, status, submit
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import SlurmError
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "aifactory.notebook_jobs"}]
+    return [{"module": "aifactory_workbench.lab.notebook_jobs"}]
 
 
 def kernel_of(notebook: Path) -> str:
@@ -98,4 +98,4 @@ class NotebookJobsHandler(APIHandler):
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "notebook-jobs")
     serverapp.web_app.add_handlers(".*$", [(route, NotebookJobsHandler)])
-    serverapp.log.info("aifactory.notebook_jobs: %s", route)
+    serverapp.log.info("aifactory_workbench.lab.notebook_jobs: %s", route)

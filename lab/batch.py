@@ -21,10 +21,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from job import NOTEBOOK_JOB_PREFIX, NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
-from slurm.client import Slurm
-from slurm.parsers import SlurmError, parse_sbatch_parsable
-from slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
+from aifactory_workbench.job import (
+    NOTEBOOK_JOB_PREFIX,
+    NOTEBOOK_JOB_STATES,
+    WORKER_JOB_PREFIX,
+    notebook_job_outputs,
+    notebook_of_job,
+)
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import SlurmError, parse_sbatch_parsable
+from aifactory_workbench.slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
 
 DEFAULT_KERNEL = "aifactory"
 ACCOUNT = matches(SLURM_NAME, "a SLURM account name", empty=True)
@@ -94,7 +100,7 @@ AIFACTORY_DASK_TLS=$(mktemp -d "$HOME/.aifactory/dask-tls/job-$SLURM_JOB_ID.XXXX
 trap 'scancel --name "$DASK_JOBQUEUE__SLURM__NAME" 2>/dev/null; rm -rf "$AIFW_PRIVATE" "$AIFACTORY_DASK_TLS"' EXIT
 trap 'exit 143' TERM
 export TMPDIR="$AIFW_PRIVATE" AIFACTORY_DASK_TLS
-dask_tls=$({shlex.quote(python)} -m job.dask_tls "$AIFACTORY_DASK_TLS") || exit 1
+dask_tls=$({shlex.quote(python)} -m aifactory_workbench.job.dask_tls "$AIFACTORY_DASK_TLS") || exit 1
 eval "$dask_tls"
 """
 
