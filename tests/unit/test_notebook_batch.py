@@ -10,7 +10,6 @@ from aifactory_workbench.job import notebook_job_outputs
 from aifactory_workbench.lab.batch import Resources, batch_script, failing_cell, sbatch_argv
 
 
-
 def fake_commands(folder: Path) -> Path:
     """A python that echoes its papermill command (and makes no credentials), and a scancel
     that notes what it was asked: the job's script runs here without SLURM."""
