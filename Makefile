@@ -49,16 +49,13 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
 	@install -d $(VENV)/share/aifactory && $(VENV)/bin/pip freeze --exclude aifactory-workbench > $(VENV)/share/aifactory/kernel.lock
 	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
 	@# The wheel carries JupyterLab's side (server extensions, settings, the lab extension, the
-	@# example notebooks: pyproject.toml's data-files). An install before the one namespace copied
+	@# site's kernelspecs, the example notebooks: pyproject.toml's data-files). An install before the one namespace copied
 	@# the server's settings here by hand: they would switch on modules that no longer exist.
 	@rm -f $(VENV)/etc/jupyter/jupyter_server_config.json
 	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
 	@rm -rf $(VENV)/share/jupyter/kernels/python3
-	@for k in kernels/*/; do n=$$(basename $$k); mkdir -p $(VENV)/share/jupyter/kernels/$$n; \
-	  sed 's|@VENV@|$(VENV)|g' $$k/kernel.json > $(VENV)/share/jupyter/kernels/$$n/kernel.json; \
-	  install -m 644 $$k/logo-svg.svg $(VENV)/share/jupyter/kernels/$$n/; done
 	@# What users' Dask reads: written by root, in a folder only root may change.
-	@$(VENV)/bin/aifactory-config install-dask $(SITE) >/dev/null
+	@$(VENV)/bin/aifactory-site install-dask $(SITE) >/dev/null
 	@# Dask from a login shell on this machine: reachable from compute nodes, TLS, private scratch.
 	@sed -e 's|@VENV@|$(VENV)|g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/profile.d/aifactory-dask.sh.in \
 	  > /etc/profile.d/.aifactory-dask.sh && chmod 644 /etc/profile.d/.aifactory-dask.sh \
@@ -134,12 +131,15 @@ hub-start: install cluster-start
 	  rm -rf $(DEMO_INTERNAL_SSL); fi
 	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
 	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
+	@# As at a site: the site file checked, the hub's database backed up and upgraded where an
+	@# older release made it (as the hub's account), then the hub.
 	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \
-	  $(VENV)/bin/aifactory-config check $(SITE) || exit 1; \
+	  $(VENV)/bin/aifactory-site check $(SITE) || exit 1; \
 	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
+	  (cd $(STATE) && HOME=$(STATE) $(AS_HUB) $(VENV)/bin/aifactory-site upgrade /etc/aifactory/site.yaml) || exit 1; \
 	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
 	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & echo $$! > $(HUB_PID); fi
-	@url=$$($(VENV)/bin/aifactory-config show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
+	@url=$$($(VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
 	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
 	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 

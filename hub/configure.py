@@ -25,7 +25,7 @@ from traitlets.log import get_logger
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.culler import append, note_culled, update_culler
 from aifactory_workbench.hub.dask_config import check_dask_config
-from aifactory_workbench.hub.database import database_problem, db_kwargs, shown_url
+from aifactory_workbench.hub.database import database_problem, db_kwargs, schema_problem, shown_url
 from aifactory_workbench.hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
 from aifactory_workbench.hub.navigation import navigation
 from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
@@ -92,7 +92,7 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.hub_ip = hub.hub_ip
     c.JupyterHub.hub_port = hub.hub_port
     c.JupyterHub.hub_connect_ip = hub.connect_ip
-    c.JupyterHub.db_url = hub.db_url or f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = hub.database_url
     c.JupyterHub.db_kwargs = db_kwargs(hub.db_url)
     problem = database_problem(hub.db_url)
     if problem:
@@ -101,6 +101,9 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
             "started and no session is lost: start the database (the mini cluster's: cluster/minicluster.sh start), "
             "or correct the URL"
         )
+    problem = schema_problem(hub.database_url)
+    if problem:
+        raise SiteConfigError(f"key 'hub.db_url': {problem}. Nothing was started and no session is lost")
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # A hub restart must never cancel users' jobs.

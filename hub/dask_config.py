@@ -2,7 +2,7 @@
 
 dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
 ``{sys.prefix}/etc/dask``, and Dask loads every YAML file there (preloads, job prologues):
-so root writes ``jobqueue.yaml`` into the users' venv when installing (``aifactory-config
+so root writes ``jobqueue.yaml`` into the users' venv when installing (``aifactory-site
 install-dask``), in a folder only root may change, and the hub only checks at start-up that
 it says what the site file says.  ``SLURMCluster()`` with no arguments then submits to the
 site's partition and QoS, with the kernel's Python, and serves its dashboard on loopback.
@@ -80,7 +80,7 @@ def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
     directory = directory or dask_config_dir(site)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "jobqueue.yaml"
-    text = "# Written by aifactory-config install-dask from the site config (section dask).\n"
+    text = "# Written by aifactory-site install-dask from the site config (section dask).\n"
     # Written aside and renamed: notebooks starting now never read half a file.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobqueue-", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
@@ -100,5 +100,5 @@ def check_dask_config(site: SiteConfig) -> None:
     if installed != jobqueue_config(site):
         raise SiteConfigError(
             f"section 'dask': {path} does not say what the site file says; as root, run "
-            f"aifactory-config install-dask {site.source} (users' Dask reads that folder, so only root writes it)"
+            f"aifactory-site install-dask {site.source} (users' Dask reads that folder, so only root writes it)"
         )

@@ -66,7 +66,9 @@ def site_kernel(venv: str, name: str) -> dict[str, Any]:
         raise web.HTTPError(400, f"kernel {name!r} is not a site kernel: publish with one, whose packages are known")
     spec = json.loads(spec_file.read_text())
     meta = spec.get("metadata", {}).get("aifactory", {})
-    lock = Path(meta["lock"]).read_text() if meta.get("lock") and Path(meta["lock"]).is_file() else ""
+    # The lock's path is the venv's own (share/aifactory/kernel.lock), unless the spec gives a whole one.
+    lock_file = Path(venv) / meta["lock"] if meta.get("lock") else None
+    lock = lock_file.read_text() if lock_file and lock_file.is_file() else ""
     return {"name": name, "display_name": spec.get("display_name", name), "modules": meta.get("modules", []),
             "lock": lock}  # fmt: skip
 

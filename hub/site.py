@@ -134,6 +134,11 @@ class HubSettings:
     user_sharing: bool = rule(_is_bool())
 
     @property
+    def database_url(self) -> str:
+        """The hub's database: db_url, or SQLite in state_dir when that is empty."""
+        return self.db_url or f"sqlite:///{Path(self.state_dir) / 'jupyterhub.sqlite'}"
+
+    @property
     def internal_certs_dir(self) -> Path:
         """internal_ssl: where the hub keeps its CAs and its own certificates."""
         return Path(self.state_dir) / "internal-ssl"

@@ -2,8 +2,12 @@
 own Python environment as a kernel with one command.
 
 HPC sites deliver software as environment modules (Lmod): a kernelspec names the modules
-in its argv (``aifactory-kernel launch --module NAME -- python -m ipykernel_launcher ...``)
-and they are loaded in a shell before the kernel process replaces it.
+in its argv (``python -m aifactory_workbench.lab.kernel launch --module NAME -- python -m
+ipykernel_launcher ...``) and they are loaded in a shell before the kernel process replaces it.
+
+The site's kernelspecs name no path: Jupyter starts a leading ``python`` as its own Python (the
+venv's, wherever the site put it), and ``launch`` does the same for the kernel's ``python``, so
+a module that puts another Python first on PATH does not change the kernel's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ def launch(modules: list[str], command: list[str]) -> None:
     if not command:
         raise SystemExit("aifactory-kernel launch: give the kernel's command after --")
     check_modules(modules)
+    if command[0] in ("python", "python3"):
+        command = [sys.executable, *command[1:]]
     if not modules:
         os.execvp(command[0], command)
     env = {**os.environ, "AIFACTORY_LMOD_INIT": LMOD_INIT}

@@ -93,7 +93,7 @@ def test_the_site_kernel_runs_what_tutorials_import_each_pinned_in_its_lock():
     )
     versions = json.loads(as_user(f"{VENV}/bin/python", "-c", probe).stdout)
     spec = json.loads((VENV / "share/jupyter/kernels/aifactory/kernel.json").read_text())
-    lock = Path(spec["metadata"]["aifactory"]["lock"]).read_text().lower().splitlines()
+    lock = (VENV / spec["metadata"]["aifactory"]["lock"]).read_text().lower().splitlines()
     for dist, version in versions.items():
         assert f"{dist.lower()}=={version}" in lock, dist
 

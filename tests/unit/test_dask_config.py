@@ -37,7 +37,7 @@ def test_the_hub_refuses_to_start_when_users_dask_reads_something_else(tmp_path)
 
     site_file = site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")
     site = load_site_config(site_file)
-    with pytest.raises(SiteConfigError, match="as root, run aifactory-config install-dask"):
+    with pytest.raises(SiteConfigError, match="as root, run aifactory-site install-dask"):
         check_dask_config(site)  # nothing installed yet
     write_dask_config(site)
     check_dask_config(site)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from aifactory_workbench.hub.cli import main as cli_main
 from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
+from aifactory_workbench.hub.site_cli import main as cli_main
 
 from .defaults import site_file
 
