@@ -57,23 +57,26 @@ class Check:
 # the hub's machine that brings the nonce in that folder (no other tenant knows it).
 PROBE = r"""
 import json, os, socket, sys, time
-folder, hub_host, hub_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+folder, hub_host, hub_port, login_host, login_port = sys.argv[1:6]
 try:
     with open(os.path.join(folder, "nonce")) as f:
         nonce = f.read().strip().encode()
 except OSError:
     sys.exit(3)
 report = {"node": socket.gethostname(), "python": sys.executable}
+def reach(host, port):
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+        return ""
+    except (OSError, ValueError) as e:
+        return str(e) or type(e).__name__
 try:
     import aifactory_workbench.lab.notebook
     report["venv"] = ""
 except Exception as e:
     report["venv"] = f"{type(e).__name__}: {e}"
-try:
-    socket.create_connection((hub_host, hub_port), timeout=10).close()
-    report["hub"] = ""
-except OSError as e:
-    report["hub"] = str(e) or type(e).__name__
+report["hub"] = reach(hub_host, hub_port)
+report["login_dask"] = reach(login_host, login_port) if login_host else "no address"
 server = socket.create_server(("", 0))
 report["address"] = socket.gethostbyname(report["node"])
 report["port"] = server.getsockname()[1]
@@ -119,6 +122,8 @@ class Doctor:
         self.probe_timeout = probe_timeout
         # Commands as the hub account: runuser takes the same "-u USER --" as the hub's sudo.
         self.as_hub = Slurm(sudo=("runuser", "-u"))
+        self.login_dask = ""
+        self.login_listener: socket.socket | None = None
 
     def run_as(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
         """One command as ``user``; a failure is a result here, not an exception."""
@@ -255,8 +260,32 @@ class Doctor:
         if not is_unix_user(self.probe_user):
             yield Check("probe jobs", False, f"{self.probe_user!r} is not a Unix user name", "name a test user")
             return
-        for partition in self.partitions():
-            yield from self.probe(partition)
+        # Where a Dask scheduler started in a login shell on this machine listens (the site's
+        # profile script chooses it): a socket there stands in for one, which probes connect to.
+        problem = self.listen_as_login_dask()
+        if problem:
+            yield Check("Dask from a login shell", False, problem, "as root: make install (the profile script "
+                        "/etc/profile.d/aifactory-dask.sh chooses the address)")  # fmt: skip
+        try:
+            for partition in self.partitions():
+                yield from self.probe(partition)
+        finally:
+            if self.login_listener:
+                self.login_listener.close()
+
+    def listen_as_login_dask(self) -> str:
+        """Listen where a login shell's Dask scheduler would; '' or what is wrong."""
+        shown = 'printf "\\n%s%s" aifw-dask-host= "$DASK_JOBQUEUE__SLURM__SCHEDULER_OPTIONS__HOST"'
+        said = self.run_as(self.probe_user, ["bash", "-lc", shown]).stdout
+        self.login_dask = said.rpartition("aifw-dask-host=")[2].strip()
+        if not self.login_dask:
+            return (f"a login shell of {self.probe_user} gives Dask's scheduler no address: it would advertise "
+                    "one that compute nodes may not reach")  # fmt: skip
+        try:
+            self.login_listener = socket.create_server((self.login_dask, 0))
+        except OSError as e:
+            return f"a login shell gives Dask's scheduler {self.login_dask}, not this machine's: {e}"
+        return ""
 
     def probe(self, partition: str) -> Iterator[Check]:
         name = f"probe on {partition}"
@@ -277,11 +306,12 @@ class Doctor:
     def _probe(self, name: str, partition: str, folder: str, nonce: str) -> Iterator[Check]:
         site = self.site
         python = str(Path(site.singleuser.venv) / "bin" / "python")
+        port = self.login_listener.getsockname()[1] if self.login_listener else 0
         script = (
             f"#!/bin/bash\n#SBATCH --job-name={PROBE_JOB_NAME}\n#SBATCH --partition={partition}\n"
             "#SBATCH --time=00:05:00\n#SBATCH --cpus-per-task=1\n#SBATCH --mem=512M\n#SBATCH --output=/dev/null\n"
             f"exec {shlex.quote(python)} -I -c {shlex.quote(PROBE)} {shlex.quote(folder)} "
-            f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port}\n"
+            f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port}\n"
         )
         submitted = self.run_as(self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--parsable"],
                                 script)  # fmt: skip
@@ -325,6 +355,11 @@ class Doctor:
         yield Check(f"{name}: {node} reaches the hub", not report["hub"], report["hub"] or f"at {hub}",
                     f"hub.connect_ip must be an address of the hub's machine that {node} reaches, and the hub "
                     f"must listen there (hub.hub_ip)")  # fmt: skip
+        if self.login_dask:
+            where = f"{self.login_dask} (what a login shell gives Dask's scheduler)"
+            yield Check(f"{name}: {node} reaches Dask on this machine", not report["login_dask"],
+                        f"{where}: {report['login_dask']}" if report["login_dask"] else where,
+                        f"the address /etc/profile.d/aifactory-dask.sh chooses must be one {node} reaches")  # fmt: skip
         yield from self.reach_node(name, node, report["address"], report["port"], nonce)
 
     def reach_node(self, name: str, node: str, address: str, port: int, nonce: str) -> Iterator[Check]:

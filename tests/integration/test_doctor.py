@@ -1,8 +1,8 @@
 """Issue 23, item 4: `aifactory-site doctor`, the operator's preflight, on the mini cluster: it
 passes in the demo's setup (https front, users' origins, internal TLS) with a probe job on each
 partition, and names each broken assumption with its fix: a missing sudo rule, a database that
-does not answer, a venv the compute nodes do not have, and a `hub.connect_ip` they cannot
-reach."""
+does not answer, a venv the compute nodes do not have, a `hub.connect_ip` they cannot reach,
+and a login shell whose Dask scheduler would advertise an address they may not reach."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.harness import VENV, HubProcess
 pytestmark = pytest.mark.integration
 
 SUDOERS = Path("/etc/sudoers.d/aifactory-hub")
+DASK_PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
 
 
 def doctor(site_file: Path) -> tuple[int, dict[str, tuple[str, str]]]:
@@ -51,7 +52,8 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
     for partition, nodes in (("gpp", ("mn5-g01", "mn5-g02")), ("acc", ("mn5-a01",))):
         probed = [name for name in rows if name.startswith(f"probe on {partition}: ")]
         (node,) = {n for n in nodes if any(n in name for name in probed)}
-        for what in (f"the venv on {node}", f"{node} reaches the hub", f"the proxy reaches {node}", f"{node}'s clock"):
+        for what in (f"the venv on {node}", f"{node} reaches the hub", f"the proxy reaches {node}", f"{node}'s clock",
+                     f"{node} reaches Dask on this machine"):  # fmt: skip
             assert rows[f"probe on {partition}: {what}"][0] == "ok", (what, rows)
     assert "alice tried" in rows["the hub's sudo rules"][1]
 
@@ -90,3 +92,16 @@ def test_a_venv_the_nodes_do_not_have_is_named_on_each_node(demo_module_hub: Hub
     assert code == 1 and {name.split(":")[0] for name in missing} == {"probe on gpp", "probe on acc"}, rows
     assert all(row[0] == "FAILED" and "/opt/aifactory/no-such-venv/bin/python cannot run there" in row[1]
                for row in missing.values())  # fmt: skip
+
+
+def test_a_login_shell_without_the_sites_dask_address_is_named(demo_module_hub: HubProcess, tmp_path: Path):
+    """Issue 23, item 5: without the profile script, Dask's scheduler in a login shell advertises
+    the route to the internet (192.0.2.2 here), which workers on compute nodes cannot reach."""
+    aside = tmp_path / "aifactory-dask.sh"
+    shutil.move(DASK_PROFILE, aside)
+    try:
+        code, rows = doctor(demo_module_hub.site_file)
+    finally:
+        shutil.move(aside, DASK_PROFILE)
+    result, said = rows["Dask from a login shell"]
+    assert code == 1 and result == "FAILED" and "gives Dask's scheduler no address" in said and "make install" in said
