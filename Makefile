@@ -33,56 +33,29 @@ HUB_USER   := aifactory-hub
 USERS_GROUP := aifactory-users
 # The hub's admins and staff: sudo never lets the hub run anything as them (config/sudoers.in).
 ADMINS_GROUP := aifactory-admins
-LIBEXEC    := $(PREFIX)/libexec
-# The hub runs unprivileged: as $(HUB_USER), from copies it can read.
-AS_HUB     := setpriv --reuid=$(HUB_USER) --regid=$(HUB_USER) --init-groups
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
-.PHONY: install hub-user demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+.PHONY: install demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
 
-install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE) hub-user
+# `pip install` of the package is the whole software install. Then `aifactory-site install`
+# sets up, as root, what needs root (hub/site_install.py): the hub's account and groups, its
+# sudo rules and password helper, its folders, users' Dask config, login shells' Dask settings,
+# the site kernel's lock, the systemd unit of the hub and its proxy, log rotation. The demo's
+# site file goes where a site's does, /etc/aifactory/site.yaml. It prints what it changed.
+install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE)
 	@# setuptools builds from build/: a module removed from the tree must not linger there.
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@rm -rf build *.egg-info
-	@# The site kernel's exact packages, published with it (kernel.json names this file).
-	@install -d $(VENV)/share/aifactory && $(VENV)/bin/pip freeze --exclude aifactory-workbench > $(VENV)/share/aifactory/kernel.lock
-	@install -D -m 644 jupyterhub_config.py $(PREFIX)/etc/jupyterhub_config.py
-	@# The wheel carries JupyterLab's side (server extensions, settings, the lab extension, the
-	@# site's kernelspecs, the example notebooks: pyproject.toml's data-files). An install before the one namespace copied
-	@# the server's settings here by hand: they would switch on modules that no longer exist.
-	@rm -f $(VENV)/etc/jupyter/jupyter_server_config.json
-	@# Only the site's kernels (and a user's own) are offered: not ipykernel's stock "Python 3".
-	@rm -rf $(VENV)/share/jupyter/kernels/python3
-	@# What users' Dask reads: written by root, in a folder only root may change.
-	@$(VENV)/bin/aifactory-site install-dask $(SITE) >/dev/null
-	@# Dask from a login shell on this machine: reachable from compute nodes, TLS, private scratch.
-	@sed -e 's|@VENV@|$(VENV)|g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' config/profile.d/aifactory-dask.sh.in \
-	  > /etc/profile.d/.aifactory-dask.sh && chmod 644 /etc/profile.d/.aifactory-dask.sh \
-	  && mv /etc/profile.d/.aifactory-dask.sh /etc/profile.d/aifactory-dask.sh
-	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
-
-# The hub's own system user, allowed by sudo to submit and cancel jobs as members of
-# $(USERS_GROUP) (not of $(ADMINS_GROUP)) and to ask a root-owned helper whether a password is
-# right, and nothing else. It reads no password hashes: out of `shadow`, where it once was.
-hub-user: $(PREFIX)/.system
-	@for g in $(USERS_GROUP) $(ADMINS_GROUP); do getent group $$g >/dev/null || groupadd --system $$g; done
-	@id -u $(HUB_USER) >/dev/null 2>&1 || useradd --system --home-dir $(STATE) --shell /usr/sbin/nologin $(HUB_USER)
-	@if id -nG $(HUB_USER) | tr ' ' '\n' | grep -qx shadow; then gpasswd -d $(HUB_USER) shadow >/dev/null; fi
-	@# The password helper, root's: hub/check_password.py in the venv's Python, isolated (-I), for
-	@# the groups whose members may sign in.
-	@tmp=$$(mktemp) && printf '#!%s -I\n# For the hub, through sudo: is this password right? (hub/check_password.py)\nfrom aifactory_workbench.hub.check_password import main\n\nraise SystemExit(main(%s))\n' \
-	    '$(PY)' '["$(USERS_GROUP)", "$(ADMINS_GROUP)"]' > $$tmp \
-	  && install -d -o root -g root -m 755 $(LIBEXEC) && install -o root -g root -m 755 $$tmp $(LIBEXEC)/aifactory-check-password; rm -f $$tmp
-	@env=$$(cd $(CURDIR) && /usr/bin/python3 -c 'from job import JOB_ENVIRONMENT; print(" ".join(JOB_ENVIRONMENT))') \
-	  && tmp=$$(mktemp) && sed -e 's/@HUB_USER@/$(HUB_USER)/g' -e 's/@USERS_GROUP@/$(USERS_GROUP)/g' \
-	    -e 's/@ADMINS_GROUP@/$(ADMINS_GROUP)/g' -e 's|@LIBEXEC@|$(LIBEXEC)|g' \
-	    -e "s/@JOB_ENVIRONMENT@/$$env/" config/sudoers.in > $$tmp \
-	  && visudo -cqf $$tmp && install -m 440 $$tmp /etc/sudoers.d/aifactory-hub; rm -f $$tmp
+	@# Copied by hand by an install before the wheel carried them: the server's settings would
+	@# switch on modules that no longer exist.
+	@rm -f $(VENV)/etc/jupyter/jupyter_server_config.json $(PREFIX)/etc/jupyterhub_config.py
+	@$(VENV)/bin/aifactory-site check $(SITE) >/dev/null && install -D -m 644 $(SITE) /etc/aifactory/site.yaml
+	@$(VENV)/bin/aifactory-site install /etc/aifactory/site.yaml --hub-user $(HUB_USER) --hub-home $(STATE) \
+	  --users-group $(USERS_GROUP) --admins-group $(ADMINS_GROUP) | { grep -v '^as it was' || true; }
+	@# Where systemd is not PID 1, the demo's hub keeps its pid and log in root's folders.
 	@install -d -o root -g root -m 755 $(dir $(HUB_PID)) $(dir $(HUB_LOG))
-	@install -d -o $(HUB_USER) -g $(HUB_USER) -m 750 $(STATE) && chown -R $(HUB_USER): $(STATE)
-	@# The gallery of published notebooks: the hub writes it, every user's job reads it.
-	@install -d -m 755 /srv/aifactory && install -d -o $(HUB_USER) -g $(HUB_USER) -m 755 /srv/aifactory/gallery
+	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 $(PREFIX)/.system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -121,7 +94,6 @@ cluster-stop:
 	@bash $(CLUSTER) stop
 
 hub-start: install cluster-start
-	@mkdir -p $(STATE)
 	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
 	@# The demo hub's internal certificates, made by an older install, name no user's origin
 	@# (the hub refuses them): they are the demo's own, so made again, while no hub runs.
@@ -131,14 +103,10 @@ hub-start: install cluster-start
 	  rm -rf $(DEMO_INTERNAL_SSL); fi
 	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
 	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
-	@# As at a site: the site file checked, the hub's database backed up and upgraded where an
-	@# older release made it (as the hub's account), then the hub.
+	@# The installed unit's own lines (the database's upgrade, then the hub), as systemd would
+	@# run them: here it is not PID 1.
 	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \
-	  $(VENV)/bin/aifactory-site check $(SITE) || exit 1; \
-	  install -D -m 644 $(SITE) /etc/aifactory/site.yaml; \
-	  (cd $(STATE) && HOME=$(STATE) $(AS_HUB) $(VENV)/bin/aifactory-site upgrade /etc/aifactory/site.yaml) || exit 1; \
-	  cd $(STATE); HOME=$(STATE) AIFACTORY_SITE_CONFIG=/etc/aifactory/site.yaml setsid $(AS_HUB) \
-	    $(VENV)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub_config.py >>$(HUB_LOG) 2>&1 </dev/null & echo $$! > $(HUB_PID); fi
+	  $(VENV)/bin/aifactory-site start-hub --log $(HUB_LOG) --pid $(HUB_PID) || exit 1; fi
 	@url=$$($(VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
 	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
 	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }

@@ -90,6 +90,17 @@ def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
     return path
 
 
+def install_dask_config(site: SiteConfig) -> tuple[Path, bool]:
+    """As root: write users' jobqueue.yaml into a folder only root may change; the path, and
+    whether it changed."""
+    directory = dask_config_dir(site)
+    before = (directory / "jobqueue.yaml").read_text() if (directory / "jobqueue.yaml").is_file() else None
+    path = write_dask_config(site, directory)
+    os.chown(directory, 0, 0)
+    os.chmod(directory, 0o755)
+    return path, path.read_text() != before
+
+
 def check_dask_config(site: SiteConfig) -> None:
     """The hub starts only if what users' Dask reads is what the site file says."""
     path = dask_config_dir(site) / "jobqueue.yaml"

@@ -2,6 +2,9 @@
 
 * ``check`` and ``show``: validate the site file, or print it merged with the defaults, before
   the hub reads it;
+* ``install`` (root): set up the hub's machine around the installed package: accounts, sudo
+  rules, folders, Dask config, the systemd unit, log rotation (``hub/site_install.py``);
+  ``start-hub`` runs that unit's lines where systemd is not PID 1;
 * ``install-dask`` (root): write what users' Dask reads from the site file's dask section;
 * ``upgrade`` (the hub's account): back up the hub's database, then bring it to this release's
   schema (JupyterHub's ``upgrade-db``); a database that a newer release wrote is left alone;
@@ -19,10 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from aifactory_workbench.hub.dask_config import dask_config_dir, write_dask_config
+from aifactory_workbench.hub.dask_config import install_dask_config
 from aifactory_workbench.hub.database import database_problem, shown_url, upgrade_database
 from aifactory_workbench.hub.doctor import Doctor, table
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, load_site_config
+from aifactory_workbench.hub.site_install import UNIT, Accounts, Installer, start_hub_without_systemd
 
 PROG = "aifactory-site"
 
@@ -31,10 +35,7 @@ def install_dask(site: SiteConfig) -> int:
     if os.geteuid() != 0:
         print(f"{PROG} install-dask: run it as root (users' Dask loads that folder)", file=sys.stderr)
         return 1
-    directory = dask_config_dir(site)
-    path = write_dask_config(site, directory)
-    os.chown(directory, 0, 0)
-    os.chmod(directory, 0o755)
+    path, _ = install_dask_config(site)
     print(f"{path}: written from section dask of {site.source}")
     return 0
 
@@ -54,6 +55,20 @@ def upgrade(site: SiteConfig, backups: str | None) -> int:
         print(upgrade_database(url, Path(backups or Path(site.hub.state_dir) / "backups")))
     except (RuntimeError, OSError) as e:
         print(f"{PROG} upgrade: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def install(site: SiteConfig, args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print(f"{PROG} install: run it as root", file=sys.stderr)
+        return 1
+    accounts = Accounts(args.hub_user, args.hub_home, args.users_group, args.admins_group)
+    try:
+        for what, changed in Installer(site, accounts, systemd_check=not args.no_systemd_verify).steps():
+            print(f"{'changed' if changed else 'as it was':<10} {what}")
+    except (RuntimeError, OSError, ValueError) as e:
+        print(f"{PROG} install: {e}", file=sys.stderr)
         return 1
     return 0
 
@@ -80,16 +95,28 @@ def main(argv: list[str] | None = None) -> int:
         ("install-dask", "(root) write users' jobqueue.yaml from the site file"),
         ("upgrade", "(the hub's account, hub stopped) back up the hub's database, then upgrade its schema"),
         ("doctor", "(root) check what the hub assumes, with a probe job on each partition; exit 1 on a failure"),
+        ("install", "(root) accounts, sudo rules, folders, Dask config, the systemd unit and log rotation"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("file", nargs="?", help=site_help)
         if name == "upgrade":
             command.add_argument("--backups", help="folder for the backup (default: hub.state_dir/backups)")
+        if name in ("doctor", "install"):
+            command.add_argument("--hub-user", default=Accounts.hub_user, help="the hub's Unix account")
+        if name == "install":
+            command.add_argument("--hub-home", default=Accounts.hub_home, help="the hub account's home")
+            command.add_argument("--users-group", default=Accounts.users_group, help="the group the hub submits for")
+            command.add_argument("--admins-group", default=Accounts.admins_group, help="admins and staff: never run as")
+            command.add_argument("--no-systemd-verify", action="store_true", help="skip systemd-analyze verify")
         if name == "doctor":
-            command.add_argument("--hub-user", default="aifactory-hub", help="the hub's Unix account")
             command.add_argument("--probe-user", default="", help="a test user whose probe jobs try each partition")
             command.add_argument("--probe-timeout", type=float, default=120, help="seconds a probe job may take")
+    start = commands.add_parser("start-hub", help="(root, no systemd) run the installed unit's lines")
+    start.add_argument("--log", required=True, help="the hub's output, appended (a folder of root's)")
+    start.add_argument("--pid", required=True, help="where the hub's pid is written (a folder of root's)")
     args = parser.parse_args(argv)
+    if args.command == "start-hub":
+        return start_hub_without_systemd(UNIT, Path(args.log), Path(args.pid))
     try:
         site = load_site_config(args.file)
     except SiteConfigError as e:
@@ -101,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return upgrade(site, args.backups)
     if args.command == "doctor":
         return doctor(site, args)
+    if args.command == "install":
+        return install(site, args)
     if args.command == "show":
         data = dataclasses.asdict(site)
         data.pop("source")

@@ -1,0 +1,280 @@
+"""``aifactory-site install``: what root sets up on the hub's machine once the package is in
+its venv (``pip install aifactory-workbench`` is the whole software install), and again after
+each upgrade of it. Each step is idempotent and says what it changed:
+
+* the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
+  as) and the hub's system account, in no ``shadow`` group;
+* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``);
+* the sudo rules, checked with ``visudo -c`` before they are installed;
+* the hub's state folder and the gallery, the hub's; users' Dask config, root's;
+* the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
+* the site kernel's package lock, and no stock "Python 3" kernel;
+* the systemd unit of the hub and its proxy (checked with ``systemd-analyze verify``) and log
+  rotation for the audit log.
+
+Its files come from the package's own data (``share/aifactory/site`` in the venv). Root writes
+only into folders that root owns; the hub's folders are made, never followed.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aifactory_workbench.hub.dask_config import install_dask_config
+from aifactory_workbench.hub.site import SiteConfig
+from aifactory_workbench.job import JOB_ENVIRONMENT
+
+#: Where the unit goes, and its name (journalctl -u aifactory-hub).
+UNIT = Path("/etc/systemd/system/aifactory-hub.service")
+SUDOERS = Path("/etc/sudoers.d/aifactory-hub")
+PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
+LOGROTATE = Path("/etc/logrotate.d/aifactory-workbench")
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The Unix names the install makes and the rules name."""
+
+    hub_user: str = "aifactory-hub"
+    hub_home: str = "/var/lib/aifactory"
+    users_group: str = "aifactory-users"
+    admins_group: str = "aifactory-admins"
+
+
+def venv() -> Path:
+    """The venv this command runs from: the one the site installed the package into."""
+    return Path(sys.prefix)
+
+
+def templates() -> Path:
+    return venv() / "share" / "aifactory" / "site"
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(f"@{key}@", value)
+    left = re.search(r"@[A-Z_]+@", template)
+    if left:
+        raise ValueError(f"{left.group()} has no value")
+    return template
+
+
+def values(site: SiteConfig, accounts: Accounts) -> dict[str, str]:
+    return {
+        "HUB_USER": accounts.hub_user,
+        "HUB_HOME": accounts.hub_home,
+        "USERS_GROUP": accounts.users_group,
+        "ADMINS_GROUP": accounts.admins_group,
+        "LIBEXEC": str(venv().parent / "libexec"),
+        "JOB_ENVIRONMENT": " ".join(JOB_ENVIRONMENT),
+        "VENV": str(venv()),
+        "SITE": str(Path(site.source).resolve()),
+        "STATE_DIR": site.hub.state_dir,
+    }
+
+
+def write_root_file(path: Path, text: str, mode: int, check: Callable[[Path], str] | None = None) -> bool:
+    """Write ``text`` to ``path`` (in a folder root owns) through a new file renamed over it,
+    after ``check`` of the new file says '' ; False when it already held exactly that."""
+    if path.is_file() and not path.is_symlink() and path.read_text() == text and (path.stat().st_mode & 0o777) == mode:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as f:
+            f.write(text)
+        os.chmod(temporary, mode)
+        problem = check(Path(temporary)) if check else ""
+        if problem:
+            raise RuntimeError(f"{path}: {problem}")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return True
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+
+
+def visudo(path: Path) -> str:
+    done = run(["visudo", "-cqf", str(path)])
+    return "" if done.returncode == 0 else (done.stderr or done.stdout).strip()
+
+
+def systemd_verify(path: Path) -> str:
+    """``systemd-analyze verify`` of a unit file (named as the unit it will be)."""
+    with tempfile.TemporaryDirectory() as folder:
+        unit = Path(folder) / UNIT.name
+        unit.write_text(path.read_text())
+        done = run(["systemd-analyze", "verify", str(unit)])
+    said = (done.stderr + done.stdout).strip()
+    return "" if done.returncode == 0 and not said else said or f"exited {done.returncode}"
+
+
+def owned_folder(path: Path, owner: str, mode: int) -> bool:
+    """Make ``path`` a folder of ``owner`` with ``mode``. Its parent may be the owner's, who could
+    swap the folder for a link meanwhile: it is changed through a descriptor opened with
+    O_NOFOLLOW, so root changes that folder or nothing."""
+    changed = not path.is_dir()
+    if changed:
+        path.mkdir(mode=mode, parents=True)
+    entry = pwd.getpwnam(owner)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise RuntimeError(f"{path} is not a folder ({e.strerror}): remove it, then install again") from None
+    try:
+        info = os.fstat(descriptor)
+        if (info.st_uid, info.st_gid, info.st_mode & 0o777) != (entry.pw_uid, entry.pw_gid, mode):
+            os.fchown(descriptor, entry.pw_uid, entry.pw_gid)
+            os.fchmod(descriptor, mode)
+            changed = True
+    finally:
+        os.close(descriptor)
+    return changed
+
+
+class Installer:
+    def __init__(self, site: SiteConfig, accounts: Accounts, systemd_check: bool = True) -> None:
+        self.site = site
+        self.accounts = accounts
+        self.values = values(site, accounts)
+        self.systemd_check = systemd_check
+
+    def template(self, name: str) -> str:
+        return render((templates() / name).read_text(), self.values)
+
+    def steps(self) -> Iterator[tuple[str, bool]]:
+        """(what, whether it changed anything), in order."""
+        a = self.accounts
+        for group in (a.users_group, a.admins_group):
+            yield f"group {group}", self.group(group)
+        yield f"account {a.hub_user} (no shadow group)", self.hub_account()
+        yield "the password helper", self.password_helper()
+        yield f"sudo rules {SUDOERS} (visudo -c)", write_root_file(SUDOERS, self.template("sudoers.in"), 0o440, visudo)
+        yield f"state folder {self.site.hub.state_dir}", self.state_folders()
+        gallery = Path(self.site.gallery.dir)
+        yield f"gallery {gallery}", owned_folder(gallery, a.hub_user, 0o755)
+        yield "users' Dask config", self.dask_config()
+        yield (
+            f"login shells' Dask settings {PROFILE}",
+            write_root_file(PROFILE, self.template("aifactory-dask.sh.in"), 0o644),
+        )
+        yield "the site kernel's package lock", self.kernel_lock()
+        stock = venv() / "share" / "jupyter" / "kernels" / "python3"
+        yield "no stock Python 3 kernel", self.remove_stock_kernel(stock)
+        check = systemd_verify if self.systemd_check else None
+        yield (
+            f"systemd unit {UNIT} (systemd-analyze verify)",
+            write_root_file(UNIT, self.template("aifactory-hub.service.in"), 0o644, check),
+        )
+        yield f"log rotation {LOGROTATE}", write_root_file(LOGROTATE, self.template("aifactory-workbench.in"), 0o644)
+
+    def group(self, name: str) -> bool:
+        try:
+            grp.getgrnam(name)
+            return False
+        except KeyError:
+            checked(run(["groupadd", "--system", name]))
+            return True
+
+    def hub_account(self) -> bool:
+        a = self.accounts
+        changed = False
+        try:
+            pwd.getpwnam(a.hub_user)
+        except KeyError:
+            checked(run(["useradd", "--system", "--home-dir", a.hub_home, "--shell", "/usr/sbin/nologin", a.hub_user]))
+            changed = True
+        try:
+            if a.hub_user in grp.getgrnam("shadow").gr_mem:
+                checked(run(["gpasswd", "-d", a.hub_user, "shadow"]))
+                changed = True
+        except KeyError:
+            pass
+        return changed
+
+    def password_helper(self) -> bool:
+        groups = [self.accounts.users_group, self.accounts.admins_group]
+        text = (
+            f"#!{venv() / 'bin' / 'python'} -I\n"
+            "# For the hub, through sudo: is this password right? (hub/check_password.py)\n"
+            "from aifactory_workbench.hub.check_password import main\n\n"
+            f"raise SystemExit(main({groups!r}))\n"
+        )
+        return write_root_file(Path(self.values["LIBEXEC"]) / "aifactory-check-password", text, 0o755)
+
+    def state_folders(self) -> bool:
+        home = owned_folder(Path(self.accounts.hub_home), self.accounts.hub_user, 0o750)
+        state = Path(self.site.hub.state_dir)
+        return owned_folder(state, self.accounts.hub_user, 0o700) or home
+
+    def dask_config(self) -> bool:
+        return install_dask_config(self.site)[1]
+
+    def kernel_lock(self) -> bool:
+        python = str(venv() / "bin" / "python")
+        frozen = checked(run([python, "-m", "pip", "freeze", "--exclude", "aifactory-workbench"]))
+        return write_root_file(venv() / "share" / "aifactory" / "kernel.lock", frozen.stdout, 0o644)
+
+    @staticmethod
+    def remove_stock_kernel(stock: Path) -> bool:
+        if not stock.exists():
+            return False
+        subprocess.run(["rm", "-rf", "--", str(stock)], check=True)
+        return True
+
+
+def unit_service(text: str) -> dict[str, list[str]]:
+    """The unit's [Service] settings: each key's values, in order (Environment may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def start_hub_without_systemd(unit: Path, log: Path, pid_file: Path) -> int:
+    """What systemd would do with the unit, where it is not PID 1 (the mini cluster): its
+    ExecStartPre, then its ExecStart in the background, as its User, in its WorkingDirectory,
+    with its Environment; their output appended to ``log`` (in a folder of root's), as the
+    journal would keep it. The hub's pid goes to ``pid_file``; a failed ExecStartPre's exit
+    status is returned, and nothing is started."""
+    service = unit_service(unit.read_text())
+    user = service["User"][0]
+    environment = {**os.environ, **dict(e.partition("=")[::2] for e in service.get("Environment", []))}
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    cwd = service.get("WorkingDirectory", ["/"])[0]
+    with log.open("ab") as out:
+        for line in service.get("ExecStartPre", []):
+            done = subprocess.run([*as_user, *shlex.split(line)], cwd=cwd, env=environment, stdout=out, stderr=out)
+            if done.returncode != 0:
+                return done.returncode
+        hub = subprocess.Popen([*as_user, *shlex.split(service["ExecStart"][0])], cwd=cwd, env=environment,
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    pid_file.write_text(f"{hub.pid}\n")
+    return 0
+
+
+def checked(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(done.args)}: {(done.stderr or done.stdout).strip()}")
+    return done
