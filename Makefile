@@ -35,7 +35,7 @@ USERS_GROUP := aifactory-users
 ADMINS_GROUP := aifactory-admins
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
 
-.PHONY: install demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint clean-state
+.PHONY: install demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint docs clean-state
 
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
 # sets up, as root, what needs root (hub/site_install.py): the hub's account and groups, its
@@ -131,7 +131,7 @@ stop: hub-stop cluster-stop
 
 # Lint first (ruff, and the import layering), then the cluster: it starts only if it is not
 # running, and stops only if this run started it.
-test: lint
+test: lint docs
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
@@ -160,3 +160,7 @@ unit: install
 lint: install
 	@$(VENV)/bin/ruff check .
 	@PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-cache
+
+# The documentation site (docs/, Markdown through MyST), warnings as errors, into build/docs/html.
+docs: install
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs/html
