@@ -163,4 +163,4 @@ lint: install
 
 # The documentation site (docs/, Markdown through MyST), warnings as errors, into build/docs/html.
 docs: install
-	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs/html
+	@$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs/html

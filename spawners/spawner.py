@@ -3,7 +3,7 @@
 ``WorkbenchSpawner`` keeps batchspawner's ``SlurmSpawner`` as its base, so a site's
 ``c.SlurmSpawner.req_*`` settings mean what batchspawner documents; every other inherited
 setting is refused when the hub starts (:data:`REFUSED_SETTINGS` says why), none is
-accepted and ignored.  What it mends in batchspawner is listed in the README.
+accepted and ignored.  What it mends in batchspawner is listed in docs/operators/batchspawner.md.
 
 Every SLURM command goes through the hub's one :class:`aifactory_workbench.slurm.client.Slurm`, and every
 spawner reads the hub's one :class:`aifactory_workbench.spawners.services.Services`.

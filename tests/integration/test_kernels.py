@@ -98,7 +98,7 @@ def test_the_site_kernel_runs_what_tutorials_import_each_pinned_in_its_lock():
         assert f"{dist.lower()}=={version}" in lock, dist
 
 
-#: The commands the README and the gallery page tell users to type in a JupyterLab terminal.
+#: The commands the documentation and the gallery page tell users to type in a JupyterLab terminal.
 USERS_COMMANDS = ("aifactory-publish", "aifactory-run-notebook", "aifactory-kernel")
 
 

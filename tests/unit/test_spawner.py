@@ -1,4 +1,4 @@
-"""The spawner on its own (no scheduler): each batchspawner 1.3.0 mend the README lists, and
+"""The spawner on its own (no scheduler): each batchspawner 1.3.0 mend docs/operators/batchspawner.md lists, and
 its settings as a site sets them: honoured as batchspawner documents, or refused by name.
 
 The failing-job and cancelled-job mends need a real SLURM: tests/integration/test_spawn.py."""
