@@ -47,9 +47,8 @@ install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE)
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@rm -rf build *.egg-info
-	@# Copied by hand by an install before the wheel carried them: the server's settings would
-	@# switch on modules that no longer exist.
-	@rm -f $(VENV)/etc/jupyter/jupyter_server_config.json $(PREFIX)/etc/jupyterhub_config.py
+	@# Copied by hand by an install before the wheel carried it (the unit names the wheel's).
+	@rm -f $(PREFIX)/etc/jupyterhub_config.py
 	@$(VENV)/bin/aifactory-site check $(SITE) >/dev/null && install -D -m 644 $(SITE) /etc/aifactory/site.yaml
 	@$(VENV)/bin/aifactory-site install /etc/aifactory/site.yaml --hub-user $(HUB_USER) --hub-home $(STATE) \
 	  --users-group $(USERS_GROUP) --admins-group $(ADMINS_GROUP) | { grep -v '^as it was' || true; }

@@ -37,7 +37,7 @@ def test_site_kernels_are_installed_and_ours_is_the_default():
     specs = json.loads(as_user(f"{VENV}/bin/jupyter", "kernelspec", "list", "--json").stdout)["kernelspecs"]
     assert specs["aifactory"]["spec"]["display_name"] == "Python 3 (AI Factory)"
     assert specs["aifactory-climate"]["spec"]["metadata"]["aifactory"]["modules"] == ["climate-tools/1.0"]
-    config = json.loads((VENV / "etc/jupyter/jupyter_server_config.d/aifactory_workbench.json").read_text())
+    config = json.loads((VENV / "etc/jupyter/jupyter_server_config.json").read_text())
     assert config["MultiKernelManager"]["default_kernel_name"] == "aifactory"
 
 

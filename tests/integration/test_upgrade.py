@@ -132,7 +132,7 @@ def psql(db: str, *argv: str) -> str:
 
 def test_a_predecessors_postgresql_database_is_dumped_then_upgraded(folder: Path):
     with postgres_database() as url:
-        db = url.split("/")[-1].split("?")[0]
+        db = url.split("@/", 1)[1].split("?")[0]
         shutil.copy(DATA / "jupyterhub.sql", folder / "old.sql")
         shutil.chown(folder / "old.sql", HUB_USER, HUB_USER)
         psql(db, "-f", str(folder / "old.sql"))
