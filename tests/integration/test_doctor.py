@@ -34,6 +34,16 @@ def doctor(site_file: Path) -> tuple[int, dict[str, tuple[str, str]]]:
     return done.returncode, rows
 
 
+def doctor_without(installed: Path, site_file: Path, tmp_path: Path) -> tuple[int, dict[str, tuple[str, str]]]:
+    """The doctor while a file that the install wrote is missing (put back after)."""
+    aside = tmp_path / installed.name
+    shutil.move(installed, aside)
+    try:
+        return doctor(site_file)
+    finally:
+        shutil.move(aside, installed)
+
+
 def variant(hub: HubProcess, tmp_path: Path, section: str = "hub", **changes) -> Path:
     site = yaml.safe_load(hub.site_file.read_text())
     site.setdefault(section, {}).update(changes)
@@ -59,12 +69,7 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
 
 
 def test_a_missing_sudo_rule_is_named_with_its_fix(demo_module_hub: HubProcess, tmp_path: Path):
-    aside = tmp_path / "aifactory-hub.sudoers"
-    shutil.move(SUDOERS, aside)
-    try:
-        code, rows = doctor(demo_module_hub.site_file)
-    finally:
-        shutil.move(aside, SUDOERS)
+    code, rows = doctor_without(SUDOERS, demo_module_hub.site_file, tmp_path)
     result, said = rows["the hub's sudo rules"]
     assert code == 1 and result == "FAILED" and "may not run sbatch" in said and "make install" in said, rows
     assert rows["probe on gpp"][0] == "FAILED"
@@ -97,11 +102,6 @@ def test_a_venv_the_nodes_do_not_have_is_named_on_each_node(demo_module_hub: Hub
 def test_a_login_shell_without_the_sites_dask_address_is_named(demo_module_hub: HubProcess, tmp_path: Path):
     """Issue 23, item 5: without the profile script, Dask's scheduler in a login shell advertises
     the route to the internet (192.0.2.2 here), which workers on compute nodes cannot reach."""
-    aside = tmp_path / "aifactory-dask.sh"
-    shutil.move(DASK_PROFILE, aside)
-    try:
-        code, rows = doctor(demo_module_hub.site_file)
-    finally:
-        shutil.move(aside, DASK_PROFILE)
+    code, rows = doctor_without(DASK_PROFILE, demo_module_hub.site_file, tmp_path)
     result, said = rows["Dask from a login shell"]
     assert code == 1 and result == "FAILED" and "gives Dask's scheduler no address" in said and "make install" in said
