@@ -2,7 +2,7 @@
 
 The hub account reads no password hashes (it is in no ``shadow`` group): its authenticator
 (hub/pam.py) asks this helper, which runs as root through one sudo rule (config/sudoers.in)
-as ``PREFIX/libexec/aifactory-check-password``, a wrapper that ``make install`` writes with
+as ``PREFIX/libexec/aifactory-check-password``, a wrapper that ``aifactory-site install`` writes with
 the groups whose members may sign in. The user name comes on the command line, the password
 on standard input; the answer is the exit status. Accounts that may not sign in (root, the
 daemons, the hub's own, members of none of the groups) are never asked about, so a

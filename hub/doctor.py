@@ -28,6 +28,7 @@ from pathlib import Path
 from aifactory_workbench.hub.dask_config import check_dask_config
 from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.hub.site_install import PROFILE, SUDOERS
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.slurm.client import CommandResult, Slurm
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
@@ -165,7 +166,7 @@ class Doctor:
 
     def sudo_rules(self) -> Check:
         name = "the hub's sudo rules"
-        fix = "as root: make install (or install config/sudoers.in as /etc/sudoers.d/aifactory-hub; visudo -c)"
+        fix = f"as root: aifactory-site install {self.site.source} (it installs {SUDOERS} after visudo -c)"
         listed = subprocess.run(["sudo", "-n", "-l", "-U", self.hub_user], capture_output=True, text=True, timeout=30)
         rules = listed.stdout.partition("may run the following commands")[2]
         runas = [line.strip()[1:].split(")")[0] for line in rules.splitlines() if line.strip().startswith("(")]
@@ -264,8 +265,8 @@ class Doctor:
         # profile script chooses it): a socket there stands in for one, which probes connect to.
         problem = self.listen_as_login_dask()
         if problem:
-            yield Check("Dask from a login shell", False, problem, "as root: make install (the profile script "
-                        "/etc/profile.d/aifactory-dask.sh chooses the address)")  # fmt: skip
+            fix = f"as root: aifactory-site install {self.site.source} (its {PROFILE} chooses the address)"
+            yield Check("Dask from a login shell", False, problem, fix)
         try:
             for partition in self.partitions():
                 yield from self.probe(partition)

@@ -28,7 +28,7 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
     lockout_seconds = Float(help="How long a locked account refuses every password.").tag(config=True)
     password_helper = Unicode(
         help="The root-owned helper that answers yes or no to a user's password, run with sudo "
-        "(`make install` puts it in PREFIX/libexec, beside the hub's venv)."
+        "(`aifactory-site install` puts it in PREFIX/libexec, beside the hub's venv)."
     ).tag(config=True)
 
     @default("password_helper")

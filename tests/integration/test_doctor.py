@@ -71,7 +71,7 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
 def test_a_missing_sudo_rule_is_named_with_its_fix(demo_module_hub: HubProcess, tmp_path: Path):
     code, rows = doctor_without(SUDOERS, demo_module_hub.site_file, tmp_path)
     result, said = rows["the hub's sudo rules"]
-    assert code == 1 and result == "FAILED" and "may not run sbatch" in said and "make install" in said, rows
+    assert code == 1 and result == "FAILED" and "may not run sbatch" in said and "aifactory-site install" in said, rows
     assert rows["probe on gpp"][0] == "FAILED"
 
 
@@ -104,4 +104,9 @@ def test_a_login_shell_without_the_sites_dask_address_is_named(demo_module_hub: 
     the route to the internet (192.0.2.2 here), which workers on compute nodes cannot reach."""
     code, rows = doctor_without(DASK_PROFILE, demo_module_hub.site_file, tmp_path)
     result, said = rows["Dask from a login shell"]
-    assert code == 1 and result == "FAILED" and "gives Dask's scheduler no address" in said and "make install" in said
+    assert (
+        code == 1
+        and result == "FAILED"
+        and "gives Dask's scheduler no address" in said
+        and "aifactory-site install" in said
+    )
