@@ -127,13 +127,14 @@ class Doctor:
         self.login_listener: socket.socket | None = None
 
     def run_as(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
-        """One command as ``user``; a failure is a result here, not an exception."""
+        """One command as ``user``, through the one place that runs SLURM's commands, from /
+        (a probe job's working folder, which every user may enter); a failure is a result
+        here, with SLURM's words, not an exception."""
         full = self.as_hub.as_user(user, argv)
         try:
-            done = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=60, cwd="/")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return CommandResult(full, 127, "", str(e))
-        return CommandResult(full, done.returncode, done.stdout, done.stderr)
+            return self.as_hub.run_blocking(full, stdin, cwd="/")
+        except (SlurmError, SlurmUnavailable) as e:
+            return CommandResult(full, 1, "", str(e))
 
     def checks(self) -> Iterator[Check]:
         yield Check("site file", True, f"{self.site.source} is valid")

@@ -126,12 +126,14 @@ class Slurm:
             CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
         )
 
-    def run_blocking(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+    def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
         """The same, blocking: for notebooks, whose kernel already runs an event loop, and
-        command-line tools."""
+        command-line tools (``cwd``: where the command runs, for a job's working folder)."""
         COMMANDS.labels(command=argv[0]).inc()
         try:
-            proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=self.timeout)
+            proc = subprocess.run(
+                list(argv), input=stdin, capture_output=True, text=True, timeout=self.timeout, cwd=cwd
+            )
         except FileNotFoundError as e:
             raise SlurmUnavailable(f"{argv[0]} is not installed on this host") from e
         except subprocess.TimeoutExpired as e:

@@ -123,14 +123,15 @@ def test_bobs_curl_cannot_reach_alices_dashboard(alice_cluster):
     assert hub.get(link, hub.user_token("bob")).status_code == 403
 
 
-#: The example notebooks that use Dask, run in alice's JupyterLab job as from its terminal: with
-#: the job's config, where Dask refuses any connection that is not TLS.
+#: The example notebooks that use Dask (the site's, as this release installed them: a user's
+#: ~/examples is copied once and kept), run in alice's JupyterLab job as from its terminal:
+#: with the job's config, where Dask refuses any connection that is not TLS.
 EXAMPLES_IN_THE_JOB = """
 import json, os, shutil, subprocess, sys, tempfile
 print("ENCRYPTION", os.environ["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"])
 work = tempfile.mkdtemp()
 for name in ("01_climate_climatology.ipynb", "03_dask_scaling.ipynb"):
-    shutil.copy(os.path.expanduser("~/examples/" + name), work)
+    shutil.copy(os.path.join(sys.prefix, "share", "aifactory", "examples", name), work)
     run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "jupyter"), "nbconvert", "--to", "notebook",
                           "--execute", "--inplace", "--ExecutePreprocessor.kernel_name=aifactory", name],
                          cwd=work, capture_output=True, text=True, timeout=600)
