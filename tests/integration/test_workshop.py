@@ -179,7 +179,7 @@ def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess
                          "Duration=120", "Users=alice", "CoreCnt=1", "PartitionName=gpp"]],
         "user": [["useradd", "-m", f"{name}-02"], ["chpasswd"]],
     }[what]  # fmt: skip
-    argv = {
+    shown = {
         "account": ["sacctmgr", "-n", "-P", "show", "assoc", f"account={name}", "format=User,QOS,DefaultQOS"],
         "reservation": ["scontrol", "show", "reservation", name, "-o"],
         "user": ["getent", "shadow", f"{name}-02"],
@@ -188,12 +188,13 @@ def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess
     def show() -> str:
         # slurmctld adds which cores a CoreCnt reservation holds ("NodeName=… CoreIDs=…") a
         # moment after it is made: where SLURM placed it is not what a workshop could change.
-        return re.sub(r"\s*NodeName=\S+ CoreIDs=\S+", "", sh(*argv))
+        return re.sub(r"\s*NodeName=\S+ CoreIDs=\S+", "", sh(*shown))
 
     try:
         for argv in mine:
-            subprocess.run(argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True, check=True,
-                           capture_output=True)  # fmt: skip
+            made = subprocess.run(argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True,
+                                  capture_output=True)  # fmt: skip
+            assert made.returncode == 0, f"{argv}: {made.stdout}{made.stderr}"
         before = show()
         made = workshop_cli(ws_hub, "create", str(bare_workshop(tmp_path, name, seats=3)))
         assert made.returncode == 1 and "Traceback" not in made.stderr, made.stdout + made.stderr
