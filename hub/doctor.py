@@ -63,7 +63,7 @@ try:
     with open(os.path.join(folder, "nonce")) as f:
         nonce = f.read().strip().encode()
 except OSError:
-    sys.exit(3)
+    sys.exit(NO_HOME)
 report = {"node": socket.gethostname(), "python": sys.executable}
 def reach(host, port):
     try:
@@ -100,7 +100,7 @@ while time.monotonic() < deadline:
                 break
         except OSError:
             pass
-"""
+""".replace("NO_HOME", str(PROBE_NO_HOME))
 
 
 # What the hub's account answers about its database: "ok", or "down"/"schema" and why.

@@ -23,6 +23,7 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,8 @@ UNIT = Path("/etc/systemd/system/aifactory-hub.service")
 SUDOERS = Path("/etc/sudoers.d/aifactory-hub")
 PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
 LOGROTATE = Path("/etc/logrotate.d/aifactory-workbench")
+#: The PATH systemd gives a service.
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ class Installer:
     def remove_stock_kernel(stock: Path) -> bool:
         if not stock.exists():
             return False
-        subprocess.run(["rm", "-rf", "--", str(stock)], check=True)
+        shutil.rmtree(stock)
         return True
 
 
@@ -259,7 +262,8 @@ def start_hub_without_systemd(unit: Path, log: Path, pid_file: Path) -> int:
     status is returned, and nothing is started."""
     service = unit_service(unit.read_text())
     user = service["User"][0]
-    environment = {**os.environ, **dict(e.partition("=")[::2] for e in service.get("Environment", []))}
+    # As systemd gives it: its own PATH and the unit's Environment, nothing of root's.
+    environment = {"PATH": SYSTEMD_PATH, **dict(e.partition("=")[::2] for e in service.get("Environment", []))}
     as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
     cwd = service.get("WorkingDirectory", ["/"])[0]
     with log.open("ab") as out:

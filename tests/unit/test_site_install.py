@@ -1,7 +1,6 @@
-"""What `aifactory-site install` writes, rendered without installing it: every placeholder
-filled, the sudo rules accepted by visudo, the unit by systemd-analyze verify."""
+"""What `aifactory-site install` writes, rendered without installing it (a placeholder left
+without a value is refused): the sudo rules accepted by visudo, the unit by systemd-analyze verify."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -27,11 +26,6 @@ def rendered(tmp_path):
         out[name] = tmp_path / name
         out[name].write_text(render(template.read_text(), filled))
     return out
-
-
-def test_every_placeholder_is_filled(rendered):
-    for path in rendered.values():
-        assert not re.search(r"@[A-Z_]+@", path.read_text()), path.read_text()
 
 
 def test_the_sudo_rules_and_the_unit_verify(rendered):
