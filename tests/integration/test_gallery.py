@@ -120,7 +120,9 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             assert (
                 copy.owner() == "bob" and json.loads(copy.read_text())["cells"][2]["source"] == "print(sum(range(10)))"
             )
-            # His notebook runs: Run › Run All Cells prints the published output.
+            # His notebook runs: Run › Run All Cells prints the published output (once its
+            # kernel is idle: in CI, a click while it was still connecting ran nothing).
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
             page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
             page.wait_for_selector(".jp-OutputArea-output:has-text('45')", timeout=120_000)

@@ -9,11 +9,13 @@ import os
 import pwd
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.harness import demo_password
 
@@ -96,3 +98,59 @@ def test_time_left_a_warning_the_save_on_the_signal_and_the_end(short_hub: HubPr
             time.sleep(2)
             page.reload()
         assert f"job {job_id}" in page.inner_text("#aifw-last-end")
+
+
+@pytest.mark.slow
+def test_the_save_signal_while_jupyterlab_starts_does_not_end_the_job(clean: HubProcess):
+    """SLURM sends the save signal up to a minute early, so a job shorter than the save time
+    (a one-minute test) gets it while it starts: in CI such a job ended before JupyterLab's
+    handler was in place. Here the signal comes about five times a second, from the moment the
+    job runs until JupyterLab is ready: the start succeeds, and the signal is then handled."""
+    hub = clean
+    sent: list[str] = []
+    done = threading.Event()
+
+    def signal_the_starting_job() -> None:
+        while not done.is_set():
+            for job_id in sh("squeue", "-h", "-u", "alice", "-t", "R", "-o", "%i").split():
+                if subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], capture_output=True).returncode == 0:
+                    sent.append(job_id)
+            time.sleep(0.1)
+
+    flood = threading.Thread(target=signal_the_starting_job, daemon=True)
+    flood.start()
+    try:
+        # The start's answer may come only once the server is ready: the signal starts first.
+        assert hub.start("alice", {"walltime": "00:10:00", "cpus": 1}).status_code in (201, 202)
+        # Ready in the hub (the port is reported) comes before JupyterLab has loaded its
+        # extensions: the signal goes on until JupyterLab itself answers.
+        hub.wait_ready("alice")
+        answers = lab_answers(hub, "alice")
+        deadline = time.monotonic() + 60
+        while not answers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        done.set()
+        flood.join()
+    assert len(sent) >= 5, f"the signal reached the job {len(sent)} times while it started: the test proves nothing"
+    (job_id,) = set(sent)
+    subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
+    log = Path(f"/home/alice/.aifactory/logs/jupyterlab-{job_id}.log")
+    deadline = time.monotonic() + 20
+    while "asking JupyterLab pages to save" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "asking JupyterLab pages to save" in log.read_text(), log.read_text()[-2000:]
+    assert sh("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "RUNNING"
+
+
+def lab_answers(hub: HubProcess, name: str) -> Callable[[], bool]:
+    """Whether the user's JupyterLab answers its API through the proxy, with their token."""
+    url, headers = f"{hub.user_url(name)}api/status", {"Authorization": f"token {hub.user_token(name)}"}
+
+    def answers() -> bool:
+        try:
+            return requests.get(url, headers=headers, timeout=5, verify=hub.verify).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return answers
