@@ -33,7 +33,7 @@ PG_ROLE=aifactory-hub
 PG_DB=jupyterhub
 MODULES_DIR=/etc/lmod/modules  # on Lmod's default MODULEPATH: `module avail` in any shell
 
-# nodes.txt's rows: name address partition cores memory_mb gpus; the login node's partition is "-".
+# nodes.txt's rows: name address partition cores memory_mb gpus features; the login node's partition is "-".
 node_rows() { awk '!/^#/ && NF' "$NODES_FILE"; }
 compute_rows() { node_rows | awk '$3 != "-"'; }
 compute_nodes() { compute_rows | awk '{print $1}'; }
@@ -72,8 +72,8 @@ install_packages() {
 
 # slurm.conf's node lines and gres.conf's, from nodes.txt (one per line, joined by sed's \n).
 node_lines() {
-  compute_rows | awk '{printf "NodeName=%s NodeAddr=%s NodeHostname=%s CPUs=%s Boards=1 SocketsPerBoard=1 CoresPerSocket=%s ThreadsPerCore=1 RealMemory=%s%s State=UNKNOWN\\n",
-    $1, $2, $1, $4, $4, $5, ($6 > 0 ? " Gres=gpu:" $6 : "")}'
+  compute_rows | awk '{printf "NodeName=%s NodeAddr=%s NodeHostname=%s CPUs=%s Boards=1 SocketsPerBoard=1 CoresPerSocket=%s ThreadsPerCore=1 RealMemory=%s%s%s State=UNKNOWN\\n",
+    $1, $2, $1, $4, $4, $5, ($6 > 0 ? " Gres=gpu:" $6 : ""), ($7 != "-" ? " Features=" $7 : "")}'
 }
 gres_lines() {
   compute_rows | awk -v dev="$STATE/dev" '$6 > 0 {printf "NodeName=%s Name=gpu File=%s/%s/nvidia[0-%d]\\n", $1, dev, $1, $6 - 1}'

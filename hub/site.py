@@ -11,13 +11,15 @@ import difflib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS as PRESET_KEYS
 from aifactory_workbench.slurm.values import (
     JOB_NAME,
     MEMORY_SIZE,
@@ -30,8 +32,6 @@ from aifactory_workbench.slurm.values import (
     is_int,
     matches,
 )
-from aifactory_workbench.spawners.form import PRESET_KEYS
-from aifactory_workbench.spawners.jobscript import JOB_RULES
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
@@ -195,20 +195,15 @@ class BrandSettings:
     support_url: str = rule(matches(_LINK, '"" or an https:// or mailto: link', empty=True))
 
 
-@dataclass(frozen=True)
-class SlurmSettings:
-    """Defaults of JupyterLab jobs (the spawner's req_* settings) and how they are named."""
-
-    partition: str = rule(JOB_RULES["partition"])
-    account: str = rule(JOB_RULES["account"])
-    qos: str = rule(JOB_RULES["qos"])
-    reservation: str = rule(JOB_RULES["reservation"])
-    cpus: int = rule(JOB_RULES["cpus"])
-    memory: str = rule(JOB_RULES["memory"])
-    gpus: int = rule(JOB_RULES["gpus"])
-    walltime: str = rule(JOB_RULES["walltime"])
-    job_name: str = rule(JOB_NAME)
-    startup_poll_interval: float = rule(_is_seconds(0.1, 60))
+#: Defaults of JupyterLab jobs (the spawner's req_* settings: one key per row of the job
+#: fields' table, slurm/job_fields.py; their values in defaults.yaml) and how jobs are named.
+SlurmSettings = make_dataclass(
+    "SlurmSettings",
+    [(f.name, f.kind, rule(f.rule)) for f in JOB_FIELDS]
+    + [("job_name", str, rule(JOB_NAME)), ("startup_poll_interval", float, rule(_is_seconds(0.1, 60)))],
+    frozen=True,
+)
+SlurmSettings.__module__ = __name__
 
 
 def preset_problems(preset: Any) -> list[str]:

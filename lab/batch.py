@@ -18,8 +18,9 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aifactory_workbench.job import (
     NOTEBOOK_JOB_PREFIX,
@@ -29,54 +30,41 @@ from aifactory_workbench.job import (
     notebook_of_job,
 )
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options, session_values
 from aifactory_workbench.slurm.parsers import SlurmError, parse_sbatch_parsable
-from aifactory_workbench.slurm.values import CPUS, MEMORY_SIZE, PARTITION, SLURM_NAME, WALLTIME_TEXT, Rule, matches
 
 DEFAULT_KERNEL = "aifactory"
-ACCOUNT = matches(SLURM_NAME, "a SLURM account name", empty=True)
+#: What a notebook job asks for where its session (or the command line) says nothing; a field
+#: not named here asks SLURM for nothing (its default applies: the default partition, account...).
+NOTEBOOK_JOB_DEFAULTS: dict[str, Any] = {"cpus": 1, "memory": "2G", "walltime": "01:00:00"}
 
 
-@dataclass(frozen=True)
-class Resources:
-    partition: str
-    account: str
-    cpus: int
-    memory: str
-    walltime: str
-
-    @classmethod
-    def of_this_session(cls, env: dict[str, str]) -> Resources:
-        """The JupyterLab job's own (SLURM sets these in it); modest defaults elsewhere."""
-        memory_mb = env.get("SLURM_MEM_PER_NODE", "")
-        return cls(
-            partition=env.get("SLURM_JOB_PARTITION", ""),
-            account=env.get("SLURM_JOB_ACCOUNT", ""),
-            cpus=int(env.get("SLURM_CPUS_PER_TASK", "1") or 1),
-            memory=f"{memory_mb}M" if memory_mb.isdigit() else "2G",
-            walltime="01:00:00",
-        )
-
-    def problems(self) -> list[str]:
-        rules: dict[str, Rule] = {"partition": PARTITION, "account": ACCOUNT, "cpus": CPUS, "memory": MEMORY_SIZE,
-                                  "walltime": WALLTIME_TEXT}  # fmt: skip
-        empty_ok = {"partition", "account"}
-        return [
-            f"--{name} {getattr(self, name)!r}: accepted: {rule.accepted}"
-            for name, rule in rules.items()
-            if not (getattr(self, name) == "" and name in empty_ok) and not rule.check(getattr(self, name))
-        ]
+def session_resources(env: Mapping[str, str]) -> dict[str, Any]:
+    """A notebook job's settings by default: the JupyterLab job's own (SLURM sets them in its
+    environment), modest ones elsewhere; one value per job field (slurm/job_fields.py)."""
+    values = {f.name: f.unset for f in JOB_FIELDS} | NOTEBOOK_JOB_DEFAULTS | session_values(env)
+    memory_mb = env.get("SLURM_MEM_PER_NODE", "")
+    if memory_mb.isdigit():
+        values["memory"] = f"{memory_mb}M"
+    return values
 
 
-def sbatch_argv(notebook: Path, res: Resources) -> list[str]:
+def resource_problems(values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a notebook job's settings: unknown names, and values that break their
+    rule (a value that asks for nothing is accepted: SLURM's default applies)."""
+    found = [f"--{name}: not a job setting; accepted: {', '.join(BY_NAME)}" for name in values if name not in BY_NAME]
+    for name, value in values.items():
+        f = BY_NAME.get(name)
+        if f and value != f.unset and not f.rule.check(value):
+            found.append(f"--{name} {value!r}: accepted: {f.rule.accepted}")
+    return found
+
+
+def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
     """sbatch's options as arguments (no #SBATCH line to parse: any file name is safe)."""
-    argv = ["sbatch", "--parsable", f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
-            f"--output={notebook.with_suffix('')}-job%j.log", f"--cpus-per-task={res.cpus}", f"--mem={res.memory}",
-            f"--time={res.walltime}", "--nodes=1", "--ntasks=1", "--no-requeue"]  # fmt: skip
-    if res.partition:
-        argv.append(f"--partition={res.partition}")
-    if res.account:
-        argv.append(f"--account={res.account}")
-    return argv
+    return ["sbatch", "--parsable", f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
+            f"--output={notebook.with_suffix('')}-job%j.log", "--nodes=1", "--ntasks=1", "--no-requeue",
+            *sbatch_options(resources)]  # fmt: skip
 
 
 def job_prelude(python: str) -> str:
@@ -121,8 +109,10 @@ def failing_cell(executed: Path) -> str:
     return ""
 
 
-def submit(notebook: Path, parameters: list[tuple[str, str]], kernel: str, res: Resources, slurm: Slurm) -> str:
-    problems = res.problems()
+def submit(
+    notebook: Path, parameters: list[tuple[str, str]], kernel: str, resources: Mapping[str, Any], slurm: Slurm
+) -> str:
+    problems = resource_problems(resources)
     if not notebook.is_file() or notebook.suffix != ".ipynb":
         problems.insert(0, f"{notebook}: not a notebook file (.ipynb)")
     bad = [name for name, _ in parameters if not name.isidentifier()]
@@ -131,7 +121,7 @@ def submit(notebook: Path, parameters: list[tuple[str, str]], kernel: str, res: 
         raise SystemExit("aifactory-run-notebook: " + "; ".join(problems))
     notebook = notebook.resolve()
     script = batch_script(notebook, parameters, kernel, sys.executable)
-    result = slurm.run_blocking(sbatch_argv(notebook, res), stdin=script)
+    result = slurm.run_blocking(sbatch_argv(notebook, resources), stdin=script)
     return parse_sbatch_parsable(result.stdout)
 
 
@@ -159,16 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("notebook", type=Path)
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--kernel", default=DEFAULT_KERNEL)
-    here = Resources.of_this_session(dict(os.environ))
-    for name in ("partition", "account", "cpus", "memory", "walltime"):
-        run.add_argument(f"--{name}", default=getattr(here, name), type=int if name == "cpus" else str)
+    here = session_resources(os.environ)
+    for f in JOB_FIELDS:
+        run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
     commands.add_parser("status", help="this user's notebook jobs: queued, running, done or failed")
     args = parser.parse_args(argv)
     slurm = Slurm()
     try:
         if args.command == "run":
-            res = Resources(args.partition, args.account, args.cpus, args.memory, args.walltime)
-            job_id = submit(args.notebook, [tuple(p) for p in args.parameter], args.kernel, res, slurm)
+            resources = {f.name: getattr(args, f.name) for f in JOB_FIELDS}
+            job_id = submit(args.notebook, [tuple(p) for p in args.parameter], args.kernel, resources, slurm)
             executed, log = notebook_job_outputs(args.notebook.resolve(), job_id)
             print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
         else:

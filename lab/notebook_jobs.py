@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import DEFAULT_KERNEL, Resources, status, submit
+from aifactory_workbench.lab.batch import DEFAULT_KERNEL, session_resources, status, submit
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.job_fields import JOB_FIELDS
 from aifactory_workbench.slurm.parsers import SlurmError
 
 
@@ -62,7 +62,8 @@ class NotebookJobsHandler(APIHandler):
         for job in jobs:
             for key in ("notebook", "result", "log"):
                 job[f"{key}_path"] = relative(job[key], self.root)
-        self.finish(json.dumps({"defaults": asdict(Resources.of_this_session(dict(os.environ))), "jobs": jobs}))
+        fields = [{"name": f.name, "label": f.label, "help": f.help, "number": f.kind is int} for f in JOB_FIELDS]
+        self.finish(json.dumps({"defaults": session_resources(os.environ), "fields": fields, "jobs": jobs}))
 
     @web.authenticated
     async def post(self) -> None:
@@ -71,20 +72,15 @@ class NotebookJobsHandler(APIHandler):
         notebook = (self.root / path).resolve()
         if not path or not notebook.is_relative_to(self.root):
             raise web.HTTPError(400, f"{path!r}: not a notebook of this JupyterLab")
-        defaults = Resources.of_this_session(dict(os.environ))
-        try:
-            res = Resources(
-                partition=str(body.get("partition", defaults.partition)),
-                account=str(body.get("account", defaults.account)),
-                cpus=int(body.get("cpus", defaults.cpus)),
-                memory=str(body.get("memory", defaults.memory)),
-                walltime=str(body.get("walltime", defaults.walltime)),
-            )
-        except (TypeError, ValueError) as e:
-            raise web.HTTPError(400, f"cores: a whole number ({e})") from e
+        resources = session_resources(os.environ)
+        for f in JOB_FIELDS:
+            value = body.get(f.name, resources[f.name])
+            if f.kind is int and not (type(value) is int or (isinstance(value, str) and value.strip().isdigit())):
+                raise web.HTTPError(400, f"{f.label}: a whole number, not {value!r}")
+            resources[f.name] = int(value) if f.kind is int else str(value)
         run = asyncio.get_running_loop().run_in_executor
         try:
-            job_id = await run(None, submit, notebook, [], kernel_of(notebook), res, Slurm())
+            job_id = await run(None, submit, notebook, [], kernel_of(notebook), resources, Slurm())
         except SystemExit as e:  # the command line's refusal: every bad value, named
             raise web.HTTPError(400, str(e).removeprefix("aifactory-run-notebook: ")) from None
         except SlurmError as e:

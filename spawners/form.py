@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPTIONS, JobSettings, problems
 from aifactory_workbench.slurm.values import parse_duration
 from aifactory_workbench.spawners.choices import Choices
-from aifactory_workbench.spawners.jobscript import JOB_RULES, USER_OPTIONS, JobSettings, OptionError, problems
+from aifactory_workbench.spawners.jobscript import OptionError
 
 #: What a preset may set: the job settings a user may choose in the spawn form (the site
 #: file's form.presets are checked with the same rules as slurm.*).
-PRESET_KEYS = ("partition", "account", "qos", "reservation", "cpus", "memory", "gpus", "walltime")
+PRESET_KEYS = USER_OPTIONS
 TEMPLATE = Path(__file__).with_name("spawn_form.html.j2")
-_INTEGER_OPTIONS = ("cpus", "gpus")
+_INTEGER_OPTIONS = tuple(f.name for f in JOB_FIELDS if f.kind is int)
 #: Longest text any field may hold; longer input is refused before anything else looks at it.
 MAX_LENGTH = 64
 
@@ -127,12 +128,17 @@ def render_form(
     estimate_url: str,
     from_link: bool = False,
     entry: Any = None,
+    defaults: JobSettings | None = None,
 ) -> str:
-    """The form's fields; ``from_link``: an ``opt-`` link filled them, and the user confirms;
-    ``entry``: the gallery entry being launched (its resources are in ``values``)."""
+    """The form's fields, one per job field (slurm/job_fields.py); ``from_link``: an ``opt-``
+    link filled them, and the user confirms; ``entry``: the gallery entry being launched (its
+    resources are in ``values``); ``defaults``: what a preset leaves unnamed goes back to."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
-    data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url}
+    data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url,
+            "fields": [f.name for f in JOB_FIELDS],
+            "defaults": asdict(defaults) if defaults else {n: values.get(n) for n in USER_OPTIONS}}  # fmt: skip
     return env.from_string(TEMPLATE.read_text()).render(
+        fields=JOB_FIELDS,
         choices=choices,
         presets=presets,
         values=values,

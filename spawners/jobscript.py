@@ -1,7 +1,7 @@
 """The JupyterLab job: what it may ask SLURM for, and the batch script that asks.
 
-Only values that passed the rules below reach the template, so no user string can add a
-line, an ``#SBATCH`` directive or a shell word to the script.
+Only values that passed their rules (slurm/job_fields.py) reach the template, so no user
+string can add a line, an ``#SBATCH`` directive or a shell word to the script.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jinja2
 
 from aifactory_workbench.job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
-from aifactory_workbench.slurm import values
-from aifactory_workbench.slurm.values import Rule, is_unix_user
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings, problems, sbatch_options
+from aifactory_workbench.slurm.values import is_unix_user
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: One PEM block: nothing in it can end the script's here-document or run as shell.
@@ -56,41 +56,6 @@ class OptionError(ValueError):
     def of(cls, problems: Sequence[tuple[str, Any, str]]) -> OptionError:
         (name, value, accepted), *more = problems
         return cls(name, value, accepted, more)
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """What a JupyterLab job asks SLURM for: the site's defaults, then a user's choices."""
-
-    partition: str
-    account: str  # "" for the user's default account
-    qos: str  # "" for the association's default QoS
-    reservation: str  # "" for none
-    cpus: int
-    memory: str
-    gpus: int
-    walltime: str
-
-
-#: The one rule for each job setting: the site file, the spawner's settings and every
-#: user's options are checked with these.
-JOB_RULES: dict[str, Rule] = {
-    "partition": values.PARTITION,
-    "account": values.ACCOUNT,
-    "qos": values.QOS,
-    "reservation": values.RESERVATION,
-    "cpus": values.CPUS,
-    "memory": values.MEMORY_SIZE,
-    "gpus": values.GPUS,
-    "walltime": values.WALLTIME_TEXT,
-}
-#: Options a user may set when starting a server (checked again against the cluster: choices.py).
-USER_OPTIONS = tuple(f.name for f in fields(JobSettings))
-
-
-def problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
-    """(name, value, accepted) for each setting that breaks its rule."""
-    return [(k, v, JOB_RULES[k].accepted) for k, v in settings.items() if not JOB_RULES[k].check(v)]
 
 
 def apply_options(defaults: JobSettings, options: Mapping[str, Any]) -> JobSettings:
@@ -169,7 +134,7 @@ def render(
         warn_minutes=" ".join(str(int(m)) for m in times.warn_minutes),
         save_before_end=int(times.save_before_end),
         job_name=request.job_name,
-        job=request.settings,
+        job_options=sbatch_options(request.settings),
         export=",".join(names) if names else "NONE",
         command=shlex.join(command),
         before=[shlex.join(step) for step in before],

@@ -15,6 +15,7 @@ from typing import Any
 from jupyterhub.spawner import SpawnException
 from traitlets import HasTraits, Integer, List, default
 
+from aifactory_workbench.slurm.job_fields import refused_field
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
 from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.estimate import summary, usage_since
@@ -149,7 +150,9 @@ class UserOptionsMixin(HasTraits):
         except SlurmUnavailable as e:
             raise scheduler_unavailable(e) from e
         except SlurmError as e:
-            raise spawn_exception(f"SLURM would refuse this job: {e}", reason="slurm_refused") from e
+            refused = spawn_exception(f"SLURM would refuse this job: {e}", reason="slurm_refused")
+            refused.field = refused_field(str(e))  # the form marks that field
+            raise refused from e
         return summary(cost(request.settings), account, since, rows, start)
 
     def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
@@ -188,4 +191,4 @@ class UserOptionsMixin(HasTraits):
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
         usable = presets_for(choices, self.offered_presets(), defaults)
         url = estimate_url.rstrip("/")
-        return render_form(choices, usable, values, url, from_link=bool(prefill), entry=entry)
+        return render_form(choices, usable, values, url, from_link=bool(prefill), entry=entry, defaults=defaults)

@@ -33,6 +33,7 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
+from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, problems
 from aifactory_workbench.slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
 from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
@@ -41,10 +42,8 @@ from aifactory_workbench.spawners.gallery import HOME_FOLDER, copy_command
 from aifactory_workbench.spawners.jobscript import (
     CERT_FILES,
     JobRequest,
-    JobSettings,
     OptionError,
     SessionTimes,
-    problems,
     render,
     worker_job_name,
 )
@@ -60,17 +59,8 @@ from aifactory_workbench.spawners.seats import Workshop
 from aifactory_workbench.spawners.services import Services
 from aifactory_workbench.spawners.watcher import Seen
 
-#: Each job setting and the batchspawner setting that holds its default.
-JOB_SETTING_TRAITS = {
-    "partition": "req_partition",
-    "account": "req_account",
-    "qos": "req_qos",
-    "reservation": "req_reservation",
-    "cpus": "req_nprocs",
-    "memory": "req_memory",
-    "gpus": "req_ngpus",
-    "walltime": "req_runtime",
-}
+#: Each job setting and the spawner setting that holds its default.
+JOB_SETTING_TRAITS = {f.name: f.trait for f in JOB_FIELDS}
 
 _FIXED_COMMANDS = "SLURM commands are fixed argument lists run through sudo (config/sudoers.in)"
 #: Settings inherited from batchspawner (and JupyterHub's Spawner) that this spawner cannot honour.
@@ -177,11 +167,20 @@ def alt_name(host: str) -> str:
         return f"DNS:{host}"
 
 
-class WorkbenchSpawner(UserOptionsMixin, SlurmSpawner):
-    """Starts each user's JupyterLab with ``sbatch`` as that user and follows the job."""
+#: The spawner's setting for each job setting (batchspawner's ``req_*`` where it has one, ours
+#: where it has none), typed and explained by the table's row.
+JobFieldSettings = type(
+    "JobFieldSettings",
+    (Configurable,),
+    {
+        f.trait: (Count if f.kind is int else Unicode)(help=f"{f.help} Site file: slurm.{f.name}.").tag(config=True)
+        for f in JOB_FIELDS
+    },
+)
 
-    req_nprocs = Count(help="Cores of the JupyterLab job (sbatch --cpus-per-task).").tag(config=True)
-    req_ngpus = Count(help="GPUs of the JupyterLab job (sbatch --gres=gpu:N); 0 for none.").tag(config=True)
+
+class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
+    """Starts each user's JupyterLab with ``sbatch`` as that user and follows the job."""
 
     job_name = Unicode(
         help="SLURM job name of JupyterLab jobs, so that users and admins recognise them in squeue.",

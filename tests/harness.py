@@ -55,6 +55,7 @@ class Node:
     partition: str  # "-" for the login node
     cores: int
     gpus: int
+    features: tuple[str, ...] = ()  # what a job's --constraint picks
 
 
 def _count(text: str) -> int:
@@ -66,8 +67,9 @@ def cluster_nodes() -> dict[str, Node]:
     nodes = {}
     for line in (REPO / "cluster" / "nodes.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            name, address, partition, cores, _, gpus = line.split()
-            nodes[name] = Node(name, address, partition, _count(cores), _count(gpus))
+            name, address, partition, cores, _, gpus, features = line.split()
+            chosen = () if features == "-" else tuple(features.split(","))
+            nodes[name] = Node(name, address, partition, _count(cores), _count(gpus), chosen)
     return nodes
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .conftest import HubProcess, queued_jobs, sh
+from .conftest import HubProcess, partition_nodes, queued_jobs, sh
 
 
 def form_data(session: requests.Session, hub: HubProcess, query: str = "") -> dict:
@@ -178,3 +178,22 @@ def test_a_refused_request_is_not_replayed_by_the_next_start(clean: HubProcess):
     hub.wait_ready("alice")
     (job_id,) = queued_jobs("alice")
     assert "mem=700M" in job_details(job_id)["TRES"]
+
+
+@pytest.mark.slow
+def test_a_constraint_from_a_link_the_estimate_and_the_api_runs_on_a_node_with_that_feature(clean: HubProcess):
+    """Issue 24: constraint, added as one row of the job fields' table, works end to end."""
+    hub = clean
+    (node,) = [n.name for n in partition_nodes("gpp") if "highmem" in n.features]
+    session = hub.login("alice")
+    link = form_data(session, hub, "?opt-constraint=highmem")
+    assert link["status"] == 200 and re.search(r'name="constraint" value="highmem"', link["page"])
+    estimate = f"{hub.url}/hub/api/aifactory/estimate/alice"
+    unknown = post_with_xsrf(session, estimate, json={"user_options": {"constraint": "nosuchfeature"}})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "constraint", unknown.text
+    assert "Invalid feature specification" in unknown.json()["message"]
+    assert post_with_xsrf(session, estimate, json={"user_options": {"constraint": "highmem"}}).status_code == 200
+    hub.start_ready("alice", {"constraint": "highmem", "walltime": "00:10:00"})
+    (job_id,) = queued_jobs("alice")
+    job = job_details(job_id)
+    assert (job["Features"], job["NodeList"]) == ("highmem", node), job

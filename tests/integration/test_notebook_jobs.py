@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .conftest import VENV, sh
+from .conftest import VENV, partition_nodes, sh
 
 USER = "alice"
 FOLDER = Path(f"/home/{USER}/aifw-test-notebook-jobs")
@@ -61,7 +61,8 @@ def folder() -> Iterator[Path]:
 @pytest.mark.slow
 def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
     source = notebook(folder / "params.ipynb", "result = n * 6\nprint('result', result)", parameters="n = 1")
-    said = run_notebook("run", str(source), "-p", "n", "7", "--memory", "500M", "--walltime", "00:05:00")
+    said = run_notebook("run", str(source), "-p", "n", "7", "--memory", "500M", "--walltime", "00:05:00",
+                        "--partition", "gpp", "--constraint", "highmem")  # fmt: skip
     job_id = said.split()[1].rstrip(":")
     assert f"result {folder}/params-job{job_id}.ipynb" in said
     lines = wait_for(job_id)
@@ -70,8 +71,9 @@ def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
     assert executed.owner() == USER and (folder / f"params-job{job_id}.log").exists()
     outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
     assert any("result 42" in "".join(o.get("text", "")) for o in outputs), outputs
-    user, name = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "User,JobName").strip().split("|")
+    user, name, node = sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "User,JobName,NodeList").strip().split("|")
     assert (user, name) == (USER, "aifw-nb-params")
+    assert node in [n.name for n in partition_nodes("gpp") if "highmem" in n.features], "its --constraint"
 
 
 @pytest.mark.slow

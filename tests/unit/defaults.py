@@ -4,7 +4,8 @@ unit tests use them."""
 import yaml
 
 from aifactory_workbench.hub.site import load_defaults
-from aifactory_workbench.spawners.jobscript import USER_OPTIONS, JobRequest, JobSettings
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings
+from aifactory_workbench.spawners.jobscript import JobRequest
 
 DEFAULTS = load_defaults()
 JOB = JobSettings(**{name: getattr(DEFAULTS.slurm, name) for name in USER_OPTIONS})

@@ -29,11 +29,11 @@ def test_defaults_render_the_expected_directives():
         "#SBATCH --chdir=/home/alice",
         "#SBATCH --partition=gpp",
         "#SBATCH --qos=interactive",
-        "#SBATCH --nodes=1",
-        "#SBATCH --ntasks=1",
         "#SBATCH --cpus-per-task=1",
         "#SBATCH --mem=2G",
         "#SBATCH --time=02:00:00",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
         "#SBATCH --no-requeue",
         "#SBATCH --signal=B:USR2@300",
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
@@ -214,3 +214,11 @@ def test_the_dask_credentials_folder_is_the_jobs_own_on_the_home_and_removed_at_
     mode, folder = (tmp_path / "seen").read_text().splitlines()
     assert mode.split()[0] == "700" and folder.startswith(str(tmp_path / ".aifactory" / "dask-tls" / "job-4242."))
     assert not list((tmp_path / ".aifactory" / "dask-tls").iterdir()), "the credentials outlived the job"
+
+
+def test_a_constraint_asks_for_node_features_and_nothing_else_passes():
+    assert "#SBATCH --constraint=highmem&ssd" in directives(script_for({"constraint": "highmem&ssd"}))
+    assert not [d for d in directives(script_for()) if "--constraint" in d], "no constraint: any node"
+    for bad in ("highmem ssd", "highmem\n#SBATCH --uid=0", "[a*2]", "a&&b"):
+        with pytest.raises(OptionError, match="constraint"):
+            script_for({"constraint": bad})

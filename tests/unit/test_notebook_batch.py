@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import Resources, batch_script, failing_cell, sbatch_argv
+from aifactory_workbench.lab.batch import batch_script, failing_cell, resource_problems, sbatch_argv, session_resources
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS
 
 
 def fake_commands(folder: Path) -> Path:
@@ -62,19 +63,34 @@ def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
 
 def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path):
     nb = tmp_path / "analysis.ipynb"
-    argv = sbatch_argv(nb, Resources("gpp", "ehpc01", 4, "8G", "02:00:00"))
+    resources = session_resources({}) | {"partition": "gpp", "account": "ehpc01", "cpus": 4, "memory": "8G",
+                                         "walltime": "02:00:00", "constraint": "highmem"}  # fmt: skip
+    argv = sbatch_argv(nb, resources)
     assert "--job-name=aifw-nb-analysis" in argv and f"--output={tmp_path}/analysis-job%j.log" in argv
-    assert {"--cpus-per-task=4", "--mem=8G", "--time=02:00:00", "--partition=gpp", "--account=ehpc01"} <= set(argv)
+    assert {"--cpus-per-task=4", "--mem=8G", "--time=02:00:00", "--partition=gpp", "--account=ehpc01",
+            "--constraint=highmem"} <= set(argv)  # fmt: skip
+    assert not [a for a in argv if a.startswith(("--qos", "--reservation", "--gres"))], "unset asks for nothing"
     assert notebook_job_outputs(nb, "12") == (tmp_path / "analysis-job12.ipynb", tmp_path / "analysis-job12.log")
 
 
 def test_resources_default_to_the_sessions_own_and_are_checked():
     env = {"SLURM_JOB_PARTITION": "acc", "SLURM_JOB_ACCOUNT": "ehpc02", "SLURM_CPUS_PER_TASK": "8",
            "SLURM_MEM_PER_NODE": "16000"}  # fmt: skip
-    assert Resources.of_this_session(env) == Resources("acc", "ehpc02", 8, "16000M", "01:00:00")
-    assert Resources.of_this_session({}).problems() == []
-    bad = Resources("gpp\n#SBATCH --uid=0", "", 0, "lots", "2h").problems()
-    assert [p.split()[0] for p in bad] == ["--partition", "--cpus", "--memory", "--walltime"]
+    here = session_resources(env)
+    assert {k: here[k] for k in ("partition", "account", "cpus", "memory", "walltime")} == {
+        "partition": "acc", "account": "ehpc02", "cpus": 8, "memory": "16000M", "walltime": "01:00:00"}  # fmt: skip
+    assert set(here) == set(USER_OPTIONS), "every job field has a notebook-job value"
+    assert resource_problems(session_resources({})) == []
+    bad = resource_problems(session_resources({}) | {"partition": "gpp\n#SBATCH --uid=0", "cpus": 0, "memory": "lots",
+                                                     "walltime": "2h", "constraint": "a b", "nodes": 3})  # fmt: skip
+    assert [p.split()[0] for p in bad] == [
+        "--nodes:",
+        "--partition",
+        "--cpus",
+        "--memory",
+        "--walltime",
+        "--constraint",
+    ]
 
 
 def test_the_failing_cell_is_named_with_its_error(tmp_path):
