@@ -30,8 +30,8 @@ from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.site_install import PROFILE, SUDOERS
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
-from aifactory_workbench.slurm.client import CommandResult, Slurm, outcome_argv, parse_outcome
-from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.slurm.client import CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
 
 #: The clock difference between the hub's machine and a node beyond which a check fails:

@@ -102,16 +102,6 @@ def outcome_argv(job_id: str) -> list[str]:
     return sacct_argv("-X", "-j", job_id, form=SACCT_OUTCOME)
 
 
-def parse_outcome(output: str) -> tuple[str, str, str]:
-    """State (its first word), node and exit code from :func:`outcome_argv`'s output ("" for what is missing)."""
-    try:
-        row = next(iter(parse_rows(output, SACCT_OUTCOME)), {})
-    except SlurmError:
-        row = {}
-    state = row.get("State", "")
-    return state.split()[0] if state else "", row.get("NodeList", ""), row.get("ExitCode", "")
-
-
 def job_rows_format(fields: Sequence[str]) -> Format:
     """The sacct format of :meth:`Slurm.job_rows`: these fields (sacct's names), with the unit separator."""
     return sacct(*fields, sep=UNIT_SEPARATOR)

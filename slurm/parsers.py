@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aifactory_workbench.slurm.formats import SACCT_RECORDS, SQUEUE_JOBS, SQUEUE_POSITIONS, Format
+from aifactory_workbench.slurm.formats import SACCT_OUTCOME, SACCT_RECORDS, SQUEUE_JOBS, SQUEUE_POSITIONS, Format
 from aifactory_workbench.slurm.values import parse_memory_mb
 
 #: squeue states in which a job still holds or waits for resources.
@@ -137,6 +137,11 @@ def _count(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def state_word(state: str) -> str:
+    """sacct's state without its detail: "CANCELLED by 1001" is CANCELLED."""
+    return state.split()[0] if state.strip() else ""
+
+
 def parse_sacct(output: str) -> dict[str, JobRecord]:
     """Parse ``sacct -n -P -o`` with :data:`~aifactory_workbench.slurm.formats.SACCT_RECORDS`:
     one record per job, with the peak memory of its steps (``JOBID.batch`` & co) folded in."""
@@ -148,8 +153,7 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
             job = job_id.split(".")[0]
             peaks[job] = max(peaks.get(job, 0), parse_memory_mb(row["MaxRSS"]) or 0)
             continue
-        # sacct writes "CANCELLED by 1001": the state is the first word.
-        state = row["State"].split()[0] if row["State"] else ""
+        state = state_word(row["State"])
         requested = parse_memory_mb(row["ReqMem"].rstrip("nc")) or 0
         seconds, cpus, gpus = allocation(row)
         records[job_id] = JobRecord(
@@ -157,6 +161,16 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
             elapsed_s=seconds, alloc_cpus=cpus, alloc_gpus=gpus,
         )  # fmt: skip
     return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
+
+
+def parse_outcome(output: str) -> tuple[str, str, str]:
+    """State (its first word), node and exit code of one job from sacct with
+    :data:`~aifactory_workbench.slurm.formats.SACCT_OUTCOME` ("" for what it does not say)."""
+    try:
+        row = next(iter(parse_rows(output, SACCT_OUTCOME)), {})
+    except SlurmError:
+        row = {}
+    return state_word(row.get("State", "")), row.get("NodeList", ""), row.get("ExitCode", "")
 
 
 def parse_scontrol_oneliner(output: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aifactory_workbench.job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
-from aifactory_workbench.slurm.parsers import allocation, parse_tres
+from aifactory_workbench.slurm.parsers import allocation, parse_tres, state_word
 from aifactory_workbench.spawners.estimate import usage_hours
 
 #: The sacct fields read for every workbench job (the list is slurm.formats's).
@@ -24,8 +24,8 @@ NOTEBOOK_DAYS = 7
 
 
 def state_of(row: dict[str, str]) -> str:
-    """sacct's state without its detail ('CANCELLED by 1001' is CANCELLED)."""
-    return row["State"].split()[0] if row["State"] else ""
+    """The row's sacct state without its detail ('CANCELLED by 1001' is CANCELLED)."""
+    return state_word(row["State"])
 
 
 def is_live(row: dict[str, str]) -> bool:

@@ -5,13 +5,14 @@ formats, and core-hours are one rule."""
 import ast
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from aifactory_workbench.slurm import formats
-from aifactory_workbench.slurm.client import outcome_argv, parse_outcome, squeue_argv
-from aifactory_workbench.slurm.parsers import parse_rows, parse_sacct
+from aifactory_workbench.slurm.client import outcome_argv, squeue_argv
+from aifactory_workbench.slurm.parsers import JobInfo, parse_outcome, parse_rows, parse_sacct
 from aifactory_workbench.spawners.estimate import usage_hours
 
 from .recorded_slurm import RecordedSlurm, squeue_line
@@ -62,6 +63,10 @@ def test_the_recorded_fixtures_are_in_todays_formats():
     for fixture in ("sacct.txt", "sacct_ends.txt"):
         assert parse_rows((DATA / fixture).read_text(), formats.SACCT_RECORDS)
     assert parse_rows((DATA / "workbench_jobs.txt").read_text(), formats.SACCT_WORKBENCH_JOBS)
+
+
+def test_the_squeue_jobs_format_has_every_field_of_jobinfo_in_order():
+    assert formats.SQUEUE_JOBS.names == tuple(f.name for f in fields(JobInfo))
 
 
 def test_the_time_left_is_read_from_the_jobs_format():
