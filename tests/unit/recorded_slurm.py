@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aifactory_workbench.slurm import formats
-from aifactory_workbench.slurm.client import CommandResult, Slurm, job_rows_format
+from aifactory_workbench.slurm.client import CommandResult, Slurm
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 
 #: Every -o value the workbench's formats make.
@@ -21,13 +21,12 @@ def squeue_line(info: JobInfo) -> str:
     return formats.SQUEUE_JOBS.sep.join(getattr(info, name) for name in formats.SQUEUE_JOBS.names)
 
 
-def check_format(argv: Sequence[str], job_rows_fields: Sequence[Sequence[str]] = ()) -> None:
-    """Fail unless an squeue or sacct command's -o comes from slurm.formats (or is a job_rows format)."""
+def check_format(argv: Sequence[str]) -> None:
+    """Fail unless an squeue or sacct command's -o comes from slurm.formats."""
     if argv[0] not in ("squeue", "sacct"):
         return
     option = argv[list(argv).index("-o") + 1]
-    allowed = KNOWN_FORMATS | {job_rows_format(fields).option for fields in job_rows_fields}
-    assert option in allowed, f"{argv[0]} -o {option!r}: a format of its own, not one of slurm.formats'"
+    assert option in KNOWN_FORMATS, f"{argv[0]} -o {option!r}: a format of its own, not one of slurm.formats'"
 
 
 class RecordedSlurm(Slurm):
