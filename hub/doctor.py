@@ -30,8 +30,8 @@ from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.site_install import PROFILE, SUDOERS
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
-from aifactory_workbench.slurm.client import CommandResult, Slurm
-from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.slurm.client import CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
 
 #: The clock difference between the hub's machine and a node beyond which a check fails:
@@ -386,10 +386,7 @@ class Doctor:
 
     def job_state(self, job: str) -> tuple[str, str, str]:
         """State, node and exit code from accounting (the job may have left squeue)."""
-        argv = ["sacct", "-X", "-n", "-P", "-j", job, "-o", "State,NodeList,ExitCode"]
-        done = self.run_as(self.probe_user, argv)
-        fields = (done.stdout.strip().splitlines() or [""])[0].split("|")
-        return (fields[0].split()[0] if fields[0] else "", *(fields[1:3] if len(fields) >= 3 else ("", "")))
+        return parse_outcome(self.run_as(self.probe_user, outcome_argv(job)).stdout)
 
     def probe_ended(self, name: str, job: str, state: str, node: str, exit_code: str, python: str,
                     folder: str) -> Check:  # fmt: skip

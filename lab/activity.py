@@ -31,10 +31,9 @@ async def workers_running(slurm: Slurm, user: str, worker_name: str) -> bool:
     if not worker_name:
         return False
     try:
-        result = await slurm.run(["squeue", "-h", "-u", user, "--name", worker_name, "-t", "RUNNING", "-o", "%i"])
+        return bool(await slurm.running_jobs(worker_name, user=user))
     except SlurmError:
         return False
-    return bool(result.stdout.strip())
 
 
 async def mark_use(serverapp: Any, slurm: Slurm) -> bool:

@@ -23,7 +23,7 @@ from tornado import web
 
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.slurm.client import Slurm
-from aifactory_workbench.slurm.parsers import SlurmError
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 from aifactory_workbench.slurm.values import parse_duration
 
 #: Seconds between squeue questions (whatever the number of open pages).
@@ -44,8 +44,16 @@ def minutes(text: str) -> list[int]:
     return sorted({int(m) for m in text.split() if m.isdigit()}, reverse=True)
 
 
+def job_facts(info: JobInfo) -> dict[str, str]:
+    """What the status bar shows of the job besides its time left ("gres": "" when it has none)."""
+    gres = "" if info.tres_per_node in ("(null)", "N/A") else info.tres_per_node
+    return {"node": info.node, "partition": info.partition, "account": info.account, "cpus": info.cpus,
+            "memory": info.memory, "gres": gres}  # fmt: skip
+
+
 class JobClock:
-    """The job's time left, from squeue, counted down locally between questions."""
+    """The job's time left, from squeue (through the SLURM client's reader), counted down
+    locally between questions."""
 
     def __init__(self, slurm: Slurm, job_id: str) -> None:
         self.slurm, self.job_id = slurm, job_id
@@ -58,15 +66,12 @@ class JobClock:
             return None
         if time.monotonic() - self.asked >= REFRESH:
             try:
-                result = await self.slurm.run(["squeue", "-h", "-j", self.job_id, "-o", "%L|%N|%P|%a|%C|%m|%b"])
+                info = await self.slurm.job(self.job_id)
             except SlurmError:
-                result = None
-            line = result.stdout.strip() if result is not None else ""
-            if line:
-                left, node, partition, account, cpus, memory, gres = (line.split("|") + [""] * 7)[:7]
-                self.left = parse_duration(left)
-                self.info = {"node": node, "partition": partition, "account": account, "cpus": cpus,
-                             "memory": memory, "gres": "" if gres in ("(null)", "N/A") else gres}  # fmt: skip
+                info = None
+            if info is not None:
+                self.left = parse_duration(info.time_left)
+                self.info = job_facts(info)
                 self.asked = time.monotonic()
         if self.left is None:
             return None

@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aifactory_workbench.slurm.client import Slurm
-from aifactory_workbench.slurm.parsers import (
-    JobInfo,
-    SlurmError,
-    parse_pipe_table,
-    parse_scontrol_records,
-    parse_squeue,
-    squeue_format,
-)
+from aifactory_workbench.slurm.client import Slurm, squeue_argv
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_scontrol_records, parse_squeue
 
 #: The QoS a workshop account offers (the mini cluster's and a site's usual two).
 WORKSHOP_QOS = "normal,interactive"
@@ -90,19 +83,7 @@ class SlurmAdmin:
         """Every job of these users that the controller still holds."""
         if not users:
             return {}
-        return parse_squeue(self._run("squeue", "-h", "-u", ",".join(users), "-o", squeue_format()))
+        return parse_squeue(self._run(*squeue_argv("-u", ",".join(users))))
 
     def cancel_jobs_of(self, user: str) -> None:
         self._run("scancel", "-u", user)
-
-    def core_seconds(self, users: list[str], since: str) -> dict[str, int]:
-        """Core-seconds each user's jobs used since ``since`` (sacct; what the instructors see)."""
-        if not users:
-            return {}
-        names = ("User", "ElapsedRaw", "NCPUS")
-        out = self._run("sacct", "-a", "-X", "-n", "-P", "-u", ",".join(users), "-S", since, "-o", ",".join(names))
-        used: dict[str, int] = dict.fromkeys(users, 0)
-        for row in parse_pipe_table(out, names):
-            if row["User"] in used and row["ElapsedRaw"].isdigit() and row["NCPUS"].isdigit():
-                used[row["User"]] += int(row["ElapsedRaw"]) * int(row["NCPUS"])
-        return used

@@ -17,9 +17,17 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from aifactory_workbench.slurm.parsers import (
-    SACCT_FIELDS,
+from aifactory_workbench.slurm.formats import (
+    SACCT_OUTCOME,
+    SACCT_RECORDS,
+    SACCT_USAGE,
+    SQUEUE_JOBS,
+    SQUEUE_POSITIONS,
     UNIT_SEPARATOR,
+    Format,
+    sacct,
+)
+from aifactory_workbench.slurm.parsers import (
     JobInfo,
     JobRecord,
     SlurmError,
@@ -27,13 +35,13 @@ from aifactory_workbench.slurm.parsers import (
     clean_error,
     parse_pipe_table,
     parse_positions,
+    parse_rows,
     parse_sacct,
     parse_sbatch_parsable,
     parse_scontrol_oneliner,
     parse_scontrol_records,
     parse_squeue,
     parse_test_only,
-    squeue_format,
 )
 from aifactory_workbench.slurm.values import is_unix_user, parse_duration
 
@@ -69,12 +77,34 @@ def raise_for_failure(result: CommandResult) -> CommandResult:
     return result
 
 
-def job_rows_argv(fields: Sequence[str], user: str, since: str) -> list[str]:
-    """sacct for one row per job, with the unit separator (job names and folders may hold "|")."""
+def squeue_argv(*selectors: str, form: Format = SQUEUE_JOBS) -> list[str]:
+    """squeue, without a header, for the jobs ``selectors`` pick (``-j``, ``-u``, ``--name``, ``-t``...),
+    in ``form``: the only way the workbench asks squeue."""
+    return ["squeue", "-h", *selectors, "-o", form.option]
+
+
+def sacct_argv(*selectors: str, form: Format) -> list[str]:
+    """sacct, parsable and without a header, for the jobs ``selectors`` pick (``-j``, ``-u``, ``-A``,
+    ``-S``...), in ``form``: the only way the workbench asks sacct."""
+    return ["sacct", *selectors, *form.sacct_options()]
+
+
+def job_rows_argv(form: Format, user: str, since: str) -> list[str]:
+    """sacct for one row per job in ``form`` (with the unit separator: job names and folders may hold "|")."""
     if user and not is_unix_user(user):
         raise SlurmError(f"not a valid Unix user name: {user!r}")
     who = ["-u", user, "-S", since] if user else ["-a", "-s", "PENDING,RUNNING"]
-    return ["sacct", "-X", "-n", "-P", f"--delimiter={UNIT_SEPARATOR}", *who, "-o", ",".join(fields)]
+    return sacct_argv("-X", *who, form=form)
+
+
+def outcome_argv(job_id: str) -> list[str]:
+    """sacct for how one job ended and where it ran (:data:`~aifactory_workbench.slurm.formats.SACCT_OUTCOME`)."""
+    return sacct_argv("-X", "-j", job_id, form=SACCT_OUTCOME)
+
+
+def job_rows_format(fields: Sequence[str]) -> Format:
+    """The sacct format of :meth:`Slurm.job_rows`: these fields (sacct's names), with the unit separator."""
+    return sacct(*fields, sep=UNIT_SEPARATOR)
 
 
 @dataclass
@@ -140,13 +170,17 @@ class Slurm:
             raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
         return raise_for_failure(CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr))
 
+    def job_blocking(self, job_id: str) -> JobInfo | None:
+        """The job as squeue shows it now, blocking (None: the controller no longer holds it)."""
+        return parse_squeue(self.run_blocking(squeue_argv("-j", job_id)).stdout).get(job_id)
+
     def time_left(self, job_id: str) -> int | None:
-        """Seconds until the job's walltime ends (None: no limit or not found)."""
+        """Seconds until the job's walltime ends (None: no limit, not found or no answer)."""
         try:
-            out = self.run_blocking(["squeue", "-h", "-j", job_id, "-o", "%L"]).stdout.strip()
+            info = self.job_blocking(job_id)
         except SlurmError:
             return None
-        return parse_duration(out)
+        return parse_duration(info.time_left) if info is not None else None
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
         """Submit a batch script on stdin as ``user``; return the job id."""
@@ -155,22 +189,31 @@ class Slurm:
 
     async def queue(self, job_name: str) -> dict[str, JobInfo]:
         """Every user's jobs of this name that the controller still holds: one call for all."""
-        result = await self.run(["squeue", "-h", "--name", job_name, "-o", squeue_format()])
+        result = await self.run(squeue_argv("--name", job_name))
+        return parse_squeue(result.stdout)
+
+    async def running_jobs(self, job_name: str, *, user: str) -> dict[str, JobInfo]:
+        """The user's running jobs of this name (a server's Dask workers)."""
+        result = await self.run(squeue_argv("-u", user, "--name", job_name, "-t", "RUNNING"))
         return parse_squeue(result.stdout)
 
     async def jobs_by_id(self, job_ids: list[str]) -> dict[str, JobInfo]:
         """The jobs of these ids that the controller still holds, whatever their name now."""
         try:
-            result = await self.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", squeue_format()])
+            result = await self.run(squeue_argv("-j", ",".join(job_ids)))
         except SlurmError as e:
             if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
                 raise
             return {}  # squeue says so when it knows none of them
         return parse_squeue(result.stdout)
 
+    async def job(self, job_id: str) -> JobInfo | None:
+        """The job as squeue shows it now (None: the controller no longer holds it)."""
+        return (await self.jobs_by_id([job_id])).get(job_id)
+
     async def accounting(self, job_id: str) -> JobRecord | None:
         """How accounting saw the job (state, exit code, reason, memory)."""
-        result = await self.run(["sacct", "-n", "-P", "-j", job_id, "-o", ",".join(SACCT_FIELDS)])
+        result = await self.run(sacct_argv("-j", job_id, form=SACCT_RECORDS))
         return parse_sacct(result.stdout).get(job_id)
 
     async def cancel(self, job_id: str, *, user: str) -> None:
@@ -211,26 +254,25 @@ class Slurm:
 
     async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
         """Every job of the account since ``since`` (YYYY-MM-DD): elapsed seconds and TRES."""
-        names = ("JobID", "ElapsedRaw", "AllocTRES")
-        argv = ["sacct", "-a", "-X", "-n", "-P", "-A", account, "-S", since, "-E", "now", "-o", ",".join(names)]
-        return parse_pipe_table((await self.run(argv)).stdout, names)
+        argv = sacct_argv("-a", "-X", "-A", account, "-S", since, "-E", "now", form=SACCT_USAGE)
+        return parse_rows((await self.run(argv)).stdout, SACCT_USAGE)
 
     async def job_rows(
         self, fields: Sequence[str], *, user: str = "", since: str = "now-7days"
     ) -> list[dict[str, Any]]:
         """One row per job (sacct -X): ``user``'s since ``since``; without a user, every user's
         jobs that are pending or running now."""
-        argv = job_rows_argv(fields, user, since)
-        return parse_pipe_table((await self.run(argv)).stdout, tuple(fields), sep=UNIT_SEPARATOR)
+        form = job_rows_format(fields)
+        return parse_rows((await self.run(job_rows_argv(form, user, since))).stdout, form)
 
     def job_rows_blocking(self, fields: Sequence[str], *, user: str, since: str = "now-7days") -> list[dict[str, Any]]:
         """The same, blocking (command-line tools)."""
-        argv = job_rows_argv(fields, user, since)
-        return parse_pipe_table(self.run_blocking(argv).stdout, tuple(fields), sep=UNIT_SEPARATOR)
+        form = job_rows_format(fields)
+        return parse_rows(self.run_blocking(job_rows_argv(form, user, since)).stdout, form)
 
     async def queue_positions(self) -> dict[str, str]:
         """Every pending job's place in its partition's queue: one call for all partitions."""
-        out = (await self.run(["squeue", "-h", "-t", "PENDING", "-o", "%i|%P", "--sort=-p,i"])).stdout
+        out = (await self.run(squeue_argv("-t", "PENDING", "--sort=-p,i", form=SQUEUE_POSITIONS))).stdout
         return parse_positions(out)
 
     async def node_address(self, node: str) -> str:

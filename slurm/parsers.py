@@ -1,22 +1,19 @@
 """Pure parsers of what SLURM's commands print: recorded output tests them without a cluster
-(``tests/data``, recorded from the mini cluster by ``tests/data/record.sh``)."""
+(``tests/data``, recorded from the mini cluster by ``tests/data/record.sh``).  squeue and sacct
+rows are read by the field names of :mod:`aifactory_workbench.slurm.formats`, never by position."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from aifactory_workbench.slurm.formats import SACCT_OUTCOME, SACCT_RECORDS, SQUEUE_JOBS, SQUEUE_POSITIONS, Format
 from aifactory_workbench.slurm.values import parse_memory_mb
 
 #: squeue states in which a job still holds or waits for resources.
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
-
-# squeue fields, separated by a character no field may contain.
-_SEP = "|"
-SQUEUE_FIELDS = ("%i", "%T", "%u", "%P", "%B", "%r", "%S", "%a", "%C", "%m", "%b", "%L")
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem", "ElapsedRaw", "AllocTRES")
 
 
 class SlurmError(RuntimeError):
@@ -25,6 +22,12 @@ class SlurmError(RuntimeError):
 
 class SlurmUnavailable(SlurmError):
     """The controller (or accounting daemon) did not answer: retry later, change nothing."""
+
+
+def core_hours(count: int, seconds: int) -> float:
+    """Core-hours of ``count`` cores held for ``seconds`` (GPU-hours likewise, with GPUs): the
+    workbench's one rule for what a job used."""
+    return count * seconds / 3600
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,11 @@ class JobRecord:
 
     @property
     def core_hours(self) -> float:
-        return self.elapsed_s * self.alloc_cpus / 3600
+        return core_hours(self.alloc_cpus, self.elapsed_s)
 
     @property
     def gpu_hours(self) -> float:
-        return self.elapsed_s * self.alloc_gpus / 3600
+        return core_hours(self.alloc_gpus, self.elapsed_s)
 
     @property
     def out_of_memory(self) -> bool:
@@ -103,46 +106,71 @@ def parse_sbatch_parsable(output: str) -> str:
     return job_id
 
 
-def squeue_format() -> str:
-    return _SEP.join(SQUEUE_FIELDS)
+def parse_rows(output: str, form: Format) -> list[dict[str, str]]:
+    """squeue or sacct output in the format ``form``: one row per line, by field name."""
+    return parse_pipe_table(output, form.names, form.sep)
 
 
 def parse_squeue(output: str) -> dict[str, JobInfo]:
-    """Parse ``squeue -h -o`` with :func:`squeue_format`; one entry per job id."""
+    """Parse ``squeue -h -o`` with :data:`~aifactory_workbench.slurm.formats.SQUEUE_JOBS`;
+    one entry per job id."""
     jobs: dict[str, JobInfo] = {}
-    for line in output.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(_SEP)
-        if len(parts) != len(SQUEUE_FIELDS) or not parts[0].strip():
-            raise SlurmError(f"unexpected squeue line: {line!r}")
-        info = JobInfo(*(p.strip() for p in parts))
+    try:
+        rows = parse_rows(output, SQUEUE_JOBS)
+    except SlurmError as e:
+        raise SlurmError(f"unexpected squeue line: {e}") from e
+    for row in rows:
+        info = JobInfo(**{name: value.strip() for name, value in row.items()})
+        if not info.job_id:
+            raise SlurmError(f"unexpected squeue line without a job id: {row!r}")
         jobs[info.job_id] = info
     return jobs
 
 
+def allocation(row: Mapping[str, str]) -> tuple[int, int, int]:
+    """Seconds, cores and GPUs of an sacct row with ``ElapsedRaw`` and ``AllocTRES`` (0 for what it lacks)."""
+    tres = parse_tres(row["AllocTRES"])
+    return _count(row["ElapsedRaw"]), _count(tres.get("cpu", "")), _count(tres.get("gres/gpu", ""))
+
+
+def _count(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def state_word(state: str) -> str:
+    """sacct's state without its detail: "CANCELLED by 1001" is CANCELLED."""
+    return state.split()[0] if state.strip() else ""
+
+
 def parse_sacct(output: str) -> dict[str, JobRecord]:
-    """Parse ``sacct -n -P -o`` with :data:`SACCT_FIELDS`: one record per job, with the peak
-    memory of its steps (``JOBID.batch`` & co) folded in."""
+    """Parse ``sacct -n -P -o`` with :data:`~aifactory_workbench.slurm.formats.SACCT_RECORDS`:
+    one record per job, with the peak memory of its steps (``JOBID.batch`` & co) folded in."""
     records: dict[str, JobRecord] = {}
     peaks: dict[str, int] = {}
-    for row in parse_pipe_table(output, SACCT_FIELDS):
+    for row in parse_rows(output, SACCT_RECORDS):
         job_id = row["JobID"]
         if "." in job_id:
             job = job_id.split(".")[0]
             peaks[job] = max(peaks.get(job, 0), parse_memory_mb(row["MaxRSS"]) or 0)
             continue
-        # sacct writes "CANCELLED by 1001": the state is the first word.
-        state = row["State"].split()[0] if row["State"] else ""
+        state = state_word(row["State"])
         requested = parse_memory_mb(row["ReqMem"].rstrip("nc")) or 0
-        tres = parse_tres(row["AllocTRES"])
+        seconds, cpus, gpus = allocation(row)
         records[job_id] = JobRecord(
             job_id, state, row["ExitCode"], row["Reason"], 0, requested,
-            elapsed_s=int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else 0,
-            alloc_cpus=int(tres.get("cpu", "0") or 0) if tres.get("cpu", "0").isdigit() else 0,
-            alloc_gpus=int(tres.get("gres/gpu", "0")) if tres.get("gres/gpu", "0").isdigit() else 0,
+            elapsed_s=seconds, alloc_cpus=cpus, alloc_gpus=gpus,
         )  # fmt: skip
     return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
+
+
+def parse_outcome(output: str) -> tuple[str, str, str]:
+    """State (its first word), node and exit code of one job from sacct with
+    :data:`~aifactory_workbench.slurm.formats.SACCT_OUTCOME` ("" for what it does not say)."""
+    try:
+        row = next(iter(parse_rows(output, SACCT_OUTCOME)), {})
+    except SlurmError:
+        row = {}
+    return state_word(row.get("State", "")), row.get("NodeList", ""), row.get("ExitCode", "")
 
 
 def parse_scontrol_oneliner(output: str) -> dict[str, str]:
@@ -153,10 +181,6 @@ def parse_scontrol_oneliner(output: str) -> dict[str, str]:
 def parse_scontrol_records(output: str) -> list[dict[str, str]]:
     """``scontrol show partition|node|res -o``: one record per line ("No ..." means none)."""
     return [parse_scontrol_oneliner(line) for line in output.splitlines() if "=" in line]
-
-
-#: The field separator for sacct output that holds users' own names (job names, folders), which may hold "|".
-UNIT_SEPARATOR = "\x1f"
 
 
 def parse_pipe_table(output: str, names: Sequence[str], sep: str = "|") -> list[dict[str, str]]:
@@ -189,11 +213,11 @@ def parse_gres_count(gres: str, name: str = "gpu") -> int:
 
 
 def parse_positions(output: str) -> dict[str, str]:
-    """``squeue -t PENDING -o %i|%P`` in priority order: job id -> "k of n" in its partition."""
+    """``squeue -t PENDING`` with :data:`~aifactory_workbench.slurm.formats.SQUEUE_POSITIONS`, in
+    priority order: job id -> "k of n" in its partition."""
     by_partition: dict[str, list[str]] = {}
-    for line in output.split():
-        job_id, _, partition = line.partition("|")
-        by_partition.setdefault(partition, []).append(job_id)
+    for row in parse_rows(output, SQUEUE_POSITIONS):
+        by_partition.setdefault(row["partition"], []).append(row["job_id"])
     return {j: f"{i + 1} of {len(jobs)}" for jobs in by_partition.values() for i, j in enumerate(jobs)}
 
 

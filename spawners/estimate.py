@@ -17,17 +17,16 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
-from aifactory_workbench.slurm.parsers import parse_tres
+from aifactory_workbench.slurm.parsers import allocation, core_hours
 
 
 def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:
-    """Core-hours and GPU-hours of ``sacct`` rows (ElapsedRaw seconds, AllocTRES)."""
+    """Core-hours and GPU-hours of ``sacct`` rows (ElapsedRaw seconds, AllocTRES), to 0.01 h."""
     core = gpu = 0.0
     for row in rows:
-        seconds = int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else 0
-        tres = parse_tres(row["AllocTRES"])
-        core += seconds * int(tres.get("cpu", "0") or 0) / 3600
-        gpu += seconds * int(tres.get("gres/gpu", "0") or 0) / 3600
+        seconds, cpus, gpus = allocation(row)
+        core += core_hours(cpus, seconds)
+        gpu += core_hours(gpus, seconds)
     return round(core, 2), round(gpu, 2)
 
 

@@ -12,20 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from aifactory_workbench.job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
-from aifactory_workbench.slurm.parsers import parse_tres
+from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
+from aifactory_workbench.slurm.parsers import allocation, parse_tres, state_word
 from aifactory_workbench.spawners.estimate import usage_hours
 
-#: The sacct fields read for every workbench job (sacct -X -n -P -o ...).
-JOB_FIELDS = ("JobID", "JobName", "User", "Account", "Partition", "State", "Start", "End", "ElapsedRaw",
-              "TimelimitRaw", "AllocTRES", "ReqCPUS", "NodeList", "WorkDir")  # fmt: skip
+#: The sacct fields read for every workbench job (the list is slurm.formats's).
+JOB_FIELDS = SACCT_WORKBENCH_JOBS.names
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING")
 #: How far back the home page lists notebook jobs.
 NOTEBOOK_DAYS = 7
 
 
 def state_of(row: dict[str, str]) -> str:
-    """sacct's state without its detail ('CANCELLED by 1001' is CANCELLED)."""
-    return row["State"].split()[0] if row["State"] else ""
+    """The row's sacct state without its detail ('CANCELLED by 1001' is CANCELLED)."""
+    return state_word(row["State"])
 
 
 def is_live(row: dict[str, str]) -> bool:
@@ -154,11 +154,10 @@ def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob
         limit, elapsed = row["TimelimitRaw"], row["ElapsedRaw"]
         started = state_of(row) == "RUNNING"
         left = int(limit) * 60 - int(elapsed or 0) if started and limit.isdigit() else None
-        tres = parse_tres(row["AllocTRES"])
         jobs.append(LiveJob(
             kind=kind, user=row["User"], account=row["Account"], partition=row["Partition"], job_id=row["JobID"],
             state=state_of(row).lower(), node=row["NodeList"] if started else "", cores=cores_of(row),
-            gpus=int(tres.get("gres/gpu", "0") or 0), seconds_left=left, core_hours=usage_hours([row])[0],
+            gpus=allocation(row)[2], seconds_left=left, core_hours=usage_hours([row])[0],
             parent_job=row["JobName"][len(WORKER_JOB_PREFIX) :] if kind == "Dask worker" else "",
         ))  # fmt: skip
     return jobs

@@ -7,16 +7,18 @@
 #                   done and failed, one whose name holds "|" (sacct with the unit separator);
 #                   `record.sh workbench` records only this one, in a few seconds
 # It takes a few minutes (the walltime job runs its minute out) and fails a gpp node for real
-# (minicluster.sh fail-node, then restore-node): run it on a cluster no one uses. The formats are the ones slurm/parsers.py reads.
+# (minicluster.sh fail-node, then restore-node): run it on a cluster no one uses. The field lists
+# are the ones slurm/parsers.py reads, printed by slurm/formats.py (standard library only).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+format() { python3 "$HERE/../../slurm/formats.py" "$1"; }
 CLUSTER_SH="$HERE/../../cluster/minicluster.sh"
 GPP_NODE=mn5-g01
 ACC_NODE=mn5-a01
 FAILED=""
 NAME=aifw-record
-SQUEUE_FORMAT="%i|%T|%u|%P|%B|%r|%S|%a|%C|%m|%b|%L"
-SACCT_FIELDS="JobID,State,ExitCode,Reason,MaxRSS,ReqMem,ElapsedRaw,AllocTRES"
+SQUEUE_FORMAT=$(format squeue)
+SACCT_FIELDS=$(format sacct)
 CORES=$(sinfo -h -n "$GPP_NODE" -o %c)
 ACC_CORES=$(sinfo -h -n "$ACC_NODE" -o %c)
 ACC_GPUS=$(sinfo -h -n "$ACC_NODE" -o %G | sed 's/.*://')
@@ -35,7 +37,7 @@ trap 'scancel --name=$NAME 2>/dev/null || true; [ -z "$FAILED" ] || bash "$CLUST
 # (the session's job is named $NAME here, as a hub's job_name).
 record_workbench() {
   local session worker queued done broken piped fields
-  fields=JobID,JobName,User,Account,Partition,State,Start,End,ElapsedRaw,TimelimitRaw,AllocTRES,ReqCPUS,NodeList,WorkDir
+  fields=$(format workbench)
   session=$(submit alice --mem=100M --time=30 --wrap "sleep 300"); running "$session"
   worker=$(as alice sbatch --parsable --job-name="aifw-dask-$session" --output=/dev/null --chdir=/tmp --mem=100M --cpus-per-task=2 --wrap "sleep 300")
   queued=$(as alice sbatch --parsable --job-name="aifw-dask-$session" --output=/dev/null --chdir=/tmp --mem=100M --begin=now+1hour --wrap "sleep 300")

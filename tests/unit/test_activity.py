@@ -4,16 +4,11 @@ import asyncio
 from types import SimpleNamespace
 
 from aifactory_workbench.lab.activity import KEY, _load_jupyter_server_extension, mark_use
-from aifactory_workbench.slurm.client import CommandResult
+from aifactory_workbench.slurm.client import squeue_argv
 
-
-class Slurm:
-    def __init__(self, running: str) -> None:
-        self.running, self.asked = running, []
-
-    async def run(self, argv):
-        self.asked.append(argv)
-        return CommandResult(argv, 0, self.running)
+from .recorded_slurm import RecordedSlurm as Slurm
+from .recorded_slurm import squeue_line
+from .test_session import RUNNING
 
 
 def serverapp(*states: str):
@@ -32,10 +27,10 @@ def test_running_worker_jobs_count_as_use_and_idle_is_idle(monkeypatch):
     monkeypatch.setenv("USER", "alice")
     monkeypatch.setenv("DASK_JOBQUEUE__SLURM__NAME", "aifw-dask-42")
     app = serverapp("idle")
-    assert asyncio.run(mark_use(app, Slurm("43\n")))
+    assert asyncio.run(mark_use(app, Slurm(squeue_line(RUNNING) + "\n")))
     idle_app, slurm = serverapp("idle"), Slurm("")
     assert not asyncio.run(mark_use(idle_app, slurm)) and "last_activity_times" not in idle_app.web_app.settings
-    assert slurm.asked == [["squeue", "-h", "-u", "alice", "--name", "aifw-dask-42", "-t", "RUNNING", "-o", "%i"]]
+    assert slurm.asked == [squeue_argv("-u", "alice", "--name", "aifw-dask-42", "-t", "RUNNING")]
 
 
 def test_without_a_culler_the_extension_does_nothing(monkeypatch):

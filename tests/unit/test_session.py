@@ -15,10 +15,12 @@ from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab import dashboard
 from aifactory_workbench.lab.session import JobClock, minutes
-from aifactory_workbench.slurm.parsers import JobInfo, JobRecord, SlurmError
+from aifactory_workbench.slurm.client import squeue_argv
+from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
 from aifactory_workbench.spawners.session import card, duration_text, home_relative, stopped_text
 
 from .defaults import DEFAULTS, site_file
+from .recorded_slurm import RecordedSlurm, squeue_line
 
 RUNNING = JobInfo("7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00",
                   "ehpc01", "2", "4G", "N/A", "1:30:00")  # fmt: skip
@@ -116,23 +118,12 @@ def test_a_scheduler_notes_its_dashboard_for_the_dask_panel_and_removes_the_note
     assert not any(p.name.startswith(str(os.getpid())) for p in (tmp_path / "notes").iterdir())
 
 
-class FakeSlurm:
-    def __init__(self, line):
-        self.line, self.calls = line, 0
-
-    async def run(self, argv):
-        self.calls += 1
-        if self.line is None:
-            raise SlurmError("squeue: error")
-        return SimpleNamespace(stdout=self.line + "\n")
-
-
 def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
-    slurm = FakeSlurm("1:00:00|mn5-n01|gpp|ehpc01|2|4G|N/A")
+    slurm = RecordedSlurm(squeue_line(replace(RUNNING, time_left="1:00:00")) + "\n")
     clock = JobClock(slurm, "7")
     first = asyncio.run(clock.seconds_left())
     second = asyncio.run(clock.seconds_left())
-    assert 3590 <= second <= first <= 3600 and slurm.calls == 1
+    assert 3590 <= second <= first <= 3600 and slurm.asked == [squeue_argv("-j", "7")]
     assert clock.info == {
         "node": "mn5-n01",
         "partition": "gpp",
@@ -141,6 +132,6 @@ def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
         "memory": "4G",
         "gres": "",
     }
-    assert asyncio.run(JobClock(FakeSlurm(None), "7").seconds_left()) is None
+    assert asyncio.run(JobClock(RecordedSlurm(None), "7").seconds_left()) is None
     assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
     assert minutes("5 15 x 15") == [15, 5]

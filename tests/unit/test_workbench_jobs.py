@@ -7,15 +7,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from aifactory_workbench.hub.navigation import nav_links
-from aifactory_workbench.slurm.parsers import UNIT_SEPARATOR, parse_pipe_table
-from aifactory_workbench.spawners.workbench_jobs import JOB_FIELDS, in_home, live_jobs, notebook_jobs, worker_groups
+from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
+from aifactory_workbench.slurm.parsers import parse_rows
+from aifactory_workbench.spawners.workbench_jobs import in_home, live_jobs, notebook_jobs, worker_groups
 
 DATA = Path(__file__).parent.parent / "data"
 SESSION_NAME = "aifw-record"  # the session's job name in the recording
 
 
 def rows() -> list[dict[str, str]]:
-    return parse_pipe_table((DATA / "workbench_jobs.txt").read_text(), JOB_FIELDS, sep=UNIT_SEPARATOR)
+    return parse_rows((DATA / "workbench_jobs.txt").read_text(), SACCT_WORKBENCH_JOBS)
 
 
 def test_a_name_with_a_pipe_is_read_whole():

@@ -1,0 +1,90 @@
+"""The fields the workbench asks ``squeue`` and ``sacct`` for: each field list is written here
+once, and both the command's ``-o`` argument and the names of the parsed row's fields come
+from it (:mod:`aifactory_workbench.slurm.parsers` reads rows by these names, never by position).
+
+``tests/data/record.sh`` records its fixtures with the same lists: it runs this file
+(``python3 slurm/formats.py squeue``), which therefore imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+#: sacct's field separator for output that holds users' own names (job names, folders), which may hold "|".
+UNIT_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One command's field list: each field's name in a parsed row and its code for ``-o``.
+
+    ``sep`` separates the fields of a line: squeue takes it inside the format (no field may
+    hold it); sacct is given it as ``--delimiter`` (see :meth:`sacct_options`)."""
+
+    command: str  # "squeue" or "sacct"
+    fields: tuple[tuple[str, str], ...]  # (name, code)
+    sep: str = "|"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.fields)
+
+    @property
+    def option(self) -> str:
+        """The value of ``-o``: squeue's codes joined by the separator, sacct's by commas."""
+        codes = [code for _, code in self.fields]
+        return (self.sep if self.command == "squeue" else ",").join(codes)
+
+    def sacct_options(self) -> list[str]:
+        """``sacct`` arguments for parsable output in this format (no header, this separator)."""
+        delimiter = [] if self.sep == "|" else [f"--delimiter={self.sep}"]
+        return ["-n", "-P", *delimiter, "-o", self.option]
+
+
+def sacct(*names: str, sep: str = "|") -> Format:
+    """An sacct format: its fields' names are sacct's own."""
+    return Format("sacct", tuple((name, name) for name in names), sep)
+
+
+#: A job as squeue shows it: the fields of ``JobInfo``, in its order.
+SQUEUE_JOBS = Format("squeue", (
+    ("job_id", "%i"), ("state", "%T"), ("user", "%u"), ("partition", "%P"), ("node", "%B"), ("reason", "%r"),
+    ("start_time", "%S"), ("account", "%a"), ("cpus", "%C"), ("memory", "%m"), ("tres_per_node", "%b"),
+    ("time_left", "%L"),
+))  # fmt: skip
+
+#: Pending jobs in priority order (``--sort=-p,i``), for each one's place in its partition's queue.
+SQUEUE_POSITIONS = Format("squeue", (("job_id", "%i"), ("partition", "%P")))
+
+#: A job and its steps as accounting remembers them: the fields of ``JobRecord``.
+SACCT_RECORDS = sacct("JobID", "State", "ExitCode", "Reason", "MaxRSS", "ReqMem", "ElapsedRaw", "AllocTRES")
+
+#: How a job ended and where it ran (``sacct -X``): the doctor's probe job.
+SACCT_OUTCOME = sacct("State", "NodeList", "ExitCode")
+
+#: What an account's jobs used (``sacct -X``): core- and GPU-hours.
+SACCT_USAGE = sacct("JobID", "ElapsedRaw", "AllocTRES")
+
+#: The workbench's jobs (sessions, Dask workers, notebook jobs) for the home and operator pages.
+SACCT_WORKBENCH_JOBS = sacct(
+    "JobID", "JobName", "User", "Account", "Partition", "State", "Start", "End", "ElapsedRaw", "TimelimitRaw",
+    "AllocTRES", "ReqCPUS", "NodeList", "WorkDir", sep=UNIT_SEPARATOR,
+)  # fmt: skip
+
+#: By the name the recorder of fixtures asks for.
+BY_NAME = {"squeue": SQUEUE_JOBS, "sacct": SACCT_RECORDS, "workbench": SACCT_WORKBENCH_JOBS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the ``-o`` value of the format named (squeue, sacct, workbench)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in BY_NAME:
+        print(f"usage: formats.py {{{','.join(BY_NAME)}}}", file=sys.stderr)
+        return 2
+    print(BY_NAME[args[0]].option)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
