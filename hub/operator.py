@@ -26,8 +26,8 @@ from aifactory_workbench.slurm.values import is_unix_user
 from aifactory_workbench.spawners.jobscript import worker_job_name
 from aifactory_workbench.spawners.session import duration_text
 from aifactory_workbench.spawners.workbench_jobs import (
-    JOB_FIELDS,
     NOTEBOOK_DAYS,
+    WORKBENCH_JOB_FIELDS,
     in_home,
     live_jobs,
     notebook_jobs,
@@ -54,7 +54,7 @@ class JobsHandler(APIHandler):
             raise web.HTTPError(404, f"no user {user_name}")
         spawner = user.spawner
         try:
-            rows = await spawner.slurm.job_rows(JOB_FIELDS, user=user.name, since=f"now-{NOTEBOOK_DAYS}days")
+            rows = await spawner.slurm.job_rows(WORKBENCH_JOB_FIELDS, user=user.name, since=f"now-{NOTEBOOK_DAYS}days")
         except SlurmError as e:
             raise scheduler_refusal(e) from e
         lab = f"{user.server_url('')}lab/tree/" if spawner.ready else ""
@@ -120,7 +120,8 @@ class OperatorPage(BaseHandler):
         self.check_admin()
         error = ""
         try:
-            jobs = live_jobs(await self.current_user.spawner.slurm.job_rows(JOB_FIELDS), self.session_job_name)
+            rows = await self.current_user.spawner.slurm.job_rows(WORKBENCH_JOB_FIELDS)
+            jobs = live_jobs(rows, self.session_job_name)
         except SlurmError as e:
             jobs, error = [], f"SLURM's accounting did not answer: {e}"
         account, partition = self.get_argument("account", ""), self.get_argument("partition", "")

@@ -30,6 +30,7 @@ from aifactory_workbench.job import (
     notebook_of_job,
 )
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
 from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options, session_values
 from aifactory_workbench.slurm.parsers import SlurmError, parse_sbatch_parsable
 
@@ -127,9 +128,8 @@ def submit(
 
 def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     """This user's notebook jobs of the last 7 days, newest first, with what became of each."""
-    names = ("JobID", "JobName", "State", "WorkDir", "Start", "End")
     rows = []
-    for row in reversed(slurm.job_rows_blocking(names, user=user)):
+    for row in reversed(slurm.job_rows_blocking(SACCT_NOTEBOOK_JOBS.names, user=user)):
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
         if notebook is None:
             continue

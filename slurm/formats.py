@@ -72,6 +72,9 @@ SACCT_WORKBENCH_JOBS = sacct(
     "AllocTRES", "ReqCPUS", "NodeList", "WorkDir", sep=UNIT_SEPARATOR,
 )  # fmt: skip
 
+#: A user's notebook jobs (``aifactory-run-notebook status``): what became of each, and where it ran.
+SACCT_NOTEBOOK_JOBS = sacct("JobID", "JobName", "State", "WorkDir", "Start", "End", sep=UNIT_SEPARATOR)
+
 #: By the name the recorder of fixtures asks for.
 BY_NAME = {"squeue": SQUEUE_JOBS, "sacct": SACCT_RECORDS, "workbench": SACCT_WORKBENCH_JOBS}
 

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPTIONS, JobSettings, problems
+from aifactory_workbench.slurm.parsers import core_hours
 from aifactory_workbench.slurm.values import parse_duration
 from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.jobscript import OptionError
@@ -101,8 +102,9 @@ def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: Jo
 
 def cost(s: JobSettings) -> dict[str, float]:
     """What a request costs if it runs its whole walltime."""
-    hours = (parse_duration(s.walltime) or 0) / 3600
-    return {"hours": round(hours, 2), "core_hours": round(s.cpus * hours, 2), "gpu_hours": round(s.gpus * hours, 2)}
+    seconds = parse_duration(s.walltime) or 0
+    return {"hours": round(seconds / 3600, 2), "core_hours": round(core_hours(s.cpus, seconds), 2),
+            "gpu_hours": round(core_hours(s.gpus, seconds), 2)}  # fmt: skip
 
 
 def initial_values(

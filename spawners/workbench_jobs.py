@@ -17,7 +17,7 @@ from aifactory_workbench.slurm.parsers import allocation, parse_tres, state_word
 from aifactory_workbench.spawners.estimate import usage_hours
 
 #: The sacct fields read for every workbench job (the list is slurm.formats's).
-JOB_FIELDS = SACCT_WORKBENCH_JOBS.names
+WORKBENCH_JOB_FIELDS = SACCT_WORKBENCH_JOBS.names
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING")
 #: How far back the home page lists notebook jobs.
 NOTEBOOK_DAYS = 7
