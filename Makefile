@@ -154,11 +154,11 @@ bench: install cluster-start
 unit: install
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-# ruff, then import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
+# The hooks of .pre-commit-config.yaml, on every file: ruff (check and format), mypy on the
+# SLURM layer, import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
 # job and kernel sides apart.
 lint: install
-	@$(VENV)/bin/ruff check .
-	@PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-cache
+	@$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 # The documentation site (docs/, Markdown through MyST), warnings as errors, into build/docs/html.
 docs: install
