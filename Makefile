@@ -76,9 +76,9 @@ $(VENV)/.deps: pyproject.toml $(PREFIX)/.system
 	@$(VENV)/bin/pip install --quiet ".[test]"
 	@touch $@
 
-# npm ci: exactly the packages of the committed package-lock.json.
+# npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
 $(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(PREFIX)/.system
-	@cd $(LABEXT) && npm ci --silent --no-audit --no-fund >/dev/null
+	@cd $(LABEXT) && npm ci --loglevel=error --no-audit --no-fund >/dev/null
 	@touch $@
 
 # The builder runs through the venv's jupyter (its JupyterLab's versions are the shared ones);
