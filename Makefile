@@ -34,15 +34,22 @@ USERS_GROUP := aifactory-users
 # The hub's admins and staff: sudo never lets the hub run anything as them (config/sudoers.in).
 ADMINS_GROUP := aifactory-admins
 SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
+# The lab extension: TypeScript in $(LABEXT), built by JupyterLab's builder into lab/labextension
+# (ignored by git), which the wheel carries prebuilt, so a site needs no Node. It is built again
+# only when its sources, its settings or its locked packages change.
+LABEXT     := labextension
+LABEXT_BUILT := lab/labextension/package.json
+LABEXT_PACKAGES := $(LABEXT)/node_modules/.package-lock.json
+LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/package.json $(LABEXT)/tsconfig.json
 
-.PHONY: install demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint docs clean-state
+.PHONY: install labextension-test demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint docs clean-state
 
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
 # sets up, as root, what needs root (hub/site_install.py): the hub's account and groups, its
 # sudo rules and password helper, its folders, users' Dask config, login shells' Dask settings,
 # the site kernel's lock, the systemd unit of the hub and its proxy, log rotation. The demo's
 # site file goes where a site's does, /etc/aifactory/site.yaml. It prints what it changed.
-install: $(VENV)/.deps $(CHP) $(OIDC) $(AXE)
+install: $(VENV)/.deps $(LABEXT_BUILT) $(CHP) $(OIDC) $(AXE)
 	@# setuptools builds from build/: a module removed from the tree must not linger there.
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
@@ -63,11 +70,30 @@ $(PREFIX)/.system:
 	@command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	@mkdir -p $(PREFIX) && chmod 755 $(PREFIX) && touch $@
 
+# The project's dependencies (and the test tools), not the project itself: building it needs the
+# lab extension, whose build needs this venv's JupyterLab (`install` then adds the project).
 $(VENV)/.deps: pyproject.toml $(PREFIX)/.system
 	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install --quiet --upgrade pip
-	@$(VENV)/bin/pip install --quiet ".[test]"
+	@$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(VENV)/.deps.txt
+	@$(VENV)/bin/pip install --quiet -r $(VENV)/.deps.txt
 	@touch $@
+
+# npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
+$(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(PREFIX)/.system
+	@cd $(LABEXT) && npm ci --loglevel=error --no-audit --no-fund >/dev/null
+	@touch $@
+
+# The builder runs through the venv's jupyter (its JupyterLab's versions are the shared ones);
+# its output is shown only when it fails.
+$(LABEXT_BUILT): $(LABEXT_SOURCES) $(LABEXT_PACKAGES) | $(VENV)/.deps
+	@out=$$(cd $(LABEXT) && PATH=$(VENV)/bin:$$PATH npm run build 2>&1) || { echo "$$out"; exit 1; }
+	@test -s $@ && touch $@
+
+# The lab extension's unit tests (jest), of its logic that needs no browser.
+labextension-test: $(LABEXT_PACKAGES)
+	@cd $(LABEXT) && npm test --silent
 
 $(CHP): $(PREFIX)/.system
 	@mkdir -p $(NODE_DIR)
@@ -130,7 +156,7 @@ stop: hub-stop cluster-stop
 
 # Lint first (ruff, and the import layering), then the cluster: it starts only if it is not
 # running, and stops only if this run started it.
-test: lint docs
+test: lint docs labextension-test
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
@@ -151,12 +177,12 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.analysis --years 10 --workers 2
 	@$(PY) -m benchmarks.workshop_burst --seats 30
 
-unit: install
+unit: install labextension-test
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # The hooks of .pre-commit-config.yaml, on every file: ruff (check and format), mypy on the
 # SLURM layer, import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
-# job and kernel sides apart.
+# job and kernel sides apart; the lab extension's eslint and prettier --check.
 lint: install
 	@$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 

@@ -1,5 +1,7 @@
-"""pyproject.toml and environment.yml list the same dependencies with the same ranges."""
+"""pyproject.toml and environment.yml list the same dependencies with the same ranges; the wheel
+carries the built lab extension."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -29,3 +31,14 @@ def test_environment_yml_matches_pyproject():
 def test_key_pins_are_the_supported_ranges():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "jupyterhub>=6.1,<7" in deps and "batchspawner==1.3.0" in deps and "jupyterlab>=4.6,<5" in deps
+
+
+def test_the_wheel_takes_the_lab_extension_where_its_builder_writes_it():
+    # labextension/ holds the TypeScript; JupyterLab's builder writes the prebuilt extension
+    # into its outputDir, which the wheel must carry to share/jupyter/labextensions/NAME.
+    source = json.loads((ROOT / "labextension" / "package.json").read_text())
+    built = (ROOT / "labextension" / source["jupyterlab"]["outputDir"]).resolve().relative_to(ROOT).as_posix()
+    target = f"share/jupyter/labextensions/{source['name']}"
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert data_files[target] == [f"{built}/package.json"]
+    assert data_files[f"{target}/static"] == [f"{built}/static/*"]

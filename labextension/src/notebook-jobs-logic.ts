@@ -1,0 +1,68 @@
+/*
+ * The notebook jobs' panel and dialog, apart from the DOM: what a job's line says, which
+ * buttons it has, the dialog's fields and what is submitted (lab/notebook_jobs.py's API).
+ */
+
+/** One of the user's notebook jobs, as `GET aifactory/notebook-jobs` lists it. */
+export interface INotebookJob {
+  job: string;
+  state: string;
+  notebook: string;
+  notebook_path?: string;
+  why?: string;
+  result_path?: string;
+  log_path?: string;
+}
+
+/** One job setting the dialog offers, as the server's table of job fields names it (slurm/job_fields.py). */
+export interface IJobField {
+  name: string;
+  label: string;
+  help: string;
+  number: boolean;
+}
+
+/** The dialog's settings and what each starts as (the server's defaults: this session's own). */
+export interface IBatchSettings {
+  fields: IJobField[];
+  defaults: Record<string, string | number>;
+}
+
+export const NO_JOBS_TEXT =
+  'None in the last week. Right-click a notebook, or use Run › Run as Batch Job…, ' +
+  'to run it as a SLURM job of its own that outlives this session.';
+
+/** The words after the job's state: " job 42: analysis.ipynb (why) ". */
+export function jobDescription(job: INotebookJob): string {
+  const why = job.why && job.why !== job.state ? ` (${job.why})` : '';
+  return ` job ${job.job}: ${job.notebook_path || job.notebook}${why} `;
+}
+
+/** The executed notebook is there once the job has ended, whether it failed or not. */
+export function resultToOpen(job: INotebookJob): string {
+  return (job.state === 'done' || job.state === 'failed') && job.result_path ? job.result_path : '';
+}
+
+/** The log is written as soon as the job runs. */
+export function logToOpen(job: INotebookJob): string {
+  return job.state !== 'queued' && job.log_path ? job.log_path : '';
+}
+
+/** The dialog's fields, one per job field: the input's name, its label, its help, its first value. */
+export function batchFields(settings: IBatchSettings): [string, string, string, string][] {
+  return settings.fields.map(f => [f.name, f.label, f.help, String(settings.defaults[f.name] ?? '')]);
+}
+
+/** What the dialog submits: the notebook and each field trimmed (the server checks and types them). */
+export function batchRequest(path: string, fields: Iterable<[string, string]>): Record<string, string> {
+  const values: Record<string, string> = { path };
+  for (const [name, value] of fields) {
+    values[name] = value.trim();
+  }
+  return values;
+}
+
+/** The server's error in words: its message, else its reason, else its status. */
+export function errorMessage(body: { message?: string; reason?: string }, status: number): string {
+  return body.message || body.reason || `the server answered ${status}`;
+}

@@ -1,0 +1,160 @@
+/*
+ * What the extension decides and says, apart from JupyterLab and the DOM: the server's session
+ * answer read, the time left counted down, which warning is due, and every text a person reads.
+ * Kept pure so that unit tests pin the texts the browser tests look for.
+ */
+
+/** The server's `GET aifactory/session` answer (lab/session.py), checked and with defaults. */
+export interface ISessionInfo {
+  jobId: string;
+  node: string;
+  partition: string;
+  account: string;
+  cpus: string;
+  memory: string;
+  gres: string;
+  /** Seconds left when the server answered; null when squeue has not said. */
+  secondsLeft: number | null;
+  /** The site's warning thresholds, in minutes. */
+  warnMinutes: number[];
+  /** Seconds before the end at which SLURM signals the save (0: no save signal). */
+  saveBeforeEnd: number;
+  /** How many save signals the server has received. */
+  saveRequests: number;
+  /** The link of a Dask dashboard started in this job ("" when none). */
+  dashboard: string;
+  /** The hub's home page, where "Start again" leads. */
+  hubHome: string;
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+}
+
+/** Reads the server's JSON; fields it lacks or gets wrong read as empty, never as a crash. */
+export function parseSession(data: unknown): ISessionInfo {
+  const raw = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
+  const left = raw.seconds_left;
+  return {
+    jobId: text(raw.job_id),
+    node: text(raw.node),
+    partition: text(raw.partition),
+    account: text(raw.account),
+    cpus: text(raw.cpus),
+    memory: text(raw.memory),
+    gres: text(raw.gres),
+    secondsLeft: typeof left === 'number' && Number.isFinite(left) ? left : null,
+    warnMinutes: Array.isArray(raw.warn_minutes)
+      ? raw.warn_minutes.filter((m): m is number => typeof m === 'number')
+      : [],
+    saveBeforeEnd: count(raw.save_before_end),
+    saveRequests: count(raw.save_requests),
+    dashboard: text(raw.dashboard),
+    hubHome: text(raw.hub_home) || '/hub/home'
+  };
+}
+
+/** "2 h 5 min", "45 min", "under a minute": minutes rounded, never negative. */
+export function duration(seconds: number): string {
+  const minutes = Math.max(0, Math.round(seconds / 60));
+  const hours = Math.floor(minutes / 60);
+  if (hours) {
+    return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : '');
+  }
+  return minutes ? `${minutes} min` : 'under a minute';
+}
+
+/**
+ * Seconds left now: the server's figure counted down since it was fetched, so that the status
+ * bar moves between polls. Null when the server gave none.
+ */
+export function secondsLeftAt(session: ISessionInfo | null, fetchedAtMs: number, nowMs: number): number | null {
+  if (!session || session.secondsLeft === null) {
+    return null;
+  }
+  return Math.max(0, session.secondsLeft - (nowMs - fetchedAtMs) / 1000);
+}
+
+/** Whether the status item shows the job as ending: within the lowest warning threshold. */
+export function isEnding(left: number | null, warnMinutes: number[]): boolean {
+  const lowest = Math.min(...(warnMinutes.length ? warnMinutes : [0]));
+  return left !== null && left <= lowest * 60;
+}
+
+/**
+ * The thresholds crossed that have not been warned of yet. All of them count as warned at once,
+ * so a page opened late shows one warning, not one per threshold already passed.
+ */
+export function crossedWarnings(left: number, warnMinutes: number[], warned: ReadonlySet<number>): number[] {
+  return warnMinutes.filter(minutes => left <= minutes * 60 && !warned.has(minutes));
+}
+
+/** Whether SLURM's save signal has come since the last poll (never on the first poll). */
+export function saveRequested(previous: number | null, current: number): boolean {
+  return previous !== null && current > previous;
+}
+
+/** The status bar's text: "Job 42 on node1 · 1 h 5 min left". */
+export function statusText(session: ISessionInfo, left: number | null): string {
+  const where = session.node ? ` on ${session.node}` : '';
+  return `Job ${session.jobId}${where}` + (left === null ? '' : ` \u00b7 ${duration(left)} left`);
+}
+
+/** The status item's tooltip: the job's resources and its walltime's end. */
+export function statusTitle(session: ISessionInfo, left: number | null): string {
+  return (
+    `SLURM job ${session.jobId}: partition ${session.partition || '?'}, account ${session.account || '?'}, ` +
+    `${session.cpus || '?'} cores, ${session.memory || '?'} memory` +
+    (session.gres ? `, ${session.gres}` : '') +
+    `. Its walltime ends in ${left === null ? '?' : duration(left)}.`
+  );
+}
+
+export function walltimeWarning(left: number, saveBeforeEnd: number): string {
+  const save = saveBeforeEnd ? ` Every open notebook is saved ${duration(saveBeforeEnd)} before the end.` : '';
+  return (
+    `Your JupyterLab job ends in ${duration(left)}, when its walltime runs out.` +
+    save +
+    ' Save your work now; start a new session from the hub to go on.'
+  );
+}
+
+export function savedNotice(left: number | null): string {
+  return `Your JupyterLab job ends in ${duration(left || 0)}: every open notebook was saved.`;
+}
+
+/** Whether an ended job ran out of walltime (under a minute was left), as far as the page knows. */
+export function endedByWalltime(session: ISessionInfo | null, left: number | null): boolean {
+  return !!session && session.secondsLeft !== null && left !== null && left < 60;
+}
+
+export function jobEndedNotice(timeUp: boolean): string {
+  return (
+    'Your JupyterLab job has ended' +
+    (timeUp ? ': its walltime ran out.' : '.') +
+    ' What you saved is in your home folder. The hub says why and starts it again with the same settings.'
+  );
+}
+
+/**
+ * Why a server that still answers refuses this page (403): its owner stopped sharing it with
+ * this person, or this person's sign-in expired. The job itself runs on.
+ */
+export function accessEndedNotice(owner: string, me: string): string {
+  return owner && me && owner !== me
+    ? `${owner} stopped sharing this JupyterLab with you. Its job still runs; what you saved stays in ` +
+        `${owner}'s files. Ask ${owner} to share it again if you need it.`
+    : 'Your sign-in to this JupyterLab has ended. Sign in again from the hub.';
+}
+
+/** After how many failed polls in a row the page says the job has ended. */
+export const FAILURES_BEFORE_ENDED = 2;
+
+/** Whether a failed poll means the job has ended: failed twice in a row, or its time is up. */
+export function endedAfterFailure(failures: number, left: number | null): boolean {
+  return failures >= FAILURES_BEFORE_ENDED || left === 0;
+}

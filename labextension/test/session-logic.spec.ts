@@ -1,0 +1,189 @@
+import {
+  accessEndedNotice,
+  crossedWarnings,
+  duration,
+  endedAfterFailure,
+  endedByWalltime,
+  isEnding,
+  jobEndedNotice,
+  parseSession,
+  savedNotice,
+  saveRequested,
+  secondsLeftAt,
+  statusText,
+  statusTitle,
+  walltimeWarning
+} from '../src/session-logic';
+
+// What lab/session.py answers for a job with a GPU, 2 h 5 min before its walltime ends.
+const ANSWER = {
+  job_id: '42',
+  node: 'gpu1',
+  partition: 'acc',
+  account: 'climate',
+  cpus: '4',
+  memory: '8G',
+  gres: 'gpu:1',
+  seconds_left: 7500,
+  warn_minutes: [30, 10],
+  save_before_end: 120,
+  save_requests: 0,
+  dashboard: '',
+  hub_home: 'https://hub.localhost:8000/hub/home'
+};
+
+describe('duration', () => {
+  it.each([
+    [0, 'under a minute'],
+    [29, 'under a minute'],
+    [30, '1 min'],
+    [45 * 60, '45 min'],
+    [3600, '1 h'],
+    [7500, '2 h 5 min'],
+    [-90, 'under a minute']
+  ])('%d s reads "%s"', (seconds, words) => {
+    expect(duration(seconds)).toBe(words);
+  });
+});
+
+describe('parseSession', () => {
+  it('reads the server answer', () => {
+    const session = parseSession(ANSWER);
+    expect(session).toMatchObject({
+      jobId: '42',
+      node: 'gpu1',
+      secondsLeft: 7500,
+      warnMinutes: [30, 10],
+      saveBeforeEnd: 120,
+      hubHome: 'https://hub.localhost:8000/hub/home'
+    });
+  });
+
+  it('reads a server outside a job (no job id, no time left) as empty', () => {
+    const session = parseSession({ job_id: '', seconds_left: null, warn_minutes: [] });
+    expect(session.jobId).toBe('');
+    expect(session.secondsLeft).toBeNull();
+    expect(session.hubHome).toBe('/hub/home');
+  });
+
+  it('survives an answer that is not an object, or has wrong types', () => {
+    expect(parseSession(null).jobId).toBe('');
+    const odd = parseSession({ job_id: 7, seconds_left: '10', warn_minutes: 'x', save_requests: 'many' });
+    expect(odd).toMatchObject({ jobId: '7', secondsLeft: null, warnMinutes: [], saveRequests: 0 });
+  });
+});
+
+describe('secondsLeftAt', () => {
+  const session = parseSession(ANSWER);
+
+  it('counts down from when the answer came, never below zero', () => {
+    expect(secondsLeftAt(session, 1000, 1000)).toBe(7500);
+    expect(secondsLeftAt(session, 1000, 61_000)).toBe(7440);
+    expect(secondsLeftAt(session, 0, 10_000_000)).toBe(0);
+  });
+
+  it('is unknown without an answer or a time left', () => {
+    expect(secondsLeftAt(null, 0, 0)).toBeNull();
+    expect(secondsLeftAt(parseSession({ job_id: '1', seconds_left: null }), 0, 0)).toBeNull();
+  });
+});
+
+describe('warnings', () => {
+  it('shows the job as ending within the lowest threshold', () => {
+    expect(isEnding(601, [30, 10])).toBe(false);
+    expect(isEnding(600, [30, 10])).toBe(true);
+    expect(isEnding(null, [30, 10])).toBe(false);
+    expect(isEnding(1, [])).toBe(false);
+    expect(isEnding(0, [])).toBe(true);
+  });
+
+  it('warns once per threshold crossed', () => {
+    expect(crossedWarnings(1801, [30, 10], new Set())).toEqual([]);
+    expect(crossedWarnings(1800, [30, 10], new Set())).toEqual([30]);
+    expect(crossedWarnings(500, [30, 10], new Set([30]))).toEqual([10]);
+    expect(crossedWarnings(500, [30, 10], new Set([30, 10]))).toEqual([]);
+  });
+
+  it('crosses every passed threshold at once for a page opened late (one notice)', () => {
+    expect(crossedWarnings(300, [30, 10], new Set())).toEqual([30, 10]);
+  });
+
+  it('says when the job ends and when notebooks are saved', () => {
+    expect(walltimeWarning(1500, 120)).toBe(
+      'Your JupyterLab job ends in 25 min, when its walltime runs out. Every open notebook is saved 2 min ' +
+        'before the end. Save your work now; start a new session from the hub to go on.'
+    );
+    expect(walltimeWarning(1500, 0)).toBe(
+      'Your JupyterLab job ends in 25 min, when its walltime runs out. Save your work now; start a new ' +
+        'session from the hub to go on.'
+    );
+  });
+});
+
+describe('the save signal', () => {
+  it('asks for a save when the count rises, not on the first poll', () => {
+    expect(saveRequested(null, 1)).toBe(false);
+    expect(saveRequested(0, 0)).toBe(false);
+    expect(saveRequested(0, 1)).toBe(true);
+  });
+
+  it('says every open notebook was saved', () => {
+    expect(savedNotice(110)).toBe('Your JupyterLab job ends in 2 min: every open notebook was saved.');
+    expect(savedNotice(null)).toBe('Your JupyterLab job ends in under a minute: every open notebook was saved.');
+  });
+});
+
+describe('the status item', () => {
+  const session = parseSession(ANSWER);
+
+  it('names the job, its node and its time left', () => {
+    expect(statusText(session, 7500)).toBe('Job 42 on gpu1 \u00b7 2 h 5 min left');
+    expect(statusText(parseSession({ job_id: '42' }), null)).toBe('Job 42');
+  });
+
+  it('lists the resources in its tooltip', () => {
+    expect(statusTitle(session, 7500)).toBe(
+      'SLURM job 42: partition acc, account climate, 4 cores, 8G memory, gpu:1. Its walltime ends in 2 h 5 min.'
+    );
+    expect(statusTitle(parseSession({ job_id: '42' }), null)).toBe(
+      'SLURM job 42: partition ?, account ?, ? cores, ? memory. Its walltime ends in ?.'
+    );
+  });
+});
+
+describe("the job's end", () => {
+  const session = parseSession(ANSWER);
+
+  it('is said after two failed polls in a row, or at once when the time is up', () => {
+    expect(endedAfterFailure(1, 300)).toBe(false);
+    expect(endedAfterFailure(2, 300)).toBe(true);
+    expect(endedAfterFailure(1, 0)).toBe(true);
+    expect(endedAfterFailure(1, null)).toBe(false);
+  });
+
+  it('blames the walltime only when under a minute was left', () => {
+    expect(endedByWalltime(session, 59)).toBe(true);
+    expect(endedByWalltime(session, 60)).toBe(false);
+    expect(endedByWalltime(parseSession({ job_id: '42' }), null)).toBe(false);
+    expect(endedByWalltime(null, 0)).toBe(false);
+  });
+
+  it('tells the person where their work is', () => {
+    expect(jobEndedNotice(true)).toBe(
+      'Your JupyterLab job has ended: its walltime ran out. What you saved is in your home folder. ' +
+        'The hub says why and starts it again with the same settings.'
+    );
+    expect(jobEndedNotice(false)).toMatch(/^Your JupyterLab job has ended\. What you saved/);
+  });
+
+  it('tells a colleague whose share ended whose files hold the work, and the owner to sign in', () => {
+    expect(accessEndedNotice('alice', 'bob')).toBe(
+      "alice stopped sharing this JupyterLab with you. Its job still runs; what you saved stays in alice's " +
+        'files. Ask alice to share it again if you need it.'
+    );
+    expect(accessEndedNotice('alice', 'alice')).toBe(
+      'Your sign-in to this JupyterLab has ended. Sign in again from the hub.'
+    );
+    expect(accessEndedNotice('', '')).toMatch(/^Your sign-in/);
+  });
+});
