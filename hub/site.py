@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,8 +97,27 @@ def _is_db_url() -> Rule:
     )
 
 
-def rule(r: Rule) -> Any:
-    return field(metadata={"rule": r})
+def rule(r: Rule, default: Any = MISSING) -> Any:
+    """A key of a checked file (the site file, a workshop file): its rule, and its default if
+    the key may be left out (the site file's defaults are in defaults.yaml)."""
+    return field(default=default, metadata={"rule": r})
+
+
+def key_problems(cls: type, values: dict[str, Any], prefix: str = "") -> list[str]:
+    """What is wrong with ``values`` for the keys of ``cls`` (a dataclass made with :func:`rule`),
+    each named ``'{prefix}{key}'`` with its value and what is accepted; a key without a
+    default must be given."""
+    problems = []
+    for f in fields(cls):
+        r: Rule = f.metadata["rule"]
+        if f.name not in values and f.default is MISSING:
+            problems.append(f"key '{prefix}{f.name}': missing; accepted: {r.accepted}")
+            continue
+        value = values.get(f.name, f.default)
+        if not r.check(value):
+            what = f" ({r.explain(value)})" if r.explain else ""
+            problems.append(f"key '{prefix}{f.name}': value {value!r} is not accepted{what}; accepted: {r.accepted}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -369,12 +388,7 @@ def _merge(defaults: dict[str, Any], site: dict[str, Any]) -> tuple[dict[str, di
 def _build(merged: dict[str, dict[str, Any]], problems: list[str]) -> dict[str, Any]:
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
-        for f in fields(cls):
-            value = merged[name].get(f.name)
-            r: Rule = f.metadata["rule"]
-            if not r.check(value):
-                what = f" ({r.explain(value)})" if r.explain else ""
-                problems.append(f"key '{name}.{f.name}': value {value!r} is not accepted{what}; accepted: {r.accepted}")
+        problems += key_problems(cls, {f.name: merged[name].get(f.name) for f in fields(cls)}, f"{name}.")
         if not problems:
             sections[name] = cls(**merged[name])
     return sections

@@ -76,8 +76,20 @@ def certificate_names(cert: x509.Certificate) -> list[str]:
 
 def internal_certificate(internal_certs: Path, component: str) -> Path:
     """internal_ssl: where JupyterHub (certipy) keeps a component's certificate: "hub-internal",
-    the hub's own; "proxy-client", the one the proxy presents to the hub and the servers."""
+    the hub's own; "proxy-client", the one the proxy presents to the hub and the servers.
+    (This module is the one place that knows JupyterHub's layout of that folder.)"""
     return internal_certs / component / f"{component}.crt"
+
+
+def internal_key(internal_certs: Path, component: str) -> Path:
+    """internal_ssl: the key of a component's certificate (see :func:`internal_certificate`)."""
+    return internal_certs / component / f"{component}.key"
+
+
+def internal_trust(internal_certs: Path, ca: str = "hub-ca") -> Path:
+    """internal_ssl: the bundle of certificate authorities that a CA's clients trust ("hub-ca":
+    the hub's API's, which signs "hub-internal")."""
+    return internal_certs / f"{ca}_trust.crt"
 
 
 def internal_certificate_problems(internal_certs: Path, host: str, key: str = "hub.public_url") -> list[str]:

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from aifactory_workbench.hub.workshops import Made, WorkshopError, Workshops, read_workshop_file
+from aifactory_workbench.hub.workshop_accounts import Made, make_seats
+from aifactory_workbench.hub.workshop_archive import archive_homes
+from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
+from aifactory_workbench.hub.workshop_materials import publish_materials
+from aifactory_workbench.hub.workshops import Workshops
 from aifactory_workbench.spawners.seats import Workshop
 
 from .defaults import DEFAULTS
@@ -99,7 +103,7 @@ def test_an_instructors_link_for_the_archive_folder_is_followed_as_the_instructo
     try:
         (home / "workshop-archives").symlink_to(target)
         os.lchown(home / "workshop-archives", pwd.getpwnam(instructor).pw_uid, pwd.getpwnam(instructor).pw_gid)
-        result = workshops(tmp_path)._archive(a_workshop(name, (seat,), (instructor,)))
+        result = archive_homes(a_workshop(name, (seat,), (instructor,)), print)
         info = target.stat()
         assert (info.st_uid, info.st_gid, oct(info.st_mode & 0o7777)) == (0, 0, "0o755")
         assert list(target.iterdir()) == []
@@ -130,10 +134,9 @@ def test_a_seat_that_swaps_a_folder_for_a_link_during_the_archive_gets_nothing_o
     leaked, failed = [], []
     try:
         time.sleep(0.5)
-        ws = workshops(tmp_path)
         for _ in range(40):
             try:
-                ws._archive(a_workshop(name, (seat,), (instructor,)))
+                archive_homes(a_workshop(name, (seat,), (instructor,)), print)
             except OSError as e:
                 failed.append(str(e))
                 continue
@@ -163,13 +166,13 @@ def test_materials_with_a_link_out_of_their_folder_are_refused_by_name(tmp_path,
     spec = read_workshop_file(spec_file, DEFAULTS, lambda u: True)
     ws = workshops(tmp_path)
     with pytest.raises(WorkshopError) as refused:
-        ws._materials(spec)
+        publish_materials(spec, ws.state / spec.name, ws.materials_dir)
     assert "answers.txt" in str(refused.value) and "outside" in str(refused.value)
     bundles = list(ws.materials_dir.glob("*.bundle")) if ws.materials_dir.exists() else []
     assert not any(SECRET.encode() in b.read_bytes() for b in bundles)
     # Without the link the materials arrive, the link inside the folder as a link.
     (materials / "answers.txt").unlink()
-    bundle = ws._materials(spec).repo
+    bundle = publish_materials(spec, ws.state / spec.name, ws.materials_dir).repo
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "-b", "main", bundle, str(clone)], check=True)
     assert (clone / "lesson.md").read_text() == "# Lesson\n" and os.readlink(clone / "intro.md") == "lesson.md"
@@ -190,7 +193,8 @@ def test_a_repository_of_materials_is_read_as_the_instructor(tmp_path, users, ro
     spec_file.write_text(f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\n"
                          f"materials: {repo}\n")  # fmt: skip
     ws = workshops(tmp_path)
-    bundle = ws._materials(read_workshop_file(spec_file, DEFAULTS, lambda u: True)).repo
+    spec = read_workshop_file(spec_file, DEFAULTS, lambda u: True)
+    bundle = publish_materials(spec, ws.state / spec.name, ws.materials_dir).repo
     assert SECRET.encode() not in Path(bundle).read_bytes()
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "-b", "main", bundle, str(clone)], check=True)
@@ -207,7 +211,7 @@ def test_seats_are_strangers_their_homes_are_their_own(tmp_path, users):
     users.made += [f"{name}-01", f"{name}-02"]
     ws = workshops(tmp_path)
     ws.state.mkdir(parents=True)
-    ws._seats(spec, ws.state / "seats.csv", Made.load(ws.state / "made.json"))
+    make_seats(spec, ws.state / "seats.csv", Made.load(ws.state / "made.json"), DEFAULTS.hub.allowed_groups[0])
     assert Made.load(ws.state / "made.json").users == [f"{name}-01", f"{name}-02"]
     first, second = Path(f"/home/{name}-01"), Path(f"/home/{name}-02")
     assert oct(first.stat().st_mode & 0o777) == "0o700" and oct(second.stat().st_mode & 0o777) == "0o700"

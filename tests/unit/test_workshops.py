@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
+from aifactory_workbench.hub import hub_client
 from aifactory_workbench.hub.culler import activity_interval, in_words, update_culler
-from aifactory_workbench.hub.workshops import WorkshopError, read_workshop_file
+from aifactory_workbench.hub.hub_client import HubClient
+from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
+from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
 from aifactory_workbench.spawners.seats import (
     ALL_SEATS_GROUP,
     Ended,
@@ -178,3 +181,27 @@ def test_the_hub_starts_with_the_workshops_groups_and_roles(tmp_path):
     (tmp_path / "registry").chmod(0o757)
     with pytest.raises(SiteConfigError, match="key 'workshops.registry': .* writable by root alone"):
         update_workshops(Config(), site)
+
+
+def test_the_seat_slips_come_from_their_template_and_escape_what_they_show(tmp_path):
+    workshop = Workshop(name="climate", title="Dask <b>now</b>", start="2099-01-01T09:00:00", end="2099-01-01T17:00:00",
+                        seats=("climate-01",), instructors=("instructor",), account="climate",
+                        reservation="climate", preset={})  # fmt: skip
+    write_seat_sheet(workshop, {"climate-01": "p<w>&1"}, tmp_path, "https://hub.example.eu/")
+    page = (tmp_path / "seats.html").read_text()
+    assert "Dask &lt;b&gt;now&lt;/b&gt;" in page and "p&lt;w&gt;&amp;1" in page and "<b>now</b>" not in page
+    assert page.count('class="slip"') == 1 and "https://hub.example.eu/" in page
+    assert (tmp_path / "seats.csv").read_text().splitlines()[1] == "climate-01,p<w>&1,https://hub.example.eu/"
+    assert {oct((tmp_path / n).stat().st_mode & 0o777) for n in ("seats.csv", "seats.html")} == {"0o600"}
+
+
+def test_the_hub_client_takes_its_address_and_tls_from_the_hubs_settings(tmp_path, monkeypatch):
+    plain = HubClient(replace(DEFAULTS.hub, internal_ssl=False, admin_services=[]))
+    assert not plain.configured and plain.ssl_context() is None
+    made = []
+    monkeypatch.setattr(hub_client, "make_ssl_context", lambda *args, **kwargs: made.append((args, kwargs)) or "ctx")
+    secured = HubClient(replace(DEFAULTS.hub, internal_ssl=True, state_dir=str(tmp_path)))
+    assert secured.ssl_context() == "ctx"
+    own = tmp_path / "internal-ssl" / "hub-internal"
+    key, cert, trust = own / "hub-internal.key", own / "hub-internal.crt", own.parent / "hub-ca_trust.crt"
+    assert made == [((str(key), str(cert)), {"cafile": str(trust)})]
