@@ -95,12 +95,13 @@ def test_the_running_hub_is_the_jupyterhub_singleton_with_a_proxy():
     assert "self.proxy = self.proxy_class(" in source(JupyterHub.init_proxy), HUB_FIX
     assert list(inspect.signature(Proxy.add_user).parameters) == ["self", "user", "server_name"], HUB_FIX
     assert list(inspect.signature(Proxy.delete_user).parameters) == ["self", "user", "server_name"], HUB_FIX
-    assert JupyterHub.initialized() is False
+    made_here = not JupyterHub.initialized()
     try:
         hub = jupyterhub_compat.running_hub()
         assert isinstance(hub, JupyterHub) and hub is JupyterHub.instance(), HUB_FIX
     finally:
-        JupyterHub.clear_instance()
+        if made_here:
+            JupyterHub.clear_instance()
 
 
 def test_the_hub_marks_its_start():
@@ -123,7 +124,7 @@ def test_the_hub_marks_its_start():
 
 
 def test_the_route_tables_are_read_when_the_hub_starts_after_its_configuration():
-    import batchspawner.api  # noqa: F401 - importing it appends its route
+    import batchspawner.api
     from jupyterhub import apihandlers, handlers
     from jupyterhub.app import JupyterHub
 
@@ -134,7 +135,10 @@ def test_the_route_tables_are_read_when_the_hub_starts_after_its_configuration()
     initialize = source(JupyterHub.initialize)
     assert initialize.index("self.load_config_file(") < initialize.index("self.init_handlers()"), HUB_FIX
     assert any(h[0] == r"/accept-share" for h in handlers.default_handlers), HUB_FIX  # the page we replace
-    assert any(h[0] == jupyterhub_compat.BATCHSPAWNER_ROUTE for h in apihandlers.default_handlers), HUB_FIX
+    # batchspawner appends its route to the API table when imported (another test may have taken it out since)
+    appended = f'default_handlers.append((r"{jupyterhub_compat.BATCHSPAWNER_ROUTE}", BatchSpawnerAPIHandler))'
+    assert appended in inspect.getsource(batchspawner.api), HUB_FIX
+    assert batchspawner.api.default_handlers is apihandlers.default_handlers, HUB_FIX
 
 
 def test_install_handlers_adds_replaces_and_drops(monkeypatch):
