@@ -21,6 +21,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from aifactory_workbench.job.launcher import CHANNEL_PATH
+from aifactory_workbench.spawners.jupyterhub_compat import authenticated_user
 
 _CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 #: The user a hub path acts on: /hub/api/users/NAME/..., /hub/spawn/NAME/...
@@ -109,7 +110,7 @@ class AuditLog:
         account or servers, or to the hub (refused attempts too: the status says)."""
         log_request(handler)
         request = handler.request
-        actor = getattr(handler, "_jupyterhub_user", None)  # who authenticated; None: nobody
+        actor = authenticated_user(handler)  # who authenticated; None: nobody
         if request.method not in _CHANGES or actor is None or not acts_on_others(request.path, actor.name):
             return
         self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),

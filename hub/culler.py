@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from traitlets.config import Config
 
 from aifactory_workbench.hub.site import SiteConfig
+from aifactory_workbench.spawners.jupyterhub_compat import authenticated_user
 from aifactory_workbench.spawners.seats import ALL_SEATS_GROUP
 
 CULLERS = {"idle-culler": "", "idle-culler-seats": f"!group={ALL_SEATS_GROUP}"}
@@ -70,7 +71,7 @@ def in_words(seconds: float) -> str:
 
 def note_culled(handler: Any, site: SiteConfig) -> None:
     """After a culler stopped a server: the user's next page says why (called for each request)."""
-    actor = getattr(handler, "_jupyterhub_user", None)
+    actor = authenticated_user(handler)
     request = handler.request
     stop = _SERVER_STOP.search(request.path)
     name = getattr(actor, "name", "")

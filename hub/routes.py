@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyterhub import apihandlers, handlers
-
 from aifactory_workbench.hub.audit import AuditHandler, AuditLog
 from aifactory_workbench.hub.gallery_pages import (
     ENTRY_ROUTE,
@@ -63,11 +61,10 @@ from aifactory_workbench.job.launcher import CHANNEL_PATH
 from aifactory_workbench.spawners.channel import JobPortHandler
 from aifactory_workbench.spawners.estimate import EstimateHandler, UsageHandler
 from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.spawners.jupyterhub_compat import BATCHSPAWNER_ROUTE, install_handlers
 from aifactory_workbench.spawners.seats import Registry
 
 JOB_PORT_ROUTE = f"/api/{CHANNEL_PATH}"
-#: batchspawner registers this when imported: it lets a job set any spawner attribute.
-BATCHSPAWNER_ROUTE = r"/api/batchspawner"
 
 
 def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig) -> list[tuple[Any, ...]]:
@@ -102,12 +99,10 @@ def install_routes(
     audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig, session_job_name: str
 ) -> None:
     """Put our routes into JupyterHub's API and pages (read when the hub starts), and take
-    batchspawner's out.
-
-    JupyterHub 6 deprecates ``extra_handlers``; its handlers are these module-level lists."""
-    for table, ours, extra in (
-        (apihandlers.default_handlers, routes(audit, registry, gallery, site), {BATCHSPAWNER_ROUTE}),
-        (handlers.default_handlers, page_routes(audit, registry, gallery, session_job_name), set()),
-    ):
-        replaced = {route[0] for route in ours} | extra
-        table[:] = [h for h in table if h[0] not in replaced] + ours
+    batchspawner's out (spawners/jupyterhub_compat.py; docs/reference/jupyterhub-internals.md says
+    why not ``extra_handlers``)."""
+    install_handlers(
+        routes(audit, registry, gallery, site),
+        page_routes(audit, registry, gallery, session_job_name),
+        drop_api={BATCHSPAWNER_ROUTE},
+    )

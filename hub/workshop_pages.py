@@ -24,6 +24,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 from traitlets.log import get_logger
 
+from aifactory_workbench.spawners.jupyterhub_compat import hub_started, running_hub
 from aifactory_workbench.spawners.seats import ALL_SEATS_GROUP, FORGET_EVERY, Ended, Registry, Workshop
 
 WORKSHOP_API_ROUTE = r"/api/aifactory/workshops/([a-z][a-z0-9]{1,15})"
@@ -124,13 +125,8 @@ _TASKS: set[asyncio.Task] = set()  # the loop keeps only weak references to task
 
 
 async def _forget_ended(registry: Registry) -> None:
-    from jupyterhub.app import JupyterHub
-
-    hub = JupyterHub.instance()
-    started = getattr(hub, "_start_future", None)  # set once the hub serves and its servers are checked
-    while started is None or not started.done():
-        await asyncio.sleep(1)
-        started = getattr(hub, "_start_future", None)
+    hub = running_hub()
+    await hub_started(hub)  # it serves and has checked its servers
 
     async def stop(user: Any, server: str) -> None:
         await hub.proxy.delete_user(user, server)

@@ -26,6 +26,7 @@ import urllib.request
 from urllib.parse import urlparse, urlunparse
 
 from aifactory_workbench.job.dask_tls import dask_credentials
+from aifactory_workbench.job.server_compat import serve_on_socket
 
 CHANNEL_PATH = "aifactory/job-port"
 #: The folder (this job's own, on the shared home) where the job script wants Dask's credentials.
@@ -40,23 +41,6 @@ def listening_socket() -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
-
-
-def serve_on(sock: socket.socket) -> None:
-    """Make jupyter_server (2.x) serve on ``sock`` instead of finding and binding a port itself."""
-    from jupyter_server.serverapp import ServerApp
-
-    port = sock.getsockname()[1]
-
-    def use_our_port(app: ServerApp) -> None:
-        app.port = port
-
-    def serve_on_our_socket(app: ServerApp) -> bool:
-        app.http_server.add_sockets([sock])
-        return True
-
-    ServerApp._find_http_port = use_our_port
-    ServerApp._bind_http_server_tcp = serve_on_our_socket
 
 
 def report_port_with_retries(port: int, env: dict[str, str], attempts: int = 6, pause: float = 5.0) -> None:
@@ -127,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     bindir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "").split(os.pathsep)
     os.environ["PATH"] = os.pathsep.join([bindir, *(p for p in path if p and p != bindir)])
-    serve_on(sock)
+    serve_on_socket(sock)
     from jupyterhub.singleuser import main as singleuser_main
 
     sys.argv = args

@@ -47,6 +47,7 @@ from aifactory_workbench.spawners.jobscript import (
     render,
     worker_job_name,
 )
+from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending
 from aifactory_workbench.spawners.messages import (
     describe_end,
     explain_pending,
@@ -629,7 +630,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         """Read the shared snapshot: no scheduler call of its own."""
         if not self.job_id:
             return 0
-        if self._check_pending and not self.started:
+        if check_pending(self) and not self.started:
             return await self.resume_start()
         snapshot = await self.watcher.current(max_age=self.poll_interval)
         seen, _ = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
@@ -667,12 +668,10 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
 
     async def route_when_checked(self) -> None:
         """A server resumed after a restart joins the proxy once JupyterHub's check has passed."""
-        while self._check_pending:
+        while check_pending(self):
             await asyncio.sleep(0.5)
         if self.ready:
-            from jupyterhub.app import JupyterHub
-
-            await JupyterHub.instance().proxy.add_user(self.user, self.name)
+            await add_route_for(self)
 
     async def cancel_forgotten(self, job_id: str) -> None:
         """A job the hub forgets while it may still run must not keep its allocation (scancel of

@@ -7,7 +7,8 @@ import socket
 import pytest
 from jupyter_server.serverapp import ServerApp
 
-from aifactory_workbench.job.launcher import listening_socket, main, serve_on, with_port
+from aifactory_workbench.job.launcher import listening_socket, main, with_port
+from aifactory_workbench.job.server_compat import serve_on_socket
 
 
 def test_the_reported_port_cannot_be_bound_by_anyone_else():
@@ -20,11 +21,11 @@ def test_the_reported_port_cannot_be_bound_by_anyone_else():
 
 
 def test_jupyter_server_is_made_to_serve_on_that_socket(monkeypatch):
-    # The two jupyter_server 2.x methods the launcher replaces; an upgrade that renames them fails here.
+    # The two jupyter_server 2.x methods job/server_compat.py replaces (tests/unit/test_compat.py checks them).
     monkeypatch.setattr(ServerApp, "_find_http_port", ServerApp._find_http_port)
     monkeypatch.setattr(ServerApp, "_bind_http_server_tcp", ServerApp._bind_http_server_tcp)
     sock = listening_socket()
-    serve_on(sock)
+    serve_on_socket(sock)
     added = []
     app = type("App", (), {"http_server": type("H", (), {"add_sockets": lambda self, s: added.extend(s)})()})()
     ServerApp._find_http_port(app)
