@@ -39,6 +39,7 @@ from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
 from aifactory_workbench.spawners.form import PRESET_KEYS
 from aifactory_workbench.spawners.gallery import HOME_FOLDER, copy_command
+from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import (
     CERT_FILES,
     JobRequest,
@@ -432,34 +433,26 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         self.save_state()
         return info
 
+    def job_state(self) -> JobState:
+        """What the hub keeps of this server across its restarts (one versioned record)."""
+        return JobState(
+            job_id=self.job_id, job_status=self.job_status, submitted_at=self.submitted_at, started=self.started,
+            token_sha256=self.token_sha256, port=self.port, ip=self.ip, log_path=self.log_path,
+            last_end=self.last_end, last_log=self.last_log, accepted_options=self.accepted_options,
+        )  # fmt: skip
+
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
-        if self.job_id:
-            state["submitted_at"] = self.submitted_at
-            state["started"] = self.started
-            state["token_sha256"] = self.token_sha256
-            state["port"] = self.port
-            state["ip"] = self.ip  # the node's address, once the job runs
-            state["log_path"] = self.log_path
-        if self.last_end:  # kept after the job's end, for the user's next page
-            state["last_end"] = self.last_end
-            state["last_log"] = self.last_log
-        if self.accepted_options:  # kept: a refused request must not replace them
-            state["accepted_options"] = self.accepted_options
-        return state
+        return {**super().get_state(), **self.job_state().as_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """After a hub restart: follow the jobs that the database remembers."""
+        """After a hub restart: follow the jobs that the database remembers (any state version)."""
         super().load_state(state)
-        self.submitted_at = float(state.get("submitted_at", 0.0))
-        self.started = bool(state.get("started", True))  # state from before this key: it had started
-        self.token_sha256 = state.get("token_sha256", "")
-        self.log_path = state.get("log_path", "")
-        self.port = int(state.get("port", self.port) or 0)
-        self.ip = state.get("ip", self.ip)
-        self.last_end = state.get("last_end", "")
-        self.last_log = state.get("last_log", "")
-        self.accepted_options = dict(state.get("accepted_options", {}))
+        record = JobState.from_state(state)
+        self.submitted_at, self.started, self.token_sha256 = record.submitted_at, record.started, record.token_sha256
+        self.log_path, self.last_end, self.last_log = record.log_path, record.last_end, record.last_log
+        self.port = record.port or self.port
+        self.ip = record.ip or self.ip
+        self.accepted_options = dict(record.accepted_options)
         if self.job_id:
             self.watcher.watch(self.job_id, self)
 
