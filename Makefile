@@ -91,7 +91,8 @@ $(LABEXT_BUILT): $(LABEXT_SOURCES) $(LABEXT_PACKAGES) | $(VENV)/.deps
 	@out=$$(cd $(LABEXT) && PATH=$(VENV)/bin:$$PATH npm run build 2>&1) || { echo "$$out"; exit 1; }
 	@test -s $@ && touch $@
 
-# The lab extension's unit tests (jest), of its logic that needs no browser.
+# The lab extension's unit tests (jest), of its logic that needs no browser, and of the hub pages'
+# (hub/js/, spawners/js/: plain JavaScript the pages carry inline, linted with the same tools).
 labextension-test: $(LABEXT_PACKAGES)
 	@cd $(LABEXT) && npm test --silent
 
@@ -182,7 +183,7 @@ unit: install labextension-test
 
 # The hooks of .pre-commit-config.yaml, on every file: ruff (check and format), mypy on the
 # SLURM layer, import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
-# job and kernel sides apart; the lab extension's eslint and prettier --check.
+# job and kernel sides apart; eslint and prettier --check on the lab extension and the pages' scripts.
 lint: install
 	@$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 

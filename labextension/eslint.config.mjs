@@ -25,5 +25,35 @@ export default tseslint.config(
     languageOptions: { globals: { module: 'writable', require: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' }
   },
+  {
+    // The hub pages' scripts (../hub/js, ../spawners/js; `npm run lint:pages` lints them from the
+    // repository's root): plain JavaScript that browsers run as classic scripts, with no build.
+    files: ['hub/js/**/*.js', 'spawners/js/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        navigator: 'readonly',
+        fetch: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        Option: 'readonly',
+        URL: 'readonly',
+        CSS: 'readonly',
+        module: 'writable'
+      }
+    }
+  },
+  {
+    // Their unit tests (test/*.spec.js), CommonJS under jest.
+    files: ['test/**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', describe: 'readonly', test: 'readonly', expect: 'readonly' }
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' }
+  },
   prettier
 );

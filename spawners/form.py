@@ -26,6 +26,9 @@ from aifactory_workbench.spawners.jobscript import OptionError
 #: file's form.presets are checked with the same rules as slurm.*).
 PRESET_KEYS = USER_OPTIONS
 TEMPLATE = Path(__file__).with_name("spawn_form.html.j2")
+#: The form's script, plain JavaScript linted and unit-tested in js/ (the rules, then the page's
+#: wiring); the page carries its text, so nothing more is served.
+SCRIPTS = tuple(Path(__file__).parent / "js" / name for name in ("spawn-form-logic.js", "spawn-form.js"))
 _INTEGER_OPTIONS = tuple(f.name for f in JOB_FIELDS if f.kind is int)
 #: Longest text any field may hold; longer input is refused before anything else looks at it.
 MAX_LENGTH = 64
@@ -148,4 +151,13 @@ def render_form(
         entry=entry,
         # </script> cannot end the block: "<" is escaped inside the JSON.
         data_json=json.dumps(data).replace("<", "\\u003c"),
+        script=page_script(SCRIPTS),
     )
+
+
+def page_script(paths: Sequence[Path]) -> str:
+    """The text of the script files, for one inline <script>: none may end the block early."""
+    text = "\n".join(path.read_text() for path in paths)
+    if "</script" in text.lower() or "<!--" in text:
+        raise ValueError(f"{', '.join(p.name for p in paths)}: '</script' or '<!--' would break the page")
+    return text

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from aifactory_workbench.slurm.parsers import parse_test_only
 from aifactory_workbench.spawners.estimate import start_text, usage_hours, usage_since
 from aifactory_workbench.spawners.form import (
+    SCRIPTS,
     apply_preset,
     coerce_options,
     cost,
     initial_values,
+    page_script,
     presets_for,
     render_form,
 )
@@ -97,6 +99,20 @@ def test_the_form_escapes_whatever_it_shows():
     assert "<script>alert(1)" not in page and "&#34;&gt;&lt;script&gt;" in page
     data = re.search(r'id="aifw-data">(.*?)</script>', page, re.S).group(1)
     assert "</" not in data
+
+
+def test_the_form_carries_its_script_whole():
+    """The script is spawners/js/ (linted, unit-tested by jest), its text inline in the page."""
+    page = render_form(choices_for(), PRESETS, initial_values(JOB, None, None), "/estimate")
+    for path in SCRIPTS:
+        assert path.read_text() in page
+    assert page.index("const aifwSpawnForm") < page.index("const L = aifwSpawnForm")
+
+
+def test_a_script_that_would_end_its_block_early_is_refused(tmp_path):
+    (tmp_path / "bad.js").write_text("const s = '</SCRIPT>';\n")
+    with pytest.raises(ValueError, match="bad.js"):
+        page_script([tmp_path / "bad.js"])
 
 
 def test_a_preset_without_a_description_is_shown_by_its_title():

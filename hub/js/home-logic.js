@@ -1,0 +1,68 @@
+// The home page's logic without the page (hub/home.html): the usage chart's numbers, the Dask
+// workers' and notebook jobs' texts, and when to look again. home.js wires it to the page.
+// A classic script whose text the page carries (a Jinja include): one global, aifwHome; under
+// node (the unit tests, labextension/test/), a CommonJS module.
+const aifwHome = (() => {
+  'use strict';
+
+  const BAR = 240; // the chart's width, in pixels
+
+  // One row per account: its hours as shown, and its bars (the largest number fills the chart).
+  function usageRows(accounts) {
+    const top = Math.max(1, ...accounts.map(a => a.core_hours), ...accounts.map(a => a.gpu_hours));
+    return accounts.map(a => ({
+      account: a.account,
+      core: a.core_hours.toFixed(2),
+      gpu: a.gpu_hours.toFixed(2),
+      label: `${a.account}: ${a.core_hours.toFixed(2)} core-hours, ${a.gpu_hours.toFixed(2)} GPU-hours`,
+      coreWidth: Math.max(1, (BAR * a.core_hours) / top),
+      gpuWidth: Math.max(a.gpu_hours ? 1 : 0, (BAR * a.gpu_hours) / top)
+    }));
+  }
+  const usageCaption = since => `Since ${since}, from SLURM's accounting (all jobs of each account).`;
+
+  // While something runs or waits, the jobs card follows it, as the session card does.
+  const following = body =>
+    body.workers.length > 0 || body.notebooks.some(n => n.state === 'queued' || n.state === 'running');
+
+  const noJobsText = days => `No Dask workers now, and no notebook job in the last ${days} days. `;
+  const notebooksCaption = days => `Notebook jobs of the last ${days} days, newest first.`;
+
+  // A group of Dask workers (one parent job) in words.
+  function workersText(g) {
+    const hours = g.gpu_hours
+      ? `${g.core_hours.toFixed(2)} core-hours and ${g.gpu_hours.toFixed(2)} GPU-hours`
+      : `${g.core_hours.toFixed(2)} core-hours`;
+    return (
+      `Dask workers of job ${g.parent_job}: ${g.running} running, ${g.pending} queued, ` +
+      `${g.cores} ${g.cores === 1 ? 'core' : 'cores'}; ${hours} so far.`
+    );
+  }
+
+  // A notebook job's state, with SLURM's detail when it says more (COMPLETED -> nothing more).
+  function notebookState(n) {
+    const detail = n.detail.toLowerCase().replace(/_/g, ' ');
+    return detail && detail !== n.state ? `${n.state} (${detail})` : n.state;
+  }
+
+  // After "Stop the job": the default server (the hub's user model) is gone or stopped.
+  const serverStopped = user => {
+    const server = (user.servers || {})[''];
+    return !server || (!server.pending && !server.ready);
+  };
+
+  return {
+    usageRows,
+    usageCaption,
+    following,
+    noJobsText,
+    notebooksCaption,
+    workersText,
+    notebookState,
+    serverStopped
+  };
+})();
+
+if (typeof module === 'object') {
+  module.exports = aifwHome;
+}

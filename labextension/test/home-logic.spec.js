@@ -1,0 +1,78 @@
+// The home page's logic (../hub/js/home-logic.js), without a page: the usage chart's numbers,
+// the jobs card's texts, and when the page looks again.
+const home = require('../../hub/js/home-logic.js');
+
+describe("the accounts' usage", () => {
+  test('each account in numbers and bars, the largest filling the chart', () => {
+    const rows = home.usageRows([
+      { account: 'proj', core_hours: 120, gpu_hours: 30 },
+      { account: 'other', core_hours: 0, gpu_hours: 0 }
+    ]);
+    expect(rows).toEqual([
+      {
+        account: 'proj',
+        core: '120.00',
+        gpu: '30.00',
+        label: 'proj: 120.00 core-hours, 30.00 GPU-hours',
+        coreWidth: 240,
+        gpuWidth: 60
+      },
+      // Every account has a sliver of a core bar; no GPU bar without GPU-hours.
+      {
+        account: 'other',
+        core: '0.00',
+        gpu: '0.00',
+        label: 'other: 0.00 core-hours, 0.00 GPU-hours',
+        coreWidth: 1,
+        gpuWidth: 0
+      }
+    ]);
+  });
+  test('small numbers are not blown up to the whole chart', () => {
+    const [row] = home.usageRows([{ account: 'p', core_hours: 0.5, gpu_hours: 0.001 }]);
+    expect([row.coreWidth, row.gpuWidth]).toEqual([120, 1]);
+  });
+  test('no accounts, no rows; the caption names the start', () => {
+    expect(home.usageRows([])).toEqual([]);
+    expect(home.usageCaption('2026-11-04')).toBe(
+      "Since 2026-11-04, from SLURM's accounting (all jobs of each account)."
+    );
+  });
+});
+
+describe('Dask workers and notebook jobs', () => {
+  const group = { parent_job: '42', running: 2, pending: 1, cores: 1, core_hours: 1.5, gpu_hours: 0 };
+  test('a group of workers in words, GPU-hours only when there are some', () => {
+    expect(home.workersText(group)).toBe(
+      'Dask workers of job 42: 2 running, 1 queued, 1 core; 1.50 core-hours so far.'
+    );
+    expect(home.workersText({ ...group, cores: 8, gpu_hours: 2 })).toBe(
+      'Dask workers of job 42: 2 running, 1 queued, 8 cores; 1.50 core-hours and 2.00 GPU-hours so far.'
+    );
+  });
+  test("a notebook job's state, with SLURM's detail when it says more", () => {
+    expect(home.notebookState({ state: 'failed', detail: 'OUT_OF_MEMORY' })).toBe('failed (out of memory)');
+    expect(home.notebookState({ state: 'completed', detail: 'COMPLETED' })).toBe('completed');
+    expect(home.notebookState({ state: 'queued', detail: '' })).toBe('queued');
+  });
+  test('the card follows what runs or waits, and only that', () => {
+    const done = { state: 'completed' };
+    expect(home.following({ workers: [], notebooks: [done] })).toBe(false);
+    expect(home.following({ workers: [group], notebooks: [] })).toBe(true);
+    expect(home.following({ workers: [], notebooks: [done, { state: 'queued' }] })).toBe(true);
+    expect(home.following({ workers: [], notebooks: [{ state: 'running' }] })).toBe(true);
+  });
+  test('the texts that name the period', () => {
+    expect(home.noJobsText(30)).toBe('No Dask workers now, and no notebook job in the last 30 days. ');
+    expect(home.notebooksCaption(7)).toBe('Notebook jobs of the last 7 days, newest first.');
+  });
+});
+
+test('after Stop, the page reloads once the default server is gone or stopped', () => {
+  expect(home.serverStopped({ servers: {} })).toBe(true);
+  expect(home.serverStopped({})).toBe(true);
+  expect(home.serverStopped({ servers: { '': { pending: null, ready: false } } })).toBe(true);
+  expect(home.serverStopped({ servers: { '': { pending: 'stop', ready: false } } })).toBe(false);
+  expect(home.serverStopped({ servers: { '': { pending: null, ready: true } } })).toBe(false);
+  expect(home.serverStopped({ servers: { named: { ready: true } } })).toBe(true);
+});

@@ -1,0 +1,197 @@
+// The spawn form's rules (../spawners/js/spawn-form-logic.js), without a page: the texts and
+// checks the form shows, from data shaped as render_form's #aifw-data (Choices.as_data).
+const form = require('../../spawners/js/spawn-form-logic.js');
+
+const gpp = {
+  name: 'gpp',
+  max_cpus: 112,
+  max_gpus: 0,
+  max_memory_mb: 262144,
+  max_memory: '256G',
+  max_walltime: 259200,
+  limits: 'up to 112 cores, 256G of memory, no GPUs, 72 h'
+};
+const acc = {
+  name: 'acc',
+  max_cpus: 80,
+  max_gpus: 4,
+  max_memory_mb: 524288,
+  max_memory: '512G',
+  max_walltime: 0,
+  limits: 'up to 80 cores, 512G of memory, 4 GPUs, no walltime limit'
+};
+const choices = {
+  partitions: { gpp, acc },
+  accounts: { gpp: { proj: ['normal', 'debug'] }, acc: { proj: ['normal'], other: [] } },
+  default_account: 'proj',
+  default_qos: { gpp: { proj: 'normal' }, acc: { proj: 'normal', other: '' } },
+  qos_walltime: { normal: 172800, debug: 7200 },
+  reservations: {}
+};
+const fields = ['partition', 'account', 'qos', 'reservation', 'cpus', 'memory', 'gpus', 'walltime', 'constraint'];
+const ok = { cpus: '4', gpus: '0', memory: '8G', walltime: '02:00:00' };
+
+describe('walltimes, durations and sizes', () => {
+  test('walltimes in seconds, 0 for anything else', () => {
+    expect(form.seconds('02:00:00')).toBe(7200);
+    expect(form.seconds('1-12:00:30')).toBe(129630);
+    expect(['', '2:00', '02:00:00x', undefined].map(form.seconds)).toEqual([0, 0, 0, 0]);
+  });
+  test('durations in hours and minutes', () => {
+    expect([7200, 5400, 1800, 0].map(form.hours)).toEqual(['2 h', '1 h 30 min', '30 min', '0 min']);
+  });
+  test('sizes as the memory field takes them', () => {
+    expect(['512M', '8G', '1T', '1024K'].map(form.megabytes)).toEqual([512, 8192, 1048576, 1]);
+    expect(['8', '08G', '8g', ''].map(form.megabytes).every(Number.isNaN)).toBe(true);
+  });
+});
+
+describe('limits per partition and QoS', () => {
+  test('the accounts, QoS and default QoS of a partition', () => {
+    expect(form.accountNames(choices, acc)).toEqual(['proj', 'other']);
+    expect(form.qosNames(choices, gpp, 'proj')).toEqual(['normal', 'debug']);
+    expect(form.qosNames(choices, gpp, 'nobody')).toEqual([]);
+    expect(form.defaultQos(choices, acc, 'other')).toBe('');
+    expect([form.qosBlank('normal'), form.qosBlank('')]).toEqual(['default (normal)', 'default']);
+  });
+  test('a refilled select keeps the wanted value if it is offered, else shows the first', () => {
+    expect(form.selectValue(['a', 'b'], 'b')).toBe('b');
+    expect(form.selectValue(['a', 'b'], 'c')).toBe('a');
+    expect(form.selectValue(['a'], '', 'default')).toBe('');
+    expect(form.selectValue([], 'x')).toBe('');
+  });
+  test('the texts under the fields', () => {
+    const lim = form.limits(choices, gpp, 'debug', ['normal', 'debug'], 'normal');
+    expect(lim.wall).toBe(7200);
+    expect(lim.text).toEqual({
+      'partition-help': 'The kind of node JupyterLab runs on: up to 112 cores, 256G of memory, no GPUs, 72 h.',
+      'cpus-limit': 'at most 112 on gpp',
+      'gpus-limit': 'none on gpp',
+      'memory-limit': 'at most 256G on gpp (write 8G or 512M)',
+      'walltime-limit': 'at most 2 h with QoS debug (48 h with normal)'
+    });
+    expect(form.limits(choices, acc, '', ['normal'], 'normal').text['gpus-limit']).toBe('at most 4 on acc');
+  });
+  test("the default QoS's limit applies, and says so", () => {
+    const lim = form.limits(choices, gpp, '', ['normal', 'debug'], 'normal');
+    expect(lim.wall).toBe(172800);
+    expect(lim.text['walltime-limit']).toBe('at most 48 h with QoS normal (the default) (2 h with debug)');
+  });
+  test("the partition's walltime when the QoS has none, or no limit at all", () => {
+    const noQos = { ...choices, qos_walltime: {} };
+    expect(form.limits(noQos, gpp, '', [], '').text['walltime-limit']).toBe('at most 72 h on gpp');
+    const lim = form.limits(noQos, acc, '', [], '');
+    expect([lim.wall, lim.text['walltime-limit']]).toEqual([Infinity, 'no limit']);
+  });
+  test('a reservation in words', () => {
+    const r = { name: 'course', start: '2026-12-01T09:00:00', end: '2026-12-01T17:00:00', partition: 'acc' };
+    expect(form.reservationText(r)).toBe('course: 2026-12-01 09:00:00 to 2026-12-01 17:00:00, acc only');
+    expect(form.reservationText({ ...r, partition: '' })).toBe('course: 2026-12-01 09:00:00 to 2026-12-01 17:00:00');
+    expect(form.reservationText(undefined)).toMatch(/^Nodes set aside/);
+  });
+});
+
+describe('what the browser refuses at once', () => {
+  const onGpp = form.limits(choices, gpp, 'debug', ['normal', 'debug'], 'normal');
+  const onAcc = form.limits(choices, acc, '', ['normal'], 'normal');
+  test('values within the limits are fine', () => {
+    expect(form.localProblems(ok, onGpp, {})).toEqual({});
+  });
+  test('cores between 1 and the partition maximum, whole numbers', () => {
+    for (const cpus of ['0', '113', '2.5', '', 'x']) {
+      expect(form.localProblems({ ...ok, cpus }, onGpp, {})).toEqual({ cpus: 'Between 1 and 112 cores on gpp.' });
+    }
+  });
+  test('GPUs only where there are some', () => {
+    expect(form.localProblems({ ...ok, gpus: '1' }, onGpp, {})).toEqual({ gpus: 'No GPUs on gpp.' });
+    expect(form.localProblems({ ...ok, gpus: '5' }, onAcc, {})).toEqual({ gpus: 'Between 0 and 4 GPUs on acc.' });
+    expect(form.localProblems({ ...ok, gpus: '4' }, onAcc, {})).toEqual({});
+  });
+  test('memory as a size, within the partition', () => {
+    expect(form.localProblems({ ...ok, memory: '8' }, onGpp, {})).toEqual({ memory: 'A size such as 512M or 8G.' });
+    expect(form.localProblems({ ...ok, memory: '257G' }, onGpp, {})).toEqual({ memory: 'At most 256G on gpp.' });
+  });
+  test('walltime as HH:MM:SS, within the limit the QoS sets', () => {
+    expect(form.localProblems({ ...ok, walltime: '2h' }, onGpp, {})).toEqual({
+      walltime: 'HH:MM:SS, such as 02:00:00.'
+    });
+    expect(form.localProblems({ ...ok, walltime: '02:00:01' }, onGpp, {})).toEqual({
+      walltime: 'At most 2 h with QoS debug (48 h with normal).'
+    });
+    const unlimited = form.limits({ ...choices, qos_walltime: {} }, acc, '', [], '');
+    expect(form.localProblems({ ...ok, walltime: '30-00:00:00' }, unlimited, {})).toEqual({});
+  });
+  test("a pattern the browser finds unmet, named by the field's title, unless already refused", () => {
+    const invalid = { constraint: 'Letters, digits and &|', memory: 'pattern' };
+    expect(form.localProblems({ ...ok, memory: 'x' }, onGpp, invalid)).toEqual({
+      constraint: 'Letters, digits and &|.',
+      memory: 'A size such as 512M or 8G.'
+    });
+  });
+});
+
+test('the cost: cores and GPUs times the walltime, in hours', () => {
+  expect(form.cost({ cpus: '8', gpus: '1', walltime: '1-12:00:00' })).toEqual({ core: '288.0', gpu: '36.0' });
+  expect(form.cost({ cpus: '3', gpus: '0', walltime: '00:20:00' })).toEqual({ core: '1.0', gpu: '0.0' });
+});
+
+describe('presets', () => {
+  const data = {
+    fields,
+    presets: [{ name: 'gpu', title: 'GPU', partition: 'acc', gpus: 1, cpus: 20 }],
+    defaults: {
+      partition: 'gpp',
+      account: 'proj',
+      qos: '',
+      reservation: '',
+      cpus: 4,
+      memory: '8G',
+      gpus: 0,
+      walltime: '02:00:00',
+      constraint: ''
+    }
+  };
+  const mine = { ...data.defaults, cpus: '12', memory: '64G', walltime: '08:00:00' };
+  test('a preset applies its fields; what it does not name goes back to the defaults', () => {
+    expect(form.after({ preset: '', values: mine }, { preset: 'gpu' }, data)).toEqual({
+      preset: 'gpu',
+      values: { ...data.defaults, partition: 'acc', gpus: 1, cpus: 20 }
+    });
+  });
+  test('clicking a preset again applies it again', () => {
+    const edited = { ...data.defaults, partition: 'acc', gpus: 1, cpus: '2' };
+    expect(form.after({ preset: 'gpu', values: edited }, { preset: 'gpu' }, data).values.cpus).toBe(20);
+  });
+  test('editing a field makes the request Custom, keeping what was typed', () => {
+    const state = form.after({ preset: '', values: mine }, { preset: 'gpu' }, data);
+    const next = form.after(state, { field: 'walltime', value: '04:00:00' }, data);
+    expect(next).toEqual({ preset: '', values: { ...state.values, walltime: '04:00:00' } });
+  });
+  test('an unknown preset changes no value', () => {
+    const state = { preset: '', values: mine };
+    expect(form.after(state, { preset: 'gone' }, data).values).toBe(mine);
+  });
+});
+
+describe("the hub's refusals", () => {
+  test('a refusal naming a job field marks that field', () => {
+    const body = { field: 'qos', message: 'The job settings were refused: qos: debug is not allowed' };
+    expect(form.refusal(body, fields)).toEqual({
+      field: 'qos',
+      message: 'qos: debug is not allowed',
+      text: 'Not accepted: qos: debug is not allowed'
+    });
+  });
+  test('any other refusal is shown as the hub says it, and marks no field', () => {
+    expect(form.refusal({ field: 'script', message: 'No.' }, fields)).toEqual({
+      field: null,
+      message: '',
+      text: 'No.'
+    });
+    expect(form.refusal({}, fields).text).toBe('This request would be refused.');
+  });
+  test("the account's usage in words", () => {
+    const usage = { account: 'proj', core_hours: 12.5, gpu_hours: 0, since: '2026-11-04' };
+    expect(form.usageText(usage)).toBe('Account proj has used 12.5 core-hours and 0 GPU-hours since 2026-11-04.');
+  });
+});

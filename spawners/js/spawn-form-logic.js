@@ -1,0 +1,174 @@
+// The spawn form's logic without the page (spawners/spawn_form.html.j2): what the limits say for
+// the chosen partition, account and QoS, what the browser can tell is wrong at once, the cost,
+// what a preset sets, and what a refusal from the hub marks. spawn-form.js wires it to the page;
+// the hub checks everything again, so all of this only helps.
+// A classic script whose text the form carries (render_form): one global, aifwSpawnForm; under
+// node (the unit tests, labextension/test/), a CommonJS module.
+const aifwSpawnForm = (() => {
+  'use strict';
+
+  // Walltime D-HH:MM:SS or HH:MM:SS in seconds; 0 for anything else.
+  const seconds = w => {
+    const m = /^(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(w || '');
+    return m ? (+m[1] || 0) * 86400 + +m[2] * 3600 + +m[3] * 60 + +m[4] : 0;
+  };
+  // One unit per quantity: hours (and minutes) for time; memory as the field takes it (the hub's max_memory).
+  const hours = s => {
+    const h = Math.floor(s / 3600),
+      m = Math.round((s % 3600) / 60);
+    return h && m ? h + ' h ' + m + ' min' : h ? h + ' h' : m + ' min';
+  };
+  const megabytes = v => {
+    const m = /^([1-9][0-9]*)([KMGT])$/.exec(v || '');
+    return m ? +m[1] * { K: 1 / 1024, M: 1, G: 1024, T: 1048576 }[m[2]] : NaN;
+  };
+
+  // What a select shows once refilled with names: the wanted one if it is there (or the blank
+  // choice, wanted as ""), else the first.
+  const selectValue = (names, wanted, blank) =>
+    names.includes(wanted) || (blank && wanted === '') ? wanted : names[0] || '';
+
+  // The accounts of a partition, the QoS of an account there, and the association's default QoS
+  // (the blank choice: its limit is the one that applies).
+  const accountNames = (choices, p) => Object.keys(choices.accounts[p.name] || {});
+  const qosNames = (choices, p, account) => (choices.accounts[p.name] || {})[account] || [];
+  const defaultQos = (choices, p, account) => (choices.default_qos[p.name] || {})[account] || '';
+  const qosBlank = fallback => (fallback ? 'default (' + fallback + ')' : 'default');
+
+  // The limits of partition p with the QoS chosen (qos: the select's value, "" for the default,
+  // fallback), and the texts the form shows under each field, keyed by the element's id.
+  function limits(choices, p, qos, names, fallback) {
+    const wallFor = q => Math.min(...[p.max_walltime, choices.qos_walltime[q]].filter(w => w));
+    const chosen = qos || fallback;
+    const others = names.filter(q => q !== chosen && isFinite(wallFor(q))).map(q => hours(wallFor(q)) + ' with ' + q);
+    const wall = wallFor(chosen);
+    const which = qos ? ' with QoS ' + chosen : ' with QoS ' + chosen + ' (the default)';
+    const text = {
+      'partition-help': 'The kind of node JupyterLab runs on: ' + p.limits + '.',
+      'cpus-limit': 'at most ' + p.max_cpus + ' on ' + p.name,
+      'gpus-limit': (p.max_gpus ? 'at most ' + p.max_gpus : 'none') + ' on ' + p.name,
+      'memory-limit': 'at most ' + p.max_memory + ' on ' + p.name + ' (write 8G or 512M)',
+      'walltime-limit': isFinite(wall)
+        ? 'at most ' +
+          hours(wall) +
+          (chosen && choices.qos_walltime[chosen] ? which : ' on ' + p.name) +
+          (others.length ? ' (' + others.join(', ') + ')' : '')
+        : 'no limit'
+    };
+    return { p, wall, text };
+  }
+
+  const reservationText = r =>
+    r
+      ? r.name +
+        ': ' +
+        r.start.replace('T', ' ') +
+        ' to ' +
+        r.end.replace('T', ' ') +
+        (r.partition ? ', ' + r.partition + ' only' : '')
+      : 'Nodes set aside for a course or an event you take part in; "none" otherwise.';
+
+  // What the browser can tell at once, by field; the hub checks everything again. values: the
+  // fields' text; invalid: the title of each field whose pattern the browser finds unmet.
+  function localProblems(values, lim, invalid) {
+    const found = {};
+    const p = lim.p;
+    const cpus = Number(values.cpus),
+      gpus = Number(values.gpus);
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > p.max_cpus) {
+      found.cpus = 'Between 1 and ' + p.max_cpus + ' cores on ' + p.name + '.';
+    }
+    if (!Number.isInteger(gpus) || gpus < 0 || gpus > p.max_gpus) {
+      found.gpus = p.max_gpus
+        ? 'Between 0 and ' + p.max_gpus + ' GPUs on ' + p.name + '.'
+        : 'No GPUs on ' + p.name + '.';
+    }
+    const mb = megabytes(values.memory);
+    if (!(mb > 0)) {
+      found.memory = 'A size such as 512M or 8G.';
+    } else if (mb > p.max_memory_mb) {
+      found.memory = 'At most ' + p.max_memory + ' on ' + p.name + '.';
+    }
+    // Any other field with a pattern: the browser's own check of it (the hub checks its rule).
+    for (const [k, title] of Object.entries(invalid || {})) {
+      if (!(k in found)) {
+        found[k] = title + '.';
+      }
+    }
+    const wall = seconds(values.walltime);
+    if (!wall) {
+      found.walltime = 'HH:MM:SS, such as 02:00:00.';
+    } else if (wall > lim.wall) {
+      found.walltime = lim.text['walltime-limit'].replace(/^at most/, 'At most') + '.';
+    }
+    return found;
+  }
+
+  // What a request costs if it runs its whole walltime, as the form shows it.
+  function cost(values) {
+    const h = seconds(values.walltime) / 3600;
+    return { core: (Number(values.cpus) * h).toFixed(1), gpu: (Number(values.gpus) * h).toFixed(1) };
+  }
+
+  // The preset chosen and the fields' values after something happens. A preset is a whole
+  // starting point: clicking it (again) applies it, and what it does not name goes back to the
+  // site's default (data.defaults). Editing a field makes the request Custom (""), as typed.
+  // event: { preset: name } or { field: name, value: text }.
+  function after(state, event, data) {
+    if ('preset' in event) {
+      const preset = data.presets.find(p => p.name === event.preset);
+      if (!preset) {
+        return { preset: event.preset, values: state.values };
+      }
+      const values = {};
+      data.fields.forEach(k => {
+        values[k] = k in preset ? preset[k] : data.defaults[k];
+      });
+      return { preset: event.preset, values };
+    }
+    return { preset: '', values: { ...state.values, [event.field]: event.value } };
+  }
+
+  // The hub's answer to an estimate that it refused: the field it names, if it is a job field,
+  // is marked with the message; the text goes under the cost either way.
+  function refusal(body, fields) {
+    const message = (body.message || '').replace(/^The job settings were refused: /, '');
+    if (body.field && fields.includes(body.field)) {
+      return { field: body.field, message, text: 'Not accepted: ' + message };
+    }
+    return { field: null, message: '', text: body.message || 'This request would be refused.' };
+  }
+
+  const usageText = u =>
+    'Account ' +
+    u.account +
+    ' has used ' +
+    u.core_hours +
+    ' core-hours and ' +
+    u.gpu_hours +
+    ' GPU-hours since ' +
+    u.since +
+    '.';
+
+  return {
+    seconds,
+    hours,
+    megabytes,
+    selectValue,
+    accountNames,
+    qosNames,
+    defaultQos,
+    qosBlank,
+    limits,
+    reservationText,
+    localProblems,
+    cost,
+    after,
+    refusal,
+    usageText
+  };
+})();
+
+if (typeof module === 'object') {
+  module.exports = aifwSpawnForm;
+}
