@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import postgres_database
 
-from .conftest import HubProcess, cluster_nodes, job_node, launch, partition_nodes, queued_jobs, sh
+from .conftest import HubProcess, cluster_nodes, job_node, launch, partition_nodes, queued_jobs, sh, wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -72,14 +72,12 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
     fillers = [sh(*fill, f"--nodelist={node}", f"--cpus-per-task={cluster_nodes()[node].cores - 1}").strip()]
     fillers += [sh(*fill, f"--nodelist={','.join(others)}", f"--nodes={len(others)}", "--exclusive").strip()]
     try:
-        deadline = time.monotonic() + 60
-        while sh("squeue", "-h", "-j", ",".join(fillers), "-o", "%T").split() != ["RUNNING"] * 2:
-            assert time.monotonic() < deadline, "could not fill gpp"
-            time.sleep(0.5)
+        filling = ",".join(fillers)
+        wait_for(
+            lambda: sh("squeue", "-h", "-j", filling, "-o", "%T").split() == ["RUNNING"] * 2, 60, "could not fill gpp"
+        )
         assert hub.start("alice").status_code == 202
-        deadline = time.monotonic() + 30
-        while not queued_jobs("alice") and time.monotonic() < deadline:
-            time.sleep(0.25)
+        wait_for(lambda: queued_jobs("alice"), 30, "alice's job queued", every=0.25, fail=False)
         (alice_job,) = queued_jobs("alice")
         assert queued_jobs("alice")[alice_job]["state"] == "PENDING"
 
@@ -94,10 +92,10 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
     finally:
         subprocess.run(["scancel", *fillers], check=True)
     hub.wait_ready("alice", timeout=90)
-    deadline = time.monotonic() + 30
-    while hub.through_proxy("alice", hub.user_token("alice")).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
+    token = hub.user_token("alice")
+    wait_for(
+        lambda: hub.through_proxy("alice", token).status_code == 200, 30, "alice's server answers through the proxy"
+    )
     assert set(queued_jobs()) == {alice_job, bob_job}
     states = sh("sacct", "-n", "-X", "-P", "-j", f"{alice_job},{bob_job}", "-o", "State").split()
     assert states == ["RUNNING", "RUNNING"], states

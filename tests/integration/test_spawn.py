@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, job_node, on_node, partition_nodes, queued_jobs, sh
+from .conftest import POLL_INTERVAL, HubProcess, job_node, on_node, partition_nodes, queued_jobs, sh, wait_for
 
 
 def default_account(user: str) -> str:
@@ -128,10 +128,8 @@ def test_walltime_expiry_is_named_on_the_users_next_page(clean: HubProcess):
     hub = clean
     hub.start_ready("alice", {"walltime": "00:01:00"})
     job_id, _ = job_of("alice")
-    deadline = time.monotonic() + 180  # SLURM ends it after a minute, then within a poll
-    while hub.server("alice") is not None and time.monotonic() < deadline:
-        time.sleep(1)
-    assert hub.server("alice") is None, "the server outlived its job's walltime"
+    # SLURM ends it after a minute, then the hub learns so within a poll.
+    wait_for(lambda: hub.server("alice") is None, 180, "the server outlived its job's walltime", every=1)
     assert sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").strip() == "TIMEOUT"
     home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
     assert f"Your JupyterLab job {job_id} has ended: it reached its walltime limit" in home
