@@ -31,9 +31,7 @@ def test_a_job_that_ended_while_the_hub_was_down_is_cleaned_up_at_restart(own_hu
     (job_id,) = queued_jobs("alice")
     hub.kill_and_restart(between=lambda: subprocess.run(["scancel", job_id], check=True))
     t0 = time.monotonic()
-    while hub.server("alice") is not None and time.monotonic() - t0 < 60:
-        time.sleep(0.5)
-    assert hub.server("alice") is None
+    wait_for(lambda: hub.server("alice") is None, 60, "the hub still lists alice's ended server")
     assert time.monotonic() - t0 < 30, "the hub waited for a server whose job had ended"
     home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
     assert f"Your JupyterLab job {job_id} has ended: it was cancelled" in home
