@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 import yaml
@@ -89,6 +90,27 @@ def on_node(node: str, *argv: str) -> list[str]:
 def job_node(job_id: str) -> str:
     """The node a running job runs on."""
     return sh("squeue", "-h", "-j", job_id, "-o", "%N").strip()
+
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, every: float = 0.5, *, fail: bool = True) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something truthy, and return
+    that; after ``timeout`` seconds raise AssertionError naming ``what`` and the last value seen.
+
+    The one polling loop of the tests. ``condition`` may raise to stop early (a process that
+    died). ``fail=False``: return the last value instead of raising, for a wait that only
+    gives time (what follows checks, or nothing does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            break
+        time.sleep(every)
+    if not value and fail:
+        raise AssertionError(f"{what} (waited {timeout}s; last seen: {value!r})")
+    return value
 
 
 class HubError(RuntimeError):
@@ -181,14 +203,18 @@ class HubProcess:
     def wait_ready(self, name: str, timeout: float = 120) -> float:
         """Seconds until the server is ready in the hub; fails with the hub's last message."""
         t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
+
+        def ready() -> bool:
             server = self.server(name)
             if server and server["ready"]:
-                return time.monotonic() - t0
-            if server is None and self.last_failure(name):
-                raise HubError(f"spawn of {name} failed: {self.last_failure(name)}")
-            time.sleep(0.25)
-        raise HubError(f"server of {name} not ready after {timeout}s; hub log: {self.log}")
+                return True
+            if server is None and (failure := self.last_failure(name)):
+                raise HubError(f"spawn of {name} failed: {failure}")
+            return False
+
+        if not wait_for(ready, timeout, f"the server of {name} ready", every=0.25, fail=False):
+            raise HubError(f"server of {name} not ready after {timeout}s; hub log: {self.log}")
+        return time.monotonic() - t0
 
     def last_failure(self, name: str, server: str = "") -> str:
         r = self.api("GET", f"{self.server_path(name, server)}/progress", stream=True, timeout=5)
@@ -203,9 +229,7 @@ class HubProcess:
         r = self.api("DELETE", self.server_path(name, server))
         if r.status_code not in (202, 204, 400, 404):
             raise HubError(f"stopping {name}/{server}: {r.status_code} {r.text}")
-        deadline = time.monotonic() + 60
-        while self.server(name, server) is not None and time.monotonic() < deadline:
-            time.sleep(0.25)
+        wait_for(lambda: self.server(name, server) is None, 60, f"{name}/{server} gone", every=0.25, fail=False)
 
     def slurm_commands(self) -> dict[str, float]:
         """SLURM commands the hub has run, by name, from its Prometheus metrics."""
@@ -340,17 +364,17 @@ def run_hub(
 def wait_healthy(
     url: str, process: subprocess.Popen, log: Path, timeout: float = 60, verify: str | bool = True
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             raise HubError(f"hub exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(f"{url}/hub/health", timeout=2, verify=verify).status_code == 200:
-                return
+            return requests.get(f"{url}/hub/health", timeout=2, verify=verify).status_code == 200
         except requests.ConnectionError:
-            pass
-        time.sleep(0.25)
-    raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+            return False
+
+    if not wait_for(healthy, timeout, "the hub's /hub/health", every=0.25, fail=False):
+        raise HubError(f"hub did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 DEFAULT_CONFIG = REPO / "jupyterhub_config.py"

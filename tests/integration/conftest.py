@@ -42,6 +42,7 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
     partition_nodes,
     queued_jobs,
     sh,
+    wait_for,
 )
 
 
@@ -133,9 +134,7 @@ def clean(hub: HubProcess) -> Iterator[HubProcess]:
     for name in ("alice", "bob", "instructor"):
         if hub.api("GET", f"/users/{name}").status_code == 200 and hub.server(name) is not None:
             hub.stop(name)
-    deadline = time.monotonic() + 30
-    while queued_jobs() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: not queued_jobs(), 30, "no test job left in the queue", fail=False)
 
 
 @pytest.fixture
@@ -146,10 +145,7 @@ def full_partition() -> Iterator[str]:
     job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
              f"--nodes={nodes}", "--exclusive", "--mem=1G", "--output=/dev/null",
              "--wrap", "sleep 900").strip()  # fmt: skip
-    deadline = time.monotonic() + 90
-    while sh("squeue", "-h", "-j", job, "-o", "%T").strip() != "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", "could not fill the partition"
+    wait_for(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", 90, "could not fill the partition")
     yield job
     subprocess.run(["scancel", job], check=False)
 

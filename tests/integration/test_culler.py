@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import HubProcess, execute_in_kernel, launch, queued_jobs, sh
+from .conftest import HubProcess, execute_in_kernel, launch, queued_jobs, sh, wait_for
 
 IDLE_TIMEOUT = 40
 WORKERS = """
@@ -40,10 +40,7 @@ def test_an_idle_server_is_stopped_and_a_busy_one_is_kept(culling_hub: HubProces
         execute_in_kernel(hub, "bob", hub.user_token("bob"), "import time; time.sleep(600)", wait=False)
         out = execute_in_kernel(hub, "instructor", hub.user_token("instructor"), WORKERS)
         assert "workers 1" in out
-        deadline = time.monotonic() + 4 * IDLE_TIMEOUT
-        while hub.server("alice") is not None and time.monotonic() < deadline:
-            time.sleep(2)
-        assert hub.server("alice") is None, "the idle server was not stopped"
+        wait_for(lambda: hub.server("alice") is None, 4 * IDLE_TIMEOUT, "the idle server was not stopped", every=2)
         assert queued_jobs("alice") == {}
         home = hub.login("alice").get(f"{hub.url}/hub/home", timeout=30).text
         assert "was stopped after 40 seconds without use" in home

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, execute_in_kernel, sh
+from .conftest import POLL_INTERVAL, HubProcess, execute_in_kernel, sh, wait_for
 
 CODE = """
 from dask.distributed import Client
@@ -73,6 +73,5 @@ def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
 
     t0 = time.monotonic()
     hub.stop("alice")
-    while worker_jobs("alice") and time.monotonic() - t0 < 2 * POLL_INTERVAL:
-        time.sleep(0.2)
-    assert worker_jobs("alice") == [], "Dask workers outlived their notebook server"
+    left = max(0.0, 2 * POLL_INTERVAL - (time.monotonic() - t0))  # two poll intervals from the stop
+    wait_for(lambda: worker_jobs("alice") == [], left, "Dask workers outlived their notebook server", every=0.2)

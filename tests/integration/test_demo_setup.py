@@ -8,7 +8,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import nbformat
@@ -26,6 +25,7 @@ from .conftest import (
     sh,
     shot,
     sign_in,
+    wait_for,
 )
 
 
@@ -38,10 +38,7 @@ def test_a_stopped_servers_address_says_why_and_leads_to_the_hub(demo_setup_hub:
     hub.start_ready("alice")
     (job_id,) = queued_jobs("alice")
     sh("scancel", job_id)  # root, as an admin would (or the walltime): the hub learns why
-    deadline = time.monotonic() + 60
-    while hub.server("alice") is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert hub.server("alice") is None, "the hub did not notice the job's end"
+    wait_for(lambda: hub.server("alice") is None, 60, "the hub did not notice the job's end")
     lab = f"{hub.user_url('alice')}lab"
     with chromium_page(*hub.chromium_args) as page:
         sign_in(page, hub, "alice")
@@ -104,9 +101,7 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
     assert "workers: 1" in execute_in_kernel(hub, "alice", hub.user_token("alice"), KEEP_A_WORKER)
     workers = sh("squeue", "-h", "--name", f"aifw-dask-{session_job}", "-o", "%i").split()
     notebook = notebook_job("alice", home / HOME_JOBS)
-    deadline = time.monotonic() + 240
-    while sacct_state(notebook) != "COMPLETED" and time.monotonic() < deadline:
-        time.sleep(2)
+    wait_for(lambda: sacct_state(notebook) == "COMPLETED", 240, f"job {notebook} COMPLETED", every=2, fail=False)
     assert sacct_state(notebook) == "COMPLETED", sacct_state(notebook)
     try:
         with chromium_pages(2, *hub.chromium_args) as (alice, admin):
@@ -125,10 +120,13 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
             assert serious_violations(alice) == [], "home with jobs"
             shot(alice, "20-home-jobs")
             alice.click(f".aifw-workers[data-parent='{session_job}'] .aifw-stop-workers")
-            deadline = time.monotonic() + 60
-            while sh("squeue", "-h", "-j", ",".join(workers), "-o", "%i").strip() and time.monotonic() < deadline:
-                time.sleep(1)
-            assert sh("squeue", "-h", "-j", ",".join(workers), "-o", "%i").strip() == "", "the workers still run"
+            running = ",".join(workers)
+            wait_for(
+                lambda: sh("squeue", "-h", "-j", running, "-o", "%i").strip() == "",
+                60,
+                "the workers still run",
+                every=1,
+            )
             alice.wait_for_selector(f".aifw-workers[data-parent='{session_job}']", state="detached", timeout=30_000)
             assert hub.server("alice")["ready"], "stopping the workers stopped the session"
             # The notebook job followed to its output: the executed notebook opens in her JupyterLab.
@@ -146,9 +144,7 @@ def test_home_shows_dask_workers_and_notebook_jobs_and_an_operator_stops_with_a_
             admin.fill(f"#aifw-reason-{session_job}", "node maintenance at 18:00")
             admin.click(f"#aifw-operator-jobs tr[data-job='{session_job}'] button")
             admin.wait_for_selector("#aifw-operator-stopped")
-            deadline = time.monotonic() + 60
-            while hub.server("alice") is not None and time.monotonic() < deadline:
-                time.sleep(0.5)
+            wait_for(lambda: hub.server("alice") is None, 60, "alice's server stopped", fail=False)
             alice.goto(f"{hub.url}/hub/home")
             told = alice.inner_text("body")
             assert "admin, an operator, stopped it: node maintenance at 18:00" in told, told[:2000]

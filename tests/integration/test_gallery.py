@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +32,7 @@ from .conftest import (
     sh,
     shot,
     sign_in,
+    wait_for,
 )
 
 NOTEBOOK = {
@@ -134,11 +134,13 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
                              cwd="/tmp", check=True)  # fmt: skip
         job_id = run.stdout.split()[1].rstrip(":")
         executed = copy.with_name(f"{copy.stem}-job{job_id}.ipynb")
-        deadline = time.monotonic() + 180
-        while (
-            not (executed.exists() and sh("squeue", "-h", "-j", job_id).strip() == "") and time.monotonic() < deadline
-        ):
-            time.sleep(2)
+        wait_for(
+            lambda: executed.exists() and sh("squeue", "-h", "-j", job_id).strip() == "",
+            180,
+            f"job {job_id} ended, its notebook written",
+            every=2,
+            fail=False,
+        )
         assert stdout_cells(json.loads(executed.read_text())) == stdout_cells(NOTEBOOK) == ["45\n"]
 
         # Withdrawn by its author only; a withdrawn entry cannot be launched.

@@ -8,7 +8,6 @@ import socket
 import ssl
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +20,18 @@ from cryptography import x509
 from aifactory_workbench.hub.tls import certificate_names
 from tests.harness import demo_password
 
-from .conftest import LOGIN_NODE, VENV, HubProcess, cluster_nodes, job_node, launch, on_node, queued_jobs, sh
+from .conftest import (
+    LOGIN_NODE,
+    VENV,
+    HubProcess,
+    cluster_nodes,
+    job_node,
+    launch,
+    on_node,
+    queued_jobs,
+    sh,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +103,7 @@ def test_a_server_on_a_compute_node_is_reached_over_mutual_tls_only(tls_hub: Hub
         assert not [p for p in hub_copies.rglob("*.key") if "user-alice" in str(p)], "the hub kept the server's key"
     finally:
         hub.stop("alice")
-    deadline = time.monotonic() + 30
-    while private.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not private.exists(), "the job's private folder outlived it"
+    wait_for(lambda: not private.exists(), 30, "the job's private folder outlived it")
 
 
 def proxy_routes_api(hub: HubProcess) -> tuple[str, dict]:

@@ -5,36 +5,11 @@ an admin's ``scancel``: test_spawn.py; a node failure: test_nodes.py.)"""
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, job_node, queued_jobs, sh
-from .test_dask_in_server import execute_in_kernel
-
-
-def wait_gone(hub: HubProcess, user: str, timeout: float) -> float:
-    """Seconds until the hub no longer lists the user's server."""
-    t0 = time.monotonic()
-    while hub.server(user) is not None and time.monotonic() - t0 < timeout:
-        time.sleep(0.25)
-    assert hub.server(user) is None, f"the hub still lists {user}'s server after {timeout}s"
-    return time.monotonic() - t0
-
-
-def wait_state(job_id: str, states: set[str], timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip().split(" ")[0]
-        if state in states:
-            return state
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} is {state!r}, not one of {states}")
-
-
-def home_page(hub: HubProcess, user: str) -> str:
-    return hub.login(user).get(f"{hub.url}/hub/home", timeout=30).text
+from .conftest import POLL_INTERVAL, HubProcess, execute_in_kernel, job_node, queued_jobs, sh
+from .jobs import home_page, wait_gone, wait_state
 
 
 @pytest.mark.slow

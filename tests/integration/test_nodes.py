@@ -10,8 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import CLUSTER, POLL_INTERVAL, HubProcess, cluster_nodes, execute_in_kernel, job_node, queued_jobs, sh
-from .test_job_ends import home_page, wait_gone, wait_state
+from .conftest import (
+    CLUSTER,
+    POLL_INTERVAL,
+    HubProcess,
+    cluster_nodes,
+    execute_in_kernel,
+    job_node,
+    queued_jobs,
+    sh,
+    wait_for,
+)
+from .jobs import home_page, wait_gone, wait_state
 
 
 def node_of(user: str) -> str:
@@ -137,10 +147,12 @@ def test_a_node_failure_ends_only_its_sessions_is_named_and_the_node_rejoins(cle
     assert sh("sinfo", "-h", "-n", lost, "-o", "%T").strip() in {"idle", "mixed"}
     # What still ran of alice's job there (cut off, not dead) is ended by SLURM once the node's
     # slurmd reports it: at a registration, which came 100 s after the node's return in one run.
-    deadline = time.monotonic() + 240
-    while subprocess.run(["pgrep", "-u", "alice", "-f", "jupyterhub-singleuser"], capture_output=True).returncode == 0:
-        assert time.monotonic() < deadline, "alice's JupyterLab outlived its job on the restored node"
-        time.sleep(0.5)
+    lab = ["pgrep", "-u", "alice", "-f", "jupyterhub-singleuser"]
+    wait_for(
+        lambda: subprocess.run(lab, capture_output=True).returncode != 0,
+        240,
+        "alice's JupyterLab outlived its job on the restored node",
+    )
     # The node takes work again: alice starts anew.
     hub.start_ready("alice")
     assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200

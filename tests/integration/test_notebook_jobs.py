@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .conftest import VENV, partition_nodes, sh
+from .conftest import VENV, partition_nodes, sh, wait_for
 
 USER = "alice"
 FOLDER = Path(f"/home/{USER}/aifw-test-notebook-jobs")
@@ -38,16 +37,20 @@ def run_notebook(*args: str) -> str:
     return result.stdout
 
 
-def wait_for(job_id: str, timeout: float = 240) -> list[str]:
+def finished(job_id: str, timeout: float = 240) -> list[str]:
     """The status lines of the job once it is done or failed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def status_lines() -> list[str] | None:
         lines = run_notebook("status").splitlines()
         for i, line in enumerate(lines):
             if line.split()[:1] == [job_id] and line.split()[1] in ("done", "failed"):
                 return lines[i : i + 3]
-        time.sleep(2)
-    raise AssertionError(f"notebook job {job_id} did not finish in {timeout}s:\n{run_notebook('status')}")
+        return None
+
+    lines = wait_for(status_lines, timeout, f"notebook job {job_id} finished", every=2, fail=False)
+    if not lines:
+        raise AssertionError(f"notebook job {job_id} did not finish in {timeout}s:\n{run_notebook('status')}")
+    return lines
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
                         "--partition", "gpp", "--constraint", "highmem")  # fmt: skip
     job_id = said.split()[1].rstrip(":")
     assert f"result {folder}/params-job{job_id}.ipynb" in said
-    lines = wait_for(job_id)
+    lines = finished(job_id)
     assert lines[0].split()[1] == "done", lines
     executed = folder / f"params-job{job_id}.ipynb"
     assert executed.owner() == USER and (folder / f"params-job{job_id}.log").exists()
@@ -83,7 +86,7 @@ def test_a_failing_notebook_names_its_failing_cell(folder: Path):
     source = notebook(folder / "bro|ken.ipynb", "x = 1", "raise ValueError('boom')", "print('never')")
     said = run_notebook("run", str(source), "--memory", "500M", "--walltime", "00:05:00")
     job_id = said.split()[1].rstrip(":")
-    lines = wait_for(job_id)
+    lines = finished(job_id)
     assert lines[0].split()[1] == "failed", lines
     assert "why: cell 2 (\"raise ValueError('boom')\"): ValueError: boom" in "\n".join(lines), lines
 
@@ -106,7 +109,7 @@ def test_a_notebook_job_gets_a_temporary_folder_of_its_own(folder: Path):
     said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
     shutil.rmtree(session_tmp)  # the session ended: its private folder is gone
     job_id = said.split()[1].rstrip(":")
-    lines = wait_for(job_id)
+    lines = finished(job_id)
     assert lines[0].split()[1] == "done", lines
     executed = folder / f"tmp-job{job_id}.ipynb"
     text = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]
@@ -149,7 +152,7 @@ def test_a_notebook_jobs_dask_workers_and_credentials_are_its_own(folder: Path):
             "--walltime", "00:10:00"]  # fmt: skip
     said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
     job_id = said.split()[1].rstrip(":")
-    lines = wait_for(job_id, timeout=400)
+    lines = finished(job_id, timeout=400)
     log = (folder / f"dask-job{job_id}.log").read_text(errors="replace")
     assert lines[0].split()[1] == "done", f"{lines}\n{log[-3000:]}"
     executed = json.loads((folder / f"dask-job{job_id}.ipynb").read_text())

@@ -11,7 +11,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -21,7 +20,7 @@ import requests
 
 from tests.harness import HUB_USER, free_port
 
-from .conftest import HubProcess, launch, queued_jobs
+from .conftest import HubProcess, launch, queued_jobs, wait_for
 
 PROVIDER = Path("/opt/aifactory/node/oidc-provider.mjs")
 ACCOUNTS = {
@@ -61,13 +60,14 @@ def oidc_hub() -> Iterator[tuple[HubProcess, str]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def provider_answers() -> bool:
             try:
-                if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).ok:
-                    break
+                return requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).ok
             except requests.ConnectionError:
-                time.sleep(0.25)
+                return False
+
+        wait_for(provider_answers, 30, "the OIDC provider answers", every=0.25, fail=False)
         auth = {
             "method": "oidc",
             "oidc_issuer": issuer,

@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness import PG_SOCKET_DIR, HubError, postgres_database
 
-from .conftest import HubProcess, launch, queued_jobs
+from .conftest import HubProcess, launch, queued_jobs, wait_for
 
 PG_DATA = Path("/var/lib/aifactory-cluster/postgres")
 
@@ -65,14 +65,14 @@ def test_a_database_that_is_down_at_start_is_named_and_one_that_goes_away_loses_
     finally:
         pg_ctl("start")
     # Back: the same server, the same job, reached through the proxy again.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def back() -> bool:
         try:
-            if hub.api("GET", "/users/alice").status_code == 200 and hub.through_proxy("alice", token).ok:
-                break
+            return hub.api("GET", "/users/alice").status_code == 200 and hub.through_proxy("alice", token).ok
         except OSError:
-            pass
-        time.sleep(1)
+            return False
+
+    wait_for(back, 60, "the hub and alice's server answer again", every=1, fail=False)
     assert hub.through_proxy("alice", token).status_code == 200
     assert hub.server("alice")["ready"] and queued_jobs("alice")[job_id]["state"] == "RUNNING"
     hub.stop("alice")

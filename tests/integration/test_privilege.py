@@ -12,7 +12,7 @@ from pathlib import Path
 from aifactory_workbench.hub.check_password import NO, REFUSED, YES
 from tests.harness import demo_password
 
-from .conftest import CLUSTER, REPO, VENV, HubProcess, sh
+from .conftest import CLUSTER, REPO, VENV, HubProcess, sh, wait_for
 
 HUB_USER = "aifactory-hub"
 ALLOWED = {
@@ -77,10 +77,9 @@ def test_only_the_jobs_own_variables_reach_a_submitted_job(tmp_path):
     )  # fmt: skip
     assert job.returncode == 0, job.stderr
     try:
-        for _ in range(120):
-            if out.exists() and "JUPYTERHUB_USER" in out.read_text():
-                break
-            time.sleep(0.5)
+        wait_for(
+            lambda: out.exists() and "JUPYTERHUB_USER" in out.read_text(), 60, f"{out} written by the job", fail=False
+        )
         names = {line.split("=", 1)[0] for line in out.read_text().splitlines()}
         assert "JUPYTERHUB_USER" in names
         assert "AIFW_INJECTED" not in names and "LD_LIBRARY_PATH" not in names

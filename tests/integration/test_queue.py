@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from .conftest import HubProcess, launch, queued_jobs, sh
+from .conftest import HubProcess, launch, queued_jobs, sh, wait_for
 
 START_TIMEOUT = 10
 
@@ -67,16 +67,16 @@ def test_a_queued_job_outlives_the_start_timeout_and_starts_when_the_node_frees(
 def test_a_queued_job_can_be_cancelled_from_the_progress_page(hub: HubProcess, full_partition: str):
     """The page's Stop button sends DELETE for the pending server: the job leaves the queue."""
     assert hub.start("bob").status_code in (201, 202)  # JupyterHub answers 201 after a refused spawn
-    deadline = time.monotonic() + 30
-    while not queued_jobs("bob") and time.monotonic() < deadline:
-        time.sleep(0.25)
+    wait_for(lambda: queued_jobs("bob"), 30, "bob's job queued", every=0.25, fail=False)
     (job_id,) = queued_jobs("bob")
     assert queued_jobs("bob")[job_id]["state"] == "PENDING"
     assert hub.api("DELETE", "/users/bob/server").status_code in (202, 204)
-    deadline = time.monotonic() + 30
-    while (queued_jobs("bob") or hub.server("bob") is not None) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    assert queued_jobs("bob") == {} and hub.server("bob") is None
+    wait_for(
+        lambda: queued_jobs("bob") == {} and hub.server("bob") is None,
+        30,
+        "bob's job left the queue and the hub forgot his server",
+        every=0.25,
+    )
     state = sh("sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State").strip()
     assert state.startswith("CANCELLED"), state
     # Where the progress page leads after the stop (the form), the user reads what happened.

@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import postgres_database
 
-from .conftest import HubProcess, cluster_nodes, job_node, launch, partition_nodes, queued_jobs, sh
+from .conftest import HubProcess, cluster_nodes, job_node, launch, partition_nodes, queued_jobs, sh, wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,9 +31,7 @@ def test_a_job_that_ended_while_the_hub_was_down_is_cleaned_up_at_restart(own_hu
     (job_id,) = queued_jobs("alice")
     hub.kill_and_restart(between=lambda: subprocess.run(["scancel", job_id], check=True))
     t0 = time.monotonic()
-    while hub.server("alice") is not None and time.monotonic() - t0 < 60:
-        time.sleep(0.5)
-    assert hub.server("alice") is None
+    wait_for(lambda: hub.server("alice") is None, 60, "the hub still lists alice's ended server")
     assert time.monotonic() - t0 < 30, "the hub waited for a server whose job had ended"
     home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
     assert f"Your JupyterLab job {job_id} has ended: it was cancelled" in home
@@ -72,14 +70,12 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
     fillers = [sh(*fill, f"--nodelist={node}", f"--cpus-per-task={cluster_nodes()[node].cores - 1}").strip()]
     fillers += [sh(*fill, f"--nodelist={','.join(others)}", f"--nodes={len(others)}", "--exclusive").strip()]
     try:
-        deadline = time.monotonic() + 60
-        while sh("squeue", "-h", "-j", ",".join(fillers), "-o", "%T").split() != ["RUNNING"] * 2:
-            assert time.monotonic() < deadline, "could not fill gpp"
-            time.sleep(0.5)
+        filling = ",".join(fillers)
+        wait_for(
+            lambda: sh("squeue", "-h", "-j", filling, "-o", "%T").split() == ["RUNNING"] * 2, 60, "could not fill gpp"
+        )
         assert hub.start("alice").status_code == 202
-        deadline = time.monotonic() + 30
-        while not queued_jobs("alice") and time.monotonic() < deadline:
-            time.sleep(0.25)
+        wait_for(lambda: queued_jobs("alice"), 30, "alice's job queued", every=0.25, fail=False)
         (alice_job,) = queued_jobs("alice")
         assert queued_jobs("alice")[alice_job]["state"] == "PENDING"
 
@@ -94,10 +90,10 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
     finally:
         subprocess.run(["scancel", *fillers], check=True)
     hub.wait_ready("alice", timeout=90)
-    deadline = time.monotonic() + 30
-    while hub.through_proxy("alice", hub.user_token("alice")).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert hub.through_proxy("alice", hub.user_token("alice")).status_code == 200
+    token = hub.user_token("alice")
+    wait_for(
+        lambda: hub.through_proxy("alice", token).status_code == 200, 30, "alice's server answers through the proxy"
+    )
     assert set(queued_jobs()) == {alice_job, bob_job}
     states = sh("sacct", "-n", "-X", "-P", "-j", f"{alice_job},{bob_job}", "-o", "State").split()
     assert states == ["RUNNING", "RUNNING"], states

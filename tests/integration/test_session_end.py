@@ -19,7 +19,7 @@ import requests
 
 from tests.harness import demo_password
 
-from .conftest import HubProcess, chromium_page, launch, sh
+from .conftest import HubProcess, chromium_page, launch, sh, wait_for
 
 TYPED = "typed_before_the_end = 42"
 
@@ -82,10 +82,7 @@ def test_time_left_a_warning_the_save_on_the_signal_and_the_end(short_hub: HubPr
 
         # SLURM's signal before the end (sbatch --signal=B:USR2@N), sent now: the page saves.
         subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
-        deadline = time.monotonic() + 40
-        while TYPED not in no_autosave.read_text() and time.monotonic() < deadline:
-            time.sleep(1)
-        assert TYPED in no_autosave.read_text()
+        wait_for(lambda: TYPED in no_autosave.read_text(), 40, "the page did not save what was typed", every=1)
         page.wait_for_selector("text=every open notebook was saved", timeout=20_000)
 
         # The job ends: JupyterLab says so and leads back to the hub, which says why.
@@ -93,10 +90,17 @@ def test_time_left_a_warning_the_save_on_the_signal_and_the_end(short_hub: HubPr
         page.wait_for_selector(".aifw-session-status:has-text('Job ended')", timeout=60_000)
         page.click("button:has-text('Start again')")
         page.wait_for_url("**/hub/home", timeout=30_000)
-        deadline = time.monotonic() + 90  # the hub learns of the end at its next squeue
-        while not page.is_visible("#aifw-last-end") and time.monotonic() < deadline:
-            time.sleep(2)
-            page.reload()
+        looked: list[bool] = []
+
+        def last_end_shown() -> bool:
+            """Whether the home page says why the job ended; reloaded before each look but the first."""
+            if looked:
+                page.reload()
+            looked.append(True)
+            return page.is_visible("#aifw-last-end")
+
+        # The hub learns of the end at its next squeue.
+        wait_for(last_end_shown, 90, "the home page names the job's end", every=2, fail=False)
         assert f"job {job_id}" in page.inner_text("#aifw-last-end")
 
 
@@ -126,9 +130,7 @@ def test_the_save_signal_while_jupyterlab_starts_does_not_end_the_job(clean: Hub
         # extensions: the signal goes on until JupyterLab itself answers.
         hub.wait_ready("alice")
         answers = lab_answers(hub, "alice")
-        deadline = time.monotonic() + 60
-        while not answers() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(answers, 60, "alice's JupyterLab answers", every=0.2, fail=False)
     finally:
         done.set()
         flood.join()
@@ -136,9 +138,9 @@ def test_the_save_signal_while_jupyterlab_starts_does_not_end_the_job(clean: Hub
     (job_id,) = set(sent)
     subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
     log = Path(f"/home/alice/.aifactory/logs/jupyterlab-{job_id}.log")
-    deadline = time.monotonic() + 20
-    while "asking JupyterLab pages to save" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(
+        lambda: "asking JupyterLab pages to save" in log.read_text(), 20, "the job's log names the save", fail=False
+    )
     assert "asking JupyterLab pages to save" in log.read_text(), log.read_text()[-2000:]
     assert sh("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "RUNNING"
 

@@ -15,7 +15,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .conftest import HubProcess, chromium_pages, queued_jobs, serious_violations, sh, shot, sign_in
+from .conftest import HubProcess, chromium_pages, queued_jobs, serious_violations, sh, shot, sign_in, wait_for
 
 STRANGER_PASSWORD = "aifw-carol-pw"
 
@@ -42,10 +42,13 @@ RECHECK = 15
 
 def answers(hub: HubProcess, token: str, expected: int) -> int:
     """The status bob's token gets at alice's server, once it is ``expected`` or RECHECK has passed."""
-    deadline = time.monotonic() + RECHECK + 5
-    while (status := hub.through_proxy("alice", token).status_code) != expected and time.monotonic() < deadline:
-        time.sleep(1)
-    return status
+
+    def status() -> int:
+        return hub.through_proxy("alice", token).status_code
+
+    if wait_for(lambda: status() == expected, RECHECK + 5, f"status {expected} at alice's server", every=1, fail=False):
+        return expected
+    return status()
 
 
 def open_notebook(page, hub: HubProcess, owner: str, path: str) -> None:
@@ -165,10 +168,7 @@ def test_shares_end_when_the_job_ends_outside_the_hub(clean: HubProcess):
     assert as_user(hub, alice, "POST", "/share-codes/alice/", json={"expires_in": 3600}).status_code == 200
     assert answers(hub, bob, 200) == 200
     sh("scancel", queued_job("alice"))  # root, outside the hub
-    deadline = time.monotonic() + 60
-    while hub.server("alice") is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert hub.server("alice") is None, "the hub did not notice the job's end"
+    wait_for(lambda: hub.server("alice") is None, 60, "the hub did not notice the job's end")
     assert shared_names(hub) == [], "the share outlived the job"
     assert hub.api("GET", "/share-codes/alice/").json()["items"] == [], "the share link outlived the job"
     hub.start_ready("alice")

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import requests
 import yaml
 
 from aifactory_workbench.hub.site_install import UNIT, owned_folder, start_hub_without_systemd, unit_service
-from tests.harness import HUB_USER, VENV, write_site
+from tests.harness import HUB_USER, VENV, wait_for, write_site
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +59,15 @@ def test_the_units_own_lines_start_a_hub_without_systemd(tmp_path: Path):
         assert start_hub_without_systemd(unit, log, pid) == 0
         hub_pid = int(pid.read_text())
         health = yaml.safe_load(site.read_text())["hub"]["public_url"] + "hub/health"
-        deadline = time.monotonic() + 60
-        while not answers(health):
-            assert Path(f"/proc/{hub_pid}").exists() and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+
+        def healthy() -> bool:
+            if answers(health):
+                return True
+            assert Path(f"/proc/{hub_pid}").exists(), log.read_text()[-3000:]
+            return False
+
+        wait_for(healthy, 60, "the hub answers /hub/health", fail=False)
+        assert answers(health), log.read_text()[-3000:]
         assert Path(f"/proc/{hub_pid}").stat().st_uid == pwd.getpwnam(HUB_USER).pw_uid
         assert "/bin/jupyterhub" in Path(f"/proc/{hub_pid}/cmdline").read_text()
         assert "no schema yet" in log.read_text(), "the unit's ExecStartPre (the upgrade) ran first"

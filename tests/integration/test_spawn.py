@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import POLL_INTERVAL, HubProcess, job_node, on_node, partition_nodes, queued_jobs, sh
+from .conftest import POLL_INTERVAL, HubProcess, job_node, on_node, partition_nodes, queued_jobs, sh, wait_for
 
 
 def default_account(user: str) -> str:
@@ -65,10 +65,13 @@ def test_a_job_cancelled_behind_the_hubs_back_is_noticed_within_a_poll(clean: Hu
     job_id, _ = job_of("bob")
     subprocess.run(["scancel", job_id], check=True)
     t0 = time.monotonic()
-    while hub.server("bob") is not None and time.monotonic() - t0 < 4 * POLL_INTERVAL:
-        time.sleep(0.2)
+    wait_for(
+        lambda: hub.server("bob") is None,
+        4 * POLL_INTERVAL,
+        "hub still reports a server whose job was cancelled",
+        every=0.2,
+    )
     noticed = time.monotonic() - t0
-    assert hub.server("bob") is None, "hub still reports a server whose job was cancelled"
     # One poll interval, plus JupyterHub's jitter and the time to stop: well under two.
     assert noticed < 2 * POLL_INTERVAL, noticed
     # The user's next page names the reason and offers a relaunch.
@@ -113,9 +116,9 @@ def test_a_server_that_dies_while_starting_fails_fast_with_the_reason(clean: Hub
     t0 = time.monotonic()
     r = hub.start("bob")
     message = r.json()["message"] if r.status_code >= 400 else ""
-    while not message and time.monotonic() - t0 < 60:
-        message = hub.last_failure("bob")
-        time.sleep(0.5)
+    if not message:  # within 60 s of the start
+        left = max(0.0, 60 - (time.monotonic() - t0))
+        message = wait_for(lambda: hub.last_failure("bob"), left, "bob's spawn failed", fail=False)
     elapsed = time.monotonic() - t0
     assert "ended before JupyterLab started" in message and "exit code 3" in message, message
     assert "/.aifactory/logs/jupyterlab-" in message  # where to read the job's log
@@ -128,10 +131,8 @@ def test_walltime_expiry_is_named_on_the_users_next_page(clean: HubProcess):
     hub = clean
     hub.start_ready("alice", {"walltime": "00:01:00"})
     job_id, _ = job_of("alice")
-    deadline = time.monotonic() + 180  # SLURM ends it after a minute, then within a poll
-    while hub.server("alice") is not None and time.monotonic() < deadline:
-        time.sleep(1)
-    assert hub.server("alice") is None, "the server outlived its job's walltime"
+    # SLURM ends it after a minute, then the hub learns so within a poll.
+    wait_for(lambda: hub.server("alice") is None, 180, "the server outlived its job's walltime", every=1)
     assert sh("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").strip() == "TIMEOUT"
     home = hub.login("alice", "alice-aif").get(f"{hub.url}/hub/home", timeout=30).text
     assert f"Your JupyterLab job {job_id} has ended: it reached its walltime limit" in home
@@ -166,14 +167,16 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
     try:
         with ThreadPoolExecutor(1) as pool:
             started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow
-            found, deadline = None, time.monotonic() + 120
             home = Path(pwd.getpwnam("alice").pw_dir)
-            while not found and time.monotonic() < deadline:
+
+            def port_in_log() -> re.Match | None:
+                found = None
                 for log in (home / ".aifactory" / "logs").glob("jupyterlab-*.log"):
                     if log.name == f"jupyterlab-{next(iter(queued_jobs('alice')), '')}.log":
                         found = re.search(r"serves on port (\d+)", log.read_text())
-                time.sleep(0.05)
-            assert found, "no port in the job's log"
+                return found
+
+            found = wait_for(port_in_log, 120, "no port in the job's log", every=0.05)
             grabber = grabbers[job_node(next(iter(queued_jobs("alice"))))]
             grabber.stdin.write(found.group(1) + "\n")
             grabber.stdin.flush()

@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import jupyterhub
 import pytest
 from alembic.script import ScriptDirectory
 
-from tests.harness import HUB_USER, PG_SOCKET_DIR, VENV, HubError, launch, postgres_database, write_site
+from tests.harness import HUB_USER, PG_SOCKET_DIR, VENV, HubError, launch, postgres_database, wait_for, write_site
 
 pytestmark = pytest.mark.integration
 
@@ -92,10 +91,7 @@ def test_a_predecessors_database_is_refused_then_upgraded_after_a_backup_keeping
     try:
         assert {"alice", "bob"} <= {u["name"] for u in hub.api("GET", "/users").json()}
         # Alice's server was a job that has ended: the hub finds so and forgets it.
-        deadline = time.monotonic() + 60
-        while hub.server("alice") is not None and time.monotonic() < deadline:
-            time.sleep(1)
-        assert hub.server("alice") is None
+        wait_for(lambda: hub.server("alice") is None, 60, "the hub still lists alice's ended server", every=1)
     finally:
         hub.shutdown()
 

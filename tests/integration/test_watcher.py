@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CLUSTER, POLL_INTERVAL, HubProcess, launch, queued_jobs
+from .conftest import CLUSTER, POLL_INTERVAL, HubProcess, launch, queued_jobs, wait_for
 
 CLUSTER_STATE = Path("/var/lib/aifactory-cluster")
 
@@ -34,12 +34,13 @@ def test_twenty_servers_cost_one_squeue_per_interval(busy_hub: HubProcess):
     with ThreadPoolExecutor(len(SERVERS)) as pool:
         responses = list(pool.map(lambda s: hub.start("alice", server=s), SERVERS))
     assert all(r.status_code in (201, 202) for r in responses), [r.text for r in responses]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
+
+    def all_ready() -> dict | None:
         servers = hub.api("GET", "/users/alice").json()["servers"]
-        if all(servers.get(s, {}).get("ready") for s in SERVERS):
-            break
-        time.sleep(1)
+        return servers if all(servers.get(s, {}).get("ready") for s in SERVERS) else None
+
+    servers = wait_for(all_ready, 240, "alice's servers ready", every=1, fail=False)
+    servers = servers or hub.api("GET", "/users/alice").json()["servers"]
     not_ready = {s: hub.last_failure("alice", s) or "not ready" for s in SERVERS if not servers.get(s, {}).get("ready")}
     assert not_ready == {}, not_ready
     assert len([j for j in queued_jobs("alice").values() if j["state"] == "RUNNING"]) == len(SERVERS)
@@ -103,10 +104,11 @@ def test_a_job_renamed_behind_the_hubs_back_is_still_followed_and_ends_with_its_
     assert server is not None and server["ready"], "the hub forgot a running job"
     assert hub.through_proxy("bob", hub.user_token("bob")).status_code == 200
     hub.stop("bob")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"], capture_output=True, text=True)
-        if state.stdout.startswith("CANCELLED"):
-            break
-        time.sleep(0.5)
-    assert state.stdout.startswith("CANCELLED"), state.stdout
+
+    def job_state() -> str:
+        sacct = ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]
+        return subprocess.run(sacct, capture_output=True, text=True).stdout
+
+    wait_for(lambda: job_state().startswith("CANCELLED"), 30, f"job {job_id} CANCELLED", fail=False)
+    state = job_state()
+    assert state.startswith("CANCELLED"), state

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh
+from .conftest import VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh, wait_for
 
 INSTRUCTOR_ARCHIVES = Path("/home/instructor/workshop-archives")
 
@@ -253,10 +253,7 @@ def test_a_hub_down_during_end_forgets_the_seats_when_it_starts(ws_hub: HubProce
         assert hub.get("/hub/api/user", old_token).json()["name"] == seat
         ended: list[subprocess.CompletedProcess] = []
         hub.kill_and_restart(between=lambda: ended.append(workshop_cli(hub, "end", name)))
-        deadline = time.monotonic() + 30
-        while hub.api("GET", f"/users/{seat}").status_code != 404 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert hub.api("GET", f"/users/{seat}").status_code == 404
+        wait_for(lambda: hub.api("GET", f"/users/{seat}").status_code == 404, 30, f"the hub still has the seat {seat}")
         assert hub.api("GET", f"/groups/workshop-{name}").status_code == 404
         assert ended[0].returncode == 0 and "the hub forgets its seats when it starts" in ended[0].stdout, ended[0]
         # The next workshop of that name: a new seat, whom the old token does not reach.

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 from aifactory_workbench.lab.activity import KEY, _load_jupyter_server_extension, mark_use
 from aifactory_workbench.slurm.client import squeue_argv
 
+from .fakes import RUNNING
 from .recorded_slurm import RecordedSlurm as Slurm
 from .recorded_slurm import squeue_line
-from .test_session import RUNNING
 
 
 def serverapp(*states: str):

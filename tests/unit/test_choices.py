@@ -4,11 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from aifactory_workbench.slurm.parsers import parse_gres_count, parse_pipe_table, parse_scontrol_records, parse_tres
+from aifactory_workbench.slurm.parsers import parse_gres_count, parse_scontrol_records, parse_tres
 from aifactory_workbench.slurm.values import parse_memory_mb
 from aifactory_workbench.spawners.choices import (
-    Association,
-    Choices,
     Reservation,
     open_to,
     partition_limits,
@@ -17,46 +15,13 @@ from aifactory_workbench.spawners.choices import (
 from aifactory_workbench.spawners.jobscript import OptionError
 
 from .defaults import JOB
+from .fakes import NODES, PARTITIONS, QOS, choices_for
 
-PARTITIONS = parse_scontrol_records(
-    "PartitionName=gpp AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=part_gpp "
-    "DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED MaxTime=2-00:00:00 MaxCPUsPerNode=UNLIMITED "
-    "Nodes=mn5-n01 RootOnly=NO State=UP TotalCPUs=112 MaxMemPerNode=UNLIMITED "
-    "TRES=cpu=112,mem=16000M,node=1,billing=112,gres/gpu=2\n"
-    "PartitionName=acc AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=part_acc "
-    "DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED MaxTime=1-00:00:00 MaxCPUsPerNode=80 "
-    "Nodes=mn5-n01 RootOnly=NO State=UP TotalCPUs=112 MaxMemPerNode=UNLIMITED "
-    "TRES=cpu=112,mem=16000M,node=1,billing=112,gres/gpu=2\n"
-)
-NODES = parse_scontrol_records(
-    "NodeName=mn5-n01 Arch=x86_64 CoresPerSocket=112  CPUAlloc=0 CPUEfctv=112 CPUTot=112 Gres=gpu:2 "
-    "NodeAddr=127.0.0.1 OS=Linux 6.18.44 #1 SMP RealMemory=16000 AllocMem=0 State=IDLE Partitions=gpp,acc  "
-    "CfgTRES=cpu=112,mem=16000M,billing=112,gres/gpu=2\n"
-)
-QOS = {
-    q["Name"]: q
-    for q in parse_pipe_table(
-        "normal|2-00:00:00||\ninteractive|12:00:00||\npart_gpp||gres/gpu=0|\npart_acc||gres/gpu=2|\n",
-        ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode"),
-    )
-}
 RESERVATION = parse_scontrol_records(
     "ReservationName=ws1 StartTime=2026-11-28T06:15:58 EndTime=2026-11-28T07:15:58 Duration=01:00:00 "
     "Nodes=mn5-n01 NodeCnt=1 CoreCnt=112 Features=(null) PartitionName=(null) Flags=IGNORE_JOBS,SPEC_NODES "
     "TRES=cpu=112 Users=alice Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE\n"
 )[0]
-
-
-def choices_for(account="ehpc01", reservations=None):
-    parts = {r["PartitionName"]: partition_limits(r, NODES, QOS) for r in PARTITIONS}
-    return Choices(
-        user="alice",
-        partitions=parts,
-        associations=(Association(account, "", ("interactive", "normal"), "normal"),),
-        default_account=account,
-        qos_walltime={"normal": 172800, "interactive": 43200, "part_gpp": None, "part_acc": None},
-        reservations=reservations or {},
-    )
 
 
 def test_partition_limits_come_from_nodes_partition_and_its_qos():

@@ -22,7 +22,7 @@ from aifactory_workbench.spawners.form import (
 from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
 
 from .defaults import DEFAULTS, JOB, request
-from .test_choices import choices_for
+from .fakes import choices_for
 
 PRESETS = DEFAULTS.form.presets
 COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser"]

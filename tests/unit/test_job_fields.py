@@ -16,7 +16,7 @@ from aifactory_workbench.spawners.jobscript import OptionError, apply_options
 from aifactory_workbench.spawners.spawner import JOB_SETTING_TRAITS, WorkbenchSpawner
 
 from .defaults import JOB, site_file
-from .test_choices import choices_for
+from .fakes import choices_for
 
 
 def test_every_row_is_a_setting_a_site_key_with_a_default_a_spawner_setting_and_a_preset_key():

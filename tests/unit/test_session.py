@@ -16,14 +16,13 @@ from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab import dashboard
 from aifactory_workbench.lab.session import JobClock, minutes
 from aifactory_workbench.slurm.client import squeue_argv
-from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
+from aifactory_workbench.slurm.parsers import JobRecord
 from aifactory_workbench.spawners.session import card, duration_text, home_relative, stopped_text
 
 from .defaults import DEFAULTS, site_file
+from .fakes import RUNNING
 from .recorded_slurm import RecordedSlurm, squeue_line
 
-RUNNING = JobInfo("7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00",
-                  "ehpc01", "2", "4G", "N/A", "1:30:00")  # fmt: skip
 PENDING = replace(
     RUNNING, state="PENDING", node="n/a", reason="Resources", tres_per_node="gres:gpu:1", time_left="2:00:00"
 )

@@ -15,8 +15,8 @@ from aifactory_workbench.slurm.client import outcome_argv, squeue_argv
 from aifactory_workbench.slurm.parsers import JobInfo, parse_outcome, parse_rows, parse_sacct
 from aifactory_workbench.spawners.estimate import usage_hours
 
+from .fakes import RUNNING
 from .recorded_slurm import RecordedSlurm, squeue_line
-from .test_session import RUNNING
 
 ROOT = Path(__file__).parent.parent.parent
 DATA = ROOT / "tests" / "data"

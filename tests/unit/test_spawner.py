@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from jupyterhub.objects import Hub
 from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
@@ -23,32 +22,7 @@ from aifactory_workbench.spawners.spawner import REFUSED_SETTINGS, WorkbenchSpaw
 from aifactory_workbench.spawners.watcher import Snapshot
 
 from .defaults import DEFAULTS
-
-VENV = "/opt/aifactory/venv"
-
-
-def services(**kwargs) -> Services:
-    return Services.build(job_name="aifw-unit", poll_interval=10, startup_poll_interval=1, discovery_cache=60, **kwargs)
-
-
-def new_spawner() -> WorkbenchSpawner:
-    """alice's spawner with the site's usual settings and its own services (no scheduler)."""
-    user = SimpleNamespace(name="alice", url="/user/alice/", escaped_name="alice", server=None, spawners={})
-    s = WorkbenchSpawner(
-        user=user,
-        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
-        req_partition="gpp",
-        req_qos="interactive",
-        req_nprocs=1,
-        req_memory="2G",
-        req_runtime="01:00:00",
-        job_name="aifw-jupyterlab",
-        singleuser_venv=VENV,
-        req_homedir="/home/alice",
-        services=services(),
-    )
-    s.api_token = "t" * 32
-    return s
+from .fakes import VENV, new_spawner
 
 
 @pytest.fixture

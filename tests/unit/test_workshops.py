@@ -26,7 +26,7 @@ from aifactory_workbench.spawners.seats import (
 from aifactory_workbench.spawners.services import Services
 
 from .defaults import DEFAULTS
-from .test_spawner import new_spawner, services
+from .fakes import new_spawner, services
 
 
 def write(tmp_path, text):
