@@ -5,7 +5,7 @@ import pytest
 
 from aifactory_workbench.spawners.job_state import STATE_VERSION, JobState, StateVersionError
 
-from .test_spawner import new_spawner
+from .fakes import new_spawner
 
 #: A running server's state as the release before the record wrote it (from a hub's database).
 VERSION_1_RUNNING = {
@@ -44,12 +44,14 @@ def test_a_state_from_a_newer_workbench_is_refused_by_name():
         JobState.from_state({"version": STATE_VERSION + 1, "job_id": "1"})
 
 
-def test_the_spawner_keeps_its_job_through_the_record():
-    spawner = new_spawner()
+def test_the_spawner_keeps_its_job_through_the_record(monkeypatch):
+    spawner, again = new_spawner(), new_spawner()
+    followed = []  # a restarted hub follows the job again (here: noted, not queried)
+    for s in (spawner, again):
+        monkeypatch.setattr(s.watcher, "watch", lambda job_id, _spawner, closely=False: followed.append(job_id))
     spawner.load_state(VERSION_1_RUNNING)
     assert (spawner.job_id, spawner.port, spawner.ip, spawner.started) == ("4711", 41367, "10.77.0.11", True)
     assert spawner.token_sha256 == "ab" * 32 and spawner.accepted_options == {"cpus": 2}
-    again = new_spawner()
     again.load_state(spawner.get_state())
-    assert again.job_state() == spawner.job_state()
+    assert again.job_state() == spawner.job_state() and followed == ["4711", "4711"]
     assert spawner.get_state()["version"] == STATE_VERSION
