@@ -128,8 +128,10 @@ def main() -> int:
             print(f"| {where} | {t['flox=n/a']:.3f} s | | |")
     for how, seconds in connected.items():
         median, spread = statistics.median(seconds), f"{min(seconds):.1f}–{max(seconds):.1f} s"
-        print(f"| SLURM workers connected after scale({args.workers}), {how} | median {median:.1f} s"
-              f" ({spread}, {len(seconds)} runs) | | |")  # fmt: skip
+        print(
+            f"| SLURM workers connected after scale({args.workers}), {how} | median {median:.1f} s"
+            f" ({spread}, {len(seconds)} runs) | | |"
+        )
     return 0
 
 

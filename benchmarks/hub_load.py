@@ -125,8 +125,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="the hub's database: SQLite (embedded) or the mini cluster's PostgreSQL")  # fmt: skip
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the hub's database: SQLite (embedded) or the mini cluster's PostgreSQL",
+    )
     args = parser.parse_args()
     names = [f"bench{i:02d}" for i in range(args.users)]
     create_users(names)

@@ -28,8 +28,7 @@ from benchmarks.hub_load import Sampler, one_user, percentile
 from tests.harness import VENV, launch, queued_jobs
 
 #: What each seat gets: small enough that 30 fit the mini cluster's one 16000M node.
-SEAT_PRESET = {"name": "seat", "title": "Seat", "partition": "gpp", "cpus": 1, "memory": "400M",
-               "walltime": "01:00:00"}  # fmt: skip
+SEAT_PRESET = {"name": "seat", "title": "Seat", "partition": "gpp", "cpus": 1, "memory": "400M", "walltime": "01:00:00"}
 
 
 def busy_seconds() -> float:
@@ -51,8 +50,19 @@ def main() -> int:
     name = "burst"
     cli = [str(VENV / "bin" / "aifactory-workshop")]
     spec = top / "burst.yaml"
-    spec.write_text(yaml.safe_dump({"name": name, "title": "Burst", "start": "now", "end": "2099-01-01T00:00",
-                                    "seats": args.seats, "instructors": ["instructor"], "preset": "seat"}))  # fmt: skip
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "title": "Burst",
+                "start": "now",
+                "end": "2099-01-01T00:00",
+                "seats": args.seats,
+                "instructors": ["instructor"],
+                "preset": "seat",
+            }
+        )
+    )
     pages: list[float] = []
     apis: list[float] = []
     try:
@@ -75,9 +85,11 @@ def main() -> int:
         sampler.start()
         t0 = time.monotonic()
         with ThreadPoolExecutor(len(sheet)) as pool:
-            outcomes = list(pool.map(
-                lambda row: one_user(hub, row["user"], pages, apis, args.timeout, row["password"], choice), sheet
-            ))  # fmt: skip
+            outcomes = list(
+                pool.map(
+                    lambda row: one_user(hub, row["user"], pages, apis, args.timeout, row["password"], choice), sheet
+                )
+            )
         wall = time.monotonic() - t0
         hub_cpu = sampler.cpu_seconds() - sampler.cpu0
         sampler.running = False

@@ -113,9 +113,15 @@ class AuditLog:
         actor = authenticated_user(handler)  # who authenticated; None: nobody
         if request.method not in _CHANGES or actor is None or not acts_on_others(request.path, actor.name):
             return
-        self.record("admin_action", actor=actor.name, actor_kind=getattr(actor, "kind", "user"),
-                    ip=client_address(request, self.proxy_certificate), method=request.method, path=request.path,
-                    status=handler.get_status())  # fmt: skip
+        self.record(
+            "admin_action",
+            actor=actor.name,
+            actor_kind=getattr(actor, "kind", "user"),
+            ip=client_address(request, self.proxy_certificate),
+            method=request.method,
+            path=request.path,
+            status=handler.get_status(),
+        )
 
 
 class AuditHandler(APIHandler):

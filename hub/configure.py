@@ -137,8 +137,9 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     # Publishing needs a scope that users and servers' own tokens (aifactory-publish) carry and
     # servers' OAuth clients are never allowed (hub/gallery_pages.py).
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
-    append(c, "load_roles", {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
-                                                          PUBLISH_SCOPE]})  # fmt: skip
+    append(
+        c, "load_roles", {"name": "server", "scopes": ["users:activity!user", "access:servers!server", PUBLISH_SCOPE]}
+    )
     # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
     # colleague needs read:users:name (a name's existence, never a list of users).
     sharing = ["shares!user", "read:users:name"] if hub.user_sharing else []
@@ -160,9 +161,12 @@ def update_brand(c: Config, site: SiteConfig) -> None:
     c.JupyterHub.logo_file = brand.logo_file or str(DEFAULT_LOGO)
     c.JupyterHub.template_vars = {
         **c.JupyterHub.template_vars,
-        "brand": {"product_name": brand.product_name, "support_contact": brand.support_contact,
-                  "support_url": brand.support_url},
-    }  # fmt: skip
+        "brand": {
+            "product_name": brand.product_name,
+            "support_contact": brand.support_contact,
+            "support_url": brand.support_url,
+        },
+    }
 
 
 def update_front(c: Config, site: SiteConfig) -> None:

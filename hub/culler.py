@@ -49,8 +49,14 @@ def update_culler(c: Config, site: SiteConfig) -> None:
         c.WorkbenchSpawner.environment = {**env, "JUPYTERHUB_ACTIVITY_INTERVAL": str(activity_interval(site))}
     for name, timeout in timeouts.items():
         scope_filter = CULLERS[name]
-        command = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={int(timeout)}",
-                   f"--cull-every={int(site.culler.every)}", "--concurrency=2"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={int(timeout)}",
+            f"--cull-every={int(site.culler.every)}",
+            "--concurrency=2",
+        ]
         append(c, "services", {"name": name, "command": command})
         scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
         append(c, "load_roles", {"name": name, "scopes": [s + scope_filter for s in scopes], "services": [name]})
@@ -85,6 +91,8 @@ def note_culled(handler: Any, site: SiteConfig) -> None:
     spawner = user.spawners[""]  # the stopped spawner was let go: this one is read from the database
     if not hasattr(spawner, "last_end"):
         return
-    spawner.last_end = (f"Your JupyterLab was stopped after {in_words(culler_timeouts(site)[name])} without use "
-                        "(no open page, busy kernel or Dask workers); its job was cancelled.")  # fmt: skip
+    spawner.last_end = (
+        f"Your JupyterLab was stopped after {in_words(culler_timeouts(site)[name])} without use "
+        "(no open page, busy kernel or Dask workers); its job was cancelled."
+    )
     spawner.save_state()

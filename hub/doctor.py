@@ -153,8 +153,12 @@ class Doctor:
         try:
             out = self.as_hub.run_blocking(self.as_hub.as_user(self.hub_user, ["sinfo", "-h", "-o", "%R"])).stdout
         except (SlurmError, SlurmUnavailable) as e:
-            return Check(name, False, str(e), "the hub's machine needs slurm.conf and munge's key of the cluster, "
-                                              "and slurmctld must answer it")  # fmt: skip
+            return Check(
+                name,
+                False,
+                str(e),
+                "the hub's machine needs slurm.conf and munge's key of the cluster, and slurmctld must answer it",
+            )
         return Check(name, True, f"partitions: {', '.join(sorted(set(out.split())))}")
 
     def munge(self) -> Check:
@@ -178,16 +182,25 @@ class Doctor:
             return Check(name, False, f"{self.hub_user} may not ask the password helper", fix)
         unknown = sorted(groups - set(self.site.hub.allowed_groups))
         if unknown:
-            return Check(name, False, f"{self.hub_user} submits as members of {', '.join(unknown)}, which "
-                                      "hub.allowed_groups does not let sign in", fix)  # fmt: skip
+            return Check(
+                name,
+                False,
+                f"{self.hub_user} submits as members of {', '.join(unknown)}, which "
+                "hub.allowed_groups does not let sign in",
+                fix,
+            )
         who = f"{self.hub_user} submits as members of {', '.join(sorted(groups))}"
         if not self.probe_user:
             return Check(name, True, f"{who} (name a test user, --probe-user, to try it)")
         script = f"#!/bin/bash\n#SBATCH --partition={self.site.slurm.partition}\ntrue\n"
         tried = self.run_as(self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--test-only"], script)
         if tried.returncode != 0:
-            return Check(name, False, f"{self.hub_user} cannot ask sbatch as {self.probe_user}: "
-                                      f"{(tried.stderr or tried.stdout).strip()}", fix)  # fmt: skip
+            return Check(
+                name,
+                False,
+                f"{self.hub_user} cannot ask sbatch as {self.probe_user}: {(tried.stderr or tried.stdout).strip()}",
+                fix,
+            )
         return Check(name, True, f"{who} ({self.probe_user} tried)")
 
     def database(self) -> Check:
@@ -214,8 +227,12 @@ class Doctor:
         hosts = [host, f"*.{host}"] if hub.user_subdomains else [host]
         problems = front_certificate_problems(hub.ssl_cert, hub.ssl_key, hosts)
         if problems:
-            return Check("the https certificate", False, "; ".join(problems),
-                         f"a certificate for {' and '.join(hosts)} (hub.ssl_cert, hub.ssl_key)")  # fmt: skip
+            return Check(
+                "the https certificate",
+                False,
+                "; ".join(problems),
+                f"a certificate for {' and '.join(hosts)} (hub.ssl_cert, hub.ssl_key)",
+            )
         return Check("the https certificate", True, f"{hub.ssl_cert} names {' and '.join(hosts)}")
 
     def internal_certificate(self) -> Check:
@@ -224,8 +241,12 @@ class Doctor:
             return Check("the hub's internal certificate", None, "internal_ssl is off")
         problems = internal_certificate_problems(hub.internal_certs_dir, hub.connect_ip, "hub.connect_ip")
         if problems:
-            return Check("the hub's internal certificate", False, "; ".join(problems), "remove the internal-ssl "
-                         "folder named there, with the hub stopped: the hub makes it again")  # fmt: skip
+            return Check(
+                "the hub's internal certificate",
+                False,
+                "; ".join(problems),
+                "remove the internal-ssl folder named there, with the hub stopped: the hub makes it again",
+            )
         return Check("the hub's internal certificate", True, f"names {hub.connect_ip} (or is made at first start)")
 
     def oidc(self) -> Check:
@@ -237,8 +258,12 @@ class Doctor:
         try:
             discover(auth.oidc_issuer)
         except (OSError, ValueError) as e:
-            return Check("OpenID Connect", False, f"{auth.oidc_issuer}: {e}", "correct auth.oidc_issuer, or let this "
-                         "machine reach the provider")  # fmt: skip
+            return Check(
+                "OpenID Connect",
+                False,
+                f"{auth.oidc_issuer}: {e}",
+                "correct auth.oidc_issuer, or let this machine reach the provider",
+            )
         return Check("OpenID Connect", True, f"{auth.oidc_issuer} publishes its endpoints")
 
     def dask_config(self) -> Check:
@@ -281,8 +306,10 @@ class Doctor:
         said = self.run_as(self.probe_user, ["bash", "-lc", shown]).stdout
         self.login_dask = said.rpartition("aifw-dask-host=")[2].strip()
         if not self.login_dask:
-            return (f"a login shell of {self.probe_user} gives Dask's scheduler no address: it would advertise "
-                    "one that compute nodes may not reach")  # fmt: skip
+            return (
+                f"a login shell of {self.probe_user} gives Dask's scheduler no address: it would advertise "
+                "one that compute nodes may not reach"
+            )
         try:
             self.login_listener = socket.create_server((self.login_dask, 0))
         except OSError as e:
@@ -291,12 +318,18 @@ class Doctor:
 
     def probe(self, partition: str) -> Iterator[Check]:
         name = f"probe on {partition}"
-        made = self.run_as(self.probe_user, ["mktemp", "-d", "-p", os.path.expanduser(f"~{self.probe_user}"),
-                                             ".aifactory-doctor-XXXXXXXX"])  # fmt: skip
+        made = self.run_as(
+            self.probe_user,
+            ["mktemp", "-d", "-p", os.path.expanduser(f"~{self.probe_user}"), ".aifactory-doctor-XXXXXXXX"],
+        )
         folder = made.stdout.strip()
         if made.returncode != 0 or not folder:
-            yield Check(name, False, f"{self.probe_user} cannot make a folder in their home: {made.stderr.strip()}",
-                        "a test user with a home on the shared file system")  # fmt: skip
+            yield Check(
+                name,
+                False,
+                f"{self.probe_user} cannot make a folder in their home: {made.stderr.strip()}",
+                "a test user with a home on the shared file system",
+            )
             return
         nonce = secrets.token_hex(16)
         try:
@@ -315,12 +348,17 @@ class Doctor:
             f"exec {shlex.quote(python)} -I -c {shlex.quote(PROBE)} {shlex.quote(folder)} "
             f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port}\n"
         )
-        submitted = self.run_as(self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--parsable"],
-                                script)  # fmt: skip
+        submitted = self.run_as(
+            self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--parsable"], script
+        )
         job = submitted.stdout.strip().split(";")[0]
         if submitted.returncode != 0 or not job.isdigit():
-            yield Check(name, False, f"sbatch as {self.probe_user}: {(submitted.stderr or submitted.stdout).strip()}",
-                        "see the sudo rules' check above, and the partition's limits")  # fmt: skip
+            yield Check(
+                name,
+                False,
+                f"sbatch as {self.probe_user}: {(submitted.stderr or submitted.stdout).strip()}",
+                "see the sudo rules' check above, and the partition's limits",
+            )
             return
         try:
             yield from self._follow(name, job, folder, nonce, python)
@@ -341,8 +379,12 @@ class Doctor:
                 return
             time.sleep(0.5)
         if not report:
-            yield Check(name, False, f"job {job} did not report within {self.probe_timeout:.0f} s (still queued?)",
-                        "run the doctor when the partition has a free core, or give --probe-timeout")  # fmt: skip
+            yield Check(
+                name,
+                False,
+                f"job {job} did not report within {self.probe_timeout:.0f} s (still queued?)",
+                "run the doctor when the partition has a free core, or give --probe-timeout",
+            )
             return
         node = report["node"]
         yield Check(f"{name}: job {job} on {node}", True, "ran as the test user; the home is the same folder there")
@@ -354,14 +396,21 @@ class Doctor:
             f"install the venv where {node} reads {self.site.singleuser.venv} (the shared file system)",
         )
         hub = f"{self.site.hub.connect_ip}:{self.site.hub.hub_port}"
-        yield Check(f"{name}: {node} reaches the hub", not report["hub"], report["hub"] or f"at {hub}",
-                    f"hub.connect_ip must be an address of the hub's machine that {node} reaches, and the hub "
-                    f"must listen there (hub.hub_ip)")  # fmt: skip
+        yield Check(
+            f"{name}: {node} reaches the hub",
+            not report["hub"],
+            report["hub"] or f"at {hub}",
+            f"hub.connect_ip must be an address of the hub's machine that {node} reaches, and the hub "
+            f"must listen there (hub.hub_ip)",
+        )
         if self.login_dask:
             where = f"{self.login_dask} (what a login shell gives Dask's scheduler)"
-            yield Check(f"{name}: {node} reaches Dask on this machine", not report["login_dask"],
-                        f"{where}: {report['login_dask']}" if report["login_dask"] else where,
-                        f"the address /etc/profile.d/aifactory-dask.sh chooses must be one {node} reaches")  # fmt: skip
+            yield Check(
+                f"{name}: {node} reaches Dask on this machine",
+                not report["login_dask"],
+                f"{where}: {report['login_dask']}" if report["login_dask"] else where,
+                f"the address /etc/profile.d/aifactory-dask.sh chooses must be one {node} reaches",
+            )
         yield from self.reach_node(name, node, report["address"], report["port"], nonce)
 
     def reach_node(self, name: str, node: str, address: str, port: int, nonce: str) -> Iterator[Check]:
@@ -372,8 +421,12 @@ class Doctor:
                 answer = json.loads(connection.recv(256).decode())
                 skew = answer["time"] - (asked + time.time()) / 2
         except (OSError, ValueError, KeyError) as e:
-            yield Check(f"{name}: the proxy reaches {node}", False, f"{address}:{port}: {e}",
-                        f"let the hub's machine reach {node}'s ports (JupyterLab listens on any)")  # fmt: skip
+            yield Check(
+                f"{name}: the proxy reaches {node}",
+                False,
+                f"{address}:{port}: {e}",
+                f"let the hub's machine reach {node}'s ports (JupyterLab listens on any)",
+            )
             return
         yield Check(f"{name}: the proxy reaches {node}", True, f"{address}:{port} answered")
         ok = abs(skew) <= CLOCK_SKEW_LIMIT
@@ -388,8 +441,9 @@ class Doctor:
         """State, node and exit code from accounting (the job may have left squeue)."""
         return parse_outcome(self.run_as(self.probe_user, outcome_argv(job)).stdout)
 
-    def probe_ended(self, name: str, job: str, state: str, node: str, exit_code: str, python: str,
-                    folder: str) -> Check:  # fmt: skip
+    def probe_ended(
+        self, name: str, job: str, state: str, node: str, exit_code: str, python: str, folder: str
+    ) -> Check:
         code = exit_code.split(":")[0]
         if code in ("126", "127"):
             return Check(
@@ -399,10 +453,18 @@ class Doctor:
                 f"install the venv where {node} reads {self.site.singleuser.venv} (the shared file system)",
             )
         if code == str(PROBE_NO_HOME):
-            return Check(f"{name}: the home on {node}", False, f"job {job} on {node} did not find {folder}",
-                         f"mount the homes on {node} as on this machine")  # fmt: skip
-        return Check(name, False, f"job {job} ended {state} (exit {exit_code}) on {node or 'no node'}",
-                     "sacct -j JOB and the node's slurmd log say why")  # fmt: skip
+            return Check(
+                f"{name}: the home on {node}",
+                False,
+                f"job {job} on {node} did not find {folder}",
+                f"mount the homes on {node} as on this machine",
+            )
+        return Check(
+            name,
+            False,
+            f"job {job} ended {state} (exit {exit_code}) on {node or 'no node'}",
+            "sacct -j JOB and the node's slurmd log say why",
+        )
 
 
 def table(checks: list[Check]) -> str:

@@ -53,9 +53,12 @@ def gallery_caller(handler: BaseHandler) -> User:
     token = handler.get_token()
     client = token.oauth_client.identifier if token is not None and token.oauth_client is not None else HUB_CLIENT
     if not isinstance(user, User) or client != HUB_CLIENT or not handler.has_scope(PUBLISH_SCOPE):
-        raise web.HTTPError(403, "publish and withdraw as yourself: signed in at the hub, with your own token, or "
-                                 "with aifactory-publish in your session (a token that reached a server is not "
-                                 "its holder's consent)")  # fmt: skip
+        raise web.HTTPError(
+            403,
+            "publish and withdraw as yourself: signed in at the hub, with your own token, or "
+            "with aifactory-publish in your session (a token that reached a server is not "
+            "its holder's consent)",
+        )
     return user
 
 
@@ -69,8 +72,12 @@ def site_kernel(venv: str, name: str) -> dict[str, Any]:
     # The lock's path is the venv's own (share/aifactory/kernel.lock), unless the spec gives a whole one.
     lock_file = Path(venv) / meta["lock"] if meta.get("lock") else None
     lock = lock_file.read_text() if lock_file and lock_file.is_file() else ""
-    return {"name": name, "display_name": spec.get("display_name", name), "modules": meta.get("modules", []),
-            "lock": lock}  # fmt: skip
+    return {
+        "name": name,
+        "display_name": spec.get("display_name", name),
+        "modules": meta.get("modules", []),
+        "lock": lock,
+    }
 
 
 class GalleryPublishHandler(APIHandler):
@@ -83,8 +90,9 @@ class GalleryPublishHandler(APIHandler):
         body = self.get_json_body() or {}
         path, title = str(body.get("path", "")), str(body.get("title", "")).strip()
         if not path.endswith(".ipynb") or ".." in path.split("/") or not 0 < len(title) <= 120 or "<" in title:
-            raise web.HTTPError(400, "give the notebook's path in the server (.ipynb) and a title of 1 to 120 "
-                                     "characters")  # fmt: skip
+            raise web.HTTPError(
+                400, "give the notebook's path in the server (.ipynb) and a title of 1 to 120 characters"
+            )
         owner = self.find_user(user_name)
         spawner = owner.spawners.get(server_name) if owner is not None else None
         if spawner is None or not spawner.ready or getattr(spawner, "request", None) is None:
@@ -103,22 +111,33 @@ class GalleryPublishHandler(APIHandler):
             shared_storage=self.shared_storage,
         )
         if self.audit is not None:
-            self.audit.record("publish", user=author.name, entry=entry.id, server=f"{user_name}/{server_name}",
-                              path=path)  # fmt: skip
+            self.audit.record(
+                "publish", user=author.name, entry=entry.id, server=f"{user_name}/{server_name}", path=path
+            )
         self.set_status(201)
-        self.finish({"id": entry.id, "url": f"{self.hub.base_url}gallery#{entry.id}",
-                     "launch": f"{self.hub.base_url}spawn?opt-gallery={entry.id}"})  # fmt: skip
+        self.finish(
+            {
+                "id": entry.id,
+                "url": f"{self.hub.base_url}gallery#{entry.id}",
+                "launch": f"{self.hub.base_url}spawn?opt-gallery={entry.id}",
+            }
+        )
 
     async def read_notebook(self, spawner: Any, path: str) -> dict[str, Any]:
         """The notebook as the server has it, read with the server's own token through
         JupyterHub's HTTP client (internal_ssl: it carries the hub's certificate), and never
         past MAX_NOTEBOOK_BYTES, whatever the server declares or sends."""
         url = f"{spawner.server.url.rstrip('/')}/api/contents/{quote(path)}?content=1&type=notebook"
-        too_big = web.HTTPError(413, f"{path} is over {MAX_NOTEBOOK_BYTES // 2**20} MB: keep its data on shared "
-                                     "storage and name it")  # fmt: skip
+        too_big = web.HTTPError(
+            413, f"{path} is over {MAX_NOTEBOOK_BYTES // 2**20} MB: keep its data on shared storage and name it"
+        )
         try:
-            reply = await fetch(url, headers={"Authorization": f"token {spawner.api_token}"}, raise_for_status=False,
-                                timeout=aiohttp.ClientTimeout(total=60))  # fmt: skip
+            reply = await fetch(
+                url,
+                headers={"Authorization": f"token {spawner.api_token}"},
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=60),
+            )
             try:
                 if reply.status != 200:
                     raise web.HTTPError(404 if reply.status == 404 else 502, f"{path}: the server says {reply.status}")

@@ -65,8 +65,9 @@ class JobsHandler(APIHandler):
                 relative = in_home(data[key], spawner.req_homedir)
                 data[f"{key}_url"] = f"{lab}{relative}" if lab and relative else ""
             notebooks.append(data)
-        self.finish({"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks,
-                     "days": NOTEBOOK_DAYS})  # fmt: skip
+        self.finish(
+            {"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks, "days": NOTEBOOK_DAYS}
+        )
 
 
 class WorkersHandler(APIHandler):
@@ -130,16 +131,25 @@ class OperatorPage(BaseHandler):
         ]
         sessions, now = session_spawners(self.db, self.users), time.time()
         rows = [
-            {"job": j, "idle": idle_text(sessions.get(j.job_id), now) if j.kind == "JupyterLab" else "",
-             "left": duration_text(j.seconds_left) if j.seconds_left is not None else ""}
+            {
+                "job": j,
+                "idle": idle_text(sessions.get(j.job_id), now) if j.kind == "JupyterLab" else "",
+                "left": duration_text(j.seconds_left) if j.seconds_left is not None else "",
+            }
             for j in shown
-        ]  # fmt: skip
+        ]
         html = await self.render_template(
-            "operator.html", rows=rows, error=error, account=account, partition=partition,
-            accounts=sorted({j.account for j in jobs}), partitions=sorted({j.partition for j in jobs}),
-            total_cores=sum(j.cores for j in shown), total_core_hours=round(sum(j.core_hours for j in shown), 2),
+            "operator.html",
+            rows=rows,
+            error=error,
+            account=account,
+            partition=partition,
+            accounts=sorted({j.account for j in jobs}),
+            partitions=sorted({j.partition for j in jobs}),
+            total_cores=sum(j.cores for j in shown),
+            total_core_hours=round(sum(j.core_hours for j in shown), 2),
             stopped=self.get_argument("stopped", ""),
-        )  # fmt: skip
+        )
         self.finish(html)
 
     @web.authenticated

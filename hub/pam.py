@@ -45,9 +45,15 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
 
     async def password_is_right(self, name: str, password: str) -> bool:
         helper = await asyncio.create_subprocess_exec(
-            "sudo", "-n", self.password_helper, name, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd="/",
-        )  # fmt: skip
+            "sudo",
+            "-n",
+            self.password_helper,
+            name,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            cwd="/",
+        )
         _, err = await helper.communicate(password.encode())
         if helper.returncode not in (YES, NO):
             self.log.error("Password check for %r failed: %s", name[:32], err.decode(errors="replace").strip()[-300:])
@@ -69,7 +75,8 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
             count = 0  # an old run of failures is forgotten
         self.failures[name] = (count + 1, time.monotonic())
         if count + 1 == self.lockout_failures:
-            self.log.warning("Sign-in for %r locked for %.0fs after %d failures", name[:32], self.lockout_seconds,
-                             count + 1)  # fmt: skip
+            self.log.warning(
+                "Sign-in for %r locked for %.0fs after %d failures", name[:32], self.lockout_seconds, count + 1
+            )
         await asyncio.sleep(max(0.0, started + self.failure_delay - time.monotonic()))
         return None

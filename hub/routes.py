@@ -68,8 +68,12 @@ JOB_PORT_ROUTE = f"/api/{CHANNEL_PATH}"
 
 
 def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConfig) -> list[tuple[Any, ...]]:
-    publishing = {"gallery": gallery, "venv": site.singleuser.venv, "shared_storage": site.gallery.shared_storage,
-                  "audit": audit}  # fmt: skip
+    publishing = {
+        "gallery": gallery,
+        "venv": site.singleuser.venv,
+        "shared_storage": site.gallery.shared_storage,
+        "audit": audit,
+    }
     return [
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),

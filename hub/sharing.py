@@ -40,11 +40,14 @@ def open_codes(spawner: Any) -> list[dict[str, str]]:
     """A server's share links not used yet: the id JupyterHub's API revokes them by, and when
     each was made and expires."""
     return [
-        {"id": f"sc_{code.id}", "created": f"{code.created_at:%Y-%m-%d %H:%M}",
-         "expires": f"{code.expires_at:%Y-%m-%d %H:%M}" if code.expires_at else "never"}
+        {
+            "id": f"sc_{code.id}",
+            "created": f"{code.created_at:%Y-%m-%d %H:%M}",
+            "expires": f"{code.expires_at:%Y-%m-%d %H:%M}" if code.expires_at else "never",
+        }
         for code in sorted(spawner.orm_spawner.share_codes, key=lambda c: c.id)
         if not code.expired
-    ]  # fmt: skip
+    ]
 
 
 def shared_with_me(user: Any) -> list[dict[str, Any]]:
@@ -59,8 +62,14 @@ def shared_with_me(user: Any) -> list[dict[str, Any]]:
         orm_spawner = share.spawner
         owner = User(orm_spawner.user, settings=user.settings)
         running = orm_spawner.server is not None
-        found.append({"owner": owner.name, "server": orm_spawner.name,
-                      "url": owner.server_url(orm_spawner.name) if running else "", "running": running})  # fmt: skip
+        found.append(
+            {
+                "owner": owner.name,
+                "server": orm_spawner.name,
+                "url": owner.server_url(orm_spawner.name) if running else "",
+                "running": running,
+            }
+        )
     return sorted(found, key=lambda s: (s["owner"], s["server"]))
 
 
@@ -95,17 +104,23 @@ class SharePage(BaseHandler):
     async def get(self) -> None:
         user = self.current_user
         servers = [
-            {"name": name, "title": f"Server {name}" if name else "Your JupyterLab", "shares": shared_with(spawner),
-             "codes": open_codes(spawner)}
+            {
+                "name": name,
+                "title": f"Server {name}" if name else "Your JupyterLab",
+                "shares": shared_with(spawner),
+                "codes": open_codes(spawner),
+            }
             for name, spawner in sorted(user.spawners.items())
             if spawner.active
-        ]  # fmt: skip
+        ]
         self.finish(await self.render_template("share.html", servers=servers))
 
 
 #: What the second person to open a share link (or anyone, after it expired) is told.
-USED_LINK = ("This share link has been used, or has expired: a link lets one person in, once. Ask the person "
-             "who shared it for a new link, or to share their session with you by your user name.")  # fmt: skip
+USED_LINK = (
+    "This share link has been used, or has expired: a link lets one person in, once. Ask the person "
+    "who shared it for a new link, or to share their session with you by your user name."
+)
 
 
 class AcceptShareOnce(AcceptShareHandler):

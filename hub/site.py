@@ -301,9 +301,11 @@ class CullerSettings:
 class GallerySettings:
     dir: str = rule(_is_abs_path())
     shared_storage: list[str] = rule(
-        Rule(lambda v: isinstance(v, list) and all(isinstance(x, str) and x.startswith("/") for x in v),
-             "a list of absolute paths")
-    )  # fmt: skip
+        Rule(
+            lambda v: isinstance(v, list) and all(isinstance(x, str) and x.startswith("/") for x in v),
+            "a list of absolute paths",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -311,9 +313,11 @@ class SingleuserSettings:
     venv: str = rule(_is_abs_path())
     default_url: str = rule(matches(re.compile(r"/[A-Za-z0-9/_.-]*"), "a URL path such as /lab"))
     warn_minutes: list[int] = rule(
-        Rule(lambda v: isinstance(v, list) and len(v) <= 5 and all(type(m) is int and 1 <= m <= 1440 for m in v),
-             "a list of up to 5 whole minutes from 1 to 1440")
-    )  # fmt: skip
+        Rule(
+            lambda v: isinstance(v, list) and len(v) <= 5 and all(type(m) is int and 1 <= m <= 1440 for m in v),
+            "a list of up to 5 whole minutes from 1 to 1440",
+        )
+    )
     save_before_end: int = rule(is_int(0, 3600))
 
 

@@ -43,8 +43,10 @@ def install_dask(site: SiteConfig) -> int:
 def upgrade(site: SiteConfig, backups: str | None) -> int:
     if os.geteuid() == 0:
         # Root would write backups into the hub's own folder, where a link it planted could lead.
-        print(f"{PROG} upgrade: run it as the hub's account (sudo -u HUB_ACCOUNT {PROG} upgrade ...), not as root",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{PROG} upgrade: run it as the hub's account (sudo -u HUB_ACCOUNT {PROG} upgrade ...), not as root",
+            file=sys.stderr,
+        )
         return 1
     url = site.hub.database_url
     problem = database_problem(url)
@@ -75,8 +77,10 @@ def install(site: SiteConfig, args: argparse.Namespace) -> int:
 
 def doctor(site: SiteConfig, args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        print(f"{PROG} doctor: run it as root (it checks the sudo rules and runs commands as the hub's account)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{PROG} doctor: run it as root (it checks the sudo rules and runs commands as the hub's account)",
+            file=sys.stderr,
+        )
         return 1
     checks = list(Doctor(site, args.hub_user, args.probe_user, args.probe_timeout).checks())
     print(table(checks))

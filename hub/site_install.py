@@ -271,9 +271,15 @@ def start_hub_without_systemd(unit: Path, log: Path, pid_file: Path) -> int:
             done = subprocess.run([*as_user, *shlex.split(line)], cwd=cwd, env=environment, stdout=out, stderr=out)
             if done.returncode != 0:
                 return done.returncode
-        hub = subprocess.Popen([*as_user, *shlex.split(service["ExecStart"][0])], cwd=cwd, env=environment,
-                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+        hub = subprocess.Popen(
+            [*as_user, *shlex.split(service["ExecStart"][0])],
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     pid_file.write_text(f"{hub.pid}\n")
     return 0
 

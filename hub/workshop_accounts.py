@@ -54,8 +54,14 @@ def as_user(name: str) -> dict[str, Any]:
     a link it planted leads nowhere it could not go itself."""
     info = pwd.getpwnam(name)
     env = {"PATH": "/usr/bin:/bin", "HOME": info.pw_dir, "USER": name, "LOGNAME": name, "LC_ALL": "C.UTF-8"}
-    return {"user": info.pw_uid, "group": info.pw_gid, "extra_groups": os.getgrouplist(name, info.pw_gid),
-            "umask": 0o077, "env": env, "cwd": "/"}  # fmt: skip
+    return {
+        "user": info.pw_uid,
+        "group": info.pw_gid,
+        "extra_groups": os.getgrouplist(name, info.pw_gid),
+        "umask": 0o077,
+        "env": env,
+        "cwd": "/",
+    }
 
 
 def processes_of(uid: int) -> list[int]:
@@ -140,8 +146,10 @@ def refuse_what_exists(spec: WorkshopFile, made: Made, account: str, slurm: Slur
         elif seat in slurm_users:
             theirs.append(f"SLURM user {seat!r}")
     if theirs:
-        raise WorkshopError(f"workshop {spec.name} would take over what exists and was not made by this workshop: "
-                            f"{'; '.join(theirs)}. Name the workshop otherwise; nothing was made.")  # fmt: skip
+        raise WorkshopError(
+            f"workshop {spec.name} would take over what exists and was not made by this workshop: "
+            f"{'; '.join(theirs)}. Name the workshop otherwise; nothing was made."
+        )
 
 
 def make_seats(spec: WorkshopFile, sheet: Path, made: Made, group: str) -> dict[str, str]:

@@ -39,10 +39,16 @@ def archive_homes(workshop: Workshop, out: Callable[[str], None]) -> str:
             made.seek(0)
             folder = Path(pwd.getpwnam(instructor).pw_dir) / "workshop-archives"
             write = 'mkdir -p -m 700 -- "$1" && cat > "$1/.$2.part" && mv -f -- "$1/.$2.part" "$1/$2"'
-            result = subprocess.run(["sh", "-c", write, "sh", str(folder), filename], stdin=made,
-                                    capture_output=True, text=True, **as_user(instructor))  # fmt: skip
-            copies.append(str(folder / filename) if result.returncode == 0 else
-                          f"{instructor}: no copy ({result.stderr.strip()})")  # fmt: skip
+            result = subprocess.run(
+                ["sh", "-c", write, "sh", str(folder), filename],
+                stdin=made,
+                capture_output=True,
+                text=True,
+                **as_user(instructor),
+            )
+            copies.append(
+                str(folder / filename) if result.returncode == 0 else f"{instructor}: no copy ({result.stderr.strip()})"
+            )
     for note in notes:
         out(note)
     return ", ".join(copies) or "(no instructor left to receive it)"
@@ -51,8 +57,12 @@ def archive_homes(workshop: Workshop, out: Callable[[str], None]) -> str:
 def _add_home(tar: tarfile.TarFile, seat: str, home: str) -> list[str]:
     """``seat``'s home, as the seat reads it, into ``tar`` under ``seat/``; what it could not read, said."""
     with tempfile.TemporaryFile() as errors:
-        reading = subprocess.Popen(["tar", "-C", home, "--hard-dereference", "-cf", "-", "."],
-                                   stdout=subprocess.PIPE, stderr=errors, **as_user(seat))  # fmt: skip
+        reading = subprocess.Popen(
+            ["tar", "-C", home, "--hard-dereference", "-cf", "-", "."],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            **as_user(seat),
+        )
         try:
             with tarfile.open(fileobj=reading.stdout, mode="r|") as theirs:
                 for member in theirs:

@@ -104,8 +104,17 @@ def read_workshop_file(path: Path, site: SiteConfig, user_exists: Callable[[str]
         raise WorkshopError(f"workshop file {path} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))
     now = datetime.datetime.now().replace(second=0, microsecond=0)
     presets = {p["name"]: p for p in site.form.presets}
-    return WorkshopFile(keys.name, keys.title, _when(keys.start, now), _when(keys.end, now), keys.seats,
-                        tuple(keys.instructors), presets[keys.preset], keys.materials, keys.account)  # fmt: skip
+    return WorkshopFile(
+        keys.name,
+        keys.title,
+        _when(keys.start, now),
+        _when(keys.end, now),
+        keys.seats,
+        tuple(keys.instructors),
+        presets[keys.preset],
+        keys.materials,
+        keys.account,
+    )
 
 
 def _resolved_problems(keys: WorkshopKeys, site: SiteConfig, user_exists: Callable[[str], bool]) -> list[str]:
@@ -115,12 +124,16 @@ def _resolved_problems(keys: WorkshopKeys, site: SiteConfig, user_exists: Callab
     now = datetime.datetime.now().replace(second=0, microsecond=0)
     start, end = _when(keys.start, now), _when(keys.end, now)
     if end <= max(start, now):
-        problems.append(f"key 'end': value {end:%Y-%m-%dT%H:%M} is not accepted; accepted: a time after the start "
-                        "and after now")  # fmt: skip
+        problems.append(
+            f"key 'end': value {end:%Y-%m-%dT%H:%M} is not accepted; accepted: a time after the start and after now"
+        )
     presets = [p["name"] for p in site.form.presets]
     if keys.preset not in presets:
-        problems.append(f"key 'preset': value {keys.preset!r} is not accepted; accepted: one of {', '.join(presets)} "
-                        "(the site's form.presets)")  # fmt: skip
-    problems += [f"key 'instructors': {u!r} is not a user of this machine" for u in keys.instructors
-                 if not user_exists(u)]  # fmt: skip
+        problems.append(
+            f"key 'preset': value {keys.preset!r} is not accepted; accepted: one of {', '.join(presets)} "
+            "(the site's form.presets)"
+        )
+    problems += [
+        f"key 'instructors': {u!r} is not a user of this machine" for u in keys.instructors if not user_exists(u)
+    ]
     return problems

@@ -18,8 +18,10 @@ from aifactory_workbench.hub.workshop_file import WorkshopError, WorkshopFile
 from aifactory_workbench.spawners.seats import Materials
 
 #: A repository of materials, as a bundle on stdout (run as the instructor who reads it).
-MIRROR = ('d=$(mktemp -d) && git clone -q --bare -- "$1" "$d/m" >&2 && git -C "$d/m" bundle create - HEAD; '
-          'rc=$?; rm -rf "$d"; exit $rc')  # fmt: skip
+MIRROR = (
+    'd=$(mktemp -d) && git clone -q --bare -- "$1" "$d/m" >&2 && git -C "$d/m" bundle create - HEAD; '
+    'rc=$?; rm -rf "$d"; exit $rc'
+)
 
 
 def publish_materials(spec: WorkshopFile, state: Path, materials_dir: Path) -> Materials:
@@ -92,8 +94,9 @@ def _unpack_folder(reader: str, source: str, into: Path) -> None:
                 if name.is_absolute() or ".." in parts:
                     raise WorkshopError(f"key 'materials': {source}: a name that leaves the folder: {member.name}")
                 target = into.joinpath(*parts)
-                if any(p.is_symlink() or not p.is_dir() for p in [into.joinpath(*parts[:i]) for i in
-                                                                    range(1, len(parts))]):  # fmt: skip
+                if any(
+                    p.is_symlink() or not p.is_dir() for p in [into.joinpath(*parts[:i]) for i in range(1, len(parts))]
+                ):
                     raise WorkshopError(f"key 'materials': {source}: {name} lies under a link")
                 if member.isdir():
                     target.mkdir(mode=0o755, exist_ok=True)

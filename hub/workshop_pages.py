@@ -68,8 +68,12 @@ class WorkshopAPIHandler(APIHandler):
         for instructor in workshop.instructors:
             roles.grant_role(self.db, self.user_from_username(instructor).orm_user, role["name"])
         self.db.commit()
-        self.finish({"message": f"{len(seats)} seats in group {workshop.group}; instructors "
-                                f"{', '.join(workshop.instructors)} reach their servers"})  # fmt: skip
+        self.finish(
+            {
+                "message": f"{len(seats)} seats in group {workshop.group}; instructors "
+                f"{', '.join(workshop.instructors)} reach their servers"
+            }
+        )
 
     @needs_scope("admin:users")
     async def delete(self, name: str) -> None:
@@ -168,13 +172,15 @@ class WorkshopPage(BaseHandler):
             spawner = user.spawners.get("") if user is not None else None
             running = bool(spawner and spawner.ready)
             since = getattr(spawner, "submitted_at", 0.0) if spawner and spawner.active else 0.0
-            rows.append({
-                "seat": seat,
-                "state": "running" if running else ("starting" if spawner and spawner.active else "not started"),
-                "job": getattr(spawner, "job_id", "") if spawner and spawner.active else "",
-                "minutes": round((time.time() - since) / 60) if since else "",
-                "url": user.url if running else "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "seat": seat,
+                    "state": "running" if running else ("starting" if spawner and spawner.active else "not started"),
+                    "job": getattr(spawner, "job_id", "") if spawner and spawner.active else "",
+                    "minutes": round((time.time() - since) / 60) if since else "",
+                    "url": user.url if running else "",
+                }
+            )
         return rows
 
     @web.authenticated

@@ -100,8 +100,14 @@ class Workshops:
         preset = spec.preset
         cores = spec.seats * int(preset.get("cpus", self.site.slurm.cpus))
         partition = preset.get("partition", self.site.slurm.partition)
-        self.slurm.ensure_reservation(spec.name, start=f"{spec.start:{SLURM_TIME}}", end=f"{spec.end:{SLURM_TIME}}",
-                                      account=account, partition=partition, cores=cores)  # fmt: skip
+        self.slurm.ensure_reservation(
+            spec.name,
+            start=f"{spec.start:{SLURM_TIME}}",
+            end=f"{spec.end:{SLURM_TIME}}",
+            account=account,
+            partition=partition,
+            cores=cores,
+        )
         made.save(reservation=spec.name)
         group = self.site.hub.allowed_groups[0] if self.site.hub.allowed_groups else ""
         passwords = make_seats(spec, state / "seats.csv", made, group)
@@ -129,7 +135,7 @@ class Workshops:
                 "partition": partition,
                 "account": account,
                 "reservation": spec.name,
-            },  # fmt: skip
+            },
             materials=materials,
         )
         write_workshop(self.registry, workshop)
@@ -137,8 +143,10 @@ class Workshops:
             workshop, passwords, state, self.site.hub.public_url or f"http://<this machine>:{self.site.hub.port}/"
         )
         self._tell_hub("POST", workshop.name, later="it reads the workshop at its next start")
-        self.out(f"workshop {workshop.name}: {len(seats)} seats, reservation {workshop.reservation} "
-                 f"({cores} cores of {partition}, {workshop.start} to {workshop.end}), account {account}")  # fmt: skip
+        self.out(
+            f"workshop {workshop.name}: {len(seats)} seats, reservation {workshop.reservation} "
+            f"({cores} cores of {partition}, {workshop.start} to {workshop.end}), account {account}"
+        )
         self.out(f"seat sheet: {state / 'seats.csv'} and {state / 'seats.html'} (root only: they hold passwords)")
         return workshop
 
@@ -156,13 +164,15 @@ class Workshops:
         for seat in workshop.seats:
             mine = [j for j in jobs.values() if j.user == seat]
             job = mine[0] if mine else None
-            rows.append({
-                "seat": seat,
-                "state": job.state.lower() if job else "not started",
-                "job": job.job_id if job else "",
-                "since": job.start_time if job else "",
-                "node": job.node if job and job.is_running else "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "seat": seat,
+                    "state": job.state.lower() if job else "not started",
+                    "job": job.job_id if job else "",
+                    "since": job.start_time if job else "",
+                    "node": job.node if job and job.is_running else "",
+                }
+            )
         return rows
 
     # -- end -------------------------------------------------------------------------------
@@ -234,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", help="site file (default: $AIFACTORY_SITE_CONFIG or /etc/aifactory/site.yaml)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("aifactory-workshop: run it as root (it makes users, SLURM associations and reservations)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "aifactory-workshop: run it as root (it makes users, SLURM associations and reservations)", file=sys.stderr
+        )
         return 1
     try:
         workshops = Workshops(load_site_config(args.site))

@@ -63,9 +63,17 @@ def resource_problems(values: Mapping[str, Any]) -> list[str]:
 
 def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
     """sbatch's options as arguments (no #SBATCH line to parse: any file name is safe)."""
-    return ["sbatch", "--parsable", f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}", f"--chdir={notebook.parent}",
-            f"--output={notebook.with_suffix('')}-job%j.log", "--nodes=1", "--ntasks=1", "--no-requeue",
-            *sbatch_options(resources)]  # fmt: skip
+    return [
+        "sbatch",
+        "--parsable",
+        f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}",
+        f"--chdir={notebook.parent}",
+        f"--output={notebook.with_suffix('')}-job%j.log",
+        "--nodes=1",
+        "--ntasks=1",
+        "--no-requeue",
+        *sbatch_options(resources),
+    ]
 
 
 def job_prelude(python: str) -> str:
@@ -137,8 +145,16 @@ def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
         word = NOTEBOOK_JOB_STATES.get(state, "failed")
         executed, log = notebook_job_outputs(notebook, row["JobID"])
         why = failing_cell(executed) if word == "failed" else ""
-        rows.append({"job": row["JobID"], "state": word, "notebook": str(notebook), "result": str(executed),
-                     "log": str(log), "why": why or (state.lower() if word == "failed" else "")})  # fmt: skip
+        rows.append(
+            {
+                "job": row["JobID"],
+                "state": word,
+                "notebook": str(notebook),
+                "result": str(executed),
+                "log": str(log),
+                "why": why or (state.lower() if word == "failed" else ""),
+            }
+        )
     return rows
 
 

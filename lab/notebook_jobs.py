@@ -87,8 +87,15 @@ class NotebookJobsHandler(APIHandler):
             raise web.HTTPError(400, f"SLURM refused the job: {e}") from e
         result, log = notebook_job_outputs(notebook, job_id)
         self.set_status(201)
-        self.finish(json.dumps({"job": job_id, "result_path": relative(str(result), self.root),
-                                "log_path": relative(str(log), self.root)}))  # fmt: skip
+        self.finish(
+            json.dumps(
+                {
+                    "job": job_id,
+                    "result_path": relative(str(result), self.root),
+                    "log_path": relative(str(log), self.root),
+                }
+            )
+        )
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

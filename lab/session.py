@@ -47,8 +47,14 @@ def minutes(text: str) -> list[int]:
 def job_facts(info: JobInfo) -> dict[str, str]:
     """What the status bar shows of the job besides its time left ("gres": "" when it has none)."""
     gres = "" if info.tres_per_node in ("(null)", "N/A") else info.tres_per_node
-    return {"node": info.node, "partition": info.partition, "account": info.account, "cpus": info.cpus,
-            "memory": info.memory, "gres": gres}  # fmt: skip
+    return {
+        "node": info.node,
+        "partition": info.partition,
+        "account": info.account,
+        "cpus": info.cpus,
+        "memory": info.memory,
+        "gres": gres,
+    }
 
 
 class JobClock:
@@ -86,16 +92,20 @@ class SessionHandler(APIHandler):
         left = await clock.seconds_left()
         folder = os.environ.get(FOLDER_ENV, "")
         dashboards = running_dashboards(folder) if folder else []
-        self.finish(json.dumps({
-            "job_id": clock.job_id,
-            **clock.info,
-            "seconds_left": None if left is None else round(left),
-            "warn_minutes": minutes(os.environ.get("AIFACTORY_WARN_MINUTES", "")),
-            "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
-            "save_requests": state["save_requests"],
-            "dashboard": dashboards[0]["link"] if dashboards else "",
-            "hub_home": hub_home_url(),
-        }))  # fmt: skip
+        self.finish(
+            json.dumps(
+                {
+                    "job_id": clock.job_id,
+                    **clock.info,
+                    "seconds_left": None if left is None else round(left),
+                    "warn_minutes": minutes(os.environ.get("AIFACTORY_WARN_MINUTES", "")),
+                    "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
+                    "save_requests": state["save_requests"],
+                    "dashboard": dashboards[0]["link"] if dashboards else "",
+                    "hub_home": hub_home_url(),
+                }
+            )
+        )
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

@@ -48,11 +48,23 @@ def sacct(*names: str, sep: str = "|") -> Format:
 
 
 #: A job as squeue shows it: the fields of ``JobInfo``, in its order.
-SQUEUE_JOBS = Format("squeue", (
-    ("job_id", "%i"), ("state", "%T"), ("user", "%u"), ("partition", "%P"), ("node", "%B"), ("reason", "%r"),
-    ("start_time", "%S"), ("account", "%a"), ("cpus", "%C"), ("memory", "%m"), ("tres_per_node", "%b"),
-    ("time_left", "%L"),
-))  # fmt: skip
+SQUEUE_JOBS = Format(
+    "squeue",
+    (
+        ("job_id", "%i"),
+        ("state", "%T"),
+        ("user", "%u"),
+        ("partition", "%P"),
+        ("node", "%B"),
+        ("reason", "%r"),
+        ("start_time", "%S"),
+        ("account", "%a"),
+        ("cpus", "%C"),
+        ("memory", "%m"),
+        ("tres_per_node", "%b"),
+        ("time_left", "%L"),
+    ),
+)
 
 #: Pending jobs in priority order (``--sort=-p,i``), for each one's place in its partition's queue.
 SQUEUE_POSITIONS = Format("squeue", (("job_id", "%i"), ("partition", "%P")))
@@ -68,9 +80,22 @@ SACCT_USAGE = sacct("JobID", "ElapsedRaw", "AllocTRES")
 
 #: The workbench's jobs (sessions, Dask workers, notebook jobs) for the home and operator pages.
 SACCT_WORKBENCH_JOBS = sacct(
-    "JobID", "JobName", "User", "Account", "Partition", "State", "Start", "End", "ElapsedRaw", "TimelimitRaw",
-    "AllocTRES", "ReqCPUS", "NodeList", "WorkDir", sep=UNIT_SEPARATOR,
-)  # fmt: skip
+    "JobID",
+    "JobName",
+    "User",
+    "Account",
+    "Partition",
+    "State",
+    "Start",
+    "End",
+    "ElapsedRaw",
+    "TimelimitRaw",
+    "AllocTRES",
+    "ReqCPUS",
+    "NodeList",
+    "WorkDir",
+    sep=UNIT_SEPARATOR,
+)
 
 #: A user's notebook jobs (``aifactory-run-notebook status``): what became of each, and where it ran.
 SACCT_NOTEBOOK_JOBS = sacct("JobID", "JobName", "State", "WorkDir", "Start", "End", sep=UNIT_SEPARATOR)

@@ -157,9 +157,16 @@ def parse_sacct(output: str) -> dict[str, JobRecord]:
         requested = parse_memory_mb(row["ReqMem"].rstrip("nc")) or 0
         seconds, cpus, gpus = allocation(row)
         records[job_id] = JobRecord(
-            job_id, state, row["ExitCode"], row["Reason"], 0, requested,
-            elapsed_s=seconds, alloc_cpus=cpus, alloc_gpus=gpus,
-        )  # fmt: skip
+            job_id,
+            state,
+            row["ExitCode"],
+            row["Reason"],
+            0,
+            requested,
+            elapsed_s=seconds,
+            alloc_cpus=cpus,
+            alloc_gpus=gpus,
+        )
     return {job_id: replace(r, max_rss_mb=peaks.get(job_id, 0)) for job_id, r in records.items()}
 
 

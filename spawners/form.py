@@ -106,8 +106,11 @@ def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: Jo
 def cost(s: JobSettings) -> dict[str, float]:
     """What a request costs if it runs its whole walltime."""
     seconds = parse_duration(s.walltime) or 0
-    return {"hours": round(seconds / 3600, 2), "core_hours": round(core_hours(s.cpus, seconds), 2),
-            "gpu_hours": round(core_hours(s.gpus, seconds), 2)}  # fmt: skip
+    return {
+        "hours": round(seconds / 3600, 2),
+        "core_hours": round(core_hours(s.cpus, seconds), 2),
+        "gpu_hours": round(core_hours(s.gpus, seconds), 2),
+    }
 
 
 def initial_values(
@@ -139,9 +142,13 @@ def render_form(
     link filled them, and the user confirms; ``entry``: the gallery entry being launched (its
     resources are in ``values``); ``defaults``: what a preset leaves unnamed goes back to."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
-    data = {"choices": choices.as_data(), "presets": list(presets), "estimate_url": estimate_url,
-            "fields": [f.name for f in JOB_FIELDS],
-            "defaults": asdict(defaults) if defaults else {n: values.get(n) for n in USER_OPTIONS}}  # fmt: skip
+    data = {
+        "choices": choices.as_data(),
+        "presets": list(presets),
+        "estimate_url": estimate_url,
+        "fields": [f.name for f in JOB_FIELDS],
+        "defaults": asdict(defaults) if defaults else {n: values.get(n) for n in USER_OPTIONS},
+    }
     return env.from_string(TEMPLATE.read_text()).render(
         fields=JOB_FIELDS,
         choices=choices,

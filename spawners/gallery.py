@@ -103,7 +103,7 @@ class Gallery:
         resources: dict[str, Any],
         shared_storage: list[str],
     ) -> Entry:
-        """A new entry (never a change to an old one: a new version is a new entry)."""  # fmt: skip
+        """A new entry (never a change to an old one: a new version is a new entry)."""
         text = json.dumps(notebook, sort_keys=True)
         published = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         entry_id = hashlib.sha256(f"{author}\0{published}\0{time.monotonic_ns()}\0{text}".encode()).hexdigest()[:12]

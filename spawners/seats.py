@@ -81,7 +81,7 @@ class Workshop:
                 f"servers{group}",
                 f"read:users{group}",
                 f"list:users{group}",
-            ],  # fmt: skip
+            ],
             "users": list(self.instructors),
         }
 

@@ -347,9 +347,13 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
         times = SessionTimes(tuple(self.warn_minutes), self.save_before_end)
         return render(
-            request, self.job_command(), export=env.keys(), certs=self.cert_pems,
-            before=self.steps_before_jupyterlab(), times=times,
-        )  # fmt: skip
+            request,
+            self.job_command(),
+            export=env.keys(),
+            certs=self.cert_pems,
+            before=self.steps_before_jupyterlab(),
+            times=times,
+        )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
     async def create_certs(self) -> dict[str, str]:
@@ -411,9 +415,17 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()
         self.save_state()
         s = request.settings
-        self.audit_event("spawn", actor=self.requested_by(), job_id=self.job_id, partition=s.partition,
-                         account=s.account or "(default)", qos=s.qos, cpus=s.cpus, memory=s.memory,
-                         walltime=s.walltime)  # fmt: skip
+        self.audit_event(
+            "spawn",
+            actor=self.requested_by(),
+            job_id=self.job_id,
+            partition=s.partition,
+            account=s.account or "(default)",
+            qos=s.qos,
+            cpus=s.cpus,
+            memory=s.memory,
+            walltime=s.walltime,
+        )
         self.watcher.watch(self.job_id, self, closely=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
         info = await self.follow_until_ready()
@@ -436,10 +448,18 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
     def job_state(self) -> JobState:
         """What the hub keeps of this server across its restarts (one versioned record)."""
         return JobState(
-            job_id=self.job_id, job_status=self.job_status, submitted_at=self.submitted_at, started=self.started,
-            token_sha256=self.token_sha256, port=self.port, ip=self.ip, log_path=self.log_path,
-            last_end=self.last_end, last_log=self.last_log, accepted_options=self.accepted_options,
-        )  # fmt: skip
+            job_id=self.job_id,
+            job_status=self.job_status,
+            submitted_at=self.submitted_at,
+            started=self.started,
+            token_sha256=self.token_sha256,
+            port=self.port,
+            ip=self.ip,
+            log_path=self.log_path,
+            last_end=self.last_end,
+            last_log=self.last_log,
+            accepted_options=self.accepted_options,
+        )
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), **self.job_state().as_state()}
@@ -757,7 +777,13 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         snapshot = self.watcher.snapshot
         _, info = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
         return session.card(
-            info, job_id=self.job_id, position=snapshot.positions.get(self.job_id, ""),
-            ready=bool(self.ready), stopping=self.pending == "stop", taken_at=snapshot.taken_at,
-            now=time.time(), log=self.job_log(), home=self.req_homedir,
-        )  # fmt: skip
+            info,
+            job_id=self.job_id,
+            position=snapshot.positions.get(self.job_id, ""),
+            ready=bool(self.ready),
+            stopping=self.pending == "stop",
+            taken_at=snapshot.taken_at,
+            now=time.time(),
+            log=self.job_log(),
+            home=self.req_homedir,
+        )

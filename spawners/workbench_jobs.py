@@ -84,11 +84,17 @@ def worker_groups(rows: list[dict[str, str]]) -> list[WorkerGroup]:
         if not live:
             continue
         core, gpu = usage_hours(members)
-        groups.append(WorkerGroup(
-            user=user, parent_job=parent, running=sum(state_of(r) == "RUNNING" for r in live),
-            pending=sum(state_of(r) == "PENDING" for r in live), cores=sum(cores_of(r) for r in live),
-            core_hours=core, gpu_hours=gpu,
-        ))  # fmt: skip
+        groups.append(
+            WorkerGroup(
+                user=user,
+                parent_job=parent,
+                running=sum(state_of(r) == "RUNNING" for r in live),
+                pending=sum(state_of(r) == "PENDING" for r in live),
+                cores=sum(cores_of(r) for r in live),
+                core_hours=core,
+                gpu_hours=gpu,
+            )
+        )
     return groups
 
 
@@ -102,11 +108,20 @@ def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
         state = state_of(row)
         word = NOTEBOOK_JOB_STATES.get(state, "failed")
         result, log = notebook_job_outputs(notebook, row["JobID"])
-        jobs.append(NotebookJob(
-            user=row["User"], job_id=row["JobID"], state=word, detail=state if word == "failed" else "",
-            notebook=str(notebook), result=str(result), log=str(log), start=row["Start"], end=row["End"],
-            core_hours=usage_hours([row])[0],
-        ))  # fmt: skip
+        jobs.append(
+            NotebookJob(
+                user=row["User"],
+                job_id=row["JobID"],
+                state=word,
+                detail=state if word == "failed" else "",
+                notebook=str(notebook),
+                result=str(result),
+                log=str(log),
+                start=row["Start"],
+                end=row["End"],
+                core_hours=usage_hours([row])[0],
+            )
+        )
     return jobs
 
 
@@ -154,10 +169,20 @@ def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob
         limit, elapsed = row["TimelimitRaw"], row["ElapsedRaw"]
         started = state_of(row) == "RUNNING"
         left = int(limit) * 60 - int(elapsed or 0) if started and limit.isdigit() else None
-        jobs.append(LiveJob(
-            kind=kind, user=row["User"], account=row["Account"], partition=row["Partition"], job_id=row["JobID"],
-            state=state_of(row).lower(), node=row["NodeList"] if started else "", cores=cores_of(row),
-            gpus=allocation(row)[2], seconds_left=left, core_hours=usage_hours([row])[0],
-            parent_job=row["JobName"][len(WORKER_JOB_PREFIX) :] if kind == "Dask worker" else "",
-        ))  # fmt: skip
+        jobs.append(
+            LiveJob(
+                kind=kind,
+                user=row["User"],
+                account=row["Account"],
+                partition=row["Partition"],
+                job_id=row["JobID"],
+                state=state_of(row).lower(),
+                node=row["NodeList"] if started else "",
+                cores=cores_of(row),
+                gpus=allocation(row)[2],
+                seconds_left=left,
+                core_hours=usage_hours([row])[0],
+                parent_job=row["JobName"][len(WORKER_JOB_PREFIX) :] if kind == "Dask worker" else "",
+            )
+        )
     return jobs

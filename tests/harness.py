@@ -419,8 +419,22 @@ PG_SOCKET_DIR = "/run/aifactory-postgres"
 
 def _psql(sql: str) -> str:
     pg_bin = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
-    command = ["runuser", "-u", "postgres", "--", str(pg_bin / "psql"), "-X", "-q", "-h", PG_SOCKET_DIR,
-               "-d", "postgres", "-tA", "-c", sql]  # fmt: skip
+    command = [
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        str(pg_bin / "psql"),
+        "-X",
+        "-q",
+        "-h",
+        PG_SOCKET_DIR,
+        "-d",
+        "postgres",
+        "-tA",
+        "-c",
+        sql,
+    ]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 

@@ -78,8 +78,13 @@ def launch_demo_setup(demo_certs: Path, **sections: dict) -> HubProcess:
     each user's server on its own origin, and internal TLS to the servers on compute nodes.
     Chromium trusts its certificate through ``chromium_args``."""
     port = free_port()
-    front = {"port": port, "public_url": f"https://hub.localhost:{port}/", "ssl_cert": str(demo_certs / "hub.crt"),
-             "ssl_key": str(demo_certs / "hub.key"), "internal_ssl": True}  # fmt: skip
+    front = {
+        "port": port,
+        "public_url": f"https://hub.localhost:{port}/",
+        "ssl_cert": str(demo_certs / "hub.crt"),
+        "ssl_key": str(demo_certs / "hub.key"),
+        "internal_ssl": True,
+    }
     hub = launch(hub=front, verify=str(demo_certs / "ca.crt"), **sections)
     hub.chromium_args = (f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}",)
     return hub
@@ -142,9 +147,19 @@ def full_partition() -> Iterator[str]:
     """Every core of every gpp node taken by another job (root's), as on a busy cluster."""
     # Whole nodes: a job that has just ended may hold its cores a little longer (the filler waits).
     nodes = len(partition_nodes("gpp"))
-    job = sh("sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal",
-             f"--nodes={nodes}", "--exclusive", "--mem=1G", "--output=/dev/null",
-             "--wrap", "sleep 900").strip()  # fmt: skip
+    job = sh(
+        "sbatch",
+        "--parsable",
+        "--job-name=aifw-test-filler",
+        "--partition=gpp",
+        "--qos=normal",
+        f"--nodes={nodes}",
+        "--exclusive",
+        "--mem=1G",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 900",
+    ).strip()
     wait_for(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", 90, "could not fill the partition")
     yield job
     subprocess.run(["scancel", job], check=False)
@@ -238,8 +253,13 @@ def execute_in_kernel(
     async def run() -> str:
         conn = await websocket_connect(ws_request(hub, ws_url, token))
         msg_id = uuid.uuid4().hex
-        header = {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                  "version": "5.3"}  # fmt: skip
+        header = {
+            "msg_id": msg_id,
+            "username": user,
+            "session": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        }
         content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False, "stop_on_error": True}
         request = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
         await conn.write_message(json.dumps(request))
@@ -304,5 +324,9 @@ def run_in_terminal(hub: HubProcess, user: str, token: str, commands: str, until
     try:
         return asyncio.run(run())
     finally:
-        requests.delete(hub.user_url(user) + f"api/terminals/{name}", headers={"Authorization": f"token {token}"},
-                        timeout=30, verify=hub.verify)  # fmt: skip
+        requests.delete(
+            hub.user_url(user) + f"api/terminals/{name}",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+            verify=hub.verify,
+        )

@@ -70,8 +70,9 @@ def test_an_admin_starting_someone_elses_server_from_the_page_is_recorded(clean:
     hub = clean
     hub.ensure_user("bob")
     session = hub.login("admin")
-    r = session.post(f"{hub.url}/hub/spawn/bob", data={"preset": "quick", "_xsrf": session.cookies.get("_xsrf", "")},
-                     timeout=60)  # fmt: skip
+    r = session.post(
+        f"{hub.url}/hub/spawn/bob", data={"preset": "quick", "_xsrf": session.cookies.get("_xsrf", "")}, timeout=60
+    )
     assert r.status_code == 200, r.text[-1000:]
     hub.wait_ready("bob")
     log = entries(hub)

@@ -26,7 +26,10 @@ def test_the_site_looks_like_marenostrum():
     GPUs, one in acc with two; the login node is where slurmctld runs."""
     rows = {line.split("|")[0]: line.split("|")[1:] for line in sh("sinfo", "-N", "-h", "-o", "%N|%P|%G|%T").split()}
     assert {name: row[:2] for name, row in rows.items()} == {
-        "mn5-g01": ["gpp*", "(null)"], "mn5-g02": ["gpp*", "(null)"], "mn5-a01": ["acc", "gpu:2"]}  # fmt: skip
+        "mn5-g01": ["gpp*", "(null)"],
+        "mn5-g02": ["gpp*", "(null)"],
+        "mn5-a01": ["acc", "gpu:2"],
+    }
     assert all(row[2] in {"idle", "mixed", "allocated"} for row in rows.values()), rows  # all three up
     assert sorted(rows) == sorted(n.name for n in cluster_nodes().values() if n.partition != "-")
     for node in cluster_nodes().values():
@@ -40,8 +43,9 @@ def test_the_site_looks_like_marenostrum():
         # nothing is sent).
         assert " dev nowhere " in sh(*on_node(node.name, "ip", "route", "get", "192.0.2.1"))
     # gpp has no GPU to give: its nodes have none (SLURM says so, not a QoS rule).
-    refused = subprocess.run(["sbatch", "--test-only", "-p", "gpp", "--gres=gpu:1", "--wrap", "true"],
-                             capture_output=True, text=True)  # fmt: skip
+    refused = subprocess.run(
+        ["sbatch", "--test-only", "-p", "gpp", "--gres=gpu:1", "--wrap", "true"], capture_output=True, text=True
+    )
     assert refused.returncode != 0 and "Requested node configuration is not available" in refused.stderr
     assert "interactive" in sh("sacctmgr", "-n", "-P", "show", "qos", "format=name").split()
     assoc = sh("sacctmgr", "-n", "-P", "show", "assoc", "format=account,user", "where", "user=alice,bob,instructor")

@@ -96,8 +96,19 @@ def test_bob_cannot_use_alices_dask_cluster(alice_cluster):
         assert bob.stdout.count("REFUSED") == 2, bob.stdout + bob.stderr
 
     # Bob's own worker, started against her scheduler, is refused: she still has her one worker.
-    worker = as_bob(other, f"{VENV}/bin/python", "-m", "distributed.cli.dask_worker", scheduler,
-                    "--death-timeout", "15", "--nthreads", "1", "--no-dashboard", timeout=120)  # fmt: skip
+    worker = as_bob(
+        other,
+        f"{VENV}/bin/python",
+        "-m",
+        "distributed.cli.dask_worker",
+        scheduler,
+        "--death-timeout",
+        "15",
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        timeout=120,
+    )
     assert worker.returncode != 0, worker.stderr[-2000:]
     # (A second kernel of hers: the cluster's client lives in the first.)
     after = execute_in_kernel(hub, "alice", token, ALICE_CLIENT.format(scheduler=scheduler) + WORKERS)
@@ -178,8 +189,9 @@ def test_a_cluster_started_on_the_login_node_gets_its_workers_and_only_its_owner
     90 s), and it spoke plain TCP to any tenant. Now (/etc/profile.d/aifactory-dask.sh) it
     listens where compute nodes reach the controller, and speaks TLS with alice's own credentials."""
     login_shell = ["runuser", "-l", "alice", "-c", f"cd /tmp && {VENV}/bin/python -c {shlex.quote(LOGIN_CLUSTER)}"]
-    alice = subprocess.Popen(login_shell, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)  # fmt: skip
+    alice = subprocess.Popen(
+        login_shell, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         lines = []
         for line in alice.stdout:

@@ -75,8 +75,18 @@ def notebook_job(user: str, folder: Path) -> str:
     nb.metadata["kernelspec"] = {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}
     nbformat.write(nb, folder / "hello.ipynb")
     shutil.chown(folder / "hello.ipynb", user, user)
-    argv = ["sudo", "-u", user, f"{VENV}/bin/aifactory-run-notebook", "run", "hello.ipynb", "--memory", "1G",
-            "--walltime", "00:10:00"]  # fmt: skip
+    argv = [
+        "sudo",
+        "-u",
+        user,
+        f"{VENV}/bin/aifactory-run-notebook",
+        "run",
+        "hello.ipynb",
+        "--memory",
+        "1G",
+        "--walltime",
+        "00:10:00",
+    ]
     said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
     return said.split()[1].rstrip(":")
 

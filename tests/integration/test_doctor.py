@@ -23,8 +23,20 @@ DASK_PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
 
 def doctor(site_file: Path) -> tuple[int, dict[str, tuple[str, str]]]:
     """Its exit code, and its table: check -> (result, detail and fix)."""
-    done = subprocess.run([str(VENV / "bin" / "aifactory-site"), "doctor", str(site_file), "--probe-user", "alice",
-                           "--probe-timeout", "90"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            str(VENV / "bin" / "aifactory-site"),
+            "doctor",
+            str(site_file),
+            "--probe-user",
+            "alice",
+            "--probe-timeout",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     rows = {}
     for line in done.stdout.splitlines()[1:]:
@@ -56,14 +68,26 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
     code, rows = doctor(demo_module_hub.site_file)
     failed = {name: row for name, row in rows.items() if row[0] == "FAILED"}
     assert code == 0 and not failed, failed
-    for check in ("SLURM answers the hub account", "munge", "the hub's sudo rules", "the hub's database",
-                  "the https certificate", "the hub's internal certificate", "users' Dask config"):  # fmt: skip
+    for check in (
+        "SLURM answers the hub account",
+        "munge",
+        "the hub's sudo rules",
+        "the hub's database",
+        "the https certificate",
+        "the hub's internal certificate",
+        "users' Dask config",
+    ):
         assert rows[check][0] == "ok", (check, rows.get(check))
     for partition, nodes in (("gpp", ("mn5-g01", "mn5-g02")), ("acc", ("mn5-a01",))):
         probed = [name for name in rows if name.startswith(f"probe on {partition}: ")]
         (node,) = {n for n in nodes if any(n in name for name in probed)}
-        for what in (f"the venv on {node}", f"{node} reaches the hub", f"the proxy reaches {node}", f"{node}'s clock",
-                     f"{node} reaches Dask on this machine"):  # fmt: skip
+        for what in (
+            f"the venv on {node}",
+            f"{node} reaches the hub",
+            f"the proxy reaches {node}",
+            f"{node}'s clock",
+            f"{node} reaches Dask on this machine",
+        ):
             assert rows[f"probe on {partition}: {what}"][0] == "ok", (what, rows)
     assert "alice tried" in rows["the hub's sudo rules"][1]
 
@@ -95,8 +119,10 @@ def test_a_venv_the_nodes_do_not_have_is_named_on_each_node(demo_module_hub: Hub
     code, rows = doctor(variant(demo_module_hub, tmp_path, "singleuser", venv="/opt/aifactory/no-such-venv"))
     missing = {name: row for name, row in rows.items() if ": the venv on " in name}
     assert code == 1 and {name.split(":")[0] for name in missing} == {"probe on gpp", "probe on acc"}, rows
-    assert all(row[0] == "FAILED" and "/opt/aifactory/no-such-venv/bin/python cannot run there" in row[1]
-               for row in missing.values())  # fmt: skip
+    assert all(
+        row[0] == "FAILED" and "/opt/aifactory/no-such-venv/bin/python cannot run there" in row[1]
+        for row in missing.values()
+    )
 
 
 def test_a_login_shell_without_the_sites_dask_address_is_named(demo_module_hub: HubProcess, tmp_path: Path):

@@ -42,8 +42,18 @@ def reservation() -> Iterator[str]:
     """A reservation for alice alone, as an admin makes for a workshop."""
     name = "aifw-test-workshop"
     subprocess.run(["scontrol", "delete", f"reservationname={name}"], capture_output=True)
-    sh("scontrol", "create", "reservation", f"reservationname={name}", "users=alice", "starttime=now",
-       "duration=30", "corecnt=2", "partitionname=gpp", "flags=ignore_jobs")  # fmt: skip
+    sh(
+        "scontrol",
+        "create",
+        "reservation",
+        f"reservationname={name}",
+        "users=alice",
+        "starttime=now",
+        "duration=30",
+        "corecnt=2",
+        "partitionname=gpp",
+        "flags=ignore_jobs",
+    )
     time.sleep(1.1)  # the test hub's discovery cache
     yield name
     subprocess.run(["scontrol", "delete", f"reservationname={name}"], capture_output=True)
@@ -113,8 +123,11 @@ def test_estimates_need_the_servers_scope_and_run_one_at_a_time(hub: HubProcess)
     full = {"Authorization": f"token {hub.user_token('alice')}"}
     before = hub.slurm_commands().get("sbatch", 0)
     with ThreadPoolExecutor(10) as pool:
-        codes = list(pool.map(lambda _: requests.post(url, json={"user_options": {}}, headers=full, timeout=60)
-                              .status_code, range(10)))  # fmt: skip
+        codes = list(
+            pool.map(
+                lambda _: requests.post(url, json={"user_options": {}}, headers=full, timeout=60).status_code, range(10)
+            )
+        )
     assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
     assert hub.slurm_commands().get("sbatch", 0) - before == codes.count(200)
 

@@ -38,15 +38,25 @@ from .conftest import (
 NOTEBOOK = {
     "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# Sum of ten"},
-        {"cell_type": "code", "metadata": {}, "execution_count": 1, "outputs": [],
-         "source": "source = '/srv/data/climate/2020.nc'  # named in the entry, not copied"},
-        {"cell_type": "code", "metadata": {}, "execution_count": 2, "source": "print(sum(range(10)))",
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": "45\n"}]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": 1,
+            "outputs": [],
+            "source": "source = '/srv/data/climate/2020.nc'  # named in the entry, not copied",
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": 2,
+            "source": "print(sum(range(10)))",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "45\n"}],
+        },
     ],
     "metadata": {"kernelspec": {"name": "aifactory", "display_name": "Python 3 (AI Factory)", "language": "python"}},
     "nbformat": 4,
     "nbformat_minor": 5,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +105,13 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
         assert re.search(r"^pyarrow==", entry["lock"], re.M) and re.search(r"^scikit-learn==", entry["lock"], re.M)
         # Immutable: the hub's files, read-only; bob cannot change or withdraw it.
         assert (folder / entry_id / "notebook.ipynb").owner() == HUB_USER
-        assert subprocess.run(["sudo", "-u", "bob", "sh", "-c", f"echo x >> {folder / entry_id / 'notebook.ipynb'}"],
-                              capture_output=True).returncode != 0  # fmt: skip
+        assert (
+            subprocess.run(
+                ["sudo", "-u", "bob", "sh", "-c", f"echo x >> {folder / entry_id / 'notebook.ipynb'}"],
+                capture_output=True,
+            ).returncode
+            != 0
+        )
 
         # bob finds it from the navigation, launches it: the filled form first, then his Start.
         with chromium_page(*hub.chromium_args) as page:
@@ -129,9 +144,24 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             shot(page, "32-gallery-relaunched")
 
         # Re-executed headless in bob's own job: the published output again.
-        run = subprocess.run(["sudo", "-u", "bob", f"{VENV}/bin/aifactory-run-notebook", "run", str(copy),
-                              "--memory", "500M", "--walltime", "00:05:00"], capture_output=True, text=True,
-                             cwd="/tmp", check=True)  # fmt: skip
+        run = subprocess.run(
+            [
+                "sudo",
+                "-u",
+                "bob",
+                f"{VENV}/bin/aifactory-run-notebook",
+                "run",
+                str(copy),
+                "--memory",
+                "500M",
+                "--walltime",
+                "00:05:00",
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/tmp",
+            check=True,
+        )
         job_id = run.stdout.split()[1].rstrip(":")
         executed = copy.with_name(f"{copy.stem}-job{job_id}.ipynb")
         wait_for(
@@ -174,27 +204,38 @@ def oauth_token_reaching(hub: HubProcess, visitor: str, owner: str, secret: str)
     params = {"client_id": client, "redirect_uri": callback, "response_type": "code", "state": "aifw"}
     r = session.get(f"{hub.url}/hub/api/oauth2/authorize", params=params, timeout=30, allow_redirects=False)
     if r.status_code == 200:  # JupyterHub asks the visitor to confirm: the visitor does
-        form = {"_xsrf": session.cookies.get("_xsrf", path="/hub/"),
-                "scopes": re.findall(r'name="scopes" value="([^"]+)"', r.text)}  # fmt: skip
+        form = {
+            "_xsrf": session.cookies.get("_xsrf", path="/hub/"),
+            "scopes": re.findall(r'name="scopes" value="([^"]+)"', r.text),
+        }
         r = session.post(r.url, data=form, timeout=30, allow_redirects=False)
     assert r.status_code == 302, r.text
     code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
-    exchange = {"client_id": client, "client_secret": secret, "grant_type": "authorization_code", "code": code,
-                "redirect_uri": callback}  # fmt: skip
+    exchange = {
+        "client_id": client,
+        "client_secret": secret,
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": callback,
+    }
     reply = requests.post(f"{hub.url}/hub/api/oauth2/token", data=exchange, timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()["access_token"]
 
 
 def publish_as(hub: HubProcess, token: str, owner: str, title: str) -> requests.Response:
-    return requests.post(f"{hub.url}/hub/api/aifactory/gallery/publish/{owner}/", timeout=120,
-                         json={"path": "aifw-pub.ipynb", "title": title},
-                         headers={"Authorization": f"token {token}"})  # fmt: skip
+    return requests.post(
+        f"{hub.url}/hub/api/aifactory/gallery/publish/{owner}/",
+        timeout=120,
+        json={"path": "aifw-pub.ipynb", "title": title},
+        headers={"Authorization": f"token {token}"},
+    )
 
 
 def withdraw_as(hub: HubProcess, token: str, entry_id: str) -> requests.Response:
-    return requests.delete(f"{hub.url}/hub/api/aifactory/gallery/{entry_id}", timeout=30,
-                           headers={"Authorization": f"token {token}"})  # fmt: skip
+    return requests.delete(
+        f"{hub.url}/hub/api/aifactory/gallery/{entry_id}", timeout=30, headers={"Authorization": f"token {token}"}
+    )
 
 
 @pytest.mark.slow
@@ -211,8 +252,9 @@ def test_a_token_that_reached_a_server_neither_publishes_nor_withdraws(gallery_h
     shares = f"{hub.url}/hub/api/shares/alice/"
     hub.ensure_user("instructor")
     for colleague in ("bob", "instructor"):  # the instructor, an admin, opens servers shared with them
-        shared = requests.post(shares, json={"user": colleague}, headers={"Authorization": f"token {alice}"},
-                               timeout=30)  # fmt: skip
+        shared = requests.post(
+            shares, json={"user": colleague}, headers={"Authorization": f"token {alice}"}, timeout=30
+        )
         assert shared.ok, shared.text
     try:
         bobs_entry = publish_as(hub, bob, "alice", "Published by bob")  # bob's own token: his consent
@@ -229,8 +271,10 @@ def test_a_token_that_reached_a_server_neither_publishes_nor_withdraws(gallery_h
                 assert refused.status_code == 403, f"{who}'s replayed token withdrew {entry}: {refused.status_code}"
             as_them = publish_as(hub, token, "alice", f"Not published by {who}")
             assert as_them.status_code == 403, f"{who}'s replayed token published: {as_them.status_code}"
-        assert {e.parent.name for e in folder.glob("*/entry.json")} >= {bobs_entry.json()["id"],
-                                                                        alices_entry.json()["id"]}  # fmt: skip
+        assert {e.parent.name for e in folder.glob("*/entry.json")} >= {
+            bobs_entry.json()["id"],
+            alices_entry.json()["id"],
+        }
         assert withdraw_as(hub, bob, bobs_entry.json()["id"]).status_code == 204
         # The server's own token (aifactory-publish) and the admin's own session still withdraw.
         assert withdraw_as(hub, secret, alices_entry.json()["id"]).status_code == 204
@@ -246,14 +290,20 @@ def test_publishing_works_with_internal_ssl_and_stops_at_its_limit(gallery_hub):
     hub, folder = gallery_hub
     hub.start_ready("alice")
     alice = hub.user_token("alice")
-    big = {**NOTEBOOK, "cells": [*NOTEBOOK["cells"], {"cell_type": "markdown", "metadata": {},
-                                                      "source": "x" * (21 * 2**20)}]}  # fmt: skip
+    big = {
+        **NOTEBOOK,
+        "cells": [*NOTEBOOK["cells"], {"cell_type": "markdown", "metadata": {}, "source": "x" * (21 * 2**20)}],
+    }
     home = Path("/home/alice")
     try:
         for name, notebook in (("aifw-pub.ipynb", NOTEBOOK), ("aifw-big.ipynb", big)):
             model = {"type": "notebook", "content": notebook}
-            r = requests.put(f"{hub.user_url('alice')}api/contents/{name}", json=model, timeout=120,
-                             headers={"Authorization": f"token {alice}"})  # fmt: skip
+            r = requests.put(
+                f"{hub.user_url('alice')}api/contents/{name}",
+                json=model,
+                timeout=120,
+                headers={"Authorization": f"token {alice}"},
+            )
             assert r.ok, r.text
         said = execute_in_kernel(hub, "alice", alice, "!aifactory-publish aifw-pub.ipynb --title 'Sum of ten'")
         found = re.search(r"published aifw-pub.ipynb as entry ([0-9a-f]{12})", said)

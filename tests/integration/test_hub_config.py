@@ -35,9 +35,13 @@ def test_oidc_login_names_what_it_lacks_before_the_hub_starts(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("x" * 32)
     unreachable = {
-        "auth": {"method": "oidc", "oidc_issuer": "http://127.0.0.1:9/", "oidc_client_id": "hub",
-                 "oidc_client_secret_file": str(secret)},
+        "auth": {
+            "method": "oidc",
+            "oidc_issuer": "http://127.0.0.1:9/",
+            "oidc_client_id": "hub",
+            "oidc_client_secret_file": str(secret),
+        },
         "hub": {"public_url": "https://hub.example.eu/"},
-    }  # fmt: skip
+    }
     result = start_with(tmp_path, unreachable)
     assert "key 'auth.oidc_issuer': 'http://127.0.0.1:9/' gives no discovery document" in result.stderr

@@ -63,8 +63,14 @@ def planted() -> Iterator[list[Path]]:
     with a keyfile.pem he can read (issue 11, hole 2)."""
     folders = [Path(f"/tmp/aifw-certs-{job_id}") for job_id in next_job_ids(30)]
     for folder in folders:
-        sh("sudo", "-u", "bob", "sh", "-c", f"mkdir -m 777 {folder} && touch {folder}/keyfile.pem && chmod 666 "
-           f"{folder}/keyfile.pem")  # fmt: skip
+        sh(
+            "sudo",
+            "-u",
+            "bob",
+            "sh",
+            "-c",
+            f"mkdir -m 777 {folder} && touch {folder}/keyfile.pem && chmod 666 {folder}/keyfile.pem",
+        )
     yield folders
     for folder in folders:
         sh("rm", "-rf", str(folder))
@@ -173,8 +179,20 @@ def test_a_server_certificate_cannot_forge_the_audits_client_address(tls_hub: Hu
         (certs,) = Path("/tmp").glob(f"aifw-job-{job_id}.*/certs")
         written = yaml.safe_load(hub.site_file.read_text())["hub"]
         direct = f"https://{written['hub_ip']}:{written['hub_port']}"
-        forge = on_node(node.name, "runuser", "-u", "alice", "--", f"{VENV}/bin/python", "-c", FORGE_LOGIN, direct,
-                        "alice", demo_password("alice"), str(certs))  # fmt: skip
+        forge = on_node(
+            node.name,
+            "runuser",
+            "-u",
+            "alice",
+            "--",
+            f"{VENV}/bin/python",
+            "-c",
+            FORGE_LOGIN,
+            direct,
+            "alice",
+            demo_password("alice"),
+            str(certs),
+        )
         said = subprocess.run(forge, capture_output=True, text=True)
         assert said.stdout.startswith("200 ") and "/hub/home" in said.stdout, said.stderr[-2000:]
         log = hub.api("GET", "/aifactory/audit?n=50").json()["entries"]

@@ -51,5 +51,9 @@ def test_a_jobs_token_can_report_a_port_and_nothing_else(clean: HubProcess):
     hub.stop("alice")
     assert not [m for m in MARKERS if m.exists()], "a posted command ran"
     assert not Path("/tmp/aifw-owned-port").exists()
-    assert subprocess.run(["squeue", "-h", "-u", "alice", "--name", "aifw-test-jupyterlab"],
-                          capture_output=True, text=True).stdout == ""  # fmt: skip
+    assert (
+        subprocess.run(
+            ["squeue", "-h", "-u", "alice", "--name", "aifw-test-jupyterlab"], capture_output=True, text=True
+        ).stdout
+        == ""
+    )

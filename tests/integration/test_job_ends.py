@@ -19,8 +19,18 @@ def test_a_preempted_server_is_named_preempted(clean: HubProcess):
     (job_id,) = queued_jobs("alice")
     node = job_node(job_id)
     cores = sh("sinfo", "-h", "-n", node, "-o", "%C").strip().split("/")[3]
-    urgent = sh("sbatch", "--parsable", "--job-name=aifw-test-urgent", "--qos=urgent", f"--nodelist={node}",
-                f"--cpus-per-task={cores}", "--mem=1G", "--output=/dev/null", "--wrap", "sleep 30").strip()  # fmt: skip
+    urgent = sh(
+        "sbatch",
+        "--parsable",
+        "--job-name=aifw-test-urgent",
+        "--qos=urgent",
+        f"--nodelist={node}",
+        f"--cpus-per-task={cores}",
+        "--mem=1G",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 30",
+    ).strip()
     try:
         assert wait_state(job_id, {"PREEMPTED"}) == "PREEMPTED"
         assert wait_gone(hub, "alice", 10 * POLL_INTERVAL) < 5 * POLL_INTERVAL

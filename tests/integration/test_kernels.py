@@ -55,8 +55,17 @@ def user_kernel():
 
 @pytest.mark.slow
 def test_a_user_registers_their_environment_in_one_command(user_kernel):
-    done = as_user(KERNEL_CMD, "register", user_kernel, "--python", f"{VENV}/bin/python",
-                   "--display-name", "My env", "--module", "climate-tools/1.0")  # fmt: skip
+    done = as_user(
+        KERNEL_CMD,
+        "register",
+        user_kernel,
+        "--python",
+        f"{VENV}/bin/python",
+        "--display-name",
+        "My env",
+        "--module",
+        "climate-tools/1.0",
+    )
     assert "registered" in done.stdout
     specs = json.loads(as_user(f"{VENV}/bin/jupyter", "kernelspec", "list", "--json").stdout)["kernelspecs"]
     assert specs[user_kernel]["spec"]["display_name"] == "My env"
@@ -77,10 +86,22 @@ def test_odd_module_and_kernel_names_are_refused():
     assert bad_name.returncode != 0 and "is not a kernel name" in bad_name.stderr
 
 
-TUTORIAL_STACK = {"xarray": "xarray", "dask": "dask", "pandas": "pandas", "pyarrow": "pyarrow", "numpy": "numpy",
-                  "scipy": "scipy", "sklearn": "scikit-learn", "netCDF4": "netCDF4", "h5netcdf": "h5netcdf",
-                  "zarr": "zarr", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "cartopy": "Cartopy",
-                  "papermill": "papermill"}  # fmt: skip
+TUTORIAL_STACK = {
+    "xarray": "xarray",
+    "dask": "dask",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "netCDF4": "netCDF4",
+    "h5netcdf": "h5netcdf",
+    "zarr": "zarr",
+    "matplotlib": "matplotlib",
+    "ipywidgets": "ipywidgets",
+    "cartopy": "Cartopy",
+    "papermill": "papermill",
+}
 
 
 def test_the_site_kernel_runs_what_tutorials_import_each_pinned_in_its_lock():

@@ -64,8 +64,21 @@ def folder() -> Iterator[Path]:
 @pytest.mark.slow
 def test_a_notebook_runs_as_its_users_job_with_its_parameters(folder: Path):
     source = notebook(folder / "params.ipynb", "result = n * 6\nprint('result', result)", parameters="n = 1")
-    said = run_notebook("run", str(source), "-p", "n", "7", "--memory", "500M", "--walltime", "00:05:00",
-                        "--partition", "gpp", "--constraint", "highmem")  # fmt: skip
+    said = run_notebook(
+        "run",
+        str(source),
+        "-p",
+        "n",
+        "7",
+        "--memory",
+        "500M",
+        "--walltime",
+        "00:05:00",
+        "--partition",
+        "gpp",
+        "--constraint",
+        "highmem",
+    )
     job_id = said.split()[1].rstrip(":")
     assert f"result {folder}/params-job{job_id}.ipynb" in said
     lines = finished(job_id)
@@ -104,16 +117,29 @@ def test_a_notebook_job_gets_a_temporary_folder_of_its_own(folder: Path):
         "print('tmpdir', t, oct(m) if m is not None else 'missing', os.stat(t).st_uid == os.getuid())"
     )
     source = notebook(folder / "tmp.ipynb", cell)
-    argv = ["sudo", "-u", USER, "env", f"TMPDIR={session_tmp}", f"{VENV}/bin/aifactory-run-notebook", "run",
-            str(source), "--memory", "500M", "--walltime", "00:05:00"]  # fmt: skip
+    argv = [
+        "sudo",
+        "-u",
+        USER,
+        "env",
+        f"TMPDIR={session_tmp}",
+        f"{VENV}/bin/aifactory-run-notebook",
+        "run",
+        str(source),
+        "--memory",
+        "500M",
+        "--walltime",
+        "00:05:00",
+    ]
     said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
     shutil.rmtree(session_tmp)  # the session ended: its private folder is gone
     job_id = said.split()[1].rstrip(":")
     lines = finished(job_id)
     assert lines[0].split()[1] == "done", lines
     executed = folder / f"tmp-job{job_id}.ipynb"
-    text = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]
-                   for o in c.get("outputs", []))  # fmt: skip
+    text = "".join(
+        "".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])
+    )
     tmpdir, mode, own = text.split("tmpdir ", 1)[1].split()[:3]
     assert tmpdir != str(session_tmp), text
     assert (mode, own) == ("0o700", "True"), text
@@ -142,14 +168,28 @@ def test_a_notebook_jobs_dask_workers_and_credentials_are_its_own(folder: Path):
     workers were named after the session (its end cancelled them) and used the session's TLS
     credentials, which are removed when the session ends. Played with a session that is gone
     by the time the job runs: its worker name and credentials folder no longer exist."""
-    session = {"DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-999999", "AIFACTORY_DASK_TLS": "/nonexistent/dask-tls",
-               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/nonexistent/dask-tls/dask-cert.pem",
-               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": "/nonexistent/dask-tls/dask-key.pem",
-               "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}  # fmt: skip
+    session = {
+        "DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-999999",
+        "AIFACTORY_DASK_TLS": "/nonexistent/dask-tls",
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/nonexistent/dask-tls/dask-cert.pem",
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": "/nonexistent/dask-tls/dask-key.pem",
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+    }
     source = notebook(folder / "dask.ipynb", DASK_CELL)
-    argv = ["sudo", "-u", USER, "env", *(f"{k}={v}" for k, v in session.items()),
-            f"{VENV}/bin/aifactory-run-notebook", "run", str(source), "--memory", "1G",
-            "--walltime", "00:10:00"]  # fmt: skip
+    argv = [
+        "sudo",
+        "-u",
+        USER,
+        "env",
+        *(f"{k}={v}" for k, v in session.items()),
+        f"{VENV}/bin/aifactory-run-notebook",
+        "run",
+        str(source),
+        "--memory",
+        "1G",
+        "--walltime",
+        "00:10:00",
+    ]
     said = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=60, check=True).stdout
     job_id = said.split()[1].rstrip(":")
     lines = finished(job_id, timeout=400)

@@ -31,11 +31,26 @@ def execute(name: str) -> dict:
     shutil.chown(work, USER)
     shutil.chown(work / name, USER)
     command = [
-        "sudo", "-u", USER, "srun", "--job-name=aifw-test-notebook", "--partition=gpp", "--time=00:30:00",
-        "--mem=3G", "--cpus-per-task=1", f"--chdir={work}",
-        f"{VENV}/bin/jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-        "--ExecutePreprocessor.timeout=900", "--ExecutePreprocessor.kernel_name=aifactory", name,
-    ]  # fmt: skip
+        "sudo",
+        "-u",
+        USER,
+        "srun",
+        "--job-name=aifw-test-notebook",
+        "--partition=gpp",
+        "--time=00:30:00",
+        "--mem=3G",
+        "--cpus-per-task=1",
+        f"--chdir={work}",
+        f"{VENV}/bin/jupyter",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--inplace",
+        "--ExecutePreprocessor.timeout=900",
+        "--ExecutePreprocessor.kernel_name=aifactory",
+        name,
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, f"{name} failed:\n{run.stderr[-4000:]}"
     notebook = nbformat.read(work / name, as_version=4)

@@ -32,7 +32,7 @@ ACCOUNTS = {
         "email": "alice@uni.example",
         "email_verified": False,
         "name": "Mallory",
-    },  # fmt: skip
+    },
 }
 
 

@@ -129,8 +129,12 @@ def test_on_its_own_origin_over_https_a_page_bob_serves_cannot_act_as_alice(bob_
 def https_hub(demo_certs: Path) -> Iterator[HubProcess]:
     """A hub as the demo runs it: https with the demo's CA, each user's server on its own origin."""
     port = free_port()
-    front = {"port": port, "public_url": f"https://hub.localhost:{port}/", "ssl_cert": str(demo_certs / "hub.crt"),
-             "ssl_key": str(demo_certs / "hub.key")}  # fmt: skip
+    front = {
+        "port": port,
+        "public_url": f"https://hub.localhost:{port}/",
+        "ssl_cert": str(demo_certs / "hub.crt"),
+        "ssl_key": str(demo_certs / "hub.key"),
+    }
     hub = launch(hub=front, verify=str(demo_certs / "ca.crt"))
     try:
         yield hub

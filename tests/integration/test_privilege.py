@@ -71,10 +71,24 @@ def test_only_the_jobs_own_variables_reach_a_submitted_job(tmp_path):
     script = f"#!/bin/bash\n#SBATCH --export=ALL\n#SBATCH --output=/dev/null\n#SBATCH --mem=100M\nenv > {out}\n"
     submit = ["env", "JUPYTERHUB_USER=alice", "AIFW_INJECTED=1", "LD_LIBRARY_PATH=/tmp/evil"]
     job = subprocess.run(
-        ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups", *submit,
-         "sudo", "-n", "-u", "alice", "/usr/bin/sbatch", "--parsable"],
-        input=script, capture_output=True, text=True, cwd="/tmp",
-    )  # fmt: skip
+        [
+            "setpriv",
+            f"--reuid={HUB_USER}",
+            f"--regid={HUB_USER}",
+            "--init-groups",
+            *submit,
+            "sudo",
+            "-n",
+            "-u",
+            "alice",
+            "/usr/bin/sbatch",
+            "--parsable",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+    )
     assert job.returncode == 0, job.stderr
     try:
         wait_for(
@@ -170,8 +184,11 @@ def test_the_hub_cannot_run_jobs_as_an_admin():
     admins = [user for user, role in demo_users().items() if role == "admin"]
     assert admins and "instructor" not in admins
     staff = "aifw-staff"
-    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "-G", "aifactory-users,aifactory-admins", staff],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["useradd", "-M", "-s", "/usr/sbin/nologin", "-G", "aifactory-users,aifactory-admins", staff],
+        check=True,
+        capture_output=True,
+    )
     try:
         for user in (*admins, staff):
             refused = as_hub("sudo", "-n", "-u", user, "/usr/bin/sbatch", "--test-only")

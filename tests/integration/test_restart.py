@@ -45,8 +45,9 @@ def test_running_servers_on_every_node_survive_a_hub_crash(own_hub: HubProcess):
     for user, options in users.items():
         hub.start_ready(user, options)
     jobs = {user: next(iter(queued_jobs(user))) for user in users}
-    assert sorted(job_node(job) for job in jobs.values()) == sorted(n for n, node in cluster_nodes().items()
-                                                                    if node.partition != "-")  # fmt: skip
+    assert sorted(job_node(job) for job in jobs.values()) == sorted(
+        n for n, node in cluster_nodes().items() if node.partition != "-"
+    )
     hub.kill_and_restart()
     for user, job_id in jobs.items():
         assert queued_jobs(user)[job_id]["state"] == "RUNNING", f"the restart cancelled {user}'s job"
@@ -65,8 +66,17 @@ def test_a_crash_loses_neither_a_running_nor_a_queued_server(own_hub: HubProcess
     (bob_job,) = queued_jobs("bob")
     node, others = job_node(bob_job), [n.name for n in partition_nodes("gpp")]
     others.remove(node)
-    fill = ["sbatch", "--parsable", "--job-name=aifw-test-filler", "--partition=gpp", "--qos=normal", "--mem=1G",
-            "--output=/dev/null", "--wrap", "sleep 900"]  # fmt: skip
+    fill = [
+        "sbatch",
+        "--parsable",
+        "--job-name=aifw-test-filler",
+        "--partition=gpp",
+        "--qos=normal",
+        "--mem=1G",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 900",
+    ]
     fillers = [sh(*fill, f"--nodelist={node}", f"--cpus-per-task={cluster_nodes()[node].cores - 1}").strip()]
     fillers += [sh(*fill, f"--nodelist={','.join(others)}", f"--nodes={len(others)}", "--exclusive").strip()]
     try:

@@ -31,8 +31,9 @@ def stranger() -> Iterator[str]:
 
 
 def as_user(hub: HubProcess, token: str, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"},
-                            timeout=30, **kw)  # fmt: skip
+    return requests.request(
+        method, f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"}, timeout=30, **kw
+    )
 
 
 #: A server re-checks a token with the hub this often (config/jupyter: HubOAuth.cache_max_age):
@@ -148,8 +149,9 @@ def queued_job(user: str) -> str:
 def accept(session: requests.Session, hub: HubProcess, code: str) -> int:
     """The status JupyterHub's accept page (XSRF-checked) answers a share code with."""
     xsrf = session.cookies.get("_xsrf", path="/hub/")
-    r = session.post(f"{hub.url}/hub/accept-share", data={"code": code, "_xsrf": xsrf}, timeout=60,
-                     allow_redirects=False)  # fmt: skip
+    r = session.post(
+        f"{hub.url}/hub/accept-share", data={"code": code, "_xsrf": xsrf}, timeout=60, allow_redirects=False
+    )
     return r.status_code
 
 
@@ -235,8 +237,10 @@ def test_a_revoked_colleagues_open_kernel_and_terminal_are_closed(clean: HubProc
     terminal = hub.through_proxy_post("alice", bob, "api/terminals", {}).json()["name"]
 
     async def play() -> tuple[list[float | None], float | None]:
-        bobs = [await open_socket(hub, f"api/kernels/{kernel}/channels", bob),
-                await open_socket(hub, f"terminals/websocket/{terminal}", bob)]  # fmt: skip
+        bobs = [
+            await open_socket(hub, f"api/kernels/{kernel}/channels", bob),
+            await open_socket(hub, f"terminals/websocket/{terminal}", bob),
+        ]
         own = await open_socket(hub, f"api/kernels/{kernel}/channels", alice)
         revoked = await asyncio.to_thread(as_user, hub, alice, "PATCH", "/shares/alice/", json={"user": "bob"})
         assert revoked.status_code == 200
@@ -254,5 +258,6 @@ def test_a_revoked_colleagues_open_kernel_and_terminal_are_closed(clean: HubProc
         assert alice_closed is None, "alice's own websocket was closed"
         assert answers(hub, bob, 403) == 403
     finally:
-        requests.delete(f"{hub.user_url('alice')}api/kernels/{kernel}", headers={"Authorization": f"token {alice}"},
-                        timeout=30)  # fmt: skip
+        requests.delete(
+            f"{hub.user_url('alice')}api/kernels/{kernel}", headers={"Authorization": f"token {alice}"}, timeout=30
+        )

@@ -161,9 +161,16 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
     later (issue 11, hole 3)."""
     hub = clean
     # bob's process waits on every node alice's server may land on.
-    grabbers = {node.name: subprocess.Popen(on_node(node.name, "sudo", "-u", "bob", "/usr/bin/python3", "-c", GRAB),
-                                            cwd="/tmp", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                for node in partition_nodes("gpp")}  # fmt: skip
+    grabbers = {
+        node.name: subprocess.Popen(
+            on_node(node.name, "sudo", "-u", "bob", "/usr/bin/python3", "-c", GRAB),
+            cwd="/tmp",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for node in partition_nodes("gpp")
+    }
     try:
         with ThreadPoolExecutor(1) as pool:
             started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow

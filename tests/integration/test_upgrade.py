@@ -115,14 +115,30 @@ def test_a_database_a_newer_release_wrote_is_refused_and_left_alone(folder: Path
 
 def test_root_is_refused_the_upgrade(folder: Path):
     """Root would write the backup into the hub account's folder, where it may have planted a link."""
-    done = subprocess.run([str(VENV / "bin" / "aifactory-site"), "upgrade", str(site_file(folder, ""))],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [str(VENV / "bin" / "aifactory-site"), "upgrade", str(site_file(folder, ""))], capture_output=True, text=True
+    )
     assert done.returncode == 1 and "not as root" in done.stderr
 
 
 def psql(db: str, *argv: str) -> str:
-    command = ["runuser", "-u", HUB_USER, "--", str(PSQL), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_SOCKET_DIR,
-               "-d", db, "-tA", *argv]  # fmt: skip
+    command = [
+        "runuser",
+        "-u",
+        HUB_USER,
+        "--",
+        str(PSQL),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        PG_SOCKET_DIR,
+        "-d",
+        db,
+        "-tA",
+        *argv,
+    ]
     return subprocess.run(command, check=True, capture_output=True, text=True, cwd="/tmp").stdout
 
 

@@ -48,8 +48,16 @@ def workshop_cli(hub: HubProcess, *args: str) -> subprocess.CompletedProcess:
 
 def write_workshop_file(directory: Path, name: str, materials: Path) -> Path:
     path = directory / f"{name}.yaml"
-    spec = {"name": name, "title": "Climate data with Dask", "start": "now", "end": "2099-01-01T12:00", "seats": 3,
-            "instructors": ["instructor"], "preset": "workshop", "materials": str(materials)}  # fmt: skip
+    spec = {
+        "name": name,
+        "title": "Climate data with Dask",
+        "start": "now",
+        "end": "2099-01-01T12:00",
+        "seats": 3,
+        "instructors": ["instructor"],
+        "preset": "workshop",
+        "materials": str(materials),
+    }
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -151,15 +159,28 @@ def test_a_wrong_workshop_file_is_named_key_by_key(ws_hub: HubProcess, tmp_path:
     spec.write_text("name: Bad Name\ntitle: x\nend: 2020-01-01T00:00\nseats: 0\ninstructors: [nobody-here]\nseat: 3\n")
     result = workshop_cli(ws_hub, "create", str(spec))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    for expected in ("key 'seat': unknown key (did you mean 'seats'?)", "key 'name': value 'Bad Name' is not accepted",
-                     "key 'seats': value 0 is not accepted"):  # fmt: skip
+    for expected in (
+        "key 'seat': unknown key (did you mean 'seats'?)",
+        "key 'name': value 'Bad Name' is not accepted",
+        "key 'seats': value 0 is not accepted",
+    ):
         assert expected in result.stderr, result.stderr
 
 
 def bare_workshop(directory: Path, name: str, seats: int = 1) -> Path:
     path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, "title": "t", "end": "2099-01-01T12:00", "seats": seats,
-                                    "instructors": ["instructor"], "preset": "workshop"}))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "title": "t",
+                "end": "2099-01-01T12:00",
+                "seats": seats,
+                "instructors": ["instructor"],
+                "preset": "workshop",
+            }
+        )
+    )
     return path
 
 
@@ -173,12 +194,25 @@ def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess
     make: create refuses, names it, makes nothing, and changes nothing of it."""
     name = what[:3] + secrets.token_hex(3)
     mine = {
-        "account": [["sacctmgr", "-i", "add", "account", name, "description=theirs", f"organization={name}"],
-                    ["sacctmgr", "-i", "add", "user", "alice", f"account={name}"]],
-        "reservation": [["scontrol", "create", "reservation", f"ReservationName={name}", "StartTime=now",
-                         "Duration=120", "Users=alice", "CoreCnt=1", "PartitionName=gpp"]],
+        "account": [
+            ["sacctmgr", "-i", "add", "account", name, "description=theirs", f"organization={name}"],
+            ["sacctmgr", "-i", "add", "user", "alice", f"account={name}"],
+        ],
+        "reservation": [
+            [
+                "scontrol",
+                "create",
+                "reservation",
+                f"ReservationName={name}",
+                "StartTime=now",
+                "Duration=120",
+                "Users=alice",
+                "CoreCnt=1",
+                "PartitionName=gpp",
+            ]
+        ],
         "user": [["useradd", "-m", f"{name}-02"], ["chpasswd"]],
-    }[what]  # fmt: skip
+    }[what]
     shown = {
         "account": ["sacctmgr", "-n", "-P", "show", "assoc", f"account={name}", "format=User,QOS,DefaultQOS"],
         "reservation": ["scontrol", "show", "reservation", name, "-o"],
@@ -192,14 +226,18 @@ def test_a_workshop_named_like_what_exists_takes_nothing_over(ws_hub: HubProcess
 
     try:
         for argv in mine:
-            made = subprocess.run(argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True,
-                                  capture_output=True)  # fmt: skip
+            made = subprocess.run(
+                argv, input=f"{name}-02:theirs-{secrets.token_hex(4)}\n", text=True, capture_output=True
+            )
             assert made.returncode == 0, f"{argv}: {made.stdout}{made.stderr}"
         before = show()
         made = workshop_cli(ws_hub, "create", str(bare_workshop(tmp_path, name, seats=3)))
         assert made.returncode == 1 and "Traceback" not in made.stderr, made.stdout + made.stderr
-        named = {"account": f"SLURM account {name!r}", "reservation": f"reservation {name!r}",
-                 "user": f"user {name + '-02'!r}"}[what]  # fmt: skip
+        named = {
+            "account": f"SLURM account {name!r}",
+            "reservation": f"reservation {name!r}",
+            "user": f"user {name + '-02'!r}",
+        }[what]
         assert named in made.stderr and "not made by this workshop" in made.stderr, made.stderr
         assert show() == before
         assert not exists("id", f"{name}-01") and not (places["registry"] / f"{name}.yaml").exists()

@@ -49,8 +49,9 @@ def choices_for(account="ehpc01", reservations=None):
 
 
 #: alice's running job as squeue lists it (test_session.py).
-RUNNING = JobInfo("7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00",
-                  "ehpc01", "2", "4G", "N/A", "1:30:00")  # fmt: skip
+RUNNING = JobInfo(
+    "7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00", "ehpc01", "2", "4G", "N/A", "1:30:00"
+)
 
 
 VENV = "/opt/aifactory/venv"

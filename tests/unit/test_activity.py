@@ -13,8 +13,11 @@ from .recorded_slurm import squeue_line
 
 def serverapp(*states: str):
     kernels = [{"id": str(i), "execution_state": s} for i, s in enumerate(states)]
-    return SimpleNamespace(kernel_manager=SimpleNamespace(list_kernels=lambda: kernels),
-                           web_app=SimpleNamespace(settings={}), log=SimpleNamespace(info=print))  # fmt: skip
+    return SimpleNamespace(
+        kernel_manager=SimpleNamespace(list_kernels=lambda: kernels),
+        web_app=SimpleNamespace(settings={}),
+        log=SimpleNamespace(info=print),
+    )
 
 
 def test_a_busy_kernel_counts_as_use_without_asking_slurm(monkeypatch):

@@ -104,8 +104,13 @@ def test_a_reservation_tied_to_a_partition_needs_that_partition():
 
 def test_size_and_tres_parsers():
     assert [parse_memory_mb(t) for t in ("16000", "16000M", "2G", "1T", "512K", "UNLIMITED")] == [
-        16000, 16000, 2048, 1048576, 0, None
-    ]  # fmt: skip
+        16000,
+        16000,
+        2048,
+        1048576,
+        0,
+        None,
+    ]
     assert parse_gres_count("gpu:2") == 2 and parse_gres_count("gpu:a100:4(S:0-1),gpu:h100:2") == 6
     assert parse_gres_count("(null)") == 0
     assert parse_tres("cpu=4,mem=2G,gres/gpu=1") == {"cpu": "4", "mem": "2G", "gres/gpu": "1"} and parse_tres("") == {}

@@ -60,8 +60,13 @@ def test_a_worker_job_spills_into_a_fresh_folder_of_its_own_and_removes_it(tmp_p
     with dask.config.set({f"jobqueue.slurm.{k}": v for k, v in config["jobqueue"]["slurm"].items()}):
         script = SLURMJob(scheduler="tcp://127.0.0.1:8786", name="w", python="/bin/echo").job_script()
     assert "--local-directory $AIFW_PRIVATE" in script and "/tmp/aifw-dask" not in script
-    run = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "77"},
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    run = subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "77"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 0, run.stderr
     used = run.stdout.split("--local-directory ")[1].split()[0]
     assert used.startswith(str(tmp_path / "scratch" / "aifw-dask-77.")), used

@@ -68,8 +68,12 @@ def test_a_link_with_several_bad_values_names_each_of_them():
 
 def test_a_preset_gives_its_settings_and_explicit_options_win():
     assert apply_preset({"preset": "gpu", "cpus": 4}, PRESETS) == {
-        "partition": "acc", "cpus": 4, "memory": "8G", "gpus": 1, "walltime": "02:00:00"
-    }  # fmt: skip
+        "partition": "acc",
+        "cpus": 4,
+        "memory": "8G",
+        "gpus": 1,
+        "walltime": "02:00:00",
+    }
     assert apply_preset({"cpus": 2}, PRESETS) == {"cpus": 2}
     with pytest.raises(
         OptionError, match="preset: 'huge' is not accepted; allowed: one of quick, analysis, gpu, workshop"
@@ -126,8 +130,10 @@ def test_cost_and_usage_arithmetic():
     from dataclasses import replace
 
     assert cost(replace(JOB, cpus=8, gpus=1, walltime="1-12:00:00")) == {
-        "hours": 36.0, "core_hours": 288.0, "gpu_hours": 36.0
-    }  # fmt: skip
+        "hours": 36.0,
+        "core_hours": 288.0,
+        "gpu_hours": 36.0,
+    }
     rows = [
         {"JobID": "1", "ElapsedRaw": "3600", "AllocTRES": "billing=4,cpu=4,gres/gpu=1,mem=8G,node=1"},
         {"JobID": "2", "ElapsedRaw": "1800", "AllocTRES": "cpu=2,mem=1G"},

@@ -86,14 +86,22 @@ def test_a_certificate_for_another_host_or_key_stops_the_hub_with_what_is_wrong(
     with pytest.raises(
         SiteConfigError, match="names hub.example.org, \\*.hub.example.org, not hub.example.eu, \\*.hub"
     ):
-        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(other / "hub.crt"),
-                                    ssl_key=str(other / "hub.key")))  # fmt: skip
+        update_front(
+            Config(),
+            site(public_url="https://hub.example.eu/", ssl_cert=str(other / "hub.crt"), ssl_key=str(other / "hub.key")),
+        )
     with pytest.raises(SiteConfigError, match="is not the key of"):
-        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(mine / "hub.crt"),
-                                    ssl_key=str(other / "hub.key")))  # fmt: skip
+        update_front(
+            Config(),
+            site(public_url="https://hub.example.eu/", ssl_cert=str(mine / "hub.crt"), ssl_key=str(other / "hub.key")),
+        )
     with pytest.raises(SiteConfigError, match="cannot be read by the hub: No such file"):
-        update_front(Config(), site(public_url="https://hub.example.eu/", ssl_cert=str(tmp_path / "none.crt"),
-                                    ssl_key=str(mine / "hub.key")))  # fmt: skip
+        update_front(
+            Config(),
+            site(
+                public_url="https://hub.example.eu/", ssl_cert=str(tmp_path / "none.crt"), ssl_key=str(mine / "hub.key")
+            ),
+        )
 
 
 def test_a_wildcard_names_one_label_only():
@@ -121,8 +129,15 @@ def test_the_hub_certificate_names_where_the_jobs_reach_it(tmp_path):
     from certipy import Certipy
 
     c = Config()
-    update_front(c, site(internal_ssl=True, connect_ip="mn5-login", public_url="https://hub.example.eu/",
-                         state_dir=str(tmp_path / "not-yet")))  # fmt: skip
+    update_front(
+        c,
+        site(
+            internal_ssl=True,
+            connect_ip="mn5-login",
+            public_url="https://hub.example.eu/",
+            state_dir=str(tmp_path / "not-yet"),
+        ),
+    )
     assert c.JupyterHub.trusted_alt_names == ["DNS:mn5-login", "DNS:hub.example.eu", "DNS:*.hub.example.eu"]
     c = Config()
     update_front(
@@ -134,10 +149,12 @@ def test_the_hub_certificate_names_where_the_jobs_reach_it(tmp_path):
     certs.create_ca("hub-ca")
     certs.create_signed_pair("hub-internal", "hub-ca", alt_names=["DNS:localhost", "IP:127.0.0.1", "IP:10.77.0.1"])
     assert internal_certificate_problems(tmp_path / "internal-ssl", "10.77.0.1", "hub.connect_ip") == []
-    with pytest.raises(SiteConfigError, match="key 'hub.connect_ip': .* made for localhost, 127.0.0.1, 10.77.0.1, not "
-                                              "mn5-login"):  # fmt: skip
-        update_front(Config(), site(internal_ssl=True, connect_ip="mn5-login", user_subdomains=False,
-                                    state_dir=str(tmp_path)))  # fmt: skip
+    with pytest.raises(
+        SiteConfigError, match="key 'hub.connect_ip': .* made for localhost, 127.0.0.1, 10.77.0.1, not mn5-login"
+    ):
+        update_front(
+            Config(), site(internal_ssl=True, connect_ip="mn5-login", user_subdomains=False, state_dir=str(tmp_path))
+        )
 
 
 def test_the_hub_certificate_names_every_users_origin(tmp_path):
@@ -149,8 +166,15 @@ def test_the_hub_certificate_names_every_users_origin(tmp_path):
 
     c = Config()
     c.JupyterHub.template_vars = {"announcement_home": "x"}  # update_hub's, first
-    update_front(c, site(internal_ssl=True, connect_ip="10.77.0.1", public_url="https://hub.example.eu/",
-                         state_dir=str(tmp_path / "not-yet")))  # fmt: skip
+    update_front(
+        c,
+        site(
+            internal_ssl=True,
+            connect_ip="10.77.0.1",
+            public_url="https://hub.example.eu/",
+            state_dir=str(tmp_path / "not-yet"),
+        ),
+    )
     assert c.JupyterHub.template_vars["announcement_home"] == "x"
     assert c.JupyterHub.template_vars["hub_url"] == "https://hub.example.eu/hub/"
     certs = Certipy(store_dir=str(tmp_path / "internal-ssl"))
@@ -165,8 +189,15 @@ def test_the_hub_certificate_names_every_users_origin(tmp_path):
     old.create_ca("hub-ca")
     old.create_signed_pair("hub-internal", "hub-ca", alt_names=["DNS:hub.example.eu", "IP:10.77.0.1"])
     with pytest.raises(SiteConfigError, match="key 'hub.user_subdomains': .* not user.hub.example.eu; remove"):
-        update_front(Config(), site(internal_ssl=True, connect_ip="10.77.0.1", public_url="https://hub.example.eu/",
-                                    state_dir=str(tmp_path / "old")))  # fmt: skip
+        update_front(
+            Config(),
+            site(
+                internal_ssl=True,
+                connect_ip="10.77.0.1",
+                public_url="https://hub.example.eu/",
+                state_dir=str(tmp_path / "old"),
+            ),
+        )
 
 
 def handshake(store: Path, host: str) -> str:

@@ -15,18 +15,26 @@ from tornado.netutil import bind_sockets
 from aifactory_workbench.hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
 from aifactory_workbench.spawners.gallery import Gallery, copy_command, data_paths
 
-NOTEBOOK = {"cells": [
-    {"cell_type": "code", "source": "ds = open_dataset('/srv/data/era5/t2m.zarr')\nx = '/home/alice/private.nc'"},
-    {"cell_type": "markdown", "source": "see /srv/data/readme.txt"},
-    {"cell_type": "code", "source": ["files = glob('/gpfs/projects/ehpc01/run1/*.nc')"]},
-]}  # fmt: skip
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "source": "ds = open_dataset('/srv/data/era5/t2m.zarr')\nx = '/home/alice/private.nc'"},
+        {"cell_type": "markdown", "source": "see /srv/data/readme.txt"},
+        {"cell_type": "code", "source": ["files = glob('/gpfs/projects/ehpc01/run1/*.nc')"]},
+    ]
+}
 
 
 def publish(gallery: Gallery, **changes):
-    fields = {"title": "Climatology", "author": "alice", "notebook_name": "work/clim.ipynb", "notebook": NOTEBOOK,
-              "kernel": {"name": "aifactory", "display_name": "AI Factory", "modules": ["climate-tools/1.0"]},
-              "lock": "numpy==2.4.6\npyarrow==26.0.1\n", "resources": {"partition": "gpp", "cpus": 2},
-              "shared_storage": ["/srv/data", "/gpfs"]}  # fmt: skip
+    fields = {
+        "title": "Climatology",
+        "author": "alice",
+        "notebook_name": "work/clim.ipynb",
+        "notebook": NOTEBOOK,
+        "kernel": {"name": "aifactory", "display_name": "AI Factory", "modules": ["climate-tools/1.0"]},
+        "lock": "numpy==2.4.6\npyarrow==26.0.1\n",
+        "resources": {"partition": "gpp", "cpus": 2},
+        "shared_storage": ["/srv/data", "/gpfs"],
+    }
     return gallery.publish(**(fields | changes))
 
 

@@ -46,13 +46,29 @@ def test_the_notebook_jobs_command_offers_every_row(capsys):
 
 def test_each_value_becomes_its_sbatch_option_and_an_unset_one_asks_for_nothing():
     assert sbatch_options({f.name: f.unset for f in JOB_FIELDS}) == []
-    full = {"partition": "acc", "account": "ehpc01", "qos": "normal", "cpus": 4, "memory": "8G", "gpus": 2,
-            "walltime": "01:00:00", "reservation": "ws1", "constraint": "highmem"}  # fmt: skip
+    full = {
+        "partition": "acc",
+        "account": "ehpc01",
+        "qos": "normal",
+        "cpus": 4,
+        "memory": "8G",
+        "gpus": 2,
+        "walltime": "01:00:00",
+        "reservation": "ws1",
+        "constraint": "highmem",
+    }
     assert set(full) == set(USER_OPTIONS), "a new row needs a value here"
     assert sbatch_options(full) == [
-        "--partition=acc", "--account=ehpc01", "--qos=normal", "--cpus-per-task=4", "--mem=8G", "--gres=gpu:2",
-        "--time=01:00:00", "--reservation=ws1", "--constraint=highmem",
-    ]  # fmt: skip
+        "--partition=acc",
+        "--account=ehpc01",
+        "--qos=normal",
+        "--cpus-per-task=4",
+        "--mem=8G",
+        "--gres=gpu:2",
+        "--time=01:00:00",
+        "--reservation=ws1",
+        "--constraint=highmem",
+    ]
 
 
 # -- constraint, from each place it can be set -----------------------------------------------

@@ -9,10 +9,16 @@ from .fakes import new_spawner
 
 #: A running server's state as the release before the record wrote it (from a hub's database).
 VERSION_1_RUNNING = {
-    "job_id": "4711", "job_status": "", "submitted_at": 1796390000.5, "started": True,
-    "token_sha256": "ab" * 32, "port": 41367, "ip": "10.77.0.11",
-    "log_path": "/home/alice/.aifactory/logs/jupyterlab-%j.log", "accepted_options": {"cpus": 2},
-}  # fmt: skip
+    "job_id": "4711",
+    "job_status": "",
+    "submitted_at": 1796390000.5,
+    "started": True,
+    "token_sha256": "ab" * 32,
+    "port": 41367,
+    "ip": "10.77.0.11",
+    "log_path": "/home/alice/.aifactory/logs/jupyterlab-%j.log",
+    "accepted_options": {"cpus": 2},
+}
 #: Older still: written before "started" existed (such a job had started).
 VERSION_1_WITHOUT_STARTED = {"job_id": "17", "submitted_at": 1.0, "port": 8888, "ip": "10.77.0.12"}
 #: A stopped server's: no job, only why the last one ended.

@@ -151,8 +151,13 @@ def run_script(tmp_path, command, certs=None, signal_after=None):
     import time
 
     script = render(request(home=str(tmp_path)), command, ENV, certs=certs)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "USER": "alice", "TMPDIR": str(tmp_path / "tmp"),
-           "SLURM_JOB_ID": "4242"}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "USER": "alice",
+        "TMPDIR": str(tmp_path / "tmp"),
+        "SLURM_JOB_ID": "4242",
+    }
     (tmp_path / "tmp").mkdir(exist_ok=True)
     proc = subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp_path)
     if signal_after is not None:

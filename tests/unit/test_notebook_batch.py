@@ -26,13 +26,19 @@ def test_any_file_name_and_parameter_stays_one_word_of_the_job(tmp_path):
     hostile = tmp_path / "$(touch pwned) `touch pwned2` it's.ipynb"
     bin = fake_commands(tmp_path / "bin")
     script = batch_script(hostile, [("year", "2021; touch pwned3")], "aifactory", str(bin / "python"))
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={"SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin",
-                                 "HOME": str(tmp_path)})  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert not list(tmp_path.glob("pwned*"))
     ran = result.stdout.splitlines()[-1]
-    assert ran == (f"-m papermill {hostile} {hostile.with_suffix('')}-job77.ipynb --kernel aifactory --log-output "
-                   "-p year 2021; touch pwned3")  # fmt: skip
+    assert ran == (
+        f"-m papermill {hostile} {hostile.with_suffix('')}-job77.ipynb --kernel aifactory --log-output "
+        "-p year 2021; touch pwned3"
+    )
 
 
 def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
@@ -43,12 +49,17 @@ def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
     bin = fake_commands(tmp_path / "bin")
     home = tmp_path / "home"
     home.mkdir()
-    show = ('echo "NAME=$DASK_JOBQUEUE__SLURM__NAME"; echo "TLS=$AIFACTORY_DASK_TLS"; '
-            'echo "CERT=$DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"; '
-            'echo "ENC=$DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"; ls "$AIFACTORY_DASK_TLS"')  # fmt: skip
+    show = (
+        'echo "NAME=$DASK_JOBQUEUE__SLURM__NAME"; echo "TLS=$AIFACTORY_DASK_TLS"; '
+        'echo "CERT=$DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"; '
+        'echo "ENC=$DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"; ls "$AIFACTORY_DASK_TLS"'
+    )
     script = batch_script(tmp_path / "x.ipynb", [], "aifactory", sys.executable).rsplit("\n", 2)[0] + f"\n{show}\n"
-    session = {"DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-21", "AIFACTORY_DASK_TLS": "/session/folder",
-               "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/session/folder/dask-cert.pem"}  # fmt: skip
+    session = {
+        "DASK_JOBQUEUE__SLURM__NAME": "aifw-dask-21",
+        "AIFACTORY_DASK_TLS": "/session/folder",
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": "/session/folder/dask-cert.pem",
+    }
     env = {**session, "SLURM_JOB_ID": "77", "PATH": f"{bin}:/usr/bin:/bin", "HOME": str(home)}
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     shown = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
@@ -63,26 +74,56 @@ def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
 
 def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path):
     nb = tmp_path / "analysis.ipynb"
-    resources = session_resources({}) | {"partition": "gpp", "account": "ehpc01", "cpus": 4, "memory": "8G",
-                                         "walltime": "02:00:00", "constraint": "highmem"}  # fmt: skip
+    resources = session_resources({}) | {
+        "partition": "gpp",
+        "account": "ehpc01",
+        "cpus": 4,
+        "memory": "8G",
+        "walltime": "02:00:00",
+        "constraint": "highmem",
+    }
     argv = sbatch_argv(nb, resources)
     assert "--job-name=aifw-nb-analysis" in argv and f"--output={tmp_path}/analysis-job%j.log" in argv
-    assert {"--cpus-per-task=4", "--mem=8G", "--time=02:00:00", "--partition=gpp", "--account=ehpc01",
-            "--constraint=highmem"} <= set(argv)  # fmt: skip
+    assert {
+        "--cpus-per-task=4",
+        "--mem=8G",
+        "--time=02:00:00",
+        "--partition=gpp",
+        "--account=ehpc01",
+        "--constraint=highmem",
+    } <= set(argv)
     assert not [a for a in argv if a.startswith(("--qos", "--reservation", "--gres"))], "unset asks for nothing"
     assert notebook_job_outputs(nb, "12") == (tmp_path / "analysis-job12.ipynb", tmp_path / "analysis-job12.log")
 
 
 def test_resources_default_to_the_sessions_own_and_are_checked():
-    env = {"SLURM_JOB_PARTITION": "acc", "SLURM_JOB_ACCOUNT": "ehpc02", "SLURM_CPUS_PER_TASK": "8",
-           "SLURM_MEM_PER_NODE": "16000"}  # fmt: skip
+    env = {
+        "SLURM_JOB_PARTITION": "acc",
+        "SLURM_JOB_ACCOUNT": "ehpc02",
+        "SLURM_CPUS_PER_TASK": "8",
+        "SLURM_MEM_PER_NODE": "16000",
+    }
     here = session_resources(env)
     assert {k: here[k] for k in ("partition", "account", "cpus", "memory", "walltime")} == {
-        "partition": "acc", "account": "ehpc02", "cpus": 8, "memory": "16000M", "walltime": "01:00:00"}  # fmt: skip
+        "partition": "acc",
+        "account": "ehpc02",
+        "cpus": 8,
+        "memory": "16000M",
+        "walltime": "01:00:00",
+    }
     assert set(here) == set(USER_OPTIONS), "every job field has a notebook-job value"
     assert resource_problems(session_resources({})) == []
-    bad = resource_problems(session_resources({}) | {"partition": "gpp\n#SBATCH --uid=0", "cpus": 0, "memory": "lots",
-                                                     "walltime": "2h", "constraint": "a b", "nodes": 3})  # fmt: skip
+    bad = resource_problems(
+        session_resources({})
+        | {
+            "partition": "gpp\n#SBATCH --uid=0",
+            "cpus": 0,
+            "memory": "lots",
+            "walltime": "2h",
+            "constraint": "a b",
+            "nodes": 3,
+        }
+    )
     assert [p.split()[0] for p in bad] == [
         "--nodes:",
         "--partition",
@@ -98,9 +139,12 @@ def test_the_failing_cell_is_named_with_its_error(tmp_path):
     cells = [
         {"cell_type": "markdown", "source": "# title"},
         {"cell_type": "code", "source": "x = 1", "outputs": []},
-        {"cell_type": "code", "source": ["y = x / 0\n", "print(y)"],
-         "outputs": [{"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero"}]},
-    ]  # fmt: skip
+        {
+            "cell_type": "code",
+            "source": ["y = x / 0\n", "print(y)"],
+            "outputs": [{"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero"}],
+        },
+    ]
     executed.write_text(json.dumps({"cells": cells}))
     assert failing_cell(executed) == "cell 2 ('y = x / 0'): ZeroDivisionError: division by zero"
     assert failing_cell(Path(tmp_path / "missing.ipynb")) == ""

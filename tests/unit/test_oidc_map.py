@@ -25,9 +25,15 @@ async def test_an_oidc_name_map_is_applied_once_and_its_result_checked(monkeypat
     secret = tmp_path / "secret"
     secret.write_text("a-client-secret-of-the-hub")
     secret.chmod(0o600)
-    auth_site = replace(DEFAULTS.auth, method="oidc", oidc_issuer="http://127.0.0.1:9", oidc_client_id="hub",
-                        oidc_client_secret_file=str(secret), oidc_username_claim="email",
-                        oidc_username_map={"carol@uni.example": "alice", "alice": "root"})  # fmt: skip
+    auth_site = replace(
+        DEFAULTS.auth,
+        method="oidc",
+        oidc_issuer="http://127.0.0.1:9",
+        oidc_client_id="hub",
+        oidc_client_secret_file=str(secret),
+        oidc_username_claim="email",
+        oidc_username_map={"carol@uni.example": "alice", "alice": "root"},
+    )
     site = replace(DEFAULTS, hub=replace(DEFAULTS.hub, public_url="https://hub.example.eu/"), auth=auth_site)
     config = Config()
     update_auth(config, site, AuditLog(tmp_path / "audit.log"))

@@ -29,15 +29,30 @@ PENDING = replace(
 
 
 def card_of(info, **kw):
-    args = {"job_id": "7", "position": "2 of 3", "ready": True, "stopping": False, "taken_at": 1000.0,
-            "now": 1000.0, "log": "/home/alice/.aifactory/logs/jupyterlab-7.log", "home": "/home/alice"}  # fmt: skip
+    args = {
+        "job_id": "7",
+        "position": "2 of 3",
+        "ready": True,
+        "stopping": False,
+        "taken_at": 1000.0,
+        "now": 1000.0,
+        "log": "/home/alice/.aifactory/logs/jupyterlab-7.log",
+        "home": "/home/alice",
+    }
     return card(info, **(args | kw))
 
 
 def test_a_running_job_shows_where_it_runs_what_it_has_and_the_time_left_counted_down():
     c = card_of(RUNNING, now=1000.0 + 600)  # squeue said 1:30:00 ten minutes ago
     assert (c["state"], c["node"], c["partition"], c["account"], c["cpus"], c["memory"], c["gpus"]) == (
-        "running", "mn5-n01", "gpp", "ehpc01", "2", "4G", 0)  # fmt: skip
+        "running",
+        "mn5-n01",
+        "gpp",
+        "ehpc01",
+        "2",
+        "4G",
+        0,
+    )
     assert c["seconds_left"] == 80 * 60 and c["time_left"] == "1 h 20 min"
     assert c["position"] == "" and c["log"] == "~/.aifactory/logs/jupyterlab-7.log"
     assert c["log_in_home"] == ".aifactory/logs/jupyterlab-7.log"
@@ -54,7 +69,12 @@ def test_queued_starting_ending_and_not_yet_seen():
 
 def test_durations_and_paths_in_words():
     assert [duration_text(s) for s in (20, 60, 12 * 60, 3600, 3600 + 59 * 60 + 40)] == [
-        "under a minute", "1 min", "12 min", "1 h", "2 h"]  # fmt: skip
+        "under a minute",
+        "1 min",
+        "12 min",
+        "1 h",
+        "2 h",
+    ]
     assert home_relative("/home/alice/x.log", "/home/alice/") == "~/x.log"
     assert home_relative("/home/alicex/x.log", "/home/alice") == "/home/alicex/x.log"
 
@@ -78,10 +98,12 @@ def test_the_brand_is_the_sites_and_a_wrong_value_is_named(tmp_path):
     assert c.JupyterHub.logo_file == str(DEFAULT_LOGO) and DEFAULT_LOGO.exists()
     assert c.JupyterHub.template_vars["brand"]["product_name"] == "MN5 Notebooks"
     assert c.JupyterHub.template_vars["announcement_home"] == "x"  # kept
-    for text, key in [("brand: {support_url: 'javascript:alert(1)'}", "brand.support_url"),
-                      ("brand: {product_name: '<b>x</b>'}", "brand.product_name"),
-                      ("brand: {suport_contact: x}", "did you mean 'brand.support_contact'"),
-                      ("auth: {support_contact: x}", "auth.support_contact")]:  # fmt: skip
+    for text, key in [
+        ("brand: {support_url: 'javascript:alert(1)'}", "brand.support_url"),
+        ("brand: {product_name: '<b>x</b>'}", "brand.product_name"),
+        ("brand: {suport_contact: x}", "did you mean 'brand.support_contact'"),
+        ("auth: {support_contact: x}", "auth.support_contact"),
+    ]:
         with pytest.raises(SiteConfigError, match=key.replace(".", "\\.")):
             load_site_config(site_file(tmp_path, text))
     with pytest.raises(SiteConfigError, match="cannot be read"):

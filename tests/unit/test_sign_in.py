@@ -38,7 +38,7 @@ def test_oidc_with_no_allowed_group_stops_the_hub(tmp_path):
             oidc_issuer="http://127.0.0.1:9",
             oidc_client_id="hub",
             oidc_client_secret_file="/x",
-        ),  # fmt: skip
+        ),
     )
     with pytest.raises(SiteConfigError, match="key 'hub.allowed_groups': value \\[\\] is not accepted with auth"):
         update_auth(Config(), site, AuditLog(tmp_path / "audit.log"))

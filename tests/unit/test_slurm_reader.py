@@ -36,8 +36,12 @@ def slurm_commands_written_in(path: Path) -> list[int]:
 
 
 def test_only_slurm_writes_squeue_and_sacct_commands():
-    written = [f"{path.relative_to(ROOT)}:{line}" for package in CALLERS for path in (ROOT / package).rglob("*.py")
-               for line in slurm_commands_written_in(path)]  # fmt: skip
+    written = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for package in CALLERS
+        for path in (ROOT / package).rglob("*.py")
+        for line in slurm_commands_written_in(path)
+    ]
     assert written == [], "ask squeue/sacct through slurm.client (squeue_argv, sacct_argv, Slurm's methods)"
 
 
@@ -49,8 +53,9 @@ def test_the_scan_finds_a_command_written_by_hand(tmp_path):
 @pytest.mark.parametrize("name", sorted(formats.BY_NAME))
 def test_the_recorder_prints_the_formats_the_parsers_read(name):
     """record.sh runs slurm/formats.py as a plain script (no install) and writes no list itself."""
-    printed = subprocess.run([sys.executable, str(ROOT / "slurm" / "formats.py"), name],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "slurm" / "formats.py"), name], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert printed == formats.BY_NAME[name].option
     script = (DATA / "record.sh").read_text()
     assert f"$(format {name})" in script and formats.BY_NAME[name].option not in script

@@ -133,8 +133,13 @@ def test_the_site_files_job_defaults_reach_the_spawner_typed(tmp_path):
     job = spawner.job_defaults()
     slurm = DEFAULTS.slurm
     assert (job.partition, job.qos, job.cpus, job.memory, job.gpus, job.walltime) == (
-        slurm.partition, slurm.qos, slurm.cpus, slurm.memory, slurm.gpus, slurm.walltime,
-    )  # fmt: skip
+        slurm.partition,
+        slurm.qos,
+        slurm.cpus,
+        slurm.memory,
+        slurm.gpus,
+        slurm.walltime,
+    )
     assert type(job.cpus) is int and spawner.job_name == slurm.job_name
     assert spawner.services.watcher.interval == DEFAULTS.hub.poll_interval
 
@@ -181,8 +186,18 @@ def test_every_inherited_setting_is_honoured_or_refused():
     from batchspawner import SlurmSpawner
     from jupyterhub.spawner import Spawner
 
-    honoured = {"req_partition", "req_account", "req_qos", "req_reservation", "req_nprocs", "req_memory",
-                "req_ngpus", "req_runtime", "startup_poll_interval", "start_timeout"}  # fmt: skip
+    honoured = {
+        "req_partition",
+        "req_account",
+        "req_qos",
+        "req_reservation",
+        "req_nprocs",
+        "req_memory",
+        "req_ngpus",
+        "req_runtime",
+        "startup_poll_interval",
+        "start_timeout",
+    }
     inherited = set(SlurmSpawner.class_trait_names(config=True)) - set(Spawner.class_trait_names(config=True))
     assert inherited - honoured <= set(REFUSED_SETTINGS), inherited - honoured - set(REFUSED_SETTINGS)
 

@@ -15,8 +15,9 @@ def run_in_terminal(tmp_path, commands: str, env: dict[str, str]) -> str:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     full = {"HOME": str(home), "PATH": "/usr/bin:/bin", "TERM": "dumb", **env}
-    shell = subprocess.run(shell_argv("/bin/bash"), input=commands, env=full, capture_output=True, text=True,
-                           timeout=30, cwd=home)  # fmt: skip
+    shell = subprocess.run(
+        shell_argv("/bin/bash"), input=commands, env=full, capture_output=True, text=True, timeout=30, cwd=home
+    )
     return shell.stdout
 
 
@@ -26,8 +27,9 @@ def test_the_environments_commands_come_first_after_the_login_files(tmp_path):
     # A user's ~/.profile, as Debian's /etc/profile does, sets PATH afresh; it is still read.
     (home / ".profile").write_text("PATH=/usr/local/bin:/usr/bin:/bin\nexport FROM_PROFILE=yes\n")
     bindir = os.path.dirname(sys.executable)
-    out = run_in_terminal(tmp_path, 'echo "PATH=$PATH"; echo "PROFILE=$FROM_PROFILE"; command -v python\n',
-                          {BIN_ENV: bindir})  # fmt: skip
+    out = run_in_terminal(
+        tmp_path, 'echo "PATH=$PATH"; echo "PROFILE=$FROM_PROFILE"; command -v python\n', {BIN_ENV: bindir}
+    )
     lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     assert lines["PATH"].split(":")[0] == bindir, out
     assert lines["PATH"].split(":").count(bindir) == 1, out

@@ -37,7 +37,10 @@ def test_workers_are_grouped_by_the_job_that_started_them_with_cores_and_cost():
 def test_notebook_jobs_newest_first_with_state_and_outputs():
     jobs = notebook_jobs(rows())
     assert [(j.state, j.detail, Path(j.notebook).name) for j in jobs] == [
-        ("done", "", "a|b.ipynb"), ("failed", "FAILED", "broken.ipynb"), ("done", "", "analysis.ipynb")]  # fmt: skip
+        ("done", "", "a|b.ipynb"),
+        ("failed", "FAILED", "broken.ipynb"),
+        ("done", "", "analysis.ipynb"),
+    ]
     analysis = jobs[-1]
     assert analysis.result == f"/tmp/analysis-job{analysis.job_id}.ipynb"
     assert analysis.log == f"/tmp/analysis-job{analysis.job_id}.log"

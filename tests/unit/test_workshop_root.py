@@ -78,13 +78,25 @@ def workshops(tmp_path: Path) -> Workshops:
 
 
 def as_user(user: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv],
-                          capture_output=True, text=True, cwd="/")  # fmt: skip
+    return subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
 
 
 def a_workshop(name: str, seats: tuple[str, ...], instructors: tuple[str, ...]) -> Workshop:
-    return Workshop(name=name, title="t", start="2026-11-28T09:00:00", end="2099-11-28T17:00:00", seats=seats,
-                    instructors=instructors, account=name, reservation=name)  # fmt: skip
+    return Workshop(
+        name=name,
+        title="t",
+        start="2026-11-28T09:00:00",
+        end="2099-11-28T17:00:00",
+        seats=seats,
+        instructors=instructors,
+        account=name,
+        reservation=name,
+    )
 
 
 def names() -> tuple[str, str]:
@@ -129,8 +141,20 @@ def test_a_seat_that_swaps_a_folder_for_a_link_during_the_archive_gets_nothing_o
     name, instructor = names()
     seat = users.make(f"{name}-01")
     users.make(instructor)
-    swapper = subprocess.Popen(["setpriv", f"--reuid={seat}", f"--regid={seat}", "--init-groups", "/usr/bin/python3",
-                                "-c", SWAPPER, f"/home/{seat}", str(root_only)], cwd="/")  # fmt: skip
+    swapper = subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={seat}",
+            f"--regid={seat}",
+            "--init-groups",
+            "/usr/bin/python3",
+            "-c",
+            SWAPPER,
+            f"/home/{seat}",
+            str(root_only),
+        ],
+        cwd="/",
+    )
     leaked, failed = [], []
     try:
         time.sleep(0.5)
@@ -161,8 +185,10 @@ def test_materials_with_a_link_out_of_their_folder_are_refused_by_name(tmp_path,
     as_user(instructor, "ln", "-s", str(root_only / "f"), str(materials / "answers.txt"))
     as_user(instructor, "ln", "-s", "lesson.md", str(materials / "intro.md"))  # inside: accepted
     spec_file = tmp_path / "w.yaml"
-    spec_file.write_text(f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\n"
-                         f"materials: {materials}\n")  # fmt: skip
+    spec_file.write_text(
+        f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\n"
+        f"materials: {materials}\n"
+    )
     spec = read_workshop_file(spec_file, DEFAULTS, lambda u: True)
     ws = workshops(tmp_path)
     with pytest.raises(WorkshopError) as refused:
@@ -184,14 +210,19 @@ def test_a_repository_of_materials_is_read_as_the_instructor(tmp_path, users, ro
     users.make(instructor)
     repo = f"/home/{instructor}/course"
     git = ["git", "-C", repo, "-c", "user.name=i", "-c", "user.email=i@localhost"]
-    steps = [["git", "init", "-q", repo], ["sh", "-c", f"echo '# Lesson' > {repo}/lesson.md"],
-             ["ln", "-s", str(root_only / "f"), f"{repo}/answers.txt"], [*git, "add", "-A"],
-             [*git, "commit", "-q", "-m", "m"]]  # fmt: skip
+    steps = [
+        ["git", "init", "-q", repo],
+        ["sh", "-c", f"echo '# Lesson' > {repo}/lesson.md"],
+        ["ln", "-s", str(root_only / "f"), f"{repo}/answers.txt"],
+        [*git, "add", "-A"],
+        [*git, "commit", "-q", "-m", "m"],
+    ]
     for step in steps:
         assert as_user(instructor, *step).returncode == 0, step
     spec_file = tmp_path / "w.yaml"
-    spec_file.write_text(f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\n"
-                         f"materials: {repo}\n")  # fmt: skip
+    spec_file.write_text(
+        f"name: {name}\ntitle: t\nend: 2099-01-01T17:00\nseats: 1\ninstructors: [{instructor}]\nmaterials: {repo}\n"
+    )
     ws = workshops(tmp_path)
     spec = read_workshop_file(spec_file, DEFAULTS, lambda u: True)
     bundle = publish_materials(spec, ws.state / spec.name, ws.materials_dir).repo

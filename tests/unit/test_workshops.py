@@ -68,11 +68,25 @@ def test_an_instructor_must_be_a_user_of_the_machine(tmp_path):
 
 
 def workshop(**changes) -> Workshop:
-    base = Workshop(name="climate", title="Climate", start="2026-11-28T09:00:00", end="2026-11-28T17:00:00",
-                    seats=("climate-01", "climate-02"), instructors=("instructor",), account="climate",
-                    reservation="climate", preset={"name": "workshop-climate", "title": "Climate", "partition": "gpp",
-                                                   "account": "climate", "reservation": "climate", "cpus": 2},
-                    materials=Materials("/srv/ws/climate.bundle", "main", "climate"))  # fmt: skip
+    base = Workshop(
+        name="climate",
+        title="Climate",
+        start="2026-11-28T09:00:00",
+        end="2026-11-28T17:00:00",
+        seats=("climate-01", "climate-02"),
+        instructors=("instructor",),
+        account="climate",
+        reservation="climate",
+        preset={
+            "name": "workshop-climate",
+            "title": "Climate",
+            "partition": "gpp",
+            "account": "climate",
+            "reservation": "climate",
+            "cpus": 2,
+        },
+        materials=Materials("/srv/ws/climate.bundle", "main", "climate"),
+    )
     return replace(base, **changes)
 
 
@@ -107,9 +121,9 @@ def test_a_registry_others_may_write_is_not_trusted(tmp_path):
 def test_instructors_reach_their_seats_servers_and_nobody_elses():
     role = workshop().role()
     assert role["users"] == ["instructor"]
-    assert set(role["scopes"]) == {f"{s}!group=workshop-climate" for s in
-                                   ("access:servers", "servers", "read:users", "list:users")} | {
-        "access:servers!user=climate-01", "access:servers!user=climate-02"}  # fmt: skip
+    assert set(role["scopes"]) == {
+        f"{s}!group=workshop-climate" for s in ("access:servers", "servers", "read:users", "list:users")
+    } | {"access:servers!user=climate-01", "access:servers!user=climate-02"}
 
 
 def test_a_seats_job_goes_to_its_reservation_with_its_materials(tmp_path):
@@ -162,8 +176,12 @@ def test_a_seat_timeout_no_shorter_than_everyones_adds_no_second_culler():
 
 def test_services_share_one_registry_of_workshops(tmp_path):
     registry = Registry(tmp_path)
-    assert Services.build(job_name="x", poll_interval=1, startup_poll_interval=1, discovery_cache=1,
-                          workshops=registry).workshops is registry  # fmt: skip
+    assert (
+        Services.build(
+            job_name="x", poll_interval=1, startup_poll_interval=1, discovery_cache=1, workshops=registry
+        ).workshops
+        is registry
+    )
     assert Path(registry.directory) == tmp_path
 
 
@@ -184,9 +202,17 @@ def test_the_hub_starts_with_the_workshops_groups_and_roles(tmp_path):
 
 
 def test_the_seat_slips_come_from_their_template_and_escape_what_they_show(tmp_path):
-    workshop = Workshop(name="climate", title="Dask <b>now</b>", start="2099-01-01T09:00:00", end="2099-01-01T17:00:00",
-                        seats=("climate-01",), instructors=("instructor",), account="climate",
-                        reservation="climate", preset={})  # fmt: skip
+    workshop = Workshop(
+        name="climate",
+        title="Dask <b>now</b>",
+        start="2099-01-01T09:00:00",
+        end="2099-01-01T17:00:00",
+        seats=("climate-01",),
+        instructors=("instructor",),
+        account="climate",
+        reservation="climate",
+        preset={},
+    )
     write_seat_sheet(workshop, {"climate-01": "p<w>&1"}, tmp_path, "https://hub.example.eu/")
     page = (tmp_path / "seats.html").read_text()
     assert "Dask &lt;b&gt;now&lt;/b&gt;" in page and "p&lt;w&gt;&amp;1" in page and "<b>now</b>" not in page
