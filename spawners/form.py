@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,18 +136,16 @@ def render_form(
     estimate_url: str,
     from_link: bool = False,
     entry: Any = None,
-    defaults: JobSettings | None = None,
 ) -> str:
     """The form's fields, one per job field (slurm/job_fields.py); ``from_link``: an ``opt-``
     link filled them, and the user confirms; ``entry``: the gallery entry being launched (its
-    resources are in ``values``); ``defaults``: what a preset leaves unnamed goes back to."""
+    resources are in ``values``)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {
         "choices": choices.as_data(),
         "presets": list(presets),
         "estimate_url": estimate_url,
         "fields": [f.name for f in JOB_FIELDS],
-        "defaults": asdict(defaults) if defaults else {n: values.get(n) for n in USER_OPTIONS},
     }
     return env.from_string(TEMPLATE.read_text()).render(
         fields=JOB_FIELDS,

@@ -138,28 +138,28 @@ test('the cost: cores and GPUs times the walltime, in hours', () => {
 describe('presets', () => {
   const data = {
     fields,
-    presets: [{ name: 'gpu', title: 'GPU', partition: 'acc', gpus: 1, cpus: 20 }],
-    defaults: {
-      partition: 'gpp',
-      account: 'proj',
-      qos: '',
-      reservation: '',
-      cpus: 4,
-      memory: '8G',
-      gpus: 0,
-      walltime: '02:00:00',
-      constraint: ''
-    }
+    presets: [{ name: 'gpu', title: 'GPU', partition: 'acc', gpus: 1, cpus: 20 }]
   };
-  const mine = { ...data.defaults, cpus: '12', memory: '64G', walltime: '08:00:00' };
-  test('a preset applies its fields; what it does not name goes back to the defaults', () => {
+  const start = {
+    partition: 'gpp',
+    account: 'proj',
+    qos: '',
+    reservation: 'ws1',
+    cpus: 4,
+    memory: '8G',
+    gpus: 0,
+    walltime: '02:00:00',
+    constraint: 'highmem'
+  };
+  const mine = { ...start, cpus: '12', memory: '64G', walltime: '08:00:00' };
+  test('a preset applies its fields, keeps the others, and clears a reservation it does not name', () => {
     expect(form.after({ preset: '', values: mine }, { preset: 'gpu' }, data)).toEqual({
       preset: 'gpu',
-      values: { ...data.defaults, partition: 'acc', gpus: 1, cpus: 20 }
+      values: { ...mine, partition: 'acc', gpus: 1, cpus: 20, reservation: '' }
     });
   });
   test('clicking a preset again applies it again', () => {
-    const edited = { ...data.defaults, partition: 'acc', gpus: 1, cpus: '2' };
+    const edited = { ...start, partition: 'acc', gpus: 1, cpus: '2' };
     expect(form.after({ preset: 'gpu', values: edited }, { preset: 'gpu' }, data).values.cpus).toBe(20);
   });
   test('editing a field makes the request Custom, keeping what was typed', () => {

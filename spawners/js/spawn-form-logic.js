@@ -107,12 +107,16 @@ const aifwSpawnForm = (() => {
   // What a request costs if it runs its whole walltime, as the form shows it.
   function cost(values) {
     const h = seconds(values.walltime) / 3600;
-    return { core: (Number(values.cpus) * h).toFixed(1), gpu: (Number(values.gpus) * h).toFixed(1) };
+    return {
+      core: (Number(values.cpus) * h).toFixed(1),
+      gpu: (Number(values.gpus) * h).toFixed(1)
+    };
   }
 
-  // The preset chosen and the fields' values after something happens. A preset is a whole
-  // starting point: clicking it (again) applies it, and what it does not name goes back to the
-  // site's default (data.defaults). Editing a field makes the request Custom (""), as typed.
+  // The preset chosen and the fields' values after something happens. A preset is a starting
+  // point: clicking it (again) applies the fields it names; the others keep their values, but
+  // a reservation belongs to the preset that names it (a workshop's), so one that does not
+  // name it clears it. Editing a field makes the request Custom (""), as typed.
   // event: { preset: name } or { field: name, value: text }.
   function after(state, event, data) {
     if ('preset' in event) {
@@ -120,13 +124,18 @@ const aifwSpawnForm = (() => {
       if (!preset) {
         return { preset: event.preset, values: state.values };
       }
-      const values = {};
+      const values = { ...state.values, reservation: '' };
       data.fields.forEach(k => {
-        values[k] = k in preset ? preset[k] : data.defaults[k];
+        if (k in preset) {
+          values[k] = preset[k];
+        }
       });
       return { preset: event.preset, values };
     }
-    return { preset: '', values: { ...state.values, [event.field]: event.value } };
+    return {
+      preset: '',
+      values: { ...state.values, [event.field]: event.value }
+    };
   }
 
   // The hub's answer to an estimate that it refused: the field it names, if it is a job field,
@@ -136,7 +145,11 @@ const aifwSpawnForm = (() => {
     if (body.field && fields.includes(body.field)) {
       return { field: body.field, message, text: 'Not accepted: ' + message };
     }
-    return { field: null, message: '', text: body.message || 'This request would be refused.' };
+    return {
+      field: null,
+      message: '',
+      text: body.message || 'This request would be refused.'
+    };
   }
 
   const usageText = u =>

@@ -30,7 +30,7 @@ def test_every_row_is_a_setting_a_site_key_with_a_default_a_spawner_setting_and_
 
 
 def test_every_row_is_a_field_of_the_form():
-    page = render_form(choices_for(), [], initial_values(JOB, None, None), "/estimate", defaults=JOB)
+    page = render_form(choices_for(), [], initial_values(JOB, None, None), "/estimate")
     for f in JOB_FIELDS:
         assert re.search(rf'<(select|input)[^>]* id="{f.name}" name="{f.name}"', page), f.name
         assert f'<label class="form-label" for="{f.name}">{f.label}</label>' in page
