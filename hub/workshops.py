@@ -16,17 +16,7 @@ The parts: the workshop file and its rules (``workshop_file.py``), users and acc
 (``workshop_accounts.py``), materials (``workshop_materials.py``), the seat sheet
 (``workshop_sheet.py``, slips from ``seat_slips.html.j2``), the archive of the seats' homes
 (``workshop_archive.py``) and the client of the running hub (``hub_client.py``).  This module
-runs them in order.  The workshop file::
-
-    name: climate101                 # seats are climate101-01, climate101-02, ...
-    title: Climate data with Dask
-    start: now                       # or 2026-11-28T09:00
-    end: 2026-11-28T17:00
-    seats: 20
-    instructors: [instructor]        # existing users: they reach their seats' servers
-    preset: workshop                 # the site preset that sizes each seat (form.presets)
-    materials: /srv/courses/climate  # a git repository or a folder (optional)
-    account: ""                      # an existing SLURM account; "" = a new one, named after the workshop
+runs them in order.  The workshop file, with every key, is shown in ``workshop_file.py``.
 """
 
 from __future__ import annotations
