@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.harness import HUB_USER
 
@@ -135,12 +136,22 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             assert (
                 copy.owner() == "bob" and json.loads(copy.read_text())["cells"][2]["source"] == "print(sum(range(10)))"
             )
-            # His notebook runs: Run › Run All Cells prints the published output (once its
-            # kernel is idle: in CI, a click while it was still connecting ran nothing).
+            # His notebook runs: its published outputs cleared, Run › Run All Cells prints the
+            # same. A Run All clicked in the first seconds after the launch sometimes ran nothing
+            # (twice in the full suite; the cause is not found yet): it is clicked again then.
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-            page.wait_for_selector(".jp-OutputArea-output:has-text('45')", timeout=120_000)
+            page.click(".lm-MenuBar-itemLabel:text-is('Edit')")
+            page.click(".lm-Menu-itemLabel:text-is('Clear Outputs of All Cells')")
+            page.wait_for_selector(".jp-OutputArea-output", state="detached", timeout=30_000)
+            for attempt in range(3):
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+                try:
+                    page.wait_for_selector(".jp-OutputArea-output:has-text('45')", timeout=40_000)
+                    break
+                except PlaywrightTimeoutError:
+                    if attempt == 2:
+                        raise
             shot(page, "32-gallery-relaunched")
 
         # Re-executed headless in bob's own job: the published output again.
