@@ -108,15 +108,21 @@ def test_time_left_a_warning_the_save_on_the_signal_and_the_end(short_hub: HubPr
 def test_the_save_signal_while_jupyterlab_starts_does_not_end_the_job(clean: HubProcess):
     """SLURM sends the save signal up to a minute early, so a job shorter than the save time
     (a one-minute test) gets it while it starts: in CI such a job ended before JupyterLab's
-    handler was in place. Here the signal comes about five times a second, from the moment the
-    job runs until JupyterLab is ready: the start succeeds, and the signal is then handled."""
+    handler was in place. Here the signal comes about five times a second, from the moment the job's
+    script has announced itself until JupyterLab answers: the start succeeds, and the signal is
+    then handled."""
     hub = clean
     sent: list[str] = []
     done = threading.Event()
 
     def signal_the_starting_job() -> None:
+        # From the moment the script has announced itself in its log (its first lines, which
+        # set the signal aside, have run: no line of a script can guard bash's own start).
         while not done.is_set():
             for job_id in sh("squeue", "-h", "-u", "alice", "-t", "R", "-o", "%i").split():
+                log = Path(f"/home/alice/.aifactory/logs/jupyterlab-{job_id}.log")
+                if not (log.exists() and "JupyterLab for alice" in log.read_text()):
+                    continue
                 if subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], capture_output=True).returncode == 0:
                     sent.append(job_id)
             time.sleep(0.1)
