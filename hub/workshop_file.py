@@ -96,19 +96,19 @@ def read_workshop_file(path: Path, site: SiteConfig, user_exists: Callable[[str]
     known = [f.name for f in fields(WorkshopKeys)]
     problems = [unknown_key(str(key), known) for key in data if key not in known]
     problems += key_problems(WorkshopKeys, data)
+    if not problems:
+        keys = WorkshopKeys(**data)
+        now = datetime.datetime.now().replace(second=0, microsecond=0)
+        start, end = _when(keys.start, now), _when(keys.end, now)
+        problems = _resolved_problems(keys, start, end, now, site, user_exists)
     if problems:
         raise WorkshopError(f"workshop file {path} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))
-    keys = WorkshopKeys(**data)
-    problems = _resolved_problems(keys, site, user_exists)
-    if problems:
-        raise WorkshopError(f"workshop file {path} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))
-    now = datetime.datetime.now().replace(second=0, microsecond=0)
     presets = {p["name"]: p for p in site.form.presets}
     return WorkshopFile(
         keys.name,
         keys.title,
-        _when(keys.start, now),
-        _when(keys.end, now),
+        start,
+        end,
         keys.seats,
         tuple(keys.instructors),
         presets[keys.preset],
@@ -117,12 +117,17 @@ def read_workshop_file(path: Path, site: SiteConfig, user_exists: Callable[[str]
     )
 
 
-def _resolved_problems(keys: WorkshopKeys, site: SiteConfig, user_exists: Callable[[str], bool]) -> list[str]:
+def _resolved_problems(
+    keys: WorkshopKeys,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    now: datetime.datetime,
+    site: SiteConfig,
+    user_exists: Callable[[str], bool],
+) -> list[str]:
     """What the keys say together, or about this machine and site: the end after the start and
     now, a preset the site has, instructors who are users here."""
     problems = []
-    now = datetime.datetime.now().replace(second=0, microsecond=0)
-    start, end = _when(keys.start, now), _when(keys.end, now)
     if end <= max(start, now):
         problems.append(
             f"key 'end': value {end:%Y-%m-%dT%H:%M} is not accepted; accepted: a time after the start and after now"
