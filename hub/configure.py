@@ -109,7 +109,7 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     # A hub restart must never cancel users' jobs.
     c.JupyterHub.cleanup_servers = False
     # After a restart, servers whose jobs were still queued are followed until they start:
-    # the hub serves meanwhile instead of waiting for every check (see resume_start).
+    # the hub serves meanwhile instead of waiting for every check (see WorkbenchSpawner.poll and JobEngine.resume).
     c.JupyterHub.init_spawners_timeout = 10
 
     def log_request(handler: Any) -> None:

@@ -37,10 +37,12 @@ def options_refused(problem: object) -> SpawnException:
 
 def scheduler_unavailable(error: object) -> SpawnException:
     """The one wording for a scheduler that does not answer: nothing was submitted."""
-    return spawn_exception(
-        f"The scheduler is unavailable right now ({error}). Nothing was submitted; please try again in a few minutes.",
-        reason="scheduler_unavailable",
-        status_code=503,
+    return spawn_exception(scheduler_unavailable_text(error), reason="scheduler_unavailable", status_code=503)
+
+
+def scheduler_unavailable_text(error: object) -> str:
+    return (
+        f"The scheduler is unavailable right now ({error}). Nothing was submitted; please try again in a few minutes."
     )
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import hashlib
-import hmac
 import ipaddress
 import os
 import pwd
@@ -26,19 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from batchspawner import SlurmSpawner
-from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import make_ssl_context
 from traitlets import Any as AnyTrait
-from traitlets import Float, Integer, List, TraitError, Unicode, default
+from traitlets import Float, Integer, List, TraitError, Unicode, default, observe
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, problems
-from aifactory_workbench.slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
 from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
 from aifactory_workbench.spawners.form import PRESET_KEYS
 from aifactory_workbench.spawners.gallery import HOME_FOLDER, copy_command
+from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
 from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import (
     CERT_FILES,
@@ -46,20 +43,15 @@ from aifactory_workbench.spawners.jobscript import (
     OptionError,
     SessionTimes,
     render,
-    worker_job_name,
 )
 from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending
 from aifactory_workbench.spawners.messages import (
-    describe_end,
-    explain_pending,
     options_refused,
-    scheduler_unavailable,
     spawn_exception,
 )
 from aifactory_workbench.spawners.options import UserOptionsMixin
 from aifactory_workbench.spawners.seats import Workshop
 from aifactory_workbench.spawners.services import Services
-from aifactory_workbench.spawners.watcher import Seen
 
 #: Each job setting and the spawner setting that holds its default.
 JOB_SETTING_TRAITS = {f.name: f.trait for f in JOB_FIELDS}
@@ -89,6 +81,7 @@ REFUSED_SETTINGS = {
     "state_exechost_re": "the node comes from squeue's node field, not from patterns",
     "state_exechost_exp": "the node comes from squeue's node field, not from patterns",
     "ip": "JupyterLab listens on its node; the hub reaches it at the address SLURM gives the node",
+    "port": "JupyterLab takes a free port on its node and reports it to the hub",
     "cmd": "the job runs jupyterhub-singleuser from singleuser_venv",
     "mem_limit": "memory is a SLURM request: use req_memory (site file: slurm.memory)",
     "cpu_limit": "cores are a SLURM request: use req_nprocs (site file: slurm.cpus)",
@@ -99,6 +92,23 @@ REFUSED_SETTINGS = {
 #: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
 #: the Dask dashboard opens through the hub, at the user's own URL (jupyter-server-proxy).
 DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"}
+
+
+def recorded(name: str, help: str) -> property:
+    """A field of the job engine's record (spawners.job_state.JobState), under the name that
+    JupyterHub, batchspawner and the hub's pages use: one home for each fact."""
+    return property(
+        lambda self: getattr(self.engine.record, name),
+        lambda self, value: self.engine.update(**{name: value}),
+        doc=help,
+    )
+
+
+def engine_attribute(name: str, help: str) -> property:
+    """One of the job engine's own attributes, seen from the spawner."""
+    return property(
+        lambda self: getattr(self.engine, name), lambda self, value: setattr(self.engine, name, value), doc=help
+    )
 
 
 class Count(Integer):
@@ -225,21 +235,56 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         return pwd.getpwnam(self.user.name).pw_dir
 
     def __init__(self, **kwargs: Any) -> None:
+        self._engine: JobEngine | None = None
         super().__init__(**kwargs)
-        self.progress_message = ""
-        self.last_end = ""  # shown on the user's home page once a running server's job has ended
-        self.last_log = ""  # and where that job's log is
-        self.stop_note = ""  # who stopped it, and why, when not its owner (the operator page)
-        self.log_path = ""
-        self.submitted_at = 0.0
         self.request: JobRequest | None = None  # set from user_options once they passed every check
-        self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
-        self.started = False  # JupyterLab answered (kept across hub restarts)
         self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
-        self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
-        self.token_sha256 = ""  # the job's API token, hashed: after a restart the hub has no plain copy
-        self._waiting_for_port = False
-        self.accepted_options: dict[str, Any] = {}  # the last options that passed every check
+
+    # -- the job: its engine, and its record seen as JupyterHub and batchspawner name it ---
+    @property
+    def engine(self) -> JobEngine:
+        """This server's job (built on first use: the hub's services are set by then)."""
+        if self._engine is None:
+            self._engine = JobEngine(
+                self.services.slurm,
+                self.services.watcher,
+                self,
+                owner=self.user.name,
+                timing=self.timing(),
+                log=self.log,
+            )
+        return self._engine
+
+    def timing(self) -> Timing:
+        return Timing(self.poll_interval, self.startup_poll_interval, self.running_timeout)
+
+    @observe("poll_interval", "startup_poll_interval", "running_timeout")
+    def _timing_changed(self, change: Any) -> None:
+        if self._engine is not None:
+            self._engine.timing = self.timing()
+
+    job_id = recorded("job_id", "The SLURM job id (batchspawner's name).")
+    job_status = recorded("job_status", "batchspawner's own key, kept as it was stored.")
+    port = recorded("port", "The port JupyterLab reported from its node (0 until then).")
+    submitted_at = recorded("submitted_at", "The hub's clock at sbatch.")
+    started = recorded("started", "JupyterLab answered (kept across hub restarts).")
+    token_sha256 = recorded("token_sha256", "The job's API token, hashed: after a restart the hub has no plain copy.")
+    log_path = recorded("log_path", "The job's log (%j: its id).")
+    last_end = recorded("last_end", "Shown on the user's home page once a running server's job has ended.")
+    last_log = recorded("last_log", "And where that job's log is.")
+    accepted_options = recorded("accepted_options", "The last options that passed every check.")
+    stop_note = engine_attribute("stop_note", "Who stopped it, and why, when not its owner (the operator page).")
+    progress_message = engine_attribute("progress_message", "The start's last step, for the progress page.")
+    queue_status = engine_attribute("queue_status", "The job as the progress page shows it.")
+
+    @property
+    def ip(self) -> str:
+        """The node's address once the job runs; before that JupyterLab listens on every interface."""
+        return self.engine.record.ip or "0.0.0.0"
+
+    @ip.setter
+    def ip(self, value: str) -> None:
+        self.engine.update(ip="" if value == "0.0.0.0" else value)
 
     @property
     def slurm(self):
@@ -387,295 +432,58 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         # Where the job writes them (the script exports the real paths; these are for the record).
         return {name: f"$AIFW_PRIVATE/certs/{name}.pem" for name in CERT_FILES}
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle: JupyterHub's calls, handed to the job engine -------------------------
     async def start(self) -> tuple[str, int]:
         """Submit the job, then follow it until JupyterLab answers; a refusal or an end of the
         job before that is a SpawnException whose message names the reason."""
-        self.port = 0
-        self.last_end = self.stop_note = ""
-        self.ip = "0.0.0.0"  # JupyterLab listens on the node's interfaces; the hub learns the node
         request = self.job_request()
-        self.log_path = request.log_path
+        self.engine.begin(log_path=request.log_path)
         if self.gallery_entry is not None:  # JupyterLab opens the launched notebook's copy
             self.default_url = f"/lab/tree/{HOME_FOLDER}/{self.gallery_entry.copy_name}"
         env = self.get_env()
         script = self.batch_script_for(request, env)
         self.progress_message = f"Submitting JupyterLab to partition {request.settings.partition}"
-        # A job may start, and report its port, before sbatch has even exited on a busy hub.
-        self._waiting_for_port = True
-        try:
-            self.job_id = await self.slurm.submit(script, user=self.user.name, env=env)
-        except SlurmUnavailable as e:
-            self._waiting_for_port = False
-            raise scheduler_unavailable(e) from e
-        except SlurmError as e:
-            self._waiting_for_port = False
-            raise spawn_exception(f"SLURM refused the JupyterLab job: {e}", reason="slurm_refused") from e
-        self.submitted_at = time.time()
-        self.token_sha256 = hashlib.sha256((self.api_token or "").encode()).hexdigest()
-        self.save_state()
         s = request.settings
-        self.audit_event(
-            "spawn",
-            actor=self.requested_by(),
-            job_id=self.job_id,
-            partition=s.partition,
-            account=s.account or "(default)",
-            qos=s.qos,
-            cpus=s.cpus,
-            memory=s.memory,
-            walltime=s.walltime,
-        )
-        self.watcher.watch(self.job_id, self, closely=True)
-        self.log.info("JupyterLab for %s submitted as SLURM job %s", self.user.name, self.job_id)
-        info = await self.follow_until_ready()
+        try:
+            await self.engine.submit(
+                script,
+                env,
+                token=self.api_token or "",
+                actor=self.requested_by(),
+                partition=s.partition,
+                account=s.account or "(default)",
+                qos=s.qos,
+                cpus=s.cpus,
+                memory=s.memory,
+                walltime=s.walltime,
+            )
+            info = await self.engine.follow_until_ready()
+        except StartFailed as e:
+            raise spawn_exception(e.message, reason=e.reason, status_code=e.status_code) from e
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
         return self.ip, self.port
 
-    async def follow_until_ready(self) -> JobInfo:
-        """Follow the job closely until JupyterLab answers; then the server is started
-        (saved, so that a hub restart keeps it).  Shared by start() and resume_start()."""
-        self.watcher.follow_closely(self.job_id)
-        try:
-            info = await self.wait_until_answering()
-        finally:
-            self.watcher.follow_closely(self.job_id, False)
-        self.ip = await self.slurm.node_address(info.node)
-        self.started = True
-        self.save_state()
-        return info
-
-    def job_state(self) -> JobState:
-        """What the hub keeps of this server across its restarts (one versioned record)."""
-        return JobState(
-            job_id=self.job_id,
-            job_status=self.job_status,
-            submitted_at=self.submitted_at,
-            started=self.started,
-            token_sha256=self.token_sha256,
-            port=self.port,
-            ip=self.ip,
-            log_path=self.log_path,
-            last_end=self.last_end,
-            last_log=self.last_log,
-            accepted_options=self.accepted_options,
-        )
-
-    def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), **self.job_state().as_state()}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """After a hub restart: follow the jobs that the database remembers (any state version)."""
-        super().load_state(state)
-        record = JobState.from_state(state)
-        self.submitted_at, self.started, self.token_sha256 = record.submitted_at, record.started, record.token_sha256
-        self.log_path, self.last_end, self.last_log = record.log_path, record.last_end, record.last_log
-        self.port = record.port or self.port
-        self.ip = record.ip or self.ip
-        self.accepted_options = dict(record.accepted_options)
-        if self.job_id:
-            self.watcher.watch(self.job_id, self)
-
-    def clear_state(self) -> None:
-        if self.job_id:
-            self.watcher.unwatch(self.job_id)
-        super().clear_state()
-        self._ending = None
-        self.submitted_at = 0.0
-        self.started = False
-        self.token_sha256 = ""
-
-    def audit_event(self, event: str, **fields: Any) -> None:
-        """Append ``event`` about this server to the hub's audit log."""
-        if self.services.audit is not None:
-            self.services.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
-
-    def requested_by(self) -> str:
-        """Who asked for this start: the user, an admin or a service (JupyterHub passes the request)."""
-        actor = getattr(getattr(self, "handler", None), "current_user", None)
-        return getattr(actor, "name", "") or self.user.name
-
-    def save_state(self) -> None:
-        """Persist the job id now, so that a hub restart finds the job (not only after start)."""
-        orm = getattr(self, "orm_spawner", None)
-        if orm is not None and self.db is not None:
-            orm.state = self.get_state()
-            self.db.commit()
-
-    def owns_token(self, token: str) -> bool:
-        """Whether ``token`` is this server's (after a restart, only its hash is known)."""
-        if self.api_token:
-            return hmac.compare_digest(self.api_token, token)
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        return bool(self.token_sha256) and hmac.compare_digest(self.token_sha256, digest)
-
-    def accept_reported_port(self, port: int) -> bool:
-        """Called by the job channel; only a server waiting for its port takes one."""
-        if not self._waiting_for_port or self.port:
-            return False
-        self.port = port
-        self.watcher.refresh_soon()
-        return True
-
-    async def wait_until_answering(self) -> JobInfo:
-        """Follow the job until it runs and JupyterLab answers; fail as soon as it ends, or if it
-        runs but JupyterLab does not answer within ``running_timeout`` (queue time is free)."""
-        self._waiting_for_port = True
-        running_since = 0.0
-        try:
-            while True:
-                snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
-                if snapshot.error:
-                    # Says nothing about the job: keep waiting, as the job does.
-                    self.progress_message = f"The scheduler is not answering ({snapshot.error}); job kept"
-                    continue
-                seen, info = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
-                if seen is Seen.GONE:
-                    raise spawn_exception(
-                        f"JupyterLab job {self.job_id} ended before JupyterLab started: "
-                        f"{await self.why_job_ended()}. Its log is {self.job_log()}.",
-                        reason="job_ended",
-                    )
-                if info is None:
-                    continue
-                if info.is_running:
-                    running_since = running_since or time.monotonic()
-                    if await self.jupyterlab_answers(info):
-                        return info
-                    self.check_running_timeout(info, running_since)
-                self.update_queue_status(info, snapshot.positions.get(info.job_id, ""))
-                self.progress_message = self.progress_text(info)
-        finally:
-            self._waiting_for_port = False
-
-    def job_log(self) -> str:
-        return self.log_path.replace("%j", self.job_id)
-
-    async def jupyterlab_answers(self, info: JobInfo) -> bool:
-        """Whether JupyterLab answers on the reported port; with internal_ssl, only if its
-        certificate is this user's (a server of anyone else there is refused, never routed)."""
-        if not self.port:
-            return False
-        host = await self.slurm.node_address(info.node)
-        context = self.server_ssl_context()
-        if context is None:
-            return await serving(host, self.port)
-        identity = await server_identity(host, self.port, context)
-        if identity is None:
-            return False
-        if identity != f"user-{self.user.name}":
-            self.audit_event("impostor", job_id=self.job_id, node=info.node, port=self.port, certificate=identity)
-            raise spawn_exception(
-                f"The server answering on port {self.port} of {info.node} is not yours (its certificate is "
-                f"{identity!r}); the hub did not connect you to it, and job {self.job_id} was cancelled.",
-                reason="not_yours",
-            )
-        return True
-
-    def check_running_timeout(self, info: JobInfo, running_since: float) -> None:
-        if time.monotonic() - running_since > self.running_timeout:
-            raise spawn_exception(
-                f"JupyterLab did not answer within {self.running_timeout:.0f}s of job {self.job_id} starting "
-                f"on {info.node}; it was cancelled. Its log is {self.job_log()}.",
-                reason="start_timeout",
-            )
-
-    def update_queue_status(self, info: JobInfo, position: str) -> None:
-        """The job as the progress page shows it (position: from the watcher's one query for all)."""
-        start = info.start_time if info.is_pending and info.start_time[:1].isdigit() else ""
-        self.queue_status = {
-            "id": info.job_id,
-            "state": info.state,
-            "reason": info.reason if info.is_pending else "",
-            "explanation": explain_pending(info.reason) if info.is_pending else "",
-            "estimated_start": start,
-            "position": position if info.is_pending else "",
-        }
-
-    def progress_text(self, info: JobInfo) -> str:
-        if info.is_pending:
-            status = self.queue_status
-            where = f" (position {status['position']})" if status.get("position") else ""
-            start = (
-                f"; estimated start {status['estimated_start'].replace('T', ' ')}"
-                if status.get("estimated_start")
-                else ""
-            )
-            return f"Job {info.job_id} is queued in {info.partition}{where}: {explain_pending(info.reason)}{start}"
-        if self.port:
-            return f"Job {info.job_id} is running on {info.node}; JupyterLab is starting"
-        return f"Job {info.job_id} is running on {info.node}; starting JupyterLab"
-
-    # -- the end of a job: why, then forget it -----------------------------------------
-    async def why_job_ended(self) -> str:
-        """How the job ended, in words, from accounting."""
-        record = await self.ended_record(self.job_id)
-        return describe_end(record) if record is not None else "it left the queue"
-
-    async def ended_record(self, job_id: str) -> JobRecord | None:
-        """Accounting's record of an ended job (accounting may lag the controller a moment)."""
-        for _ in range(10):
-            try:
-                record = await self.slurm.accounting(job_id)
-            except SlurmError as e:
-                self.log.warning("sacct for job %s failed: %s", job_id, e)
-                record = None
-            if record is not None and record.ended:
-                return record
-            await asyncio.sleep(0.5)
-        return None
-
-    async def forget_ended_job(self, reason: str | None = None) -> int:
-        """The job has ended (walltime, scancel, out of memory, node failure, preemption): say why
-        on the user's next page, audit it, end its shares, cancel its Dask workers and forget it.
-        Returns poll()'s "not running" status."""
-        reason = reason or await self.why_job_ended()
-        self.log.info("Job %s of %s has ended: %s", self.job_id, self.user.name, reason)
-        self.last_end = f"Your JupyterLab job {self.job_id} has ended: {reason}."
-        self.last_log = self.job_log()
-        self.audit_event("job_end", job_id=self.job_id, reason=reason)
-        self.end_shares()  # the next session is not shared, whoever ended this one
-        await self.cancel_workers(self.job_id)
-        self.clear_state()
-        return 1
-
     async def poll(self) -> int | None:
-        """Read the shared snapshot: no scheduler call of its own."""
-        if not self.job_id:
-            return 0
-        if check_pending(self) and not self.started:
-            return await self.resume_start()
-        snapshot = await self.watcher.current(max_age=self.poll_interval)
-        seen, _ = snapshot.seen(self.job_id, self.submitted_at, self.user.name)
-        if seen is not Seen.GONE:
-            # In the queue, or not known yet; an unreachable scheduler says nothing about the job.
-            return None
-        # The watcher's notice and JupyterHub's own poll may both get here: end the job once.
-        if self._ending is None:
-            self._ending = asyncio.ensure_future(self.forget_ended_job())
-        return await asyncio.shield(self._ending)
+        """Read the shared snapshot: no scheduler call of its own.
 
-    async def resume_start(self) -> int | None:
-        """The hub restarted while this job was queued or starting: follow it again.
+        After a hub restart JupyterHub checks every server and stops those whose ``poll()`` says
+        "not running" or that do not answer at once; either would cancel a queued job.  So a
+        job that was starting is followed until JupyterLab answers (``init_spawners_timeout``
+        lets the hub serve meanwhile), then the server goes on as if the hub had never stopped."""
+        if check_pending(self) and self.job_id and not self.started:
+            ended = await self.engine.resume()
+            if ended is None:
+                asyncio.ensure_future(self.route_when_checked())
+            return ended
+        return await self.engine.poll()
 
-        JupyterHub checks every server at start-up and stops those whose ``poll()`` says
-        "not running" or that do not answer at once; either would cancel a queued job.  So
-        this check waits until JupyterLab answers (``init_spawners_timeout`` lets the hub
-        serve meanwhile), then the server goes on as if the hub had never stopped.
-        """
-        self.log.info("Job %s of %s was starting when the hub stopped: following it again", self.job_id, self.user.name)
-        try:
-            await self.follow_until_ready()
-        except SpawnException as e:
-            # JupyterLab never answered (or the job ended): a job the hub forgets keeps no allocation.
-            await self.cancel_forgotten(self.job_id)
-            return await self.forget_ended_job(e.message.rstrip("."))
-        asyncio.ensure_future(self.route_when_checked())
-        return None
+    async def stop(self, now: bool = False) -> None:
+        self.end_shares()
+        await self.engine.stop(by=self.requested_by(), now=now)
 
     async def get_url(self) -> str:
         """Where JupyterLab is, for JupyterHub's check after a restart (the database may hold port 0)."""
-        if self.started and self.ip and self.port and self.server is not None:
+        if self.started and self.engine.record.ip and self.port and self.server is not None:
             return f"http://{self.ip}:{self.port}{self.server.base_url}"
         return await super().get_url()
 
@@ -686,46 +494,30 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         if self.ready:
             await add_route_for(self)
 
-    async def cancel_forgotten(self, job_id: str) -> None:
-        """A job the hub forgets while it may still run must not keep its allocation (scancel of
-        an ended job is fine; a job of that id but another user is not cancelled: sudo refuses)."""
-        try:
-            await self.slurm.cancel(job_id, user=self.user.name)
-        except SlurmError as e:
-            self.log.warning("Could not cancel job %s of %s: %s", job_id, self.user.name, e)
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), **self.engine.record.as_state()}
 
-    async def cancel_workers(self, job_id: str) -> None:
-        """Dask worker jobs that this server started do not outlive it."""
-        try:
-            await self.slurm.cancel_named(worker_job_name(job_id), user=self.user.name)
-        except SlurmError as e:
-            self.log.warning("Could not cancel Dask workers of job %s: %s", job_id, e)
+    def load_state(self, state: dict[str, Any]) -> None:
+        """After a hub restart: follow the jobs that the database remembers (any state version)."""
+        super().load_state(state)
+        self.engine.load(JobState.from_state(state))
 
-    async def stop(self, now: bool = False) -> None:
-        self.end_shares()
-        if not self.job_id:
-            return
-        self.log.info("Cancelling job %s of %s and its Dask workers", self.job_id, self.user.name)
-        self.audit_event("stop", job_id=self.job_id, by=self.requested_by())
-        await self.slurm.cancel(self.job_id, user=self.user.name)
-        await self.cancel_workers(self.job_id)
-        if now:
-            return
-        job_id = self.job_id
-        self.watcher.follow_closely(job_id)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                snapshot = await self.watcher.next_snapshot(timeout=2 * self.startup_poll_interval)
-                if snapshot.seen(job_id, self.submitted_at, self.user.name)[0] is Seen.GONE:
-                    # The user's next page says what happened to the job and what it cost.
-                    stopped = session.stopped_text(job_id, await self.ended_record(job_id))
-                    self.last_end = f"{stopped} {self.stop_note}" if self.stop_note else stopped
-                    self.last_log = self.job_log()
-                    return
-            self.log.warning("Job %s of %s still in the queue 30s after scancel", job_id, self.user.name)
-        finally:
-            self.watcher.follow_closely(job_id, False)
+    def clear_state(self) -> None:
+        self.engine.forget_job()
+        super().clear_state()
+
+    # -- what the engine asks of its server (job_engine.Server) -------------------------
+    def save_state(self) -> None:
+        """Persist the job id now, so that a hub restart finds the job (not only after start)."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None and self.db is not None:
+            orm.state = self.get_state()
+            self.db.commit()
+
+    def audit_event(self, event: str, **fields: Any) -> None:
+        """Append ``event`` about this server to the hub's audit log."""
+        if self.services.audit is not None:
+            self.services.audit.record(event, user=self.user.name, server=self.name or "(default)", **fields)
 
     def end_shares(self) -> int:
         """Shares end with the server: whoever it was shared with (by name or by a share code)
@@ -741,19 +533,46 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             self.audit_event("shares_ended", count=len(shares))
         return len(shares)
 
+    async def notify_gone(self) -> None:
+        await self.poll_and_notify()
+
+    async def answers(self, node: str, host: str, port: int) -> bool:
+        """Whether JupyterLab answers at host:port; with internal_ssl, only if its certificate is
+        this user's (a server of anyone else there is refused, never routed)."""
+        context = self.server_ssl_context()
+        if context is None:
+            return await serving(host, port)
+        identity = await server_identity(host, port, context)
+        if identity is None:
+            return False
+        if identity != f"user-{self.user.name}":
+            self.audit_event("impostor", job_id=self.job_id, node=node, port=port, certificate=identity)
+            raise StartFailed(
+                f"The server answering on port {port} of {node} is not yours (its certificate is "
+                f"{identity!r}); the hub did not connect you to it, and job {self.job_id} was cancelled.",
+                reason="not_yours",
+            )
+        return True
+
+    # -- who asks, and whose token --------------------------------------------------------
+    def requested_by(self) -> str:
+        """Who asked for this start: the user, an admin or a service (JupyterHub passes the request)."""
+        actor = getattr(getattr(self, "handler", None), "current_user", None)
+        return getattr(actor, "name", "") or self.user.name
+
+    def owns_token(self, token: str) -> bool:
+        """Whether ``token`` is this server's (after a restart, only its hash is known)."""
+        return self.engine.owns_token(token, self.api_token or "")
+
+    def accept_reported_port(self, port: int) -> bool:
+        """Called by the job channel; only a server waiting for its port takes one."""
+        return self.engine.accept_port(port)
+
+    def job_log(self) -> str:
+        return self.engine.log_file()
+
     def progress_percent(self) -> int:
-        """How far the start has come: submitted, queued, running, JupyterLab starting, answering
-        (JupyterHub adds 100 when it routes the browser to JupyterLab)."""
-        state = self.queue_status.get("state", "")
-        if not self.job_id:
-            return 5
-        if self.started:
-            return 95
-        if self.port:
-            return 75
-        if state in RUNNING_STATES:
-            return 50
-        return 25 if state else 10
+        return self.engine.progress_percent()
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         shown = ("", 0)

@@ -15,9 +15,8 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Protocol
 
-from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,33 @@ class Snapshot:
         return Seen.UNKNOWN, info
 
 
+class QueueReader(Protocol):
+    """The queries the watcher makes (:class:`~aifactory_workbench.slurm.client.Slurm` has them)."""
+
+    async def queue(self, job_name: str) -> dict[str, JobInfo]: ...
+    async def jobs_by_id(self, job_ids: list[str]) -> dict[str, JobInfo]: ...
+    async def queue_positions(self) -> dict[str, str]: ...
+
+
+class Follower(Protocol):
+    """Who follows a watched job (a server's :class:`~aifactory_workbench.spawners.job_engine.JobEngine`)."""
+
+    owner: str
+
+    @property
+    def submitted_at(self) -> float: ...
+
+    def job_gone(self) -> None:
+        """A query made after the job's submission no longer lists it."""
+
+
 class JobWatcher:
-    """One per hub (built in spawners.services), shared by all its spawners."""
+    """One per hub (built in spawners.services), shared by all its spawners' job engines."""
 
     max_backoff = 60.0
     position_interval = 10.0  # seconds between queries of pending jobs' queue positions
 
-    def __init__(self, slurm: Slurm, job_name: str, interval: float, fast_interval: float) -> None:
+    def __init__(self, slurm: QueueReader, job_name: str, interval: float, fast_interval: float) -> None:
         self.slurm = slurm
         self.job_name = job_name
         self.interval = interval
@@ -64,16 +83,16 @@ class JobWatcher:
         self.failures = 0
         self._attempted_at = 0.0
         self._positions_at = 0.0
-        self._watched: dict[str, Any] = {}  # job id -> spawner
+        self._watched: dict[str, Follower] = {}  # job id -> who follows it
         self._closely: set[str] = set()  # job ids starting or stopping
         self._lock = asyncio.Lock()
         self._refreshed = asyncio.Condition()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     # -- who is watched --------------------------------------------------------------
-    def watch(self, job_id: str, spawner: Any, *, closely: bool = False) -> None:
-        self._watched[job_id] = spawner
+    def watch(self, job_id: str, follower: Follower, *, closely: bool = False) -> None:
+        self._watched[job_id] = follower
         self.follow_closely(job_id, closely)
         self._ensure_loop()
 
@@ -82,7 +101,7 @@ class JobWatcher:
         self._closely.discard(job_id)
 
     def follow_closely(self, job_id: str, on: bool = True) -> None:
-        """While a job starts or stops, refresh at the fast interval (its spawner follows it)."""
+        """While a job starts or stops, refresh at the fast interval (its engine follows it)."""
         if on:
             self._closely.add(job_id)
             self._wake.set()
@@ -145,7 +164,8 @@ class JobWatcher:
         self._ensure_loop()
         async with self._refreshed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refreshed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._refreshed.wait()
         return self.snapshot
 
     # -- the loop --------------------------------------------------------------------
@@ -155,7 +175,7 @@ class JobWatcher:
 
     def pause(self) -> float:
         if self.failures:
-            return min(self.max_backoff, self.interval * 2 ** (self.failures - 1))
+            return min(self.max_backoff, self.interval * 2.0 ** (self.failures - 1))
         return self.fast_interval if self._closely else self.interval
 
     async def _loop(self) -> None:
@@ -164,15 +184,18 @@ class JobWatcher:
             if not snapshot.error:
                 self._notify_gone(snapshot)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that
+            # arrives as the event is set, and the loop would outlive the hub's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.pause())
+                async with asyncio.timeout(self.pause()):
+                    await self._wake.wait()
 
     def _notify_gone(self, snapshot: Snapshot) -> None:
         """Tell the hub now, not at the spawner's next own poll, that a job has ended."""
-        for job_id, spawner in list(self._watched.items()):
+        for job_id, follower in list(self._watched.items()):
             if job_id in self._closely:
                 continue  # start() and stop() follow their own job
-            seen, _ = snapshot.seen(job_id, spawner.submitted_at, spawner.user.name)
+            seen, _ = snapshot.seen(job_id, follower.submitted_at, follower.owner)
             if seen is Seen.GONE:
                 self.unwatch(job_id)
-                asyncio.ensure_future(spawner.poll_and_notify())
+                follower.job_gone()

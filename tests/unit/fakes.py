@@ -61,8 +61,9 @@ def services(**kwargs) -> Services:
     return Services.build(job_name="aifw-unit", poll_interval=10, startup_poll_interval=1, discovery_cache=60, **kwargs)
 
 
-def new_spawner() -> WorkbenchSpawner:
-    """alice's spawner with the site's usual settings and its own services (no scheduler)."""
+def new_spawner(**built_with) -> WorkbenchSpawner:
+    """alice's spawner with the site's usual settings and its own services (no scheduler, unless
+    ``built_with`` gives the services one: ``slurm=FakeSlurm()``)."""
     user = SimpleNamespace(name="alice", url="/user/alice/", escaped_name="alice", server=None, spawners={})
     s = WorkbenchSpawner(
         user=user,
@@ -75,7 +76,7 @@ def new_spawner() -> WorkbenchSpawner:
         job_name="aifw-jupyterlab",
         singleuser_venv=VENV,
         req_homedir="/home/alice",
-        services=services(),
+        services=services(**built_with),
     )
     s.api_token = "t" * 32
     return s

@@ -1,16 +1,20 @@
-"""A SLURM client whose commands are answered with given output: what it asks is the real
-client's (its arguments, its formats); only the subprocess is left out.  It refuses an squeue
-or sacct whose ``-o`` is not one of :mod:`aifactory_workbench.slurm.formats`'s, so a caller that
-writes its own field list fails its tests."""
+"""SLURM clients whose commands are answered without a cluster: with given output
+(:class:`RecordedSlurm`), or by an in-memory cluster that prints what the mini cluster printed
+(:class:`FakeSlurm`).  What they are asked is the real client's (its arguments, its formats);
+only the subprocess is left out.  Both refuse an squeue or sacct whose ``-o`` is not one of
+:mod:`aifactory_workbench.slurm.formats`'s, so a caller that writes its own field list fails its tests."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from aifactory_workbench.slurm import formats
-from aifactory_workbench.slurm.client import CommandResult, Slurm
-from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
+from aifactory_workbench.slurm.client import CommandResult, Slurm, raise_for_failure
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sacct, parse_squeue
 
 #: Every -o value the workbench's formats make.
 KNOWN_FORMATS = {f.option for f in vars(formats).values() if isinstance(f, formats.Format)}
@@ -48,3 +52,154 @@ class RecordedSlurm(Slurm):
 
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
         return self.answer(argv)
+
+
+# -- one in-memory cluster ----------------------------------------------------------------
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+#: Lines of the mini cluster's squeue, one per state it recorded (tests/data/record.sh).
+RECORDED_QUEUE = {info.state: info for info in parse_squeue((DATA / "squeue.txt").read_text()).values()}
+
+
+def recorded_ends() -> dict[str, list[str]]:
+    """Accounting's lines for each way a job ended on the mini cluster (tests/data/sacct*.txt):
+    the job's line and its steps', by its state (OUT_OF_MEMORY: a job that the kernel's
+    OOM killer ended, which SLURM records as FAILED with the step's peak memory)."""
+    ends: dict[str, list[str]] = {}
+    for name in ("sacct.txt", "sacct_ends.txt"):
+        jobs: dict[str, list[str]] = {}
+        for line in (DATA / name).read_text().splitlines():
+            jobs.setdefault(line.split("|")[0].split(".")[0], []).append(line)
+        for job_id, record in parse_sacct((DATA / name).read_text()).items():
+            ends.setdefault("OUT_OF_MEMORY" if record.out_of_memory else record.state, jobs[job_id])
+    return ends
+
+
+RECORDED_ENDS = recorded_ends()
+
+#: The mini cluster's node as scontrol shows it (one line: NodeAddr is what the hub connects to).
+NODE_LINE = "NodeName={node} Arch=x86_64 CPUTot=112 NodeAddr={address} RealMemory=16000 State=MIXED Partitions=gpp,acc"
+
+
+class FakeSlurm(Slurm):
+    """An in-memory SLURM: the real client asks it (its arguments, its formats), and it answers
+    with lines as the mini cluster printed them: queue rows from ``tests/data/squeue.txt``,
+    accounting from ``tests/data/sacct*.txt`` (each recorded end, for this job's id).
+
+    A test plays the scheduler: :meth:`run_job`, :meth:`end_job` (TIMEOUT, PREEMPTED,
+    NODE_FAIL, FAILED...), :meth:`rename`, ``down`` (the controller does not answer) and
+    ``refusal`` (sbatch refuses).  ``asked`` keeps every command as (user, argv)."""
+
+    def __init__(self, addresses: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.addresses = addresses or {"mn5-n01": "127.0.0.1"}
+        self.queue_now: dict[str, JobInfo] = {}  # what the controller holds
+        self.names: dict[str, str] = {}  # job id -> job name
+        self.scripts: dict[str, str] = {}
+        self.accounting_lines: dict[str, list[str]] = {}
+        self.asked: list[tuple[str, list[str]]] = []
+        self.down = False
+        self.refusal = ""
+        self._next_id = 4700
+
+    # -- the scheduler's moves, played by a test --------------------------------------
+    def run_job(self, job_id: str, node: str = "mn5-n01") -> None:
+        self.queue_now[job_id] = replace(
+            RECORDED_QUEUE["RUNNING"], **self._own(job_id), node=node, state="RUNNING", reason="None"
+        )
+
+    def end_job(self, job_id: str, how: str) -> None:
+        """The job leaves the queue as a recorded job ended ``how`` (a state's first word)."""
+        del self.queue_now[job_id]
+        recorded = RECORDED_ENDS[how]
+        old = recorded[0].split("|")[0]
+        self.accounting_lines[job_id] = [line.replace(old, job_id, 1) for line in recorded]
+
+    def rename(self, job_id: str, name: str) -> None:
+        self.names[job_id] = name
+
+    def jobs_of(self, user: str) -> list[str]:
+        return [j for j, info in self.queue_now.items() if info.user == user]
+
+    def _own(self, job_id: str) -> dict[str, str]:
+        info = self.queue_now[job_id]
+        return {"job_id": job_id, "user": info.user, "partition": info.partition, "account": info.account}
+
+    # -- the commands -----------------------------------------------------------------
+    async def run(self, argv: Sequence[str], *, user: str | None = None, stdin: str | None = None, **_: Any):
+        return self.answer(list(argv), user or "", stdin)
+
+    def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
+        return self.answer(list(argv), "", stdin)
+
+    def answer(self, argv: list[str], user: str, stdin: str | None) -> CommandResult:
+        check_format(argv)
+        self.asked.append((user, argv))
+        if self.down:
+            error = f"{argv[0]}: error: Unable to contact slurm controller (connect failure)"
+            return raise_for_failure(CommandResult(argv, 1, "", error))
+        command = {"sbatch": self._sbatch, "squeue": self._squeue, "sacct": self._sacct, "scancel": self._scancel}
+        if argv[0] in command:
+            return command[argv[0]](argv, user, stdin or "")
+        if argv[:3] == ["scontrol", "show", "node"]:
+            return CommandResult(argv, 0, NODE_LINE.format(node=argv[3], address=self.addresses[argv[3]]))
+        raise AssertionError(f"the fake SLURM does not know {argv}")
+
+    def _sbatch(self, argv: list[str], user: str, script: str) -> CommandResult:
+        if self.refusal:
+            return raise_for_failure(CommandResult(argv, 1, "", f"sbatch: error: {self.refusal}"))
+        self._next_id += 1
+        job_id = str(self._next_id)
+        name = re.search(r"^#SBATCH --job-name=(\S+)", script, re.M)
+        partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+        self.names[job_id], self.scripts[job_id] = (name.group(1) if name else "sbatch"), script
+        self.queue_now[job_id] = replace(
+            RECORDED_QUEUE["PENDING"], job_id=job_id, user=user, partition=partition.group(1) if partition else "gpp"
+        )
+        return CommandResult(argv, 0, f"{job_id}\n")
+
+    def _squeue(self, argv: list[str], user: str, _stdin: str) -> CommandResult:
+        option = dict(zip(argv, argv[1:], strict=False))
+        jobs = dict(self.queue_now)
+        if "--name" in option:
+            jobs = {j: i for j, i in jobs.items() if self.names.get(j) == option["--name"]}
+        if "-u" in option:
+            jobs = {j: i for j, i in jobs.items() if i.user == option["-u"]}
+        if "-t" in option:
+            jobs = {j: i for j, i in jobs.items() if i.state == option["-t"]}
+        if "-j" in option:
+            wanted = option["-j"].split(",")
+            if not any(j in self.queue_now for j in wanted):
+                return raise_for_failure(CommandResult(argv, 1, "", "slurm_load_jobs error: Invalid job id specified"))
+            jobs = {j: i for j, i in jobs.items() if j in wanted}
+        if option["-o"] == formats.SQUEUE_POSITIONS.option:
+            return CommandResult(argv, 0, "".join(f"{j}|{i.partition}\n" for j, i in sorted(jobs.items())))
+        return CommandResult(argv, 0, "".join(squeue_line(i) + "\n" for i in jobs.values()))
+
+    def _sacct(self, argv: list[str], user: str, _stdin: str) -> CommandResult:
+        job_id = argv[argv.index("-j") + 1]
+        if job_id in self.queue_now:  # accounting of a job in the queue: not ended
+            info = self.queue_now[job_id]
+            return CommandResult(argv, 0, f"{job_id}|{info.state}|0:0|None||1G|0|cpu=1,mem=1G,node=1\n")
+        return CommandResult(argv, 0, "".join(line + "\n" for line in self.accounting_lines.get(job_id, [])))
+
+    def _scancel(self, argv: list[str], user: str, _stdin: str) -> CommandResult:
+        if argv[1] == "--name":
+            for job_id in [j for j in self.jobs_of(user) if self.names.get(j) == argv[2]]:
+                self.end_job(job_id, "CANCELLED")
+            return CommandResult(argv, 0, "")
+        job_id = argv[1]
+        if job_id not in self.queue_now:
+            return raise_for_failure(
+                CommandResult(
+                    argv, 1, "", f"scancel: error: Kill job error on job id {job_id}: Invalid job id specified"
+                )
+            )
+        if self.queue_now[job_id].user != user:
+            return raise_for_failure(
+                CommandResult(
+                    argv, 1, "", f"scancel: error: Kill job error on job id {job_id}: Access/permission denied"
+                )
+            )
+        self.end_job(job_id, "CANCELLED")
+        return CommandResult(argv, 0, "")

@@ -59,5 +59,5 @@ def test_the_spawner_keeps_its_job_through_the_record(monkeypatch):
     assert (spawner.job_id, spawner.port, spawner.ip, spawner.started) == ("4711", 41367, "10.77.0.11", True)
     assert spawner.token_sha256 == "ab" * 32 and spawner.accepted_options == {"cpus": 2}
     again.load_state(spawner.get_state())
-    assert again.job_state() == spawner.job_state() and followed == ["4711", "4711"]
+    assert again.engine.record == spawner.engine.record and followed == ["4711", "4711"]
     assert spawner.get_state()["version"] == STATE_VERSION

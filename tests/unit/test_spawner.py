@@ -5,9 +5,7 @@ The failing-job and cancelled-job mends need a real SLURM: tests/integration/tes
 
 import asyncio
 import hashlib
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from jupyterhub.spawner import SpawnException
@@ -16,13 +14,13 @@ from traitlets.config import Config
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.configure import update_spawner
 from aifactory_workbench.hub.site import SiteConfigError
-from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
+from aifactory_workbench.spawners.job_engine import StartFailed
 from aifactory_workbench.spawners.services import Services
 from aifactory_workbench.spawners.spawner import REFUSED_SETTINGS, WorkbenchSpawner
-from aifactory_workbench.spawners.watcher import Snapshot
 
 from .defaults import DEFAULTS
 from .fakes import VENV, new_spawner
+from .recorded_slurm import FakeSlurm
 
 
 @pytest.fixture
@@ -55,14 +53,6 @@ def test_user_options_are_validated_not_merged_into_the_script(spawner):
     assert "#SBATCH --mem=4G" in spawner.batch_script_for(spawner.job_request(), spawner.get_env())
 
 
-def test_a_port_is_taken_only_while_the_server_waits_for_one(spawner):
-    """batchspawner's channel set any attribute at any time."""
-    assert not spawner.accept_reported_port(40000)
-    spawner._waiting_for_port = True
-    assert spawner.accept_reported_port(40000) and spawner.port == 40000
-    assert not spawner.accept_reported_port(40001) and spawner.port == 40000
-
-
 def test_failures_reach_the_user_as_written_with_a_reason_for_the_metrics():
     from aifactory_workbench.spawners.messages import scheduler_unavailable
 
@@ -82,43 +72,23 @@ def test_after_a_restart_the_job_token_is_recognised_by_its_hash_only(spawner):
     assert not spawner.owns_token("")
 
 
-class FakeSlurm:
-    """Accounting says the job was cancelled; counts what the spawner asks."""
-
-    def __init__(self):
-        self.cancelled = []
-
-    async def accounting(self, job_id):
-        return JobRecord(job_id, "CANCELLED", "0:0", "None")
-
-    async def cancel(self, job_id, user):
-        self.cancelled.append(job_id)
-
-    async def cancel_named(self, name, user):
-        self.cancelled.append(name)
-
-
-class GoneWatcher:
-    async def current(self, max_age):
-        return Snapshot(jobs={}, taken_at=time.time() + 1)
-
-    def unwatch(self, job_id):
-        pass
-
-
-def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(spawner, tmp_path):
-    """The watcher's notice and JupyterHub's periodic poll can run poll() at the same time."""
+def test_an_ended_job_is_cleaned_up_once_when_two_polls_notice_it(tmp_path):
+    """The watcher's notice and JupyterHub's periodic poll can run poll() at the same time; the
+    hub then forgets the job and its token (the engine's own tests: test_job_engine.py)."""
     slurm = FakeSlurm()
-    spawner.services = Services(slurm=slurm, watcher=GoneWatcher(), discovery=None, audit=AuditLog(tmp_path / "a"))
-    spawner.job_id = "42"
+    spawner = new_spawner(slurm=slurm, audit=AuditLog(tmp_path / "a"))
+    spawner.job_id = job_id = asyncio.run(slurm.submit("#SBATCH --job-name=aifw-jupyterlab\n", user="alice", env={}))
+    slurm.end_job(job_id, "CANCELLED")
 
     async def both():
         return await asyncio.gather(spawner.poll(), spawner.poll())
 
     assert asyncio.run(both()) == [1, 1]
-    assert slurm.cancelled == ["aifw-dask-42"]  # the job itself is gone: no scancel for it
+    assert [argv for _, argv in slurm.asked if argv[0] == "scancel"] == [["scancel", "--name", f"aifw-dask-{job_id}"]]
     assert [e["event"] for e in spawner.services.audit.tail(10)] == ["job_end"]
-    assert spawner.last_end == "Your JupyterLab job 42 has ended: it was cancelled." and not spawner.job_id
+    assert spawner.last_end == f"Your JupyterLab job {job_id} has ended: it was cancelled." and not spawner.job_id
+    assert not spawner.api_token and not spawner.owns_token("t" * 32)
+    assert spawner.get_state() == {"version": 2, "last_end": spawner.last_end}  # no log path: none was set
 
 
 # -- settings: honoured as batchspawner documents them, or refused by name -----------------
@@ -253,22 +223,6 @@ def test_jupyterlab_counts_as_answering_only_once_it_handles_connections():
     assert not asyncio.run(serving("127.0.0.1", closed_port, timeout=0.3))
 
 
-def test_a_job_given_up_after_a_hub_restart_is_cancelled_not_left_running(spawner, tmp_path):
-    """resume_start: JupyterLab never answered, so the hub forgets a job that may still hold
-    its allocation; it is cancelled, not left behind."""
-    slurm = FakeSlurm()
-    spawner.services = Services(slurm=slurm, watcher=GoneWatcher(), discovery=None, audit=AuditLog(tmp_path / "a"))
-    spawner.job_id = "43"
-
-    async def never_answers():
-        raise SpawnException("JupyterLab did not answer within 300s of job 43 starting.", reason="start_timeout")
-
-    spawner.follow_until_ready = never_answers
-    assert asyncio.run(spawner.resume_start()) == 1
-    assert slurm.cancelled == ["43", "aifw-dask-43"] and not spawner.job_id
-    assert spawner.last_end.startswith("Your JupyterLab job 43 has ended: JupyterLab did not answer")
-
-
 def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_as_answering(spawner, tmp_path):
     """Issue 11, hole 3: a server of bob's on the port alice's job reported (bob's certificate,
     signed by the same CA as every server's) is refused, audited and never routed; alice's own
@@ -297,23 +251,20 @@ def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_a
         "internal_ssl_ca": str(trust),
     }
     audit = AuditLog(tmp_path / "audit.log")
-    slurm = SimpleNamespace(node_address=lambda node: asyncio.sleep(0, "127.0.0.1"))
-    spawner.services = Services(slurm=slurm, watcher=None, discovery=None, audit=audit)
-    spawner.job_id = "42"
-    info = JobInfo("42", "RUNNING", "alice", "gpp", "mn5-n01", "None", "")
+    spawner.services = Services(slurm=None, watcher=None, discovery=None, audit=audit)
 
     async def answers_with(user: str) -> bool:
         context = make_ssl_context(
             files[user]["key"], files[user]["cert"], cafile=str(trust), purpose=ssl.Purpose.CLIENT_AUTH
         )
         server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)
-        spawner.port = server.sockets[0].getsockname()[1]
+        port = server.sockets[0].getsockname()[1]
         try:
-            return await spawner.jupyterlab_answers(info)
+            return await spawner.answers("mn5-n01", "127.0.0.1", port)
         finally:
             server.close()
 
-    with pytest.raises(SpawnException, match="is not yours \\(its certificate is 'user-bob'\\)") as refused:
+    with pytest.raises(StartFailed, match="is not yours \\(its certificate is 'user-bob'\\)") as refused:
         asyncio.run(answers_with("user-bob"))
     assert refused.value.reason == "not_yours"
     (event,) = audit.tail(10)

@@ -1,8 +1,13 @@
 """The watcher's judgement of a job from a snapshot, and its pace (no scheduler needed)."""
 
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.formats import SQUEUE_JOBS, SQUEUE_POSITIONS
 from aifactory_workbench.slurm.parsers import JobInfo
 from aifactory_workbench.spawners.watcher import JobWatcher, Seen, Snapshot
+
+from .recorded_slurm import FakeSlurm
+
+SCRIPT = "#!/bin/bash\n#SBATCH --job-name=aifw-test-positions\n"
 
 
 def job(job_id: str, state: str) -> JobInfo:
@@ -40,34 +45,25 @@ def test_pace_is_fast_while_a_job_starts_and_backs_off_on_failures():
     assert watcher.pause() == watcher.max_backoff
 
 
-class CountingSlurm:
-    """A queue with one pending job; counts the position queries."""
-
-    def __init__(self, state: str) -> None:
-        self.state, self.position_queries = state, 0
-
-    async def queue(self, job_name):
-        return {"7": job("7", self.state)}
-
-    async def queue_positions(self):
-        self.position_queries += 1
-        return {"7": "2 of 3"}
+def position_queries(slurm: FakeSlurm) -> int:
+    return sum(1 for _, argv in slurm.asked if argv[-1] == SQUEUE_POSITIONS.option)
 
 
 def test_queue_positions_are_one_query_for_all_only_while_a_job_pends():
     import asyncio
 
-    slurm = CountingSlurm("PENDING")
+    slurm = FakeSlurm()
+    job_id = asyncio.run(slurm.submit(SCRIPT, user="alice", env={}))
     watcher = JobWatcher(slurm, "aifw-test-positions", interval=10.0, fast_interval=1.0)
 
     async def refreshes(n):
         return [await watcher.refresh() for _ in range(n)]
 
     snaps = asyncio.run(refreshes(3))
-    assert [s.positions for s in snaps] == [{"7": "2 of 3"}] * 3
-    assert slurm.position_queries == 1  # then at most every position_interval
-    slurm.state = "RUNNING"
-    assert asyncio.run(refreshes(1))[0].positions == {} and slurm.position_queries == 1
+    assert [s.positions for s in snaps] == [{job_id: "1 of 1"}] * 3
+    assert position_queries(slurm) == 1  # then at most every position_interval
+    slurm.run_job(job_id)
+    assert asyncio.run(refreshes(1))[0].positions == {} and position_queries(slurm) == 1
 
 
 def test_a_job_of_that_id_but_another_owner_is_not_the_servers():
@@ -76,25 +72,15 @@ def test_a_job_of_that_id_but_another_owner_is_not_the_servers():
     assert snap.seen("7", submitted_at=50.0, owner="bob") == (Seen.GONE, None)
 
 
-class RenamingSlurm:
-    """Job 7 was renamed: the query by name misses it, the query by id finds it."""
-
-    def __init__(self) -> None:
-        self.by_id: list[list[str]] = []
-
-    async def queue(self, job_name):
-        return {}
-
-    async def jobs_by_id(self, job_ids):
-        self.by_id.append(job_ids)
-        return {"7": job("7", "RUNNING")}
-
-
 def test_a_watched_job_missing_from_the_name_query_is_looked_up_by_id():
+    """A job renamed behind the hub's back (scontrol update name=...) is still the server's."""
     import asyncio
 
-    slurm = RenamingSlurm()
+    slurm = FakeSlurm()
+    job_id = asyncio.run(slurm.submit(SCRIPT, user="alice", env={}))
+    slurm.rename(job_id, "renamed")
     watcher = JobWatcher(slurm, "aifw-test-renamed", interval=10.0, fast_interval=1.0)
-    watcher._watched["7"] = object()
+    watcher._watched[job_id] = object()
     snap = asyncio.run(watcher.refresh())
-    assert slurm.by_id == [["7"]] and snap.seen("7", submitted_at=0.0, owner="alice")[0] is Seen.IN_QUEUE
+    assert ("", ["squeue", "-h", "-j", job_id, "-o", SQUEUE_JOBS.option]) in slurm.asked
+    assert snap.seen(job_id, submitted_at=0.0, owner="alice")[0] is Seen.IN_QUEUE

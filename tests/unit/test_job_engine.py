@@ -1,0 +1,348 @@
+"""The job engine without JupyterHub and without a cluster: start, poll, stop and resume of
+alice's JupyterLab job against the in-memory SLURM (recorded_slurm.FakeSlurm), with the
+hub's real watcher at a fast pace.  Each test plays the scheduler's moves itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
+from aifactory_workbench.spawners.job_state import JobState
+from aifactory_workbench.spawners.watcher import JobWatcher
+
+from .recorded_slurm import FakeSlurm
+
+JOB_NAME = "aifw-jupyterlab"
+SCRIPT = f"#!/bin/bash\n#SBATCH --job-name={JOB_NAME}\n#SBATCH --partition=gpp\nexec jupyterhub-singleuser\n"
+PORT = 41367
+
+
+class Server:
+    """What the engine asks of JupyterHub's side, noted; JupyterLab answers where ``listening`` says."""
+
+    def __init__(self) -> None:
+        self.saved: list[JobState] = []
+        self.events: list[dict[str, Any]] = []
+        self.shares_ended = 0
+        self.cleared = 0
+        self.gone = asyncio.Event()
+        self.listening: set[tuple[str, int]] = set()
+        self.engine: JobEngine | None = None
+
+    def save_state(self) -> None:
+        self.saved.append(self.engine.record)
+
+    def audit_event(self, event: str, **fields: Any) -> None:
+        self.events.append({"event": event, **fields})
+
+    def end_shares(self) -> int:
+        self.shares_ended += 1
+        return 0
+
+    def clear_state(self) -> None:
+        self.cleared += 1
+        self.engine.forget_job()
+
+    async def answers(self, node: str, host: str, port: int) -> bool:
+        return (host, port) in self.listening
+
+    async def notify_gone(self) -> None:
+        self.gone.set()
+
+
+def engine_on(slurm: FakeSlurm, running_timeout: float = 5.0) -> tuple[JobEngine, Server]:
+    watcher = JobWatcher(slurm, JOB_NAME, interval=0.05, fast_interval=0.01)
+    server = Server()
+    timing = Timing(poll_interval=0.0, startup_poll_interval=0.01, running_timeout=running_timeout, stop_wait=2.0)
+    server.engine = JobEngine(slurm, watcher, server, owner="alice", timing=timing)
+    return server.engine, server
+
+
+async def until(check, timeout: float = 5.0) -> None:
+    """Let the engine run until ``check()`` holds (the test then plays the scheduler's next move)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {check}"
+        await asyncio.sleep(0.005)
+
+
+async def start(engine: JobEngine) -> str:
+    engine.begin(log_path="/home/alice/.aifactory/logs/jupyterlab-%j.log")
+    await engine.submit(SCRIPT, {"PATH": "/usr/bin"}, token="t" * 32, partition="gpp")
+    info = await engine.follow_until_ready()
+    return info.node
+
+
+async def scheduler_runs_it(slurm: FakeSlurm, engine: JobEngine, server: Server, *, port: bool = True) -> str:
+    """SLURM starts the job; JupyterLab reports its port and answers on it."""
+    await until(lambda: engine.job_id and slurm.queue_now)
+    job_id = engine.job_id
+    await until(lambda: engine.queue_status.get("state") == "PENDING")
+    slurm.run_job(job_id)
+    if port:
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        assert engine.accept_port(PORT)
+        server.listening.add(("127.0.0.1", PORT))
+    return job_id
+
+
+async def started_engine(slurm: FakeSlurm) -> tuple[JobEngine, Server, str]:
+    engine, server = engine_on(slurm)
+    _, job_id = await asyncio.gather(start(engine), scheduler_runs_it(slurm, engine, server))
+    return engine, server, job_id
+
+
+def test_a_start_submits_as_the_user_follows_the_queue_and_ends_when_jupyterlab_answers():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        node, job_id = await asyncio.gather(start(engine), scheduler_runs_it(slurm, engine, server))
+        return slurm, engine, server, node, job_id
+
+    slurm, engine, server, node, job_id = asyncio.run(scenario())
+    assert node == "mn5-n01" and slurm.scripts[job_id] == SCRIPT
+    assert ("alice", ["sbatch", "--parsable"]) in slurm.asked
+    record = engine.record
+    assert (record.job_id, record.port, record.ip, record.started) == (job_id, PORT, "127.0.0.1", True)
+    assert engine.log_file() == f"/home/alice/.aifactory/logs/jupyterlab-{job_id}.log"
+    # Saved at submission (a restart finds a queued job) and once JupyterLab answered.
+    assert [s.started for s in server.saved] == [False, True] and server.saved[0].job_id == job_id
+    assert server.events == [{"event": "spawn", "job_id": job_id, "partition": "gpp"}]
+    assert engine.progress_percent() == 95
+    # The queue was read by the watcher's one query for all (squeue --name), never per job.
+    assert not [argv for _, argv in slurm.asked if argv[0] == "squeue" and "-j" in argv]
+
+
+def test_the_progress_page_follows_the_queue_position_and_slurms_reason():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        task = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        seen = (dict(engine.queue_status), engine.progress_message, engine.progress_percent())
+        task.cancel()
+        return seen
+
+    status, message, percent = asyncio.run(scenario())
+    assert status["reason"] == "Resources" and status["position"] == "1 of 1" and status["estimated_start"]
+    assert "is queued in gpp (position 1 of 1): waiting for free CPUs, memory or GPUs" in message
+    assert percent == 25
+
+
+def test_a_refusal_submits_nothing_and_says_slurms_words():
+    async def scenario():
+        slurm = FakeSlurm()
+        slurm.refusal = "Invalid account or account/partition combination specified"
+        engine, _ = engine_on(slurm)
+        with pytest.raises(StartFailed) as refused:
+            await start(engine)
+        return slurm, engine, refused.value
+
+    slurm, engine, error = asyncio.run(scenario())
+    assert error.reason == "slurm_refused" and error.status_code == 400
+    assert (
+        error.message == "SLURM refused the JupyterLab job: Invalid account or account/partition combination specified"
+    )
+    assert not engine.job_id and not slurm.queue_now and not engine.watcher._watched
+
+
+def test_a_scheduler_that_does_not_answer_at_submission_is_a_503_with_nothing_submitted():
+    async def scenario():
+        slurm = FakeSlurm()
+        slurm.down = True
+        engine, _ = engine_on(slurm)
+        with pytest.raises(StartFailed) as refused:
+            await start(engine)
+        return engine, refused.value
+
+    engine, error = asyncio.run(scenario())
+    assert error.reason == "scheduler_unavailable" and error.status_code == 503
+    assert "Nothing was submitted" in error.message and not engine.job_id
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("NODE_FAIL", "its compute node failed"),
+        ("FAILED", "it failed (exit code 3:0)"),
+        ("TIMEOUT", "it reached its walltime limit"),
+    ],
+)
+def test_a_job_that_ends_before_jupyterlab_answers_fails_the_start_with_why_and_its_log(how, words):
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+
+        async def fails():
+            job_id = await scheduler_runs_it(slurm, engine, server, port=False)
+            slurm.end_job(job_id, how)
+            return job_id
+
+        results = await asyncio.gather(start(engine), fails(), return_exceptions=True)
+        return results
+
+    error, job_id = asyncio.run(scenario())
+    assert isinstance(error, StartFailed) and error.reason == "job_ended"
+    assert error.message == (
+        f"JupyterLab job {job_id} ended before JupyterLab started: {words}. "
+        f"Its log is /home/alice/.aifactory/logs/jupyterlab-{job_id}.log."
+    )
+
+
+def test_jupyterlab_that_never_answers_on_a_running_job_times_out():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm, running_timeout=0.2)
+        results = await asyncio.gather(
+            start(engine), scheduler_runs_it(slurm, engine, server, port=False), return_exceptions=True
+        )
+        return results[0]
+
+    error = asyncio.run(scenario())
+    assert isinstance(error, StartFailed) and error.reason == "start_timeout"
+    assert "did not answer within 0s of job" in error.message and "on mn5-n01" in error.message
+
+
+def test_a_scheduler_outage_while_queued_keeps_the_job_and_says_so_then_the_start_goes_on():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        task = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        slurm.down = True
+        await until(lambda: "not answering" in engine.progress_message)
+        during = (engine.progress_message, await engine.poll())
+        await asyncio.sleep(0.1)  # several failed queries: the job is still the server's
+        slurm.down = False
+        await scheduler_runs_it(slurm, engine, server)
+        return during, await task, engine
+
+    (message, polled), node, engine = asyncio.run(scenario())
+    assert message.startswith("The scheduler is not answering (Unable to contact slurm controller")
+    assert message.endswith("; job kept") and polled is None
+    assert node == "mn5-n01" and engine.record.started
+
+
+def test_poll_says_running_while_queued_and_cleans_up_a_preempted_job_once():
+    """The watcher's notice and JupyterHub's periodic poll can run poll() at the same time."""
+
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server, job_id = await started_engine(slurm)
+        running = await engine.poll()
+        slurm.end_job(job_id, "PREEMPTED")
+        ended = await asyncio.gather(engine.poll(), engine.poll())
+        return slurm, engine, server, job_id, running, ended
+
+    slurm, engine, server, job_id, running, ended = asyncio.run(scenario())
+    assert running is None and ended == [1, 1]
+    assert (
+        engine.record.last_end == f"Your JupyterLab job {job_id} has ended: it was preempted by a higher-priority job."
+    )
+    assert engine.record.last_log.endswith(f"jupyterlab-{job_id}.log")
+    assert [e["event"] for e in server.events] == ["spawn", "job_end"]
+    assert server.shares_ended == 1 and server.cleared == 1 and not engine.job_id
+    # Its Dask workers are cancelled by name, as alice; the job itself is gone: no scancel for it.
+    assert [argv for _, argv in slurm.asked if argv[0] == "scancel"] == [["scancel", "--name", f"aifw-dask-{job_id}"]]
+    assert ("alice", ["scancel", "--name", f"aifw-dask-{job_id}"]) in slurm.asked
+    assert asyncio.run(engine.poll()) == 0  # no job: not running, nothing asked
+
+
+def test_the_watcher_tells_the_hub_of_an_end_without_waiting_for_a_poll():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server, job_id = await started_engine(slurm)
+        slurm.end_job(job_id, "TIMEOUT")
+        await asyncio.wait_for(server.gone.wait(), 5)
+        return engine, job_id
+
+    engine, job_id = asyncio.run(scenario())
+    assert job_id not in engine.watcher._watched
+
+
+def test_stop_cancels_as_the_owner_waits_for_the_end_and_says_what_it_cost():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server, job_id = await started_engine(slurm)
+        slurm.queue_now[f"{int(job_id) + 50}"] = slurm.queue_now[job_id]  # another job of alice's: kept
+        engine.stop_note = "ops, an operator, stopped it: maintenance"
+        await engine.stop(by="ops")
+        return slurm, engine, server, job_id
+
+    slurm, engine, server, job_id = asyncio.run(scenario())
+    assert ("alice", ["scancel", job_id]) in slurm.asked and job_id not in slurm.queue_now
+    assert len(slurm.queue_now) == 1
+    assert server.events[-1] == {"event": "stop", "job_id": job_id, "by": "ops"}
+    assert engine.record.last_end == (
+        f"Your JupyterLab job {job_id} was cancelled before it started; it used no core-hours. "
+        "ops, an operator, stopped it: maintenance"
+    )
+
+
+def test_after_a_hub_restart_a_queued_job_is_followed_again_until_jupyterlab_answers():
+    async def scenario():
+        slurm = FakeSlurm()
+        first, server = engine_on(slurm)
+        task = asyncio.ensure_future(start(first))
+        await until(lambda: first.queue_status.get("state") == "PENDING")
+        task.cancel()  # the hub stops; its database keeps the saved record
+        saved = server.saved[-1].as_state()
+        again, server = engine_on(slurm)  # the restarted hub
+        again.load(JobState.from_state(saved))
+        assert again.job_id in again.watcher._watched
+        resumed, _ = await asyncio.gather(again.resume(), scheduler_runs_it(slurm, again, server))
+        return again, resumed
+
+    engine, resumed = asyncio.run(scenario())
+    assert resumed is None and engine.record.started and engine.record.port == PORT
+
+
+def test_a_resumed_job_that_never_answers_is_cancelled_and_forgotten():
+    async def scenario():
+        slurm = FakeSlurm()
+        first, server = engine_on(slurm)
+        task = asyncio.ensure_future(start(first))
+        await until(lambda: first.queue_status.get("state") == "PENDING")
+        task.cancel()
+        saved = server.saved[-1].as_state()
+        again, server = engine_on(slurm, running_timeout=0.2)
+        again.load(JobState.from_state(saved))
+        job_id = again.job_id
+        resumed, _ = await asyncio.gather(again.resume(), scheduler_runs_it(slurm, again, server, port=False))
+        return slurm, again, job_id, resumed
+
+    slurm, engine, job_id, resumed = asyncio.run(scenario())
+    assert resumed == 1 and not engine.job_id and job_id not in slurm.queue_now
+    assert ("alice", ["scancel", job_id]) in slurm.asked  # it held an allocation: cancelled
+    assert engine.record.last_end.startswith(f"Your JupyterLab job {job_id} has ended: JupyterLab did not answer")
+
+
+def test_a_port_is_taken_only_while_the_engine_waits_for_one():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        before = engine.accept_port(40000)
+        task = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        during = engine.accept_port(PORT), engine.accept_port(40001)  # the first report wins
+        task.cancel()
+        return before, during, engine
+
+    before, (first, second), engine = asyncio.run(scenario())
+    assert (before, first, second) == (False, True, False) and engine.record.port == PORT
+
+
+def test_the_jobs_token_is_known_by_its_hash_after_a_restart():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, _, _ = await started_engine(slurm)
+        return engine
+
+    engine = asyncio.run(scenario())
+    assert engine.owns_token("t" * 32, plain="") and not engine.owns_token("u" * 32, plain="")
+    assert engine.owns_token("t" * 32, plain="t" * 32) and not engine.owns_token("t" * 32, plain="v" * 32)
+    engine.forget_job()
+    assert not engine.owns_token("t" * 32, plain="") and not engine.owns_token("", plain="")
