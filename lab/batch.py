@@ -5,8 +5,10 @@ shell.
     aifactory-run-notebook run analysis.ipynb -p year 2021 -p region north --cpus 4
     aifactory-run-notebook status            # every notebook job of this user: queued, running, done, failed
 
-The job runs the notebook with the same kernel (its modules and Python), with the resources of
-the JupyterLab session it is started from unless told otherwise.  The executed notebook and
+The job runs the notebook in the kernel it names (its metadata; ``--kernel`` to choose another):
+a site kernel or the user's own (``aifactory-env``), its modules and Python, and Dask workers
+it starts run that Python too. It gets the resources of the JupyterLab session it is started
+from unless told otherwise.  The executed notebook and
 its log land next to the original, named after the job: ``analysis-job1234.ipynb`` and
 ``analysis-job1234.log``.  A failed run names the failing cell and its error.
 """
@@ -29,6 +31,7 @@ from aifactory_workbench.job import (
     notebook_job_outputs,
     notebook_of_job,
 )
+from aifactory_workbench.lab.kernel import kernel_specs
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
 from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options, session_values
@@ -38,6 +41,23 @@ DEFAULT_KERNEL = "aifactory"
 #: What a notebook job asks for where its session (or the command line) says nothing; a field
 #: not named here asks SLURM for nothing (its default applies: the default partition, account...).
 NOTEBOOK_JOB_DEFAULTS: dict[str, Any] = {"cpus": 1, "memory": "2G", "walltime": "01:00:00"}
+
+
+def kernel_of(notebook: Path) -> str:
+    """The kernel the notebook was saved with (its metadata), or the site's default."""
+    try:
+        name = json.loads(notebook.read_text()).get("metadata", {}).get("kernelspec", {}).get("name", "")
+    except (OSError, ValueError, AttributeError):
+        name = ""
+    return name or DEFAULT_KERNEL
+
+
+def kernel_problems(kernel: str) -> list[str]:
+    """Nothing when the kernel is one the job can start (the site's or the user's own)."""
+    known = kernel_specs()
+    if kernel in known:
+        return []
+    return [f"kernel {kernel!r} is not installed here (kernels: {', '.join(sorted(known))}); choose one with --kernel"]
 
 
 def session_resources(env: Mapping[str, str]) -> dict[str, Any]:
@@ -124,6 +144,8 @@ def submit(
     problems = resource_problems(resources)
     if not notebook.is_file() or notebook.suffix != ".ipynb":
         problems.insert(0, f"{notebook}: not a notebook file (.ipynb)")
+    else:
+        problems += kernel_problems(kernel)
     bad = [name for name, _ in parameters if not name.isidentifier()]
     problems += [f"-p {name!r}: a parameter's name is a Python name" for name in bad]
     if problems:
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="submit a notebook as a SLURM job")
     run.add_argument("notebook", type=Path)
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    run.add_argument("--kernel", default=DEFAULT_KERNEL)
+    run.add_argument("--kernel", help="default: the kernel the notebook names (its metadata)")
     here = session_resources(os.environ)
     for f in JOB_FIELDS:
         run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
@@ -174,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             resources = {f.name: getattr(args, f.name) for f in JOB_FIELDS}
-            job_id = submit(args.notebook, [tuple(p) for p in args.parameter], args.kernel, resources, slurm)
+            kernel = args.kernel or kernel_of(args.notebook)
+            job_id = submit(args.notebook, [tuple(p) for p in args.parameter], kernel, resources, slurm)
             executed, log = notebook_job_outputs(args.notebook.resolve(), job_id)
             print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
         else:

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,16 +39,22 @@ def check_modules(modules: list[str]) -> None:
         raise SystemExit(f"aifactory-kernel: {bad[0]!r} is not a module name (e.g. climate-tools/1.0)")
 
 
+def with_modules(modules: list[str], command: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command, and its environment, that runs ``command`` after loading ``modules``."""
+    check_modules(modules)
+    if not modules:
+        return command, dict(os.environ)
+    env = {**os.environ, "AIFACTORY_LMOD_INIT": LMOD_INIT}
+    return ["bash", "-c", _LOAD_THEN_EXEC, "bash", str(len(modules)), *modules, *command], env
+
+
 def launch(modules: list[str], command: list[str]) -> None:
     if not command:
         raise SystemExit("aifactory-kernel launch: give the kernel's command after --")
-    check_modules(modules)
     if command[0] in ("python", "python3"):
         command = [sys.executable, *command[1:]]
-    if not modules:
-        os.execvp(command[0], command)
-    env = {**os.environ, "AIFACTORY_LMOD_INIT": LMOD_INIT}
-    os.execvpe("bash", ["bash", "-c", _LOAD_THEN_EXEC, "bash", str(len(modules)), *modules, *command], env)
+    argv, env = with_modules(modules, command)
+    os.execvpe(argv[0], argv, env)
 
 
 def kernelspec(python: str, display_name: str, modules: list[str]) -> dict:
@@ -62,9 +69,37 @@ def kernelspec(python: str, display_name: str, modules: list[str]) -> dict:
     }
 
 
-def register(name: str, python: str, display_name: str | None, modules: list[str]) -> Path:
+def check_kernel_name(name: str) -> None:
     if not _KERNEL_NAME.fullmatch(name):
         raise SystemExit(f"aifactory-kernel: {name!r} is not a kernel name (lower-case letters, digits, . _ -)")
+
+
+def user_kernel_dir(name: str) -> Path:
+    """Where a user's own kernelspec lives (Jupyter's user data folder)."""
+    data_home = os.environ.get("JUPYTER_DATA_DIR") or os.path.expanduser("~/.local/share/jupyter")
+    return Path(data_home) / "kernels" / name
+
+
+def kernel_specs() -> dict[str, str]:
+    """Every kernel Jupyter offers here, name to folder: the user's own and the site's (the
+    server never adds ipykernel's stock one: ``ensure_native_kernel`` is off)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KernelSpecManager(ensure_native_kernel=False).find_kernel_specs()
+
+
+def register(
+    name: str,
+    python: str,
+    display_name: str | None,
+    modules: list[str],
+    description: str = "",
+    metadata: dict | None = None,
+    logo: Path | None = None,
+) -> Path:
+    """Write the kernelspec; ``metadata`` joins its ``metadata.aifactory``, ``logo`` (an SVG)
+    is shown in the launcher."""
+    check_kernel_name(name)
     check_modules(modules)
     python = os.path.abspath(os.path.expanduser(python))
     if not os.access(python, os.X_OK):
@@ -72,10 +107,14 @@ def register(name: str, python: str, display_name: str | None, modules: list[str
     probe = subprocess.run([python, "-c", "import ipykernel"], capture_output=True, text=True)
     if probe.returncode != 0:
         raise SystemExit(f"aifactory-kernel: {python} has no ipykernel; add it: {python} -m pip install ipykernel")
-    data_home = os.environ.get("JUPYTER_DATA_DIR") or os.path.expanduser("~/.local/share/jupyter")
-    directory = Path(data_home) / "kernels" / name
+    directory = user_kernel_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
     spec = kernelspec(python, display_name or f"Python ({name})", modules)
+    spec["metadata"]["aifactory"].update(metadata or {})
+    if description:
+        spec["metadata"]["description"] = description
+    if logo and logo.is_file():
+        shutil.copyfile(logo, directory / "logo-svg.svg")
     (directory / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
     return directory
 

@@ -21,7 +21,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import DEFAULT_KERNEL, session_resources, status, submit
+from aifactory_workbench.lab.batch import kernel_of, session_resources, status, submit
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS
 from aifactory_workbench.slurm.parsers import SlurmError
@@ -29,15 +29,6 @@ from aifactory_workbench.slurm.parsers import SlurmError
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "aifactory_workbench.lab.notebook_jobs"}]
-
-
-def kernel_of(notebook: Path) -> str:
-    """The kernel the notebook was saved with (its metadata), or the site's default."""
-    try:
-        name = json.loads(notebook.read_text()).get("metadata", {}).get("kernelspec", {}).get("name", "")
-    except (OSError, ValueError, AttributeError):
-        name = ""
-    return name or DEFAULT_KERNEL
 
 
 def relative(path: str, root: Path) -> str:

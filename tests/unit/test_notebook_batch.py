@@ -1,13 +1,25 @@
-"""aifactory-run-notebook without the cluster: the job's command and options, its checks, and
-how a failed run is explained."""
+"""aifactory-run-notebook without the cluster: the job's command and options, its checks, its
+kernel, and how a failed run is explained."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import batch_script, failing_cell, resource_problems, sbatch_argv, session_resources
+from aifactory_workbench.lab.batch import (
+    batch_script,
+    failing_cell,
+    kernel_of,
+    main,
+    resource_problems,
+    sbatch_argv,
+    session_resources,
+    submit,
+)
+from aifactory_workbench.lab.kernel import register
 from aifactory_workbench.slurm.job_fields import USER_OPTIONS
 
 
@@ -148,3 +160,43 @@ def test_the_failing_cell_is_named_with_its_error(tmp_path):
     executed.write_text(json.dumps({"cells": cells}))
     assert failing_cell(executed) == "cell 2 ('y = x / 0'): ZeroDivisionError: division by zero"
     assert failing_cell(Path(tmp_path / "missing.ipynb")) == ""
+
+
+class NoSbatch:
+    """A SLURM that records what was submitted (and fails the test when nothing should be)."""
+
+    def __init__(self, allowed: bool):
+        self.allowed, self.scripts = allowed, []
+
+    def run_blocking(self, argv, stdin=""):
+        assert self.allowed, f"submitted although it should not have: {argv}"
+        self.scripts.append(stdin)
+        return subprocess.CompletedProcess(argv, 0, stdout="91\n", stderr="")
+
+
+def notebook_naming(path: Path, kernel: str) -> Path:
+    path.write_text(json.dumps({"cells": [], "metadata": {"kernelspec": {"name": kernel}}, "nbformat": 4}))
+    return path
+
+
+def test_a_notebook_job_runs_in_the_kernel_the_notebook_names_the_users_own_included(tmp_path, monkeypatch, capsys):
+    """Issue 26, item 3: the notebook's kernel (metadata.kernelspec.name), a user's own kernel
+    (aifactory-env, aifactory-kernel register) as well as the site's."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    register("my-env", sys.executable, "My env", [])
+    notebook = notebook_naming(tmp_path / "mine.ipynb", "my-env")
+    assert kernel_of(notebook) == "my-env"
+    slurm = NoSbatch(allowed=True)
+    monkeypatch.setattr("aifactory_workbench.lab.batch.Slurm", lambda: slurm)
+    assert main(["run", str(notebook)]) == 0
+    assert "--kernel my-env --log-output" in slurm.scripts[0]
+    assert main(["run", str(notebook), "--kernel", "aifactory"]) == 0
+    assert "--kernel aifactory --log-output" in slurm.scripts[1]
+    assert kernel_of(tmp_path / "no-metadata.ipynb") == "aifactory"
+
+
+def test_an_unknown_kernel_is_refused_before_anything_is_submitted(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    notebook = notebook_naming(tmp_path / "theirs.ipynb", "bobs-env")
+    with pytest.raises(SystemExit, match=r"kernel 'bobs-env' is not installed here \(kernels: .*aifactory.*--kernel"):
+        submit(notebook, [], kernel_of(notebook), session_resources({}), NoSbatch(allowed=False))

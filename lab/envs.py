@@ -1,0 +1,395 @@
+"""``aifactory-env``: build your own Python environment, with a lock and a kernel, in one command.
+
+    aifactory-env create my-env --file requirements.txt      # or environment.yml, pyproject.toml
+    aifactory-env create my-env --from-kernel aifactory-climate --file requirements.txt
+    aifactory-env create team-env --project ehpc01 --file requirements.txt
+    aifactory-env list | lock NAME | remove NAME
+
+An environment is a venv made by uv (``uv venv``, ``uv pip install``) on the site's Python, in
+``~/.aifactory/envs/NAME`` (or, with ``--project ACCOUNT``, in the project's shared folder).  It
+is a layer over a site kernel (``--from-kernel``, by default the site's default kernel): what
+its file names is installed into the environment and comes first; everything else the kernel
+needs (ipykernel, Dask, the workbench) is the site kernel's own, exactly as its lock says, and
+its modules are loaded.  So a build installs only what differs, and needs no index for the rest.
+
+The build runs in a folder of its own beside the others and becomes ``NAME`` only when it has
+succeeded: a failed build leaves nothing, and says which requirement failed.  Then its exact
+lock is written into it (``share/aifactory/kernel.lock``, where the site venv keeps its own),
+its Dask config is made (workers run the environment's Python, with the site's settings), and
+the kernel is registered (``aifactory-kernel``'s register).  Builds run as the user, in their
+job: never as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from aifactory_workbench.lab.batch import DEFAULT_KERNEL
+from aifactory_workbench.lab.kernel import (
+    check_kernel_name,
+    check_modules,
+    kernel_specs,
+    register,
+    user_kernel_dir,
+    with_modules,
+)
+
+ENVS_HOME = Path("~/.aifactory/envs")
+#: Projects' shared folders, one per SLURM account, each owned by the Unix group of that name
+#: (setgid, so what is made inside stays the group's). A site with another layout sets this.
+PROJECTS_DIR_ENV = "AIFACTORY_PROJECTS_DIR"
+PROJECTS_DIR = "/srv/aifactory/projects"
+#: Where an environment's lock is, relative to its prefix: where the site venv keeps its own.
+LOCK = Path("share/aifactory/kernel.lock")
+#: Puts the site kernel's packages after the environment's own on sys.path.
+SITE_LAYER = "aifactory-site.pth"
+#: Dask reads {sys.prefix}/etc/dask in file-name order, later files winning: the site's files
+#: (linked, so the site's changes are followed) and then this kernel's Python for the workers.
+SITE_DASK_PREFIX = "10-site-"
+KERNEL_DASK_FILE = "90-kernel-python.yaml"
+
+
+@dataclass(frozen=True)
+class SiteKernel:
+    name: str
+    folder: Path
+    spec: dict
+
+    @property
+    def modules(self) -> list[str]:
+        return self.spec.get("metadata", {}).get("aifactory", {}).get("modules", [])
+
+    @property
+    def lock(self) -> Path | None:
+        relative = self.spec.get("metadata", {}).get("aifactory", {}).get("lock")
+        return Path(sys.prefix) / relative if relative else None
+
+
+def fail(message: str) -> SystemExit:
+    return SystemExit(f"aifactory-env: {message}")
+
+
+def refuse_root() -> None:
+    if os.geteuid() == 0:
+        raise fail("run this as yourself, in your JupyterLab session: it never builds as root")
+
+
+def envs_folder(project: str | None) -> Path:
+    if not project:
+        return ENVS_HOME.expanduser()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", project):
+        raise fail(f"{project!r} is not a project (a SLURM account, such as ehpc01)")
+    return Path(os.environ.get(PROJECTS_DIR_ENV) or PROJECTS_DIR) / project / "envs"
+
+
+def site_kernels() -> dict[str, SiteKernel]:
+    folder = Path(sys.prefix) / "share" / "jupyter" / "kernels"
+    specs = sorted(folder.glob("*/kernel.json"))
+    return {f.parent.name: SiteKernel(f.parent.name, f.parent, json.loads(f.read_text())) for f in specs}
+
+
+def site_kernel(name: str) -> SiteKernel:
+    kernels = site_kernels()
+    if name not in kernels:
+        raise fail(f"{name!r} is not a site kernel; the site's: {', '.join(kernels) or 'none'}")
+    return kernels[name]
+
+
+# What a file asks for ------------------------------------------------------------------------
+
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^=\s]+")
+
+
+def requirement_name(requirement: str) -> str:
+    """A requirement's project name, normalised (PEP 503), or "" for a line that names none."""
+    match = _NAME.match(requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+
+
+def from_environment_yml(text: str) -> list[str]:
+    """pip's requirements in a conda environment file: its ``pip:`` section and plain
+    ``name==version`` entries. Anything only conda can install is refused, by name."""
+    dependencies = (yaml.safe_load(text) or {}).get("dependencies") or []
+    requirements, conda_only = [], []
+    site_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for entry in dependencies:
+        if isinstance(entry, dict) and list(entry) == ["pip"]:
+            requirements += [str(r) for r in entry["pip"] or []]
+        elif isinstance(entry, str) and entry.strip() == "pip":
+            continue
+        elif isinstance(entry, str) and re.fullmatch(r"python(\s*[=<>!~]=?\s*[0-9.*]+)?", entry.strip()):
+            wanted = re.sub(r"^python\s*[=<>!~]*=?\s*", "", entry.strip()).rstrip(".*")
+            if wanted and not (site_python + ".").startswith(wanted + "."):
+                raise fail(f"environment file asks for {entry!r}; the site's Python is {site_python}")
+        elif isinstance(entry, str) and _PINNED.fullmatch(entry.strip()):
+            requirements.append(entry.strip())
+        else:
+            conda_only.append(str(entry))
+    if conda_only:
+        raise fail(
+            "these entries are conda packages, which this tool does not install: "
+            + ", ".join(conda_only)
+            + ". Write each as name==version (from PyPI) under dependencies or its pip: section, "
+            "or load the site's module that provides it (--module)"
+        )
+    return requirements
+
+
+def requirements_of(file: Path, folder: Path) -> tuple[list[str], list[str]]:
+    """uv's arguments that install what ``file`` asks for, and the requirements it names (to
+    say which failed); an environment file's are written into ``folder`` first."""
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    if file.name == "pyproject.toml":
+        project = tomllib.loads(file.read_text()).get("project", {})
+        return ["-r", str(file)], list(project.get("dependencies", []))
+    if file.suffix in (".yml", ".yaml"):
+        requirements = from_environment_yml(file.read_text())
+        file = folder / "requirements-from-environment.txt"
+        file.write_text("".join(f"{r}\n" for r in requirements))
+        return ["-r", str(file)], requirements
+    lines = [line.split(" #")[0].strip() for line in file.read_text().splitlines()]
+    return ["-r", str(file)], [line for line in lines if line and not line.startswith(("#", "-"))]
+
+
+def failed_requirement(uv_error: str, requirements: list[str]) -> str:
+    """Which of the file's requirements uv's error is about (its first line when none is)."""
+    lines = [line.strip(" ×╰─▶│") for line in uv_error.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Using Python")]
+    names = {requirement_name(r): r for r in requirements}
+    for line in lines:
+        for mentioned in re.findall(r"`?([A-Za-z0-9][A-Za-z0-9._-]*)(?:[=<>!~@ `]|$)", line):
+            if requirement_name(mentioned) in names:
+                return f"{names[requirement_name(mentioned)]!r} failed: {' '.join(lines)}"
+    return " ".join(lines) or "uv failed without saying why"
+
+
+# Building ------------------------------------------------------------------------------------
+
+
+def uv(args: list[str], modules: list[str] = ()) -> subprocess.CompletedProcess:
+    from uv import find_uv_bin
+
+    argv, env = with_modules(list(modules), [find_uv_bin(), *args])
+    return subprocess.run(argv, capture_output=True, text=True, env=env)
+
+
+def site_layer(prefix: Path) -> None:
+    """The site kernel's packages after the environment's own (its .pth files are read too)."""
+    own = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    site_dirs = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs)
+    (own / SITE_LAYER).write_text(lines)
+
+
+def dask_config(prefix: Path, site_prefix: Path = Path(sys.prefix)) -> Path:
+    """Dask in the environment: the site's settings, and the environment's Python for workers."""
+    folder = prefix / "etc" / "dask"
+    folder.mkdir(parents=True, exist_ok=True)
+    for site_file in sorted((site_prefix / "etc" / "dask").glob("*.y*ml")):
+        (folder / f"{SITE_DASK_PREFIX}{site_file.name}").symlink_to(site_file)
+    python = {"jobqueue": {"slurm": {"python": str(prefix / "bin" / "python")}}}
+    path = folder / KERNEL_DASK_FILE
+    path.write_text("# aifactory-env: Dask workers run this environment's Python.\n" + yaml.safe_dump(python))
+    return path
+
+
+def write_lock(prefix: Path, base: SiteKernel) -> Path:
+    frozen = uv(["pip", "freeze", "--python", str(prefix / "bin" / "python")])
+    if frozen.returncode != 0:
+        raise fail(f"uv pip freeze: {frozen.stderr.strip()}")
+    header = f"# Over site kernel {base.name!r}" + (f", whose lock is {base.lock}" if base.lock else "") + "\n"
+    path = prefix / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + frozen.stdout)
+    return path
+
+
+def build(folder: Path, name: str, base: SiteKernel, file: Path | None, index: list[str]) -> Path:
+    """Build in a folder of its own, then rename it to ``name``: nothing is left when it fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / name).exists():
+        raise fail(f"{folder / name} exists already: remove it first (aifactory-env remove {name})")
+    building = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.building-"))
+    try:
+        made = uv(["venv", "--quiet", "--relocatable", "--python", sys.executable, str(building / "env")])
+        if made.returncode != 0:
+            raise fail(f"uv venv: {made.stderr.strip()}")
+        prefix = building / "env"
+        site_layer(prefix)
+        if file:
+            args, requirements = requirements_of(file, building)
+            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], base.modules)
+            if installed.returncode != 0:
+                raise fail(f"the build failed, and left nothing: {failed_requirement(installed.stderr, requirements)}")
+        write_lock(prefix, base)
+        prefix.rename(folder / name)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return folder / name
+
+
+def share_with_group(prefix: Path) -> None:
+    """A project's environment: readable (and its folders enterable) by the project's group."""
+    for path in [prefix, *prefix.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o050 if path.is_dir() else 0o040))
+
+
+def project_folder(project: str) -> Path:
+    folder = envs_folder(project)
+    if not folder.parent.is_dir():
+        raise fail(
+            f"project {project} has no shared folder {folder.parent}: ask the site to make it "
+            f"(group {project}, mode 2770), or set {PROJECTS_DIR_ENV}"
+        )
+    if not folder.is_dir():
+        folder.mkdir(mode=0o2770)
+        folder.chmod(0o2770)  # mkdir's mode passes the umask
+    return folder
+
+
+def create(
+    name: str,
+    file: Path | None,
+    from_kernel: str = DEFAULT_KERNEL,
+    project: str | None = None,
+    index: list[str] = (),
+    display_name: str | None = None,
+) -> Path:
+    check_kernel_name(name)
+    if name in kernel_specs():
+        raise fail(f"a kernel {name!r} exists already: choose another name (jupyter kernelspec list)")
+    base = site_kernel(from_kernel)
+    check_modules(base.modules)
+    folder = project_folder(project) if project else envs_folder(None)
+    prefix = build(folder, name, base, file.resolve() if file else None, list(index))
+    try:
+        dask_config(prefix)
+        if project:
+            share_with_group(prefix)
+        source = f" from {file.name}" if file else ""
+        register(
+            name,
+            str(prefix / "bin" / "python"),
+            display_name or f"Python ({name})",
+            base.modules,
+            description=f"Your environment {name}{source}, over {base.spec.get('display_name', base.name)}.",
+            metadata={"lock": str(prefix / LOCK), "env": str(prefix), "base": base.name},
+            logo=base.folder / "logo-svg.svg",
+        )
+    except BaseException:
+        shutil.rmtree(prefix, ignore_errors=True)
+        raise
+    return prefix
+
+
+def size_on_disk(path: Path) -> int:
+    return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
+
+
+def human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def environments(project: str | None = None) -> list[dict]:
+    folder = envs_folder(project)
+    found = []
+    for prefix in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if prefix.name.startswith(".") or not (prefix / "bin" / "python").exists():
+            continue
+        found.append(
+            {
+                "name": prefix.name,
+                "path": str(prefix),
+                "size": size_on_disk(prefix),
+                "kernel": (user_kernel_dir(prefix.name) / "kernel.json").is_file(),
+                "locked": (prefix / LOCK).is_file(),
+            }
+        )
+    return found
+
+
+def existing(name: str, project: str | None) -> Path:
+    check_kernel_name(name)
+    prefix = envs_folder(project) / name
+    if not (prefix / "bin" / "python").exists():
+        raise fail(f"no environment {name!r} in {prefix.parent}")
+    return prefix
+
+
+def relock(name: str, project: str | None = None) -> Path:
+    """Rewrite the lock after changing the environment by hand (uv pip install --python ...)."""
+    prefix = existing(name, project)
+    spec = json.loads((user_kernel_dir(name) / "kernel.json").read_text()) if user_kernel_dir(name).is_dir() else {}
+    base = spec.get("metadata", {}).get("aifactory", {}).get("base", DEFAULT_KERNEL)
+    return write_lock(prefix, site_kernel(base))
+
+
+def remove(name: str, project: str | None = None) -> None:
+    """The environment and its kernel (only a kernel that runs this environment's Python)."""
+    prefix = existing(name, project)
+    kernel = user_kernel_dir(name) / "kernel.json"
+    if kernel.is_file() and str(prefix / "bin" / "python") in json.loads(kernel.read_text()).get("argv", []):
+        shutil.rmtree(kernel.parent)
+    shutil.rmtree(prefix)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aifactory-env", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    new = sub.add_parser("create", help="build an environment from a file, lock it, register its kernel")
+    new.add_argument("name")
+    new.add_argument("--file", type=Path, help="requirements.txt, environment.yml or pyproject.toml")
+    new.add_argument(
+        "--from-kernel", default=DEFAULT_KERNEL, help=f"the site kernel it extends (default {DEFAULT_KERNEL})"
+    )
+    new.add_argument("--display-name")
+    new.add_argument("--find-links", action="append", default=[], help="a folder of wheels (repeatable)")
+    new.add_argument("--no-index", action="store_true", help="only --find-links, no package index")
+    new.add_argument("--offline", action="store_true", help="only what uv has cached, and --find-links")
+    for command, what in (("list", "your environments, with their size"), ("lock", "rewrite NAME's lock")):
+        sub.add_parser(command, help=what)
+    sub.choices["lock"].add_argument("name")
+    sub.add_parser("remove", help="remove an environment and its kernel").add_argument("name")
+    for command in sub.choices.values():
+        command.add_argument("--project", metavar="ACCOUNT", help="in the project's shared folder")
+    args = parser.parse_args(argv)
+    refuse_root()
+    if args.command == "create":
+        index = [a for d in args.find_links for a in ("--find-links", d)]
+        index += ["--no-index"] * args.no_index + ["--offline"] * args.offline
+        prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
+        print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")
+    elif args.command == "list":
+        for env in environments(args.project):
+            kernel = "kernel" if env["kernel"] else "no kernel"
+            print(f"{env['name']:<20} {human(env['size']):>10}  {kernel:<9}  {env['path']}")
+    elif args.command == "lock":
+        print(relock(args.name, args.project).read_text(), end="")
+    else:
+        remove(args.name, args.project)
+        print(f"environment {args.name!r} and its kernel removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

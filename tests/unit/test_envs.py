@@ -1,0 +1,158 @@
+"""aifactory-env without the cluster: a real build with uv, from a wheel this test writes, with
+no index; its kernel, lock, Dask config, listing and removal; a broken build leaves nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aifactory_workbench.lab import envs
+from tests.wheels import PROBE, PROBE_VERSION, write_wheel
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch):
+    """A home and a Jupyter data folder of the test's own; a wheel folder; no index."""
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
+    return tmp_path
+
+
+def offline(user: Path) -> list[str]:
+    return ["--no-index", "--find-links", str(user / "wheels")]
+
+
+def run_python(python: str, code: str) -> str:
+    """What ``code`` prints in that Python, with none of this test's own paths or Dask settings."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("DASK_")}
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_an_environment_from_requirements_is_built_locked_registered_listed_and_removed(user):
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}  # the test's own wheel\n")
+    prefix = envs.create("probe-env", requirements, index=offline(user))
+
+    assert prefix == user / "home" / ".aifactory" / "envs" / "probe-env"
+    spec = json.loads((user / "jupyter" / "kernels" / "probe-env" / "kernel.json").read_text())
+    python = spec["argv"][0]
+    assert python == str(prefix / "bin" / "python")
+    assert spec["metadata"]["aifactory"]["lock"] == str(prefix / envs.LOCK)
+    assert "probe-env" in spec["metadata"]["description"]
+    # The kernel's Python imports the package at its version, and the site kernel's ipykernel.
+    assert run_python(python, f"import ipykernel, {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
+    lock = (prefix / envs.LOCK).read_text()
+    assert "aifw-probe==0.3.1" in lock.splitlines() and "site kernel 'aifactory'" in lock
+
+    [listed] = envs.environments()
+    assert listed["name"] == "probe-env" and listed["kernel"] and listed["size"] > 0
+
+    envs.remove("probe-env")
+    assert not prefix.exists()
+    assert not (user / "jupyter" / "kernels" / "probe-env").exists()
+    assert envs.environments() == []
+
+
+def test_dask_in_the_environment_runs_workers_with_its_python_and_the_sites_settings(user):
+    """SLURMCluster() with no argument, in the environment's Python: its workers run that Python,
+    on the site's partition; the site's own Python still gets the site's Python."""
+    site_file = Path(sys.prefix) / "etc" / "dask" / "jobqueue.yaml"
+    if not site_file.is_file():
+        pytest.skip(f"no site Dask config at {site_file} (aifactory-site install writes it)")
+    site = yaml.safe_load(site_file.read_text())["jobqueue"]["slurm"]
+    prefix = envs.create("dask-env", None, index=offline(user))
+    python = str(prefix / "bin" / "python")
+    shown = run_python(
+        python,
+        "import dask.config; from dask_jobqueue import SLURMCluster\n"
+        "print(dask.config.get('jobqueue.slurm.python')); print(dask.config.get('jobqueue.slurm.queue'))\n"
+        "with SLURMCluster() as c: print(c.job_script())",
+    )
+    assert shown.splitlines()[:2] == [python, site["queue"]]
+    assert f"{python} -m distributed.cli.dask_worker" in shown
+    site_python = run_python(sys.executable, "import dask.config; print(dask.config.get('jobqueue.slurm.python'))")
+    assert site_python == site["python"]
+
+
+def test_the_environments_dask_files_come_after_the_sites(tmp_path):
+    import dask.config
+
+    site = tmp_path / "site"
+    (site / "etc" / "dask").mkdir(parents=True)
+    (site / "etc" / "dask" / "jobqueue.yaml").write_text("jobqueue: {slurm: {python: /site/python, queue: gpp}}\n")
+    envs.dask_config(tmp_path / "env", site_prefix=site)
+    slurm = dask.config.collect(paths=[str(tmp_path / "env" / "etc" / "dask")], env={})["jobqueue"]["slurm"]
+    assert slurm == {"python": str(tmp_path / "env" / "bin" / "python"), "queue": "gpp"}
+    # The site's file is linked, not copied: the site's changes are followed.
+    assert (tmp_path / "env" / "etc" / "dask" / "10-site-jobqueue.yaml").resolve() == site / "etc/dask/jobqueue.yaml"
+
+
+def test_a_broken_requirement_is_named_and_leaves_no_environment_and_no_kernel(user):
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\naifw-missing==1.0\n")
+    with pytest.raises(SystemExit, match=r"'aifw-missing==1.0' failed: .*aifw-missing"):
+        envs.create("broken", requirements, index=offline(user))
+    assert list((user / "home" / ".aifactory" / "envs").iterdir()) == []
+    assert not (user / "jupyter" / "kernels" / "broken").exists()
+
+
+def test_a_projects_environment_is_in_its_shared_folder(user, monkeypatch):
+    monkeypatch.setenv(envs.PROJECTS_DIR_ENV, str(user / "projects"))
+    with pytest.raises(SystemExit, match="no shared folder"):
+        envs.create("team", None, project="ehpc01", index=offline(user))
+    (user / "projects" / "ehpc01").mkdir(parents=True)
+    prefix = envs.create("team", None, project="ehpc01", index=offline(user))
+    assert prefix == user / "projects" / "ehpc01" / "envs" / "team"
+    assert prefix.parent.stat().st_mode & 0o7777 == 0o2770  # the group's, and what is made in it
+    assert prefix.stat().st_mode & 0o050 == 0o050
+    assert [e["name"] for e in envs.environments("ehpc01")] == ["team"] and envs.environments() == []
+
+
+def test_environment_yml_gives_its_pip_requirements_and_refuses_conda_packages():
+    text = "name: x\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - toolz==0.12.1\n"
+    assert envs.from_environment_yml(text + "  - pip:\n    - aifw_probe==0.3.1\n") == [
+        "toolz==0.12.1",
+        "aifw_probe==0.3.1",
+    ]
+    with pytest.raises(SystemExit, match=r"conda packages.*: numpy=1.26, conda-forge::gdal"):
+        envs.from_environment_yml(text + "  - numpy=1.26\n  - conda-forge::gdal\n")
+    with pytest.raises(SystemExit, match="the site's Python is 3.11"):
+        envs.from_environment_yml("dependencies:\n  - python=3.9\n")
+
+
+def test_uvs_errors_name_the_files_requirement():
+    requirements = ["numpy>=2", "aifw-missing==1.0"]
+    resolver = (
+        "Using Python 3.11.2 environment at: x\n  × No solution found when resolving dependencies:\n"
+        "  ╰─▶ Because aifw-missing was not found in the provided package locations and you require "
+        "aifw-missing==1.0, we can conclude that your requirements are unsatisfiable.\n"
+    )
+    assert envs.failed_requirement(resolver, requirements).startswith("'aifw-missing==1.0' failed: No solution")
+    build = "error: Failed to build `numpy==2.0.0`\n  Caused by: no compiler\n"
+    assert envs.failed_requirement(build, requirements).startswith("'numpy>=2' failed")
+    assert envs.failed_requirement("error: disk full\n", requirements) == "error: disk full"
+
+
+def test_it_never_runs_as_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(SystemExit, match="never builds as root"):
+        envs.main(["list"])
+
+
+def test_list_shows_sizes(user, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    envs.main(["create", "sized", "--file", str(requirements), "--no-index", "--find-links", str(user / "wheels")])
+    envs.main(["list"])
+    line = capsys.readouterr().out.splitlines()[-1].split()
+    assert line[0] == "sized" and line[2] in ("KiB", "MiB") and float(line[1]) > 0
