@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from urllib.parse import urlparse, urlunparse
 
 from aifactory_workbench.job.dask_tls import dask_credentials
@@ -85,7 +86,13 @@ def with_port(service_url: str, port: int) -> str:
     return urlunparse(parts._replace(netloc=f"{parts.hostname}:{port}"))
 
 
+def stamp() -> str:
+    """Now, as the job's log writes times: local ISO 8601 to the millisecond."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = stamp()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or os.path.basename(args[0]) != "jupyterhub-singleuser":
         print("usage: aifactory-singleuser /path/to/jupyterhub-singleuser [ARGS...]", file=sys.stderr)
@@ -103,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except (urllib.error.URLError, KeyError, OSError) as e:
         print(f"aifactory-singleuser: could not report port {port} to the hub: {e}", file=sys.stderr)
         return 3
-    print(f"aifactory-singleuser: JupyterLab serves on port {port}", flush=True)
+    # The times (to the millisecond) let benchmarks/start_phases.py cut a start into phases.
+    print(
+        f"aifactory-singleuser: JupyterLab serves on port {port} (launcher {started}, reported {stamp()})", flush=True
+    )
     if os.environ.get("JUPYTERHUB_SERVICE_URL"):
         os.environ["JUPYTERHUB_SERVICE_URL"] = with_port(os.environ["JUPYTERHUB_SERVICE_URL"], port)
     # sudo's secure_path replaced PATH on the way in: put this environment first again

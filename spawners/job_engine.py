@@ -161,6 +161,7 @@ class JobEngine:
         watch the job.  ``audit``: what the audit log's spawn event says of the request."""
         # A job may start, and report its port, before sbatch has even exited on a busy hub.
         self._waiting_for_port = True
+        self.log.info("Submitting JupyterLab for %s to SLURM", self.owner)
         try:
             job_id = await self.slurm.submit(script, user=self.owner, env=env)
         except SlurmUnavailable as e:
@@ -186,6 +187,9 @@ class JobEngine:
             self.watcher.follow_closely(self.job_id, False)
         self.update(ip=await self.slurm.node_address(info.node), started=True)
         self.server.save_state()
+        self.log.info(
+            "JupyterLab of %s answers on %s:%d (job %s)", self.owner, info.node, self.record.port, self.job_id
+        )
         return info
 
     async def wait_until_answering(self) -> JobInfo:
