@@ -72,8 +72,11 @@ def one_user(
     timeout: float,
     password: str = PASSWORD,
     choice: dict[str, str] = QUICK_AND_SMALL,
+    labs: list | None = None,
 ) -> str:
-    """Log in, submit the spawn form with ``choice``, reach JupyterLab; return '' or what failed."""
+    """Log in, submit the spawn form with ``choice``, reach JupyterLab; return '' or what failed.
+    The hub's pages are timed into ``pages``, its API into ``apis``, and JupyterLab's first page
+    (served by the job, through OAuth and the proxy) into ``labs`` (default: ``pages``)."""
     s = requests.Session()
 
     def timed(bucket: list, method: str, url: str, **kw) -> requests.Response:
@@ -100,7 +103,7 @@ def one_user(
         server = model.json().get("servers", {}).get("")
         if server and server.get("ready"):
             # As a browser: the page, through the OAuth redirects to the hub and back.
-            lab = timed(pages, "GET", f"/user/{name}/lab")
+            lab = timed(pages if labs is None else labs, "GET", f"/user/{name}/lab")
             if lab.status_code == 200 and "jupyter-config-data" in lab.text:
                 return ""
         elif server is None and model.json().get("pending") is None:
@@ -109,10 +112,10 @@ def one_user(
     return "timeout"
 
 
-def outcome_of(hub: HubProcess, name: str, pages: list, apis: list, timeout: float) -> str:
+def outcome_of(hub: HubProcess, name: str, pages: list, apis: list, labs: list, timeout: float) -> str:
     """One user's run; a request that fails or times out is that user's failure, not the run's."""
     try:
-        return one_user(hub, name, pages, apis, timeout)
+        return one_user(hub, name, pages, apis, timeout, labs=labs)
     except requests.RequestException as e:
         return f"request failed: {e}"
 
@@ -136,6 +139,7 @@ def main() -> int:
     create_users(names)
     pages: list[float] = []
     apis: list[float] = []
+    labs: list[float] = []
     stack = contextlib.ExitStack()
     try:
         db_url = stack.enter_context(postgres_database()) if args.db == "postgresql" else ""
@@ -145,7 +149,7 @@ def main() -> int:
         t0 = time.monotonic()
         try:
             with ThreadPoolExecutor(args.users) as pool:
-                outcomes = list(pool.map(lambda n: outcome_of(hub, n, pages, apis, args.timeout), names))
+                outcomes = list(pool.map(lambda n: outcome_of(hub, n, pages, apis, labs, args.timeout), names))
             wall = time.monotonic() - t0
             cpu = sampler.cpu_seconds() - sampler.cpu0
             errors = [line for line in hub.log.read_text().splitlines() if line.startswith("[E ")]
@@ -158,12 +162,15 @@ def main() -> int:
         stack.close()
         remove_users(names)
     failures = [f"{n}: {o}" for n, o in zip(names, outcomes, strict=True) if o]
+    nice = subprocess.run(["ps", "-o", "ni=", "-C", "slurmd"], capture_output=True, text=True).stdout.split()
     print(f"\nhub under load ({args.db}): {args.users} users logging in and spawning at once")
+    print(f"(the compute nodes' slurmd and jobs at nice {nice[0] if nice else '?'}; the hub at nice 0)")
     print("| figure | value |")
     print("|---|---:|")
     print(f"| all users in JupyterLab (wall) | {wall:.1f} s |")
-    p50, p95 = percentile(pages, 50), percentile(pages, 95)
-    print(f"| page latency p50 / p95 ({len(pages)} requests) | {p50:.3f} / {p95:.3f} s |")
+    for what, times in (("hub page", pages), ("JupyterLab's first page (the job serves it)", labs)):
+        p50, p95 = percentile(times, 50), percentile(times, 95)
+        print(f"| {what} latency p50 / p95 ({len(times)} requests) | {p50:.3f} / {p95:.3f} s |")
     print(
         f"| API latency p50 / p95 ({len(apis)} requests) | {percentile(apis, 50):.3f} / {percentile(apis, 95):.3f} s |"
     )

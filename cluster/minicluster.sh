@@ -209,7 +209,11 @@ node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
 start_slurmd() {  # start_slurmd NODE
   pid_alive "$(slurmd_pidfile "$1")" slurmd && return 0
   log "starting slurmd on $1 ($(node_address "$1"))"
-  on_node "$1" /usr/sbin/slurmd -N "$1"
+  # On a real site the compute nodes are other machines: the hub and its proxy never share a CPU
+  # with a JupyterLab job. Here they do. NODE_NICE=N runs each node's slurmd, and its jobs (SLURM's
+  # PropagatePrioProcess=0, the default), at nice N. It is 0 by default: at 10, the hub's page
+  # p95 under 50 logins did not improve (docs/operators/benchmarks.md), the hub is not short of CPU.
+  on_node "$1" nice -n "${NODE_NICE:-0}" /usr/sbin/slurmd -N "$1"
 }
 
 # A node drained or down from an earlier run (killed jobs, a failure) is put back to work.
