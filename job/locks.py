@@ -30,3 +30,12 @@ def pins(lock: str) -> dict[str, str]:
             raise ValueError(f"line {number} of the lock, {line[:80]!r}, is not an exact pin (name==version)")
         found[normalised(match.group(1))] = match.group(2)
     return found
+
+
+def human_size(size: float) -> str:
+    """A size on disk as the workbench shows it (an environment's, in aifactory-env list and the gallery)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""

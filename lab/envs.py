@@ -44,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from aifactory_workbench.job.locks import normalised, pins
+from aifactory_workbench.job.locks import human_size, normalised, pins
 from aifactory_workbench.lab.batch import DEFAULT_KERNEL
 from aifactory_workbench.lab.kernel import (
     check_kernel_name,
@@ -377,14 +377,6 @@ def size_on_disk(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
 
 
-def human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
-
-
 def environments(project: str | None = None) -> list[dict]:
     folder = envs_folder(project)
     found = []
@@ -464,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "list":
         for env in environments(args.project):
             kernel = "kernel" if env["kernel"] else "no kernel"
-            print(f"{env['name']:<20} {human(env['size']):>10}  {kernel:<9}  {env['path']}")
+            print(f"{env['name']:<20} {human_size(env['size']):>10}  {kernel:<9}  {env['path']}")
     elif args.command == "build-lock":
         started = time.monotonic()
         prefix, built = build_from_lock(args.lock, args.name, args.from_kernel, index, args.display_name)
