@@ -277,3 +277,36 @@ def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
     assert f"<code>aifw-probe=={PROBE_VERSION}</code>" in page and "(the site has 2.4.6)" in page
     assert "took 4.2 s and 3.0 MiB" in page and "No, not any more" in page and "&lt;script&gt;" in page
     assert "Launch anyway (its environment will not build)" in page and entry.environment["kernel"] in page
+
+
+def test_a_launchs_steps_build_the_published_environment_once_and_open_the_notebook_in_it(tmp_path, monkeypatch):
+    """alice's environment as aifactory-publish sends it, published; bob's launch steps run (the
+    build with aifactory-env itself, then the copy): the copy names the kernel his build made,
+    and a second launch finds it built."""
+    from aifactory_workbench.lab import envs
+
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "alice"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "alice-jupyter"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
+    (tmp_path / "requirements.txt").write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    envs.create(
+        "alices-env", tmp_path / "requirements.txt", index=["--no-index", "--find-links", str(tmp_path / "wheels")]
+    )
+    env, lock = checked_environment(envs.published("alices-env"), "alices-env")
+    gallery = Gallery(tmp_path / "gallery")
+    kernel = {"name": env["kernel"], "display_name": env["display_name"], "modules": []}
+    entry = publish(gallery, kernel=kernel, lock=lock, environment=env)
+
+    monkeypatch.setenv("HOME", str(tmp_path / "bob"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "bob-jupyter"))
+    build, copy = launch_steps(gallery, entry, str(tmp_path / "bob"), "/venv")
+    monkeypatch.setattr(envs.os, "geteuid", lambda: 1000)  # as bob, whatever runs the tests
+    assert envs.main(build[1:]) == 0
+    subprocess.run(copy, check=True)
+    named = json.loads((tmp_path / "bob" / "gallery" / entry.copy_name).read_text())["metadata"]["kernelspec"]["name"]
+    assert (tmp_path / "bob-jupyter" / "kernels" / named / "kernel.json").is_file()
+    assert (tmp_path / "bob" / ".aifactory" / "envs" / named / "bin" / "python").exists()
+    assert envs.build_from_lock(Path(build[2]), named, env["base"])[1] is False  # the second launch
