@@ -462,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         prefix, built = build_from_lock(args.lock, args.name, args.from_kernel, index, args.display_name)
         took = f"built in {time.monotonic() - started:.1f} s" if built else "found built (no rebuild)"
         print(f"environment {args.name!r} {took} in {prefix}; kernel {args.name!r} registered")
+    elif args.command == "lock":
         print(relock(args.name, args.project).read_text(), end="")
     else:
         remove(args.name, args.project)

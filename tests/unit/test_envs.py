@@ -159,7 +159,7 @@ def test_list_shows_sizes(user, monkeypatch, capsys):
     assert line[0] == "sized" and line[2] in ("KiB", "MiB") and float(line[1]) > 0
 
 
-def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user, monkeypatch):
+def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user, monkeypatch, capsys):
     """What publishing sends (the lock, its base, what the build took), then build-lock as bob:
     a first launch builds it, a second finds it (and registers its kernel again if removed)."""
     requirements = user / "requirements.txt"
@@ -169,6 +169,8 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     assert f"aifw-probe=={PROBE_VERSION}" in sent["lock"].splitlines() and sent["base"] == "aifactory"
     assert sent["build"]["seconds"] >= 0 and sent["build"]["size"] > 0 and sent["build"]["index"] == offline(user)
     assert envs.published("aifactory") is None and envs.published("nobodys") is None
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert envs.main(["lock", "alices-env"]) == 0 and f"aifw-probe=={PROBE_VERSION}" in capsys.readouterr().out
     lock = user / "entry.lock"
     lock.write_text(sent["lock"])
 
