@@ -396,7 +396,11 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
             copy = home["bob"] / "gallery" / f"aifw-env-pub-{entry_id}.ipynb"
             assert json.loads(copy.read_text())["metadata"]["kernelspec"]["name"] == kernel
             reply = execute_in_kernel(
-                hub, "bob", kernel, f"import {PROBE}, sys; print({PROBE}.__version__, sys.executable)"
+                hub,
+                "bob",
+                hub.user_token("bob"),
+                f"import {PROBE}, sys; print({PROBE}.__version__, sys.executable)",
+                kernel=kernel,
             )
             assert reply.strip() == f"{PROBE_VERSION} {built / 'bin' / 'python'}", reply
         print(f"FIGURE bob's launch to ready, first (builds) {firsts[0]:.1f} s, second (reuses) {firsts[1]:.1f} s")
