@@ -7,17 +7,21 @@ the filled spawn form for the user to confirm.
   whoever may access that server (its user, or its own token from a terminal: see
   ``aifactory-publish``) publishes a notebook of it.  The hub reads the notebook from the
   server itself (at most ``MAX_NOTEBOOK_BYTES``), and records the server's accepted
-  resources and the kernel's lock.
+  resources and the kernel's lock: a site kernel's from the site venv, a user's environment's
+  from the body (``"environment"``, which aifactory-publish sends: the hub cannot read homes),
+  checked to be exact pins over a site kernel.
 * ``DELETE /hub/api/aifactory/gallery/ID``: its author or an admin withdraws it.
 
 Both act as the caller (:func:`gallery_caller`): someone signed in at the hub, or a token
 that carries ``PUBLISH_SCOPE``.  A token issued to a server's OAuth client never does: it is
 what a server gets from whoever opens it (a colleague, an admin), not their consent.
-* ``/hub/gallery``: every entry, what it needs, a Launch link.
+* ``/hub/gallery``: every entry, what it needs (an environment's packages that differ from
+  its site kernel, its build's time and size, whether it can still be built), a Launch link.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -32,12 +36,17 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.user import User
 from tornado import web
 
-from aifactory_workbench.spawners.gallery import Gallery
+from aifactory_workbench.job.locks import human_size, pins
+from aifactory_workbench.spawners.gallery import Entry, Gallery, Verdict, checked_environment, differences
 
 PUBLISH_ROUTE = r"/api/aifactory/gallery/publish/([^/]+)/?([^/]*)"
 ENTRY_ROUTE = r"/api/aifactory/gallery/([0-9a-f]{12})"
 GALLERY_PAGE_ROUTE = r"/gallery"
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+#: How long publishing waits for the check of an environment, and the page for those not yet
+#: known (then it says "being checked"): both bounded, the verdicts cached (EnvironmentChecks).
+PUBLISH_CHECK_WAIT = 30.0
+PAGE_CHECK_WAIT = 3.0
 #: The scope that publishing and withdrawing need: every user's role and every server's own
 #: token carry it (hub/configure.py), servers' OAuth clients are never allowed it.
 PUBLISH_SCOPE = "custom:gallery:publish"
@@ -66,7 +75,11 @@ def site_kernel(venv: str, name: str) -> dict[str, Any]:
     """A site kernel's spec, with its modules and exact package lock; 400 for any other kernel."""
     spec_file = Path(venv) / "share" / "jupyter" / "kernels" / name / "kernel.json"
     if "/" in name or not spec_file.is_file():
-        raise web.HTTPError(400, f"kernel {name!r} is not a site kernel: publish with one, whose packages are known")
+        raise web.HTTPError(
+            400,
+            f"kernel {name!r} is not a site kernel: publish with one, whose packages are known, or from "
+            "your own environment with aifactory-publish in your session (it sends the environment's lock)",
+        )
     spec = json.loads(spec_file.read_text())
     meta = spec.get("metadata", {}).get("aifactory", {})
     # The lock's path is the venv's own (share/aifactory/kernel.lock), unless the spec gives a whole one.
@@ -99,27 +112,41 @@ class GalleryPublishHandler(APIHandler):
             raise web.HTTPError(409, "publish from a running session: the resources it runs with are recorded")
         notebook = await self.read_notebook(spawner, path)
         kernel_name = notebook.get("metadata", {}).get("kernelspec", {}).get("name", "")
-        kernel = site_kernel(self.venv, kernel_name)
+        environment = None
+        if body.get("environment") is not None:
+            try:
+                environment, lock = checked_environment(body["environment"], kernel_name)
+            except ValueError as e:
+                raise web.HTTPError(400, f"the environment sent with {path}: {e}") from None
+            base = site_kernel(self.venv, environment["base"])
+            kernel = {"name": environment["kernel"], "display_name": environment["display_name"]}
+            kernel["modules"] = base["modules"]
+        else:
+            kernel = site_kernel(self.venv, kernel_name)
+            lock = kernel.pop("lock")
         entry = self.gallery.publish(
             title=title,
             author=author.name,
             notebook_name=path,
             notebook=notebook,
             kernel=kernel,
-            lock=kernel.pop("lock"),
+            lock=lock,
             resources=asdict(spawner.request.settings),
             shared_storage=self.shared_storage,
+            environment=environment,
         )
         if self.audit is not None:
             self.audit.record(
                 "publish", user=author.name, entry=entry.id, server=f"{user_name}/{server_name}", path=path
             )
+        verdict = await self.gallery.checks.verdict(entry, wait=PUBLISH_CHECK_WAIT)
         self.set_status(201)
         self.finish(
             {
                 "id": entry.id,
                 "url": f"{self.hub.base_url}gallery#{entry.id}",
                 "launch": f"{self.hub.base_url}spawn?opt-gallery={entry.id}",
+                "environment": verdict_text(verdict) if verdict else None,
             }
         )
 
@@ -174,13 +201,43 @@ class GalleryEntryHandler(APIHandler):
         self.finish()
 
 
+def verdict_text(verdict: Verdict) -> str:
+    said = {"ok": "can be built", "broken": "can no longer be built", "unchecked": "could not be checked"}
+    return f"{said.get(verdict.state, 'not checked yet')}: {verdict.message}"
+
+
+def needs(entry: Entry, venv: str) -> list[tuple[str, str, str | None]]:
+    """The packages an entry's environment adds to (or changes in) its site kernel."""
+    try:
+        site_lock = site_kernel(venv, (entry.environment or {}).get("base", ""))["lock"]
+        return differences(entry.lock, site_lock)
+    except (web.HTTPError, ValueError):  # its base kernel is gone, or a lock reads wrong: all of it
+        return [(line, "", None) for line in entry.lock.splitlines() if line and not line.startswith("#")]
+
+
 class GalleryPage(BaseHandler):
-    def initialize(self, gallery: Gallery) -> None:
-        self.gallery = gallery
+    def initialize(self, gallery: Gallery, venv: str) -> None:
+        self.gallery, self.venv = gallery, venv
 
     @web.authenticated
     async def get(self) -> None:
         entries = self.gallery.entries()
-        packages = {e.id: len([line for line in e.lock.splitlines() if "==" in line]) for e in entries}
-        html = await self.render_template("gallery.html", entries=entries, packages=packages)
+        packages = {e.id: len(pinned(e.lock)) for e in entries}
+        environments = {e.id: needs(e, self.venv) for e in entries if e.environment is not None}
+        verdicts = await asyncio.gather(*(self.gallery.checks.verdict(e, wait=PAGE_CHECK_WAIT) for e in entries))
+        html = await self.render_template(
+            "gallery.html",
+            entries=entries,
+            packages=packages,
+            environments=environments,
+            verdicts={e.id: v for e, v in zip(entries, verdicts, strict=True) if v is not None},
+            human=human_size,
+        )
         self.finish(html)
+
+
+def pinned(lock: str) -> dict[str, str]:
+    try:
+        return pins(lock)
+    except ValueError:
+        return {}

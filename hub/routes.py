@@ -88,12 +88,14 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     ]
 
 
-def page_routes(audit: AuditLog, registry: Registry, gallery: Gallery, session_job_name: str) -> list[tuple[Any, ...]]:
+def page_routes(
+    audit: AuditLog, registry: Registry, gallery: Gallery, session_job_name: str, venv: str
+) -> list[tuple[Any, ...]]:
     return [
         (WORKSHOP_PAGE_ROUTE, WorkshopPage, {"registry": registry}),
         (SHARE_PAGE_ROUTE, SharePage),
         (ACCEPT_SHARE_ROUTE, AcceptShareOnce, {"audit": audit}),
-        (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery}),
+        (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery, "venv": venv}),
         (HELP_PAGE_ROUTE, HelpPage),
         (OPERATOR_PAGE_ROUTE, OperatorPage, {"audit": audit, "session_job_name": session_job_name}),
     ]
@@ -107,6 +109,6 @@ def install_routes(
     why not ``extra_handlers``)."""
     install_handlers(
         routes(audit, registry, gallery, site),
-        page_routes(audit, registry, gallery, session_job_name),
+        page_routes(audit, registry, gallery, session_job_name, site.singleuser.venv),
         drop_api={BATCHSPAWNER_ROUTE},
     )

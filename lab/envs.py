@@ -4,6 +4,7 @@
     aifactory-env create my-env --from-kernel aifactory-climate --file requirements.txt
     aifactory-env create team-env --project ehpc01 --file requirements.txt
     aifactory-env list | lock NAME | remove NAME
+    aifactory-env build-lock LOCK NAME --from-kernel KERNEL   # a gallery launch's step, in the job
 
 An environment is a venv made by uv (``uv venv``, ``uv pip install``) on the site's Python, in
 ``~/.aifactory/envs/NAME`` (or, with ``--project ACCOUNT``, in the project's shared folder).  It
@@ -15,9 +16,14 @@ its modules are loaded.  So a build installs only what differs, and needs no ind
 The build runs in a folder of its own beside the others and becomes ``NAME`` only when it has
 succeeded: a failed build leaves nothing, and says which requirement failed.  Then its exact
 lock is written into it (``share/aifactory/kernel.lock``, where the site venv keeps its own),
+and beside it what the build took (``build.json``: seconds, size, the index options it used),
 its Dask config is made (workers run the environment's Python, with the site's settings), and
 the kernel is registered (``aifactory-kernel``'s register).  Builds run as the user, in their
 job: never as root.
+
+``build-lock`` builds a published environment again from its lock (the gallery's Launch runs it
+in the relauncher's job, before JupyterLab): once per lock, since its name is the lock's hash,
+so a second launch finds it built and only registers its kernel if that is missing.
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from aifactory_workbench.job.locks import human_size, normalised, pins
 from aifactory_workbench.lab.batch import DEFAULT_KERNEL
 from aifactory_workbench.lab.kernel import (
     check_kernel_name,
@@ -54,6 +62,9 @@ PROJECTS_DIR_ENV = "AIFACTORY_PROJECTS_DIR"
 PROJECTS_DIR = "/srv/aifactory/projects"
 #: Where an environment's lock is, relative to its prefix: where the site venv keeps its own.
 LOCK = Path("share/aifactory/kernel.lock")
+#: Beside it: what the build took (seconds, size on disk, Python, the index options it used),
+#: which publishing records for the gallery page.
+BUILD_RECORD = Path("share/aifactory/build.json")
 #: Puts the site kernel's packages after the environment's own on sys.path.
 SITE_LAYER = "aifactory-site.pth"
 #: Dask reads {sys.prefix}/etc/dask in file-name order, later files winning: the site's files
@@ -117,7 +128,7 @@ _PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^=\s]+")
 def requirement_name(requirement: str) -> str:
     """A requirement's project name, normalised (PEP 503), or "" for a line that names none."""
     match = _NAME.match(requirement)
-    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+    return normalised(match.group(1)) if match else ""
 
 
 def from_environment_yml(text: str) -> list[str]:
@@ -277,37 +288,93 @@ def create(
     base = site_kernel(from_kernel)
     check_modules(base.modules)
     folder = project_folder(project) if project else envs_folder(None)
+    started = time.monotonic()
     prefix = build(folder, name, base, file.resolve() if file else None, list(index))
     try:
         dask_config(prefix)
+        record_build(prefix, time.monotonic() - started, list(index))
         if project:
             share_with_group(prefix)
         source = f" from {file.name}" if file else ""
-        register(
-            name,
-            str(prefix / "bin" / "python"),
-            display_name or f"Python ({name})",
-            base.modules,
-            description=f"Your environment {name}{source}, over {base.spec.get('display_name', base.name)}.",
-            metadata={"lock": str(prefix / LOCK), "env": str(prefix), "base": base.name},
-            logo=base.folder / "logo-svg.svg",
-        )
+        register_environment(name, prefix, base, display_name, f"Your environment {name}{source}")
     except BaseException:
         shutil.rmtree(prefix, ignore_errors=True)
         raise
     return prefix
 
 
+def register_environment(name: str, prefix: Path, base: SiteKernel, display_name: str | None, what: str) -> Path:
+    return register(
+        name,
+        str(prefix / "bin" / "python"),
+        display_name or f"Python ({name})",
+        base.modules,
+        description=f"{what}, over {base.spec.get('display_name', base.name)}.",
+        metadata={"lock": str(prefix / LOCK), "env": str(prefix), "base": base.name},
+        logo=base.folder / "logo-svg.svg",
+    )
+
+
+def record_build(prefix: Path, seconds: float, index: list[str]) -> Path:
+    """What the build took, beside the lock: the gallery shows it to whoever would relaunch."""
+    record = {
+        "seconds": round(seconds, 1),
+        "size": size_on_disk(prefix),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "index": index,
+    }
+    path = prefix / BUILD_RECORD
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def locked(lock: Path) -> dict[str, str]:
+    try:
+        return pins(lock.read_text())
+    except ValueError as e:
+        raise fail(f"{lock}: {e}") from None
+
+
+def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = (), display_name: str | None = None):
+    """A published environment, built from its lock in the user's home, or found built: an
+    environment ``name`` with the same pins is reused (its kernel registered again if it was
+    removed). Returns its prefix and whether it was built now."""
+    if not lock.is_file():
+        raise fail(f"{lock}: no such lock")
+    wanted = locked(lock)
+    prefix = envs_folder(None) / name
+    if (prefix / "bin" / "python").exists():
+        if not (prefix / LOCK).is_file() or locked(prefix / LOCK) != wanted:
+            raise fail(f"{prefix} holds other packages than {lock}: remove it first (aifactory-env remove {name})")
+        if name not in kernel_specs():
+            register_environment(name, prefix, site_kernel(from_kernel), display_name, f"Rebuilt from {lock}")
+        return prefix, False
+    return create(name, lock, from_kernel, None, index, display_name), True
+
+
+def published(kernel: str) -> dict | None:
+    """What publishing a notebook of this kernel sends, when it is one of the user's
+    environments (None for any other kernel): its lock, the site kernel it extends, and what
+    its build took."""
+    spec_file = user_kernel_dir(kernel) / "kernel.json"
+    if not spec_file.is_file():
+        return None
+    spec = json.loads(spec_file.read_text())
+    meta = spec.get("metadata", {}).get("aifactory", {})
+    if not meta.get("env") or not Path(meta.get("lock", "")).is_file():
+        return None
+    record = Path(meta["env"]) / BUILD_RECORD
+    return {
+        "kernel": kernel,
+        "display_name": spec.get("display_name", kernel),
+        "base": meta.get("base", DEFAULT_KERNEL),
+        "lock": Path(meta["lock"]).read_text(),
+        "build": json.loads(record.read_text()) if record.is_file() else {},
+    }
+
+
 def size_on_disk(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
-
-
-def human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
 
 
 def environments(project: str | None = None) -> list[dict]:
@@ -363,26 +430,38 @@ def main(argv: list[str] | None = None) -> int:
         "--from-kernel", default=DEFAULT_KERNEL, help=f"the site kernel it extends (default {DEFAULT_KERNEL})"
     )
     new.add_argument("--display-name")
-    new.add_argument("--find-links", action="append", default=[], help="a folder of wheels (repeatable)")
-    new.add_argument("--no-index", action="store_true", help="only --find-links, no package index")
-    new.add_argument("--offline", action="store_true", help="only what uv has cached, and --find-links")
     for command, what in (("list", "your environments, with their size"), ("lock", "rewrite NAME's lock")):
         sub.add_parser(command, help=what)
     sub.choices["lock"].add_argument("name")
     sub.add_parser("remove", help="remove an environment and its kernel").add_argument("name")
     for command in sub.choices.values():
         command.add_argument("--project", metavar="ACCOUNT", help="in the project's shared folder")
+    again = sub.add_parser("build-lock", help="build a published lock as NAME in your home, or find it built")
+    again.add_argument("lock", type=Path)
+    again.add_argument("name")
+    for command in (new, again):
+        command.add_argument("--find-links", action="append", default=[], help="a folder of wheels (repeatable)")
+        command.add_argument("--no-index", action="store_true", help="only --find-links, no package index")
+        command.add_argument("--offline", action="store_true", help="only what uv has cached, and --find-links")
+    again.add_argument("--from-kernel", default=DEFAULT_KERNEL, help="the site kernel the lock extends")
+    again.add_argument("--display-name")
     args = parser.parse_args(argv)
     refuse_root()
-    if args.command == "create":
+    if args.command in ("create", "build-lock"):
         index = [a for d in args.find_links for a in ("--find-links", d)]
         index += ["--no-index"] * args.no_index + ["--offline"] * args.offline
+    if args.command == "create":
         prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
         print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")
     elif args.command == "list":
         for env in environments(args.project):
             kernel = "kernel" if env["kernel"] else "no kernel"
-            print(f"{env['name']:<20} {human(env['size']):>10}  {kernel:<9}  {env['path']}")
+            print(f"{env['name']:<20} {human_size(env['size']):>10}  {kernel:<9}  {env['path']}")
+    elif args.command == "build-lock":
+        started = time.monotonic()
+        prefix, built = build_from_lock(args.lock, args.name, args.from_kernel, index, args.display_name)
+        took = f"built in {time.monotonic() - started:.1f} s" if built else "found built (no rebuild)"
+        print(f"environment {args.name!r} {took} in {prefix}; kernel {args.name!r} registered")
     elif args.command == "lock":
         print(relock(args.name, args.project).read_text(), end="")
     else:

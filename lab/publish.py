@@ -4,7 +4,10 @@
 
 Run in a JupyterLab terminal or a notebook cell.  The hub reads the notebook from this server
 and records what reproduces it: the kernel with its exact package lock, its modules, the
-resources this session runs with, and the shared-storage paths it reads.  An entry never
+resources this session runs with, and the shared-storage paths it reads.  A notebook in one
+of your own environments (``aifactory-env``) is published with that environment's lock, which
+this command sends (the hub cannot read your home): whoever launches the entry gets it built.
+An entry never
 changes (publish again for a new version); its author may withdraw it from the gallery page.
 """
 
@@ -19,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from aifactory_workbench.job.launcher import tls_context
+from aifactory_workbench.lab.envs import published
 
 
 def server_path(notebook: Path, root: Path) -> str:
@@ -27,6 +31,15 @@ def server_path(notebook: Path, root: Path) -> str:
         return notebook.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         raise SystemExit(f"aifactory-publish: {notebook} is outside this server's files ({root})") from None
+
+
+def environment_of(notebook: Path) -> dict | None:
+    """The user's environment the notebook's kernel is, as publishing sends it (None: a site kernel)."""
+    try:
+        kernel = json.loads(notebook.read_text()).get("metadata", {}).get("kernelspec", {}).get("name", "")
+    except (OSError, ValueError, AttributeError):
+        return None  # the hub reads the notebook itself, and says what is wrong with it
+    return published(kernel) if isinstance(kernel, str) and kernel else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     path = server_path(args.notebook, Path(env.get("JUPYTERHUB_ROOT_DIR", env.get("HOME", "."))))
     server = env.get("JUPYTERHUB_SERVER_NAME", "")
     url = f"{env['JUPYTERHUB_API_URL'].rstrip('/')}/aifactory/gallery/publish/{env['JUPYTERHUB_USER']}/{server}"
-    body = json.dumps({"path": path, "title": args.title}).encode()
+    environment = environment_of(args.notebook)
+    body = json.dumps({"path": path, "title": args.title, "environment": environment}).encode()
     headers = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
@@ -52,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aifactory-publish: the hub refused: {message}", file=sys.stderr)
         return 1
     print(f"published {path} as entry {entry['id']}: {entry['url']}\nlaunch link: {entry['launch']}")
+    if entry.get("environment"):
+        print(f"its environment {environment['kernel']!r}: {entry['environment']}")
     return 0
 
 

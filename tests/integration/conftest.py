@@ -242,11 +242,18 @@ def ws_request(hub: HubProcess, url: str, token: str) -> HTTPRequest:
 
 
 def execute_in_kernel(
-    hub: HubProcess, user: str, token: str, code: str, timeout: float = 240, wait: bool = True
+    hub: HubProcess,
+    user: str,
+    token: str,
+    code: str,
+    timeout: float = 240,
+    wait: bool = True,
+    kernel: str = "aifactory",
 ) -> str:
-    """Start a kernel in the user's server, run code, return its stdout (raise on error);
-    ``wait=False``: return as soon as the kernel is busy with it, leaving it running."""
-    r = hub.through_proxy_post(user, token, "api/kernels", {"name": "aifactory"})
+    """Start a kernel (``kernel``, the site's by default) in the user's server, run code, return
+    its stdout (raise on error); ``wait=False``: return as soon as the kernel is busy with it,
+    leaving it running."""
+    r = hub.through_proxy_post(user, token, "api/kernels", {"name": kernel})
     kernel_id = r.json()["id"]
     ws_url = hub.user_url(user).replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
 

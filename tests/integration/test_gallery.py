@@ -326,3 +326,103 @@ def test_publishing_works_with_internal_ssl_and_stops_at_its_limit(gallery_hub):
         for name in ("aifw-pub.ipynb", "aifw-big.ipynb"):
             (home / name).unlink(missing_ok=True)
         hub.stop("alice")
+
+
+@pytest.mark.slow
+def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environment_built_once(gallery_hub):
+    """Issue 26, item 4 (written, not yet run on the cluster): alice builds an environment with
+    a wheel the test writes (in a folder bob can read: no index), publishes a notebook of its
+    kernel from her terminal; the page shows what it needs and that it can be built; bob's
+    launch builds it in his job (~/.aifactory/envs/gallery-HASH) and opens the notebook in it,
+    re-executing it headless gives alice's output, and his second launch reuses the build."""
+    from tests.wheels import PROBE, PROBE_VERSION, write_wheel
+
+    hub, folder = gallery_hub
+    wheels = folder.parent / "wheels"
+    write_wheel(wheels, PROBE, PROBE_VERSION)
+    sh("chmod", "-R", "a+rX", str(wheels))
+    env = "aifw-test-gallery-env"
+    home = {user: Path(f"/home/{user}") for user in ("alice", "bob")}
+    (home["alice"] / "aifw-env.txt").write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    sh("chown", "alice:alice", str(home["alice"] / "aifw-env.txt"))
+    job = ["srun", "--job-name=aifw-test-env", "--partition=gpp", "--time=00:10:00", "--mem=2G"]
+    made = subprocess.run(
+        ["sudo", "-u", "alice", *job, f"--chdir={home['alice']}", f"{VENV}/bin/aifactory-env", "create", env]
+        + ["--file", "aifw-env.txt", "--no-index", "--find-links", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stderr
+    notebook = json.loads(json.dumps(NOTEBOOK))
+    notebook["cells"][2]["source"] = f"import {PROBE}; print({PROBE}.__version__)"
+    notebook["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"{PROBE_VERSION}\n"}]
+    notebook["metadata"]["kernelspec"] = {"name": env, "display_name": f"Python ({env})", "language": "python"}
+    hub.start_ready("alice", {"cpus": 1, "memory": "1G", "walltime": "00:30:00"})
+    alice = hub.user_token("alice")
+    contents = f"{hub.user_url('alice')}api/contents/aifw-env-pub.ipynb"
+    assert requests.put(
+        contents,
+        json={"type": "notebook", "content": notebook},
+        headers={"Authorization": f"token {alice}"},
+        timeout=30,
+    ).ok
+    try:
+        said = run_in_terminal(
+            hub, "alice", alice, "aifactory-publish aifw-env-pub.ipynb --title 'Probe version'", "PUBLISHED"
+        )
+        entry_id = re.search(r"as entry ([0-9a-f]{12})", said).group(1)
+        entry = json.loads((folder / entry_id / "entry.json").read_text())
+        kernel = entry["environment"]["kernel"]
+        assert re.fullmatch(r"gallery-[0-9a-f]{12}", kernel) and entry["environment"]["base"] == "aifactory"
+        assert f"{PROBE}=={PROBE_VERSION}" in entry["lock"].replace("_", "-").splitlines()
+        assert (
+            json.loads((folder / entry_id / "notebook.ipynb").read_text())["metadata"]["kernelspec"]["name"] == kernel
+        )
+
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "bob")
+            page.goto(f"{hub.url}/hub/gallery")
+            card = page.wait_for_selector(f"article[data-entry='{entry_id}']").inner_text()
+            assert f"{PROBE.replace('_', '-')}=={PROBE_VERSION}" in card and "Its build took" in card, card
+            page.wait_for_selector(f"article[data-entry='{entry_id}'] .aifw-buildable[data-state='ok']", timeout=30_000)
+
+        firsts = []
+        for launch in ("first", "second"):
+            hub.stop("bob")
+            firsts.append(hub.start_ready("bob", {"gallery": entry_id, "memory": "1G"}))
+            built = home["bob"] / ".aifactory" / "envs" / kernel
+            assert (built / "bin" / "python").exists(), f"{launch} launch: no environment built"
+            copy = home["bob"] / "gallery" / f"aifw-env-pub-{entry_id}.ipynb"
+            assert json.loads(copy.read_text())["metadata"]["kernelspec"]["name"] == kernel
+            reply = execute_in_kernel(
+                hub,
+                "bob",
+                hub.user_token("bob"),
+                f"import {PROBE}, sys; print({PROBE}.__version__, sys.executable)",
+                kernel=kernel,
+            )
+            assert reply.strip() == f"{PROBE_VERSION} {built / 'bin' / 'python'}", reply
+        print(f"FIGURE bob's launch to ready, first (builds) {firsts[0]:.1f} s, second (reuses) {firsts[1]:.1f} s")
+        log = max((home["bob"] / ".aifactory" / "logs").glob("jupyterlab-*.log"), key=lambda p: p.stat().st_mtime)
+        assert "found built (no rebuild)" in log.read_text()
+
+        run = subprocess.run(
+            ["sudo", "-u", "bob", f"{VENV}/bin/aifactory-run-notebook", "run", str(copy), "--walltime", "00:05:00"],
+            capture_output=True,
+            text=True,
+            cwd="/tmp",
+            check=True,
+        )
+        job_id = run.stdout.split()[1].rstrip(":")
+        executed = copy.with_name(f"{copy.stem}-job{job_id}.ipynb")
+        wait_for(lambda: executed.exists() and sh("squeue", "-h", "-j", job_id).strip() == "", 180, f"job {job_id}")
+        assert stdout_cells(json.loads(executed.read_text())) == [f"{PROBE_VERSION}\n"]
+    finally:
+        hub.stop("bob")
+        hub.stop("alice")
+        for user in ("alice", "bob"):
+            subprocess.run(["sudo", "-u", user, f"{VENV}/bin/aifactory-env", "remove", env], check=False)
+        shutil.rmtree(home["bob"] / "gallery", ignore_errors=True)
+        for built in (home["bob"] / ".aifactory" / "envs").glob("gallery-*"):
+            shutil.rmtree(built, ignore_errors=True)

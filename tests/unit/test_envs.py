@@ -3,6 +3,7 @@ no index; its kernel, lock, Dask config, listing and removal; a broken build lea
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,40 @@ def test_list_shows_sizes(user, monkeypatch, capsys):
     envs.main(["list"])
     line = capsys.readouterr().out.splitlines()[-1].split()
     assert line[0] == "sized" and line[2] in ("KiB", "MiB") and float(line[1]) > 0
+
+
+def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user, monkeypatch, capsys):
+    """What publishing sends (the lock, its base, what the build took), then build-lock as bob:
+    a first launch builds it, a second finds it (and registers its kernel again if removed)."""
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    envs.create("alices-env", requirements, index=offline(user))
+    sent = envs.published("alices-env")
+    assert f"aifw-probe=={PROBE_VERSION}" in sent["lock"].splitlines() and sent["base"] == "aifactory"
+    assert sent["build"]["seconds"] >= 0 and sent["build"]["size"] > 0 and sent["build"]["index"] == offline(user)
+    assert envs.published("aifactory") is None and envs.published("nobodys") is None
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert envs.main(["lock", "alices-env"]) == 0 and f"aifw-probe=={PROBE_VERSION}" in capsys.readouterr().out
+    lock = user / "entry.lock"
+    lock.write_text(sent["lock"])
+
+    (user / "bob").mkdir()
+    monkeypatch.setenv("HOME", str(user / "bob"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(user / "bob-jupyter"))
+    prefix, built = envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"], offline(user))
+    assert built and prefix == user / "bob" / ".aifactory" / "envs" / "gallery-0123456789ab"
+    spec = json.loads((user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").read_text())
+    assert run_python(spec["argv"][0], f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
+
+    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
+    shutil.rmtree(user / "bob-jupyter" / "kernels" / "gallery-0123456789ab")
+    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
+    assert (user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").is_file()
+
+    other = user / "other.lock"
+    other.write_text("aifw-probe==9.9\n")
+    with pytest.raises(SystemExit, match="holds other packages"):
+        envs.build_from_lock(other, "gallery-0123456789ab", sent["base"])
+    other.write_text("-e git+https://example.org/x\n")
+    with pytest.raises(SystemExit, match="not an exact pin"):
+        envs.build_from_lock(other, "gallery-fedcba987654", sent["base"])
