@@ -34,7 +34,7 @@ from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, proble
 from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
 from aifactory_workbench.spawners.form import PRESET_KEYS
-from aifactory_workbench.spawners.gallery import HOME_FOLDER, copy_command
+from aifactory_workbench.spawners.gallery import HOME_FOLDER, launch_steps
 from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
 from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import (
@@ -348,7 +348,8 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         """What the job does before JupyterLab starts: on a first start the site's example
         notebooks are copied into ~/examples (job/examples.py); a seat pulls its workshop's materials
         into ~/<workshop> (nbgitpuller merges: what the student changed is never overwritten);
-        a launch from the gallery copies the entry's notebook into ~/gallery."""
+        a launch from the gallery builds the entry's environment once (if it names one) and copies
+        the entry's notebook into ~/gallery."""
         steps = [[os.path.join(self.singleuser_venv, "bin", EXAMPLES_COMMAND), self.examples_dir]]
         seat = self.workshop()
         if seat is not None and seat.materials is not None:
@@ -356,7 +357,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             folder = os.path.join(self.req_homedir, m.folder)
             steps.append([os.path.join(self.singleuser_venv, "bin", "gitpuller"), m.repo, m.branch, folder])
         if self.gallery_entry is not None and self.services.gallery is not None:
-            steps.append(copy_command(self.services.gallery, self.gallery_entry, self.req_homedir))
+            steps += launch_steps(self.services.gallery, self.gallery_entry, self.req_homedir, self.singleuser_venv)
         return steps
 
     # -- what the job is -------------------------------------------------------------
