@@ -1,7 +1,6 @@
-"""SLURM clients whose commands are answered without a cluster: with given output
-(:class:`RecordedSlurm`), or by an in-memory cluster that prints what the mini cluster printed
-(:class:`FakeSlurm`).  What they are asked is the real client's (its arguments, its formats);
-only the subprocess is left out.  Both refuse an squeue or sacct whose ``-o`` is not one of
+"""The unit tests' one SLURM: an in-memory cluster (:class:`FakeSlurm`) that prints what the mini
+cluster printed.  What it is asked is the real client's (its arguments, its formats); only the
+subprocess is left out.  It refuses an squeue or sacct whose ``-o`` is not one of
 :mod:`aifactory_workbench.slurm.formats`'s, so a caller that writes its own field list fails its tests."""
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 
 from aifactory_workbench.slurm import formats
 from aifactory_workbench.slurm.client import CommandResult, Slurm, raise_for_failure
-from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sacct, parse_squeue
+from aifactory_workbench.slurm.parsers import JobInfo, parse_sacct, parse_squeue
 
 #: Every -o value the workbench's formats make.
 KNOWN_FORMATS = {f.option for f in vars(formats).values() if isinstance(f, formats.Format)}
@@ -31,27 +30,6 @@ def check_format(argv: Sequence[str]) -> None:
         return
     option = argv[list(argv).index("-o") + 1]
     assert option in KNOWN_FORMATS, f"{argv[0]} -o {option!r}: a format of its own, not one of slurm.formats'"
-
-
-class RecordedSlurm(Slurm):
-    """Answers every command with ``stdout`` (None: SLURM refuses), and keeps what was asked."""
-
-    def __init__(self, stdout: str | None) -> None:
-        super().__init__()
-        self.stdout, self.asked = stdout, []
-
-    def answer(self, argv: Sequence[str]) -> CommandResult:
-        check_format(argv)
-        self.asked.append(list(argv))
-        if self.stdout is None:
-            raise SlurmError(f"{argv[0]}: error")
-        return CommandResult(list(argv), 0, self.stdout)
-
-    async def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        return self.answer(argv)
-
-    def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
-        return self.answer(argv)
 
 
 # -- one in-memory cluster ----------------------------------------------------------------
@@ -90,7 +68,7 @@ class FakeSlurm(Slurm):
     NODE_FAIL, FAILED...), :meth:`rename`, ``down`` (the controller does not answer) and
     ``refusal`` (sbatch refuses).  ``asked`` keeps every command as (user, argv)."""
 
-    def __init__(self, addresses: dict[str, str] | None = None) -> None:
+    def __init__(self, addresses: dict[str, str] | None = None, *, down: bool = False) -> None:
         super().__init__()
         self.addresses = addresses or {"mn5-n01": "127.0.0.1"}
         self.queue_now: dict[str, JobInfo] = {}  # what the controller holds
@@ -98,7 +76,7 @@ class FakeSlurm(Slurm):
         self.scripts: dict[str, str] = {}
         self.accounting_lines: dict[str, list[str]] = {}
         self.asked: list[tuple[str, list[str]]] = []
-        self.down = False
+        self.down = down
         self.refusal = ""
         self._next_id = 4700
 
@@ -114,6 +92,15 @@ class FakeSlurm(Slurm):
         recorded = RECORDED_ENDS[how]
         old = recorded[0].split("|")[0]
         self.accounting_lines[job_id] = [line.replace(old, job_id, 1) for line in recorded]
+
+    def hold(self, info: JobInfo, name: str = "aifw-jupyterlab") -> FakeSlurm:
+        """The controller holds this job (as squeue lists it), named ``name``."""
+        self.queue_now[info.job_id], self.names[info.job_id] = info, name
+        return self
+
+    def commands(self) -> list[list[str]]:
+        """What was asked, without who asked it."""
+        return [argv for _, argv in self.asked]
 
     def rename(self, job_id: str, name: str) -> None:
         self.names[job_id] = name

@@ -7,8 +7,7 @@ from aifactory_workbench.lab.activity import KEY, _load_jupyter_server_extension
 from aifactory_workbench.slurm.client import squeue_argv
 
 from .fakes import RUNNING
-from .recorded_slurm import RecordedSlurm as Slurm
-from .recorded_slurm import squeue_line
+from .recorded_slurm import FakeSlurm
 
 
 def serverapp(*states: str):
@@ -21,19 +20,19 @@ def serverapp(*states: str):
 
 
 def test_a_busy_kernel_counts_as_use_without_asking_slurm(monkeypatch):
-    app, slurm = serverapp("idle", "busy"), Slurm("")
+    app, slurm = serverapp("idle", "busy"), FakeSlurm()
     assert asyncio.run(mark_use(app, slurm)) and KEY in app.web_app.settings["last_activity_times"]
-    assert slurm.asked == []
+    assert slurm.commands() == []
 
 
 def test_running_worker_jobs_count_as_use_and_idle_is_idle(monkeypatch):
     monkeypatch.setenv("USER", "alice")
     monkeypatch.setenv("DASK_JOBQUEUE__SLURM__NAME", "aifw-dask-42")
     app = serverapp("idle")
-    assert asyncio.run(mark_use(app, Slurm(squeue_line(RUNNING) + "\n")))
-    idle_app, slurm = serverapp("idle"), Slurm("")
+    assert asyncio.run(mark_use(app, FakeSlurm().hold(RUNNING, name="aifw-dask-42")))
+    idle_app, slurm = serverapp("idle"), FakeSlurm()
     assert not asyncio.run(mark_use(idle_app, slurm)) and "last_activity_times" not in idle_app.web_app.settings
-    assert slurm.asked == [squeue_argv("-u", "alice", "--name", "aifw-dask-42", "-t", "RUNNING")]
+    assert slurm.commands() == [squeue_argv("-u", "alice", "--name", "aifw-dask-42", "-t", "RUNNING")]
 
 
 def test_without_a_culler_the_extension_does_nothing(monkeypatch):

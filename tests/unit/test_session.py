@@ -21,7 +21,7 @@ from aifactory_workbench.spawners.session import card, duration_text, home_relat
 
 from .defaults import DEFAULTS, site_file
 from .fakes import RUNNING
-from .recorded_slurm import RecordedSlurm, squeue_line
+from .recorded_slurm import FakeSlurm
 
 PENDING = replace(
     RUNNING, state="PENDING", node="n/a", reason="Resources", tres_per_node="gres:gpu:1", time_left="2:00:00"
@@ -140,11 +140,11 @@ def test_a_scheduler_notes_its_dashboard_for_the_dask_panel_and_removes_the_note
 
 
 def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
-    slurm = RecordedSlurm(squeue_line(replace(RUNNING, time_left="1:00:00")) + "\n")
+    slurm = FakeSlurm().hold(replace(RUNNING, time_left="1:00:00"))
     clock = JobClock(slurm, "7")
     first = asyncio.run(clock.seconds_left())
     second = asyncio.run(clock.seconds_left())
-    assert 3590 <= second <= first <= 3600 and slurm.asked == [squeue_argv("-j", "7")]
+    assert 3590 <= second <= first <= 3600 and slurm.commands() == [squeue_argv("-j", "7")]
     assert clock.info == {
         "node": "mn5-n01",
         "partition": "gpp",
@@ -153,6 +153,6 @@ def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
         "memory": "4G",
         "gres": "",
     }
-    assert asyncio.run(JobClock(RecordedSlurm(None), "7").seconds_left()) is None
+    assert asyncio.run(JobClock(FakeSlurm(down=True), "7").seconds_left()) is None
     assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
     assert minutes("5 15 x 15") == [15, 5]

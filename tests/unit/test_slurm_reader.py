@@ -16,7 +16,7 @@ from aifactory_workbench.slurm.parsers import JobInfo, parse_outcome, parse_rows
 from aifactory_workbench.spawners.estimate import usage_hours
 
 from .fakes import RUNNING
-from .recorded_slurm import RecordedSlurm, squeue_line
+from .recorded_slurm import FakeSlurm
 
 ROOT = Path(__file__).parent.parent.parent
 DATA = ROOT / "tests" / "data"
@@ -75,9 +75,9 @@ def test_the_squeue_jobs_format_has_every_field_of_jobinfo_in_order():
 
 
 def test_the_time_left_is_read_from_the_jobs_format():
-    slurm = RecordedSlurm(squeue_line(RUNNING) + "\n")
-    assert slurm.time_left("7") == 90 * 60 and slurm.asked == [squeue_argv("-j", "7")]
-    assert RecordedSlurm("").time_left("7") is None and RecordedSlurm(None).time_left("7") is None
+    slurm = FakeSlurm().hold(RUNNING)
+    assert slurm.time_left("7") == 90 * 60 and slurm.commands() == [squeue_argv("-j", "7")]
+    assert FakeSlurm().time_left("7") is None and FakeSlurm(down=True).time_left("7") is None
 
 
 def test_the_probe_jobs_outcome_is_read_by_field_name():
