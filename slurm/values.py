@@ -7,6 +7,9 @@ client's refusal to run a command as an odd user name.
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,3 +87,15 @@ def parse_memory_mb(text: str) -> int | None:
         return None
     factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2)]
     return int(float(m.group(1)) * factor)
+
+
+def user_groups(user: str) -> set[str]:
+    """The names of the Unix groups ``user`` belongs to (their primary group's included)."""
+    entry = pwd.getpwnam(user)
+    names = set()
+    for gid in os.getgrouplist(user, entry.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return names

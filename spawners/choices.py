@@ -9,9 +9,6 @@ form opens without a round of scheduler calls, and a burst of refused requests c
 
 from __future__ import annotations
 
-import grp
-import os
-import pwd
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -19,7 +16,13 @@ from typing import Any, TypeVar
 
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
-from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
+from aifactory_workbench.slurm.values import (
+    format_duration,
+    format_memory,
+    parse_duration,
+    parse_memory_mb,
+    user_groups,
+)
 from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
@@ -153,17 +156,6 @@ def _number(text: str, default: int) -> int:
 
 def _names(text: str) -> set[str]:
     return set() if text in _UNSET else set(text.split(","))
-
-
-def user_groups(user: str) -> set[str]:
-    entry = pwd.getpwnam(user)
-    names = set()
-    for gid in os.getgrouplist(user, entry.pw_gid):
-        try:
-            names.add(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            continue
-    return names
 
 
 def partition_nodes(nodes: list[dict[str, str]], partition: str) -> list[dict[str, str]]:
