@@ -79,6 +79,37 @@ def stdout_cells(notebook: dict) -> list[str]:
 
 
 @pytest.mark.slow
+def run_headless_as(user: str, notebook: Path, *options: str) -> Path:
+    """``aifactory-run-notebook run`` of ``notebook`` as ``user``; the executed copy once the job ended."""
+    run = subprocess.run(
+        [
+            "sudo",
+            "-u",
+            user,
+            f"{VENV}/bin/aifactory-run-notebook",
+            "run",
+            str(notebook),
+            *options,
+            "--walltime",
+            "00:05:00",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+        check=True,
+    )
+    job_id = run.stdout.split()[1].rstrip(":")
+    executed = notebook.with_name(f"{notebook.stem}-job{job_id}.ipynb")
+    wait_for(
+        lambda: executed.exists() and sh("squeue", "-h", "-j", job_id, check=False).strip() == "",
+        180,
+        f"job {job_id} ended, its notebook written",
+        every=2,
+        fail=False,
+    )
+    return executed
+
+
 def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(gallery_hub):
     hub, folder = gallery_hub
     hub.start_ready("alice", {"cpus": 2, "memory": "1G", "walltime": "00:30:00"})
@@ -155,33 +186,7 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             shot(page, "32-gallery-relaunched")
 
         # Re-executed headless in bob's own job: the published output again.
-        run = subprocess.run(
-            [
-                "sudo",
-                "-u",
-                "bob",
-                f"{VENV}/bin/aifactory-run-notebook",
-                "run",
-                str(copy),
-                "--memory",
-                "500M",
-                "--walltime",
-                "00:05:00",
-            ],
-            capture_output=True,
-            text=True,
-            cwd="/tmp",
-            check=True,
-        )
-        job_id = run.stdout.split()[1].rstrip(":")
-        executed = copy.with_name(f"{copy.stem}-job{job_id}.ipynb")
-        wait_for(
-            lambda: executed.exists() and sh("squeue", "-h", "-j", job_id, check=False).strip() == "",
-            180,
-            f"job {job_id} ended, its notebook written",
-            every=2,
-            fail=False,
-        )
+        executed = run_headless_as("bob", copy, "--memory", "500M")
         assert stdout_cells(json.loads(executed.read_text())) == stdout_cells(NOTEBOOK) == ["45\n"]
 
         # Withdrawn by its author only; a withdrawn entry cannot be launched.
@@ -407,20 +412,7 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
         log = max((home["bob"] / ".aifactory" / "logs").glob("jupyterlab-*.log"), key=lambda p: p.stat().st_mtime)
         assert "found built (no rebuild)" in log.read_text()
 
-        run = subprocess.run(
-            ["sudo", "-u", "bob", f"{VENV}/bin/aifactory-run-notebook", "run", str(copy), "--walltime", "00:05:00"],
-            capture_output=True,
-            text=True,
-            cwd="/tmp",
-            check=True,
-        )
-        job_id = run.stdout.split()[1].rstrip(":")
-        executed = copy.with_name(f"{copy.stem}-job{job_id}.ipynb")
-        wait_for(
-            lambda: executed.exists() and sh("squeue", "-h", "-j", job_id, check=False).strip() == "",
-            180,
-            f"job {job_id}",
-        )
+        executed = run_headless_as("bob", copy)
         assert stdout_cells(json.loads(executed.read_text())) == [f"{PROBE_VERSION}\n"]
     finally:
         hub.stop("bob")
