@@ -349,6 +349,9 @@ def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = 
         if name not in kernel_specs():
             register_environment(name, prefix, site_kernel(from_kernel), display_name, f"Rebuilt from {lock}")
         return prefix, False
+    stale = kernel_of_environment(name, prefix)
+    if stale is not None:  # its environment was removed by hand (to free space): built again below
+        shutil.rmtree(stale)
     return create(name, lock, from_kernel, None, index, display_name), True
 
 
@@ -411,12 +414,21 @@ def relock(name: str, project: str | None = None) -> Path:
     return write_lock(prefix, site_kernel(base))
 
 
+def kernel_of_environment(name: str, prefix: Path) -> Path | None:
+    """The user's kernel ``name``, if it runs the Python of the environment at ``prefix`` (whether
+    or not that environment is still there); None for no such kernel, or anyone else's."""
+    kernel = user_kernel_dir(name) / "kernel.json"
+    if kernel.is_file() and str(prefix / "bin" / "python") in json.loads(kernel.read_text()).get("argv", []):
+        return kernel.parent
+    return None
+
+
 def remove(name: str, project: str | None = None) -> None:
     """The environment and its kernel (only a kernel that runs this environment's Python)."""
     prefix = existing(name, project)
-    kernel = user_kernel_dir(name) / "kernel.json"
-    if kernel.is_file() and str(prefix / "bin" / "python") in json.loads(kernel.read_text()).get("argv", []):
-        shutil.rmtree(kernel.parent)
+    kernel = kernel_of_environment(name, prefix)
+    if kernel is not None:
+        shutil.rmtree(kernel)
     shutil.rmtree(prefix)
 
 

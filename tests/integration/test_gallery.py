@@ -420,5 +420,5 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
         for user in ("alice", "bob"):
             subprocess.run(["sudo", "-u", user, f"{VENV}/bin/aifactory-env", "remove", env], check=False)
         shutil.rmtree(home["bob"] / "gallery", ignore_errors=True)
-        for built in (home["bob"] / ".aifactory" / "envs").glob("gallery-*"):
-            shutil.rmtree(built, ignore_errors=True)
+        for built in (home["bob"] / ".aifactory" / "envs").glob("gallery-*"):  # and their kernels
+            subprocess.run(["sudo", "-u", "bob", f"{VENV}/bin/aifactory-env", "remove", built.name], check=False)

@@ -186,6 +186,11 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     shutil.rmtree(user / "bob-jupyter" / "kernels" / "gallery-0123456789ab")
     assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
     assert (user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").is_file()
+    # bob removes the environment by hand to free space; its kernel stays: the next launch builds
+    # it again (it refused, "a kernel exists already", and the launch opened a kernel with no Python).
+    shutil.rmtree(prefix)
+    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"], offline(user)) == (prefix, True)
+    assert run_python(str(prefix / "bin" / "python"), f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
 
     other = user / "other.lock"
     other.write_text("aifw-probe==9.9\n")
