@@ -120,9 +120,7 @@ class JobEngine:
         """The job is over for the hub: keep only what outlives it (the last end, its log, the options)."""
         if self.job_id:
             self.watcher.unwatch(self.job_id)
-        self.record = JobState(
-            last_end=self.record.last_end, last_log=self.record.last_log, accepted_options=self.record.accepted_options
-        )
+        self.record = self.record.without_job()
         self._ending = None
 
     def log_file(self, job_id: str | None = None) -> str:
@@ -152,9 +150,7 @@ class JobEngine:
     def begin(self, *, log_path: str) -> None:
         """A new start: no job, no port, no last end; the last log and the options are kept."""
         self.stop_note = ""
-        self.record = JobState(
-            log_path=log_path, last_log=self.record.last_log, accepted_options=self.record.accepted_options
-        )
+        self.record = replace(self.record.without_job(), last_end="", log_path=log_path)
 
     async def submit(self, script: str, env: Mapping[str, str], *, token: str, **audit: Any) -> str:
         """Submit the batch script as the owner (after :meth:`begin`); record, persist, audit and

@@ -61,3 +61,11 @@ def test_the_spawner_keeps_its_job_through_the_record(monkeypatch):
     again.load_state(spawner.get_state())
     assert again.engine.record == spawner.engine.record and followed == ["4711", "4711"]
     assert spawner.get_state()["version"] == STATE_VERSION
+
+
+def test_what_outlives_a_job_is_every_key_but_the_jobs():
+    record = JobState.from_state(VERSION_1_RUNNING)
+    after = record.without_job()
+    assert not after.job_id and not after.started and not after.port and not after.token_sha256
+    assert (after.last_end, after.accepted_options) == (record.last_end, record.accepted_options)
+    assert after.as_state() == {k: v for k, v in record.as_state().items() if k not in JobState.JOB_KEYS}
