@@ -7,7 +7,7 @@ with one difference: a job recorded without ``started`` had started (the key cam
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 #: The version written; :meth:`JobState.from_state` reads this one and every earlier one.
@@ -40,7 +40,8 @@ class JobState:
 
     def without_job(self) -> JobState:
         """What outlives the job: the record with every one of :attr:`JOB_KEYS` cleared."""
-        return replace(self, **{f.name: f.default for f in fields(self) if f.name in self.JOB_KEYS})
+        kept: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.JOB_KEYS}
+        return JobState(**kept)
 
     def as_state(self) -> dict[str, Any]:
         """The record for the database: its version, the job's keys while there is a job, and
