@@ -282,16 +282,23 @@ def test_stop_cancels_as_the_owner_waits_for_the_end_and_says_what_it_cost():
     )
 
 
+async def restarted_while_queued(slurm: FakeSlurm, running_timeout: float = 5.0) -> tuple[JobEngine, Server]:
+    """alice's job waits in the queue when the hub stops; the restarted hub's engine, from the
+    record its database kept."""
+    first, server = engine_on(slurm)
+    task = asyncio.ensure_future(start(first))
+    await until(lambda: first.queue_status.get("state") == "PENDING")
+    task.cancel()  # the hub stops; its database keeps the saved record
+    saved = server.saved[-1].as_state()
+    again, server = engine_on(slurm, running_timeout)
+    again.load(JobState.from_state(saved))
+    return again, server
+
+
 def test_after_a_hub_restart_a_queued_job_is_followed_again_until_jupyterlab_answers():
     async def scenario():
         slurm = FakeSlurm()
-        first, server = engine_on(slurm)
-        task = asyncio.ensure_future(start(first))
-        await until(lambda: first.queue_status.get("state") == "PENDING")
-        task.cancel()  # the hub stops; its database keeps the saved record
-        saved = server.saved[-1].as_state()
-        again, server = engine_on(slurm)  # the restarted hub
-        again.load(JobState.from_state(saved))
+        again, server = await restarted_while_queued(slurm)
         assert again.job_id in again.watcher._watched
         resumed, _ = await asyncio.gather(again.resume(), scheduler_runs_it(slurm, again, server))
         return again, resumed
@@ -303,13 +310,7 @@ def test_after_a_hub_restart_a_queued_job_is_followed_again_until_jupyterlab_ans
 def test_a_resumed_job_that_never_answers_is_cancelled_and_forgotten():
     async def scenario():
         slurm = FakeSlurm()
-        first, server = engine_on(slurm)
-        task = asyncio.ensure_future(start(first))
-        await until(lambda: first.queue_status.get("state") == "PENDING")
-        task.cancel()
-        saved = server.saved[-1].as_state()
-        again, server = engine_on(slurm, running_timeout=0.2)
-        again.load(JobState.from_state(saved))
+        again, server = await restarted_while_queued(slurm, running_timeout=0.2)
         job_id = again.job_id
         resumed, _ = await asyncio.gather(again.resume(), scheduler_runs_it(slurm, again, server, port=False))
         return slurm, again, job_id, resumed
