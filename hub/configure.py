@@ -291,6 +291,7 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "singleuser_venv": (site.singleuser.venv, "singleuser.venv"),
         "warn_minutes": (site.singleuser.warn_minutes, "singleuser.warn_minutes"),
         "save_before_end": (site.singleuser.save_before_end, "singleuser.save_before_end"),
+        "extend_minutes": ((site.singleuser.extend_minutes or (0,))[0], "singleuser.extend"),
         "presets": (site.form.presets, "form.presets"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
     }
@@ -338,6 +339,19 @@ def open_gallery(site: SiteConfig) -> Gallery:
     return gallery
 
 
+#: JupyterHub's scopes for a server's own token (its "server" role), which JupyterHub gives
+#: when server_token_scopes is not set.
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+
+
+def update_server_token(c: Config, site: SiteConfig) -> None:
+    """A server's own token may also extend that server's session (JupyterLab's Extend button
+    calls the hub's extend API with it, lab/session.py): ``servers`` on that one server, and only
+    where the site offers extensions."""
+    if site.singleuser.extend_minutes:
+        c.WorkbenchSpawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, "servers!server"]
+
+
 def update_spawner(
     c: Config, site: SiteConfig, audit: AuditLog, registry: Registry | None = None, gallery: Gallery | None = None
 ) -> Services:
@@ -382,6 +396,7 @@ def configure(c: Config, site: SiteConfig) -> Services:
     update_culler(c, site)
     gallery = open_gallery(site)
     services = update_spawner(c, site, audit, registry, gallery)
+    update_server_token(c, site)
     install_routes(audit, registry, gallery, site, session_job_name=services.watcher.job_name)
     check_dask_config(site)
     return services

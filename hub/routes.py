@@ -5,6 +5,7 @@
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
 | ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
 | ``/hub/api/aifactory/usage/USER?days=N`` | core- and GPU-hours per account (home page) | ``servers`` on USER |
+| ``/hub/api/aifactory/extend/USER[/SERVER]`` | POST: more walltime (hub/extend.py) | ``servers`` on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
 | ``/hub/workshops`` | the instructor page: a workshop's seats and their servers | instructors, admins |
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from aifactory_workbench.hub.audit import AuditHandler, AuditLog
+from aifactory_workbench.hub.extend import EXTEND_API_ROUTE, ExtendHandler
 from aifactory_workbench.hub.gallery_pages import (
     ENTRY_ROUTE,
     GALLERY_PAGE_ROUTE,
@@ -79,6 +81,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
+        (EXTEND_API_ROUTE, ExtendHandler, {"audit": audit}),
         (JOBS_API_ROUTE, JobsHandler),
         (COLLEAGUE_API_ROUTE, ColleagueHandler),
         (r"/api/aifactory/audit", AuditHandler, {"audit": audit}),

@@ -308,6 +308,26 @@ class GallerySettings:
     )
 
 
+#: The most a session may be extended by, in all (7 days, in minutes).
+MAX_EXTEND_MINUTES = 7 * 24 * 60
+
+
+def _is_extend() -> Rule:
+    """``off`` (YAML reads a bare off as false), or {step: MINUTES, total: MINUTES}."""
+
+    def ok(v: Any) -> bool:
+        if v is False or v == "off":
+            return True
+        return (
+            isinstance(v, dict)
+            and set(v) == {"step", "total"}
+            and all(type(v[k]) is int for k in v)
+            and 1 <= v["step"] <= v["total"] <= MAX_EXTEND_MINUTES
+        )
+
+    return Rule(ok, f"off, or {{step: MINUTES, total: MINUTES}} with 1 <= step <= total <= {MAX_EXTEND_MINUTES}")
+
+
 @dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
@@ -319,6 +339,14 @@ class SingleuserSettings:
         )
     )
     save_before_end: int = rule(is_int(0, 3600))
+    extend: Any = rule(_is_extend())
+
+    @property
+    def extend_minutes(self) -> tuple[int, int] | None:
+        """``extend`` as (step, total) minutes; None when it is off."""
+        if not isinstance(self.extend, dict):
+            return None
+        return int(self.extend["step"]), int(self.extend["total"])
 
 
 @dataclass(frozen=True)

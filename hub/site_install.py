@@ -4,7 +4,8 @@ each upgrade of it. Each step is idempotent and says what it changed:
 
 * the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
   as) and the hub's system account, in no ``shadow`` group;
-* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``);
+* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``), and
+  the helper that extends a running session (``hub/extend_job.py``), with the site file's path;
 * the sudo rules, checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
@@ -32,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aifactory_workbench.hub.dask_config import install_dask_config
+from aifactory_workbench.hub.extend_job import LEDGER_DIR
 from aifactory_workbench.hub.site import SiteConfig
 from aifactory_workbench.job import JOB_ENVIRONMENT
+from aifactory_workbench.slurm.client import EXTEND_HELPER
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
 UNIT = Path("/etc/systemd/system/aifactory-hub.service")
@@ -84,6 +87,22 @@ def values(site: SiteConfig, accounts: Accounts) -> dict[str, str]:
         "SITE": str(Path(site.source).resolve()),
         "STATE_DIR": site.hub.state_dir,
     }
+
+
+def site_file_of(site: SiteConfig) -> str:
+    """The site file's absolute path ("" when the site runs on the defaults)."""
+    return "" if site.source == "defaults" else str(Path(site.source).resolve())
+
+
+def extend_helper_text(site: SiteConfig, ledger_dir: str = str(LEDGER_DIR)) -> str:
+    """The wrapper of :mod:`aifactory_workbench.hub.extend_job`, which names the site file and
+    the ledger's folder (root's): the helper never takes them from its caller or environment."""
+    return (
+        f"#!{venv() / 'bin' / 'python'} -I\n"
+        "# For the hub, through sudo: more time for a running session (hub/extend_job.py)\n"
+        "from aifactory_workbench.hub.extend_job import main\n\n"
+        f"raise SystemExit(main({site_file_of(site)!r}, {ledger_dir!r}))\n"
+    )
 
 
 def write_root_file(path: Path, text: str, mode: int, check: Callable[[Path], str] | None = None) -> bool:
@@ -166,6 +185,7 @@ class Installer:
             yield f"group {group}", self.group(group)
         yield f"account {a.hub_user} (no shadow group)", self.hub_account()
         yield "the password helper", self.password_helper()
+        yield "the session extension helper", self.extend_helper()
         yield f"sudo rules {SUDOERS} (visudo -c)", write_root_file(SUDOERS, self.template("sudoers.in"), 0o440, visudo)
         yield f"state folder {self.site.hub.state_dir}", self.state_folders()
         gallery = Path(self.site.gallery.dir)
@@ -218,6 +238,10 @@ class Installer:
             f"raise SystemExit(main({groups!r}))\n"
         )
         return write_root_file(Path(self.values["LIBEXEC"]) / "aifactory-check-password", text, 0o755)
+
+    def extend_helper(self) -> bool:
+        path = Path(self.values["LIBEXEC"]) / EXTEND_HELPER
+        return write_root_file(path, extend_helper_text(self.site), 0o755)
 
     def state_folders(self) -> bool:
         home = owned_folder(Path(self.accounts.hub_home), self.accounts.hub_user, 0o750)

@@ -27,6 +27,12 @@ def capped_walltime(wanted: str, time_left: int | None) -> str:
     return format_duration(max(60, min(wanted_seconds, time_left - MARGIN_SECONDS)))
 
 
+def worker_walltime(job_id: str, wanted: str) -> str:
+    """The workers' walltime for a notebook in job ``job_id``, from squeue's time left now: an
+    extension of the session (its Extend button) gives the next workers more."""
+    return capped_walltime(wanted, Slurm().time_left(job_id))
+
+
 def start_cluster(minimum: int = 1, maximum: int = 4, adapt: bool = True, **options: Any):
     """A Client and its SLURMCluster; ``options`` override jobqueue.yaml (e.g. cores=4)."""
     import dask.config
@@ -36,7 +42,7 @@ def start_cluster(minimum: int = 1, maximum: int = 4, adapt: bool = True, **opti
     job_id = os.environ.get("SLURM_JOB_ID")
     if job_id and "walltime" not in options:
         wanted = dask.config.get("jobqueue.slurm.walltime")
-        options["walltime"] = capped_walltime(wanted, Slurm().time_left(job_id))
+        options["walltime"] = worker_walltime(job_id, wanted)
     cluster = SLURMCluster(**options)
     if adapt:
         cluster.adapt(minimum=minimum, maximum=maximum)

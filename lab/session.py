@@ -7,6 +7,12 @@ site's warning minutes, the dashboards of Dask clusters started here, and how ma
 SLURM's save signal has come.  The batch script passes SLURM's signal before the end
 (``sbatch --signal=B:USR2@N``) on as SIGUSR2; JupyterLab pages (the ``@aifactory/workbench``
 lab extension) see the count rise and save every open notebook.
+
+``POST {base_url}aifactory/session/extend`` with ``{"minutes": N}``: the Extend button (in the
+status bar and the walltime warning; offered when the site's ``singleuser.extend`` is on, which
+reaches the job as ``AIFACTORY_EXTEND_MINUTES``). Only the server's owner may extend, not a
+colleague it is shared with; the server asks the hub's extend API (hub/extend.py) with its own
+token, answers what the hub said, and asks squeue again at once so the time left follows.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
@@ -84,6 +92,56 @@ class JobClock:
         return max(0.0, self.left - (time.monotonic() - self.asked))
 
 
+def extend_minutes() -> int:
+    """What the Extend button adds (the site's step; 0: not offered)."""
+    text = os.environ.get("AIFACTORY_EXTEND_MINUTES", "0")
+    return int(text) if text.isdigit() else 0
+
+
+def is_owner(user: Any, env: dict[str, str]) -> bool:
+    """The person asking is the server's owner (not a colleague it is shared with)."""
+    name = getattr(user, "username", None) or getattr(user, "name", None) or ""
+    return bool(name) and name == env.get("JUPYTERHUB_USER")
+
+
+def extend_request(env: dict[str, str], minutes: int) -> HTTPRequest:
+    """The hub's extend API for this server, with the server's own token."""
+    base = env["JUPYTERHUB_API_URL"].rstrip("/")
+    url = f"{base}/aifactory/extend/{env['JUPYTERHUB_USER']}/{env.get('JUPYTERHUB_SERVER_NAME', '')}"
+    return HTTPRequest(
+        url,
+        method="POST",
+        body=json.dumps({"minutes": minutes}),
+        headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"},
+        ssl_options=tls_context(env),
+        request_timeout=60,
+    )
+
+
+class ExtendHandler(APIHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        env = dict(os.environ)
+        if not extend_minutes():
+            raise web.HTTPError(403, "this site does not extend sessions")
+        if not is_owner(self.current_user, env):
+            raise web.HTTPError(403, f"only {env.get('JUPYTERHUB_USER', 'its owner')} may extend this session")
+        body = self.get_json_body() or {}
+        minutes = body.get("minutes", extend_minutes()) if isinstance(body, dict) else None
+        if type(minutes) is not int:
+            raise web.HTTPError(400, 'send {"minutes": N}, N a whole number of minutes')
+        try:
+            reply = await AsyncHTTPClient().fetch(extend_request(env, minutes), raise_error=False)
+        except OSError as e:
+            raise web.HTTPError(503, f"the hub did not answer: {e}") from e
+        if reply.code == 599:
+            raise web.HTTPError(503, f"the hub did not answer: {reply.error}")
+        if reply.code == 200:
+            self.settings["aifactory_session"]["clock"].asked = 0.0  # ask squeue again now
+        self.set_status(reply.code)
+        self.finish(reply.body or b"{}")
+
+
 class SessionHandler(APIHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -101,6 +159,7 @@ class SessionHandler(APIHandler):
                     "warn_minutes": minutes(os.environ.get("AIFACTORY_WARN_MINUTES", "")),
                     "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
                     "save_requests": state["save_requests"],
+                    "extend_minutes": extend_minutes() if is_owner(self.current_user, dict(os.environ)) else 0,
                     "dashboard": dashboards[0]["link"] if dashboards else "",
                     "hub_home": hub_home_url(),
                 }
@@ -120,5 +179,5 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     signal.signal(SAVE_SIGNAL, save_requested)
     serverapp.web_app.settings["aifactory_session"] = state
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "session")
-    serverapp.web_app.add_handlers(".*$", [(route, SessionHandler)])
+    serverapp.web_app.add_handlers(".*$", [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler)])
     serverapp.log.info("aifactory_workbench.lab.session: %s (job %s)", route, state["clock"].job_id or "none")

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 #: Every command run, by name: the hub's load on SLURM, at /hub/metrics.
 COMMANDS = Counter("aifactory_slurm_commands", "SLURM commands run by the hub", ["command"])
 
+#: The root-owned helper that extends a running JupyterLab job (hub/extend_job.py), in PREFIX/libexec:
+#: ``aifactory-site install`` writes it there and sudo's rule names it.
+EXTEND_HELPER = "aifactory-extend-job"
+
 #: What slurm clients print when slurmctld cannot be reached (as opposed to a refusal).
 _UNAVAILABLE = re.compile(
     r"Unable to contact slurm controller|Socket timed out|Connection refused|"
@@ -112,6 +116,7 @@ class Slurm:
     """Runs SLURM's client commands; ``sudo`` is how it reaches SLURM as another user."""
 
     sudo: Sequence[str] = ("sudo", "-n", "-u")  # no -E: sudo keeps only the job's variables
+    root_sudo: Sequence[str] = ("sudo", "-n")  # root's helpers, each through its own rule
     timeout: float = 30.0
     _node_addresses: dict[str, str] = field(default_factory=dict)
 
@@ -131,9 +136,15 @@ class Slurm:
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         """Run one command; raise SlurmUnavailable or SlurmError when it fails."""
-        full = self.as_user(user, argv)
+        return raise_for_failure(await self.execute(self.as_user(user, argv), argv[0], stdin=stdin, env=env))
+
+    async def execute(
+        self, full: Sequence[str], name: str, *, stdin: str | None = None, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
+        """Run one command line as it is (``name``: the command, for the metrics), whatever its
+        exit status; SlurmUnavailable when it cannot be run or does not answer."""
         log.debug("slurm: %s", " ".join(full))
-        COMMANDS.labels(command=argv[0]).inc()
+        COMMANDS.labels(command=name).inc()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *full,
@@ -151,9 +162,9 @@ class Slurm:
         except TimeoutError as e:
             proc.kill()
             await proc.wait()
-            raise SlurmUnavailable(f"{argv[0]} did not answer within {self.timeout:.0f}s") from e
-        return raise_for_failure(
-            CommandResult(full, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+            raise SlurmUnavailable(f"{name} did not answer within {self.timeout:.0f}s") from e
+        return CommandResult(
+            list(full), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
         )
 
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
@@ -181,6 +192,14 @@ class Slurm:
         except SlurmError:
             return None
         return parse_duration(info.time_left) if info is not None else None
+
+    async def extend_job(self, helper: str, user: str, job_id: str, minutes: int) -> CommandResult:
+        """Ask the root-owned helper (hub/extend_job.py, through the one sudo rule for it) to add
+        ``minutes`` to ``user``'s job: its exit status and one line of JSON say what it did or
+        why it refused, for the caller to read (no exception for a refusal)."""
+        if not is_unix_user(user) or not job_id.isdigit():
+            raise SlurmError(f"refusing to extend job {job_id!r} of {user!r}")
+        return await self.execute([*self.root_sudo, helper, user, job_id, str(int(minutes))], "extend")
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
         """Submit a batch script on stdin as ``user``; return the job id."""

@@ -66,6 +66,22 @@ SQUEUE_JOBS = Format(
     ),
 )
 
+#: One job as the helper that extends a session reads it (hub/extend_job.py): its owner, state,
+#: limits and QoS, and its name last, read whole (a job's name may hold the separator).
+SQUEUE_EXTEND = Format(
+    "squeue",
+    (
+        ("job_id", "%i"),
+        ("user", "%u"),
+        ("state", "%T"),
+        ("partition", "%P"),
+        ("qos", "%q"),
+        ("time_limit", "%l"),
+        ("time_used", "%M"),
+        ("name", "%j"),
+    ),
+)
+
 #: Pending jobs in priority order (``--sort=-p,i``), for each one's place in its partition's queue.
 SQUEUE_POSITIONS = Format("squeue", (("job_id", "%i"), ("partition", "%P")))
 

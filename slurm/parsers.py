@@ -127,6 +127,20 @@ def parse_squeue(output: str) -> dict[str, JobInfo]:
     return jobs
 
 
+def parse_one_job(output: str, job_id: str, form: Format) -> dict[str, str] | None:
+    """``squeue -h -j JOB`` in ``form``, whose last field (the job's name) is read whole: the
+    job's row, or None unless the output is exactly one line of that job (a name with a line
+    break, or any other line, is not guessed at)."""
+    lines = output.strip("\n").split("\n")
+    if len(lines) != 1 or not lines[0]:
+        return None
+    parts = lines[0].split(form.sep, len(form.names) - 1)
+    if len(parts) != len(form.names):
+        return None
+    row = dict(zip(form.names, parts, strict=True))
+    return row if row["job_id"] == job_id else None
+
+
 def allocation(row: Mapping[str, str]) -> tuple[int, int, int]:
     """Seconds, cores and GPUs of an sacct row with ``ElapsedRaw`` and ``AllocTRES`` (0 for what it lacks)."""
     tres = parse_tres(row["AllocTRES"])

@@ -31,11 +31,13 @@ LOG_FOLDER = ".aifactory/logs"
 @dataclass(frozen=True)
 class SessionTimes:
     """The end of a JupyterLab job as JupyterLab shows it: warnings ``warn_minutes`` before
-    the walltime ends, and a signal ``save_before_end`` seconds before it, on which every
-    open notebook is saved (0: no signal)."""
+    the walltime ends, a signal ``save_before_end`` seconds before it, on which every
+    open notebook is saved (0: no signal), and the minutes its Extend button adds
+    (``extend_minutes``; 0: the site offers none)."""
 
     warn_minutes: tuple[int, ...] = (15, 5)
     save_before_end: int = 300
+    extend_minutes: int = 0
 
 
 def worker_job_name(server_job_id: str) -> str:
@@ -133,6 +135,7 @@ def render(
         log_folder=LOG_FOLDER,
         warn_minutes=" ".join(str(int(m)) for m in times.warn_minutes),
         save_before_end=int(times.save_before_end),
+        extend_minutes=int(times.extend_minutes),
         job_name=request.job_name,
         job_options=sbatch_options(request.settings),
         export=",".join(names) if names else "NONE",

@@ -17,6 +17,7 @@ import ipaddress
 import os
 import pwd
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -30,6 +31,7 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default, observ
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
+from aifactory_workbench.slurm.client import EXTEND_HELPER
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, problems
 from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
@@ -215,6 +217,21 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         "JupyterLab saves every open notebook; 0 for no signal.",
     ).tag(config=True)
 
+    extend_minutes = Integer(
+        0,
+        help="Minutes JupyterLab's and the home page's Extend button adds to a running session's walltime "
+        "(the site file's singleuser.extend step); 0: not offered. The root-owned helper checks every limit.",
+    ).tag(config=True)
+
+    extend_helper = Unicode(
+        help="The root-owned helper that extends a running job, run with sudo (`aifactory-site install` "
+        "puts it in PREFIX/libexec, beside the hub's venv, naming the site file it reads).",
+    ).tag(config=True)
+
+    @default("extend_helper")
+    def _installed_extend_helper(self) -> str:
+        return str(Path(sys.prefix).parent / "libexec" / EXTEND_HELPER)
+
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
@@ -391,7 +408,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         return env
 
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
-        times = SessionTimes(tuple(self.warn_minutes), self.save_before_end)
+        times = SessionTimes(tuple(self.warn_minutes), self.save_before_end, self.extend_minutes)
         return render(
             request,
             self.job_command(),

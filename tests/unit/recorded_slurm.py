@@ -55,6 +55,20 @@ def recorded_ends() -> dict[str, list[str]]:
 
 RECORDED_ENDS = recorded_ends()
 
+#: The mini cluster's partition gpp as ``scontrol show partition gpp -o`` printed it (SLURM 22.05);
+#: acc differs in its name, nodes and MaxTime (1-00:00:00).
+PARTITION_LINE = (
+    "PartitionName={name} AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=part_{name} "
+    "DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED "
+    "MaxTime={max_time} MinNodes=0 LLN=YES MaxCPUsPerNode=UNLIMITED Nodes=mn5-g[01-02] PriorityJobFactor=1 "
+    "PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=CANCEL State=UP "
+    "TotalCPUs=224 TotalNodes=2 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED "
+    "MaxMemPerNode=UNLIMITED TRES=cpu=224,mem=32000M,node=2,billing=224"
+)
+#: The mini cluster's limits (cluster/minicluster.sh, cluster/templates/slurm.conf.in).
+QOS_MAX_WALL = {"interactive": "12:00:00", "normal": "2-00:00:00", "urgent": ""}
+PARTITION_MAX_TIME = {"gpp": "2-00:00:00", "acc": "1-00:00:00"}
+
 #: The mini cluster's node as scontrol shows it (one line: NodeAddr is what the hub connects to).
 NODE_LINE = "NodeName={node} Arch=x86_64 CPUTot=112 NodeAddr={address} RealMemory=16000 State=MIXED Partitions=gpp,acc"
 
@@ -79,6 +93,8 @@ class FakeSlurm(Slurm):
         self.down = down
         self.refusal = ""
         self._next_id = 4700
+        self.time_limits: dict[str, str] = {}  # job id -> squeue's %l (default 2:00:00)
+        self.qos_of: dict[str, str] = {}  # job id -> QoS (default interactive)
 
     # -- the scheduler's moves, played by a test --------------------------------------
     def run_job(self, job_id: str, node: str = "mn5-n01") -> None:
@@ -128,6 +144,15 @@ class FakeSlurm(Slurm):
         command = {"sbatch": self._sbatch, "squeue": self._squeue, "sacct": self._sacct, "scancel": self._scancel}
         if argv[0] in command:
             return command[argv[0]](argv, user, stdin or "")
+        if argv[:3] == ["scontrol", "show", "partition"]:
+            return CommandResult(argv, 0, PARTITION_LINE.format(name=argv[3], max_time=PARTITION_MAX_TIME[argv[3]]))
+        if argv[:2] == ["scontrol", "update"]:
+            fields = dict(a.split("=", 1) for a in argv[2:])
+            self.time_limits[fields["JobId"]] = fields["TimeLimit"]
+            return CommandResult(argv, 0, "")
+        if argv[:4] == ["sacctmgr", "-n", "-P", "show"] and argv[4] == "qos":
+            name = argv[5]
+            return CommandResult(argv, 0, f"{name}|{QOS_MAX_WALL[name]}\n" if name in QOS_MAX_WALL else "")
         if argv[:3] == ["scontrol", "show", "node"]:
             return CommandResult(argv, 0, NODE_LINE.format(node=argv[3], address=self.addresses[argv[3]]))
         raise AssertionError(f"the fake SLURM does not know {argv}")
@@ -159,6 +184,8 @@ class FakeSlurm(Slurm):
             if not any(j in self.queue_now for j in wanted):
                 return raise_for_failure(CommandResult(argv, 1, "", "slurm_load_jobs error: Invalid job id specified"))
             jobs = {j: i for j, i in jobs.items() if j in wanted}
+        if option["-o"] == formats.SQUEUE_EXTEND.option:
+            return CommandResult(argv, 0, "".join(self._extend_line(j, i) + "\n" for j, i in jobs.items()))
         if option["-o"] == formats.SQUEUE_POSITIONS.option:
             return CommandResult(argv, 0, "".join(f"{j}|{i.partition}\n" for j, i in sorted(jobs.items())))
         return CommandResult(argv, 0, "".join(squeue_line(i) + "\n" for i in jobs.values()))
@@ -190,3 +217,17 @@ class FakeSlurm(Slurm):
             )
         self.end_job(job_id, "CANCELLED")
         return CommandResult(argv, 0, "")
+
+    def _extend_line(self, job_id: str, info: JobInfo) -> str:
+        """The job in squeue's SQUEUE_EXTEND format (its used time: 5:12)."""
+        values = {
+            "job_id": job_id,
+            "user": info.user,
+            "state": info.state,
+            "partition": info.partition,
+            "qos": self.qos_of.get(job_id, "interactive"),
+            "time_limit": self.time_limits.get(job_id, "2:00:00"),
+            "time_used": "5:12",
+            "name": self.names.get(job_id, "sbatch"),
+        }
+        return formats.SQUEUE_EXTEND.sep.join(values[name] for name in formats.SQUEUE_EXTEND.names)

@@ -1,0 +1,286 @@
+"""More time for a running JupyterLab job: the root-owned helper that the hub asks through sudo.
+
+Users cannot raise their own job's time limit in SLURM; root can, past every limit. So the hub
+account may run exactly this helper as root (one rule in config/sudoers.in, ``USER JOBID
+MINUTES``), and the helper trusts nothing the hub says: it reads the job from SLURM and refuses
+unless the site allows extensions (``singleuser.extend`` in the site file, whose path
+``aifactory-site install`` writes into the wrapper, never taken from the environment), the job
+runs, belongs to USER and carries the site's JupyterLab job name (not a Dask worker job, not a
+job of the user's own), MINUTES is within the site's step, the extensions of this job stay
+within the site's total (a ledger in a folder only root may enter), and the new limit is within
+the job's QoS ``MaxWall`` and its partition's ``MaxTime``. Only then does it run ``scontrol
+update JobId=N TimeLimit=...``.
+
+It answers one line of JSON on standard output (``{"job_id", "old_limit", "new_limit",
+"seconds_left", "added"}``, or ``{"message"}`` when it refuses) and an exit status the hub
+maps to HTTP (hub/extend.py). :func:`decide` is the whole decision, without I/O.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
+from aifactory_workbench.slurm.client import EXTEND_HELPER, Slurm, squeue_argv
+from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
+from aifactory_workbench.slurm.parsers import (
+    SlurmError,
+    SlurmUnavailable,
+    parse_one_job,
+    parse_pipe_table,
+    parse_scontrol_oneliner,
+)
+from aifactory_workbench.slurm.values import format_duration, is_unix_user, parse_duration
+
+#: Exit statuses; any other (sudo's own refusal is 1) is a fault of the installation.
+EXTENDED = 0
+USAGE = 2
+OFF = 20  # the site offers no extensions
+NO_SUCH_JOB = 21  # gone, not USER's, or not a JupyterLab job: the hub is told no more
+NOT_RUNNING = 22
+POLICY = 23  # the site's step or total
+LIMIT = 24  # the QoS's MaxWall or the partition's MaxTime
+UNAVAILABLE = 25  # SLURM did not answer, or refused the update
+OFF_MESSAGE = "this site does not extend sessions (singleuser.extend: off)"
+#: Where root keeps how much each job was extended (a file per job id), made by the helper.
+LEDGER_DIR = Path("/var/lib/aifactory-extend")
+#: Ledger entries older than this are removed (their jobs ended long ago).
+LEDGER_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``singleuser.extend`` of the site file, in minutes: at most ``step`` per extension and
+    ``total`` for the life of a job."""
+
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What the helper does: the job's limit from ``old`` to ``new`` seconds."""
+
+    job_id: str
+    old: int
+    new: int
+    seconds_left: int
+    added: int  # minutes, this job's extensions with this one
+
+    def as_data(self) -> dict[str, object]:
+        return {
+            "job_id": self.job_id,
+            "old_limit": format_duration(self.old),
+            "new_limit": format_duration(self.new),
+            "seconds_left": self.seconds_left,
+            "added_minutes": self.added,
+        }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+
+
+def hours_text(seconds: int) -> str:
+    """12 h, 1 h 30 min, 45 min: a limit as a person reads it."""
+    hours, minutes = divmod(max(0, seconds) // 60, 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} h" if hours else f"{minutes} min"
+
+
+def decide(
+    job: Mapping[str, str] | None,
+    *,
+    user: str,
+    minutes: int,
+    policy: Policy | None,
+    job_name: str,
+    qos_max: int | None,
+    partition_max: int | None,
+    added_before: int,
+) -> Extension | Refusal:
+    """The whole decision. ``job``: squeue's row in
+    :data:`~aifactory_workbench.slurm.formats.SQUEUE_EXTEND` (None: SLURM does not hold it);
+    ``policy``: None when the site offers no extensions; ``qos_max``, ``partition_max``: seconds,
+    None for no limit; ``added_before``: minutes this job was extended already."""
+    if policy is None:
+        return Refusal(OFF, OFF_MESSAGE)
+    if job is None or job["user"] != user or job["name"] != job_name:
+        return Refusal(NO_SUCH_JOB, f"{user} has no running JupyterLab job of that id")
+    job_id = job["job_id"]
+    if job["state"] != "RUNNING":
+        return Refusal(NOT_RUNNING, f"job {job_id} is {job['state'].lower()}, not running")
+    if not 1 <= minutes <= policy.step:
+        return Refusal(POLICY, f"the site allows from 1 min to {hours_text(policy.step * 60)} per extension")
+    if added_before + minutes > policy.total:
+        return Refusal(
+            POLICY,
+            f"the site allows at most {hours_text(policy.total * 60)} of extensions per session "
+            f"({hours_text(added_before * 60)} added already)",
+        )
+    old = parse_duration(job["time_limit"])
+    ran = parse_duration(job["time_used"]) or 0
+    if old is None:
+        return Refusal(LIMIT, f"job {job_id} has no time limit to extend")
+    new = old + minutes * 60
+    for what, most in ((f"the QoS {job['qos']}", qos_max), (f"the partition {job['partition']}", partition_max)):
+        if most is not None and new > most:
+            return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
+    return Extension(job_id, old, new, max(0, new - ran), added_before + minutes)
+
+
+# -- the I/O around it ----------------------------------------------------------------------
+def site_policy(site_file: str) -> tuple[Policy | None, str]:
+    """The site's policy and JupyterLab job name, from a root-owned site file ("": the defaults)."""
+    if site_file:
+        root_owned(Path(site_file))
+    site = load_site_config(site_file) if site_file else load_defaults()
+    minutes = site.singleuser.extend_minutes
+    return (Policy(*minutes) if minutes else None), site.slurm.job_name
+
+
+def root_owned(path: Path) -> None:
+    """Refuse a file (or its folder) that is a link, or that anyone but root may change."""
+    for item in (path, path.parent):
+        info = os.lstat(item)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+            raise SiteConfigError(f"{item} is not root's alone: refusing to read the site's policy from it")
+
+
+def limit_of(value: str) -> int | None:
+    """MaxWall/MaxTime: a duration, or None ("", UNLIMITED: no limit)."""
+    return parse_duration(value) if value else None
+
+
+def qos_max(slurm: Slurm, qos: str) -> int | None:
+    out = slurm.run_blocking(["sacctmgr", "-n", "-P", "show", "qos", qos, "format=Name,MaxWall"]).stdout
+    rows = [r for r in parse_pipe_table(out, ("Name", "MaxWall")) if r["Name"] == qos]
+    return limit_of(rows[0]["MaxWall"]) if rows else None
+
+
+def partition_max(slurm: Slurm, partition: str) -> int | None:
+    out = slurm.run_blocking(["scontrol", "show", "partition", partition, "-o"]).stdout
+    return limit_of(parse_scontrol_oneliner(out).get("MaxTime", ""))
+
+
+def read_job(slurm: Slurm, job_id: str) -> dict[str, str] | None:
+    try:
+        out = slurm.run_blocking(squeue_argv("-j", job_id, form=SQUEUE_EXTEND)).stdout
+    except SlurmError as e:
+        if isinstance(e, SlurmUnavailable) or "Invalid job id" not in str(e):
+            raise
+        return None
+    return parse_one_job(out, job_id, SQUEUE_EXTEND)
+
+
+class Ledger:
+    """Minutes added per job, in a folder of root's alone (made 0700 if missing); held locked
+    while a decision is made, so that two extensions of a job cannot both pass the total. Every
+    file is opened relative to the folder's descriptor, never following a link."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        info = os.fstat(self.fd)
+        if info.st_uid != 0 or info.st_mode & 0o077:
+            os.close(self.fd)
+            raise PermissionError(f"{folder} must be root's alone (0700)")
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def added(self, job_id: str) -> int:
+        try:
+            fd = os.open(job_id, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self.fd)
+        except FileNotFoundError:
+            return 0
+        with os.fdopen(fd) as f:
+            text = f.read().strip()
+        return int(text) if text.isdigit() else 0
+
+    def write(self, job_id: str, minutes: int) -> None:
+        temporary = f".{job_id}.new"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        fd = os.open(temporary, flags, 0o600, dir_fd=self.fd)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{minutes}\n")
+        os.replace(temporary, job_id, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def forget_old(self, now: float) -> None:
+        for name in os.listdir(self.fd):
+            info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            if now - info.st_mtime > LEDGER_DAYS * 86400:
+                os.unlink(name, dir_fd=self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)  # and the lock with it
+
+
+def extend(slurm: Slurm, user: str, job_id: str, minutes: int, site_file: str, ledger_dir: Path) -> Extension | Refusal:
+    policy, job_name = site_policy(site_file)
+    if policy is None:
+        return Refusal(OFF, OFF_MESSAGE)
+    ledger = Ledger(ledger_dir)
+    try:
+        job = read_job(slurm, job_id)
+        limits = (None, None)
+        if job is not None and job["state"] == "RUNNING":
+            limits = (qos_max(slurm, job["qos"]), partition_max(slurm, job["partition"]))
+        found = decide(
+            job,
+            user=user,
+            minutes=minutes,
+            policy=policy,
+            job_name=job_name,
+            qos_max=limits[0],
+            partition_max=limits[1],
+            added_before=ledger.added(job_id),
+        )
+        if isinstance(found, Extension):
+            slurm.run_blocking(["scontrol", "update", f"JobId={job_id}", f"TimeLimit={format_duration(found.new)}"])
+            ledger.write(job_id, found.added)
+            ledger.forget_old(time.time())
+        return found
+    finally:
+        ledger.close()
+
+
+def parse_args(args: Sequence[str]) -> tuple[str, str, int] | None:
+    """USER JOBID MINUTES, each as sudo's rule lets it through; None for anything else."""
+    if len(args) != 3 or not is_unix_user(args[0]) or not args[1].isdigit() or not args[2].isdigit():
+        return None
+    if not (args[1].isascii() and args[2].isascii()) or len(args[2]) > 6:
+        return None
+    return args[0], args[1], int(args[2])
+
+
+def main(site_file: str, ledger_dir: str = str(LEDGER_DIR), argv: Sequence[str] | None = None) -> int:
+    parsed = parse_args(sys.argv[1:] if argv is None else argv)
+    if parsed is None:
+        print(json.dumps({"message": f"usage: {EXTEND_HELPER} USER JOBID MINUTES"}))
+        return USAGE
+    user, job_id, minutes = parsed
+    try:
+        found = extend(Slurm(), user, job_id, minutes, site_file, Path(ledger_dir))
+    except SlurmError as e:
+        found = Refusal(UNAVAILABLE, f"SLURM did not answer: {e}")
+    except SiteConfigError as e:
+        found = Refusal(OFF, f"the site's policy cannot be read: {e}")
+    except OSError as e:
+        found = Refusal(UNAVAILABLE, f"the extension's ledger cannot be used: {e}")
+    if isinstance(found, Refusal):
+        message = " ".join(found.message.split())  # one line, whatever an error said
+        print(json.dumps({"message": message}))
+        print(f"{EXTEND_HELPER}: refused: {message}", file=sys.stderr)
+        return found.status
+    print(json.dumps(found.as_data()))
+    return EXTENDED
