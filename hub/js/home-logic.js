@@ -45,6 +45,25 @@ const aifwHome = (() => {
     return detail && detail !== n.state ? `${n.state} (${detail})` : n.state;
   }
 
+  // A duration as the session card shows it: "1 h 5 min", "45 min", "under a minute".
+  function durationText(seconds) {
+    const minutes = Math.max(0, Math.round(seconds / 60));
+    const hours = Math.floor(minutes / 60);
+    if (hours) {
+      return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : '');
+    }
+    return minutes ? `${minutes} min` : 'under a minute';
+  }
+
+  // What the card says after Extend: the new limit, or the limit the hub named.
+  function extendedText(ok, body) {
+    const said = body && typeof body === 'object' ? body : {};
+    if (!ok) {
+      return `Not extended: ${said.message || 'the hub did not answer'}.`;
+    }
+    return `Extended to ${said.new_limit}: ${durationText(said.seconds_left || 0)} left.`;
+  }
+
   // After "Stop the job": the default server (the hub's user model) is gone or stopped.
   const serverStopped = user => {
     const server = (user.servers || {})[''];
@@ -59,7 +78,9 @@ const aifwHome = (() => {
     notebooksCaption,
     workersText,
     notebookState,
-    serverStopped
+    serverStopped,
+    durationText,
+    extendedText
   };
 })();
 

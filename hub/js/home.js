@@ -216,4 +216,35 @@
       setTimeout(check, 1000);
     });
   }
+
+  // Extend on a session card: the hub's extend API; the card's time left follows the answer.
+  for (const button of document.querySelectorAll('.aifw-extend')) {
+    const card = button.closest('.aifw-session');
+    const said = card.querySelector('.aifw-extend-result');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      const server = encodeURIComponent(card.dataset.server || '');
+      let ok = false,
+        body = {};
+      try {
+        const r = await fetch(`${base}api/aifactory/extend/${encodeURIComponent(user)}/${server}`, {
+          method: 'POST',
+          headers: { ...headers, 'Content-Type': 'application/json' },
+          credentials: 'same-origin',
+          body: JSON.stringify({ minutes: Number(button.dataset.minutes) })
+        });
+        ok = r.ok;
+        body = await r.json().catch(() => ({}));
+      } catch {
+        /* said below */
+      }
+      said.textContent = L.extendedText(ok, body);
+      const left = card.querySelector('.aifw-time-left');
+      if (ok && left) {
+        left.dataset.seconds = String(body.seconds_left);
+        left.textContent = L.durationText(body.seconds_left);
+      }
+      button.disabled = false;
+    });
+  }
 })();

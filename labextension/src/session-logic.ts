@@ -25,6 +25,8 @@ export interface ISessionInfo {
   dashboard: string;
   /** The hub's home page, where "Start again" leads. */
   hubHome: string;
+  /** Minutes the Extend button adds (0: not offered: the site's policy, or not the owner). */
+  extendMinutes: number;
 }
 
 function text(value: unknown): string {
@@ -54,7 +56,8 @@ export function parseSession(data: unknown): ISessionInfo {
     saveBeforeEnd: count(raw.save_before_end),
     saveRequests: count(raw.save_requests),
     dashboard: text(raw.dashboard),
-    hubHome: text(raw.hub_home) || '/hub/home'
+    hubHome: text(raw.hub_home) || '/hub/home',
+    extendMinutes: count(raw.extend_minutes)
   };
 }
 
@@ -114,13 +117,35 @@ export function statusTitle(session: ISessionInfo, left: number | null): string 
   );
 }
 
-export function walltimeWarning(left: number, saveBeforeEnd: number): string {
+/** The Extend button's label: "Extend by 1 h". */
+export function extendLabel(minutes: number): string {
+  return `Extend by ${duration(minutes * 60)}`;
+}
+
+/** What the page says after the hub answered an extension (lab/session.py passes its answer on). */
+export function extendedNotice(ok: boolean, answer: unknown): string {
+  const raw = (answer && typeof answer === 'object' ? answer : {}) as Record<string, unknown>;
+  if (!ok) {
+    return `Not extended: ${text(raw.message) || 'the hub did not answer'}.`;
+  }
+  const left = typeof raw.seconds_left === 'number' ? ` It now ends in ${duration(raw.seconds_left)}.` : '';
+  return `Your JupyterLab job was extended to ${text(raw.new_limit) || 'a longer walltime'}.${left}`;
+}
+
+/**
+ * The warnings that may come again after an extension: thresholds the new time left is above
+ * are forgotten, so the page warns again when the later end comes near.
+ */
+export function warnedAfterExtension(left: number, warned: ReadonlySet<number>): Set<number> {
+  return new Set([...warned].filter(minutes => left <= minutes * 60));
+}
+
+export function walltimeWarning(left: number, saveBeforeEnd: number, extendMinutes = 0): string {
   const save = saveBeforeEnd ? ` Every open notebook is saved ${duration(saveBeforeEnd)} before the end.` : '';
-  return (
-    `Your JupyterLab job ends in ${duration(left)}, when its walltime runs out.` +
-    save +
-    ' Save your work now; start a new session from the hub to go on.'
-  );
+  const next = extendMinutes
+    ? ` Save your work now, or extend the session by ${duration(extendMinutes * 60)}.`
+    : ' Save your work now; start a new session from the hub to go on.';
+  return `Your JupyterLab job ends in ${duration(left)}, when its walltime runs out.` + save + next;
 }
 
 export function savedNotice(left: number | null): string {

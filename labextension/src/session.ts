@@ -17,6 +17,8 @@ import {
   crossedWarnings,
   endedAfterFailure,
   endedByWalltime,
+  extendedNotice,
+  extendLabel,
   ISessionInfo,
   isEnding,
   jobEndedNotice,
@@ -26,7 +28,8 @@ import {
   secondsLeftAt,
   statusText,
   statusTitle,
-  walltimeWarning
+  walltimeWarning,
+  warnedAfterExtension
 } from './session-logic';
 import { PLUGIN_PREFIX } from './tokens';
 
@@ -47,17 +50,57 @@ class SessionWatch {
   private readonly settings = ServerConnection.makeSettings();
   private last: ISessionInfo | null = null;
   private fetchedAt = 0;
-  private readonly warned = new Set<number>();
+  private warned = new Set<number>();
   /** The save signals counted at the last poll; null before the first. */
   private saves: number | null = null;
   private dashboard = '';
   private failures = 0;
   private ended = false;
 
+  private extending = false;
+
   constructor(
     private app: JupyterFrontEnd,
-    private item: Widget
-  ) {}
+    private item: Widget,
+    private extendButton: HTMLButtonElement
+  ) {
+    extendButton.addEventListener('click', () => void this.extend());
+  }
+
+  /** Asks for more time (lab/session.py asks the hub); the time left follows the answer at once. */
+  async extend(): Promise<void> {
+    const session = this.last;
+    if (this.extending || !session || !session.extendMinutes) {
+      return;
+    }
+    this.extending = true;
+    this.extendButton.disabled = true;
+    try {
+      const response = await ServerConnection.makeRequest(
+        URLExt.join(this.url, 'extend'),
+        { method: 'POST', body: JSON.stringify({ minutes: session.extendMinutes }) },
+        this.settings
+      );
+      const answer: unknown = await response.json().catch(() => ({}));
+      if (response.ok) {
+        const left = (answer as { seconds_left?: unknown }).seconds_left;
+        if (typeof left === 'number' && this.last) {
+          this.last = { ...this.last, secondsLeft: left };
+          this.fetchedAt = Date.now();
+          this.warned = warnedAfterExtension(left, this.warned);
+        }
+        Notification.success(extendedNotice(true, answer), { autoClose: 8000 });
+      } else {
+        Notification.error(extendedNotice(false, answer), { autoClose: false });
+      }
+    } catch {
+      Notification.error(extendedNotice(false, {}), { autoClose: false });
+    } finally {
+      this.extending = false;
+      this.extendButton.disabled = false;
+      this.show();
+    }
+  }
 
   /** Polls until the job (or this person's access) has ended. */
   start(): void {
@@ -148,6 +191,8 @@ class SessionWatch {
       return;
     }
     const left = this.secondsLeft();
+    this.extendButton.hidden = !session.extendMinutes;
+    this.extendButton.textContent = extendLabel(session.extendMinutes);
     this.item.node.textContent = statusText(session, left);
     this.item.node.title = statusTitle(session, left);
     this.item.toggleClass('aifw-ending', isEnding(left, session.warnMinutes));
@@ -157,20 +202,25 @@ class SessionWatch {
     const crossed = crossedWarnings(left, session.warnMinutes, this.warned);
     if (crossed.length) {
       crossed.forEach(minutes => this.warned.add(minutes));
-      Notification.warning(walltimeWarning(left, session.saveBeforeEnd), {
+      const actions = [
+        {
+          label: 'Save all now',
+          callback: () => void this.app.commands.execute('docmanager:save-all')
+        }
+      ];
+      if (session.extendMinutes) {
+        actions.push({ label: extendLabel(session.extendMinutes), callback: () => void this.extend() });
+      }
+      Notification.warning(walltimeWarning(left, session.saveBeforeEnd, session.extendMinutes), {
         autoClose: false,
-        actions: [
-          {
-            label: 'Save all now',
-            callback: () => void this.app.commands.execute('docmanager:save-all')
-          }
-        ]
+        actions
       });
     }
   }
 
   private markEnded(text: string): void {
     this.ended = true;
+    this.extendButton.hidden = true;
     this.item.removeClass('aifw-ending');
     this.item.addClass('aifw-ended');
     this.item.node.textContent = text;
@@ -228,10 +278,16 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
     item.addClass('aifw-session-status');
     item.node.setAttribute('role', 'status');
     item.node.textContent = '';
+    const extend = document.createElement('button');
+    extend.type = 'button';
+    extend.className = 'jp-mod-styled aifw-extend';
+    extend.hidden = true;
+    const extendItem = new Widget({ node: extend });
     if (statusBar) {
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:session`, { item, align: 'left', rank: 1000 });
+      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:extend`, { item: extendItem, align: 'left', rank: 1001 });
     }
-    const watch = new SessionWatch(app, item);
+    const watch = new SessionWatch(app, item, extend);
     serverGone.check = () => void watch.gone();
     watch.start();
   }

@@ -76,3 +76,16 @@ test('after Stop, the page reloads once the default server is gone or stopped', 
   expect(home.serverStopped({ servers: { '': { pending: null, ready: true } } })).toBe(false);
   expect(home.serverStopped({ servers: { named: { ready: true } } })).toBe(true);
 });
+
+describe('Extend on the session card', () => {
+  test('the new limit and the time left, or the limit the hub named', () => {
+    expect(home.extendedText(true, { new_limit: '00:40:00', seconds_left: 2088 })).toBe(
+      'Extended to 00:40:00: 35 min left.'
+    );
+    expect(home.extendedText(false, { message: 'the QoS interactive allows at most 12 h' })).toBe(
+      'Not extended: the QoS interactive allows at most 12 h.'
+    );
+    expect(home.extendedText(false, null)).toBe('Not extended: the hub did not answer.');
+    expect([59 * 60 + 40, 3600, 20].map(home.durationText)).toEqual(['1 h', '1 h', 'under a minute']);
+  });
+});

@@ -4,6 +4,8 @@ import {
   duration,
   endedAfterFailure,
   endedByWalltime,
+  extendedNotice,
+  extendLabel,
   isEnding,
   jobEndedNotice,
   parseSession,
@@ -12,7 +14,8 @@ import {
   secondsLeftAt,
   statusText,
   statusTitle,
-  walltimeWarning
+  walltimeWarning,
+  warnedAfterExtension
 } from '../src/session-logic';
 
 // What lab/session.py answers for a job with a GPU, 2 h 5 min before its walltime ends.
@@ -29,7 +32,8 @@ const ANSWER = {
   save_before_end: 120,
   save_requests: 0,
   dashboard: '',
-  hub_home: 'https://hub.localhost:8000/hub/home'
+  hub_home: 'https://hub.localhost:8000/hub/home',
+  extend_minutes: 60
 };
 
 describe('duration', () => {
@@ -55,7 +59,8 @@ describe('parseSession', () => {
       secondsLeft: 7500,
       warnMinutes: [30, 10],
       saveBeforeEnd: 120,
-      hubHome: 'https://hub.localhost:8000/hub/home'
+      hubHome: 'https://hub.localhost:8000/hub/home',
+      extendMinutes: 60
     });
   });
 
@@ -70,6 +75,34 @@ describe('parseSession', () => {
     expect(parseSession(null).jobId).toBe('');
     const odd = parseSession({ job_id: 7, seconds_left: '10', warn_minutes: 'x', save_requests: 'many' });
     expect(odd).toMatchObject({ jobId: '7', secondsLeft: null, warnMinutes: [], saveRequests: 0 });
+    expect(parseSession({ extend_minutes: '60' }).extendMinutes).toBe(0); // not offered
+  });
+});
+
+describe('Extend', () => {
+  it("offers the site's step in the status bar and in the warning", () => {
+    expect(extendLabel(60)).toBe('Extend by 1 h');
+    expect(extendLabel(30)).toBe('Extend by 30 min');
+    expect(walltimeWarning(900, 0, 60)).toBe(
+      'Your JupyterLab job ends in 15 min, when its walltime runs out. Save your work now, or extend the ' +
+        'session by 1 h.'
+    );
+  });
+
+  it('says the new limit and end, or the limit the hub named', () => {
+    const answer = { job_id: '42', old_limit: '00:10:00', new_limit: '00:40:00', seconds_left: 2088 };
+    expect(extendedNotice(true, answer)).toBe('Your JupyterLab job was extended to 00:40:00. It now ends in 35 min.');
+    expect(extendedNotice(false, { status: 403, message: 'the QoS interactive allows at most 12 h' })).toBe(
+      'Not extended: the QoS interactive allows at most 12 h.'
+    );
+    expect(extendedNotice(false, null)).toBe('Not extended: the hub did not answer.');
+  });
+
+  it('warns again when the later end comes near', () => {
+    const warned = new Set([15, 5]);
+    expect([...warnedAfterExtension(40 * 60, warned)]).toEqual([]);
+    expect([...warnedAfterExtension(10 * 60, warned)]).toEqual([15]);
+    expect(crossedWarnings(14 * 60, [15, 5], warnedAfterExtension(40 * 60, warned))).toEqual([15]);
   });
 });
 
