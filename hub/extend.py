@@ -81,6 +81,8 @@ class ExtendHandler(APIHandler):
         job_id = getattr(spawner, "job_id", "") if spawner is not None and spawner.active else ""
         if not job_id:
             raise web.HTTPError(409, f"{user_name} has no running session to extend")
+        if not spawner.extend_minutes:  # the helper refuses too: it reads the site file itself
+            raise web.HTTPError(403, helper.OFF_MESSAGE)
         if user.name in self.busy:
             raise web.HTTPError(409, "an extension of this session is under way: try again in a moment")
         self.busy.add(user.name)

@@ -100,7 +100,7 @@ def extend_minutes() -> int:
 
 def is_owner(user: Any, env: dict[str, str]) -> bool:
     """The person asking is the server's owner (not a colleague it is shared with)."""
-    name = getattr(user, "username", None) or getattr(user, "name", None) or ""
+    name = getattr(user, "username", "")  # the hub's user name (not a display name)
     return bool(name) and name == env.get("JUPYTERHUB_USER")
 
 

@@ -40,12 +40,13 @@ def test_the_hub_and_its_proxy_do_not_run_as_root(hub: HubProcess):
 def test_sudo_lets_the_hub_submit_and_cancel_as_users_and_nothing_else():
     listing = sh("sudo", "-l", "-U", HUB_USER)
     rules = listing.split("may run the following commands on")[1].splitlines()[1:]
-    (rule, password) = [r.strip() for r in rules if r.strip()]
+    (rule, as_root) = [r.strip() for r in rules if r.strip()]
     # As members of aifactory-users, never of aifactory-admins (sudo -l shows the "!" after the "%").
     assert rule.startswith("(%aifactory-users, %!aifactory-admins) NOPASSWD:") and "SETENV" not in listing
     assert {c.strip() for c in rule.split("NOPASSWD:", 1)[1].split(", ")} == ALLOWED
     helper = VENV.parent / "libexec" / "aifactory-check-password"
-    assert password == f"(root) NOPASSWD: {helper} ^[a-z_][a-z0-9_.-]*$"
+    extend = VENV.parent / "libexec" / "aifactory-extend-job"
+    assert as_root == (f"(root) NOPASSWD: {helper} ^[a-z_][a-z0-9_.-]*$, {extend} ^[a-z_][a-z0-9_.-]* [0-9]+ [0-9]+$")
     refused = [
         ["-u", "alice", "--", "id"],
         ["-u", "root", "--", "scancel", "1"],
