@@ -224,13 +224,10 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
     ).tag(config=True)
 
     extend_helper = Unicode(
+        str(Path(sys.prefix).parent / "libexec" / EXTEND_HELPER),
         help="The root-owned helper that extends a running job, run with sudo (`aifactory-site install` "
         "puts it in PREFIX/libexec, beside the hub's venv, naming the site file it reads).",
     ).tag(config=True)
-
-    @default("extend_helper")
-    def _installed_extend_helper(self) -> str:
-        return str(Path(sys.prefix).parent / "libexec" / EXTEND_HELPER)
 
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "

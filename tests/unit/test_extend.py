@@ -194,7 +194,9 @@ def test_the_helper_extends_alices_job_and_counts_it(cluster, policy_file, tmp_p
     assert ["scontrol", "update", "JobId=7", "TimeLimit=00:40:00"] in cluster.commands()
     assert cluster.time_limits["7"] == "00:40:00"
     again = extend(cluster, "alice", "7", 60, str(policy_file), tmp_path / "ledger")
-    assert isinstance(again, Refusal) and "at most 1 h of extensions per session (30 min added already)" in again.message
+    assert (
+        isinstance(again, Refusal) and "at most 1 h of extensions per session (30 min added already)" in again.message
+    )
     assert cluster.time_limits["7"] == "00:40:00"  # nothing changed
 
 
