@@ -1,9 +1,10 @@
 """More time for a running session (issue #27, part 2), on the real cluster: alice's 10-minute
 job is extended to 40 minutes from JupyterLab (squeue's %l, and the time left JupyterLab shows at
-once), audited; past the QoS interactive's 12 h it is refused with the limit named and nothing
-changes; the hub account asking the root helper for bob's job in alice's name, for a Dask worker
-job or for a job the hub did not start is refused by the helper itself; with
-``singleuser.extend: off`` Extend is not offered and both the hub and the helper refuse.
+once), audited, then from the walltime warning in Chromium; bob's session, past the QoS
+interactive's 12 h, is refused with the limit named and nothing changes; the hub account asking
+the root helper for bob's job in alice's name, for a Dask worker job or for a job the hub did not
+start is refused by the helper itself; with ``singleuser.extend: off`` Extend is not offered and
+both the hub and the helper refuse.
 
 The test hub names its jobs ``aifw-test-jupyterlab`` and has its own site file, so the helper it
 calls is one written here the way ``aifactory-site install`` writes the installed one
@@ -28,14 +29,13 @@ from aifactory_workbench.hub.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.hub.site_install import extend_helper_text, visudo
 
-from .conftest import HUB_USER, TEST_JOB_NAME, VENV, HubProcess, launch, sh, wait_for
+from .conftest import HUB_USER, TEST_JOB_NAME, VENV, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for
 
 #: The sudo rule's arguments, as config/sudoers.in has them for the installed helper.
 RULE_ARGUMENTS = "^[a-z_][a-z0-9_.-]* [0-9]+ [0-9]+$"
 TEST_SUDOERS = Path("/etc/sudoers.d/aifw-test-extend")
 AS_HUB = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
-#: Up to 12 h a step, so that one step can pass the QoS interactive's MaxWall (12:00:00).
-EXTEND = {"step": 720, "total": 1440}
+EXTEND = {"step": 30, "total": 240}
 #: The Extend button on a session card (hub/home.html; the page's script names the class too).
 HOME_BUTTON = 'aifw-extend" data-minutes'
 
@@ -101,7 +101,11 @@ def install_helper(folder: Path, site_file: Path) -> Path:
 @pytest.fixture(scope="module")
 def extend_hub(helper_dir: Path) -> Iterator[tuple[HubProcess, Path]]:
     wrapper = helper_dir / "aifactory-extend-job"
-    hub = launch(singleuser={"extend": EXTEND}, config_lines=f"c.WorkbenchSpawner.extend_helper = {str(wrapper)!r}\n")
+    # A warning from the start (two hours before the end), so that the page offers Extend in it.
+    hub = launch(
+        singleuser={"extend": EXTEND, "warn_minutes": [120]},
+        config_lines=f"c.WorkbenchSpawner.extend_helper = {str(wrapper)!r}\n",
+    )
     install_helper(helper_dir, hub.site_file)
     yield hub, wrapper
     hub.shutdown()
@@ -111,7 +115,7 @@ def extend_hub(helper_dir: Path) -> Iterator[tuple[HubProcess, Path]]:
 def alices_job(extend_hub) -> Iterator[str]:
     hub, _ = extend_hub
     hub.start_ready("alice", {"walltime": "00:10:00", "cpus": 1})
-    (job_id,) = [j for j, info in _queued("alice").items() if info == "RUNNING"]
+    (job_id,) = [j for j, state in _queued("alice").items() if state == "RUNNING"]
     yield job_id
     hub.stop("alice")
 
@@ -147,18 +151,38 @@ def test_alices_ten_minutes_become_forty_from_jupyterlab_and_its_time_left_follo
     assert hub.through_proxy("alice", token, "aifactory/session").json()["seconds_left"] > 30 * 60
     assert HOME_BUTTON in hub.login("alice").get(f"{hub.url}/hub/home", timeout=30).text
     entries = hub.api("GET", "/aifactory/audit").json()["entries"]
-    extended = [e for e in entries if e["event"] == "session_extended" and e["job_id"] == alices_job]
+    extended = [e for e in entries if e["event"] == "session_extended" and e.get("job_id") == alices_job]
     assert extended and extended[-1] | {"old": "00:10:00", "new": "00:40:00", "by": "alice"} == extended[-1]
 
 
 @pytest.mark.slow
-def test_past_the_qos_the_refusal_names_it_and_nothing_changes(extend_hub, alices_job):
+def test_from_the_walltime_warning_in_the_browser(extend_hub, alices_job):
     hub, _ = extend_hub
-    before = time_limit(alices_job)
-    refused = extend_api(hub, "alice", 700)  # 40 min + 700 min > 12 h
-    assert refused.status_code == 403
-    assert refused.json()["message"] == "the QoS interactive allows at most 12 h"
-    assert time_limit(alices_job) == before
+    with chromium_page(*hub.chromium_args) as page:
+        sign_in(page, hub, "alice")
+        page.goto(f"{hub.url}/hub/user/alice/lab")
+        page.wait_for_selector(".aifw-session-status:has-text('left')", timeout=120_000)
+        page.wait_for_selector("text=Your JupyterLab job ends in", timeout=60_000)
+        assert page.is_visible(".aifw-extend:has-text('Extend by 30 min')")  # beside the time left
+        page.click(".jp-toast-button:has-text('Extend by 30 min')")  # the warning's own button
+        page.wait_for_selector("text=was extended to 01:10:00", timeout=60_000)
+        shot(page, "09-extend")
+        wait_for(lambda: " 1 h " in page.inner_text(".aifw-session-status"), 20, "the status bar shows over an hour")
+    assert time_limit(alices_job) == "1:10:00"
+
+
+@pytest.mark.slow
+def test_past_the_qos_the_refusal_names_it_and_nothing_changes(extend_hub):
+    hub, _ = extend_hub
+    hub.start_ready("bob", {"walltime": "11:45:00", "cpus": 1})
+    try:
+        (job_id,) = [j for j, state in _queued("bob").items() if state == "RUNNING"]
+        refused = extend_api(hub, "bob", 30)  # 11 h 45 min + 30 min > 12 h
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "the QoS interactive allows at most 12 h"
+        assert time_limit(job_id) == "11:45:00"
+    finally:
+        hub.stop("bob")
 
 
 @pytest.mark.slow
