@@ -77,7 +77,7 @@ class ExtendHandler(APIHandler):
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no user {user_name}")
-        spawner = user.spawners.get(server_name)
+        spawner = user.spawners[server_name] if server_name in user.orm_spawners else None
         job_id = getattr(spawner, "job_id", "") if spawner is not None and spawner.active else ""
         if not job_id:
             raise web.HTTPError(409, f"{user_name} has no running session to extend")

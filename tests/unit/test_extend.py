@@ -43,6 +43,8 @@ from .fakes import RUNNING
 from .recorded_slurm import FakeSlurm
 
 POLICY_1H = Policy(step=60, total=240)
+#: The helper reads only root's files and keeps its ledger in a folder of root's alone.
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the helper's files are root's: run as root")
 #: alice's JupyterLab job as squeue prints it in SQUEUE_EXTEND: 10 minutes, 5:12 used.
 JOB = {
     "job_id": "7",
@@ -130,6 +132,7 @@ def test_a_job_name_holding_the_separator_or_a_line_break_is_read_whole_or_not_a
 
 
 # -- the ledger: root's folder, never a link -------------------------------------------------
+@as_root
 def test_the_ledger_keeps_minutes_per_job_and_refuses_a_folder_others_may_enter(tmp_path):
     folder = tmp_path / "ledger"
     ledger = Ledger(folder)
@@ -143,6 +146,7 @@ def test_the_ledger_keeps_minutes_per_job_and_refuses_a_folder_others_may_enter(
         Ledger(folder)
 
 
+@as_root
 def test_the_ledger_follows_no_link_planted_in_it_or_as_it(tmp_path):
     target = tmp_path / "target"
     target.write_text("0\n")
@@ -163,6 +167,7 @@ def test_the_ledger_follows_no_link_planted_in_it_or_as_it(tmp_path):
         Ledger(linked)
 
 
+@as_root
 def test_old_ledger_entries_are_forgotten(tmp_path):
     ledger = Ledger(tmp_path / "ledger")
     ledger.write("7", 30)
@@ -188,6 +193,7 @@ def policy_file(tmp_path):
     return Path(site_file(folder, "singleuser: {extend: {step: 60, total: 60}}"))
 
 
+@as_root
 def test_the_helper_extends_alices_job_and_counts_it(cluster, policy_file, tmp_path):
     found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
     assert isinstance(found, Extension) and found.new == 40 * 60
@@ -200,6 +206,7 @@ def test_the_helper_extends_alices_job_and_counts_it(cluster, policy_file, tmp_p
     assert cluster.time_limits["7"] == "00:40:00"  # nothing changed
 
 
+@as_root
 def test_the_helper_changes_nothing_it_refuses(cluster, policy_file, tmp_path):
     cluster.hold(replace(RUNNING, job_id="8", user="bob"), name=JOB_NAME)
     cluster.hold(replace(RUNNING, job_id="9"), name="aifw-dask-7")
@@ -210,12 +217,14 @@ def test_the_helper_changes_nothing_it_refuses(cluster, policy_file, tmp_path):
     assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
 
 
+@as_root
 def test_past_the_qos_the_refusal_names_it(cluster, policy_file, tmp_path):
     cluster.time_limits["7"] = "11:50:00"
     found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
     assert found == Refusal(LIMIT, "the QoS interactive allows at most 12 h")
 
 
+@as_root
 def test_with_extend_off_the_helper_refuses_before_asking_slurm(cluster, tmp_path):
     folder = tmp_path / "etc"
     folder.mkdir(mode=0o755)
@@ -224,6 +233,7 @@ def test_with_extend_off_the_helper_refuses_before_asking_slurm(cluster, tmp_pat
     assert found.status == OFF and cluster.commands() == []
 
 
+@as_root
 def test_the_helper_reads_no_site_file_others_may_change(cluster, policy_file, tmp_path):
     policy_file.chmod(0o666)
     with pytest.raises(SiteConfigError, match="not root's alone"):
@@ -235,6 +245,7 @@ def test_the_helper_reads_no_site_file_others_may_change(cluster, policy_file, t
         extend(cluster, "alice", "7", 30, str(link), tmp_path / "ledger")
 
 
+@as_root
 def test_main_answers_one_json_line_and_a_status(cluster, policy_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(extend_job, "Slurm", lambda: cluster)
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"]) == 0
