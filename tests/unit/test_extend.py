@@ -356,3 +356,28 @@ def test_dask_workers_are_capped_at_the_time_left_now_not_at_start_up(monkeypatc
     monkeypatch.setattr(notebook, "Slurm", Clock)
     assert notebook.worker_walltime("7", "01:00:00") == "00:08:00"
     assert notebook.worker_walltime("7", "01:00:00") == "00:38:00"  # after an extension
+
+
+def test_the_root_helper_imports_no_hub_process_code():
+    """Run as root on each extension: the site file's rules and the SLURM client, nothing of
+    JupyterHub's, the spawners' or the lab's."""
+    import subprocess
+    import sys
+
+    code = "import sys, aifactory_workbench.hub.extend_job\nprint(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
+    ours = {m for m in loaded if m.startswith("aifactory_workbench.")}
+    assert ours <= {
+        "aifactory_workbench.hub",
+        "aifactory_workbench.hub.extend_job",
+        "aifactory_workbench.hub.site",
+        "aifactory_workbench.slurm",
+        "aifactory_workbench.slurm.client",
+        "aifactory_workbench.slurm.formats",
+        "aifactory_workbench.slurm.job_fields",
+        "aifactory_workbench.slurm.parsers",
+        "aifactory_workbench.slurm.values",
+    }, ours
+    assert not {m for m in loaded if m.split(".")[0] in ("jupyterhub", "tornado", "traitlets", "sqlalchemy")}
