@@ -100,6 +100,7 @@ class ExtendHandler(APIHandler):
         event = {"user": user.name, "by": self.current_user.name, "job_id": job_id, "minutes": minutes}
         if status == 200:
             self.audit.record("session_extended", **event, old=answer["old_limit"], new=answer["new_limit"])
+            spawner.watcher.refresh_soon()  # the home page's card shows the new time left on its next look
         else:
             self.audit.record("session_extend_refused", **event, status=status, reason=answer["message"])
         self.set_status(status)
