@@ -3,7 +3,7 @@
     aifactory-env create my-env --file requirements.txt      # or environment.yml, pyproject.toml
     aifactory-env create my-env --from-kernel aifactory-climate --file requirements.txt
     aifactory-env create team-env --project ehpc01 --file requirements.txt
-    aifactory-env list | lock NAME | remove NAME
+    aifactory-env list [--json] | lock NAME | remove NAME
     aifactory-env build-lock LOCK NAME --from-kernel KERNEL   # a gallery launch's step, in the job
 
 An environment is a venv made by uv (``uv venv``, ``uv pip install``) on the site's Python, in
@@ -21,6 +21,10 @@ its Dask config is made (workers run the environment's Python, with the site's s
 the kernel is registered (``aifactory-kernel``'s register).  Builds run as the user, in their
 job: never as root.
 
+``list`` reads each environment's size from its ``build.json`` (recorded by the build, and again
+by ``lock``), never by walking its files: the hub runs ``list --json`` as the user on the login
+node for the spawn form and the home page, so it must answer in a fraction of a second.
+
 ``build-lock`` builds a published environment again from its lock (the gallery's Launch runs it
 in the relauncher's job, before JupyterLab): once per lock, since its name is the lock's hash,
 so a second launch finds it built and only registers its kernel if that is missing.
@@ -29,6 +33,7 @@ so a second launch finds it built and only registers its kernel if that is missi
 from __future__ import annotations
 
 import argparse
+import grp
 import json
 import os
 import re
@@ -322,6 +327,7 @@ def record_build(prefix: Path, seconds: float, index: list[str]) -> Path:
         "size": size_on_disk(prefix),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "index": index,
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = prefix / BUILD_RECORD
     path.write_text(json.dumps(record, indent=1) + "\n")
@@ -380,22 +386,61 @@ def size_on_disk(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
 
 
+def recorded_build(prefix: Path) -> dict:
+    """What the build recorded (``build.json``), or {} when there is none or it is not a record."""
+    try:
+        record = json.loads((prefix / BUILD_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def environments(project: str | None = None) -> list[dict]:
+    """The environments in one folder (yours, or ``project``'s), with the size their build
+    recorded (None when it recorded none): nothing is walked, so this answers at once."""
     folder = envs_folder(project)
     found = []
     for prefix in sorted(folder.iterdir()) if folder.is_dir() else []:
         if prefix.name.startswith(".") or not (prefix / "bin" / "python").exists():
             continue
+        record = recorded_build(prefix)
+        size = record.get("size") if type(record.get("size")) is int else None
+        kernel = kernel_of_environment(prefix.name, prefix)
+        spec = json.loads((kernel / "kernel.json").read_text()) if kernel else {}
         found.append(
             {
                 "name": prefix.name,
                 "path": str(prefix),
-                "size": size_on_disk(prefix),
-                "kernel": (user_kernel_dir(prefix.name) / "kernel.json").is_file(),
+                "size": size,
+                "size_text": human_size(size) if size is not None else "size unknown",
+                "kernel": prefix.name if kernel else "",
+                "base": spec.get("metadata", {}).get("aifactory", {}).get("base", ""),
+                "scope": "project" if project else "personal",
+                "project": project or "",
+                "built": str(record.get("built", "")),
                 "locked": (prefix / LOCK).is_file(),
             }
         )
     return found
+
+
+def my_projects() -> list[str]:
+    """The projects whose shared folder holds environments and whose group I am in."""
+    names = sorted({grp.getgrgid(g).gr_name for g in os.getgroups() if _known_group(g)})
+    return [n for n in names if re.fullmatch(r"[A-Za-z0-9_.-]+", n) and envs_folder(n).is_dir()]
+
+
+def _known_group(gid: int) -> bool:
+    try:
+        grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return True
+
+
+def all_environments() -> list[dict]:
+    """Yours, then those of each of your projects."""
+    return environments() + [env for project in my_projects() for env in environments(project)]
 
 
 def existing(name: str, project: str | None) -> Path:
@@ -411,7 +456,10 @@ def relock(name: str, project: str | None = None) -> Path:
     prefix = existing(name, project)
     spec = json.loads((user_kernel_dir(name) / "kernel.json").read_text()) if user_kernel_dir(name).is_dir() else {}
     base = spec.get("metadata", {}).get("aifactory", {}).get("base", DEFAULT_KERNEL)
-    return write_lock(prefix, site_kernel(base))
+    lock = write_lock(prefix, site_kernel(base))
+    record = recorded_build(prefix) | {"size": size_on_disk(prefix)}  # what ``list`` shows
+    (prefix / BUILD_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return lock
 
 
 def kernel_of_environment(name: str, prefix: Path) -> Path | None:
@@ -445,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     for command, what in (("list", "your environments, with their size"), ("lock", "rewrite NAME's lock")):
         sub.add_parser(command, help=what)
     sub.choices["lock"].add_argument("name")
+    sub.choices["list"].add_argument(
+        "--json", action="store_true", help="as JSON (the hub's spawn form and home page read it)"
+    )
     sub.add_parser("remove", help="remove an environment and its kernel").add_argument("name")
     for command in sub.choices.values():
         command.add_argument("--project", metavar="ACCOUNT", help="in the project's shared folder")
@@ -466,9 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
         print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")
     elif args.command == "list":
-        for env in environments(args.project):
+        listed = environments(args.project) if args.project else all_environments()
+        if args.json:
+            print(json.dumps({"environments": listed}))
+        for env in [] if args.json else listed:
             kernel = "kernel" if env["kernel"] else "no kernel"
-            print(f"{env['name']:<20} {human_size(env['size']):>10}  {kernel:<9}  {env['path']}")
+            print(f"{env['name']:<20} {env['size_text']:>12}  {kernel:<9}  {env['path']}")
     elif args.command == "build-lock":
         started = time.monotonic()
         prefix, built = build_from_lock(args.lock, args.name, args.from_kernel, index, args.display_name)

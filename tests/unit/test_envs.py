@@ -199,3 +199,35 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     other.write_text("-e git+https://example.org/x\n")
     with pytest.raises(SystemExit, match="not an exact pin"):
         envs.build_from_lock(other, "gallery-fedcba987654", sent["base"])
+
+
+def test_list_json_gives_each_environment_with_its_recorded_size_yours_and_your_projects(user, monkeypatch, capsys):
+    """What the hub reads (``list --json``, as the user): the size the build recorded, never a
+    walk of the files; the projects' environments of the user's groups too."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv(envs.PROJECTS_DIR_ENV, str(user / "projects"))
+    (user / "projects" / "ehpc01").mkdir(parents=True)
+    (user / "projects" / "ehpc02" / "envs").mkdir(parents=True)  # a project the user is not in
+    monkeypatch.setattr(os, "getgroups", lambda: [4242])
+    monkeypatch.setattr(envs.grp, "getgrgid", lambda gid: type("G", (), {"gr_name": "ehpc01"})())
+    mine = envs.create("mine", None, index=offline(user))
+    envs.create("team", None, project="ehpc01", index=offline(user))
+    record = json.loads((mine / envs.BUILD_RECORD).read_text())
+    (mine / envs.BUILD_RECORD).write_text(json.dumps(record | {"size": 3 * 1024**2}))  # not walked
+    capsys.readouterr()
+
+    envs.main(["list", "--json"])
+    listed = json.loads(capsys.readouterr().out)["environments"]
+    assert [(e["name"], e["scope"], e["project"]) for e in listed] == [
+        ("mine", "personal", ""),
+        ("team", "project", "ehpc01"),
+    ]
+    assert listed[0]["size"] == 3 * 1024**2 and listed[0]["size_text"] == "3.0 MiB"
+    assert listed[0]["kernel"] == "mine" and listed[0]["base"] == "aifactory"
+    assert listed[0]["path"] == str(mine) and listed[0]["built"].endswith("Z")
+
+    (mine / envs.BUILD_RECORD).unlink()  # an environment built before sizes were recorded
+    envs.main(["list", "--json"])
+    assert json.loads(capsys.readouterr().out)["environments"][0]["size_text"] == "size unknown"
+    envs.main(["lock", "mine"])  # after changing it by hand: records its size again
+    assert json.loads((mine / envs.BUILD_RECORD).read_text())["size"] > 0
