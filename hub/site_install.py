@@ -4,7 +4,8 @@ each upgrade of it. Each step is idempotent and says what it changed:
 
 * the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
   as) and the hub's system account, in no ``shadow`` group;
-* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``);
+* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``), and
+  the wrapper of ``aifactory-env list --json`` that the hub runs as a user (``lab/envs.py``);
 * the sudo rules, checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
@@ -34,6 +35,7 @@ from pathlib import Path
 from aifactory_workbench.hub.dask_config import install_dask_config
 from aifactory_workbench.hub.site import SiteConfig
 from aifactory_workbench.job import JOB_ENVIRONMENT
+from aifactory_workbench.slurm.client import ENV_LIST
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
 UNIT = Path("/etc/systemd/system/aifactory-hub.service")
@@ -166,6 +168,7 @@ class Installer:
             yield f"group {group}", self.group(group)
         yield f"account {a.hub_user} (no shadow group)", self.hub_account()
         yield "the password helper", self.password_helper()
+        yield "the environments' listing", self.env_list_helper()
         yield f"sudo rules {SUDOERS} (visudo -c)", write_root_file(SUDOERS, self.template("sudoers.in"), 0o440, visudo)
         yield f"state folder {self.site.hub.state_dir}", self.state_folders()
         gallery = Path(self.site.gallery.dir)
@@ -211,13 +214,23 @@ class Installer:
 
     def password_helper(self) -> bool:
         groups = [self.accounts.users_group, self.accounts.admins_group]
-        text = (
-            f"#!{venv() / 'bin' / 'python'} -I\n"
-            "# For the hub, through sudo: is this password right? (hub/check_password.py)\n"
-            "from aifactory_workbench.hub.check_password import main\n\n"
-            f"raise SystemExit(main({groups!r}))\n"
+        what = "For the hub, through sudo: is this password right? (hub/check_password.py)"
+        call = f"from aifactory_workbench.hub.check_password import main\n\nraise SystemExit(main({groups!r}))"
+        return self.libexec("aifactory-check-password", what, call)
+
+    def env_list_helper(self) -> bool:
+        what = "For the hub, through sudo as a user: aifactory-env list (lab/envs.py), the only command"
+        call = (
+            "import sys\n\nfrom aifactory_workbench.lab.envs import main\n\n"
+            "raise SystemExit(main(['list', *sys.argv[1:]]))"
         )
-        return write_root_file(Path(self.values["LIBEXEC"]) / "aifactory-check-password", text, 0o755)
+        return self.libexec(ENV_LIST.name, what, call)
+
+    def libexec(self, name: str, what: str, call: str) -> bool:
+        """A root-owned wrapper in LIBEXEC whose Python runs isolated (-I): no user's site-packages,
+        .pth or PYTHON* variable is read, whoever it runs as."""
+        text = f"#!{venv() / 'bin' / 'python'} -I\n# {what}\n{call}\n"
+        return write_root_file(Path(self.values["LIBEXEC"]) / name, text, 0o755)
 
     def state_folders(self) -> bool:
         home = owned_folder(Path(self.accounts.hub_home), self.accounts.hub_user, 0o750)
