@@ -387,9 +387,14 @@ def size_on_disk(path: Path) -> int:
 
 
 def recorded_build(prefix: Path) -> dict:
-    """What the build recorded (``build.json``), or {} when there is none or it is not a record."""
+    """What the build recorded (``build.json``), or {} when there is none or it is not a record
+    (only a regular file's first 64 KiB are read: a FIFO or a huge file cannot hold the listing)."""
+    path = prefix / BUILD_RECORD
     try:
-        record = json.loads((prefix / BUILD_RECORD).read_text())
+        if not path.is_file():
+            return {}
+        with path.open("rb") as f:
+            record = json.loads(f.read(64 * 1024))
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}

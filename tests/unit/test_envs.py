@@ -231,3 +231,15 @@ def test_list_json_gives_each_environment_with_its_recorded_size_yours_and_your_
     assert json.loads(capsys.readouterr().out)["environments"][0]["size_text"] == "size unknown"
     envs.main(["lock", "mine"])  # after changing it by hand: records its size again
     assert json.loads((mine / envs.BUILD_RECORD).read_text())["size"] > 0
+
+
+def test_a_build_record_that_is_a_fifo_or_huge_cannot_hold_the_listing(user):
+    """What the hub runs as the user reads only a regular file's first 64 KiB: a FIFO in its
+    place (which would block a read forever) or a huge file gives "size unknown"."""
+    prefix = envs.create("odd", None, index=offline(user))
+    (prefix / envs.BUILD_RECORD).unlink()
+    os.mkfifo(prefix / envs.BUILD_RECORD)
+    assert envs.environments()[0]["size_text"] == "size unknown"
+    (prefix / envs.BUILD_RECORD).unlink()
+    (prefix / envs.BUILD_RECORD).write_text('{"size": 1, "pad": "' + "x" * 1024**2 + '"}')
+    assert envs.environments()[0]["size_text"] == "size unknown"
