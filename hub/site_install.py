@@ -221,7 +221,9 @@ class Installer:
     def env_list_helper(self) -> bool:
         what = "For the hub, through sudo as a user: aifactory-env list (lab/envs.py), the only command"
         call = (
-            "import sys\n\nfrom aifactory_workbench.lab.envs import main\n\n"
+            "import os\nimport pwd\nimport sys\n\nfrom aifactory_workbench.lab.envs import main\n\n"
+            "# The home of whoever it runs as, whatever sudo's settings left in HOME.\n"
+            "os.environ['HOME'] = pwd.getpwuid(os.getuid()).pw_dir\n"
             "raise SystemExit(main(['list', *sys.argv[1:]]))"
         )
         return self.libexec(ENV_LIST.name, what, call)

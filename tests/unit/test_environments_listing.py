@@ -166,6 +166,7 @@ def test_the_listings_wrapper_runs_python_isolated_from_the_users_files(tmp_path
     wrapper = tmp_path / "libexec" / client.ENV_LIST.name
     shebang, *_ = wrapper.read_text().splitlines()
     assert shebang == f"#!{sys.prefix}/bin/python -I" and "main(['list', *sys.argv[1:]])" in wrapper.read_text()
+    compile(wrapper.read_text(), str(wrapper), "exec")
 
     home = tmp_path / "home"
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
