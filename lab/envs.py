@@ -13,6 +13,17 @@ its file names is installed into the environment and comes first; everything els
 needs (ipykernel, Dask, the workbench) is the site kernel's own, exactly as its lock says, and
 its modules are loaded.  So a build installs only what differs, and needs no index for the rest.
 
+The file may ask for more of the site's modules (a compiler, a library its packages build or
+link against), one form per kind of file (:func:`modules_asked`):
+
+    # aifactory: module gcc/12                     (requirements.txt: a comment line per module)
+    aifactory: {modules: [gcc/12]}                 (environment.yml: a top-level key)
+    [tool.aifactory]  modules = ["gcc/12"]         (pyproject.toml)
+
+They are loaded, after the site kernel's, for the build (a module the site lacks fails it, by
+name) and by the kernel when it starts, so Dask workers it submits inherit them; ``build.json``
+records them.
+
 The build runs in a folder of its own beside the others and becomes ``NAME`` only when it has
 succeeded: a failed build leaves nothing, and says which requirement failed.  Then its exact
 lock is written into it (``share/aifactory/kernel.lock``, where the site venv keeps its own),
@@ -127,6 +138,7 @@ def site_kernel(name: str) -> SiteKernel:
 # What a file asks for ------------------------------------------------------------------------
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_MODULE_LINE = re.compile(r"#\s*aifactory:\s*module\s+(\S+)\s*")
 _PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^=\s]+")
 
 
@@ -160,9 +172,29 @@ def from_environment_yml(text: str) -> list[str]:
             "these entries are conda packages, which this tool does not install: "
             + ", ".join(conda_only)
             + ". Write each as name==version (from PyPI) under dependencies or its pip: section, "
-            "or load the site's module that provides it (--module)"
+            "or load the site's module that provides it (aifactory: {modules: [NAME]} in this file)"
         )
     return requirements
+
+
+def modules_asked(file: Path) -> list[str]:
+    """The site's modules ``file`` asks for: ``# aifactory: module NAME`` lines of a requirements
+    file, an environment file's top-level ``aifactory: {modules: [...]}``, a pyproject's
+    ``[tool.aifactory] modules``. Each a module name (lab/kernel.py), or the file is refused."""
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    text = file.read_text()
+    if file.name == "pyproject.toml":
+        modules = tomllib.loads(text).get("tool", {}).get("aifactory", {}).get("modules", [])
+    elif file.suffix in (".yml", ".yaml"):
+        section = (yaml.safe_load(text) or {}).get("aifactory") or {}
+        modules = section.get("modules", []) if isinstance(section, dict) else None
+    else:
+        modules = [m.group(1) for line in text.splitlines() if (m := _MODULE_LINE.fullmatch(line.strip()))]
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise fail(f"{file}: its aifactory modules are not a list of module names")
+    check_modules(modules)
+    return modules
 
 
 def requirements_of(file: Path, folder: Path) -> tuple[list[str], list[str]]:
@@ -235,8 +267,9 @@ def write_lock(prefix: Path, base: SiteKernel) -> Path:
     return path
 
 
-def build(folder: Path, name: str, base: SiteKernel, file: Path | None, index: list[str]) -> Path:
-    """Build in a folder of its own, then rename it to ``name``: nothing is left when it fails."""
+def build(folder: Path, name: str, modules: list[str], file: Path | None, index: list[str], base: SiteKernel) -> Path:
+    """Build in a folder of its own, with ``modules`` loaded, then rename it to ``name``: nothing
+    is left when it fails."""
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / name).exists():
         raise fail(f"{folder / name} exists already: remove it first (aifactory-env remove {name})")
@@ -249,7 +282,7 @@ def build(folder: Path, name: str, base: SiteKernel, file: Path | None, index: l
         site_layer(prefix)
         if file:
             args, requirements = requirements_of(file, building)
-            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], base.modules)
+            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], modules)
             if installed.returncode != 0:
                 raise fail(f"the build failed, and left nothing: {failed_requirement(installed.stderr, requirements)}")
         write_lock(prefix, base)
@@ -291,42 +324,47 @@ def create(
     if name in kernel_specs():
         raise fail(f"a kernel {name!r} exists already: choose another name (jupyter kernelspec list)")
     base = site_kernel(from_kernel)
-    check_modules(base.modules)
+    modules = list(dict.fromkeys(base.modules + (modules_asked(file) if file else [])))
+    check_modules(modules)
     folder = project_folder(project) if project else envs_folder(None)
     started = time.monotonic()
-    prefix = build(folder, name, base, file.resolve() if file else None, list(index))
+    prefix = build(folder, name, modules, file.resolve() if file else None, list(index), base)
     try:
         dask_config(prefix)
-        record_build(prefix, time.monotonic() - started, list(index))
+        record_build(prefix, time.monotonic() - started, list(index), modules)
         if project:
             share_with_group(prefix)
         source = f" from {file.name}" if file else ""
-        register_environment(name, prefix, base, display_name, f"Your environment {name}{source}")
+        register_environment(name, prefix, base, modules, display_name, f"Your environment {name}{source}")
     except BaseException:
         shutil.rmtree(prefix, ignore_errors=True)
         raise
     return prefix
 
 
-def register_environment(name: str, prefix: Path, base: SiteKernel, display_name: str | None, what: str) -> Path:
+def register_environment(
+    name: str, prefix: Path, base: SiteKernel, modules: list[str], display_name: str | None, what: str
+) -> Path:
+    """Its kernel: its Python, after ``modules`` (the site kernel's and those its file asked for)."""
     return register(
         name,
         str(prefix / "bin" / "python"),
         display_name or f"Python ({name})",
-        base.modules,
+        modules,
         description=f"{what}, over {base.spec.get('display_name', base.name)}.",
         metadata={"lock": str(prefix / LOCK), "env": str(prefix), "base": base.name},
         logo=base.folder / "logo-svg.svg",
     )
 
 
-def record_build(prefix: Path, seconds: float, index: list[str]) -> Path:
+def record_build(prefix: Path, seconds: float, index: list[str], modules: list[str]) -> Path:
     """What the build took, beside the lock: the gallery shows it to whoever would relaunch."""
     record = {
         "seconds": round(seconds, 1),
         "size": size_on_disk(prefix),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "index": index,
+        "modules": modules,
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = prefix / BUILD_RECORD
@@ -353,7 +391,10 @@ def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = 
         if not (prefix / LOCK).is_file() or locked(prefix / LOCK) != wanted:
             raise fail(f"{prefix} holds other packages than {lock}: remove it first (aifactory-env remove {name})")
         if name not in kernel_specs():
-            register_environment(name, prefix, site_kernel(from_kernel), display_name, f"Rebuilt from {lock}")
+            base = site_kernel(from_kernel)
+            modules = recorded_build(prefix).get("modules")
+            modules = modules if isinstance(modules, list) else base.modules
+            register_environment(name, prefix, base, modules, display_name, f"Rebuilt from {lock}")
         return prefix, False
     stale = kernel_of_environment(name, prefix)
     if stale is not None:  # its environment was removed by hand (to free space): built again below

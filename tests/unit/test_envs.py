@@ -243,3 +243,53 @@ def test_a_build_record_that_is_a_fifo_or_huge_cannot_hold_the_listing(user):
     (prefix / envs.BUILD_RECORD).unlink()
     (prefix / envs.BUILD_RECORD).write_text('{"size": 1, "pad": "' + "x" * 1024**2 + '"}')
     assert envs.environments()[0]["size_text"] == "size unknown"
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("requirements.txt", "# aifactory: module gcc/12\nnumpy==2.0\n#aifactory:module  netcdf/4.9  \n# a comment\n"),
+        ("environment.yml", "dependencies: [pip]\naifactory:\n  modules: [gcc/12, netcdf/4.9]\n"),
+        ("pyproject.toml", '[project]\nname = "x"\n[tool.aifactory]\nmodules = ["gcc/12", "netcdf/4.9"]\n'),
+    ],
+)
+def test_each_kind_of_file_asks_for_site_modules_in_one_form(tmp_path, file, text):
+    (tmp_path / file).write_text(text)
+    assert envs.modules_asked(tmp_path / file) == ["gcc/12", "netcdf/4.9"]
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("requirements.txt", "# aifactory: module gcc/12;rm\n"),
+        ("environment.yml", "aifactory:\n  modules: gcc/12\n"),
+        ("environment.yml", "aifactory: [gcc/12]\n"),
+        ("pyproject.toml", "[tool.aifactory]\nmodules = [12]\n"),
+    ],
+)
+def test_a_module_that_is_not_a_module_name_is_refused(tmp_path, file, text):
+    (tmp_path / file).write_text(text)
+    with pytest.raises(SystemExit):
+        envs.modules_asked(tmp_path / file)
+
+
+def test_the_modules_a_file_asks_for_are_loaded_for_the_build_and_by_its_kernel(user, monkeypatch):
+    """After the site kernel's: for uv's install, in the kernel's spec (its workers inherit them
+    from the kernel's environment), and in build.json."""
+    loaded = []
+
+    def with_modules(modules, command):
+        loaded.append(list(modules))
+        return command, dict(os.environ)
+
+    monkeypatch.setattr(envs, "with_modules", with_modules)
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"# aifactory: module gcc/12\n{PROBE}=={PROBE_VERSION}\n")
+    prefix = envs.create("moduled", requirements, index=offline(user))
+    base = envs.site_kernel(envs.DEFAULT_KERNEL).modules
+    assert [*base, "gcc/12"] in loaded  # uv pip install ran with them loaded
+    spec = json.loads((user / "jupyter" / "kernels" / "moduled" / "kernel.json").read_text())
+    assert spec["metadata"]["aifactory"]["modules"] == [*base, "gcc/12"]
+    argv = spec["argv"]
+    assert argv[2 : argv.index("--")] == [a for m in [*base, "gcc/12"] for a in ("--module", m)]
+    assert json.loads((prefix / envs.BUILD_RECORD).read_text())["modules"] == [*base, "gcc/12"]
