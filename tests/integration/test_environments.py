@@ -249,3 +249,27 @@ def test_the_hub_lists_environments_only_as_users_and_only_with_json():
     for path in (ENV_LIST, ENV_LIST.parent):
         assert path.stat().st_uid == 0 and not path.stat().st_mode & 0o022, path
     assert ENV_LIST.read_text().splitlines()[0] == f"#!{VENV}/bin/python -I"
+
+
+@pytest.mark.slow
+def test_the_site_modules_a_file_asks_for_are_loaded_by_its_kernel_and_a_missing_one_is_named(folder: Path):
+    """``# aifactory: module climate-tools/1.0`` (cluster/modules) in the requirements: the kernel
+    loads it (its variable is set in the kernel's Python); a module the site lacks fails the build."""
+    (folder / "moduled.txt").write_text(f"# aifactory: module climate-tools/1.0\n{PROBE}=={PROBE_VERSION}\n")
+    (folder / "missing.txt").write_text(f"# aifactory: module aifw-nothere/1.0\n{PROBE}=={PROBE_VERSION}\n")
+    sh("chown", f"{USER}:{USER}", str(folder / "moduled.txt"), str(folder / "missing.txt"))
+    wheels = ["--no-index", "--find-links", str(folder / "wheels")]
+    made = aifactory_env("create", ENV, "--file", "moduled.txt", *wheels)
+    assert made.returncode == 0, made.stderr
+    spec = json.loads((HOME / ".local/share/jupyter/kernels" / ENV / "kernel.json").read_text())
+    assert spec["metadata"]["aifactory"]["modules"][-1] == "climate-tools/1.0"
+    record = HOME / ".aifactory" / "envs" / ENV / "share" / "aifactory" / "build.json"
+    assert json.loads(record.read_text())["modules"][-1] == "climate-tools/1.0"
+    launcher = spec["argv"][: spec["argv"].index("--") + 1]
+    probe = "import os, sys; print(os.environ.get('CLIMATE_TOOLS_VERSION'), sys.executable)"
+    said = as_alice_in_a_job(*launcher, str(spec["argv"][spec["argv"].index("--") + 1]), "-c", probe)
+    assert said.returncode == 0 and said.stdout.split() == ["1.0", spec["argv"][spec["argv"].index("--") + 1]], said
+
+    failed = aifactory_env("create", "aifw-test-nomodule", "--file", "missing.txt", *wheels)
+    assert failed.returncode != 0 and "aifw-nothere/1.0" in failed.stderr, failed.stderr
+    assert not (HOME / ".local/share/jupyter/kernels/aifw-test-nomodule").exists()
