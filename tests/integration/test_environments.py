@@ -210,8 +210,14 @@ def test_the_form_and_home_show_alices_environment_with_its_size_and_only_to_her
     [shown] = [e for e in body["environments"] if e["name"] == ENV]
     assert shown["size"] == record["size"] and body["total"] >= record["size"] and body["total_text"]
     assert not hostile_pth.exists(), "the hub's listing ran a .pth file of alice's"
-    # bob may not read alice's list.
-    assert requests_get(url, hub.user_token("bob"), hub).status_code == 403
+    # bob may not read alice's list: JupyterHub answers 404 for another user's resource
+    # (needs_scope: it does not say whether she exists), and 403 to a token of hers without the
+    # servers scope.
+    refused = requests_get(url, hub.user_token("bob"), hub)
+    assert refused.status_code == 404 and ENV not in refused.text, refused.text
+    r = hub.api("POST", f"/users/{USER}/tokens", json={"scopes": [f"read:users:name!user={USER}"], "expires_in": 600})
+    narrow = requests_get(url, r.json()["token"], hub)
+    assert narrow.status_code == 403 and ENV not in narrow.text, narrow.text
 
     # What she sees, in Chromium: the home page's card, then the spawn form's block (shown
     # only while she has no server).
