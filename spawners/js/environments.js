@@ -49,7 +49,9 @@ const aifwEnvironments = (() => {
     const el = element;
     let body;
     try {
-      const r = await fetch(url, { credentials: 'same-origin' });
+      // Cookie-authenticated API requests carry the page's XSRF token (JupyterHub checks it).
+      const headers = { 'X-XSRFToken': (window.jhdata || {}).xsrf_token || '' };
+      const r = await fetch(url, { headers, credentials: 'same-origin' });
       body = await r.json();
       if (!r.ok) {
         box.textContent = body.message || 'Your environments could not be listed right now.';
