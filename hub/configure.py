@@ -34,6 +34,7 @@ from aifactory_workbench.hub.sharing import shared_with_me
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
+from aifactory_workbench.spawners.form import ENVIRONMENTS_SCRIPT, page_script
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.seats import Registry, registry_problem
 from aifactory_workbench.spawners.services import Services
@@ -145,6 +146,8 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     sharing = ["shares!user", "read:users:name"] if hub.user_sharing else []
     append(c, "load_roles", {"name": "user", "scopes": ["self", PUBLISH_SCOPE, *sharing]})
     c.JupyterHub.template_vars["shared_with_me"] = shared_with_me  # the home page's "Shared with you"
+    # The home page's "Your environments": the spawn form's script for it (spawners/js/environments.js).
+    c.JupyterHub.template_vars["environments_script"] = page_script([ENVIRONMENTS_SCRIPT])
     services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
     for service in services:
         append(c, "services", service)

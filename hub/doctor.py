@@ -30,7 +30,7 @@ from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.site_install import PROFILE, SUDOERS
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
-from aifactory_workbench.slurm.client import EXTEND_HELPER, CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
 
@@ -182,6 +182,8 @@ class Doctor:
             return Check(name, False, f"{self.hub_user} may not ask the password helper", fix)
         if self.site.singleuser.extend_minutes and EXTEND_HELPER not in rules:
             return Check(name, False, f"{self.hub_user} may not ask the helper that extends sessions", fix)
+        if ENV_LIST.name not in rules:
+            return Check(name, False, f"{self.hub_user} may not list users' environments (form, home page)", fix)
         unknown = sorted(groups - set(self.site.hub.allowed_groups))
         if unknown:
             return Check(

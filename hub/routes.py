@@ -4,6 +4,7 @@
 |---|---|---|
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
 | ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
+| ``/hub/api/aifactory/environments/USER`` | kernels, USER's environments, sizes (form, home) | ``servers`` on USER |
 | ``/hub/api/aifactory/usage/USER?days=N`` | core- and GPU-hours per account (home page) | ``servers`` on USER |
 | ``/hub/api/aifactory/extend/USER[/SERVER]`` | POST: more walltime (hub/extend.py) | ``servers`` on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
@@ -26,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from aifactory_workbench.hub.audit import AuditHandler, AuditLog
+from aifactory_workbench.hub.environments import ENVIRONMENTS_API_ROUTE, EnvironmentsHandler
 from aifactory_workbench.hub.extend import EXTEND_API_ROUTE, ExtendHandler
 from aifactory_workbench.hub.gallery_pages import (
     ENTRY_ROUTE,
@@ -80,6 +82,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
+        (ENVIRONMENTS_API_ROUTE, EnvironmentsHandler, {"venv": site.singleuser.venv}),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
         (EXTEND_API_ROUTE, ExtendHandler, {"audit": audit}),
         (JOBS_API_ROUTE, JobsHandler),

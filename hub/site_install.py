@@ -5,7 +5,8 @@ each upgrade of it. Each step is idempotent and says what it changed:
 * the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
   as) and the hub's system account, in no ``shadow`` group;
 * the password helper, root's, that the hub asks through sudo (``hub/check_password.py``), and
-  the helper that extends a running session (``hub/extend_job.py``), with the site file's path;
+  the helper that extends a running session (``hub/extend_job.py``), with the site file's path,
+  and the wrapper of ``aifactory-env list --json`` that the hub runs as a user (``lab/envs.py``);
 * the sudo rules, checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
@@ -36,7 +37,7 @@ from aifactory_workbench.hub.dask_config import install_dask_config
 from aifactory_workbench.hub.extend_job import LEDGER_DIR
 from aifactory_workbench.hub.site import SiteConfig
 from aifactory_workbench.job import JOB_ENVIRONMENT
-from aifactory_workbench.slurm.client import EXTEND_HELPER
+from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
 UNIT = Path("/etc/systemd/system/aifactory-hub.service")
@@ -186,6 +187,7 @@ class Installer:
         yield f"account {a.hub_user} (no shadow group)", self.hub_account()
         yield "the password helper", self.password_helper()
         yield "the session extension helper", self.extend_helper()
+        yield "the environments' listing", self.env_list_helper()
         yield f"sudo rules {SUDOERS} (visudo -c)", write_root_file(SUDOERS, self.template("sudoers.in"), 0o440, visudo)
         yield f"state folder {self.site.hub.state_dir}", self.state_folders()
         gallery = Path(self.site.gallery.dir)
@@ -231,13 +233,25 @@ class Installer:
 
     def password_helper(self) -> bool:
         groups = [self.accounts.users_group, self.accounts.admins_group]
-        text = (
-            f"#!{venv() / 'bin' / 'python'} -I\n"
-            "# For the hub, through sudo: is this password right? (hub/check_password.py)\n"
-            "from aifactory_workbench.hub.check_password import main\n\n"
-            f"raise SystemExit(main({groups!r}))\n"
+        what = "For the hub, through sudo: is this password right? (hub/check_password.py)"
+        call = f"from aifactory_workbench.hub.check_password import main\n\nraise SystemExit(main({groups!r}))"
+        return self.libexec("aifactory-check-password", what, call)
+
+    def env_list_helper(self) -> bool:
+        what = "For the hub, through sudo as a user: aifactory-env list (lab/envs.py), the only command"
+        call = (
+            "import os\nimport pwd\nimport sys\n\nfrom aifactory_workbench.lab.envs import main\n\n"
+            "# The home of whoever it runs as, whatever sudo's settings left in HOME.\n"
+            "os.environ['HOME'] = pwd.getpwuid(os.getuid()).pw_dir\n"
+            "raise SystemExit(main(['list', *sys.argv[1:]]))"
         )
-        return write_root_file(Path(self.values["LIBEXEC"]) / "aifactory-check-password", text, 0o755)
+        return self.libexec(ENV_LIST.name, what, call)
+
+    def libexec(self, name: str, what: str, call: str) -> bool:
+        """A root-owned wrapper in LIBEXEC whose Python runs isolated (-I): no user's site-packages,
+        .pth or PYTHON* variable is read, whoever it runs as."""
+        text = f"#!{venv() / 'bin' / 'python'} -I\n# {what}\n{call}\n"
+        return write_root_file(Path(self.values["LIBEXEC"]) / name, text, 0o755)
 
     def extend_helper(self) -> bool:
         path = Path(self.values["LIBEXEC"]) / EXTEND_HELPER

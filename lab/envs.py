@@ -3,7 +3,7 @@
     aifactory-env create my-env --file requirements.txt      # or environment.yml, pyproject.toml
     aifactory-env create my-env --from-kernel aifactory-climate --file requirements.txt
     aifactory-env create team-env --project ehpc01 --file requirements.txt
-    aifactory-env list | lock NAME | remove NAME
+    aifactory-env list [--json] | lock NAME | remove NAME
     aifactory-env build-lock LOCK NAME --from-kernel KERNEL   # a gallery launch's step, in the job
 
 An environment is a venv made by uv (``uv venv``, ``uv pip install``) on the site's Python, in
@@ -13,6 +13,17 @@ its file names is installed into the environment and comes first; everything els
 needs (ipykernel, Dask, the workbench) is the site kernel's own, exactly as its lock says, and
 its modules are loaded.  So a build installs only what differs, and needs no index for the rest.
 
+The file may ask for more of the site's modules (a compiler, a library its packages build or
+link against), one form per kind of file (:func:`modules_asked`):
+
+    # aifactory: module gcc/12                     (requirements.txt: a comment line per module)
+    aifactory: {modules: [gcc/12]}                 (environment.yml: a top-level key)
+    [tool.aifactory]  modules = ["gcc/12"]         (pyproject.toml)
+
+They are loaded, after the site kernel's, for the build (a module the site lacks fails it, by
+name) and by the kernel when it starts, so Dask workers it submits inherit them; ``build.json``
+records them.
+
 The build runs in a folder of its own beside the others and becomes ``NAME`` only when it has
 succeeded: a failed build leaves nothing, and says which requirement failed.  Then its exact
 lock is written into it (``share/aifactory/kernel.lock``, where the site venv keeps its own),
@@ -20,6 +31,10 @@ and beside it what the build took (``build.json``: seconds, size, the index opti
 its Dask config is made (workers run the environment's Python, with the site's settings), and
 the kernel is registered (``aifactory-kernel``'s register).  Builds run as the user, in their
 job: never as root.
+
+``list`` reads each environment's size from its ``build.json`` (recorded by the build, and again
+by ``lock``), never by walking its files: the hub runs ``list --json`` as the user on the login
+node for the spawn form and the home page, so it must answer in a fraction of a second.
 
 ``build-lock`` builds a published environment again from its lock (the gallery's Launch runs it
 in the relauncher's job, before JupyterLab): once per lock, since its name is the lock's hash,
@@ -29,6 +44,7 @@ so a second launch finds it built and only registers its kernel if that is missi
 from __future__ import annotations
 
 import argparse
+import grp
 import json
 import os
 import re
@@ -122,6 +138,7 @@ def site_kernel(name: str) -> SiteKernel:
 # What a file asks for ------------------------------------------------------------------------
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_MODULE_LINE = re.compile(r"#\s*aifactory:\s*module\s+(\S+)\s*")
 _PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==[^=\s]+")
 
 
@@ -155,9 +172,29 @@ def from_environment_yml(text: str) -> list[str]:
             "these entries are conda packages, which this tool does not install: "
             + ", ".join(conda_only)
             + ". Write each as name==version (from PyPI) under dependencies or its pip: section, "
-            "or load the site's module that provides it (--module)"
+            "or load the site's module that provides it (aifactory: {modules: [NAME]} in this file)"
         )
     return requirements
+
+
+def modules_asked(file: Path) -> list[str]:
+    """The site's modules ``file`` asks for: ``# aifactory: module NAME`` lines of a requirements
+    file, an environment file's top-level ``aifactory: {modules: [...]}``, a pyproject's
+    ``[tool.aifactory] modules``. Each a module name (lab/kernel.py), or the file is refused."""
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    text = file.read_text()
+    if file.name == "pyproject.toml":
+        modules = tomllib.loads(text).get("tool", {}).get("aifactory", {}).get("modules", [])
+    elif file.suffix in (".yml", ".yaml"):
+        section = (yaml.safe_load(text) or {}).get("aifactory") or {}
+        modules = section.get("modules", []) if isinstance(section, dict) else None
+    else:
+        modules = [m.group(1) for line in text.splitlines() if (m := _MODULE_LINE.fullmatch(line.strip()))]
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise fail(f"{file}: its aifactory modules are not a list of module names")
+    check_modules(modules)
+    return modules
 
 
 def requirements_of(file: Path, folder: Path) -> tuple[list[str], list[str]]:
@@ -230,8 +267,9 @@ def write_lock(prefix: Path, base: SiteKernel) -> Path:
     return path
 
 
-def build(folder: Path, name: str, base: SiteKernel, file: Path | None, index: list[str]) -> Path:
-    """Build in a folder of its own, then rename it to ``name``: nothing is left when it fails."""
+def build(folder: Path, name: str, modules: list[str], file: Path | None, index: list[str], base: SiteKernel) -> Path:
+    """Build in a folder of its own, with ``modules`` loaded, then rename it to ``name``: nothing
+    is left when it fails."""
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / name).exists():
         raise fail(f"{folder / name} exists already: remove it first (aifactory-env remove {name})")
@@ -244,7 +282,7 @@ def build(folder: Path, name: str, base: SiteKernel, file: Path | None, index: l
         site_layer(prefix)
         if file:
             args, requirements = requirements_of(file, building)
-            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], base.modules)
+            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], modules)
             if installed.returncode != 0:
                 raise fail(f"the build failed, and left nothing: {failed_requirement(installed.stderr, requirements)}")
         write_lock(prefix, base)
@@ -286,42 +324,48 @@ def create(
     if name in kernel_specs():
         raise fail(f"a kernel {name!r} exists already: choose another name (jupyter kernelspec list)")
     base = site_kernel(from_kernel)
-    check_modules(base.modules)
+    modules = list(dict.fromkeys(base.modules + (modules_asked(file) if file else [])))
+    check_modules(modules)
     folder = project_folder(project) if project else envs_folder(None)
     started = time.monotonic()
-    prefix = build(folder, name, base, file.resolve() if file else None, list(index))
+    prefix = build(folder, name, modules, file.resolve() if file else None, list(index), base)
     try:
         dask_config(prefix)
-        record_build(prefix, time.monotonic() - started, list(index))
+        record_build(prefix, time.monotonic() - started, list(index), modules)
         if project:
             share_with_group(prefix)
         source = f" from {file.name}" if file else ""
-        register_environment(name, prefix, base, display_name, f"Your environment {name}{source}")
+        register_environment(name, prefix, base, modules, display_name, f"Your environment {name}{source}")
     except BaseException:
         shutil.rmtree(prefix, ignore_errors=True)
         raise
     return prefix
 
 
-def register_environment(name: str, prefix: Path, base: SiteKernel, display_name: str | None, what: str) -> Path:
+def register_environment(
+    name: str, prefix: Path, base: SiteKernel, modules: list[str], display_name: str | None, what: str
+) -> Path:
+    """Its kernel: its Python, after ``modules`` (the site kernel's and those its file asked for)."""
     return register(
         name,
         str(prefix / "bin" / "python"),
         display_name or f"Python ({name})",
-        base.modules,
+        modules,
         description=f"{what}, over {base.spec.get('display_name', base.name)}.",
         metadata={"lock": str(prefix / LOCK), "env": str(prefix), "base": base.name},
         logo=base.folder / "logo-svg.svg",
     )
 
 
-def record_build(prefix: Path, seconds: float, index: list[str]) -> Path:
+def record_build(prefix: Path, seconds: float, index: list[str], modules: list[str]) -> Path:
     """What the build took, beside the lock: the gallery shows it to whoever would relaunch."""
     record = {
         "seconds": round(seconds, 1),
         "size": size_on_disk(prefix),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "index": index,
+        "modules": modules,
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = prefix / BUILD_RECORD
     path.write_text(json.dumps(record, indent=1) + "\n")
@@ -347,7 +391,10 @@ def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = 
         if not (prefix / LOCK).is_file() or locked(prefix / LOCK) != wanted:
             raise fail(f"{prefix} holds other packages than {lock}: remove it first (aifactory-env remove {name})")
         if name not in kernel_specs():
-            register_environment(name, prefix, site_kernel(from_kernel), display_name, f"Rebuilt from {lock}")
+            base = site_kernel(from_kernel)
+            modules = recorded_build(prefix).get("modules")
+            modules = modules if isinstance(modules, list) else base.modules
+            register_environment(name, prefix, base, modules, display_name, f"Rebuilt from {lock}")
         return prefix, False
     stale = kernel_of_environment(name, prefix)
     if stale is not None:  # its environment was removed by hand (to free space): built again below
@@ -380,22 +427,66 @@ def size_on_disk(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
 
 
+def recorded_build(prefix: Path) -> dict:
+    """What the build recorded (``build.json``), or {} when there is none or it is not a record
+    (only a regular file's first 64 KiB are read: a FIFO or a huge file cannot hold the listing)."""
+    path = prefix / BUILD_RECORD
+    try:
+        if not path.is_file():
+            return {}
+        with path.open("rb") as f:
+            record = json.loads(f.read(64 * 1024))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def environments(project: str | None = None) -> list[dict]:
+    """The environments in one folder (yours, or ``project``'s), with the size their build
+    recorded (None when it recorded none): nothing is walked, so this answers at once."""
     folder = envs_folder(project)
     found = []
     for prefix in sorted(folder.iterdir()) if folder.is_dir() else []:
         if prefix.name.startswith(".") or not (prefix / "bin" / "python").exists():
             continue
+        record = recorded_build(prefix)
+        size = record.get("size") if type(record.get("size")) is int else None
+        kernel = kernel_of_environment(prefix.name, prefix)
+        spec = json.loads((kernel / "kernel.json").read_text()) if kernel else {}
         found.append(
             {
                 "name": prefix.name,
                 "path": str(prefix),
-                "size": size_on_disk(prefix),
-                "kernel": (user_kernel_dir(prefix.name) / "kernel.json").is_file(),
+                "size": size,
+                "size_text": human_size(size) if size is not None else "size unknown",
+                "kernel": prefix.name if kernel else "",
+                "base": spec.get("metadata", {}).get("aifactory", {}).get("base", ""),
+                "scope": "project" if project else "personal",
+                "project": project or "",
+                "built": str(record.get("built", "")),
                 "locked": (prefix / LOCK).is_file(),
             }
         )
     return found
+
+
+def my_projects() -> list[str]:
+    """The projects whose shared folder holds environments and whose group I am in."""
+    names = sorted({grp.getgrgid(g).gr_name for g in os.getgroups() if _known_group(g)})
+    return [n for n in names if re.fullmatch(r"[A-Za-z0-9_.-]+", n) and envs_folder(n).is_dir()]
+
+
+def _known_group(gid: int) -> bool:
+    try:
+        grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return True
+
+
+def all_environments() -> list[dict]:
+    """Yours, then those of each of your projects."""
+    return environments() + [env for project in my_projects() for env in environments(project)]
 
 
 def existing(name: str, project: str | None) -> Path:
@@ -411,7 +502,10 @@ def relock(name: str, project: str | None = None) -> Path:
     prefix = existing(name, project)
     spec = json.loads((user_kernel_dir(name) / "kernel.json").read_text()) if user_kernel_dir(name).is_dir() else {}
     base = spec.get("metadata", {}).get("aifactory", {}).get("base", DEFAULT_KERNEL)
-    return write_lock(prefix, site_kernel(base))
+    lock = write_lock(prefix, site_kernel(base))
+    record = recorded_build(prefix) | {"size": size_on_disk(prefix)}  # what ``list`` shows
+    (prefix / BUILD_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return lock
 
 
 def kernel_of_environment(name: str, prefix: Path) -> Path | None:
@@ -445,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     for command, what in (("list", "your environments, with their size"), ("lock", "rewrite NAME's lock")):
         sub.add_parser(command, help=what)
     sub.choices["lock"].add_argument("name")
+    sub.choices["list"].add_argument(
+        "--json", action="store_true", help="as JSON (the hub's spawn form and home page read it)"
+    )
     sub.add_parser("remove", help="remove an environment and its kernel").add_argument("name")
     for command in sub.choices.values():
         command.add_argument("--project", metavar="ACCOUNT", help="in the project's shared folder")
@@ -466,9 +563,12 @@ def main(argv: list[str] | None = None) -> int:
         prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
         print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")
     elif args.command == "list":
-        for env in environments(args.project):
+        listed = environments(args.project) if args.project else all_environments()
+        if args.json:
+            print(json.dumps({"environments": listed}))
+        for env in [] if args.json else listed:
             kernel = "kernel" if env["kernel"] else "no kernel"
-            print(f"{env['name']:<20} {human_size(env['size']):>10}  {kernel:<9}  {env['path']}")
+            print(f"{env['name']:<20} {env['size_text']:>12}  {kernel:<9}  {env['path']}")
     elif args.command == "build-lock":
         started = time.monotonic()
         prefix, built = build_from_lock(args.lock, args.name, args.from_kernel, index, args.display_name)

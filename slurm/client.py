@@ -8,11 +8,14 @@ hub reaches SLURM as each user.  Every command is counted for the hub's metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
@@ -61,6 +64,30 @@ _UNAVAILABLE = re.compile(
     r"|Unable to connect to database|slurmdbd: Connection refused",
     re.IGNORECASE,
 )
+
+
+#: ``aifactory-env list --json`` as a user, through sudo (config/sudoers.in's AIFW_ENVS): a
+#: root-owned wrapper beside the hub's venv whose Python runs isolated (``-I``) from the user's
+#: files and variables, written by ``aifactory-site install``.
+ENV_LIST = Path(sys.prefix).parent / "libexec" / "aifactory-env-list"
+#: What the listing may take and print: a user can only lie about their own environments, but
+#: cannot hold the hub or fill its memory.
+ENV_LIST_TIMEOUT = 5.0
+ENV_LIST_MAX_BYTES = 256 * 1024
+
+
+class OutputTooLong(Exception):
+    pass
+
+
+async def read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """All of ``stream``, or OutputTooLong as soon as it holds more than ``limit`` bytes."""
+    data = bytearray()
+    while chunk := await stream.read(65536):
+        data += chunk
+        if len(data) > limit:
+            raise OutputTooLong
+    return bytes(data)
 
 
 @dataclass
@@ -134,15 +161,30 @@ class Slurm:
         user: str | None = None,
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_output: int | None = None,
     ) -> CommandResult:
-        """Run one command; raise SlurmUnavailable or SlurmError when it fails."""
-        return raise_for_failure(await self.execute(self.as_user(user, argv), argv[0], stdin=stdin, env=env))
+        """Run one command; raise SlurmUnavailable or SlurmError when it fails (SlurmError too
+        when it prints more than ``max_output`` bytes: it is stopped there). ``timeout``: this
+        command's, instead of the client's."""
+        full = self.as_user(user, argv)
+        return raise_for_failure(
+            await self.execute(full, Path(argv[0]).name, stdin=stdin, env=env, timeout=timeout, max_output=max_output)
+        )
 
     async def execute(
-        self, full: Sequence[str], name: str, *, stdin: str | None = None, env: Mapping[str, str] | None = None
+        self,
+        full: Sequence[str],
+        name: str,
+        *,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_output: int | None = None,
     ) -> CommandResult:
         """Run one command line as it is (``name``: the command, for the metrics), whatever its
         exit status; SlurmUnavailable when it cannot be run or does not answer."""
+        timeout = timeout or self.timeout
         log.debug("slurm: %s", " ".join(full))
         COMMANDS.labels(command=name).inc()
         try:
@@ -156,16 +198,47 @@ class Slurm:
         except FileNotFoundError as e:
             raise SlurmUnavailable(f"{full[0]} is not installed on this host") from e
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
-            )
+            out, err = await asyncio.wait_for(self._communicate(proc, stdin, max_output), timeout)
         except TimeoutError as e:
-            proc.kill()
-            await proc.wait()
-            raise SlurmUnavailable(f"{name} did not answer within {self.timeout:.0f}s") from e
+            await self._stop(proc)
+            raise SlurmUnavailable(f"{name} did not answer within {timeout:.0f}s") from e
+        except OutputTooLong as e:
+            await self._stop(proc)
+            raise SlurmError(f"{name} printed more than {max_output} bytes") from e
         return CommandResult(
             list(full), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
         )
+
+    @staticmethod
+    async def _communicate(
+        proc: asyncio.subprocess.Process, stdin: str | None, max_output: int | None
+    ) -> tuple[bytes, bytes]:
+        if max_output is None:
+            return await proc.communicate(stdin.encode() if stdin is not None else None)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        if stdin is not None:
+            proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+        reads = [asyncio.ensure_future(read_capped(stream, max_output)) for stream in (proc.stdout, proc.stderr)]
+        try:
+            out, err = await asyncio.gather(*reads)
+        finally:
+            for read in reads:
+                read.cancel()
+        await proc.wait()
+        return out, err
+
+    @staticmethod
+    async def _stop(proc: asyncio.subprocess.Process) -> None:
+        """Kill it; a command sudo runs as another user may not be ours to kill (sudo's own
+        command_timeout ends it then): it is not waited for longer than a second."""
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                proc.kill()
+        try:  # what it printed is read to its end, so its pipes close with it
+            await asyncio.wait_for(proc.communicate(), 1.0)
+        except TimeoutError:
+            log.warning("slurm: %s did not end when killed", proc.pid)
 
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
         """The same, blocking: for notebooks, whose kernel already runs an event loop, and
@@ -293,6 +366,13 @@ class Slurm:
         """Every pending job's place in its partition's queue: one call for all partitions."""
         out = (await self.run(squeue_argv("-t", "PENDING", "--sort=-p,i", form=SQUEUE_POSITIONS))).stdout
         return parse_positions(out)
+
+    async def environments(self, user: str) -> str:
+        """``aifactory-env list --json`` as ``user`` (their environments and their projects'),
+        bounded in time and size; the caller parses it strictly (spawners/environments.py)."""
+        argv = [str(ENV_LIST), "--json"]
+        result = await self.run(argv, user=user, timeout=ENV_LIST_TIMEOUT, max_output=ENV_LIST_MAX_BYTES)
+        return result.stdout
 
     async def node_address(self, node: str) -> str:
         """The address to reach a compute node at (NodeAddr), cached: it does not change."""

@@ -23,6 +23,7 @@ from aifactory_workbench.slurm.values import (
     parse_memory_mb,
     user_groups,
 )
+from aifactory_workbench.spawners.environments import list_environments
 from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
@@ -231,6 +232,11 @@ class Discovery:
         parts, nodes, res = [await self.slurm.cluster_records(kind) for kind in ("partition", "node", "res")]
         qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
         return parts, nodes, qos, res
+
+    async def environments(self, user: str) -> dict[str, Any]:
+        """The user's environments (spawners/environments.py), reused like the rest for ``ttl``
+        seconds, a failed listing too: a listing that hangs costs the hub one try per ``ttl``."""
+        return await self._cached(f"environments:{user}", lambda: list_environments(self.slurm, user))
 
     async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
         """An account's jobs since ``since`` (sacct), reused like the rest for ``ttl`` seconds."""

@@ -28,7 +28,11 @@ PRESET_KEYS = USER_OPTIONS
 TEMPLATE = Path(__file__).with_name("spawn_form.html.j2")
 #: The form's script, plain JavaScript linted and unit-tested in js/ (the rules, then the page's
 #: wiring); the page carries its text, so nothing more is served.
-SCRIPTS = tuple(Path(__file__).parent / "js" / name for name in ("spawn-form-logic.js", "spawn-form.js"))
+SCRIPTS = tuple(
+    Path(__file__).parent / "js" / name for name in ("environments.js", "spawn-form-logic.js", "spawn-form.js")
+)
+#: "Your environments" (js/environments.js), which the home page carries too.
+ENVIRONMENTS_SCRIPT = SCRIPTS[0]
 _INTEGER_OPTIONS = tuple(f.name for f in JOB_FIELDS if f.kind is int)
 #: Longest text any field may hold; longer input is refused before anything else looks at it.
 MAX_LENGTH = 64
@@ -136,15 +140,20 @@ def render_form(
     estimate_url: str,
     from_link: bool = False,
     entry: Any = None,
+    environments_url: str = "",
+    help_url: str = "",
 ) -> str:
     """The form's fields, one per job field (slurm/job_fields.py); ``from_link``: an ``opt-``
     link filled them, and the user confirms; ``entry``: the gallery entry being launched (its
-    resources are in ``values``)."""
+    resources are in ``values``); ``environments_url``: where the script asks for the kernels
+    and the user's environments (none: no such block), ``help_url`` the help on them."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {
         "choices": choices.as_data(),
         "presets": list(presets),
         "estimate_url": estimate_url,
+        "environments_url": environments_url,
+        "help_url": help_url,
         "fields": [f.name for f in JOB_FIELDS],
     }
     return env.from_string(TEMPLATE.read_text()).render(
@@ -154,6 +163,7 @@ def render_form(
         values=values,
         from_link=from_link,
         entry=entry,
+        environments=bool(environments_url),
         # </script> cannot end the block: "<" is escaped inside the JSON.
         data_json=json.dumps(data).replace("<", "\\u003c"),
         script=page_script(SCRIPTS),

@@ -46,6 +46,11 @@ def scheduler_unavailable_text(error: object) -> str:
     )
 
 
+def environments_not_listed(error: object) -> str:
+    """The spawn form's and home page's words when a user's environments could not be listed."""
+    return f"Your environments could not be listed right now ({str(error)[:200]})."
+
+
 _PENDING_WORDS = {
     "Resources": "waiting for free CPUs, memory or GPUs",
     "Priority": "waiting for jobs with higher priority to start first",

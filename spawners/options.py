@@ -191,4 +191,13 @@ class UserOptionsMixin(HasTraits):
         estimate_url = f"{self.hub.base_url}api/aifactory/estimate/{self.user.escaped_name}/{self.name}"
         usable = presets_for(choices, self.offered_presets(), defaults)
         url = estimate_url.rstrip("/")
-        return render_form(choices, usable, values, url, from_link=bool(prefill), entry=entry)
+        return render_form(
+            choices,
+            usable,
+            values,
+            url,
+            from_link=bool(prefill),
+            entry=entry,
+            environments_url=f"{self.hub.base_url}api/aifactory/environments/{self.user.escaped_name}",
+            help_url=f"{self.hub.base_url}help#environments",
+        )

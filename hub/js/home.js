@@ -1,6 +1,6 @@
 // The home page's script (hub/home.html): the usage chart, the Dask workers and notebook jobs,
 // and a Stop that asks first. home-logic.js holds what needs no page. Every value is set as text.
-/* global aifwHome */
+/* global aifwHome, aifwEnvironments */
 (() => {
   'use strict';
   const L = aifwHome;
@@ -66,16 +66,7 @@
   // The jobs the workbench started besides JupyterLab (hub/operator.py): Dask workers with a
   // Stop, notebook jobs with links to their output.
   const jobsBox = document.getElementById('aifw-jobs');
-  const el = (tag, text, cls) => {
-    const e = document.createElement(tag);
-    if (text !== undefined) {
-      e.textContent = text;
-    }
-    if (cls) {
-      e.className = cls;
-    }
-    return e;
-  };
+  const el = aifwEnvironments.element; // spawners/js/environments.js, which the page carries first
   const link = (text, href) => {
     if (!href) {
       return el('code', text);
@@ -169,6 +160,11 @@
   jobs();
   document.getElementById('aifw-usage-days').addEventListener('change', usage);
   usage();
+  aifwEnvironments.show(
+    document.getElementById('aifw-environments'),
+    `${base}api/aifactory/environments/${encodeURIComponent(user)}`,
+    `${base}help#environments`
+  );
 
   // "Stop My Server" asks first; "Stop the job" stops it, then waits until the job is gone and
   // shows what happened to it (the hub's page says "job N cancelled after ...; ... core-hours").

@@ -1,6 +1,6 @@
 // The spawn form's page: spawn-form-logic.js's rules wired to the fields of
 // spawners/spawn_form.html.j2 (its data in #aifw-data). The hub checks everything again.
-/* global aifwSpawnForm */
+/* global aifwSpawnForm, aifwEnvironments */
 (() => {
   'use strict';
   const L = aifwSpawnForm;
@@ -166,4 +166,7 @@
   );
   FIELDS.filter(id => $(id).tagName === 'INPUT').forEach(id => $(id).addEventListener('input', () => edited(id)));
   changed();
+  if (data.environments_url) {
+    aifwEnvironments.show($('aifw-environments'), data.environments_url, data.help_url); // not awaited
+  }
 })();

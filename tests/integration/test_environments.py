@@ -1,30 +1,40 @@
 """Issue 26 on the real cluster: alice builds her own environment in a job of hers, with a
 package the site kernel lacks (a wheel the test writes, no index); her kernel imports it,
 SLURMCluster() workers run her environment's Python, a notebook job in her kernel gives the
-expected output, and a broken requirement is named and leaves no kernel behind.
+expected output, and a broken requirement is named and leaves no kernel behind. The spawn form
+and the home page list it with its size (the hub asks ``aifactory-env list --json`` as alice,
+through its sudo rule); bob may not ask for alice's list, a .pth file in alice's home is not
+run by the listing, and the hub cannot run the listing as an admin.
 
 Not yet run on the cluster when written (the cluster was another engineer's then)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+import requests
 
 from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
-from .conftest import VENV, sh, wait_for
+from .conftest import VENV, HubProcess, chromium_page, sh, sign_in, wait_for
 
 USER = "alice"
 HOME = Path(f"/home/{USER}")
 FOLDER = HOME / "aifw-test-environments"
 ENV = "aifw-test-probe"
+HUB_USER = "aifactory-hub"
+AS_HUB = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
+#: What the hub runs as a user to list their environments (config/sudoers.in's AIFW_ENVS).
+ENV_LIST = VENV.parent / "libexec" / "aifactory-env-list"
 
 WORKERS = f"""
 import sys
@@ -143,3 +153,129 @@ def test_an_unknown_kernel_is_refused_before_submitting(folder: Path):
     )
     assert said.returncode != 0 and "kernel 'nobodys-env' is not installed" in said.stderr
     assert not set(sh("squeue", "-h", "-u", USER, "-o", "%i").split()) - set(before), "a job was submitted"
+
+
+def listing_as(user: str, *args: str) -> subprocess.CompletedProcess:
+    """The hub account's sudo of the listing as ``user``, exactly as the hub runs it."""
+    argv = [*AS_HUB, "sudo", "-n", "-u", user, "--", str(ENV_LIST), *args]
+    return subprocess.run(argv, capture_output=True, text=True, cwd="/tmp", timeout=60)
+
+
+@pytest.fixture
+def hostile_pth() -> Iterator[Path]:
+    """A .pth file in alice's user site-packages that would write a marker when a Python reads it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = HOME / ".local" / "lib" / version / "site-packages"
+    marker = Path(f"/tmp/aifw-test-pth-ran-{os.getpid()}")
+    made = not site.exists()
+    site.mkdir(parents=True, exist_ok=True)
+    pth = site / "aifw-test-hostile.pth"
+    pth.write_text(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n")
+    sh("chown", "-R", f"{USER}:{USER}", str(HOME / ".local"))
+    yield marker
+    pth.unlink()
+    marker.unlink(missing_ok=True)
+    if made:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_form_and_home_show_alices_environment_with_its_size_and_only_to_her(
+    folder: Path, hub: HubProcess, hostile_pth: Path
+):
+    made = aifactory_env(
+        "create", ENV, "--file", "requirements.txt", "--no-index", "--find-links", str(folder / "wheels")
+    )
+    assert made.returncode == 0, made.stderr
+    record = json.loads((HOME / ".aifactory" / "envs" / ENV / "share" / "aifactory" / "build.json").read_text())
+
+    # The listing as the hub runs it: her environment with the size its build recorded; her
+    # home's .pth is not read (a Python that reads her user site runs it: the trap is live).
+    listed = listing_as(USER, "--json")
+    assert listed.returncode == 0, listed.stderr
+    [mine] = [e for e in json.loads(listed.stdout)["environments"] if e["name"] == ENV]
+    assert mine["size"] == record["size"] > 0 and mine["kernel"] == ENV and mine["scope"] == "personal"
+    assert not hostile_pth.exists(), "the listing ran a .pth file of alice's"
+    subprocess.run(["sudo", "-u", USER, "/usr/bin/python3", "-c", "pass"], check=True, cwd="/tmp")
+    assert hostile_pth.exists(), "the planted .pth is not live: this test would prove nothing"
+    hostile_pth.unlink()
+
+    # The endpoint, with her token: the site kernels, her environment, its size, the total.
+    url = f"{hub.url}/hub/api/aifactory/environments/{USER}"
+    alice = requests_get(url, hub.user_token(USER), hub)
+    assert alice.status_code == 200, alice.text
+    body = alice.json()
+    site = sorted(p.name for p in (VENV / "share" / "jupyter" / "kernels").iterdir())
+    assert body["listed"] and [k["name"] for k in body["site_kernels"]] == site and "aifactory" in site
+    [shown] = [e for e in body["environments"] if e["name"] == ENV]
+    assert shown["size"] == record["size"] and body["total"] >= record["size"] and body["total_text"]
+    assert not hostile_pth.exists(), "the hub's listing ran a .pth file of alice's"
+    # bob may not read alice's list: JupyterHub answers 404 for another user's resource
+    # (needs_scope: it does not say whether she exists), and 403 to a token of hers without the
+    # servers scope.
+    refused = requests_get(url, hub.user_token("bob"), hub)
+    assert refused.status_code == 404 and ENV not in refused.text, refused.text
+    r = hub.api("POST", f"/users/{USER}/tokens", json={"scopes": [f"read:users:name!user={USER}"], "expires_in": 600})
+    narrow = requests_get(url, r.json()["token"], hub)
+    assert narrow.status_code == 403 and ENV not in narrow.text, narrow.text
+
+    # What she sees, in Chromium: the home page's card, then the spawn form's block (shown
+    # only while she has no server).
+    if hub.server(USER) is not None:
+        hub.stop(USER)
+    row = f'#aifw-environments .aifw-env[data-name="{ENV}"]'
+    with chromium_page() as page:
+        sign_in(page, hub, USER)
+        page.wait_for_selector(row, timeout=30_000)
+        assert page.inner_text(row).startswith(f"{ENV}: {shown['size_text']}")
+        assert "in all." in page.inner_text("#aifw-environments .aifw-envs-total")
+        page.goto(f"{hub.url}/hub/spawn")
+        page.wait_for_selector(row, timeout=30_000)
+        assert "Python" in page.inner_text("#aifw-environments .aifw-site-kernels")
+
+
+def requests_get(url: str, token: str, hub: HubProcess) -> requests.Response:
+    return requests.get(url, headers={"Authorization": f"token {token}"}, timeout=60, verify=hub.verify)
+
+
+def test_the_hub_lists_environments_only_as_users_and_only_with_json():
+    """The sudo rule: the fixed listing, with --json only, as members of the users' group and
+    never of the admins' (cluster/users.txt's admins); nothing else through it."""
+    users = (Path(__file__).parents[2] / "cluster" / "users.txt").read_text().splitlines()
+    admins = [r.split()[0] for r in users if r and not r.startswith("#") and r.split()[2] == "admin"]
+    assert admins
+    for admin in admins:
+        refused = listing_as(admin, "--json")
+        assert refused.returncode == 1 and "a password is required" in refused.stderr, (admin, refused)
+    for args in ((), ("--json", "--project", "ehpc01"), ("create", "x")):
+        refused = listing_as(USER, *args)
+        assert refused.returncode == 1 and "a password is required" in refused.stderr, (args, refused)
+    allowed = listing_as(USER, "--json")
+    assert allowed.returncode == 0 and "environments" in json.loads(allowed.stdout), allowed.stderr
+    for path in (ENV_LIST, ENV_LIST.parent):
+        assert path.stat().st_uid == 0 and not path.stat().st_mode & 0o022, path
+    assert ENV_LIST.read_text().splitlines()[0] == f"#!{VENV}/bin/python -I"
+
+
+@pytest.mark.slow
+def test_the_site_modules_a_file_asks_for_are_loaded_by_its_kernel_and_a_missing_one_is_named(folder: Path):
+    """``# aifactory: module climate-tools/1.0`` (cluster/modules) in the requirements: the kernel
+    loads it (its variable is set in the kernel's Python); a module the site lacks fails the build."""
+    (folder / "moduled.txt").write_text(f"# aifactory: module climate-tools/1.0\n{PROBE}=={PROBE_VERSION}\n")
+    (folder / "missing.txt").write_text(f"# aifactory: module aifw-nothere/1.0\n{PROBE}=={PROBE_VERSION}\n")
+    sh("chown", f"{USER}:{USER}", str(folder / "moduled.txt"), str(folder / "missing.txt"))
+    wheels = ["--no-index", "--find-links", str(folder / "wheels")]
+    made = aifactory_env("create", ENV, "--file", "moduled.txt", *wheels)
+    assert made.returncode == 0, made.stderr
+    spec = json.loads((HOME / ".local/share/jupyter/kernels" / ENV / "kernel.json").read_text())
+    assert spec["metadata"]["aifactory"]["modules"][-1] == "climate-tools/1.0"
+    record = HOME / ".aifactory" / "envs" / ENV / "share" / "aifactory" / "build.json"
+    assert json.loads(record.read_text())["modules"][-1] == "climate-tools/1.0"
+    launcher = spec["argv"][: spec["argv"].index("--") + 1]
+    probe = "import os, sys; print(os.environ.get('CLIMATE_TOOLS_VERSION'), sys.executable)"
+    said = as_alice_in_a_job(*launcher, str(spec["argv"][spec["argv"].index("--") + 1]), "-c", probe)
+    assert said.returncode == 0 and said.stdout.split() == ["1.0", spec["argv"][spec["argv"].index("--") + 1]], said
+
+    failed = aifactory_env("create", "aifw-test-nomodule", "--file", "missing.txt", *wheels)
+    assert failed.returncode != 0 and "aifw-nothere/1.0" in failed.stderr, failed.stderr
+    assert not (HOME / ".local/share/jupyter/kernels/aifw-test-nomodule").exists()

@@ -1,4 +1,5 @@
-"""The hub runs unprivileged and reaches SLURM as users only for submit and cancel."""
+"""The hub runs unprivileged and reaches SLURM as users only for submit and cancel (and, as
+users, lists their environments: test_environments.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ ALLOWED = {
     "/usr/bin/sbatch ^--test-only$",
     "/usr/bin/scancel ^[0-9]+$",
     "/usr/bin/scancel ^--name aifw-dask-[0-9]+$",
+    f"{VENV.parent}/libexec/aifactory-env-list ^--json$",  # the form's and home page's list (test_environments.py)
 }
 
 

@@ -199,3 +199,97 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     other.write_text("-e git+https://example.org/x\n")
     with pytest.raises(SystemExit, match="not an exact pin"):
         envs.build_from_lock(other, "gallery-fedcba987654", sent["base"])
+
+
+def test_list_json_gives_each_environment_with_its_recorded_size_yours_and_your_projects(user, monkeypatch, capsys):
+    """What the hub reads (``list --json``, as the user): the size the build recorded, never a
+    walk of the files; the projects' environments of the user's groups too."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv(envs.PROJECTS_DIR_ENV, str(user / "projects"))
+    (user / "projects" / "ehpc01").mkdir(parents=True)
+    (user / "projects" / "ehpc02" / "envs").mkdir(parents=True)  # a project the user is not in
+    monkeypatch.setattr(os, "getgroups", lambda: [4242])
+    monkeypatch.setattr(envs.grp, "getgrgid", lambda gid: type("G", (), {"gr_name": "ehpc01"})())
+    mine = envs.create("mine", None, index=offline(user))
+    envs.create("team", None, project="ehpc01", index=offline(user))
+    record = json.loads((mine / envs.BUILD_RECORD).read_text())
+    (mine / envs.BUILD_RECORD).write_text(json.dumps(record | {"size": 3 * 1024**2}))  # not walked
+    capsys.readouterr()
+
+    envs.main(["list", "--json"])
+    listed = json.loads(capsys.readouterr().out)["environments"]
+    assert [(e["name"], e["scope"], e["project"]) for e in listed] == [
+        ("mine", "personal", ""),
+        ("team", "project", "ehpc01"),
+    ]
+    assert listed[0]["size"] == 3 * 1024**2 and listed[0]["size_text"] == "3.0 MiB"
+    assert listed[0]["kernel"] == "mine" and listed[0]["base"] == "aifactory"
+    assert listed[0]["path"] == str(mine) and listed[0]["built"].endswith("Z")
+
+    (mine / envs.BUILD_RECORD).unlink()  # an environment built before sizes were recorded
+    envs.main(["list", "--json"])
+    assert json.loads(capsys.readouterr().out)["environments"][0]["size_text"] == "size unknown"
+    envs.main(["lock", "mine"])  # after changing it by hand: records its size again
+    assert json.loads((mine / envs.BUILD_RECORD).read_text())["size"] > 0
+
+
+def test_a_build_record_that_is_a_fifo_or_huge_cannot_hold_the_listing(user):
+    """What the hub runs as the user reads only a regular file's first 64 KiB: a FIFO in its
+    place (which would block a read forever) or a huge file gives "size unknown"."""
+    prefix = envs.create("odd", None, index=offline(user))
+    (prefix / envs.BUILD_RECORD).unlink()
+    os.mkfifo(prefix / envs.BUILD_RECORD)
+    assert envs.environments()[0]["size_text"] == "size unknown"
+    (prefix / envs.BUILD_RECORD).unlink()
+    (prefix / envs.BUILD_RECORD).write_text('{"size": 1, "pad": "' + "x" * 1024**2 + '"}')
+    assert envs.environments()[0]["size_text"] == "size unknown"
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("requirements.txt", "# aifactory: module gcc/12\nnumpy==2.0\n#aifactory:module  netcdf/4.9  \n# a comment\n"),
+        ("environment.yml", "dependencies: [pip]\naifactory:\n  modules: [gcc/12, netcdf/4.9]\n"),
+        ("pyproject.toml", '[project]\nname = "x"\n[tool.aifactory]\nmodules = ["gcc/12", "netcdf/4.9"]\n'),
+    ],
+)
+def test_each_kind_of_file_asks_for_site_modules_in_one_form(tmp_path, file, text):
+    (tmp_path / file).write_text(text)
+    assert envs.modules_asked(tmp_path / file) == ["gcc/12", "netcdf/4.9"]
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("requirements.txt", "# aifactory: module gcc/12;rm\n"),
+        ("environment.yml", "aifactory:\n  modules: gcc/12\n"),
+        ("environment.yml", "aifactory: [gcc/12]\n"),
+        ("pyproject.toml", "[tool.aifactory]\nmodules = [12]\n"),
+    ],
+)
+def test_a_module_that_is_not_a_module_name_is_refused(tmp_path, file, text):
+    (tmp_path / file).write_text(text)
+    with pytest.raises(SystemExit):
+        envs.modules_asked(tmp_path / file)
+
+
+def test_the_modules_a_file_asks_for_are_loaded_for_the_build_and_by_its_kernel(user, monkeypatch):
+    """After the site kernel's: for uv's install, in the kernel's spec (its workers inherit them
+    from the kernel's environment), and in build.json."""
+    loaded = []
+
+    def with_modules(modules, command):
+        loaded.append(list(modules))
+        return command, dict(os.environ)
+
+    monkeypatch.setattr(envs, "with_modules", with_modules)
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"# aifactory: module gcc/12\n{PROBE}=={PROBE_VERSION}\n")
+    prefix = envs.create("moduled", requirements, index=offline(user))
+    base = envs.site_kernel(envs.DEFAULT_KERNEL).modules
+    assert [*base, "gcc/12"] in loaded  # uv pip install ran with them loaded
+    spec = json.loads((user / "jupyter" / "kernels" / "moduled" / "kernel.json").read_text())
+    assert spec["metadata"]["aifactory"]["modules"] == [*base, "gcc/12"]
+    argv = spec["argv"]
+    assert argv[2 : argv.index("--")] == [a for m in [*base, "gcc/12"] for a in ("--module", m)]
+    assert json.loads((prefix / envs.BUILD_RECORD).read_text())["modules"] == [*base, "gcc/12"]

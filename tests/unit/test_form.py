@@ -1,15 +1,21 @@
 """Form data to options, presets, the rendered form, and the estimate's arithmetic."""
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from traitlets.config import Config
 
+from aifactory_workbench.hub.audit import AuditLog
+from aifactory_workbench.hub.configure import update_hub
 from aifactory_workbench.slurm.parsers import parse_test_only
 from aifactory_workbench.spawners.estimate import start_text, usage_hours, usage_since
 from aifactory_workbench.spawners.form import (
+    ENVIRONMENTS_SCRIPT,
     SCRIPTS,
     apply_preset,
     coerce_options,
@@ -175,3 +181,25 @@ def test_every_path_refuses_hostile_values_or_renders_a_well_formed_script(name,
     for line in render(checked, COMMAND, ["PATH"]).splitlines():
         if line.startswith("#SBATCH"):
             assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.,:%/@-]+|#SBATCH --no-requeue", line), line
+
+
+def test_the_form_lists_the_kernels_and_your_environments_after_it_is_shown():
+    """ "Your environments" is asked by the script once the form is on screen (the listing runs
+    as the user): the page holds only where to ask and the help to link."""
+    url = "/hub/api/aifactory/environments/alice"
+    page = render_form(
+        choices_for(), PRESETS, initial_values(JOB, None, None), "/estimate", environments_url=url, help_url="/h"
+    )
+    data = json.loads(re.search(r'id="aifw-data">(.*?)</script>', page, re.S).group(1))
+    assert (data["environments_url"], data["help_url"]) == (url, "/h")
+    assert 'id="aifw-environments"' in page and "Listing your environments" in page
+    assert page.index("const aifwEnvironments") < page.index("aifwEnvironments.show(")
+    assert 'id="aifw-environments"' not in render_form(choices_for(), PRESETS, initial_values(JOB, None, None), "/e")
+
+
+def test_the_home_page_carries_the_same_environments_script(tmp_path):
+    c = Config()
+    update_hub(c, DEFAULTS, AuditLog(tmp_path / "audit.log"))
+    assert c.JupyterHub.template_vars["environments_script"] == ENVIRONMENTS_SCRIPT.read_text()
+    home = (Path(__file__).parents[2] / "hub" / "home.html").read_text()
+    assert home.index("environments_script") < home.index('include "js/home.js"')

@@ -1,0 +1,186 @@
+"""The spawn form's and home page's "Your environments" (issue #26, item 5): the hub runs
+``aifactory-env list --json`` as the user through sudo, bounded in time and output, parses the
+answer strictly (a bad answer is "could not be listed", never a stack trace) and reuses it for
+``form.discovery_cache`` seconds; the wrapper's Python is isolated from the user's files."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.hub.site_install import Accounts, Installer
+from aifactory_workbench.slurm import client
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.spawners.choices import Discovery
+from aifactory_workbench.spawners.environments import listing, parse_environments, site_kernels
+
+CONFIG = Path(__file__).parents[2] / "config"
+ENV = {
+    "name": "probe-env",
+    "path": "/home/alice/.aifactory/envs/probe-env",
+    "size": 3 * 1024**2,
+    "size_text": "3.0 MiB",
+    "kernel": "probe-env",
+    "base": "aifactory",
+    "scope": "personal",
+    "project": "",
+    "built": "2026-12-04T21:00:00Z",
+    "locked": True,
+}
+
+
+def answer(*envs: dict) -> str:
+    return json.dumps({"environments": list(envs)})
+
+
+def test_the_answer_is_read_field_by_field_with_sizes_and_their_total():
+    team = ENV | {"name": "team", "scope": "project", "project": "ehpc01", "size": None, "kernel": ""}
+    listed = listing(parse_environments(answer(ENV, team)))
+    assert listed["listed"] and listed["total"] == 3 * 1024**2 and listed["total_text"] == "3.0 MiB"
+    shown = [(e["name"], e["size_text"], e["scope"], e["project"]) for e in listed["environments"]]
+    assert shown == [("probe-env", "3.0 MiB", "personal", ""), ("team", "size unknown", "project", "ehpc01")]
+    assert "path" not in listed["environments"][0]  # the hub shows no path of the user's home
+    assert listing(parse_environments(answer()))["environments"] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[]",
+        json.dumps({"environments": "x"}),
+        answer("x"),
+        answer(ENV | {"size": -1}),
+        answer(ENV | {"size": "3 MiB"}),
+        answer(ENV | {"size": True}),
+        answer(ENV | {"name": "<img src=x onerror=alert(1)>"}),
+        answer(ENV | {"name": ""}),
+        answer(ENV | {"scope": "root"}),
+        answer(ENV | {"kernel": "a" * 500}),
+        answer(ENV | {"project": "../etc"}),
+        answer(ENV | {"built": ["2026"]}),
+    ],
+)
+def test_a_lying_or_broken_answer_is_refused_whole(text):
+    with pytest.raises(ValueError):
+        parse_environments(text)
+
+
+def test_a_long_list_is_cut_and_counted():
+    many = [ENV | {"name": f"e{i}"} for i in range(130)]
+    listed = listing(parse_environments(answer(*many)))
+    assert len(listed["environments"]) == 100 and listed["more"] == 30
+
+
+class Lister:
+    """The SLURM client's ``environments``, played: an answer or a failure, counted."""
+
+    def __init__(self, reply: str | Exception) -> None:
+        self.reply, self.asked = reply, 0
+
+    async def environments(self, user: str) -> str:
+        self.asked += 1
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [SlurmUnavailable("aifactory-env-list did not answer within 5s"), SlurmError("sudo: a password is required"), "{"],
+)
+def test_a_failed_listing_is_said_and_reused_like_a_good_one(reply):
+    lister = Lister(reply)
+    discovery = Discovery(lister, ttl=60)
+    first = asyncio.run(discovery.environments("alice"))
+    assert not first["listed"] and first["problem"].startswith("Your environments could not be listed right now (")
+    assert asyncio.run(discovery.environments("alice")) == first and lister.asked == 1
+
+
+def test_each_user_has_their_own_listing_reused_for_the_ttl():
+    lister = Lister(answer(ENV))
+    discovery = Discovery(lister, ttl=60)
+    for user in ("alice", "alice", "bob"):
+        assert asyncio.run(discovery.environments(user))["environments"][0]["name"] == "probe-env"
+    assert lister.asked == 2
+
+
+@pytest.fixture
+def fake_sudo(tmp_path, monkeypatch):
+    """sudo played by a script that drops "USER --" and runs the rest; the listing a script of the test's."""
+    sudo = tmp_path / "sudo"
+    sudo.write_text('#!/bin/sh\nshift 2\nexec "$@"\n')
+    sudo.chmod(0o755)
+    listing_script = tmp_path / "aifactory-env-list"
+    monkeypatch.setattr(client, "ENV_LIST", listing_script)
+
+    def answering(code: str) -> Slurm:
+        listing_script.write_text(f"#!{sys.executable}\nimport sys, time\n{code}\n")
+        listing_script.chmod(0o755)
+        return Slurm(sudo=(str(sudo),))
+
+    return answering
+
+
+def test_the_listing_runs_as_the_user_with_json_only(fake_sudo):
+    slurm = fake_sudo("print(repr(sys.argv[1:]))")
+    assert asyncio.run(slurm.environments("alice")).strip() == "['--json']"
+    with pytest.raises(SlurmError, match="not a valid Unix user name"):
+        asyncio.run(slurm.environments("alice; rm -rf ~"))
+
+
+def test_a_listing_that_hangs_is_given_up_on(fake_sudo, monkeypatch):
+    monkeypatch.setattr(client, "ENV_LIST_TIMEOUT", 0.5)
+    slurm = fake_sudo("time.sleep(30)")
+    with pytest.raises(SlurmUnavailable, match="did not answer within"):
+        asyncio.run(asyncio.wait_for(slurm.environments("alice"), 5))
+
+
+def test_a_listing_that_floods_the_hub_is_cut_at_the_cap(fake_sudo):
+    slurm = fake_sudo("sys.stdout.write('x' * 10**7); sys.stdout.flush(); time.sleep(30)")
+    with pytest.raises(SlurmError, match="printed more than"):
+        asyncio.run(asyncio.wait_for(slurm.environments("alice"), 5))
+
+
+def test_the_site_kernels_are_read_from_the_venv(tmp_path):
+    for name, spec in (("aifactory", '{"display_name": "Python (AI Factory)"}'), ("broken", "{")):
+        (tmp_path / "share" / "jupyter" / "kernels" / name).mkdir(parents=True)
+        (tmp_path / "share" / "jupyter" / "kernels" / name / "kernel.json").write_text(spec)
+    assert site_kernels(str(tmp_path)) == [{"name": "aifactory", "display_name": "Python (AI Factory)"}]
+
+
+def test_the_listings_wrapper_runs_python_isolated_from_the_users_files(tmp_path):
+    """The attack: a user's ~/.local site-packages .pth, usercustomize and PYTHONPATH would run
+    their code in the hub's listing; the wrapper's ``python -I`` reads none of them (the same
+    Python without -I does: the test can fail)."""
+    installer = Installer(load_site_config(CONFIG / "site.yaml"), Accounts())
+    installer.values["LIBEXEC"] = str(tmp_path / "libexec")
+    assert installer.env_list_helper()
+    wrapper = tmp_path / "libexec" / client.ENV_LIST.name
+    shebang, *_ = wrapper.read_text().splitlines()
+    assert shebang == f"#!{sys.prefix}/bin/python -I" and "main(['list', *sys.argv[1:]])" in wrapper.read_text()
+    compile(wrapper.read_text(), str(wrapper), "exec")
+
+    home = tmp_path / "home"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    user_site = home / ".local" / "lib" / version / "site-packages"
+    user_site.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    run_code = f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n"
+    (user_site / "x.pth").write_text(run_code)
+    (user_site / "usercustomize.py").write_text(run_code)
+    (tmp_path / "pp").mkdir()
+    (tmp_path / "pp" / "sitecustomize.py").write_text(run_code)
+    env = {"HOME": str(home), "PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "pp")}
+    probe = "import sys; print(sys.flags.isolated)"
+    isolated = subprocess.run([*shebang[2:].split(), "-c", probe], env=env, capture_output=True, text=True)
+    assert isolated.stdout.strip() == "1" and not marker.exists()
+    subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert marker.exists()  # without -I, the user's code runs
