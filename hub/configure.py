@@ -293,6 +293,7 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "save_before_end": (site.singleuser.save_before_end, "singleuser.save_before_end"),
         "presets": (site.form.presets, "form.presets"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
+        "alternatives_after": (site.form.alternatives_after, "form.alternatives_after"),
     }
     return settings
 

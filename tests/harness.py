@@ -237,6 +237,12 @@ class HubProcess:
         found = re.findall(r'^aifactory_slurm_commands_total\{command="(\w+)"\} ([0-9.e+]+)$', text, re.M)
         return {command: float(value) for command, value in found}
 
+    def test_only_calls(self) -> float:
+        """``sbatch --test-only`` runs of the hub so far (its own counter at /metrics)."""
+        text = self.api("GET", "/metrics").text
+        found = re.search(r"^aifactory_slurm_test_only_total ([0-9.e+]+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
+
     def kill_and_restart(self, between: Callable[[], None] = lambda: None) -> None:
         """kill -9 the hub and its proxy (as a crash would), run ``between``, start it again."""
         os.killpg(self.process.pid, signal.SIGKILL)

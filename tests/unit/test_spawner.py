@@ -251,7 +251,7 @@ def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_a
         "internal_ssl_ca": str(trust),
     }
     audit = AuditLog(tmp_path / "audit.log")
-    spawner.services = Services(slurm=None, watcher=None, discovery=None, audit=audit)
+    spawner.services = Services(slurm=None, watcher=None, discovery=None, starts=None, audit=audit)
 
     async def answers_with(user: str) -> bool:
         context = make_ssl_context(
