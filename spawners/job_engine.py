@@ -173,6 +173,41 @@ class JobEngine:
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.owner, job_id)
         return job_id
 
+    async def replace_queued(self, script: str, env: Mapping[str, str], **audit: Any) -> str:
+        """While the job waits in the queue, submit ``script`` in its place: the new job is
+        submitted first, and only once SLURM has given its id is the waiting one cancelled, so
+        the user never has neither.  A start in progress (:meth:`wait_until_answering`) follows
+        the new job from its next look; no second server.  A refused submit changes nothing: the
+        old job keeps waiting, and :class:`StartFailed` says why.  Returns the new job's id."""
+        old = self.job_id
+        if not old or self.record.started or self.record.port or self.queue_status.get("state") != "PENDING":
+            raise StartFailed(
+                "Only a JupyterLab job that is still waiting in the queue can be replaced.",
+                reason="not_queued",
+                status_code=409,
+            )
+        try:
+            new = await self.slurm.submit(script, user=self.owner, env=env)
+        except SlurmUnavailable as e:
+            raise StartFailed(
+                f"{scheduler_unavailable_text(e)} Job {old} keeps waiting.",
+                reason="scheduler_unavailable",
+                status_code=503,
+            ) from e
+        except SlurmError as e:
+            raise StartFailed(
+                f"SLURM refused the new job: {e}. Job {old} keeps waiting.", reason="slurm_refused"
+            ) from e
+        self.watcher.unwatch(old)  # its end is not this server's
+        self.update(job_id=new, submitted_at=time.time())
+        self.queue_status = {}
+        self.server.save_state()
+        self.watcher.watch(new, self, closely=True)
+        self.server.audit_event("replace", job_id=new, replaced=old, **audit)
+        self.log.info("Job %s of %s replaced by job %s while queued", old, self.owner, new)
+        await self.cancel_forgotten(old)
+        return new
+
     async def follow_until_ready(self) -> JobInfo:
         """Follow the job closely until JupyterLab answers; then the job has started (saved,
         so that a hub restart keeps it).  Shared by a start and by :meth:`resume`."""

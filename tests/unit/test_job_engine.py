@@ -347,3 +347,59 @@ def test_the_jobs_token_is_known_by_its_hash_after_a_restart():
     assert engine.owns_token("t" * 32, plain="t" * 32) and not engine.owns_token("t" * 32, plain="v" * 32)
     engine.forget_job()
     assert not engine.owns_token("t" * 32, plain="") and not engine.owns_token("", plain="")
+
+
+SMALLER = SCRIPT.replace("--partition=gpp", "--partition=acc")
+
+
+def test_a_queued_job_is_replaced_by_submitting_the_new_one_before_cancelling_the_old_and_the_start_follows_it():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        starting = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        old = engine.job_id
+        new = await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        state_after = (engine.job_id, server.saved[-1].job_id, old in slurm.queue_now)
+        await until(lambda: engine.queue_status.get("id") == new)
+        slurm.run_job(new)
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        assert engine.accept_port(PORT)
+        server.listening.add(("127.0.0.1", PORT))
+        await starting
+        return slurm, engine, server, old, new, state_after
+
+    slurm, engine, server, old, new, state_after = asyncio.run(scenario())
+    assert new != old and state_after == (new, new, False)
+    order = [(argv[0], argv[-1]) for argv in slurm.commands() if argv[0] in ("sbatch", "scancel")]
+    assert order == [("sbatch", "--parsable"), ("sbatch", "--parsable"), ("scancel", old)]  # no gap
+    assert slurm.scripts[new] == SMALLER and ("alice", ["scancel", old]) in slurm.asked
+    assert server.events[-1] == {"event": "replace", "job_id": new, "replaced": old, "partition": "acc"}
+    assert engine.record.job_id == new and engine.record.started and not server.gone.is_set()  # one server, going on
+
+
+def test_a_refused_replacement_leaves_the_waiting_job_and_says_why():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        starting = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        old = engine.job_id
+        slurm.refusal = "Requested node configuration is not available"
+        with pytest.raises(StartFailed) as refused:
+            await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        slurm.refusal = ""
+        kept = (engine.job_id, old in slurm.queue_now, [argv for argv in slurm.commands() if argv[0] == "scancel"])
+        slurm.run_job(old)
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        with pytest.raises(StartFailed) as running:
+            await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        starting.cancel()
+        return old, kept, refused.value, running.value, server
+
+    old, kept, refused, running, server = asyncio.run(scenario())
+    assert kept == (old, True, [])
+    assert refused.reason == "slurm_refused" and f"Job {old} keeps waiting" in refused.message
+    assert "Requested node configuration is not available" in refused.message
+    assert running.status_code == 409 and "still waiting in the queue" in running.message
+    assert not [e for e in server.events if e["event"] == "replace"]
