@@ -4,6 +4,7 @@
 |---|---|---|
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
 | ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
+| ``/hub/api/aifactory/alternatives/USER[/SERVER]`` | queued: GET start-sooner choices, POST one | ``servers`` on USER |
 | ``/hub/api/aifactory/usage/USER?days=N`` | core- and GPU-hours per account (home page) | ``servers`` on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
 | ``/hub/api/aifactory/workshops/NAME`` | a workshop made or ended (hub/workshop_pages.py) | admins |
@@ -59,7 +60,7 @@ from aifactory_workbench.hub.workshop_pages import (
 )
 from aifactory_workbench.job.launcher import CHANNEL_PATH
 from aifactory_workbench.spawners.channel import JobPortHandler
-from aifactory_workbench.spawners.estimate import EstimateHandler, UsageHandler
+from aifactory_workbench.spawners.estimate import EstimateHandler, QueuedAlternativesHandler, UsageHandler
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.jupyterhub_compat import BATCHSPAWNER_ROUTE, install_handlers
 from aifactory_workbench.spawners.seats import Registry
@@ -77,6 +78,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     return [
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
+        (r"/api/aifactory/alternatives/([^/]+)/?([^/]*)", QueuedAlternativesHandler),
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
         (JOBS_API_ROUTE, JobsHandler),

@@ -137,10 +137,17 @@ def when_text(start: str, now: dt.datetime | None = None) -> str:
 
 def offered(tested: list[tuple[Candidate, str]], start: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The tested candidates that start sooner than the request (``start``), soonest first, as the
-    estimate's answer lists them: the options to apply, SLURM's start, and a label."""
+    estimate's answer lists them: the options to apply, what they ask in words, SLURM's start
+    (``start_text``: "now", "about 13:05") and a label ("1 GPU: now")."""
     better = sorted(((c, s) for c, s in tested if sooner(s, start)), key=lambda cs: cs[1])
     return [
-        {"options": c.options, "start": s, "start_text": when_text(s, now), "label": f"{c.what}: {when_text(s, now)}"}
+        {
+            "options": c.options,
+            "what": c.what,
+            "start": s,
+            "start_text": when_text(s, now),
+            "label": f"{c.what}: {when_text(s, now)}",
+        }
         for c, s in better
     ]
 

@@ -26,7 +26,13 @@ from typing import Any, Protocol
 from aifactory_workbench.slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
 from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import worker_job_name
-from aifactory_workbench.spawners.messages import describe_end, explain_pending, scheduler_unavailable_text
+from aifactory_workbench.spawners.messages import (
+    NOT_QUEUED,
+    describe_end,
+    explain_pending,
+    replacement_refused_text,
+    scheduler_unavailable_text,
+)
 from aifactory_workbench.spawners.session import stopped_text
 from aifactory_workbench.spawners.watcher import JobWatcher, Seen, Snapshot
 
@@ -181,22 +187,18 @@ class JobEngine:
         old job keeps waiting, and :class:`StartFailed` says why.  Returns the new job's id."""
         old = self.job_id
         if not old or self.record.started or self.record.port or self.queue_status.get("state") != "PENDING":
-            raise StartFailed(
-                "Only a JupyterLab job that is still waiting in the queue can be replaced.",
-                reason="not_queued",
-                status_code=409,
-            )
+            raise StartFailed(NOT_QUEUED, reason="not_queued", status_code=409)
         try:
             new = await self.slurm.submit(script, user=self.owner, env=env)
         except SlurmUnavailable as e:
             raise StartFailed(
-                f"{scheduler_unavailable_text(e)} Job {old} keeps waiting.",
+                replacement_refused_text(scheduler_unavailable_text(e), old),
                 reason="scheduler_unavailable",
                 status_code=503,
             ) from e
         except SlurmError as e:
             raise StartFailed(
-                f"SLURM refused the new job: {e}. Job {old} keeps waiting.", reason="slurm_refused"
+                replacement_refused_text(f"SLURM refused the new job: {e}.", old), reason="slurm_refused"
             ) from e
         self.watcher.unwatch(old)  # its end is not this server's
         self.update(job_id=new, submitted_at=time.time())

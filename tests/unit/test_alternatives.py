@@ -8,6 +8,9 @@ import datetime as dt
 import re
 from dataclasses import replace
 
+import pytest
+from jupyterhub.spawner import SpawnException
+
 from aifactory_workbench.spawners.alternatives import (
     MAX_CANDIDATES,
     Candidate,
@@ -74,6 +77,7 @@ def test_only_sooner_starts_are_offered_soonest_first_with_their_labels():
     assert [a["label"] for a in found] == ["1 GPU: now", "2 GPUs for 1 h: about 13:05"]
     assert found[0] == {
         "options": {"gpus": 1},
+        "what": "1 GPU",
         "start": "2026-12-04T12:00:10",
         "start_text": "now",
         "label": "1 GPU: now",
@@ -149,3 +153,61 @@ async def test_a_users_test_only_calls_run_one_at_a_time():
     assert most[0] == 1
     await asyncio.gather(cache.get("alice:x", "alice", compute), cache.get("bob:x", "bob", compute))
     assert most[0] == 2  # another user's do not wait for alice's
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def record(self, event: str, **fields) -> None:
+        self.events.append({"event": event, **fields})
+
+
+async def queued_spawner(slurm: FakeSlurm):
+    """alice's spawner while her 2-GPU job waits in the queue (a start in progress)."""
+    slurm.test_start = waits_with_two_gpus
+    spawner = spawner_on(slurm)
+    spawner.services.audit = Audit()
+    await spawner.check_user_options(ACC_2_GPUS)
+    spawner.engine.begin(log_path="/home/alice/.aifactory/logs/jupyterlab-%j.log")
+    old = await spawner.engine.submit("#!/bin/bash\n#SBATCH --partition=acc\n", {}, token="t" * 32)
+    spawner.engine.queue_status = {"id": old, "state": "PENDING"}
+    spawner._spawn_pending = True
+    return spawner, old
+
+
+async def test_the_queued_page_offers_the_alternatives_and_one_press_replaces_the_waiting_job():
+    slurm = FakeSlurm()
+    spawner, old = await queued_spawner(slurm)
+    offers = await spawner.queued_alternatives()
+    assert [a["label"] for a in offers] == ["1 GPU: now"]
+    new = await spawner.replace_queued(offers[0]["options"])
+    assert spawner.job_id == new != old and old not in slurm.queue_now and new in slurm.queue_now
+    submitted = [argv[0] for argv in slurm.commands() if argv in (["sbatch", "--parsable"], ["scancel", old])]
+    assert submitted == ["sbatch", "sbatch", "scancel"]  # the new job before the old one goes
+    assert "#SBATCH --gres=gpu:1" in slurm.scripts[new]
+    event = spawner.services.audit.events[-1]
+    assert (event["event"], event["job_id"], event["replaced"], event["partition"]) == ("replace", new, old, "acc")
+    assert spawner.accepted_options == offers[0]["options"]  # a later start without options replays these
+    spawner._spawn_pending = False
+    assert await spawner.queued_alternatives() == []
+
+
+async def test_options_a_spawn_would_refuse_never_replace_the_waiting_job():
+    slurm = FakeSlurm()
+    spawner, old = await queued_spawner(slurm)
+    for options in (ACC_2_GPUS | {"gpus": 3}, ACC_2_GPUS | {"cpus": "$(id)"}, ACC_2_GPUS | {"partition": "gpp"}):
+        with pytest.raises(SpawnException) as refused:
+            await spawner.replace_queued(options)
+        assert refused.value.status_code == 400
+    slurm.refusal = "Invalid generic resource (gres) specification"
+    with pytest.raises(SpawnException) as refused:
+        await spawner.replace_queued(ACC_2_GPUS | {"gpus": 1})
+    assert f"Job {old} keeps waiting" in refused.value.jupyterhub_message
+    assert "Invalid generic resource" in refused.value.jupyterhub_message
+    assert spawner.job_id == old and old in slurm.queue_now and not [a for a in slurm.commands() if a[0] == "scancel"]
+    assert not [e for e in spawner.services.audit.events if e["event"] == "replace"]
+    spawner._spawn_pending = False
+    with pytest.raises(SpawnException) as not_starting:
+        await spawner.replace_queued(ACC_2_GPUS | {"gpus": 1})
+    assert not_starting.value.status_code == 409

@@ -352,13 +352,18 @@ def test_the_jobs_token_is_known_by_its_hash_after_a_restart():
 SMALLER = SCRIPT.replace("--partition=gpp", "--partition=acc")
 
 
+async def a_start_that_waits() -> tuple[FakeSlurm, JobEngine, Server, asyncio.Future, str]:
+    """A start in progress whose job waits in the queue (the engine follows it)."""
+    slurm = FakeSlurm()
+    engine, server = engine_on(slurm)
+    starting = asyncio.ensure_future(start(engine))
+    await until(lambda: engine.queue_status.get("state") == "PENDING")
+    return slurm, engine, server, starting, engine.job_id
+
+
 def test_a_queued_job_is_replaced_by_submitting_the_new_one_before_cancelling_the_old_and_the_start_follows_it():
     async def scenario():
-        slurm = FakeSlurm()
-        engine, server = engine_on(slurm)
-        starting = asyncio.ensure_future(start(engine))
-        await until(lambda: engine.queue_status.get("state") == "PENDING")
-        old = engine.job_id
+        slurm, engine, server, starting, old = await a_start_that_waits()
         new = await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
         state_after = (engine.job_id, server.saved[-1].job_id, old in slurm.queue_now)
         await until(lambda: engine.queue_status.get("id") == new)
@@ -380,11 +385,7 @@ def test_a_queued_job_is_replaced_by_submitting_the_new_one_before_cancelling_th
 
 def test_a_refused_replacement_leaves_the_waiting_job_and_says_why():
     async def scenario():
-        slurm = FakeSlurm()
-        engine, server = engine_on(slurm)
-        starting = asyncio.ensure_future(start(engine))
-        await until(lambda: engine.queue_status.get("state") == "PENDING")
-        old = engine.job_id
+        slurm, engine, server, starting, old = await a_start_that_waits()
         slurm.refusal = "Requested node configuration is not available"
         with pytest.raises(StartFailed) as refused:
             await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
@@ -401,5 +402,5 @@ def test_a_refused_replacement_leaves_the_waiting_job_and_says_why():
     assert kept == (old, True, [])
     assert refused.reason == "slurm_refused" and f"Job {old} keeps waiting" in refused.message
     assert "Requested node configuration is not available" in refused.message
-    assert running.status_code == 409 and "still waiting in the queue" in running.message
+    assert running.status_code == 409 and "not waiting in the queue" in running.message
     assert not [e for e in server.events if e["event"] == "replace"]
