@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -137,6 +137,36 @@ def queued_jobs(user: str | None = None) -> dict[str, dict[str, str]]:
         job_id, state, uid, name, account, partition = line.split("|")
         jobs[job_id] = {"state": state, "uid": uid, "user": name, "account": account, "partition": partition}
     return jobs
+
+
+@contextlib.contextmanager
+def gpus_held(user: str, gpus: int, hours: int = 4) -> Iterator[str]:
+    """``gpus`` of the acc node held by a job of ``user`` (another tenant's, submitted as them with
+    sudo) for ``hours``, running until the block ends; yields its id."""
+    job = sh(
+        "sudo",
+        "-u",
+        user,
+        "sbatch",
+        "--parsable",
+        "--job-name=aifw-test-gpu-holder",
+        "--partition=acc",
+        f"--gres=gpu:{gpus}",
+        "--cpus-per-task=1",
+        "--mem=1G",
+        f"--time={hours:02d}:00:00",
+        "--chdir=/tmp",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 3600",
+    ).strip()
+    try:
+        wait_for(
+            lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", 90, f"{user}'s GPU job running"
+        )
+        yield job
+    finally:
+        sh("scancel", job, check=False)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from .conftest import HubProcess, launch, partition_nodes, queued_jobs, sh, wait_for
+from .conftest import HubProcess, gpus_held, launch, partition_nodes, queued_jobs, sh, wait_for
 
 #: SLURM expects 2 GPUs to wait for bob's job (hours): past this threshold, alternatives are tried.
 ALTERNATIVES_AFTER = 60
@@ -43,28 +43,8 @@ def one_gpu_held() -> Iterator[str]:
     """bob's job on the acc node holding 1 of its 2 GPUs for 4 h (as another tenant's would)."""
     (node,) = partition_nodes("acc")
     assert "gpu:2" in sh("scontrol", "show", "node", node.name, "-o"), "the acc node should have 2 GPUs"
-    job = sh(
-        "sudo",
-        "-u",
-        "bob",
-        "sbatch",
-        "--parsable",
-        "--job-name=aifw-test-gpu-holder",
-        "--partition=acc",
-        "--gres=gpu:1",
-        "--cpus-per-task=1",
-        "--mem=1G",
-        "--time=04:00:00",
-        "--chdir=/tmp",
-        "--output=/dev/null",
-        "--wrap",
-        "sleep 900",
-    ).strip()
-    try:
-        wait_for(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", 90, "bob's GPU job running")
+    with gpus_held("bob", 1) as job:
         yield job
-    finally:
-        sh("scancel", job, check=False)
 
 
 def estimate(hub: HubProcess, options: dict) -> dict:
