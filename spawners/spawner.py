@@ -485,7 +485,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         if not self.is_queued():
             raise spawn_exception(NOT_QUEUED, reason="not_queued", status_code=409)
         request, entry = await self.checked_request(user_options)
-        if entry is not self.gallery_entry and entry is not None:
+        if entry is not None and getattr(self.gallery_entry, "id", None) != entry.id:
             raise spawn_exception(OTHER_NOTEBOOK, reason="options")
         if self.internal_ssl and request.settings.partition != self.job_request().settings.partition:
             raise spawn_exception(OTHER_PARTITION, reason="options")
