@@ -6,14 +6,11 @@ the waiting one, and the start in progress goes on with it: no gap, no second se
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from .conftest import HubProcess, gpus_held, launch, partition_nodes, queued_jobs, sh, wait_for
 
@@ -78,8 +75,9 @@ def job_times(*job_ids: str) -> dict[str, dict[str, str]]:
 
 
 def audit_entries(hub: HubProcess) -> list[dict]:
-    state_dir = Path(yaml.safe_load(hub.site_file.read_text())["hub"]["state_dir"])
-    return [json.loads(line) for line in (state_dir / "audit.log").read_text().splitlines() if line.strip()]
+    r = hub.api("GET", "/aifactory/audit?n=1000")
+    assert r.status_code == 200, r.text
+    return r.json()["entries"]
 
 
 def test_two_gpus_wait_and_one_gpu_is_offered_to_start_now_within_four_test_only_calls(
