@@ -6,13 +6,26 @@ the waiting one, and the start in progress goes on with it: no gap, no second se
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from .conftest import HubProcess, gpus_held, launch, partition_nodes, queued_jobs, sh, wait_for
+from .conftest import (
+    HubProcess,
+    chromium_page,
+    gpus_held,
+    launch,
+    partition_nodes,
+    queued_jobs,
+    serious_violations,
+    sh,
+    shot,
+    sign_in,
+    wait_for,
+)
 
 #: SLURM expects 2 GPUs to wait for bob's job (hours): past this threshold, alternatives are tried.
 ALTERNATIVES_AFTER = 60
@@ -105,6 +118,35 @@ def test_two_gpus_wait_and_one_gpu_is_offered_to_start_now_within_four_test_only
     (job,) = queued_jobs("alice").values()
     assert job["state"] == "RUNNING" and job["partition"] == "acc", job
     print(f"1-GPU alternative ready in {time.monotonic() - t0:.1f} s")
+
+
+def test_in_the_form_one_click_applies_the_alternative_and_start_runs_at_once(clean_alt: HubProcess, one_gpu_held: str):
+    hub = clean_alt
+    with chromium_page() as page:
+        sign_in(page, hub, "alice")
+        page.goto(f"{hub.url}/hub/spawn")
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
+        page.select_option("#partition", "acc")
+        page.fill("#walltime", "02:00:00")
+        t0 = time.monotonic()
+        page.fill("#gpus", "2")  # the change: 2 GPUs wait for bob's job
+        page.wait_for_selector(".aifw-alternative", timeout=60_000)
+        print(f"form change to alternatives shown: {time.monotonic() - t0:.2f} s")
+        assert "in about" in page.inner_text("#aifw-start")
+        assert page.locator(".aifw-alternative").all_inner_texts() == ["1 GPU: now"]
+        assert serious_violations(page) == [], "spawn form with alternatives"
+        shot(page, "03b-form-alternatives")
+        page.click(".aifw-alternative")  # one click applies it, and the estimate updates
+        assert page.input_value("#gpus") == "1" and page.input_value("#partition") == "acc"
+        assert page.is_checked("#preset-custom")
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('start now')")
+        assert page.locator(".aifw-alternative").count() == 0
+        page.click("#spawn_form button[type=submit]")
+        hub.wait_ready("alice")
+    (job,) = queued_jobs("alice").values()
+    assert job["state"] == "RUNNING" and job["partition"] == "acc", job
+    shown = sh("scontrol", "show", "job", next(iter(queued_jobs("alice"))), "-o")
+    assert re.search(r"gres[/:]gpu[:=]1\b", shown) and not re.search(r"gres[/:]gpu[:=]2\b", shown), shown
 
 
 @pytest.mark.slow
