@@ -163,7 +163,7 @@ class UserOptionsMixin(HasTraits):
             raise refused from e
         return summary(cost(request.settings), account, since, rows, start) | {"alternatives": offered(tested, start)}
 
-    async def test_start(self, request: JobRequest) -> str:
+    async def expected_start(self, request: JobRequest) -> str:
         """SLURM's expected start of ``request`` (``sbatch --test-only`` as the user; nothing is submitted)."""
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         script = render(request, self.job_command(), export=[])
@@ -174,7 +174,7 @@ class UserOptionsMixin(HasTraits):
         """The request's expected start and, when it waits longer than ``alternatives_after``, each
         candidate's (:func:`~aifactory_workbench.spawners.alternatives.candidates`), one at a time.
         A candidate SLURM refuses is left out; no answer from SLURM ends the search."""
-        start = await self.test_start(request)
+        start = await self.expected_start(request)
         wait = wait_seconds(start)
         if not self.alternatives_after or wait is None or wait <= self.alternatives_after:
             return start, []
@@ -183,7 +183,7 @@ class UserOptionsMixin(HasTraits):
         for candidate in candidates(options, request.settings, await self.choices()):
             try:
                 changed, _ = await self.checked_request(candidate.options)
-                tested.append((candidate, await self.test_start(changed)))
+                tested.append((candidate, await self.expected_start(changed)))
             except SlurmUnavailable:
                 break
             except (SlurmError, SpawnException) as e:
