@@ -28,6 +28,7 @@ from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import worker_job_name
 from aifactory_workbench.spawners.messages import (
     NOT_QUEUED,
+    REPLACING,
     describe_end,
     explain_pending,
     replacement_refused_text,
@@ -103,6 +104,7 @@ class JobEngine:
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
         self._waiting_for_port = False
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
+        self._replacing = False  # a queued job's replacement is being submitted (replace_queued)
 
     # -- the record ------------------------------------------------------------------
     @property
@@ -188,18 +190,19 @@ class JobEngine:
         old = self.job_id
         if not old or self.record.started or self.record.port or self.queue_status.get("state") != "PENDING":
             raise StartFailed(NOT_QUEUED, reason="not_queued", status_code=409)
+        if self._replacing:  # a second press meanwhile would leave one of two new jobs unfollowed
+            raise StartFailed(REPLACING, reason="busy", status_code=429)
+        self._replacing = True
         try:
             new = await self.slurm.submit(script, user=self.owner, env=env)
         except SlurmUnavailable as e:
-            raise StartFailed(
-                replacement_refused_text(scheduler_unavailable_text(e), old),
-                reason="scheduler_unavailable",
-                status_code=503,
-            ) from e
+            text = replacement_refused_text(scheduler_unavailable_text(e), old)
+            raise StartFailed(text, reason="scheduler_unavailable", status_code=503) from e
         except SlurmError as e:
-            raise StartFailed(
-                replacement_refused_text(f"SLURM refused the new job: {e}.", old), reason="slurm_refused"
-            ) from e
+            text = replacement_refused_text(f"SLURM refused the new job: {e}.", old)
+            raise StartFailed(text, reason="slurm_refused") from e
+        finally:
+            self._replacing = False
         self.watcher.unwatch(old)  # its end is not this server's
         self.update(job_id=new, submitted_at=time.time())
         self.queue_status = {}

@@ -48,6 +48,7 @@ def scheduler_unavailable_text(error: object) -> str:
 
 #: "Start sooner instead" (a queued job replaced): what may refuse it before anything is submitted.
 NOT_QUEUED = "Your JupyterLab job is not waiting in the queue any more, so there is nothing to replace."
+REPLACING = "Your waiting job is being replaced already; this page follows the new one in a moment."
 OTHER_NOTEBOOK = "A waiting job cannot switch to another notebook: stop it and launch that one."
 OTHER_PARTITION = (
     "Another partition needs a new start (the server's certificate names its nodes): stop and start again."

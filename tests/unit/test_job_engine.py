@@ -404,3 +404,26 @@ def test_a_refused_replacement_leaves_the_waiting_job_and_says_why():
     assert "Requested node configuration is not available" in refused.message
     assert running.status_code == 409 and "not waiting in the queue" in running.message
     assert not [e for e in server.events if e["event"] == "replace"]
+
+
+def test_two_presses_at_once_replace_the_waiting_job_once():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        submit = slurm.submit
+
+        async def slow_submit(*args, **kwargs):  # sbatch takes a moment: the second press comes meanwhile
+            await asyncio.sleep(0.02)
+            return await submit(*args, **kwargs)
+
+        slurm.submit = slow_submit
+        pressed = [engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc") for _ in range(2)]
+        results = await asyncio.gather(*pressed, return_exceptions=True)
+        starting.cancel()
+        return slurm, engine, old, results
+
+    slurm, engine, old, results = asyncio.run(scenario())
+    (new,) = [r for r in results if isinstance(r, str)]
+    (refused,) = [r for r in results if isinstance(r, StartFailed)]
+    assert refused.status_code == 429 and engine.job_id == new
+    submitted = [j for j in slurm.queue_now if j != old]
+    assert submitted == [new], "a second job was submitted that nobody follows"
