@@ -22,7 +22,6 @@ from .conftest import (
     queued_jobs,
     serious_violations,
     sh,
-    shot,
     sign_in,
     wait_for,
 )
@@ -135,7 +134,6 @@ def test_in_the_form_one_click_applies_the_alternative_and_start_runs_at_once(cl
         assert "in about" in page.inner_text("#aifw-start")
         assert page.locator(".aifw-alternative").all_inner_texts() == ["1 GPU: now"]
         assert serious_violations(page) == [], "spawn form with alternatives"
-        shot(page, "03b-form-alternatives")
         page.click(".aifw-alternative")  # one click applies it, and the estimate updates
         assert page.input_value("#gpus") == "1" and page.input_value("#partition") == "acc"
         assert page.is_checked("#preset-custom")
