@@ -297,6 +297,7 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "extend_minutes": ((site.singleuser.extend_minutes or (0,))[0], "singleuser.extend"),
         "presets": (site.form.presets, "form.presets"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
+        "alternatives_after": (site.form.alternatives_after, "form.alternatives_after"),
     }
     return settings
 

@@ -5,6 +5,7 @@
 | ``/hub/api/aifactory/job-port`` | the job reports JupyterLab's port | a starting server's own token |
 | ``/hub/api/aifactory/estimate/USER[/SERVER]`` | the form's start estimate and cost | the ``servers`` scope on USER |
 | ``/hub/api/aifactory/environments/USER`` | kernels, USER's environments, sizes (form, home) | ``servers`` on USER |
+| ``/hub/api/aifactory/alternatives/USER[/SERVER]`` | queued: GET start-sooner choices, POST one | ``servers`` on USER |
 | ``/hub/api/aifactory/usage/USER?days=N`` | core- and GPU-hours per account (home page) | ``servers`` on USER |
 | ``/hub/api/aifactory/extend/USER[/SERVER]`` | POST: more walltime (hub/extend.py) | ``servers`` on USER |
 | ``/hub/api/aifactory/audit`` | the audit log's last entries | admins (``admin:users``) |
@@ -63,7 +64,7 @@ from aifactory_workbench.hub.workshop_pages import (
 )
 from aifactory_workbench.job.launcher import CHANNEL_PATH
 from aifactory_workbench.spawners.channel import JobPortHandler
-from aifactory_workbench.spawners.estimate import EstimateHandler, UsageHandler
+from aifactory_workbench.spawners.estimate import EstimateHandler, QueuedAlternativesHandler, UsageHandler
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.jupyterhub_compat import BATCHSPAWNER_ROUTE, install_handlers
 from aifactory_workbench.spawners.seats import Registry
@@ -81,6 +82,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
     return [
         (JOB_PORT_ROUTE, JobPortHandler),
         (r"/api/aifactory/estimate/([^/]+)/?([^/]*)", EstimateHandler),
+        (r"/api/aifactory/alternatives/([^/]+)/?([^/]*)", QueuedAlternativesHandler),
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (ENVIRONMENTS_API_ROUTE, EnvironmentsHandler, {"venv": site.singleuser.venv}),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),

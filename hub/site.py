@@ -271,6 +271,7 @@ class FormSettings:
     presets: list[dict[str, Any]] = rule(_is_presets())
     discovery_cache: float = rule(_is_seconds(0, 3600))
     usage_days: int = rule(is_int(1, 3660))
+    alternatives_after: int = rule(is_int(0, 86400))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Every command run, by name: the hub's load on SLURM, at /hub/metrics.
 COMMANDS = Counter("aifactory_slurm_commands", "SLURM commands run by the hub", ["command"])
+#: Of those, each ``sbatch --test-only`` (the form's estimates and their alternatives), on its own.
+TEST_ONLY = Counter("aifactory_slurm_test_only", "sbatch --test-only runs by the hub (estimates, alternatives)")
 
 #: The root-owned helper that extends a running JupyterLab job (hub/extend_job.py), in PREFIX/libexec:
 #: ``aifactory-site install`` writes it there and sudo's rule names it.
@@ -341,6 +343,7 @@ class Slurm:
 
     async def test_only(self, script: str, *, user: str, env: Mapping[str, str]) -> tuple[str, str]:
         """When and where the job would start if submitted now (nothing is submitted)."""
+        TEST_ONLY.inc()
         result = await self.run(["sbatch", "--test-only"], user=user, stdin=script, env=env)
         return parse_test_only(result.stderr + result.stdout)
 

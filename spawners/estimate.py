@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from jupyterhub.apihandlers import APIHandler
@@ -46,29 +46,69 @@ def usage_since(days: int, today: dt.date | None = None) -> str:
     return ((today or dt.date.today()) - dt.timedelta(days=days)).isoformat()
 
 
-class EstimateHandler(APIHandler):
-    """POST {"user_options": {...}}: the checks of a real spawn, then an estimate; 4xx names the field."""
+class ServerOptionsHandler(APIHandler):
+    """What the estimate and the queued page's endpoints share: the server named in the path, a
+    body of ``{"user_options": {...}}``, and a refusal as JSON whose ``field`` the form marks."""
 
-    @needs_scope("servers")  # who may start this server may ask what starting it would cost
-    async def post(self, user_name: str, server_name: str = "") -> None:
+    def server_spawner(self, user_name: str, server_name: str) -> Any:
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no user {user_name}")
+        return user.spawners.get(server_name) or user.spawner
+
+    def user_options(self) -> dict[str, Any]:
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError as e:
             raise web.HTTPError(400, "the body must be JSON") from e
         if not isinstance(body, dict) or not isinstance(body.get("user_options", {}), dict):
             raise web.HTTPError(400, 'the body must be {"user_options": {...}}')
-        spawner = user.spawners.get(server_name) or user.spawner
+        return dict(body.get("user_options", {}))
+
+    async def finish_with(self, answer: Awaitable[dict[str, Any]]) -> None:
         try:
-            self.finish(await spawner.estimate(body.get("user_options", {})))
+            self.finish(await answer)
         except SpawnException as e:
             # The form marks the refused field and keeps Start disabled until it changes.
             self.set_status(e.status_code or 400)
             self.finish(
                 {"status": e.status_code or 400, "message": e.jupyterhub_message, "field": getattr(e, "field", "")}
             )
+
+
+class EstimateHandler(ServerOptionsHandler):
+    """POST {"user_options": {...}}: the checks of a real spawn, then an estimate (with its
+    ``alternatives``); 4xx names the field."""
+
+    @needs_scope("servers")  # who may start this server may ask what starting it would cost
+    async def post(self, user_name: str, server_name: str = "") -> None:
+        spawner = self.server_spawner(user_name, server_name)
+        await self.finish_with(spawner.estimate(self.user_options()))
+
+
+class QueuedAlternativesHandler(ServerOptionsHandler):
+    """While the server's job waits in the queue: GET, the estimate's alternatives to its request
+    (``[]`` when none or not waiting); POST {"user_options": {...}}, start sooner with those
+    instead: checked as a spawn's, the new job submitted before the waiting one is cancelled."""
+
+    @needs_scope("servers")
+    async def get(self, user_name: str, server_name: str = "") -> None:
+        spawner = self.server_spawner(user_name, server_name)
+
+        async def answer() -> dict[str, Any]:
+            return {"job_id": spawner.job_id, "alternatives": await spawner.queued_alternatives()}
+
+        await self.finish_with(answer())
+
+    @needs_scope("servers")
+    async def post(self, user_name: str, server_name: str = "") -> None:
+        spawner = self.server_spawner(user_name, server_name)
+        old = spawner.job_id
+
+        async def answer() -> dict[str, Any]:
+            return {"job_id": await spawner.replace_queued(self.user_options()), "replaced": old}
+
+        await self.finish_with(answer())
 
 
 def summary(request_cost: dict[str, float], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:

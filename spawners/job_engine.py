@@ -26,7 +26,14 @@ from typing import Any, Protocol
 from aifactory_workbench.slurm.parsers import RUNNING_STATES, JobInfo, JobRecord, SlurmError, SlurmUnavailable
 from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import worker_job_name
-from aifactory_workbench.spawners.messages import describe_end, explain_pending, scheduler_unavailable_text
+from aifactory_workbench.spawners.messages import (
+    NOT_QUEUED,
+    REPLACING,
+    describe_end,
+    explain_pending,
+    replacement_refused_text,
+    scheduler_unavailable_text,
+)
 from aifactory_workbench.spawners.session import stopped_text
 from aifactory_workbench.spawners.watcher import JobWatcher, Seen, Snapshot
 
@@ -97,6 +104,7 @@ class JobEngine:
         self.queue_status: dict[str, Any] = {}  # the job as the progress page shows it
         self._waiting_for_port = False
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
+        self._replacing = False  # a queued job's replacement is being submitted (replace_queued)
 
     # -- the record ------------------------------------------------------------------
     @property
@@ -172,6 +180,38 @@ class JobEngine:
         self.watcher.watch(job_id, self, closely=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.owner, job_id)
         return job_id
+
+    async def replace_queued(self, script: str, env: Mapping[str, str], **audit: Any) -> str:
+        """While the job waits in the queue, submit ``script`` in its place: the new job is
+        submitted first, and only once SLURM has given its id is the waiting one cancelled, so
+        the user never has neither.  A start in progress (:meth:`wait_until_answering`) follows
+        the new job from its next look; no second server.  A refused submit changes nothing: the
+        old job keeps waiting, and :class:`StartFailed` says why.  Returns the new job's id."""
+        old = self.job_id
+        if not old or self.record.started or self.record.port or self.queue_status.get("state") != "PENDING":
+            raise StartFailed(NOT_QUEUED, reason="not_queued", status_code=409)
+        if self._replacing:  # a second press meanwhile would leave one of two new jobs unfollowed
+            raise StartFailed(REPLACING, reason="busy", status_code=429)
+        self._replacing = True
+        try:
+            new = await self.slurm.submit(script, user=self.owner, env=env)
+        except SlurmUnavailable as e:
+            text = replacement_refused_text(scheduler_unavailable_text(e), old)
+            raise StartFailed(text, reason="scheduler_unavailable", status_code=503) from e
+        except SlurmError as e:
+            text = replacement_refused_text(f"SLURM refused the new job: {e}.", old)
+            raise StartFailed(text, reason="slurm_refused") from e
+        finally:
+            self._replacing = False
+        self.watcher.unwatch(old)  # its end is not this server's
+        self.update(job_id=new, submitted_at=time.time())
+        self.queue_status = {}
+        self.server.save_state()
+        self.watcher.watch(new, self, closely=True)
+        self.server.audit_event("replace", job_id=new, replaced=old, **audit)
+        self.log.info("Job %s of %s replaced by job %s while queued", old, self.owner, new)
+        await self.cancel_forgotten(old)
+        return new
 
     async def follow_until_ready(self) -> JobInfo:
         """Follow the job closely until JupyterLab answers; then the job has started (saved,

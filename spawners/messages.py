@@ -13,7 +13,7 @@ def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> Spa
     """A SpawnException whose ``message`` reaches the user as written (form, API, progress page).
 
     ``reason`` is a short label for metrics: options, scheduler_unavailable, slurm_refused,
-    job_ended, start_timeout, not_yours, busy, no_linked_account."""
+    job_ended, start_timeout, not_yours, busy, no_linked_account, not_queued."""
     error = SpawnException(message, reason=reason, status_code=status_code)
     error.jupyterhub_message = message  # what JupyterHub's pages and progress events show
     error.log_message = message.replace("%", "%%")  # tornado %-formats it when logging
@@ -49,6 +49,20 @@ def scheduler_unavailable_text(error: object) -> str:
 def environments_not_listed(error: object) -> str:
     """The spawn form's and home page's words when a user's environments could not be listed."""
     return f"Your environments could not be listed right now ({str(error)[:200]})."
+
+
+#: "Start sooner instead" (a queued job replaced): what may refuse it before anything is submitted.
+NOT_QUEUED = "Your JupyterLab job is not waiting in the queue any more, so there is nothing to replace."
+REPLACING = "Your waiting job is being replaced already; this page follows the new one in a moment."
+OTHER_NOTEBOOK = "A waiting job cannot switch to another notebook: stop it and launch that one."
+OTHER_PARTITION = (
+    "Another partition needs a new start (the server's certificate names its nodes): stop and start again."
+)
+
+
+def replacement_refused_text(problem: object, old_job: str) -> str:
+    """A replacement that SLURM refused (or could not take): the waiting job stays."""
+    return f"{problem} Job {old_job} keeps waiting."
 
 
 _PENDING_WORDS = {

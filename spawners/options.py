@@ -17,6 +17,7 @@ from traitlets import HasTraits, Integer, List, default
 
 from aifactory_workbench.slurm.job_fields import refused_field
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.spawners.alternatives import Candidate, candidates, form_state, offered, wait_seconds
 from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.estimate import summary, usage_since
 from aifactory_workbench.spawners.form import (
@@ -42,6 +43,11 @@ class UserOptionsMixin(HasTraits):
     ).tag(config=True)
 
     usage_days = Integer(help="The form shows what the chosen account used in this many past days.").tag(config=True)
+
+    alternatives_after = Integer(
+        help="When SLURM expects a request to wait longer than this many seconds, the estimate offers up to "
+        "three smaller requests that start sooner (site config form.alternatives_after; 0: never).",
+    ).tag(config=True)
 
     estimating = False  # an estimate of this server is being made (one at a time: estimate())
     gallery_entry: Any = None  # the published notebook this start launches (gallery_options)
@@ -140,12 +146,14 @@ class UserOptionsMixin(HasTraits):
 
     async def _estimate(self, user_options: Any) -> dict[str, Any]:
         request, _ = await self.checked_request(user_options)
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        script = render(request, self.job_command(), export=[])
         account = request.settings.account or (await self.choices()).default_account
         since = usage_since(self.usage_days)
         try:
-            start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
+            start, tested = await self.services.starts.get(
+                form_state(self.user.name, request.settings),
+                self.user.name,
+                lambda: self.starts_for(user_options, request),
+            )
             rows = await self.discovery.account_usage(account, since)
         except SlurmUnavailable as e:
             raise scheduler_unavailable(e) from e
@@ -153,7 +161,34 @@ class UserOptionsMixin(HasTraits):
             refused = spawn_exception(f"SLURM would refuse this job: {e}", reason="slurm_refused")
             refused.field = refused_field(str(e))  # the form marks that field
             raise refused from e
-        return summary(cost(request.settings), account, since, rows, start)
+        return summary(cost(request.settings), account, since, rows, start) | {"alternatives": offered(tested, start)}
+
+    async def expected_start(self, request: JobRequest) -> str:
+        """SLURM's expected start of ``request`` (``sbatch --test-only`` as the user; nothing is submitted)."""
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        script = render(request, self.job_command(), export=[])
+        start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
+        return start
+
+    async def starts_for(self, user_options: Any, request: JobRequest) -> tuple[str, list[tuple[Candidate, str]]]:
+        """The request's expected start and, when it waits longer than ``alternatives_after``, each
+        candidate's (:func:`~aifactory_workbench.spawners.alternatives.candidates`), one at a time.
+        A candidate SLURM refuses is left out; no answer from SLURM ends the search."""
+        start = await self.expected_start(request)
+        wait = wait_seconds(start)
+        if not self.alternatives_after or wait is None or wait <= self.alternatives_after:
+            return start, []
+        tested: list[tuple[Candidate, str]] = []
+        options = coerce_options(user_options or {})
+        for candidate in candidates(options, request.settings, await self.choices()):
+            try:
+                changed, _ = await self.checked_request(candidate.options)
+                tested.append((candidate, await self.expected_start(changed)))
+            except SlurmUnavailable:
+                break
+            except (SlurmError, SpawnException) as e:
+                self.log.debug("alternative %s of %s left out: %s", candidate.what, self.user.name, e)
+        return start, tested
 
     def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
         """Form fields and ``opt-`` query arguments as typed options (lists of one string each)."""

@@ -48,6 +48,9 @@ from aifactory_workbench.spawners.jobscript import (
 )
 from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending
 from aifactory_workbench.spawners.messages import (
+    NOT_QUEUED,
+    OTHER_NOTEBOOK,
+    OTHER_PARTITION,
     options_refused,
     spawn_exception,
 )
@@ -458,25 +461,58 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         env = self.get_env()
         script = self.batch_script_for(request, env)
         self.progress_message = f"Submitting JupyterLab to partition {request.settings.partition}"
-        s = request.settings
         try:
-            await self.engine.submit(
-                script,
-                env,
-                token=self.api_token or "",
-                actor=self.requested_by(),
-                partition=s.partition,
-                account=s.account or "(default)",
-                qos=s.qos,
-                cpus=s.cpus,
-                memory=s.memory,
-                walltime=s.walltime,
-            )
+            await self.engine.submit(script, env, token=self.api_token or "", **self.audit_fields(request))
             info = await self.engine.follow_until_ready()
         except StartFailed as e:
             raise spawn_exception(e.message, reason=e.reason, status_code=e.status_code) from e
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
         return self.ip, self.port
+
+    def audit_fields(self, request: JobRequest) -> dict[str, Any]:
+        """What the audit log says of a request (a spawn's or a replacement's), and who made it."""
+        s = request.settings
+        return {
+            "actor": self.requested_by(),
+            "partition": s.partition,
+            "account": s.account or "(default)",
+            "qos": s.qos,
+            "cpus": s.cpus,
+            "memory": s.memory,
+            "walltime": s.walltime,
+        }
+
+    def is_queued(self) -> bool:
+        """A start is in progress and its job waits in the queue."""
+        return self.pending == "spawn" and self.engine.queue_status.get("state") == "PENDING"
+
+    async def queued_alternatives(self) -> list[dict[str, Any]]:
+        """While the job waits: the estimate's alternatives to its request ([] when none waits)."""
+        if not self.is_queued():
+            return []
+        return list((await self.estimate(self.accepted_options))["alternatives"])
+
+    async def replace_queued(self, user_options: Any) -> str:
+        """Start sooner with other options while the job waits: checked as a spawn's, then the
+        engine submits the new job before it cancels the waiting one (:meth:`JobEngine.replace_queued`);
+        the start in progress follows the new job.  Returns its id."""
+        if not self.is_queued():
+            raise spawn_exception(NOT_QUEUED, reason="not_queued", status_code=409)
+        request, entry = await self.checked_request(user_options)
+        if entry is not None and getattr(self.gallery_entry, "id", None) != entry.id:
+            raise spawn_exception(OTHER_NOTEBOOK, reason="options")
+        if self.internal_ssl and request.settings.partition != self.job_request().settings.partition:
+            raise spawn_exception(OTHER_PARTITION, reason="options")
+        env = self.get_env()
+        try:
+            job_id = await self.engine.replace_queued(
+                self.batch_script_for(request, env), env, **self.audit_fields(request)
+            )
+        except StartFailed as e:
+            raise spawn_exception(e.message, reason=e.reason, status_code=e.status_code) from e
+        self.request, self.accepted_options = request, dict(user_options or {})
+        self.remember_options(self.accepted_options)
+        return job_id
 
     async def poll(self) -> int | None:
         """Read the shared snapshot: no scheduler call of its own.

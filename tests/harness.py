@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -139,6 +139,36 @@ def queued_jobs(user: str | None = None) -> dict[str, dict[str, str]]:
     return jobs
 
 
+@contextlib.contextmanager
+def gpus_held(user: str, gpus: int, hours: int = 4) -> Iterator[str]:
+    """``gpus`` of the acc node held by a job of ``user`` (another tenant's, submitted as them with
+    sudo) for ``hours``, running until the block ends; yields its id."""
+    job = sh(
+        "sudo",
+        "-u",
+        user,
+        "sbatch",
+        "--parsable",
+        "--job-name=aifw-test-gpu-holder",
+        "--partition=acc",
+        f"--gres=gpu:{gpus}",
+        "--cpus-per-task=1",
+        "--mem=1G",
+        f"--time={hours:02d}:00:00",
+        "--chdir=/tmp",
+        "--output=/dev/null",
+        "--wrap",
+        "sleep 3600",
+    ).strip()
+    try:
+        wait_for(
+            lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "RUNNING", 90, f"{user}'s GPU job running"
+        )
+        yield job
+    finally:
+        sh("scancel", job, check=False)
+
+
 @dataclass
 class HubProcess:
     """A running hub and an admin client for its REST API."""
@@ -236,6 +266,12 @@ class HubProcess:
         text = self.api("GET", "/metrics").text
         found = re.findall(r'^aifactory_slurm_commands_total\{command="(\w+)"\} ([0-9.e+]+)$', text, re.M)
         return {command: float(value) for command, value in found}
+
+    def test_only_calls(self) -> float:
+        """``sbatch --test-only`` runs of the hub so far (its own counter at /metrics)."""
+        text = self.api("GET", "/metrics").text
+        found = re.search(r"^aifactory_slurm_test_only_total ([0-9.e+]+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
 
     def kill_and_restart(self, between: Callable[[], None] = lambda: None) -> None:
         """kill -9 the hub and its proxy (as a crash would), run ``between``, start it again."""

@@ -167,6 +167,14 @@ describe('presets', () => {
     const next = form.after(state, { field: 'walltime', value: '04:00:00' }, data);
     expect(next).toEqual({ preset: '', values: { ...state.values, walltime: '04:00:00' } });
   });
+  test('an alternative applied sets the job fields it names, as text, and makes the request Custom', () => {
+    const state = form.after({ preset: '', values: mine }, { preset: 'gpu' }, data);
+    const options = { ...state.values, gpus: 1, walltime: '01:00:00', preset: 'gpu', unknown: 'x' };
+    expect(form.after(state, { options }, data)).toEqual({
+      preset: '',
+      values: { ...state.values, gpus: '1', cpus: '20', walltime: '01:00:00' }
+    });
+  });
   test('an unknown preset changes no value', () => {
     const state = { preset: '', values: mine };
     expect(form.after(state, { preset: 'gone' }, data).values).toBe(mine);
@@ -189,6 +197,15 @@ describe("the hub's refusals", () => {
       text: 'No.'
     });
     expect(form.refusal({}, fields).text).toBe('This request would be refused.');
+  });
+  test("the estimate's alternatives are one button each, labelled with SLURM's start", () => {
+    const one = { options: { gpus: 1 }, start: '2026-12-04T12:00:10', start_text: 'now', label: '1 GPU: now' };
+    expect(form.alternatives({ alternatives: [one] })).toEqual({
+      intro: 'These start sooner:',
+      buttons: [{ label: '1 GPU: now', title: 'Apply: 1 GPU: now', options: { gpus: 1 } }]
+    });
+    expect(form.alternatives({ alternatives: [] })).toEqual({ intro: '', buttons: [] });
+    expect(form.alternatives({})).toEqual({ intro: '', buttons: [] });
   });
   test("the account's usage in words", () => {
     const usage = { account: 'proj', core_hours: 12.5, gpu_hours: 0, since: '2026-11-04' };

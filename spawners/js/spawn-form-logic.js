@@ -116,9 +116,19 @@ const aifwSpawnForm = (() => {
   // The preset chosen and the fields' values after something happens. A preset is a starting
   // point: clicking it (again) applies the fields it names; the others keep their values, but
   // a reservation belongs to the preset that names it (a workshop's), so one that does not
-  // name it clears it. Editing a field makes the request Custom (""), as typed.
-  // event: { preset: name } or { field: name, value: text }.
+  // name it clears it. Editing a field makes the request Custom (""), as typed; so does an
+  // alternative applied (the estimate's options: only the job fields among them, as text).
+  // event: { preset: name }, { field: name, value: text } or { options: {name: value} }.
   function after(state, event, data) {
+    if ('options' in event) {
+      const values = { ...state.values };
+      data.fields.forEach(k => {
+        if (k in event.options) {
+          values[k] = String(event.options[k]);
+        }
+      });
+      return { preset: '', values };
+    }
     if ('preset' in event) {
       const preset = data.presets.find(p => p.name === event.preset);
       if (!preset) {
@@ -152,6 +162,20 @@ const aifwSpawnForm = (() => {
     };
   }
 
+  // The estimate's alternatives as the form offers them: one button each, its label SLURM's
+  // start ("1 GPU: now"); the line before them says whose start they beat.
+  const alternatives = body =>
+    (body.alternatives || []).length
+      ? {
+          intro: 'These start sooner:',
+          buttons: body.alternatives.map(a => ({
+            label: a.label,
+            title: 'Apply: ' + a.label,
+            options: a.options
+          }))
+        }
+      : { intro: '', buttons: [] };
+
   const usageText = u =>
     'Account ' +
     u.account +
@@ -178,6 +202,7 @@ const aifwSpawnForm = (() => {
     cost,
     after,
     refusal,
+    alternatives,
     usageText
   };
 })();

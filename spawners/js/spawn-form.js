@@ -78,6 +78,31 @@
     $('cost-gpu').textContent = cost.gpu;
   }
 
+  // The estimate's alternatives: one button each; a click applies its options and asks again.
+  function offer(body) {
+    const box = $('aifw-alternatives');
+    box.textContent = '';
+    const shown = L.alternatives(body);
+    if (!shown.buttons.length) {
+      return;
+    }
+    const intro = document.createElement('span');
+    intro.textContent = shown.intro + ' ';
+    box.append(intro);
+    shown.buttons.forEach(b => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'btn btn-sm btn-outline-primary me-2 aifw-alternative';
+      button.textContent = b.label;
+      button.title = b.title;
+      button.addEventListener('click', () => {
+        show(L.after({ preset: checkedPreset(), values: values() }, { options: b.options }, data), true);
+        changed();
+      });
+      box.append(button);
+    });
+  }
+
   let timer = null,
     asked = 0;
   async function estimate() {
@@ -98,6 +123,7 @@
         return;
       }
       if (!r.ok) {
+        offer({});
         $('aifw-usage').textContent = '';
         $('aifw-start').textContent = '';
         const refused = L.refusal(body, FIELDS);
@@ -111,6 +137,7 @@
       $('aifw-refused').textContent = '';
       $('aifw-usage').textContent = L.usageText(body.usage);
       $('aifw-start').textContent = body.start_text;
+      offer(body);
     } catch {
       $('aifw-start').textContent = 'No estimate right now.';
     }
@@ -119,6 +146,7 @@
   function changed() {
     const limits = followPartition();
     $('aifw-refused').textContent = '';
+    offer({});
     clearTimeout(timer);
     if (mark(localProblems(limits))) {
       $('aifw-start').textContent = '';

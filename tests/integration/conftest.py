@@ -36,6 +36,7 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
     cluster_nodes,
     demo_password,
     free_port,
+    gpus_held,
     job_node,
     launch,
     on_node,

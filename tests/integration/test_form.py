@@ -129,7 +129,8 @@ def test_estimates_need_the_servers_scope_and_run_one_at_a_time(hub: HubProcess)
             )
         )
     assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
-    assert hub.slurm_commands().get("sbatch", 0) - before == codes.count(200)
+    # One at a time, and an answer reused within form.discovery_cache costs no --test-only.
+    assert 0 < hub.slurm_commands().get("sbatch", 0) - before <= codes.count(200)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ def test_cookie_authenticated_posts_without_the_xsrf_token_are_refused(hub: HubP
         ("/hub/api/users/alice/server", {"json": {"user_options": {}}}),
         ("/hub/spawn", {"data": {"preset": "quick"}}),
         ("/hub/api/aifactory/estimate/alice", {"json": {"user_options": {}}}),
+        ("/hub/api/aifactory/alternatives/alice", {"json": {"user_options": {"gpus": 1}}}),
     ]:
         r = session.post(f"{hub.url}{path}", timeout=30, **kwargs)
         assert r.status_code == 403, (path, r.status_code)

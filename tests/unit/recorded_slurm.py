@@ -5,8 +5,9 @@ subprocess is left out.  It refuses an squeue or sacct whose ``-o`` is not one o
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ class FakeSlurm(Slurm):
         self._next_id = 4700
         self.time_limits: dict[str, str] = {}  # job id -> squeue's %l (default 2:00:00)
         self.qos_of: dict[str, str] = {}  # job id -> QoS (default interactive)
+        #: When ``sbatch --test-only`` says a script would start (a local ISO time): now, unless a test says.
+        self.test_start: Callable[[str], str] = lambda script: dt.datetime.now().isoformat(timespec="seconds")
 
     # -- the scheduler's moves, played by a test --------------------------------------
     def run_job(self, job_id: str, node: str = "mn5-n01") -> None:
@@ -160,10 +163,13 @@ class FakeSlurm(Slurm):
     def _sbatch(self, argv: list[str], user: str, script: str) -> CommandResult:
         if self.refusal:
             return raise_for_failure(CommandResult(argv, 1, "", f"sbatch: error: {self.refusal}"))
+        partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+        if "--test-only" in argv:  # as the mini cluster's sbatch says it (tests/unit/test_form.py)
+            where = f"using 1 processors on nodes mn5-n01 in partition {partition.group(1) if partition else 'gpp'}"
+            return CommandResult(argv, 0, "", f"sbatch: Job 4999 to start at {self.test_start(script)} {where}\n")
         self._next_id += 1
         job_id = str(self._next_id)
         name = re.search(r"^#SBATCH --job-name=(\S+)", script, re.M)
-        partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
         self.names[job_id], self.scripts[job_id] = (name.group(1) if name else "sbatch"), script
         self.queue_now[job_id] = replace(
             RECORDED_QUEUE["PENDING"], job_id=job_id, user=user, partition=partition.group(1) if partition else "gpp"

@@ -117,6 +117,9 @@ def test_the_form_carries_its_script_whole():
     for path in SCRIPTS:
         assert path.read_text() in page
     assert page.index("const aifwSpawnForm") < page.index("const L = aifwSpawnForm")
+    # the estimate's start-sooner buttons go in a labelled group inside the live estimate
+    estimate = re.search(r'id="aifw-estimate" aria-live="polite">(.*?)</div></div>', page, re.S).group(1)
+    assert '<div id="aifw-alternatives" role="group" aria-label="Requests that start sooner">' in estimate
 
 
 def test_a_script_that_would_end_its_block_early_is_refused(tmp_path):

@@ -347,3 +347,83 @@ def test_the_jobs_token_is_known_by_its_hash_after_a_restart():
     assert engine.owns_token("t" * 32, plain="t" * 32) and not engine.owns_token("t" * 32, plain="v" * 32)
     engine.forget_job()
     assert not engine.owns_token("t" * 32, plain="") and not engine.owns_token("", plain="")
+
+
+SMALLER = SCRIPT.replace("--partition=gpp", "--partition=acc")
+
+
+async def a_start_that_waits() -> tuple[FakeSlurm, JobEngine, Server, asyncio.Future, str]:
+    """A start in progress whose job waits in the queue (the engine follows it)."""
+    slurm = FakeSlurm()
+    engine, server = engine_on(slurm)
+    starting = asyncio.ensure_future(start(engine))
+    await until(lambda: engine.queue_status.get("state") == "PENDING")
+    return slurm, engine, server, starting, engine.job_id
+
+
+def test_a_queued_job_is_replaced_by_submitting_the_new_one_before_cancelling_the_old_and_the_start_follows_it():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        new = await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        state_after = (engine.job_id, server.saved[-1].job_id, old in slurm.queue_now)
+        await until(lambda: engine.queue_status.get("id") == new)
+        slurm.run_job(new)
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        assert engine.accept_port(PORT)
+        server.listening.add(("127.0.0.1", PORT))
+        await starting
+        return slurm, engine, server, old, new, state_after
+
+    slurm, engine, server, old, new, state_after = asyncio.run(scenario())
+    assert new != old and state_after == (new, new, False)
+    order = [(argv[0], argv[-1]) for argv in slurm.commands() if argv[0] in ("sbatch", "scancel")]
+    assert order == [("sbatch", "--parsable"), ("sbatch", "--parsable"), ("scancel", old)]  # no gap
+    assert slurm.scripts[new] == SMALLER and ("alice", ["scancel", old]) in slurm.asked
+    assert server.events[-1] == {"event": "replace", "job_id": new, "replaced": old, "partition": "acc"}
+    assert engine.record.job_id == new and engine.record.started and not server.gone.is_set()  # one server, going on
+
+
+def test_a_refused_replacement_leaves_the_waiting_job_and_says_why():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        slurm.refusal = "Requested node configuration is not available"
+        with pytest.raises(StartFailed) as refused:
+            await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        slurm.refusal = ""
+        kept = (engine.job_id, old in slurm.queue_now, [argv for argv in slurm.commands() if argv[0] == "scancel"])
+        slurm.run_job(old)
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        with pytest.raises(StartFailed) as running:
+            await engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc")
+        starting.cancel()
+        return old, kept, refused.value, running.value, server
+
+    old, kept, refused, running, server = asyncio.run(scenario())
+    assert kept == (old, True, [])
+    assert refused.reason == "slurm_refused" and f"Job {old} keeps waiting" in refused.message
+    assert "Requested node configuration is not available" in refused.message
+    assert running.status_code == 409 and "not waiting in the queue" in running.message
+    assert not [e for e in server.events if e["event"] == "replace"]
+
+
+def test_two_presses_at_once_replace_the_waiting_job_once():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        submit = slurm.submit
+
+        async def slow_submit(*args, **kwargs):  # sbatch takes a moment: the second press comes meanwhile
+            await asyncio.sleep(0.02)
+            return await submit(*args, **kwargs)
+
+        slurm.submit = slow_submit
+        pressed = [engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc") for _ in range(2)]
+        results = await asyncio.gather(*pressed, return_exceptions=True)
+        starting.cancel()
+        return slurm, engine, old, results
+
+    slurm, engine, old, results = asyncio.run(scenario())
+    (new,) = [r for r in results if isinstance(r, str)]
+    (refused,) = [r for r in results if isinstance(r, StartFailed)]
+    assert refused.status_code == 429 and engine.job_id == new
+    submitted = [j for j in slurm.queue_now if j != old]
+    assert submitted == [new], "a second job was submitted that nobody follows"

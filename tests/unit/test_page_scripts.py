@@ -22,7 +22,7 @@ INCLUDED = sorted(
 
 
 def test_the_pages_include_their_scripts():
-    assert INCLUDED == ["js/home-logic.js", "js/home.js", "js/share.js"]
+    assert INCLUDED == ["js/home-logic.js", "js/home.js", "js/queued-logic.js", "js/queued.js", "js/share.js"]
     assert all((ROOT / "hub" / name).is_file() for name in INCLUDED)
 
 

@@ -43,6 +43,8 @@ def test_env_variable_names_the_file(tmp_path, monkeypatch):
         ("hub:\n  admin_services: [{name: x}]\n", "accepted: a list of {name: NAME, token_file: /absolute/path}"),
         ("hub:\n  db_url: mysql://x\n", "key 'hub.db_url'"),
         ("auth:\n  oidc_username_claim: preferred_username\n", "key 'auth.oidc_username_claim'"),
+        ("form:\n  alternatives_after: -1\n", "key 'form.alternatives_after': value -1 is not accepted"),
+        ("form:\n  alternatives_afer: 60\n", "(did you mean 'form.alternatives_after'?)"),
     ],
 )
 def test_wrong_values_name_key_value_and_what_is_accepted(tmp_path, text, expected):

@@ -121,6 +121,9 @@ def test_every_spawner_of_a_hub_shares_one_set_of_services(tmp_path):
     alice, bob = WorkbenchSpawner(config=c), WorkbenchSpawner(config=c)
     assert alice.services is built and bob.services is built
     assert alice.watcher is bob.watcher and alice.discovery is bob.discovery and alice.slurm is bob.slurm
+    # one memory of SLURM's expected starts, kept as long as the cluster's answers
+    assert alice.services.starts is bob.services.starts and built.starts.ttl == DEFAULTS.form.discovery_cache
+    assert alice.alternatives_after == DEFAULTS.form.alternatives_after == 300
 
 
 def test_a_stock_batchspawner_config_keeps_its_req_settings(tmp_path):
@@ -251,7 +254,7 @@ def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_a
         "internal_ssl_ca": str(trust),
     }
     audit = AuditLog(tmp_path / "audit.log")
-    spawner.services = Services(slurm=None, watcher=None, discovery=None, audit=audit)
+    spawner.services = Services(slurm=None, watcher=None, discovery=None, starts=None, audit=audit)
 
     async def answers_with(user: str) -> bool:
         context = make_ssl_context(
