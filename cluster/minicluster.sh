@@ -206,14 +206,36 @@ on_node() {  # on_node NODE COMMAND...: run it on the compute node (its network 
 
 node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
 
+# On a real site the compute nodes are other machines: the hub and its proxy never share a CPU
+# with a JupyterLab job. Here they do, so every node's slurmd, and with it every job, runs in one
+# CPU cgroup whose weight against the login node's services is NODE_CPU_WEIGHT (default 10: the
+# hub gets ten times the nodes' share when both want the CPU; 100 = equal; off = no cgroup). Nice
+# does not do it: the kernel's autogroups give each job's session an equal share whatever its nice.
+NODES_CGROUP=aifactory-nodes
+
+nodes_cgroup_procs() {  # the cgroup.procs file the nodes' slurmd join, made with their weight; nothing when off
+  local weight=${NODE_CPU_WEIGHT:-10} dir
+  [ "$weight" = off ] && return 0
+  case "$weight" in ''|*[!0-9]*) die "NODE_CPU_WEIGHT: a weight from 1 to 10000 (100 = the login node's), or off" ;; esac
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then  # cgroup v2
+    dir=/sys/fs/cgroup/$NODES_CGROUP
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+    mkdir -p "$dir" && echo "$weight" >"$dir/cpu.weight"
+  elif [ -d /sys/fs/cgroup/cpu ]; then  # cgroup v1: cpu.shares, 1024 for a weight of 100
+    dir=/sys/fs/cgroup/cpu/$NODES_CGROUP
+    mkdir -p "$dir" && echo $((weight * 1024 / 100)) >"$dir/cpu.shares"
+  else
+    die "NODE_CPU_WEIGHT=$weight needs the cpu cgroup controller (or NODE_CPU_WEIGHT=off)"
+  fi
+  echo "$dir/cgroup.procs"
+}
+
 start_slurmd() {  # start_slurmd NODE
   pid_alive "$(slurmd_pidfile "$1")" slurmd && return 0
-  log "starting slurmd on $1 ($(node_address "$1"))"
-  # On a real site the compute nodes are other machines: the hub and its proxy never share a CPU
-  # with a JupyterLab job. Here they do. NODE_NICE=N runs each node's slurmd, and its jobs (SLURM's
-  # PropagatePrioProcess=0, the default), at nice N. It is 0 by default: at 10, the hub's page
-  # p95 under 50 logins did not improve (docs/operators/benchmarks.md), the hub is not short of CPU.
-  on_node "$1" nice -n "${NODE_NICE:-0}" /usr/sbin/slurmd -N "$1"
+  local procs; procs=$(nodes_cgroup_procs)
+  log "starting slurmd on $1 ($(node_address "$1"))${procs:+, CPU weight ${NODE_CPU_WEIGHT:-10} in ${procs%/*}}"
+  # The shell joins the cgroup, then becomes slurmd; its jobs are its children and stay there.
+  on_node "$1" sh -c '[ -z "$1" ] || echo $$ >"$1"; exec /usr/sbin/slurmd -N "$2"' sh "$procs" "$1"
 }
 
 # A node drained or down from an earlier run (killed jobs, a failure) is put back to work.
@@ -381,6 +403,7 @@ cmd_stop() {
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
   for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
   [ -z "$(daemons_left)" ] || die "daemons still running after stop: $(daemons_left)"
+  rmdir "/sys/fs/cgroup/cpu/$NODES_CGROUP" "/sys/fs/cgroup/$NODES_CGROUP" 2>/dev/null || true  # empty by now
   stop_network
   log "cluster $CLUSTER is stopped"
 }
