@@ -60,6 +60,7 @@ def submit_as(user: str, name: str) -> str:
         f"--job-name={name}",
         "-t",
         "10",
+        "--mem=100M",  # not a whole node's memory (SLURM's default here): the three must run at once
         "-o",
         "/dev/null",
         "--chdir=/tmp",
