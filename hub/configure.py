@@ -136,11 +136,8 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.template_vars = {"announcement_home": last_end_announcement, "announcement_spawn": last_end_notice}
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     # Publishing needs a scope that users and servers' own tokens (aifactory-publish) carry and
-    # servers' OAuth clients are never allowed (hub/gallery_pages.py).
+    # servers' OAuth clients are never allowed (hub/gallery_pages.py; the server role: update_server_token).
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
-    append(
-        c, "load_roles", {"name": "server", "scopes": ["users:activity!user", "access:servers!server", PUBLISH_SCOPE]}
-    )
     # Each user may share their own servers (JupyterHub's share API, /hub/share); naming a
     # colleague needs read:users:name (a name's existence, never a list of users).
     sharing = ["shares!user", "read:users:name"] if hub.user_sharing else []
@@ -343,17 +340,17 @@ def open_gallery(site: SiteConfig) -> Gallery:
     return gallery
 
 
-#: JupyterHub's scopes for a server's own token (its "server" role), which JupyterHub gives
-#: when server_token_scopes is not set.
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+#: What a server's own token may do (JupyterHub's "server" role): report its activity, be reached,
+#: and publish (aifactory-publish, hub/gallery_pages.py).
+SERVER_ROLE_SCOPES = ["users:activity!user", "access:servers!server", PUBLISH_SCOPE]
 
 
 def update_server_token(c: Config, site: SiteConfig) -> None:
-    """A server's own token may also extend that server's session (JupyterLab's Extend button
-    calls the hub's extend API with it, lab/session.py): ``servers`` on that one server, and only
-    where the site offers extensions."""
-    if site.singleuser.extend_minutes:
-        c.WorkbenchSpawner.server_token_scopes = [*SERVER_TOKEN_SCOPES, "servers!server"]
+    """The server role; where the site offers extensions, a server's own token may also extend that
+    server's session (JupyterLab's Extend button calls the hub's extend API with it, lab/session.py):
+    ``servers`` on that one server. (The role, not ``server_token_scopes``, which would replace it.)"""
+    extend = ["servers!server"] if site.singleuser.extend_minutes else []
+    append(c, "load_roles", {"name": "server", "scopes": [*SERVER_ROLE_SCOPES, *extend]})
 
 
 def update_spawner(

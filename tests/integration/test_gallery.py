@@ -355,6 +355,8 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
     (home["alice"] / "aifw-env.txt").write_text(f"{PROBE}=={PROBE_VERSION}\n")
     sh("chown", "alice:alice", str(home["alice"] / "aifw-env.txt"))
     job = ["srun", "--job-name=aifw-test-env", "--partition=gpp", "--time=00:10:00", "--mem=2G"]
+    # An earlier run that stopped before its clean-up may have left the environment.
+    subprocess.run(["sudo", "-u", "alice", f"{VENV}/bin/aifactory-env", "remove", env], check=False)
     made = subprocess.run(
         ["sudo", "-u", "alice", *job, f"--chdir={home['alice']}", f"{VENV}/bin/aifactory-env", "create", env]
         + ["--file", "aifw-env.txt", "--no-index", "--find-links", str(wheels)],

@@ -12,7 +12,7 @@ import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub import extend_job
-from aifactory_workbench.hub.configure import SERVER_TOKEN_SCOPES, spawner_settings, update_server_token
+from aifactory_workbench.hub.configure import SERVER_ROLE_SCOPES, spawner_settings, update_server_token
 from aifactory_workbench.hub.extend import HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
 from aifactory_workbench.hub.extend_job import (
     LIMIT,
@@ -284,9 +284,11 @@ def test_the_step_reaches_the_spawner_the_job_and_the_server_token(tmp_path):
     assert 'export AIFACTORY_EXTEND_MINUTES="60"' in script
     c = Config()
     update_server_token(c, DEFAULTS)
-    assert c.WorkbenchSpawner.server_token_scopes == [*SERVER_TOKEN_SCOPES, "servers!server"]
+    assert c.JupyterHub.load_roles == [{"name": "server", "scopes": [*SERVER_ROLE_SCOPES, "servers!server"]}]
+    assert "custom:gallery:publish" in SERVER_ROLE_SCOPES  # aifactory-publish keeps working
     c = Config()
     update_server_token(c, off)
+    assert c.JupyterHub.load_roles == [{"name": "server", "scopes": SERVER_ROLE_SCOPES}]
     assert "server_token_scopes" not in c.WorkbenchSpawner
 
 
