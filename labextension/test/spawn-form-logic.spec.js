@@ -155,8 +155,13 @@ describe('presets', () => {
   test('a preset applies its fields, keeps the others, and clears a reservation it does not name', () => {
     expect(form.after({ preset: '', values: mine }, { preset: 'gpu' }, data)).toEqual({
       preset: 'gpu',
-      values: { ...mine, partition: 'acc', gpus: 1, cpus: 20, reservation: '' }
+      values: { ...mine, partition: 'acc', gpus: 1, cpus: 20, reservation: '', constraint: '' }
     });
+  });
+  test('a preset on another partition clears node features (the acc nodes have no highmem), on the same keeps them', () => {
+    expect(form.after({ preset: '', values: mine }, { preset: 'gpu' }, data).values.constraint).toBe('');
+    const onAcc = { ...mine, partition: 'acc' };
+    expect(form.after({ preset: '', values: onAcc }, { preset: 'gpu' }, data).values.constraint).toBe('highmem');
   });
   test('clicking a preset again applies it again', () => {
     const edited = { ...start, partition: 'acc', gpus: 1, cpus: '2' };

@@ -116,7 +116,8 @@ const aifwSpawnForm = (() => {
   // The preset chosen and the fields' values after something happens. A preset is a starting
   // point: clicking it (again) applies the fields it names; the others keep their values, but
   // a reservation belongs to the preset that names it (a workshop's), so one that does not
-  // name it clears it. Editing a field makes the request Custom (""), as typed; so does an
+  // name it clears it, and node features belong to a partition's nodes, so a preset that moves
+  // to another partition clears those it does not name. Editing a field makes the request Custom (""), as typed; so does an
   // alternative applied (the estimate's options: only the job fields among them, as text).
   // event: { preset: name }, { field: name, value: text } or { options: {name: value} }.
   function after(state, event, data) {
@@ -140,6 +141,9 @@ const aifwSpawnForm = (() => {
           values[k] = preset[k];
         }
       });
+      if (!('constraint' in preset) && values.partition !== state.values.partition) {
+        values.constraint = '';
+      }
       return { preset: event.preset, values };
     }
     return {
