@@ -51,10 +51,17 @@ class ServerOptionsHandler(APIHandler):
     body of ``{"user_options": {...}}``, and a refusal as JSON whose ``field`` the form marks."""
 
     def server_spawner(self, user_name: str, server_name: str) -> Any:
+        """The server named in the path: the default one (``""``) or a named server the user
+        has; 404 otherwise, never another server in its place (a token scoped to one server
+        acts on that server only)."""
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no user {user_name}")
-        return user.spawners.get(server_name) or user.spawner
+        if server_name == "":
+            return user.spawner
+        if server_name not in user.orm_spawners:
+            raise web.HTTPError(404, f"{user_name} has no server {server_name}")
+        return user.spawners[server_name]
 
     def user_options(self) -> dict[str, Any]:
         try:

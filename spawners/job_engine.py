@@ -31,6 +31,7 @@ from aifactory_workbench.spawners.messages import (
     REPLACING,
     describe_end,
     explain_pending,
+    replacement_overtaken_text,
     replacement_refused_text,
     scheduler_unavailable_text,
 )
@@ -105,6 +106,7 @@ class JobEngine:
         self._waiting_for_port = False
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self._replacing = False  # a queued job's replacement is being submitted (replace_queued)
+        self._stopping = False  # stop() has begun: no replacement takes the job's place (until begin())
 
     # -- the record ------------------------------------------------------------------
     @property
@@ -158,6 +160,7 @@ class JobEngine:
     def begin(self, *, log_path: str) -> None:
         """A new start: no job, no port, no last end; the last log and the options are kept."""
         self.stop_note = ""
+        self._stopping = False
         self.record = replace(self.record.without_job(), last_end="", log_path=log_path)
 
     async def submit(self, script: str, env: Mapping[str, str], *, token: str, **audit: Any) -> str:
@@ -185,10 +188,13 @@ class JobEngine:
         """While the job waits in the queue, submit ``script`` in its place: the new job is
         submitted first, and only once SLURM has given its id is the waiting one cancelled, so
         the user never has neither.  A start in progress (:meth:`wait_until_answering`) follows
-        the new job from its next look; no second server.  A refused submit changes nothing: the
-        old job keeps waiting, and :class:`StartFailed` says why.  Returns the new job's id."""
+        the new job from its next look, with the same token and no port until the new job reports
+        one; no second server.  A refused submit changes nothing: the old job keeps waiting, and
+        :class:`StartFailed` says why.  If during sbatch the waiting job started or reported its
+        port, or the server was stopped, the new job is cancelled and :class:`StartFailed` (409)
+        says so: the old state stands.  Returns the new job's id."""
         old = self.job_id
-        if not old or self.record.started or self.record.port or self.queue_status.get("state") != "PENDING":
+        if not self.waits_in_queue(old):
             raise StartFailed(NOT_QUEUED, reason="not_queued", status_code=409)
         if self._replacing:  # a second press meanwhile would leave one of two new jobs unfollowed
             raise StartFailed(REPLACING, reason="busy", status_code=429)
@@ -203,8 +209,14 @@ class JobEngine:
             raise StartFailed(text, reason="slurm_refused") from e
         finally:
             self._replacing = False
+        if not self.waits_in_queue(old):
+            # During sbatch the server was stopped, or the waiting job started or reported its port:
+            # the new job would run unfollowed (or take that port), so it goes and the old state stands.
+            self.log.warning("Job %s of %s no longer waits: its replacement %s is cancelled", old, self.owner, new)
+            await self.cancel_forgotten(new)
+            raise StartFailed(replacement_overtaken_text(old, new), reason="not_queued", status_code=409)
         self.watcher.unwatch(old)  # its end is not this server's
-        self.update(job_id=new, submitted_at=time.time())
+        self.update(job_id=new, submitted_at=time.time(), port=0)
         self.queue_status = {}
         self.server.save_state()
         self.watcher.watch(new, self, closely=True)
@@ -212,6 +224,16 @@ class JobEngine:
         self.log.info("Job %s of %s replaced by job %s while queued", old, self.owner, new)
         await self.cancel_forgotten(old)
         return new
+
+    def waits_in_queue(self, job_id: str) -> bool:
+        """Whether ``job_id`` is this server's job and still waits in the queue: not started, no
+        port reported, no stop begun (what :meth:`replace_queued` checks before and after sbatch)."""
+        return (
+            bool(job_id)
+            and job_id == self.job_id
+            and not (self.record.started or self.record.port or self._stopping)
+            and self.queue_status.get("state") == "PENDING"
+        )
 
     async def follow_until_ready(self) -> JobInfo:
         """Follow the job closely until JupyterLab answers; then the job has started (saved,
@@ -395,6 +417,7 @@ class JobEngine:
         job_id = self.job_id
         if not job_id:
             return
+        self._stopping = True
         self.log.info("Cancelling job %s of %s and its Dask workers", job_id, self.owner)
         self.server.audit_event("stop", job_id=job_id, by=by)
         await self.slurm.cancel(job_id, user=self.owner)

@@ -65,6 +65,15 @@ def replacement_refused_text(problem: object, old_job: str) -> str:
     return f"{problem} Job {old_job} keeps waiting."
 
 
+def replacement_overtaken_text(old_job: str, new_job: str) -> str:
+    """While its replacement was submitted, the waiting job started or the server was stopped:
+    the new job is cancelled and nothing else changes."""
+    return (
+        f"Job {old_job} started, or your server was stopped, while its replacement was submitted, "
+        f"so the new job {new_job} was cancelled; nothing else changed."
+    )
+
+
 _PENDING_WORDS = {
     "Resources": "waiting for free CPUs, memory or GPUs",
     "Priority": "waiting for jobs with higher priority to start first",

@@ -427,3 +427,67 @@ def test_two_presses_at_once_replace_the_waiting_job_once():
     assert refused.status_code == 429 and engine.job_id == new
     submitted = [j for j in slurm.queue_now if j != old]
     assert submitted == [new], "a second job was submitted that nobody follows"
+
+
+def sbatch_waits(slurm: FakeSlurm) -> tuple[asyncio.Event, asyncio.Event]:
+    """sbatch has queued the job but not yet exited until the test sets ``release``;
+    ``queued`` says the job is in the queue (the test plays its move meanwhile)."""
+    submit, queued, release = slurm.submit, asyncio.Event(), asyncio.Event()
+
+    async def slow_submit(*args, **kwargs):
+        job_id = await submit(*args, **kwargs)
+        queued.set()
+        await release.wait()
+        return job_id
+
+    slurm.submit = slow_submit
+    return queued, release
+
+
+def test_a_stop_during_the_replacements_sbatch_cancels_the_new_job_and_the_server_stays_stopped():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        queued, release = sbatch_waits(slurm)
+        replacing = asyncio.ensure_future(engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc"))
+        await queued.wait()
+        (new,) = [j for j in slurm.queue_now if j != old]
+        starting.cancel()  # JupyterHub stops the server: its job is cancelled and its record cleared
+        await engine.stop(by="alice")
+        server.clear_state()
+        release.set()
+        with pytest.raises(StartFailed) as refused:
+            await replacing
+        return slurm, engine, server, old, new, refused.value
+
+    slurm, engine, server, old, new, refused = asyncio.run(scenario())
+    assert not slurm.jobs_of("alice"), "a job runs that no server follows"
+    assert ("alice", ["scancel", new]) in slurm.asked
+    assert not engine.job_id and not engine.watcher._watched and server.saved[-1].job_id == old
+    assert refused.status_code == 409 and f"job {new} was cancelled" in refused.message
+    assert not [e for e in server.events if e["event"] == "replace"]
+
+
+def test_a_port_reported_during_the_replacements_sbatch_keeps_the_started_job_and_cancels_the_new_one():
+    async def scenario():
+        slurm, engine, server, starting, old = await a_start_that_waits()
+        queued, release = sbatch_waits(slurm)
+        replacing = asyncio.ensure_future(engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc"))
+        await queued.wait()
+        (new,) = [j for j in slurm.queue_now if j != old]
+        slurm.run_job(old)  # the waiting job starts after all, and its JupyterLab reports its port
+        await until(lambda: engine.queue_status.get("state") == "RUNNING")
+        assert engine.accept_port(PORT)
+        server.listening.add(("127.0.0.1", PORT))
+        release.set()
+        with pytest.raises(StartFailed) as refused:
+            await replacing
+        await starting
+        return slurm, engine, server, old, new, refused.value
+
+    slurm, engine, server, old, new, refused = asyncio.run(scenario())
+    assert new not in slurm.queue_now and ("alice", ["scancel", new]) in slurm.asked
+    assert old in slurm.queue_now and ("alice", ["scancel", old]) not in slurm.asked
+    record = engine.record
+    assert (record.job_id, record.port, record.started) == (old, PORT, True)  # never the port on the new job
+    assert refused.status_code == 409 and f"job {new} was cancelled" in refused.message
+    assert not [e for e in server.events if e["event"] == "replace"]
