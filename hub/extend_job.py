@@ -8,7 +8,9 @@ unless the site allows extensions (``singleuser.extend`` in the site file, whose
 runs, belongs to USER and carries the site's JupyterLab job name (not a Dask worker job, not a
 job of the user's own), MINUTES is within the site's step, the extensions of this job stay
 within the site's total (a ledger in a folder only root may enter), and the new limit is within
-the job's QoS ``MaxWall`` and its partition's ``MaxTime``. Only then does it run ``scontrol
+every walltime limit SLURM would hold a job to: the job's QoS ``MaxWall``, its partition's
+``MaxTime``, the partition's own QoS's ``MaxWall`` and the ``MaxWall`` of the job's association
+(user, account and partition, else user and account). Only then does it run ``scontrol
 update JobId=N TimeLimit=...``.
 
 It answers one line of JSON on standard output (``{"job_id", "old_limit", "new_limit",
@@ -21,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -47,7 +50,7 @@ OFF = 20  # the site offers no extensions
 NO_SUCH_JOB = 21  # gone, not USER's, or not a JupyterLab job: the hub is told no more
 NOT_RUNNING = 22
 POLICY = 23  # the site's step or total
-LIMIT = 24  # the QoS's MaxWall or the partition's MaxTime
+LIMIT = 24  # a walltime limit of SLURM's: a QoS's MaxWall, the partition's MaxTime, the association's
 UNAVAILABLE = 25  # SLURM did not answer, or refused the update
 OFF_MESSAGE = "this site does not extend sessions (singleuser.extend: off)"
 #: Where root keeps how much each job was extended (a file per job id), made by the helper.
@@ -106,14 +109,15 @@ def decide(
     minutes: int,
     policy: Policy | None,
     job_name: str,
-    qos_max: int | None,
-    partition_max: int | None,
+    limits: Sequence[tuple[str, int | None]],
     added_before: int,
 ) -> Extension | Refusal:
     """The whole decision. ``job``: squeue's row in
     :data:`~aifactory_workbench.slurm.formats.SQUEUE_EXTEND` (None: SLURM does not hold it);
-    ``policy``: None when the site offers no extensions; ``qos_max``, ``partition_max``: seconds,
-    None for no limit; ``added_before``: minutes this job was extended already."""
+    ``policy``: None when the site offers no extensions; ``limits``: SLURM's walltime limits on
+    the job as (what it is, "the QoS normal"; seconds, None for no limit), the new limit must be
+    within each and a refusal names the smallest; ``added_before``: minutes this job was
+    extended already."""
     if policy is None:
         return Refusal(OFF, OFF_MESSAGE)
     if job is None or job["user"] != user or job["name"] != job_name:
@@ -134,9 +138,10 @@ def decide(
     if old is None:
         return Refusal(LIMIT, f"job {job_id} has no time limit to extend")
     new = old + minutes * 60
-    for what, most in ((f"the QoS {job['qos']}", qos_max), (f"the partition {job['partition']}", partition_max)):
-        if most is not None and new > most:
-            return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
+    set_limits = [(most, what) for what, most in limits if most is not None]
+    if set_limits and new > min(set_limits)[0]:
+        most, what = min(set_limits)
+        return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
     return Extension(job_id, old, new, max(0, new - ran), added_before + minutes)
 
 
@@ -169,9 +174,45 @@ def qos_max(slurm: Slurm, qos: str) -> int | None:
     return limit_of(rows[0]["MaxWall"]) if rows else None
 
 
-def partition_max(slurm: Slurm, partition: str) -> int | None:
+def partition_max(slurm: Slurm, partition: str) -> tuple[int | None, str]:
+    """The partition's ``MaxTime`` and the name of its own QoS ("": none)."""
     out = slurm.run_blocking(["scontrol", "show", "partition", partition, "-o"]).stdout
-    return limit_of(parse_scontrol_oneliner(out).get("MaxTime", ""))
+    record = parse_scontrol_oneliner(out)
+    return limit_of(record.get("MaxTime", "")), record.get("QoS", "")
+
+
+def job_account(slurm: Slurm, job_id: str, job_name: str) -> str:
+    """The job's account, from ``scontrol show job -o``. The job's name (the user's to change)
+    comes before it on the line: unless it is ``job_name`` whole, a name holding ``Account=``
+    could stand in for the real field, so the account is read only after the site's name."""
+    out = slurm.run_blocking(["scontrol", "show", "job", job_id, "-o"]).stdout
+    found = re.match(rf"JobId={re.escape(job_id)} JobName={re.escape(job_name)} UserId=.*? Account=(\S+) ", out)
+    if found is None:
+        raise SlurmError(f"the account of job {job_id} cannot be read")
+    return found.group(1)
+
+
+def association_max(slurm: Slurm, user: str, account: str, partition: str) -> int | None:
+    """The ``MaxWall`` of the association a job of ``user`` in ``account`` runs under in
+    ``partition``: the one of that partition if there is one, else the user's in the account
+    (without partition); the smallest one set where several rows match."""
+    argv = ["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", f"account={account}"]
+    rows = parse_pipe_table(slurm.run_blocking([*argv, "format=Partition,MaxWall"]).stdout, ("Partition", "MaxWall"))
+    own = [r for r in rows if r["Partition"] == partition] or [r for r in rows if not r["Partition"]]
+    walls = [w for w in (limit_of(r["MaxWall"]) for r in own) if w is not None]
+    return min(walls, default=None)
+
+
+def job_limits(slurm: Slurm, job: Mapping[str, str], job_name: str) -> list[tuple[str, int | None]]:
+    """Every walltime limit SLURM holds the job to, for :func:`decide`."""
+    partition = job["partition"]
+    partition_most, partition_qos = partition_max(slurm, partition)
+    limits = [(f"the QoS {job['qos']}", qos_max(slurm, job["qos"])), (f"the partition {partition}", partition_most)]
+    if partition_qos:
+        limits.append((f"the partition {partition}'s QoS {partition_qos}", qos_max(slurm, partition_qos)))
+    account = job_account(slurm, job["job_id"], job_name)
+    limits.append(("your association", association_max(slurm, job["user"], account, partition)))
+    return limits
 
 
 def read_job(slurm: Slurm, job_id: str) -> dict[str, str] | None:
@@ -232,17 +273,16 @@ def extend(slurm: Slurm, user: str, job_id: str, minutes: int, site_file: str, l
     ledger = Ledger(ledger_dir)
     try:
         job = read_job(slurm, job_id)
-        limits = (None, None)
-        if job is not None and job["state"] == "RUNNING":
-            limits = (qos_max(slurm, job["qos"]), partition_max(slurm, job["partition"]))
+        limits: list[tuple[str, int | None]] = []
+        if job is not None and job["state"] == "RUNNING" and job["user"] == user and job["name"] == job_name:
+            limits = job_limits(slurm, job, job_name)
         found = decide(
             job,
             user=user,
             minutes=minutes,
             policy=policy,
             job_name=job_name,
-            qos_max=limits[0],
-            partition_max=limits[1],
+            limits=limits,
             added_before=ledger.added(job_id),
         )
         if isinstance(found, Extension):

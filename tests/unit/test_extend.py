@@ -35,7 +35,7 @@ from aifactory_workbench.lab import notebook
 from aifactory_workbench.lab.session import extend_request, is_owner
 from aifactory_workbench.slurm.client import CommandResult
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
-from aifactory_workbench.slurm.parsers import parse_one_job
+from aifactory_workbench.slurm.parsers import SlurmError, parse_one_job
 from aifactory_workbench.spawners.jobscript import SessionTimes, render
 
 from .defaults import DEFAULTS, JOB_NAME, request, site_file
@@ -58,14 +58,14 @@ JOB = {
 }
 
 
-def decided(job=JOB, **kw):
+def decided(job=JOB, qos_max=12 * 3600, partition_max=48 * 3600, **kw):
+    limits = [(f"the QoS {job and job['qos']}", qos_max), (f"the partition {job and job['partition']}", partition_max)]
     args = {
         "user": "alice",
         "minutes": 30,
         "policy": POLICY_1H,
         "job_name": JOB_NAME,
-        "qos_max": 12 * 3600,
-        "partition_max": 48 * 3600,
+        "limits": limits,
         "added_before": 0,
     }
     return decide(job, **(args | kw))
@@ -222,6 +222,53 @@ def test_past_the_qos_the_refusal_names_it(cluster, policy_file, tmp_path):
     cluster.time_limits["7"] = "11:50:00"
     found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
     assert found == Refusal(LIMIT, "the QoS interactive allows at most 12 h")
+
+
+@as_root
+def test_past_the_partitions_qos_the_refusal_names_it_and_nothing_changes(cluster, policy_file, tmp_path):
+    """The attack: the job's QoS allows 2 days, the partition's QoS only 4 h."""
+    cluster.qos_of["7"] = "normal"
+    cluster.qos_max_wall["part_gpp"] = "04:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert found == Refusal(LIMIT, "the partition gpp's QoS part_gpp allows at most 4 h")
+    assert cluster.time_limits["7"] == "04:50:00"
+    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+
+
+@as_root
+@pytest.mark.parametrize("partition", ["gpp", ""])  # the partition's own association, or the account's
+def test_past_the_association_the_refusal_names_it_and_nothing_changes(cluster, policy_file, tmp_path, partition):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", partition)] = "04:00:00"
+    cluster.assoc_max_wall[("alice", "ehpc01", "acc")] = "1-00:00:00"  # another partition's: not this job's
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert found == Refusal(LIMIT, "your association allows at most 4 h")
+    assert cluster.time_limits["7"] == "04:50:00"
+    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+
+
+@as_root
+def test_the_partitions_own_association_goes_before_the_accounts(cluster, policy_file, tmp_path):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", "")] = "04:00:00"
+    cluster.assoc_max_wall[("alice", "ehpc01", "gpp")] = "1-00:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert isinstance(found, Extension) and cluster.time_limits["7"] == "05:20:00"
+
+
+@as_root
+def test_a_job_name_cannot_smuggle_in_another_account(cluster, policy_file, tmp_path):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", "")] = "04:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    line = cluster._job_line("7").replace("JobName=" + JOB_NAME, f"JobName={JOB_NAME} Account=rich UserId=x")
+    cluster._job_line = lambda job_id: line
+    with pytest.raises(SlurmError, match="account of job 7 cannot be read"):  # main: refused, UNAVAILABLE
+        extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert cluster.time_limits["7"] == "04:50:00"
 
 
 @as_root
