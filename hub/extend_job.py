@@ -52,7 +52,15 @@ NOT_RUNNING = 22
 POLICY = 23  # the site's step or total
 LIMIT = 24  # a walltime limit of SLURM's: a QoS's MaxWall, the partition's MaxTime, the association's
 UNAVAILABLE = 25  # SLURM did not answer, or refused the update
+BUSY = 26  # another extension holds the ledger
 OFF_MESSAGE = "this site does not extend sessions (singleuser.extend: off)"
+BUSY_MESSAGE = "another extension of this job is being made"
+#: The helper's bound, so that the hub (which waits longer: hub/extend.py) never gives up on a
+#: helper that then extends: each SLURM call ends within SLURM_TIMEOUT seconds, an extension
+#: makes at most SLURM_CALLS of them, and the ledger's lock is waited for at most LOCK_WAIT.
+SLURM_TIMEOUT = 10.0
+SLURM_CALLS = 7  # squeue, scontrol show job and partition, sacctmgr for two QoS and the association, update
+LOCK_WAIT = 10.0
 #: Where root keeps how much each job was extended (a file per job id), made by the helper.
 LEDGER_DIR = Path("/var/lib/aifactory-extend")
 #: Ledger entries older than this are removed (their jobs ended long ago).
@@ -225,9 +233,14 @@ def read_job(slurm: Slurm, job_id: str) -> dict[str, str] | None:
     return parse_one_job(out, job_id, SQUEUE_EXTEND)
 
 
+class LedgerBusy(Exception):
+    """Another extension held the ledger's lock for all of :data:`LOCK_WAIT`."""
+
+
 class Ledger:
     """Minutes added per job, in a folder of root's alone (made 0700 if missing); held locked
-    while a decision is made, so that two extensions of a job cannot both pass the total. Every
+    while a decision is made, so that two extensions of a job cannot both pass the total (the
+    lock is waited for at most :data:`LOCK_WAIT` seconds, then :class:`LedgerBusy`). Every
     file is opened relative to the folder's descriptor, never following a link."""
 
     def __init__(self, folder: Path) -> None:
@@ -237,7 +250,16 @@ class Ledger:
         if info.st_uid != 0 or info.st_mode & 0o077:
             os.close(self.fd)
             raise PermissionError(f"{folder} must be root's alone (0700)")
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        given_up = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= given_up:
+                    os.close(self.fd)
+                    raise LedgerBusy(BUSY_MESSAGE) from None
+                time.sleep(0.1)
 
     def added(self, job_id: str) -> int:
         try:
@@ -270,7 +292,10 @@ def extend(slurm: Slurm, user: str, job_id: str, minutes: int, site_file: str, l
     policy, job_name = site_policy(site_file)
     if policy is None:
         return Refusal(OFF, OFF_MESSAGE)
-    ledger = Ledger(ledger_dir)
+    try:
+        ledger = Ledger(ledger_dir)
+    except LedgerBusy:
+        return Refusal(BUSY, BUSY_MESSAGE)
     try:
         job = read_job(slurm, job_id)
         limits: list[tuple[str, int | None]] = []
@@ -310,7 +335,7 @@ def main(site_file: str, ledger_dir: str = str(LEDGER_DIR), argv: Sequence[str] 
         return USAGE
     user, job_id, minutes = parsed
     try:
-        found = extend(Slurm(), user, job_id, minutes, site_file, Path(ledger_dir))
+        found = extend(Slurm(timeout=SLURM_TIMEOUT), user, job_id, minutes, site_file, Path(ledger_dir))
     except SlurmError as e:
         found = Refusal(UNAVAILABLE, f"SLURM did not answer: {e}")
     except SiteConfigError as e:

@@ -2,6 +2,7 @@
 and its I/O against the fake SLURM, the site key, the hub's mapping of the helper's answer, the
 lab's owner check and request, and the Dask workers' cap following the new end."""
 
+import asyncio
 import json
 import os
 from dataclasses import replace
@@ -13,7 +14,7 @@ from traitlets.config import Config
 
 from aifactory_workbench.hub import extend_job
 from aifactory_workbench.hub.configure import SERVER_ROLE_SCOPES, spawner_settings, update_server_token
-from aifactory_workbench.hub.extend import HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
+from aifactory_workbench.hub.extend import HELPER_TIMEOUT, HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
 from aifactory_workbench.hub.extend_job import (
     LIMIT,
     NO_SUCH_JOB,
@@ -33,7 +34,7 @@ from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.hub.site_install import extend_helper_text
 from aifactory_workbench.lab import notebook
 from aifactory_workbench.lab.session import extend_request, is_owner
-from aifactory_workbench.slurm.client import CommandResult
+from aifactory_workbench.slurm.client import CommandResult, Slurm
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
 from aifactory_workbench.slurm.parsers import SlurmError, parse_one_job
 from aifactory_workbench.spawners.jobscript import SessionTimes, render
@@ -294,12 +295,65 @@ def test_the_helper_reads_no_site_file_others_may_change(cluster, policy_file, t
 
 @as_root
 def test_main_answers_one_json_line_and_a_status(cluster, policy_file, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(extend_job, "Slurm", lambda: cluster)
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: cluster)
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"]) == 0
     assert json.loads(capsys.readouterr().out)["new_limit"] == "00:40:00"
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["bob", "7", "30"]) == NO_SUCH_JOB
     assert "bob has no running JupyterLab job" in json.loads(capsys.readouterr().out)["message"]
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7"]) == extend_job.USAGE
+
+
+@as_root
+def test_a_held_ledger_makes_the_helper_refuse_within_its_bound_not_wait(cluster, policy_file, tmp_path, monkeypatch):
+    """The attack: the hub gives up on a helper that waits on the lock, then the helper extends."""
+    import fcntl
+    import threading
+    import time
+
+    monkeypatch.setattr(extend_job, "LOCK_WAIT", 1.0, raising=False)
+    (tmp_path / "ledger").mkdir(mode=0o700)
+    holder = os.open(tmp_path / "ledger", os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another extension under way
+    found = []
+    started = time.monotonic()
+    worker = threading.Thread(
+        target=lambda: found.append(extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(5)
+    waited = time.monotonic() - started
+    os.close(holder)  # lets a helper that waited on go on (before the fix)
+    worker.join(5)
+    assert found and found[0] == Refusal(extend_job.BUSY, "another extension of this job is being made")
+    assert 1.0 <= waited < 5 and cluster.time_limits["7"] == "10:00"
+
+
+@as_root
+def test_the_helpers_slurm_calls_are_few_and_short(cluster, policy_file, tmp_path, monkeypatch):
+    """The worst case the hub waits for (below) counts on at most SLURM_CALLS calls of SLURM_TIMEOUT."""
+    made = []
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: made.append(kw) or cluster)
+    cluster.assoc_max_wall[("alice", "ehpc01", "gpp")] = "1-00:00:00"
+    assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"]) == 0
+    assert made == [{"timeout": extend_job.SLURM_TIMEOUT}]
+    assert len(cluster.commands()) <= extend_job.SLURM_CALLS
+
+
+def test_the_hub_waits_longer_than_the_helper_can_take():
+    """So the hub never says "refused" of an extension the helper then makes."""
+    worst = extend_job.LOCK_WAIT + extend_job.SLURM_CALLS * extend_job.SLURM_TIMEOUT
+    assert worst + 10 < HELPER_TIMEOUT  # and the time to start Python under sudo
+    assert extend_job.SLURM_TIMEOUT <= 10 and extend_job.LOCK_WAIT <= 10
+    asked = []
+
+    class Recording(Slurm):
+        async def execute(self, argv, name, **kw):
+            asked.append((argv, kw["timeout"]))
+            return CommandResult(argv, 0, "{}")
+
+    asyncio.run(Recording().extend_job("/helper", "alice", "7", 30, timeout=HELPER_TIMEOUT))
+    assert asked == [(["sudo", "-n", "/helper", "alice", "7", "30"], HELPER_TIMEOUT)]
 
 
 def test_the_installed_wrapper_names_the_site_file_and_the_ledger():
