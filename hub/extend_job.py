@@ -61,6 +61,9 @@ BUSY_MESSAGE = "another extension of this job is being made"
 SLURM_TIMEOUT = 10.0
 SLURM_CALLS = 7  # squeue, scontrol show job and partition, sacctmgr for two QoS and the association, update
 LOCK_WAIT = 10.0
+#: Where root finds SLURM's commands: the helper sets PATH to it itself (as sudo's secure_path
+#: for its rule does, config/sudoers.in), never taking the hub's PATH.
+SECURE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 #: Where root keeps how much each job was extended (a file per job id), made by the helper.
 LEDGER_DIR = Path("/var/lib/aifactory-extend")
 #: Ledger entries older than this are removed (their jobs ended long ago).
@@ -334,6 +337,7 @@ def main(site_file: str, ledger_dir: str = str(LEDGER_DIR), argv: Sequence[str] 
         print(json.dumps({"message": f"usage: {EXTEND_HELPER} USER JOBID MINUTES"}))
         return USAGE
     user, job_id, minutes = parsed
+    os.environ["PATH"] = SECURE_PATH  # the commands below are root's, wherever the hub looked
     try:
         found = extend(Slurm(timeout=SLURM_TIMEOUT), user, job_id, minutes, site_file, Path(ledger_dir))
     except SlurmError as e:

@@ -356,6 +356,27 @@ def test_the_hub_waits_longer_than_the_helper_can_take():
     assert asked == [(["sudo", "-n", "/helper", "alice", "7", "30"], HELPER_TIMEOUT)]
 
 
+def test_root_runs_the_helpers_with_a_fixed_path_whatever_the_hub_sets(tmp_path):
+    """The attack: the hub's account puts its own scontrol first in PATH, and sudo passes PATH on."""
+    from aifactory_workbench.hub.site_install import Accounts, render, values, visudo
+
+    config = Path(__file__).parents[2] / "config"
+    rules = render((config / "sudoers.in").read_text(), values(load_site_config(config / "site.yaml"), Accounts()))
+    assert f'Defaults!AIFW_EXTEND, AIFW_PASSWORD secure_path="{extend_job.SECURE_PATH}"' in rules.splitlines()
+    (tmp_path / "sudoers").write_text(rules)
+    assert visudo(tmp_path / "sudoers") == ""
+
+
+@as_root
+def test_the_helper_sets_its_own_path_before_it_asks_slurm(cluster, policy_file, tmp_path, monkeypatch):
+    """And the helper does not count on sudo for it: its SLURM commands are found in root's folders only."""
+    monkeypatch.setenv("PATH", f"{tmp_path}/evil:/usr/bin")
+    seen = []
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: seen.append(os.environ["PATH"]) or cluster)
+    extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"])
+    assert seen == ["/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
 def test_the_installed_wrapper_names_the_site_file_and_the_ledger():
     text = extend_helper_text(replace(DEFAULTS, source="/etc/aifactory/site.yaml"), "/var/lib/aifactory-extend")
     assert text.startswith("#!") and " -I\n" in text.splitlines()[0] + "\n"
