@@ -70,7 +70,8 @@ PARTITION_LINE = (
 QOS_MAX_WALL = {"interactive": "12:00:00", "normal": "2-00:00:00", "urgent": "", "part_gpp": "", "part_acc": ""}
 PARTITION_MAX_TIME = {"gpp": "2-00:00:00", "acc": "1-00:00:00"}
 
-#: A job as ``scontrol show job N -o`` printed it on the mini cluster (the fields up to its account).
+#: A job as ``scontrol show job N -o`` prints it (SLURM 22.05's order of fields, shortened after
+#: WorkDir; written from that layout, not recorded from the mini cluster).
 JOB_LINE = (
     "JobId={job_id} JobName={name} UserId={user}(1001) GroupId={user}(1001) MCS_label=N/A Priority=1 Nice=0 "
     "Account={account} QOS={qos} JobState=RUNNING Reason=None Dependency=(null) TimeLimit={time_limit} "
