@@ -35,7 +35,12 @@ HTTP_STATUS = {
     helper.POLICY: 403,
     helper.LIMIT: 403,
     helper.UNAVAILABLE: 503,
+    helper.BUSY: 409,
 }
+#: How long the hub waits for the helper: longer than the helper's own bound (its lock wait and
+#: its SLURM calls, hub/extend_job.py) and the time to start it, so that it never answers
+#: "refused" of an extension the helper then makes.
+HELPER_TIMEOUT = helper.LOCK_WAIT + helper.SLURM_CALLS * helper.SLURM_TIMEOUT + 30
 #: Said when the helper cannot be run (sudo refused, not installed): a fault of the installation.
 NOT_INSTALLED = "sessions cannot be extended now: the extension helper did not run (ask your support team)"
 
@@ -87,7 +92,9 @@ class ExtendHandler(APIHandler):
             raise web.HTTPError(409, "an extension of this session is under way: try again in a moment")
         self.busy.add(user.name)
         try:
-            result = await spawner.slurm.extend_job(spawner.extend_helper, user.name, job_id, minutes)
+            result = await spawner.slurm.extend_job(
+                spawner.extend_helper, user.name, job_id, minutes, timeout=HELPER_TIMEOUT
+            )
         except SlurmError as e:
             result = CommandResult([], -1, "", str(e))
         finally:

@@ -8,7 +8,9 @@ unless the site allows extensions (``singleuser.extend`` in the site file, whose
 runs, belongs to USER and carries the site's JupyterLab job name (not a Dask worker job, not a
 job of the user's own), MINUTES is within the site's step, the extensions of this job stay
 within the site's total (a ledger in a folder only root may enter), and the new limit is within
-the job's QoS ``MaxWall`` and its partition's ``MaxTime``. Only then does it run ``scontrol
+every walltime limit SLURM would hold a job to: the job's QoS ``MaxWall``, its partition's
+``MaxTime``, the partition's own QoS's ``MaxWall`` and the ``MaxWall`` of the job's association
+(user, account and partition, else user and account). Only then does it run ``scontrol
 update JobId=N TimeLimit=...``.
 
 It answers one line of JSON on standard output (``{"job_id", "old_limit", "new_limit",
@@ -21,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -47,9 +50,20 @@ OFF = 20  # the site offers no extensions
 NO_SUCH_JOB = 21  # gone, not USER's, or not a JupyterLab job: the hub is told no more
 NOT_RUNNING = 22
 POLICY = 23  # the site's step or total
-LIMIT = 24  # the QoS's MaxWall or the partition's MaxTime
+LIMIT = 24  # a walltime limit of SLURM's: a QoS's MaxWall, the partition's MaxTime, the association's
 UNAVAILABLE = 25  # SLURM did not answer, or refused the update
+BUSY = 26  # another extension holds the ledger
 OFF_MESSAGE = "this site does not extend sessions (singleuser.extend: off)"
+BUSY_MESSAGE = "another extension of this job is being made"
+#: The helper's bound, so that the hub (which waits longer: hub/extend.py) never gives up on a
+#: helper that then extends: each SLURM call ends within SLURM_TIMEOUT seconds, an extension
+#: makes at most SLURM_CALLS of them, and the ledger's lock is waited for at most LOCK_WAIT.
+SLURM_TIMEOUT = 10.0
+SLURM_CALLS = 7  # squeue, scontrol show job and partition, sacctmgr for two QoS and the association, update
+LOCK_WAIT = 10.0
+#: Where root finds SLURM's commands: the helper sets PATH to it itself (as sudo's secure_path
+#: for its rule does, config/sudoers.in), never taking the hub's PATH.
+SECURE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 #: Where root keeps how much each job was extended (a file per job id), made by the helper.
 LEDGER_DIR = Path("/var/lib/aifactory-extend")
 #: Ledger entries older than this are removed (their jobs ended long ago).
@@ -106,14 +120,15 @@ def decide(
     minutes: int,
     policy: Policy | None,
     job_name: str,
-    qos_max: int | None,
-    partition_max: int | None,
+    limits: Sequence[tuple[str, int | None]],
     added_before: int,
 ) -> Extension | Refusal:
     """The whole decision. ``job``: squeue's row in
     :data:`~aifactory_workbench.slurm.formats.SQUEUE_EXTEND` (None: SLURM does not hold it);
-    ``policy``: None when the site offers no extensions; ``qos_max``, ``partition_max``: seconds,
-    None for no limit; ``added_before``: minutes this job was extended already."""
+    ``policy``: None when the site offers no extensions; ``limits``: SLURM's walltime limits on
+    the job as (what it is, "the QoS normal"; seconds, None for no limit), the new limit must be
+    within each and a refusal names the smallest; ``added_before``: minutes this job was
+    extended already."""
     if policy is None:
         return Refusal(OFF, OFF_MESSAGE)
     if job is None or job["user"] != user or job["name"] != job_name:
@@ -134,9 +149,10 @@ def decide(
     if old is None:
         return Refusal(LIMIT, f"job {job_id} has no time limit to extend")
     new = old + minutes * 60
-    for what, most in ((f"the QoS {job['qos']}", qos_max), (f"the partition {job['partition']}", partition_max)):
-        if most is not None and new > most:
-            return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
+    set_limits = [(most, what) for what, most in limits if most is not None]
+    if set_limits and new > min(set_limits)[0]:
+        most, what = min(set_limits)
+        return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
     return Extension(job_id, old, new, max(0, new - ran), added_before + minutes)
 
 
@@ -169,9 +185,45 @@ def qos_max(slurm: Slurm, qos: str) -> int | None:
     return limit_of(rows[0]["MaxWall"]) if rows else None
 
 
-def partition_max(slurm: Slurm, partition: str) -> int | None:
+def partition_max(slurm: Slurm, partition: str) -> tuple[int | None, str]:
+    """The partition's ``MaxTime`` and the name of its own QoS ("": none)."""
     out = slurm.run_blocking(["scontrol", "show", "partition", partition, "-o"]).stdout
-    return limit_of(parse_scontrol_oneliner(out).get("MaxTime", ""))
+    record = parse_scontrol_oneliner(out)
+    return limit_of(record.get("MaxTime", "")), record.get("QoS", "")
+
+
+def job_account(slurm: Slurm, job_id: str, job_name: str) -> str:
+    """The job's account, from ``scontrol show job -o``. The job's name (the user's to change)
+    comes before it on the line: unless it is ``job_name`` whole, a name holding ``Account=``
+    could stand in for the real field, so the account is read only after the site's name."""
+    out = slurm.run_blocking(["scontrol", "show", "job", job_id, "-o"]).stdout
+    found = re.match(rf"JobId={re.escape(job_id)} JobName={re.escape(job_name)} UserId=.*? Account=(\S+) ", out)
+    if found is None:
+        raise SlurmError(f"the account of job {job_id} cannot be read")
+    return found.group(1)
+
+
+def association_max(slurm: Slurm, user: str, account: str, partition: str) -> int | None:
+    """The ``MaxWall`` of the association a job of ``user`` in ``account`` runs under in
+    ``partition``: the one of that partition if there is one, else the user's in the account
+    (without partition); the smallest one set where several rows match."""
+    argv = ["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", f"account={account}"]
+    rows = parse_pipe_table(slurm.run_blocking([*argv, "format=Partition,MaxWall"]).stdout, ("Partition", "MaxWall"))
+    own = [r for r in rows if r["Partition"] == partition] or [r for r in rows if not r["Partition"]]
+    walls = [w for w in (limit_of(r["MaxWall"]) for r in own) if w is not None]
+    return min(walls, default=None)
+
+
+def job_limits(slurm: Slurm, job: Mapping[str, str], job_name: str) -> list[tuple[str, int | None]]:
+    """Every walltime limit SLURM holds the job to, for :func:`decide`."""
+    partition = job["partition"]
+    partition_most, partition_qos = partition_max(slurm, partition)
+    limits = [(f"the QoS {job['qos']}", qos_max(slurm, job["qos"])), (f"the partition {partition}", partition_most)]
+    if partition_qos:
+        limits.append((f"the partition {partition}'s QoS {partition_qos}", qos_max(slurm, partition_qos)))
+    account = job_account(slurm, job["job_id"], job_name)
+    limits.append(("your association", association_max(slurm, job["user"], account, partition)))
+    return limits
 
 
 def read_job(slurm: Slurm, job_id: str) -> dict[str, str] | None:
@@ -184,9 +236,14 @@ def read_job(slurm: Slurm, job_id: str) -> dict[str, str] | None:
     return parse_one_job(out, job_id, SQUEUE_EXTEND)
 
 
+class LedgerBusy(Exception):
+    """Another extension held the ledger's lock for all of :data:`LOCK_WAIT`."""
+
+
 class Ledger:
     """Minutes added per job, in a folder of root's alone (made 0700 if missing); held locked
-    while a decision is made, so that two extensions of a job cannot both pass the total. Every
+    while a decision is made, so that two extensions of a job cannot both pass the total (the
+    lock is waited for at most :data:`LOCK_WAIT` seconds, then :class:`LedgerBusy`). Every
     file is opened relative to the folder's descriptor, never following a link."""
 
     def __init__(self, folder: Path) -> None:
@@ -196,7 +253,16 @@ class Ledger:
         if info.st_uid != 0 or info.st_mode & 0o077:
             os.close(self.fd)
             raise PermissionError(f"{folder} must be root's alone (0700)")
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        given_up = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= given_up:
+                    os.close(self.fd)
+                    raise LedgerBusy(BUSY_MESSAGE) from None
+                time.sleep(0.1)
 
     def added(self, job_id: str) -> int:
         try:
@@ -229,20 +295,22 @@ def extend(slurm: Slurm, user: str, job_id: str, minutes: int, site_file: str, l
     policy, job_name = site_policy(site_file)
     if policy is None:
         return Refusal(OFF, OFF_MESSAGE)
-    ledger = Ledger(ledger_dir)
+    try:
+        ledger = Ledger(ledger_dir)
+    except LedgerBusy:
+        return Refusal(BUSY, BUSY_MESSAGE)
     try:
         job = read_job(slurm, job_id)
-        limits = (None, None)
-        if job is not None and job["state"] == "RUNNING":
-            limits = (qos_max(slurm, job["qos"]), partition_max(slurm, job["partition"]))
+        limits: list[tuple[str, int | None]] = []
+        if job is not None and job["state"] == "RUNNING" and job["user"] == user and job["name"] == job_name:
+            limits = job_limits(slurm, job, job_name)
         found = decide(
             job,
             user=user,
             minutes=minutes,
             policy=policy,
             job_name=job_name,
-            qos_max=limits[0],
-            partition_max=limits[1],
+            limits=limits,
             added_before=ledger.added(job_id),
         )
         if isinstance(found, Extension):
@@ -269,8 +337,9 @@ def main(site_file: str, ledger_dir: str = str(LEDGER_DIR), argv: Sequence[str] 
         print(json.dumps({"message": f"usage: {EXTEND_HELPER} USER JOBID MINUTES"}))
         return USAGE
     user, job_id, minutes = parsed
+    os.environ["PATH"] = SECURE_PATH  # the commands below are root's, wherever the hub looked
     try:
-        found = extend(Slurm(), user, job_id, minutes, site_file, Path(ledger_dir))
+        found = extend(Slurm(timeout=SLURM_TIMEOUT), user, job_id, minutes, site_file, Path(ledger_dir))
     except SlurmError as e:
         found = Refusal(UNAVAILABLE, f"SLURM did not answer: {e}")
     except SiteConfigError as e:

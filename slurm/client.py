@@ -268,13 +268,15 @@ class Slurm:
             return None
         return parse_duration(info.time_left) if info is not None else None
 
-    async def extend_job(self, helper: str, user: str, job_id: str, minutes: int) -> CommandResult:
+    async def extend_job(self, helper: str, user: str, job_id: str, minutes: int, *, timeout: float) -> CommandResult:
         """Ask the root-owned helper (hub/extend_job.py, through the one sudo rule for it) to add
         ``minutes`` to ``user``'s job: its exit status and one line of JSON say what it did or
-        why it refused, for the caller to read (no exception for a refusal)."""
+        why it refused, for the caller to read (no exception for a refusal). ``timeout``: longer
+        than the helper can take, so that no answer is given up on while the helper goes on."""
         if not is_unix_user(user) or not job_id.isdigit():
             raise SlurmError(f"refusing to extend job {job_id!r} of {user!r}")
-        return await self.execute([*self.root_sudo, helper, user, job_id, str(int(minutes))], "extend")
+        argv = [*self.root_sudo, helper, user, job_id, str(int(minutes))]
+        return await self.execute(argv, "extend", timeout=timeout)
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str]) -> str:
         """Submit a batch script on stdin as ``user``; return the job id."""

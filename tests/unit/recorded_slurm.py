@@ -67,8 +67,16 @@ PARTITION_LINE = (
     "MaxMemPerNode=UNLIMITED TRES=cpu=224,mem=32000M,node=2,billing=224"
 )
 #: The mini cluster's limits (cluster/minicluster.sh, cluster/templates/slurm.conf.in).
-QOS_MAX_WALL = {"interactive": "12:00:00", "normal": "2-00:00:00", "urgent": ""}
+QOS_MAX_WALL = {"interactive": "12:00:00", "normal": "2-00:00:00", "urgent": "", "part_gpp": "", "part_acc": ""}
 PARTITION_MAX_TIME = {"gpp": "2-00:00:00", "acc": "1-00:00:00"}
+
+#: A job as ``scontrol show job N -o`` prints it (SLURM 22.05's order of fields, shortened after
+#: WorkDir; written from that layout, not recorded from the mini cluster).
+JOB_LINE = (
+    "JobId={job_id} JobName={name} UserId={user}(1001) GroupId={user}(1001) MCS_label=N/A Priority=1 Nice=0 "
+    "Account={account} QOS={qos} JobState=RUNNING Reason=None Dependency=(null) TimeLimit={time_limit} "
+    "Partition={partition} WorkDir=/home/{user}"
+)
 
 #: The mini cluster's node as scontrol shows it (one line: NodeAddr is what the hub connects to).
 NODE_LINE = "NodeName={node} Arch=x86_64 CPUTot=112 NodeAddr={address} RealMemory=16000 State=MIXED Partitions=gpp,acc"
@@ -96,6 +104,9 @@ class FakeSlurm(Slurm):
         self._next_id = 4700
         self.time_limits: dict[str, str] = {}  # job id -> squeue's %l (default 2:00:00)
         self.qos_of: dict[str, str] = {}  # job id -> QoS (default interactive)
+        self.qos_max_wall = dict(QOS_MAX_WALL)  # QoS -> MaxWall ("": none)
+        #: (user, account, partition or "") -> the association's MaxWall; none: no row
+        self.assoc_max_wall: dict[tuple[str, str, str], str] = {}
         #: When ``sbatch --test-only`` says a script would start (a local ISO time): now, unless a test says.
         self.test_start: Callable[[str], str] = lambda script: dt.datetime.now().isoformat(timespec="seconds")
 
@@ -155,10 +166,39 @@ class FakeSlurm(Slurm):
             return CommandResult(argv, 0, "")
         if argv[:4] == ["sacctmgr", "-n", "-P", "show"] and argv[4] == "qos":
             name = argv[5]
-            return CommandResult(argv, 0, f"{name}|{QOS_MAX_WALL[name]}\n" if name in QOS_MAX_WALL else "")
+            return CommandResult(argv, 0, f"{name}|{self.qos_max_wall[name]}\n" if name in self.qos_max_wall else "")
+        if argv[:4] == ["sacctmgr", "-n", "-P", "show"] and argv[4:6] == ["assoc", "where"]:
+            return self._assoc(argv)
+        if argv[:3] == ["scontrol", "show", "job"]:
+            if argv[3] not in self.queue_now:
+                return raise_for_failure(CommandResult(argv, 1, "", "slurm_load_jobs error: Invalid job id specified"))
+            return CommandResult(argv, 0, self._job_line(argv[3]) + "\n")
         if argv[:3] == ["scontrol", "show", "node"]:
             return CommandResult(argv, 0, NODE_LINE.format(node=argv[3], address=self.addresses[argv[3]]))
         raise AssertionError(f"the fake SLURM does not know {argv}")
+
+    def _assoc(self, argv: list[str]) -> CommandResult:
+        """``sacctmgr -n -P show assoc where user=U account=A [partition=P] format=...``: a row per
+        matching association (``|`` between the asked fields, empty where unset)."""
+        where = dict(a.split("=", 1) for a in argv[6:] if "=" in a)
+        names = where.pop("format").split(",")
+        rows = []
+        for (user, account, partition), wall in self.assoc_max_wall.items():
+            if user == where["user"] and account == where["account"] and where.get("partition", partition) == partition:
+                rows.append("|".join({"Partition": partition, "MaxWall": wall}[n] for n in names))
+        return CommandResult(argv, 0, "".join(row + "\n" for row in rows))
+
+    def _job_line(self, job_id: str) -> str:
+        info = self.queue_now[job_id]
+        return JOB_LINE.format(
+            job_id=job_id,
+            name=self.names.get(job_id, "sbatch"),
+            user=info.user,
+            account=info.account,
+            qos=self.qos_of.get(job_id, "interactive"),
+            time_limit=self.time_limits.get(job_id, "2:00:00"),
+            partition=info.partition,
+        )
 
     def _sbatch(self, argv: list[str], user: str, script: str) -> CommandResult:
         if self.refusal:

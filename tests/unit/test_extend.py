@@ -2,6 +2,7 @@
 and its I/O against the fake SLURM, the site key, the hub's mapping of the helper's answer, the
 lab's owner check and request, and the Dask workers' cap following the new end."""
 
+import asyncio
 import json
 import os
 from dataclasses import replace
@@ -13,7 +14,7 @@ from traitlets.config import Config
 
 from aifactory_workbench.hub import extend_job
 from aifactory_workbench.hub.configure import SERVER_ROLE_SCOPES, spawner_settings, update_server_token
-from aifactory_workbench.hub.extend import HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
+from aifactory_workbench.hub.extend import HELPER_TIMEOUT, HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
 from aifactory_workbench.hub.extend_job import (
     LIMIT,
     NO_SUCH_JOB,
@@ -33,9 +34,9 @@ from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.hub.site_install import extend_helper_text
 from aifactory_workbench.lab import notebook
 from aifactory_workbench.lab.session import extend_request, is_owner
-from aifactory_workbench.slurm.client import CommandResult
+from aifactory_workbench.slurm.client import CommandResult, Slurm
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
-from aifactory_workbench.slurm.parsers import parse_one_job
+from aifactory_workbench.slurm.parsers import SlurmError, parse_one_job
 from aifactory_workbench.spawners.jobscript import SessionTimes, render
 
 from .defaults import DEFAULTS, JOB_NAME, request, site_file
@@ -58,14 +59,14 @@ JOB = {
 }
 
 
-def decided(job=JOB, **kw):
+def decided(job=JOB, qos_max=12 * 3600, partition_max=48 * 3600, **kw):
+    limits = [(f"the QoS {job and job['qos']}", qos_max), (f"the partition {job and job['partition']}", partition_max)]
     args = {
         "user": "alice",
         "minutes": 30,
         "policy": POLICY_1H,
         "job_name": JOB_NAME,
-        "qos_max": 12 * 3600,
-        "partition_max": 48 * 3600,
+        "limits": limits,
         "added_before": 0,
     }
     return decide(job, **(args | kw))
@@ -225,6 +226,53 @@ def test_past_the_qos_the_refusal_names_it(cluster, policy_file, tmp_path):
 
 
 @as_root
+def test_past_the_partitions_qos_the_refusal_names_it_and_nothing_changes(cluster, policy_file, tmp_path):
+    """The attack: the job's QoS allows 2 days, the partition's QoS only 4 h."""
+    cluster.qos_of["7"] = "normal"
+    cluster.qos_max_wall["part_gpp"] = "04:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert found == Refusal(LIMIT, "the partition gpp's QoS part_gpp allows at most 4 h")
+    assert cluster.time_limits["7"] == "04:50:00"
+    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+
+
+@as_root
+@pytest.mark.parametrize("partition", ["gpp", ""])  # the partition's own association, or the account's
+def test_past_the_association_the_refusal_names_it_and_nothing_changes(cluster, policy_file, tmp_path, partition):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", partition)] = "04:00:00"
+    cluster.assoc_max_wall[("alice", "ehpc01", "acc")] = "1-00:00:00"  # another partition's: not this job's
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert found == Refusal(LIMIT, "your association allows at most 4 h")
+    assert cluster.time_limits["7"] == "04:50:00"
+    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+
+
+@as_root
+def test_the_partitions_own_association_goes_before_the_accounts(cluster, policy_file, tmp_path):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", "")] = "04:00:00"
+    cluster.assoc_max_wall[("alice", "ehpc01", "gpp")] = "1-00:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert isinstance(found, Extension) and cluster.time_limits["7"] == "05:20:00"
+
+
+@as_root
+def test_a_job_name_cannot_smuggle_in_another_account(cluster, policy_file, tmp_path):
+    cluster.qos_of["7"] = "normal"
+    cluster.assoc_max_wall[("alice", "ehpc01", "")] = "04:00:00"
+    cluster.time_limits["7"] = "04:50:00"
+    line = cluster._job_line("7").replace("JobName=" + JOB_NAME, f"JobName={JOB_NAME} Account=rich UserId=x")
+    cluster._job_line = lambda job_id: line
+    with pytest.raises(SlurmError, match="account of job 7 cannot be read"):  # main: refused, UNAVAILABLE
+        extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
+    assert cluster.time_limits["7"] == "04:50:00"
+
+
+@as_root
 def test_with_extend_off_the_helper_refuses_before_asking_slurm(cluster, tmp_path):
     folder = tmp_path / "etc"
     folder.mkdir(mode=0o755)
@@ -247,12 +295,86 @@ def test_the_helper_reads_no_site_file_others_may_change(cluster, policy_file, t
 
 @as_root
 def test_main_answers_one_json_line_and_a_status(cluster, policy_file, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(extend_job, "Slurm", lambda: cluster)
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: cluster)
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"]) == 0
     assert json.loads(capsys.readouterr().out)["new_limit"] == "00:40:00"
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["bob", "7", "30"]) == NO_SUCH_JOB
     assert "bob has no running JupyterLab job" in json.loads(capsys.readouterr().out)["message"]
     assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7"]) == extend_job.USAGE
+
+
+@as_root
+def test_a_held_ledger_makes_the_helper_refuse_within_its_bound_not_wait(cluster, policy_file, tmp_path, monkeypatch):
+    """The attack: the hub gives up on a helper that waits on the lock, then the helper extends."""
+    import fcntl
+    import threading
+    import time
+
+    monkeypatch.setattr(extend_job, "LOCK_WAIT", 1.0, raising=False)
+    (tmp_path / "ledger").mkdir(mode=0o700)
+    holder = os.open(tmp_path / "ledger", os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another extension under way
+    found = []
+    started = time.monotonic()
+    worker = threading.Thread(
+        target=lambda: found.append(extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(5)
+    waited = time.monotonic() - started
+    os.close(holder)  # lets a helper that waited on go on (before the fix)
+    worker.join(5)
+    assert found and found[0] == Refusal(extend_job.BUSY, "another extension of this job is being made")
+    assert 1.0 <= waited < 5 and cluster.time_limits["7"] == "10:00"
+
+
+@as_root
+def test_the_helpers_slurm_calls_are_few_and_short(cluster, policy_file, tmp_path, monkeypatch):
+    """The worst case the hub waits for (below) counts on at most SLURM_CALLS calls of SLURM_TIMEOUT."""
+    made = []
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: made.append(kw) or cluster)
+    cluster.assoc_max_wall[("alice", "ehpc01", "gpp")] = "1-00:00:00"
+    assert extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"]) == 0
+    assert made == [{"timeout": extend_job.SLURM_TIMEOUT}]
+    assert len(cluster.commands()) <= extend_job.SLURM_CALLS
+
+
+def test_the_hub_waits_longer_than_the_helper_can_take():
+    """So the hub never says "refused" of an extension the helper then makes."""
+    worst = extend_job.LOCK_WAIT + extend_job.SLURM_CALLS * extend_job.SLURM_TIMEOUT
+    assert worst + 10 < HELPER_TIMEOUT  # and the time to start Python under sudo
+    assert extend_job.SLURM_TIMEOUT <= 10 and extend_job.LOCK_WAIT <= 10
+    asked = []
+
+    class Recording(Slurm):
+        async def execute(self, argv, name, **kw):
+            asked.append((argv, kw["timeout"]))
+            return CommandResult(argv, 0, "{}")
+
+    asyncio.run(Recording().extend_job("/helper", "alice", "7", 30, timeout=HELPER_TIMEOUT))
+    assert asked == [(["sudo", "-n", "/helper", "alice", "7", "30"], HELPER_TIMEOUT)]
+
+
+def test_root_runs_the_helpers_with_a_fixed_path_whatever_the_hub_sets(tmp_path):
+    """The attack: the hub's account puts its own scontrol first in PATH, and sudo passes PATH on."""
+    from aifactory_workbench.hub.site_install import Accounts, render, values, visudo
+
+    config = Path(__file__).parents[2] / "config"
+    rules = render((config / "sudoers.in").read_text(), values(load_site_config(config / "site.yaml"), Accounts()))
+    assert f'Defaults!AIFW_EXTEND, AIFW_PASSWORD secure_path="{extend_job.SECURE_PATH}"' in rules.splitlines()
+    (tmp_path / "sudoers").write_text(rules)
+    assert visudo(tmp_path / "sudoers") == ""
+
+
+@as_root
+def test_the_helper_sets_its_own_path_before_it_asks_slurm(cluster, policy_file, tmp_path, monkeypatch):
+    """And the helper does not count on sudo for it: its SLURM commands are found in root's folders only."""
+    monkeypatch.setenv("PATH", f"{tmp_path}/evil:/usr/bin")
+    seen = []
+    monkeypatch.setattr(extend_job, "Slurm", lambda **kw: seen.append(os.environ["PATH"]) or cluster)
+    extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"])
+    assert seen == ["/usr/sbin:/usr/bin:/sbin:/bin"]
 
 
 def test_the_installed_wrapper_names_the_site_file_and_the_ledger():
