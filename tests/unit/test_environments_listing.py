@@ -4,8 +4,10 @@ answer strictly (a bad answer is "could not be listed", never a stack trace) and
 ``form.discovery_cache`` seconds; the wrapper's Python is isolated from the user's files."""
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +149,45 @@ def test_a_listing_that_floods_the_hub_is_cut_at_the_cap(fake_sudo):
     slurm = fake_sudo("sys.stdout.write('x' * 10**7); sys.stdout.flush(); time.sleep(30)")
     with pytest.raises(SlurmError, match="printed more than"):
         asyncio.run(asyncio.wait_for(slurm.environments("alice"), 5))
+
+
+def test_a_flood_the_hub_cannot_stop_is_not_read_past_the_cap(fake_sudo, tmp_path, monkeypatch):
+    """The attack: the listing's writer is not the child the hub kills (sudo runs it as the user,
+    and the hub may signal neither), ignores SIGTERM and writes without end. Past the cap the
+    hub reads no more (its pipes are closed) and gives up within a short bound, however long
+    the command lives: what the hub read stays about the cap (before, it read all it could)."""
+    pids = tmp_path / "pids"
+    slurm = fake_sudo(
+        "import os, subprocess\n"
+        f"open({str(pids)!r}, 'w').write(str(os.getpid()) + ' ')\n"
+        f"subprocess.Popen(['sh', '-c', 'echo $$ >> {pids}; trap \"\" TERM; exec yes'])\n"
+        "time.sleep(30)"
+    )
+    fed = []  # every byte the hub reads from a pipe is fed to a StreamReader
+    feed_data = asyncio.StreamReader.feed_data
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", lambda s, data: (fed.append(len(data)), feed_data(s, data)))
+
+    def not_ours(self):
+        raise PermissionError("sudo's child is not the hub's to kill")
+
+    monkeypatch.setattr(asyncio.subprocess.Process, "kill", not_ours)
+
+    async def flood() -> float:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(SlurmError, match="printed more than"):
+            await asyncio.wait_for(slurm.environments("alice"), 10)
+        took = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(1.5)  # nothing is read after the call has given up either
+        return took
+
+    try:
+        took = asyncio.run(flood())
+    finally:
+        for pid in pids.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert took < 3
+    assert sum(fed) <= client.ENV_LIST_MAX_BYTES + 256 * 1024, f"the hub read {sum(fed)} bytes"
 
 
 def test_the_site_kernels_are_read_from_the_venv(tmp_path):
