@@ -43,41 +43,59 @@ def answer(*envs: dict) -> str:
 
 def test_the_answer_is_read_field_by_field_with_sizes_and_their_total():
     team = ENV | {"name": "team", "scope": "project", "project": "ehpc01", "size": None, "kernel": ""}
-    listed = listing(parse_environments(answer(ENV, team)))
+    listed = listing(*parse_environments(answer(ENV, team)))
     assert listed["listed"] and listed["total"] == 3 * 1024**2 and listed["total_text"] == "3.0 MiB"
     shown = [(e["name"], e["size_text"], e["scope"], e["project"]) for e in listed["environments"]]
     assert shown == [("probe-env", "3.0 MiB", "personal", ""), ("team", "size unknown", "project", "ehpc01")]
     assert "path" not in listed["environments"][0]  # the hub shows no path of the user's home
-    assert listing(parse_environments(answer()))["environments"] == []
+    assert listing(*parse_environments(answer()))["environments"] == []
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "not json",
-        "[]",
-        json.dumps({"environments": "x"}),
-        answer("x"),
-        answer(ENV | {"size": -1}),
-        answer(ENV | {"size": "3 MiB"}),
-        answer(ENV | {"size": True}),
-        answer(ENV | {"name": "<img src=x onerror=alert(1)>"}),
-        answer(ENV | {"name": ""}),
-        answer(ENV | {"scope": "root"}),
-        answer(ENV | {"kernel": "a" * 500}),
-        answer(ENV | {"project": "../etc"}),
-        answer(ENV | {"built": ["2026"]}),
-    ],
-)
-def test_a_lying_or_broken_answer_is_refused_whole(text):
+@pytest.mark.parametrize("text", ["", "not json", "[]", json.dumps({"environments": "x"})])
+def test_an_answer_that_is_no_listing_is_refused_whole(text):
     with pytest.raises(ValueError):
         parse_environments(text)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "x",
+        ENV | {"size": -1},
+        ENV | {"size": "3 MiB"},
+        ENV | {"size": True},
+        ENV | {"name": "<img src=x onerror=alert(1)>"},
+        ENV | {"name": ""},
+        ENV | {"name": "Upper"},
+        ENV | {"scope": "root"},
+        ENV | {"kernel": "a" * 500},
+        ENV | {"project": "../etc"},
+        ENV | {"built": ["2026"]},
+    ],
+)
+def test_a_lying_or_broken_entry_is_dropped_and_counted(entry):
+    assert parse_environments(answer(entry)) == ([], 1)
+
+
+def test_a_teammates_bad_entries_do_not_blank_the_others_listing():
+    """The attack: a project member makes odd folders in the project's shared folder (an
+    uppercase name, a size of -1, a bad build date); every member's listing then failed whole,
+    "could not be listed", cached. Now each bad entry is dropped on its own, and counted."""
+    team = ENV | {"name": "team", "scope": "project", "project": "ehpc01"}
+    bad = [team | {"name": "Upper"}, team | {"name": "minus", "size": -1}, team | {"name": "date", "built": "x y"}]
+    lister = Lister(answer(ENV, *bad, team))
+    listed = asyncio.run(Discovery(lister, ttl=60).environments("alice"))
+    assert listed["listed"] and [e["name"] for e in listed["environments"]] == ["probe-env", "team"]
+    assert listed["unreadable"] == 3 and listed["unreadable_text"] == "3 entries could not be read."
+    assert listed["total"] == 6 * 1024**2 and not listed["problem"]
+    one = listing(*parse_environments(answer(ENV, bad[0])))
+    assert one["unreadable_text"] == "1 entry could not be read."
+    assert listing(*parse_environments(answer(ENV)))["unreadable_text"] == ""
+
+
 def test_a_long_list_is_cut_and_counted():
     many = [ENV | {"name": f"e{i}"} for i in range(130)]
-    listed = listing(parse_environments(answer(*many)))
+    listed = listing(*parse_environments(answer(*many)))
     assert len(listed["environments"]) == 100 and listed["more"] == 30
 
 
