@@ -19,6 +19,7 @@ from aifactory_workbench.hub.site_install import Accounts, Installer
 from aifactory_workbench.slurm import client
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.spawners import choices
 from aifactory_workbench.spawners.choices import Discovery
 from aifactory_workbench.spawners.environments import listing, parse_environments, site_kernels
 
@@ -130,6 +131,46 @@ def test_each_user_has_their_own_listing_reused_for_the_ttl():
     for user in ("alice", "alice", "bob"):
         assert asyncio.run(discovery.environments(user))["environments"][0]["name"] == "probe-env"
     assert lister.asked == 2
+
+
+class SlowLister(Lister):
+    """A listing that takes a while, counting those running at once."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.running = self.most = 0
+
+    async def environments(self, user: str) -> str:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        self.running -= 1
+        return await super().environments(user)
+
+
+def test_a_burst_of_pages_for_one_user_runs_one_listing():
+    """The attack: a user (or a script of theirs) opens the form 20 times at once; each request
+    started its own sudo listing (the cache is filled only when one ends). Now they share one."""
+    lister = SlowLister(answer(ENV))
+    discovery = Discovery(lister, ttl=60)
+
+    async def burst() -> list[dict]:
+        return await asyncio.gather(*(discovery.environments("alice") for _ in range(20)))
+
+    assert all(listed["environments"][0]["name"] == "probe-env" for listed in asyncio.run(burst()))
+    assert lister.asked == 1
+
+
+def test_many_users_listings_run_a_few_at_a_time():
+    lister = SlowLister(answer(ENV))
+    discovery = Discovery(lister, ttl=60)
+
+    async def everyone() -> list[dict]:
+        return await asyncio.gather(*(discovery.environments(f"user{i}") for i in range(12)))
+
+    assert all(listed["listed"] for listed in asyncio.run(everyone()))
+    assert lister.asked == 12 and lister.most == 4
+    assert choices.MAX_LISTINGS == 4
 
 
 @pytest.fixture
