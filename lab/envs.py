@@ -496,6 +496,22 @@ def environments(project: str | None = None) -> list[dict]:
     return found
 
 
+#: What ``list --json`` prints at most (the hub shows 100, and reads 256 KiB of it): more are
+#: counted; and the names it prints (an environment's, as the hub checks them).
+JSON_MAX_ENVIRONMENTS = 200
+_LISTED_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def listing_json(listed: list[dict]) -> str:
+    """``list --json``'s answer, bounded whatever a project's shared folder holds: at most
+    :data:`JSON_MAX_ENVIRONMENTS` environments (``more``: how many others), and none whose name
+    no environment could have (``unreadable``: how many), so a teammate's thousand folders or
+    long odd names cannot push it past what the hub reads, which would blank every member's."""
+    named = [env for env in listed if _LISTED_NAME.fullmatch(env["name"])]
+    shown = named[:JSON_MAX_ENVIRONMENTS]
+    return json.dumps({"environments": shown, "more": len(named) - len(shown), "unreadable": len(listed) - len(named)})
+
+
 def my_projects() -> list[str]:
     """The projects whose shared folder holds environments and whose group I am in."""
     names = sorted({grp.getgrgid(g).gr_name for g in os.getgroups() if _known_group(g)})
@@ -592,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "list":
         listed = environments(args.project) if args.project else all_environments()
         if args.json:
-            print(json.dumps({"environments": listed}))
+            print(listing_json(listed))
         for env in [] if args.json else listed:
             kernel = "kernel" if env["kernel"] else "no kernel"
             print(f"{env['name']:<20} {env['size_text']:>12}  {kernel:<9}  {env['path']}")

@@ -48,23 +48,30 @@ def _text(entry: dict[str, Any], key: str, pattern: re.Pattern[str] | None = Non
     return value
 
 
-def parse_environments(text: str) -> tuple[list[Environment], int]:
-    """``aifactory-env list --json``'s answer: the entries whose every field checks out, and how
-    many did not (each is dropped on its own: a teammate's odd folder in a project's shared
-    folder cannot blank the others' listing); ValueError for an answer that is no listing."""
+def parse_environments(text: str) -> tuple[list[Environment], int, int]:
+    """``aifactory-env list --json``'s answer: the entries whose every field checks out, how many
+    did not (each is dropped on its own: a teammate's odd folder in a project's shared folder
+    cannot blank the others' listing) or were counted unreadable by the listing, and how many
+    more it counted than it printed; ValueError for an answer that is no listing."""
     try:
         data = json.loads(text)
     except ValueError as e:
         raise ValueError("not JSON") from e
     if not isinstance(data, dict) or not isinstance(data.get("environments"), list):
         raise ValueError("no list of environments")
-    found, unreadable = [], 0
+    found, unreadable = [], _count(data, "unreadable")
     for entry in data["environments"]:
         try:
             found.append(_environment(entry))
         except ValueError:
             unreadable += 1
-    return found, unreadable
+    return found, unreadable, _count(data, "more")
+
+
+def _count(data: dict[str, Any], key: str) -> int:
+    """A count the listing gives (0 when it gives none that could be one)."""
+    value = data.get(key, 0)
+    return value if type(value) is int and 0 <= value < 10**9 else 0
 
 
 def _environment(entry: Any) -> Environment:
@@ -105,10 +112,13 @@ def site_kernels(venv: str) -> list[dict[str, str]]:
     return kernels
 
 
-def listing(environments: list[Environment] | None, unreadable: int = 0, problem: str = "") -> dict[str, Any]:
+def listing(
+    environments: list[Environment] | None, unreadable: int = 0, more: int = 0, *, problem: str = ""
+) -> dict[str, Any]:
     """What the endpoint answers: the environments (None: they could not be listed, ``problem``
-    says why), their total recorded size, how many more there are than are shown, and how many
-    entries could not be read (``unreadable``, said in ``unreadable_text``)."""
+    says why), their total recorded size, how many more there are than are shown (``more``: those
+    the listing did not print), and how many entries could not be read (``unreadable``, said in
+    ``unreadable_text``)."""
     if environments is None:
         return {
             "listed": False,
@@ -127,7 +137,7 @@ def listing(environments: list[Environment] | None, unreadable: int = 0, problem
         "environments": [asdict(e) for e in environments[:MAX_SHOWN]],
         "total": total,
         "total_text": human_size(total),
-        "more": max(0, len(environments) - MAX_SHOWN),
+        "more": max(0, len(environments) - MAX_SHOWN) + more,
         "unreadable": unreadable,
         "unreadable_text": environments_unreadable(unreadable) if unreadable else "",
     }

@@ -75,7 +75,7 @@ def test_an_answer_that_is_no_listing_is_refused_whole(text):
     ],
 )
 def test_a_lying_or_broken_entry_is_dropped_and_counted(entry):
-    assert parse_environments(answer(entry)) == ([], 1)
+    assert parse_environments(answer(entry)) == ([], 1, 0)
 
 
 def test_a_teammates_bad_entries_do_not_blank_the_others_listing():
@@ -92,6 +92,15 @@ def test_a_teammates_bad_entries_do_not_blank_the_others_listing():
     one = listing(*parse_environments(answer(ENV, bad[0])))
     assert one["unreadable_text"] == "1 entry could not be read."
     assert listing(*parse_environments(answer(ENV)))["unreadable_text"] == ""
+
+
+def test_what_the_listing_left_out_is_counted():
+    """``list --json`` prints a bounded number of environments: those it left out are counted."""
+    listed = listing(*parse_environments(json.dumps({"environments": [ENV], "more": 5, "unreadable": 2})))
+    assert listed["more"] == 5 and listed["unreadable"] == 2 and len(listed["environments"]) == 1
+    for odd in (-1, True, "5", 10**12):
+        listed = listing(*parse_environments(json.dumps({"environments": [ENV], "more": odd, "unreadable": odd})))
+        assert listed["more"] == 0 and listed["unreadable"] == 0
 
 
 def test_a_long_list_is_cut_and_counted():

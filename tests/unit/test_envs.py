@@ -272,6 +272,29 @@ def test_a_huge_kernel_spec_or_base_cannot_flood_the_listing(user, monkeypatch, 
     assert listed["base"] == "aifactory" and listed["kernel"] == "probe-env"
 
 
+def test_a_teammates_thousand_folders_cannot_push_the_listing_past_what_the_hub_reads(user, monkeypatch, capsys):
+    """The attack: a project member makes 1500 environment-like folders (and one of a long odd
+    name) in the project's shared folder: every member's ``list --json`` grew past what the hub
+    reads (256 KiB), so their listing failed whole. Now it prints at most JSON_MAX_ENVIRONMENTS,
+    counts the rest, and counts names no environment could have as unreadable."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv(envs.PROJECTS_DIR_ENV, str(user / "projects"))
+    monkeypatch.setattr(os, "getgroups", lambda: [4242])
+    monkeypatch.setattr(envs.grp, "getgrgid", lambda gid: type("G", (), {"gr_name": "ehpc01"})())
+    names = [user / "home" / ".aifactory" / "envs" / "mine"]
+    names += [user / "projects" / "ehpc01" / "envs" / f"junk-{i:04d}-{'x' * 40}" for i in range(1500)]
+    names.append(user / "projects" / "ehpc01" / "envs" / ("é" * 120))
+    for prefix in names:
+        (prefix / "bin").mkdir(parents=True)
+        (prefix / "bin" / "python").touch()
+    envs.main(["list", "--json"])
+    out = capsys.readouterr().out
+    assert len(out.encode()) < 256 * 1024, f"{len(out.encode())} bytes"
+    answer = json.loads(out)
+    assert answer["environments"][0]["name"] == "mine" and len(answer["environments"]) == envs.JSON_MAX_ENVIRONMENTS
+    assert answer["more"] == 1501 - envs.JSON_MAX_ENVIRONMENTS and answer["unreadable"] == 1
+
+
 @pytest.mark.parametrize("record", ["kernel", "build"])
 def test_a_kernel_spec_or_build_record_swapped_for_a_fifo_cannot_hold_the_listing(user, monkeypatch, record):
     """The attack: kernel.json or build.json checked to be a file, then swapped for a FIFO
