@@ -231,14 +231,25 @@ def test_a_flood_the_hub_cannot_stop_is_not_read_past_the_cap(fake_sudo, tmp_pat
         f"subprocess.Popen(['sh', '-c', 'echo $$ >> {pids}; trap \"\" TERM; exec yes'])\n"
         "time.sleep(30)"
     )
-    fed = []  # every byte the hub reads from a pipe is fed to a StreamReader
+    read = 0  # every byte the hub reads from a pipe is fed to a StreamReader
     feed_data = asyncio.StreamReader.feed_data
-    monkeypatch.setattr(asyncio.StreamReader, "feed_data", lambda s, data: (fed.append(len(data)), feed_data(s, data)))
+
+    def counted(stream: asyncio.StreamReader, data: bytes) -> None:
+        nonlocal read
+        read += len(data)
+        feed_data(stream, data)
+
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", counted)
 
     def not_ours(self):
         raise PermissionError("sudo's child is not the hub's to kill")
 
     monkeypatch.setattr(asyncio.subprocess.Process, "kill", not_ours)
+
+    def end_them() -> None:  # what the hub could not kill, as sudo's command_timeout would
+        for pid in pids.read_text().split() if pids.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
     async def flood() -> float:
         started = asyncio.get_running_loop().time()
@@ -246,16 +257,16 @@ def test_a_flood_the_hub_cannot_stop_is_not_read_past_the_cap(fake_sudo, tmp_pat
             await asyncio.wait_for(slurm.environments("alice"), 10)
         took = asyncio.get_running_loop().time() - started
         await asyncio.sleep(1.5)  # nothing is read after the call has given up either
+        end_them()
+        await asyncio.sleep(0.5)  # the event loop reaps it, unread
         return took
 
     try:
         took = asyncio.run(flood())
     finally:
-        for pid in pids.read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-    assert took < 3
-    assert sum(fed) <= client.ENV_LIST_MAX_BYTES + 256 * 1024, f"the hub read {sum(fed)} bytes"
+        end_them()
+    assert took < 5  # STOP_WAIT, and a loaded machine
+    assert read <= client.ENV_LIST_MAX_BYTES + 256 * 1024, f"the hub read {read} bytes"
 
 
 def test_the_site_kernels_are_read_from_the_venv(tmp_path):
