@@ -49,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -427,23 +428,47 @@ def size_on_disk(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in [path, *path.rglob("*")])
 
 
-def recorded_build(prefix: Path) -> dict:
-    """What the build recorded (``build.json``), or {} when there is none or it is not a record
-    (only a regular file's first 64 KiB are read: a FIFO or a huge file cannot hold the listing)."""
-    path = prefix / BUILD_RECORD
+#: What the listing reads of a record it finds (build.json, a kernel's kernel.json): the first
+#: bytes of a regular file; and the longest text it prints of one (longer is left out).
+RECORD_MAX_BYTES = 64 * 1024
+FIELD_MAX_CHARS = 64
+
+
+def read_record(path: Path) -> dict:
+    """The JSON object in ``path``, or {} when there is none: only a regular file (opened without
+    following a link, and without blocking: a FIFO swapped in after any check cannot hold the
+    listing) of at most :data:`RECORD_MAX_BYTES` is read."""
     try:
-        if not path.is_file():
-            return {}
-        with path.open("rb") as f:
-            record = json.loads(f.read(64 * 1024))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return {}
+            data = f.read(RECORD_MAX_BYTES + 1)
+        record = json.loads(data) if len(data) <= RECORD_MAX_BYTES else None
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
 
 
+def short_text(value: object) -> str:
+    """A record's text as the listing prints it: "" for anything but a string of at most
+    :data:`FIELD_MAX_CHARS` characters."""
+    return value if isinstance(value, str) and len(value) <= FIELD_MAX_CHARS else ""
+
+
+def recorded_build(prefix: Path) -> dict:
+    """What the build recorded (``build.json``, by :func:`read_record`), or {} when there is
+    none or it is not a record."""
+    return read_record(prefix / BUILD_RECORD)
+
+
 def environments(project: str | None = None) -> list[dict]:
     """The environments in one folder (yours, or ``project``'s), with the size their build
-    recorded (None when it recorded none): nothing is walked, so this answers at once."""
+    recorded (None when it recorded none): nothing is walked, so this answers at once, and its
+    records are read bounded (:func:`read_record`, :func:`short_text`): the hub reads it."""
     folder = envs_folder(project)
     found = []
     for prefix in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -452,7 +477,8 @@ def environments(project: str | None = None) -> list[dict]:
         record = recorded_build(prefix)
         size = record.get("size") if type(record.get("size")) is int else None
         kernel = kernel_of_environment(prefix.name, prefix)
-        spec = json.loads((kernel / "kernel.json").read_text()) if kernel else {}
+        meta = read_record(kernel / "kernel.json").get("metadata") if kernel else {}
+        meta = meta.get("aifactory") if isinstance(meta, dict) else {}
         found.append(
             {
                 "name": prefix.name,
@@ -460,14 +486,30 @@ def environments(project: str | None = None) -> list[dict]:
                 "size": size,
                 "size_text": human_size(size) if size is not None else "size unknown",
                 "kernel": prefix.name if kernel else "",
-                "base": spec.get("metadata", {}).get("aifactory", {}).get("base", ""),
+                "base": short_text(meta.get("base") if isinstance(meta, dict) else ""),
                 "scope": "project" if project else "personal",
                 "project": project or "",
-                "built": str(record.get("built", "")),
+                "built": short_text(record.get("built", "")),
                 "locked": (prefix / LOCK).is_file(),
             }
         )
     return found
+
+
+#: What ``list --json`` prints at most (the hub shows 100, and reads 256 KiB of it): more are
+#: counted; and the names it prints (an environment's, as the hub checks them).
+JSON_MAX_ENVIRONMENTS = 200
+_LISTED_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def listing_json(listed: list[dict]) -> str:
+    """``list --json``'s answer, bounded whatever a project's shared folder holds: at most
+    :data:`JSON_MAX_ENVIRONMENTS` environments (``more``: how many others), and none whose name
+    no environment could have (``unreadable``: how many), so a teammate's thousand folders or
+    long odd names cannot push it past what the hub reads, which would blank every member's."""
+    named = [env for env in listed if _LISTED_NAME.fullmatch(env["name"])]
+    shown = named[:JSON_MAX_ENVIRONMENTS]
+    return json.dumps({"environments": shown, "more": len(named) - len(shown), "unreadable": len(listed) - len(named)})
 
 
 def my_projects() -> list[str]:
@@ -512,7 +554,8 @@ def kernel_of_environment(name: str, prefix: Path) -> Path | None:
     """The user's kernel ``name``, if it runs the Python of the environment at ``prefix`` (whether
     or not that environment is still there); None for no such kernel, or anyone else's."""
     kernel = user_kernel_dir(name) / "kernel.json"
-    if kernel.is_file() and str(prefix / "bin" / "python") in json.loads(kernel.read_text()).get("argv", []):
+    argv = read_record(kernel).get("argv")
+    if isinstance(argv, list) and str(prefix / "bin" / "python") in argv:
         return kernel.parent
     return None
 
@@ -565,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "list":
         listed = environments(args.project) if args.project else all_environments()
         if args.json:
-            print(json.dumps({"environments": listed}))
+            print(listing_json(listed))
         for env in [] if args.json else listed:
             kernel = "kernel" if env["kernel"] else "no kernel"
             print(f"{env['name']:<20} {env['size_text']:>12}  {kernel:<9}  {env['path']}")

@@ -78,6 +78,10 @@ ENV_LIST_TIMEOUT = 5.0
 ENV_LIST_MAX_BYTES = 256 * 1024
 
 
+#: How long a command stopped (past its timeout or its output cap) is waited for, unread.
+STOP_WAIT = 1.0
+
+
 class OutputTooLong(Exception):
     pass
 
@@ -90,6 +94,23 @@ async def read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:
         if len(data) > limit:
             raise OutputTooLong
     return bytes(data)
+
+
+async def _spawn(
+    full: Sequence[str], env: Mapping[str, str] | None
+) -> tuple[asyncio.subprocess.Process, asyncio.SubprocessTransport]:
+    """asyncio.create_subprocess_exec, with stdin, stdout and stderr piped, that also gives the
+    process's transport: the one public way to close its pipes unread (:meth:`Slurm._stop`)."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: asyncio.subprocess.SubprocessStreamProtocol(limit=2**16, loop=loop),
+        *full,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+    )
+    return asyncio.subprocess.Process(transport, protocol, loop), transport
 
 
 @dataclass
@@ -190,22 +211,16 @@ class Slurm:
         log.debug("slurm: %s", " ".join(full))
         COMMANDS.labels(command=name).inc()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *full,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=dict(env) if env is not None else None,
-            )
+            proc, transport = await _spawn(full, env)
         except FileNotFoundError as e:
             raise SlurmUnavailable(f"{full[0]} is not installed on this host") from e
         try:
             out, err = await asyncio.wait_for(self._communicate(proc, stdin, max_output), timeout)
         except TimeoutError as e:
-            await self._stop(proc)
+            await self._stop(proc, transport)
             raise SlurmUnavailable(f"{name} did not answer within {timeout:.0f}s") from e
         except OutputTooLong as e:
-            await self._stop(proc)
+            await self._stop(proc, transport)
             raise SlurmError(f"{name} printed more than {max_output} bytes") from e
         return CommandResult(
             list(full), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
@@ -231,14 +246,20 @@ class Slurm:
         return out, err
 
     @staticmethod
-    async def _stop(proc: asyncio.subprocess.Process) -> None:
-        """Kill it; a command sudo runs as another user may not be ours to kill (sudo's own
-        command_timeout ends it then): it is not waited for longer than a second."""
+    async def _stop(proc: asyncio.subprocess.Process, transport: asyncio.SubprocessTransport) -> None:
+        """Kill it and close its pipes without reading another byte of them: a command sudo runs
+        as another user may not be ours to kill and may keep writing (a closed pipe ends its
+        writes; sudo's own command_timeout ends it). It is waited for at most :data:`STOP_WAIT`
+        seconds; the event loop's child watcher reaps it whenever it ends."""
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 proc.kill()
-        try:  # what it printed is read to its end, so its pipes close with it
-            await asyncio.wait_for(proc.communicate(), 1.0)
+        for fd in (0, 1, 2):
+            pipe = transport.get_pipe_transport(fd)
+            if pipe is not None:
+                pipe.close()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_WAIT)
         except TimeoutError:
             log.warning("slurm: %s did not end when killed", proc.pid)
 

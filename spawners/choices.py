@@ -9,6 +9,7 @@ form opens without a round of scheduler calls, and a burst of refused requests c
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -27,6 +28,9 @@ from aifactory_workbench.spawners.environments import list_environments
 from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
 
 T = TypeVar("T")
+#: At most this many users' environment listings run at once (each a sudo and a Python on the
+#: login node, as the user): others wait their turn.
+MAX_LISTINGS = 4
 Records = list[dict[str, str]]
 _UNSET = ("", "(null)", "ALL", "UNLIMITED", "n/a")
 
@@ -219,6 +223,8 @@ class Discovery:
         self.slurm = slurm
         self.ttl = ttl
         self._cache: dict[str, tuple[float, Any]] = {}
+        self._listing: dict[str, asyncio.Future[dict[str, Any]]] = {}  # by user, while it runs
+        self._listings = asyncio.Semaphore(MAX_LISTINGS)
 
     async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         hit = self._cache.get(key)
@@ -235,8 +241,21 @@ class Discovery:
 
     async def environments(self, user: str) -> dict[str, Any]:
         """The user's environments (spawners/environments.py), reused like the rest for ``ttl``
-        seconds, a failed listing too: a listing that hangs costs the hub one try per ``ttl``."""
-        return await self._cached(f"environments:{user}", lambda: list_environments(self.slurm, user))
+        seconds, a failed listing too: a listing that hangs costs the hub one try per ``ttl``.
+        However many pages ask at once, one listing per user runs (they all await it, and a page
+        that goes away does not end it for the others), and at most :data:`MAX_LISTINGS` at once."""
+        return await self._cached(f"environments:{user}", lambda: self._one_listing(user))
+
+    def _one_listing(self, user: str) -> Awaitable[dict[str, Any]]:
+        running = self._listing.get(user)
+        if running is None:
+            running = self._listing[user] = asyncio.ensure_future(self._list(user))
+            running.add_done_callback(lambda _: self._listing.pop(user, None))
+        return asyncio.shield(running)
+
+    async def _list(self, user: str) -> dict[str, Any]:
+        async with self._listings:
+            return await list_environments(self.slurm, user)
 
     async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
         """An account's jobs since ``since`` (sacct), reused like the rest for ``ttl`` seconds."""

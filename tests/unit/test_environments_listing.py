@@ -4,8 +4,10 @@ answer strictly (a bad answer is "could not be listed", never a stack trace) and
 ``form.discovery_cache`` seconds; the wrapper's Python is isolated from the user's files."""
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from aifactory_workbench.hub.site_install import Accounts, Installer
 from aifactory_workbench.slurm import client
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
+from aifactory_workbench.spawners import choices
 from aifactory_workbench.spawners.choices import Discovery
 from aifactory_workbench.spawners.environments import listing, parse_environments, site_kernels
 
@@ -41,41 +44,68 @@ def answer(*envs: dict) -> str:
 
 def test_the_answer_is_read_field_by_field_with_sizes_and_their_total():
     team = ENV | {"name": "team", "scope": "project", "project": "ehpc01", "size": None, "kernel": ""}
-    listed = listing(parse_environments(answer(ENV, team)))
+    listed = listing(*parse_environments(answer(ENV, team)))
     assert listed["listed"] and listed["total"] == 3 * 1024**2 and listed["total_text"] == "3.0 MiB"
     shown = [(e["name"], e["size_text"], e["scope"], e["project"]) for e in listed["environments"]]
     assert shown == [("probe-env", "3.0 MiB", "personal", ""), ("team", "size unknown", "project", "ehpc01")]
     assert "path" not in listed["environments"][0]  # the hub shows no path of the user's home
-    assert listing(parse_environments(answer()))["environments"] == []
+    assert listing(*parse_environments(answer()))["environments"] == []
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "not json",
-        "[]",
-        json.dumps({"environments": "x"}),
-        answer("x"),
-        answer(ENV | {"size": -1}),
-        answer(ENV | {"size": "3 MiB"}),
-        answer(ENV | {"size": True}),
-        answer(ENV | {"name": "<img src=x onerror=alert(1)>"}),
-        answer(ENV | {"name": ""}),
-        answer(ENV | {"scope": "root"}),
-        answer(ENV | {"kernel": "a" * 500}),
-        answer(ENV | {"project": "../etc"}),
-        answer(ENV | {"built": ["2026"]}),
-    ],
-)
-def test_a_lying_or_broken_answer_is_refused_whole(text):
+@pytest.mark.parametrize("text", ["", "not json", "[]", json.dumps({"environments": "x"})])
+def test_an_answer_that_is_no_listing_is_refused_whole(text):
     with pytest.raises(ValueError):
         parse_environments(text)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "x",
+        ENV | {"size": -1},
+        ENV | {"size": "3 MiB"},
+        ENV | {"size": True},
+        ENV | {"name": "<img src=x onerror=alert(1)>"},
+        ENV | {"name": ""},
+        ENV | {"name": "Upper"},
+        ENV | {"scope": "root"},
+        ENV | {"kernel": "a" * 500},
+        ENV | {"project": "../etc"},
+        ENV | {"built": ["2026"]},
+    ],
+)
+def test_a_lying_or_broken_entry_is_dropped_and_counted(entry):
+    assert parse_environments(answer(entry)) == ([], 1, 0)
+
+
+def test_a_teammates_bad_entries_do_not_blank_the_others_listing():
+    """The attack: a project member makes odd folders in the project's shared folder (an
+    uppercase name, a size of -1, a bad build date); every member's listing then failed whole,
+    "could not be listed", cached. Now each bad entry is dropped on its own, and counted."""
+    team = ENV | {"name": "team", "scope": "project", "project": "ehpc01"}
+    bad = [team | {"name": "Upper"}, team | {"name": "minus", "size": -1}, team | {"name": "date", "built": "x y"}]
+    lister = Lister(answer(ENV, *bad, team))
+    listed = asyncio.run(Discovery(lister, ttl=60).environments("alice"))
+    assert listed["listed"] and [e["name"] for e in listed["environments"]] == ["probe-env", "team"]
+    assert listed["unreadable"] == 3 and listed["unreadable_text"] == "3 entries could not be read."
+    assert listed["total"] == 6 * 1024**2 and not listed["problem"]
+    one = listing(*parse_environments(answer(ENV, bad[0])))
+    assert one["unreadable_text"] == "1 entry could not be read."
+    assert listing(*parse_environments(answer(ENV)))["unreadable_text"] == ""
+
+
+def test_what_the_listing_left_out_is_counted():
+    """``list --json`` prints a bounded number of environments: those it left out are counted."""
+    listed = listing(*parse_environments(json.dumps({"environments": [ENV], "more": 5, "unreadable": 2})))
+    assert listed["more"] == 5 and listed["unreadable"] == 2 and len(listed["environments"]) == 1
+    for odd in (-1, True, "5", 10**12):
+        listed = listing(*parse_environments(json.dumps({"environments": [ENV], "more": odd, "unreadable": odd})))
+        assert listed["more"] == 0 and listed["unreadable"] == 0
+
+
 def test_a_long_list_is_cut_and_counted():
     many = [ENV | {"name": f"e{i}"} for i in range(130)]
-    listed = listing(parse_environments(answer(*many)))
+    listed = listing(*parse_environments(answer(*many)))
     assert len(listed["environments"]) == 100 and listed["more"] == 30
 
 
@@ -110,6 +140,46 @@ def test_each_user_has_their_own_listing_reused_for_the_ttl():
     for user in ("alice", "alice", "bob"):
         assert asyncio.run(discovery.environments(user))["environments"][0]["name"] == "probe-env"
     assert lister.asked == 2
+
+
+class SlowLister(Lister):
+    """A listing that takes a while, counting those running at once."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.running = self.most = 0
+
+    async def environments(self, user: str) -> str:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        self.running -= 1
+        return await super().environments(user)
+
+
+def test_a_burst_of_pages_for_one_user_runs_one_listing():
+    """The attack: a user (or a script of theirs) opens the form 20 times at once; each request
+    started its own sudo listing (the cache is filled only when one ends). Now they share one."""
+    lister = SlowLister(answer(ENV))
+    discovery = Discovery(lister, ttl=60)
+
+    async def burst() -> list[dict]:
+        return await asyncio.gather(*(discovery.environments("alice") for _ in range(20)))
+
+    assert all(listed["environments"][0]["name"] == "probe-env" for listed in asyncio.run(burst()))
+    assert lister.asked == 1
+
+
+def test_many_users_listings_run_a_few_at_a_time():
+    lister = SlowLister(answer(ENV))
+    discovery = Discovery(lister, ttl=60)
+
+    async def everyone() -> list[dict]:
+        return await asyncio.gather(*(discovery.environments(f"user{i}") for i in range(12)))
+
+    assert all(listed["listed"] for listed in asyncio.run(everyone()))
+    assert lister.asked == 12 and lister.most == 4
+    assert choices.MAX_LISTINGS == 4
 
 
 @pytest.fixture
@@ -147,6 +217,56 @@ def test_a_listing_that_floods_the_hub_is_cut_at_the_cap(fake_sudo):
     slurm = fake_sudo("sys.stdout.write('x' * 10**7); sys.stdout.flush(); time.sleep(30)")
     with pytest.raises(SlurmError, match="printed more than"):
         asyncio.run(asyncio.wait_for(slurm.environments("alice"), 5))
+
+
+def test_a_flood_the_hub_cannot_stop_is_not_read_past_the_cap(fake_sudo, tmp_path, monkeypatch):
+    """The attack: the listing's writer is not the child the hub kills (sudo runs it as the user,
+    and the hub may signal neither), ignores SIGTERM and writes without end. Past the cap the
+    hub reads no more (its pipes are closed) and gives up within a short bound, however long
+    the command lives: what the hub read stays about the cap (before, it read all it could)."""
+    pids = tmp_path / "pids"
+    slurm = fake_sudo(
+        "import os, subprocess\n"
+        f"open({str(pids)!r}, 'w').write(str(os.getpid()) + ' ')\n"
+        f"subprocess.Popen(['sh', '-c', 'echo $$ >> {pids}; trap \"\" TERM; exec yes'])\n"
+        "time.sleep(30)"
+    )
+    read = 0  # every byte the hub reads from a pipe is fed to a StreamReader
+    feed_data = asyncio.StreamReader.feed_data
+
+    def counted(stream: asyncio.StreamReader, data: bytes) -> None:
+        nonlocal read
+        read += len(data)
+        feed_data(stream, data)
+
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", counted)
+
+    def not_ours(self):
+        raise PermissionError("sudo's child is not the hub's to kill")
+
+    monkeypatch.setattr(asyncio.subprocess.Process, "kill", not_ours)
+
+    def end_them() -> None:  # what the hub could not kill, as sudo's command_timeout would
+        for pid in pids.read_text().split() if pids.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+    async def flood() -> float:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(SlurmError, match="printed more than"):
+            await asyncio.wait_for(slurm.environments("alice"), 10)
+        took = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(1.5)  # nothing is read after the call has given up either
+        end_them()
+        await asyncio.sleep(0.5)  # the event loop reaps it, unread
+        return took
+
+    try:
+        took = asyncio.run(flood())
+    finally:
+        end_them()
+    assert took < 5  # STOP_WAIT, and a loaded machine
+    assert read <= client.ENV_LIST_MAX_BYTES + 256 * 1024, f"the hub read {read} bytes"
 
 
 def test_the_site_kernels_are_read_from_the_venv(tmp_path):

@@ -1,11 +1,13 @@
 """aifactory-env without the cluster: a real build with uv, from a wheel this test writes, with
 no index; its kernel, lock, Dask config, listing and removal; a broken build leaves nothing."""
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -243,6 +245,79 @@ def test_a_build_record_that_is_a_fifo_or_huge_cannot_hold_the_listing(user):
     (prefix / envs.BUILD_RECORD).unlink()
     (prefix / envs.BUILD_RECORD).write_text('{"size": 1, "pad": "' + "x" * 1024**2 + '"}')
     assert envs.environments()[0]["size_text"] == "size unknown"
+
+
+def test_a_huge_kernel_spec_or_base_cannot_flood_the_listing(user, monkeypatch, capsys):
+    """The attack: the user's own kernel.json (read by the listing the hub runs as them, whose
+    answer the hub reads) made huge, or naming a huge base: the listing printed it all. Now it
+    reads only a regular file's first 64 KiB and leaves out any field too long to be one."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    envs.create("probe-env", None, index=offline(user))
+    spec_file = user / "jupyter" / "kernels" / "probe-env" / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+
+    def listed_with(base: str) -> tuple[int, dict]:
+        spec["metadata"]["aifactory"]["base"] = base
+        spec_file.write_text(json.dumps(spec))
+        capsys.readouterr()
+        envs.main(["list", "--json"])
+        out = capsys.readouterr().out
+        return len(out), json.loads(out)["environments"][0]
+
+    size, listed = listed_with("x" * 60_000)  # a spec under 64 KiB, with a base no kernel has
+    assert size < 4096 and listed["base"] == "" and listed["kernel"] == "probe-env"
+    size, listed = listed_with("x" * 10 * 1024**2)  # a spec of 10 MiB: not read
+    assert size < 4096 and listed["base"] == "" and listed["kernel"] == ""
+    size, listed = listed_with("aifactory")
+    assert listed["base"] == "aifactory" and listed["kernel"] == "probe-env"
+
+
+def test_a_teammates_thousand_folders_cannot_push_the_listing_past_what_the_hub_reads(user, monkeypatch, capsys):
+    """The attack: a project member makes 1500 environment-like folders (and one of a long odd
+    name) in the project's shared folder: every member's ``list --json`` grew past what the hub
+    reads (256 KiB), so their listing failed whole. Now it prints at most JSON_MAX_ENVIRONMENTS,
+    counts the rest, and counts names no environment could have as unreadable."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv(envs.PROJECTS_DIR_ENV, str(user / "projects"))
+    monkeypatch.setattr(os, "getgroups", lambda: [4242])
+    monkeypatch.setattr(envs.grp, "getgrgid", lambda gid: type("G", (), {"gr_name": "ehpc01"})())
+    names = [user / "home" / ".aifactory" / "envs" / "mine"]
+    names += [user / "projects" / "ehpc01" / "envs" / f"junk-{i:04d}-{'x' * 40}" for i in range(1500)]
+    names.append(user / "projects" / "ehpc01" / "envs" / ("é" * 120))
+    for prefix in names:
+        (prefix / "bin").mkdir(parents=True)
+        (prefix / "bin" / "python").touch()
+    envs.main(["list", "--json"])
+    out = capsys.readouterr().out
+    assert len(out.encode()) < 256 * 1024, f"{len(out.encode())} bytes"
+    answer = json.loads(out)
+    assert answer["environments"][0]["name"] == "mine" and len(answer["environments"]) == envs.JSON_MAX_ENVIRONMENTS
+    assert answer["more"] == 1501 - envs.JSON_MAX_ENVIRONMENTS and answer["unreadable"] == 1
+
+
+@pytest.mark.parametrize("record", ["kernel", "build"])
+def test_a_kernel_spec_or_build_record_swapped_for_a_fifo_cannot_hold_the_listing(user, monkeypatch, record):
+    """The attack: kernel.json or build.json checked to be a file, then swapped for a FIFO
+    before it is opened (played: every path is said to be a file), which would block the
+    listing's read forever. Now a record is opened without blocking and read only if regular."""
+    prefix = envs.create("probe-env", None, index=offline(user))
+    path = (
+        user / "jupyter" / "kernels" / "probe-env" / "kernel.json" if record == "kernel" else prefix / envs.BUILD_RECORD
+    )
+    path.unlink()
+    os.mkfifo(path)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    listed: list[list[dict]] = []
+    listing = threading.Thread(target=lambda: listed.append(envs.environments()), daemon=True)
+    listing.start()
+    listing.join(5)
+    try:
+        assert not listing.is_alive(), "the listing blocks on the FIFO"
+    finally:  # a reader still blocked is let go
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    [env] = listed[0]
+    assert env["size_text"] == "size unknown" if record == "build" else env["kernel"] == ""
 
 
 @pytest.mark.parametrize(
