@@ -114,7 +114,7 @@ def extend_request(env: dict[str, str], minutes: int) -> HTTPRequest:
         body=json.dumps({"minutes": minutes}),
         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"},
         ssl_options=tls_context(env),
-        request_timeout=60,
+        request_timeout=120,  # longer than the hub waits for its root helper (hub/extend.py HELPER_TIMEOUT)
     )
 
 

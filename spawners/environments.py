@@ -20,7 +20,7 @@ from typing import Any
 
 from aifactory_workbench.job.locks import human_size
 from aifactory_workbench.slurm.parsers import SlurmError
-from aifactory_workbench.spawners.messages import environments_not_listed
+from aifactory_workbench.spawners.messages import environments_not_listed, environments_unreadable
 
 #: At most this many environments are shown (the rest are counted).
 MAX_SHOWN = 100
@@ -149,8 +149,3 @@ async def list_environments(slurm: Any, user: str) -> dict[str, Any]:
         return listing(*parse_environments(await slurm.environments(user)))
     except (SlurmError, ValueError) as e:
         return listing(None, problem=environments_not_listed(e))
-
-
-def environments_unreadable(count: int) -> str:
-    """The spawn form's and home page's words for the listing's entries that could not be read."""
-    return f"{count} {'entry' if count == 1 else 'entries'} could not be read."

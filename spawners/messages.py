@@ -51,6 +51,11 @@ def environments_not_listed(error: object) -> str:
     return f"Your environments could not be listed right now ({str(error)[:200]})."
 
 
+def environments_unreadable(count: int) -> str:
+    """The spawn form's and home page's words for the listing's entries that could not be read."""
+    return f"{count} {'entry' if count == 1 else 'entries'} could not be read."
+
+
 #: "Start sooner instead" (a queued job replaced): what may refuse it before anything is submitted.
 NOT_QUEUED = "Your JupyterLab job is not waiting in the queue any more, so there is nothing to replace."
 REPLACING = "Your waiting job is being replaced already; this page follows the new one in a moment."

@@ -42,6 +42,19 @@ describe('your environments', () => {
     expect(v.total).toBe('5 environments (and 4 more), 3.0 MiB in all.');
     expect(v.kernels).toBe('Site kernels: none.');
   });
+  test("entries that could not be read are counted beside the others (a teammate's bad folder)", () => {
+    const v = envs.view({
+      listed: true,
+      site_kernels: SITE,
+      environments: [ENV],
+      total_text: '3.0 MiB',
+      more: 0,
+      unreadable: 2,
+      unreadable_text: '2 entries could not be read.'
+    });
+    expect([v.rows.length, v.note]).toEqual([1, '2 entries could not be read.']);
+    expect(envs.view({ listed: true, site_kernels: SITE, environments: [ENV], total_text: '', more: 0 }).note).toBe('');
+  });
   test('a listing that failed says so, and still shows the site kernels', () => {
     const v = envs.view({
       listed: false,

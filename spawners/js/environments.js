@@ -13,7 +13,7 @@ const aifwEnvironments = (() => {
     const site = body.site_kernels.map(k => k.display_name || k.name).join(', ') || 'none';
     const kernels = `Site kernels: ${site}.`;
     if (!body.listed) {
-      return { kernels, problem: body.problem, rows: [], total: '', empty: false };
+      return { kernels, problem: body.problem, rows: [], total: '', empty: false, note: '' };
     }
     const rows = body.environments.map(e => ({
       name: e.name,
@@ -29,7 +29,8 @@ const aifwEnvironments = (() => {
     const total = count
       ? `${count} ${count === 1 ? 'environment' : 'environments'}${more}, ${body.total_text} in all.`
       : '';
-    return { kernels, problem: '', rows, total, empty: count === 0 };
+    // Entries a teammate's folder holds that could not be read are counted, not shown.
+    return { kernels, problem: '', rows, total, empty: count === 0, note: body.unreadable_text || '' };
   }
 
   // An element holding text (never markup), of this class: the home page's script makes its own with it.
@@ -73,16 +74,19 @@ const aifwEnvironments = (() => {
       help.href = helpUrl;
       p.append(el('code', CREATE), ' in a JupyterLab terminal (', help, ').');
       box.append(p);
-      return;
+    } else {
+      const list = el('ul', undefined, 'mb-1 aifw-envs');
+      v.rows.forEach(row => {
+        const li = el('li', row.text, 'aifw-env');
+        li.dataset.name = row.name;
+        li.dataset.size = row.size;
+        list.append(li);
+      });
+      box.append(list, el('p', v.total, 'mb-0 aifw-envs-total'));
     }
-    const list = el('ul', undefined, 'mb-1 aifw-envs');
-    v.rows.forEach(row => {
-      const li = el('li', row.text, 'aifw-env');
-      li.dataset.name = row.name;
-      li.dataset.size = row.size;
-      list.append(li);
-    });
-    box.append(list, el('p', v.total, 'mb-0 aifw-envs-total'));
+    if (v.note) {
+      box.append(el('p', v.note, 'mb-0 text-warning aifw-envs-unreadable'));
+    }
   }
 
   return { view, show, element, CREATE };
