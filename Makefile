@@ -177,7 +177,8 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.hub_load --users 50
 	@$(PY) -m benchmarks.hub_load --users 50 --db postgresql
 	@$(PY) -m benchmarks.analysis --years 10 --workers 2
-	@$(PY) -m benchmarks.workshop_burst --seats 30
+	@$(PY) -m benchmarks.workshop_burst --seats 50
+	@$(PY) -m benchmarks.hub_cost --steps 10 50 100
 
 unit: install labextension-test
 	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)

@@ -120,6 +120,21 @@ def outcome_of(hub: HubProcess, name: str, pages: list, apis: list, labs: list, 
         return f"request failed: {e}"
 
 
+def node_cpu_weight() -> str:
+    """The CPU weight the mini cluster gave its nodes (cluster/minicluster.sh NODE_CPU_WEIGHT)."""
+    pids = subprocess.run(["pgrep", "-x", "slurmd"], capture_output=True, text=True).stdout.split()
+    if not pids:
+        return "no slurmd"
+    for line in Path(f"/proc/{pids[0]}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "aifactory-nodes" in path:
+            v1 = "cpu" in controllers.split(",")  # cgroup v1's cpu controller, else v2's unified tree
+            folder = Path("/sys/fs/cgroup/cpu" if v1 else "/sys/fs/cgroup", path.lstrip("/"))
+            name, of = ("cpu.shares", 1024) if v1 else ("cpu.weight", 100)
+            return f"{name} {(folder / name).read_text().strip()} of {of}"
+    return "the login node's CPU weight (no cgroup of their own)"
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -162,9 +177,8 @@ def main() -> int:
         stack.close()
         remove_users(names)
     failures = [f"{n}: {o}" for n, o in zip(names, outcomes, strict=True) if o]
-    nice = subprocess.run(["ps", "-o", "ni=", "-C", "slurmd"], capture_output=True, text=True).stdout.split()
     print(f"\nhub under load ({args.db}): {args.users} users logging in and spawning at once")
-    print(f"(the compute nodes' slurmd and jobs at nice {nice[0] if nice else '?'}; the hub at nice 0)")
+    print(f"(the compute nodes' slurmd and jobs: {node_cpu_weight()})")
     print("| figure | value |")
     print("|---|---:|")
     print(f"| all users in JupyterLab (wall) | {wall:.1f} s |")

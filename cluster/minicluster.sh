@@ -207,14 +207,15 @@ on_node() {  # on_node NODE COMMAND...: run it on the compute node (its network 
 node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
 
 # On a real site the compute nodes are other machines: the hub and its proxy never share a CPU
-# with a JupyterLab job. Here they do, so every node's slurmd, and with it every job, runs in one
-# CPU cgroup whose weight against the login node's services is NODE_CPU_WEIGHT (default 10: the
-# hub gets ten times the nodes' share when both want the CPU; 100 = equal; off = no cgroup). Nice
-# does not do it: the kernel's autogroups give each job's session an equal share whatever its nice.
+# with a JupyterLab job. Here they do. NODE_CPU_WEIGHT=N runs every node's slurmd, and with it every
+# job, in one CPU cgroup whose weight against the login node's services is N (10: the hub gets ten
+# times the nodes' share when both want the CPU; 100 = equal). Nice does not do it: the kernel's
+# autogroups give each job's session an equal share whatever its nice. The default is off (no
+# cgroup): the test suite has not been run with the nodes weighted down (docs/operators/benchmarks.md).
 NODES_CGROUP=aifactory-nodes
 
 nodes_cgroup_procs() {  # the cgroup.procs file the nodes' slurmd join, made with their weight; nothing when off
-  local weight=${NODE_CPU_WEIGHT:-10} dir
+  local weight=${NODE_CPU_WEIGHT:-off} dir
   [ "$weight" = off ] && return 0
   case "$weight" in ''|*[!0-9]*) die "NODE_CPU_WEIGHT: a weight from 1 to 10000 (100 = the login node's), or off" ;; esac
   if [ -f /sys/fs/cgroup/cgroup.controllers ]; then  # cgroup v2
@@ -233,7 +234,7 @@ nodes_cgroup_procs() {  # the cgroup.procs file the nodes' slurmd join, made wit
 start_slurmd() {  # start_slurmd NODE
   pid_alive "$(slurmd_pidfile "$1")" slurmd && return 0
   local procs; procs=$(nodes_cgroup_procs)
-  log "starting slurmd on $1 ($(node_address "$1"))${procs:+, CPU weight ${NODE_CPU_WEIGHT:-10} in ${procs%/*}}"
+  log "starting slurmd on $1 ($(node_address "$1"))${procs:+, CPU weight $NODE_CPU_WEIGHT in ${procs%/*}}"
   # The shell joins the cgroup, then becomes slurmd; its jobs are its children and stay there.
   on_node "$1" sh -c '[ -z "$1" ] || echo $$ >"$1"; exec /usr/sbin/slurmd -N "$2"' sh "$procs" "$1"
 }

@@ -225,6 +225,13 @@ def test_past_the_qos_the_refusal_names_it(cluster, policy_file, tmp_path):
     assert found == Refusal(LIMIT, "the QoS interactive allows at most 12 h")
 
 
+def refused_and_unchanged(cluster, found, message: str) -> None:
+    """Refused with ``message``, job 7's limit as it was, and no ``scontrol update`` run."""
+    assert found == Refusal(LIMIT, message)
+    assert cluster.time_limits["7"] == "04:50:00"
+    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+
+
 @as_root
 def test_past_the_partitions_qos_the_refusal_names_it_and_nothing_changes(cluster, policy_file, tmp_path):
     """The attack: the job's QoS allows 2 days, the partition's QoS only 4 h."""
@@ -232,9 +239,7 @@ def test_past_the_partitions_qos_the_refusal_names_it_and_nothing_changes(cluste
     cluster.qos_max_wall["part_gpp"] = "04:00:00"
     cluster.time_limits["7"] = "04:50:00"
     found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
-    assert found == Refusal(LIMIT, "the partition gpp's QoS part_gpp allows at most 4 h")
-    assert cluster.time_limits["7"] == "04:50:00"
-    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+    refused_and_unchanged(cluster, found, "the partition gpp's QoS part_gpp allows at most 4 h")
 
 
 @as_root
@@ -245,9 +250,7 @@ def test_past_the_association_the_refusal_names_it_and_nothing_changes(cluster, 
     cluster.assoc_max_wall[("alice", "ehpc01", "acc")] = "1-00:00:00"  # another partition's: not this job's
     cluster.time_limits["7"] = "04:50:00"
     found = extend(cluster, "alice", "7", 30, str(policy_file), tmp_path / "ledger")
-    assert found == Refusal(LIMIT, "your association allows at most 4 h")
-    assert cluster.time_limits["7"] == "04:50:00"
-    assert not [a for a in cluster.commands() if a[:2] == ["scontrol", "update"]]
+    refused_and_unchanged(cluster, found, "your association allows at most 4 h")
 
 
 @as_root

@@ -444,13 +444,20 @@ def sbatch_waits(slurm: FakeSlurm) -> tuple[asyncio.Event, asyncio.Event]:
     return queued, release
 
 
+async def a_replacement_in_its_sbatch():
+    """alice's start waits in the queue and "start now instead" is pressed: its sbatch has queued
+    the new job and waits for ``release`` to return."""
+    slurm, engine, server, starting, old = await a_start_that_waits()
+    queued, release = sbatch_waits(slurm)
+    replacing = asyncio.ensure_future(engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc"))
+    await queued.wait()
+    (new,) = [j for j in slurm.queue_now if j != old]
+    return slurm, engine, server, starting, old, new, replacing, release
+
+
 def test_a_stop_during_the_replacements_sbatch_cancels_the_new_job_and_the_server_stays_stopped():
     async def scenario():
-        slurm, engine, server, starting, old = await a_start_that_waits()
-        queued, release = sbatch_waits(slurm)
-        replacing = asyncio.ensure_future(engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc"))
-        await queued.wait()
-        (new,) = [j for j in slurm.queue_now if j != old]
+        slurm, engine, server, starting, old, new, replacing, release = await a_replacement_in_its_sbatch()
         starting.cancel()  # JupyterHub stops the server: its job is cancelled and its record cleared
         await engine.stop(by="alice")
         server.clear_state()
@@ -469,11 +476,7 @@ def test_a_stop_during_the_replacements_sbatch_cancels_the_new_job_and_the_serve
 
 def test_a_port_reported_during_the_replacements_sbatch_keeps_the_started_job_and_cancels_the_new_one():
     async def scenario():
-        slurm, engine, server, starting, old = await a_start_that_waits()
-        queued, release = sbatch_waits(slurm)
-        replacing = asyncio.ensure_future(engine.replace_queued(SMALLER, {"PATH": "/usr/bin"}, partition="acc"))
-        await queued.wait()
-        (new,) = [j for j in slurm.queue_now if j != old]
+        slurm, engine, server, starting, old, new, replacing, release = await a_replacement_in_its_sbatch()
         slurm.run_job(old)  # the waiting job starts after all, and its JupyterLab reports its port
         await until(lambda: engine.queue_status.get("state") == "RUNNING")
         assert engine.accept_port(PORT)
