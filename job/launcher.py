@@ -60,11 +60,12 @@ def report_port_with_retries(port: int, env: dict[str, str], attempts: int = 6, 
 
 
 def report_port(port: int, env: dict[str, str]) -> None:
-    """POST {"port": N} to the hub with the server's token; raise on any refusal."""
+    """POST {"port": N, "job_id": ID} to the hub with the server's token (the job id: so that a
+    replaced job's report is not taken for its replacement's); raise on any refusal."""
     url = env["JUPYTERHUB_API_URL"].rstrip("/") + "/" + CHANNEL_PATH
     request = urllib.request.Request(
         url,
-        data=json.dumps({"port": port}).encode(),
+        data=json.dumps({"port": port, "job_id": env.get("SLURM_JOB_ID", "")}).encode(),
         headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"},
         method="POST",
     )

@@ -143,9 +143,11 @@ class JobEngine:
         digest = hashlib.sha256(token.encode()).hexdigest()
         return bool(self.record.token_sha256) and hmac.compare_digest(self.record.token_sha256, digest)
 
-    def accept_port(self, port: int) -> bool:
-        """The job reported its port (the job channel); only a job waiting for one takes it."""
-        if not self._waiting_for_port or self.record.port:
+    def accept_port(self, port: int, job_id: str = "") -> bool:
+        """The job reported its port (the job channel); only a job waiting for one takes it, and
+        only from itself: a replaced job (replace_queued) may still report before its cancel lands.
+        A report without a job id (a launcher of an older install) is taken as before."""
+        if not self._waiting_for_port or self.record.port or (job_id and job_id != self.record.job_id):
             return False
         self.update(port=port)
         self.watcher.refresh_soon()

@@ -615,9 +615,9 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         """Whether ``token`` is this server's (after a restart, only its hash is known)."""
         return self.engine.owns_token(token, self.api_token or "")
 
-    def accept_reported_port(self, port: int) -> bool:
-        """Called by the job channel; only a server waiting for its port takes one."""
-        return self.engine.accept_port(port)
+    def accept_reported_port(self, port: int, job_id: str = "") -> bool:
+        """Called by the job channel; only a server waiting for its port takes one, from its job."""
+        return self.engine.accept_port(port, job_id)
 
     def job_log(self) -> str:
         return self.engine.log_file()

@@ -13,8 +13,9 @@ from aifactory_workbench.spawners.seats import Registry
 from tests.unit.defaults import DEFAULTS
 
 
-def test_a_port_in_range_is_accepted():
-    assert parse_port_report({"port": 45161}) == 45161
+def test_a_port_in_range_is_accepted_with_the_job_that_reports_it():
+    assert parse_port_report({"port": 45161, "job_id": "2740"}) == (45161, "2740")
+    assert parse_port_report({"port": 45161}) == (45161, "")  # a launcher from before the job id
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,10 @@ def test_a_port_in_range_is_accepted():
         {"port": True},
         {"port": 4.5e4},
         {"port": 45161, "batch_submit_cmd": "touch /tmp/owned"},
+        {"port": 45161, "job_id": 2740},
+        {"port": 45161, "job_id": "27 40"},
+        {"port": 45161, "job_id": "²"},
+        {"port": 45161, "job_id": "2740", "extra": 1},
         {"batch_submit_cmd": "touch /tmp/owned"},
         {},
         [45161],

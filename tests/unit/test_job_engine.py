@@ -336,6 +336,20 @@ def test_a_port_is_taken_only_while_the_engine_waits_for_one():
     assert (before, first, second) == (False, True, False) and engine.record.port == PORT
 
 
+def test_a_port_is_taken_only_from_the_engines_own_job():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, _ = engine_on(slurm)
+        task = asyncio.ensure_future(start(engine))
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        taken = engine.accept_port(40001, "999999"), engine.accept_port(PORT, engine.job_id)
+        task.cancel()
+        return taken, engine
+
+    (other, own), engine = asyncio.run(scenario())
+    assert (other, own) == (False, True) and engine.record.port == PORT
+
+
 def test_the_jobs_token_is_known_by_its_hash_after_a_restart():
     async def scenario():
         slurm = FakeSlurm()
@@ -369,7 +383,9 @@ def test_a_queued_job_is_replaced_by_submitting_the_new_one_before_cancelling_th
         await until(lambda: engine.queue_status.get("id") == new)
         slurm.run_job(new)
         await until(lambda: engine.queue_status.get("state") == "RUNNING")
-        assert engine.accept_port(PORT)
+        # The replaced job may report before its cancel lands: its port is not the new job's.
+        assert not engine.accept_port(40001, old)
+        assert engine.accept_port(PORT, new)
         server.listening.add(("127.0.0.1", PORT))
         await starting
         return slurm, engine, server, old, new, state_after
