@@ -48,6 +48,7 @@ from aifactory_workbench.hub.workshop_materials import publish_materials
 from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
 from aifactory_workbench.slurm.admin import SlurmAdmin
 from aifactory_workbench.slurm.parsers import SlurmError
+from aifactory_workbench.slurm.values import parse_memory_mb
 from aifactory_workbench.spawners.seats import (
     FORGET_EVERY,
     Ended,
@@ -58,6 +59,23 @@ from aifactory_workbench.spawners.seats import (
 )
 
 SLURM_TIME = "%Y-%m-%dT%H:%M:%S"
+
+
+def seats_short_of_memory(seats: int, seat_mb: int, node_memory: dict[str, int]) -> str:
+    """What an instructor must know when the reservation's nodes cannot hold every seat at once
+    (a reservation of cores holds no memory: SLURM may put all its cores on one node); "" when
+    they can, or when it cannot be told."""
+    if not seat_mb or not node_memory:
+        return ""
+    fit = sum(mb // seat_mb for mb in node_memory.values())
+    if fit >= seats:
+        return ""
+    nodes = ", ".join(f"{node} ({mb}M)" for node, mb in sorted(node_memory.items()))
+    return (
+        f"warning: only {fit} of the {seats} seats can run at once: the reservation's cores are on {nodes}, "
+        f"and each seat asks {seat_mb}M (its preset's memory). Give the preset at most "
+        f"{sum(node_memory.values()) // seats}M, or make fewer seats."
+    )
 
 
 class Workshops:
@@ -99,6 +117,10 @@ class Workshops:
             cores=cores,
         )
         made.save(reservation=spec.name)
+        seat_mb = parse_memory_mb(str(preset.get("memory", self.site.slurm.memory))) or 0
+        short = seats_short_of_memory(spec.seats, seat_mb, self.slurm.reserved_node_memory(spec.name))
+        if short:
+            self.out(short)
         group = self.site.hub.allowed_groups[0] if self.site.hub.allowed_groups else ""
         passwords = make_seats(spec, state / "seats.csv", made, group)
         seats = tuple(passwords)

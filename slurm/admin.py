@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aifactory_workbench.slurm.client import Slurm, squeue_argv
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_scontrol_records, parse_squeue
+from aifactory_workbench.slurm.values import parse_memory_mb
 
 #: The QoS a workshop account offers (the mini cluster's and a site's usual two).
 WORKSHOP_QOS = "normal,interactive"
@@ -74,6 +75,16 @@ class SlurmAdmin:
             self._run("scontrol", "delete", f"ReservationName={name}")
         spec = [f"StartTime={start}", f"EndTime={end}", f"Accounts={account}", f"CoreCnt={cores}"]
         self._run("scontrol", "create", "reservation", f"ReservationName={name}", f"PartitionName={partition}", *spec)
+
+    def reserved_node_memory(self, name: str) -> dict[str, int]:
+        """Each node that reservation ``name`` holds cores on, with its memory in MB (RealMemory):
+        a reservation of cores holds no memory, so the seats on a node share what it has."""
+        held = self.reservation(name)
+        if held is None or not held.get("Nodes") or held["Nodes"] == "(null)":
+            return {}
+        nodes = self._run("scontrol", "show", "hostnames", held["Nodes"]).split()
+        records = parse_scontrol_records(self._run("scontrol", "show", "node", ",".join(nodes), "-o"))
+        return {r["NodeName"]: parse_memory_mb(r.get("RealMemory", "")) or 0 for r in records if "NodeName" in r}
 
     def remove_reservation(self, name: str) -> None:
         if self.reservation(name) is not None:

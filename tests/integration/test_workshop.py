@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aifactory_workbench.slurm.admin import SlurmAdmin
+
 from .conftest import VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh, wait_for
 
 INSTRUCTOR_ARCHIVES = Path("/home/instructor/workshop-archives")
@@ -85,6 +87,10 @@ def test_a_workshop_from_one_file_to_its_archive(ws_hub: HubProcess, places: dic
         assert sh("sacctmgr", "-n", "-P", "show", "assoc", f"user={seats[0]}", "format=Account").split() == [name]
         reservation = sh("scontrol", "show", "reservation", name, "-o")
         assert f"Accounts={name}" in reservation and "CoreCnt=6" in reservation
+        # The node its cores landed on, with the memory its seats share (3 seats fit: no warning).
+        held = SlurmAdmin().reserved_node_memory(name)
+        assert held and set(held.values()) == {16000} and all(n.startswith("mn5-g") for n in held), held
+        assert "warning: only" not in made.stdout
         sheet = list(csv.DictReader(io.StringIO((places["state_dir"] / name / "seats.csv").read_text())))
         assert [row["user"] for row in sheet] == seats
         assert oct((places["state_dir"] / name / "seats.csv").stat().st_mode & 0o777) == "0o600"

@@ -13,6 +13,7 @@ from aifactory_workbench.hub.culler import activity_interval, in_words, update_c
 from aifactory_workbench.hub.hub_client import HubClient
 from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
 from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
+from aifactory_workbench.hub.workshops import seats_short_of_memory
 from aifactory_workbench.spawners.seats import (
     ALL_SEATS_GROUP,
     Ended,
@@ -231,3 +232,15 @@ def test_the_hub_client_takes_its_address_and_tls_from_the_hubs_settings(tmp_pat
     own = tmp_path / "internal-ssl" / "hub-internal"
     key, cert, trust = own / "hub-internal.key", own / "hub-internal.crt", own.parent / "hub-ca_trust.crt"
     assert made == [((str(key), str(cert)), {"cafile": str(trust)})]
+
+
+def test_an_instructor_is_told_when_the_reservations_node_cannot_hold_every_seat():
+    """Seen in the 50-seat burst: SLURM put all 50 reserved cores on one 16000M node, and seats
+    of 400M fit 40; ten seats waited. The warning names the node and a memory that fits."""
+    told = seats_short_of_memory(50, 400, {"mn5-g01": 16000})
+    assert told.startswith("warning: only 40 of the 50 seats can run at once")
+    assert "mn5-g01 (16000M)" in told and "at most 320M" in told
+    assert seats_short_of_memory(50, 320, {"mn5-g01": 16000}) == ""
+    assert seats_short_of_memory(50, 400, {"mn5-g01": 16000, "mn5-g02": 16000}) == ""
+    assert seats_short_of_memory(50, 0, {"mn5-g01": 16000}) == ""  # a seat's memory not known: nothing said
+    assert seats_short_of_memory(50, 400, {}) == ""  # no node known yet (a reservation in the future)
