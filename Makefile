@@ -164,6 +164,7 @@ test: lint docs labextension-test
 
 # The browser journeys again, their screenshots into docs/screenshots (docs/journeys.md shows them).
 JOURNEYS = tests/integration/test_journey.py tests/integration/test_demo_setup.py tests/integration/test_gallery.py \
+  tests/integration/test_extend.py::test_from_the_walltime_warning_in_the_browser \
   tests/integration/test_sharing.py::test_a_colleague_works_in_a_shared_session_until_the_share_ends
 screenshots:
 	@AIFW_ARTIFACTS=$(CURDIR)/docs/screenshots $(MAKE) --no-print-directory test PYTEST_ARGS="$(JOURNEYS)"
