@@ -45,7 +45,7 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/pac
 .PHONY: install labextension-test demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint docs clean-state
 
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
-# sets up, as root, what needs root (hub/site_install.py): the hub's account and groups, its
+# sets up, as root, what needs root (root/site_install.py): the hub's account and groups, its
 # sudo rules and password helper, its folders, users' Dask config, login shells' Dask settings,
 # the site kernel's lock, the systemd unit of the hub and its proxy, log rotation. The demo's
 # site file goes where a site's does, /etc/aifactory/site.yaml. It prints what it changed.

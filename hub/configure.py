@@ -24,7 +24,6 @@ from traitlets.log import get_logger
 
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.culler import append, note_culled, update_culler
-from aifactory_workbench.hub.dask_config import check_dask_config
 from aifactory_workbench.hub.database import database_problem, db_kwargs, schema_problem, shown_url
 from aifactory_workbench.hub.gallery_pages import CUSTOM_SCOPES, PUBLISH_SCOPE
 from aifactory_workbench.hub.navigation import navigation
@@ -34,6 +33,7 @@ from aifactory_workbench.hub.sharing import shared_with_me
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
+from aifactory_workbench.root.dask_config import check_dask_config
 from aifactory_workbench.spawners.form import ENVIRONMENTS_SCRIPT, page_script
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.seats import Registry, registry_problem

@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aifactory_workbench.hub.dask_config import check_dask_config
 from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
-from aifactory_workbench.hub.site_install import PROFILE, SUDOERS
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
+from aifactory_workbench.root.dask_config import check_dask_config
+from aifactory_workbench.root.site_install import PROFILE, SUDOERS
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user

@@ -2,7 +2,7 @@
 running JupyterLab job (``servers`` on USER; the server's own token has it, for JupyterLab's
 Extend button, lab/session.py).
 
-The hub decides nothing: it asks the root-owned helper (hub/extend_job.py, through its one sudo
+The hub decides nothing: it asks the root-owned helper (root/extend_job.py, through its one sudo
 rule), which checks the job, its owner and every limit itself, and maps the helper's answer to
 ``200 {"job_id", "old_limit", "new_limit", "seconds_left", "added_minutes", "ends_at"}`` or a
 4xx ``{"status", "message"}`` whose message names the limit refused. Each try is audited (who,
@@ -19,7 +19,7 @@ from jupyterhub.apihandlers import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from aifactory_workbench.hub import extend_job as helper
+from aifactory_workbench.root import extend_job as helper
 from aifactory_workbench.slurm.client import CommandResult
 from aifactory_workbench.slurm.parsers import SlurmError
 
@@ -38,7 +38,7 @@ HTTP_STATUS = {
     helper.BUSY: 409,
 }
 #: How long the hub waits for the helper: longer than the helper's own bound (its lock wait and
-#: its SLURM calls, hub/extend_job.py) and the time to start it, so that it never answers
+#: its SLURM calls, root/extend_job.py) and the time to start it, so that it never answers
 #: "refused" of an extension the helper then makes.
 HELPER_TIMEOUT = helper.LOCK_WAIT + helper.SLURM_CALLS * helper.SLURM_TIMEOUT + 30
 #: Said when the helper cannot be run (sudo refused, not installed): a fault of the installation.

@@ -17,7 +17,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Set, TraitError, Unicode, validate
 
-from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.root.accounts import may_sign_in
 from aifactory_workbench.spawners.messages import spawn_exception
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"

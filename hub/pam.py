@@ -3,7 +3,7 @@ every refusal takes the same time and shows the same page, and an account is loc
 while after repeated failures (the hub's own count, as pam_faillock would keep).
 
 The hub account reads no password hashes: PAM runs in a root-owned helper that answers yes
-or no (hub/check_password.py), called through one sudo rule."""
+or no (root/check_password.py), called through one sudo rule."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 from jupyterhub.auth import PAMAuthenticator
 from traitlets import Float, Integer, Unicode, default
 
-from aifactory_workbench.hub.accounts import may_sign_in
-from aifactory_workbench.hub.check_password import NO, YES
+from aifactory_workbench.root.accounts import may_sign_in
+from aifactory_workbench.root.check_password import NO, YES
 
 
 class WorkbenchPAMAuthenticator(PAMAuthenticator):

@@ -20,7 +20,7 @@ from jupyterhub.handlers.pages import AcceptShareHandler
 from jupyterhub.orm import ShareCode
 from tornado import web
 
-from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.root.accounts import may_sign_in
 from aifactory_workbench.slurm.values import is_unix_user
 
 SHARE_PAGE_ROUTE = r"/share"

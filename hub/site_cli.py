@@ -3,7 +3,7 @@
 * ``check`` and ``show``: validate the site file, or print it merged with the defaults, before
   the hub reads it;
 * ``install`` (root): set up the hub's machine around the installed package: accounts, sudo
-  rules, folders, Dask config, the systemd unit, log rotation (``hub/site_install.py``);
+  rules, folders, Dask config, the systemd unit, log rotation (``root/site_install.py``);
   ``start-hub`` runs that unit's lines where systemd is not PID 1;
 * ``install-dask`` (root): write what users' Dask reads from the site file's dask section;
 * ``upgrade`` (the hub's account): back up the hub's database, then bring it to this release's
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from aifactory_workbench.hub.dask_config import install_dask_config
 from aifactory_workbench.hub.database import database_problem, shown_url, upgrade_database
 from aifactory_workbench.hub.doctor import Doctor, table
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, load_site_config
-from aifactory_workbench.hub.site_install import UNIT, Accounts, Installer, start_hub_without_systemd
+from aifactory_workbench.root.dask_config import install_dask_config
+from aifactory_workbench.root.site_install import UNIT, Accounts, Installer, start_hub_without_systemd
 
 PROG = "aifactory-site"
 

@@ -34,7 +34,9 @@ import yaml
 
 from aifactory_workbench.hub.hub_client import HubClient, HubClientError
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, load_site_config
-from aifactory_workbench.hub.workshop_accounts import (
+from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
+from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
+from aifactory_workbench.root.workshop_accounts import (
     Made,
     kill_processes_of,
     make_seats,
@@ -42,10 +44,8 @@ from aifactory_workbench.hub.workshop_accounts import (
     run,
     user_exists,
 )
-from aifactory_workbench.hub.workshop_archive import archive_homes
-from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
-from aifactory_workbench.hub.workshop_materials import publish_materials
-from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
+from aifactory_workbench.root.workshop_archive import archive_homes
+from aifactory_workbench.root.workshop_materials import publish_materials
 from aifactory_workbench.slurm.admin import SlurmAdmin
 from aifactory_workbench.slurm.parsers import SlurmError
 from aifactory_workbench.slurm.values import parse_memory_mb

@@ -55,7 +55,7 @@ COMMANDS = Counter("aifactory_slurm_commands", "SLURM commands run by the hub", 
 #: Of those, each ``sbatch --test-only`` (the form's estimates and their alternatives), on its own.
 TEST_ONLY = Counter("aifactory_slurm_test_only", "sbatch --test-only runs by the hub (estimates, alternatives)")
 
-#: The root-owned helper that extends a running JupyterLab job (hub/extend_job.py), in PREFIX/libexec:
+#: The root-owned helper that extends a running JupyterLab job (root/extend_job.py), in PREFIX/libexec:
 #: ``aifactory-site install`` writes it there and sudo's rule names it.
 EXTEND_HELPER = "aifactory-extend-job"
 
@@ -290,7 +290,7 @@ class Slurm:
         return parse_duration(info.time_left) if info is not None else None
 
     async def extend_job(self, helper: str, user: str, job_id: str, minutes: int, *, timeout: float) -> CommandResult:
-        """Ask the root-owned helper (hub/extend_job.py, through the one sudo rule for it) to add
+        """Ask the root-owned helper (root/extend_job.py, through the one sudo rule for it) to add
         ``minutes`` to ``user``'s job: its exit status and one line of JSON say what it did or
         why it refused, for the caller to read (no exception for a refusal). ``timeout``: longer
         than the helper can take, so that no answer is given up on while the helper goes on."""

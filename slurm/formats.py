@@ -66,7 +66,7 @@ SQUEUE_JOBS = Format(
     ),
 )
 
-#: One job as the helper that extends a session reads it (hub/extend_job.py): its owner, state,
+#: One job as the helper that extends a session reads it (root/extend_job.py): its owner, state,
 #: limits and QoS, and its name last, read whole (a job's name may hold the separator).
 SQUEUE_EXTEND = Format(
     "squeue",

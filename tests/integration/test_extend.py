@@ -8,7 +8,7 @@ both the hub and the helper refuse.
 
 The test hub names its jobs ``aifw-test-jupyterlab`` and has its own site file, so the helper it
 calls is one written here the way ``aifactory-site install`` writes the installed one
-(:func:`~aifactory_workbench.hub.site_install.extend_helper_text`), root's, reading a root-owned
+(:func:`~aifactory_workbench.root.site_install.extend_helper_text`), root's, reading a root-owned
 copy of the test hub's site file, with a sudo rule of the installed rule's form for it (removed
 after). The installed helper is asked too: it refuses bob's job in alice's name as well."""
 
@@ -25,9 +25,9 @@ import pytest
 import requests
 import yaml
 
-from aifactory_workbench.hub.extend_job import NO_SUCH_JOB, OFF
+from aifactory_workbench.root.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.hub.site import load_site_config
-from aifactory_workbench.hub.site_install import extend_helper_text, visudo
+from aifactory_workbench.root.site_install import extend_helper_text, visudo
 
 from .conftest import HUB_USER, TEST_JOB_NAME, VENV, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for
 

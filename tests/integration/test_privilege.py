@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from aifactory_workbench.hub.check_password import NO, REFUSED, YES
+from aifactory_workbench.root.check_password import NO, REFUSED, YES
 from tests.harness import demo_password
 
 from .conftest import CLUSTER, REPO, VENV, HubProcess, sh, wait_for
@@ -163,7 +163,7 @@ def test_the_hub_account_cannot_read_password_hashes(hub: HubProcess):
 
 
 def check_password(user: str, password: str) -> subprocess.CompletedProcess:
-    """What the hub's authenticator asks (hub/check_password.py): yes, no, or refused."""
+    """What the hub's authenticator asks (root/check_password.py): yes, no, or refused."""
     return as_hub("sudo", "-n", str(VENV.parent / "libexec" / "aifactory-check-password"), user, stdin=password)
 
 

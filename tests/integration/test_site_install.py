@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from aifactory_workbench.hub.site_install import UNIT, owned_folder, start_hub_without_systemd, unit_service
+from aifactory_workbench.root.site_install import UNIT, owned_folder, start_hub_without_systemd, unit_service
 from tests.harness import HUB_USER, VENV, wait_for, write_site
 
 pytestmark = pytest.mark.integration

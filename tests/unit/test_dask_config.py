@@ -3,7 +3,7 @@
 import dask.config
 import yaml
 
-from aifactory_workbench.hub.dask_config import write_dask_config
+from aifactory_workbench.root.dask_config import write_dask_config
 from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.spawners.spawner import DASHBOARD_LINK_ENV
 
@@ -32,7 +32,7 @@ def test_dashboard_link_goes_through_the_users_server():
 def test_the_hub_refuses_to_start_when_users_dask_reads_something_else(tmp_path):
     import pytest
 
-    from aifactory_workbench.hub.dask_config import check_dask_config
+    from aifactory_workbench.root.dask_config import check_dask_config
     from aifactory_workbench.hub.site import SiteConfigError
 
     site_file = site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")

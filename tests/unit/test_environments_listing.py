@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aifactory_workbench.hub.site import load_site_config
-from aifactory_workbench.hub.site_install import Accounts, Installer
+from aifactory_workbench.root.site_install import Accounts, Installer
 from aifactory_workbench.slurm import client
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable

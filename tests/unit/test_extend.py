@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from aifactory_workbench.hub import extend_job
+from aifactory_workbench.root import extend_job
 from aifactory_workbench.hub.configure import SERVER_ROLE_SCOPES, spawner_settings, update_server_token
 from aifactory_workbench.hub.extend import HELPER_TIMEOUT, HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
-from aifactory_workbench.hub.extend_job import (
+from aifactory_workbench.root.extend_job import (
     LIMIT,
     NO_SUCH_JOB,
     NOT_RUNNING,
@@ -31,7 +31,7 @@ from aifactory_workbench.hub.extend_job import (
     parse_args,
 )
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
-from aifactory_workbench.hub.site_install import extend_helper_text
+from aifactory_workbench.root.site_install import extend_helper_text
 from aifactory_workbench.lab import notebook
 from aifactory_workbench.lab.session import extend_request, is_owner
 from aifactory_workbench.slurm.client import CommandResult, Slurm
@@ -361,7 +361,7 @@ def test_the_hub_waits_longer_than_the_helper_can_take():
 
 def test_root_runs_the_helpers_with_a_fixed_path_whatever_the_hub_sets(tmp_path):
     """The attack: the hub's account puts its own scontrol first in PATH, and sudo passes PATH on."""
-    from aifactory_workbench.hub.site_install import Accounts, render, values, visudo
+    from aifactory_workbench.root.site_install import Accounts, render, values, visudo
 
     config = Path(__file__).parents[2] / "config"
     rules = render((config / "sudoers.in").read_text(), values(load_site_config(config / "site.yaml"), Accounts()))
@@ -491,14 +491,15 @@ def test_the_root_helper_imports_no_hub_process_code():
     import subprocess
     import sys
 
-    code = "import sys, aifactory_workbench.hub.extend_job\nprint(' '.join(sorted(sys.modules)))"
+    code = "import sys, aifactory_workbench.root.extend_job\nprint(' '.join(sorted(sys.modules)))"
     loaded = set(
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     )
     ours = {m for m in loaded if m.startswith("aifactory_workbench.")}
     assert ours <= {
         "aifactory_workbench.hub",
-        "aifactory_workbench.hub.extend_job",
+        "aifactory_workbench.root",
+        "aifactory_workbench.root.extend_job",
         "aifactory_workbench.hub.site",
         "aifactory_workbench.slurm",
         "aifactory_workbench.slurm.client",

@@ -10,7 +10,7 @@ import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub import check_password
-from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.root.accounts import may_sign_in
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.configure import update_auth
 from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
@@ -97,7 +97,7 @@ def fake_pamela(monkeypatch):
     monkeypatch.setattr(pamela, "authenticate", authenticate)
     monkeypatch.setattr(pamela, "check_account", lambda name, service: None)
     monkeypatch.setattr(
-        "aifactory_workbench.hub.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups
+        "aifactory_workbench.root.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups
     )
     return asked
 
@@ -134,7 +134,7 @@ def test_the_password_helper_imports_only_what_it_needs():
     import sys
 
     code = (
-        "import sys, aifactory_workbench.hub.check_password\n"
+        "import sys, aifactory_workbench.root.check_password\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('aifactory_workbench'))))"
     )
     loaded = set(
@@ -143,8 +143,8 @@ def test_the_password_helper_imports_only_what_it_needs():
     assert loaded <= {
         "aifactory_workbench",
         "aifactory_workbench.hub",
-        "aifactory_workbench.hub.accounts",
-        "aifactory_workbench.hub.check_password",
+        "aifactory_workbench.root.accounts",
+        "aifactory_workbench.root.check_password",
         "aifactory_workbench.slurm",
         "aifactory_workbench.slurm.values",
     }, loaded

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aifactory_workbench.hub.site import load_site_config
-from aifactory_workbench.hub.site_install import Accounts, render, systemd_verify, unit_service, values, visudo
+from aifactory_workbench.root.site_install import Accounts, render, systemd_verify, unit_service, values, visudo
 
 CONFIG = Path(__file__).parents[2] / "config"
 TEMPLATES = {

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from aifactory_workbench.hub.workshop_accounts import as_user, run
 from aifactory_workbench.hub.workshop_file import WorkshopError, WorkshopFile
+from aifactory_workbench.root.workshop_accounts import as_user, run
 from aifactory_workbench.spawners.seats import Materials
 
 #: A repository of materials, as a bundle on stdout (run as the instructor who reads it).

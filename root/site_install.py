@@ -4,8 +4,8 @@ each upgrade of it. Each step is idempotent and says what it changed:
 
 * the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
   as) and the hub's system account, in no ``shadow`` group;
-* the password helper, root's, that the hub asks through sudo (``hub/check_password.py``), and
-  the helper that extends a running session (``hub/extend_job.py``), with the site file's path,
+* the password helper, root's, that the hub asks through sudo (``root/check_password.py``), and
+  the helper that extends a running session (``root/extend_job.py``), with the site file's path,
   and the wrapper of ``aifactory-env list --json`` that the hub runs as a user (``lab/envs.py``);
 * the sudo rules, checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aifactory_workbench.hub.dask_config import install_dask_config
-from aifactory_workbench.hub.extend_job import LEDGER_DIR
 from aifactory_workbench.hub.site import SiteConfig
 from aifactory_workbench.job import JOB_ENVIRONMENT
+from aifactory_workbench.root.dask_config import install_dask_config
+from aifactory_workbench.root.extend_job import LEDGER_DIR
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
@@ -96,12 +96,12 @@ def site_file_of(site: SiteConfig) -> str:
 
 
 def extend_helper_text(site: SiteConfig, ledger_dir: str = str(LEDGER_DIR)) -> str:
-    """The wrapper of :mod:`aifactory_workbench.hub.extend_job`, which names the site file and
+    """The wrapper of :mod:`aifactory_workbench.root.extend_job`, which names the site file and
     the ledger's folder (root's): the helper never takes them from its caller or environment."""
     return (
         f"#!{venv() / 'bin' / 'python'} -I\n"
-        "# For the hub, through sudo: more time for a running session (hub/extend_job.py)\n"
-        "from aifactory_workbench.hub.extend_job import main\n\n"
+        "# For the hub, through sudo: more time for a running session (root/extend_job.py)\n"
+        "from aifactory_workbench.root.extend_job import main\n\n"
         f"raise SystemExit(main({site_file_of(site)!r}, {ledger_dir!r}))\n"
     )
 
@@ -233,8 +233,8 @@ class Installer:
 
     def password_helper(self) -> bool:
         groups = [self.accounts.users_group, self.accounts.admins_group]
-        what = "For the hub, through sudo: is this password right? (hub/check_password.py)"
-        call = f"from aifactory_workbench.hub.check_password import main\n\nraise SystemExit(main({groups!r}))"
+        what = "For the hub, through sudo: is this password right? (root/check_password.py)"
+        call = f"from aifactory_workbench.root.check_password import main\n\nraise SystemExit(main({groups!r}))"
         return self.libexec("aifactory-check-password", what, call)
 
     def env_list_helper(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
-# Only the standard library and slurm.values: the root-run password helper (hub/check_password.py)
+# Only the standard library and slurm.values: the root-run password helper (root/check_password.py)
 # imports this module, on every sign-in (50 sign-ins at once start 50 helpers).
 from aifactory_workbench.slurm.values import is_unix_user, user_groups
 

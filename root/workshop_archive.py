@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from aifactory_workbench.hub.workshop_accounts import as_user, user_exists
+from aifactory_workbench.root.workshop_accounts import as_user, user_exists
 from aifactory_workbench.spawners.seats import Workshop
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
-from aifactory_workbench.spawners.jobscript import WORKER_JOB_PREFIX
+from aifactory_workbench.job import WORKER_JOB_PREFIX
 
 #: Where schedulers started by users serve their dashboards (lab/dashboard.py keeps them there).
 DASHBOARD_ADDRESS = "127.0.0.1:8787"

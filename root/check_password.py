@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import pamela
 
-from aifactory_workbench.hub.accounts import may_sign_in
+from aifactory_workbench.root.accounts import may_sign_in
 
 #: Exit statuses; any other (sudo's own refusal is 1) is a fault of the installation.
 YES, NO, REFUSED = 0, 10, 11
