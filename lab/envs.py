@@ -77,6 +77,9 @@ ENVS_HOME = Path("~/.aifactory/envs")
 #: (setgid, so what is made inside stays the group's). A site with another layout sets this.
 PROJECTS_DIR_ENV = "AIFACTORY_PROJECTS_DIR"
 PROJECTS_DIR = "/srv/aifactory/projects"
+#: A project's ``envs/``: the group's (setgid) and sticky, so that a member may add environments
+#: but never rename or remove a teammate's (and put their own Python in its place).
+PROJECT_ENVS_MODE = 0o3770
 #: Where an environment's lock is, relative to its prefix: where the site venv keeps its own.
 LOCK = Path("share/aifactory/kernel.lock")
 #: Beside it: what the build took (seconds, size on disk, Python, the index options it used),
@@ -305,11 +308,11 @@ def project_folder(project: str) -> Path:
     if not folder.parent.is_dir():
         raise fail(
             f"project {project} has no shared folder {folder.parent}: ask the site to make it "
-            f"(group {project}, mode 2770), or set {PROJECTS_DIR_ENV}"
+            f"(group {project}, mode 3770), or set {PROJECTS_DIR_ENV}"
         )
     if not folder.is_dir():
-        folder.mkdir(mode=0o2770)
-        folder.chmod(0o2770)  # mkdir's mode passes the umask
+        folder.mkdir(mode=PROJECT_ENVS_MODE)
+        folder.chmod(PROJECT_ENVS_MODE)  # mkdir's mode passes the umask
     return folder
 
 

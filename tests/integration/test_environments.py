@@ -279,3 +279,102 @@ def test_the_site_modules_a_file_asks_for_are_loaded_by_its_kernel_and_a_missing
     failed = aifactory_env("create", "aifw-test-nomodule", "--file", "missing.txt", *wheels)
     assert failed.returncode != 0 and "aifw-nothere/1.0" in failed.stderr, failed.stderr
     assert not (HOME / ".local/share/jupyter/kernels/aifw-test-nomodule").exists()
+
+
+# A project's shared environments: a teammate cannot put their Python in place of another's ----
+
+TEAM = "aifw-test-team"
+TEAM_ENV = "team"
+#: What a teammate's planted Python leaves behind, if anyone's kernel ever runs it.
+PLANTED_MARK = "ran-bobs-python"
+
+
+def as_member(user: str, *argv: str, projects: Path) -> subprocess.CompletedProcess:
+    """``argv`` as ``user`` on the login node, with the test's projects folder (sudo's login
+    groups are read afresh: the test's team group reaches this command at once)."""
+    env = ["env", f"AIFACTORY_PROJECTS_DIR={projects}", "HOME=" + os.path.expanduser(f"~{user}")]
+    return subprocess.run(["sudo", "-u", user, *env, *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def team(tmp_path_factory) -> Iterator[Path]:
+    """alice and bob in one project (a Unix group), its shared folder made as the docs tell a
+    site (group-owned, mode 3770), and a wheel folder alice's build reads."""
+    sh("groupadd", "-f", TEAM)
+    for user in ("alice", "bob"):
+        sh("usermod", "-aG", TEAM, user)
+    projects = Path("/srv/aifw-test-projects")
+    shutil.rmtree(projects, ignore_errors=True)
+    (projects / TEAM).mkdir(parents=True)
+    projects.chmod(0o755)
+    sh("chgrp", TEAM, str(projects / TEAM))
+    (projects / TEAM).chmod(0o3770)
+    wheels = projects / "wheels"
+    write_wheel(wheels, PROBE, PROBE_VERSION)
+    (wheels / "requirements.txt").write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    wheels.chmod(0o755)
+    yield projects
+    as_member(USER, f"{VENV}/bin/aifactory-env", "remove", TEAM_ENV, "--project", TEAM, projects=projects)
+    subprocess.run(
+        ["sudo", "-u", USER, "rm", "-rf", os.path.expanduser(f"~{USER}/.local/share/jupyter/kernels/{TEAM_ENV}")]
+    )
+    shutil.rmtree(projects, ignore_errors=True)
+    for user in ("alice", "bob"):
+        subprocess.run(["gpasswd", "-d", user, TEAM], capture_output=True)
+    subprocess.run(["groupdel", TEAM], capture_output=True)
+
+
+def plant_python(user: str, prefix: Path, projects: Path) -> subprocess.CompletedProcess:
+    """As ``user``: a venv-looking folder at ``prefix`` whose Python leaves a mark, then runs."""
+    script = (
+        f'mkdir -p "$1/bin" && echo "home = /usr/bin" > "$1/pyvenv.cfg" && '
+        f'printf \'#!/bin/sh\\ntouch "$HOME/{PLANTED_MARK}"; exec /usr/bin/python3 "$@"\\n\' > "$1/bin/python" && '
+        'chmod 755 "$1/bin/python"'
+    )
+    return as_member(user, "sh", "-c", script, "sh", str(prefix), projects=projects)
+
+
+def start_kernel(user: str, name: str, projects: Path) -> subprocess.CompletedProcess:
+    """The kernel ``name`` of ``user``'s, started as JupyterLab starts it (its kernelspec's argv),
+    its Python asked to print a word instead of becoming a kernel."""
+    spec = Path(os.path.expanduser(f"~{user}")) / ".local/share/jupyter/kernels" / name / "kernel.json"
+    argv = json.loads(spec.read_text())["argv"]
+    argv = argv[: argv.index("-m")] + ["-c", "print('KERNEL-STARTED')"]
+    return as_member(user, "timeout", "60", *argv, projects=projects)
+
+
+@pytest.mark.slow
+def test_a_teammate_cannot_put_his_python_in_place_of_a_team_environment(team: Path):
+    """bob renamed alice's envs/team and put his own team/bin/python in its place; alice's
+    kernel (and its Dask workers) ran bob's Python as alice. Now envs/ is sticky (no member
+    renames another's), and the kernel's launcher refuses an environment that is not its maker's
+    alone, saying what to do, even where a site's project folder lets a member replace envs/."""
+    made = as_member(
+        USER,
+        f"{VENV}/bin/aifactory-env", "create", TEAM_ENV, "--project", TEAM,
+        "--file", str(team / "wheels" / "requirements.txt"), "--no-index", "--find-links", str(team / "wheels"),
+        projects=team,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    envs = team / TEAM / "envs"
+    assert envs.stat().st_mode & 0o7777 == 0o3770
+    mark = Path(os.path.expanduser(f"~{USER}")) / PLANTED_MARK
+    mark.unlink(missing_ok=True)
+
+    # The rename itself is refused: envs/ is sticky.
+    renamed = as_member("bob", "mv", str(envs / TEAM_ENV), str(envs / "team.old"), projects=team)
+    assert renamed.returncode != 0 and "Operation not permitted" in renamed.stderr, renamed
+    assert "KERNEL-STARTED" in start_kernel(USER, TEAM_ENV, team).stdout  # her kernel starts as before
+
+    # A project folder that is not sticky (a site that made it 2770): bob replaces envs/ whole.
+    (team / TEAM).chmod(0o2770)
+    moved = as_member("bob", "mv", str(envs), str(team / TEAM / "envs.old"), projects=team)
+    assert moved.returncode == 0, moved.stderr
+    assert plant_python("bob", envs / TEAM_ENV, team).returncode == 0
+    started = start_kernel(USER, TEAM_ENV, team)
+    assert not mark.exists(), "alice's kernel ran bob's Python"
+    assert started.returncode != 0
+    assert "not starting the kernel" in started.stderr and "bob's, not alice's" in started.stderr, started.stderr
+    # Put back for the fixture's clean-up (alice removes what she made).
+    as_member("bob", "rm", "-rf", str(envs), projects=team)
+    as_member("bob", "mv", str(team / TEAM / "envs.old"), str(envs), projects=team)

@@ -47,7 +47,7 @@ def test_an_environment_from_requirements_is_built_locked_registered_listed_and_
 
     assert prefix == user / "home" / ".aifactory" / "envs" / "probe-env"
     spec = json.loads((user / "jupyter" / "kernels" / "probe-env" / "kernel.json").read_text())
-    python = spec["argv"][0]
+    python = spec["argv"][spec["argv"].index("-m") - 1]  # after the launcher that checks it
     assert python == str(prefix / "bin" / "python")
     assert spec["metadata"]["aifactory"]["lock"] == str(prefix / envs.LOCK)
     assert "probe-env" in spec["metadata"]["description"]
@@ -115,7 +115,7 @@ def test_a_projects_environment_is_in_its_shared_folder(user, monkeypatch):
     (user / "projects" / "ehpc01").mkdir(parents=True)
     prefix = envs.create("team", None, project="ehpc01", index=offline(user))
     assert prefix == user / "projects" / "ehpc01" / "envs" / "team"
-    assert prefix.parent.stat().st_mode & 0o7777 == 0o2770  # the group's, and what is made in it
+    assert prefix.parent.stat().st_mode & 0o7777 == 0o3770  # the group's, sticky: no one renames a teammate's
     assert prefix.stat().st_mode & 0o050 == 0o050
     assert [e["name"] for e in envs.environments("ehpc01")] == ["team"] and envs.environments() == []
 
@@ -182,7 +182,7 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     prefix, built = envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"], offline(user))
     assert built and prefix == user / "bob" / ".aifactory" / "envs" / "gallery-0123456789ab"
     spec = json.loads((user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").read_text())
-    assert run_python(spec["argv"][0], f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
+    assert run_python(spec["argv"][spec["argv"].index("-m") - 1], f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
 
     assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
     shutil.rmtree(user / "bob-jupyter" / "kernels" / "gallery-0123456789ab")
@@ -366,5 +366,5 @@ def test_the_modules_a_file_asks_for_are_loaded_for_the_build_and_by_its_kernel(
     spec = json.loads((user / "jupyter" / "kernels" / "moduled" / "kernel.json").read_text())
     assert spec["metadata"]["aifactory"]["modules"] == [*base, "gcc/12"]
     argv = spec["argv"]
-    assert argv[2 : argv.index("--")] == [a for m in [*base, "gcc/12"] for a in ("--module", m)]
+    assert argv[argv.index("--module") : argv.index("--")] == [a for m in [*base, "gcc/12"] for a in ("--module", m)]
     assert json.loads((prefix / envs.BUILD_RECORD).read_text())["modules"] == [*base, "gcc/12"]
