@@ -9,12 +9,12 @@ import pamela
 import pytest
 from traitlets.config import Config
 
-from aifactory_workbench.hub import check_password
-from aifactory_workbench.root.accounts import may_sign_in
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.configure import update_auth
 from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
 from aifactory_workbench.hub.site import SiteConfigError
+from aifactory_workbench.root import check_password
+from aifactory_workbench.root.accounts import may_sign_in
 
 from .defaults import DEFAULTS
 
