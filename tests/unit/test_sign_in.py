@@ -142,7 +142,7 @@ def test_the_password_helper_imports_only_what_it_needs():
     )
     assert loaded <= {
         "aifactory_workbench",
-        "aifactory_workbench.hub",
+        "aifactory_workbench.root",
         "aifactory_workbench.root.accounts",
         "aifactory_workbench.root.check_password",
         "aifactory_workbench.slurm",
