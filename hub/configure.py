@@ -334,7 +334,7 @@ def update_navigation(c: Config, site: SiteConfig, registry: Registry | None) ->
 def open_gallery(site: SiteConfig) -> Gallery:
     """The gallery's folder must be the hub's to write and everyone's to read; if it is not,
     the hub still starts, and publishing says why it cannot."""
-    gallery = Gallery(site.gallery.dir)
+    gallery = Gallery(site.gallery.dir, site.environments.uv_options)
     if not os.access(site.gallery.dir, os.W_OK | os.X_OK):
         get_logger().warning("gallery.dir %s is not writable by the hub: publishing is refused", site.gallery.dir)
     return gallery

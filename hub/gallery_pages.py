@@ -9,7 +9,9 @@ the filled spawn form for the user to confirm.
   server itself (at most ``MAX_NOTEBOOK_BYTES``), and records the server's accepted
   resources and the kernel's lock: a site kernel's from the site venv, a user's environment's
   from the body (``"environment"``, which aifactory-publish sends: the hub cannot read homes),
-  checked to be exact pins over a site kernel.
+  checked to be exact pins over a site kernel, built from the site's index alone, and each
+  pin's files hashed on the site's index (400 names a pin it lacks): launches install only
+  those files (spawners/gallery.py).
 * ``DELETE /hub/api/aifactory/gallery/ID``: its author or an admin withdraws it.
 
 Both act as the caller (:func:`gallery_caller`): someone signed in at the hub, or a token
@@ -37,7 +39,16 @@ from jupyterhub.user import User
 from tornado import web
 
 from aifactory_workbench.job.locks import human_size, pins
-from aifactory_workbench.spawners.gallery import Entry, Gallery, Verdict, checked_environment, differences
+from aifactory_workbench.spawners.gallery import (
+    Entry,
+    Gallery,
+    NotOnSiteIndex,
+    SiteIndexUnavailable,
+    Verdict,
+    checked_environment,
+    differences,
+    pinned_environment,
+)
 
 PUBLISH_ROUTE = r"/api/aifactory/gallery/publish/([^/]+)/?([^/]*)"
 ENTRY_ROUTE = r"/api/aifactory/gallery/([0-9a-f]{12})"
@@ -114,10 +125,7 @@ class GalleryPublishHandler(APIHandler):
         kernel_name = notebook.get("metadata", {}).get("kernelspec", {}).get("name", "")
         environment = None
         if body.get("environment") is not None:
-            try:
-                environment, lock = checked_environment(body["environment"], kernel_name)
-            except ValueError as e:
-                raise web.HTTPError(400, f"the environment sent with {path}: {e}") from None
+            environment, lock = await self.pinned(body["environment"], kernel_name, path)
             base = site_kernel(self.venv, environment["base"])
             kernel = {"name": environment["kernel"], "display_name": environment["display_name"]}
             kernel["modules"] = base["modules"]
@@ -149,6 +157,24 @@ class GalleryPublishHandler(APIHandler):
                 "environment": verdict_text(verdict) if verdict else None,
             }
         )
+
+    async def pinned(self, sent: Any, kernel_name: str, path: str) -> tuple[dict[str, Any], str]:
+        """The environment sent with the notebook, checked, over a site kernel, with each pin's
+        files hashed on the site's index: 400 says what is wrong (a pin the site's index lacks,
+        by name), 503 that the site's index could not be read."""
+        try:
+            environment, lock = checked_environment(sent, kernel_name, self.gallery.index)
+            site_kernel(self.venv, environment["base"])
+            hashes = await self.gallery.checks.hashes(lock, environment["python"])
+        except NotOnSiteIndex as e:
+            raise web.HTTPError(
+                400, f"the environment sent with {path}: {e}; ask the site to add it, or build without it"
+            ) from None
+        except ValueError as e:
+            raise web.HTTPError(400, f"the environment sent with {path}: {e}") from None
+        except SiteIndexUnavailable as e:
+            raise web.HTTPError(503, f"the environment sent with {path} could not be pinned: {e}") from None
+        return pinned_environment(environment, lock, hashes, self.gallery.index), lock
 
     async def read_notebook(self, spawner: Any, path: str) -> dict[str, Any]:
         """The notebook as the server has it, read with the server's own token through

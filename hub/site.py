@@ -309,6 +309,55 @@ class GallerySettings:
     )
 
 
+_INDEX_URL = re.compile(r"(https?://[A-Za-z0-9.:@-]+(/[A-Za-z0-9._~%/+-]*)?|file:///[A-Za-z0-9._~/+-]*)")
+
+
+def _is_index_url_list() -> Rule:
+    return Rule(
+        lambda v: isinstance(v, list) and all(isinstance(x, str) and _INDEX_URL.fullmatch(x) for x in v),
+        "a list of package index URLs (PEP 503 simple indexes: https://..., http://... or file:///...)",
+    )
+
+
+def _is_root_folder_list() -> Rule:
+    return Rule(
+        lambda v: (
+            isinstance(v, list)
+            and all(isinstance(x, str) and x.startswith("/") and ".." not in x.split("/") for x in v)
+        ),
+        "a list of absolute paths of folders of wheels, root's alone (root owns them and every folder "
+        "above them, and no one else may write them)",
+    )
+
+
+@dataclass(frozen=True)
+class EnvironmentsSettings:
+    """The package indexes a gallery launch installs a published environment from, and the hub
+    pins each file's hash against when publishing: the site's alone, never an entry's."""
+
+    index_url: str = rule(matches(_INDEX_URL, '"" (no index server: only find_links) or an index URL', empty=True))
+    extra_index_urls: list[str] = rule(_is_index_url_list())
+    find_links: list[str] = rule(_is_root_folder_list())
+
+    @property
+    def uv_options(self) -> list[str]:
+        """These indexes as uv's options (``uv pip compile`` on the hub, ``uv pip install`` in the job)."""
+        options = ["--index-url", self.index_url] if self.index_url else ["--no-index"]
+        options += [o for url in self.extra_index_urls for o in ("--extra-index-url", url)]
+        return options + [o for folder in self.find_links for o in ("--find-links", folder)]
+
+
+def environments_problems(environments: EnvironmentsSettings) -> list[str]:
+    """What the index keys say together: extra indexes need an index (uv's --no-index drops them)."""
+    if environments.extra_index_urls and not environments.index_url:
+        return [
+            f"key 'environments.extra_index_urls': value {environments.extra_index_urls!r} is not accepted with "
+            "environments.index_url ''; accepted: [] (or set environments.index_url: with no index server, "
+            "only environments.find_links is read)"
+        ]
+    return []
+
+
 #: The most a session may be extended by, in all (7 days, in minutes).
 MAX_EXTEND_MINUTES = 7 * 24 * 60
 
@@ -361,6 +410,7 @@ class SiteConfig:
     workshops: WorkshopSettings
     culler: CullerSettings
     gallery: GallerySettings
+    environments: EnvironmentsSettings
     singleuser: SingleuserSettings
     source: str = "defaults"
 
@@ -375,6 +425,7 @@ _SECTIONS: dict[str, type] = {
     "workshops": WorkshopSettings,
     "culler": CullerSettings,
     "gallery": GallerySettings,
+    "environments": EnvironmentsSettings,
     "singleuser": SingleuserSettings,
 }
 
@@ -478,7 +529,7 @@ def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     merged, problems = _merge(read_yaml(DEFAULTS_FILE), site)
     sections = _build(merged, problems)
     if not problems:
-        problems += front_problems(sections["hub"])
+        problems += front_problems(sections["hub"]) + environments_problems(sections["environments"])
     if problems:
         where = f"site config {chosen}" if chosen else "site config defaults"
         raise SiteConfigError(f"{where} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -36,9 +36,13 @@ job: never as root.
 by ``lock``), never by walking its files: the hub runs ``list --json`` as the user on the login
 node for the spawn form and the home page, so it must answer in a fraction of a second.
 
-``build-lock`` builds a published environment again from its lock (the gallery's Launch runs it
-in the relauncher's job, before JupyterLab): once per lock, since its name is the lock's hash,
-so a second launch finds it built and only registers its kernel if that is missing.
+``build-lock`` builds a published environment again from its hashed lock (the gallery's Launch
+runs it in the relauncher's job, before JupyterLab, with the site's index options the hub puts
+in its argv): every file it installs must have a hash the lock pins (``uv pip install
+--require-hashes --no-deps``), into a fresh folder named by the hub's hash of the recipe, once:
+a second launch finds it built, and reuses it only if that build recorded the same recipe and
+no one else could have changed it (:func:`reuse_problem`); anything else found there is refused,
+never installed into.
 """
 
 from __future__ import annotations
@@ -85,6 +89,9 @@ LOCK = Path("share/aifactory/kernel.lock")
 #: Beside it: what the build took (seconds, size on disk, Python, the index options it used),
 #: which publishing records for the gallery page.
 BUILD_RECORD = Path("share/aifactory/build.json")
+#: Beside it, in a gallery build only: what it was built from (the hashed lock, the base kernel,
+#: the Python), which a relaunch compares before it reuses the build.
+RECIPE = Path("share/aifactory/gallery-recipe.json")
 #: Puts the site kernel's packages after the environment's own on sys.path.
 SITE_LAYER = "aifactory-site.pth"
 #: Dask reads {sys.prefix}/etc/dask in file-name order, later files winning: the site's files
@@ -271,9 +278,18 @@ def write_lock(prefix: Path, base: SiteKernel) -> Path:
     return path
 
 
-def build(folder: Path, name: str, modules: list[str], file: Path | None, index: list[str], base: SiteKernel) -> Path:
+def build(
+    folder: Path,
+    name: str,
+    modules: list[str],
+    file: Path | None,
+    index: list[str],
+    base: SiteKernel,
+    recipe: dict | None = None,
+) -> Path:
     """Build in a folder of its own, with ``modules`` loaded, then rename it to ``name``: nothing
-    is left when it fails."""
+    is left when it fails. With a ``recipe`` (a gallery build), ``file`` is a hashed lock: only
+    files with its hashes are installed, nothing beyond it, and the recipe is recorded."""
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / name).exists():
         raise fail(f"{folder / name} exists already: remove it first (aifactory-env remove {name})")
@@ -286,10 +302,14 @@ def build(folder: Path, name: str, modules: list[str], file: Path | None, index:
         site_layer(prefix)
         if file:
             args, requirements = requirements_of(file, building)
-            installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *index, *args], modules)
+            pinned = ["--require-hashes", "--no-deps"] if recipe is not None else []
+            python = ["--python", str(prefix / "bin" / "python")]
+            installed = uv(["pip", "install", *python, *pinned, *index, *args], modules)
             if installed.returncode != 0:
                 raise fail(f"the build failed, and left nothing: {failed_requirement(installed.stderr, requirements)}")
         write_lock(prefix, base)
+        if recipe is not None:
+            (prefix / RECIPE).write_text(json.dumps(recipe, indent=1, sort_keys=True) + "\n")
         prefix.rename(folder / name)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -323,6 +343,7 @@ def create(
     project: str | None = None,
     index: list[str] = (),
     display_name: str | None = None,
+    recipe: dict | None = None,
 ) -> Path:
     check_kernel_name(name)
     if name in kernel_specs():
@@ -332,7 +353,7 @@ def create(
     check_modules(modules)
     folder = project_folder(project) if project else envs_folder(None)
     started = time.monotonic()
-    prefix = build(folder, name, modules, file.resolve() if file else None, list(index), base)
+    prefix = build(folder, name, modules, file.resolve() if file else None, list(index), base, recipe)
     try:
         dask_config(prefix)
         record_build(prefix, time.monotonic() - started, list(index), modules)
@@ -383,17 +404,71 @@ def locked(lock: Path) -> dict[str, str]:
         raise fail(f"{lock}: {e}") from None
 
 
-def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = (), display_name: str | None = None):
-    """A published environment, built from its lock in the user's home, or found built: an
-    environment ``name`` with the same pins is reused (its kernel registered again if it was
-    removed). Returns its prefix and whether it was built now."""
+def hashed_lock(lock: Path) -> str:
+    """A published environment's lock as the hub wrote it: exact pins, each with its files'
+    hashes (``--hash=sha256:...``); refused unless every pin has one."""
     if not lock.is_file():
         raise fail(f"{lock}: no such lock")
-    wanted = locked(lock)
+    text = lock.read_text()
+    lines = [line.split() for line in text.replace("\\\n", " ").splitlines() if line.split()]
+    lines = [words for words in lines if not words[0].startswith("#")]
+    unhashed = [words[0] for words in lines if not any(w.startswith("--hash=sha256:") for w in words[1:])]
+    if unhashed:
+        raise fail(f"{lock}: {unhashed[0]!r} has no hash: a gallery build installs only files pinned by hash")
+    try:
+        pins("\n".join(words[0] for words in lines))
+    except ValueError as e:
+        raise fail(f"{lock}: {e}") from None
+    return text
+
+
+def gallery_recipe(lock_text: str, base: str) -> dict:
+    """What decides what a gallery build installs, as it records it and a reuse compares it:
+    with every file pinned by hash, the index only says where those files are found."""
+    return {"lock": lock_text, "base": base, "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+def reuse_problem(prefix: Path, recipe: dict) -> str | None:
+    """Why the environment at ``prefix`` is not a build of ``recipe`` that only this user could
+    have changed (None: it is): a real folder of theirs, everything in it theirs and writable by
+    no one else, whose recorded recipe is this one."""
+    me = os.geteuid()
+    for path in [prefix, *walk(prefix)]:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            if path == prefix:
+                return "is a link, not a folder of its own"
+            continue
+        if st.st_uid != me or st.st_mode & 0o022:
+            return f"holds {path}, which is not yours alone (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
+    if read_record(prefix / RECIPE) != recipe:
+        return "holds another build than this lock's (its recorded recipe differs, or it has none)"
+    return None
+
+
+def walk(prefix: Path):
+    """Every path under ``prefix``, links not followed."""
+    if prefix.is_symlink() or not prefix.is_dir():
+        return
+    for folder, dirs, files in os.walk(prefix):
+        yield from (Path(folder) / name for name in dirs + files)
+
+
+def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = (), display_name: str | None = None):
+    """A published environment, built from its hashed lock (:func:`hashed_lock`) with ``index``
+    (the site's, which the hub passes) into a fresh folder ``name`` in the user's home, or found
+    built there: reused only when :func:`reuse_problem` finds none (its kernel registered again
+    if it was removed); anything else there is refused, and nothing is installed into it.
+    Returns its prefix and whether it was built now."""
+    recipe = gallery_recipe(hashed_lock(lock), from_kernel)
     prefix = envs_folder(None) / name
-    if (prefix / "bin" / "python").exists():
-        if not (prefix / LOCK).is_file() or locked(prefix / LOCK) != wanted:
-            raise fail(f"{prefix} holds other packages than {lock}: remove it first (aifactory-env remove {name})")
+    if os.path.lexists(prefix):
+        problem = reuse_problem(prefix, recipe)
+        if problem is not None:
+            raise fail(
+                f"{prefix} {problem}: it is not used and nothing is installed into it; "
+                f"remove it (aifactory-env remove {name}) and launch again"
+            )
         if name not in kernel_specs():
             base = site_kernel(from_kernel)
             modules = recorded_build(prefix).get("modules")
@@ -403,7 +478,11 @@ def build_from_lock(lock: Path, name: str, from_kernel: str, index: list[str] = 
     stale = kernel_of_environment(name, prefix)
     if stale is not None:  # its environment was removed by hand (to free space): built again below
         shutil.rmtree(stale)
-    return create(name, lock, from_kernel, None, index, display_name), True
+    prefix = create(name, lock, from_kernel, None, index, display_name, recipe)
+    for path in [prefix, *walk(prefix)]:  # writable by its builder alone, whatever the umask: as a reuse requires
+        if not path.is_symlink() and path.stat().st_mode & 0o022:
+            path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o022)
+    return prefix, True
 
 
 def published(kernel: str) -> dict | None:
@@ -598,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--find-links", action="append", default=[], help="a folder of wheels (repeatable)")
         command.add_argument("--no-index", action="store_true", help="only --find-links, no package index")
         command.add_argument("--offline", action="store_true", help="only what uv has cached, and --find-links")
+    again.add_argument("--index-url", help="the package index (the site's, which the hub passes)")
+    again.add_argument("--extra-index-url", action="append", default=[], help="another index (repeatable)")
     again.add_argument("--from-kernel", default=DEFAULT_KERNEL, help="the site kernel the lock extends")
     again.add_argument("--display-name")
     args = parser.parse_args(argv)
@@ -605,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("create", "build-lock"):
         index = [a for d in args.find_links for a in ("--find-links", d)]
         index += ["--no-index"] * args.no_index + ["--offline"] * args.offline
+        index += ["--index-url", args.index_url] if getattr(args, "index_url", None) else []
+        index += [a for url in getattr(args, "extra_index_url", []) for a in ("--extra-index-url", url)]
     if args.command == "create":
         prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
         print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")

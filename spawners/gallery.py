@@ -6,11 +6,18 @@ The hub writes entries (``hub/gallery_pages.py``); a spawner reads one when a us
 the job then starts with the entry's resources and copies the notebook into the user's home.
 
 A notebook published from a user's own environment (``aifactory-env``) brings that
-environment's lock: its entry names a kernel made from the lock's hash, the stored notebook
-names that kernel, and a launch's job builds it first (``aifactory-env build-lock``, once per
-lock in the launcher's home: a relaunch finds it built).  Whether every pin of the lock can
-still be installed is checked on the hub, with uv and the options the build uses
-(:class:`EnvironmentChecks`), so the page says so before anyone starts a job.
+environment's lock.  Whoever launches it installs it as themselves, so what it installs is
+never the publisher's choice: when publishing, the hub resolves every pin against the SITE's
+package index (``environments`` in the site file, :attr:`Gallery.index`) and records the sha256
+of each file it may install (:meth:`EnvironmentChecks.hashes`; a pin the site's index lacks is
+refused, by name).  The entry's ``environment.lock`` is that hashed lock; a launch's job builds it
+(``aifactory-env build-lock``, ``uv pip install --require-hashes --no-deps``) from the site's
+index options, which the hub puts into the step's argv (:func:`build_command`), never an
+entry's.  The kernel's name is the hash of everything that decides what is installed (the
+hashed lock, the index options, the base kernel, the Python: :func:`environment_kernel`), and
+the build there is reused only if it recorded that same recipe (lab/envs.py).  Whether the
+pinned files can still be installed is checked on the hub, bounded and cached, so the page says
+so before anyone starts a job.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aifactory_workbench.job.locks import GALLERY_ENV_PREFIX, pins
+from aifactory_workbench.job.locks import GALLERY_ENV_PREFIX, normalised, pins
 
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 #: The folder in a user's home where launched notebooks are copied.
@@ -37,9 +44,13 @@ ENV_COMMAND = "aifactory-env"
 #: An entry's environment lock, beside its notebook: what the launch's build reads.
 LOCK_FILE = "environment.lock"
 MAX_LOCK_BYTES = 1024 * 1024
-#: The index options a published environment may carry to its rebuild (those aifactory-env
-#: create takes); the index itself is uv's configuration, the site's, on the hub and the nodes.
+#: The index options of a site that lists none: nothing can be installed, so an environment
+#: is refused at publish ("not on the site's index"). The hub passes the site file's.
+NO_SITE_INDEX = ("--no-index",)
+#: The index options an environment's own build record may name (aifactory-env create's): each
+#: must be the site's own (a folder or URL of the site file's), or publishing is refused.
 INDEX_FLAGS = ("--no-index", "--offline")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,9 @@ class Entry:
     resources: dict[str, Any]  # partition, account, qos, cpus, memory, gpus, walltime
     data_paths: tuple[str, ...]  # on shared storage: named, not copied
     #: A user's environment (None: a site kernel): the kernel a launch builds, the site kernel
-    #: it extends, its build's seconds and size, its Python and index options.
+    #: it extends, its build's seconds and size, its Python, the site's index options it was
+    #: pinned against and each package's file hashes (``hashes``: absent in entries published
+    #: before hashes were recorded, which are never built).
     environment: dict[str, Any] | None = None
 
     @property
@@ -86,11 +99,14 @@ def data_paths(notebook: dict[str, Any], shared_storage: list[str]) -> list[str]
 
 
 class Gallery:
-    """Entries under ``directory``: ``ID/entry.json`` and ``ID/notebook.ipynb``, read-only."""
+    """Entries under ``directory``: ``ID/entry.json`` and ``ID/notebook.ipynb``, read-only.
+    ``index``: the site's package index options (hub/site.py's ``environments``), the only ones
+    environments are pinned against and rebuilt from."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, index: list[str] | tuple[str, ...] = NO_SITE_INDEX) -> None:
         self.directory = Path(directory)
-        self.checks = EnvironmentChecks()
+        self.index = list(index)
+        self.checks = EnvironmentChecks(self.index)
 
     def entries(self) -> list[Entry]:
         found = []
@@ -127,7 +143,8 @@ class Gallery:
         environment: dict[str, Any] | None = None,
     ) -> Entry:
         """A new entry (never a change to an old one: a new version is a new entry). With an
-        ``environment`` (:func:`checked_environment`), the stored notebook names its kernel."""
+        ``environment`` (:func:`pinned_environment`), the stored notebook names its kernel and
+        its hashed lock (:func:`hashed_lock`) is written beside it, what a launch builds."""
         if environment is not None:
             kernelspec = {"name": kernel["name"], "display_name": kernel.get("display_name", ""), "language": "python"}
             notebook = {**notebook, "metadata": {**notebook.get("metadata", {}), "kernelspec": kernelspec}}
@@ -154,7 +171,7 @@ class Gallery:
         (folder / "entry.json").write_text(json.dumps(entry.as_data(), indent=1))
         written = [folder / "notebook.ipynb", folder / "entry.json"]
         if environment is not None:
-            (folder / LOCK_FILE).write_text(lock)
+            (folder / LOCK_FILE).write_text(hashed_lock(lock, environment["hashes"]))
             written.append(folder / LOCK_FILE)
         for path in written:
             path.chmod(0o444)
@@ -167,32 +184,49 @@ class Gallery:
         shutil.rmtree(folder)
 
 
-def environment_kernel(lock: str) -> str:
-    """The kernel (and environment) a lock is built as: one per lock, in each launcher's home."""
-    return GALLERY_ENV_PREFIX + hashlib.sha256(lock.encode()).hexdigest()[:12]
+def environment_kernel(hashed: str, index: list[str], base: str, python: str | None) -> str:
+    """The kernel (and environment folder) a published environment is built as, in each
+    launcher's home: the hash of everything that decides what is installed."""
+    recipe = json.dumps([hashed, list(index), base, python])
+    return GALLERY_ENV_PREFIX + hashlib.sha256(recipe.encode()).hexdigest()[:32]
 
 
-def checked_index(options: Any) -> list[str]:
-    """Index options for the rebuild: only flags and absolute folders of wheels."""
+def site_folders(index: list[str]) -> list[str]:
+    """The folders of wheels that index options name (``--find-links DIR``)."""
+    return [index[i + 1] for i, option in enumerate(index[:-1]) if option == "--find-links"]
+
+
+def site_urls(index: list[str]) -> list[str]:
+    """The package indexes that index options name (``--index-url``, ``--extra-index-url``)."""
+    return [index[i + 1] for i, option in enumerate(index[:-1]) if option in ("--index-url", "--extra-index-url")]
+
+
+def checked_index(options: Any, site_index: list[str]) -> None:
+    """An environment's own build record may name only the site's indexes (its folders of
+    wheels, its URLs): ValueError names any other, which publishing refuses. What it names is
+    never used: a rebuild installs from the site's index options (:func:`build_command`)."""
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise ValueError("its index options are not a list of strings")
-    checked, rest = [], list(options)
+    sites, rest = set(site_folders(site_index)) | set(site_urls(site_index)), list(options)
     while rest:
         option = rest.pop(0)
         if option in INDEX_FLAGS:
-            checked.append(option)
-        elif option == "--find-links" and rest and rest[0].startswith("/") and ".." not in rest[0].split("/"):
-            checked += [option, rest.pop(0)]
-        else:
-            raise ValueError(
-                f"{option!r} is not an index option a rebuild takes ({', '.join(INDEX_FLAGS)}, --find-links /DIR)"
-            )
-    return checked
+            continue
+        if option in ("--find-links", "--index-url", "--extra-index-url") and rest and rest[0] in sites:
+            rest.pop(0)
+            continue
+        named = f"{option} {rest[0]}" if option.startswith("--") and rest else option
+        raise ValueError(
+            f"it was built from {named!r}, which is not the site's package index: a gallery launch installs "
+            "only from the site's, so build the environment from the site's index "
+            f"({' '.join(site_index)}) and publish again"
+        )
 
 
-def checked_environment(sent: Any, notebook_kernel: str) -> tuple[dict[str, Any], str]:
+def checked_environment(sent: Any, notebook_kernel: str, site_index: list[str]) -> tuple[dict[str, Any], str]:
     """What an entry records of the environment a publisher sends (lab/envs.py's ``published``),
-    and its lock; ValueError says what is wrong with it."""
+    before its pins are hashed (:func:`pinned_environment`), and its lock; ValueError says
+    what is wrong with it."""
     if not isinstance(sent, dict):
         raise ValueError("it is not an object")
     lock, build = sent.get("lock"), sent.get("build") or {}
@@ -210,15 +244,95 @@ def checked_environment(sent: Any, notebook_kernel: str) -> tuple[dict[str, Any]
     numbers = all(isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0 for n in (seconds, size))
     if build and (not numbers or not isinstance(python, str) or not re.fullmatch(r"3\.[0-9]{1,2}", python)):
         raise ValueError("its build record needs seconds and size (numbers) and the Python version (3.N)")
-    return {
-        "kernel": environment_kernel(lock),
-        "display_name": display,
-        "base": base,
-        "seconds": seconds,
-        "size": size,
-        "python": python,
-        "index": checked_index(build.get("index", [])),
-    }, lock
+    checked_index(build.get("index", []), site_index)
+    return {"display_name": display, "base": base, "seconds": seconds, "size": size, "python": python}, lock
+
+
+def pinned_environment(
+    environment: dict[str, Any], lock: str, hashes: dict[str, list[str]], index: list[str]
+) -> dict[str, Any]:
+    """The entry's record of a checked environment, with the hashes of its files on the site's
+    index (``index``): the kernel a launch builds is named by all of it."""
+    recipe = hashed_lock(lock, hashes)
+    kernel = environment_kernel(recipe, index, environment["base"], environment["python"])
+    return {**environment, "kernel": kernel, "index": list(index), "hashes": hashes}
+
+
+def hashed_lock(lock: str, hashes: dict[str, list[str]]) -> str:
+    """The requirements file a launch installs with ``--require-hashes``: each pin of ``lock``
+    with the hashes of the files the site's index has of it."""
+    return "".join(
+        f"{name}=={version}" + "".join(f" \\\n    --hash={h}" for h in hashes[name]) + "\n"
+        for name, version in sorted(pins(lock).items())
+    )
+
+
+def hashes_in(requirements: str) -> dict[str, set[str]]:
+    """Each package's hashes in a hashed requirements file (uv pip compile --generate-hashes's)."""
+    found: dict[str, set[str]] = {}
+    for line in requirements.replace("\\\n", " ").splitlines():
+        words = line.split("#")[0].split()
+        if words and "==" in words[0]:
+            name = normalised(words[0].split("==")[0])
+            found[name] = {w.removeprefix("--hash=") for w in words[1:] if _SHA256.fullmatch(w.removeprefix("--hash="))}
+    return found
+
+
+def distribution_of(filename: str) -> tuple[str, str] | None:
+    """(name, version) of a wheel's or source archive's file name (normalised name), or None."""
+    if filename.endswith(".whl") and filename.count("-") >= 4:
+        name, version = filename.split("-")[:2]
+        return normalised(name), version
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix) and "-" in filename:
+            name, version = filename.removesuffix(suffix).rsplit("-", 1)
+            return normalised(name), version
+    return None
+
+
+def folder_hashes(folders: list[str], wanted: dict[str, str]) -> dict[str, set[str]]:
+    """The sha256 of each regular file (never a link) in the site's folders of wheels that is a
+    distribution of a wanted pin: uv hashes none of a --find-links folder's files."""
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        try:
+            listed = list(os.scandir(folder))
+        except OSError:
+            continue
+        for item in listed:
+            dist = distribution_of(item.name)
+            if dist is None or wanted.get(dist[0]) != dist[1] or not item.is_file(follow_symlinks=False):
+                continue
+            digest = hashlib.sha256()
+            with open(item.path, "rb") as f:
+                for chunk in iter(lambda: f.read(2**20), b""):
+                    digest.update(chunk)
+            found.setdefault(dist[0], set()).add(f"sha256:{digest.hexdigest()}")
+    return found
+
+
+def untrusted_folder(path: str) -> str | None:
+    """Why a folder of wheels the site lists is not root's alone (None: it is): it, and every
+    folder above it, must be root's and writable by no one else (a sticky folder above it, such
+    as /tmp, counts as root's: no one else may move what root made in it). A folder not made yet
+    counts as empty, if the folder above it is root's alone."""
+    current = Path(path)
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    for folder in [current, *current.parents]:
+        st = folder.lstat()
+        sticky_above = folder != current and st.st_mode & stat.S_ISVTX
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or (st.st_mode & 0o022 and not sticky_above):
+            return f"{folder} is not root's alone (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+class NotOnSiteIndex(ValueError):
+    """A pin the site's package index lacks (or gives no hash for); the message names them."""
+
+
+class SiteIndexUnavailable(RuntimeError):
+    """The site's index could not be read (unreachable, too slow, a folder not root's)."""
 
 
 def differences(lock: str, site_lock: str) -> list[tuple[str, str, str | None]]:
@@ -230,9 +344,13 @@ def differences(lock: str, site_lock: str) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def build_command(gallery: Gallery, entry: Entry, venv: str) -> list[str]:
-    """The job's step that builds the entry's environment (or finds it built) in the home."""
+def build_command(gallery: Gallery, entry: Entry, venv: str) -> list[str] | None:
+    """The job's step that builds the entry's environment (or finds it built) in the home, from
+    its hashed lock and the site's index options (never the entry's); None for an entry
+    published before hashes were recorded, which is never built."""
     env = entry.environment or {}
+    if not env.get("hashes"):
+        return None
     return [
         os.path.join(venv, "bin", ENV_COMMAND),
         "build-lock",
@@ -240,14 +358,14 @@ def build_command(gallery: Gallery, entry: Entry, venv: str) -> list[str]:
         env["kernel"],
         f"--from-kernel={env['base']}",
         f"--display-name={env['display_name']} (gallery)",
-        *env.get("index", []),
+        *gallery.index,
     ]
 
 
 def launch_steps(gallery: Gallery, entry: Entry, home: str, venv: str) -> list[list[str]]:
     """A launch's steps before JupyterLab: its environment built (or found), its notebook copied."""
-    build = [build_command(gallery, entry, venv)] if entry.environment is not None else []
-    return [*build, copy_command(gallery, entry, home)]
+    build = build_command(gallery, entry, venv) if entry.environment is not None else None
+    return [*([build] if build else []), copy_command(gallery, entry, home)]
 
 
 def copy_command(gallery: Gallery, entry: Entry, home: str) -> list[str]:
@@ -269,34 +387,74 @@ class Verdict:
 
 
 class EnvironmentChecks:
-    """``uv pip compile`` of an entry's pins, with no dependencies (the lock is whole), its Python
-    and the index options its build uses: the hub's resolution of what the job would install.
-    One check at a time per entry, ``concurrent`` at most, each within ``timeout`` seconds, its
-    verdict kept ``ttl`` seconds. The index is uv's own configuration (the site's uv.toml)."""
+    """What the site's package index (``index``: the site file's options) has of a lock's pins:
+    ``uv pip compile --generate-hashes`` with no dependencies (the lock is whole), the lock's
+    Python and the site's index options, and the sha256 of the site's folders' files (uv hashes
+    none of a --find-links folder's). :meth:`hashes` when publishing (each pin must be there);
+    :meth:`verdict` for the page (are the pinned files still there?): one check at a time per
+    entry, ``concurrent`` at most, each within ``timeout`` seconds, its verdict kept ``ttl``
+    seconds."""
 
-    def __init__(self, ttl: float = 3600.0, timeout: float = 30.0, concurrent: int = 2) -> None:
-        self.ttl, self.timeout = ttl, timeout
+    def __init__(self, index: list[str], ttl: float = 3600.0, timeout: float = 30.0, concurrent: int = 2) -> None:
+        self.index, self.ttl, self.timeout = list(index), ttl, timeout
         self._verdicts: dict[str, tuple[float, Verdict]] = {}
         self._running: dict[str, asyncio.Task[Verdict]] = {}
         self._slots = asyncio.Semaphore(concurrent)
 
-    def argv(self, entry: Entry) -> list[str]:
+    def argv(self, python: str | None) -> list[str]:
         from uv import find_uv_bin
 
-        env = entry.environment or {}
-        python = ["--python-version", env["python"]] if env.get("python") else []
-        return [
-            find_uv_bin(),
-            "pip",
-            "compile",
-            "-",
-            "--no-deps",
-            "--no-header",
-            "--quiet",
-            "--no-cache",
-            *python,
-            *env["index"],
-        ]
+        version = ["--python-version", python] if python else []
+        compile_ = ["pip", "compile", "-", "--no-deps", "--no-header", "--no-annotate", "--generate-hashes"]
+        return [find_uv_bin(), *compile_, "--quiet", "--no-cache", *version, *self.index]
+
+    async def hashes(self, lock: str, python: str | None) -> dict[str, list[str]]:
+        """Each pin's file hashes on the site's index. NotOnSiteIndex names the pins it lacks
+        (or gives no hash of); SiteIndexUnavailable says why it could not be read."""
+        for folder in site_folders(self.index):
+            problem = untrusted_folder(folder)
+            if problem is not None:
+                raise SiteIndexUnavailable(
+                    f"the site's folder of wheels {folder} cannot be trusted ({problem}): nothing is pinned from it"
+                )
+        wanted = pins(lock)
+        found = hashes_in(await self.compile(wanted, python))
+        local = await asyncio.to_thread(folder_hashes, site_folders(self.index), wanted)
+        merged = {name: sorted(found.get(name, set()) | local.get(name, set())) for name in wanted}
+        missing = [f"{name}=={wanted[name]}" for name, hashes in merged.items() if not hashes]
+        if missing:
+            raise NotOnSiteIndex(f"{', '.join(missing)}: not on the site's index with a file hash")
+        return merged
+
+    async def compile(self, wanted: dict[str, str], python: str | None) -> str:
+        """uv's hashed requirements of ``wanted``, resolved on the site's index."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(python),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except (ImportError, OSError) as e:
+            raise SiteIndexUnavailable(f"uv could not run on the hub ({type(e).__name__})") from None
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate("".join(f"{n}=={v}\n" for n, v in wanted.items()).encode()), self.timeout
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SiteIndexUnavailable(f"the site's package index did not answer within {self.timeout:.0f} s") from None
+        said = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()]
+        text = " ".join(line.removeprefix("error: ").removeprefix("cause: ") for line in said)[:400]
+        if proc.returncode == 0:
+            return out.decode(errors="replace")
+        if said and "No solution found" in said[0]:
+            words = {normalised(w) for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", text)}
+            named = [f"{n}=={v}" for n, v in wanted.items() if n in words] or ["a pinned package"]
+            reason = text.removeprefix("No solution found when resolving dependencies").strip(" :")
+            raise NotOnSiteIndex(f"{', '.join(named)}: not on the site's index ({reason})")
+        raise SiteIndexUnavailable(text or f"uv exited with {proc.returncode}")
 
     async def verdict(self, entry: Entry, wait: float) -> Verdict | None:
         """The entry's verdict (None: a site kernel's entry), waiting at most ``wait`` seconds."""
@@ -321,26 +479,21 @@ class EnvironmentChecks:
         return verdict
 
     async def resolve(self, entry: Entry) -> Verdict:
-        pinned = "".join(f"{name}=={version}\n" for name, version in pins(entry.lock).items())
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv(entry),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
+        """ "ok" while the site's index still has a pinned file of every package."""
+        env = entry.environment or {}
+        if not env.get("hashes"):
+            return Verdict(
+                "broken",
+                "it was published before the gallery pinned each file by its hash on the site's index, "
+                "so a launch does not build it: its author may publish it again",
             )
-        except (ImportError, OSError) as e:
-            return Verdict("unchecked", f"uv could not run on the hub ({type(e).__name__})")
         try:
-            _, err = await asyncio.wait_for(proc.communicate(pinned.encode()), self.timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return Verdict("unchecked", f"the package index did not answer within {self.timeout:.0f} s")
-        said = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()]
-        text = " ".join(line.removeprefix("error: ").removeprefix("cause: ") for line in said)[:400]
-        if proc.returncode == 0:
-            return Verdict("ok", "every pinned package can be installed")
-        if said and "No solution found" in said[0]:
-            return Verdict("broken", text.removeprefix("No solution found when resolving dependencies").strip(" :"))
-        return Verdict("unchecked", text or f"uv exited with {proc.returncode}")
+            now = await self.hashes(entry.lock, env.get("python"))
+        except NotOnSiteIndex as e:
+            return Verdict("broken", str(e))
+        except (SiteIndexUnavailable, ValueError) as e:
+            return Verdict("unchecked", str(e))
+        gone = sorted(name for name, pinned in env["hashes"].items() if not set(pinned) & set(now.get(name, [])))
+        if gone:
+            return Verdict("broken", f"the site's index no longer has the files pinned of {', '.join(gone)}")
+        return Verdict("ok", "every pinned file is on the site's index")

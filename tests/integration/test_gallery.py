@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -68,7 +69,12 @@ def gallery_hub(demo_certs: Path) -> Iterator[tuple[HubProcess, Path]]:
     folder = top / "gallery"
     folder.mkdir(mode=0o755)
     shutil.chown(folder, HUB_USER, HUB_USER)
-    hub = launch_demo_setup(demo_certs, gallery={"dir": str(folder), "shared_storage": ["/srv/data"]})
+    (top / "site-wheels").mkdir(mode=0o755)  # the site's index: root's alone (issue 34, hole 1)
+    hub = launch_demo_setup(
+        demo_certs,
+        gallery={"dir": str(folder), "shared_storage": ["/srv/data"]},
+        environments={"index_url": "", "find_links": [str(top / "site-wheels")]},
+    )
     with requests_trusting(str(hub.verify)):
         yield hub, folder
     hub.shutdown()
@@ -347,7 +353,7 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
     from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
     hub, folder = gallery_hub
-    wheels = folder.parent / "wheels"
+    wheels = folder.parent / "site-wheels"  # the site's index (issue 34: the only one a launch installs from)
     write_wheel(wheels, PROBE, PROBE_VERSION)
     sh("chmod", "-R", "a+rX", str(wheels))
     env = "aifw-test-gallery-env"
@@ -385,7 +391,8 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
         entry_id = re.search(r"as entry ([0-9a-f]{12})", said).group(1)
         entry = json.loads((folder / entry_id / "entry.json").read_text())
         kernel = entry["environment"]["kernel"]
-        assert re.fullmatch(r"gallery-[0-9a-f]{12}", kernel) and entry["environment"]["base"] == "aifactory"
+        assert re.fullmatch(r"gallery-[0-9a-f]{32}", kernel) and entry["environment"]["base"] == "aifactory"
+        assert "--hash=sha256:" in (folder / entry_id / "environment.lock").read_text()
         assert f"{PROBE.replace('_', '-')}=={PROBE_VERSION}" in entry["lock"].replace("_", "-").splitlines()
         assert (
             json.loads((folder / entry_id / "notebook.ipynb").read_text())["metadata"]["kernelspec"]["name"] == kernel
@@ -434,3 +441,98 @@ def test_a_notebook_in_alices_environment_is_relaunched_by_bob_in_that_environme
         shutil.rmtree(home["bob"] / "gallery", ignore_errors=True)
         for built in (home["bob"] / ".aifactory" / "envs").glob("gallery-*"):  # and their kernels
             subprocess.run(["sudo", "-u", "bob", f"{VENV}/bin/aifactory-env", "remove", built.name], check=False)
+
+
+def evil_wheel(folder: Path, name: str, version: str) -> Path:
+    """bob's wheel: a .pth file, which Python runs at every start, as whoever installed it."""
+    from tests.wheels import write_wheel
+
+    wheel = write_wheel(folder, name, version)
+    with zipfile.ZipFile(wheel, "a") as z:
+        z.writestr("aifw_bw.pth", "import os; open(os.path.expanduser('~/aifw-pwned'), 'a').close()\n")
+    return wheel
+
+
+def publish_environment(hub: HubProcess, token: str, owner: str, lock: str, index: list[str]) -> requests.Response:
+    """What aifactory-publish sends for a notebook of an environment ``bw-env``: the hub sees only this."""
+    environment = {
+        "kernel": "bw-env",
+        "display_name": "Python (bw-env)",
+        "base": "aifactory",
+        "lock": lock,
+        "build": {"seconds": 1.0, "size": 1024, "python": "3.11", "index": index},
+    }
+    return requests.post(
+        f"{hub.url}/hub/api/aifactory/gallery/publish/{owner}/",
+        timeout=120,
+        json={"path": "aifw-bw.ipynb", "title": "Handy tools", "environment": environment},
+        headers={"Authorization": f"token {token}"},
+    )
+
+
+@pytest.mark.slow
+def test_a_publishers_own_index_or_a_swapped_wheel_never_runs_as_the_launcher(gallery_hub):
+    """Issue 34, hole 1: bob publishes an environment whose record names a folder of wheels he
+    controls (its wheel carries a .pth): refused, and so is a package the site's index lacks.
+    An entry pinned on the site's index whose wheel is swapped afterwards (same name and
+    version, bob's .pth inside) installs nothing when alice launches it: no .pth ran as her, no
+    environment is left; the same pins published again get another kernel, never the old build."""
+    hub, folder = gallery_hub
+    site = folder.parent / "site-wheels"
+    bobs = Path(tempfile.mkdtemp(prefix="aifw-bw-", dir="/tmp"))
+    evil_wheel(bobs, "aifw_bw", "1.0")
+    sh("chown", "-R", "bob:bob", str(bobs))
+    sh("chmod", "-R", "a+rX", str(bobs))
+    alice_home = Path("/home/alice")
+    marker = alice_home / "aifw-pwned"
+    marker.unlink(missing_ok=True)
+    notebook = json.loads(json.dumps(NOTEBOOK))
+    notebook["metadata"]["kernelspec"] = {"name": "bw-env", "display_name": "Python (bw-env)", "language": "python"}
+    hub.start_ready("bob")
+    bob = hub.user_token("bob")
+    contents = f"{hub.user_url('bob')}api/contents/aifw-bw.ipynb"
+    model = {"type": "notebook", "content": notebook}
+    assert requests.put(contents, json=model, headers={"Authorization": f"token {bob}"}, timeout=30).ok
+    entries = set()
+    try:
+        own_index = publish_environment(hub, bob, "bob", "aifw-bw==1.0\n", ["--no-index", "--find-links", str(bobs)])
+        assert own_index.status_code == 400, f"bob's own index was accepted: {own_index.status_code} {own_index.text}"
+        assert "not the site's package index" in own_index.json()["message"], own_index.text
+        missing = publish_environment(hub, bob, "bob", "aifw-bw==1.0\n", [])
+        assert missing.status_code == 400, missing.text
+        assert "aifw-bw==1.0: not on the site's index" in missing.json()["message"], missing.text
+
+        # Pinned on the site's index, then the wheel there is swapped for bob's (as root: a mirror gone bad).
+        from tests.wheels import write_wheel
+
+        write_wheel(site, "aifw_tool", "2.0")
+        sh("chmod", "-R", "a+rX", str(site))
+        honest = publish_environment(hub, bob, "bob", "aifw-tool==2.0\n", ["--no-index", "--find-links", str(site)])
+        assert honest.status_code == 201, honest.text
+        entry_id = honest.json()["id"]
+        entries.add(entry_id)
+        entry = json.loads((folder / entry_id / "entry.json").read_text())
+        kernel = entry["environment"]["kernel"]
+        assert "--hash=sha256:" in (folder / entry_id / "environment.lock").read_text()
+        (site / "aifw_tool-2.0-py3-none-any.whl").unlink()
+        evil_wheel(site, "aifw_tool", "2.0")
+        sh("chmod", "-R", "a+rX", str(site))
+        again = publish_environment(hub, bob, "bob", "aifw-tool==2.0\n", [])
+        assert again.status_code == 201, again.text
+        entries.add(again.json()["id"])
+        assert json.loads((folder / again.json()["id"] / "entry.json").read_text())["environment"]["kernel"] != kernel
+
+        hub.start_ready("alice", {"gallery": entry_id, "memory": "1G"})
+        log = max((alice_home / ".aifactory" / "logs").glob("jupyterlab-*.log"), key=lambda p: p.stat().st_mtime)
+        assert "Hash mismatch" in log.read_text() or "hash mismatch" in log.read_text(), log.read_text()[-2000:]
+        assert not (alice_home / ".aifactory" / "envs" / kernel).exists(), "an environment was left"
+        assert not marker.exists(), "bob's .pth ran as alice"
+    finally:
+        hub.stop("alice")
+        hub.stop("bob")
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(alice_home / "gallery", ignore_errors=True)
+        for entry_id in entries:
+            withdraw_as(hub, bob, entry_id)
+        subprocess.run(["rm", "-rf", str(bobs)], check=False)
+        (Path("/home/bob") / "aifw-bw.ipynb").unlink(missing_ok=True)

@@ -2,12 +2,14 @@
 no index; its kernel, lock, Dask config, listing and removal; a broken build leaves nothing."""
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -161,9 +163,16 @@ def test_list_shows_sizes(user, monkeypatch, capsys):
     assert line[0] == "sized" and line[2] in ("KiB", "MiB") and float(line[1]) > 0
 
 
+def hashed(wheel: Path) -> str:
+    """A hashed lock of the wheel, as the hub writes it for an entry (spawners/gallery.py)."""
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return f"{PROBE.replace('_', '-')}=={PROBE_VERSION} \\\n    --hash=sha256:{digest}\n"
+
+
 def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user, monkeypatch, capsys):
-    """What publishing sends (the lock, its base, what the build took), then build-lock as bob:
-    a first launch builds it, a second finds it (and registers its kernel again if removed)."""
+    """What publishing sends (the lock, its base, what the build took), then build-lock of the
+    hashed lock as bob: a first launch builds it, a second finds it (and registers its kernel
+    again if removed)."""
     requirements = user / "requirements.txt"
     requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
     envs.create("alices-env", requirements, index=offline(user))
@@ -171,36 +180,84 @@ def test_a_published_lock_is_built_once_in_the_relaunchers_home_then_found(user,
     assert f"aifw-probe=={PROBE_VERSION}" in sent["lock"].splitlines() and sent["base"] == "aifactory"
     assert sent["build"]["seconds"] >= 0 and sent["build"]["size"] > 0 and sent["build"]["index"] == offline(user)
     assert envs.published("aifactory") is None and envs.published("nobodys") is None
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(envs, "refuse_root", lambda: None)
     assert envs.main(["lock", "alices-env"]) == 0 and f"aifw-probe=={PROBE_VERSION}" in capsys.readouterr().out
     lock = user / "entry.lock"
-    lock.write_text(sent["lock"])
+    lock.write_text(hashed(user / "wheels" / f"{PROBE}-{PROBE_VERSION}-py3-none-any.whl"))
 
     (user / "bob").mkdir()
     monkeypatch.setenv("HOME", str(user / "bob"))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(user / "bob-jupyter"))
-    prefix, built = envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"], offline(user))
-    assert built and prefix == user / "bob" / ".aifactory" / "envs" / "gallery-0123456789ab"
-    spec = json.loads((user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").read_text())
-    assert run_python(spec["argv"][spec["argv"].index("-m") - 1], f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
+    name = "gallery-0123456789abcdef0123456789abcdef"
+    prefix, built = envs.build_from_lock(lock, name, sent["base"], offline(user))
+    assert built and prefix == user / "bob" / ".aifactory" / "envs" / name
+    spec = json.loads((user / "bob-jupyter" / "kernels" / name / "kernel.json").read_text())
+    python = spec["argv"][spec["argv"].index("-m") - 1]
+    assert run_python(python, f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
+    assert json.loads((prefix / envs.RECIPE).read_text())["lock"] == lock.read_text()
 
-    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
-    shutil.rmtree(user / "bob-jupyter" / "kernels" / "gallery-0123456789ab")
-    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"]) == (prefix, False)
-    assert (user / "bob-jupyter" / "kernels" / "gallery-0123456789ab" / "kernel.json").is_file()
+    assert envs.build_from_lock(lock, name, sent["base"]) == (prefix, False)
+    shutil.rmtree(user / "bob-jupyter" / "kernels" / name)
+    assert envs.build_from_lock(lock, name, sent["base"]) == (prefix, False)
+    assert (user / "bob-jupyter" / "kernels" / name / "kernel.json").is_file()
     # bob removes the environment by hand to free space; its kernel stays: the next launch builds
     # it again (it refused, "a kernel exists already", and the launch opened a kernel with no Python).
     shutil.rmtree(prefix)
-    assert envs.build_from_lock(lock, "gallery-0123456789ab", sent["base"], offline(user)) == (prefix, True)
+    assert envs.build_from_lock(lock, name, sent["base"], offline(user)) == (prefix, True)
     assert run_python(str(prefix / "bin" / "python"), f"import {PROBE}; print({PROBE}.__version__)") == PROBE_VERSION
 
     other = user / "other.lock"
-    other.write_text("aifw-probe==9.9\n")
-    with pytest.raises(SystemExit, match="holds other packages"):
-        envs.build_from_lock(other, "gallery-0123456789ab", sent["base"])
-    other.write_text("-e git+https://example.org/x\n")
+    other.write_text(f"aifw-probe==9.9 --hash=sha256:{'0' * 64}\n")
+    with pytest.raises(SystemExit, match="holds another build than this lock's"):
+        envs.build_from_lock(other, name, sent["base"])
+    with pytest.raises(SystemExit, match="holds another build than this lock's"):  # another base kernel
+        envs.build_from_lock(lock, name, "aifactory-gpu")
+    other.write_text("-e git+https://example.org/x --hash=sha256:" + "0" * 64 + "\n")
     with pytest.raises(SystemExit, match="not an exact pin"):
-        envs.build_from_lock(other, "gallery-fedcba987654", sent["base"])
+        envs.build_from_lock(other, "gallery-fedcba9876543210fedcba9876543210", sent["base"])
+
+
+def test_a_gallery_build_installs_only_files_pinned_by_hash_and_leaves_nothing_else(user, monkeypatch):
+    """Issue 34, hole 1: a lock without hashes is refused; a wheel swapped after publishing
+    (another file under the same name and version) is not installed, and leaves no environment."""
+    monkeypatch.setattr(envs, "refuse_root", lambda: None)
+    wheel = user / "wheels" / f"{PROBE}-{PROBE_VERSION}-py3-none-any.whl"
+    lock = user / "entry.lock"
+    lock.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    with pytest.raises(SystemExit, match="has no hash"):
+        envs.build_from_lock(lock, "gallery-0123456789abcdef0123456789abcdef", "aifactory", offline(user))
+    lock.write_text(hashed(wheel))
+    wheel.unlink()
+    swapped = write_wheel(user / "wheels", PROBE, PROBE_VERSION)
+    with zipfile.ZipFile(swapped, "a") as z:  # bob's addition: runs as whoever installs it
+        z.writestr("aifw_evil.pth", "import os; os.system('touch /tmp/aifw-pwned')\n")
+    with pytest.raises(SystemExit, match="[Hh]ash mismatch"):
+        envs.build_from_lock(lock, "gallery-0123456789abcdef0123456789abcdef", "aifactory", offline(user))
+    assert not (user / "home" / ".aifactory" / "envs" / "gallery-0123456789abcdef0123456789abcdef").exists()
+    assert list((user / "home" / ".aifactory" / "envs").iterdir()) == []
+
+
+def test_an_environment_of_the_launchers_own_is_never_installed_into_nor_reused(user, monkeypatch):
+    """A folder of the launch's name that is not a build of this lock, or that others could have
+    changed, is refused: nothing is installed into it."""
+    monkeypatch.setattr(envs, "refuse_root", lambda: None)
+    name = "gallery-0123456789abcdef0123456789abcdef"
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    own = envs.create(name, requirements, index=offline(user))  # an environment of the user's own, by that name
+    before = sorted(p.name for p in own.rglob("*"))
+    lock = user / "entry.lock"
+    lock.write_text(hashed(user / "wheels" / f"{PROBE}-{PROBE_VERSION}-py3-none-any.whl"))
+    with pytest.raises(SystemExit, match="nothing is installed into it"):
+        envs.build_from_lock(lock, name, "aifactory", offline(user))
+    assert sorted(p.name for p in own.rglob("*")) == before
+    envs.remove(name)
+
+    prefix, built = envs.build_from_lock(lock, name, "aifactory", offline(user))
+    assert built and envs.build_from_lock(lock, name, "aifactory") == (prefix, False)
+    (prefix / "lib").chmod(0o777)  # anyone could have changed it since
+    with pytest.raises(SystemExit, match="not yours alone"):
+        envs.build_from_lock(lock, name, "aifactory")
 
 
 def test_list_json_gives_each_environment_with_its_recorded_size_yours_and_your_projects(user, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 job step that copies a launched notebook into a home without overwriting a copy there."""
 
 import asyncio
+import hashlib
 import json
 import re
 import subprocess
@@ -18,19 +19,23 @@ from tornado.netutil import bind_sockets
 
 from aifactory_workbench.hub import gallery_pages
 from aifactory_workbench.hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
-from aifactory_workbench.job.locks import human_size
+from aifactory_workbench.job.locks import human_size, pins
+from aifactory_workbench.spawners import gallery as gallery_module
 from aifactory_workbench.spawners.gallery import (
     LOCK_FILE,
     Entry,
     EnvironmentChecks,
     Gallery,
+    NotOnSiteIndex,
+    SiteIndexUnavailable,
     Verdict,
     checked_environment,
     copy_command,
     data_paths,
     differences,
-    environment_kernel,
     launch_steps,
+    pinned_environment,
+    untrusted_folder,
 )
 from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
@@ -146,17 +151,17 @@ def test_the_hub_stops_reading_a_notebook_at_its_limit():
     assert status == 413 and sent < buffers, f"{status}: the server sent {sent / 2**20:.0f} MB"
 
 
-# A user's environment in the gallery (issue 26, item 4) --------------------------------------
+# A user's environment in the gallery (issue 26, item 4; issue 34, hole 1) ----------------------
+
+#: The site's index in these tests: a folder of wheels (the site file's environments.find_links).
+SITE_WHEELS = "/srv/wheels"
+SITE_INDEX = ["--no-index", "--find-links", SITE_WHEELS]
+HASH = "sha256:" + "ab" * 32
 
 
 def sent_environment(lock: str, **changes):
     """What aifactory-publish sends for a notebook in alice's environment (lab/envs.py's published)."""
-    build = {
-        "seconds": 4.2,
-        "size": 3 * 2**20,
-        "python": "3.11",
-        "index": ["--no-index", "--find-links", "/srv/wheels"],
-    }
+    build = {"seconds": 4.2, "size": 3 * 2**20, "python": "3.11", "index": SITE_INDEX}
     return (
         {"kernel": "alices-env", "display_name": "Python (alices-env)", "base": "aifactory", "lock": lock}
         | {"build": build}
@@ -164,10 +169,18 @@ def sent_environment(lock: str, **changes):
     )
 
 
+def pinned(sent, index=SITE_INDEX, hashes=None):
+    """A sent environment as publishing records it, with a hash for each pin."""
+    env, lock = checked_environment(sent, "alices-env", index)
+    return pinned_environment(env, lock, hashes or {name: [HASH] for name in pins(lock)}, index), lock
+
+
 def test_a_sent_environment_is_checked_before_it_is_recorded():
-    env, lock = checked_environment(sent_environment("# over aifactory\naifw-probe==0.3.1\n"), "alices-env")
-    assert lock.endswith("aifw-probe==0.3.1\n") and env["kernel"] == environment_kernel(lock)
-    assert re.fullmatch(r"gallery-[0-9a-f]{12}", env["kernel"]) and env["index"][-1] == "/srv/wheels"
+    env, lock = pinned(sent_environment("# over aifactory\naifw-probe==0.3.1\n"))
+    assert lock.endswith("aifw-probe==0.3.1\n") and re.fullmatch(r"gallery-[0-9a-f]{32}", env["kernel"])
+    assert env["index"] == SITE_INDEX and env["hashes"] == {"aifw-probe": [HASH]}
+    site_built = {"index": ["--find-links", SITE_WHEELS], "seconds": 1, "size": 1, "python": "3.11"}
+    assert checked_environment(sent_environment("x==1\n", build=site_built), "alices-env", SITE_INDEX)
     refused = {
         "an option in the lock": sent_environment("--index-url https://evil.example/simple\n"),
         "a local path in the lock": sent_environment("probe @ file:///home/alice/probe.whl\n"),
@@ -179,20 +192,44 @@ def test_a_sent_environment_is_checked_before_it_is_recorded():
     }
     for what, sent in refused.items():
         with pytest.raises(ValueError):
-            checked_environment(sent, "alices-env")
+            checked_environment(sent, "alices-env", SITE_INDEX)
             pytest.fail(f"{what} was accepted")
 
 
+def test_an_environment_built_from_a_publishers_own_index_is_refused_by_name():
+    """Issue 34, hole 1: bob's record names a folder of his; publishing says it is not the site's."""
+    bobs = sent_environment(
+        "bw-probe==1.0\n", build={**sent_environment("")["build"], "index": ["--no-index", "--find-links", "/tmp/bw"]}
+    )
+    with pytest.raises(ValueError, match=r"'--find-links /tmp/bw'.*not the site's package index"):
+        checked_environment(bobs, "alices-env", SITE_INDEX)
+    with pytest.raises(ValueError, match="not the site's package index"):  # a site that lists no folder
+        checked_environment(sent_environment("x==1\n"), "alices-env", ["--index-url", "https://pypi.org/simple"])
+
+
+def test_the_kernel_is_named_by_everything_that_decides_what_is_installed():
+    env, _ = pinned(sent_environment("aifw-probe==0.3.1\n"))
+    others = [
+        pinned(sent_environment("aifw-probe==0.3.1\n"), hashes={"aifw-probe": ["sha256:" + "cd" * 32]})[0],
+        pinned(sent_environment("aifw-probe==0.3.1\n"), index=[*SITE_INDEX, "--find-links", "/srv/more"])[0],
+        pinned(sent_environment("aifw-probe==0.3.1\n", base="aifactory-gpu"))[0],
+        pinned(sent_environment("aifw-probe==0.3.1\n", build={**sent_environment("")["build"], "python": "3.12"}))[0],
+    ]
+    assert len({env["kernel"], *(o["kernel"] for o in others)}) == 5
+    assert pinned(sent_environment("aifw-probe==0.3.1\n"))[0]["kernel"] == env["kernel"]  # the same: reused
+
+
 def test_an_entry_of_an_environment_names_the_kernel_a_launch_builds_first(tmp_path):
-    gallery = Gallery(tmp_path / "gallery")
-    env, lock = checked_environment(sent_environment("aifw-probe==0.3.1\n"), "alices-env")
+    gallery = Gallery(tmp_path / "gallery", ["--index-url", "https://pypi.example/simple"])
+    env, lock = pinned(sent_environment("aifw-probe==0.3.1\n"))
     kernel = {"name": env["kernel"], "display_name": env["display_name"], "modules": []}
     entry = publish(gallery, kernel=kernel, lock=lock, environment=env)
     assert gallery.get(entry.id) == entry and entry.environment["base"] == "aifactory"
     stored = json.loads(gallery.notebook_path(entry).read_text())
     assert stored["metadata"]["kernelspec"]["name"] == env["kernel"] and stored["cells"] == NOTEBOOK["cells"]
-    assert (tmp_path / "gallery" / entry.id / LOCK_FILE).read_text() == lock
+    assert (tmp_path / "gallery" / entry.id / LOCK_FILE).read_text() == f"aifw-probe==0.3.1 \\\n    --hash={HASH}\n"
     build, copy = launch_steps(gallery, entry, "/home/bob", "/opt/venv")
+    # The site's index options (the gallery's, from the site file), never those the entry records.
     assert build == [
         "/opt/venv/bin/aifactory-env",
         "build-lock",
@@ -200,9 +237,8 @@ def test_an_entry_of_an_environment_names_the_kernel_a_launch_builds_first(tmp_p
         env["kernel"],
         "--from-kernel=aifactory",
         "--display-name=Python (alices-env) (gallery)",
-        "--no-index",
-        "--find-links",
-        "/srv/wheels",
+        "--index-url",
+        "https://pypi.example/simple",
     ]
     assert copy == copy_command(gallery, entry, "/home/bob")
     site_entry = publish(gallery)
@@ -219,38 +255,87 @@ def test_what_an_entry_needs_is_what_differs_from_its_site_kernel():
     ]
 
 
-def entry_with(lock: str, index: list[str]) -> Entry:
-    env, lock = checked_environment(
-        sent_environment(lock, build={**sent_environment("")["build"], "index": index}), "alices-env"
-    )
+def test_an_entry_published_before_hashes_were_recorded_is_never_built_with_its_own_index(tmp_path):
+    """An old entry's record names the publisher's folder and no hashes: a launch copies its
+    notebook and builds nothing, and the page says why."""
+    gallery = Gallery(tmp_path / "gallery", SITE_INDEX)
+    old = {"kernel": "gallery-0123456789ab", "display_name": "d", "base": "aifactory", "seconds": 1, "size": 1}
+    old |= {"python": "3.11", "index": ["--no-index", "--find-links", "/tmp/bw"]}
+    entry = Entry("0123456789ab", "t", "bob", "", "n.ipynb", old["kernel"], "d", (), "bw-probe==1.0\n", {}, (), old)
+    assert launch_steps(gallery, entry, "/home/alice", "/venv") == [copy_command(gallery, entry, "/home/alice")]
+    verdict = asyncio.run(gallery.checks.resolve(entry))
+    assert verdict.state == "broken" and "publish it again" in verdict.message
+
+
+def entry_with(lock: str, index: list[str], hashes=None) -> Entry:
+    build = {**sent_environment("")["build"], "index": index}
+    env, lock = pinned(sent_environment(lock, build=build), index, hashes)
     return Entry("0123456789ab", "t", "alice", "", "n.ipynb", env["kernel"], "d", (), lock, {}, (), env)
 
 
-async def test_whether_an_entry_can_be_built_is_checked_with_uv_once_and_bounded(tmp_path, monkeypatch):
+def sha256_of(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_publishing_hashes_each_pin_on_the_sites_index_and_names_what_it_lacks(tmp_path, monkeypatch):
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
+    monkeypatch.setattr(gallery_module, "untrusted_folder", lambda folder: None)  # tmp_path: root's or not
+    wheel = write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
+    index = ["--no-index", "--find-links", str(tmp_path / "wheels")]
+    checks = EnvironmentChecks(index)
+    assert await checks.hashes(f"{PROBE}=={PROBE_VERSION}\n", "3.11") == {"aifw-probe": [sha256_of(wheel)]}
+    with pytest.raises(NotOnSiteIndex, match=r"aifw-gone==1\.0: not on the site's index"):
+        await checks.hashes(f"{PROBE}=={PROBE_VERSION}\naifw-gone==1.0\n", "3.11")
+    with pytest.raises(NotOnSiteIndex, match=r"aifw-probe==9\.9: not on the site's index"):
+        await checks.hashes("aifw-probe==9.9\n", "3.11")
+    monkeypatch.setattr(gallery_module, "untrusted_folder", lambda folder: f"{folder} is not root's alone")
+    with pytest.raises(SiteIndexUnavailable, match="cannot be trusted"):
+        await checks.hashes(f"{PROBE}=={PROBE_VERSION}\n", "3.11")
+
+
+def test_a_folder_of_wheels_is_the_sites_only_if_root_alone_can_change_it(tmp_path):
+    assert untrusted_folder("/usr/lib") is None and untrusted_folder("/usr/lib/aifw-not-made-yet") is None
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    assert "not root's alone" in untrusted_folder(str(open_folder))
+    (open_folder / "wheels").mkdir(mode=0o755)
+    assert "not root's alone" in untrusted_folder(str(open_folder / "wheels"))  # a folder above it is open
+    assert "not root's alone" in untrusted_folder(str(open_folder / "not-made"))
+
+
+async def test_whether_an_entry_can_be_built_is_checked_against_its_pinned_hashes_once_and_bounded(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setattr(gallery_module, "untrusted_folder", lambda folder: None)
+    wheel = write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
     offline = ["--no-index", "--find-links", str(tmp_path / "wheels")]
-    checks = EnvironmentChecks()
-    ok = await checks.verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline), wait=30)
+    hashes = {"aifw-probe": [sha256_of(wheel)]}
+    checks = EnvironmentChecks(offline)
+    ok = await checks.verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline, hashes), wait=30)
     assert ok.state == "ok", ok
-    broken = await EnvironmentChecks().verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\naifw-gone==1.0\n", offline), 30)
+    swapped = await EnvironmentChecks(offline).verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline), 30)
+    assert swapped.state == "broken" and "no longer has the files pinned of aifw-probe" in swapped.message, swapped
+    gone = entry_with(f"{PROBE}=={PROBE_VERSION}\naifw-gone==1.0\n", offline, hashes | {"aifw-gone": [HASH]})
+    broken = await EnvironmentChecks(offline).verdict(gone, 30)
     assert broken.state == "broken" and "aifw-gone" in broken.message, broken
     unreadable = ["--no-index", "--find-links", str(tmp_path / "nowhere")]
-    unchecked = await EnvironmentChecks().verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", unreadable), 30)
-    assert unchecked.state == "unchecked" and "nowhere" in unchecked.message, unchecked
+    unchecked = await EnvironmentChecks(unreadable).verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline), 30)
+    assert unchecked.state in ("unchecked", "broken"), unchecked
 
     async def never(entry):
         raise AssertionError("checked again")
 
     monkeypatch.setattr(checks, "resolve", never)
-    assert await checks.verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline), wait=30) == ok  # cached
+    assert await checks.verdict(entry_with(f"{PROBE}=={PROBE_VERSION}\n", offline, hashes), wait=30) == ok  # cached
     assert await checks.verdict(publish(Gallery(tmp_path / "g")), wait=30) is None  # a site kernel's entry
 
-    slow = EnvironmentChecks(timeout=0.01)
-    monkeypatch.setattr(slow, "argv", lambda entry: ["sleep", "5"])
-    late = await slow.verdict(entry_with("x==1\n", []), wait=0)
+    slow = EnvironmentChecks(offline, timeout=0.01)
+    monkeypatch.setattr(slow, "argv", lambda python: ["sleep", "5"])
+    late = await slow.verdict(entry_with("x==1\n", offline), wait=0)
     assert late.state == "pending"
-    assert (await slow.verdict(entry_with("x==1\n", []), wait=5)).state == "unchecked"
+    assert (await slow.verdict(entry_with("x==1\n", offline), wait=5)).state == "unchecked"
 
 
 def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
@@ -263,7 +348,7 @@ def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
         ),
         autoescape=True,
     )
-    entry = entry_with(f"{PROBE}=={PROBE_VERSION}\n", ["--no-index"])
+    entry = entry_with(f"{PROBE}=={PROBE_VERSION}\n", SITE_INDEX)
     page = env.get_template("gallery.html").render(
         entries=[entry],
         packages={entry.id: 1},
@@ -280,9 +365,10 @@ def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
 
 
 def test_a_launchs_steps_build_the_published_environment_once_and_open_the_notebook_in_it(tmp_path, monkeypatch):
-    """alice's environment as aifactory-publish sends it, published; bob's launch steps run (the
-    build with aifactory-env itself, then the copy): the copy names the kernel his build made,
-    and a second launch finds it built."""
+    """alice's environment, built from the site's folder of wheels, as aifactory-publish sends
+    it, pinned by hash and published; bob's launch steps run (the build with aifactory-env
+    itself, then the copy): the copy names the kernel his build made, and a second launch finds
+    it built."""
     from aifactory_workbench.lab import envs
 
     for name in ("alice", "bob"):
@@ -290,23 +376,54 @@ def test_a_launchs_steps_build_the_published_environment_once_and_open_the_noteb
     monkeypatch.setenv("HOME", str(tmp_path / "alice"))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "alice-jupyter"))
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setattr(gallery_module, "untrusted_folder", lambda folder: None)
     write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
+    site_index = ["--no-index", "--find-links", str(tmp_path / "wheels")]
     (tmp_path / "requirements.txt").write_text(f"{PROBE}=={PROBE_VERSION}\n")
-    envs.create(
-        "alices-env", tmp_path / "requirements.txt", index=["--no-index", "--find-links", str(tmp_path / "wheels")]
-    )
-    env, lock = checked_environment(envs.published("alices-env"), "alices-env")
-    gallery = Gallery(tmp_path / "gallery")
+    envs.create("alices-env", tmp_path / "requirements.txt", index=site_index)
+    gallery = Gallery(tmp_path / "gallery", site_index)
+    env, lock = checked_environment(envs.published("alices-env"), "alices-env", gallery.index)
+    env = pinned_environment(env, lock, asyncio.run(gallery.checks.hashes(lock, env["python"])), gallery.index)
     kernel = {"name": env["kernel"], "display_name": env["display_name"], "modules": []}
     entry = publish(gallery, kernel=kernel, lock=lock, environment=env)
 
     monkeypatch.setenv("HOME", str(tmp_path / "bob"))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "bob-jupyter"))
     build, copy = launch_steps(gallery, entry, str(tmp_path / "bob"), "/venv")
-    monkeypatch.setattr(envs.os, "geteuid", lambda: 1000)  # as bob, whatever runs the tests
+    monkeypatch.setattr(envs, "refuse_root", lambda: None)  # as bob, whatever runs the tests
     assert envs.main(build[1:]) == 0
     subprocess.run(copy, check=True)
     named = json.loads((tmp_path / "bob" / "gallery" / entry.copy_name).read_text())["metadata"]["kernelspec"]["name"]
     assert (tmp_path / "bob-jupyter" / "kernels" / named / "kernel.json").is_file()
     assert (tmp_path / "bob" / ".aifactory" / "envs" / named / "bin" / "python").exists()
     assert envs.build_from_lock(Path(build[2]), named, env["base"])[1] is False  # the second launch
+
+
+def test_the_sites_index_is_a_key_of_the_site_file_checked_like_the_others(tmp_path):
+    """environments.*: the index options a launch's build gets (and the hub hashes against)."""
+    from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
+
+    assert load_defaults().environments.uv_options == ["--index-url", "https://pypi.org/simple"]
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "hub: {user_subdomains: false}\n"
+        "environments: {index_url: '', find_links: [/srv/aifactory/wheels, /opt/wheels]}\n"
+    )
+    assert load_site_config(site).environments.uv_options == [
+        "--no-index",
+        "--find-links",
+        "/srv/aifactory/wheels",
+        "--find-links",
+        "/opt/wheels",
+    ]
+    wrong = {
+        "environments: {find_link: [/srv/w]}": "did you mean 'environments.find_links'",
+        "environments: {find_links: [wheels]}": "key 'environments.find_links': value ['wheels']",
+        "environments: {find_links: [/srv/../tmp/bw]}": "root's alone",
+        "environments: {index_url: 'ftp://x'}": "key 'environments.index_url'",
+        "environments: {index_url: '', extra_index_urls: ['https://x.example/simple']}": "extra_index_urls",
+    }
+    for text, said in wrong.items():
+        site.write_text("hub: {user_subdomains: false}\n" + text + "\n")
+        with pytest.raises(SiteConfigError, match=re.escape(said)):
+            load_site_config(site)
