@@ -369,6 +369,8 @@ def write_site(
         "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **(slurm or {})},
         # Tests change reservations and expect the form to see it within a second.
         "form": {"discovery_cache": 1},
+        # No package index but what a test names (traffic stays on this machine).
+        "environments": {"index_url": ""},
         **sections,
     }
     path = directory / "site.yaml"
