@@ -29,8 +29,9 @@ def dask_credentials(folder: str, days: int = 30) -> dict[str, str]:
     environment variables) that makes every scheduler, worker and client of this job use them.
 
     Workers get them on their command line (``worker-extra-args``: a worker job need not inherit
-    this environment), and serve their own dashboards on their node's loopback only (a worker's
-    listened on every interface); ``shared-temp-directory`` is where dask-jobqueue
+    this environment), and open their own dashboards on a port of their node's loopback (a
+    worker's listened on every interface), which the site's preload (lab/dashboard.py) moves at
+    once to a Unix socket in the worker job's private folder; ``shared-temp-directory`` is where dask-jobqueue
     writes the worker's copy of credentials a user makes for one cluster (``security=True``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization

@@ -8,6 +8,10 @@ SLURM's save signal has come.  The batch script passes SLURM's signal before the
 (``sbatch --signal=B:USR2@N``) on as SIGUSR2; JupyterLab pages (the ``@aifactory/workbench``
 lab extension) see the count rise and save every open notebook.
 
+``{base_url}aifactory/dask/NAME/...``: the dashboards of Dask schedulers started in this job,
+on their private Unix sockets (lab/dashboard_proxy.py); the session's ``dashboard`` is the
+newest one's address there, which JupyterLab's Dask panel opens.
+
 ``POST {base_url}aifactory/session/extend`` with ``{"minutes": N}``: the Extend button (in the
 status bar and the walltime warning; offered when the site's ``singleuser.extend`` is on, which
 reaches the job as ``AIFACTORY_EXTEND_MINUTES``). Only the server's owner may extend, not a
@@ -30,6 +34,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
+from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 from aifactory_workbench.slurm.values import parse_duration
@@ -160,7 +165,7 @@ class SessionHandler(APIHandler):
                     "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
                     "save_requests": state["save_requests"],
                     "extend_minutes": extend_minutes() if is_owner(self.current_user, dict(os.environ)) else 0,
-                    "dashboard": dashboards[0]["link"] if dashboards else "",
+                    "dashboard": dashboard_link(self.base_url, dashboards[0]["name"]) if dashboards else "",
                     "hub_home": hub_home_url(),
                 }
             )
@@ -180,4 +185,5 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.web_app.settings["aifactory_session"] = state
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "session")
     serverapp.web_app.add_handlers(".*$", [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler)])
+    add_dashboard_route(serverapp.web_app)  # the Dask dashboards of this job, for its Dask panel
     serverapp.log.info("aifactory_workbench.lab.session: %s (job %s)", route, state["clock"].job_id or "none")

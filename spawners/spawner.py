@@ -95,8 +95,9 @@ REFUSED_SETTINGS = {
 }
 
 #: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
-#: the Dask dashboard opens through the hub, at the user's own URL (jupyter-server-proxy).
-DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"}
+#: the Dask dashboard opens through the hub, at the user's own URL (lab/dashboard_proxy.py; a
+#: scheduler's dashboard "port" is its name there, lab/dashboard.py).
+DASHBOARD_LINK_ENV = {"DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}aifactory/dask/{port}/status"}
 
 
 def recorded(name: str, help: str) -> property:

@@ -67,7 +67,7 @@ def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
     assert "MODE 0o600" in output, output  # umask 077 in the job
 
     link = output.split("LINK ", 1)[1].split()[0]
-    assert link.startswith("/user/alice/proxy/") and link.endswith("/status"), link
+    assert link.startswith("/user/alice/aifactory/dask/") and link.endswith("/status"), link  # lab/dashboard_proxy.py
     assert hub.get(link, hub.user_token("alice")).status_code == 200
     assert hub.get(link, hub.user_token("bob")).status_code == 403
 

@@ -12,10 +12,11 @@ import subprocess
 
 import pytest
 
-from .conftest import LOGIN_NODE, REPO, VENV, HubProcess, cluster_nodes, execute_in_kernel, job_node, queued_jobs
+from .conftest import LOGIN_NODE, REPO, VENV, HubProcess, cluster_nodes, execute_in_kernel, job_node
 
 ALICE_CLUSTER = """
-import getpass
+import getpass, os
+print("JOB", os.environ["SLURM_JOB_ID"])
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster
 cluster = SLURMCluster()
@@ -28,6 +29,9 @@ print("LINK", client.dashboard_link)
 (worker,) = client.scheduler_info()["workers"].values()
 print("WORKER_DASHBOARD", worker["host"], worker["services"]["dashboard"])
 print("OWNER", client.run_on_scheduler(getpass.getuser))
+def where(dask_scheduler=None, dask_worker=None):  # the Unix socket its dashboard answers on
+    return getattr((dask_scheduler or dask_worker).http_server, "socket_path", "")
+print("SOCKETS", client.run_on_scheduler(where), *client.run(where).values())
 """
 
 ALICE_CLIENT = """
@@ -78,8 +82,7 @@ def alice_cluster(clean: HubProcess):
     hub.start_ready("alice")
     token = hub.user_token("alice")
     output = execute_in_kernel(hub, "alice", token, ALICE_CLUSTER)
-    (job_id,) = queued_jobs("alice")
-    return hub, token, output, job_node(job_id)
+    return hub, token, output, job_node(printed(output, "JOB")[0])  # (her JupyterLab's job)
 
 
 @pytest.mark.slow
@@ -115,23 +118,98 @@ def test_bob_cannot_use_alices_dask_cluster(alice_cluster):
     assert printed(after, "WORKERS") == ["1", "alice"], after
 
 
-@pytest.mark.slow
-def test_bobs_curl_cannot_reach_alices_dashboard(alice_cluster):
-    hub, token, output, alice_node = alice_cluster
-    nodes = cluster_nodes()
-    port = printed(output, "DASHBOARD")[0]
-    address = nodes[alice_node].address
-    worker_host, worker_port = printed(output, "WORKER_DASHBOARD")
-    for node in (other_gpp_node(alice_node), LOGIN_NODE.name, alice_node):
-        for url in (f"http://{address}:{port}/status", f"http://{worker_host}:{worker_port}/health"):
-            curl = as_bob(node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url)
-            assert curl.stdout.strip() == "000", f"alice's {url} answered bob on {node}: HTTP {curl.stdout}"
+#: Bob's scan of a node (issue 34, hole 3): every TCP port that listens in the node's network,
+#: loopback included (which every job on the node and every user of the login node share),
+#: asked what a Dask dashboard answers; a port that answers like one is printed as DASK.
+BOB_SCAN = """
+import urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+ANY = {"00000000": "127.0.0.1", "00000000000000000000000000000000": "::1"}
 
-    # Her link opens through her own server, for her and no one else.
+def listeners():
+    found = set()
+    for table, size in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            host, port = fields[1].split(":")
+            if fields[3] != "0A":  # LISTEN
+                continue
+            if host in ANY:
+                address = ANY[host]
+            elif size == 8:
+                address = ".".join(str(int(host[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            else:
+                continue  # (the mini cluster's nodes have IPv4 addresses; ::1 is in ANY)
+            found.add((address, int(port, 16)))
+    return sorted(found)
+
+ports = listeners()
+for address, port in ports:
+    host = f"[{address}]" if ":" in address else address
+    for path in ("/json/identity.json", "/metrics", "/status"):
+        try:
+            with opener.open(f"http://{host}:{port}{path}", timeout=3) as r:
+                body = r.read(1 << 20)
+        except Exception:
+            continue
+        if any(mark in body for mark in (b'"Scheduler"', b'"Worker"', b"dask_", b"Dask")):
+            print("DASK", address, port, path, flush=True)
+print("SCANNED", len(ports), flush=True)
+"""
+
+
+def dask_ports_bob_reaches(node: str) -> list[str]:
+    """The Dask dashboards bob finds by asking every TCP port of a node (there, in his own process)."""
+    scan = as_bob(node, f"{VENV}/bin/python", "-c", BOB_SCAN, timeout=300)
+    assert "SCANNED" in scan.stdout, scan.stdout + scan.stderr  # the scan itself ran
+    return [line for line in scan.stdout.splitlines() if line.startswith("DASK ")]
+
+
+def node_of(address: str) -> str:
+    return next(name for name, info in cluster_nodes().items() if info.address == address)
+
+
+@pytest.mark.slow
+def test_bob_reaches_no_dashboard_of_alices_on_any_port_of_her_nodes(alice_cluster):
+    """Issue 34, hole 3: dashboards on 127.0.0.1 answered every process of the node (bob read her
+    scheduler's /json/identity.json and her worker's /metrics from a job of his there). Now they
+    answer on Unix sockets in her private folders: bob, on her JupyterLab's node, on her worker's
+    node and on another, finds no Dask dashboard on any TCP port."""
+    hub, token, output, alice_node = alice_cluster
+    # Her dashboard opens through her own server, for her and no one else, and her Dask panel
+    # (the session's report) finds it by itself, with its plots.
     link = printed(output, "LINK")[0]
-    assert link == f"/user/alice/proxy/{port}/status", link
-    assert hub.get(link, token).status_code == 200
+    assert link.startswith("/user/alice/aifactory/dask/") and link.endswith("/status"), link
+    page = hub.get(link, token)
+    assert page.status_code == 200, page.text[-2000:]
     assert hub.get(link, hub.user_token("bob")).status_code == 403
+    session = hub.through_proxy("alice", token, "aifactory/session").json()
+    assert session["dashboard"] == link, session
+    plots = hub.get(link.removesuffix("status") + "individual-plots.json", token)
+    assert plots.status_code == 200 and "Individual Task Stream" in plots.json(), plots.text[:500]
+    task_stream = hub.get(link.removesuffix("status") + "individual-task-stream", token)
+    assert task_stream.status_code == 200 and "bokeh" in task_stream.text.lower(), task_stream.text[:500]
+
+    # And bob, whichever node he asks from:
+    worker_node = node_of(printed(output, "WORKER_DASHBOARD")[0])
+    for node in dict.fromkeys((alice_node, worker_node, other_gpp_node(alice_node))):
+        assert dask_ports_bob_reaches(node) == [], f"bob read alice's Dask dashboards on {node}"
+    for path in printed(output, "SOCKETS"):  # and her sockets are hers: not even opened for him
+        curl = as_bob(
+            alice_node,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--unix-socket",
+            path,
+            "http://localhost/health",
+        )
+        assert curl.stdout.strip() == "000", f"bob read {path}: HTTP {curl.stdout}"
 
 
 #: The example notebooks that use Dask (the site's, as this release installed them: a user's
@@ -168,7 +246,7 @@ def test_the_dask_example_notebooks_run_in_the_secured_job(clean: HubProcess):
 #: alice's cluster from a login shell on the login node, as HPC users start one; it stays up
 #: until its standard input closes.
 LOGIN_CLUSTER = """
-import getpass, sys
+import getpass, json, subprocess, sys
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster
 cluster = SLURMCluster()
@@ -177,6 +255,11 @@ client = Client(cluster)
 client.wait_for_workers(1, timeout=120)
 print("SCHEDULER", cluster.scheduler_address, flush=True)
 print("WORKERS", len(client.scheduler_info()["workers"]), client.run_on_scheduler(getpass.getuser), flush=True)
+socket_path = client.run_on_scheduler(lambda dask_scheduler: getattr(dask_scheduler.http_server, "socket_path", ""))
+own = subprocess.run(["curl", "-s", "--max-time", "10", "--unix-socket", socket_path, "http://localhost/json/identity.json"],
+                     capture_output=True, text=True)
+print("OWN", json.loads(own.stdout or "{}").get("type"), flush=True)
+print("SOCKET", socket_path, flush=True)
 sys.stdin.read()
 cluster.close()
 """
@@ -196,7 +279,7 @@ def test_a_cluster_started_on_the_login_node_gets_its_workers_and_only_its_owner
         lines = []
         for line in alice.stdout:
             lines.append(line)
-            if line.startswith("WORKERS "):
+            if line.startswith("SOCKET "):
                 break
         output = "".join(lines)
         assert "WORKERS 1 alice" in output, output[-3000:]
@@ -205,6 +288,26 @@ def test_a_cluster_started_on_the_login_node_gets_its_workers_and_only_its_owner
         for node in (LOGIN_NODE.name, other_gpp_node(LOGIN_NODE.name)):
             tried = as_bob(node, f"{VENV}/bin/python", "-c", BOB_CLIENT, address)
             assert "ANSWERED" not in tried.stdout and tried.stdout.count("REFUSED") == 2, tried.stdout + tried.stderr
+        # Issue 34, hole 3: her dashboard answered every user of the login node on 127.0.0.1:8787.
+        # Now it answers on a Unix socket in a private folder of hers: she reads it, bob finds no
+        # Dask dashboard on any port of the login node, nor opens her socket.
+        assert dask_ports_bob_reaches(LOGIN_NODE.name) == [], "bob read alice's dashboard on the login node"
+        assert printed(output, "OWN") == ["Scheduler"], output[-3000:]
+        curl = as_bob(
+            LOGIN_NODE.name,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--unix-socket",
+            printed(output, "SOCKET")[0],
+            "http://localhost/health",
+        )
+        assert curl.stdout.strip() == "000", f"bob read alice's dashboard socket: HTTP {curl.stdout}"
     finally:
         alice.stdin.close()
         try:

@@ -3,8 +3,8 @@
 import dask.config
 import yaml
 
-from aifactory_workbench.root.dask_config import write_dask_config
 from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.root.dask_config import write_dask_config
 from aifactory_workbench.spawners.spawner import DASHBOARD_LINK_ENV
 
 from .defaults import site_file as site_file_with
@@ -17,8 +17,12 @@ def test_jobqueue_yaml_follows_the_site_config(tmp_path):
     assert slurm["queue"] == "acc" and slurm["cores"] == 4 and slurm["memory"] == "8GiB"
     assert "--qos=interactive" in slurm["job-extra-directives"] and "--no-requeue" in slurm["job-extra-directives"]
     assert slurm["python"] == "/opt/aifactory/venv/bin/python" and slurm["walltime"] == "01:00:00"
-    # The dashboard on the node's loopback, never on an address other tenants reach (issue 21).
-    assert slurm["scheduler-options"] == {"dashboard_address": "127.0.0.1:8787"}
+    # The dashboard first on a port of loopback, never on an address other tenants reach (issue 21),
+    # then on a private Unix socket: the preload, for schedulers and workers (issue 34, hole 3).
+    assert slurm["scheduler-options"] == {"dashboard_address": "127.0.0.1:0"}
+    distributed = yaml.safe_load(path.read_text())["distributed"]
+    preload = ["aifactory_workbench.lab.dashboard"]
+    assert distributed["scheduler"]["preload"] == preload and distributed["worker"]["preload"] == preload
     # Dask reads it as its own config (as it does from {sys.prefix}/etc/dask).
     loaded = dask.config.collect(paths=[str(tmp_path / "etc")], env={})
     assert loaded["jobqueue"]["slurm"]["queue"] == "acc"
@@ -26,14 +30,17 @@ def test_jobqueue_yaml_follows_the_site_config(tmp_path):
 
 def test_dashboard_link_goes_through_the_users_server():
     link = DASHBOARD_LINK_ENV["DASK_DISTRIBUTED__DASHBOARD__LINK"]
-    assert link.format(JUPYTERHUB_SERVICE_PREFIX="/user/alice/", port=8787) == "/user/alice/proxy/8787/status"
+    # (A scheduler's dashboard "port" is its name: lab/dashboard.py, lab/dashboard_proxy.py.)
+    assert link.format(JUPYTERHUB_SERVICE_PREFIX="/user/alice/", port="12-0123abcd") == (
+        "/user/alice/aifactory/dask/12-0123abcd/status"
+    )
 
 
 def test_the_hub_refuses_to_start_when_users_dask_reads_something_else(tmp_path):
     import pytest
 
-    from aifactory_workbench.root.dask_config import check_dask_config
     from aifactory_workbench.hub.site import SiteConfigError
+    from aifactory_workbench.root.dask_config import check_dask_config
 
     site_file = site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\ndask:\n  cores: 4\n")
     site = load_site_config(site_file)

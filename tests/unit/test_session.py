@@ -1,19 +1,15 @@
 """What the home page and JupyterLab show of a session (issue #14): the card from squeue, the
-sentence after a stop, the site's keys for the look and the end of a job, the Dask dashboard
-notes and the server extension's time left."""
+sentence after a stop, the site's keys for the look and the end of a job, and the server
+extension's time left (the Dask dashboard notes: test_dask_security.py)."""
 
 import asyncio
-import json
-import os
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
-from aifactory_workbench.lab import dashboard
 from aifactory_workbench.lab.session import JobClock, minutes
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.parsers import JobRecord
@@ -121,22 +117,6 @@ def test_the_end_of_a_job_follows_the_site_file(tmp_path):
     ):
         with pytest.raises(SiteConfigError, match="singleuser"):
             load_site_config(site_file(tmp_path, text))
-
-
-def test_a_scheduler_notes_its_dashboard_for_the_dask_panel_and_removes_the_note(tmp_path, monkeypatch):
-    monkeypatch.setenv(dashboard.FOLDER_ENV, str(tmp_path / "notes"))
-    scheduler = SimpleNamespace(services={"dashboard": SimpleNamespace(port=8787)}, address="tcp://10.0.0.1:4567")
-    dashboard.dask_setup(scheduler)
-    (note,) = dashboard.running_dashboards(tmp_path / "notes")
-    assert note["address"] == "tcp://10.0.0.1:4567" and note["link"].endswith("8787/status")
-    # A note whose process has gone (killed before its teardown) is not a running cluster.
-    (tmp_path / "notes" / "999999999-1.json").write_text(json.dumps({"link": "stale", "started": 9e9}))
-    assert [n["link"] for n in dashboard.running_dashboards(tmp_path / "notes")] == [note["link"]]
-    dashboard.dask_teardown(scheduler)
-    assert dashboard.running_dashboards(tmp_path / "notes") == []
-    monkeypatch.delenv(dashboard.FOLDER_ENV)
-    dashboard.dask_setup(scheduler)  # outside a JupyterLab job: nothing is written
-    assert not any(p.name.startswith(str(os.getpid())) for p in (tmp_path / "notes").iterdir())
 
 
 def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
