@@ -5,7 +5,7 @@ dask-jobqueue reads ``jobqueue.slurm`` from Dask's config, which includes
 so root writes ``jobqueue.yaml`` into the users' venv when installing (``aifactory-site
 install-dask``), in a folder only root may change, and the hub only checks at start-up that
 it says what the site file says.  ``SLURMCluster()`` with no arguments then submits to the
-site's partition and QoS, with the kernel's Python, and serves its dashboard on loopback.
+site's partition and QoS, with the kernel's Python, and serves its dashboard on a private Unix socket.
 In a JupyterLab job it speaks TLS with credentials made for that job (job/launcher.py), and the
 job script names the workers after the server's own job (DASK_JOBQUEUE__SLURM__NAME), which
 is how the spawner finds and cancels them when that server ends.
@@ -23,8 +23,9 @@ import yaml
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.job import WORKER_JOB_PREFIX
 
-#: Where schedulers started by users serve their dashboards (lab/dashboard.py keeps them there).
-DASHBOARD_ADDRESS = "127.0.0.1:8787"
+#: Where schedulers started by users first open their dashboards: the lab/dashboard.py preload
+#: then moves them to private Unix sockets (a port of loopback, any free one, until it does).
+DASHBOARD_ADDRESS = "127.0.0.1:0"
 
 
 def _memory_for_dask(slurm_memory: str) -> str:
@@ -58,16 +59,19 @@ def jobqueue_config(site: SiteConfig) -> dict[str, Any]:
                 # Logs: in a notebook server, the user's ~/.aifactory/dask-logs (the job script sets
                 # log-directory); elsewhere SLURM's slurm-N.out where SLURMCluster is made.
                 "job-extra-directives": directives + ["--no-requeue"],
-                # The dashboard answers on the node's loopback only; its owner opens it through her
-                # own server (jupyter-server-proxy, DASHBOARD_LINK_ENV). The preload below keeps
-                # any other scheduler's (a LocalCluster's, a user's dashboard_address) there too.
+                # The preload below moves every dashboard to a Unix socket its owner alone opens
+                # (in a JupyterLab job, through her own server: lab/dashboard_proxy.py).
                 "scheduler-options": {"dashboard_address": DASHBOARD_ADDRESS},
             }
         },
-        # A scheduler started in a JupyterLab job notes its dashboard for JupyterLab's Dask panel,
-        # and any scheduler's dashboard answers on loopback only. (TLS: the job's own credentials,
-        # which job/launcher.py makes and names in the job's environment.)
-        "distributed": {"scheduler": {"preload": ["aifactory_workbench.lab.dashboard"]}},
+        # Every scheduler's and worker's dashboard answers on a Unix socket in a private folder,
+        # never on a TCP port (issue 34); a scheduler started in a JupyterLab job notes its
+        # dashboard for JupyterLab's Dask panel. (TLS: the job's own credentials, which
+        # job/launcher.py makes and names in the job's environment.)
+        "distributed": {
+            "scheduler": {"preload": ["aifactory_workbench.lab.dashboard"]},
+            "worker": {"preload": ["aifactory_workbench.lab.dashboard"]},
+        },
     }
 
 
