@@ -12,7 +12,9 @@ OIDC       := $(NODE_DIR)/oidc-provider.mjs
 AXE        := $(NODE_DIR)/node_modules/axe-core/axe.min.js
 CLUSTER    := cluster/minicluster.sh
 # The demo hub's pid and log: written by root, in folders only root may change (the hub
-# account owns $(STATE): a link it planted there would have root write anywhere).
+# account owns $(STATE): a link it planted there would have root write anywhere). The log
+# (every user's sign-ins, addresses, jobs and errors) is root's and group adm's only: its folder
+# 0750, the log and its rotated copies 0640 (start-hub and `aifactory-site install` see to it).
 HUB_PID    := /run/aifactory-hub/hub.pid
 HUB_LOG    := /var/log/aifactory/hub.log
 # True while $(HUB_PID) names a jupyterhub process of $(HUB_USER), and sets $$pid: a stale
@@ -33,7 +35,7 @@ HUB_USER   := aifactory-hub
 USERS_GROUP := aifactory-users
 # The hub's admins and staff: sudo never lets the hub run anything as them (config/sudoers.in).
 ADMINS_GROUP := aifactory-admins
-SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium
+SYSTEM_PACKAGES := python3 python3-venv python3-dev sudo nodejs curl chromium logrotate
 # The lab extension: TypeScript in $(LABEXT), built by JupyterLab's builder into lab/labextension
 # (ignored by git), which the wheel carries prebuilt, so a site needs no Node. It is built again
 # only when its sources, its settings or its locked packages change.
@@ -47,8 +49,9 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/pac
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
 # sets up, as root, what needs root (root/site_install.py): the hub's account and groups, its
 # sudo rules and password helper, its folders, users' Dask config, login shells' Dask settings,
-# the site kernel's lock, the systemd unit of the hub and its proxy, log rotation. The demo's
-# site file goes where a site's does, /etc/aifactory/site.yaml. It prints what it changed.
+# the site kernel's lock, the systemd unit of the hub and its proxy, log rotation, SLURM's
+# epilog. The demo's site file goes where a site's does, /etc/aifactory/site.yaml. It prints
+# what it changed.
 install: $(VENV)/.deps $(LABEXT_BUILT) $(CHP) $(OIDC) $(AXE)
 	@# setuptools builds from build/: a module removed from the tree must not linger there.
 	@rm -rf build *.egg-info
@@ -60,7 +63,8 @@ install: $(VENV)/.deps $(LABEXT_BUILT) $(CHP) $(OIDC) $(AXE)
 	@$(VENV)/bin/aifactory-site install /etc/aifactory/site.yaml --hub-user $(HUB_USER) --hub-home $(STATE) \
 	  --users-group $(USERS_GROUP) --admins-group $(ADMINS_GROUP) | { grep -v '^as it was' || true; }
 	@# Where systemd is not PID 1, the demo's hub keeps its pid and log in root's folders.
-	@install -d -o root -g root -m 755 $(dir $(HUB_PID)) $(dir $(HUB_LOG))
+	@install -d -o root -g root -m 755 $(dir $(HUB_PID))
+	@install -d -o root -g adm -m 750 $(dir $(HUB_LOG))
 	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
 
 $(PREFIX)/.system:

@@ -18,6 +18,7 @@ import os
 import secrets
 import shlex
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from aifactory_workbench.hub.database import shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.root.dask_config import check_dask_config
-from aifactory_workbench.root.site_install import PROFILE, SUDOERS
+from aifactory_workbench.root.site_install import EPILOG, PROFILE, SUDOERS, venv
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
@@ -146,6 +147,7 @@ class Doctor:
         yield self.internal_certificate()
         yield self.oidc()
         yield self.dask_config()
+        yield self.epilog()
         yield from self.probes()
 
     def slurm_as_hub(self) -> Check:
@@ -278,6 +280,44 @@ class Doctor:
                 "users' Dask config", False, str(e), f"as root: aifactory-site install-dask {self.site.source}"
             )
         return Check("users' Dask config", True, "root's, and what the site file says")
+
+    def epilog(self) -> Check:
+        """A job SLURM kills (SIGKILL once KillWait has passed) runs no trap of its script: its
+        private folder in the node's /tmp, with its TLS key, stays unless the site's Epilog
+        (root's, as the job ends) removes it, or each job has a /tmp of its own. (Each job also
+        sweeps its user's leftovers on its node as it starts: that needs nothing of the site.)"""
+        name = "SLURM's epilog"
+        ours = venv().parent / "libexec" / EPILOG
+        fix = f"in slurm.conf on every node: Epilog={ours}, then scontrol reconfigure"
+        try:
+            shown = self.as_hub.run_blocking(self.as_hub.as_user(self.hub_user, ["scontrol", "show", "config"]))
+        except (SlurmError, SlurmUnavailable) as e:
+            return Check(name, False, f"scontrol show config: {e}", fix)
+        config = {}
+        for line in shown.stdout.splitlines():
+            key, equals, value = line.partition("=")
+            if equals:
+                config[key.strip()] = value.strip()
+        if config.get("JobContainerType", "") == "job_container/tmpfs":
+            return Check(name, True, "each job's /tmp is its own (job_container/tmpfs), gone as the job ends")
+        named = [p.strip() for p in config.get("Epilog", "(null)").split(",") if p.strip() not in ("", "(null)")]
+        lost = "a job SLURM kills leaves its private folder (TLS key) in /tmp on its node until the next job there"
+        if not named:
+            return Check(name, False, f"slurm.conf names no Epilog: {lost}", fix)
+        if str(ours) not in named and not any(self.runs_ours(Path(p)) for p in named):
+            return Check(name, False, f"Epilog={','.join(named)} does not run {ours}: {lost}", fix)
+        problem = root_script_problem(ours)
+        if problem:
+            return Check(name, False, f"{ours} {problem}", f"as root: aifactory-site install {self.site.source}")
+        return Check(name, True, f"Epilog={','.join(named)} removes a job's private folder in /tmp as it ends")
+
+    @staticmethod
+    def runs_ours(script: Path) -> bool:
+        """A site's own epilog (root's) that calls the workbench's."""
+        try:
+            return EPILOG in script.read_text(errors="replace")[:100_000]
+        except OSError:
+            return False
 
     def partitions(self) -> list[str]:
         site = self.site
@@ -469,6 +509,22 @@ class Doctor:
             f"job {job} ended {state} (exit {exit_code}) on {node or 'no node'}",
             "sacct -j JOB and the node's slurmd log say why",
         )
+
+
+def root_script_problem(path: Path) -> str:
+    """What is wrong with a script root runs (slurmd runs the epilog as root): '' when it is
+    root's file, which only root may change."""
+    try:
+        info = path.lstat()
+    except OSError as e:
+        return f"is missing ({e.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a plain file"
+    if info.st_uid != 0 or info.st_mode & 0o022:
+        return f"may be changed by others than root (owner uid {info.st_uid}, mode {oct(info.st_mode & 0o777)})"
+    if not info.st_mode & 0o100:
+        return "is not executable"
+    return ""
 
 
 def table(checks: list[Check]) -> str:

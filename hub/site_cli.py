@@ -3,8 +3,8 @@
 * ``check`` and ``show``: validate the site file, or print it merged with the defaults, before
   the hub reads it;
 * ``install`` (root): set up the hub's machine around the installed package: accounts, sudo
-  rules, folders, Dask config, the systemd unit, log rotation (``root/site_install.py``);
-  ``start-hub`` runs that unit's lines where systemd is not PID 1;
+  rules, folders, Dask config, the systemd unit, log rotation, SLURM's epilog
+  (``root/site_install.py``); ``start-hub`` runs that unit's lines where systemd is not PID 1;
 * ``install-dask`` (root): write what users' Dask reads from the site file's dask section;
 * ``upgrade`` (the hub's account): back up the hub's database, then bring it to this release's
   schema (JupyterHub's ``upgrade-db``); a database that a newer release wrote is left alone;
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         ("install-dask", "(root) write users' jobqueue.yaml from the site file"),
         ("upgrade", "(the hub's account, hub stopped) back up the hub's database, then upgrade its schema"),
         ("doctor", "(root) check what the hub assumes, with a probe job on each partition; exit 1 on a failure"),
-        ("install", "(root) accounts, sudo rules, folders, Dask config, the systemd unit and log rotation"),
+        ("install", "(root) accounts, sudo rules, folders, Dask config, the systemd unit, log rotation, the epilog"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("file", nargs="?", help=site_help)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--probe-user", default="", help="a test user whose probe jobs try each partition")
             command.add_argument("--probe-timeout", type=float, default=120, help="seconds a probe job may take")
     start = commands.add_parser("start-hub", help="(root, no systemd) run the installed unit's lines")
-    start.add_argument("--log", required=True, help="the hub's output, appended (a folder of root's)")
+    start.add_argument("--log", required=True, help="the hub's output, appended (a folder of root's; 0640, group adm)")
     start.add_argument("--pid", required=True, help="where the hub's pid is written (a folder of root's)")
     args = parser.parse_args(argv)
     if args.command == "start-hub":

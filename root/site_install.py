@@ -11,8 +11,11 @@ each upgrade of it. Each step is idempotent and says what it changed:
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
 * the site kernel's package lock, and no stock "Python 3" kernel;
-* the systemd unit of the hub and its proxy (checked with ``systemd-analyze verify``) and log
-  rotation for the audit log.
+* the systemd unit of the hub and its proxy (checked with ``systemd-analyze verify``), the hub's
+  log folder where systemd is not PID 1 (root's, group ``adm``, 0750, its files 0640 at most) and
+  log rotation for the audit log and that log (the rotated copies keep 0640);
+* the SLURM epilog that removes a job's private folder when the job ends, even one SLURM killed
+  (``LIBEXEC/aifactory-epilog``, for the site's slurm.conf: ``Epilog=``).
 
 Its files come from the package's own data (``share/aifactory/site`` in the venv). Root writes
 only into folders that root owns; the hub's folders are made, never followed.
@@ -26,6 +29,7 @@ import pwd
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +48,12 @@ UNIT = Path("/etc/systemd/system/aifactory-hub.service")
 SUDOERS = Path("/etc/sudoers.d/aifactory-hub")
 PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
 LOGROTATE = Path("/etc/logrotate.d/aifactory-workbench")
+#: The hub's log where systemd is not PID 1 (``aifactory-site start-hub --log``); under systemd
+#: the hub's output is the journal's. Root's folder, readable by group ``adm`` only.
+LOG_DIR = Path("/var/log/aifactory")
+LOG_GROUP = "adm"
+#: The SLURM epilog (root's, in LIBEXEC), which the site's slurm.conf names: ``Epilog=``.
+EPILOG = "aifactory-epilog"
 #: The PATH systemd gives a service.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -87,6 +97,8 @@ def values(site: SiteConfig, accounts: Accounts) -> dict[str, str]:
         "VENV": str(venv()),
         "SITE": str(Path(site.source).resolve()),
         "STATE_DIR": site.hub.state_dir,
+        "LOG_DIR": str(LOG_DIR),
+        "LOG_GROUP": LOG_GROUP,
     }
 
 
@@ -144,6 +156,58 @@ def systemd_verify(path: Path) -> str:
         done = run(["systemd-analyze", "verify", str(unit)])
     said = (done.stderr + done.stdout).strip()
     return "" if done.returncode == 0 and not said else said or f"exited {done.returncode}"
+
+
+def shell_syntax(path: Path) -> str:
+    done = run(["bash", "-n", str(path)])
+    return "" if done.returncode == 0 else done.stderr.strip()
+
+
+def log_group() -> int:
+    """The group that may read the hub's log: ``adm`` (Debian's readers of logs), else root's."""
+    try:
+        return grp.getgrnam(LOG_GROUP).gr_gid
+    except KeyError:
+        return 0
+
+
+def private_log(descriptor: int) -> bool:
+    """Make an open log file root's, of the log group, 0640 at most; True when it changed."""
+    info = os.fstat(descriptor)
+    mode = info.st_mode & 0o640
+    if (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, log_group(), mode):
+        return False
+    os.fchown(descriptor, 0, log_group())
+    os.fchmod(descriptor, mode)
+    return True
+
+
+def log_folder(folder: Path) -> bool:
+    """The hub's log folder, root's (group ``adm``, 0750), and every file in it 0640 at most: an
+    older install left a 0644 log in a 0755 folder (every user's sign-ins, addresses, jobs).
+    Only root writes there; still, no link is followed."""
+    changed = not folder.is_dir()
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(descriptor)
+        if (info.st_uid, info.st_gid, info.st_mode & 0o7777) != (0, log_group(), 0o750):
+            os.fchown(descriptor, 0, log_group())
+            os.fchmod(descriptor, 0o750)
+            changed = True
+        for name in os.listdir(descriptor):
+            try:
+                file = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=descriptor)
+            except OSError:
+                continue  # a link or what cannot be opened: root's folder holds none of its own
+            try:
+                if stat.S_ISREG(os.fstat(file).st_mode):
+                    changed = private_log(file) or changed
+            finally:
+                os.close(file)
+    finally:
+        os.close(descriptor)
+    return changed
 
 
 def owned_folder(path: Path, owner: str, mode: int) -> bool:
@@ -205,7 +269,10 @@ class Installer:
             f"systemd unit {UNIT} (systemd-analyze verify)",
             write_root_file(UNIT, self.template("aifactory-hub.service.in"), 0o644, check),
         )
+        yield f"the hub's log folder {LOG_DIR} (root:{LOG_GROUP} 0750, files 0640)", log_folder(LOG_DIR)
         yield f"log rotation {LOGROTATE}", write_root_file(LOGROTATE, self.template("aifactory-workbench.in"), 0o644)
+        epilog = Path(self.values["LIBEXEC"]) / EPILOG
+        yield f"SLURM epilog {epilog} (slurm.conf: Epilog={epilog})", self.epilog(epilog)
 
     def group(self, name: str) -> bool:
         try:
@@ -253,6 +320,10 @@ class Installer:
         text = f"#!{venv() / 'bin' / 'python'} -I\n# {what}\n{call}\n"
         return write_root_file(Path(self.values["LIBEXEC"]) / name, text, 0o755)
 
+    def epilog(self, path: Path) -> bool:
+        """Root's shell script, which slurmd runs as root on each node of a job that ended."""
+        return write_root_file(path, self.template("aifactory-epilog.in"), 0o755, shell_syntax)
+
     def extend_helper(self) -> bool:
         path = Path(self.values["LIBEXEC"]) / EXTEND_HELPER
         return write_root_file(path, extend_helper_text(self.site), 0o755)
@@ -296,15 +367,19 @@ def start_hub_without_systemd(unit: Path, log: Path, pid_file: Path) -> int:
     """What systemd would do with the unit, where it is not PID 1 (the mini cluster): its
     ExecStartPre, then its ExecStart in the background, as its User, in its WorkingDirectory,
     with its Environment; their output appended to ``log`` (in a folder of root's), as the
-    journal would keep it. The hub's pid goes to ``pid_file``; a failed ExecStartPre's exit
-    status is returned, and nothing is started."""
+    journal would keep it, and readable as the journal is: by root and group ``adm`` only. The
+    hub's pid goes to ``pid_file``; a failed ExecStartPre's exit status is returned, and nothing
+    is started."""
     service = unit_service(unit.read_text())
     user = service["User"][0]
     # As systemd gives it: its own PATH and the unit's Environment, nothing of root's.
     environment = {"PATH": SYSTEMD_PATH, **dict(e.partition("=")[::2] for e in service.get("Environment", []))}
     as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
     cwd = service.get("WorkingDirectory", ["/"])[0]
-    with log.open("ab") as out:
+    # The log is no one else's (0640, root's, group adm), an older install's 0644 one included.
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    private_log(descriptor)
+    with os.fdopen(descriptor, "ab") as out:
         for line in service.get("ExecStartPre", []):
             done = subprocess.run([*as_user, *shlex.split(line)], cwd=cwd, env=environment, stdout=out, stderr=out)
             if done.returncode != 0:

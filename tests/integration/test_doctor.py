@@ -2,10 +2,12 @@
 passes in the demo's setup (https front, users' origins, internal TLS) with a probe job on each
 partition, and names each broken assumption with its fix: a missing sudo rule, a database that
 does not answer, a venv the compute nodes do not have, a `hub.connect_ip` they cannot reach,
-and a login shell whose Dask scheduler would advertise an address they may not reach."""
+and a login shell whose Dask scheduler would advertise an address they may not reach; and
+(issue 34, hole 5) a cluster without the epilog that removes a killed job's private folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import VENV, HubProcess
+from tests.harness import HUB_USER, VENV, HubProcess
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +78,7 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
         "the https certificate",
         "the hub's internal certificate",
         "users' Dask config",
+        "SLURM's epilog",
     ):
         assert rows[check][0] == "ok", (check, rows.get(check))
     for partition, nodes in (("gpp", ("mn5-g01", "mn5-g02")), ("acc", ("mn5-a01",))):
@@ -136,3 +139,28 @@ def test_a_login_shell_without_the_sites_dask_address_is_named(demo_module_hub: 
         and "gives Dask's scheduler no address" in said
         and "aifactory-site install" in said
     )
+
+
+def test_a_cluster_whose_jobs_leave_their_keys_is_named(demo_module_hub: HubProcess, monkeypatch: pytest.MonkeyPatch):
+    """Issue 34, hole 5: without SLURM's epilog (or one that runs the workbench's), a job SLURM
+    kills leaves its private folder, with its TLS key, in the node's /tmp. The doctor reads the
+    cluster's own config (scontrol show config, as the hub's account), here with its Epilog line
+    changed as a site's would be."""
+    from aifactory_workbench.hub.doctor import Doctor
+    from aifactory_workbench.hub.site import load_site_config
+    from aifactory_workbench.slurm.client import Slurm
+
+    doctor = Doctor(load_site_config(str(demo_module_hub.site_file)), HUB_USER)
+    assert doctor.epilog().ok is True, doctor.epilog()
+    real = Slurm.run_blocking
+    for epilog, said in (("(null)", "names no Epilog"), ("/etc/slurm/site-epilog.sh", "does not run")):
+
+        def shown(self, argv, stdin=None, cwd=None, epilog=epilog):
+            done = real(self, argv, stdin, cwd)
+            lines = [f"Epilog = {epilog}" if line.startswith("Epilog ") else line for line in done.stdout.splitlines()]
+            return dataclasses.replace(done, stdout="\n".join(lines))
+
+        monkeypatch.setattr(Slurm, "run_blocking", shown)
+        check = doctor.epilog()
+        assert check.ok is False and said in check.detail, check
+        assert "Epilog=/opt/aifactory/libexec/aifactory-epilog" in check.fix

@@ -1,10 +1,13 @@
 """Issue 23, item 3: `aifactory-site install`, which `make install` ran before this suite. Run
 again it changes nothing; the sudo rules pass visudo and the unit passes systemd-analyze; the
 unit's own lines start a hub where systemd is not PID 1 (as `make demo` starts it); and root
-changes no folder that the hub's account swapped for a link."""
+changes no folder that the hub's account swapped for a link. Issue 34, hole 4: the hub's log
+(every user's sign-ins, addresses, jobs and errors) is no ordinary user's to read, nor are its
+rotated copies."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -41,6 +44,11 @@ def test_install_again_changes_nothing_and_what_it_wrote_verifies():
     state_dir = yaml.safe_load(Path(SITE).read_text())["hub"].get("state_dir", "/var/lib/aifactory/hub")
     rotation = Path("/etc/logrotate.d/aifactory-workbench").read_text()
     assert f"{state_dir}/audit.log {{" in rotation and f"su {HUB_USER} {HUB_USER}" in rotation
+    assert "/var/log/aifactory/hub.log {" in rotation
+    # SLURM's epilog (slurm.conf: Epilog=), which slurmd runs as root: root's alone.
+    epilog = VENV.parent / "libexec" / "aifactory-epilog"
+    info = epilog.lstat()
+    assert (info.st_uid, info.st_mode & 0o777) == (0, 0o755) and epilog.read_text().startswith("#!/bin/bash")
 
 
 def test_the_units_own_lines_start_a_hub_without_systemd(tmp_path: Path):
@@ -56,7 +64,12 @@ def test_the_units_own_lines_start_a_hub_without_systemd(tmp_path: Path):
         unit = tmp_path / UNIT.name
         unit.write_text(text.replace("WorkingDirectory=/var/lib/aifactory", f"WorkingDirectory={folder}"))
         log, pid = tmp_path / "hub.log", tmp_path / "hub.pid"
+        # An older install's log, readable by all: the next start makes it no one else's.
+        log.write_text("an older start\n")
+        log.chmod(0o644)
         assert start_hub_without_systemd(unit, log, pid) == 0
+        info = log.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, grp.getgrnam("adm").gr_gid, 0o640)
         hub_pid = int(pid.read_text())
         health = yaml.safe_load(site.read_text())["hub"]["public_url"] + "hub/health"
 
@@ -97,3 +110,53 @@ def test_root_changes_no_folder_the_hub_swapped_for_a_link():
     finally:
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(roots, ignore_errors=True)
+
+
+LOG_FOLDER = Path("/var/log/aifactory")
+LOGROTATE = Path("/etc/logrotate.d/aifactory-workbench")
+
+
+def as_bob(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sudo", "-n", "-u", "bob", "--", *argv], capture_output=True, text=True, timeout=30)
+
+
+def test_bob_cannot_read_the_hubs_log():
+    """Issue 34, hole 4: /var/log/aifactory/hub.log was 0644 in a 0755 folder."""
+    assert (LOG_FOLDER / "hub.log").is_file(), "make demo (hub-start) writes it"
+    read = as_bob("cat", str(LOG_FOLDER / "hub.log"))
+    assert read.returncode != 0 and "Permission denied" in read.stderr, read.stdout[-500:]
+    info = LOG_FOLDER.stat()
+    assert (info.st_uid, info.st_mode & 0o777) == (0, 0o750)
+    for path in LOG_FOLDER.iterdir():
+        assert path.lstat().st_mode & 0o037 == 0, f"{path} is {oct(path.lstat().st_mode)}"
+
+
+def test_a_rotated_copy_of_the_hubs_log_is_no_one_elses(tmp_path: Path):
+    """The installed rotation of the hub's log, forced (logrotate -f) on a copy of its stanza
+    that names a log in a folder of the test's: the rotated copy, the compressed one and the
+    log that goes on are 0640, and bob reads none."""
+    rotation = LOGROTATE.read_text()
+    assert f"{LOG_FOLDER}/hub.log {{" in rotation, rotation
+    stanza = rotation[rotation.index(f"{LOG_FOLDER}/hub.log {{") :]
+    stanza = stanza[: stanza.index("}") + 1]
+    folder = Path(tempfile.mkdtemp(prefix="aifw-logs-", dir="/var/tmp"))
+    try:
+        folder.chmod(0o755)  # bob may enter: only the files' own modes keep him out
+        log = folder / "hub.log"
+        log.write_text("alice signed in from 10.0.0.7\n" * 100)
+        log.chmod(0o640)
+        config = tmp_path / "rotation.conf"
+        config.write_text(stanza.replace(f"{LOG_FOLDER}/", f"{folder}/"))
+        for _ in range(2):  # the second rotation compresses the first copy (delaycompress)
+            done = subprocess.run(
+                ["logrotate", "-f", "-s", str(tmp_path / "state"), str(config)], capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            log.write_text("bob signed in from 10.0.0.8\n" * 100)
+        files = sorted(folder.iterdir())
+        assert len(files) >= 3, files
+        for path in files:
+            assert path.stat().st_mode & 0o777 == 0o640, f"{path.name} is {oct(path.stat().st_mode)}"
+            assert as_bob("cat", str(path)).returncode != 0, f"bob reads {path.name}"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -143,7 +143,7 @@ def test_anything_but_pem_blocks_is_refused_as_a_certificate(bad):
         render(request(), COMMAND, ENV, certs=certs)
 
 
-def run_script(tmp_path, command, certs=None, signal_after=None):
+def run_script(tmp_path, command, certs=None, signal_after=None, path="/usr/bin:/bin"):
     """Run the rendered script in bash as SLURM would (its #SBATCH lines are comments)."""
     import os
     import signal
@@ -152,7 +152,7 @@ def run_script(tmp_path, command, certs=None, signal_after=None):
 
     script = render(request(home=str(tmp_path)), command, ENV, certs=certs)
     env = {
-        "PATH": "/usr/bin:/bin",
+        "PATH": path,
         "HOME": str(tmp_path),
         "USER": "alice",
         "TMPDIR": str(tmp_path / "tmp"),
@@ -190,6 +190,62 @@ def test_a_folder_planted_under_the_old_predictable_name_gets_nothing(tmp_path):
 def test_the_folder_is_removed_when_slurm_ends_the_job(tmp_path):
     assert run_script(tmp_path, ["/bin/sleep", "30"], signal_after=1.0) != 0
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def fake_squeue(tmp_path, answer: str | None) -> str:
+    """A PATH whose squeue lists ``answer`` (its job ids) and notes how it was asked; with None,
+    SLURM does not answer."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    said = f"cat <<'EOF'\n{answer}\nEOF" if answer is not None else "echo 'slurm_load_jobs error' >&2; exit 1"
+    (bin_dir / "squeue").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/asked\n{said}\n')
+    (bin_dir / "squeue").chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def leftovers(tmp_path):
+    """What killed jobs (SIGKILL: no trap ran) left, and what is not theirs to sweep."""
+    import os
+
+    made = {}
+    for name in ("aifw-job-100.AbCdEf1234", "aifw-job-200.AbCdEf1234", "aifw-job-300x.AbCdEf1234"):
+        made[name] = tmp_path / "tmp" / name
+    for name in ("job-100.AbCdEf1234", "job-200.AbCdEf1234"):
+        made[name] = tmp_path / ".aifactory" / "dask-tls" / name
+    for folder in made.values():
+        folder.mkdir(parents=True)
+        (folder / "keyfile.pem").write_text("key")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "kept").write_text("kept")
+    (tmp_path / "tmp" / "aifw-job-101.AbCdEf1234").symlink_to(target)
+    if os.geteuid() == 0:  # another user's folder (root may make one for the test)
+        made["other"] = tmp_path / "tmp" / "aifw-job-102.AbCdEf1234"
+        made["other"].mkdir()
+        os.chown(made["other"], 65534, 65534)
+    return made, target
+
+
+def test_a_new_job_sweeps_what_its_users_killed_jobs_left_and_nothing_else(tmp_path):
+    """Issue 34, hole 5: a job SLURM killed (SIGKILL) kept its private folder, with its TLS key,
+    in /tmp, and its Dask credentials in the home. The user's next job removes her own leftovers
+    of jobs SLURM no longer lists, asking SLURM once; a listed job's folders, another user's
+    folder, a link (and where it leads) and what is not named as a job's stay."""
+    made, target = leftovers(tmp_path)
+    (tmp_path / "tmp").chmod(0o1777)
+    path = fake_squeue(tmp_path, "200\n4242")
+    assert run_script(tmp_path, ["/bin/true"], path=path) == 0
+    gone = {name for name, folder in made.items() if not folder.exists()}
+    assert gone == {"aifw-job-100.AbCdEf1234", "job-100.AbCdEf1234"}, gone
+    assert (tmp_path / "tmp" / "aifw-job-101.AbCdEf1234").is_symlink() and (target / "kept").exists()
+    (asked,) = (tmp_path / "asked").read_text().splitlines()
+    assert asked.split()[:1] == ["-h"] and "-u" in asked.split()
+
+
+def test_nothing_is_swept_when_slurm_does_not_answer(tmp_path):
+    made, _ = leftovers(tmp_path)
+    assert run_script(tmp_path, ["/bin/true"], path=fake_squeue(tmp_path, None)) == 0
+    assert all(folder.exists() for folder in made.values())
 
 
 def test_the_save_signal_and_the_warnings_follow_the_site_and_the_log_moves_to_one_folder():
