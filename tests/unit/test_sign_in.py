@@ -97,7 +97,8 @@ def fake_pamela(monkeypatch):
     monkeypatch.setattr(pamela, "authenticate", authenticate)
     monkeypatch.setattr(pamela, "check_account", lambda name, service: None)
     monkeypatch.setattr(
-        "aifactory_workbench.root.check_password.may_sign_in", lambda name, groups: name == "alice" and "users" in groups
+        "aifactory_workbench.root.check_password.may_sign_in",
+        lambda name, groups: name == "alice" and "users" in groups,
     )
     return asked
 
