@@ -25,8 +25,8 @@ import pytest
 import requests
 import yaml
 
-from aifactory_workbench.root.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.root.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.root.site_install import extend_helper_text, visudo
 
 from .conftest import HUB_USER, TEST_JOB_NAME, VENV, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for

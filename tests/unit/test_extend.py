@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from aifactory_workbench.root import extend_job
 from aifactory_workbench.hub.configure import SERVER_ROLE_SCOPES, spawner_settings, update_server_token
 from aifactory_workbench.hub.extend import HELPER_TIMEOUT, HTTP_STATUS, NOT_INSTALLED, extension_answer, parse_minutes
+from aifactory_workbench.hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.lab import notebook
+from aifactory_workbench.lab.session import extend_request, is_owner
+from aifactory_workbench.root import extend_job
 from aifactory_workbench.root.extend_job import (
     LIMIT,
     NO_SUCH_JOB,
@@ -30,10 +33,7 @@ from aifactory_workbench.root.extend_job import (
     hours_text,
     parse_args,
 )
-from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.root.site_install import extend_helper_text
-from aifactory_workbench.lab import notebook
-from aifactory_workbench.lab.session import extend_request, is_owner
 from aifactory_workbench.slurm.client import CommandResult, Slurm
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
 from aifactory_workbench.slurm.parsers import SlurmError, parse_one_job

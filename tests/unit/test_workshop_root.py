@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
+from aifactory_workbench.hub.workshops import Workshops
 from aifactory_workbench.root.workshop_accounts import Made, make_seats
 from aifactory_workbench.root.workshop_archive import archive_homes
-from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
 from aifactory_workbench.root.workshop_materials import publish_materials
-from aifactory_workbench.hub.workshops import Workshops
 from aifactory_workbench.spawners.seats import Workshop
 
 from .defaults import DEFAULTS
