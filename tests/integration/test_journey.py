@@ -213,12 +213,16 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         page.click(".jp-SideBar [data-id='dask-dashboard-launcher']")
         page.wait_for_function(
             "() => { const i = document.querySelector('.dask-URLInput input');"
-            " return i && i.value.includes('/proxy/'); }",
+            " return i && i.value.includes('/aifactory/dask/'); }",
             timeout=60_000,
         )
         # Its items answer (the dashboard is reached through the server), and "+NEW" is not offered.
         page.wait_for_selector(".dask-DashboardListing-item:not(.dask-DashboardListing-inactive)", timeout=60_000)
         assert page.locator(".dask-DaskClusterManager").count() == 0 or page.is_hidden(".dask-DaskClusterManager")
+        # A live plot draws: its page and its websocket reach the dashboard's socket through her server.
+        page.click(".dask-DashboardListing-item:has-text('Task Stream')")
+        plot = page.frame_locator("iframe[src*='/aifactory/dask/']").first
+        plot.locator("canvas").first.wait_for(timeout=60_000)
         shot(page, "07-dask")
 
         # 7. The home page: the session card says what squeue says.
