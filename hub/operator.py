@@ -2,7 +2,8 @@
 
 * ``GET /hub/api/aifactory/jobs/USER`` (``servers`` on USER): USER's Dask worker jobs, grouped by
   the job that started them (count, cores, core-hours so far), and notebook jobs of the last
-  week (state, and links to the executed notebook and log in the running JupyterLab).
+  week (state, in words, and links to the executed notebook and log in the running JupyterLab,
+  only to those that are there: the running server is asked; without one, what accounting says).
 * ``DELETE /hub/api/aifactory/jobs/USER/workers/JOB``: cancel the Dask workers job JOB started
   (as USER: the hub may cancel exactly those, config/sudoers.in), audited.
 * ``/hub/operator`` (admins): every pending and running workbench job of every user, with its
@@ -12,12 +13,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 from jupyterhub import orm
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
+from jupyterhub.httpclient import fetch
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
@@ -58,16 +63,46 @@ class JobsHandler(APIHandler):
         except SlurmError as e:
             raise scheduler_refusal(e) from e
         lab = f"{user.server_url('')}lab/tree/" if spawner.ready else ""
+        jobs = [job.as_data() for job in notebook_jobs(rows)[:NOTEBOOK_JOBS_SHOWN]]
+        outputs = [in_home(job[key], spawner.req_homedir) for job in jobs for key in ("result", "log")]
+        there = await files_there(spawner, [path for path in outputs if path]) if lab else None
         notebooks = []
-        for job in notebook_jobs(rows)[:NOTEBOOK_JOBS_SHOWN]:
-            data = job.as_data()
+        for data in jobs:
             for key in ("notebook", "result", "log"):
                 relative = in_home(data[key], spawner.req_homedir)
+                if key != "notebook" and relative and there is not None and relative not in there:
+                    data[key] = relative = ""  # the server has no such file: nothing to offer
                 data[f"{key}_url"] = f"{lab}{relative}" if lab and relative else ""
             notebooks.append(data)
         self.finish(
             {"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks, "days": NOTEBOOK_DAYS}
         )
+
+
+async def files_there(spawner: Any, paths: list[str]) -> set[str] | None:
+    """Which of ``paths`` (relative to its root) the user's running server has, asked with the
+    server's own token through JupyterHub's HTTP client (internal_ssl: it carries the hub's
+    certificate); None when the server does not say (the hub cannot look into a home folder)."""
+    base = f"{spawner.server.url.rstrip('/')}/api/contents/"
+
+    async def there(path: str) -> bool:
+        reply = await fetch(
+            f"{base}{quote(path)}?content=0",
+            headers={"Authorization": f"token {spawner.api_token}"},
+            raise_for_status=False,
+            timeout=aiohttp.ClientTimeout(total=10),
+        )
+        reply.close()
+        if reply.status not in (200, 404):
+            raise aiohttp.ClientError(f"the server answered {reply.status}")
+        return reply.status == 200
+
+    unique = list(dict.fromkeys(paths))
+    try:
+        answers = await asyncio.gather(*(there(path) for path in unique))
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    return {path for path, yes in zip(unique, answers, strict=True) if yes}
 
 
 class WorkersHandler(APIHandler):

@@ -21,6 +21,7 @@
 | ``/hub/api/aifactory/jobs/USER/workers/JOB`` | DELETE: cancel the Dask workers job JOB started | ``servers`` on USER |
 | ``/hub/operator`` | every workbench job now; stop one with a reason its owner sees | admins |
 | ``/hub/help`` | the user guide, which empty pages link to (hub/navigation.py) | anyone |
+| ``/hub/spawn[/USER[/SERVER]]`` | the spawn form; sent while the server starts, leads there (spawn_page) | its user |
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from aifactory_workbench.hub.sharing import (
     SharePage,
 )
 from aifactory_workbench.hub.site import SiteConfig
+from aifactory_workbench.hub.spawn_page import SPAWN_PAGE_ROUTES, SpawnPage
 from aifactory_workbench.hub.workshop_pages import (
     WORKSHOP_API_ROUTE,
     WORKSHOP_PAGE_ROUTE,
@@ -106,6 +108,7 @@ def page_routes(
         (GALLERY_PAGE_ROUTE, GalleryPage, {"gallery": gallery, "venv": venv}),
         (HELP_PAGE_ROUTE, HelpPage),
         (OPERATOR_PAGE_ROUTE, OperatorPage, {"audit": audit, "session_job_name": session_job_name}),
+        *((route, SpawnPage) for route in SPAWN_PAGE_ROUTES),
     ]
 
 

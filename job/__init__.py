@@ -29,7 +29,32 @@ WORKER_JOB_PREFIX = "aifw-dask-"
 #: home page and ``aifactory-run-notebook status`` find them by it.
 NOTEBOOK_JOB_PREFIX = "aifw-nb-"
 #: What a notebook job's SLURM state means to its owner; any other state is "failed".
-NOTEBOOK_JOB_STATES = {"PENDING": "queued", "RUNNING": "running", "COMPLETED": "done"}
+NOTEBOOK_JOB_STATES = {"PENDING": "queued", "RUNNING": "running", "COMPLETED": "done", "CANCELLED": "cancelled"}
+#: The words of a notebook job that has not ended: it has no executed notebook to open yet.
+NOTEBOOK_JOB_LIVE = ("queued", "running")
+
+
+def notebook_job_state(sacct_state: str) -> tuple[str, str]:
+    """What became of a notebook job, from SLURM's state ("CANCELLED by 1001" is CANCELLED): its
+    word (queued, running, done, cancelled, failed) and, for a failed one, SLURM's reason
+    (TIMEOUT, OUT_OF_MEMORY, FAILED...; "" otherwise)."""
+    state = sacct_state.split()[0] if sacct_state.strip() else ""
+    word = NOTEBOOK_JOB_STATES.get(state, "failed")
+    return word, state if word == "failed" else ""
+
+
+def notebook_state_text(word: str, detail: str) -> str:
+    """The state as every page shows it: "done", "cancelled", "failed (out of memory)"; the
+    hub's home page and JupyterLab's panel render this text, neither derives its own."""
+    said = detail.lower().replace("_", " ")
+    return f"{word} ({said})" if said and said != word else word
+
+
+def notebook_outputs_to_open(word: str, result_there: bool, log_there: bool) -> tuple[bool, bool]:
+    """Which of a notebook job's outputs a page offers to open: the log once it is there (SLURM
+    writes it from the job's start), the executed notebook once it is there and the job has
+    ended (a job cancelled while queued has neither)."""
+    return result_there and word not in NOTEBOOK_JOB_LIVE, log_there
 
 
 def notebook_job_outputs(notebook: Path, job_id: str) -> tuple[Path, Path]:

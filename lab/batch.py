@@ -26,10 +26,12 @@ from typing import Any
 
 from aifactory_workbench.job import (
     NOTEBOOK_JOB_PREFIX,
-    NOTEBOOK_JOB_STATES,
     WORKER_JOB_PREFIX,
     notebook_job_outputs,
+    notebook_job_state,
     notebook_of_job,
+    notebook_outputs_to_open,
+    notebook_state_text,
 )
 from aifactory_workbench.lab.kernel import kernel_specs
 from aifactory_workbench.slurm.client import Slurm
@@ -157,24 +159,26 @@ def submit(
 
 
 def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
-    """This user's notebook jobs of the last 7 days, newest first, with what became of each."""
+    """This user's notebook jobs of the last 7 days, newest first, with what became of each and
+    the outputs there are to open ("" for one that is not there: a job cancelled while queued
+    has neither an executed notebook nor a log)."""
     rows = []
     for row in reversed(slurm.job_rows_blocking(SACCT_NOTEBOOK_JOBS.names, user=user)):
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
         if notebook is None:
             continue
-        state = row["State"].split()[0]
-        word = NOTEBOOK_JOB_STATES.get(state, "failed")
+        word, detail = notebook_job_state(row["State"])
         executed, log = notebook_job_outputs(notebook, row["JobID"])
-        why = failing_cell(executed) if word == "failed" else ""
+        open_result, open_log = notebook_outputs_to_open(word, executed.is_file(), log.is_file())
         rows.append(
             {
                 "job": row["JobID"],
                 "state": word,
+                "state_text": notebook_state_text(word, detail),
                 "notebook": str(notebook),
-                "result": str(executed),
-                "log": str(log),
-                "why": why or (state.lower() if word == "failed" else ""),
+                "result": str(executed) if open_result else "",
+                "log": str(log) if open_log else "",
+                "why": failing_cell(executed) if word == "failed" else "",
             }
         )
     return rows
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     here = session_resources(os.environ)
     for f in JOB_FIELDS:
         run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
-    commands.add_parser("status", help="this user's notebook jobs: queued, running, done or failed")
+    commands.add_parser("status", help="this user's notebook jobs: queued, running, done, cancelled or failed")
     args = parser.parse_args(argv)
     slurm = Slurm()
     try:
@@ -202,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
         else:
             for row in status(os.environ.get("USER", ""), slurm):
-                print(f"{row['job']:<8} {row['state']:<8} {row['notebook']}")
-                print(f"         result {row['result']}" + (f"\n         why: {row['why']}" if row["why"] else ""))
+                print(f"{row['job']:<8} {row['state_text']:<8} {row['notebook']}")
+                for key in ("result", "why", "log"):
+                    if row[key]:
+                        print(f"         {key}{':' if key == 'why' else ''} {row[key]}")
     except SlurmError as e:
         print(f"aifactory-run-notebook: SLURM refused: {e}", file=sys.stderr)
         return 1

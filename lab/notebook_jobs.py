@@ -2,7 +2,9 @@
 batch jobs from JupyterLab's menus, the same jobs ``aifactory-run-notebook`` submits.
 
 ``GET {base_url}aifactory/notebook-jobs``: the resources a job gets unless told otherwise (this
-session's) and the user's notebook jobs of the last week, paths relative to the server's root.
+session's) and the user's notebook jobs of the last week, paths relative to the server's root,
+each with its state in words (``state_text``) and an output's path only when it is there to open
+(none for a job cancelled while queued): JupyterLab's panel shows what this says.
 ``POST`` the same with ``{"path", "cpus", "memory", "walltime", "partition", "account"}``:
 submit that notebook with its own kernel; a refused value is a 400 that names it, and nothing
 is submitted.
@@ -32,6 +34,9 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def relative(path: str, root: Path) -> str:
+    """``path`` relative to the server's root; "" for none, or one outside it."""
+    if not path:
+        return ""
     try:
         return str(Path(path).relative_to(root))
     except ValueError:

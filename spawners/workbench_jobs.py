@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aifactory_workbench.job import NOTEBOOK_JOB_STATES, WORKER_JOB_PREFIX, notebook_job_outputs, notebook_of_job
+from aifactory_workbench.job import (
+    WORKER_JOB_PREFIX,
+    notebook_job_outputs,
+    notebook_job_state,
+    notebook_of_job,
+    notebook_outputs_to_open,
+    notebook_state_text,
+)
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
 from aifactory_workbench.slurm.parsers import allocation, parse_tres, state_word
 from aifactory_workbench.spawners.estimate import usage_hours
@@ -30,6 +37,11 @@ def state_of(row: dict[str, str]) -> str:
 
 def is_live(row: dict[str, str]) -> bool:
     return state_of(row) in LIVE_STATES
+
+
+def started(row: dict[str, str]) -> bool:
+    """Did the job start? (Accounting's Start is a time; "None" or "Unknown" for one that never ran.)"""
+    return row["Start"][:1].isdigit()
 
 
 def cores_of(row: dict[str, str]) -> int:
@@ -58,11 +70,12 @@ class WorkerGroup:
 class NotebookJob:
     user: str
     job_id: str
-    state: str  # queued, running, done, failed
-    detail: str  # SLURM's state when failed: TIMEOUT, OUT_OF_MEMORY, CANCELLED...
+    state: str  # queued, running, done, cancelled, failed
+    detail: str  # SLURM's state when failed: TIMEOUT, OUT_OF_MEMORY, FAILED...
+    state_text: str  # as the page shows it: "cancelled", "failed (out of memory)"
     notebook: str
-    result: str
-    log: str
+    result: str  # the executed notebook; "" while there can be none (queued, running, never started)
+    log: str  # "" when the job never started (SLURM writes the log from its start)
     start: str
     end: str
     core_hours: float
@@ -105,18 +118,20 @@ def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
         if notebook is None:
             continue
-        state = state_of(row)
-        word = NOTEBOOK_JOB_STATES.get(state, "failed")
+        word, detail = notebook_job_state(row["State"])
         result, log = notebook_job_outputs(notebook, row["JobID"])
+        # The hub cannot look into a home folder: what accounting says is what may be there.
+        open_result, open_log = notebook_outputs_to_open(word, started(row), started(row))
         jobs.append(
             NotebookJob(
                 user=row["User"],
                 job_id=row["JobID"],
                 state=word,
-                detail=state if word == "failed" else "",
+                detail=detail,
+                state_text=notebook_state_text(word, detail),
                 notebook=str(notebook),
-                result=str(result),
-                log=str(log),
+                result=str(result) if open_result else "",
+                log=str(log) if open_log else "",
                 start=row["Start"],
                 end=row["End"],
                 core_hours=usage_hours([row])[0],

@@ -1,5 +1,6 @@
 // The home page's logic without the page (hub/home.html): the usage chart's numbers, the Dask
-// workers' and notebook jobs' texts, and when to look again. home.js wires it to the page.
+// workers' and notebook jobs' texts (a notebook job's state comes worded from the hub), and
+// when to look again. home.js wires it to the page.
 // A classic script whose text the page carries (a Jinja include): one global, aifwHome; under
 // node (the unit tests, labextension/test/), a CommonJS module.
 const aifwHome = (() => {
@@ -39,12 +40,6 @@ const aifwHome = (() => {
     );
   }
 
-  // A notebook job's state, with SLURM's detail when it says more (COMPLETED -> nothing more).
-  function notebookState(n) {
-    const detail = n.detail.toLowerCase().replace(/_/g, ' ');
-    return detail && detail !== n.state ? `${n.state} (${detail})` : n.state;
-  }
-
   // A duration as the session card shows it: "1 h 5 min", "45 min", "under a minute".
   function durationText(seconds) {
     const minutes = Math.max(0, Math.round(seconds / 60));
@@ -77,7 +72,6 @@ const aifwHome = (() => {
     noJobsText,
     notebooksCaption,
     workersText,
-    notebookState,
     serverStopped,
     durationText,
     extendedText

@@ -147,12 +147,13 @@
         row.dataset.job = n.job_id;
         row.insertCell().textContent = n.job_id;
         row.insertCell().append(link(n.notebook, n.notebook_url));
-        row.insertCell().textContent = L.notebookState(n);
-        row.insertCell().append(n.state === 'queued' ? '' : link(n.result, n.result_url));
-        row.insertCell().append(n.state === 'queued' ? '' : link(n.log, n.log_url));
+        // The hub words the state and names only the outputs there are (hub/operator.py).
+        row.insertCell().textContent = n.state_text;
+        row.insertCell().append(n.result ? link(n.result, n.result_url) : '');
+        row.insertCell().append(n.log ? link(n.log, n.log_url) : '');
       }
       jobsBox.append(table);
-      if (!body.notebooks.some(n => n.log_url)) {
+      if (body.notebooks.some(n => n.log && !n.log_url)) {
         jobsBox.append(el('p', 'Start your JupyterLab to open them.', 'small text-body-secondary'));
       }
     }

@@ -3,10 +3,15 @@
  * buttons it has, the dialog's fields and what is submitted (lab/notebook_jobs.py's API).
  */
 
-/** One of the user's notebook jobs, as `GET aifactory/notebook-jobs` lists it. */
+/**
+ * One of the user's notebook jobs, as `GET aifactory/notebook-jobs` lists it. The server says
+ * what the panel shows: the state in words (`state_text`: "done", "cancelled", "failed (out of
+ * memory)"), and an output's path only when there is one to open (lab/batch.py's status).
+ */
 export interface INotebookJob {
   job: string;
   state: string;
+  state_text?: string;
   notebook: string;
   notebook_path?: string;
   why?: string;
@@ -32,20 +37,15 @@ export const NO_JOBS_TEXT =
   'None in the last week. Right-click a notebook, or use Run › Run as Batch Job…, ' +
   'to run it as a SLURM job of its own that outlives this session.';
 
-/** The words after the job's state: " job 42: analysis.ipynb (why) ". */
+/** The words after the job's state: " job 42: analysis.ipynb (its failing cell) ". */
 export function jobDescription(job: INotebookJob): string {
-  const why = job.why && job.why !== job.state ? ` (${job.why})` : '';
+  const why = job.why ? ` (${job.why})` : '';
   return ` job ${job.job}: ${job.notebook_path || job.notebook}${why} `;
 }
 
-/** The executed notebook is there once the job has ended, whether it failed or not. */
-export function resultToOpen(job: INotebookJob): string {
-  return (job.state === 'done' || job.state === 'failed') && job.result_path ? job.result_path : '';
-}
-
-/** The log is written as soon as the job runs. */
-export function logToOpen(job: INotebookJob): string {
-  return job.state !== 'queued' && job.log_path ? job.log_path : '';
+/** The state as the server words it (an older server: its one word). */
+export function stateText(job: INotebookJob): string {
+  return job.state_text || job.state;
 }
 
 /** The dialog's fields, one per job field: the input's name, its label, its help, its first value. */

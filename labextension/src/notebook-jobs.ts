@@ -21,9 +21,8 @@ import {
   IBatchSettings,
   INotebookJob,
   jobDescription,
-  logToOpen,
   NO_JOBS_TEXT,
-  resultToOpen
+  stateText
 } from './notebook-jobs-logic';
 import { PLUGIN_PREFIX } from './tokens';
 
@@ -106,14 +105,14 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
     const jobItem = (job: INotebookJob): HTMLLIElement => {
       const item = element('li');
       item.dataset.job = job.job;
-      item.append(element('span', job.state, 'aifw-job-state'), jobDescription(job));
-      const result = resultToOpen(job);
-      if (result) {
-        item.append(openButton('Open result', 'jp-mod-accept aifw-open-result', result), ' ');
+      item.dataset.state = job.state;
+      item.append(element('span', stateText(job), 'aifw-job-state'), jobDescription(job));
+      // The server offers only the outputs that are there (none for a job cancelled while queued).
+      if (job.result_path) {
+        item.append(openButton('Open result', 'jp-mod-accept aifw-open-result', job.result_path), ' ');
       }
-      const log = logToOpen(job);
-      if (log) {
-        item.append(openButton('Log', 'aifw-open-log', log, 'Editor'));
+      if (job.log_path) {
+        item.append(openButton('Log', 'aifw-open-log', job.log_path, 'Editor'));
       }
       return item;
     };

@@ -50,11 +50,6 @@ describe('Dask workers and notebook jobs', () => {
       'Dask workers of job 42: 2 running, 1 queued, 8 cores; 1.50 core-hours and 2.00 GPU-hours so far.'
     );
   });
-  test("a notebook job's state, with SLURM's detail when it says more", () => {
-    expect(home.notebookState({ state: 'failed', detail: 'OUT_OF_MEMORY' })).toBe('failed (out of memory)');
-    expect(home.notebookState({ state: 'completed', detail: 'COMPLETED' })).toBe('completed');
-    expect(home.notebookState({ state: 'queued', detail: '' })).toBe('queued');
-  });
   test('the card follows what runs or waits, and only that', () => {
     const done = { state: 'completed' };
     expect(home.following({ workers: [], notebooks: [done] })).toBe(false);

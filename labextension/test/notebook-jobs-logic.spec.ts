@@ -1,29 +1,19 @@
-import {
-  batchFields,
-  batchRequest,
-  errorMessage,
-  jobDescription,
-  logToOpen,
-  resultToOpen
-} from '../src/notebook-jobs-logic';
+import { batchFields, batchRequest, errorMessage, jobDescription, stateText } from '../src/notebook-jobs-logic';
 
 const RUNNING = { job: '7', state: 'running', notebook: 'a.ipynb', notebook_path: 'work/a.ipynb', log_path: 'a.log' };
 
 describe('a notebook job in the panel', () => {
-  it('names the notebook, and why when the reason is not just its state', () => {
+  it('names the notebook, and its failing cell when the server names one', () => {
     expect(jobDescription(RUNNING)).toBe(' job 7: work/a.ipynb ');
-    expect(jobDescription({ job: '8', state: 'failed', notebook: 'b.ipynb', why: 'OUT_OF_MEMORY' })).toBe(
-      ' job 8: b.ipynb (OUT_OF_MEMORY) '
-    );
-    expect(jobDescription({ job: '9', state: 'queued', notebook: 'c.ipynb', why: 'queued' })).toBe(' job 9: c.ipynb ');
+    const failed = { job: '8', state: 'failed', notebook: 'b.ipynb', why: "cell 2 ('x'): ValueError: boom" };
+    expect(jobDescription(failed)).toBe(" job 8: b.ipynb (cell 2 ('x'): ValueError: boom) ");
   });
 
-  it('offers the result once the job has ended, the log once it runs', () => {
-    expect(resultToOpen({ ...RUNNING, result_path: 'a-out.ipynb' })).toBe('');
-    expect(resultToOpen({ ...RUNNING, state: 'done', result_path: 'a-out.ipynb' })).toBe('a-out.ipynb');
-    expect(resultToOpen({ ...RUNNING, state: 'failed', result_path: 'a-out.ipynb' })).toBe('a-out.ipynb');
-    expect(logToOpen(RUNNING)).toBe('a.log');
-    expect(logToOpen({ ...RUNNING, state: 'queued' })).toBe('');
+  it("says the state in the server's words, not its own", () => {
+    expect(stateText({ job: '9', state: 'cancelled', state_text: 'cancelled', notebook: 'c.ipynb' })).toBe('cancelled');
+    const oom = { job: '10', state: 'failed', state_text: 'failed (out of memory)', notebook: 'c.ipynb' };
+    expect(stateText(oom)).toBe('failed (out of memory)');
+    expect(stateText(RUNNING)).toBe('running');
   });
 });
 

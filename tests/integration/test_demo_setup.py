@@ -256,3 +256,74 @@ def test_a_notebook_run_as_a_batch_job_from_jupyterlabs_menu_is_followed_to_its_
             assert row.query_selector(f"a[href$='lab/tree/{HOME_JOBS}/menu-job{job_id}.ipynb']") is not None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_start_in_a_stale_form_tab_leads_to_the_starting_server(demo_setup_hub: HubProcess, full_partition: str):
+    """Issue 36, item 9: the form open in two tabs, Start pressed in one (the job queues on a
+    full partition), then in the other: "alice is pending spawn", a 400 error page with its
+    heading twice and no user menu. Now: the server's progress page, as the first tab has."""
+    hub = demo_setup_hub
+    with chromium_page(*hub.chromium_args) as stale:
+        sign_in(stale, hub, "alice")
+        stale.goto(f"{hub.url}/hub/spawn")
+        start = "#spawn_form button[type=submit]"
+        stale.wait_for_selector(f"{start}:enabled", timeout=60_000)
+        fresh = stale.context.new_page()
+        fresh.goto(f"{hub.url}/hub/spawn")
+        fresh.wait_for_selector(f"{start}:enabled", timeout=60_000)
+        fresh.click(start)
+        fresh.wait_for_url("**/hub/spawn-pending/alice**", timeout=60_000)
+        wait_for(lambda: queued_jobs("alice"), 30, "alice's job queued", every=0.25)
+        assert hub.server("alice")["pending"] == "spawn"
+        answers = []
+        stale.on("response", lambda r: answers.append((r.status, r.url)))
+        stale.click(start)
+        stale.wait_for_url("**/hub/spawn-pending/alice**", timeout=30_000)
+        stale.wait_for_selector("#progress-bar", state="attached", timeout=30_000)
+        assert [a for a in answers if a[0] >= 400] == [], answers
+        assert stale.locator("h1").count() == 1, stale.inner_text("body")[:500]
+        assert stale.inner_text("h1") == "Your JupyterLab is on its way"
+        assert stale.locator("#logout").count() == 1, "no user menu"
+        assert len(queued_jobs("alice")) == 1, "the stale tab started a second job"
+        assert serious_violations(stale) == [], "the progress page, from a stale form"
+        shot(stale, "28-stale-form-start")
+
+
+@pytest.mark.slow
+def test_a_notebook_job_cancelled_while_queued_says_cancelled_and_offers_nothing_to_open(
+    demo_setup_hub: HubProcess, full_partition: str
+):
+    """Issue 36, item 10: a notebook job cancelled before it started said "failed (cancelled)"
+    in JupyterLab's panel, with an "Open result" that did nothing, and the home page linked an
+    executed notebook and a log that were never written. Now: "cancelled", and nothing to open."""
+    hub = demo_setup_hub
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    folder = home / HOME_JOBS
+    hub.start_ready("alice", {"partition": "acc"})  # gpp is full: the notebook job waits there
+    try:
+        job_id = notebook_job("alice", folder)
+        assert sh("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "PENDING", "it was to wait for the full gpp"
+        sh("scancel", job_id)
+        wait_for(lambda: sacct_state(job_id).startswith("CANCELLED"), 30, f"job {job_id} cancelled", every=0.5)
+        assert not list(folder.glob(f"*-job{job_id}.*")), "the job wrote something after all"
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            row = page.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{job_id}']", timeout=40_000)
+            said = row.inner_text()
+            assert "cancelled" in said and "failed" not in said, said
+            links = [a.get_attribute("href") for a in row.query_selector_all("a")]
+            assert all(link.endswith(f"lab/tree/{HOME_JOBS}/hello.ipynb") for link in links), links  # the notebook only
+            assert f"job{job_id}" not in said, "it names outputs that were never written"
+            shot(page, "29b-cancelled-notebook-job-home")
+            page.goto(f"{hub.user_url('alice')}lab?reset")
+            page.wait_for_selector(".jp-LabShell", timeout=120_000)
+            page.click(".jp-SideBar .lm-TabBar-tab[title='Notebook jobs']")
+            item = f"#aifw-notebook-jobs li[data-job='{job_id}']"
+            page.wait_for_selector(item, timeout=30_000)
+            assert page.inner_text(f"{item} .aifw-job-state") == "cancelled", page.inner_text(item)
+            assert page.locator(f"{item} .aifw-open-result").count() == 0, "Open result for a job that wrote nothing"
+            assert page.locator(f"{item} .aifw-open-log").count() == 0, "a log that was never written"
+            shot(page, "29-cancelled-notebook-job")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

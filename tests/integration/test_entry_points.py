@@ -78,6 +78,11 @@ PAGES = {
     "/help": "everyone",
     "/workshops": "own",
     "/operator": "admins",
+    # JupyterHub's spawn page (hub/spawn_page.py): the caller's own form; posting it starts the
+    # caller's own server, so it is not posted here. In alice's name it refuses bob.
+    "/spawn": "everyone",
+    "/spawn/([^/]+)": "own",
+    "/spawn/([^/]+)/([^/]+)": "own",
 }
 
 

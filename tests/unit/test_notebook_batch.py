@@ -200,3 +200,46 @@ def test_an_unknown_kernel_is_refused_before_anything_is_submitted(tmp_path, mon
     notebook = notebook_naming(tmp_path / "theirs.ipynb", "bobs-env")
     with pytest.raises(SystemExit, match=r"kernel 'bobs-env' is not installed here \(kernels: .*aifactory.*--kernel"):
         submit(notebook, [], kernel_of(notebook), session_resources({}), NoSbatch(allowed=False))
+
+
+class _Accounting:
+    """sacct's notebook jobs, as the Slurm client gives them (oldest first)."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        self.rows = rows
+
+    def job_rows_blocking(self, fields: list[str], user: str) -> list[dict[str, str]]:
+        return self.rows
+
+
+def test_status_words_a_cancelled_job_and_names_only_the_outputs_that_are_there(tmp_path, capsys, monkeypatch):
+    """Issue 36, item 10: JupyterLab's panel said "failed (cancelled)" for a job cancelled while
+    queued, with an "Open result" that opened nothing: no executed notebook, no log were written."""
+    from aifactory_workbench.lab import batch
+
+    row = {"JobName": "aifw-nb-hello", "WorkDir": str(tmp_path), "Start": "None", "End": "Unknown"}
+    ran, log = notebook_job_outputs(tmp_path / "hello.ipynb", "12")
+    ran.write_text("{}")
+    log.write_text("ran\n")
+    slurm = _Accounting(
+        [
+            {**row, "JobID": "11", "State": "CANCELLED by 1001"},  # cancelled while queued
+            {**row, "JobID": "12", "State": "COMPLETED"},
+            {**row, "JobID": "13", "State": "TIMEOUT"},
+        ]
+    )
+    jobs = {j["job"]: j for j in batch.status("alice", slurm)}
+    assert [j["job"] for j in batch.status("alice", slurm)] == ["13", "12", "11"]
+    assert {k: jobs["11"][k] for k in ("state", "state_text", "result", "log")} == {
+        "state": "cancelled",
+        "state_text": "cancelled",
+        "result": "",
+        "log": "",
+    }
+    assert (jobs["12"]["state_text"], jobs["12"]["result"], jobs["12"]["log"]) == ("done", str(ran), str(log))
+    assert (jobs["13"]["state_text"], jobs["13"]["result"]) == ("failed (timeout)", "")
+    monkeypatch.setattr(batch, "Slurm", lambda: slurm)
+    assert main(["status"]) == 0
+    said = capsys.readouterr().out
+    assert "11       cancelled" in said and "job11" not in said, said
+    assert f"result {ran}" in said and f"log {log}" in said, said

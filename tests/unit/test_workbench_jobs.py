@@ -36,14 +36,35 @@ def test_workers_are_grouped_by_the_job_that_started_them_with_cores_and_cost():
 
 def test_notebook_jobs_newest_first_with_state_and_outputs():
     jobs = notebook_jobs(rows())
-    assert [(j.state, j.detail, Path(j.notebook).name) for j in jobs] == [
-        ("done", "", "a|b.ipynb"),
-        ("failed", "FAILED", "broken.ipynb"),
-        ("done", "", "analysis.ipynb"),
+    assert [(j.state, j.detail, j.state_text, Path(j.notebook).name) for j in jobs] == [
+        ("done", "", "done", "a|b.ipynb"),
+        ("failed", "FAILED", "failed", "broken.ipynb"),
+        ("done", "", "done", "analysis.ipynb"),
     ]
     analysis = jobs[-1]
     assert analysis.result == f"/tmp/analysis-job{analysis.job_id}.ipynb"
     assert analysis.log == f"/tmp/analysis-job{analysis.job_id}.log"
+
+
+def test_a_cancelled_notebook_job_is_cancelled_with_only_the_outputs_it_can_have():
+    """Issue 36, item 10: a job cancelled while queued said "failed (cancelled)", and the home
+    page linked an executed notebook and a log that were never written."""
+    done = next(r for r in rows() if r["JobName"] == "aifw-nb-analysis")
+    while_queued = {**done, "JobID": "901", "State": "CANCELLED by 1001", "Start": "None"}
+    while_running = {**done, "JobID": "902", "State": "CANCELLED by 0"}
+    queued = {**done, "JobID": "903", "State": "PENDING", "Start": "Unknown"}
+    oom = {**done, "JobID": "904", "State": "OUT_OF_MEMORY"}
+    jobs = {j.job_id: j for j in notebook_jobs([while_queued, while_running, queued, oom])}
+    assert (jobs["901"].state, jobs["901"].state_text, jobs["901"].result, jobs["901"].log) == (
+        "cancelled",
+        "cancelled",
+        "",
+        "",
+    )
+    assert jobs["902"].state_text == "cancelled" and jobs["902"].log == "/tmp/analysis-job902.log"
+    assert jobs["902"].result == "/tmp/analysis-job902.ipynb"  # the hub's page asks the server whether it is there
+    assert (jobs["903"].state_text, jobs["903"].result, jobs["903"].log) == ("queued", "", "")
+    assert (jobs["904"].state_text, jobs["904"].detail) == ("failed (out of memory)", "OUT_OF_MEMORY")
 
 
 def test_the_operator_sees_only_live_workbench_jobs_with_time_left():
@@ -87,3 +108,42 @@ def test_each_person_is_shown_the_pages_they_may_use():
         "Help",
     ]
     assert [link.label for link in nav_links(None, registry=None, sharing=True)] == ["Help"]
+
+
+class _Reply:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def close(self) -> None:
+        pass
+
+
+async def test_the_home_page_links_only_the_outputs_the_running_server_has(monkeypatch):
+    """The hub cannot look into a home folder: it asks alice's running server (its contents API,
+    with the server's own token) which outputs are there; a server that does not say is None."""
+    import aiohttp
+
+    from aifactory_workbench.hub import operator
+
+    asked = []
+
+    async def fetch(url, headers, raise_for_status, timeout):
+        asked.append((url, headers["Authorization"]))
+        return _Reply(200 if "a-job1.log" in url else 404)
+
+    monkeypatch.setattr(operator, "fetch", fetch)
+    spawner = SimpleNamespace(server=SimpleNamespace(url="https://alice.hub/user/alice/"), api_token="tok")
+    paths = ["x/a-job1.ipynb", "x/a-job1.log", "x/a-job1.log", "x/b c-job2.log"]
+    assert await operator.files_there(spawner, paths) == {"x/a-job1.log"}
+    assert [u for u, _ in asked] == [
+        "https://alice.hub/user/alice/api/contents/x/a-job1.ipynb?content=0",
+        "https://alice.hub/user/alice/api/contents/x/a-job1.log?content=0",
+        "https://alice.hub/user/alice/api/contents/x/b%20c-job2.log?content=0",
+    ]
+    assert {t for _, t in asked} == {"token tok"}
+
+    async def refused(url, headers, raise_for_status, timeout):
+        raise aiohttp.ClientConnectionError("no route")
+
+    monkeypatch.setattr(operator, "fetch", refused)
+    assert await operator.files_there(spawner, paths) is None
