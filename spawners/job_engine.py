@@ -107,6 +107,9 @@ class JobEngine:
         self._ending: asyncio.Future[int] | None = None  # the one clean-up of a job that has ended
         self._replacing = False  # a queued job's replacement is being submitted (replace_queued)
         self._stopping = False  # stop() has begun: no replacement takes the job's place (until begin())
+        self._abandoned = False  # start() was cancelled: its work ends at its next step (until begin())
+        self.starts = 0  # how many starts began (begin()): a later one makes an earlier one's clean-up moot
+        self._cleanups: set[asyncio.Future[Any]] = set()  # jobs of abandoned sbatch runs, being cancelled
 
     # -- the record ------------------------------------------------------------------
     @property
@@ -162,7 +165,8 @@ class JobEngine:
     def begin(self, *, log_path: str) -> None:
         """A new start: no job, no port, no last end; the last log and the options are kept."""
         self.stop_note = ""
-        self._stopping = False
+        self.starts += 1
+        self._stopping = self._abandoned = False
         self.record = replace(self.record.without_job(), last_end="", log_path=log_path)
 
     async def submit(self, script: str, env: Mapping[str, str], *, token: str, **audit: Any) -> str:
@@ -171,8 +175,15 @@ class JobEngine:
         # A job may start, and report its port, before sbatch has even exited on a busy hub.
         self._waiting_for_port = True
         self.log.info("Submitting JupyterLab for %s to SLURM", self.owner)
+        # sbatch runs on if this start is cancelled (sudo's child is not the hub's to kill, and
+        # the controller may already hold the job): its job is cancelled once its id is known.
+        sbatch = asyncio.ensure_future(self.slurm.submit(script, user=self.owner, env=env))
         try:
-            job_id = await self.slurm.submit(script, user=self.owner, env=env)
+            job_id = await asyncio.shield(sbatch)
+        except asyncio.CancelledError:
+            self._waiting_for_port = False
+            sbatch.add_done_callback(self._cancel_unrecorded)
+            raise
         except SlurmUnavailable as e:
             self._waiting_for_port = False
             raise StartFailed(scheduler_unavailable_text(e), reason="scheduler_unavailable", status_code=503) from e
@@ -185,6 +196,42 @@ class JobEngine:
         self.watcher.watch(job_id, self, closely=True)
         self.log.info("JupyterLab for %s submitted as SLURM job %s", self.owner, job_id)
         return job_id
+
+    async def start(self, script: str, env: Mapping[str, str], *, token: str, **audit: Any) -> JobInfo:
+        """Submit (after :meth:`begin`) and follow the job until JupyterLab answers.
+
+        Its contract with a stop: JupyterHub cancels a pending spawn when a stop interrupts it,
+        gives it one second to end, and then stops the server (or, if it is still pending,
+        answers the stop with 500 and keeps a server that never started).  So a cancellation
+        ends this call at once, at whatever step the start is: the work runs in its own task,
+        which is cancelled and not waited for (a step may hold a cancellation: a subprocess that
+        sudo runs, Python 3.11's ``wait_for`` that loses one), and which gives up at its next
+        step even if its cancellation was lost.  The job stays recorded, so JupyterHub's
+        ``stop()`` (after ``poll()`` says it is in the queue) cancels it; a job whose sbatch was
+        still running is cancelled as soon as sbatch gives its id."""
+        work = asyncio.ensure_future(self._start(script, env, token=token, **audit))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self._abandoned = True
+            work.cancel()
+            work.add_done_callback(_retrieved)
+            self.log.info("The start of %s's server was cancelled (job %s)", self.owner, self.job_id or "not submitted")
+            raise
+
+    async def _start(self, script: str, env: Mapping[str, str], *, token: str, **audit: Any) -> JobInfo:
+        await self.submit(script, env, token=token, **audit)
+        return await self.follow_until_ready()
+
+    def _cancel_unrecorded(self, sbatch: asyncio.Future[str]) -> None:
+        """The start that ran this sbatch was cancelled before it had the job's id: cancel the job."""
+        if sbatch.cancelled() or sbatch.exception() is not None:
+            return
+        job_id = sbatch.result()
+        self.log.warning("Job %s of %s was submitted after its start was cancelled: cancelling it", job_id, self.owner)
+        cleanup = asyncio.ensure_future(self.cancel_forgotten(job_id))
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
 
     async def replace_queued(self, script: str, env: Mapping[str, str], **audit: Any) -> str:
         """While the job waits in the queue, submit ``script`` in its place: the new job is
@@ -245,7 +292,10 @@ class JobEngine:
             info = await self.wait_until_answering()
         finally:
             self.watcher.follow_closely(self.job_id, False)
-        self.update(ip=await self.slurm.node_address(info.node), started=True)
+        ip = await self.slurm.node_address(info.node)
+        if self._abandoned:  # a cancelled start never marks its job started
+            raise asyncio.CancelledError
+        self.update(ip=ip, started=True)
         self.server.save_state()
         self.log.info(
             "JupyterLab of %s answers on %s:%d (job %s)", self.owner, info.node, self.record.port, self.job_id
@@ -260,6 +310,8 @@ class JobEngine:
         try:
             while True:
                 snapshot = await self.watcher.next_snapshot(timeout=2 * self.timing.startup_poll_interval)
+                if self._abandoned:  # start() was cancelled, and this task's cancellation was lost
+                    raise asyncio.CancelledError
                 if snapshot.error:
                     # Says nothing about the job: keep waiting, as the job does.
                     self.progress_message = f"The scheduler is not answering ({snapshot.error}); job kept"
@@ -444,3 +496,9 @@ class JobEngine:
             )
         finally:
             self.watcher.follow_closely(job_id, False)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """An abandoned start's outcome is nobody's: read it, so that asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()

@@ -83,6 +83,13 @@ async def add_route_for(spawner: Any) -> None:
     await running_hub().proxy.add_user(spawner.user, spawner.name)
 
 
+async def stop_through_hub(spawner: Any) -> None:
+    """Stop the spawner's server as JupyterHub's own stop does: its route out of the proxy, then
+    ``User.stop`` (which asks ``poll()``, calls ``stop()`` if needed and forgets the server)."""
+    await running_hub().proxy.delete_user(spawner.user, spawner.name)
+    await spawner.user.stop(spawner.name)
+
+
 def install_handlers(api: list[tuple[Any, ...]], pages: list[tuple[Any, ...]], drop_api: set[str]) -> None:
     """Add ``api`` (under /hub/api) and ``pages`` (under /hub) to JupyterHub's route tables, each
     replacing a route of the same path, and take the ``drop_api`` routes out.  Idempotent; call it

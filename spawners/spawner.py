@@ -46,7 +46,7 @@ from aifactory_workbench.spawners.jobscript import (
     SessionTimes,
     render,
 )
-from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending
+from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending, stop_through_hub
 from aifactory_workbench.spawners.messages import (
     NOT_QUEUED,
     OTHER_NOTEBOOK,
@@ -93,6 +93,10 @@ REFUSED_SETTINGS = {
     "mem_guarantee": "memory is a SLURM request: use req_memory (site file: slurm.memory)",
     "cpu_guarantee": "cores are a SLURM request: use req_nprocs (site file: slurm.cpus)",
 }
+
+#: Seconds after a start was cancelled (and its spawn ended) for JupyterHub's own stop to clear
+#: the server, before :meth:`WorkbenchSpawner.settle_cancelled_start` does (JupyterHub waits 1 s).
+CANCELLED_START_GRACE = 3.0
 
 #: Set in the environment of hub-spawned servers only (elsewhere the variable is missing):
 #: the Dask dashboard opens through the hub, at the user's own URL (lab/dashboard_proxy.py; a
@@ -254,6 +258,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
 
     def __init__(self, **kwargs: Any) -> None:
         self._engine: JobEngine | None = None
+        self._settling: asyncio.Future[None] | None = None  # settle_cancelled_start, while it runs
         super().__init__(**kwargs)
         self.request: JobRequest | None = None  # set from user_options once they passed every check
         self.cert_pems: dict[str, str] = {}  # internal_ssl: PEM text for the job script
@@ -463,10 +468,12 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         script = self.batch_script_for(request, env)
         self.progress_message = f"Submitting JupyterLab to partition {request.settings.partition}"
         try:
-            await self.engine.submit(script, env, token=self.api_token or "", **self.audit_fields(request))
-            info = await self.engine.follow_until_ready()
+            info = await self.engine.start(script, env, token=self.api_token or "", **self.audit_fields(request))
         except StartFailed as e:
             raise spawn_exception(e.message, reason=e.reason, status_code=e.status_code) from e
+        except asyncio.CancelledError:  # a stop interrupted the start (JupyterHub cancels its spawn)
+            self._settling = asyncio.ensure_future(self.settle_cancelled_start(self.engine.starts))
+            raise
         self.progress_message = f"JupyterLab (job {self.job_id}) is starting on {info.node}"
         return self.ip, self.port
 
@@ -528,6 +535,33 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
                 asyncio.ensure_future(self.route_when_checked())
             return ended
         return await self.engine.poll()
+
+    async def settle_cancelled_start(self, start: int) -> None:
+        """After a cancelled start: the hub never keeps a server that did not start.
+
+        JupyterHub's stop during a pending spawn cancels the spawn, waits one second, then stops
+        the server; if the spawn is still pending by then (a hub busy with a burst of starts),
+        it answers 500 and stops nothing, and once the spawn ends the server it had begun is
+        left "ready" at the hub's own name and a port no job reported: the proxy's route check
+        routes it, and no later stop or poll clears it.  So, once the spawn has ended and
+        JupyterHub's own stop has had its time, a server still held by this spawner (which
+        JupyterHub's stop would have cleared: every start builds a new one) is stopped here
+        through the hub: route removed, job cancelled (``poll()`` sees it queued), state cleared.
+        ``start``: the engine's count of starts when it was cancelled (a later start is not settled)."""
+        deadline = time.monotonic() + CANCELLED_START_GRACE
+        while self.pending or time.monotonic() < deadline:
+            if time.monotonic() > deadline + CANCELLED_START_GRACE * 30:
+                return  # something else holds the server (a stop that hangs): not ours to settle
+            await asyncio.sleep(0.25)
+        if self.server is None or self.engine.starts != start:
+            return  # JupyterHub's stop cleared it, or a new start holds it
+        self.log.warning(
+            "The start of %s was cancelled but the hub still holds its server: stopping it", self.user.name
+        )
+        try:
+            await stop_through_hub(self)
+        except Exception:
+            self.log.exception("Could not stop the server of %s whose start was cancelled", self.user.name)
 
     async def stop(self, now: bool = False) -> None:
         self.end_shares()

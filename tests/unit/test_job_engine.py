@@ -510,3 +510,94 @@ def test_a_port_reported_during_the_replacements_sbatch_keeps_the_started_job_an
     assert (record.job_id, record.port, record.started) == (old, PORT, True)  # never the port on the new job
     assert refused.status_code == 409 and f"job {new} was cancelled" in refused.message
     assert not [e for e in server.events if e["event"] == "replace"]
+
+
+# -- a stop during a pending start: JupyterHub cancels start(), waits 1 s, then stops -----------
+class SlowSbatch(FakeSlurm):
+    """sbatch answers only once ``release`` is set (a controller busy with a burst of starts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def run(self, argv, *, user=None, stdin=None, **kwargs):
+        if argv[0] == "sbatch":
+            await self.release.wait()
+        return await super().run(argv, user=user, stdin=stdin, **kwargs)
+
+
+def engine_start(engine: JobEngine) -> asyncio.Task:
+    engine.begin(log_path="/home/alice/.aifactory/logs/jupyterlab-%j.log")
+    return asyncio.ensure_future(engine.start(SCRIPT, {"PATH": "/usr/bin"}, token="t" * 32, partition="gpp"))
+
+
+async def cancelled_within_one_step(task: asyncio.Task) -> None:
+    """JupyterHub's DELETE gives the cancelled spawn 1 s; the start must end in one loop step."""
+    task.cancel()
+    await asyncio.sleep(0)
+    assert task.cancelled(), "start() still runs after its cancellation"
+
+
+def test_a_start_cancelled_while_queued_ends_at_once_and_the_stop_that_follows_cancels_its_job():
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        starting = engine_start(engine)
+        await until(lambda: engine.queue_status.get("state") == "PENDING")
+        job_id = engine.job_id
+        await cancelled_within_one_step(starting)
+        polled = await engine.poll()  # JupyterHub's user.stop: poll() first, stop() if still queued
+        await engine.stop(by="alice")
+        return slurm, engine, job_id, polled
+
+    slurm, engine, job_id, polled = asyncio.run(scenario())
+    assert polled is None, "the cancelled start's job must still be recorded for the stop"
+    assert ("alice", ["scancel", job_id]) in slurm.asked and not slurm.jobs_of("alice")
+    assert not engine.record.started
+
+
+def test_a_start_cancelled_during_sbatch_ends_at_once_and_the_job_sbatch_then_submits_is_cancelled():
+    async def scenario():
+        slurm = SlowSbatch()
+        engine, _ = engine_on(slurm)
+        starting = engine_start(engine)
+        await asyncio.sleep(0.02)  # sbatch runs, and waits for the controller
+        await cancelled_within_one_step(starting)
+        assert await engine.poll() == 0  # no job recorded: JupyterHub's stop has nothing to cancel
+        slurm.release.set()  # sbatch returns: the controller had taken the job
+        await until(lambda: any(argv[0] == "scancel" for _, argv in slurm.asked))
+        return slurm, engine
+
+    slurm, engine = asyncio.run(scenario())
+    (job_id,) = slurm.scripts
+    assert ("alice", ["scancel", job_id]) in slurm.asked and not slurm.jobs_of("alice")
+    assert not engine.job_id, "a cancelled start recorded its job after the stop"
+
+
+def test_a_start_whose_cancellation_is_lost_gives_up_at_its_next_step_and_never_marks_its_job_started():
+    """Python 3.11's wait_for loses a cancellation that arrives as what it waits for completes."""
+
+    async def scenario():
+        slurm = FakeSlurm()
+        engine, server = engine_on(slurm)
+        asked = asyncio.Event()
+
+        async def swallows_cancellation(node: str, host: str, port: int) -> bool:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                asked.set()
+            return False
+
+        server.answers = swallows_cancellation
+        starting = engine_start(engine)
+        job_id = await scheduler_runs_it(slurm, engine, server)
+        await asyncio.sleep(0.02)
+        work = [t for t in asyncio.all_tasks() if "JobEngine._start" in repr(t.get_coro())]
+        await cancelled_within_one_step(starting)
+        await asyncio.wait_for(asyncio.gather(*work, return_exceptions=True), 2)
+        return engine, job_id, asked.is_set()
+
+    engine, job_id, swallowed = asyncio.run(scenario())
+    assert swallowed, "the test's step did not swallow the cancellation"
+    assert engine.job_id == job_id and not engine.record.started

@@ -273,3 +273,32 @@ def test_with_internal_ssl_only_a_server_with_the_users_own_certificate_counts_a
     (event,) = audit.tail(10)
     assert (event["event"], event["user"], event["certificate"]) == ("impostor", "alice", "user-bob")
     assert asyncio.run(answers_with("user-alice"))
+
+
+@pytest.mark.parametrize("after", ["nothing", "jupyterhub_stopped_it", "a_new_start"])
+def test_a_server_whose_start_was_cancelled_is_never_left_held_by_the_hub(monkeypatch, after):
+    """JupyterHub's stop during a pending spawn answers 500 and stops nothing when the spawn is
+    still pending a second after its cancellation; the server it had begun would stay "ready" at
+    the hub's own name. The spawner stops it through the hub once the spawn has ended."""
+    from aifactory_workbench.spawners import spawner as module
+
+    stopped = []
+
+    async def stop_through_hub(s):
+        stopped.append(s)
+
+    monkeypatch.setattr(module, "stop_through_hub", stop_through_hub)
+    monkeypatch.setattr(module, "CANCELLED_START_GRACE", 0.1)
+    s = new_spawner()
+    s.server = object()  # what JupyterHub's spawn built before start() (its default address)
+
+    async def scenario():
+        settling = asyncio.ensure_future(s.settle_cancelled_start(s.engine.starts))
+        if after == "jupyterhub_stopped_it":
+            s.server = None
+        elif after == "a_new_start":
+            s.engine.begin(log_path="x-%j.log")
+        await settling
+
+    asyncio.run(scenario())
+    assert stopped == ([s] if after == "nothing" else [])
