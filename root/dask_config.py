@@ -9,6 +9,11 @@ site's partition and QoS, with the kernel's Python, and serves its dashboard on 
 In a JupyterLab job it speaks TLS with credentials made for that job (job/launcher.py), and the
 job script names the workers after the server's own job (DASK_JOBQUEUE__SLURM__NAME), which
 is how the spawner finds and cancels them when that server ends.
+
+Besides it, root writes ``aifactory-dask-env.pth`` into the venv's site-packages: every Python of
+the venv then drops, on a host other than the login node, the login shell's scheduler address
+that ``sbatch`` carried into a batch job (job/dask_env.py; issue 35, item 8). A YAML file of
+Dask's cannot depend on the host it is read on.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import yaml
 
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.job import WORKER_JOB_PREFIX
+from aifactory_workbench.job.dask_env import PTH_LINE, PTH_NAME
 
 #: Where schedulers started by users first open their dashboards: the lab/dashboard.py preload
 #: then moves them to private Unix sockets (a port of loopback, any free one, until it does).
@@ -79,6 +85,28 @@ def dask_config_dir(site: SiteConfig) -> Path:
     return Path(site.singleuser.venv) / "etc" / "dask"
 
 
+def site_packages(site: SiteConfig) -> list[Path]:
+    """The users' venv's site-packages (none in a venv not made yet)."""
+    return sorted(Path(site.singleuser.venv).glob("lib/python3*/site-packages"))
+
+
+def write_login_env_pth(site: SiteConfig) -> bool:
+    """As root at install: the .pth that leaves a login shell's Dask settings on the login node;
+    whether one changed."""
+    changed = False
+    for folder in site_packages(site):
+        path = folder / PTH_NAME
+        if path.is_file() and path.read_text() == PTH_LINE:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".aifactory-dask-env-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(PTH_LINE)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        changed = True
+    return changed
+
+
 def write_dask_config(site: SiteConfig, directory: Path | None = None) -> Path:
     """Write jobqueue.yaml (as root at install: the folder is then root's, mode 755)."""
     directory = directory or dask_config_dir(site)
@@ -102,7 +130,8 @@ def install_dask_config(site: SiteConfig) -> tuple[Path, bool]:
     path = write_dask_config(site, directory)
     os.chown(directory, 0, 0)
     os.chmod(directory, 0o755)
-    return path, path.read_text() != before
+    pth_changed = write_login_env_pth(site)
+    return path, path.read_text() != before or pth_changed
 
 
 def check_dask_config(site: SiteConfig) -> None:
@@ -117,3 +146,10 @@ def check_dask_config(site: SiteConfig) -> None:
             f"section 'dask': {path} does not say what the site file says; as root, run "
             f"aifactory-site install-dask {site.source} (users' Dask reads that folder, so only root writes it)"
         )
+    for folder in site_packages(site):
+        pth = folder / PTH_NAME
+        if not pth.is_file() or pth.read_text() != PTH_LINE:
+            raise SiteConfigError(
+                f"section 'dask': {pth} is missing or outdated (a batch job submitted from a login shell would "
+                f"take the login node's Dask address); as root, run aifactory-site install-dask {site.source}"
+            )

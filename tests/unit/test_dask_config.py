@@ -78,3 +78,75 @@ def test_a_worker_job_spills_into_a_fresh_folder_of_its_own_and_removes_it(tmp_p
     used = run.stdout.split("--local-directory ")[1].split()[0]
     assert used.startswith(str(tmp_path / "scratch" / "aifw-dask-77.")), used
     assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["dask-scratch-space"]  # removed again
+
+
+def _login_shell_env(host: str) -> dict[str, str]:
+    """What /etc/profile.d/aifactory-dask.sh exports on login node ``host`` (and sbatch carries)."""
+    return {
+        "DASK_JOBQUEUE__SLURM__SCHEDULER_OPTIONS__HOST": "10.77.0.1",
+        "AIFACTORY_LOGIN_DASK_HOST": host,
+        "AIFACTORY_LOGIN_DASK_VARS": "DASK_JOBQUEUE__SLURM__SCHEDULER_OPTIONS__HOST PATH",
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": "/home/alice/.aifactory/dask-tls/login/dask-cert.pem",
+        "DASK_TEMPORARY_DIRECTORY": "/home/alice/.aifactory/dask-scratch",
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+def test_a_login_shells_scheduler_address_stays_on_its_login_node():
+    """Issue 35, item 8: sbatch exports the login shell's environment into the job, where
+    SLURMCluster() tried to bind the login node's address (Errno 99)."""
+    from aifactory_workbench.job.dask_env import leave_login_settings
+
+    on_login = _login_shell_env("login1")
+    assert leave_login_settings(on_login, host="login1") == [] and on_login == _login_shell_env("login1")
+    in_job = _login_shell_env("login1")
+    assert leave_login_settings(in_job, host="mn5-g01") == ["DASK_JOBQUEUE__SLURM__SCHEDULER_OPTIONS__HOST"]
+    # The address and the record go; the TLS credentials and scratch (shared home) stay, and
+    # only Dask's settings are ever dropped, whatever the list names.
+    assert sorted(in_job) == ["DASK_DISTRIBUTED__COMM__TLS__CA_FILE", "DASK_TEMPORARY_DIRECTORY", "PATH"]
+    untouched = {"DASK_JOBQUEUE__SLURM__SCHEDULER_OPTIONS__HOST": "10.0.0.5"}  # a user's own, no record
+    assert leave_login_settings(untouched, host="mn5-g01") == [] and len(untouched) == 1
+
+
+def test_the_venvs_pth_drops_them_before_dask_reads_its_config(tmp_path):
+    """The .pth line as Python's site runs it, in a fresh interpreter, then Dask's config."""
+    import os
+    import site
+    import subprocess
+    import sys
+
+    from aifactory_workbench.job.dask_env import PTH_LINE, PTH_NAME
+
+    (tmp_path / PTH_NAME).write_text(PTH_LINE)
+    # (-S: no .pth of the venv's own runs; its packages are importable, and then this folder's .pth runs.)
+    probe = (
+        f"import site, sys; sys.path += {site.getsitepackages()!r}; site.addsitedir({str(tmp_path)!r}); "
+        "import dask.config; print(dask.config.get('jobqueue.slurm.scheduler-options.host', 'none'))"
+    )
+
+    def host_seen(login_host: str) -> str:
+        env = {**os.environ, **_login_shell_env(login_host)}
+        run = subprocess.run([sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and not run.stderr, run.stderr
+        return run.stdout.strip()
+
+    assert host_seen(os.uname().nodename) == "10.77.0.1"  # on the login node: its own address
+    assert host_seen("another-login-node") == "none"  # in a job elsewhere: Dask's own choice
+
+
+def test_install_writes_the_pth_and_the_hub_checks_it(tmp_path):
+    import pytest
+
+    from aifactory_workbench.hub.site import SiteConfigError
+    from aifactory_workbench.job.dask_env import PTH_LINE, PTH_NAME
+    from aifactory_workbench.root.dask_config import check_dask_config, write_login_env_pth
+
+    packages = tmp_path / "lib" / "python3.11" / "site-packages"
+    packages.mkdir(parents=True)
+    site = load_site_config(site_file_with(tmp_path, f"singleuser:\n  venv: {tmp_path}\n"))
+    write_dask_config(site)
+    with pytest.raises(SiteConfigError, match=f"{PTH_NAME} is missing or outdated"):
+        check_dask_config(site)
+    assert write_login_env_pth(site) is True and (packages / PTH_NAME).read_text() == PTH_LINE
+    assert write_login_env_pth(site) is False  # already there
+    check_dask_config(site)
