@@ -166,7 +166,12 @@ start_network() {
   local name addr
   while read -r name addr; do
     [ -e "/run/netns/$name" ] || ip netns add "$name"
-    ip link show "v-$name" >/dev/null 2>&1 || ip link add "v-$name" type veth peer name eth0 netns "$name"
+    # A veth whose other end went with an earlier namespace of this name (one a process still held
+    # when the cluster stopped) is made again: the new namespace has no eth0 of its own yet.
+    if ! ip -n "$name" link show eth0 >/dev/null 2>&1; then
+      ip link del "v-$name" 2>/dev/null || true
+      ip link add "v-$name" type veth peer name eth0 netns "$name"
+    fi
     ip link set "v-$name" master "$BRIDGE" up
     ip -n "$name" link set lo up
     ip -n "$name" addr replace "$addr/24" dev eth0

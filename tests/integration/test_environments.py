@@ -86,7 +86,9 @@ def test_alices_environment_is_followed_by_her_kernel_her_dask_workers_and_her_n
     print(f"FIGURE build of the test environment, in a job (srun included): {built:.1f} s")
     python = HOME / ".aifactory" / "envs" / ENV / "bin" / "python"
     spec = json.loads((HOME / ".local/share/jupyter/kernels" / ENV / "kernel.json").read_text())
-    assert spec["argv"][0] == str(python)
+    # Her environment's Python, after the launcher that checks the environment is hers alone.
+    assert spec["argv"][spec["argv"].index("-m") - 1] == str(python)
+    assert spec["argv"][1:6] == ["launch", "--env", str(python.parents[1]), "--owner", USER]
     lock = (python.parents[1] / "share" / "aifactory" / "kernel.lock").read_text()
     assert f"{PROBE.replace('_', '-')}=={PROBE_VERSION}" in lock.splitlines()
 
