@@ -13,25 +13,30 @@ What the doctor does in a user's home it does as that user: root follows no link
 
 from __future__ import annotations
 
+import errno
+import grp
 import json
 import os
+import pwd
 import secrets
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aifactory_workbench.hub.database import shown_url
+from aifactory_workbench.hub.database import is_postgresql, shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.root.dask_config import check_dask_config
-from aifactory_workbench.root.site_install import EPILOG, PROFILE, SUDOERS, venv
+from aifactory_workbench.root.site_install import EPILOG, PROFILE, SUDOERS, SYSTEMD_PATH, UNIT, venv
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.job_fields import JOB_FIELDS, USER_OPTIONS, JobSettings, sbatch_options
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
 
@@ -42,6 +47,10 @@ CLOCK_SKEW_LIMIT = 2.0
 PROBE_JOB_NAME = "aifw-doctor-probe"
 #: The probe's exit codes, read when it could not report (its report goes through the home).
 PROBE_NO_HOME = 3
+#: What a probe job asks for besides the site's partition, account, QoS, reservation and features.
+PROBE_RESOURCES = {"cpus": 1, "memory": "512M", "gpus": 0, "walltime": "00:05:00"}
+#: The most users whose homes the doctor looks at (members of hub.allowed_groups, by name).
+HOMES_SAMPLE = 200
 
 
 @dataclass
@@ -104,6 +113,27 @@ while time.monotonic() < deadline:
 """.replace("NO_HOME", str(PROBE_NO_HOME))
 
 
+# What the hub's account runs first: the venv's Python, which imports JupyterHub and the workbench.
+_ASK_VENV = "import jupyterhub, aifactory_workbench.hub.database\nprint('ok')"
+
+# Whether the hub's account may listen where the hub and its proxy do: errno for each HOST PORT
+# (0: it may; EADDRINUSE: it may, but something, the running hub perhaps, listens there now).
+_ASK_BIND = (
+    "import socket, sys\n"
+    "for host, port in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    try:\n"
+    "        family, kind, _, _, address = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM,"
+    " flags=socket.AI_PASSIVE)[0]\n"
+    "        with socket.socket(family, kind) as s:\n"
+    "            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "            s.bind(address)\n"
+    "        print(0)\n"
+    "    except socket.gaierror:\n"
+    "        print(-1)\n"
+    "    except OSError as e:\n"
+    "        print(e.errno)\n"
+)
+
 # What the hub's account answers about its database: "ok", or "down"/"schema" and why.
 _ASK_DATABASE = (
     "import sys\n"
@@ -126,6 +156,10 @@ class Doctor:
         self.as_hub = Slurm(sudo=("runuser", "-u"))
         self.login_dask = ""
         self.login_listener: socket.socket | None = None
+        #: The Python the hub's unit runs (this venv's), and the PATH it runs with.
+        self.hub_python = sys.executable
+        self.unit_path = SYSTEMD_PATH
+        self.venv_runs = False
 
     def run_as(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
         """One command as ``user``, through the one place that runs SLURM's commands, from /
@@ -139,16 +173,47 @@ class Doctor:
 
     def checks(self) -> Iterator[Check]:
         yield Check("site file", True, f"{self.site.source} is valid")
+        yield self.hub_venv()
         yield self.slurm_as_hub()
         yield self.munge()
         yield self.sudo_rules()
+        yield self.site_qos()
         yield self.database()
+        yield self.pg_dump()
+        yield self.proxy()
+        yield self.ports()
         yield self.front_certificate()
         yield self.internal_certificate()
         yield self.oidc()
         yield self.dask_config()
+        yield self.homes()
         yield self.epilog()
         yield from self.probes()
+
+    def hub_venv(self) -> Check:
+        """First: every check that asks as the hub's account runs this Python."""
+        name = "the hub's venv"
+        python = self.hub_python
+        asked = self.run_as(self.hub_user, [python, "-I", "-c", _ASK_VENV])
+        self.venv_runs = asked.returncode == 0 and asked.stdout.strip() == "ok"
+        if self.venv_runs:
+            return Check(name, True, f"{self.hub_user} runs {python} and imports JupyterHub and the workbench")
+        said = (asked.stderr.strip().splitlines() or [f"exit {asked.returncode}"])[-1]
+        root = Path(python).parent.parent
+        blocked = blocked_folders(Path(python), self.hub_user)
+        if blocked:
+            fix = f"let {self.hub_user} pass the folders above it: chmod o+x {' '.join(blocked)}"
+        elif "ModuleNotFoundError" in said:
+            fix = f"install the workbench into {root} again (make install, as root)"
+        else:
+            fix = f"let {self.hub_user} read and run the venv: chmod -R o+rX {root}"
+        return Check(name, False, f"{self.hub_user} cannot run {python}: {said}", fix)
+
+    def not_asked(self, name: str) -> Check | None:
+        """A check that runs the venv's Python as the hub's account is not asked when it does not run."""
+        if self.venv_runs:
+            return None
+        return Check(name, None, f"not asked: {self.hub_user} cannot run the hub's venv (see its check above)")
 
     def slurm_as_hub(self) -> Check:
         name = "SLURM answers the hub account"
@@ -188,13 +253,7 @@ class Doctor:
             return Check(name, False, f"{self.hub_user} may not list users' environments (form, home page)", fix)
         unknown = sorted(groups - set(self.site.hub.allowed_groups))
         if unknown:
-            return Check(
-                name,
-                False,
-                f"{self.hub_user} submits as members of {', '.join(unknown)}, which "
-                "hub.allowed_groups does not let sign in",
-                fix,
-            )
+            return self.groups_mismatch(name, sorted(groups), unknown)
         who = f"{self.hub_user} submits as members of {', '.join(sorted(groups))}"
         if not self.probe_user:
             return Check(name, True, f"{who} (name a test user, --probe-user, to try it)")
@@ -209,10 +268,59 @@ class Doctor:
             )
         return Check(name, True, f"{who} ({self.probe_user} tried)")
 
+    def groups_mismatch(self, name: str, groups: list[str], unknown: list[str]) -> Check:
+        """The sudo rules name a group (install's --users-group) that hub.allowed_groups does not:
+        either is what to change, and installing again as before changes neither."""
+        allowed = self.site.hub.allowed_groups
+        source = self.site.source
+        detail = (
+            f"the sudo rules let {self.hub_user} submit as members of {', '.join(groups)} "
+            f"(aifactory-site install --users-group {groups[0]}), but hub.allowed_groups in {source} lets "
+            f"{', '.join(allowed) or 'no group'} sign in: {', '.join(unknown)} may not"
+        )
+        fix = f"to serve {unknown[0]}: add it to hub.allowed_groups in {source}, then restart the hub"
+        if allowed:
+            fix += (
+                f"; to serve {allowed[0]} instead: as root, aifactory-site install {source} --users-group {allowed[0]}"
+            )
+        return Check(name, False, detail, fix)
+
+    def site_qos(self) -> Check:
+        """Each QoS the site file names is one SLURM knows (sbatch refuses a job that names another)."""
+        name = "the site's QoS"
+        named = self.qos_keys()
+        asked = self.run_as(self.hub_user, ["sacctmgr", "-n", "-P", "show", "qos", "format=Name"])
+        if asked.returncode != 0:
+            said = (asked.stderr or asked.stdout).strip()
+            return Check(name, False, f"sacctmgr show qos: {said}", "slurmdbd must answer the hub's machine")
+        out = asked.stdout
+        known = sorted(set(out.split()))
+        missing = [f"{key}: {qos}" for key, qos in named if qos not in known]
+        if missing:
+            return Check(
+                name,
+                False,
+                f"{'; '.join(missing)}: no such QoS in SLURM (sacctmgr show qos: {', '.join(known) or 'none'})",
+                f"in {self.site.source}, name one of {', '.join(known) or 'the QoS SLURM has'}; or, as SLURM's "
+                "administrator, add that QoS (sacctmgr add qos NAME) and give it to the projects' associations",
+            )
+        shown = ", ".join(f"{key}: {qos}" for key, qos in named)
+        return Check(name, True, f"{shown or 'none named'} (SLURM knows each)")
+
+    def qos_keys(self) -> list[tuple[str, str]]:
+        """(site key, QoS) for each QoS the site file names."""
+        site = self.site
+        named = [("slurm.qos", site.slurm.qos), ("dask.qos", site.dask.qos)]
+        named += [(f"form.presets[{p.get('name')}].qos", p["qos"]) for p in site.form.presets if "qos" in p]
+        return [(key, qos) for key, qos in named if qos]
+
     def database(self) -> Check:
         """Asked as the hub's account: PostgreSQL may know the hub by its Unix name alone."""
+        skipped = self.not_asked("the hub's database")
+        if skipped:
+            return skipped
         url = self.site.hub.database_url
-        asked = self.run_as(self.hub_user, [sys.executable, "-c", _ASK_DATABASE, url])
+        asked = self.run_as(self.hub_user, [self.hub_python, "-c", _ASK_DATABASE, url])
         kind, _, problem = asked.stdout.strip().partition(" ")
         if asked.returncode != 0 or kind not in ("down", "schema", "ok"):
             problem, kind = (asked.stderr.strip().splitlines() or ["no answer"])[-1], "down"
@@ -224,6 +332,130 @@ class Doctor:
             else "with the hub stopped, as the hub's account: aifactory-site upgrade"
         )
         return Check("the hub's database", False, problem, fix)
+
+    def pg_dump(self) -> Check:
+        """The backup before a schema change: ``aifactory-site upgrade``, which the hub's unit runs
+        before every start, calls pg_dump (hub/database.py) from the unit's PATH."""
+        name = "pg_dump for the database's backup"
+        if not is_postgresql(self.site.hub.database_url):
+            return Check(name, None, "the database is SQLite: its backup needs no other program")
+        fix = "as root: apt install postgresql-client (of the database server's release or newer)"
+        found = shutil.which("pg_dump", path=self.unit_path)
+        if not found:
+            return Check(
+                name,
+                False,
+                f"no pg_dump on the hub unit's PATH ({self.unit_path}): the upgrade that every start of the hub "
+                "runs backs the database up with it before a new release changes the schema",
+                fix,
+            )
+        said = self.run_as(self.hub_user, [found, "--version"])
+        if said.returncode != 0:
+            blocked = blocked_folders(Path(found), self.hub_user)
+            problem = (said.stderr.strip().splitlines() or [f"exit {said.returncode}"])[-1]
+            if blocked:
+                fix = f"let {self.hub_user} pass the folders above it: chmod o+x {' '.join(blocked)}"
+            return Check(name, False, f"{self.hub_user} cannot run {found}: {problem}", fix)
+        return Check(name, True, f"{found}: {said.stdout.strip()}")
+
+    def proxy(self) -> Check:
+        """JupyterHub starts configurable-http-proxy (hub.proxy_command) as the hub's account."""
+        name = "the proxy"
+        command = Path(self.site.hub.proxy_command)
+        where = f"hub.proxy_command in {self.site.source}"
+        if not command.exists():
+            return Check(
+                name,
+                False,
+                f"{command} is not there",
+                f"install it (make install: npm install --prefix /opt/aifactory/node configurable-http-proxy@5), "
+                f"or set {where} to where it is",
+            )
+        blocked = blocked_folders(command, self.hub_user)
+        if blocked:
+            return Check(
+                name,
+                False,
+                f"{self.hub_user} cannot reach {command}: it may not pass {', '.join(blocked)}",
+                f"as root: chmod o+x {' '.join(blocked)}",
+            )
+        said = self.run_as(self.hub_user, ["env", f"PATH={self.unit_path}", str(command), "--version"])
+        if said.returncode == 0:
+            return Check(name, True, f"{command} {said.stdout.strip()} runs as {self.hub_user}")
+        problem = (said.stderr.strip().splitlines() or [f"exit {said.returncode}"])[-1]
+        if said.returncode == 126:
+            fix = f"as root: chmod o+rx {command.resolve()}"
+        elif "node" in problem:
+            fix = f"install Node.js where the hub unit's PATH ({self.unit_path}) finds node"
+        else:
+            fix = f"install configurable-http-proxy again, or set {where} to one that runs"
+        return Check(name, False, f"{self.hub_user} cannot run {command}: {problem}", fix)
+
+    def ports(self) -> Check:
+        """The hub's account may listen where the proxy and the hub do: a port below 1024 needs
+        CAP_NET_BIND_SERVICE, which the hub's unit does not give unless the site adds it."""
+        name = "the hub's ports"
+        skipped = self.not_asked(name)
+        if skipped:
+            return skipped
+        hub = self.site.hub
+        wanted = [("hub.port", hub.ip, hub.port), ("hub.hub_port", hub.hub_ip, hub.hub_port)]
+        wanted.append(("hub.proxy_api_port", "127.0.0.1", hub.proxy_api_port))
+        argv = [self.hub_python, "-I", "-c", _ASK_BIND, *(str(v) for _, host, port in wanted for v in (host, port))]
+        answers = self.run_as(self.hub_user, argv).stdout.split()
+        if len(answers) != len(wanted):
+            return Check(name, False, f"{self.hub_user} could not try its ports", "see the hub's venv check above")
+        problems, busy = [], []
+        for (key, host, port), answer in zip(wanted, answers, strict=True):
+            code = int(answer)
+            if code == errno.EACCES and unit_grants("CAP_NET_BIND_SERVICE"):
+                code = 0
+            if code == errno.EADDRINUSE:
+                busy.append(str(port))
+            elif code:
+                problems.append((key, host, port, code))
+        if problems:
+            key, host, port, code = problems[0]
+            return Check(name, False, *self.port_problem(key, host, port, code))
+        shown = ", ".join(f"{port} ({key})" for key, _, port in wanted)
+        note = f"; in use now: {', '.join(busy)} (the running hub's?)" if busy else ""
+        return Check(name, True, f"{self.hub_user} may listen on {shown}{note}")
+
+    def port_problem(self, key: str, host: str, port: int, code: int) -> tuple[str, str]:
+        """What is wrong with one port the hub's account cannot listen on, and the fix."""
+        if code == errno.EACCES:
+            public = self.site.hub.public_url or "the public URL"
+            return (
+                f"{key} {port} is below 1024 and {self.hub_user} may not listen there (no CAP_NET_BIND_SERVICE)",
+                f"set {key} to 1024 or above in {self.site.source} and let a front server or a port redirect "
+                f"serve {public}; or give the unit the right: systemctl edit {UNIT.name}, "
+                "[Service] AmbientCapabilities=CAP_NET_BIND_SERVICE",
+            )
+        if code in (-1, errno.EADDRNOTAVAIL):
+            return (
+                f"{key}'s address {host or '(all)'} is not one of this machine's",
+                f"set the address for {key} in {self.site.source} to one of this machine's",
+            )
+        return (f"{key} {port} on {host or '(all)'}: {os.strerror(code)}", f"choose another {key}")
+
+    def homes(self) -> Check:
+        """Users' notebooks, keys and tokens live in their homes: no other user may read them."""
+        name = "users' homes"
+        groups = self.site.hub.allowed_groups
+        names = sorted({member for group in groups for member in group_members(group)})[:HOMES_SAMPLE]
+        entries = [entry for entry in (user_entry(n) for n in names) if entry is not None]
+        if not entries:
+            return Check(name, None, f"{', '.join(groups) or 'hub.allowed_groups'} has no members to look at")
+        found = open_homes(entries)
+        if found:
+            return Check(
+                name,
+                False,
+                f"others may read these homes: {'; '.join(found)}",
+                "as root: chmod 700 each of them; new homes: HOME_MODE 0700 in /etc/login.defs "
+                "(and DIR_MODE=0700 in /etc/adduser.conf)",
+            )
+        return Check(name, True, f"the homes of {len(entries)} members of {', '.join(groups)} are their users' alone")
 
     def front_certificate(self) -> Check:
         hub = self.site.hub
@@ -319,10 +551,29 @@ class Doctor:
         except OSError:
             return False
 
-    def partitions(self) -> list[str]:
+    def offers(self) -> dict[str, tuple[str, dict]]:
+        """Each partition the site offers, with the first offer of it (the JupyterLab default,
+        Dask's workers, a preset: its site key) and the job settings a spawn of it sends: the site's
+        slurm.* keys with that offer's (slurm/job_fields.py; sbatch_options writes them)."""
         site = self.site
-        offered = [site.slurm.partition, site.dask.partition, *(p.get("partition", "") for p in site.form.presets)]
-        return sorted({p for p in offered if p})
+        base = {f.name: getattr(site.slurm, f.name) for f in JOB_FIELDS}
+        # Dask's workers ask for their partition and QoS only (root/dask_config.py), in the user's default account.
+        dask = {**base, "partition": site.dask.partition, "qos": site.dask.qos, "account": "", "reservation": ""}
+        offered = [("slurm", base), ("dask", {**dask, "constraint": ""})]
+        for preset in site.form.presets:
+            chosen = {k: v for k, v in preset.items() if k in USER_OPTIONS}
+            offered.append((f"form.presets[{preset.get('name')}]", {**base, **chosen}))
+        first: dict[str, tuple[str, dict]] = {}
+        for key, settings in offered:
+            if settings["partition"]:
+                first.setdefault(settings["partition"], (key, settings))
+        return dict(sorted(first.items()))
+
+    def default_account(self) -> str:
+        """The test user's default SLURM account (what a spawn with slurm.account "" is charged to)."""
+        argv = ["sacctmgr", "-n", "-P", "show", "user", self.probe_user, "format=DefaultAccount"]
+        asked = self.run_as(self.hub_user, argv)
+        return asked.stdout.strip() if asked.returncode == 0 else ""
 
     def probes(self) -> Iterator[Check]:
         if not self.probe_user:
@@ -337,9 +588,20 @@ class Doctor:
         if problem:
             fix = f"as root: aifactory-site install {self.site.source} (its {PROFILE} chooses the address)"
             yield Check("Dask from a login shell", False, problem, fix)
+        account = self.default_account()
         try:
-            for partition in self.partitions():
-                yield from self.probe(partition)
+            for partition, (key, settings) in self.offers().items():
+                if not (settings["account"] or account):
+                    yield Check(
+                        f"probe on {partition}",
+                        False,
+                        f"{self.probe_user} has no default SLURM account (sacctmgr show user {self.probe_user})",
+                        f"name a test user of a project, or give {self.probe_user} one: "
+                        f"sacctmgr add user {self.probe_user} account=PROJECT",
+                    )
+                    continue
+                job = JobSettings(**{**settings, "account": settings["account"] or account, **PROBE_RESOURCES})
+                yield from self.probe(partition, key, job)
         finally:
             if self.login_listener:
                 self.login_listener.close()
@@ -360,7 +622,7 @@ class Doctor:
             return f"a login shell gives Dask's scheduler {self.login_dask}, not this machine's: {e}"
         return ""
 
-    def probe(self, partition: str) -> Iterator[Check]:
+    def probe(self, partition: str, key: str, job: JobSettings) -> Iterator[Check]:
         name = f"probe on {partition}"
         made = self.run_as(
             self.probe_user,
@@ -378,18 +640,21 @@ class Doctor:
         nonce = secrets.token_hex(16)
         try:
             self.run_as(self.probe_user, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", f"{folder}/nonce"], nonce)
-            yield from self._probe(name, partition, folder, nonce)
+            yield from self._probe(name, key, job, folder, nonce)
         finally:
             self.run_as(self.probe_user, ["rm", "-rf", "--", folder])
 
-    def _probe(self, name: str, partition: str, folder: str, nonce: str) -> Iterator[Check]:
+    def _probe(self, name: str, key: str, settings: JobSettings, folder: str, nonce: str) -> Iterator[Check]:
+        """The probe job, with the options a spawn of ``key`` sends (its partition, account, QoS,
+        reservation, features), on the least resources."""
         site = self.site
         python = str(Path(site.singleuser.venv) / "bin" / "python")
         port = self.login_listener.getsockname()[1] if self.login_listener else 0
+        options = [f"--job-name={PROBE_JOB_NAME}", *sbatch_options(settings), "--output=/dev/null"]
         script = (
-            f"#!/bin/bash\n#SBATCH --job-name={PROBE_JOB_NAME}\n#SBATCH --partition={partition}\n"
-            "#SBATCH --time=00:05:00\n#SBATCH --cpus-per-task=1\n#SBATCH --mem=512M\n#SBATCH --output=/dev/null\n"
-            f"exec {shlex.quote(python)} -I -c {shlex.quote(PROBE)} {shlex.quote(folder)} "
+            "#!/bin/bash\n"
+            + "".join(f"#SBATCH {option}\n" for option in options)
+            + f"exec {shlex.quote(python)} -I -c {shlex.quote(PROBE)} {shlex.quote(folder)} "
             f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port}\n"
         )
         submitted = self.run_as(
@@ -397,19 +662,38 @@ class Doctor:
         )
         job = submitted.stdout.strip().split(";")[0]
         if submitted.returncode != 0 or not job.isdigit():
+            said = (submitted.stderr or submitted.stdout).strip()
+            asked = " ".join(o for o in options if o.startswith(("--partition", "--account", "--qos", "--res")))
             yield Check(
-                name,
-                False,
-                f"sbatch as {self.probe_user}: {(submitted.stderr or submitted.stdout).strip()}",
-                "see the sudo rules' check above, and the partition's limits",
+                name, False, f"sbatch as {self.probe_user} ({asked}): {said}", self.refusal_fix(key, settings, said)
             )
             return
+        ran = f"account {settings.account}, QoS {settings.qos or 'the default'}"
         try:
-            yield from self._follow(name, job, folder, nonce, python)
+            yield from self._follow(name, job, folder, nonce, python, ran)
         finally:
             self.run_as(self.probe_user, ["scancel", job])
 
-    def _follow(self, name: str, job: str, folder: str, nonce: str, python: str) -> Iterator[Check]:
+    def refusal_fix(self, key: str, settings: JobSettings, said: str) -> str:
+        """What to change when sbatch refuses a probe as it would refuse that offer's spawns."""
+        user, source = self.probe_user, self.site.source
+        listed = f"sacctmgr show assoc user={user} format=Account,Partition,QOS"
+        refused = said.lower()
+        if "invalid qos" in refused or ("qos" in refused and "not permitted" in refused):
+            named = f"{key}.qos" if f"{key}.qos" in dict(self.qos_keys()) else "slurm.qos"
+            may = f"a QoS that account {settings.account} may use on {settings.partition}"
+            return f"in {source}, {named}: {may} ({listed})"
+        if "invalid account" in refused:
+            return (
+                f'in {source}, slurm.account: an account of the users ("" for each one\'s default), or give '
+                f"{user} the account {settings.account} ({listed})"
+            )
+        return (
+            "see the sudo rules' check above, the partition's limits (scontrol show partition) and the QoS's "
+            f"(sacctmgr show qos {settings.qos or 'normal'})"
+        )
+
+    def _follow(self, name: str, job: str, folder: str, nonce: str, python: str, ran: str) -> Iterator[Check]:
         deadline = time.monotonic() + self.probe_timeout
         report: dict = {}
         while time.monotonic() < deadline:
@@ -431,7 +715,11 @@ class Doctor:
             )
             return
         node = report["node"]
-        yield Check(f"{name}: job {job} on {node}", True, "ran as the test user; the home is the same folder there")
+        yield Check(
+            f"{name}: job {job} on {node}",
+            True,
+            f"ran as the test user ({ran}); the home is the same folder there",
+        )
         venv = report["venv"]
         yield Check(
             f"{name}: the venv on {node}",
@@ -525,6 +813,87 @@ def root_script_problem(path: Path) -> str:
     if not info.st_mode & 0o100:
         return "is not executable"
     return ""
+
+
+def blocked_folders(path: Path, user: str) -> list[str]:
+    """The folders above ``path`` that ``user`` may not pass (no x for them), from / down."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    groups = set(os.getgrouplist(user, entry.pw_gid))
+    blocked = []
+    for folder in reversed(path.parents):
+        try:
+            info = folder.stat()
+        except OSError:
+            continue
+        bit = 0o100 if info.st_uid == entry.pw_uid else 0o010 if info.st_gid in groups else 0o001
+        if not info.st_mode & bit:
+            blocked.append(str(folder))
+    return blocked
+
+
+def unit_grants(capability: str) -> bool:
+    """Whether the hub's systemd unit, or a drop-in of the site's, gives it ``capability``."""
+    for path in [UNIT, *sorted(Path(f"{UNIT}.d").glob("*.conf"))]:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if any(line.startswith("AmbientCapabilities=") and capability in line for line in lines):
+            return True
+    return False
+
+
+def group_members(group: str) -> list[str]:
+    try:
+        return list(grp.getgrnam(group).gr_mem)
+    except KeyError:
+        return []
+
+
+def user_entry(name: str) -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def open_homes(entries: Iterable[pwd.struct_passwd]) -> list[str]:
+    """'NAME (HOME MODE: who)' for each home that others than its user may read or enter: any
+    other user (o+r, o+x), or a group that is not the user's own (g+r, g+x)."""
+    found = []
+    for entry in entries:
+        try:
+            info = os.stat(entry.pw_dir)
+        except OSError:
+            continue
+        mode = info.st_mode & 0o777
+        who = []
+        if mode & 0o050 and shared_group(info.st_gid, entry.pw_name):
+            who.append(f"group {group_name(info.st_gid)}")
+        if mode & 0o005:
+            who.append("every user")
+        if who:
+            found.append(f"{entry.pw_name} ({entry.pw_dir} {mode:o}: {' and '.join(who)})")
+    return found
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def shared_group(gid: int, user: str) -> bool:
+    """Whether group ``gid`` is more than ``user``'s own (a private group of that name, no other member)."""
+    try:
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return True
+    return group.gr_name != user or bool(set(group.gr_mem) - {user})
 
 
 def table(checks: list[Check]) -> str:

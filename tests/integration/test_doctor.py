@@ -3,7 +3,12 @@ passes in the demo's setup (https front, users' origins, internal TLS) with a pr
 partition, and names each broken assumption with its fix: a missing sudo rule, a database that
 does not answer, a venv the compute nodes do not have, a `hub.connect_ip` they cannot reach,
 and a login shell whose Dask scheduler would advertise an address they may not reach; and
-(issue 34, hole 5) a cluster without the epilog that removes a killed job's private folder."""
+(issue 34, hole 5) a cluster without the epilog that removes a killed job's private folder.
+Issue 35, item 6: a QoS SLURM does not have (the probes ask for the site's QoS and an account of
+the test user, as a spawn does), a venv the hub's account cannot run (named before the
+database is blamed), a users' group that hub.allowed_groups does not name, a proxy that is not
+there or the hub's account cannot reach, pg_dump missing for a PostgreSQL database and a port
+below 1024; each names the fix that works."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aifactory_workbench.hub.doctor import Check, Doctor
+from aifactory_workbench.hub.site import load_site_config
 from tests.harness import HUB_USER, VENV, HubProcess
 
 pytestmark = pytest.mark.integration
@@ -71,10 +78,15 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
     failed = {name: row for name, row in rows.items() if row[0] == "FAILED"}
     assert code == 0 and not failed, failed
     for check in (
+        "the hub's venv",
         "SLURM answers the hub account",
         "munge",
         "the hub's sudo rules",
+        "the site's QoS",
         "the hub's database",
+        "the proxy",
+        "the hub's ports",
+        "users' homes",
         "the https certificate",
         "the hub's internal certificate",
         "users' Dask config",
@@ -93,6 +105,8 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
         ):
             assert rows[f"probe on {partition}: {what}"][0] == "ok", (what, rows)
     assert "alice tried" in rows["the hub's sudo rules"][1]
+    ran = [row[1] for name, row in rows.items() if name.startswith("probe on gpp: job ")]
+    assert ran and "account ehpc01, QoS interactive" in ran[0], rows
 
 
 def test_a_missing_sudo_rule_is_named_with_its_fix(demo_module_hub: HubProcess, tmp_path: Path):
@@ -146,8 +160,6 @@ def test_a_cluster_whose_jobs_leave_their_keys_is_named(demo_module_hub: HubProc
     kills leaves its private folder, with its TLS key, in the node's /tmp. The doctor reads the
     cluster's own config (scontrol show config, as the hub's account), here with its Epilog line
     changed as a site's would be."""
-    from aifactory_workbench.hub.doctor import Doctor
-    from aifactory_workbench.hub.site import load_site_config
     from aifactory_workbench.slurm.client import Slurm
 
     doctor = Doctor(load_site_config(str(demo_module_hub.site_file)), HUB_USER)
@@ -164,3 +176,87 @@ def test_a_cluster_whose_jobs_leave_their_keys_is_named(demo_module_hub: HubProc
         check = doctor.epilog()
         assert check.ok is False and said in check.detail, check
         assert "Epilog=/opt/aifactory/libexec/aifactory-epilog" in check.fix
+
+
+def checks_of(site_file: Path, **settings) -> dict[str, Check]:
+    """The doctor's checks (no probe jobs), as the Python API runs them, with ``settings`` of
+    its own changed (the hub's Python, the unit's PATH)."""
+    made = Doctor(load_site_config(str(site_file)), HUB_USER)
+    for key, value in settings.items():
+        setattr(made, key, value)
+    return {check.name: check for check in made.checks()}
+
+
+def test_a_qos_slurm_does_not_have_is_named_and_the_probes_ask_for_it(demo_module_hub: HubProcess, tmp_path: Path):
+    """Issue 35, item 6: the probes sent neither QoS nor account, so slurm.qos: no-such-qos
+    passed every check while every spawn would be refused."""
+    code, rows = doctor(variant(demo_module_hub, tmp_path, "slurm", qos="no-such-qos"))
+    result, said = rows["the site's QoS"]
+    assert code == 1 and result == "FAILED" and "slurm.qos: no-such-qos" in said and "interactive" in said, rows
+    result, said = rows["probe on gpp"]
+    assert result == "FAILED" and "--qos=no-such-qos" in said and "--account=ehpc01" in said, rows
+    assert "slurm.qos" in said and "sacctmgr show assoc user=alice" in said
+
+
+def test_a_venv_the_hub_account_cannot_run_is_named_before_the_database(demo_module_hub: HubProcess, tmp_path: Path):
+    """The venv's Python behind a folder of root's alone: that is what is named, not the
+    database (which the hub's account asks through that Python)."""
+    hidden = tmp_path / "hidden"
+    (hidden / "bin").mkdir(parents=True)
+    (hidden / "bin" / "python").symlink_to(VENV / "bin" / "python")
+    hidden.chmod(0o700)
+    checks = checks_of(demo_module_hub.site_file, hub_python=str(hidden / "bin" / "python"))
+    venv = checks["the hub's venv"]
+    assert venv.ok is False and "Permission denied" in venv.detail, venv
+    assert venv.fix.startswith(f"let {HUB_USER} pass the folders above it: chmod o+x") and str(hidden) in venv.fix
+    assert checks["the hub's database"].ok is None and checks["the hub's ports"].ok is None, checks
+
+
+def test_a_users_group_that_hub_allowed_groups_does_not_name_says_which_to_change(
+    demo_module_hub: HubProcess, tmp_path: Path
+):
+    """The sudo rules that `aifactory-site install --users-group aifactory-users` wrote, with a
+    site file whose hub.allowed_groups names another group: installing again as before loops."""
+    site = variant(demo_module_hub, tmp_path, allowed_groups=["aifactory-researchers"])
+    check = Doctor(load_site_config(str(site)), HUB_USER).sudo_rules()
+    assert check.ok is False and "aifactory-users" in check.detail and "aifactory-researchers" in check.detail, check
+    assert "add it to hub.allowed_groups" in check.fix and "--users-group aifactory-researchers" in check.fix
+
+
+def test_a_proxy_the_hub_account_cannot_run_is_named(demo_module_hub: HubProcess, tmp_path: Path):
+    def proxy_check(command: Path):
+        site = load_site_config(str(variant(demo_module_hub, tmp_path, proxy_command=str(command))))
+        return Doctor(site, HUB_USER).proxy()
+
+    missing = tmp_path / "no-such-proxy"
+    check = proxy_check(missing)
+    assert check.ok is False and f"{missing} is not there" in check.detail and "hub.proxy_command" in check.fix, check
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    hidden = private / "configurable-http-proxy"
+    hidden.write_text("#!/bin/sh\necho 5.0.0\n")
+    hidden.chmod(0o755)
+    check = proxy_check(hidden)
+    assert check.ok is False and f"{HUB_USER} cannot reach {hidden}" in check.detail, check
+    assert check.fix.startswith("as root: chmod o+x ") and check.fix.endswith(str(private)), check
+
+
+def test_pg_dump_missing_for_a_postgresql_database_is_named(demo_module_hub: HubProcess, tmp_path: Path):
+    """With PostgreSQL, the upgrade every start runs backs the database up with pg_dump, found
+    on the unit's PATH (here one without it)."""
+    site = variant(
+        demo_module_hub, tmp_path, db_url="postgresql://aifactory-hub@/jupyterhub?host=/run/aifactory-postgres"
+    )
+    made = Doctor(load_site_config(str(site)), HUB_USER)
+    assert made.pg_dump().ok is True, made.pg_dump()
+    made.unit_path = str(tmp_path)
+    found = made.pg_dump()
+    assert found.ok is False and "no pg_dump on the hub unit's PATH" in found.detail, found
+    assert "apt install postgresql-client" in found.fix
+
+
+def test_a_port_below_1024_the_hub_account_may_not_bind_is_named(demo_module_hub: HubProcess, tmp_path: Path):
+    checks = checks_of(variant(demo_module_hub, tmp_path, port=443))
+    ports = checks["the hub's ports"]
+    assert ports.ok is False and "hub.port 443 is below 1024" in ports.detail, ports
+    assert "1024 or above" in ports.fix and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in ports.fix

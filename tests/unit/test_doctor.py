@@ -1,0 +1,138 @@
+"""Issue 35, item 6: the doctor's checks without SLURM or the hub's account: each answer a
+command would give is played, and the check must name what is wrong and the fix that works
+(tests/integration/test_doctor.py plays the same on the mini cluster)."""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from aifactory_workbench.hub import doctor as doctors
+from aifactory_workbench.hub.doctor import Doctor
+from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.slurm.client import CommandResult
+from tests.unit.defaults import site_file
+
+
+class Commands:
+    """Stands in for Doctor.run_as: the first answer whose key is in the command line, else
+    success with no output; every call is kept."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, list[str], str | None]] = []
+
+    def __call__(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
+        self.calls.append((user, list(argv), stdin))
+        line = " ".join(argv)
+        for key, (code, out, err) in self.answers.items():
+            if key in line:
+                return CommandResult(list(argv), code, out, err)
+        return CommandResult(list(argv), 0, "", "")
+
+
+def doctor(tmp_path: Path, text: str = "{}", probe_user: str = "", **answers: tuple[int, str, str]) -> Doctor:
+    made = Doctor(load_site_config(str(site_file(tmp_path, text))), "aifactory-hub", probe_user)
+    made.run_as = Commands(answers)
+    return made
+
+
+def test_a_qos_slurm_does_not_have_is_named_with_its_site_key(tmp_path: Path):
+    made = doctor(tmp_path, "slurm: {qos: no-such-qos}", **{"show qos": (0, "normal\ninteractive\nurgent\n", "")})
+    check = made.site_qos()
+    assert check.ok is False and "slurm.qos: no-such-qos" in check.detail, check
+    assert "interactive" in check.fix and str(made.site.source) in check.fix
+    assert doctor(tmp_path, **{"show qos": (0, "normal\ninteractive\n", "")}).site_qos().ok is True
+
+
+def test_the_probe_jobs_ask_for_the_sites_qos_and_an_account_of_the_test_user(tmp_path: Path):
+    """A real spawn sends slurm.qos and the account: so does the probe, and sbatch's refusal is
+    named with the key to change."""
+    made = doctor(
+        tmp_path,
+        "slurm: {qos: no-such-qos}\nform: {presets: []}\ndask: {partition: gpp}",
+        "alice",
+        DefaultAccount=(0, "ehpc01\n", ""),
+        mktemp=(0, "/home/alice/.aifactory-doctor-x\n", ""),
+        sbatch=(1, "", "sbatch: error: Batch job submission failed: Invalid qos specification"),
+    )
+    checks = list(made.probes())
+    scripts = [stdin for _, argv, stdin in made.run_as.calls if "sbatch" in argv]
+    assert scripts and "#SBATCH --qos=no-such-qos\n" in scripts[0] and "#SBATCH --account=ehpc01\n" in scripts[0]
+    (probe,) = [c for c in checks if c.name == "probe on gpp"]
+    assert probe.ok is False and "Invalid qos" in probe.detail and "--qos=no-such-qos" in probe.detail, probe
+    assert "slurm.qos" in probe.fix and "sacctmgr show assoc user=alice" in probe.fix
+
+
+def test_a_venv_the_hub_account_cannot_run_is_named_and_the_database_is_not_blamed(tmp_path: Path):
+    made = doctor(tmp_path)
+    made.hub_python = str(tmp_path / "venv" / "bin" / "python")
+    made.run_as = Commands(
+        {made.hub_python: (126, "", f"runuser: failed to execute {made.hub_python}: Permission denied")}
+    )
+    venv, database = made.hub_venv(), made.database()
+    assert venv.ok is False and "Permission denied" in venv.detail and "chmod" in venv.fix, venv
+    assert database.ok is None and "start the database" not in database.fix, database
+
+
+def test_a_users_group_that_hub_allowed_groups_does_not_name_says_which_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`install --users-group aifactory-users` with hub.allowed_groups [aifactory-researchers]:
+    installing again as before would change nothing."""
+    listed = (
+        "User aifactory-hub may run the following commands on mn5-login:\n"
+        "    (%aifactory-users, !%aifactory-admins) NOPASSWD: /usr/bin/sbatch ^--parsable$, "
+        "/opt/aifactory/libexec/aifactory-env-list ^--json$\n"
+        "    (root) NOPASSWD: /opt/aifactory/libexec/aifactory-check-password ^[a-z_]*$, "
+        "/opt/aifactory/libexec/aifactory-extend-job ^x$\n"
+    )
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, listed, ""))
+    check = doctor(tmp_path, "hub: {allowed_groups: [aifactory-researchers]}").sudo_rules()
+    assert check.ok is False and "aifactory-users" in check.detail and "aifactory-researchers" in check.detail, check
+    assert "add it to hub.allowed_groups" in check.fix and "--users-group aifactory-researchers" in check.fix
+
+
+def test_a_proxy_that_is_not_there_is_named(tmp_path: Path):
+    missing = tmp_path / "no-such-proxy"
+    check = doctor(tmp_path, f"hub: {{proxy_command: {missing}}}").proxy()
+    assert check.ok is False and f"{missing} is not there" in check.detail and "hub.proxy_command" in check.fix
+
+
+def test_pg_dump_is_needed_for_postgresql_only(tmp_path: Path):
+    postgres = doctor(tmp_path, "hub: {db_url: 'postgresql://aifactory-hub@/jupyterhub?host=/run/pg'}")
+    postgres.unit_path = str(tmp_path)
+    check = postgres.pg_dump()
+    assert check.ok is False and "no pg_dump" in check.detail and "postgresql-client" in check.fix, check
+    assert doctor(tmp_path).pg_dump().ok is None
+
+
+def test_a_port_below_1024_the_hub_account_may_not_bind_is_named(tmp_path: Path):
+    made = doctor(tmp_path, "hub: {port: 443}", getaddrinfo=(0, f"{errno.EACCES}\n0\n{errno.EADDRINUSE}\n", ""))
+    made.venv_runs = True
+    check = made.ports()
+    assert check.ok is False and "hub.port 443 is below 1024" in check.detail, check
+    assert "1024 or above" in check.fix and "AmbientCapabilities=CAP_NET_BIND_SERVICE" in check.fix
+    made.run_as = Commands({"getaddrinfo": (0, f"0\n{errno.EADDRINUSE}\n0\n", "")})
+    assert made.ports().ok is True
+
+
+def test_homes_others_may_read_are_named(tmp_path: Path):
+    def home(name: str, mode: int) -> SimpleNamespace:
+        path = tmp_path / name
+        path.mkdir()
+        path.chmod(mode)
+        return SimpleNamespace(pw_name=name, pw_dir=str(path))
+
+    own = grp.getgrgid(os.stat(tmp_path).st_gid)  # the test's own group: whoever runs it
+    homes = [home("closed", 0o700), home("listed", 0o755), home("passable", 0o701), home("grouped", 0o750)]
+    found = " ".join(doctors.open_homes(homes))
+    assert "listed (" in found and "passable (" in found and "grouped (" in found and "closed" not in found, found
+    if not own.gr_mem:  # a private group of the user's own name, no other member: not shared
+        assert doctors.open_homes([home(own.gr_name, 0o750)]) == []
