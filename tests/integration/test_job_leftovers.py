@@ -58,6 +58,23 @@ def batch_shell(job_id: str, user: str) -> int:
     raise AssertionError(f"no batch script of job {job_id} runs")
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process below it (by /proc's parent ids)."""
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
 def ended(job_id: str) -> bool:
     return sh("squeue", "-h", "-j", job_id, "-o", "%T", check=False).strip() not in NOT_ENDED
 
@@ -71,9 +88,13 @@ def test_a_killed_jobs_key_goes_with_the_epilog_and_her_next_job_sweeps_the_rest
     (private,) = private_folders(job_id)
     (credentials,) = dask_credentials(USER, job_id)
     assert Path(private).stat().st_uid == user.pw_uid
-    # As job 32 ended: its batch script killed (SIGKILL), so its trap never ran. (scancel
-    # --signal=KILL would not do: SLURM makes it a cancel, TERM first, which the trap answers.)
-    os.kill(batch_shell(job_id, USER), signal.SIGKILL)
+    # As job 32 ended: its batch step killed (SIGKILL to every process of it, the script and
+    # JupyterLab, as SLURM does once KillWait has passed), so its trap never ran. (scancel
+    # --signal=KILL would not do: SLURM makes it a cancel, TERM first, which the trap answers.
+    # Killing the script alone would leave JupyterLab running: the mini cluster's proctrack
+    # follows a job's processes by their parent, and an orphan is lost to it.)
+    for pid in process_tree(batch_shell(job_id, USER)):
+        os.kill(pid, signal.SIGKILL)
     wait_for(lambda: ended(job_id), 90, f"job {job_id} ended")
     wait_for(lambda: not private_folders(job_id), 15, f"the epilog removed {private}", fail=False)
     assert not private_folders(job_id), f"job {job_id}'s private folder (its TLS key) outlived it"
