@@ -107,5 +107,5 @@ def test_another_tenant_is_refused_by_every_page_that_is_not_everyones(hub: HubP
         form = {"_xsrf": xsrf, "workshop": "aifwtest", "job": "1", "user": "alice", "reason": "x"}
         for method in [m for m in handler_methods(handler) if m != "get"]:
             r = session.request(method, url, data=form, timeout=60)
-            assert r.status_code == 403, (method, pattern, r.status_code)
+            assert r.status_code in (403, 404), (method, pattern, r.status_code)
     assert set(queued_jobs("alice")) <= before
