@@ -7,6 +7,7 @@ so far, as accounting has them (running jobs: up to now).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ def is_live(row: dict[str, str]) -> bool:
 def started(row: dict[str, str]) -> bool:
     """Did the job start? (Accounting's Start is a time; "None" or "Unknown" for one that never ran.)"""
     return row["Start"][:1].isdigit()
+
+
+def submitted_order(row: dict[str, str]) -> int:
+    """A job's place in submission order: its id (an array's or a het job's leading number).
+    sacct's own order is not it: a job cancelled while it waited comes before older ones."""
+    digits = re.match(r"[0-9]+", row["JobID"])
+    return int(digits.group()) if digits else 0
 
 
 def cores_of(row: dict[str, str]) -> int:
@@ -114,7 +122,7 @@ def worker_groups(rows: list[dict[str, str]]) -> list[WorkerGroup]:
 def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
     """Notebook batch jobs, newest first, with what became of each and where its output is."""
     jobs = []
-    for row in reversed(rows):
+    for row in sorted(rows, key=submitted_order, reverse=True):
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
         if notebook is None:
             continue

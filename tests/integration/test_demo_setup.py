@@ -307,6 +307,9 @@ def test_a_notebook_job_cancelled_while_queued_says_cancelled_and_offers_nothing
         sh("scancel", job_id)
         wait_for(lambda: sacct_state(job_id).startswith("CANCELLED"), 30, f"job {job_id} cancelled", every=0.5)
         assert not list(folder.glob(f"*-job{job_id}.*")), "the job wrote something after all"
+        # As the hub asks accounting (a job cancelled this very second is not in its window yet).
+        listed = ["sacct", "-X", "-n", "-u", "alice", "-S", "now-7days", "-o", "JobID"]
+        wait_for(lambda: job_id in sh(*listed).split(), 30, f"job {job_id} in alice's week of jobs", every=0.5)
         with chromium_page(*hub.chromium_args) as page:
             sign_in(page, hub, "alice")
             row = page.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{job_id}']", timeout=40_000)

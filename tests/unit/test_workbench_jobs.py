@@ -46,6 +46,12 @@ def test_notebook_jobs_newest_first_with_state_and_outputs():
     assert analysis.log == f"/tmp/analysis-job{analysis.job_id}.log"
 
 
+def test_newest_first_whatever_order_sacct_gives():
+    """Newest by job id, not by sacct's order (which need not be submission order)."""
+    shuffled = sorted(rows(), key=lambda r: r["JobName"])
+    assert [j.job_id for j in notebook_jobs(shuffled)] == [j.job_id for j in notebook_jobs(rows())]
+
+
 def test_a_cancelled_notebook_job_is_cancelled_with_only_the_outputs_it_can_have():
     """Issue 36, item 10: a job cancelled while queued said "failed (cancelled)", and the home
     page linked an executed notebook and a log that were never written."""
