@@ -96,7 +96,7 @@
       button.textContent = b.label;
       button.title = b.title;
       button.addEventListener('click', () => {
-        show(L.after({ preset: checkedPreset(), values: values() }, { options: b.options }, data), FIELDS);
+        show(L.after({ preset: checkedPreset(), values: values() }, { options: b.options }, data), true);
         changed();
       });
       box.append(button);
@@ -160,16 +160,17 @@
 
   // The preset radios (none without presets: then there is no Custom either).
   const checkedPreset = () => (document.querySelector('.aifw-preset:checked') || { value: '' }).value;
-  // The preset chosen, and into the fields named in ``written`` their values.
-  function show(state, written) {
+  function show(state, applied) {
     const radio = document.querySelector(`.aifw-preset[value="${CSS.escape(state.preset)}"]`);
     if (radio) {
       radio.checked = true;
     }
-    written.forEach(k => {
-      $(k).value = state.values[k];
-      $(k).dataset.value = state.values[k];
-    });
+    if (applied) {
+      FIELDS.forEach(k => {
+        $(k).value = state.values[k];
+        $(k).dataset.value = state.values[k];
+      });
+    }
   }
 
   // A preset is a starting point: clicking it (again) applies it; editing a field makes the request Custom.
@@ -177,36 +178,21 @@
     el.addEventListener('click', () => {
       const before = { preset: checkedPreset(), values: values() };
       const next = L.after(before, { preset: el.value }, data);
-      show(next, next.values !== before.values ? FIELDS : []); // a preset this user cannot run changes nothing
+      show(next, next.values !== before.values); // a preset this user cannot run changes nothing
       changed();
     })
   );
-  // What was typed stays as typed; a field the edit changed besides it (node features that another
-  // partition's nodes lack) is written. The edited field's value before: its dataset.value.
-  FIELDS.forEach(k => {
-    $(k).dataset.value ??= $(k).value; // each field's value before an edit
-  });
   const edited = id => {
-    const before = { ...values(), [id]: $(id).dataset.value };
-    const next = L.after({ preset: checkedPreset(), values: before }, { field: id, value: $(id).value }, data);
-    show(
-      next,
-      FIELDS.filter(k => k !== id && next.values[k] !== before[k])
-    );
+    show(L.after({ preset: checkedPreset(), values: values() }, { field: id, value: $(id).value }, data), false);
     changed();
   };
   FIELDS.filter(id => $(id).tagName === 'SELECT').forEach(id =>
     $(id).addEventListener('change', () => {
-      edited(id);
       $(id).dataset.value = $(id).value;
+      edited(id);
     })
   );
-  FIELDS.filter(id => $(id).tagName === 'INPUT').forEach(id =>
-    $(id).addEventListener('input', () => {
-      edited(id);
-      $(id).dataset.value = $(id).value;
-    })
-  );
+  FIELDS.filter(id => $(id).tagName === 'INPUT').forEach(id => $(id).addEventListener('input', () => edited(id)));
   changed();
   if (data.environments_url) {
     aifwEnvironments.show($('aifw-environments'), data.environments_url, data.help_url); // not awaited
