@@ -72,6 +72,12 @@ def as_bob(node: str, *argv: str, timeout: float = 90) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
 
 
+def bob_reads_socket(node: str, path: str) -> str:
+    """The HTTP status bob gets from a Unix socket on ``node`` ("000": he could not even open it)."""
+    curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--unix-socket", path]
+    return as_bob(node, *curl, "http://localhost/health").stdout.strip()
+
+
 def other_gpp_node(node: str) -> str:
     return next(n for n, info in cluster_nodes().items() if info.partition == "gpp" and n != node)
 
@@ -195,21 +201,7 @@ def test_bob_reaches_no_dashboard_of_alices_on_any_port_of_her_nodes(alice_clust
     for node in dict.fromkeys((alice_node, worker_node, other_gpp_node(alice_node))):
         assert dask_ports_bob_reaches(node) == [], f"bob read alice's Dask dashboards on {node}"
     for path in printed(output, "SOCKETS"):  # and her sockets are hers: not even opened for him
-        curl = as_bob(
-            alice_node,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "--unix-socket",
-            path,
-            "http://localhost/health",
-        )
-        assert curl.stdout.strip() == "000", f"bob read {path}: HTTP {curl.stdout}"
+        assert bob_reads_socket(alice_node, path) == "000", f"bob read {path}"
 
 
 #: The example notebooks that use Dask (the site's, as this release installed them: a user's
@@ -293,21 +285,8 @@ def test_a_cluster_started_on_the_login_node_gets_its_workers_and_only_its_owner
         # Dask dashboard on any port of the login node, nor opens her socket.
         assert dask_ports_bob_reaches(LOGIN_NODE.name) == [], "bob read alice's dashboard on the login node"
         assert printed(output, "OWN") == ["Scheduler"], output[-3000:]
-        curl = as_bob(
-            LOGIN_NODE.name,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "--unix-socket",
-            printed(output, "SOCKET")[0],
-            "http://localhost/health",
-        )
-        assert curl.stdout.strip() == "000", f"bob read alice's dashboard socket: HTTP {curl.stdout}"
+        path = printed(output, "SOCKET")[0]
+        assert bob_reads_socket(LOGIN_NODE.name, path) == "000", f"bob read alice's dashboard socket {path}"
     finally:
         alice.stdin.close()
         try:
