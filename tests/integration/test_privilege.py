@@ -4,6 +4,7 @@ users, lists their environments: test_environments.py)."""
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import re
 import subprocess
@@ -208,7 +209,7 @@ def test_make_hub_stop_kills_nothing_but_the_hubs_own_process():
     victim = subprocess.Popen(["sleep", "300"])  # root's
     pid_file = Path(make_variable("HUB_PID"))
     hubs_own = Path("/var/lib/aifactory/hub/jupyterhub.pid")  # where the hub writes its pid (hub.state_dir)
-    saved = {p: p.read_text() if p.is_file() else None for p in (pid_file, hubs_own)}
+    saved = {p: (p.read_text(), p.stat()) if p.is_file() else None for p in (pid_file, hubs_own)}
     try:
         for path in (pid_file, hubs_own):
             as_hub("sh", "-c", f"mkdir -p {path.parent} && echo {victim.pid} > {path}")
@@ -221,11 +222,12 @@ def test_make_hub_stop_kills_nothing_but_the_hubs_own_process():
         assert victim.poll() is None, "make hub-stop killed root's process"
     finally:
         victim.kill()
-        for path, text in saved.items():
-            if text is None:
-                path.unlink(missing_ok=True)
-            else:
+        for path, was in saved.items():
+            path.unlink(missing_ok=True)
+            if was is not None:  # as it was, and whose it was (a demo hub must write its own again)
+                text, info = was
                 path.write_text(text)
+                os.chown(path, info.st_uid, info.st_gid)
 
 
 def test_make_hub_stop_stops_the_hub_it_started():
