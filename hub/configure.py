@@ -178,7 +178,7 @@ def update_front(c: Config, site: SiteConfig) -> None:
     if hub.public_url:
         c.JupyterHub.public_url = hub.public_url  # https: cookies get the Secure flag
     if hub.user_subdomains:
-        c.JupyterHub.subdomain_host = f"{front.scheme}://{front.netloc}"
+        c.JupyterHub.subdomain_host = subdomain_host(site)
         # Users' origins are children of the hub's host, so a page a user serves may set cookies
         # for the hub's whole domain.  A __Host- cookie is host-only by the browser's own rule:
         # none of theirs can stand in for a hub login (or a server's).  Browsers take such
@@ -188,17 +188,8 @@ def update_front(c: Config, site: SiteConfig) -> None:
     # is the hub's own origin, not a relative link that stays on the user's.
     c.JupyterHub.template_vars.update({"hub_url": urljoin(hub.public_url or "/", "hub/")})
     if hub.internal_ssl:
-        # The proxy checks the hub's certificate against the host the browser asked for: the
-        # hub's, and every user's origin (a stopped server's address falls through to the hub),
-        # and the servers on compute nodes against the host they reach the hub at.
-        hosts = {"hub.connect_ip": hub.connect_ip, "hub.public_url": front.hostname}
-        hosts = {key: host for key, host in hosts.items() if host}
-        names = [alt_name(host) for host in hosts.values()]
-        if hub.user_subdomains:
-            hosts["hub.user_subdomains"] = f"{USER_ORIGIN_EXAMPLE}.{front.hostname}"
-            names.append(f"DNS:*.{front.hostname}")
-        c.JupyterHub.trusted_alt_names = names
-        for key, host in hosts.items():
+        c.JupyterHub.trusted_alt_names = internal_alt_names(site)
+        for key, host in internal_hosts(site).items():
             problems = internal_certificate_problems(hub.internal_certs_dir, host, key)
             if problems:
                 raise SiteConfigError(problems[0])
@@ -211,13 +202,55 @@ def update_front(c: Config, site: SiteConfig) -> None:
         c.JupyterHub.ssl_key = hub.ssl_key
 
 
+def subdomain_host(site: SiteConfig) -> str:
+    """JupyterHub's subdomain_host with hub.user_subdomains: the public URL's scheme and host."""
+    front = urlsplit(site.hub.public_url)
+    return f"{front.scheme}://{front.netloc}" if site.hub.user_subdomains else ""
+
+
+def internal_hosts(site: SiteConfig) -> dict[str, str]:
+    """With internal TLS, the hosts the hub's certificate must name, each with the key it comes
+    from. The proxy checks the hub's certificate against the host the browser asked for: the
+    hub's, and every user's origin (a stopped server's address falls through to the hub), and
+    the servers on compute nodes against the host they reach the hub at."""
+    hub = site.hub
+    public = urlsplit(hub.public_url).hostname
+    hosts = {"hub.connect_ip": hub.connect_ip, "hub.public_url": public}
+    hosts = {key: host for key, host in hosts.items() if host}
+    if hub.user_subdomains:
+        hosts["hub.user_subdomains"] = f"{USER_ORIGIN_EXAMPLE}.{public}"
+    return hosts
+
+
+def internal_alt_names(site: SiteConfig) -> list[str]:
+    """JupyterHub's trusted_alt_names: the names of :func:`internal_hosts`, every user's origin
+    as one wildcard."""
+    hosts = internal_hosts(site)
+    names = [alt_name(host) for key, host in hosts.items() if key != "hub.user_subdomains"]
+    if "hub.user_subdomains" in hosts:
+        names.append(f"DNS:*.{urlsplit(site.hub.public_url).hostname}")
+    return names
+
+
+#: The site key of the token the hub and a proxy of its own share.
+PROXY_TOKEN_KEY = "hub.proxy_token_file"
+
+
 def update_proxy(c: Config, site: SiteConfig) -> None:
+    """configurable-http-proxy, its API on loopback at hub.proxy_api_port. On its own
+    (hub.proxy_token_file; hub/proxy.py starts it), the hub neither starts nor stops it and
+    shares its token, so a hub restart keeps every open connection; else the hub starts it as
+    its child."""
     hub = site.hub
     c.JupyterHub.proxy_class = "configurable-http-proxy"
     c.ConfigurableHTTPProxy.command = [hub.proxy_command]
     scheme = "https" if hub.internal_ssl else "http"
     c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"
     c.ConfigurableHTTPProxy.pid_file = str(Path(hub.state_dir) / "proxy.pid")
+    if hub.proxy_on_its_own:
+        c.ConfigurableHTTPProxy.should_start = False
+        c.JupyterHub.cleanup_proxy = False
+        c.ConfigurableHTTPProxy.auth_token = read_token("the proxy", hub.proxy_token_file, PROXY_TOKEN_KEY)
 
 
 def update_auth(c: Config, site: SiteConfig, audit: AuditLog) -> None:

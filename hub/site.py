@@ -131,6 +131,7 @@ class HubSettings:
     state_dir: str = rule(_is_abs_path())
     db_url: str = rule(_is_db_url())
     proxy_command: str = rule(_is_abs_path())
+    proxy_token_file: str = rule(_is_abs_path_or_empty())
     admin_users: list[str] = rule(_is_name_list(UNIX_USER, "Unix user names"))
     allowed_groups: list[str] = rule(_is_name_list(UNIX_USER, "Unix group names"))
     admin_services: list[dict[str, str]] = rule(_is_services())
@@ -161,6 +162,12 @@ class HubSettings:
     def internal_certs_dir(self) -> Path:
         """internal_ssl: where the hub keeps its CAs and its own certificates."""
         return Path(self.state_dir) / "internal-ssl"
+
+    @property
+    def proxy_on_its_own(self) -> bool:
+        """The proxy is a service of its own (proxy_token_file set), not the hub's child: a hub
+        restart keeps every open connection."""
+        return bool(self.proxy_token_file)
 
 
 def _is_one_of(*choices: str) -> Rule:

@@ -3,8 +3,11 @@
 * ``check`` and ``show``: validate the site file, or print it merged with the defaults, before
   the hub reads it;
 * ``install`` (root): set up the hub's machine around the installed package: accounts, sudo
-  rules, folders, Dask config, the systemd unit, log rotation, SLURM's epilog
-  (``root/site_install.py``); ``start-hub`` runs that unit's lines where systemd is not PID 1;
+  rules, folders, Dask config, the systemd units, log rotation, SLURM's epilog
+  (``root/site_install.py``); ``start-hub`` runs the hub unit's lines where systemd is not PID 1,
+  ``start-proxy`` the proxy unit's;
+* ``proxy`` (the hub's account; the proxy unit's ``ExecStart``): become configurable-http-proxy,
+  run on its own so that a hub restart keeps every open connection (``hub/proxy.py``);
 * ``install-dask`` (root): write what users' Dask reads from the site file's dask section;
 * ``upgrade`` (the hub's account): back up the hub's database, then bring it to this release's
   schema (JupyterHub's ``upgrade-db``); a database that a newer release wrote is left alone;
@@ -24,9 +27,10 @@ import yaml
 
 from aifactory_workbench.hub.database import database_problem, shown_url, upgrade_database
 from aifactory_workbench.hub.doctor import Doctor, table
+from aifactory_workbench.hub.proxy import command_problem, run_proxy
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, load_site_config
 from aifactory_workbench.root.dask_config import install_dask_config
-from aifactory_workbench.root.site_install import UNIT, Accounts, Installer, start_hub_without_systemd
+from aifactory_workbench.root.site_install import PROXY_UNIT, UNIT, Accounts, Installer, start_hub_without_systemd
 
 PROG = "aifactory-site"
 
@@ -89,6 +93,25 @@ def doctor(site: SiteConfig, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def proxy(site: SiteConfig) -> int:
+    """Become the proxy (returns only on a problem, which names the site key to fix)."""
+    try:
+        run_proxy(site)
+    except (SiteConfigError, OSError) as e:
+        print(f"{PROG} proxy: {e}", file=sys.stderr)
+    return 1
+
+
+def check(site: SiteConfig) -> int:
+    """The file is valid, and what it names for this machine's hub is here (its proxy)."""
+    problem = command_problem(site)
+    if problem:
+        print(f"site config {site.source}: {problem}", file=sys.stderr)
+        return 1
+    print(f"site config {site.source}: OK")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         ("install-dask", "(root) write users' jobqueue.yaml from the site file"),
         ("upgrade", "(the hub's account, hub stopped) back up the hub's database, then upgrade its schema"),
         ("doctor", "(root) check what the hub assumes, with a probe job on each partition; exit 1 on a failure"),
-        ("install", "(root) accounts, sudo rules, folders, Dask config, the systemd unit, log rotation, the epilog"),
+        ("install", "(root) accounts, sudo rules, folders, Dask config, the systemd units, log rotation, the epilog"),
+        ("proxy", "(the hub's account) run configurable-http-proxy on its own, in the foreground"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("file", nargs="?", help=site_help)
@@ -115,12 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == "doctor":
             command.add_argument("--probe-user", default="", help="a test user whose probe jobs try each partition")
             command.add_argument("--probe-timeout", type=float, default=120, help="seconds a probe job may take")
-    start = commands.add_parser("start-hub", help="(root, no systemd) run the installed unit's lines")
-    start.add_argument("--log", required=True, help="the hub's output, appended (a folder of root's; 0640, group adm)")
-    start.add_argument("--pid", required=True, help="where the hub's pid is written (a folder of root's)")
+    for name, what in (("start-hub", "hub"), ("start-proxy", "proxy")):
+        start = commands.add_parser(name, help=f"(root, no systemd) run the installed {what} unit's lines")
+        start.add_argument("--log", required=True, help=f"the {what}'s output, appended (0640, group adm)")
+        start.add_argument("--pid", required=True, help=f"where the {what}'s pid is written (a folder of root's)")
     args = parser.parse_args(argv)
-    if args.command == "start-hub":
-        return start_hub_without_systemd(UNIT, Path(args.log), Path(args.pid))
+    if args.command in ("start-hub", "start-proxy"):
+        unit = UNIT if args.command == "start-hub" else PROXY_UNIT
+        return start_hub_without_systemd(unit, Path(args.log), Path(args.pid))
     try:
         site = load_site_config(args.file)
     except SiteConfigError as e:
@@ -134,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         return doctor(site, args)
     if args.command == "install":
         return install(site, args)
+    if args.command == "proxy":
+        return proxy(site)
     if args.command == "show":
         data = dataclasses.asdict(site)
         data.pop("source")
         print(yaml.safe_dump(data, sort_keys=False), end="")
     else:
-        print(f"site config {site.source}: OK")
+        return check(site)
     return 0
 
 

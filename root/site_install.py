@@ -11,7 +11,8 @@ each upgrade of it. Each step is idempotent and says what it changed:
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
 * the site kernel's package lock, and no stock "Python 3" kernel;
-* the systemd unit of the hub and its proxy (checked with ``systemd-analyze verify``), the hub's
+* the systemd units of the hub and of its proxy, which runs on its own with a token it shares
+  with the hub (checked with ``systemd-analyze verify``), the hub's
   log folder where systemd is not PID 1 (root's, group ``adm``, 0750, its files 0640 at most) and
   log rotation for the audit log and that log (the rotated copies keep 0640);
 * the SLURM epilog that removes a job's private folder when the job ends, even one SLURM killed
@@ -41,10 +42,13 @@ from aifactory_workbench.hub.site import SiteConfig
 from aifactory_workbench.job import JOB_ENVIRONMENT
 from aifactory_workbench.root.dask_config import install_dask_config
 from aifactory_workbench.root.extend_job import LEDGER_DIR
+from aifactory_workbench.root.proxy_token import proxy_token
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
 UNIT = Path("/etc/systemd/system/aifactory-hub.service")
+#: The proxy's own unit, where the site runs it on its own (hub.proxy_token_file).
+PROXY_UNIT = Path("/etc/systemd/system/aifactory-proxy.service")
 SUDOERS = Path("/etc/sudoers.d/aifactory-hub")
 PROFILE = Path("/etc/profile.d/aifactory-dask.sh")
 LOGROTATE = Path("/etc/logrotate.d/aifactory-workbench")
@@ -269,10 +273,19 @@ class Installer:
             f"systemd unit {UNIT} (systemd-analyze verify)",
             write_root_file(UNIT, self.template("aifactory-hub.service.in"), 0o644, check),
         )
+        yield f"the proxy's unit {PROXY_UNIT} and its token (hub.proxy_token_file)", self.proxy_service(check)
         yield f"the hub's log folder {LOG_DIR} (root:{LOG_GROUP} 0750, files 0640)", log_folder(LOG_DIR)
         yield f"log rotation {LOGROTATE}", write_root_file(LOGROTATE, self.template("aifactory-workbench.in"), 0o644)
         epilog = Path(self.values["LIBEXEC"]) / EPILOG
         yield f"SLURM epilog {epilog} (slurm.conf: Epilog={epilog})", self.epilog(epilog)
+
+    def proxy_service(self, check: Callable[[Path], str] | None) -> bool:
+        """The proxy's unit and the token it shares with the hub (root/proxy_token.py), where the
+        site runs the proxy on its own; nothing where the hub starts it as its child."""
+        if not self.site.hub.proxy_on_its_own:
+            return False
+        token = proxy_token(Path(self.site.hub.proxy_token_file), self.accounts.hub_user)
+        return write_root_file(PROXY_UNIT, self.template("aifactory-proxy.service.in"), 0o644, check) or token
 
     def group(self, name: str) -> bool:
         try:
