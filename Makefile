@@ -17,11 +17,20 @@ CLUSTER    := cluster/minicluster.sh
 # 0750, the log and its rotated copies 0640 (start-hub and `aifactory-site install` see to it).
 HUB_PID    := /run/aifactory-hub/hub.pid
 HUB_LOG    := /var/log/aifactory/hub.log
-# True while $(HUB_PID) names a jupyterhub process of $(HUB_USER), and sets $$pid: a stale
-# file's pid may belong to anyone by now, and root kills no one else.
-HUB_RUNNING = pid=$$(cat $(HUB_PID) 2>/dev/null) && case "$$pid" in ''|*[!0-9]*) false;; esac \
+# The demo's proxy runs on its own (hub.proxy_token_file), so `make hub-stop hub-start` keeps
+# every open connection to a running JupyterLab; its pid is root's too, its output the hub's log.
+PROXY_PID  := /run/aifactory-hub/proxy.pid
+# True while the pid file $(1) names a process of $(HUB_USER) whose command line holds $(2), and
+# sets $$pid: a stale file's pid may belong to anyone by now, and root kills no one else.
+running = { pid=$$(cat $(1) 2>/dev/null) && case "$$pid" in ''|*[!0-9]*) false;; esac \
   && [ "$$(awk '/^Uid:/ {print $$2}' /proc/$$pid/status 2>/dev/null)" = "$$(id -u $(HUB_USER))" ] \
-  && tr '\0' ' ' </proc/$$pid/cmdline | grep -q '/bin/jupyterhub '
+  && tr '\0' ' ' </proc/$$pid/cmdline | grep -q '$(2)'; }
+HUB_RUNNING = $(call running,$(HUB_PID),/bin/jupyterhub )
+PROXY_RUNNING = $(call running,$(PROXY_PID),configurable-http-proxy )
+# Stops $$pid (a check above set it), waits up to 10 s for it to end, and says "$(1) stopped".
+stop_process = kill $$pid; for i in $$(seq 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; echo "$(1) stopped"
+# The URL users type, from the demo's site file.
+PUBLIC_URL = $$($(VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p')
 # The demo's https front: its own CA and a certificate for hub.localhost and *.hub.localhost
 # (browsers resolve every name under .localhost to this machine).
 TLS_DIR    := /etc/aifactory/tls
@@ -44,7 +53,7 @@ LABEXT_BUILT := lab/labextension/package.json
 LABEXT_PACKAGES := $(LABEXT)/node_modules/.package-lock.json
 LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/package.json $(LABEXT)/tsconfig.json
 
-.PHONY: install labextension-test demo test unit screenshots bench stop hub-start hub-stop cluster-start cluster-stop lint docs clean-state
+.PHONY: install labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
 
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
 # sets up, as root, what needs root (root/site_install.py): the hub's account and groups, its
@@ -123,27 +132,46 @@ cluster-start:
 cluster-stop:
 	@bash $(CLUSTER) stop
 
-hub-start: install cluster-start
+# What the demo's proxy and hub read: the https front's certificates, internal ones that name
+# users' origins, the workshop command's token.
+demo-files: install cluster-start
 	@bash cluster/tls/make-demo-certs.sh $(TLS_DIR) $(DEMO_HOST) $(HUB_USER)
 	@# The demo hub's internal certificates, made by an older install, name no user's origin
-	@# (the hub refuses them): they are the demo's own, so made again, while no hub runs.
-	@crt=$(DEMO_INTERNAL_SSL)/hub-internal/hub-internal.crt; if $(HUB_RUNNING); then :; elif [ -f $$crt ] && ! openssl x509 -in $$crt -noout \
+	@# (the hub refuses them): they are the demo's own, so made again, while neither the hub nor
+	@# the proxy runs.
+	@crt=$(DEMO_INTERNAL_SSL)/hub-internal/hub-internal.crt; if $(HUB_RUNNING) || $(PROXY_RUNNING); then :; \
+	  elif [ -f $$crt ] && ! openssl x509 -in $$crt -noout \
 	    -checkhost "user.$(DEMO_HOST)" 2>/dev/null | grep -q "does match"; then \
 	  echo "demo: making the hub's internal certificates again (they named no user's origin)"; \
 	  rm -rf $(DEMO_INTERNAL_SSL); fi
 	@test -s $(WORKSHOP_TOKEN) || (umask 027 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > $(WORKSHOP_TOKEN) \
 	  && chgrp $(HUB_USER) $(WORKSHOP_TOKEN))
+
+# The proxy unit's own line (`aifactory-site proxy`), as systemd would run it; then until it
+# listens. A hub of an older start, with the proxy as its child, is left as it is.
+proxy-start: demo-files
+	@if $(PROXY_RUNNING); then echo "proxy already running (pid $$pid)"; \
+	elif $(HUB_RUNNING); then echo "the hub (pid $$pid) runs its proxy as its child: make hub-stop hub-start"; else \
+	  $(VENV)/bin/aifactory-site start-proxy --log $(HUB_LOG) --pid $(PROXY_PID) || exit 1; \
+	  url=$(PUBLIC_URL); url=$${url:-http://127.0.0.1:8000/}; for i in $$(seq 60); do \
+	    curl -s --cacert $(TLS_DIR)/ca.crt -o /dev/null $$url && break; sleep 0.25; done; \
+	  $(PROXY_RUNNING) || { echo "the proxy did not start; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }; fi
+
+proxy-stop:
+	@if $(PROXY_RUNNING); then $(call stop_process,proxy); fi; rm -f $(PROXY_PID)
+
+hub-start: proxy-start
 	@# The installed unit's own lines (the database's upgrade, then the hub), as systemd would
 	@# run them: here it is not PID 1.
 	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \
 	  $(VENV)/bin/aifactory-site start-hub --log $(HUB_LOG) --pid $(HUB_PID) || exit 1; fi
-	@url=$$($(VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p'); url=$${url:-http://127.0.0.1:8000/}; \
+	@url=$(PUBLIC_URL); url=$${url:-http://127.0.0.1:8000/}; \
 	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
 	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
 
+# The hub alone: its proxy, on its own, keeps every open connection (`make stop` stops both).
 hub-stop:
-	@if $(HUB_RUNNING); then kill $$pid; \
-	  for i in $$(seq 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; echo "hub stopped"; fi; rm -f $(HUB_PID)
+	@if $(HUB_RUNNING); then $(call stop_process,hub); fi; rm -f $(HUB_PID)
 
 demo: hub-start
 	@echo
@@ -157,7 +185,7 @@ demo: hub-start
 	@awk '!/^#/ && NF {print "  " $$0}' cluster/accounts.txt
 	@echo "Hub log: $(HUB_LOG)    Stop everything: make stop"
 
-stop: hub-stop cluster-stop
+stop: hub-stop proxy-stop cluster-stop
 
 # Lint first (ruff, and the import layering), then the cluster: it starts only if it is not
 # running, and stops only if this run started it.
