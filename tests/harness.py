@@ -180,6 +180,7 @@ class HubProcess:
     site_file: Path
     tokens: dict[str, str] = field(default_factory=dict)
     user_subdomains: bool = True
+    proxy: subprocess.Popen | None = None  # the proxy on its own (hub.proxy_token_file); None: the hub's child
     verify: str | bool = True  # requests' verify: the CA file of an https front with its own CA
     chromium_args: tuple[str, ...] = ()  # what Chromium needs to trust that front (its key's pin)
 
@@ -281,8 +282,15 @@ class HubProcess:
         self.process = run_hub(self.site_file, self.log)
         wait_healthy(self.url, self.process, self.log, verify=self.verify)
 
+    def restart(self) -> None:
+        """Stop the hub gracefully (SIGTERM, as `make hub-stop` and systemd do), start it again."""
+        self.process.terminate()
+        self.process.wait(30)
+        self.process = run_hub(self.site_file, self.log)
+        wait_healthy(self.url, self.process, self.log, verify=self.verify)
+
     def shutdown(self) -> None:
-        """Stop every server (their jobs with them), then the hub; cancel any test job left.
+        """Stop every server (their jobs with them), then the hub and its proxy; cancel any test job left.
 
         The hub process ends even when stopping a server fails (a failing test's hub)."""
         try:
@@ -291,11 +299,14 @@ class HubProcess:
                     self.stop(user["name"], server)
         except (HubError, requests.RequestException) as e:
             print(f"shutdown: could not stop every server: {e}")
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in (self.process, self.proxy):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         subprocess.run(["scancel", "--name", TEST_JOB_NAME], check=False)
         shutil.rmtree(self.site_file.parent, ignore_errors=True)
 
@@ -364,6 +375,8 @@ def write_site(
             "allowed_groups": ["aifactory-users", "aifactory-admins"],
             "poll_interval": POLL_INTERVAL,
             "start_timeout": 120,
+            # The hub starts its proxy as its child unless a test runs it on its own (launch(own_proxy=True)).
+            "proxy_token_file": "",
             **(hub or {}),
         },
         "slurm": {"job_name": TEST_JOB_NAME, "startup_poll_interval": 0.5, "memory": "1G", **(slurm or {})},
@@ -378,6 +391,10 @@ def write_site(
     return path
 
 
+#: How the tests run what the hub's account runs.
+AS_HUB = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
+
+
 def run_hub(
     site_file: Path, log: Path, config: Path = REPO / "jupyterhub_config.py", config_lines: str = ""
 ) -> subprocess.Popen:
@@ -388,9 +405,8 @@ def run_hub(
     copy.write_text(config_lines + config.read_text())
     shutil.chown(copy, HUB_USER, HUB_USER)
     env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
-    as_hub = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
     return subprocess.Popen(
-        [*as_hub, str(VENV / "bin" / "jupyterhub"), "-f", str(copy)],
+        [*AS_HUB, str(VENV / "bin" / "jupyterhub"), "-f", str(copy)],
         cwd=site_file.parent,
         env=env,
         stdout=log.open("ab"),
@@ -418,25 +434,58 @@ def wait_healthy(
 DEFAULT_CONFIG = REPO / "jupyterhub_config.py"
 
 
+def run_proxy(site_file: Path, log: Path) -> subprocess.Popen:
+    """The proxy on its own, as its unit runs it (``aifactory-site proxy``, as HUB_USER), once its
+    API listens; raises HubError with its output if it ends first."""
+    env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
+    process = subprocess.Popen(
+        [*AS_HUB, str(VENV / "bin" / "aifactory-site"), "proxy", str(site_file)],
+        cwd=site_file.parent,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    port = yaml.safe_load(site_file.read_text())["hub"]["proxy_api_port"]
+
+    def listens() -> bool:
+        if process.poll() is not None:
+            raise HubError(f"the proxy exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listens, 30, "the proxy's API listens", every=0.1)
+    return process
+
+
 def launch(
     hub: dict | None = None,
     slurm: dict | None = None,
     config: Path = DEFAULT_CONFIG,
     config_lines: str = "",
     verify: str | bool = True,
+    own_proxy: bool = False,
     **sections: dict,
 ) -> HubProcess:
     """A hub on free ports with an admin service token, answering on /hub/health.
 
     Its directory (state, site file, token, log) is the hub user's own, under /var/tmp.
-    ``verify``: the CA file that signed the site's https certificate (hub.ssl_cert)."""
+    ``verify``: the CA file that signed the site's https certificate (hub.ssl_cert).
+    ``own_proxy``: the proxy runs on its own (hub.proxy_token_file, as a site's unit runs it),
+    started first, its output in proxy.log; else the hub starts it as its child."""
     directory = Path(tempfile.mkdtemp(prefix="aifw-hub-", dir="/var/tmp"))
     token_file = directory / "admin.token"
     token_file.write_text(secrets.token_hex(32))
     token_file.chmod(0o600)
+    if own_proxy:
+        proxy_token = directory / "proxy.token"
+        proxy_token.write_text(secrets.token_hex(32))
+        proxy_token.chmod(0o600)
+        hub = {**(hub or {}), "proxy_token_file": str(proxy_token)}
     site_file = write_site(directory, token_file, hub, slurm, **sections)
     subprocess.run(["chown", "-R", f"{HUB_USER}:{HUB_USER}", str(directory)], check=True)
     log = directory / "hub.log"
+    proxy = run_proxy(site_file, directory / "proxy.log") if own_proxy else None
     process = run_hub(site_file, log, config, config_lines)
     written = yaml.safe_load(site_file.read_text())["hub"]
     url = written["public_url"].rstrip("/") or f"http://127.0.0.1:{written['port']}"
@@ -444,11 +493,14 @@ def launch(
         wait_healthy(url, process, log, verify=verify)
     except HubError:
         # A hub that failed to start may leave its proxy running: end its whole process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        for started in [p for p in (process, proxy) if p is not None]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started.pid, signal.SIGKILL)
         raise
     subdomains = written.get("user_subdomains", True)
-    return HubProcess(url, token_file.read_text(), process, log, site_file, user_subdomains=subdomains, verify=verify)
+    return HubProcess(
+        url, token_file.read_text(), process, log, site_file, user_subdomains=subdomains, verify=verify, proxy=proxy
+    )
 
 
 #: The mini cluster's PostgreSQL (cluster/minicluster.sh): a Unix socket only, peer authentication.
