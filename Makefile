@@ -66,6 +66,9 @@ install: $(VENV)/.deps $(LABEXT_BUILT) $(CHP) $(OIDC) $(AXE)
 	@rm -rf build *.egg-info
 	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
 	@rm -rf build *.egg-info
+	@# The demo site's own kernels (cluster/kernels: aifactory-climate needs the mini cluster's
+	@# climate-tools module), where a site puts its kernels: beside the site kernel in the users' venv.
+	@for k in cluster/kernels/*/; do install -D -m 644 -t $(VENV)/share/jupyter/kernels/$$(basename $$k) $$k*; done
 	@# Copied by hand by an install before the wheel carried it (the unit names the wheel's).
 	@rm -f $(PREFIX)/etc/jupyterhub_config.py
 	@$(VENV)/bin/aifactory-site check $(SITE) >/dev/null && install -D -m 644 $(SITE) /etc/aifactory/site.yaml

@@ -42,3 +42,13 @@ def test_the_wheel_takes_the_lab_extension_where_its_builder_writes_it():
     data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     assert data_files[target] == [f"{built}/package.json"]
     assert data_files[f"{target}/static"] == [f"{built}/static/*"]
+
+
+def test_the_wheel_carries_the_site_kernel_alone_and_the_demos_are_the_demos():
+    """Issue 35, item 7: aifactory-climate needs the mini cluster's module, so a site that installs
+    the wheel would offer a kernel that fails; the demo installs its own kernels (Makefile)."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    kernels = sorted(k.rsplit("/", 1)[1] for k in data if k.startswith("share/jupyter/kernels/"))
+    assert kernels == ["aifactory"]
+    assert (ROOT / "cluster" / "kernels" / "aifactory-climate" / "kernel.json").is_file()
+    assert "cluster/kernels/*/" in (ROOT / "Makefile").read_text()
