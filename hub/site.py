@@ -32,6 +32,13 @@ from aifactory_workbench.slurm.values import (
     is_int,
     matches,
 )
+from aifactory_workbench.spawners.jobscript import (
+    PROLOGUE_ACCEPTED,
+    SiteHooks,
+    lmod_init_ok,
+    port_range_ok,
+    prologue_words,
+)
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
@@ -385,6 +392,19 @@ def _is_extend() -> Rule:
     return Rule(ok, f"off, or {{step: MINUTES, total: MINUTES}} with 1 <= step <= total <= {MAX_EXTEND_MINUTES}")
 
 
+def _is_prologue() -> Rule:
+    def explain(value: Any) -> str:
+        if not isinstance(value, list):
+            return "not a list"
+        return "; ".join(f"command {i + 1}: {c!r}" for i, c in enumerate(value) if prologue_words(c) is None)
+
+    return Rule(
+        lambda v: isinstance(v, list) and all(prologue_words(c) is not None for c in v),
+        f"a list of commands run before JupyterLab in every job, each {PROLOGUE_ACCEPTED}",
+        explain,
+    )
+
+
 @dataclass(frozen=True)
 class SingleuserSettings:
     venv: str = rule(_is_abs_path())
@@ -397,6 +417,16 @@ class SingleuserSettings:
     )
     save_before_end: int = rule(is_int(0, 3600))
     extend: Any = rule(_is_extend())
+    prologue: list[str] = rule(_is_prologue())
+    lmod_init: str = rule(Rule(lmod_init_ok, '"" (no Lmod) or the absolute path of Lmod\'s init/profile'))
+    port_range: list[int] = rule(
+        Rule(port_range_ok, "[] (any free port) or [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535")
+    )
+
+    @property
+    def hooks(self) -> SiteHooks:
+        """What these keys add to every JupyterLab job (spawners/jobscript.py)."""
+        return SiteHooks(tuple(self.prologue), self.lmod_init, tuple(self.port_range) or None)
 
     @property
     def extend_minutes(self) -> tuple[int, int] | None:
@@ -537,6 +567,10 @@ def load_site_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     sections = _build(merged, problems)
     if not problems:
         problems += front_problems(sections["hub"]) + environments_problems(sections["environments"])
+        problems += [
+            f"key 'singleuser.{name}': value {value!r} is not accepted; accepted: {accepted}"
+            for name, value, accepted in sections["singleuser"].hooks.problems()
+        ]
     if problems:
         where = f"site config {chosen}" if chosen else "site config defaults"
         raise SiteConfigError(f"{where} is not valid:\n" + "\n".join(f"  - {p}" for p in problems))

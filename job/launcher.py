@@ -1,6 +1,7 @@
 """Runs inside the JupyterLab job: listen on a free port, tell the hub, serve JupyterLab on it.
 
-The compute node chooses the port (the hub cannot know what is free there) and reports it
+The compute node chooses the port (the hub cannot know what is free there; within the site's
+``singleuser.port_range`` when it names one, for its firewalls) and reports it
 through the job channel with the server's own token; then this process becomes
 ``jupyterhub-singleuser`` and serves on the very socket it reported.  (Closing it and letting
 JupyterLab bind the port again left a window in which another user on the node could take
@@ -15,8 +16,10 @@ accept only a peer that holds them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import random
 import socket
 import ssl
 import sys
@@ -32,14 +35,53 @@ from aifactory_workbench.job.server_compat import serve_on_socket
 CHANNEL_PATH = "aifactory/job-port"
 #: The folder (this job's own, on the shared home) where the job script wants Dask's credentials.
 DASK_TLS_ENV = "AIFACTORY_DASK_TLS"
+#: The ports JupyterLab may listen on, as the job script names them (LOW-HIGH; "": any).
+PORT_RANGE_ENV = "AIFACTORY_PORT_RANGE"
 
 
-def listening_socket() -> socket.socket:
-    """A TCP socket on a free port, already listening: from the moment its port is known, no
-    one else on the node can bind it (SO_REUSEPORT is not set, and would need the same user)."""
+class NoFreePort(OSError):
+    """Every port of the site's range is taken on this node."""
+
+
+def port_range(text: str) -> range | None:
+    """The job script's ``LOW-HIGH`` (the site's singleuser.port_range, inclusive) as a range;
+    None for "" (any free port). ValueError for anything else."""
+    if not text:
+        return None
+    low, sep, high = text.partition("-")
+    if not (sep and low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+        raise ValueError(f"{PORT_RANGE_ENV}={text!r} is not LOW-HIGH")
+    return range(int(low), int(high) + 1)
+
+
+def listening_socket(ports: range | None = None) -> socket.socket:
+    """A TCP socket on a free port (one of ``ports``, tried from a random one on so that jobs
+    sharing a node seldom try the same; any port for None), already listening: from the moment
+    its port is known, no one else on the node can bind it (SO_REUSEPORT is not set, and would
+    need the same user). :class:`NoFreePort` when every port of ``ports`` is taken."""
+    if ports is None:
+        return _listen(0)
+    start = random.randrange(len(ports))
+    for port in (*ports[start:], *ports[:start]):
+        try:
+            return _listen(port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+    raise NoFreePort(
+        f"no free port in {ports[0]}-{ports[-1]} on {socket.gethostname()} (the site's singleuser.port_range): "
+        f"all {len(ports)} are in use; tell the site's support, or start again on another node"
+    )
+
+
+def _listen(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("", 0))
-    sock.listen(128)
+    try:
+        sock.bind(("", port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
@@ -104,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"aifactory-singleuser: could not make this job's Dask credentials: {e}", file=sys.stderr)
             return 4
-    sock = listening_socket()
+    try:
+        sock = listening_socket(port_range(os.environ.get(PORT_RANGE_ENV, "")))
+    except (NoFreePort, ValueError) as e:
+        print(f"aifactory-singleuser: {e}", file=sys.stderr)
+        return 5
     port = sock.getsockname()[1]
     try:
         report_port_with_retries(port, dict(os.environ))

@@ -23,8 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What login shells source: it sets MODULEPATH from /etc/lmod/modulespath, then `module`.
+# What login shells source: it sets MODULEPATH from /etc/lmod/modulespath, then `module`. In a
+# JupyterLab job the site's own (its site file's singleuser.lmod_init) is named by the job script.
 LMOD_INIT = "/usr/share/lmod/lmod/init/profile"
+LMOD_INIT_ENV = "AIFACTORY_LMOD_INIT"
 _MODULE = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
 _KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 # Loads "$1" modules named in the next arguments, then becomes the rest.
@@ -42,11 +44,12 @@ def check_modules(modules: list[str]) -> None:
 
 
 def with_modules(modules: list[str], command: list[str]) -> tuple[list[str], dict[str, str]]:
-    """The command, and its environment, that runs ``command`` after loading ``modules``."""
+    """The command, and its environment, that runs ``command`` after loading ``modules`` (with
+    the Lmod the job names, else Debian's and Lmod's own default path)."""
     check_modules(modules)
     if not modules:
         return command, dict(os.environ)
-    env = {**os.environ, "AIFACTORY_LMOD_INIT": LMOD_INIT}
+    env = {**os.environ, LMOD_INIT_ENV: os.environ.get(LMOD_INIT_ENV) or LMOD_INIT}
     return ["bash", "-c", _LOAD_THEN_EXEC, "bash", str(len(modules)), *modules, *command], env
 
 

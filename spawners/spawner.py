@@ -44,6 +44,7 @@ from aifactory_workbench.spawners.jobscript import (
     JobRequest,
     OptionError,
     SessionTimes,
+    SiteHooks,
     render,
 )
 from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending, stop_through_hub
@@ -72,7 +73,8 @@ REFUSED_SETTINGS = {
     "exec_prefix": _FIXED_COMMANDS,
     "batchspawner_singleuser_cmd": "the job runs aifactory-singleuser, which reports its port to the hub",
     "req_srun": "JupyterLab is the batch step's own process (no srun), so SLURM's signals reach it",
-    "req_prologue": "no free shell text goes into the batch script",
+    "req_prologue": "no free shell text goes into the batch script; the site's commands before JupyterLab "
+    "are the site file's singleuser.prologue",
     "req_epilogue": "no free shell text goes into the batch script",
     "req_options": "no free #SBATCH text goes into the batch script; use the req_* settings",
     "req_queue": "SLURM has partitions: use req_partition",
@@ -86,7 +88,8 @@ REFUSED_SETTINGS = {
     "state_exechost_re": "the node comes from squeue's node field, not from patterns",
     "state_exechost_exp": "the node comes from squeue's node field, not from patterns",
     "ip": "JupyterLab listens on its node; the hub reaches it at the address SLURM gives the node",
-    "port": "JupyterLab takes a free port on its node and reports it to the hub",
+    "port": "JupyterLab takes a free port on its node and reports it to the hub; a range for firewalls is "
+    "the site file's singleuser.port_range",
     "cmd": "the job runs jupyterhub-singleuser from singleuser_venv",
     "mem_limit": "memory is a SLURM request: use req_memory (site file: slurm.memory)",
     "cpu_limit": "cores are a SLURM request: use req_nprocs (site file: slurm.cpus)",
@@ -237,6 +240,23 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         "puts it in PREFIX/libexec, beside the hub's venv, naming the site file it reads).",
     ).tag(config=True)
 
+    prologue = List(
+        Unicode(),
+        help="The site's commands run before JupyterLab in every job (site file: singleuser.prologue), "
+        "each one simple command of plain words (spawners.jobscript.SiteHooks).",
+    ).tag(config=True)
+
+    lmod_init = Unicode(
+        "",
+        help="Lmod's set-up file on the nodes (site file: singleuser.lmod_init): sourced before a module "
+        "command of the prologue, and by kernels that load modules; empty: no Lmod.",
+    ).tag(config=True)
+
+    port_range = List(
+        Integer(),
+        help="[LOW, HIGH]: the ports JupyterLab may listen on (site file: singleuser.port_range); empty: any.",
+    ).tag(config=True)
+
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
@@ -347,6 +367,8 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
                     f"c.{cls.__name__}.environment / env_keep: {name!r} cannot reach the job; sudo passes only "
                     f"{', '.join(JOB_ENVIRONMENT)} (job/__init__.py)"
                 )
+        for name, value, accepted in probe.site_hooks().problems():
+            found.append(f"c.{cls.__name__}.{name}: value {value!r} is not accepted; accepted: {accepted}")
         if not probe.singleuser_venv.startswith("/"):
             found.append(f"c.{cls.__name__}.singleuser_venv: value {probe.singleuser_venv!r} is not an absolute path")
         return found
@@ -413,6 +435,11 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         env["PATH"] = os.pathsep.join([os.path.join(self.singleuser_venv, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
+    def site_hooks(self) -> SiteHooks:
+        """The site's commands, Lmod and ports for every job: the site's settings alone."""
+        ports = self.port_range
+        return SiteHooks(tuple(self.prologue), self.lmod_init, tuple(ports) if ports else None)
+
     def batch_script_for(self, request: JobRequest, env: dict[str, str]) -> str:
         times = SessionTimes(tuple(self.warn_minutes), self.save_before_end, self.extend_minutes)
         return render(
@@ -422,6 +449,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             certs=self.cert_pems,
             before=self.steps_before_jupyterlab(),
             times=times,
+            site=self.site_hooks(),
         )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------

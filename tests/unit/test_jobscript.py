@@ -1,17 +1,19 @@
 """The rendered batch script, and that no user string can change its shape."""
 
 import re
+import shlex
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, render
+from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, SiteHooks, render
 
 from .defaults import JOB, request
 
 COMMAND = ["/opt/aifactory/venv/bin/aifactory-singleuser", "/opt/aifactory/venv/bin/jupyterhub-singleuser"]
 ENV = ["JUPYTERHUB_API_TOKEN", "PATH", "HOME"]
+NO_HOOKS = SiteHooks()
 
 
 def script_for(options=None, user="alice", home="/home/alice"):
@@ -143,14 +145,14 @@ def test_anything_but_pem_blocks_is_refused_as_a_certificate(bad):
         render(request(), COMMAND, ENV, certs=certs)
 
 
-def run_script(tmp_path, command, certs=None, signal_after=None, path="/usr/bin:/bin"):
+def run_script(tmp_path, command, certs=None, signal_after=None, path="/usr/bin:/bin", site=NO_HOOKS):
     """Run the rendered script in bash as SLURM would (its #SBATCH lines are comments)."""
     import os
     import signal
     import subprocess
     import time
 
-    script = render(request(home=str(tmp_path)), command, ENV, certs=certs)
+    script = render(request(home=str(tmp_path)), command, ENV, certs=certs, site=site)
     env = {
         "PATH": path,
         "HOME": str(tmp_path),
@@ -283,3 +285,91 @@ def test_a_constraint_asks_for_node_features_and_nothing_else_passes():
     for bad in ("highmem ssd", "highmem\n#SBATCH --uid=0", "[a*2]", "a&&b"):
         with pytest.raises(OptionError, match="constraint"):
             script_for({"constraint": bad})
+
+
+#: Debian's Lmod, and the mini cluster's demo module (cluster/modules, in /etc/lmod/modules).
+LMOD = "/usr/share/lmod/lmod/init/profile"
+
+
+def test_the_sites_commands_run_before_jupyterlab_as_written_and_what_they_set_reaches_it(tmp_path):
+    """Issue 35, item 7: a site's `module load` (real Lmod) and its own variables, before
+    JupyterLab, in every job."""
+    site = SiteHooks(("module load climate-tools/1.0", "export AIFW_SITE_HOOK=ran"), LMOD)
+    probe = 'echo "$CLIMATE_TOOLS_VERSION $AIFW_SITE_HOOK $AIFACTORY_LMOD_INIT" > ~/seen'
+    assert run_script(tmp_path, ["/bin/sh", "-c", probe], site=site) == 0
+    assert (tmp_path / "seen").read_text().split() == ["1.0", "ran", LMOD]
+    script = render(request(), COMMAND, ENV, site=site)
+    assert "\nmodule load climate-tools/1.0 || {" in script and "\nexport AIFW_SITE_HOOK=ran || {" in script
+    assert script.index("module load") < script.index(shlex.join(COMMAND) + " &")
+
+
+def test_a_failing_site_command_stops_the_job_before_jupyterlab_and_says_which(tmp_path, capfd):
+    site = SiteHooks(("module load no-such-module/9", "export AIFW_AFTER=yes"), LMOD)
+    assert run_script(tmp_path, ["/bin/sh", "-c", "touch ~/started"], site=site) == 1
+    said = capfd.readouterr().err
+    assert "the site's command before JupyterLab failed" in said and "module load no-such-module/9" in said, said
+    assert not (tmp_path / "started").exists()
+    assert not list((tmp_path / "tmp").iterdir()), "the private folder outlived the job"
+
+
+def test_without_site_commands_nothing_is_added_and_lmod_is_named_to_kernels_only():
+    script = render(request(), COMMAND, ENV, site=SiteHooks((), LMOD))
+    assert "set +eu" not in script and f"source {LMOD}" not in script
+    assert f"export AIFACTORY_LMOD_INIT={LMOD}\n" in script and 'export AIFACTORY_PORT_RANGE=""\n' in script
+    assert "AIFACTORY_LMOD_INIT" not in render(request(), COMMAND, ENV)
+
+
+def test_lmod_is_sourced_only_before_a_module_command():
+    script = render(request(), COMMAND, ENV, site=SiteHooks(("source /etc/site/job.sh",), LMOD))
+    assert "\nsource /etc/site/job.sh || {" in script and f"source {LMOD}" not in script
+
+
+def test_the_port_range_reaches_the_launcher():
+    script = render(request(), COMMAND, ENV, site=SiteHooks(port_range=(50000, 50099)))
+    assert 'export AIFACTORY_PORT_RANGE="50000-50099"\n' in script
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "module load x; rm -rf ~",
+        "module load x && id",
+        "module load x | tee y",
+        "echo $HOME",
+        "echo `id`",
+        "echo $(id)",
+        "cat > /etc/passwd",
+        "module load 'a b'",
+        'module load "x"',
+        "module load x\nid",
+        "module load *",
+        "-x",
+        "",
+        "   ",
+        "x" * 501,
+    ],
+)
+def test_a_site_command_that_is_more_than_plain_words_is_refused(command):
+    with pytest.raises(OptionError) as refused:
+        render(request(), COMMAND, ENV, site=SiteHooks((command,), LMOD))
+    assert refused.value.field == "prologue"
+
+
+@pytest.mark.parametrize(
+    ("site", "field"),
+    [
+        (SiteHooks(("module load x",), ""), "lmod_init"),
+        (SiteHooks(("ml x",), ""), "lmod_init"),
+        (SiteHooks((), "lmod/init"), "lmod_init"),
+        (SiteHooks((), "/usr/../etc/x"), "lmod_init"),
+        (SiteHooks((), "/x y"), "lmod_init"),
+        (SiteHooks(port_range=(80, 90)), "port_range"),
+        (SiteHooks(port_range=(9000, 8000)), "port_range"),
+        (SiteHooks(port_range=(50000,)), "port_range"),
+        (SiteHooks(port_range=(50000, 70000)), "port_range"),
+    ],
+)
+def test_odd_lmod_paths_and_port_ranges_are_refused(site, field):
+    with pytest.raises(OptionError) as refused:
+        render(request(), COMMAND, ENV, site=site)
+    assert refused.value.field == field

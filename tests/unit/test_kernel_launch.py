@@ -73,3 +73,20 @@ def test_launch_refuses_before_running_anything(tmp_path: Path, monkeypatch):
     assert ran == []
     kernel.main(["launch", "--env", str(prefix), "--owner", ME, "--", str(prefix / "bin" / "python")])
     assert ran and ran[0][1] == [str(prefix / "bin" / "python")]
+
+
+def test_modules_load_with_the_lmod_the_job_names(tmp_path: Path, monkeypatch):
+    """Issue 35, item 7: in a JupyterLab job, Lmod's set-up file is the site's (singleuser.lmod_init,
+    exported by the job script); elsewhere Lmod's default. Run for real with bash."""
+    import subprocess
+
+    init = tmp_path / "lmod-init"
+    init.write_text('module() { echo "loaded $*"; }\n')
+    monkeypatch.setenv(kernel.LMOD_INIT_ENV, str(init))
+    argv, env = kernel.with_modules(["tools/1"], ["echo", "kernel"])
+    assert subprocess.run(argv, env=env, capture_output=True, text=True).stdout.split("\n")[:2] == [
+        "loaded load tools/1",
+        "kernel",
+    ]
+    monkeypatch.delenv(kernel.LMOD_INIT_ENV)
+    assert kernel.with_modules(["tools/1"], ["true"])[1][kernel.LMOD_INIT_ENV] == kernel.LMOD_INIT

@@ -100,3 +100,52 @@ def test_presets_of_a_site_replace_the_defaults(tmp_path):
     site = load_site_config(write(tmp_path, "form:\n  presets:\n    - {name: course, title: Course, cpus: 2}\n"))
     assert site.form.presets == [{"name": "course", "title": "Course", "cpus": 2}]
     assert [p["name"] for p in load_defaults().form.presets] == ["quick", "analysis", "gpu", "workshop"]
+
+
+def test_the_sites_commands_lmod_and_port_range_reach_the_spawner(tmp_path):
+    """Issue 35, item 7: site hooks from the site file (root's), checked, in the spawner's settings."""
+    from traitlets.config import Config
+
+    from aifactory_workbench.hub.configure import spawner_settings
+
+    text = (
+        "singleuser:\n  prologue: ['module load cuda/12.2', 'source /etc/site/job.sh']\n"
+        "  lmod_init: /opt/lmod/init/profile\n  port_range: [50000, 50099]\n"
+    )
+    site = load_site_config(write(tmp_path, text))
+    settings = {key: value for key, (value, _) in spawner_settings(site).items()}
+    assert settings["prologue"] == ["module load cuda/12.2", "source /etc/site/job.sh"]
+    assert settings["lmod_init"] == "/opt/lmod/init/profile" and settings["port_range"] == [50000, 50099]
+    assert site.singleuser.hooks.port_range_text == "50000-50099"
+    c = Config()
+    c.WorkbenchSpawner.prologue = ["module load x | id"]
+    c.WorkbenchSpawner.port_range = [80, 90]
+    from aifactory_workbench.spawners.spawner import WorkbenchSpawner
+
+    found = "\n".join(WorkbenchSpawner.config_problems(c))
+    assert "c.WorkbenchSpawner.prologue: value 'module load x | id' is not accepted" in found, found
+    assert "c.WorkbenchSpawner.port_range" in found, found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "singleuser:\n  prologue: ['module load x; id']\n",
+            "key 'singleuser.prologue': value ['module load x; id'] is not accepted (command 1: 'module load x; id')",
+        ),
+        ("singleuser:\n  prologue: 'module load x'\n", "key 'singleuser.prologue': value 'module load x' is not"),
+        ("singleuser:\n  prologue: ['export P=$PATH:/x']\n", "no $, quotes"),
+        ("singleuser:\n  prologue: [module load x]\n  lmod_init: ''\n", "key 'singleuser.lmod_init': value '' is not"),
+        ("singleuser:\n  lmod_init: lmod/profile\n", "key 'singleuser.lmod_init': value 'lmod/profile' is not"),
+        ("singleuser:\n  port_range: [80, 90]\n", "key 'singleuser.port_range': value [80, 90] is not accepted"),
+        ("singleuser:\n  port_range: [9000, 8000]\n", "1024 <= LOW <= HIGH <= 65535"),
+        ("singleuser:\n  port_range: 50000-50100\n", "key 'singleuser.port_range'"),
+        ("singleuser:\n  port_rang: [50000, 50100]\n", "(did you mean 'singleuser.port_range'?)"),
+        ("singleuser:\n  prolog: []\n", "(did you mean 'singleuser.prologue'?)"),
+    ],
+)
+def test_wrong_site_hooks_name_key_value_and_what_is_accepted(tmp_path, text, expected):
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text))
+    assert expected in str(err.value), str(err.value)
