@@ -34,7 +34,7 @@ from aifactory_workbench.hub.database import is_postgresql, shown_url
 from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.root.dask_config import check_dask_config
-from aifactory_workbench.root.site_install import EPILOG, PROFILE, SUDOERS, SYSTEMD_PATH, UNIT, venv
+from aifactory_workbench.root.site_install import EPILOG, PROFILE, PROXY_UNIT, SUDOERS, SYSTEMD_PATH, UNIT, venv
 from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, USER_OPTIONS, JobSettings, sbatch_options
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
@@ -181,6 +181,7 @@ class Doctor:
         yield self.database()
         yield self.pg_dump()
         yield self.proxy()
+        yield self.proxy_token()
         yield self.ports()
         yield self.front_certificate()
         yield self.internal_certificate()
@@ -391,6 +392,25 @@ class Doctor:
             fix = f"install configurable-http-proxy again, or set {where} to one that runs"
         return Check(name, False, f"{self.hub_user} cannot run {command}: {problem}", fix)
 
+    def proxy_token(self) -> Check:
+        """With the proxy on its own (hub.proxy_token_file), the token it shares with the hub:
+        root's, read by the hub's account, by no one else (whoever holds it rewrites the routes)."""
+        name = "the proxy's token"
+        path = self.site.hub.proxy_token_file
+        if not path:
+            return Check(name, None, 'hub.proxy_token_file "": the hub starts the proxy as its child')
+        fix = f"as root: aifactory-site install {self.site.source} (it makes the token root's, 0640, the hub's group)"
+        try:
+            info = os.stat(path)
+        except OSError as e:
+            return Check(name, False, f"hub.proxy_token_file {path}: {e.strerror}", fix)
+        if info.st_uid != 0 or info.st_mode & 0o027:
+            shown = f"{stat.filemode(info.st_mode)} {pwd.getpwuid(info.st_uid).pw_name}"
+            return Check(name, False, f"{path} is {shown}: only root may write it and only the hub read it", fix)
+        if self.run_as(self.hub_user, ["test", "-r", path]).returncode != 0:
+            return Check(name, False, f"{self.hub_user} cannot read {path} (hub.proxy_token_file)", fix)
+        return Check(name, True, f"{path}: root's, read by {self.hub_user} and no one else")
+
     def ports(self) -> Check:
         """The hub's account may listen where the proxy and the hub do: a port below 1024 needs
         CAP_NET_BIND_SERVICE, which the hub's unit does not give unless the site adds it."""
@@ -408,7 +428,7 @@ class Doctor:
         problems, busy = [], []
         for (key, host, port), answer in zip(wanted, answers, strict=True):
             code = int(answer)
-            if code == errno.EACCES and unit_grants("CAP_NET_BIND_SERVICE"):
+            if code == errno.EACCES and unit_grants("CAP_NET_BIND_SERVICE", self.listening_unit(key)):
                 code = 0
             if code == errno.EADDRINUSE:
                 busy.append(str(port))
@@ -421,6 +441,11 @@ class Doctor:
         note = f"; in use now: {', '.join(busy)} (the running hub's?)" if busy else ""
         return Check(name, True, f"{self.hub_user} may listen on {shown}{note}")
 
+    def listening_unit(self, key: str) -> Path:
+        """The unit whose process listens at the port of ``key``: the proxy's for hub.port when
+        it runs on its own, else the hub's."""
+        return PROXY_UNIT if key == "hub.port" and self.site.hub.proxy_on_its_own else UNIT
+
     def port_problem(self, key: str, host: str, port: int, code: int) -> tuple[str, str]:
         """What is wrong with one port the hub's account cannot listen on, and the fix."""
         if code == errno.EACCES:
@@ -428,7 +453,7 @@ class Doctor:
             return (
                 f"{key} {port} is below 1024 and {self.hub_user} may not listen there (no CAP_NET_BIND_SERVICE)",
                 f"set {key} to 1024 or above in {self.site.source} and let a front server or a port redirect "
-                f"serve {public}; or give the unit the right: systemctl edit {UNIT.name}, "
+                f"serve {public}; or give the unit the right: systemctl edit {self.listening_unit(key).name}, "
                 "[Service] AmbientCapabilities=CAP_NET_BIND_SERVICE",
             )
         if code in (-1, errno.EADDRNOTAVAIL):
@@ -834,9 +859,9 @@ def blocked_folders(path: Path, user: str) -> list[str]:
     return blocked
 
 
-def unit_grants(capability: str) -> bool:
-    """Whether the hub's systemd unit, or a drop-in of the site's, gives it ``capability``."""
-    for path in [UNIT, *sorted(Path(f"{UNIT}.d").glob("*.conf"))]:
+def unit_grants(capability: str, unit: Path = UNIT) -> bool:
+    """Whether the systemd unit (the hub's), or a drop-in of the site's, gives it ``capability``."""
+    for path in [unit, *sorted(Path(f"{unit}.d").glob("*.conf"))]:
         try:
             lines = path.read_text(errors="replace").splitlines()
         except OSError:

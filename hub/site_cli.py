@@ -94,7 +94,11 @@ def doctor(site: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def proxy(site: SiteConfig) -> int:
-    """Become the proxy (returns only on a problem, which names the site key to fix)."""
+    """Become the proxy (returns only on a problem, which names the site key to fix). Never as
+    root: the proxy needs no privilege, and would make the hub's certificates root's."""
+    if os.geteuid() == 0:
+        print(f"{PROG} proxy: run it as the hub's account (the proxy unit's User), not as root", file=sys.stderr)
+        return 1
     try:
         run_proxy(site)
     except (SiteConfigError, OSError) as e:

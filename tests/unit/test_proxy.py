@@ -5,6 +5,7 @@ are made as the hub makes them when no hub has yet; a missing proxy or token is 
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub.configure import update_proxy
-from aifactory_workbench.hub.proxy import ProxyCerts, command_problem, internal_certs, proxy_argv
+from aifactory_workbench.hub.proxy import ProxyCerts, command_problem, internal_certs, proxy_argv, run_proxy
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.hub.site_cli import main as cli_main
 from aifactory_workbench.hub.tls import internal_certificate, internal_certificate_problems
@@ -106,13 +107,19 @@ def test_a_proxy_that_is_not_there_fails_check_and_the_proxy_command(tmp_path: P
     )
     assert cli_main(["check", str(path)]) == 1
     assert f"key 'hub.proxy_command': {missing} is not there" in capsys.readouterr().err
-    assert cli_main(["proxy", str(path)]) == 1
-    assert f"key 'hub.proxy_command': {missing} is not there" in capsys.readouterr().err
+    with pytest.raises(SiteConfigError, match=f"key 'hub.proxy_command': {missing} is not there"):
+        run_proxy(site)
 
 
-def test_the_proxy_command_refuses_a_site_whose_hub_starts_its_proxy(tmp_path: Path, capsys):
-    assert cli_main(["proxy", str(site_file(tmp_path, "hub: {proxy_token_file: ''}\n"))]) == 1
-    assert "key 'hub.proxy_token_file': value '' means the hub starts the proxy as its child" in capsys.readouterr().err
+def test_the_proxy_refuses_a_site_whose_hub_starts_its_proxy(tmp_path: Path):
+    with pytest.raises(SiteConfigError, match="key 'hub.proxy_token_file': value '' means the hub starts the proxy"):
+        run_proxy(load_site_config(site_file(tmp_path, "hub: {proxy_token_file: ''}\n")))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root")
+def test_the_proxy_command_refuses_root(tmp_path: Path, capsys):
+    assert cli_main(["proxy", str(token_site(tmp_path, "t" * 64))]) == 1
+    assert "run it as the hub's account (the proxy unit's User), not as root" in capsys.readouterr().err
 
 
 def test_a_first_start_makes_the_certificates_as_the_hub_would_and_a_second_keeps_them(tmp_path: Path):
@@ -155,3 +162,33 @@ def test_the_token_is_made_once_roots_and_read_by_the_hubs_group_alone(tmp_path:
     with pytest.raises(RuntimeError, match="is not a file"):
         proxy_token(link, group)
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root makes the token root's")
+def test_the_doctor_names_a_token_others_may_read_or_that_is_not_there(tmp_path: Path):
+    from tests.unit.test_doctor import doctor
+
+    token = tmp_path / "proxy.token"
+    text = f"hub: {{proxy_token_file: {token}}}"
+    check = doctor(tmp_path, text).proxy_token()
+    assert check.ok is False and "No such file" in check.detail and "aifactory-site install" in check.fix
+    proxy_token(token, grp.getgrgid(os.getgid()).gr_name)
+    assert doctor(tmp_path, text).proxy_token().ok is True
+    token.chmod(0o644)
+    check = doctor(tmp_path, text).proxy_token()
+    assert check.ok is False and "-rw-r--r-- root" in check.detail and "only the hub read it" in check.detail
+    token.chmod(0o640)
+    check = doctor(tmp_path, text, **{"test -r": (1, "", "")}).proxy_token()
+    assert check.ok is False and "aifactory-hub cannot read" in check.detail
+    assert doctor(tmp_path, "hub: {proxy_token_file: ''}").proxy_token().ok is None
+
+
+def test_a_public_port_below_1024_is_the_proxy_units_to_allow_when_it_runs_on_its_own(tmp_path: Path):
+    from tests.unit.test_doctor import doctor
+
+    bind = {"getaddrinfo": (0, f"{errno.EACCES}\n0\n0\n", "")}
+    for token_file, unit in (("/etc/aifactory/proxy.token", "aifactory-proxy"), ("''", "aifactory-hub")):
+        made = doctor(tmp_path, f"hub: {{port: 443, proxy_token_file: {token_file}}}", **bind)
+        made.venv_runs = True
+        check = made.ports()
+        assert check.ok is False and f"systemctl edit {unit}.service," in check.fix, check
