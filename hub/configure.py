@@ -34,6 +34,7 @@ from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
 from aifactory_workbench.root.dask_config import check_dask_config
+from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.spawners.form import ENVIRONMENTS_SCRIPT, page_script
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.seats import Registry, registry_problem
@@ -410,6 +411,7 @@ def update_spawner(
         poll_interval=effective.poll_interval,
         startup_poll_interval=effective.startup_poll_interval,
         discovery_cache=site.form.discovery_cache,
+        slurm=Slurm(bin_dir=site.slurm.bin_dir),
         audit=audit,
         workshops=registry,
         gallery=gallery,

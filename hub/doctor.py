@@ -35,7 +35,7 @@ from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.root.dask_config import check_dask_config
 from aifactory_workbench.root.site_install import EPILOG, PROFILE, PROXY_UNIT, SUDOERS, SYSTEMD_PATH, UNIT, venv
-from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER, CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.client import EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, USER_OPTIONS, JobSettings, sbatch_options
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
 from aifactory_workbench.slurm.values import is_unix_user
@@ -49,6 +49,8 @@ PROBE_JOB_NAME = "aifw-doctor-probe"
 PROBE_NO_HOME = 3
 #: What a probe job asks for besides the site's partition, account, QoS, reservation and features.
 PROBE_RESOURCES = {"cpus": 1, "memory": "512M", "gpus": 0, "walltime": "00:05:00"}
+#: The oldest sudo that reads the hub's rules (``command_timeout``: 1.8.20).
+MIN_SUDO = (1, 8, 20)
 #: The most users whose homes the doctor looks at (members of hub.allowed_groups, by name).
 HOMES_SAMPLE = 200
 
@@ -153,7 +155,9 @@ class Doctor:
         self.probe_user = probe_user
         self.probe_timeout = probe_timeout
         # Commands as the hub account: runuser takes the same "-u USER --" as the hub's sudo.
-        self.as_hub = Slurm(sudo=("runuser", "-u"))
+        self.as_hub = Slurm(sudo=("runuser", "-u"), bin_dir=site.slurm.bin_dir)
+        #: The hub's own client: its command lines through sudo, as the hub runs them.
+        self.hub_slurm = Slurm(bin_dir=site.slurm.bin_dir)
         self.login_dask = ""
         self.login_listener: socket.socket | None = None
         #: The Python the hub's unit runs (this venv's), and the PATH it runs with.
@@ -240,34 +244,41 @@ class Doctor:
     def sudo_rules(self) -> Check:
         name = "the hub's sudo rules"
         fix = f"as root: aifactory-site install {self.site.source} (it installs {SUDOERS} after visudo -c)"
+        version = sudo_version()
+        if version < MIN_SUDO:
+            shown = ".".join(map(str, version)) or "unknown"
+            return Check(name, False, f"sudo {shown} is older than 1.8.20 (command_timeout)", "update sudo")
         listed = subprocess.run(["sudo", "-n", "-l", "-U", self.hub_user], capture_output=True, text=True, timeout=30)
         rules = listed.stdout.partition("may run the following commands")[2]
         runas = [line.strip()[1:].split(")")[0] for line in rules.splitlines() if line.strip().startswith("(")]
         groups = {p.strip()[1:] for entry in runas if entry != "root" for p in entry.split(",") if "!" not in p}
-        if listed.returncode != 0 or not groups or "sbatch" not in rules:
-            return Check(name, False, f"{self.hub_user} may not run sbatch as anyone", fix)
-        if "aifactory-check-password" not in rules:
-            return Check(name, False, f"{self.hub_user} may not ask the password helper", fix)
-        if self.site.singleuser.extend_minutes and EXTEND_HELPER not in rules:
-            return Check(name, False, f"{self.hub_user} may not ask the helper that extends sessions", fix)
-        if ENV_LIST.name not in rules:
-            return Check(name, False, f"{self.hub_user} may not list users' environments (form, home page)", fix)
+        if listed.returncode != 0 or not groups:
+            return Check(name, False, f"{self.hub_user} may run nothing as the site's users", fix)
         unknown = sorted(groups - set(self.site.hub.allowed_groups))
         if unknown:
             return self.groups_mismatch(name, sorted(groups), unknown)
-        who = f"{self.hub_user} submits as members of {', '.join(sorted(groups))}"
+        member = self.probe_user or first_member(groups)
+        refused = [argv for whom, argv in self.sudo_commands() if not sudo_allows(self.hub_user, whom, member, argv)]
+        if refused:
+            who = "root" if refused[0][0].endswith(("check-password", EXTEND_HELPER)) else member or "a user"
+            return Check(name, False, f"sudo does not let {self.hub_user} run {shlex.join(refused[0])} as {who}", fix)
+        unsafe = [problem for _, argv in self.sudo_commands() for problem in root_alone_problems(Path(argv[0]))]
+        if unsafe:
+            return Check(name, False, f"a command sudo's rules allow is not root's alone: {unsafe[0]}", fix)
+        who = f"{self.hub_user} submits as members of {', '.join(sorted(groups))}; each rule runs"
         if not self.probe_user:
             return Check(name, True, f"{who} (name a test user, --probe-user, to try it)")
         script = f"#!/bin/bash\n#SBATCH --partition={self.site.slurm.partition}\ntrue\n"
-        tried = self.run_as(self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--test-only"], script)
+        tried = self.run_as(self.hub_user, self.hub_slurm.as_user(self.probe_user, ["sbatch", "--test-only"]), script)
         if tried.returncode != 0:
-            return Check(
-                name,
-                False,
-                f"{self.hub_user} cannot ask sbatch as {self.probe_user}: {(tried.stderr or tried.stdout).strip()}",
-                fix,
-            )
+            said = (tried.stderr or tried.stdout).strip()
+            return Check(name, False, f"{self.hub_user} cannot ask sbatch as {self.probe_user}: {said}", fix)
         return Check(name, True, f"{who} ({self.probe_user} tried)")
+
+    def sudo_commands(self) -> list[tuple[str, list[str]]]:
+        """What the hub runs through sudo here (no extension helper where the site extends nothing)."""
+        wanted = self.hub_slurm.sudo_rules_allow()
+        return [(w, a) for w, a in wanted if self.site.singleuser.extend_minutes or not a[0].endswith(EXTEND_HELPER)]
 
     def groups_mismatch(self, name: str, groups: list[str], unknown: list[str]) -> Check:
         """The sudo rules name a group (install's --users-group) that hub.allowed_groups does not:
@@ -683,7 +694,7 @@ class Doctor:
             f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port}\n"
         )
         submitted = self.run_as(
-            self.hub_user, ["sudo", "-n", "-u", self.probe_user, "--", "sbatch", "--parsable"], script
+            self.hub_user, self.hub_slurm.as_user(self.probe_user, ["sbatch", "--parsable"]), script
         )
         job = submitted.stdout.strip().split(";")[0]
         if submitted.returncode != 0 or not job.isdigit():
@@ -838,6 +849,65 @@ def root_script_problem(path: Path) -> str:
     if not info.st_mode & 0o100:
         return "is not executable"
     return ""
+
+
+def sudo_version() -> tuple[int, ...]:
+    """sudo's version ("Sudo version 1.9.13p3": (1, 9, 13)); () when it cannot be read."""
+    try:
+        said = subprocess.run(["sudo", "-V"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    words = said.split()
+    found = words[2].split("p")[0].split(".") if words[:2] == ["Sudo", "version"] and len(words) > 2 else []
+    return tuple(int(n) for n in found if n.isdigit())
+
+
+def first_member(groups: Iterable[str]) -> str:
+    """A member of one of these groups (by name, first of each group), "" when none has one."""
+    for group in sorted(groups):
+        try:
+            members = sorted(grp.getgrnam(group).gr_mem)
+        except KeyError:
+            continue
+        if members:
+            return members[0]
+    return ""
+
+
+def sudo_allows(hub_user: str, whom: str, member: str, argv: list[str]) -> bool:
+    """Whether sudo lets ``hub_user`` run ``argv`` (as root, or as ``member`` of the users' groups:
+    True when there is no member to ask about), asked of sudo itself (``sudo -l``), nothing run."""
+    runas = "root" if whom == "root" else member
+    if not runas:
+        return True
+    asked = ["sudo", "-n", "-l", "-U", hub_user, "-u", runas, *argv]
+    return subprocess.run(asked, capture_output=True, timeout=30).returncode == 0
+
+
+def root_alone_problems(command: Path) -> list[str]:
+    """What about a command a sudo rule allows, and its interpreter (its ``#!`` line), anyone
+    but root could change: the file or a folder above it, links resolved."""
+    paths = [command]
+    try:
+        with command.open("rb") as f:
+            first = f.readline(512)
+    except OSError as e:
+        return [f"{command}: {e.strerror}"]
+    if first.startswith(b"#!") and first[2:].split():
+        paths.append(Path(first[2:].split()[0].decode(errors="replace")))
+    problems = []
+    for path in paths:
+        real = path.resolve()
+        for item in (real, *real.parents):
+            try:
+                info = item.stat()
+            except OSError as e:
+                problems.append(f"{item}: {e.strerror}")
+                break
+            if info.st_uid != 0 or info.st_mode & 0o022:
+                problems.append(f"{item} (of {path}) may be changed by uid {info.st_uid} or its group/others")
+                break
+    return problems
 
 
 def blocked_folders(path: Path, user: str) -> list[str]:

@@ -8,9 +8,7 @@ or no (root/check_password.py), called through one sudo rule."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import PAMAuthenticator
@@ -18,6 +16,7 @@ from traitlets import Float, Integer, Unicode, default
 
 from aifactory_workbench.root.accounts import may_sign_in
 from aifactory_workbench.root.check_password import NO, YES
+from aifactory_workbench.slurm.client import PASSWORD_HELPER
 
 
 class WorkbenchPAMAuthenticator(PAMAuthenticator):
@@ -33,7 +32,7 @@ class WorkbenchPAMAuthenticator(PAMAuthenticator):
 
     @default("password_helper")
     def _installed_helper(self) -> str:
-        return str(Path(sys.prefix).parent / "libexec" / "aifactory-check-password")
+        return str(PASSWORD_HELPER)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -229,11 +229,16 @@ class BrandSettings:
 
 
 #: Defaults of JupyterLab jobs (the spawner's req_* settings: one key per row of the job
-#: fields' table, slurm/job_fields.py; their values in defaults.yaml) and how jobs are named.
+#: fields' table, slurm/job_fields.py; their values in defaults.yaml), how jobs are named, and
+#: where SLURM's commands are (what sudo's rules name: ``aifactory-site install`` writes them).
 SlurmSettings = make_dataclass(
     "SlurmSettings",
     [(f.name, f.kind, rule(f.rule)) for f in JOB_FIELDS]
-    + [("job_name", str, rule(JOB_NAME)), ("startup_poll_interval", float, rule(_is_seconds(0.1, 60)))],
+    + [
+        ("job_name", str, rule(JOB_NAME)),
+        ("startup_poll_interval", float, rule(_is_seconds(0.1, 60))),
+        ("bin_dir", str, rule(_is_abs_path_or_empty())),
+    ],
     frozen=True,
 )
 SlurmSettings.__module__ = __name__

@@ -47,6 +47,7 @@ from aifactory_workbench.root.workshop_accounts import (
 from aifactory_workbench.root.workshop_archive import archive_homes
 from aifactory_workbench.root.workshop_materials import publish_materials
 from aifactory_workbench.slurm.admin import SlurmAdmin
+from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import SlurmError
 from aifactory_workbench.slurm.values import parse_memory_mb
 from aifactory_workbench.spawners.seats import (
@@ -83,7 +84,7 @@ class Workshops:
 
     def __init__(self, site: SiteConfig, slurm: SlurmAdmin | None = None, out: Callable[[str], None] = print) -> None:
         self.site = site
-        self.slurm = slurm or SlurmAdmin()
+        self.slurm = slurm or SlurmAdmin(Slurm(bin_dir=site.slurm.bin_dir))
         self.out = out
         self.registry = Path(site.workshops.registry)
         self.state = Path(site.workshops.state_dir)

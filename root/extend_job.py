@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
-from aifactory_workbench.slurm.client import EXTEND_HELPER, Slurm, squeue_argv
+from aifactory_workbench.slurm.client import EXTEND_HELPER, SECURE_PATH, Slurm, squeue_argv
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
 from aifactory_workbench.slurm.parsers import (
     SlurmError,
@@ -61,9 +61,6 @@ BUSY_MESSAGE = "another extension of this job is being made"
 SLURM_TIMEOUT = 10.0
 SLURM_CALLS = 7  # squeue, scontrol show job and partition, sacctmgr for two QoS and the association, update
 LOCK_WAIT = 10.0
-#: Where root finds SLURM's commands: the helper sets PATH to it itself (as sudo's secure_path
-#: for its rule does, config/sudoers.in), never taking the hub's PATH.
-SECURE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 #: Where root keeps how much each job was extended (a file per job id), made by the helper.
 LEDGER_DIR = Path("/var/lib/aifactory-extend")
 #: Ledger entries older than this are removed (their jobs ended long ago).
@@ -157,13 +154,14 @@ def decide(
 
 
 # -- the I/O around it ----------------------------------------------------------------------
-def site_policy(site_file: str) -> tuple[Policy | None, str]:
-    """The site's policy and JupyterLab job name, from a root-owned site file ("": the defaults)."""
+def site_policy(site_file: str) -> tuple[Policy | None, str, str]:
+    """The site's policy, JupyterLab job name and folder of SLURM's commands, from a root-owned
+    site file ("": the defaults)."""
     if site_file:
         root_owned(Path(site_file))
     site = load_site_config(site_file) if site_file else load_defaults()
     minutes = site.singleuser.extend_minutes
-    return (Policy(*minutes) if minutes else None), site.slurm.job_name
+    return (Policy(*minutes) if minutes else None), site.slurm.job_name, site.slurm.bin_dir
 
 
 def root_owned(path: Path) -> None:
@@ -292,7 +290,7 @@ class Ledger:
 
 
 def extend(slurm: Slurm, user: str, job_id: str, minutes: int, site_file: str, ledger_dir: Path) -> Extension | Refusal:
-    policy, job_name = site_policy(site_file)
+    policy, job_name, slurm.bin_dir = site_policy(site_file)
     if policy is None:
         return Refusal(OFF, OFF_MESSAGE)
     try:

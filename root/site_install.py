@@ -6,8 +6,10 @@ each upgrade of it. Each step is idempotent and says what it changed:
   as) and the hub's system account, in no ``shadow`` group;
 * the password helper, root's, that the hub asks through sudo (``root/check_password.py``), and
   the helper that extends a running session (``root/extend_job.py``), with the site file's path,
-  and the wrapper of ``aifactory-env list --json`` that the hub runs as a user (``lab/envs.py``);
-* the sudo rules, checked with ``visudo -c`` before they are installed;
+  and the wrappers of ``aifactory-env list --json`` (``lab/envs.py``) and of scancel
+  (``root/cancel_job.py``) that the hub runs as a user;
+* the sudo rules, with no pattern (any sudo reads them) and SLURM's commands by the paths found
+  now (``slurm.bin_dir``), checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
 * the site kernel's package lock, and no stock "Python 3" kernel;
@@ -43,7 +45,14 @@ from aifactory_workbench.job import JOB_ENVIRONMENT
 from aifactory_workbench.root.dask_config import install_dask_config
 from aifactory_workbench.root.extend_job import LEDGER_DIR
 from aifactory_workbench.root.proxy_token import proxy_token
-from aifactory_workbench.slurm.client import ENV_LIST, EXTEND_HELPER
+from aifactory_workbench.slurm.client import (
+    CANCEL_HELPER,
+    ENV_LIST,
+    EXTEND_HELPER,
+    PASSWORD_HELPER,
+    SECURE_PATH,
+    slurm_command,
+)
 
 #: Where the unit goes, and its name (journalctl -u aifactory-hub).
 UNIT = Path("/etc/systemd/system/aifactory-hub.service")
@@ -98,6 +107,8 @@ def values(site: SiteConfig, accounts: Accounts) -> dict[str, str]:
         "ADMINS_GROUP": accounts.admins_group,
         "LIBEXEC": str(venv().parent / "libexec"),
         "JOB_ENVIRONMENT": " ".join(JOB_ENVIRONMENT),
+        "SECURE_PATH": SECURE_PATH,
+        "SBATCH": slurm_command("sbatch", site.slurm.bin_dir),
         "VENV": str(venv()),
         "SITE": str(Path(site.source).resolve()),
         "STATE_DIR": site.hub.state_dir,
@@ -256,6 +267,7 @@ class Installer:
         yield "the password helper", self.password_helper()
         yield "the session extension helper", self.extend_helper()
         yield "the environments' listing", self.env_list_helper()
+        yield "the cancel helper", self.cancel_helper()
         yield f"sudo rules {SUDOERS} (visudo -c)", write_root_file(SUDOERS, self.template("sudoers.in"), 0o440, visudo)
         yield f"state folder {self.site.hub.state_dir}", self.state_folders()
         gallery = Path(self.site.gallery.dir)
@@ -315,7 +327,7 @@ class Installer:
         groups = [self.accounts.users_group, self.accounts.admins_group]
         what = "For the hub, through sudo: is this password right? (root/check_password.py)"
         call = f"from aifactory_workbench.root.check_password import main\n\nraise SystemExit(main({groups!r}))"
-        return self.libexec("aifactory-check-password", what, call)
+        return self.libexec(PASSWORD_HELPER.name, what, call)
 
     def env_list_helper(self) -> bool:
         what = "For the hub, through sudo as a user: aifactory-env list (lab/envs.py), the only command"
@@ -326,6 +338,12 @@ class Installer:
             "raise SystemExit(main(['list', *sys.argv[1:]]))"
         )
         return self.libexec(ENV_LIST.name, what, call)
+
+    def cancel_helper(self) -> bool:
+        scancel = slurm_command("scancel", self.site.slurm.bin_dir)
+        what = "For the hub, through sudo as a user: scancel of what the hub cancels (root/cancel_job.py)"
+        call = f"from aifactory_workbench.root.cancel_job import main\n\nraise SystemExit(main({scancel!r}))"
+        return self.libexec(CANCEL_HELPER.name, what, call)
 
     def libexec(self, name: str, what: str, call: str) -> bool:
         """A root-owned wrapper in LIBEXEC whose Python runs isolated (-I): no user's site-packages,

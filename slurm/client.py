@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from aifactory_workbench.job import WORKER_JOB_PREFIX
 from aifactory_workbench.slurm.formats import (
     SACCT_OUTCOME,
     SACCT_RECORDS,
@@ -68,10 +70,43 @@ _UNAVAILABLE = re.compile(
 )
 
 
-#: ``aifactory-env list --json`` as a user, through sudo (config/sudoers.in's AIFW_ENVS): a
-#: root-owned wrapper beside the hub's venv whose Python runs isolated (``-I``) from the user's
-#: files and variables, written by ``aifactory-site install``.
-ENV_LIST = Path(sys.prefix).parent / "libexec" / "aifactory-env-list"
+#: Root's folder beside the venv, where ``aifactory-site install`` writes the helpers that sudo's
+#: rules name (config/sudoers.in): each checks its own arguments, so no rule needs a pattern.
+LIBEXEC = Path(sys.prefix).parent / "libexec"
+#: ``aifactory-env list --json`` as a user, through sudo (AIFW_ENVS): a root-owned wrapper whose
+#: Python runs isolated (``-I``) from the user's files and variables.
+ENV_LIST = LIBEXEC / "aifactory-env-list"
+#: The password helper (root/check_password.py), which the hub asks as root through sudo (AIFW_PASSWORD).
+PASSWORD_HELPER = LIBEXEC / "aifactory-check-password"
+#: scancel as a user, through sudo (AIFW_CANCEL): root's wrapper lets through only what the hub
+#: cancels (:func:`cancel_arguments_ok`), then runs SLURM's scancel, whose path install wrote in it.
+CANCEL_HELPER = LIBEXEC / "aifactory-cancel"
+#: Where SLURM's commands are found when the site file names no folder (``slurm.bin_dir``):
+#: root's folders, the same for the hub, root's helpers and ``aifactory-site install``, which
+#: writes the paths it finds into sudo's rules (the hub runs exactly those paths).
+SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The SLURM commands the workbench runs, by name (each resolved by :func:`slurm_command`).
+SLURM_COMMANDS = frozenset({"sbatch", "scancel", "squeue", "sacct", "sacctmgr", "scontrol", "sinfo", "srun"})
+_WORKER_JOB_NAME = re.compile(re.escape(WORKER_JOB_PREFIX) + "[0-9]{1,12}")
+
+
+def slurm_command(name: str, folder: str = "") -> str:
+    """The path of SLURM's command ``name``: in ``folder`` (the site's ``slurm.bin_dir``) or the
+    first folder of :data:`SECURE_PATH` that has it; the bare name when none has it (whoever runs
+    it then looks on its own PATH: a job's side, where no sudo rule is involved)."""
+    if folder:
+        return str(Path(folder) / name)
+    return shutil.which(name, path=SECURE_PATH) or name
+
+
+def cancel_arguments_ok(args: Sequence[str]) -> bool:
+    """What the hub cancels as a user: one job by its id, or a server's Dask workers by their
+    job name (``--name aifw-dask-JOBID``). The cancel helper refuses anything else."""
+    if len(args) == 1:
+        return args[0].isascii() and args[0].isdigit() and len(args[0]) <= 12
+    return len(args) == 2 and args[0] == "--name" and _WORKER_JOB_NAME.fullmatch(args[1]) is not None
+
+
 #: What the listing may take and print: a user can only lie about their own environments, but
 #: cannot hold the hub or fill its memory.
 ENV_LIST_TIMEOUT = 5.0
@@ -168,14 +203,35 @@ class Slurm:
     sudo: Sequence[str] = ("sudo", "-n", "-u")  # no -E: sudo keeps only the job's variables
     root_sudo: Sequence[str] = ("sudo", "-n")  # root's helpers, each through its own rule
     timeout: float = 30.0
+    #: The folder of SLURM's commands (the site's ``slurm.bin_dir``; "": :func:`slurm_command`).
+    bin_dir: str = ""
     _node_addresses: dict[str, str] = field(default_factory=dict)
+
+    def resolved(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` with a SLURM command's name made its path: what sudo's rules name."""
+        if argv and argv[0] in SLURM_COMMANDS:
+            return [slurm_command(argv[0], self.bin_dir), *argv[1:]]
+        return list(argv)
 
     def as_user(self, user: str | None, argv: Sequence[str]) -> list[str]:
         if not user:
-            return list(argv)
+            return self.resolved(argv)
         if not is_unix_user(user):
             raise SlurmError(f"refusing to run a command as {user!r}: not a valid Unix user name")
-        return [*self.sudo, user, "--", *argv]
+        return [*self.sudo, user, "--", *self.resolved(argv)]
+
+    def sudo_rules_allow(self) -> list[tuple[str, list[str]]]:
+        """What the hub runs through sudo, each as (whom as: "user" or "root", the command line
+        that a rule must allow); ``aifactory-site doctor`` asks sudo about each."""
+        as_user = [
+            self.resolved(["sbatch", "--parsable"]),
+            self.resolved(["sbatch", "--test-only"]),
+            [str(CANCEL_HELPER), "1"],
+            [str(CANCEL_HELPER), "--name", f"{WORKER_JOB_PREFIX}1"],
+            [str(ENV_LIST), "--json"],
+        ]
+        as_root = [[str(PASSWORD_HELPER), "user"], [str(LIBEXEC / EXTEND_HELPER), "user", "1", "1"]]
+        return [("user", argv) for argv in as_user] + [("root", argv) for argv in as_root]
 
     async def run(
         self,
@@ -266,11 +322,10 @@ class Slurm:
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
         """The same, blocking: for notebooks, whose kernel already runs an event loop, and
         command-line tools (``cwd``: where the command runs, for a job's working folder)."""
-        COMMANDS.labels(command=argv[0]).inc()
+        COMMANDS.labels(command=Path(argv[0]).name).inc()
+        argv = self.resolved(argv)
         try:
-            proc = subprocess.run(
-                list(argv), input=stdin, capture_output=True, text=True, timeout=self.timeout, cwd=cwd
-            )
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=self.timeout, cwd=cwd)
         except FileNotFoundError as e:
             raise SlurmUnavailable(f"{argv[0]} is not installed on this host") from e
         except subprocess.TimeoutExpired as e:
@@ -336,14 +391,21 @@ class Slurm:
     async def cancel(self, job_id: str, *, user: str) -> None:
         """Cancel the job as its owner; cancelling a job that already ended is fine."""
         try:
-            await self.run(["scancel", job_id], user=user)
+            await self.run(self.cancel_argv(user, job_id), user=user)
         except SlurmError as e:
             if isinstance(e, SlurmUnavailable) or not ("Invalid job id" in str(e) or "already completing" in str(e)):
                 raise
 
     async def cancel_named(self, name: str, *, user: str) -> None:
         """Cancel the user's jobs of this name (a server's Dask workers)."""
-        await self.run(["scancel", "--name", name], user=user)
+        await self.run(self.cancel_argv(user, "--name", name), user=user)
+
+    @staticmethod
+    def cancel_argv(user: str | None, *args: str) -> list[str]:
+        """scancel's command line: as another user, through the cancel helper (sudo's rule)."""
+        if user and not cancel_arguments_ok(args):
+            raise SlurmError(f"refusing to cancel {' '.join(args)!r} as {user!r}")
+        return [str(CANCEL_HELPER), *args] if user else ["scancel", *args]
 
     async def cluster_records(self, kind: str) -> list[dict[str, str]]:
         """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""

@@ -17,7 +17,6 @@ import ipaddress
 import os
 import pwd
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -31,7 +30,7 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default, observ
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
-from aifactory_workbench.slurm.client import EXTEND_HELPER
+from aifactory_workbench.slurm.client import EXTEND_HELPER, LIBEXEC
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, problems
 from aifactory_workbench.slurm.values import JOB_NAME
 from aifactory_workbench.spawners import session
@@ -235,7 +234,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
     ).tag(config=True)
 
     extend_helper = Unicode(
-        str(Path(sys.prefix).parent / "libexec" / EXTEND_HELPER),
+        str(LIBEXEC / EXTEND_HELPER),
         help="The root-owned helper that extends a running job, run with sudo (`aifactory-site install` "
         "puts it in PREFIX/libexec, beside the hub's venv, naming the site file it reads).",
     ).tag(config=True)

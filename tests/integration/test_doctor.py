@@ -112,8 +112,49 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
 def test_a_missing_sudo_rule_is_named_with_its_fix(demo_module_hub: HubProcess, tmp_path: Path):
     code, rows = doctor_without(SUDOERS, demo_module_hub.site_file, tmp_path)
     result, said = rows["the hub's sudo rules"]
-    assert code == 1 and result == "FAILED" and "may not run sbatch" in said and "aifactory-site install" in said, rows
-    assert rows["probe on gpp"][0] == "FAILED"
+    assert code == 1 and result == "FAILED" and "may run nothing as the site's users" in said, rows
+    assert "aifactory-site install" in said and rows["probe on gpp"][0] == "FAILED"
+
+
+def test_a_rule_that_does_not_allow_what_the_hub_runs_is_named_without_a_probe_user(
+    demo_module_hub: HubProcess, tmp_path: Path
+):
+    """Issue 35, item 4: rules that name sbatch and say nothing that sudo matches were "ok"
+    without a test user, since the listing names sbatch. An older sudo reads ``^--parsable$`` as
+    text; this sudo reads it as the pattern it is, so the rule is played as the older sudo reads
+    it, escaped (``\\^--parsable\\$``: those eleven characters)."""
+    rules = SUDOERS.read_text()
+    try:
+        SUDOERS.write_text(rules.replace("/usr/bin/sbatch --parsable,", "/usr/bin/sbatch \\^--parsable\\$,"))
+        check = Doctor(load_site_config(str(demo_module_hub.site_file)), HUB_USER).sudo_rules()
+    finally:
+        SUDOERS.write_text(rules)
+    assert check.ok is False and "sudo does not let aifactory-hub run /usr/bin/sbatch --parsable as" in check.detail
+    assert "aifactory-site install" in check.fix
+
+
+def test_a_site_whose_slurm_is_elsewhere_than_the_rules_name_is_named(demo_module_hub: HubProcess, tmp_path: Path):
+    """slurm.bin_dir moved (SLURM installed in /opt/slurm/bin) without installing again: the
+    rules name /usr/bin/sbatch, which the hub no longer runs."""
+    site = variant(demo_module_hub, tmp_path, "slurm", bin_dir="/opt/slurm/bin")
+    check = Doctor(load_site_config(str(site)), HUB_USER).sudo_rules()
+    assert check.ok is False and "/opt/slurm/bin/sbatch --parsable" in check.detail, check
+    assert Doctor(load_site_config(str(demo_module_hub.site_file)), HUB_USER).sudo_rules().ok is True
+
+
+def test_a_command_the_rules_allow_that_another_account_may_change_is_named(
+    demo_module_hub: HubProcess, tmp_path: Path
+):
+    """Root's helpers run as root: one that the hub's account (or anyone but root) may rewrite,
+    or whose interpreter it may, is root for whoever can."""
+    helper = VENV.parent / "libexec" / "aifactory-cancel"
+    mode = helper.stat().st_mode & 0o7777
+    helper.chmod(mode | 0o002)
+    try:
+        check = Doctor(load_site_config(str(demo_module_hub.site_file)), HUB_USER).sudo_rules()
+    finally:
+        helper.chmod(mode)
+    assert check.ok is False and f"{helper}" in check.detail and "root's alone" in check.detail, check
 
 
 def test_a_database_that_does_not_answer_is_named(demo_module_hub: HubProcess, tmp_path: Path):

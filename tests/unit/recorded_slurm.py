@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aifactory_workbench.slurm import formats
-from aifactory_workbench.slurm.client import CommandResult, Slurm, raise_for_failure
+from aifactory_workbench.slurm.client import CANCEL_HELPER, CommandResult, Slurm, raise_for_failure
 from aifactory_workbench.slurm.parsers import JobInfo, parse_sacct, parse_squeue
 
 #: Every -o value the workbench's formats make.
@@ -144,6 +144,8 @@ class FakeSlurm(Slurm):
 
     # -- the commands -----------------------------------------------------------------
     async def run(self, argv: Sequence[str], *, user: str | None = None, stdin: str | None = None, **_: Any):
+        if argv and argv[0] == str(CANCEL_HELPER):  # root's wrapper: it runs scancel with the same arguments
+            argv = ["scancel", *argv[1:]]
         return self.answer(list(argv), user or "", stdin)
 
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:

@@ -16,7 +16,7 @@ import pytest
 from aifactory_workbench.hub import doctor as doctors
 from aifactory_workbench.hub.doctor import Doctor
 from aifactory_workbench.hub.site import load_site_config
-from aifactory_workbench.slurm.client import CommandResult
+from aifactory_workbench.slurm.client import CommandResult, slurm_command
 from tests.unit.defaults import site_file
 
 
@@ -63,7 +63,7 @@ def test_the_probe_jobs_ask_for_the_sites_qos_and_an_account_of_the_test_user(tm
         sbatch=(1, "", "sbatch: error: Batch job submission failed: Invalid qos specification"),
     )
     checks = list(made.probes())
-    scripts = [stdin for _, argv, stdin in made.run_as.calls if "sbatch" in argv]
+    scripts = [stdin for _, argv, stdin in made.run_as.calls if slurm_command("sbatch") in argv]
     assert scripts and "#SBATCH --qos=no-such-qos\n" in scripts[0] and "#SBATCH --account=ehpc01\n" in scripts[0]
     (probe,) = [c for c in checks if c.name == "probe on gpp"]
     assert probe.ok is False and "Invalid qos" in probe.detail and "--qos=no-such-qos" in probe.detail, probe
@@ -88,12 +88,16 @@ def test_a_users_group_that_hub_allowed_groups_does_not_name_says_which_to_chang
     installing again as before would change nothing."""
     listed = (
         "User aifactory-hub may run the following commands on mn5-login:\n"
-        "    (%aifactory-users, !%aifactory-admins) NOPASSWD: /usr/bin/sbatch ^--parsable$, "
-        "/opt/aifactory/libexec/aifactory-env-list ^--json$\n"
-        "    (root) NOPASSWD: /opt/aifactory/libexec/aifactory-check-password ^[a-z_]*$, "
-        "/opt/aifactory/libexec/aifactory-extend-job ^x$\n"
+        "    (%aifactory-users, !%aifactory-admins) NOPASSWD: /usr/bin/sbatch --parsable, "
+        "/opt/aifactory/libexec/aifactory-env-list --json\n"
+        "    (root) NOPASSWD: /opt/aifactory/libexec/aifactory-check-password, "
+        "/opt/aifactory/libexec/aifactory-extend-job\n"
     )
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, listed, ""))
+
+    def sudo(argv: list[str], **_: object) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(argv, 0, "Sudo version 1.9.13p3\n" if argv == ["sudo", "-V"] else listed, "")
+
+    monkeypatch.setattr(subprocess, "run", sudo)
     check = doctor(tmp_path, "hub: {allowed_groups: [aifactory-researchers]}").sudo_rules()
     assert check.ok is False and "aifactory-users" in check.detail and "aifactory-researchers" in check.detail, check
     assert "add it to hub.allowed_groups" in check.fix and "--users-group aifactory-researchers" in check.fix

@@ -97,7 +97,7 @@ def test_every_sudo_rule_is_on_the_page_and_none_uses_a_command_the_page_does_no
     assert set(aliases) == set(listed), (sorted(aliases), sorted(listed))
     for alias, commands in aliases.items():
         for command in re.findall(r"(?:^|, )(\S+)", commands):
-            name = Path(command.replace("@LIBEXEC@", "")).name
+            name = Path(command.replace("@LIBEXEC@", "").replace("@SBATCH@", "sbatch")).name
             assert name in listed[alias] or name in PAGE.read_text(), (alias, name)
 
 
@@ -131,7 +131,9 @@ def libexec_programs() -> set[str]:
 def test_the_programs_install_puts_in_libexec_are_on_the_page():
     listed = set(section("Commands run as root"))
     assert libexec_programs() - listed == set(), sorted(libexec_programs() - listed)
-    assert {"aifactory-check-password", "aifactory-extend-job", "aifactory-env-list"} <= libexec_programs()
+    assert {"aifactory-check-password", "aifactory-extend-job", "aifactory-env-list", "aifactory-cancel"} <= (
+        libexec_programs()
+    )
 
 
 def named_tests() -> list[tuple[str, str, str]]:

@@ -34,7 +34,7 @@ from aifactory_workbench.root.extend_job import (
     parse_args,
 )
 from aifactory_workbench.root.site_install import extend_helper_text
-from aifactory_workbench.slurm.client import CommandResult, Slurm
+from aifactory_workbench.slurm.client import SECURE_PATH, CommandResult, Slurm
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
 from aifactory_workbench.slurm.parsers import SlurmError, parse_one_job
 from aifactory_workbench.spawners.jobscript import SessionTimes, render
@@ -365,7 +365,7 @@ def test_root_runs_the_helpers_with_a_fixed_path_whatever_the_hub_sets(tmp_path)
 
     config = Path(__file__).parents[2] / "config"
     rules = render((config / "sudoers.in").read_text(), values(load_site_config(config / "site.yaml"), Accounts()))
-    assert f'Defaults!AIFW_EXTEND, AIFW_PASSWORD secure_path="{extend_job.SECURE_PATH}"' in rules.splitlines()
+    assert f'Defaults!AIFW_EXTEND, AIFW_PASSWORD, AIFW_CANCEL secure_path="{SECURE_PATH}"' in rules.splitlines()
     (tmp_path / "sudoers").write_text(rules)
     assert visudo(tmp_path / "sudoers") == ""
 
@@ -377,7 +377,7 @@ def test_the_helper_sets_its_own_path_before_it_asks_slurm(cluster, policy_file,
     seen = []
     monkeypatch.setattr(extend_job, "Slurm", lambda **kw: seen.append(os.environ["PATH"]) or cluster)
     extend_job.main(str(policy_file), str(tmp_path / "ledger"), ["alice", "7", "30"])
-    assert seen == ["/usr/sbin:/usr/bin:/sbin:/bin"]
+    assert seen == [SECURE_PATH] and "evil" not in SECURE_PATH
 
 
 def test_the_installed_wrapper_names_the_site_file_and_the_ledger():
@@ -498,6 +498,7 @@ def test_the_root_helper_imports_no_hub_process_code():
     ours = {m for m in loaded if m.startswith("aifactory_workbench.")}
     assert ours <= {
         "aifactory_workbench.hub",
+        "aifactory_workbench.job",  # its constants (the Dask workers' job name)
         "aifactory_workbench.root",
         "aifactory_workbench.root.extend_job",
         "aifactory_workbench.hub.site",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.client import Slurm, slurm_command
 from aifactory_workbench.slurm.parsers import (
     SlurmError,
     clean_error,
@@ -105,8 +105,12 @@ def test_clean_error_drops_prefixes():
 
 def test_commands_as_a_user_go_through_sudo_and_refuse_odd_names():
     slurm = Slurm()
-    assert slurm.as_user("alice", ["squeue"]) == ["sudo", "-n", "-u", "alice", "--", "squeue"]
-    assert slurm.as_user(None, ["squeue"]) == ["squeue"]
+    squeue = slurm_command("squeue")
+    assert squeue.startswith("/")  # by its path: what sudo's rules name
+    assert slurm.as_user("alice", ["squeue"]) == ["sudo", "-n", "-u", "alice", "--", squeue]
+    assert slurm.as_user(None, ["squeue"]) == [squeue]
+    assert Slurm(bin_dir="/opt/slurm/bin").as_user("alice", ["squeue"])[-1] == "/opt/slurm/bin/squeue"
+    assert slurm.as_user("alice", ["/opt/x/helper"])[-1] == "/opt/x/helper"  # not SLURM's: as it is
     for bad in ["-u root", "alice;id", "Alice", "../x", ""]:
         if bad:
             with pytest.raises(SlurmError):
