@@ -29,15 +29,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aifactory_workbench.hub.database import is_postgresql, shown_url
-from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, is_ip_address
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate_problems
 from aifactory_workbench.root.dask_config import check_dask_config
 from aifactory_workbench.root.site_install import EPILOG, PROFILE, PROXY_UNIT, SUDOERS, SYSTEMD_PATH, UNIT, venv
 from aifactory_workbench.slurm.client import EXTEND_HELPER, CommandResult, Slurm, outcome_argv
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, USER_OPTIONS, JobSettings, sbatch_options
-from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome, parse_scontrol_oneliner
 from aifactory_workbench.slurm.values import is_unix_user
 
 #: The clock difference between the hub's machine and a node beyond which a check fails:
@@ -47,6 +48,7 @@ CLOCK_SKEW_LIMIT = 2.0
 PROBE_JOB_NAME = "aifw-doctor-probe"
 #: The probe's exit codes, read when it could not report (its report goes through the home).
 PROBE_NO_HOME = 3
+PROBE_NO_PORT = 4  # no port free in singleuser.port_range
 #: What a probe job asks for besides the site's partition, account, QoS, reservation and features.
 PROBE_RESOURCES = {"cpus": 1, "memory": "512M", "gpus": 0, "walltime": "00:05:00"}
 #: The oldest sudo that reads the hub's rules (``command_timeout``: 1.8.20).
@@ -70,7 +72,7 @@ class Check:
 # the hub's machine that brings the nonce in that folder (no other tenant knows it).
 PROBE = r"""
 import json, os, socket, sys, time
-folder, hub_host, hub_port, login_host, login_port = sys.argv[1:6]
+folder, hub_host, hub_port, login_host, login_port, low, high = sys.argv[1:8]
 try:
     with open(os.path.join(folder, "nonce")) as f:
         nonce = f.read().strip().encode()
@@ -90,7 +92,14 @@ except Exception as e:
     report["venv"] = f"{type(e).__name__}: {e}"
 report["hub"] = reach(hub_host, hub_port)
 report["login_dask"] = reach(login_host, login_port) if login_host else "no address"
-server = socket.create_server(("", 0))
+def listen(low, high):
+    for port in range(low, high + 1) if low else [0]:
+        try:
+            return socket.create_server(("", port))
+        except OSError:
+            pass
+    sys.exit(NO_PORT)
+server = listen(int(low), int(high))
 report["address"] = socket.gethostbyname(report["node"])
 report["port"] = server.getsockname()[1]
 path = os.path.join(folder, "report.json")
@@ -112,7 +121,7 @@ while time.monotonic() < deadline:
                 break
         except OSError:
             pass
-""".replace("NO_HOME", str(PROBE_NO_HOME))
+""".replace("NO_HOME", str(PROBE_NO_HOME)).replace("NO_PORT", str(PROBE_NO_PORT))
 
 
 # What the hub's account runs first: the venv's Python, which imports JupyterHub and the workbench.
@@ -187,6 +196,7 @@ class Doctor:
         yield self.proxy()
         yield self.proxy_token()
         yield self.ports()
+        yield self.public_names()
         yield self.front_certificate()
         yield self.internal_certificate()
         yield self.oidc()
@@ -493,6 +503,28 @@ class Doctor:
             )
         return Check(name, True, f"the homes of {len(entries)} members of {', '.join(groups)} are their users' alone")
 
+    def public_names(self) -> Check:
+        """The names users type resolve here: the public host and, with per-user origins, any
+        name under it (a wildcard record), to the same addresses (the proxy's)."""
+        name = "the public names (DNS)"
+        hub = self.site.hub
+        host = urlsplit(hub.public_url).hostname or ""
+        if not host or is_ip_address(host):
+            return Check(name, None, f"hub.public_url names {'an address' if host else 'no host'}: no name to resolve")
+        wanted = [host, f"aifw-doctor-{secrets.token_hex(4)}.{host}"] if hub.user_subdomains else [host]
+        if host == "localhost" or host.endswith(".localhost"):
+            return Check(name, True, f"{host}: browsers resolve each name under .localhost to their machine (RFC 6761)")
+        found = {wanted_name: addresses_of(wanted_name) for wanted_name in wanted}
+        missing = [n for n, addresses in found.items() if not addresses]
+        records = f"{host} and *.{host}" if hub.user_subdomains else host
+        fix = f"DNS records for {records}, each to the proxy's address (hub.user_subdomains: a wildcard record)"
+        if missing:
+            return Check(name, False, f"{', '.join(missing)}: no address here", fix)
+        if len({tuple(addresses) for addresses in found.values()}) > 1:
+            said = "; ".join(f"{n}: {', '.join(a)}" for n, a in found.items())
+            return Check(name, False, f"the names resolve to different addresses: {said}", fix)
+        return Check(name, True, f"{records} resolve to {', '.join(found[host])}")
+
     def front_certificate(self) -> Check:
         hub = self.site.hub
         host = hub.public_url.split("//", 1)[-1].split("/")[0].split(":")[0]
@@ -691,7 +723,8 @@ class Doctor:
             "#!/bin/bash\n"
             + "".join(f"#SBATCH {option}\n" for option in options)
             + f"exec {shlex.quote(python)} -I -c {shlex.quote(PROBE)} {shlex.quote(folder)} "
-            f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port}\n"
+            f"{shlex.quote(site.hub.connect_ip)} {site.hub.hub_port} {shlex.quote(self.login_dask)} {port} "
+            f"{' '.join(map(str, site.singleuser.port_range or (0, 0)))}\n"
         )
         submitted = self.run_as(
             self.hub_user, self.hub_slurm.as_user(self.probe_user, ["sbatch", "--parsable"]), script
@@ -779,7 +812,23 @@ class Doctor:
                 f"{where}: {report['login_dask']}" if report["login_dask"] else where,
                 f"the address /etc/profile.d/aifactory-dask.sh chooses must be one {node} reaches",
             )
-        yield from self.reach_node(name, node, report["address"], report["port"], nonce)
+        yield from self.reach_node(name, node, self.node_address(node, report["address"]), report["port"], nonce)
+
+    def node_address(self, node: str, resolved: str) -> str:
+        """Where the proxy reaches ``node``: SLURM's NodeAddr (as the hub asks it), else what the
+        node's own name resolves to there."""
+        asked = self.run_as(self.hub_user, ["scontrol", "show", "node", node, "-o"])
+        fields = parse_scontrol_oneliner(asked.stdout) if asked.returncode == 0 else {}
+        return fields.get("NodeAddr") or resolved
+
+    def port_words(self) -> str:
+        """The ports JupyterLab listens on, for a firewall's rule."""
+        low_high = self.site.singleuser.port_range
+        return (
+            f"ports {low_high[0]}-{low_high[1]} (singleuser.port_range)"
+            if low_high
+            else ("any port (or set singleuser.port_range and open that range)")
+        )
 
     def reach_node(self, name: str, node: str, address: str, port: int, nonce: str) -> Iterator[Check]:
         try:
@@ -793,7 +842,8 @@ class Doctor:
                 f"{name}: the proxy reaches {node}",
                 False,
                 f"{address}:{port}: {e}",
-                f"let the hub's machine reach {node}'s ports (JupyterLab listens on any)",
+                f"let the hub's machine reach {node} at SLURM's NodeAddr ({address}: the proxy's route) on "
+                + self.port_words(),
             )
             return
         yield Check(f"{name}: the proxy reaches {node}", True, f"{address}:{port} answered")
@@ -827,6 +877,14 @@ class Doctor:
                 f"job {job} on {node} did not find {folder}",
                 f"mount the homes on {node} as on this machine",
             )
+        if code == str(PROBE_NO_PORT):
+            low, high = self.site.singleuser.port_range
+            return Check(
+                f"{name}: a port on {node}",
+                False,
+                f"job {job} on {node} found no free port in {low}-{high} (singleuser.port_range)",
+                "widen singleuser.port_range: each JupyterLab and probe on a node needs one",
+            )
         return Check(
             name,
             False,
@@ -849,6 +907,14 @@ def root_script_problem(path: Path) -> str:
     if not info.st_mode & 0o100:
         return "is not executable"
     return ""
+
+
+def addresses_of(host: str) -> list[str]:
+    """The addresses ``host`` resolves to on this machine, sorted ([] when none)."""
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except (OSError, UnicodeError):
+        return []
 
 
 def sudo_version() -> tuple[int, ...]:

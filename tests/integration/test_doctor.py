@@ -13,6 +13,7 @@ below 1024; each names the fix that works."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,7 +23,7 @@ import yaml
 
 from aifactory_workbench.hub.doctor import Check, Doctor
 from aifactory_workbench.hub.site import load_site_config
-from tests.harness import HUB_USER, VENV, HubProcess
+from tests.harness import HUB_USER, VENV, HubProcess, sh
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,10 @@ def test_the_doctor_passes_in_the_demos_setup_with_a_probe_on_each_partition(dem
             f"{node} reaches Dask on this machine",
         ):
             assert rows[f"probe on {partition}: {what}"][0] == "ok", (what, rows)
+        # Reached where the proxy routes to: SLURM's NodeAddr, not what the node calls itself.
+        address = re.search(r"NodeAddr=(\S+)", sh("scontrol", "show", "node", node, "-o")).group(1)
+        assert rows[f"probe on {partition}: the proxy reaches {node}"][1].startswith(f"{address}:"), rows
+    assert rows["the public names (DNS)"][0] == "ok" and "RFC 6761" in rows["the public names (DNS)"][1]
     assert "alice tried" in rows["the hub's sudo rules"][1]
     ran = [row[1] for name, row in rows.items() if name.startswith("probe on gpp: job ")]
     assert ran and "account ehpc01, QoS interactive" in ran[0], rows

@@ -140,3 +140,42 @@ def test_homes_others_may_read_are_named(tmp_path: Path):
     assert "listed (" in found and "passable (" in found and "grouped (" in found and "closed" not in found, found
     if not own.gr_mem:  # a private group of the user's own name, no other member: not shared
         assert doctors.open_homes([home(own.gr_name, 0o750)]) == []
+
+
+def test_the_public_names_resolve_and_with_per_user_origins_any_name_under_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 35, item 6: no check of wildcard DNS. Per-user origins (alice.HOST) need a record
+    for *.HOST: without it each spawn succeeds and no browser reaches its JupyterLab. The
+    resolver is this table (a test sends nothing to a DNS server)."""
+    table: dict[str, list[str]] = {"workbench.example.org": ["192.0.2.10"]}
+    monkeypatch.setattr(doctors, "addresses_of", lambda host: table.get(host, []))
+    origins = "hub: {public_url: 'https://workbench.example.org/', user_subdomains: true}"
+    check = doctor(tmp_path, origins).public_names()
+    assert check.ok is False and ".workbench.example.org: no address here" in check.detail, check
+    assert "*.workbench.example.org" in check.fix
+    plain = doctor(tmp_path, "hub: {public_url: 'https://workbench.example.org/', user_subdomains: false}")
+    assert plain.public_names().ok is True
+    # A wildcard record to another machine than the hub's name: alice's origin is not the proxy.
+    monkeypatch.setattr(doctors, "addresses_of", lambda host: table.get(host, ["192.0.2.11"]))
+    assert "different addresses" in doctor(tmp_path, origins).public_names().detail
+    monkeypatch.setattr(doctors, "addresses_of", lambda host: ["192.0.2.10"])
+    assert doctor(tmp_path, origins).public_names().ok is True
+
+
+def test_the_demos_names_under_localhost_need_no_record(tmp_path: Path):
+    check = doctor(tmp_path, "hub: {public_url: 'https://hub.localhost:8000/', user_subdomains: true}").public_names()
+    assert check.ok is True and "RFC 6761" in check.detail
+    assert doctors.addresses_of("localhost")  # /etc/hosts: no DNS server asked
+
+
+def test_the_probe_reaches_a_node_where_the_proxy_does_at_slurms_node_address(tmp_path: Path):
+    """The proxy routes to SLURM's NodeAddr (the hub asks scontrol), which may differ from what the
+    node's own name resolves to on the node: the doctor tries the proxy's address."""
+    made = doctor(
+        tmp_path, **{"show node": (0, "NodeName=mn5-g01 Arch=x86_64 NodeAddr=10.9.9.9 NodeHostName=mn5-g01\n", "")}
+    )
+    assert made.node_address("mn5-g01", "10.77.0.11") == "10.9.9.9"
+    assert doctor(tmp_path, **{"show node": (1, "", "Invalid node name")}).node_address("mn5-g01", "10.77.0.11") == (
+        "10.77.0.11"
+    )
