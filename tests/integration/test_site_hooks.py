@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LOGIN_NODE, REPO, HubProcess, execute_in_kernel, launch, queued_jobs, wait_for
+from .conftest import LOGIN_NODE, REPO, HubProcess, execute_in_kernel, launch, wait_for
 
 USER = "alice"
 #: The mini cluster's climate-tools module (cluster/modules, in Lmod's tree on every node), and
@@ -31,8 +31,7 @@ def hooked_hub() -> Iterator[HubProcess]:
     hub.shutdown()
 
 
-def job_log(user: str) -> str:
-    ((job_id, _),) = queued_jobs(user).items()
+def job_log(user: str, job_id: str) -> str:
     return (Path(pwd.getpwnam(user).pw_dir) / ".aifactory" / "logs" / f"jupyterlab-{job_id}.log").read_text()
 
 
@@ -41,8 +40,10 @@ def test_the_sites_commands_run_before_jupyterlab_and_its_port_is_in_the_sites_r
     hub = hooked_hub
     try:
         hub.start_ready(USER)
-        port = int(re.search(r"JupyterLab serves on port (\d+)", job_log(USER)).group(1))
-        assert PORTS[0] <= port <= PORTS[1], port
+        server = hub.server(USER)
+        said = job_log(USER, server["state"]["job_id"])  # batchspawner's
+        port = int(re.search(r"JupyterLab serves on port (\d+)", said).group(1))
+        assert PORTS[0] <= port <= PORTS[1] and server["state"]["port"] == port, said
         # The site kernel (which loads no module itself) sees what the site's commands set: the
         # module's variables and the site's own, and kernels that load modules get the site's Lmod.
         names = ("CLIMATE_TOOLS_VERSION", "AIFW_SITE_HOOK", "AIFACTORY_LMOD_INIT")
@@ -51,7 +52,6 @@ def test_the_sites_commands_run_before_jupyterlab_and_its_port_is_in_the_sites_r
         assert said.split() == ["1.0", "ran", LMOD], said
     finally:
         hub.stop(USER)
-        wait_for(lambda: not queued_jobs(USER), 30, "alice's job gone", fail=False)
 
 
 @pytest.mark.slow
@@ -60,9 +60,8 @@ def test_a_failing_site_command_ends_the_job_before_jupyterlab_naming_it():
     try:
         hub.start(USER)
         failure = wait_for(lambda: hub.last_failure(USER), 120, "the start to fail")
-        assert "ended before JupyterLab started" in failure, failure
-        logs = sorted((Path(pwd.getpwnam(USER).pw_dir) / ".aifactory" / "logs").glob("jupyterlab-*.log"))
-        said = max(logs, key=lambda p: p.stat().st_mtime).read_text()
+        job_id = re.search(r"JupyterLab job (\d+) ended before JupyterLab started", failure).group(1)
+        said = job_log(USER, job_id)
         assert "the site's command before JupyterLab failed" in said and "module load no-such-module/9" in said, said
         assert "JupyterLab serves on port" not in said
     finally:
