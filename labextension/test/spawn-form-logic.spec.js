@@ -163,6 +163,14 @@ describe('presets', () => {
     const onAcc = { ...mine, partition: 'acc' };
     expect(form.after({ preset: '', values: onAcc }, { preset: 'gpu' }, data).values.constraint).toBe('highmem');
   });
+  test('so does choosing another partition in its field, or an alternative on another partition', () => {
+    const state = { preset: '', values: mine };
+    expect(form.after(state, { field: 'partition', value: 'acc' }, data).values.constraint).toBe('');
+    expect(form.after(state, { field: 'cpus', value: '4' }, data).values.constraint).toBe('highmem');
+    expect(form.after(state, { options: { partition: 'acc' } }, data).values.constraint).toBe('');
+    const named = form.after(state, { options: { partition: 'acc', constraint: 'a100' } }, data);
+    expect(named.values.constraint).toBe('a100');
+  });
   test('clicking a preset again applies it again', () => {
     const edited = { ...start, partition: 'acc', gpus: 1, cpus: '2' };
     expect(form.after({ preset: 'gpu', values: edited }, { preset: 'gpu' }, data).values.cpus).toBe(20);

@@ -116,11 +116,31 @@ const aifwSpawnForm = (() => {
   // The preset chosen and the fields' values after something happens. A preset is a starting
   // point: clicking it (again) applies the fields it names; the others keep their values, but
   // a reservation belongs to the preset that names it (a workshop's), so one that does not
-  // name it clears it, and node features belong to a partition's nodes, so a preset that moves
-  // to another partition clears those it does not name. Editing a field makes the request Custom (""), as typed; so does an
+  // name it clears it. Editing a field makes the request Custom (""), as typed; so does an
   // alternative applied (the estimate's options: only the job fields among them, as text).
+  // Node features belong to a partition's nodes: whatever moves the request to another
+  // partition clears those it does not name itself.
   // event: { preset: name }, { field: name, value: text } or { options: {name: value} }.
   function after(state, event, data) {
+    const next = changed(state, event, data);
+    if (next.values.partition !== state.values.partition && !('constraint' in named(event, data))) {
+      next.values.constraint = '';
+    }
+    return next;
+  }
+
+  // The fields an event names: an alternative's options, a preset's own, or the one edited.
+  function named(event, data) {
+    if ('options' in event) {
+      return event.options;
+    }
+    if ('preset' in event) {
+      return data.presets.find(p => p.name === event.preset) || {};
+    }
+    return { [event.field]: event.value };
+  }
+
+  function changed(state, event, data) {
     if ('options' in event) {
       const values = { ...state.values };
       data.fields.forEach(k => {
@@ -141,9 +161,6 @@ const aifwSpawnForm = (() => {
           values[k] = preset[k];
         }
       });
-      if (!('constraint' in preset) && values.partition !== state.values.partition) {
-        values.constraint = '';
-      }
       return { preset: event.preset, values };
     }
     return {

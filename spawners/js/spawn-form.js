@@ -96,8 +96,9 @@
       button.textContent = b.label;
       button.title = b.title;
       button.addEventListener('click', () => {
-        show(L.after({ preset: checkedPreset(), values: values() }, { options: b.options }, data), true);
+        show(L.after({ preset: checkedPreset(), values: values() }, { options: b.options }, data), FIELDS);
         changed();
+        lastShown = values();
       });
       box.append(button);
     });
@@ -160,17 +161,20 @@
 
   // The preset radios (none without presets: then there is no Custom either).
   const checkedPreset = () => (document.querySelector('.aifw-preset:checked') || { value: '' }).value;
-  function show(state, applied) {
+  // The fields' values as the form last showed them (after an edit, a preset, an alternative): an
+  // edit is read against them. (A select's dataset.value is another thing: the value its user
+  // wants, which fillSelect keeps when the options change.)
+  let lastShown = values();
+  // The preset chosen, and into the fields named in ``written`` their values.
+  function show(state, written) {
     const radio = document.querySelector(`.aifw-preset[value="${CSS.escape(state.preset)}"]`);
     if (radio) {
       radio.checked = true;
     }
-    if (applied) {
-      FIELDS.forEach(k => {
-        $(k).value = state.values[k];
-        $(k).dataset.value = state.values[k];
-      });
-    }
+    written.forEach(k => {
+      $(k).value = state.values[k];
+      $(k).dataset.value = state.values[k];
+    });
   }
 
   // A preset is a starting point: clicking it (again) applies it; editing a field makes the request Custom.
@@ -178,13 +182,22 @@
     el.addEventListener('click', () => {
       const before = { preset: checkedPreset(), values: values() };
       const next = L.after(before, { preset: el.value }, data);
-      show(next, next.values !== before.values); // a preset this user cannot run changes nothing
+      show(next, next.values !== before.values ? FIELDS : []); // a preset this user cannot run changes nothing
       changed();
+      lastShown = values();
     })
   );
+  // What was typed stays as typed; a field the edit changed besides it (node features that
+  // another partition's nodes lack) is written.
   const edited = id => {
-    show(L.after({ preset: checkedPreset(), values: values() }, { field: id, value: $(id).value }, data), false);
+    const before = { ...values(), [id]: lastShown[id] };
+    const next = L.after({ preset: checkedPreset(), values: before }, { field: id, value: $(id).value }, data);
+    show(
+      next,
+      FIELDS.filter(k => k !== id && next.values[k] !== before[k])
+    );
     changed();
+    lastShown = values();
   };
   FIELDS.filter(id => $(id).tagName === 'SELECT').forEach(id =>
     $(id).addEventListener('change', () => {
@@ -194,6 +207,7 @@
   );
   FIELDS.filter(id => $(id).tagName === 'INPUT').forEach(id => $(id).addEventListener('input', () => edited(id)));
   changed();
+  lastShown = values(); // as the partition's account and QoS lists left them
   if (data.environments_url) {
     aifwEnvironments.show($('aifw-environments'), data.environments_url, data.help_url); // not awaited
   }

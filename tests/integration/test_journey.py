@@ -129,6 +129,13 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         shot(page, "02-form-refused")
         page.select_option("#qos", "")
         assert page.input_value("#qos") == "", "'default' stays chosen"
+        # Node features belong to a partition's nodes: moving the request to another partition in
+        # its field clears them, as a preset does (issue 36: every estimate was then refused).
+        page.select_option("#partition", "gpp")
+        page.fill("#constraint", "highmem")
+        page.select_option("#partition", "acc")
+        assert page.input_value("#constraint") == "", "acc's nodes have no highmem"
+        assert page.input_value("#qos") == "" and page.input_value("#cpus") == "999", "the rest stays as chosen"
         page.set_viewport_size({"width": 800, "height": 900})
         assert page.evaluate(CUT_OFF) == [], "nothing cut off at 800 px"
         page.set_viewport_size({"width": 1280, "height": 800})
