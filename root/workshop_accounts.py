@@ -152,6 +152,18 @@ def refuse_what_exists(spec: WorkshopFile, made: Made, account: str, slurm: Slur
         )
 
 
+#: What a seat's password is made of: read off a printed slip and typed by a student, so no two
+#: characters a font may show alike (l, 1, I; 0, O) and no punctuation; lower case alone.
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def seat_password() -> str:
+    """A new seat's password: 15 characters of :data:`PASSWORD_ALPHABET` (74 bits), in three
+    groups of five joined by '-', as a slip shows it."""
+    groups = ("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(5)) for _ in range(3))
+    return "-".join(groups)
+
+
 def make_seats(spec: WorkshopFile, sheet: Path, made: Made, group: str) -> dict[str, str]:
     """Seat users in the users' group ``group`` ("" for none), each with a random password (kept on a second create)
     and a home of its own (0700: seats are strangers to each other)."""
@@ -166,6 +178,6 @@ def make_seats(spec: WorkshopFile, sheet: Path, made: Made, group: str) -> dict[
             run(*argv, "-c", f"workshop {spec.name} seat {number}", *(["-G", group] if group else []), seat)
             made.save(users=sorted({*made.users, seat}))
             known.pop(seat, None)
-        passwords[seat] = known.get(seat) or secrets.token_urlsafe(9)
+        passwords[seat] = known.get(seat) or seat_password()
         run("chpasswd", stdin=f"{seat}:{passwords[seat]}\n")
     return passwords

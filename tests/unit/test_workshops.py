@@ -2,6 +2,7 @@
 seat's job defaults and materials, and the idle cullers' services and roles."""
 
 import datetime
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -244,3 +245,15 @@ def test_an_instructor_is_told_when_the_reservations_node_cannot_hold_every_seat
     assert seats_short_of_memory(50, 400, {"mn5-g01": 16000, "mn5-g02": 16000}) == ""
     assert seats_short_of_memory(50, 0, {"mn5-g01": 16000}) == ""  # a seat's memory not known: nothing said
     assert seats_short_of_memory(50, 400, {}) == ""  # no node known yet (a reservation in the future)
+
+
+def test_a_seats_password_has_no_characters_a_slip_shows_alike():
+    """Issue 36: token_urlsafe passwords mixed l/I/1 and 0/O, and '-'/'_' at the ends, on slips
+    students type from."""
+    from aifactory_workbench.root.workshop_accounts import seat_password
+
+    made = {seat_password() for _ in range(200)}
+    assert len(made) == 200
+    for password in made:
+        assert re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}", password), password
+        assert not set(password) & set("lI1oO0_"), password
