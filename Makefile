@@ -52,8 +52,16 @@ LABEXT     := labextension
 LABEXT_BUILT := lab/labextension/package.json
 LABEXT_PACKAGES := $(LABEXT)/node_modules/.package-lock.json
 LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/package.json $(LABEXT)/tsconfig.json
+# The release (`make dist`): the sdist and, built from it, the wheel, into dist/. What builds it
+# (JupyterLab's builder, with pyproject.toml's JupyterLab, and uv) is a venv of its own, so a
+# clean clone needs Node and Python alone.
+BUILD_ENV  := .build-env
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL      := dist/aifactory_workbench-$(VERSION)-py3-none-any.whl
+# The demo's choice of builds (torch's CPU build), from this machine's wheel folder.
+CONSTRAINTS := cluster/constraints.txt
 
-.PHONY: install labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
+.PHONY: install dist labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
 
 # `pip install` of the package is the whole software install. Then `aifactory-site install`
 # sets up, as root, what needs root (root/site_install.py): the hub's account and groups, its
@@ -61,11 +69,8 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/pac
 # the site kernel's lock, the systemd unit of the hub and its proxy, log rotation, SLURM's
 # epilog. The demo's site file goes where a site's does, /etc/aifactory/site.yaml. It prints
 # what it changed.
-install: $(VENV)/.deps $(LABEXT_BUILT) $(CHP) $(OIDC) $(AXE)
-	@# setuptools builds from build/: a module removed from the tree must not linger there.
-	@rm -rf build *.egg-info
-	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall . >/dev/null
-	@rm -rf build *.egg-info
+install: $(VENV)/.deps dist $(CHP) $(OIDC) $(AXE)
+	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall $(WHEEL) >/dev/null
 	@# The demo site's own kernels (cluster/kernels: aifactory-climate needs the mini cluster's
 	@# climate-tools module), where a site puts its kernels: beside the site kernel in the users' venv.
 	@for k in cluster/kernels/*/; do install -D -m 644 -t $(VENV)/share/jupyter/kernels/$$(basename $$k) $$k*; done
@@ -86,14 +91,14 @@ $(PREFIX)/.system:
 	@command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	@mkdir -p $(PREFIX) && chmod 755 $(PREFIX) && touch $@
 
-# The project's dependencies (and the test tools), not the project itself: building it needs the
-# lab extension, whose build needs this venv's JupyterLab (`install` then adds the project).
-$(VENV)/.deps: pyproject.toml $(PREFIX)/.system
+# The project's dependencies (and the test tools), not the project itself (`install` adds it from
+# the wheel).
+$(VENV)/.deps: pyproject.toml $(CONSTRAINTS) $(PREFIX)/.system
 	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install --quiet --upgrade pip
 	@$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(VENV)/.deps.txt
-	@$(VENV)/bin/pip install --quiet -r $(VENV)/.deps.txt
+	@$(VENV)/bin/pip install --quiet -r $(VENV)/.deps.txt -c $(CONSTRAINTS)
 	@touch $@
 
 # npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
@@ -101,11 +106,27 @@ $(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(PREFIX)/.system
 	@cd $(LABEXT) && npm ci --loglevel=error --no-audit --no-fund >/dev/null
 	@touch $@
 
-# The builder runs through the venv's jupyter (its JupyterLab's versions are the shared ones);
-# its output is shown only when it fails.
-$(LABEXT_BUILT): $(LABEXT_SOURCES) $(LABEXT_PACKAGES) | $(VENV)/.deps
-	@out=$$(cd $(LABEXT) && PATH=$(VENV)/bin:$$PATH npm run build 2>&1) || { echo "$$out"; exit 1; }
+# The builder runs through the build venv's jupyter (its JupyterLab's versions are the shared
+# ones); its output is shown only when it fails.
+$(LABEXT_BUILT): $(LABEXT_SOURCES) $(LABEXT_PACKAGES) | $(BUILD_ENV)/.ready
+	@out=$$(cd $(LABEXT) && PATH=$(CURDIR)/$(BUILD_ENV)/bin:$$PATH npm run build 2>&1) || { echo "$$out"; exit 1; }
 	@test -s $@ && touch $@
+
+# JupyterLab as pyproject.toml requires it (one home for its range), and uv, which builds.
+$(BUILD_ENV)/.ready: pyproject.toml
+	@test -x $(BUILD_ENV)/bin/python || python3 -m venv $(BUILD_ENV)
+	@$(BUILD_ENV)/bin/python -c 'import re, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print(*[d for d in p["dependencies"] + sum(p.get("optional-dependencies", {}).values(), []) \
+	    if re.match(r"jupyterlab[<>=~ ]", d)], sep="\n"); print("uv")' > $(BUILD_ENV)/requirements.txt
+	@out=$$($(BUILD_ENV)/bin/pip install --quiet -r $(BUILD_ENV)/requirements.txt 2>&1) || { echo "$$out"; exit 1; }
+	@touch $@
+
+# The sdist, then the wheel built from it (so the sdist is proven to hold all, the lab extension
+# included); a wheel installs with no Node. Built again each time: uv takes a few seconds.
+dist: $(LABEXT_BUILT)
+	@rm -rf dist
+	@$(BUILD_ENV)/bin/uv build --quiet --out-dir dist . 2>&1 | { grep -v '^warning: Built' || true; }
+	@test -s $(WHEEL) || { echo "no $(WHEEL)"; exit 1; }
 
 # The lab extension's unit tests (jest), of its logic that needs no browser, and of the hub pages'
 # (hub/js/, spawners/js/: plain JavaScript the pages carry inline, linted with the same tools).

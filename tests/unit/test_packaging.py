@@ -30,7 +30,15 @@ def test_environment_yml_matches_pyproject():
 
 def test_key_pins_are_the_supported_ranges():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "jupyterhub>=6.1,<7" in deps and "batchspawner==1.3.0" in deps and "jupyterlab>=4.6,<5" in deps
+    assert "jupyterhub>=6.1,<7" in deps and "batchspawner>=1.3,<1.4" in deps and "jupyterlab>=4.6,<5" in deps
+
+
+def test_no_dependency_is_pinned_exactly():
+    """Issue 35, item 1: ranges, not exact pins (a build variant such as torch's CPU build is the
+    site's index's choice, not the package's)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    every = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    assert [d for d in every if "==" in d] == []
 
 
 def test_the_wheel_takes_the_lab_extension_where_its_builder_writes_it():
