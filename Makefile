@@ -181,7 +181,9 @@ proxy-start: demo-files
 	    curl -s --cacert $(TLS_DIR)/ca.crt -o /dev/null $$url && break; sleep 0.25; done; \
 	  $(PROXY_RUNNING) || { echo "the proxy did not start; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }; fi
 
-proxy-stop:
+# The hub too, as the hub's unit is PartOf the proxy's: a proxy started again has no routes, and
+# the hub's start gives them back.
+proxy-stop: hub-stop
 	@if $(PROXY_RUNNING); then $(call stop_process,proxy); fi; rm -f $(PROXY_PID)
 
 hub-start: proxy-start
