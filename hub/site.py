@@ -24,18 +24,16 @@ from aifactory_workbench.slurm.values import (
     JOB_NAME,
     MEMORY_SIZE,
     PARTITION,
+    PROLOGUE_ACCEPTED,
     QOS,
     SLURM_NAME,
     UNIX_USER,
     WALLTIME_TEXT,
     Rule,
-    is_int,
-    matches,
-)
-from aifactory_workbench.spawners.jobscript import (
-    PROLOGUE_ACCEPTED,
     SiteHooks,
+    is_int,
     lmod_init_ok,
+    matches,
     port_range_ok,
     prologue_words,
 )

@@ -16,7 +16,7 @@ import jinja2
 
 from aifactory_workbench.job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
 from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings, problems, sbatch_options
-from aifactory_workbench.slurm.values import is_unix_user
+from aifactory_workbench.slurm.values import SiteHooks, is_unix_user, prologue_words
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 #: One PEM block: nothing in it can end the script's here-document or run as shell.
@@ -40,96 +40,8 @@ class SessionTimes:
     extend_minutes: int = 0
 
 
-#: A word of a site's command before JupyterLab: none of these characters means anything to the
-#: shell, so the job runs the words exactly as the site file writes them (no variable, glob, quote,
-#: pipe, redirection or second command to be read otherwise).
-_PROLOGUE_TEXT = re.compile(r"[A-Za-z0-9_@%+=:,./ -]{1,500}")
-#: The first word: a command's name or path (not an option).
-_PROLOGUE_COMMAND = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]*")
-#: The site's commands that are Lmod's shell function: the job sources ``lmod_init`` before them.
-LMOD_COMMANDS = ("module", "ml")
-#: Lmod's shell set-up file, as the site file names it: an absolute path of plain characters.
-_LMOD_INIT = re.compile(r"/[A-Za-z0-9_./+-]*")
-#: JupyterLab's ports with a range: no well-known port (below 1024), none above 65535.
-PORT_RANGE_LIMITS = (1024, 65535)
-
-PROLOGUE_ACCEPTED = (
-    "one simple command of words made of letters, digits, spaces and _@%+=:,./- (no $, quotes, "
-    "globs, ;, &&, | or redirections; put anything more in a root-owned script and name it: source /path)"
-)
-
-
-def prologue_words(command: object) -> list[str] | None:
-    """A site's command before JupyterLab (site file ``singleuser.prologue``) as its words, or None
-    when it is not one simple command of plain words (:data:`PROLOGUE_ACCEPTED`)."""
-    if not isinstance(command, str) or not _PROLOGUE_TEXT.fullmatch(command):
-        return None
-    words = command.split()
-    return words if words and _PROLOGUE_COMMAND.fullmatch(words[0]) else None
-
-
-def lmod_init_ok(path: object) -> bool:
-    """Lmod's set-up file as the site file names it (``singleuser.lmod_init``): "" (no Lmod) or
-    an absolute path of plain characters without '..'."""
-    return isinstance(path, str) and (
-        path == "" or (_LMOD_INIT.fullmatch(path) is not None and ".." not in path.split("/"))
-    )
-
-
-def port_range_ok(value: object) -> bool:
-    """JupyterLab's ports (``singleuser.port_range``): [] (any free port) or [LOW, HIGH], whole
-    numbers with 1024 <= LOW <= HIGH <= 65535."""
-    if value in ([], ()):
-        return True
-    lo, hi = PORT_RANGE_LIMITS
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(type(p) is int for p in value)
-        and lo <= value[0] <= value[1] <= hi
-    )
-
-
-@dataclass(frozen=True)
-class SiteHooks:
-    """What the site's own file (root's, never a user's) adds to every JupyterLab job: commands
-    run before JupyterLab (``prologue``: ``module load ...``, ``source /etc/site/job.sh``), Lmod's
-    set-up file (``lmod_init``; sourced before a ``module`` or ``ml`` command, and named to the
-    job's kernels as ``AIFACTORY_LMOD_INIT``) and the ports JupyterLab may listen on
-    (``port_range``, inclusive; None: any free port).
-
-    The commands are rendered into each batch script, not written by ``aifactory-site install`` as
-    a root-owned script that jobs source: the script SLURM keeps for each job then shows exactly
-    what that job ran, no file must exist on every compute node, and a change takes effect at the
-    hub's next start like every other site key. What reaches the script is safe by construction:
-    the hub reads the commands from the site file alone (no user option, form field or workshop
-    names them), and each is one simple command of plain words (:func:`prologue_words`), joined
-    with ``shlex.join``, so it runs as written and can add no second command. One that fails stops
-    the job before JupyterLab, saying which, in the job's log."""
-
-    prologue: tuple[str, ...] = ()
-    lmod_init: str = ""
-    port_range: tuple[int, ...] | None = None
-
-    def problems(self) -> list[tuple[str, Any, str]]:
-        """Each value that breaks its rule, as (name, value, what is accepted); empty: none."""
-        found = [("prologue", c, PROLOGUE_ACCEPTED) for c in self.prologue if prologue_words(c) is None]
-        if not lmod_init_ok(self.lmod_init):
-            found.append(("lmod_init", self.lmod_init, '"" or the absolute path of Lmod\'s init/profile'))
-        if self.needs_lmod and not self.lmod_init:
-            found.append(("lmod_init", "", "the path of Lmod's init/profile (a prologue command is module or ml)"))
-        if self.port_range is not None and not port_range_ok(list(self.port_range)):
-            found.append(("port_range", self.port_range, "[LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535"))
-        return found
-
-    @property
-    def needs_lmod(self) -> bool:
-        return any((prologue_words(c) or [""])[0] in LMOD_COMMANDS for c in self.prologue)
-
-    @property
-    def port_range_text(self) -> str:
-        """The range as the launcher reads it (``LOW-HIGH``), "" for any port."""
-        return f"{self.port_range[0]}-{self.port_range[1]}" if self.port_range else ""
+#: A site that adds nothing to its jobs.
+NO_HOOKS = SiteHooks()
 
 
 def worker_job_name(server_job_id: str) -> str:
@@ -202,7 +114,7 @@ def render(
     certs: Mapping[str, str] | None = None,
     before: Iterable[Sequence[str]] = (),
     times: SessionTimes = SessionTimes(),
-    site: SiteHooks = SiteHooks(),
+    site: SiteHooks = NO_HOOKS,
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
     the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may

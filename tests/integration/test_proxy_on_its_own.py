@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,9 +40,11 @@ class Terminal:
         self.shown = ""
 
     async def read_until(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+        await asyncio.wait_for(self._read_until(text), timeout)
+
+    async def _read_until(self, text: str) -> None:
         while text not in plain(self.shown):
-            message = await asyncio.wait_for(self.conn.read_message(), max(0.1, deadline - time.monotonic()))
+            message = await self.conn.read_message()
             if message is None:
                 raise AssertionError(f"the terminal's websocket closed; it showed: {self.shown[-500:]!r}")
             kind, *content = json.loads(message)
@@ -68,9 +69,13 @@ class Kernel:
         content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False}
         request = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
         await self.conn.write_message(json.dumps(request))
-        out, deadline = [], time.monotonic() + timeout
+        return await asyncio.wait_for(self._output_of(msg_id), timeout)
+
+    async def _output_of(self, msg_id: str) -> str:
+        """What the request printed, once the kernel is idle after it."""
+        out: list[str] = []
         while True:
-            message = await asyncio.wait_for(self.conn.read_message(), max(0.1, deadline - time.monotonic()))
+            message = await self.conn.read_message()
             if message is None:
                 raise AssertionError(f"the kernel's websocket closed; output so far: {out}")
             reply = json.loads(message)

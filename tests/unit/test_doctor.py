@@ -14,33 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from aifactory_workbench.hub import doctor as doctors
-from aifactory_workbench.hub.doctor import Doctor
-from aifactory_workbench.hub.site import load_site_config
-from aifactory_workbench.slurm.client import CommandResult, slurm_command
-from tests.unit.defaults import site_file
-
-
-class Commands:
-    """Stands in for Doctor.run_as: the first answer whose key is in the command line, else
-    success with no output; every call is kept."""
-
-    def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[str, list[str], str | None]] = []
-
-    def __call__(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
-        self.calls.append((user, list(argv), stdin))
-        line = " ".join(argv)
-        for key, (code, out, err) in self.answers.items():
-            if key in line:
-                return CommandResult(list(argv), code, out, err)
-        return CommandResult(list(argv), 0, "", "")
-
-
-def doctor(tmp_path: Path, text: str = "{}", probe_user: str = "", **answers: tuple[int, str, str]) -> Doctor:
-    made = Doctor(load_site_config(str(site_file(tmp_path, text))), "aifactory-hub", probe_user)
-    made.run_as = Commands(answers)
-    return made
+from aifactory_workbench.slurm.client import slurm_command
+from tests.unit.doctors import Commands, doctor
 
 
 def test_a_qos_slurm_does_not_have_is_named_with_its_site_key(tmp_path: Path):

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, SiteHooks, render
+from aifactory_workbench.slurm.values import SiteHooks
+from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, SessionTimes, render
 
 from .defaults import JOB, request
 

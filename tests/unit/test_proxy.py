@@ -20,6 +20,7 @@ from aifactory_workbench.hub.site_cli import main as cli_main
 from aifactory_workbench.hub.tls import internal_certificate, internal_certificate_problems
 from aifactory_workbench.root.proxy_token import proxy_token
 from tests.unit.defaults import site_file
+from tests.unit.doctors import doctor
 
 REPO = Path(__file__).parents[2]
 DEMO_SITE = REPO / "config" / "site.yaml"
@@ -166,8 +167,6 @@ def test_the_token_is_made_once_roots_and_read_by_the_hubs_group_alone(tmp_path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root makes the token root's")
 def test_the_doctor_names_a_token_others_may_read_or_that_is_not_there(tmp_path: Path):
-    from tests.unit.test_doctor import doctor
-
     token = tmp_path / "proxy.token"
     text = f"hub: {{proxy_token_file: {token}}}"
     check = doctor(tmp_path, text).proxy_token()
@@ -184,8 +183,6 @@ def test_the_doctor_names_a_token_others_may_read_or_that_is_not_there(tmp_path:
 
 
 def test_a_public_port_below_1024_is_the_proxy_units_to_allow_when_it_runs_on_its_own(tmp_path: Path):
-    from tests.unit.test_doctor import doctor
-
     bind = {"getaddrinfo": (0, f"{errno.EACCES}\n0\n0\n", "")}
     for token_file, unit in (("/etc/aifactory/proxy.token", "aifactory-proxy"), ("''", "aifactory-hub")):
         made = doctor(tmp_path, f"hub: {{port: 443, proxy_token_file: {token_file}}}", **bind)
