@@ -2,11 +2,17 @@
 # Everything is installed under $(PREFIX), readable by the users whose jobs run from it
 # (this machine's own Python lives under /root, which they cannot reach).
 PREFIX     ?= /opt/aifactory
+# Three installs, apart: the hub's (the package alone: JupyterHub, batchspawner, the hub's side,
+# root's helpers' Python), the users' stack that jobs run (the lab extra: JupyterLab, Dask, the
+# science packages; the site file's singleuser.venv) and the developer's, from which the suite
+# runs (both extras and the test tools).
+HUB_VENV   := $(PREFIX)/hub-venv
 VENV       := $(PREFIX)/venv
+DEV_VENV   := $(PREFIX)/dev-venv
 NODE_DIR   := $(PREFIX)/node
 STATE      ?= /var/lib/aifactory
 SITE       ?= $(CURDIR)/config/site.yaml
-PY         := $(VENV)/bin/python
+PY         := $(DEV_VENV)/bin/python
 CHP        := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 OIDC       := $(NODE_DIR)/oidc-provider.mjs
 AXE        := $(NODE_DIR)/node_modules/axe-core/axe.min.js
@@ -30,7 +36,7 @@ PROXY_RUNNING = $(call running,$(PROXY_PID),configurable-http-proxy )
 # Stops $$pid (a check above set it), waits up to 10 s for it to end, and says "$(1) stopped".
 stop_process = kill $$pid; for i in $$(seq 40); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; echo "$(1) stopped"
 # The URL users type, from the demo's site file.
-PUBLIC_URL = $$($(VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p')
+PUBLIC_URL = $$($(HUB_VENV)/bin/aifactory-site show $(SITE) | sed -n 's|^  public_url: ||p')
 # The demo's https front: its own CA and a certificate for hub.localhost and *.hub.localhost
 # (browsers resolve every name under .localhost to this machine).
 TLS_DIR    := /etc/aifactory/tls
@@ -58,31 +64,36 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/pac
 BUILD_ENV  := .build-env
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL      := dist/aifactory_workbench-$(VERSION)-py3-none-any.whl
-# The demo's choice of builds (torch's CPU build), from this machine's wheel folder.
+# The demo's choice of builds (torch's CPU build), from this machine's wheel folder (pip's
+# find-links, which uv, reading no pip configuration, is given as well).
 CONSTRAINTS := cluster/constraints.txt
+WHEELS     ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
+UV         := $(BUILD_ENV)/bin/uv
+UV_FROM    := --find-links $(WHEELS) --constraint $(CONSTRAINTS)
 
 .PHONY: install dist labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
 
-# `pip install` of the package is the whole software install. Then `aifactory-site install`
+# The wheel (`make dist`) into each of the three venvs, with its extras, is the whole software
+# install (uv, from each venv's lock: exactly those packages). Then the hub's `aifactory-site install`
 # sets up, as root, what needs root (root/site_install.py): the hub's account and groups, its
 # sudo rules and password helper, its folders, users' Dask config, login shells' Dask settings,
 # the site kernel's lock, the systemd unit of the hub and its proxy, log rotation, SLURM's
 # epilog. The demo's site file goes where a site's does, /etc/aifactory/site.yaml. It prints
 # what it changed.
-install: $(VENV)/.deps dist $(CHP) $(OIDC) $(AXE)
-	@$(VENV)/bin/pip install --quiet --no-deps --force-reinstall $(WHEEL) >/dev/null
+install: dist $(HUB_VENV)/.lock.txt $(VENV)/.lock.txt $(DEV_VENV)/.lock.txt $(CHP) $(OIDC) $(AXE)
+	@for v in $(HUB_VENV) $(VENV) $(DEV_VENV); do $(call sync,$$v) || exit 1; done
 	@# The demo site's own kernels (cluster/kernels: aifactory-climate needs the mini cluster's
 	@# climate-tools module), where a site puts its kernels: beside the site kernel in the users' venv.
 	@for k in cluster/kernels/*/; do install -D -m 644 -t $(VENV)/share/jupyter/kernels/$$(basename $$k) $$k*; done
 	@# Copied by hand by an install before the wheel carried it (the unit names the wheel's).
 	@rm -f $(PREFIX)/etc/jupyterhub_config.py
-	@$(VENV)/bin/aifactory-site check $(SITE) >/dev/null && install -D -m 644 $(SITE) /etc/aifactory/site.yaml
-	@$(VENV)/bin/aifactory-site install /etc/aifactory/site.yaml --hub-user $(HUB_USER) --hub-home $(STATE) \
+	@$(HUB_VENV)/bin/aifactory-site check $(SITE) >/dev/null && install -D -m 644 $(SITE) /etc/aifactory/site.yaml
+	@$(HUB_VENV)/bin/aifactory-site install /etc/aifactory/site.yaml --hub-user $(HUB_USER) --hub-home $(STATE) \
 	  --users-group $(USERS_GROUP) --admins-group $(ADMINS_GROUP) | { grep -v '^as it was' || true; }
 	@# Where systemd is not PID 1, the demo's hub keeps its pid and log in root's folders.
 	@install -d -o root -g root -m 755 $(dir $(HUB_PID))
 	@install -d -o root -g adm -m 750 $(dir $(HUB_LOG))
-	@echo "installed: $(VENV) (hub, JupyterLab, Dask), $(CHP)"
+	@echo "installed: $(HUB_VENV) (the hub), $(VENV) (the users' stack: JupyterLab, Dask), $(DEV_VENV) (the tests), $(CHP)"
 
 $(PREFIX)/.system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -91,15 +102,19 @@ $(PREFIX)/.system:
 	@command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	@mkdir -p $(PREFIX) && chmod 755 $(PREFIX) && touch $@
 
-# The project's dependencies (and the test tools), not the project itself (`install` adds it from
-# the wheel).
-$(VENV)/.deps: pyproject.toml $(CONSTRAINTS) $(PREFIX)/.system
-	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install --quiet --upgrade pip
-	@$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-	  print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(VENV)/.deps.txt
-	@$(VENV)/bin/pip install --quiet -r $(VENV)/.deps.txt -c $(CONSTRAINTS)
-	@touch $@
+# Each install's lock: every package, exact, from pyproject.toml's ranges for the wheel with its
+# extras (none: the hub's) and the demo's builds; made again when those change.
+$(HUB_VENV)/.lock.txt: EXTRAS :=
+$(VENV)/.lock.txt: EXTRAS := [lab]
+$(DEV_VENV)/.lock.txt: EXTRAS := [lab,test]
+%/.lock.txt: pyproject.toml $(CONSTRAINTS) | dist
+	@test -x $*/bin/python || /usr/bin/python3 -m venv $*
+	@printf 'pip\naifactory-workbench$(EXTRAS) @ file://$(CURDIR)/$(WHEEL)\n' | $(UV) pip compile - --quiet --no-header \
+	  --python $*/bin/python $(UV_FROM) -o $@
+
+# The venv $(1) with exactly its lock's packages (what an older install left goes) and the wheel
+# just built. uv links each file from its cache, so a second venv of the same packages costs little.
+sync = $(UV) pip sync --quiet --python $(1)/bin/python $(UV_FROM) --reinstall-package aifactory-workbench $(1)/.lock.txt
 
 # npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
 $(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(PREFIX)/.system
@@ -113,7 +128,7 @@ $(LABEXT_BUILT): $(LABEXT_SOURCES) $(LABEXT_PACKAGES) | $(BUILD_ENV)/.ready
 	@test -s $@ && touch $@
 
 # JupyterLab as pyproject.toml requires it (one home for its range), and uv, which builds.
-$(BUILD_ENV)/.ready: pyproject.toml
+$(BUILD_ENV)/.ready: pyproject.toml $(PREFIX)/.system
 	@test -x $(BUILD_ENV)/bin/python || python3 -m venv $(BUILD_ENV)
 	@$(BUILD_ENV)/bin/python -c 'import re, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 	  print(*[d for d in p["dependencies"] + sum(p.get("optional-dependencies", {}).values(), []) \
@@ -176,7 +191,7 @@ demo-files: install cluster-start
 proxy-start: demo-files
 	@if $(PROXY_RUNNING); then echo "proxy already running (pid $$pid)"; \
 	elif $(HUB_RUNNING); then echo "the hub (pid $$pid) runs its proxy as its child: make hub-stop hub-start"; else \
-	  $(VENV)/bin/aifactory-site start-proxy --log $(HUB_LOG) --pid $(PROXY_PID) || exit 1; \
+	  $(HUB_VENV)/bin/aifactory-site start-proxy --log $(HUB_LOG) --pid $(PROXY_PID) || exit 1; \
 	  url=$(PUBLIC_URL); url=$${url:-http://127.0.0.1:8000/}; for i in $$(seq 60); do \
 	    curl -s --cacert $(TLS_DIR)/ca.crt -o /dev/null $$url && break; sleep 0.25; done; \
 	  $(PROXY_RUNNING) || { echo "the proxy did not start; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }; fi
@@ -190,7 +205,7 @@ hub-start: proxy-start
 	@# The installed unit's own lines (the database's upgrade, then the hub), as systemd would
 	@# run them: here it is not PID 1.
 	@if $(HUB_RUNNING); then echo "hub already running (pid $$pid)"; else \
-	  $(VENV)/bin/aifactory-site start-hub --log $(HUB_LOG) --pid $(HUB_PID) || exit 1; fi
+	  $(HUB_VENV)/bin/aifactory-site start-hub --log $(HUB_LOG) --pid $(HUB_PID) || exit 1; fi
 	@url=$(PUBLIC_URL); url=$${url:-http://127.0.0.1:8000/}; \
 	  for i in $$(seq 60); do curl -fs --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health && break; sleep 1; done; \
 	  curl -fsS --cacert $(TLS_DIR)/ca.crt -o /dev/null $${url}hub/health || { echo "hub did not answer at $$url; see $(HUB_LOG)"; tail -20 $(HUB_LOG); exit 1; }
@@ -217,7 +232,7 @@ stop: hub-stop proxy-stop cluster-stop
 # running, and stops only if this run started it.
 test: lint docs labextension-test
 	@started=0; if ! bash $(CLUSTER) status >/dev/null 2>&1; then bash $(CLUSTER) start && started=1; fi; \
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then bash $(CLUSTER) stop; fi; exit $$rc
 
 # The browser journeys again, their screenshots into docs/screenshots (docs/journeys.md shows them).
@@ -240,14 +255,14 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.hub_cost --steps 10 50 100
 
 unit: install labextension-test
-	@$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # The hooks of .pre-commit-config.yaml, on every file: ruff (check and format), mypy on the
 # SLURM layer, import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
 # job and kernel sides apart; eslint and prettier --check on the lab extension and the pages' scripts.
 lint: install
-	@$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+	@$(DEV_VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 # The documentation site (docs/, Markdown through MyST), warnings as errors, into build/docs/html.
 docs: install
-	@$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs/html
+	@$(DEV_VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs/html

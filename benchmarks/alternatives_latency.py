@@ -7,7 +7,7 @@ the request and up to three alternatives, one at a time.  The time is the estima
 answer (what the form shows), plus the form's own pause of 0.4 s after a keystroke before it asks
 (spawners/js/spawn-form.js).  The same state asked again is timed too (answered from the hub's
 memory, no call).  Prints p50 and p95; asserts nothing.  Needs the mini cluster up.
-Usage: /opt/aifactory/venv/bin/python -m benchmarks.alternatives_latency [--runs 20]
+Usage: /opt/aifactory/dev-venv/bin/python -m benchmarks.alternatives_latency [--runs 20]
 """
 
 from __future__ import annotations

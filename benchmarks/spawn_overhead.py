@@ -8,7 +8,7 @@ phases come from times the hub, the job and JupyterLab already log (to the milli
 this machine's clock): the hub's "Submitting", "submitted as SLURM job", "answers on" and
 "Adding user ... to proxy"; the job's first line and the launcher's "serves on port" line;
 JupyterLab's first log line and its "is running at".
-Usage: /opt/aifactory/venv/bin/python -m benchmarks.spawn_overhead [--runs 5] [--user alice]
+Usage: /opt/aifactory/dev-venv/bin/python -m benchmarks.spawn_overhead [--runs 5] [--user alice]
 """
 
 from __future__ import annotations

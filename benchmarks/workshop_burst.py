@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.hub_load import Sampler, one_user, percentile
-from tests.harness import VENV, launch, queued_jobs
+from tests.harness import HUB_VENV, launch, queued_jobs
 
 #: What each seat gets (issue 25: 1 core, 320M): 50 fit the one 16000M node that SLURM puts the
 #: workshop reservation's cores on (a reservation of cores holds no memory; 400M seats fit 40).
@@ -49,7 +49,7 @@ def main() -> int:
     places = {k: str(top / k) for k in ("registry", "state_dir", "materials_dir")}
     hub = launch(hub={"poll_interval": 10}, form={"discovery_cache": 60, "presets": [SEAT_PRESET]}, workshops=places)
     name = "burst"
-    cli = [str(VENV / "bin" / "aifactory-workshop")]
+    cli = [str(HUB_VENV / "bin" / "aifactory-workshop")]
     spec = top / "burst.yaml"
     spec.write_text(
         yaml.safe_dump(

@@ -1,6 +1,7 @@
 """``aifactory-site install``: what root sets up on the hub's machine once the package is in
-its venv (``pip install aifactory-workbench`` is the whole software install), and again after
-each upgrade of it. Each step is idempotent and says what it changed:
+the hub's venv (the wheel is the hub's software install; the users' stack, the wheel with its
+``lab`` extra, is a venv of its own, the site file's ``singleuser.venv``), and again after each
+upgrade of either. Each step is idempotent and says what it changed:
 
 * the groups (whose members may sign in; the hub's admins and staff, whom the hub runs nothing
   as) and the hub's system account, in no ``shadow`` group;
@@ -12,7 +13,7 @@ each upgrade of it. Each step is idempotent and says what it changed:
   now (``slurm.bin_dir``), checked with ``visudo -c`` before they are installed;
 * the hub's state folder and the gallery, the hub's; users' Dask config, root's;
 * the login shells' Dask settings (``/etc/profile.d/aifactory-dask.sh``);
-* the site kernel's package lock, and no stock "Python 3" kernel;
+* the site kernel's package lock, and no stock "Python 3" kernel, in the users' venv;
 * the systemd units of the hub and of its proxy, which runs on its own with a token it shares
   with the hub (checked with ``systemd-analyze verify``), the hub's
   log folder where systemd is not PID 1 (root's, group ``adm``, 0750, its files 0640 at most) and
@@ -20,8 +21,10 @@ each upgrade of it. Each step is idempotent and says what it changed:
 * the SLURM epilog that removes a job's private folder when the job ends, even one SLURM killed
   (``LIBEXEC/aifactory-epilog``, for the site's slurm.conf: ``Epilog=``).
 
-Its files come from the package's own data (``share/aifactory/site`` in the venv). Root writes
-only into folders that root owns; the hub's folders are made, never followed.
+Its files come from the package's own data (``share/aifactory/site`` in the hub's venv, the one
+this command runs from), and root's helpers run that venv's Python: root's, outside the users'
+stack, which whoever installs the users' software may write. Root writes only into folders that
+root owns; the hub's folders are made, never followed.
 """
 
 from __future__ import annotations
@@ -82,8 +85,14 @@ class Accounts:
 
 
 def venv() -> Path:
-    """The venv this command runs from: the one the site installed the package into."""
+    """The hub's venv: the one this command runs from, root's (its Python runs root's helpers)."""
     return Path(sys.prefix)
+
+
+def users_venv(site: SiteConfig) -> Path:
+    """The users' stack, which jobs run (singleuser.venv): where their kernel, its lock and their
+    Dask config are, never root's helpers."""
+    return Path(site.singleuser.venv)
 
 
 def templates() -> Path:
@@ -110,6 +119,7 @@ def values(site: SiteConfig, accounts: Accounts) -> dict[str, str]:
         "SECURE_PATH": SECURE_PATH,
         "SBATCH": slurm_command("sbatch", site.slurm.bin_dir),
         "VENV": str(venv()),
+        "USERS_VENV": str(users_venv(site)),
         "SITE": str(Path(site.source).resolve()),
         "STATE_DIR": site.hub.state_dir,
         "LOG_DIR": str(LOG_DIR),
@@ -278,7 +288,7 @@ class Installer:
             write_root_file(PROFILE, self.template("aifactory-dask.sh.in"), 0o644),
         )
         yield "the site kernel's package lock", self.kernel_lock()
-        stock = venv() / "share" / "jupyter" / "kernels" / "python3"
+        stock = users_venv(self.site) / "share" / "jupyter" / "kernels" / "python3"
         yield "no stock Python 3 kernel", self.remove_stock_kernel(stock)
         check = systemd_verify if self.systemd_check else None
         yield (
@@ -368,9 +378,12 @@ class Installer:
         return install_dask_config(self.site)[1]
 
     def kernel_lock(self) -> bool:
-        python = str(venv() / "bin" / "python")
-        frozen = checked(run([python, "-m", "pip", "freeze", "--exclude", "aifactory-workbench"]))
-        return write_root_file(venv() / "share" / "aifactory" / "kernel.lock", frozen.stdout, 0o644)
+        """The users' venv's packages, as pip lists them (the site kernel's lock)."""
+        users = users_venv(self.site)
+        frozen = checked(
+            run([str(users / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "aifactory-workbench"])
+        )
+        return write_root_file(users / "share" / "aifactory" / "kernel.lock", frozen.stdout, 0o644)
 
     @staticmethod
     def remove_stock_kernel(stock: Path) -> bool:

@@ -24,7 +24,12 @@ import requests
 import yaml
 
 REPO = Path(__file__).parents[1]
+#: The users' stack (singleuser.venv: JupyterLab, the kernel, Dask, the job's side).
 VENV = Path(os.environ.get("AIFACTORY_VENV", "/opt/aifactory/venv"))
+#: The hub's install (jupyterhub, aifactory-site, aifactory-workshop) and root's helpers' Python;
+#: the helpers are in its parent's libexec.
+HUB_VENV = Path(os.environ.get("AIFACTORY_HUB_VENV", "/opt/aifactory/hub-venv"))
+LIBEXEC = HUB_VENV.parent / "libexec"
 CLUSTER = REPO / "cluster" / "minicluster.sh"
 TEST_JOB_NAME = "aifw-test-jupyterlab"
 HUB_USER = "aifactory-hub"
@@ -406,7 +411,7 @@ def run_hub(
     shutil.chown(copy, HUB_USER, HUB_USER)
     env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
     return subprocess.Popen(
-        [*AS_HUB, str(VENV / "bin" / "jupyterhub"), "-f", str(copy)],
+        [*AS_HUB, str(HUB_VENV / "bin" / "jupyterhub"), "-f", str(copy)],
         cwd=site_file.parent,
         env=env,
         stdout=log.open("ab"),
@@ -439,7 +444,7 @@ def run_proxy(site_file: Path, log: Path) -> subprocess.Popen:
     API listens; raises HubError with its output if it ends first."""
     env = {**os.environ, "AIFACTORY_SITE_CONFIG": str(site_file), "HOME": str(site_file.parent)}
     process = subprocess.Popen(
-        [*AS_HUB, str(VENV / "bin" / "aifactory-site"), "proxy", str(site_file)],
+        [*AS_HUB, str(HUB_VENV / "bin" / "aifactory-site"), "proxy", str(site_file)],
         cwd=site_file.parent,
         env=env,
         stdout=log.open("ab"),

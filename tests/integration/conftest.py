@@ -27,6 +27,8 @@ from tornado.websocket import websocket_connect
 from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
     HUB_USER,
+    HUB_VENV,
+    LIBEXEC,
     LOGIN_NODE,
     POLL_INTERVAL,
     REPO,

@@ -23,7 +23,7 @@ import yaml
 
 from aifactory_workbench.hub.doctor import Check, Doctor
 from aifactory_workbench.hub.site import load_site_config
-from tests.harness import HUB_USER, VENV, HubProcess, sh
+from tests.harness import HUB_USER, HUB_VENV, LIBEXEC, HubProcess, sh
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def doctor(site_file: Path) -> tuple[int, dict[str, tuple[str, str]]]:
     """Its exit code, and its table: check -> (result, detail and fix)."""
     done = subprocess.run(
         [
-            str(VENV / "bin" / "aifactory-site"),
+            str(HUB_VENV / "bin" / "aifactory-site"),
             "doctor",
             str(site_file),
             "--probe-user",
@@ -152,7 +152,7 @@ def test_a_command_the_rules_allow_that_another_account_may_change_is_named(
 ):
     """Root's helpers run as root: one that the hub's account (or anyone but root) may rewrite,
     or whose interpreter it may, is root for whoever can."""
-    helper = VENV.parent / "libexec" / "aifactory-cancel"
+    helper = LIBEXEC / "aifactory-cancel"
     mode = helper.stat().st_mode & 0o7777
     helper.chmod(mode | 0o002)
     try:
@@ -249,7 +249,7 @@ def test_a_venv_the_hub_account_cannot_run_is_named_before_the_database(demo_mod
     database (which the hub's account asks through that Python)."""
     hidden = tmp_path / "hidden"
     (hidden / "bin").mkdir(parents=True)
-    (hidden / "bin" / "python").symlink_to(VENV / "bin" / "python")
+    (hidden / "bin" / "python").symlink_to(HUB_VENV / "bin" / "python")
     hidden.chmod(0o700)
     checks = checks_of(demo_module_hub.site_file, hub_python=str(hidden / "bin" / "python"))
     venv = checks["the hub's venv"]

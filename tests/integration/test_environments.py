@@ -25,7 +25,7 @@ import requests
 
 from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
-from .conftest import VENV, HubProcess, chromium_page, sh, sign_in, wait_for
+from .conftest import HUB_VENV, LIBEXEC, VENV, HubProcess, chromium_page, sh, sign_in, wait_for
 
 USER = "alice"
 HOME = Path(f"/home/{USER}")
@@ -34,7 +34,7 @@ ENV = "aifw-test-probe"
 HUB_USER = "aifactory-hub"
 AS_HUB = ["setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups"]
 #: What the hub runs as a user to list their environments (config/sudoers.in's AIFW_ENVS).
-ENV_LIST = VENV.parent / "libexec" / "aifactory-env-list"
+ENV_LIST = LIBEXEC / "aifactory-env-list"
 
 WORKERS = f"""
 import sys
@@ -256,7 +256,7 @@ def test_the_hub_lists_environments_only_as_users_and_only_with_json():
     assert allowed.returncode == 0 and "environments" in json.loads(allowed.stdout), allowed.stderr
     for path in (ENV_LIST, ENV_LIST.parent):
         assert path.stat().st_uid == 0 and not path.stat().st_mode & 0o022, path
-    assert ENV_LIST.read_text().splitlines()[0] == f"#!{VENV}/bin/python -I"
+    assert ENV_LIST.read_text().splitlines()[0] == f"#!{HUB_VENV}/bin/python -I"
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.root.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.root.site_install import extend_helper_text, visudo
 
-from .conftest import HUB_USER, TEST_JOB_NAME, VENV, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for
+from .conftest import HUB_USER, LIBEXEC, TEST_JOB_NAME, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for
 
 #: The sudo rule's arguments, as config/sudoers.in has them for the installed helper.
 RULE_ARGUMENTS = "^[a-z_][a-z0-9_.-]* [0-9]+ [0-9]+$"
@@ -215,7 +215,7 @@ def test_the_helper_itself_refuses_others_jobs_dask_workers_and_plain_jobs(exten
             assert "alice has no running JupyterLab job" in json.loads(answer.stdout)["message"]
             assert time_limit(job_id) == "10:00"
         # The installed helper (make install) refuses bob's job in alice's name too.
-        installed = as_hub("sudo", "-n", str(VENV.parent / "libexec" / "aifactory-extend-job"), "alice", bobs, "10")
+        installed = as_hub("sudo", "-n", str(LIBEXEC / "aifactory-extend-job"), "alice", bobs, "10")
         assert installed.returncode in (NO_SUCH_JOB, OFF) and time_limit(bobs) == "10:00"
         # sudo's rule lets nothing else through.
         for argv in (["alice", f"{bobs};id", "10"], ["alice", bobs], ["../x", bobs, "10"]):

@@ -4,7 +4,7 @@ import subprocess
 
 import yaml
 
-from .conftest import REPO, VENV
+from .conftest import HUB_VENV, REPO
 
 
 def start_with(tmp_path, site: dict) -> subprocess.CompletedProcess:
@@ -12,7 +12,7 @@ def start_with(tmp_path, site: dict) -> subprocess.CompletedProcess:
     hub = {"state_dir": str(tmp_path / "s"), "public_url": "http://hub.localhost:8000/", **site.get("hub", {})}
     path.write_text(yaml.safe_dump({**site, "hub": hub}))
     return subprocess.run(
-        [str(VENV / "bin" / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
+        [str(HUB_VENV / "bin" / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py")],
         env={"AIFACTORY_SITE_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -14,10 +14,9 @@ from pathlib import Path
 from aifactory_workbench.root.check_password import NO, REFUSED, YES
 from tests.harness import demo_password
 
-from .conftest import CLUSTER, REPO, VENV, HubProcess, sh, wait_for
+from .conftest import CLUSTER, HUB_VENV, LIBEXEC, REPO, VENV, HubProcess, sh, wait_for
 
 HUB_USER = "aifactory-hub"
-LIBEXEC = VENV.parent / "libexec"
 #: No rule names a pattern (older sudo reads one as text that never matches): fixed arguments, or a
 #: root-owned helper that checks its own (the cancel helper: scancel of what the hub cancels).
 ALLOWED = {
@@ -187,7 +186,7 @@ def test_the_hub_account_cannot_read_password_hashes(hub: HubProcess):
 
 def check_password(user: str, password: str) -> subprocess.CompletedProcess:
     """What the hub's authenticator asks (root/check_password.py): yes, no, or refused."""
-    return as_hub("sudo", "-n", str(VENV.parent / "libexec" / "aifactory-check-password"), user, stdin=password)
+    return as_hub("sudo", "-n", str(LIBEXEC / "aifactory-check-password"), user, stdin=password)
 
 
 def test_the_password_helper_answers_yes_or_no_for_members_only():
@@ -259,7 +258,7 @@ def test_make_hub_stop_stops_the_hub_it_started():
     pid_file = Path(make_variable("HUB_PID"))
     saved = pid_file.read_text() if pid_file.is_file() else None
     sleeper = ["/usr/bin/python3", "-c", "import time; time.sleep(300)"]
-    stand_in = subprocess.Popen([*AS_HUB, *sleeper, str(VENV / "bin" / "jupyterhub"), "-f", "x.py"], cwd="/tmp")
+    stand_in = subprocess.Popen([*AS_HUB, *sleeper, str(HUB_VENV / "bin" / "jupyterhub"), "-f", "x.py"], cwd="/tmp")
     try:
         pid_file.write_text(f"{stand_in.pid}\n")
         stop = subprocess.run(["make", "-s", "-C", str(REPO), "hub-stop"], capture_output=True, text=True)

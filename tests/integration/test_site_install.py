@@ -10,10 +10,12 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ import requests
 import yaml
 
 from aifactory_workbench.root.site_install import UNIT, owned_folder, start_hub_without_systemd, unit_service
-from tests.harness import HUB_USER, VENV, wait_for, write_site
+from tests.harness import HUB_USER, HUB_VENV, LIBEXEC, VENV, wait_for, write_site
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ SITE = "/etc/aifactory/site.yaml"
 
 
 def test_install_again_changes_nothing_and_what_it_wrote_verifies():
-    done = subprocess.run([str(VENV / "bin" / "aifactory-site"), "install", SITE], capture_output=True, text=True)
+    done = subprocess.run([str(HUB_VENV / "bin" / "aifactory-site"), "install", SITE], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) >= 12 and all(line.startswith("as it was") for line in lines), done.stdout
@@ -38,17 +40,37 @@ def test_install_again_changes_nothing_and_what_it_wrote_verifies():
     assert verified.returncode == 0 and not (verified.stdout + verified.stderr).strip(), verified.stderr
     service = unit_service(UNIT.read_text())
     assert service["User"] == [HUB_USER] and f"AIFACTORY_SITE_CONFIG={SITE}" in service["Environment"]
-    assert service["ExecStartPre"] == [f"{VENV}/bin/aifactory-site upgrade {SITE}"]
-    config = VENV / "etc" / "aifactory" / "jupyterhub_config.py"
-    assert service["ExecStart"] == [f"{VENV}/bin/jupyterhub -f {config}"] and config.is_file()
+    assert service["ExecStartPre"] == [f"{HUB_VENV}/bin/aifactory-site upgrade {SITE}"]
+    config = HUB_VENV / "etc" / "aifactory" / "jupyterhub_config.py"
+    assert service["ExecStart"] == [f"{HUB_VENV}/bin/jupyterhub -f {config}"] and config.is_file()
     state_dir = yaml.safe_load(Path(SITE).read_text())["hub"].get("state_dir", "/var/lib/aifactory/hub")
     rotation = Path("/etc/logrotate.d/aifactory-workbench").read_text()
     assert f"{state_dir}/audit.log {{" in rotation and f"su {HUB_USER} {HUB_USER}" in rotation
     assert "/var/log/aifactory/hub.log {" in rotation
     # SLURM's epilog (slurm.conf: Epilog=), which slurmd runs as root: root's alone.
-    epilog = VENV.parent / "libexec" / "aifactory-epilog"
+    epilog = LIBEXEC / "aifactory-epilog"
     info = epilog.lstat()
     assert (info.st_uid, info.st_mode & 0o777) == (0, 0o755) and epilog.read_text().startswith("#!/bin/bash")
+
+
+def test_the_hub_and_the_users_stack_are_installs_apart():
+    """Issue 35, item 2: the hub's Python imports no science stack and no test tool; the site
+    kernel's lock (the users' venv's) names no test tool; root's helpers run the hub's Python."""
+    probe = "import importlib.util, sys\nprint(*[m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
+    not_the_hubs = ["torch", "cartopy", "sklearn", "pyarrow", "jupyterlab", "dask", "playwright", "pytest"]
+    found = subprocess.run(
+        [str(HUB_VENV / "bin" / "python"), "-I", "-c", probe, *not_the_hubs], capture_output=True, text=True
+    )
+    assert found.returncode == 0 and found.stdout.split() == [], found.stdout + found.stderr
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    # requests, the tests' HTTP client, is JupyterLab's too: the other test tools are the tests' alone.
+    test_tools = {re.match(r"[A-Za-z0-9_.-]+", d).group().lower() for d in project["optional-dependencies"]["test"]}
+    test_tools -= {"requests"}
+    lock = (VENV / "share" / "aifactory" / "kernel.lock").read_text().lower().splitlines()
+    pinned = {line.split("==")[0] for line in lock if "==" in line}
+    assert {"torch", "jupyterlab", "dask"} <= pinned and not pinned & test_tools, sorted(pinned & test_tools)
+    for helper in (LIBEXEC / name for name in ("aifactory-check-password", "aifactory-cancel", "aifactory-env-list")):
+        assert helper.read_text().splitlines()[0] == f"#!{HUB_VENV}/bin/python -I", helper
 
 
 def test_the_units_own_lines_start_a_hub_without_systemd(tmp_path: Path):

@@ -17,7 +17,7 @@ import jupyterhub
 import pytest
 from alembic.script import ScriptDirectory
 
-from tests.harness import HUB_USER, PG_SOCKET_DIR, VENV, HubError, launch, postgres_database, wait_for, write_site
+from tests.harness import HUB_USER, HUB_VENV, PG_SOCKET_DIR, HubError, launch, postgres_database, wait_for, write_site
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def site_file(folder: Path, db_url: str) -> Path:
 
 
 def upgrade(site: Path) -> subprocess.CompletedProcess:
-    return as_hub(str(VENV / "bin" / "aifactory-site"), "upgrade", str(site))
+    return as_hub(str(HUB_VENV / "bin" / "aifactory-site"), "upgrade", str(site))
 
 
 def sqlite_rows(path: Path, sql: str) -> list[tuple]:
@@ -116,7 +116,9 @@ def test_a_database_a_newer_release_wrote_is_refused_and_left_alone(folder: Path
 def test_root_is_refused_the_upgrade(folder: Path):
     """Root would write the backup into the hub account's folder, where it may have planted a link."""
     done = subprocess.run(
-        [str(VENV / "bin" / "aifactory-site"), "upgrade", str(site_file(folder, ""))], capture_output=True, text=True
+        [str(HUB_VENV / "bin" / "aifactory-site"), "upgrade", str(site_file(folder, ""))],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1 and "not as root" in done.stderr
 

@@ -21,7 +21,7 @@ import yaml
 
 from aifactory_workbench.slurm.admin import SlurmAdmin
 
-from .conftest import VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh, wait_for
+from .conftest import HUB_VENV, HubProcess, job_node, launch, on_node, queued_jobs, sh, wait_for
 
 INSTRUCTOR_ARCHIVES = Path("/home/instructor/workshop-archives")
 
@@ -44,7 +44,7 @@ def ws_hub(places: dict[str, Path]) -> Iterator[HubProcess]:
 
 
 def workshop_cli(hub: HubProcess, *args: str) -> subprocess.CompletedProcess:
-    argv = [str(VENV / "bin" / "aifactory-workshop"), *args, "--site", str(hub.site_file)]
+    argv = [str(HUB_VENV / "bin" / "aifactory-workshop"), *args, "--site", str(hub.site_file)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
 
 

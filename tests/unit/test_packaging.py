@@ -19,8 +19,8 @@ def split(requirement: str) -> tuple[str, str]:
 
 
 def test_environment_yml_matches_pyproject():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pip = dict(split(r) for r in pyproject["project"]["dependencies"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip = dict(split(r) for r in project["dependencies"] + project["optional-dependencies"]["lab"])
     conda_deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda = dict(split(d) for d in conda_deps if isinstance(d, str))
     conda.pop("python")
@@ -29,8 +29,20 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_key_pins_are_the_supported_ranges():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "jupyterhub>=6.1,<7" in deps and "batchspawner>=1.3,<1.4" in deps and "jupyterlab>=4.6,<5" in deps
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps, lab = project["dependencies"], project["optional-dependencies"]["lab"]
+    assert "jupyterhub>=6.1,<7" in deps and "batchspawner>=1.3,<1.4" in deps and "jupyterlab>=4.6,<5" in lab
+
+
+def test_the_hubs_install_holds_no_users_stack_and_no_test_tool():
+    """Issue 35, item 2: the package alone is the hub's; the science stack is the lab extra's and
+    the test tools the test extra's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    hub = {split(d)[0] for d in project["dependencies"]}
+    users = {split(d)[0] for d in project["optional-dependencies"]["lab"]}
+    tests = {split(d)[0] for d in project["optional-dependencies"]["test"]}
+    assert {"jupyterlab", "pytorch", "cartopy", "scikit-learn", "pyarrow", "dask"} <= users
+    assert not hub & (users | tests) and not users & tests
 
 
 def test_no_dependency_is_pinned_exactly():
