@@ -30,7 +30,7 @@ from aifactory_workbench.hub.navigation import navigation
 from aifactory_workbench.hub.pam import WorkbenchPAMAuthenticator
 from aifactory_workbench.hub.routes import install_routes
 from aifactory_workbench.hub.sharing import shared_with_me
-from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, read_secret
 from aifactory_workbench.hub.tls import front_certificate_problems, internal_certificate, internal_certificate_problems
 from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
 from aifactory_workbench.root.dask_config import check_dask_config
@@ -47,16 +47,6 @@ TEMPLATES = Path(__file__).parent
 DEFAULT_LOGO = TEMPLATES / "logo.svg"
 #: A user's origin as the internal certificate's check names one (its wildcard covers every user).
 USER_ORIGIN_EXAMPLE = "user"
-
-
-def read_token(name: str, path: str, key: str = "hub.admin_services") -> str:
-    try:
-        token = Path(path).read_text().strip()
-    except OSError as e:
-        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} cannot be read: {e.strerror}") from e
-    if len(token) < 16:
-        raise SiteConfigError(f"key '{key}': file {path!r} of {name!r} holds under 16 characters")
-    return token
 
 
 def last_end_notice(user: Any) -> str:
@@ -146,7 +136,10 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.template_vars["shared_with_me"] = shared_with_me  # the home page's "Shared with you"
     # The home page's "Your environments": the spawn form's script for it (spawners/js/environments.js).
     c.JupyterHub.template_vars["environments_script"] = page_script([ENVIRONMENTS_SCRIPT])
-    services = [{"name": s["name"], "api_token": read_token(s["name"], s["token_file"])} for s in hub.admin_services]
+    services = [
+        {"name": s["name"], "api_token": read_secret(s["token_file"], "hub.admin_services", s["name"])}
+        for s in hub.admin_services
+    ]
     for service in services:
         append(c, "services", service)
     if services:
@@ -251,7 +244,7 @@ def update_proxy(c: Config, site: SiteConfig) -> None:
     if hub.proxy_on_its_own:
         c.ConfigurableHTTPProxy.should_start = False
         c.JupyterHub.cleanup_proxy = False
-        c.ConfigurableHTTPProxy.auth_token = read_token("the proxy", hub.proxy_token_file, PROXY_TOKEN_KEY)
+        c.ConfigurableHTTPProxy.auth_token = read_secret(hub.proxy_token_file, PROXY_TOKEN_KEY, "the proxy")
 
 
 def update_auth(c: Config, site: SiteConfig, audit: AuditLog) -> None:
@@ -298,7 +291,7 @@ def update_oidc(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     a.token_url = meta["token_endpoint"]
     a.userdata_url = meta["userinfo_endpoint"]
     a.client_id = auth.oidc_client_id
-    a.client_secret = read_token(auth.oidc_client_id, auth.oidc_client_secret_file, "auth.oidc_client_secret_file")
+    a.client_secret = read_secret(auth.oidc_client_secret_file, "auth.oidc_client_secret_file", auth.oidc_client_id)
     a.oauth_callback_url = site.hub.public_url.rstrip("/") + "/hub/oauth_callback"
     a.scope = ["openid", "profile", "email"]
     a.username_claim = auth.oidc_username_claim

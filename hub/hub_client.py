@@ -5,16 +5,14 @@ settings (with internal TLS, the hub's own certificate, whose place :mod:`.tls` 
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import stat
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.utils import make_ssl_context
 
-from aifactory_workbench.hub.site import HubSettings
+from aifactory_workbench.hub.site import HubSettings, SiteConfigError, read_secret
 from aifactory_workbench.hub.tls import internal_certificate, internal_key, internal_trust
 
 
@@ -23,19 +21,11 @@ class HubClientError(ValueError):
 
 
 def read_token_file(path: Path) -> str:
-    """The admin service's token, from a file the hub's account may own: opened without
-    following a link, a regular file, its first line only (root sends it to the hub)."""
+    """The admin service's token (the site file's one reader of secrets, hub/site.py)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        raise HubClientError(f"key 'hub.admin_services': token file {path}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise HubClientError(f"key 'hub.admin_services': token file {path} is not a regular file")
-        token = f.read(4096).decode(errors="replace").strip().split("\n")[0]
-    if not token.isascii() or not token.isprintable():
-        raise HubClientError(f"key 'hub.admin_services': token file {path} does not hold a token")
-    return token
+        return read_secret(str(path), "hub.admin_services")
+    except SiteConfigError as e:
+        raise HubClientError(str(e)) from None
 
 
 class HubClient:

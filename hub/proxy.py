@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from traitlets.config import Config
 
-from aifactory_workbench.hub.configure import PROXY_TOKEN_KEY, internal_alt_names, read_token, subdomain_host
-from aifactory_workbench.hub.site import SiteConfig, SiteConfigError
+from aifactory_workbench.hub.configure import PROXY_TOKEN_KEY, internal_alt_names, subdomain_host
+from aifactory_workbench.hub.site import SiteConfig, SiteConfigError, read_secret
 
 #: The proxy's log level: JupyterHub's default for ConfigurableHTTPProxy.log_level.
 LOG_LEVEL = "info"
@@ -126,7 +126,7 @@ def run_proxy(site: SiteConfig) -> None:
     problem = command_problem(site)
     if problem:
         raise SiteConfigError(problem)
-    environment = {**os.environ, TOKEN_VARIABLE: read_token("the proxy", site.hub.proxy_token_file, PROXY_TOKEN_KEY)}
+    environment = {**os.environ, TOKEN_VARIABLE: read_secret(site.hub.proxy_token_file, PROXY_TOKEN_KEY, "the proxy")}
     argv = proxy_argv(site, internal_certs(site) if site.hub.internal_ssl else None)
     os.umask(UMASK)
     os.execve(argv[0], argv, environment)

@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,31 @@ _LINK = re.compile(r"(https://|mailto:)[^\s<>\"']{1,200}")
 
 class SiteConfigError(ValueError):
     """The site file is unusable; the message lists every problem, one per line."""
+
+
+#: The shortest token or secret a file the site file names may hold.
+SECRET_MIN_LENGTH = 16
+
+
+def read_secret(path: str, key: str, name: str = "") -> str:
+    """The token or secret in the file ``path`` that the site file's ``key`` names (``name``: whose,
+    for the message): opened without following a link, a regular file, one line of at least
+    :data:`SECRET_MIN_LENGTH` printable ASCII characters (the line's ends stripped). The one
+    reader of the hub's secrets: SiteConfigError, naming the key, for anything else."""
+    whose = f" of {name!r}" if name else ""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise SiteConfigError(f"key '{key}': file {path!r}{whose} cannot be read: {e.strerror}") from None
+    with os.fdopen(descriptor, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SiteConfigError(f"key '{key}': file {path!r}{whose} is not a regular file")
+        text = f.read(4096).decode(errors="replace").strip()
+    if "\n" in text or not (text.isascii() and text.isprintable()):
+        raise SiteConfigError(f"key '{key}': file {path!r}{whose} holds more than one line of printable text")
+    if len(text) < SECRET_MIN_LENGTH:
+        raise SiteConfigError(f"key '{key}': file {path!r}{whose} holds under {SECRET_MIN_LENGTH} characters")
+    return text
 
 
 def _is_seconds(lo: float, hi: float) -> Rule:

@@ -1,5 +1,7 @@
 """The site file: defaults, overrides, and errors that name key, value and what is accepted."""
 
+import os
+
 import pytest
 
 from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
@@ -149,3 +151,26 @@ def test_wrong_site_hooks_name_key_value_and_what_is_accepted(tmp_path, text, ex
     with pytest.raises(SiteConfigError) as err:
         load_site_config(write(tmp_path, text))
     assert expected in str(err.value), str(err.value)
+
+
+def test_one_reader_of_secrets_follows_no_link_and_takes_one_line(tmp_path):
+    """Issue 37: two readers had two rules (one took the whole file, one its first line, one
+    followed links). Every token and secret file the site names is read by read_secret."""
+    from aifactory_workbench.hub.hub_client import HubClientError, read_token_file
+    from aifactory_workbench.hub.site import read_secret
+
+    good = tmp_path / "token"
+    good.write_text("a" * 32 + "\n")
+    assert read_secret(str(good), "hub.admin_services") == "a" * 32
+    assert read_token_file(good) == "a" * 32
+    link = tmp_path / "link"
+    link.symlink_to(good)
+    two = tmp_path / "two"
+    two.write_text("a" * 32 + "\n" + "b" * 32 + "\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, said in ((link, "cannot be read"), (two, "more than one line"), (fifo, "not a regular file")):
+        with pytest.raises(SiteConfigError, match=f"key 'auth.oidc_client_secret_file': .*{said}"):
+            read_secret(str(path), "auth.oidc_client_secret_file")
+        with pytest.raises(HubClientError, match=said):
+            read_token_file(path)
