@@ -176,7 +176,9 @@ class SiteHooks:
 
     def problems(self) -> list[tuple[str, Any, str]]:
         """Each value that breaks its rule, as (name, value, what is accepted); empty: none."""
-        found = [("prologue", c, PROLOGUE_ACCEPTED) for c in self.prologue if prologue_words(c) is None]
+        found: list[tuple[str, Any, str]] = [
+            ("prologue", c, PROLOGUE_ACCEPTED) for c in self.prologue if prologue_words(c) is None
+        ]
         if not lmod_init_ok(self.lmod_init):
             found.append(("lmod_init", self.lmod_init, '"" or the absolute path of Lmod\'s init/profile'))
         if self.needs_lmod and not self.lmod_init:
