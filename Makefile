@@ -81,7 +81,8 @@ UV_FROM    := --find-links $(WHEELS) --constraint $(CONSTRAINTS)
 # epilog. The demo's site file goes where a site's does, /etc/aifactory/site.yaml. It prints
 # what it changed.
 install: dist $(HUB_VENV)/.lock.txt $(VENV)/.lock.txt $(DEV_VENV)/.lock.txt $(CHP) $(OIDC) $(AXE)
-	@for v in $(HUB_VENV) $(VENV) $(DEV_VENV); do $(call sync,$$v) || exit 1; done
+	@for v in $(HUB_VENV) $(VENV); do $(call sync,$$v) --compile-bytecode || exit 1; done
+	@$(call sync,$(DEV_VENV))
 	@# The demo site's own kernels (cluster/kernels: aifactory-climate needs the mini cluster's
 	@# climate-tools module), where a site puts its kernels: beside the site kernel in the users' venv.
 	@for k in cluster/kernels/*/; do install -D -m 644 -t $(VENV)/share/jupyter/kernels/$$(basename $$k) $$k*; done
@@ -114,6 +115,8 @@ $(DEV_VENV)/.lock.txt: EXTRAS := [lab,test]
 
 # The venv $(1) with exactly its lock's packages (what an older install left goes) and the wheel
 # just built. uv links each file from its cache, so a second venv of the same packages costs little.
+# The hub's and the users' venvs get their bytecode compiled, as pip does: no one who runs them
+# may write it there, so every import would compile again (root, who runs the tests, writes its own).
 sync = $(UV) pip sync --quiet --python $(1)/bin/python $(UV_FROM) --reinstall-package aifactory-workbench $(1)/.lock.txt
 
 # npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
@@ -253,6 +256,7 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.analysis --years 10 --workers 2
 	@$(PY) -m benchmarks.workshop_burst --seats 50
 	@$(PY) -m benchmarks.hub_cost --steps 10 50 100
+	@$(PY) -m benchmarks.installs --find-links $(WHEELS)
 
 unit: install labextension-test
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
