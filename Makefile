@@ -81,7 +81,8 @@ UV_FROM    := --find-links $(WHEELS) --constraint $(CONSTRAINTS)
 # epilog. The demo's site file goes where a site's does, /etc/aifactory/site.yaml. It prints
 # what it changed.
 install: dist $(HUB_VENV)/.lock.txt $(VENV)/.lock.txt $(DEV_VENV)/.lock.txt $(CHP) $(OIDC) $(AXE)
-	@for v in $(HUB_VENV) $(VENV); do $(call sync,$$v) --compile-bytecode || exit 1; done
+	@$(call sync,$(HUB_VENV)) --compile-bytecode --link-mode copy
+	@$(call sync,$(VENV)) --compile-bytecode
 	@$(call sync,$(DEV_VENV))
 	@# The demo site's own kernels (cluster/kernels: aifactory-climate needs the mini cluster's
 	@# climate-tools module), where a site puts its kernels: beside the site kernel in the users' venv.
@@ -114,7 +115,9 @@ $(DEV_VENV)/.lock.txt: EXTRAS := [lab,test]
 	  --python $*/bin/python $(UV_FROM) -o $@
 
 # The venv $(1) with exactly its lock's packages (what an older install left goes) and the wheel
-# just built. uv links each file from its cache, so a second venv of the same packages costs little.
+# just built. uv links each file from its cache, so a second venv of the same packages costs little;
+# the hub's venv has copies of its own: a linked file is one file with the users' stack's (root's
+# helpers run the hub's).
 # The hub's and the users' venvs get their bytecode compiled, as pip does: no one who runs them
 # may write it there, so every import would compile again (root, who runs the tests, writes its own).
 sync = $(UV) pip sync --quiet --python $(1)/bin/python $(UV_FROM) --reinstall-package aifactory-workbench $(1)/.lock.txt
