@@ -169,7 +169,8 @@ def run(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 def visudo(path: Path) -> str:
-    done = run(["visudo", "-cqf", str(path)])
+    # sudo's own, in sbin, which a user's PATH may lack (the unit tests run as any user).
+    done = run([shutil.which("visudo", path="/usr/sbin:/sbin:/usr/bin:/bin") or "visudo", "-cqf", str(path)])
     return "" if done.returncode == 0 else (done.stderr or done.stdout).strip()
 
 

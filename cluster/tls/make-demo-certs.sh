@@ -6,10 +6,10 @@
 #   make-demo-certs.sh DIR HOST [OWNER_GROUP]
 #
 # Writes DIR/ca.crt (import it into a browser to trust the demo), DIR/hub.crt and DIR/hub.key
-# (readable by OWNER_GROUP, the hub's own group). The CA's key is used once and deleted, so this
-# CA can sign nothing else. Existing files are kept if the certificate still names HOST.
+# (readable by OWNER_GROUP, the hub's own group; by default the caller's own, root's as root).
+# The CA's key is used once and deleted, so this CA can sign nothing else. Existing files are kept if the certificate still names HOST.
 set -euo pipefail
-dir=$1 host=$2 group=${3:-root}
+dir=$1 host=$2 group=${3:-$(id -gn)}
 mkdir -p "$dir" && chmod 755 "$dir"
 if [ -f "$dir/hub.crt" ] && [ -f "$dir/hub.key" ] \
   && openssl x509 -in "$dir/hub.crt" -noout -checkhost "*.$host" 2>/dev/null | grep -q "does match" \

@@ -12,6 +12,7 @@ from traitlets.config import Config
 
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.configure import update_hub
+from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.slurm.parsers import parse_test_only
 from aifactory_workbench.spawners.estimate import start_text, usage_hours, usage_since
 from aifactory_workbench.spawners.form import (
@@ -27,7 +28,7 @@ from aifactory_workbench.spawners.form import (
 )
 from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
 
-from .defaults import DEFAULTS, JOB, request
+from .defaults import DEFAULTS, JOB, request, site_file
 from .fakes import choices_for
 
 PRESETS = DEFAULTS.form.presets
@@ -202,7 +203,9 @@ def test_the_form_lists_the_kernels_and_your_environments_after_it_is_shown():
 
 def test_the_home_page_carries_the_same_environments_script(tmp_path):
     c = Config()
-    update_hub(c, DEFAULTS, AuditLog(tmp_path / "audit.log"))
+    # The hub's state (its database) in the test's folder, not the demo's /var/lib/aifactory.
+    site = load_site_config(site_file(tmp_path, f"hub:\n  state_dir: {tmp_path}\n"))
+    update_hub(c, site, AuditLog(tmp_path / "audit.log"))
     assert c.JupyterHub.template_vars["environments_script"] == ENVIRONMENTS_SCRIPT.read_text()
     home = (Path(__file__).parents[2] / "hub" / "home.html").read_text()
     assert home.index("environments_script") < home.index('include "js/home.js"')

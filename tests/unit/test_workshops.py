@@ -2,6 +2,7 @@
 seat's job defaults and materials, and the idle cullers' services and roles."""
 
 import datetime
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from aifactory_workbench.hub.hub_client import HubClient
 from aifactory_workbench.hub.workshop_file import WorkshopError, read_workshop_file
 from aifactory_workbench.hub.workshop_sheet import write_seat_sheet
 from aifactory_workbench.hub.workshops import seats_short_of_memory
+from aifactory_workbench.spawners import seats
 from aifactory_workbench.spawners.seats import (
     ALL_SEATS_GROUP,
     Ended,
@@ -29,6 +31,13 @@ from aifactory_workbench.spawners.services import Services
 
 from .defaults import DEFAULTS
 from .fakes import new_spawner, services
+
+
+@pytest.fixture(autouse=True)
+def registry_of_this_user(monkeypatch):
+    """The registries these tests write are this user's: trusted as root's are at a site (as
+    root, nothing changes), so the tests run as any user."""
+    monkeypatch.setattr(seats, "REGISTRY_OWNER", os.geteuid())
 
 
 def write(tmp_path, text):
