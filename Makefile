@@ -70,8 +70,27 @@ CONSTRAINTS := cluster/constraints.txt
 WHEELS     ?= $(or $(PIP_FIND_LINKS),/opt/wheels)
 UV         := $(BUILD_ENV)/bin/uv
 UV_FROM    := --find-links $(WHEELS) --constraint $(CONSTRAINTS)
+# A developer's own venv (`make dev`), in the clone, made by whoever runs it, no root: the package
+# installed editable from the working tree (setuptools' strict mode: a tree of links to the clone's
+# files, build/__editable__.*, on the venv's path, which mypy and import-linter follow as Python
+# does), with the lab and test extras. Where the clone has one, or `make dev` is asked for, `make unit`
+# and `make lint` run there and need neither root nor `make install`; otherwise in $(DEV_VENV), as
+# before (`make test` always runs the suite there).
+DEV_ENV    := .venv
+ifneq ($(filter dev,$(MAKECMDGOALS))$(wildcard $(DEV_ENV)/bin/python),)
+TOOLS      := $(CURDIR)/$(DEV_ENV)
+TOOLS_FROM := dev
+SYSTEM     :=
+else
+TOOLS      := $(DEV_VENV)
+TOOLS_FROM := install
+SYSTEM     := $(PREFIX)/.system
+endif
+# The folders whose files the editable install links: a file added or removed there changes its
+# folder, and `make dev` links again.
+PACKAGE_DIRS := hub spawners slurm job lab root
 
-.PHONY: install dist labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
+.PHONY: install dev dist labextension-test demo test unit screenshots bench stop hub-start hub-stop proxy-start proxy-stop demo-files cluster-start cluster-stop lint docs clean-state
 
 # The wheel (`make dist`) into each of the three venvs, with its extras, is the whole software
 # install (uv, from each venv's lock: exactly those packages). Then the hub's `aifactory-site install`
@@ -122,8 +141,27 @@ $(DEV_VENV)/.lock.txt: EXTRAS := [lab,test]
 # may write it there, so every import would compile again (root, who runs the tests, writes its own).
 sync = $(UV) pip sync --quiet --python $(1)/bin/python $(UV_FROM) --reinstall-package aifactory-workbench $(1)/.lock.txt
 
+# `make dev`: the venv (python3's own), uv into it (from PyPI, in pyproject.toml's range), then the
+# package editable from the working tree with both extras, from the same wheel folder and builds
+# as `make install` (with no wheel folder, from PyPI alone: torch's CUDA build). Made again when
+# pyproject.toml or the constraints change, or a package folder's list of files (the links are
+# files': a new module needs its own). The data files the wheel puts under a venv's prefix (the
+# site kernel, Jupyter's settings), which an editable install leaves out, are copied in each time
+# (.ci/dev-data-files).
+dev: $(DEV_ENV)/.ready
+	@$(DEV_ENV)/bin/python .ci/dev-data-files $(DEV_ENV)
+
+$(DEV_ENV)/.ready: pyproject.toml $(CONSTRAINTS) $(PACKAGE_DIRS)
+	@test -x $(DEV_ENV)/bin/python || /usr/bin/python3 -m venv $(DEV_ENV)
+	@test -x $(DEV_ENV)/bin/uv || $(DEV_ENV)/bin/python -m pip install --quiet "$$($(DEV_ENV)/bin/python -c \
+	  'import tomllib; print(*[d for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"] if d.startswith("uv")])')"
+	@$(DEV_ENV)/bin/uv pip install --quiet --python $(DEV_ENV)/bin/python $(if $(wildcard $(WHEELS)),$(UV_FROM)) \
+	  --config-setting editable_mode=strict --reinstall-package aifactory-workbench --editable '.[lab,test]'
+	@touch $@
+	@echo "$(DEV_ENV): the package editable from $(CURDIR), with the lab and test extras; make unit, make lint run there"
+
 # npm ci: exactly the packages of the committed package-lock.json (its errors shown, its chatter not).
-$(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(PREFIX)/.system
+$(LABEXT_PACKAGES): $(LABEXT)/package-lock.json $(SYSTEM)
 	@cd $(LABEXT) && npm ci --loglevel=error --no-audit --no-fund >/dev/null
 	@touch $@
 
@@ -261,14 +299,14 @@ bench: install cluster-start
 	@$(PY) -m benchmarks.hub_cost --steps 10 50 100
 	@$(PY) -m benchmarks.installs --find-links $(WHEELS)
 
-unit: install labextension-test
-	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+unit: $(TOOLS_FROM) labextension-test
+	@$(TOOLS)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # The hooks of .pre-commit-config.yaml, on every file: ruff (check and format), mypy on the
 # SLURM layer, import-linter's contracts (pyproject.toml): hub -> spawners -> slurm, and the
 # job and kernel sides apart; eslint and prettier --check on the lab extension and the pages' scripts.
-lint: install
-	@$(DEV_VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+lint: $(TOOLS_FROM) $(LABEXT_PACKAGES)
+	@$(TOOLS)/bin/pre-commit run --all-files --show-diff-on-failure
 
 # The documentation site (docs/, Markdown through MyST), warnings as errors, into build/docs/html.
 docs: install

@@ -111,16 +111,16 @@ def test_a_login_shells_scheduler_address_stays_on_its_login_node():
 def test_the_venvs_pth_drops_them_before_dask_reads_its_config(tmp_path):
     """The .pth line as Python's site runs it, in a fresh interpreter, then Dask's config."""
     import os
-    import site
     import subprocess
     import sys
 
     from aifactory_workbench.job.dask_env import PTH_LINE, PTH_NAME
 
     (tmp_path / PTH_NAME).write_text(PTH_LINE)
-    # (-S: no .pth of the venv's own runs; its packages are importable, and then this folder's .pth runs.)
+    # (-S: no .pth of the venv's own runs; its packages are importable, as they are here (an
+    # editable install's are on the path through its own .pth), and then this folder's .pth runs.)
     probe = (
-        f"import site, sys; sys.path += {site.getsitepackages()!r}; site.addsitedir({str(tmp_path)!r}); "
+        f"import site, sys; sys.path += {[path for path in sys.path if path]!r}; site.addsitedir({str(tmp_path)!r}); "
         "import dask.config; print(dask.config.get('jobqueue.slurm.scheduler-options.host', 'none'))"
     )
 

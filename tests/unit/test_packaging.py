@@ -72,3 +72,18 @@ def test_the_wheel_carries_the_site_kernel_alone_and_the_demos_are_the_demos():
     assert kernels == ["aifactory"]
     assert (ROOT / "cluster" / "kernels" / "aifactory-climate" / "kernel.json").is_file()
     assert "cluster/kernels/*/" in (ROOT / "Makefile").read_text()
+
+
+def test_an_editable_install_runs_this_clones_code():
+    """Issue 37: `make dev`'s venv has the package editable from the working tree (setuptools'
+    strict mode: links to the clone's files), so the unit tests run the clone's code; `make
+    install`'s venvs have the wheel's copy."""
+    import importlib
+    from importlib.metadata import distribution
+
+    direct_url = json.loads(distribution("aifactory-workbench").read_text("direct_url.json") or "{}")
+    if direct_url.get("dir_info", {}).get("editable"):
+        assert direct_url["url"] == ROOT.as_uri()
+        for folder in ["hub", "spawners", "slurm", "job", "lab", "root"]:
+            module = importlib.import_module(f"aifactory_workbench.{folder}")
+            assert Path(module.__file__).resolve() == ROOT / folder / "__init__.py"
