@@ -70,6 +70,10 @@ LOG_DIR = Path("/var/log/aifactory")
 LOG_GROUP = "adm"
 #: The SLURM epilog (root's, in LIBEXEC), which the site's slurm.conf names: ``Epilog=``.
 EPILOG = "aifactory-epilog"
+#: Root's commands, linked onto root's PATH: the operators' and instructors' guides name them
+#: bare (``aifactory-workshop create FILE``), and they live in the hub's venv.
+ROOT_COMMANDS = ("aifactory-site", "aifactory-workshop")
+ROOT_BIN = Path("/usr/local/sbin")
 #: The PATH systemd gives a service.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -236,6 +240,24 @@ def log_folder(folder: Path) -> bool:
     return changed
 
 
+def root_commands(folder: Path) -> bool:
+    """A link in ``folder`` (root's) to each of :data:`ROOT_COMMANDS` in this venv; True when one
+    changed. A file there that is not such a link is another's: refused, never replaced."""
+    changed = False
+    for name in ROOT_COMMANDS:
+        link, target = folder / name, venv() / "bin" / name
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        if link.exists() and not link.is_symlink():
+            raise RuntimeError(f"{link} is not this install's link: move it away, then install again")
+        new = folder / f".{name}.new"
+        new.unlink(missing_ok=True)
+        new.symlink_to(target)
+        os.replace(new, link)
+        changed = True
+    return changed
+
+
 def owned_folder(path: Path, owner: str, mode: int) -> bool:
     """Make ``path`` a folder of ``owner`` with ``mode``. Its parent may be the owner's, who could
     swap the folder for a link meanwhile: it is changed through a descriptor opened with
@@ -301,6 +323,7 @@ class Installer:
         yield f"log rotation {LOGROTATE}", write_root_file(LOGROTATE, self.template("aifactory-workbench.in"), 0o644)
         epilog = Path(self.values["LIBEXEC"]) / EPILOG
         yield f"SLURM epilog {epilog} (slurm.conf: Epilog={epilog})", self.epilog(epilog)
+        yield f"root's commands in {ROOT_BIN} ({', '.join(ROOT_COMMANDS)})", root_commands(ROOT_BIN)
 
     def proxy_service(self, check: Callable[[Path], str] | None) -> bool:
         """The proxy's unit and the token it shares with the hub (root/proxy_token.py), where the

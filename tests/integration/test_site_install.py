@@ -73,6 +73,16 @@ def test_the_hub_and_the_users_stack_are_installs_apart():
         assert helper.read_text().splitlines()[0] == f"#!{HUB_VENV}/bin/python -I", helper
 
 
+def test_root_finds_its_commands_as_the_guides_name_them():
+    """Issue 36: `aifactory-workshop create FILE`, as the instructors' guide says it, was
+    "command not found" for root: the command lives in the hub's venv alone."""
+    root_path = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    for command in ("aifactory-workshop", "aifactory-site"):
+        ran = subprocess.run([command, "--help"], capture_output=True, text=True, env=root_path)
+        assert ran.returncode == 0 and "usage:" in ran.stdout, (command, ran.stderr)
+        assert Path(f"/usr/local/sbin/{command}").resolve() == (HUB_VENV / "bin" / command).resolve()
+
+
 def test_the_units_own_lines_start_a_hub_without_systemd(tmp_path: Path):
     """`make demo` starts the hub this way: the installed unit, on a test's site file."""
     folder = Path(tempfile.mkdtemp(prefix="aifw-unit-", dir="/var/tmp"))

@@ -102,3 +102,16 @@ def test_the_epilog_removes_the_jobs_own_folders_and_follows_no_link(rendered, t
                 path.unlink()
             elif path.exists():
                 shutil.rmtree(path)
+
+
+def test_roots_commands_are_linked_once_and_anothers_file_is_never_replaced(tmp_path: Path):
+    from aifactory_workbench.root.site_install import ROOT_COMMANDS, root_commands, venv
+
+    assert root_commands(tmp_path) is True and root_commands(tmp_path) is False
+    for name in ROOT_COMMANDS:
+        assert os.readlink(tmp_path / name) == str(venv() / "bin" / name)
+    (tmp_path / ROOT_COMMANDS[0]).unlink()
+    (tmp_path / ROOT_COMMANDS[0]).write_text("#!/bin/sh\n")  # a site's own script of that name
+    with pytest.raises(RuntimeError, match="not this install's link"):
+        root_commands(tmp_path)
+    assert (tmp_path / ROOT_COMMANDS[0]).read_text() == "#!/bin/sh\n"
