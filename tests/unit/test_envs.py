@@ -30,6 +30,10 @@ def user(tmp_path, monkeypatch):
     return tmp_path
 
 
+#: The demo's users' stack (singleuser.venv), where `make install` puts it.
+USERS_STACK = Path("/opt/aifactory/venv")
+
+
 def offline(user: Path) -> list[str]:
     return ["--no-index", "--find-links", str(user / "wheels")]
 
@@ -70,11 +74,19 @@ def test_an_environment_from_requirements_is_built_locked_registered_listed_and_
 def test_dask_in_the_environment_runs_workers_with_its_python_and_the_sites_settings(user):
     """SLURMCluster() with no argument, in the environment's Python: its workers run that Python,
     on the site's partition; the site's own Python still gets the site's Python."""
-    site_file = Path(sys.prefix) / "etc" / "dask" / "jobqueue.yaml"
-    if not site_file.is_file():
-        pytest.skip(f"no site Dask config at {site_file} (aifactory-site install writes it)")
-    site = yaml.safe_load(site_file.read_text())["jobqueue"]["slurm"]
-    prefix = envs.create("dask-env", None, index=offline(user))
+    # The users' stack is where the site's Dask config is (aifactory-site install writes it into
+    # singleuser.venv); the suite's own venv has none: the environment is made from the users'.
+    stacks = [Path(sys.prefix), USERS_STACK]
+    users = next((p for p in stacks if (p / "etc" / "dask" / "jobqueue.yaml").is_file()), None)
+    if users is None:
+        pytest.skip(f"no site Dask config in {' or '.join(map(str, stacks))} (aifactory-site install writes it)")
+    site = yaml.safe_load((users / "etc" / "dask" / "jobqueue.yaml").read_text())["jobqueue"]["slurm"]
+    create = (
+        "import sys\nfrom aifactory_workbench.lab import envs\nprint(envs.create('dask-env', None, index=sys.argv[1:]))"
+    )
+    made = subprocess.run([str(users / "bin" / "python"), "-c", create, *offline(user)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    prefix = Path(made.stdout.split()[-1])
     python = str(prefix / "bin" / "python")
     shown = run_python(
         python,
@@ -84,7 +96,9 @@ def test_dask_in_the_environment_runs_workers_with_its_python_and_the_sites_sett
     )
     assert shown.splitlines()[:2] == [python, site["queue"]]
     assert f"{python} -m distributed.cli.dask_worker" in shown
-    site_python = run_python(sys.executable, "import dask.config; print(dask.config.get('jobqueue.slurm.python'))")
+    site_python = run_python(
+        str(users / "bin" / "python"), "import dask.config; print(dask.config.get('jobqueue.slurm.python'))"
+    )
     assert site_python == site["python"]
 
 
