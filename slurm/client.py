@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import shutil
@@ -90,10 +91,13 @@ SLURM_COMMANDS = frozenset({"sbatch", "scancel", "squeue", "sacct", "sacctmgr", 
 _WORKER_JOB_NAME = re.compile(re.escape(WORKER_JOB_PREFIX) + "[0-9]{1,12}")
 
 
+@functools.lru_cache(maxsize=64)
 def slurm_command(name: str, folder: str = "") -> str:
     """The path of SLURM's command ``name``: in ``folder`` (the site's ``slurm.bin_dir``) or the
     first folder of :data:`SECURE_PATH` that has it; the bare name when none has it (whoever runs
-    it then looks on its own PATH: a job's side, where no sudo rule is involved)."""
+    it then looks on its own PATH: a job's side, where no sudo rule is involved). Looked up once
+    per process (every SLURM command the hub runs asks): SLURM moved means a restart, as it means
+    installing the sudo rules again."""
     if folder:
         return str(Path(folder) / name)
     return shutil.which(name, path=SECURE_PATH) or name
