@@ -12,14 +12,14 @@ import ipaddress
 import os
 import re
 import stat
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES
+from aifactory_workbench.slurm.job_fields import JOB_RULES
 from aifactory_workbench.slurm.job_fields import USER_OPTIONS as PRESET_KEYS
 from aifactory_workbench.slurm.values import (
     JOB_NAME,
@@ -252,20 +252,26 @@ class BrandSettings:
     support_url: str = rule(matches(_LINK, '"" or an https:// or mailto: link', empty=True))
 
 
-#: Defaults of JupyterLab jobs (the spawner's req_* settings: one key per row of the job
-#: fields' table, slurm/job_fields.py; their values in defaults.yaml), how jobs are named, and
-#: where SLURM's commands are (what sudo's rules name: ``aifactory-site install`` writes them).
-SlurmSettings = make_dataclass(
-    "SlurmSettings",
-    [(f.name, f.kind, rule(f.rule)) for f in JOB_FIELDS]
-    + [
-        ("job_name", str, rule(JOB_NAME)),
-        ("startup_poll_interval", float, rule(_is_seconds(0.1, 60))),
-        ("bin_dir", str, rule(_is_abs_path_or_empty())),
-    ],
-    frozen=True,
-)
-SlurmSettings.__module__ = __name__
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Defaults of JupyterLab jobs (the spawner's req_* settings: one key per row of the job
+    fields' table, slurm/job_fields.py, in its order and of its kind, with its rule; their values
+    in defaults.yaml), how jobs are named, and where SLURM's commands are (what sudo's rules name:
+    ``aifactory-site install`` writes them). Written out for the type checker; the table stays the
+    one home of the job settings: ``tests/unit/test_settings_classes.py`` fails when they differ."""
+
+    partition: str = rule(JOB_RULES["partition"])
+    account: str = rule(JOB_RULES["account"])
+    qos: str = rule(JOB_RULES["qos"])
+    cpus: int = rule(JOB_RULES["cpus"])
+    memory: str = rule(JOB_RULES["memory"])
+    gpus: int = rule(JOB_RULES["gpus"])
+    walltime: str = rule(JOB_RULES["walltime"])
+    reservation: str = rule(JOB_RULES["reservation"])
+    constraint: str = rule(JOB_RULES["constraint"])
+    job_name: str = rule(JOB_NAME)
+    startup_poll_interval: float = rule(_is_seconds(0.1, 60))
+    bin_dir: str = rule(_is_abs_path_or_empty())
 
 
 def preset_problems(preset: Any) -> list[str]:

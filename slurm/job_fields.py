@@ -2,7 +2,8 @@
 
 Everything that names job settings comes from :data:`JOB_FIELDS`:
 
-* the settings' type (:data:`JobSettings`), their rules, and the keys a preset may set;
+* the settings' type (:class:`JobSettings`, written out and tested against the table), their
+  rules, and the keys a preset may set;
 * the site file's ``slurm.*`` keys (``hub/site.py``; their defaults, as every default, in
   ``hub/defaults.yaml``);
 * the spawner's settings that hold the site's defaults (batchspawner's ``req_*`` traits, or
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aifactory_workbench.slurm.values import (
@@ -178,13 +179,23 @@ JOB_RULES: dict[str, Rule] = {f.name: f.rule for f in JOB_FIELDS}
 #: Options a user may set when starting a server, and the keys a preset may set.
 USER_OPTIONS: tuple[str, ...] = tuple(BY_NAME)
 
-#: What a job asks SLURM for: one attribute per row of JOB_FIELDS (frozen; ``dataclasses.replace`` works).
-JobSettings = make_dataclass(
-    "JobSettings",
-    [(f.name, f.kind) for f in JOB_FIELDS],
-    frozen=True,
-)
-JobSettings.__module__ = __name__
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a job asks SLURM for: one attribute per row of :data:`JOB_FIELDS`, in its order and of
+    its ``kind`` (frozen; ``dataclasses.replace`` works). Written out for the type checker; the
+    table stays the one home of the facts: ``tests/unit/test_settings_classes.py`` fails when the
+    two differ."""
+
+    partition: str
+    account: str
+    qos: str
+    cpus: int
+    memory: str
+    gpus: int
+    walltime: str
+    reservation: str
+    constraint: str
 
 
 def problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
@@ -192,7 +203,7 @@ def problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     return [(k, v, JOB_RULES[k].accepted) for k, v in settings.items() if not JOB_RULES[k].check(v)]
 
 
-def sbatch_options(settings: Mapping[str, Any] | Any) -> list[str]:
+def sbatch_options(settings: Mapping[str, Any] | JobSettings) -> list[str]:
     """sbatch's options for these settings (a mapping or a JobSettings), in the table's order;
     a setting left empty asks for nothing."""
     values = settings if isinstance(settings, Mapping) else {f.name: getattr(settings, f.name) for f in JOB_FIELDS}
