@@ -268,10 +268,11 @@ class Doctor:
         if unknown:
             return self.groups_mismatch(name, sorted(groups), unknown)
         member = self.probe_user or first_member(groups)
-        refused = [argv for whom, argv in self.sudo_commands() if not sudo_allows(self.hub_user, whom, member, argv)]
+        refused = [(w, a) for w, a in self.sudo_commands() if not sudo_allows(self.hub_user, w, member, a)]
         if refused:
-            who = "root" if refused[0][0].endswith(("check-password", EXTEND_HELPER)) else member or "a user"
-            return Check(name, False, f"sudo does not let {self.hub_user} run {shlex.join(refused[0])} as {who}", fix)
+            whom, argv = refused[0]  # whom as the rule's own pair says: "root", or "user" (a member)
+            who = "root" if whom == "root" else member or "a user"
+            return Check(name, False, f"sudo does not let {self.hub_user} run {shlex.join(argv)} as {who}", fix)
         unsafe = [problem for _, argv in self.sudo_commands() for problem in root_alone_problems(Path(argv[0]))]
         if unsafe:
             return Check(name, False, f"a command sudo's rules allow is not root's alone: {unsafe[0]}", fix)

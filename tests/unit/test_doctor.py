@@ -154,3 +154,39 @@ def test_the_probe_reaches_a_node_where_the_proxy_does_at_slurms_node_address(tm
     assert doctor(tmp_path, **{"show node": (1, "", "Invalid node name")}).node_address("mn5-g01", "10.77.0.11") == (
         "10.77.0.11"
     )
+
+
+def test_a_refused_sudo_rule_names_whom_its_own_pair_says_not_what_its_path_ends_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 37, item 3: each command the hub runs through sudo comes paired with whom it runs as
+    (Slurm.sudo_rules_allow); the doctor's refusal names that, whatever the command is called: a
+    root helper of a new name is root's, a user's command ending in check-password is the user's."""
+    listed = (
+        "User aifactory-hub may run the following commands on mn5-login:\n"
+        "    (%aifactory-users, !%aifactory-admins) NOPASSWD: /usr/bin/sbatch --parsable\n"
+        "    (root) NOPASSWD: /opt/aifactory/libexec/aifactory-check-password\n"
+    )
+
+    def sudo(argv: list[str], **_: object) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(argv, 0, "Sudo version 1.9.13p3\n" if argv == ["sudo", "-V"] else listed, "")
+
+    monkeypatch.setattr(subprocess, "run", sudo)
+    root_helper = ["/opt/aifactory/libexec/aifactory-new-helper", "user"]
+    users_lookalike = ["/usr/local/bin/site-check-password", "--json"]
+    asked: list[tuple[str, list[str]]] = []
+
+    def refuse(hub_user: str, whom: str, member: str, argv: list[str]) -> bool:
+        asked.append((whom, argv))
+        return argv not in (root_helper, users_lookalike)
+
+    monkeypatch.setattr(doctors, "sudo_allows", refuse)
+    for pairs, who in (
+        ([("user", ["/usr/bin/sbatch", "--parsable"]), ("root", root_helper)], "as root"),
+        ([("user", users_lookalike)], "as alice"),
+    ):
+        made = doctor(tmp_path, probe_user="alice")
+        monkeypatch.setattr(made, "sudo_commands", lambda pairs=pairs: pairs)
+        check = made.sudo_rules()
+        assert check.ok is False and check.detail.endswith(who), check
+        assert asked[-len(pairs) :] == pairs  # sudo was asked about each command as its own pair's whom
