@@ -1,12 +1,20 @@
 """What a person is told, in one place: refusals and failures as JupyterHub 6's
 ``SpawnException`` (its ``reason`` labels the hub's spawn metrics), SLURM's pending
-reasons and job ends in plain words."""
+reasons and job ends in plain words.
+
+The job engine reads its words here and runs without JupyterHub: JupyterHub's module is imported
+only when a ``SpawnException`` is made, by the hub's side that raises it to JupyterHub
+(``tests/unit/test_engine_imports.py`` checks that importing the engine loads no JupyterHub module).
+"""
 
 from __future__ import annotations
 
-from jupyterhub.spawner import SpawnException
+from typing import TYPE_CHECKING
 
 from aifactory_workbench.slurm.parsers import JobRecord
+
+if TYPE_CHECKING:
+    from jupyterhub.spawner import SpawnException
 
 
 def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> SpawnException:
@@ -14,6 +22,8 @@ def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> Spa
 
     ``reason`` is a short label for metrics: options, scheduler_unavailable, slurm_refused,
     job_ended, start_timeout, not_yours, busy, no_linked_account, not_queued."""
+    from jupyterhub.spawner import SpawnException  # the hub's side only: see the module's note
+
     error = SpawnException(message, reason=reason, status_code=status_code)
     error.jupyterhub_message = message  # what JupyterHub's pages and progress events show
     error.log_message = message.replace("%", "%%")  # tornado %-formats it when logging
