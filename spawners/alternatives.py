@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from aifactory_workbench.slurm.job_fields import JobSettings
 from aifactory_workbench.slurm.values import format_duration, parse_duration
 from aifactory_workbench.spawners.choices import Choices
-from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
+from aifactory_workbench.spawners.jobscript import OptionError
 
 #: Candidates tested besides the request itself (so at most 4 test-only calls per form state).
 MAX_CANDIDATES = 3

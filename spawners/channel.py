@@ -41,7 +41,8 @@ def parse_port_report(body: Any) -> tuple[int, str]:
 def owns(spawner: Any, token: str) -> bool:
     """Whether the token is this server's own (our spawner also knows it after a hub restart)."""
     if hasattr(spawner, "owns_token"):
-        return spawner.owns_token(token)
+        owned: bool = spawner.owns_token(token)  # WorkbenchSpawner's
+        return owned
     return bool(spawner.api_token) and hmac.compare_digest(spawner.api_token, token)
 
 

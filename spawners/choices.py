@@ -13,9 +13,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.job_fields import JobSettings
 from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
 from aifactory_workbench.slurm.values import (
     format_duration,
@@ -25,7 +26,7 @@ from aifactory_workbench.slurm.values import (
     user_groups,
 )
 from aifactory_workbench.spawners.environments import list_environments
-from aifactory_workbench.spawners.jobscript import JobSettings, OptionError
+from aifactory_workbench.spawners.jobscript import OptionError
 
 T = TypeVar("T")
 #: At most this many users' environment listings run at once (each a sudo and a Python on the
@@ -229,7 +230,7 @@ class Discovery:
     async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
+            return cast(T, hit[1])  # what this key's fetch returned
         value = await fetch()
         self._cache[key] = (time.monotonic(), value)
         return value

@@ -10,7 +10,8 @@ then what the cluster allows this user (choices.py), through JupyterHub 6's
 from __future__ import annotations
 
 import html
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
 from traitlets import HasTraits, Integer, List, default
@@ -18,7 +19,7 @@ from traitlets import HasTraits, Integer, List, default
 from aifactory_workbench.slurm.job_fields import refused_field
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
 from aifactory_workbench.spawners.alternatives import Candidate, candidates, form_state, offered, wait_seconds
-from aifactory_workbench.spawners.choices import Choices
+from aifactory_workbench.spawners.choices import Choices, Discovery
 from aifactory_workbench.spawners.estimate import summary, usage_since
 from aifactory_workbench.spawners.form import (
     PRESET_KEYS,
@@ -32,12 +33,17 @@ from aifactory_workbench.spawners.form import (
 from aifactory_workbench.spawners.jobscript import JobRequest, OptionError, render
 from aifactory_workbench.spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
 
+if TYPE_CHECKING:
+    from aifactory_workbench.slurm.client import Slurm
+    from aifactory_workbench.slurm.job_fields import JobSettings
+    from aifactory_workbench.spawners.services import Services
+
 
 class UserOptionsMixin(HasTraits):
     """Options form, option checks and estimate for a spawner with ``services``,
     ``job_defaults()`` and ``request_for()``."""
 
-    presets = List(
+    presets: List[dict[str, Any]] = List(
         help="Presets offered in the spawn form: dicts with name, title, description and any of partition, "
         "qos, cpus, memory, gpus, walltime (site config form.presets). A user may tune them within limits.",
     ).tag(config=True)
@@ -51,6 +57,27 @@ class UserOptionsMixin(HasTraits):
 
     estimating = False  # an estimate of this server is being made (one at a time: estimate())
     gallery_entry: Any = None  # the published notebook this start launches (gallery_options)
+
+    if TYPE_CHECKING:
+        # What it reads of the spawner it is mixed into (WorkbenchSpawner). JupyterHub's Spawner
+        # declares its user, db and hub as untyped traits (traitlets' Any): so are they here.
+        user: Any
+        db: Any
+        hub: Any
+        name: str
+        log: logging.Logger
+        user_options: dict[str, Any]
+        services: Services
+        request: JobRequest | None
+        accepted_options: dict[str, Any]
+
+        @property
+        def discovery(self) -> Discovery: ...
+        @property
+        def slurm(self) -> Slurm: ...
+        def request_for(self, options: dict[str, Any]) -> JobRequest: ...
+        def job_defaults(self) -> JobSettings: ...
+        def job_command(self) -> list[str]: ...
 
     @default("options_form")
     def _default_options_form(self) -> Any:

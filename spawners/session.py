@@ -58,18 +58,17 @@ def card(
         state = "running" if ready else "starting"
     left = seconds_left(info, taken_at, now) if info is not None else None
     shown_log = home_relative(log, home)
-    found = info is not None
     return {
         "state": state,
         "job_id": job_id,
         "position": position if state == "queued" else "",
-        "waiting_because": explain_pending(info.reason) if found and info.is_pending else "",
-        "node": info.node if found and info.is_running else "",
-        "partition": info.partition if found else "",
-        "account": info.account if found else "",
-        "cpus": info.cpus if found else "",
-        "memory": info.memory if found else "",
-        "gpus": info.gpus if found else 0,
+        "waiting_because": explain_pending(info.reason) if info is not None and info.is_pending else "",
+        "node": info.node if info is not None and info.is_running else "",
+        "partition": info.partition if info is not None else "",
+        "account": info.account if info is not None else "",
+        "cpus": info.cpus if info is not None else "",
+        "memory": info.memory if info is not None else "",
+        "gpus": info.gpus if info is not None else 0,
         "seconds_left": None if left is None else round(left),
         "time_left": "" if left is None else duration_text(left),
         "log": shown_log,

@@ -30,10 +30,11 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default, observ
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
-from aifactory_workbench.slurm.client import EXTEND_HELPER, LIBEXEC
-from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JobSettings, problems
-from aifactory_workbench.slurm.values import JOB_NAME
+from aifactory_workbench.slurm.client import EXTEND_HELPER, LIBEXEC, Slurm
+from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, JobSettings, problems
+from aifactory_workbench.slurm.values import JOB_NAME, SiteHooks
 from aifactory_workbench.spawners import session
+from aifactory_workbench.spawners.choices import Discovery
 from aifactory_workbench.spawners.form import PRESET_KEYS
 from aifactory_workbench.spawners.gallery import HOME_FOLDER, launch_steps
 from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
@@ -43,7 +44,6 @@ from aifactory_workbench.spawners.jobscript import (
     JobRequest,
     OptionError,
     SessionTimes,
-    SiteHooks,
     render,
 )
 from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending, stop_through_hub
@@ -57,6 +57,7 @@ from aifactory_workbench.spawners.messages import (
 from aifactory_workbench.spawners.options import UserOptionsMixin
 from aifactory_workbench.spawners.seats import Workshop
 from aifactory_workbench.spawners.services import Services
+from aifactory_workbench.spawners.watcher import JobWatcher
 
 #: Each job setting and the spawner setting that holds its default.
 JOB_SETTING_TRAITS = {f.name: f.trait for f in JOB_FIELDS}
@@ -123,14 +124,15 @@ def engine_attribute(name: str, help: str) -> property:
     )
 
 
-class Count(Integer):
+class Count(Integer[int, int | str]):
     """A whole number that may also be written as a string of digits, as batchspawner's
     ``req_nprocs = "4"`` is."""
 
     def validate(self, obj: Any, value: Any) -> int:
         if isinstance(value, str) and value.isascii() and value.isdigit():
             value = int(value)
-        return super().validate(obj, value)
+        valid: int = super().validate(obj, value)
+        return valid
 
 
 async def reply_to_request(host: str, port: int, timeout: float) -> bytes | None:
@@ -177,7 +179,7 @@ async def server_identity(host: str, port: int, context: ssl.SSLContext, timeout
     except (TimeoutError, OSError):
         return None
     try:
-        subject = dict(pair[0] for pair in writer.get_extra_info("peercert")["subject"])
+        subject: dict[str, str] = dict(pair[0] for pair in writer.get_extra_info("peercert")["subject"])
     finally:
         writer.close()
     return subject.get("commonName", "")
@@ -191,16 +193,26 @@ def alt_name(host: str) -> str:
         return f"DNS:{host}"
 
 
-#: The spawner's setting for each job setting (batchspawner's ``req_*`` where it has one, ours
-#: where it has none), typed and explained by the table's row.
-JobFieldSettings = type(
-    "JobFieldSettings",
-    (Configurable,),
-    {
-        f.trait: (Count if f.kind is int else Unicode)(help=f"{f.help} Site file: slurm.{f.name}.").tag(config=True)
-        for f in JOB_FIELDS
-    },
-)
+def setting_help(name: str) -> str:
+    """A job setting's help, from its row of the table."""
+    return f"{BY_NAME[name].help} Site file: slurm.{name}."
+
+
+class JobFieldSettings(Configurable):
+    """The spawner's setting for each job setting (batchspawner's ``req_*`` where it has one, ours
+    where it has none): a whole number (:class:`Count`) for an int row, text for a str row, and
+    explained by the table's row. Written out for the type checker; the table names them
+    (``JobField.trait``): ``tests/unit/test_settings_classes.py`` fails when they differ."""
+
+    req_partition = Unicode(help=setting_help("partition")).tag(config=True)
+    req_account = Unicode(help=setting_help("account")).tag(config=True)
+    req_qos = Unicode(help=setting_help("qos")).tag(config=True)
+    req_nprocs = Count(help=setting_help("cpus")).tag(config=True)
+    req_memory = Unicode(help=setting_help("memory")).tag(config=True)
+    req_ngpus = Count(help=setting_help("gpus")).tag(config=True)
+    req_runtime = Unicode(help=setting_help("walltime")).tag(config=True)
+    req_reservation = Unicode(help=setting_help("reservation")).tag(config=True)
+    req_constraint = Unicode(help=setting_help("constraint")).tag(config=True)
 
 
 class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
@@ -329,16 +341,19 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         self.engine.update(ip="" if value == "0.0.0.0" else value)
 
     @property
-    def slurm(self):
-        return self.services.slurm
+    def slurm(self) -> Slurm:
+        services: Services = self.services
+        return services.slurm
 
     @property
-    def watcher(self):
-        return self.services.watcher
+    def watcher(self) -> JobWatcher:
+        services: Services = self.services
+        return services.watcher
 
     @property
-    def discovery(self):
-        return self.services.discovery
+    def discovery(self) -> Discovery:
+        services: Services = self.services
+        return services.discovery
 
     # -- settings, checked when the hub starts -------------------------------------
     @classmethod
@@ -428,7 +443,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         return [os.path.join(bindir, LAUNCHER), os.path.join(bindir, "jupyterhub-singleuser"), *self.get_args()]
 
     def get_env(self) -> dict[str, str]:
-        env = super().get_env()
+        env: dict[str, str] = super().get_env()
         env.setdefault("LANG", "C.UTF-8")
         env.update(DASHBOARD_LINK_ENV)
         env["PATH"] = os.pathsep.join([os.path.join(self.singleuser_venv, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
@@ -462,7 +477,8 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         if getattr(self.user, "settings", {}).get("subdomain_host"):
             names.append(f"DNS:{self.user.domain}")
         self.ssl_alt_names = names
-        return await super().create_certs()
+        certs: dict[str, str] = await super().create_certs()
+        return certs
 
     def server_ssl_context(self) -> ssl.SSLContext | None:
         """internal_ssl: the hub's own client certificate, trusting only the hub's CAs; the
@@ -470,7 +486,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         settings = getattr(self.user, "settings", {})
         if not self.internal_ssl or not settings.get("internal_ssl_cert"):
             return None
-        context = make_ssl_context(
+        context: ssl.SSLContext = make_ssl_context(
             settings["internal_ssl_key"], settings["internal_ssl_cert"], cafile=settings["internal_ssl_ca"]
         )
         context.check_hostname = False
@@ -598,7 +614,8 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         """Where JupyterLab is, for JupyterHub's check after a restart (the database may hold port 0)."""
         if self.started and self.engine.record.ip and self.port and self.server is not None:
             return f"http://{self.ip}:{self.port}{self.server.base_url}"
-        return await super().get_url()
+        url: str = await super().get_url()
+        return url
 
     async def route_when_checked(self) -> None:
         """A server resumed after a restart joins the proxy once JupyterHub's check has passed."""

@@ -48,3 +48,17 @@ def test_slurm_settings_has_nothing_else_but_its_own_keys():
 def test_defaults_yaml_has_a_default_for_every_slurm_key():
     defaults = yaml.safe_load(DEFAULTS_FILE.read_text())["slurm"]
     assert set(defaults) == {f.name for f in fields(SlurmSettings)}
+
+
+def test_the_spawners_job_settings_are_the_tables_rows_typed_by_their_kind():
+    from traitlets import Unicode
+
+    from aifactory_workbench.spawners.spawner import Count, JobFieldSettings
+
+    traits = JobFieldSettings.class_own_traits()
+    assert [name for name in vars(JobFieldSettings) if name in traits] == [f.trait for f in JOB_FIELDS]
+    assert len(traits) == len(JOB_FIELDS)
+    for f in JOB_FIELDS:
+        trait = traits[f.trait]
+        assert type(trait) is (Count if f.kind is int else Unicode), f.trait
+        assert trait.help == f"{f.help} Site file: slurm.{f.name}." and trait.metadata.get("config"), f.trait
