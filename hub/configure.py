@@ -188,7 +188,8 @@ def update_front(c: Config, site: SiteConfig) -> None:
             if problems:
                 raise SiteConfigError(problems[0])
     if hub.ssl_cert:
-        hosts = [front.hostname] + ([f"*.{front.hostname}"] if hub.user_subdomains else [])
+        name = front.hostname or ""  # site.py: with ssl_cert, public_url is an https:// URL with a host
+        hosts = [name] + ([f"*.{name}"] if hub.user_subdomains else [])
         problems = front_certificate_problems(hub.ssl_cert, hub.ssl_key, hosts)
         if problems:
             raise SiteConfigError("the https front is not usable:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -209,8 +210,8 @@ def internal_hosts(site: SiteConfig) -> dict[str, str]:
     the servers on compute nodes against the host they reach the hub at."""
     hub = site.hub
     public = urlsplit(hub.public_url).hostname
-    hosts = {"hub.connect_ip": hub.connect_ip, "hub.public_url": public}
-    hosts = {key: host for key, host in hosts.items() if host}
+    named = {"hub.connect_ip": hub.connect_ip, "hub.public_url": public}
+    hosts = {key: host for key, host in named.items() if host}
     if hub.user_subdomains:
         hosts["hub.user_subdomains"] = f"{USER_ORIGIN_EXAMPLE}.{public}"
     return hosts

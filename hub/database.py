@@ -19,7 +19,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 #: Seconds to wait for PostgreSQL when the hub starts.
 CONNECT_TIMEOUT = 5
@@ -71,7 +74,7 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-def _alembic_scripts():
+def _alembic_scripts() -> ScriptDirectory:
     """JupyterHub's own migrations (what ``jupyterhub upgrade-db`` runs)."""
     import jupyterhub
     from alembic.script import ScriptDirectory
@@ -101,7 +104,8 @@ def schema_revision(url: str) -> str | None:
 def _jupyterhub_version() -> str:
     import jupyterhub
 
-    return jupyterhub.__version__
+    version: str = jupyterhub.__version__
+    return version
 
 
 def schema(url: str) -> tuple[str | None, str, bool]:
@@ -110,7 +114,10 @@ def schema(url: str) -> tuple[str | None, str, bool]:
     scripts = _alembic_scripts()
     found = schema_revision(url)
     known = found is None or found in {script.revision for script in scripts.walk_revisions()}
-    return found, scripts.get_current_head(), known
+    head = scripts.get_current_head()
+    if head is None:
+        raise RuntimeError("JupyterHub's migrations have no head revision: its install is incomplete")
+    return found, head, known
 
 
 def schema_problem(url: str) -> str:
@@ -157,6 +164,8 @@ def back_up(url: str, folder: Path) -> Path:
             raise RuntimeError(f"pg_dump failed: {done.stderr.strip() or done.returncode}")
     else:
         source = _sqlite_file(url)
+        if source is None:
+            raise RuntimeError(f"{shown_url(url)} names no database file to back up")
         target = folder / f"{source.name}.{stamp}.backup"
         with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as old, sqlite3.connect(target) as copy:
             old.backup(copy)

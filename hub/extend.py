@@ -84,7 +84,7 @@ class ExtendHandler(APIHandler):
             raise web.HTTPError(404, f"no user {user_name}")
         spawner = user.spawners[server_name] if server_name in user.orm_spawners else None
         job_id = getattr(spawner, "job_id", "") if spawner is not None and spawner.active else ""
-        if not job_id:
+        if spawner is None or not job_id:  # (no server: no job)
             raise web.HTTPError(409, f"{user_name} has no running session to extend")
         if not spawner.extend_minutes:  # the helper refuses too: it reads the site file itself
             raise web.HTTPError(403, helper.OFF_MESSAGE)

@@ -206,7 +206,8 @@ class GalleryPublishHandler(APIHandler):
         except (aiohttp.ClientError, TimeoutError) as e:
             raise web.HTTPError(502, f"{path}: the server did not answer ({type(e).__name__})") from e
         try:
-            return json.loads(body)["content"]
+            notebook: dict[str, Any] = json.loads(body)["content"]
+            return notebook
         except (ValueError, KeyError, TypeError) as e:
             raise web.HTTPError(502, f"{path}: the server's answer is not a notebook") from e
 

@@ -45,11 +45,12 @@ class HubClient:
         if not self.hub.internal_ssl:
             return None
         certs = self.hub.internal_certs_dir
-        return make_ssl_context(
+        context: ssl.SSLContext = make_ssl_context(
             str(internal_key(certs, "hub-internal")),
             str(internal_certificate(certs, "hub-internal")),
             cafile=str(internal_trust(certs, "hub-ca")),
         )
+        return context
 
     def request(self, method: str, path: str, timeout: float = 120) -> dict[str, Any]:
         """``method`` on ``/hub/api/PATH``; the answer's JSON. Raises OSError when the hub does not answer."""
@@ -58,4 +59,5 @@ class HubClient:
         url = f"{scheme}://{self.hub.hub_ip}:{self.hub.hub_port}/hub/api/{path.lstrip('/')}"
         request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(request, timeout=timeout, context=self.ssl_context()) as reply:
-            return json.loads(reply.read() or b"{}")
+            answer: dict[str, Any] = json.loads(reply.read() or b"{}")
+        return answer

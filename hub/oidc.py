@@ -27,7 +27,7 @@ def discover(issuer: str, timeout: float = 10) -> dict[str, Any]:
     """The provider's endpoints, from its discovery document (checked at hub start-up)."""
     url = issuer.rstrip("/") + DISCOVERY_PATH
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - an admin-set https/http URL
-        meta = json.load(response)
+        meta: dict[str, Any] = json.load(response)
     missing = [k for k in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint") if k not in meta]
     if missing:
         raise ValueError(f"{url} lacks {', '.join(missing)}")
@@ -55,7 +55,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
     def user_info_to_username(self, user_info: dict[str, Any]) -> str:
         """The Unix account linked to the identity: the claim (a verified e-mail, or the subject)
         through unix_account_map, an existing non-system account in an allowed group; else a 403."""
-        identity = super().user_info_to_username(user_info)
+        identity: str = super().user_info_to_username(user_info)
         if self.username_claim == "email" and user_info.get("email_verified") is not True:
             self.refuse(
                 identity,
@@ -64,7 +64,7 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
                 f"confirm that this e-mail address is yours, so it cannot be linked to an account here. "
                 f"Verify the address with {self.login_service}, or ask {self.support_contact}.",
             )
-        unix = self.unix_account_map.get(identity, "") if self.unix_account_map else identity
+        unix: str = self.unix_account_map.get(identity, "") if self.unix_account_map else identity
         if not (unix and may_sign_in(unix, self.allowed_unix_groups)):
             self.refuse(
                 identity,
@@ -88,7 +88,8 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
                 "WorkbenchOIDCAuthenticator.username_map: not accepted; identities are mapped to Unix accounts "
                 "by the site file's auth.oidc_username_map, once, before the account is checked"
             )
-        return proposal["value"]
+        value: dict[str, str] = proposal["value"]
+        return value
 
     def refuse(self, identity: str, reason: str, message: str) -> NoReturn:
         if self.audit is not None:

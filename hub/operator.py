@@ -86,7 +86,7 @@ async def files_there(spawner: Any, paths: list[str]) -> set[str] | None:
     base = f"{spawner.server.url.rstrip('/')}/api/contents/"
 
     async def there(path: str) -> bool:
-        reply = await fetch(
+        reply: aiohttp.ClientResponse = await fetch(
             f"{base}{quote(path)}?content=0",
             headers={"Authorization": f"token {spawner.api_token}"},
             raise_for_status=False,
@@ -125,11 +125,12 @@ class WorkersHandler(APIHandler):
 
 def session_spawners(db: Any, users: Any) -> dict[str, Any]:
     """Every active server's spawner, by its job id."""
-    found = {}
+    found: dict[str, Any] = {}
     for orm_spawner in db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None)):
         spawner = users[orm_spawner.user].spawners.get(orm_spawner.name)
-        if spawner is not None and getattr(spawner, "job_id", ""):
-            found[spawner.job_id] = spawner
+        job_id: str = getattr(spawner, "job_id", "") if spawner is not None else ""
+        if job_id:
+            found[job_id] = spawner
     return found
 
 

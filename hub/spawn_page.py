@@ -42,7 +42,11 @@ class SpawnPage(SpawnHandler):
         if spawner is None:
             return ""  # JupyterHub's POST says what is wrong (no such user, a server's name refused)
         if spawner.ready:
-            return self.get_next_url(user, default=user.server_url(server_name))
+            running: str = self.get_next_url(user, default=user.server_url(server_name))
+            return running
         if spawner.active:  # starting (or stopping): its progress page, as JupyterHub's GET does
-            return url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name, url_escape_path(server_name))
+            pending: str = url_path_join(
+                self.hub.base_url, "spawn-pending", user.escaped_name, url_escape_path(server_name)
+            )
+            return pending
         return ""

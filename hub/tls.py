@@ -4,7 +4,9 @@ does not name the users' subdomains, has expired or does not match its key befor
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +23,10 @@ def names_host(patterns: list[str], host: str) -> bool:
     return False
 
 
-def _load(path: str, key: str, parse) -> tuple[object | None, str]:
+T = TypeVar("T")
+
+
+def _load(path: str, key: str, parse: Callable[[bytes], T]) -> tuple[T | None, str]:
     try:
         return parse(Path(path).read_bytes()), ""
     except OSError as e:

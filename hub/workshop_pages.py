@@ -112,7 +112,7 @@ async def forget_seats(
     return stopped, forgotten
 
 
-def keep_forgetting_ended_seats(registry: Registry) -> asyncio.Task | None:
+def keep_forgetting_ended_seats(registry: Registry) -> asyncio.Task[None] | None:
     """In the hub (called while its configuration loads): once it has started, and whenever
     the registry changes, forget the seats of workshops that ended while it was down or
     without telling it. Outside a running hub (a check of the configuration): nothing."""
@@ -125,7 +125,7 @@ def keep_forgetting_ended_seats(registry: Registry) -> asyncio.Task | None:
     return task
 
 
-_TASKS: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+_TASKS: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
 
 async def _forget_ended(registry: Registry) -> None:
@@ -178,7 +178,7 @@ class WorkshopPage(BaseHandler):
                     "state": "running" if running else ("starting" if spawner and spawner.active else "not started"),
                     "job": getattr(spawner, "job_id", "") if spawner and spawner.active else "",
                     "minutes": round((time.time() - since) / 60) if since else "",
-                    "url": user.url if running else "",
+                    "url": user.url if running and user is not None else "",
                 }
             )
         return rows
