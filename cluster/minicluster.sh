@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The mini supercomputer: a login node (this machine: munge, MariaDB, slurmdbd, slurmctld, and
-# PostgreSQL for the hub's database) and compute nodes, each a network and UTS namespace of its
-# own with one slurmd, joined by a bridge (cluster/nodes.txt).
+# The mini supercomputer in a site's shape (cluster/nodes.txt): a login node (this machine: the
+# hub's host, with its own munged and PostgreSQL for the hub's database, a SLURM client only), the
+# controller's host (slurmctld, slurmdbd, MariaDB, a munged of its own) and compute nodes (one
+# slurmd each, the users' software read-only), each a network, UTS and mount namespace of its
+# own, joined by a bridge.
 #   minicluster.sh start              install what is missing, start what is not running (idempotent)
 #   minicluster.sh stop               cancel jobs, stop every daemon, take the cluster network down
 #   minicluster.sh status             each daemon's and node's state, and sinfo
 #   minicluster.sh fail-node NODE     the node fails: its slurmd is killed, its link is cut
 #   minicluster.sh restore-node NODE  the node comes back: link up, slurmd started, back to work
-#   minicluster.sh on-node NODE CMD   run CMD on a compute node (its network, its host name)
+#   minicluster.sh on-node NODE CMD   run CMD on a compute node or the controller's host (its
+#                                     network, host name and view of the files)
 # State lives under $AIFACTORY_CLUSTER_STATE (default /var/lib/aifactory-cluster);
-# configuration goes where SLURM looks by default (/etc/slurm) so sinfo, sacctmgr & co
-# work from any root shell.  There is no systemd here: daemons are started directly.
+# SLURM's client configuration goes where SLURM looks by default (/etc/slurm) so sinfo, sacctmgr &
+# co work from any root shell; the controller's own (slurmdbd.conf, with the database's password,
+# is there alone) is its /etc/slurm, kept in $STATE/controller.  There is no systemd here: daemons
+# are started directly.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +23,11 @@ STATE=${AIFACTORY_CLUSTER_STATE:-/var/lib/aifactory-cluster}
 CLUSTER=mn5mini
 NODES_FILE=$HERE/nodes.txt
 BRIDGE=mn5-net
-UTS_DIR=/run/aifactory-cluster/uts   # each node's UTS namespace (its host name), kept by a bind mount
+UTS_DIR=/run/aifactory-cluster/uts   # each machine's UTS namespace (its host name), kept by a bind mount
+MNT_DIR=/run/aifactory-cluster/mnt   # each machine's mount namespace (its view of the files), likewise
+# The shared software stack (the users' venv, root's helpers and SLURM's epilog): the compute nodes
+# mount it read-only, as a site's nodes mount its shared filesystem.
+SOFTWARE=${AIFACTORY_SOFTWARE:-/opt/aifactory}
 HOSTS_BEGIN="# $CLUSTER nodes: begin (written by minicluster.sh)"
 HOSTS_END="# $CLUSTER nodes: end"
 USERS_GROUP=aifactory-users
@@ -33,13 +42,17 @@ PG_ROLE=aifactory-hub
 PG_DB=jupyterhub
 MODULES_DIR=/etc/lmod/modules  # on Lmod's default MODULEPATH: `module avail` in any shell
 
-# nodes.txt's rows: name address partition cores memory_mb gpus features; the login node's partition is "-".
+# nodes.txt's rows: name address partition cores memory_mb gpus features; the login node's
+# partition is "-", the controller host's "controller".
 node_rows() { awk '!/^#/ && NF' "$NODES_FILE"; }
-compute_rows() { node_rows | awk '$3 != "-"'; }
+compute_rows() { node_rows | awk '$3 != "-" && $3 != "controller"'; }
 compute_nodes() { compute_rows | awk '{print $1}'; }
 node_address() { node_rows | awk -v n="$1" '$1 == n {print $2}'; }
 LOGIN_NAME=$(node_rows | awk '$3 == "-" {print $1}')
 LOGIN_ADDR=$(node_address "$LOGIN_NAME")
+CTL_NAME=$(node_rows | awk '$3 == "controller" {print $1}')
+CTL_ADDR=$(node_address "$CTL_NAME")
+CTL_ETC=$STATE/controller/etc   # the controller's /etc/slurm
 
 log() { printf '[minicluster] %s\n' "$*"; }
 die() { printf '[minicluster] error: %s\n' "$*" >&2; exit 1; }
@@ -86,8 +99,8 @@ render() {  # render TEMPLATE DEST MODE OWNER; sets CONFIG_CHANGED when DEST cha
   for partition in $(compute_rows | awk '{print $3}' | sort -u); do
     partitions+=(-e "s|@NODES:$partition@|$(compute_rows | awk -v p="$partition" '$3 == p {print $1}' | paste -sd,)|g")
   done
-  sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@HOST@|$(hostname -s)|g" -e "s|@STATE@|$STATE|g" \
-      -e "s|@LOGIN_ADDR@|$LOGIN_ADDR|g" -e "s|^@NODE_LINES@\$|$(node_lines)|" -e "s|^@GRES_LINES@\$|$(gres_lines)|" \
+  sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@CTL_NAME@|$CTL_NAME|g" -e "s|@STATE@|$STATE|g" \
+      -e "s|@CTL_ADDR@|$CTL_ADDR|g" -e "s|^@NODE_LINES@\$|$(node_lines)|" -e "s|^@GRES_LINES@\$|$(gres_lines)|" \
       "${partitions[@]}" -e "s|@DBPASS@|$(cat "$STATE/dbpass")|g" "$HERE/templates/$1" > "$tmp"
   cmp -s "$tmp" "$2" || CONFIG_CHANGED=1
   install -m "$3" -o "$4" -g "$4" "$tmp" "$2"
@@ -109,7 +122,14 @@ prepare_state() {
   [ -s "$STATE/dbpass" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$STATE/dbpass")
   render slurm.conf.in /etc/slurm/slurm.conf 644 root
   render gres.conf.in /etc/slurm/gres.conf 644 root
-  render slurmdbd.conf.in /etc/slurm/slurmdbd.conf 600 slurm
+  # The controller's host: the same slurm.conf, and slurmdbd.conf there alone. Its folder is root's
+  # alone on this disk; the controller reads it as its /etc/slurm (its mount namespace).
+  install -d -m 700 "$STATE/controller" && install -d -m 755 "$CTL_ETC"
+  render slurm.conf.in "$CTL_ETC/slurm.conf" 644 root
+  render gres.conf.in "$CTL_ETC/gres.conf" 644 root
+  render slurmdbd.conf.in "$CTL_ETC/slurmdbd.conf" 600 slurm
+  rm -f /etc/slurm/slurmdbd.conf  # an older cluster's: the hub's host holds no database password
+  mkdir -p "$SOFTWARE"  # before the nodes mount it (the install fills it)
   mkdir -p "$MODULES_DIR" && cp -r "$HERE/modules/." "$MODULES_DIR/"
 }
 
@@ -121,67 +141,103 @@ start_munge() {
   wait_for 10 munged bash -c 'munge -n | unmunge'
 }
 
-db_up() { mariadb-admin --socket="$DB_SOCKET" ping; }
+# The controller's host has its own munged (the cluster's key, its own socket in its /run/munge).
+ctl_munge_up() { on_ctl sh -c 'munge -n | unmunge'; }
+start_ctl_munge() {
+  ctl_munge_up >/dev/null 2>&1 && return 0
+  log "starting munged on $CTL_NAME"
+  on_ctl runuser -u munge -- /usr/sbin/munged --force --seed-file=/run/munge/munged.seed \
+    --log-file="/var/log/munge/munged-$CTL_NAME.log"
+  wait_for 10 "munged on $CTL_NAME" ctl_munge_up
+}
+
+# MariaDB, slurmdbd and slurmctld run on the controller's host; SLURM's clients reach them across
+# the cluster network.
+db_up() { on_ctl mariadb-admin --socket="$DB_SOCKET" ping; }
 
 start_mariadb() {
   if ! db_up >/dev/null 2>&1; then
     if [ ! -d "$STATE/mysql/mysql" ]; then
       log "initialising MariaDB in $STATE/mysql"
-      mariadb-install-db --user=mysql --datadir="$STATE/mysql" --auth-root-authentication-method=socket >"$STATE/log/mariadb-init.log" 2>&1
+      on_ctl mariadb-install-db --user=mysql --datadir="$STATE/mysql" --auth-root-authentication-method=socket >"$STATE/log/mariadb-init.log" 2>&1
     fi
-    log "starting MariaDB"
-    setsid runuser -u mysql -- /usr/sbin/mariadbd --datadir="$STATE/mysql" --socket="$DB_SOCKET" \
+    log "starting MariaDB on $CTL_NAME"
+    on_ctl setsid runuser -u mysql -- /usr/sbin/mariadbd --datadir="$STATE/mysql" --socket="$DB_SOCKET" \
       --pid-file=/run/mysqld/mariadbd.pid --skip-networking \
       --log-error="$STATE/log/mariadb.log" </dev/null >/dev/null 2>&1 &
     wait_for 60 MariaDB db_up
   fi
-  mariadb --socket="$DB_SOCKET" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+  on_ctl mariadb --socket="$DB_SOCKET" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
     CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$(cat "$STATE/dbpass")';
     ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$(cat "$STATE/dbpass")';
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
 }
 
 start_slurmdbd() {
-  pid_alive "$STATE/run/slurmdbd.pid" || { log "starting slurmdbd"; /usr/sbin/slurmdbd; }
+  pid_alive "$STATE/run/slurmdbd.pid" || { log "starting slurmdbd on $CTL_NAME"; on_ctl /usr/sbin/slurmdbd; }
   wait_for 60 slurmdbd sacctmgr -n list cluster
   sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER" >/dev/null
 }
 
 start_slurmctld() {
-  pid_alive "$STATE/run/slurmctld.pid" || { log "starting slurmctld"; /usr/sbin/slurmctld; }
+  pid_alive "$STATE/run/slurmctld.pid" || { log "starting slurmctld on $CTL_NAME"; on_ctl /usr/sbin/slurmctld; }
   wait_for 60 slurmctld scontrol ping
 }
 
 # -- the cluster network ----------------------------------------------------------------
-# The login node's end is the bridge, with the login node's address. Each compute node is a
-# network namespace (/run/netns/NODE: loopback, and eth0 on the bridge with the node's address)
-# and a UTS namespace ($UTS_DIR/NODE: the node's host name). Its default route leads into a
-# link that ends inside the node: software that asks which address reaches "the outside"
-# (Dask does) gets the node's own, and no packet can leave the cluster network.
+# The login node's end is the bridge, with the login node's address. Each other machine (the
+# controller's host, each compute node) is a network namespace (/run/netns/NAME: loopback, and
+# eth0 on the bridge with its address), a UTS namespace ($UTS_DIR/NAME: its host name) and a
+# mount namespace ($MNT_DIR/NAME: its view of the files). Its default route leads into a link that
+# ends inside the machine: software that asks which address reaches "the outside" (Dask does) gets
+# the machine's own, and no packet can leave the cluster network.
 start_network() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   ip addr replace "$LOGIN_ADDR/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
-  mkdir -p "$UTS_DIR"
+  mkdir -p "$UTS_DIR" "$MNT_DIR"
+  # A mount namespace is kept by a bind mount that must not propagate: the folder is a private mount.
+  mountpoint -q "$MNT_DIR" || mount --bind "$MNT_DIR" "$MNT_DIR"
+  mount --make-private "$MNT_DIR"
   local name addr
   while read -r name addr; do
-    [ -e "/run/netns/$name" ] || ip netns add "$name"
-    # A veth whose other end went with an earlier namespace of this name (one a process still held
-    # when the cluster stopped) is made again: the new namespace has no eth0 of its own yet.
-    if ! ip -n "$name" link show eth0 >/dev/null 2>&1; then
-      ip link del "v-$name" 2>/dev/null || true
-      ip link add "v-$name" type veth peer name eth0 netns "$name"
-    fi
-    ip link set "v-$name" master "$BRIDGE" up
-    ip -n "$name" link set lo up
-    ip -n "$name" addr replace "$addr/24" dev eth0
-    ip -n "$name" link set eth0 up
-    ip -n "$name" link show nowhere >/dev/null 2>&1 || ip -n "$name" link add nowhere type veth peer name nowhere-end
-    ip -n "$name" link set nowhere up && ip -n "$name" link set nowhere-end up
-    ip -n "$name" route replace default dev nowhere src "$addr"
-    nsenter --uts="$UTS_DIR/$name" true 2>/dev/null || { touch "$UTS_DIR/$name"; unshare --uts="$UTS_DIR/$name" hostname "$name"; }
+    start_machine "$name" "$addr"
+    # The shared software stack, read-only: no job, root's epilog included, changes what every node runs.
+    mount_ns "$name" "mount --bind '$SOFTWARE' '$SOFTWARE' && mount -o remount,bind,ro '$SOFTWARE'"
   done < <(compute_rows | awk '{print $1, $2}')
+  start_machine "$CTL_NAME" "$CTL_ADDR"
+  # Its own SLURM configuration and munged socket, and MariaDB's socket that no other host sees.
+  mount_ns "$CTL_NAME" "mount --bind '$CTL_ETC' /etc/slurm \
+    && mount -t tmpfs -o mode=0755 tmpfs /run/munge && chown munge:munge /run/munge \
+    && mount -t tmpfs -o mode=0755 tmpfs /run/mysqld && chown mysql:mysql /run/mysqld"
   write_hosts
+}
+
+start_machine() {  # start_machine NAME ADDRESS: its network and host name
+  local name=$1 addr=$2
+  [ -e "/run/netns/$name" ] || ip netns add "$name"
+  # A veth whose other end went with an earlier namespace of this name (one a process still held
+  # when the cluster stopped) is made again: the new namespace has no eth0 of its own yet.
+  if ! ip -n "$name" link show eth0 >/dev/null 2>&1; then
+    ip link del "v-$name" 2>/dev/null || true
+    ip link add "v-$name" type veth peer name eth0 netns "$name"
+  fi
+  ip link set "v-$name" master "$BRIDGE" up
+  ip -n "$name" link set lo up
+  ip -n "$name" addr replace "$addr/24" dev eth0
+  ip -n "$name" link set eth0 up
+  ip -n "$name" link show nowhere >/dev/null 2>&1 || ip -n "$name" link add nowhere type veth peer name nowhere-end
+  ip -n "$name" link set nowhere up && ip -n "$name" link set nowhere-end up
+  ip -n "$name" route replace default dev nowhere src "$addr"
+  nsenter --uts="$UTS_DIR/$name" true 2>/dev/null || { touch "$UTS_DIR/$name"; unshare --uts="$UTS_DIR/$name" hostname "$name"; }
+}
+
+mount_ns() {  # mount_ns NAME SETUP: the machine's mount namespace, made once by the shell commands SETUP
+  local file=$MNT_DIR/$1
+  nsenter --mount="$file" true 2>/dev/null && return 0
+  touch "$file"
+  # A slave of this machine's mounts: what mounts here later (a new /run folder) is seen there too.
+  unshare --mount="$file" --propagation slave sh -euc "$2" || { umount "$file" 2>/dev/null; rm -f "$file"; die "$1's mounts: $2"; }
 }
 
 # The nodes' names in /etc/hosts (the cluster's DNS): the hub is reached at the login node's
@@ -197,16 +253,32 @@ write_hosts() {
 
 stop_network() {
   local name
-  for name in $(compute_nodes); do
+  for name in $(compute_nodes) "$CTL_NAME"; do
     [ -e "/run/netns/$name" ] && ip netns del "$name"
     if [ -e "$UTS_DIR/$name" ]; then umount "$UTS_DIR/$name" 2>/dev/null || true; rm -f "$UTS_DIR/$name"; fi
+    if [ -e "$MNT_DIR/$name" ]; then umount "$MNT_DIR/$name" 2>/dev/null || true; rm -f "$MNT_DIR/$name"; fi
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
   write_hosts remove
 }
 
-on_node() {  # on_node NODE COMMAND...: run it on the compute node (its network and host name)
-  nsenter --net="/run/netns/$1" --uts="$UTS_DIR/$1" -- "${@:2}"
+on_node() {  # on_node NAME COMMAND...: run it on a compute node or the controller's host
+  nsenter --net="/run/netns/$1" --uts="$UTS_DIR/$1" --mount="$MNT_DIR/$1" -- "${@:2}"
+}
+on_ctl() { on_node "$CTL_NAME" "$@"; }
+ctl_up() { [ -e "/run/netns/$CTL_NAME" ] && nsenter --mount="$MNT_DIR/$CTL_NAME" true 2>/dev/null; }
+
+# A daemon that an older cluster ran on the login node (before the controller had a host of its
+# own) is stopped: it starts again on the controller's host.
+stop_misplaced() {
+  local ctl entry name file
+  ctl=$(on_ctl readlink /proc/self/ns/mnt)
+  for entry in "slurmctld:$STATE/run/slurmctld.pid" "slurmdbd:$STATE/run/slurmdbd.pid" "mariadbd:/run/mysqld/mariadbd.pid"; do
+    name=${entry%%:*} file=${entry#*:}
+    pid_alive "$file" "$name" || continue
+    [ "$(readlink "/proc/$(cat "$file")/ns/mnt")" = "$ctl" ] && continue
+    stop_pidfile "$name on the login node (it moves to $CTL_NAME)" "$file" "$name"
+  done
 }
 
 node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
@@ -364,7 +436,9 @@ cmd_start() {
     stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
   fi
   start_network
+  stop_misplaced
   start_munge
+  start_ctl_munge
   start_postgres
   start_mariadb
   start_slurmdbd
@@ -391,7 +465,7 @@ kill_tree() {  # kill_tree PID: the process and all its descendants, children fi
   kill -9 "$1" 2>/dev/null || true
 }
 
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmstepd)
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmstepd)  # the login node's and the other machines'
 # pgrep matches names of at most 15 characters: one name at a time.
 daemons_left() { for d in "${DAEMONS[@]}"; do pgrep -x "$d" >/dev/null && printf '%s ' "$d"; done; true; }
 
@@ -403,8 +477,8 @@ cmd_stop() {
   for pid in $(pgrep -x slurmstepd); do kill_tree "$pid"; done
   stop_pidfile slurmctld "$STATE/run/slurmctld.pid"
   stop_pidfile slurmdbd "$STATE/run/slurmdbd.pid"
-  if db_up >/dev/null 2>&1; then log "stopping MariaDB"; mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
-  stop_pidfile MariaDB /run/mysqld/mariadbd.pid
+  if ctl_up && db_up >/dev/null 2>&1; then log "stopping MariaDB"; on_ctl mariadb-admin --socket="$DB_SOCKET" shutdown || true; fi
+  stop_pidfile MariaDB /run/mysqld/mariadbd.pid mariadbd  # an older cluster's, on the login node
   stop_postgres
   if pgrep -x munged >/dev/null; then log "stopping munged"; pkill -x munged || true; fi
   for _ in $(seq 40); do [ -z "$(daemons_left)" ] && break; sleep 0.25; done
@@ -421,6 +495,8 @@ daemon_state() {  # daemon_state NAME PROCESS
 cmd_status() {
   local ok=0
   daemon_state munge munged || ok=1
+  if ctl_up && ctl_munge_up >/dev/null 2>&1; then printf '%-10s running (%s: munged, MariaDB, slurmdbd, slurmctld; %s)\n' "$CTL_NAME" "$CTL_NAME" "$CTL_ADDR"
+  else printf '%-10s stopped (the controller'"'"'s host)\n' "$CTL_NAME"; ok=1; fi
   daemon_state mariadb mariadbd || ok=1
   daemon_state slurmdbd slurmdbd || ok=1
   daemon_state slurmctld slurmctld || ok=1
@@ -436,6 +512,7 @@ cmd_status() {
 }
 
 is_node() { compute_nodes | grep -qx "${1:-}" || die "no compute node ${1:-(none given)}: $(compute_nodes | paste -sd' ')"; }
+is_machine() { [ "${1:-}" = "$CTL_NAME" ] || is_node "${1:-}"; }
 
 # A node failure, as an admin would see one: the node stops answering (its slurmd dies and its
 # network link goes down); its processes are cut off with it. SLURM marks it DOWN after
@@ -465,7 +542,7 @@ case "${1:-}" in
   users) [ "$(id -u)" = 0 ] || die "run as root"; ensure_users ;;
   fail-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_fail_node "${2:-}" ;;
   restore-node) [ "$(id -u)" = 0 ] || die "run as root"; cmd_restore_node "${2:-}" ;;
-  on-node) [ "$(id -u)" = 0 ] || die "run as root"; is_node "${2:-}"; [ $# -gt 2 ] || die "on-node NODE COMMAND..."
+  on-node) [ "$(id -u)" = 0 ] || die "run as root"; is_machine "${2:-}"; [ $# -gt 2 ] || die "on-node NODE COMMAND..."
     on_node "$2" "${@:3}" ;;
   *) echo "usage: $0 start|stop|status|users|fail-node NODE|restore-node NODE|on-node NODE COMMAND..." >&2; exit 2 ;;
 esac

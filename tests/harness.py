@@ -58,10 +58,15 @@ class Node:
 
     name: str
     address: str
-    partition: str  # "-" for the login node
+    partition: str  # "-" for the login node, "controller" for the controller's host
     cores: int
     gpus: int
     features: tuple[str, ...] = ()  # what a job's --constraint picks
+
+    @property
+    def is_compute(self) -> bool:
+        """A compute node (one of SLURM's nodes), not the login node or the controller's host."""
+        return self.partition not in ("-", "controller")
 
 
 def _count(text: str) -> int:
@@ -81,6 +86,8 @@ def cluster_nodes() -> dict[str, Node]:
 
 #: The login node: where the hub runs and where the jobs on compute nodes reach it.
 LOGIN_NODE = next(n for n in cluster_nodes().values() if n.partition == "-")
+#: The controller's host (slurmctld, slurmdbd, MariaDB): a machine of its own, not the hub's.
+CONTROLLER = next(n for n in cluster_nodes().values() if n.partition == "controller")
 
 
 def partition_nodes(partition: str) -> list[Node]:
@@ -88,7 +95,8 @@ def partition_nodes(partition: str) -> list[Node]:
 
 
 def on_node(node: str, *argv: str) -> list[str]:
-    """The command line that runs ``argv`` on a compute node (its network and host name)."""
+    """The command line that runs ``argv`` on a compute node or the controller's host (its
+    network, host name and view of the files)."""
     return ["bash", str(CLUSTER), "on-node", node, *argv]
 
 

@@ -26,6 +26,7 @@ from tornado.websocket import websocket_connect
 
 from tests.harness import (  # noqa: F401 - re-exported for the test modules
     CLUSTER,
+    CONTROLLER,
     HUB_USER,
     HUB_VENV,
     LIBEXEC,

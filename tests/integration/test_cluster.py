@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import CLUSTER, HubProcess, cluster_nodes, on_node, queued_jobs, sh
+from .conftest import CLUSTER, CONTROLLER, LOGIN_NODE, VENV, HubProcess, cluster_nodes, on_node, queued_jobs, sh
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 
@@ -23,7 +24,7 @@ def cluster(command: str) -> subprocess.CompletedProcess:
 
 def test_the_site_looks_like_marenostrum():
     """Three compute nodes, each its own machine on the cluster network: two in gpp without
-    GPUs, one in acc with two; the login node is where slurmctld runs."""
+    GPUs, one in acc with two; slurmctld on a host of its own, not the login node's."""
     rows = {line.split("|")[0]: line.split("|")[1:] for line in sh("sinfo", "-N", "-h", "-o", "%N|%P|%G|%T").split()}
     assert {name: row[:2] for name, row in rows.items()} == {
         "mn5-g01": ["gpp*", "(null)"],
@@ -31,15 +32,15 @@ def test_the_site_looks_like_marenostrum():
         "mn5-a01": ["acc", "gpu:2"],
     }
     assert all(row[2] in {"idle", "mixed", "allocated"} for row in rows.values()), rows  # all three up
-    assert sorted(rows) == sorted(n.name for n in cluster_nodes().values() if n.partition != "-")
+    assert sorted(rows) == sorted(n.name for n in cluster_nodes().values() if n.is_compute)
+    controller = f"{CONTROLLER.name}({CONTROLLER.address})"
+    assert re.search(rf"SlurmctldHost\[0\] += {re.escape(controller)}", sh("scontrol", "show", "config"))
     for node in cluster_nodes().values():
-        if node.partition == "-":
-            controller = f"{sh('hostname', '-s').strip()}({node.address})"
-            assert re.search(rf"SlurmctldHost\[0\] += {re.escape(controller)}", sh("scontrol", "show", "config"))
+        if node == LOGIN_NODE:
             continue
         assert sh(*on_node(node.name, "hostname")).strip() == node.name
         assert node.address in sh(*on_node(node.name, "hostname", "-I")).split()
-        # A node's only way off the cluster network leads nowhere (asked of the routing table:
+        # A machine's only way off the cluster network leads nowhere (asked of the routing table:
         # nothing is sent).
         assert " dev nowhere " in sh(*on_node(node.name, "ip", "route", "get", "192.0.2.1"))
     # gpp has no GPU to give: its nodes have none (SLURM says so, not a QoS rule).
@@ -50,6 +51,49 @@ def test_the_site_looks_like_marenostrum():
     assert "interactive" in sh("sacctmgr", "-n", "-P", "show", "qos", "format=name").split()
     assoc = sh("sacctmgr", "-n", "-P", "show", "assoc", "format=account,user", "where", "user=alice,bob,instructor")
     assert set(assoc.split()) == {"ehpc01|alice", "ehpc02|bob", "ehpc01|instructor", "ehpc02|instructor"}
+
+
+def pids_of(name: str) -> list[str]:
+    return subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+
+
+def namespace(pid: str, kind: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+def test_the_hubs_host_is_a_slurm_client_apart_from_the_controller():
+    """The site's shape (issue 35): the login node, where the hub runs, is not slurmctld's host. It
+    has what a SLURM client needs (slurm.conf naming the controller, munge's key and a munged of
+    its own) and nothing of the controller's: no database password, no MariaDB socket; slurmctld,
+    slurmdbd and MariaDB run in the controller's namespaces, reached across the cluster network.
+    The users' software is read-only on the compute nodes, even to root."""
+    here = {kind: namespace("self", kind) for kind in ("net", "mnt")}
+    for daemon in ("slurmctld", "slurmdbd", "mariadbd"):
+        (pid,) = pids_of(daemon)
+        assert {kind: namespace(pid, kind) for kind in here} != here, f"{daemon} runs on the hub's host"
+        assert namespace(pid, "net") == namespace(pids_of("slurmctld")[0], "net"), (
+            f"{daemon} is not on the controller's host"
+        )
+    assert sh(*on_node(CONTROLLER.name, "hostname")).strip() == CONTROLLER.name
+    assert "is UP" in sh("scontrol", "ping") and CONTROLLER.name in sh("scontrol", "ping")
+    # The database's password is on the controller's host alone; its socket is not on the hub's.
+    assert not Path("/etc/slurm/slurmdbd.conf").exists()
+    assert "StoragePass=" in sh(*on_node(CONTROLLER.name, "cat", "/etc/slurm/slurmdbd.conf"))
+    assert not Path("/run/mysqld/mysqld.sock").exists()
+    # Two munged, one per host, each with its own socket: a credential made on the hub's host is
+    # accepted by the controller (the same key), as SLURM's commands from the hub show.
+    munged = {namespace(pid, "mnt") for pid in pids_of("munged")}
+    assert len(munged) >= 2 and here["mnt"] in munged, munged
+    made = subprocess.run(["munge", "-n"], capture_output=True, check=True).stdout
+    decoded = subprocess.run(on_node(CONTROLLER.name, "unmunge"), input=made, capture_output=True)
+    assert decoded.returncode == 0, decoded.stderr
+    # The users' stack: read-only on every compute node, root's writes refused there.
+    for node in (n for n in cluster_nodes().values() if n.is_compute):
+        wrote = subprocess.run(
+            on_node(node.name, "touch", str(VENV / "written-by-a-node")), capture_output=True, text=True
+        )
+        assert wrote.returncode != 0 and "Read-only file system" in wrote.stderr, (node.name, wrote.stderr)
+    assert not (VENV / "written-by-a-node").exists()
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_running_servers_on_every_node_survive_a_hub_crash(own_hub: HubProcess):
         hub.start_ready(user, options)
     jobs = {user: next(iter(queued_jobs(user))) for user in users}
     assert sorted(job_node(job) for job in jobs.values()) == sorted(
-        n for n, node in cluster_nodes().items() if node.partition != "-"
+        n for n, node in cluster_nodes().items() if node.is_compute
     )
     hub.kill_and_restart()
     for user, job_id in jobs.items():
