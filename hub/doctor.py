@@ -37,8 +37,23 @@ from aifactory_workbench.hub.tls import front_certificate_problems, internal_cer
 from aifactory_workbench.root.dask_config import check_dask_config
 from aifactory_workbench.root.site_install import EPILOG, PROFILE, PROXY_UNIT, SUDOERS, SYSTEMD_PATH, UNIT, venv
 from aifactory_workbench.slurm.client import EXTEND_HELPER, CommandResult, Slurm, outcome_argv
+from aifactory_workbench.slurm.formats import (
+    SACCTMGR_DEFAULT_ACCOUNT,
+    SACCTMGR_QOS_NAMES,
+    SINFO_PARTITIONS,
+    sacctmgr_argv,
+    sinfo_argv,
+)
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, USER_OPTIONS, JobSettings, sbatch_options
-from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_outcome, parse_scontrol_oneliner
+from aifactory_workbench.slurm.parsers import (
+    SlurmError,
+    SlurmUnavailable,
+    parse_column,
+    parse_default_account,
+    parse_node_address,
+    parse_outcome,
+    parse_scontrol_config,
+)
 from aifactory_workbench.slurm.values import is_unix_user
 
 #: The clock difference between the hub's machine and a node beyond which a check fails:
@@ -233,7 +248,8 @@ class Doctor:
     def slurm_as_hub(self) -> Check:
         name = "SLURM answers the hub account"
         try:
-            out = self.as_hub.run_blocking(self.as_hub.as_user(self.hub_user, ["sinfo", "-h", "-o", "%R"])).stdout
+            asked = self.as_hub.run_blocking(self.as_hub.as_user(self.hub_user, sinfo_argv(SINFO_PARTITIONS)))
+            partitions = parse_column(asked.stdout, SINFO_PARTITIONS)
         except (SlurmError, SlurmUnavailable) as e:
             return Check(
                 name,
@@ -241,7 +257,7 @@ class Doctor:
                 str(e),
                 "the hub's machine needs slurm.conf and munge's key of the cluster, and slurmctld must answer it",
             )
-        return Check(name, True, f"partitions: {', '.join(sorted(set(out.split())))}")
+        return Check(name, True, f"partitions: {', '.join(sorted(set(partitions)))}")
 
     def munge(self) -> Check:
         try:
@@ -312,12 +328,14 @@ class Doctor:
         """Each QoS the site file names is one SLURM knows (sbatch refuses a job that names another)."""
         name = "the site's QoS"
         named = self.qos_keys()
-        asked = self.run_as(self.hub_user, ["sacctmgr", "-n", "-P", "show", "qos", "format=Name"])
-        if asked.returncode != 0:
-            said = (asked.stderr or asked.stdout).strip()
+        asked = self.run_as(self.hub_user, sacctmgr_argv(SACCTMGR_QOS_NAMES, "qos"))
+        said = (asked.stderr or asked.stdout).strip()
+        try:
+            known = sorted(set(parse_column(asked.stdout, SACCTMGR_QOS_NAMES))) if asked.returncode == 0 else None
+        except SlurmError as e:
+            known, said = None, str(e)
+        if known is None:
             return Check(name, False, f"sacctmgr show qos: {said}", "slurmdbd must answer the hub's machine")
-        out = asked.stdout
-        known = sorted(set(out.split()))
         missing = [f"{key}: {qos}" for key, qos in named if qos not in known]
         if missing:
             return Check(
@@ -594,11 +612,7 @@ class Doctor:
             shown = self.as_hub.run_blocking(self.as_hub.as_user(self.hub_user, ["scontrol", "show", "config"]))
         except (SlurmError, SlurmUnavailable) as e:
             return Check(name, False, f"scontrol show config: {e}", fix)
-        config = {}
-        for line in shown.stdout.splitlines():
-            key, equals, value = line.partition("=")
-            if equals:
-                config[key.strip()] = value.strip()
+        config = parse_scontrol_config(shown.stdout)
         if config.get("JobContainerType", "") == "job_container/tmpfs":
             return Check(name, True, "each job's /tmp is its own (job_container/tmpfs), gone as the job ends")
         named = [p.strip() for p in config.get("Epilog", "(null)").split(",") if p.strip() not in ("", "(null)")]
@@ -640,9 +654,11 @@ class Doctor:
 
     def default_account(self) -> str:
         """The test user's default SLURM account (what a spawn with slurm.account "" is charged to)."""
-        argv = ["sacctmgr", "-n", "-P", "show", "user", self.probe_user, "format=DefaultAccount"]
-        asked = self.run_as(self.hub_user, argv)
-        return asked.stdout.strip() if asked.returncode == 0 else ""
+        asked = self.run_as(self.hub_user, sacctmgr_argv(SACCTMGR_DEFAULT_ACCOUNT, "user", self.probe_user))
+        try:
+            return parse_default_account(asked.stdout) if asked.returncode == 0 else ""
+        except SlurmError:
+            return ""
 
     def probes(self) -> Iterator[Check]:
         if not self.probe_user:
@@ -819,8 +835,7 @@ class Doctor:
         """Where the proxy reaches ``node``: SLURM's NodeAddr (as the hub asks it), else what the
         node's own name resolves to there."""
         asked = self.run_as(self.hub_user, ["scontrol", "show", "node", node, "-o"])
-        fields = parse_scontrol_oneliner(asked.stdout) if asked.returncode == 0 else {}
-        return fields.get("NodeAddr") or resolved
+        return (parse_node_address(asked.stdout) if asked.returncode == 0 else "") or resolved
 
     def port_words(self) -> str:
         """The ports JupyterLab listens on, for a firewall's rule."""

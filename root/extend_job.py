@@ -23,7 +23,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import stat
 import sys
 import time
@@ -32,15 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
+from aifactory_workbench.slurm.admin import SlurmAdmin
 from aifactory_workbench.slurm.client import EXTEND_HELPER, SECURE_PATH, Slurm, squeue_argv
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
-from aifactory_workbench.slurm.parsers import (
-    SlurmError,
-    SlurmUnavailable,
-    parse_one_job,
-    parse_pipe_table,
-    parse_scontrol_oneliner,
-)
+from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_one_job
 from aifactory_workbench.slurm.values import format_duration, is_unix_user, parse_duration
 
 #: Exit statuses; any other (sudo's own refusal is 1) is a fault of the installation.
@@ -172,55 +166,17 @@ def root_owned(path: Path) -> None:
             raise SiteConfigError(f"{item} is not root's alone: refusing to read the site's policy from it")
 
 
-def limit_of(value: str) -> int | None:
-    """MaxWall/MaxTime: a duration, or None ("", UNLIMITED: no limit)."""
-    return parse_duration(value) if value else None
-
-
-def qos_max(slurm: Slurm, qos: str) -> int | None:
-    out = slurm.run_blocking(["sacctmgr", "-n", "-P", "show", "qos", qos, "format=Name,MaxWall"]).stdout
-    rows = [r for r in parse_pipe_table(out, ("Name", "MaxWall")) if r["Name"] == qos]
-    return limit_of(rows[0]["MaxWall"]) if rows else None
-
-
-def partition_max(slurm: Slurm, partition: str) -> tuple[int | None, str]:
-    """The partition's ``MaxTime`` and the name of its own QoS ("": none)."""
-    out = slurm.run_blocking(["scontrol", "show", "partition", partition, "-o"]).stdout
-    record = parse_scontrol_oneliner(out)
-    return limit_of(record.get("MaxTime", "")), record.get("QoS", "")
-
-
-def job_account(slurm: Slurm, job_id: str, job_name: str) -> str:
-    """The job's account, from ``scontrol show job -o``. The job's name (the user's to change)
-    comes before it on the line: unless it is ``job_name`` whole, a name holding ``Account=``
-    could stand in for the real field, so the account is read only after the site's name."""
-    out = slurm.run_blocking(["scontrol", "show", "job", job_id, "-o"]).stdout
-    found = re.match(rf"JobId={re.escape(job_id)} JobName={re.escape(job_name)} UserId=.*? Account=(\S+) ", out)
-    if found is None:
-        raise SlurmError(f"the account of job {job_id} cannot be read")
-    return found.group(1)
-
-
-def association_max(slurm: Slurm, user: str, account: str, partition: str) -> int | None:
-    """The ``MaxWall`` of the association a job of ``user`` in ``account`` runs under in
-    ``partition``: the one of that partition if there is one, else the user's in the account
-    (without partition); the smallest one set where several rows match."""
-    argv = ["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", f"account={account}"]
-    rows = parse_pipe_table(slurm.run_blocking([*argv, "format=Partition,MaxWall"]).stdout, ("Partition", "MaxWall"))
-    own = [r for r in rows if r["Partition"] == partition] or [r for r in rows if not r["Partition"]]
-    walls = [w for w in (limit_of(r["MaxWall"]) for r in own) if w is not None]
-    return min(walls, default=None)
-
-
 def job_limits(slurm: Slurm, job: Mapping[str, str], job_name: str) -> list[tuple[str, int | None]]:
-    """Every walltime limit SLURM holds the job to, for :func:`decide`."""
+    """Every walltime limit SLURM holds the job to, for :func:`decide` (each asked of SLURM in
+    the SLURM layer's formats: slurm/admin.py)."""
+    admin = SlurmAdmin(slurm)
     partition = job["partition"]
-    partition_most, partition_qos = partition_max(slurm, partition)
-    limits = [(f"the QoS {job['qos']}", qos_max(slurm, job["qos"])), (f"the partition {partition}", partition_most)]
+    partition_most, partition_qos = admin.partition_max_time(partition)
+    limits = [(f"the QoS {job['qos']}", admin.qos_max_wall(job["qos"])), (f"the partition {partition}", partition_most)]
     if partition_qos:
-        limits.append((f"the partition {partition}'s QoS {partition_qos}", qos_max(slurm, partition_qos)))
-    account = job_account(slurm, job["job_id"], job_name)
-    limits.append(("your association", association_max(slurm, job["user"], account, partition)))
+        limits.append((f"the partition {partition}'s QoS {partition_qos}", admin.qos_max_wall(partition_qos)))
+    account = admin.job_account(job["job_id"], job_name)
+    limits.append(("your association", admin.association_max_wall(job["user"], account, partition)))
     return limits
 
 

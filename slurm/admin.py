@@ -1,6 +1,9 @@
-"""SLURM administration for workshops, run by root through ``aifactory-workshop``: accounts,
-associations and reservations.  Every command is an argument list run by the one client
-(:class:`aifactory_workbench.slurm.client.Slurm`); each ``ensure_``/``remove_`` call may be repeated harmlessly.
+"""SLURM administration, run by root: for workshops (``aifactory-workshop``) accounts,
+associations and reservations; for the extension helper (root/extend_job.py) the walltime limits
+SLURM holds a job to.  Every command is an argument list run by the one client
+(:class:`aifactory_workbench.slurm.client.Slurm`), in a format of :mod:`aifactory_workbench.slurm.formats`
+read by a parser of :mod:`aifactory_workbench.slurm.parsers`; each ``ensure_``/``remove_`` call may
+be repeated harmlessly.
 """
 
 from __future__ import annotations
@@ -8,7 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aifactory_workbench.slurm.client import Slurm, squeue_argv
-from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_scontrol_records, parse_squeue
+from aifactory_workbench.slurm.formats import (
+    SACCTMGR_ACCOUNTS,
+    SACCTMGR_ASSOC_WALLS,
+    SACCTMGR_QOS_WALL,
+    SACCTMGR_USERS,
+    sacctmgr_argv,
+)
+from aifactory_workbench.slurm.parsers import (
+    JobInfo,
+    SlurmError,
+    parse_association_wall,
+    parse_column,
+    parse_job_account,
+    parse_partition_wall,
+    parse_qos_wall,
+    parse_scontrol_records,
+    parse_squeue,
+)
 from aifactory_workbench.slurm.values import parse_memory_mb
 
 #: The QoS a workshop account offers (the mini cluster's and a site's usual two).
@@ -23,7 +43,9 @@ class SlurmAdmin:
         return self.slurm.run_blocking(list(argv)).stdout
 
     def account_exists(self, account: str) -> bool:
-        return account in self._run("sacctmgr", "-n", "-P", "show", "account", account, "format=Account").split()
+        return account in parse_column(
+            self._run(*sacctmgr_argv(SACCTMGR_ACCOUNTS, "account", account)), SACCTMGR_ACCOUNTS
+        )
 
     def ensure_account(self, account: str, description: str) -> None:
         if not self.account_exists(account):
@@ -34,12 +56,12 @@ class SlurmAdmin:
 
     def associations(self, user: str) -> list[str]:
         """The accounts ``user`` has an association with."""
-        out = self._run("sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", "format=Account")
-        return [a for a in out.split() if a]
+        out = self._run(*sacctmgr_argv(SACCTMGR_ACCOUNTS, "assoc", "where", f"user={user}"))
+        return parse_column(out, SACCTMGR_ACCOUNTS)
 
     def users(self) -> set[str]:
         """Every user SLURM's database knows (a workshop must not take one over)."""
-        return set(self._run("sacctmgr", "-n", "-P", "show", "user", "format=User").split())
+        return set(parse_column(self._run(*sacctmgr_argv(SACCTMGR_USERS, "user")), SACCTMGR_USERS))
 
     def ensure_user(self, user: str, account: str) -> None:
         """``user`` may run jobs in ``account``, its default account."""
@@ -98,3 +120,23 @@ class SlurmAdmin:
 
     def cancel_jobs_of(self, user: str) -> None:
         self._run("scancel", "-u", user)
+
+    # -- walltime limits, for the extension helper ----------------------------------------
+    def qos_max_wall(self, qos: str) -> int | None:
+        """The ``MaxWall`` of QoS ``qos``, in seconds (None: no limit, or no such QoS)."""
+        return parse_qos_wall(self._run(*sacctmgr_argv(SACCTMGR_QOS_WALL, "qos", qos)), qos)
+
+    def partition_max_time(self, partition: str) -> tuple[int | None, str]:
+        """The partition's ``MaxTime`` (None: no limit) and the name of its own QoS ("": none)."""
+        return parse_partition_wall(self._run("scontrol", "show", "partition", partition, "-o"))
+
+    def job_account(self, job_id: str, job_name: str) -> str:
+        """The account of job ``job_id``, which must carry the name ``job_name`` (see
+        :func:`~aifactory_workbench.slurm.parsers.parse_job_account`)."""
+        return parse_job_account(self._run("scontrol", "show", "job", job_id, "-o"), job_id, job_name)
+
+    def association_max_wall(self, user: str, account: str, partition: str) -> int | None:
+        """The ``MaxWall`` of the association a job of ``user`` in ``account`` runs under in
+        ``partition`` (see :func:`~aifactory_workbench.slurm.parsers.parse_association_wall`)."""
+        where = ["where", f"user={user}", f"account={account}"]
+        return parse_association_wall(self._run(*sacctmgr_argv(SACCTMGR_ASSOC_WALLS, "assoc", *where)), partition)

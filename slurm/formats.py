@@ -1,6 +1,7 @@
-"""The fields the workbench asks ``squeue`` and ``sacct`` for: each field list is written here
-once, and both the command's ``-o`` argument and the names of the parsed row's fields come
-from it (:mod:`aifactory_workbench.slurm.parsers` reads rows by these names, never by position).
+"""The fields the workbench asks ``squeue``, ``sacct``, ``sacctmgr`` and ``sinfo`` for: each field
+list is written here once, and both the command's ``-o`` (sacctmgr's ``format=``) argument and the
+names of the parsed row's fields come from it (:mod:`aifactory_workbench.slurm.parsers` reads rows
+by these names, never by position). The unit tests' recorded SLURM refuses any other field list.
 
 ``tests/data/record.sh`` records its fixtures with the same lists: it runs this file
 (``python3 slurm/formats.py squeue``), which therefore imports nothing but the standard library.
@@ -22,7 +23,7 @@ class Format:
     ``sep`` separates the fields of a line: squeue takes it inside the format (no field may
     hold it); sacct is given it as ``--delimiter`` (see :meth:`sacct_options`)."""
 
-    command: str  # "squeue" or "sacct"
+    command: str  # "squeue", "sacct", "sacctmgr" or "sinfo"
     fields: tuple[tuple[str, str], ...]  # (name, code)
     sep: str = "|"
 
@@ -32,9 +33,10 @@ class Format:
 
     @property
     def option(self) -> str:
-        """The value of ``-o``: squeue's codes joined by the separator, sacct's by commas."""
+        """The value of ``-o`` (sacctmgr: of ``format=``): squeue's and sinfo's codes joined by the
+        separator, sacct's and sacctmgr's by commas."""
         codes = [code for _, code in self.fields]
-        return (self.sep if self.command == "squeue" else ",").join(codes)
+        return (self.sep if self.command in ("squeue", "sinfo") else ",").join(codes)
 
     def sacct_options(self) -> list[str]:
         """``sacct`` arguments for parsable output in this format (no header, this separator)."""
@@ -42,9 +44,29 @@ class Format:
         return ["-n", "-P", *delimiter, "-o", self.option]
 
 
+def sacctmgr_argv(form: Format, entity: str, *selectors: str) -> list[str]:
+    """``sacctmgr show ENTITY [SELECTORS...]``, parsable and without a header, in ``form`` (a
+    ``sacctmgr`` format): the only way the workbench reads SLURM's database of accounts and QoS."""
+    if form.command != "sacctmgr":
+        raise ValueError(f"not a sacctmgr format: {form.option}")
+    return ["sacctmgr", "-n", "-P", "show", entity, *selectors, f"format={form.option}"]
+
+
+def sinfo_argv(form: Format, *selectors: str) -> list[str]:
+    """``sinfo`` without a header, for what ``selectors`` pick, in ``form`` (a ``sinfo`` format)."""
+    if form.command != "sinfo":
+        raise ValueError(f"not a sinfo format: {form.option}")
+    return ["sinfo", "-h", *selectors, "-o", form.option]
+
+
 def sacct(*names: str, sep: str = "|") -> Format:
     """An sacct format: its fields' names are sacct's own."""
     return Format("sacct", tuple((name, name) for name in names), sep)
+
+
+def sacctmgr(*names: str) -> Format:
+    """A sacctmgr format (``format=``, output with ``-P``: "|" between fields): sacctmgr's names."""
+    return Format("sacctmgr", tuple((name, name) for name in names))
 
 
 #: A job as squeue shows it: the fields of ``JobInfo``, in its order.
@@ -116,12 +138,53 @@ SACCT_WORKBENCH_JOBS = sacct(
 #: A user's notebook jobs (``aifactory-run-notebook status``): what became of each, and where it ran.
 SACCT_NOTEBOOK_JOBS = sacct("JobID", "JobName", "State", "WorkDir", "Start", "End", sep=UNIT_SEPARATOR)
 
+#: The partitions the controller has (``sinfo``): the doctor's first question as the hub's account.
+SINFO_PARTITIONS = Format("sinfo", (("partition", "%R"),))
+
+#: A QoS's walltime limit (``sacctmgr show qos NAME``): the extension helper's.
+SACCTMGR_QOS_WALL = sacctmgr("Name", "MaxWall")
+
+#: Every QoS with its walltime and TRES limits (``sacctmgr show qos``): what the spawn form offers.
+SACCTMGR_QOS_LIMITS = sacctmgr("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
+
+#: The names of every QoS (``sacctmgr show qos``): the doctor's check of the site's.
+SACCTMGR_QOS_NAMES = sacctmgr("Name")
+
+#: A user's associations (``sacctmgr show assoc where user=U``): what the spawn form offers.
+SACCTMGR_ASSOCIATIONS = sacctmgr("Account", "Partition", "QOS", "DefaultQOS")
+
+#: The walltime limits of a user's associations in an account (``sacctmgr show assoc where
+#: user=U account=A``), by partition ("": the account's own): the extension helper's.
+SACCTMGR_ASSOC_WALLS = sacctmgr("Partition", "MaxWall")
+
+#: Accounts by name (``sacctmgr show account A``; ``show assoc where user=U``: the user's accounts).
+SACCTMGR_ACCOUNTS = sacctmgr("Account")
+
+#: Users by name (``sacctmgr show user``): every user SLURM's database knows.
+SACCTMGR_USERS = sacctmgr("User")
+
+#: A user's default account (``sacctmgr show user U``).
+SACCTMGR_DEFAULT_ACCOUNT = sacctmgr("DefaultAccount")
+
 #: By the name the recorder of fixtures asks for.
-BY_NAME = {"squeue": SQUEUE_JOBS, "sacct": SACCT_RECORDS, "workbench": SACCT_WORKBENCH_JOBS}
+BY_NAME = {
+    "squeue": SQUEUE_JOBS,
+    "sacct": SACCT_RECORDS,
+    "workbench": SACCT_WORKBENCH_JOBS,
+    "sinfo-partitions": SINFO_PARTITIONS,
+    "qos-wall": SACCTMGR_QOS_WALL,
+    "qos-limits": SACCTMGR_QOS_LIMITS,
+    "qos-names": SACCTMGR_QOS_NAMES,
+    "associations": SACCTMGR_ASSOCIATIONS,
+    "assoc-walls": SACCTMGR_ASSOC_WALLS,
+    "accounts": SACCTMGR_ACCOUNTS,
+    "users": SACCTMGR_USERS,
+    "default-account": SACCTMGR_DEFAULT_ACCOUNT,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the ``-o`` value of the format named (squeue, sacct, workbench)."""
+    """Print the ``-o`` (sacctmgr: ``format=``) value of the format named (see :data:`BY_NAME`)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in BY_NAME:
         print(f"usage: formats.py {{{','.join(BY_NAME)}}}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Pure parsers of what SLURM's commands print: recorded output tests them without a cluster
-(``tests/data``, recorded from the mini cluster by ``tests/data/record.sh``).  squeue and sacct
-rows are read by the field names of :mod:`aifactory_workbench.slurm.formats`, never by position."""
+(``tests/data``, recorded from the mini cluster by ``tests/data/record.sh``).  squeue, sacct,
+sacctmgr and sinfo rows are read by the field names of :mod:`aifactory_workbench.slurm.formats`,
+never by position; ``scontrol show`` prints ``Key=Value`` records, read here by key."""
 
 from __future__ import annotations
 
@@ -8,8 +9,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aifactory_workbench.slurm.formats import SACCT_OUTCOME, SACCT_RECORDS, SQUEUE_JOBS, SQUEUE_POSITIONS, Format
-from aifactory_workbench.slurm.values import parse_memory_mb
+from aifactory_workbench.slurm.formats import (
+    SACCT_OUTCOME,
+    SACCT_RECORDS,
+    SACCTMGR_ASSOC_WALLS,
+    SACCTMGR_DEFAULT_ACCOUNT,
+    SACCTMGR_QOS_WALL,
+    SQUEUE_JOBS,
+    SQUEUE_POSITIONS,
+    Format,
+)
+from aifactory_workbench.slurm.values import parse_duration, parse_memory_mb
 
 #: squeue states in which a job still holds or waits for resources.
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
@@ -202,6 +212,75 @@ def parse_scontrol_oneliner(output: str) -> dict[str, str]:
 def parse_scontrol_records(output: str) -> list[dict[str, str]]:
     """``scontrol show partition|node|res -o``: one record per line ("No ..." means none)."""
     return [parse_scontrol_oneliner(line) for line in output.splitlines() if "=" in line]
+
+
+def parse_scontrol_config(output: str) -> dict[str, str]:
+    """``scontrol show config``: its ``Key = Value`` lines (the key padded with spaces), from
+    every section; lines without ``=`` (the header, section titles, the controllers' state) skipped."""
+    config: dict[str, str] = {}
+    for line in output.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and key.strip():
+            config.setdefault(key.strip(), value.strip())
+    return config
+
+
+def parse_node_address(output: str) -> str:
+    """Where a node is reached (``NodeAddr``) from ``scontrol show node NODE -o``; "" unsaid."""
+    return parse_scontrol_oneliner(output).get("NodeAddr", "")
+
+
+def walltime_limit(value: str) -> int | None:
+    """A ``MaxWall`` or ``MaxTime`` as seconds; None for no limit ("" unset, ``UNLIMITED``)."""
+    return parse_duration(value) if value else None
+
+
+def parse_partition_wall(output: str) -> tuple[int | None, str]:
+    """``scontrol show partition P -o``: the partition's ``MaxTime`` (None: no limit) and the name
+    of its own QoS ("" for none: scontrol says ``QoS=N/A``)."""
+    record = parse_scontrol_oneliner(output)
+    qos = record.get("QoS", "")
+    return walltime_limit(record.get("MaxTime", "")), "" if qos in ("", "N/A") else qos
+
+
+def parse_job_account(output: str, job_id: str, job_name: str) -> str:
+    """The account of job ``job_id`` from ``scontrol show job JOB -o``. The job's name (the user's
+    to change) comes before it on the line: unless it is ``job_name`` whole, a name holding
+    ``Account=`` could stand in for the real field, so the account is read only after that name."""
+    found = re.match(rf"JobId={re.escape(job_id)} JobName={re.escape(job_name)} UserId=.*? Account=(\S+) ", output)
+    if found is None:
+        raise SlurmError(f"the account of job {job_id} cannot be read")
+    return found.group(1)
+
+
+def parse_column(output: str, form: Format) -> list[str]:
+    """The values of a one-field format (sacctmgr's names, sinfo's partitions), a line each."""
+    (name,) = form.names
+    return [row[name].strip() for row in parse_rows(output, form) if row[name].strip()]
+
+
+def parse_default_account(output: str) -> str:
+    """``sacctmgr show user U`` in :data:`~aifactory_workbench.slurm.formats.SACCTMGR_DEFAULT_ACCOUNT`:
+    the user's default account ("": SLURM does not know the user)."""
+    return next(iter(parse_column(output, SACCTMGR_DEFAULT_ACCOUNT)), "")
+
+
+def parse_qos_wall(output: str, qos: str) -> int | None:
+    """``sacctmgr show qos NAME`` in :data:`~aifactory_workbench.slurm.formats.SACCTMGR_QOS_WALL`:
+    that QoS's ``MaxWall`` (None: no limit, or no such QoS)."""
+    rows = [row for row in parse_rows(output, SACCTMGR_QOS_WALL) if row["Name"] == qos]
+    return walltime_limit(rows[0]["MaxWall"]) if rows else None
+
+
+def parse_association_wall(output: str, partition: str) -> int | None:
+    """``sacctmgr show assoc where user=U account=A`` in
+    :data:`~aifactory_workbench.slurm.formats.SACCTMGR_ASSOC_WALLS`: the ``MaxWall`` of the
+    association a job in ``partition`` runs under, the one of that partition if there is one, else
+    the account's (without partition); the smallest one set where several rows match (None: none)."""
+    rows = parse_rows(output, SACCTMGR_ASSOC_WALLS)
+    own = [r for r in rows if r["Partition"] == partition] or [r for r in rows if not r["Partition"]]
+    walls = [w for w in (walltime_limit(r["MaxWall"]) for r in own) if w is not None]
+    return min(walls, default=None)
 
 
 def parse_pipe_table(output: str, names: Sequence[str], sep: str = "|") -> list[dict[str, str]]:

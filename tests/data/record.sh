@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
 # Re-records the parser fixtures in this folder from the running mini cluster (as root):
 #   squeue.txt      a running job holding the acc node (its cores and GPUs) and a pending one
+#   scontrol_job.txt  that running job as scontrol show job -o prints it
 #   sacct.txt       cancelled, failed (exit 3) and walltime-ended jobs
 #   sacct_ends.txt  preempted, out of memory (no cgroups: killed above --mem) and node failure
 #   workbench_jobs.txt  a session's job, its Dask workers (one running, one queued), notebook jobs
 #                   done and failed, one whose name holds "|" (sacct with the unit separator);
 #                   `record.sh workbench` records only this one, in a few seconds
+#   sinfo_*.txt, sacctmgr_*.txt, scontrol_*.txt  what the controller and SLURM's database say of
+#                   the cluster (partitions, QoS, associations, accounts, users, a node, the
+#                   configuration), read only: `record.sh settings` records only these, submits
+#                   no job and changes nothing
 # It takes a few minutes (the walltime job runs its minute out) and fails a gpp node for real
 # (minicluster.sh fail-node, then restore-node): run it on a cluster no one uses. The field lists
 # are the ones slurm/parsers.py reads, printed by slurm/formats.py (standard library only).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 format() { python3 "$HERE/../../slurm/formats.py" "$1"; }
+
+# The settings, as the doctor, the extension helper, the spawn form and aifactory-workshop read them.
+record_settings() {
+  sinfo -h -o "$(format sinfo-partitions)" > "$HERE/sinfo_partitions.txt"
+  sacctmgr -n -P show qos format="$(format qos-names)" > "$HERE/sacctmgr_qos_names.txt"
+  sacctmgr -n -P show qos interactive format="$(format qos-wall)" > "$HERE/sacctmgr_qos_wall.txt"
+  sacctmgr -n -P show qos format="$(format qos-limits)" > "$HERE/sacctmgr_qos_limits.txt"
+  sacctmgr -n -P show assoc where user=instructor format="$(format associations)" > "$HERE/sacctmgr_associations.txt"
+  sacctmgr -n -P show assoc where user=alice account=ehpc01 format="$(format assoc-walls)" > "$HERE/sacctmgr_assoc_walls.txt"
+  sacctmgr -n -P show assoc where user=instructor format="$(format accounts)" > "$HERE/sacctmgr_accounts.txt"
+  sacctmgr -n -P show user format="$(format users)" > "$HERE/sacctmgr_users.txt"
+  sacctmgr -n -P show user alice format="$(format default-account)" > "$HERE/sacctmgr_default_account.txt"
+  scontrol show partition -o > "$HERE/scontrol_partitions.txt"
+  scontrol show node mn5-g01 -o > "$HERE/scontrol_node.txt"
+  scontrol show config > "$HERE/scontrol_config.txt"
+  echo "recorded: the settings (sinfo, sacctmgr, scontrol show)"
+}
+if [ "${1:-}" = settings ]; then record_settings; exit 0; fi
 CLUSTER_SH="$HERE/../../cluster/minicluster.sh"
 GPP_NODE=mn5-g01
 ACC_NODE=mn5-a01
@@ -57,6 +80,7 @@ running "$run"
 pend=$(submit bob --partition=acc --account=ehpc02 --cpus-per-task=2 --gres=gpu:1 --mem=500M --wrap "sleep 300")
 sleep 3
 squeue -h --name=$NAME -o "$SQUEUE_FORMAT" > "$HERE/squeue.txt"
+scontrol show job "$run" -o > "$HERE/scontrol_job.txt"  # the extension helper reads its account
 scancel "$run" "$pend"; ended "$run" "$pend"
 
 # Cancelled, failed, walltime.
@@ -79,4 +103,5 @@ ended "$lost"
 bash "$CLUSTER_SH" restore-node "$FAILED" && FAILED=""
 accounted "$victim" "$oom" "$lost" > "$HERE/sacct_ends.txt"
 record_workbench
+record_settings
 echo "recorded: squeue ($run $pend), sacct ($cancelled $failed $timeout), ends ($victim $oom $lost)"

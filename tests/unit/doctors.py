@@ -9,17 +9,20 @@ from aifactory_workbench.hub.doctor import Doctor
 from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.slurm.client import CommandResult
 from tests.unit.defaults import site_file
+from tests.unit.recorded_slurm import check_format
 
 
 class Commands:
     """Stands in for Doctor.run_as: the first answer whose key is in the command line, else
-    success with no output; every call is kept."""
+    success with no output; every call is kept. Like the recorded SLURM, it refuses a SLURM
+    command asked in a format that is not one of slurm.formats'."""
 
     def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
         self.answers = answers
         self.calls: list[tuple[str, list[str], str | None]] = []
 
     def __call__(self, user: str, argv: list[str], stdin: str | None = None) -> CommandResult:
+        check_format(argv)
         self.calls.append((user, list(argv), stdin))
         line = " ".join(argv)
         for key, (code, out, err) in self.answers.items():

@@ -1,12 +1,14 @@
 """The unit tests' one SLURM: an in-memory cluster (:class:`FakeSlurm`) that prints what the mini
 cluster printed.  What it is asked is the real client's (its arguments, its formats); only the
-subprocess is left out.  It refuses an squeue or sacct whose ``-o`` is not one of
-:mod:`aifactory_workbench.slurm.formats`'s, so a caller that writes its own field list fails its tests."""
+subprocess is left out.  It refuses an squeue, sacct or sinfo whose ``-o``, or a ``sacctmgr show``
+whose ``format=``, is not one of :mod:`aifactory_workbench.slurm.formats`'s, so a caller that writes
+its own field list fails its tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +18,8 @@ from aifactory_workbench.slurm import formats
 from aifactory_workbench.slurm.client import CANCEL_HELPER, CommandResult, Slurm, raise_for_failure
 from aifactory_workbench.slurm.parsers import JobInfo, parse_sacct, parse_squeue
 
-#: Every -o value the workbench's formats make.
-KNOWN_FORMATS = {f.option for f in vars(formats).values() if isinstance(f, formats.Format)}
+#: Every (command, -o or format= value) the workbench's formats make.
+KNOWN_FORMATS = {(f.command, f.option) for f in vars(formats).values() if isinstance(f, formats.Format)}
 
 
 def squeue_line(info: JobInfo) -> str:
@@ -26,11 +28,19 @@ def squeue_line(info: JobInfo) -> str:
 
 
 def check_format(argv: Sequence[str]) -> None:
-    """Fail unless an squeue or sacct command's -o comes from slurm.formats."""
-    if argv[0] not in ("squeue", "sacct"):
+    """Fail unless an squeue, sacct or sinfo command's -o, or a sacctmgr show's format=, comes
+    from slurm.formats (sacctmgr's other verbs print no table)."""
+    command = Path(argv[0]).name if argv else ""
+    if command == "sacctmgr" and "show" in argv:
+        given = [a.split("=", 1)[1] for a in argv if a.startswith("format=")]
+        assert given, f"{shlex.join(argv)}: no format=, sacctmgr's own columns"
+        option = given[-1]
+    elif command in ("squeue", "sacct", "sinfo"):
+        assert "-o" in argv, f"{shlex.join(argv)}: no -o, {command}'s own columns"
+        option = argv[list(argv).index("-o") + 1]
+    else:
         return
-    option = argv[list(argv).index("-o") + 1]
-    assert option in KNOWN_FORMATS, f"{argv[0]} -o {option!r}: a format of its own, not one of slurm.formats'"
+    assert (command, option) in KNOWN_FORMATS, f"{command} {option!r}: a format of its own, not one of slurm.formats'"
 
 
 # -- one in-memory cluster ----------------------------------------------------------------

@@ -503,6 +503,7 @@ def test_the_root_helper_imports_no_hub_process_code():
         "aifactory_workbench.root.extend_job",
         "aifactory_workbench.hub.site",
         "aifactory_workbench.slurm",
+        "aifactory_workbench.slurm.admin",  # the walltime limits' queries
         "aifactory_workbench.slurm.client",
         "aifactory_workbench.slurm.formats",
         "aifactory_workbench.slurm.job_fields",
