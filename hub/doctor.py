@@ -52,6 +52,7 @@ from aifactory_workbench.slurm.parsers import (
     parse_default_account,
     parse_node_address,
     parse_outcome,
+    parse_sbatch_parsable,
     parse_scontrol_config,
 )
 from aifactory_workbench.slurm.values import is_unix_user
@@ -746,8 +747,11 @@ class Doctor:
         submitted = self.run_as(
             self.hub_user, self.hub_slurm.as_user(self.probe_user, ["sbatch", "--parsable"]), script
         )
-        job = submitted.stdout.strip().split(";")[0]
-        if submitted.returncode != 0 or not job.isdigit():
+        try:
+            job = parse_sbatch_parsable(submitted.stdout) if submitted.returncode == 0 else ""
+        except SlurmError:
+            job = ""
+        if not job:
             said = (submitted.stderr or submitted.stdout).strip()
             asked = " ".join(o for o in options if o.startswith(("--partition", "--account", "--qos", "--res")))
             yield Check(

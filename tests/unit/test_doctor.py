@@ -190,3 +190,21 @@ def test_a_refused_sudo_rule_names_whom_its_own_pair_says_not_what_its_path_ends
         check = made.sudo_rules()
         assert check.ok is False and check.detail.endswith(who), check
         assert asked[-len(pairs) :] == pairs  # sudo was asked about each command as its own pair's whom
+
+
+def test_the_probe_reads_its_job_id_as_the_slurm_layer_reads_sbatchs(tmp_path: Path):
+    """Issue 37, item 3: sbatch --parsable may print a warning before the id (and ;CLUSTER after
+    it): the probe job's id is read by slurm/parsers.py, and the job it submitted is cancelled."""
+    made = doctor(
+        tmp_path,
+        "form: {presets: []}\ndask: {partition: gpp}",
+        "alice",
+        DefaultAccount=(0, "ehpc01\n", ""),
+        mktemp=(0, "/home/alice/.aifactory-doctor-x\n", ""),
+        sbatch=(0, "sbatch: warning: can't honor --ntasks-per-node set to 1\n4711;mn5mini\n", ""),
+        **{"report.json": (1, "", "cat: report.json: No such file or directory")},
+        **{"State,NodeList,ExitCode": (0, "FAILED|mn5-g01|1:0\n", "")},
+    )
+    (probe,) = [c for c in made.probes() if c.name.startswith("probe on gpp")]
+    assert probe.ok is False and "job 4711 ended FAILED" in probe.detail, probe
+    assert ["scancel", "4711"] in [argv for _, argv, _ in made.run_as.calls]
