@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aifactory_workbench.hub.database import is_postgresql, shown_url
@@ -635,7 +636,7 @@ class Doctor:
         except OSError:
             return False
 
-    def offers(self) -> dict[str, tuple[str, dict]]:
+    def offers(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Each partition the site offers, with the first offer of it (the JupyterLab default,
         Dask's workers, a preset: its site key) and the job settings a spawn of it sends: the site's
         slurm.* keys with that offer's (slurm/job_fields.py; sbatch_options writes them)."""
@@ -647,7 +648,7 @@ class Doctor:
         for preset in site.form.presets:
             chosen = {k: v for k, v in preset.items() if k in USER_OPTIONS}
             offered.append((f"form.presets[{preset.get('name')}]", {**base, **chosen}))
-        first: dict[str, tuple[str, dict]] = {}
+        first: dict[str, tuple[str, dict[str, Any]]] = {}
         for key, settings in offered:
             if settings["partition"]:
                 first.setdefault(settings["partition"], (key, settings))
@@ -785,7 +786,7 @@ class Doctor:
 
     def _follow(self, name: str, job: str, folder: str, nonce: str, python: str, ran: str) -> Iterator[Check]:
         deadline = time.monotonic() + self.probe_timeout
-        report: dict = {}
+        report: dict[str, Any] = {}
         while time.monotonic() < deadline:
             read = self.run_as(self.probe_user, ["cat", f"{folder}/report.json"])
             if read.returncode == 0:
@@ -932,7 +933,7 @@ def root_script_problem(path: Path) -> str:
 def addresses_of(host: str) -> list[str]:
     """The addresses ``host`` resolves to on this machine, sorted ([] when none)."""
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (OSError, UnicodeError):
         return []
 
