@@ -56,6 +56,7 @@ from aifactory_workbench.spawners.messages import (
 )
 from aifactory_workbench.spawners.options import UserOptionsMixin
 from aifactory_workbench.spawners.seats import Workshop
+from aifactory_workbench.spawners.server_certs import server_pems
 from aifactory_workbench.spawners.services import Services
 from aifactory_workbench.spawners.watcher import JobWatcher
 
@@ -471,14 +472,25 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         """The server's certificate names the nodes of the job's partition, since SLURM picks
         the node later (a server on gpp cannot pass for one on an acc node), and, with per-user
         origins, the user's own host name: the proxy checks it on every request, so it forwards
-        alice.hub.example.eu to no server but alice's."""
+        alice.hub.example.eu to no server but alice's. Made in memory, off the event loop
+        (spawners/server_certs.py): the PEMs are kept for the job script, no file is written."""
         partition = self.job_request().settings.partition
         names = [alt_name(n) for n in await self.discovery.node_names(partition)]
         if getattr(self.user, "settings", {}).get("subdomain_host"):
             names.append(f"DNS:{self.user.domain}")
         self.ssl_alt_names = names
-        certs: dict[str, str] = await super().create_certs()
-        return certs
+        if self.ssl_alt_names_include_local:  # JupyterHub's default names, as its own certificates have
+            names = ["DNS:localhost", "IP:127.0.0.1", *names]
+        ca = "notebooks-ca"
+        pems = await server_pems(
+            Path(self.internal_certs_location, ca),
+            Path(self.internal_trust_bundles[ca]),
+            f"user-{self.user.name}",
+            names,
+        )
+        self.cert_pems = pems.as_dict()
+        # Where the job writes them (the script exports the real paths; these are for the record).
+        return {name: f"$AIFW_PRIVATE/certs/{name}.pem" for name in CERT_FILES}
 
     def server_ssl_context(self) -> ssl.SSLContext | None:
         """internal_ssl: the hub's own client certificate, trusting only the hub's CAs; the
@@ -493,11 +505,9 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         return context
 
     async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
-        """Read the PEMs for the job script; the hub keeps no copy of the server's key."""
-        self.cert_pems = {name: Path(paths[name]).read_text() for name in CERT_FILES}
-        Path(paths["keyfile"]).unlink(missing_ok=True)
-        # Where the job writes them (the script exports the real paths; these are for the record).
-        return {name: f"$AIFW_PRIVATE/certs/{name}.pem" for name in CERT_FILES}
+        """Nothing to move: :meth:`create_certs` kept the PEMs for the job script, and the hub
+        keeps no copy of the server's key."""
+        return paths
 
     # -- lifecycle: JupyterHub's calls, handed to the job engine -------------------------
     async def start(self) -> tuple[str, int]:
