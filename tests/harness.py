@@ -4,8 +4,10 @@ Shared by the integration tests and the benchmarks (which run without pytest).""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import secrets
@@ -22,6 +24,8 @@ from typing import TypeVar
 
 import requests
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 REPO = Path(__file__).parents[1]
 #: The users' stack (singleuser.venv: JupyterLab, the kernel, Dask, the job's side).
@@ -514,6 +518,48 @@ def launch(
     return HubProcess(
         url, token_file.read_text(), process, log, site_file, user_subdomains=subdomains, verify=verify, proxy=proxy
     )
+
+
+MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
+
+
+@contextlib.contextmanager
+def demo_certificates() -> Iterator[Path]:
+    """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script
+    into a folder of their own, removed after."""
+    directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
+    made = ["bash", str(MAKE_CERTS), str(directory), "hub.localhost", HUB_USER]
+    subprocess.run(made, check=True, capture_output=True)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def spki_pin(cert_file: Path) -> str:
+    """Chromium's pin of a certificate's public key (--ignore-certificate-errors-spki-list)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def launch_demo_setup(demo_certs: Path, hub: dict | None = None, **sections: dict) -> HubProcess:
+    """A hub as `make demo` runs it (config/site.yaml): the https front with the demo's CA,
+    each user's server on its own origin, and internal TLS to the servers on compute nodes.
+    Chromium trusts its certificate through ``chromium_args``. ``hub``: more of the hub's
+    section (its ``db_url``: PostgreSQL, as the demo's)."""
+    port = free_port()
+    front = {
+        "port": port,
+        "public_url": f"https://hub.localhost:{port}/",
+        "ssl_cert": str(demo_certs / "hub.crt"),
+        "ssl_key": str(demo_certs / "hub.key"),
+        "internal_ssl": True,
+        **(hub or {}),
+    }
+    launched = launch(hub=front, verify=str(demo_certs / "ca.crt"), **sections)
+    launched.chromium_args = (f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}",)
+    return launched
 
 
 #: The mini cluster's PostgreSQL (cluster/minicluster.sh): a Unix socket only, peer authentication.

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,8 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -37,15 +31,18 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
     VENV,
     HubProcess,
     cluster_nodes,
+    demo_certificates,
     demo_password,
     free_port,
     gpus_held,
     job_node,
     launch,
+    launch_demo_setup,
     on_node,
     partition_nodes,
     queued_jobs,
     sh,
+    spki_pin,
     wait_for,
 )
 
@@ -56,42 +53,11 @@ def cluster() -> None:
         pytest.fail("the mini cluster is not running: `make test` starts it (or: bash cluster/minicluster.sh start)")
 
 
-MAKE_CERTS = REPO / "cluster" / "tls" / "make-demo-certs.sh"
-
-
 @pytest.fixture(scope="module")
 def demo_certs() -> Iterator[Path]:
     """The demo's CA and wildcard certificate for hub.localhost, made by the demo's own script."""
-    directory = Path(tempfile.mkdtemp(prefix="aifw-tls-", dir="/var/tmp"))
-    subprocess.run(["bash", str(MAKE_CERTS), str(directory), "hub.localhost", HUB_USER], check=True)
-    try:
+    with demo_certificates() as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def spki_pin(cert_file: Path) -> str:
-    """Chromium's pin of a certificate's public key (--ignore-certificate-errors-spki-list)."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
-def launch_demo_setup(demo_certs: Path, **sections: dict) -> HubProcess:
-    """A hub as `make demo` runs it (config/site.yaml): the https front with the demo's CA,
-    each user's server on its own origin, and internal TLS to the servers on compute nodes.
-    Chromium trusts its certificate through ``chromium_args``."""
-    port = free_port()
-    front = {
-        "port": port,
-        "public_url": f"https://hub.localhost:{port}/",
-        "ssl_cert": str(demo_certs / "hub.crt"),
-        "ssl_key": str(demo_certs / "hub.key"),
-        "internal_ssl": True,
-    }
-    hub = launch(hub=front, verify=str(demo_certs / "ca.crt"), **sections)
-    hub.chromium_args = (f"--ignore-certificate-errors-spki-list={spki_pin(demo_certs / 'hub.crt')}",)
-    return hub
 
 
 @contextlib.contextmanager
