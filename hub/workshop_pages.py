@@ -84,31 +84,46 @@ class WorkshopAPIHandler(APIHandler):
         self.finish({"message": f"workshop {name}: {stopped} servers stopped, {forgotten} seats forgotten by the hub"})
 
 
+#: At most this many seats' servers stopped at once when a workshop ends (each a scancel).
+STOPS_AT_ONCE = 10
+_FORGETTING: dict[str, asyncio.Lock] = {}  # per workshop: its end (the API) and the hub's own look
+
+
 async def forget_seats(
     db: Any, users: Any, stop: Callable[[Any, str], Awaitable[Any]], ended: Ended, ending: bool
 ) -> tuple[int, int]:
     """The hub users of an ended workshop's seats that the hub made before its end go, with
-    their servers (stopped first), tokens and group memberships; so do the workshop's group
-    and instructors' role when it is ending, or has not been made again. (servers, users)."""
-    stopped = forgotten = 0
-    for seat in ended.seats:
-        orm_user = orm.User.find(db, seat)
-        if orm_user is None or not ended.made_before(orm_user.created):
-            continue
-        user = users[orm_user]
-        for spawner_name, spawner in list(user.spawners.items()):
-            if spawner.active:
-                await stop(user, spawner_name)
-                stopped += 1
-        users.delete(user)
-        forgotten += 1
-    group = orm.Group.find(db, f"workshop-{ended.name}")
-    if group is not None and (ending or not group.users):
-        db.delete(group)
-    role = f"workshop-{ended.name}-instructors"
-    if ending and orm.Role.find(db, role) is not None:
-        roles.delete_role(db, role)
-    db.commit()
+    their servers (stopped first, several at once), tokens and group memberships; so do the
+    workshop's group and instructors' role when it is ending, or has not been made again.
+    (servers, users). One workshop's seats are forgotten by one caller at a time: the end asked
+    through the API and the hub's own look at ended workshops would otherwise both stop a seat
+    and the second find its user gone (a 500 for the instructor's end)."""
+    async with _FORGETTING.setdefault(ended.name, asyncio.Lock()):
+        seats = [
+            (seat, users[u]) for seat in ended.seats if (u := orm.User.find(db, seat)) and ended.made_before(u.created)
+        ]
+        limit = asyncio.Semaphore(STOPS_AT_ONCE)
+
+        async def stop_servers(user: Any) -> int:
+            async with limit:
+                active = [name for name, spawner in list(user.spawners.items()) if spawner.active]
+                for name in active:
+                    await stop(user, name)
+                return len(active)
+
+        stopped = sum(await asyncio.gather(*(stop_servers(user) for _, user in seats)))
+        forgotten = 0
+        for seat, user in seats:
+            if orm.User.find(db, seat) is not None:  # an admin may have deleted it meanwhile
+                users.delete(user)
+                forgotten += 1
+        group = orm.Group.find(db, f"workshop-{ended.name}")
+        if group is not None and (ending or not group.users):
+            db.delete(group)
+        role = f"workshop-{ended.name}-instructors"
+        if ending and orm.Role.find(db, role) is not None:
+            roles.delete_role(db, role)
+        db.commit()
     return stopped, forgotten
 
 
