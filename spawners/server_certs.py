@@ -1,5 +1,5 @@
 """internal_ssl: each JupyterLab's certificate, made in memory and signed by the hub's
-``notebooks-ca``, off the hub's event loop.
+``notebooks-ca``, off the hub's event loop; and the one TLS context the hub reaches them with.
 
 JupyterHub's own ``Spawner.create_certs`` makes a 2048-bit RSA key with certipy, writes the
 pair to the hub's disk and rewrites certipy's record of every certificate it ever made, all on
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +88,20 @@ def sign_server_pair(ca_folder: Path, trust_bundle: Path, common_name: str, alt_
 async def server_pems(ca_folder: Path, trust_bundle: Path, common_name: str, alt_names: list[str]) -> ServerPems:
     """:func:`sign_server_pair` in a thread: the hub's event loop goes on serving meanwhile."""
     return await asyncio.to_thread(sign_server_pair, ca_folder, trust_bundle, common_name, alt_names)
+
+
+@functools.lru_cache(maxsize=4)
+def hub_client_context(keyfile: str, certfile: str, cafile: str) -> ssl.SSLContext:
+    """The hub's TLS context towards the servers: its own client certificate, trusting the hub's
+    CAs (``cafile``) and nothing else; the name is checked by the certificate's subject (the hub
+    reaches nodes by address, not by a name a certificate could hold). Made once per hub, not at
+    every check of every starting server: JupyterHub's ``make_ssl_context`` also loads the
+    system's CAs each time (tens of milliseconds on the event loop; the hub stood still for half
+    a minute while a class of fifty started), and with them trusts any public CA's certificate
+    whose subject names a user."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile)
+    context.load_cert_chain(certfile, keyfile)
+    return context

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from batchspawner import SlurmSpawner
-from jupyterhub.utils import make_ssl_context
 from traitlets import Any as AnyTrait
 from traitlets import Float, Integer, List, TraitError, Unicode, default, observe
 from traitlets.config import Config, Configurable
@@ -56,7 +55,7 @@ from aifactory_workbench.spawners.messages import (
 )
 from aifactory_workbench.spawners.options import UserOptionsMixin
 from aifactory_workbench.spawners.seats import Workshop
-from aifactory_workbench.spawners.server_certs import server_pems
+from aifactory_workbench.spawners.server_certs import hub_client_context, server_pems
 from aifactory_workbench.spawners.services import Services
 from aifactory_workbench.spawners.watcher import JobWatcher
 
@@ -498,11 +497,8 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         settings = getattr(self.user, "settings", {})
         if not self.internal_ssl or not settings.get("internal_ssl_cert"):
             return None
-        context: ssl.SSLContext = make_ssl_context(
-            settings["internal_ssl_key"], settings["internal_ssl_cert"], cafile=settings["internal_ssl_ca"]
-        )
-        context.check_hostname = False
-        return context
+        key, cert, cas = (settings[f"internal_ssl_{k}"] for k in ("key", "cert", "ca"))
+        return hub_client_context(key, cert, cas)
 
     async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
         """Nothing to move: :meth:`create_certs` kept the PEMs for the job script, and the hub

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import ssl
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from aifactory_workbench.spawners import server_certs
 from aifactory_workbench.spawners.server_certs import server_pems, sign_server_pair
+from aifactory_workbench.spawners.spawner import server_identity
 
 
 def make_ca(folder: Path, name: str = "notebooks-ca") -> Path:
@@ -90,3 +92,39 @@ def test_it_is_made_in_a_thread_while_the_event_loop_goes_on(tmp_path, monkeypat
 def test_a_name_that_is_neither_dns_nor_ip_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not an alternative name"):
         sign_server_pair(make_ca(tmp_path), tmp_path / "notebooks-ca_trust.crt", "user-x", ["URI:http://x"])
+
+
+def test_the_hub_reaches_servers_trusting_its_own_cas_alone(tmp_path, monkeypatch):
+    """A tenant's server with a certificate that names a user, from a CA the system trusts
+    (here one that $SSL_CERT_FILE adds), is not that user's: JupyterHub's make_ssl_context
+    trusted the system's CAs as well (and loaded them at every check of every start)."""
+    hub_ca = make_ca(tmp_path / "hub", "notebooks-ca")
+    rogue_ca = make_ca(tmp_path / "system", "public-ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(rogue_ca / "public-ca.crt"))
+    trust = tmp_path / "hub" / "notebooks-ca_trust.crt"
+    client = sign_server_pair(hub_ca, trust, "hub-internal", [])
+    (tmp_path / "hub.key").write_text(client.keyfile)
+    (tmp_path / "hub.crt").write_text(client.certfile)
+    context = server_certs.hub_client_context(str(tmp_path / "hub.key"), str(tmp_path / "hub.crt"), str(trust))
+    trusted = [dict(pair[0] for pair in ca["subject"])["commonName"] for ca in context.get_ca_certs()]
+    assert trusted == ["notebooks-ca"]
+    # Made once: every check of every starting server uses the same context.
+    assert server_certs.hub_client_context(str(tmp_path / "hub.key"), str(tmp_path / "hub.crt"), str(trust)) is context
+
+    impostor = sign_server_pair(rogue_ca, tmp_path / "system" / "public-ca_trust.crt", "user-alice", ["IP:127.0.0.1"])
+    genuine = sign_server_pair(hub_ca, trust, "user-alice", ["IP:127.0.0.1"])
+
+    async def identity_of(pems) -> str | None:
+        (tmp_path / "s.key").write_text(pems.keyfile)
+        (tmp_path / "s.crt").write_text(pems.certfile)
+        served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        served.load_cert_chain(tmp_path / "s.crt", tmp_path / "s.key")
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await server_identity("127.0.0.1", port, context)
+        finally:
+            server.close()
+
+    assert asyncio.run(identity_of(genuine)) == "user-alice"
+    assert asyncio.run(identity_of(impostor)) is None
