@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import statistics
 import subprocess
@@ -98,6 +99,10 @@ def one_user(
     headers = {"X-XSRFToken": s.cookies.get("_xsrf", "")}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # As the spawn-pending page: follow the start's event stream until it says ready.
+        said = follow_progress(s, hub, name, apis)
+        if said.get("failed"):
+            return f"server failed to start: {said.get('message', '')}"
         model = timed(apis, "GET", "/hub/api/user", headers=headers)
         if model.status_code >= 400:
             return f"api {model.status_code}"
@@ -111,6 +116,24 @@ def one_user(
             return "server failed to start (the hub's errors are printed below)"
         time.sleep(1)
     return "timeout"
+
+
+def follow_progress(s: requests.Session, hub: HubProcess, name: str, apis: list) -> dict:
+    """The start's progress events (the stream the spawn-pending page's EventSource reads) until
+    one says ready or failed, or the stream ends; returns the last event. The wait for the
+    stream's first answer is timed into ``apis``."""
+    url = f"{hub.url}/hub/api/users/{name}/server/progress"
+    t0, last = time.monotonic(), {}
+    with s.get(url, stream=True, timeout=60, verify=hub.verify) as r:
+        apis.append(time.monotonic() - t0)
+        if r.status_code != 200:
+            return last
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                last = json.loads(line[len("data:") :])
+                if last.get("ready") or last.get("failed"):
+                    break
+    return last
 
 
 def outcome_of(hub: HubProcess, name: str, pages: list, apis: list, labs: list, timeout: float) -> str:
