@@ -1,6 +1,7 @@
 """JupyterHub's spawn page (``/hub/spawn[/USER[/SERVER]]``), with one change: a form sent for a
 server that is already starting leads to its progress page, and one sent for a server that
-runs leads to the server, instead of JupyterHub's "alice is pending spawn" (a 400 error page).
+runs leads to the server, instead of JupyterHub's "alice is pending spawn" (a 400 error page);
+and an admin whom SLURM charges to no project is led to the operator page.
 
 That is what pressing Start in a second, older tab of the form does (issue 36, item 9): the
 form was rendered while the server was stopped, and the server was started since, from
@@ -15,6 +16,7 @@ from typing import Any
 
 from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_escape_path, url_path_join
 from tornado import web
 
@@ -23,6 +25,28 @@ SPAWN_PAGE_ROUTES = (r"/spawn", r"/spawn/([^/]+)", r"/spawn/([^/]+)/([^/]+)")
 
 
 class SpawnPage(SpawnHandler):
+    @web.authenticated
+    async def get(self, user_name: str | None = None, server_name: str = "") -> None:
+        """An admin of the hub whom SLURM charges to no project lands on the operator page: no
+        form could start anything for them (issue 36, item 5); anyone else, JupyterHub's page."""
+        if await self.admin_without_association(user_name, server_name):
+            self.redirect(url_path_join(self.hub.base_url, "operator"))
+            return
+        await super().get(user_name, server_name)
+
+    async def admin_without_association(self, user_name: str | None, server_name: str) -> bool:
+        user = self.current_user
+        if not getattr(user, "admin", False) or user_name not in (None, user.name) or server_name:
+            return False
+        spawner: Any = user.spawner
+        if spawner.active or not hasattr(spawner, "choices"):
+            return False
+        try:
+            await spawner.choices()
+        except SpawnException as e:
+            return getattr(e, "reason", "") == "no_association"
+        return False
+
     @web.authenticated
     async def post(self, user_name: str | None = None, server_name: str = "", display_name: str = "") -> None:
         user_name = user_name or self.current_user.name

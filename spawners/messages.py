@@ -21,7 +21,7 @@ def spawn_exception(message: str, *, reason: str, status_code: int = 400) -> Spa
     """A SpawnException whose ``message`` reaches the user as written (form, API, progress page).
 
     ``reason`` is a short label for metrics: options, scheduler_unavailable, slurm_refused,
-    job_ended, start_timeout, not_yours, busy, no_linked_account, not_queued."""
+    job_ended, start_timeout, not_yours, busy, no_linked_account, not_queued, no_association."""
     from jupyterhub.spawner import SpawnException  # the hub's side only: see the module's note
 
     error = SpawnException(message, reason=reason, status_code=status_code)
@@ -43,6 +43,18 @@ def options_refused(problem: object) -> SpawnException:
     error = spawn_exception(f"The job settings were refused: {problem}", reason="options")
     error.field = getattr(problem, "field", "")
     return error
+
+
+def no_association(user: str) -> SpawnException:
+    """A Unix account the hub admits that SLURM charges to no project (an admin of the hub, or a
+    user added without ``sacctmgr``): nothing can start, whatever the form says (issue 36, item 5)."""
+    return spawn_exception(
+        f"Your account {user} has no SLURM association, so it cannot run JupyterLab jobs here: "
+        f"no project's hours can pay for them. An administrator adds one "
+        f"(sacctmgr add user {user} account=PROJECT); then reload this page.",
+        reason="no_association",
+        status_code=403,
+    )
 
 
 def scheduler_unavailable(error: object) -> SpawnException:

@@ -31,7 +31,13 @@ from aifactory_workbench.spawners.form import (
     render_form,
 )
 from aifactory_workbench.spawners.jobscript import JobRequest, OptionError, render
-from aifactory_workbench.spawners.messages import ConfirmFirst, options_refused, scheduler_unavailable, spawn_exception
+from aifactory_workbench.spawners.messages import (
+    ConfirmFirst,
+    no_association,
+    options_refused,
+    scheduler_unavailable,
+    spawn_exception,
+)
 
 if TYPE_CHECKING:
     from aifactory_workbench.slurm.client import Slurm
@@ -100,15 +106,19 @@ class UserOptionsMixin(HasTraits):
         return [*self.own_presets(), *self.presets]
 
     async def choices(self) -> Choices:
-        """What this user may run; a clear 503 when the scheduler cannot say."""
+        """What this user may run; a clear 503 when the scheduler cannot say, a 403 that says why
+        when SLURM charges this account to no project (no form of settings could start)."""
         try:
-            return await self.discovery.for_user(self.user.name)
+            choices = await self.discovery.for_user(self.user.name)
         except SlurmUnavailable as e:
             raise scheduler_unavailable(e) from e
         except SlurmError as e:
             raise spawn_exception(
                 f"The scheduler could not list your options: {e}", reason="scheduler_unavailable", status_code=503
             ) from e
+        if not choices.associations:
+            raise no_association(self.user.name)
+        return choices
 
     def gallery_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """``gallery``: launch a published notebook; its resources come first, the user's own after."""
@@ -235,7 +245,12 @@ class UserOptionsMixin(HasTraits):
         try:
             choices = await self.choices()
         except SpawnException as e:
-            return f'<p class="alert alert-warning">{html.escape(e.message)}</p>'
+            said = f'<p class="alert alert-warning" role="alert">{html.escape(e.message)}</p>'
+            if getattr(e, "reason", "") == "no_association" and getattr(self.user, "admin", False):
+                operator = html.escape(f"{self.hub.base_url}operator")
+                link = f'<a href="{operator}">the operator page</a>'
+                said += f"<p>As the hub's admin, you follow everyone's jobs on {link}.</p>"
+            return said
         defaults = self.job_defaults()
         handler = getattr(self, "handler", None)
         args = handler.request.query_arguments if handler is not None else {}

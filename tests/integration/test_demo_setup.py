@@ -19,6 +19,7 @@ from .conftest import (
     HubProcess,
     chromium_page,
     chromium_pages,
+    demo_password,
     execute_in_kernel,
     queued_jobs,
     serious_violations,
@@ -330,3 +331,56 @@ def test_a_notebook_job_cancelled_while_queued_says_cancelled_and_offers_nothing
             shot(page, "29-cancelled-notebook-job")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def unassociated_user():
+    """A user the hub admits (in aifactory-users) whom no one added to SLURM (no sacctmgr)."""
+    name, password = "erin", "erin-no-project-1"
+    subprocess.run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", "aifactory-users", name], check=True)
+    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+    yield name, password
+    subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+
+
+def first_screen(page, hub: HubProcess, user: str, password: str) -> None:
+    """Sign in from the login page with no page asked for: where the hub leads a person first."""
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.slow
+def test_an_account_without_a_slurm_association_is_told_so_and_an_admin_lands_on_the_operator_page(
+    demo_setup_hub: HubProcess, unassociated_user: tuple[str, str]
+):
+    """Issue 36, item 5: the admin's first screen was a spawn form with no partition and no
+    account, "? core-hours", and Start answered "partition 'gpp' is not accepted; allowed:
+    nothing". The admin (no SLURM association, as the demo's) now lands on the operator page; a
+    user whom no one added to SLURM is told why nothing can start and what an admin does; the
+    API refuses the start with the same words, and nothing is submitted."""
+    hub = demo_setup_hub
+    name, password = unassociated_user
+    with chromium_page(*hub.chromium_args) as page:
+        first_screen(page, hub, "admin", demo_password("admin"))
+        page.wait_for_url("**/hub/operator**", timeout=30_000)
+        assert page.locator("#aifw-form").count() == 0
+        assert serious_violations(page) == [], "the admin's first screen"
+        shot(page, "33-admin-first-screen-operator")
+    with chromium_page(*hub.chromium_args) as page:
+        first_screen(page, hub, name, password)
+        page.wait_for_url("**/hub/spawn**", timeout=30_000)
+        said = page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
+        assert f"Your account {name} has no SLURM association" in said, said[:800]
+        assert f"sacctmgr add user {name} account=PROJECT" in said, said[:800]
+        assert page.locator("#aifw-form").count() == 0, "a form that nothing could start"
+        assert not page.is_visible("#spawn_form button[type=submit]"), "a Start button that could start nothing"
+        assert "core-hours" not in said and "Listing your environments" not in said, said[:800]
+        assert serious_violations(page) == [], "a first screen without a project"
+        shot(page, "34-no-slurm-association")
+    refused = hub.start(name)
+    assert refused.status_code == 403, refused.text
+    assert "has no SLURM association" in refused.json()["message"], refused.text
+    assert queued_jobs(name) == {}
