@@ -184,8 +184,18 @@ def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     return rows
 
 
+def plain_help(text: str) -> str:
+    """The module's docstring as a terminal shows it: no reStructuredText ``literal`` marks."""
+    return text.replace("``", "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aifactory-run-notebook", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="aifactory-run-notebook",
+        description=plain_help(__doc__.split("\n\n")[0]),
+        epilog=plain_help(__doc__.split("\n\n", 1)[1]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="submit a notebook as a SLURM job")
     run.add_argument("notebook", type=Path)

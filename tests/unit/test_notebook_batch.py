@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aifactory_workbench.job import notebook_job_outputs
+from aifactory_workbench.lab import batch
 from aifactory_workbench.lab.batch import (
     batch_script,
     failing_cell,
@@ -243,3 +244,13 @@ def test_status_words_a_cancelled_job_and_names_only_the_outputs_that_are_there(
     said = capsys.readouterr().out
     assert "11       cancelled" in said and "job11" not in said, said
     assert f"result {ran}" in said and f"log {log}" in said, said
+
+
+def test_the_help_reads_as_plain_text_with_its_examples(capsys):
+    """issue 36: `aifactory-run-notebook --help` showed reStructuredText's ``backticks``."""
+    with pytest.raises(SystemExit):
+        batch.main(["--help"])
+    said = capsys.readouterr().out
+    assert "``" not in said
+    assert "aifactory-run-notebook: run a notebook headless" in said.replace("\n", " ")
+    assert "aifactory-run-notebook run analysis.ipynb -p year 2021" in said  # the examples, as written
