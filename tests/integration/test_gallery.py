@@ -205,7 +205,23 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
             requests.delete(url, headers={"Authorization": f"token {hub.user_token('bob')}"}, timeout=30).status_code
             == 403
         )
-        assert requests.delete(url, headers={"Authorization": f"token {alice}"}, timeout=30).status_code == 204
+        # alice withdraws it from the gallery page: asked first (a dismissed question changes
+        # nothing), then gone.
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            page.goto(f"{hub.url}/hub/gallery")
+            withdraw = f".aifw-withdraw[data-entry='{entry_id}']"
+            asked: list[str] = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            page.click(withdraw)
+            wait_for(lambda: asked, 10, "the question before a withdrawal", every=0.1)
+            assert "Withdraw \u201cSum of ten\u201d from the gallery?" in asked[0], asked
+            page.wait_for_timeout(500)
+            assert (folder / entry_id / "entry.json").exists(), "withdrawn although the question was dismissed"
+            page.once("dialog", lambda d: d.accept())
+            page.click(withdraw)
+            page.wait_for_selector(f"article[data-entry='{entry_id}']", state="detached", timeout=30_000)
+        assert not (folder / entry_id / "entry.json").exists()
         hub.stop("bob")
         refused = hub.start("bob", {"gallery": entry_id})
         assert refused.status_code == 400 and "may have been withdrawn" in refused.text
