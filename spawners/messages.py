@@ -121,7 +121,9 @@ _PENDING_WORDS = {
     "BeginTime": "scheduled to start later",
     "JobHeldUser": "held by you",
     "JobHeldAdmin": "held by an administrator",
-    "None": "about to start",
+    # SLURM has not looked at the job yet (just submitted): no promise of an early start, which the
+    # estimated start that follows may contradict (issue 36: "about to start; estimated start 01:48").
+    "None": "waiting for the scheduler to place it",
 }
 
 

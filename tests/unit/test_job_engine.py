@@ -11,6 +11,7 @@ import pytest
 
 from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
 from aifactory_workbench.spawners.job_state import JobState
+from aifactory_workbench.spawners.messages import explain_pending
 from aifactory_workbench.spawners.watcher import JobWatcher
 
 from .recorded_slurm import FakeSlurm
@@ -601,3 +602,10 @@ def test_a_start_whose_cancellation_is_lost_gives_up_at_its_next_step_and_never_
     engine, job_id, swallowed = asyncio.run(scenario())
     assert swallowed, "the test's step did not swallow the cancellation"
     assert engine.job_id == job_id and not engine.record.started
+
+
+def test_a_job_slurm_has_not_placed_yet_is_not_said_to_be_about_to_start():
+    """issue 36: the queued page said "about to start" (SLURM's reason None: not looked at yet),
+    then "estimated start 01:48", two hours away."""
+    said = explain_pending("None")
+    assert "about to start" not in said and "scheduler" in said
