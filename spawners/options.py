@@ -248,8 +248,8 @@ class UserOptionsMixin(HasTraits):
             said = f'<p class="alert alert-warning" role="alert">{html.escape(e.message)}</p>'
             if getattr(e, "reason", "") == "no_association" and getattr(self.user, "admin", False):
                 operator = html.escape(f"{self.hub.base_url}operator")
-                link = f'<a href="{operator}">the operator page</a>'
-                said += f"<p>As the hub's admin, you follow everyone's jobs on {link}.</p>"
+                page = f'<a href="{operator}">the operator page</a>'
+                said += f"<p>As the hub's admin, you follow everyone's jobs on {page}.</p>"
             return said
         defaults = self.job_defaults()
         handler = getattr(self, "handler", None)

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from aifactory_workbench.slurm.values import format_duration, parse_duration
+
 log = logging.getLogger(__name__)
 
 #: A workshop's name; its seats are NAME-01, NAME-02, ... (Unix users).
@@ -84,6 +86,21 @@ class Workshop:
             ],
             "users": list(self.instructors),
         }
+
+    def seat_preset(self, now: datetime.datetime | None = None) -> dict[str, Any]:
+        """The seats' preset, its walltime ending no later than the workshop (issue 36: a seat
+        of 3 h offered 1 h 50 min before the end). SLURM starts a job of a reservation only if
+        it ends within it, so a longer one would wait for ever; rounded down to the minute. The
+        workshop's times are the cluster's local time, as SLURM's reservation has them."""
+        preset = dict(self.preset)
+        asked = parse_duration(str(preset.get("walltime", "")))
+        if asked is None:
+            return preset
+        left = datetime.datetime.fromisoformat(self.end) - (now or datetime.datetime.now())
+        until_end = max(60, int(left.total_seconds()) // 60 * 60)
+        if until_end < asked:
+            preset["walltime"] = format_duration(until_end)
+        return preset
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)

@@ -392,7 +392,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         workshop seat's are its workshop's preset, which names the reservation and account."""
         site = JobSettings(**{name: getattr(self, trait) for name, trait in JOB_SETTING_TRAITS.items()})
         seat = self.workshop()
-        return replace(site, **{k: v for k, v in seat.preset.items() if k in PRESET_KEYS}) if seat else site
+        return replace(site, **{k: v for k, v in seat.seat_preset().items() if k in PRESET_KEYS}) if seat else site
 
     def workshop(self) -> Workshop | None:
         """The workshop whose seat this user is (``aifactory-workshop create``), if any."""
@@ -401,7 +401,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
 
     def own_presets(self) -> list[dict[str, Any]]:
         seat = self.workshop()
-        return [seat.preset] if seat else []
+        return [seat.seat_preset()] if seat else []
 
     def steps_before_jupyterlab(self) -> list[list[str]]:
         """What the job does before JupyterLab starts: on a first start the site's example

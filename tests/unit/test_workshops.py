@@ -266,3 +266,25 @@ def test_a_seats_password_has_no_characters_a_slip_shows_alike():
     for password in made:
         assert re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}", password), password
         assert not set(password) & set("lI1oO0_"), password
+
+
+def test_a_seats_walltime_ends_with_the_workshop():
+    """issue 36: a seat's preset of 3 h was offered 1 h 50 min before the workshop's end; SLURM
+    would hold such a job of the reservation for ever. The walltime ends with the workshop, to the
+    minute; a shorter one stays as the preset says."""
+    seat = Workshop(
+        name="intro",
+        title="Intro",
+        start="2026-12-07T09:00:00",
+        end="2026-12-07T12:00:00",
+        seats=("intro-01",),
+        instructors=("instructor",),
+        account="ehpc01",
+        reservation="aifw-intro",
+        preset={"name": "workshop-intro", "walltime": "03:00:00", "cpus": 1},
+    )
+    at = datetime.datetime(2026, 12, 7, 10, 10, 30)
+    assert seat.seat_preset(at) == {"name": "workshop-intro", "walltime": "01:49:00", "cpus": 1}
+    assert seat.seat_preset(datetime.datetime(2026, 12, 7, 8, 0))["walltime"] == "03:00:00"
+    assert seat.seat_preset(datetime.datetime(2026, 12, 7, 11, 59, 50))["walltime"] == "00:01:00"
+    assert seat.preset["walltime"] == "03:00:00"  # the workshop's record is unchanged
