@@ -107,7 +107,8 @@ class Workshops:
             self.slurm.ensure_account(account, f"workshop {spec.title}")
             made.save(account=account)
         preset = spec.preset
-        cores = spec.seats * int(preset.get("cpus", self.site.slurm.cpus))
+        per_seat = int(preset.get("cpus", self.site.slurm.cpus))
+        cores = spec.seats * per_seat
         partition = preset.get("partition", self.site.slurm.partition)
         self.slurm.ensure_reservation(
             spec.name,
@@ -127,7 +128,6 @@ class Workshops:
         seats = tuple(passwords)
         for seat in seats:
             self.slurm.ensure_user(seat, account)
-        hours = (spec.end - spec.start).total_seconds() / 3600
         workshop = Workshop(
             name=spec.name,
             title=spec.title,
@@ -141,9 +141,11 @@ class Workshops:
                 **{k: v for k, v in preset.items() if k not in ("name", "title", "description")},
                 "name": f"workshop-{spec.name}",
                 "title": spec.title[:80],
+                # What one seat gets; what it costs is the form's to say, from the seat's request
+                # (the reservation's total here read as the seat's: "7" beside the form's 3.6, issue 36).
                 "description": (
-                    f"Workshop seat: {cores} cores reserved for {spec.seats} seats until "
-                    f"{spec.end:%H:%M on %d %b}, {cores * hours:.0f} core-hours on account {account}"
+                    f"Workshop seat: {per_seat} core{'s' if per_seat != 1 else ''} until "
+                    f"{spec.end:%H:%M on %d %b}, in the workshop's reservation"
                 )[:80],
                 "partition": partition,
                 "account": account,

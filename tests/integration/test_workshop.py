@@ -98,7 +98,8 @@ def test_a_workshop_from_one_file_to_its_archive(ws_hub: HubProcess, places: dic
         # A seat signs in with its password from the sheet; its form offers the workshop first.
         seat, password = sheet[0]["user"], sheet[0]["password"]
         form = hub.login(seat, password).get(f"{hub.url}/hub/spawn", timeout=30).text
-        assert f'value="workshop-{name}"' in form and "cores reserved for 3 seats" in form
+        assert f'value="workshop-{name}"' in form and "Workshop seat: 2 cores until" in form
+        assert "core-hours" not in form.split("Workshop seat:", 1)[1].split("</", 1)[0]  # the form's own cost alone
         hub.start_ready(seat)  # no options: the workshop's settings
         ((job_id, job),) = queued_jobs(seat).items()
         assert job["account"] == name
