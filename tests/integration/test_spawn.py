@@ -160,6 +160,13 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
     launcher used to close the port, report it, and let JupyterLab bind it again seconds
     later (issue 11, hole 3)."""
     hub = clean
+    # A job of alice's from an earlier test may still be completing, its port already free:
+    # only the job this start submits is watched.
+    earlier = set(queued_jobs("alice"))
+
+    def this_start() -> str:
+        return next((job for job in queued_jobs("alice") if job not in earlier), "")
+
     # bob's process waits on every node alice's server may land on.
     grabbers = {
         node.name: subprocess.Popen(
@@ -176,15 +183,14 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
             started = pool.submit(hub.start, "alice")  # answers only once the spawn is done or slow
             home = Path(pwd.getpwnam("alice").pw_dir)
 
-            def port_in_log() -> re.Match | None:
-                found = None
-                for log in (home / ".aifactory" / "logs").glob("jupyterlab-*.log"):
-                    if log.name == f"jupyterlab-{next(iter(queued_jobs('alice')), '')}.log":
-                        found = re.search(r"serves on port (\d+)", log.read_text())
-                return found
+            def port_in_log() -> tuple[str, re.Match] | None:
+                job = this_start()
+                log = home / ".aifactory" / "logs" / f"jupyterlab-{job}.log"
+                found = job and log.exists() and re.search(r"serves on port (\d+)", log.read_text())
+                return (job, found) if found else None
 
-            found = wait_for(port_in_log, 120, "no port in the job's log", every=0.05)
-            grabber = grabbers[job_node(next(iter(queued_jobs("alice"))))]
+            job, found = wait_for(port_in_log, 120, "no port in the job's log", every=0.05)
+            grabber = grabbers[job_node(job)]
             grabber.stdin.write(found.group(1) + "\n")
             grabber.stdin.flush()
             assert grabber.stdout.readline().strip() == "refused"
