@@ -27,11 +27,14 @@ from aifactory_workbench.slurm.formats import (
     SACCT_OUTCOME,
     SACCT_RECORDS,
     SACCT_USAGE,
+    SACCTMGR_ASSOCIATIONS,
+    SACCTMGR_QOS_LIMITS,
     SQUEUE_JOBS,
     SQUEUE_POSITIONS,
     UNIT_SEPARATOR,
     Format,
     sacct,
+    sacctmgr_argv,
 )
 from aifactory_workbench.slurm.parsers import (
     JobInfo,
@@ -39,7 +42,7 @@ from aifactory_workbench.slurm.parsers import (
     SlurmError,
     SlurmUnavailable,
     clean_error,
-    parse_pipe_table,
+    parse_associations,
     parse_positions,
     parse_rows,
     parse_sacct,
@@ -415,20 +418,18 @@ class Slurm:
         """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""
         return parse_scontrol_records((await self.run(["scontrol", "show", kind, "-o"])).stdout)
 
-    async def associations(self, user: str) -> tuple[str, list[dict[str, str]]]:
-        """The user's default account and associations (Account, Partition, QOS, DefaultQOS)."""
-        names = ("Account", "Partition", "QOS", "DefaultQOS")
-        where = [f"user={user}", "format=" + ",".join(names)]
-        assoc = await self.run(["sacctmgr", "-n", "-P", "show", "assoc", "where", *where])
-        rows = parse_pipe_table(assoc.stdout, names)
-        users = await self.run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"])
-        return users.stdout.strip(), rows
+    async def associations(self, users: Sequence[str]) -> dict[str, tuple[str, list[dict[str, str]]]]:
+        """Each user's default account and associations (Account, Partition, QOS, DefaultQOS),
+        for all of ``users`` in one call to SLURM's database; ("", []) for a user it does not know
+        and for a name that is not a Unix user's (never put on sacctmgr's command line)."""
+        names = [user for user in dict.fromkeys(users) if is_unix_user(user)]
+        argv = sacctmgr_argv(SACCTMGR_ASSOCIATIONS, "user", ",".join(names), "withassoc")
+        found = parse_associations((await self.run(argv)).stdout) if names else {}
+        return {user: found.get(user, ("", [])) for user in users}
 
     async def qos_limits(self) -> list[dict[str, str]]:
         """Every QoS with its walltime and TRES limits."""
-        names = ("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
-        out = (await self.run(["sacctmgr", "-n", "-P", "show", "qos", "format=" + ",".join(names)])).stdout
-        return parse_pipe_table(out, names)
+        return parse_rows((await self.run(sacctmgr_argv(SACCTMGR_QOS_LIMITS, "qos"))).stdout, SACCTMGR_QOS_LIMITS)
 
     async def test_only(self, script: str, *, user: str, env: Mapping[str, str]) -> tuple[str, str]:
         """When and where the job would start if submitted now (nothing is submitted)."""

@@ -150,8 +150,9 @@ SACCTMGR_QOS_LIMITS = sacctmgr("Name", "MaxWall", "MaxTRES", "MaxTRESPerNode")
 #: The names of every QoS (``sacctmgr show qos``): the doctor's check of the site's.
 SACCTMGR_QOS_NAMES = sacctmgr("Name")
 
-#: A user's associations (``sacctmgr show assoc where user=U``): what the spawn form offers.
-SACCTMGR_ASSOCIATIONS = sacctmgr("Account", "Partition", "QOS", "DefaultQOS")
+#: Users' default accounts and associations, a row per association (``sacctmgr show user
+#: U1,U2,... withassoc``): what the spawn form offers, for everyone who asked at once in one call.
+SACCTMGR_ASSOCIATIONS = sacctmgr("User", "DefaultAccount", "Account", "Partition", "QOS", "DefaultQOS")
 
 #: The walltime limits of a user's associations in an account (``sacctmgr show assoc where
 #: user=U account=A``), by partition ("": the account's own): the extension helper's.

@@ -13,6 +13,7 @@ from aifactory_workbench.slurm.formats import (
     SACCT_OUTCOME,
     SACCT_RECORDS,
     SACCTMGR_ASSOC_WALLS,
+    SACCTMGR_ASSOCIATIONS,
     SACCTMGR_DEFAULT_ACCOUNT,
     SACCTMGR_QOS_WALL,
     SQUEUE_JOBS,
@@ -263,6 +264,18 @@ def parse_default_account(output: str) -> str:
     """``sacctmgr show user U`` in :data:`~aifactory_workbench.slurm.formats.SACCTMGR_DEFAULT_ACCOUNT`:
     the user's default account ("": SLURM does not know the user)."""
     return next(iter(parse_column(output, SACCTMGR_DEFAULT_ACCOUNT)), "")
+
+
+def parse_associations(output: str) -> dict[str, tuple[str, list[dict[str, str]]]]:
+    """``sacctmgr show user U1,U2 withassoc`` in
+    :data:`~aifactory_workbench.slurm.formats.SACCTMGR_ASSOCIATIONS`: each user's default account
+    and associations (Account, Partition, QOS, DefaultQOS), by user; a user SLURM does not know
+    is absent."""
+    found: dict[str, tuple[str, list[dict[str, str]]]] = {}
+    for row in parse_rows(output, SACCTMGR_ASSOCIATIONS):
+        user, default = row.pop("User"), row.pop("DefaultAccount")
+        found.setdefault(user, (default, []))[1].append(row)
+    return found
 
 
 def parse_qos_wall(output: str, qos: str) -> int | None:

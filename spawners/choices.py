@@ -3,19 +3,16 @@
 The form offers, and the hub accepts, only what SLURM would let this user run: partitions
 open to their accounts and groups (with limits from the partition, its nodes and its QoS),
 the accounts and QoS of their associations, and reservations that name them or their
-accounts.  The cluster changes rarely, so answers are reused for ``ttl`` seconds: the
-form opens without a round of scheduler calls, and a burst of refused requests costs one.
+accounts.  Pure: the records come from :mod:`~aifactory_workbench.spawners.discovery`, the
+hub's one memory of what the cluster said.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple
 
-from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.job_fields import JobSettings
 from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
 from aifactory_workbench.slurm.values import (
@@ -23,15 +20,9 @@ from aifactory_workbench.slurm.values import (
     format_memory,
     parse_duration,
     parse_memory_mb,
-    user_groups,
 )
-from aifactory_workbench.spawners.environments import list_environments
 from aifactory_workbench.spawners.jobscript import OptionError
 
-T = TypeVar("T")
-#: At most this many users' environment listings run at once (each a sudo and a Python on the
-#: login node, as the user): others wait their turn.
-MAX_LISTINGS = 4
 Records = list[dict[str, str]]
 _UNSET = ("", "(null)", "ALL", "UNLIMITED", "n/a")
 
@@ -216,82 +207,46 @@ def reservation_for(record: dict[str, str], user: str, accounts: set[str], group
     return bool(_names(record.get("Groups", "")) & groups)
 
 
-class Discovery:
-    """Asks the cluster, at most once per ``ttl`` for the cluster and once per user (one per
-    hub, built in spawners.services)."""
+class ClusterRecords(NamedTuple):
+    """What the cluster says of itself (``scontrol show partition/node/res``, ``sacctmgr show qos``)."""
 
-    def __init__(self, slurm: Slurm, ttl: float) -> None:
-        self.slurm = slurm
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._listing: dict[str, asyncio.Future[dict[str, Any]]] = {}  # by user, while it runs
-        self._listings = asyncio.Semaphore(MAX_LISTINGS)
+    partitions: Records
+    nodes: Records
+    qos: dict[str, dict[str, str]]  # by name
+    reservations: Records
 
-    async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        hit = self._cache.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            return cast(T, hit[1])  # what this key's fetch returned
-        value = await fetch()
-        self._cache[key] = (time.monotonic(), value)
-        return value
 
-    async def _cluster(self) -> tuple[Records, Records, dict[str, dict[str, str]], Records]:
-        parts, nodes, res = [await self.slurm.cluster_records(kind) for kind in ("partition", "node", "res")]
-        qos = {q["Name"]: q for q in await self.slurm.qos_limits()}
-        return parts, nodes, qos, res
+def node_names(nodes: Records, partition: str) -> list[str]:
+    """Every name and address of the partition's nodes (for server certificates)."""
+    keys = ("NodeName", "NodeAddr", "NodeHostName")
+    names = {n.get(key, "") for n in partition_nodes(nodes, partition) for key in keys}
+    return sorted(name for name in names if name and name not in _UNSET)
 
-    async def environments(self, user: str) -> dict[str, Any]:
-        """The user's environments (spawners/environments.py), reused like the rest for ``ttl``
-        seconds, a failed listing too: a listing that hangs costs the hub one try per ``ttl``.
-        However many pages ask at once, one listing per user runs (they all await it, and a page
-        that goes away does not end it for the others), and at most :data:`MAX_LISTINGS` at once."""
-        return await self._cached(f"environments:{user}", lambda: self._one_listing(user))
 
-    def _one_listing(self, user: str) -> Awaitable[dict[str, Any]]:
-        running = self._listing.get(user)
-        if running is None:
-            running = self._listing[user] = asyncio.ensure_future(self._list(user))
-            running.add_done_callback(lambda _: self._listing.pop(user, None))
-        return asyncio.shield(running)
-
-    async def _list(self, user: str) -> dict[str, Any]:
-        async with self._listings:
-            return await list_environments(self.slurm, user)
-
-    async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:
-        """An account's jobs since ``since`` (sacct), reused like the rest for ``ttl`` seconds."""
-        return await self._cached(f"usage:{account}:{since}", lambda: self.slurm.account_usage(account, since))
-
-    async def node_names(self, partition: str) -> list[str]:
-        """Every name and address of the partition's nodes (for server certificates)."""
-        _, nodes, _, _ = await self._cached("cluster", self._cluster)
-        keys = ("NodeName", "NodeAddr", "NodeHostName")
-        names = {n.get(key, "") for n in partition_nodes(nodes, partition) for key in keys}
-        return sorted(name for name in names if name and name not in _UNSET)
-
-    async def for_user(self, user: str) -> Choices:
-        parts, nodes, qos, res = await self._cached("cluster", self._cluster)
-        default_account, rows = await self._cached(f"user:{user}", lambda: self.slurm.associations(user))
-        associations = tuple(
-            Association(r["Account"], r["Partition"], tuple(_names(r["QOS"])), r["DefaultQOS"]) for r in rows
+def choices_from(cluster: ClusterRecords, user: str, default_account: str, rows: Records, groups: set[str]) -> Choices:
+    """``user``'s options, from the cluster's records and the user's association ``rows``
+    (Account, Partition, QOS, DefaultQOS) and Unix ``groups``."""
+    associations = tuple(
+        Association(r["Account"], r["Partition"], tuple(_names(r["QOS"])), r["DefaultQOS"]) for r in rows
+    )
+    accounts = {a.account for a in associations}
+    partitions = {
+        r["PartitionName"]: partition_limits(r, cluster.nodes, cluster.qos)
+        for r in cluster.partitions
+        if open_to(r, accounts, groups)
+    }
+    reservations = {
+        r["ReservationName"]: Reservation(
+            r["ReservationName"], "".join(_names(r.get("PartitionName", ""))), r["StartTime"], r["EndTime"]
         )
-        accounts = {a.account for a in associations}
-        groups = user_groups(user)
-        partitions = {
-            r["PartitionName"]: partition_limits(r, nodes, qos) for r in parts if open_to(r, accounts, groups)
-        }
-        reservations = {
-            r["ReservationName"]: Reservation(
-                r["ReservationName"], "".join(_names(r.get("PartitionName", ""))), r["StartTime"], r["EndTime"]
-            )
-            for r in res
-            if reservation_for(r, user, accounts, groups)
-        }
-        return Choices(
-            user=user,
-            partitions=dict(sorted(partitions.items(), key=lambda kv: (not kv[1].default, kv[0]))),
-            associations=associations,
-            default_account=default_account or (sorted(accounts)[0] if accounts else ""),
-            qos_walltime={name: parse_duration(q.get("MaxWall", "")) for name, q in qos.items()},
-            reservations=reservations,
-        )
+        for r in cluster.reservations
+        if reservation_for(r, user, accounts, groups)
+    }
+    return Choices(
+        user=user,
+        partitions=dict(sorted(partitions.items(), key=lambda kv: (not kv[1].default, kv[0]))),
+        associations=associations,
+        default_account=default_account or (sorted(accounts)[0] if accounts else ""),
+        qos_walltime={name: parse_duration(q.get("MaxWall", "")) for name, q in cluster.qos.items()},
+        reservations=reservations,
+    )

@@ -18,8 +18,18 @@ from traitlets import HasTraits, Integer, List, default
 
 from aifactory_workbench.slurm.job_fields import refused_field
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
-from aifactory_workbench.spawners.alternatives import Candidate, candidates, form_state, offered, wait_seconds
-from aifactory_workbench.spawners.choices import Choices, Discovery
+from aifactory_workbench.slurm.values import parse_memory_mb
+from aifactory_workbench.spawners.alternatives import (
+    MIN_MEMORY_MB,
+    NOW_SECONDS,
+    Candidate,
+    candidates,
+    form_state,
+    offered,
+    wait_seconds,
+)
+from aifactory_workbench.spawners.choices import Choices
+from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.estimate import summary, usage_since
 from aifactory_workbench.spawners.form import (
     PRESET_KEYS,
@@ -38,6 +48,7 @@ from aifactory_workbench.spawners.messages import (
     scheduler_unavailable,
     spawn_exception,
 )
+from aifactory_workbench.spawners.room import NodeRoom, holds, rooms
 
 if TYPE_CHECKING:
     from aifactory_workbench.slurm.client import Slurm
@@ -186,7 +197,7 @@ class UserOptionsMixin(HasTraits):
         account = request.settings.account or (await self.choices()).default_account
         since = usage_since(self.usage_days)
         try:
-            start, tested = await self.services.starts.get(
+            start, tested, held = await self.services.starts.get(
                 form_state(self.user.name, request.settings),
                 self.user.name,
                 lambda: self.starts_for(user_options, request),
@@ -198,7 +209,8 @@ class UserOptionsMixin(HasTraits):
             refused = spawn_exception(f"SLURM would refuse this job: {e}", reason="slurm_refused")
             refused.field = refused_field(str(e))  # the form marks that field
             raise refused from e
-        return summary(cost(request.settings), account, since, rows, start) | {"alternatives": offered(tested, start)}
+        answer = summary(cost(request.settings), account, since, rows, start)
+        return answer | {"alternatives": offered(tested, start), "holds_text": held}
 
     async def expected_start(self, request: JobRequest) -> str:
         """SLURM's expected start of ``request`` (``sbatch --test-only`` as the user; nothing is submitted)."""
@@ -207,17 +219,42 @@ class UserOptionsMixin(HasTraits):
         start, _ = await self.slurm.test_only(script, user=self.user.name, env=env)
         return start
 
-    async def starts_for(self, user_options: Any, request: JobRequest) -> tuple[str, list[tuple[Candidate, str]]]:
-        """The request's expected start and, when it waits longer than ``alternatives_after``, each
-        candidate's (:func:`~aifactory_workbench.spawners.alternatives.candidates`), one at a time.
+    async def rooms_now(self, partition: str) -> list[NodeRoom]:
+        """The room of the partition's nodes that may take a job now (one ``scontrol show node``,
+        as the hub); ``[]`` when SLURM does not answer: then nothing is said of what holds a request."""
+        try:
+            return rooms(await self.slurm.cluster_records("node"), partition)
+        except SlurmError as e:
+            self.log.debug("the nodes of %s could not be read: %s", partition, e)
+            return []
+
+    def memory_floor(self) -> int:
+        """The least memory (MB) a start-sooner choice asks: the site's default request's."""
+        return parse_memory_mb(self.job_defaults().memory) or MIN_MEMORY_MB
+
+    async def starts_for(self, user_options: Any, request: JobRequest) -> tuple[str, list[tuple[Candidate, str]], str]:
+        """The request's expected start; when it waits, what holds it in words
+        (:func:`~aifactory_workbench.spawners.room.holds`, ``""`` when unsure or not waiting); when it
+        waits longer than ``alternatives_after``, each candidate's start
+        (:func:`~aifactory_workbench.spawners.alternatives.candidates`), one at a time.
         A candidate SLURM refuses is left out; no answer from SLURM ends the search."""
         start = await self.expected_start(request)
         wait = wait_seconds(start)
+        found = await self.rooms_now(request.settings.partition) if wait is not None and wait > NOW_SECONDS else []
+        hold = holds(request.settings, found)
+        held = hold.text if hold else ""
         if not self.alternatives_after or wait is None or wait <= self.alternatives_after:
-            return start, []
+            return start, [], held
+        return start, await self.tested(user_options, request, found), held
+
+    async def tested(
+        self, user_options: Any, request: JobRequest, found: list[NodeRoom]
+    ) -> list[tuple[Candidate, str]]:
+        """Each candidate's expected start (``found``: the room of the partition's nodes now)."""
         tested: list[tuple[Candidate, str]] = []
         options = coerce_options(user_options or {})
-        for candidate in candidates(options, request.settings, await self.choices()):
+        choices = await self.choices()
+        for candidate in candidates(options, request.settings, choices, found, self.memory_floor()):
             try:
                 changed, _ = await self.checked_request(candidate.options)
                 tested.append((candidate, await self.expected_start(changed)))
@@ -225,7 +262,7 @@ class UserOptionsMixin(HasTraits):
                 break
             except (SlurmError, SpawnException) as e:
                 self.log.debug("alternative %s of %s left out: %s", candidate.what, self.user.name, e)
-        return start, tested
+        return tested
 
     def typed_options(self, form_data: dict[str, Any]) -> dict[str, Any]:
         """Form fields and ``opt-`` query arguments as typed options (lists of one string each)."""

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.spawners.alternatives import StartCache
-from aifactory_workbench.spawners.choices import Discovery
+from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.seats import Registry
 from aifactory_workbench.spawners.watcher import JobWatcher

@@ -33,7 +33,7 @@ from aifactory_workbench.slurm.client import EXTEND_HELPER, LIBEXEC, Slurm
 from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, JobSettings, problems
 from aifactory_workbench.slurm.values import JOB_NAME, SiteHooks
 from aifactory_workbench.spawners import session
-from aifactory_workbench.spawners.choices import Discovery
+from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.form import PRESET_KEYS
 from aifactory_workbench.spawners.gallery import HOME_FOLDER, launch_steps
 from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
@@ -43,6 +43,7 @@ from aifactory_workbench.spawners.jobscript import (
     JobRequest,
     OptionError,
     SessionTimes,
+    package_index_problems,
     render,
 )
 from aifactory_workbench.spawners.jupyterhub_compat import add_route_for, check_pending, stop_through_hub
@@ -268,6 +269,13 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         help="[LOW, HIGH]: the ports JupyterLab may listen on (site file: singleuser.port_range); empty: any.",
     ).tag(config=True)
 
+    package_index = List(
+        Unicode(),
+        help="The site's package index as uv's options (site file: environments), such as ['--index-url', "
+        "'https://pypi.example.eu/simple'] or ['--no-index', '--find-links', '/srv/aifactory/wheels']: every job "
+        "exports them as AIFACTORY_PACKAGE_INDEX, from which aifactory-env create installs; empty: uv's default.",
+    ).tag(config=True)
+
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
@@ -381,7 +389,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
                     f"c.{cls.__name__}.environment / env_keep: {name!r} cannot reach the job; sudo passes only "
                     f"{', '.join(JOB_ENVIRONMENT)} (job/__init__.py)"
                 )
-        for name, value, accepted in probe.site_hooks().problems():
+        for name, value, accepted in probe.site_hooks().problems() + package_index_problems(probe.package_index):
             found.append(f"c.{cls.__name__}.{name}: value {value!r} is not accepted; accepted: {accepted}")
         if not probe.singleuser_venv.startswith("/"):
             found.append(f"c.{cls.__name__}.singleuser_venv: value {probe.singleuser_venv!r} is not an absolute path")
@@ -464,6 +472,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             before=self.steps_before_jupyterlab(),
             times=times,
             site=self.site_hooks(),
+            package_index=self.package_index,
         )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------
@@ -545,9 +554,15 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
 
     async def queued_alternatives(self) -> list[dict[str, Any]]:
         """While the job waits: the estimate's alternatives to its request ([] when none waits)."""
+        return list((await self.queued_estimate())["alternatives"])
+
+    async def queued_estimate(self) -> dict[str, Any]:
+        """While the job waits: the estimate's ``alternatives`` to its request and ``holds_text``,
+        what holds it (``[]`` and ``""`` when no job waits)."""
         if not self.is_queued():
-            return []
-        return list((await self.estimate(self.accepted_options))["alternatives"])
+            return {"alternatives": [], "holds_text": ""}
+        answer = await self.estimate(self.accepted_options)
+        return {"alternatives": list(answer["alternatives"]), "holds_text": str(answer["holds_text"])}
 
     async def replace_queued(self, user_options: Any) -> str:
         """Start sooner with other options while the job waits: checked as a spawn's, then the

@@ -24,7 +24,7 @@ record_settings() {
   sacctmgr -n -P show qos format="$(format qos-names)" > "$HERE/sacctmgr_qos_names.txt"
   sacctmgr -n -P show qos interactive format="$(format qos-wall)" > "$HERE/sacctmgr_qos_wall.txt"
   sacctmgr -n -P show qos format="$(format qos-limits)" > "$HERE/sacctmgr_qos_limits.txt"
-  sacctmgr -n -P show assoc where user=instructor format="$(format associations)" > "$HERE/sacctmgr_associations.txt"
+  sacctmgr -n -P show user alice,instructor,nosuchuser withassoc format="$(format associations)" > "$HERE/sacctmgr_associations.txt"
   sacctmgr -n -P show assoc where user=alice account=ehpc01 format="$(format assoc-walls)" > "$HERE/sacctmgr_assoc_walls.txt"
   sacctmgr -n -P show assoc where user=instructor format="$(format accounts)" > "$HERE/sacctmgr_accounts.txt"
   sacctmgr -n -P show user format="$(format users)" > "$HERE/sacctmgr_users.txt"

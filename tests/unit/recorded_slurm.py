@@ -6,6 +6,7 @@ its own field list fails its tests."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import shlex
@@ -88,6 +89,9 @@ JOB_LINE = (
     "Partition={partition} WorkDir=/home/{user}"
 )
 
+#: ``scontrol show KIND -o`` as the mini cluster printed it (no reservation was open).
+CLUSTER_RECORDS = {"partition": "scontrol_partitions.txt", "node": "scontrol_node.txt"}
+
 #: The mini cluster's node as scontrol shows it (one line: NodeAddr is what the hub connects to).
 NODE_LINE = "NodeName={node} Arch=x86_64 CPUTot=112 NodeAddr={address} RealMemory=16000 State=MIXED Partitions=gpp,acc"
 
@@ -119,6 +123,10 @@ class FakeSlurm(Slurm):
         self.assoc_max_wall: dict[tuple[str, str, str], str] = {}
         #: When ``sbatch --test-only`` says a script would start (a local ISO time): now, unless a test says.
         self.test_start: Callable[[str], str] = lambda script: dt.datetime.now().isoformat(timespec="seconds")
+        #: ``sacctmgr show user ... withassoc`` rows (tests/data/sacctmgr_associations.txt: alice, instructor).
+        self.association_rows = (DATA / "sacctmgr_associations.txt").read_text().splitlines()
+        #: Seconds each command takes (a busy controller), 0: none.
+        self.delay = 0.0
 
     # -- the scheduler's moves, played by a test --------------------------------------
     def run_job(self, job_id: str, node: str = "mn5-n01") -> None:
@@ -156,6 +164,8 @@ class FakeSlurm(Slurm):
     async def run(self, argv: Sequence[str], *, user: str | None = None, stdin: str | None = None, **_: Any):
         if argv and argv[0] == str(CANCEL_HELPER):  # root's wrapper: it runs scancel with the same arguments
             argv = ["scancel", *argv[1:]]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return self.answer(list(argv), user or "", stdin)
 
     def run_blocking(self, argv: Sequence[str], stdin: str | None = None, cwd: str | None = None) -> CommandResult:
@@ -170,12 +180,21 @@ class FakeSlurm(Slurm):
         command = {"sbatch": self._sbatch, "squeue": self._squeue, "sacct": self._sacct, "scancel": self._scancel}
         if argv[0] in command:
             return command[argv[0]](argv, user, stdin or "")
+        if argv[:2] == ["scontrol", "show"] and argv[3:] == ["-o"]:
+            return CommandResult(
+                argv, 0, (DATA / CLUSTER_RECORDS[argv[2]]).read_text() if argv[2] in CLUSTER_RECORDS else ""
+            )
         if argv[:3] == ["scontrol", "show", "partition"]:
             return CommandResult(argv, 0, PARTITION_LINE.format(name=argv[3], max_time=PARTITION_MAX_TIME[argv[3]]))
         if argv[:2] == ["scontrol", "update"]:
             fields = dict(a.split("=", 1) for a in argv[2:])
             self.time_limits[fields["JobId"]] = fields["TimeLimit"]
             return CommandResult(argv, 0, "")
+        if argv[:5] == ["sacctmgr", "-n", "-P", "show", "qos"] and argv[5].startswith("format="):
+            return CommandResult(argv, 0, (DATA / "sacctmgr_qos_limits.txt").read_text())
+        if argv[:5] == ["sacctmgr", "-n", "-P", "show", "user"] and argv[6] == "withassoc":
+            asked = set(argv[5].split(","))
+            return CommandResult(argv, 0, "".join(f"{r}\n" for r in self.association_rows if r.split("|")[0] in asked))
         if argv[:4] == ["sacctmgr", "-n", "-P", "show"] and argv[4] == "qos":
             name = argv[5]
             return CommandResult(argv, 0, f"{name}|{self.qos_max_wall[name]}\n" if name in self.qos_max_wall else "")

@@ -19,8 +19,7 @@ from aifactory_workbench.root.site_install import Accounts, Installer
 from aifactory_workbench.slurm import client
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
-from aifactory_workbench.spawners import choices
-from aifactory_workbench.spawners.choices import Discovery
+from aifactory_workbench.spawners.discovery import MAX_LISTINGS, Discovery
 from aifactory_workbench.spawners.environments import listing, parse_environments, site_kernels
 
 CONFIG = Path(__file__).parents[2] / "config"
@@ -179,7 +178,7 @@ def test_many_users_listings_run_a_few_at_a_time():
 
     assert all(listed["listed"] for listed in asyncio.run(everyone()))
     assert lister.asked == 12 and lister.most == 4
-    assert choices.MAX_LISTINGS == 4
+    assert MAX_LISTINGS == 4
 
 
 @pytest.fixture
