@@ -5,7 +5,10 @@
 ``sbatch --test-only`` about, in a fixed order (fewer GPUs, fewer cores, a shorter walltime that
 backfill may start sooner, another partition that can run it, a reservation of the user's), each
 one that :meth:`Choices.check` accepts, at most :data:`MAX_CANDIDATES` (with the request's own,
-at most four test-only calls for one form state).
+at most four test-only calls for one form state).  Where the partition's nodes say what is short
+now (:mod:`~aifactory_workbench.spawners.room`), the request cut to what a node has free comes
+first and, when memory is short, the same with half the memory: a wait for memory gets a choice
+of less memory, never under the site's default memory.
 
 :class:`StartCache` is the hub's one memory of what SLURM answered for a user's form state (on
 the spawners' shared ``services``): the same state asked again within ``ttl`` costs no call,
@@ -17,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from aifactory_workbench.slurm.job_fields import JobSettings
-from aifactory_workbench.slurm.values import format_duration, parse_duration
+from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
 from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.jobscript import OptionError
+from aifactory_workbench.spawners.room import NodeRoom, fits_now, short_everywhere
 
 #: Candidates tested besides the request itself (so at most 4 test-only calls per form state).
 MAX_CANDIDATES = 3
 #: A start within this many seconds of now is "now".
 NOW_SECONDS = 30
 HOUR = 3600
+#: The least memory a choice of less memory asks when the caller names no floor (MB).
+MIN_MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -53,17 +59,46 @@ def _hours(seconds: int) -> str:
     return f"{seconds // HOUR} h" if seconds % HOUR == 0 else f"{max(1, seconds // 60)} min"
 
 
-def _changes(s: JobSettings, choices: Choices) -> list[tuple[dict[str, Any], str]]:
-    """Every change worth trying, in order, with what the changed request asks in words."""
+def _what(s: JobSettings, change: Mapping[str, Any]) -> str:
+    """A changed size in words: its GPUs, its cores (when changed, or no GPUs), its memory (when changed)."""
+    gpus, cpus = change.get("gpus", s.gpus), change.get("cpus", s.cpus)
+    parts = [_gpus(gpus)] if gpus else []
+    if "cpus" in change or not gpus:
+        parts.append(_cores(cpus))
+    if "memory" in change:
+        parts.append(f"{change['memory']} memory")
+    return ", ".join(parts)
+
+
+def _room_changes(s: JobSettings, found: Sequence[NodeRoom], floor_mb: int) -> list[dict[str, Any]]:
+    """What the nodes' room suggests: the request cut to what one node has free now and, when
+    memory is short on every node, the same with half the memory (never under ``floor_mb``)."""
+    cut: dict[str, Any] = dict(fits_now(s, list(found), floor_mb))
+    changes = [cut] if cut else []
+    half = (parse_memory_mb(s.memory) or 0) // 2
+    below = parse_memory_mb(str(cut.get("memory", s.memory))) or 0
+    if "memory" in short_everywhere(s, list(found)) and floor_mb <= half < below:
+        changes.append(cut | {"memory": format_memory(half)})
+    return changes
+
+
+def _changes(
+    s: JobSettings, choices: Choices, found: Sequence[NodeRoom] = (), floor_mb: int = MIN_MEMORY_MB
+) -> list[tuple[dict[str, Any], str]]:
+    """Every change worth trying, in order, with what the changed request asks in words: what the
+    nodes' room suggests (``found``), then the changes tried whatever the nodes have."""
+    return [(change, _what(s, change)) for change in _room_changes(s, found, floor_mb)] + _usual_changes(s, choices)
+
+
+def _usual_changes(s: JobSettings, choices: Choices) -> list[tuple[dict[str, Any], str]]:
+    """Fewer GPUs or cores, 1 h, another partition, a reservation, each with the request's size in words."""
     size = _gpus(s.gpus) if s.gpus else _cores(s.cpus)
     found: list[tuple[dict[str, Any], str]] = []
     for gpus in (s.gpus // 2, 1):
         if 0 < gpus < s.gpus:
             found.append(({"gpus": gpus}, _gpus(gpus)))
     if s.cpus > 1:
-        found.append(
-            ({"cpus": s.cpus // 2}, f"{_gpus(s.gpus)}, {_cores(s.cpus // 2)}" if s.gpus else _cores(s.cpus // 2))
-        )
+        found.append(({"cpus": s.cpus // 2}, _what(s, {"cpus": s.cpus // 2})))
     wall = parse_duration(s.walltime) or 0
     shorter = HOUR if wall > HOUR else wall // 2
     if shorter >= 600:
@@ -77,12 +112,20 @@ def _changes(s: JobSettings, choices: Choices) -> list[tuple[dict[str, Any], str
     return found
 
 
-def candidates(options: Mapping[str, Any], settings: JobSettings, choices: Choices) -> list[Candidate]:
+def candidates(
+    options: Mapping[str, Any],
+    settings: JobSettings,
+    choices: Choices,
+    found_rooms: Sequence[NodeRoom] = (),
+    floor_mb: int = MIN_MEMORY_MB,
+) -> list[Candidate]:
     """Up to :data:`MAX_CANDIDATES` option sets, each the request with one change that the user may
-    run (``options``: the request's user_options as posted; ``settings``: what they came to)."""
+    run (``options``: the request's user_options as posted; ``settings``: what they came to;
+    ``found_rooms``: the room of the partition's nodes now (:func:`~aifactory_workbench.spawners.room.rooms`),
+    empty when unknown; ``floor_mb``: the least memory a choice of less memory asks)."""
     found: list[Candidate] = []
     seen = {_key(asdict(settings))}
-    for change, what in _changes(settings, choices):
+    for change, what in _changes(settings, choices, found_rooms, floor_mb):
         changed = replace(settings, **change)
         try:
             choices.check(changed)

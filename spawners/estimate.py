@@ -95,15 +95,16 @@ class EstimateHandler(ServerOptionsHandler):
 
 class QueuedAlternativesHandler(ServerOptionsHandler):
     """While the server's job waits in the queue: GET, the estimate's alternatives to its request
-    (``[]`` when none or not waiting); POST {"user_options": {...}}, start sooner with those
-    instead: checked as a spawn's, the new job submitted before the waiting one is cancelled."""
+    (``[]`` when none or not waiting) and what holds it (``holds_text``, ``""`` when unsure); POST
+    {"user_options": {...}}, start sooner with those instead: checked as a spawn's, the new job
+    submitted before the waiting one is cancelled."""
 
     @needs_scope("servers")
     async def get(self, user_name: str, server_name: str = "") -> None:
         spawner = self.server_spawner(user_name, server_name)
 
         async def answer() -> dict[str, Any]:
-            return {"job_id": spawner.job_id, "alternatives": await spawner.queued_alternatives()}
+            return {"job_id": spawner.job_id, **await spawner.queued_estimate()}
 
         await self.finish_with(answer())
 

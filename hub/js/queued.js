@@ -7,6 +7,7 @@
   const L = aifwQueued;
   const box = document.getElementById('aifw-queued-alternatives');
   const said = document.getElementById('aifw-queued-said');
+  const holds = document.getElementById('aifw-queued-holds');
   const url = box.dataset.url;
   const headers = { 'X-XSRFToken': window.jhdata.xsrf_token || '', 'Content-Type': 'application/json' };
   let timer = null;
@@ -28,7 +29,9 @@
     try {
       const r = await fetch(url, { headers, credentials: 'same-origin' });
       if (r.ok) {
-        show(L.offers(await r.json()));
+        const body = await r.json();
+        holds.textContent = body.holds_text || ''; // the hub's words: "Waiting for memory on acc: ..."
+        show(L.offers(body));
       }
     } catch {
       // the progress bar still says how the job is doing

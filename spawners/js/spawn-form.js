@@ -79,9 +79,11 @@
   }
 
   // The estimate's alternatives: one button each; a click applies its options and asks again.
+  // Above them, what holds the start as the hub words it (holds_text; none when it is unsure).
   function offer(body) {
     const box = $('aifw-alternatives');
     box.textContent = '';
+    $('aifw-holds').textContent = body.holds_text || '';
     const shown = L.alternatives(body);
     if (!shown.buttons.length) {
       return;
@@ -138,7 +140,7 @@
       $('aifw-refused').textContent = '';
       $('aifw-usage').textContent = L.usageText(body.usage);
       $('aifw-start').textContent = body.start_text;
-      offer(body);
+      offer(body); // with what holds the start, in the hub's words (holds_text)
     } catch {
       $('aifw-start').textContent = 'No estimate right now.';
     }

@@ -48,6 +48,22 @@ def choices_for(account="ehpc01", reservations=None):
     )
 
 
+#: The mini cluster's acc node as ``scontrol show node -o`` shows it with jobs on it (test_room.py).
+BUSY_NODE = (
+    "NodeName={name} CPUAlloc={cpus} CPUTot=112 Gres=gpu:2 NodeAddr=127.0.0.1 RealMemory=16000 "
+    "AllocMem={mem} State={state} Partitions=gpp,acc CfgTRES=cpu=112,mem=16000M,billing=112,gres/gpu=2 "
+    "AllocTRES={alloc}"
+)
+
+
+def acc_node(cpus=20, mem=8192, gpus=1, state="MIXED", name="mn5-n01") -> dict[str, str]:
+    """The acc node's record while jobs hold ``cpus`` cores, ``mem`` MB and ``gpus`` GPUs of it
+    (by default bob's job on the GPU preset: 20 cores, 8G, 1 GPU)."""
+    alloc = f"cpu={cpus},mem={mem}M,gres/gpu={gpus}" if cpus else ""
+    line = BUSY_NODE.format(name=name, cpus=cpus, mem=mem, state=state, alloc=alloc)
+    return parse_scontrol_records(line + "\n")[0]
+
+
 #: alice's running job as squeue lists it (test_session.py).
 RUNNING = JobInfo(
     "7", "RUNNING", "alice", "gpp", "mn5-n01", "None", "2026-11-27T10:00:00", "ehpc01", "2", "4G", "N/A", "1:30:00"

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from jupyterhub.spawner import SpawnException
 
+from aifactory_workbench.slurm.values import parse_memory_mb
 from aifactory_workbench.spawners.alternatives import (
     MAX_CANDIDATES,
     Candidate,
@@ -20,9 +21,10 @@ from aifactory_workbench.spawners.alternatives import (
     when_text,
 )
 from aifactory_workbench.spawners.choices import Reservation
+from aifactory_workbench.spawners.room import rooms
 
 from .defaults import JOB
-from .fakes import choices_for, new_spawner
+from .fakes import acc_node, choices_for, new_spawner
 from .recorded_slurm import FakeSlurm
 
 ACC_2_GPUS = {"partition": "acc", "gpus": 2, "walltime": "02:00:00"}
@@ -92,7 +94,13 @@ def waits_with_two_gpus(script: str) -> str:
     return (dt.datetime.now() + later).isoformat(timespec="seconds")
 
 
-def spawner_on(slurm: FakeSlurm, alternatives_after: int = 300):
+#: The acc node while another job holds one of its two GPUs (and 2G, 1 core): what waits_with_two_gpus plays.
+ONE_GPU_HELD = [acc_node(cpus=1, mem=2048, gpus=1)]
+
+
+def spawner_on(slurm: FakeSlurm, alternatives_after: int = 300, nodes=None):
+    """alice's spawner on the mini cluster's choices, the partition's nodes read from ``nodes``
+    (``scontrol show node`` records; by default the acc node with one GPU held)."""
     spawner = new_spawner(slurm=slurm)
     spawner.alternatives_after = alternatives_after
 
@@ -102,8 +110,13 @@ def spawner_on(slurm: FakeSlurm, alternatives_after: int = 300):
     async def no_usage(account, since):
         return []
 
+    async def rooms_now(partition):
+        slurm.asked.append(("", ["scontrol", "show", "node", "-o"]))
+        return rooms(ONE_GPU_HELD if nodes is None else nodes, partition)
+
     spawner.choices = choices
     spawner.discovery.account_usage = no_usage
+    spawner.rooms_now = rooms_now
     return spawner
 
 
@@ -126,6 +139,68 @@ async def test_a_waiting_request_gets_sooner_alternatives_in_at_most_four_calls_
     # the alternative applied is a new form state: it starts now, so nothing else is tried
     applied = await spawner.estimate(answer["alternatives"][0]["options"])
     assert applied["alternatives"] == [] and "now" in applied["start_text"] and count_test_only(slurm) == 4
+
+
+ALICE_GPU_2 = {"partition": "acc", "cpus": 20, "memory": "8G", "gpus": 2, "walltime": "02:00:00"}
+#: bob's job on the GPU preset (20 cores, 8G, 1 GPU) on the acc node (16000 MB): 8G more do not fit.
+BOBS_JOB = [acc_node()]
+
+
+def test_a_wait_for_memory_gets_the_request_cut_to_what_is_free_first_then_half_the_memory():
+    asked = settings(**ALICE_GPU_2)
+    found = candidates(ALICE_GPU_2, asked, choices_for(), rooms(BOBS_JOB, "acc"), floor_mb=2048)
+    assert [(c.options, c.what) for c in found] == [
+        (ALICE_GPU_2 | {"memory": "7G", "gpus": 1}, "1 GPU, 7G memory"),
+        (ALICE_GPU_2 | {"memory": "4G", "gpus": 1}, "1 GPU, 4G memory"),
+        (ALICE_GPU_2 | {"gpus": 1}, "1 GPU"),
+    ]
+    one_gpu = ALICE_GPU_2 | {"gpus": 1}  # memory alone holds it
+    found = candidates(one_gpu, settings(**one_gpu), choices_for(), rooms(BOBS_JOB, "acc"), floor_mb=2048)
+    assert [c.what for c in found] == ["1 GPU, 7G memory", "1 GPU, 4G memory", "1 GPU, 10 cores"]
+
+
+def test_less_memory_is_never_under_the_floor_and_not_tried_when_memory_is_not_short():
+    asked = settings(**ALICE_GPU_2)
+    found = candidates(ALICE_GPU_2, asked, choices_for(), rooms(BOBS_JOB, "acc"), floor_mb=8192)
+    assert [c.what for c in found] == ["1 GPU", "2 GPUs, 10 cores", "2 GPUs for 1 h"]
+    found = candidates(ALICE_GPU_2, asked, choices_for(), rooms(ONE_GPU_HELD, "acc"), floor_mb=2048)
+    assert [c.what for c in found] == ["1 GPU", "2 GPUs, 10 cores", "2 GPUs for 1 h"]
+
+
+def on_acc_with_bobs_job(script: str) -> str:
+    """sbatch --test-only on the acc node while bob's job holds 8G and 1 GPU: starts now only what
+    fits in the 7808 MB and the one GPU left, else when bob's job ends (two hours)."""
+    gres = re.search(r"--gres=gpu:(\d+)", script)
+    memory = parse_memory_mb(re.search(r"--mem=(\S+)", script).group(1)) or 0
+    fits = (int(gres.group(1)) if gres else 0) <= 1 and memory <= 16000 - 8192
+    return (dt.datetime.now() + (dt.timedelta() if fits else dt.timedelta(hours=2))).isoformat(timespec="seconds")
+
+
+async def test_the_issues_wait_says_memory_holds_it_and_offers_less_memory_that_starts_now():
+    slurm = FakeSlurm()
+    slurm.test_start = on_acc_with_bobs_job
+    answer = await spawner_on(slurm, nodes=BOBS_JOB).estimate(ALICE_GPU_2)
+    assert "in about 120 min" in answer["start_text"]
+    assert [a["label"] for a in answer["alternatives"]] == ["1 GPU, 7G memory: now", "1 GPU, 4G memory: now"]
+    assert answer["holds_text"] == (
+        "Waiting for memory and GPUs on acc: 8 of 15.6 GB in use, 8 GB asked; 1 of 2 GPUs in use, 2 GPUs asked."
+    )
+    assert answer["alternatives"][0]["options"] == ALICE_GPU_2 | {"memory": "7G", "gpus": 1}
+    assert count_test_only(slurm) == 1 + MAX_CANDIDATES  # the request, its two memory cuts, 1 GPU (waits: memory)
+    nodes_read = [argv for argv in slurm.commands() if argv[:3] == ["scontrol", "show", "node"]]
+    assert len(nodes_read) == 1  # one look at the nodes for the form state
+    applied = await spawner_on(slurm, nodes=BOBS_JOB).estimate(answer["alternatives"][0]["options"])
+    assert applied["holds_text"] == "" and "now" in applied["start_text"]  # not waiting: nothing holds it
+
+
+async def test_nothing_is_said_of_what_holds_a_request_that_starts_now_or_whose_nodes_have_room():
+    slurm = FakeSlurm()
+    answer = await spawner_on(slurm, nodes=BOBS_JOB).estimate(ALICE_GPU_2)  # SLURM says now
+    assert answer["holds_text"] == "" and not [a for a in slurm.commands() if a[:2] == ["scontrol", "show"]]
+    waits = FakeSlurm()
+    waits.test_start = on_acc_with_bobs_job
+    idle = [acc_node(cpus=0, mem=0, gpus=0, state="IDLE")]  # SLURM says wait, the nodes have room: unsure
+    assert (await spawner_on(waits, nodes=idle).estimate(ALICE_GPU_2))["holds_text"] == ""
 
 
 async def test_no_alternatives_when_the_site_offers_none_or_the_request_starts_soon_enough():
@@ -181,6 +256,9 @@ async def test_the_queued_page_offers_the_alternatives_and_one_press_replaces_th
     spawner, old = await queued_spawner(slurm)
     offers = await spawner.queued_alternatives()
     assert [a["label"] for a in offers] == ["1 GPU: now"]
+    queued = await spawner.queued_estimate()  # the queued page's answer: and what holds the job
+    assert queued == {"alternatives": offers, "holds_text": queued["holds_text"]}
+    assert queued["holds_text"] == "Waiting for GPUs on acc: 1 of 2 GPUs in use, 2 GPUs asked."
     new = await spawner.replace_queued(offers[0]["options"])
     assert spawner.job_id == new != old and old not in slurm.queue_now and new in slurm.queue_now
     submitted = [argv[0] for argv in slurm.commands() if argv in (["sbatch", "--parsable"], ["scancel", old])]

@@ -121,6 +121,8 @@ def test_the_form_carries_its_script_whole():
     # the estimate's start-sooner buttons go in a labelled group inside the live estimate
     estimate = re.search(r'id="aifw-estimate" aria-live="polite">(.*?)</div></div>', page, re.S).group(1)
     assert '<div id="aifw-alternatives" role="group" aria-label="Requests that start sooner">' in estimate
+    # what holds a waiting start, as the hub words it (holds_text), is shown there too, never composed here
+    assert '<div id="aifw-holds"></div>' in estimate and "$('aifw-holds').textContent = body.holds_text" in page
 
 
 def test_a_script_that_would_end_its_block_early_is_refused(tmp_path):
