@@ -323,6 +323,7 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "prologue": (site.singleuser.prologue, "singleuser.prologue"),
         "lmod_init": (site.singleuser.lmod_init, "singleuser.lmod_init"),
         "port_range": (site.singleuser.port_range, "singleuser.port_range"),
+        "package_index": (site.environments.uv_options, "environments"),
         "presets": (site.form.presets, "form.presets"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
         "alternatives_after": (site.form.alternatives_after, "form.alternatives_after"),

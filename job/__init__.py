@@ -5,6 +5,8 @@ Nothing of the hub's or the kernel's code runs here: the standard library, and
 ``cryptography`` (a dependency of JupyterHub's, in every venv the job runs from) for the
 job's Dask credentials, imported only when they are made."""
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Rendered by the hub's spawner (spawners/jobscript.py) from checked values only.
@@ -19,6 +21,32 @@ EXAMPLES_COMMAND = "aifactory-examples"
 #: compromised hub account cannot pass LD_PRELOAD & co. to a user's command.  sudo itself
 #: sets USER, HOME, SHELL and PATH to the user's.
 JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__DASHBOARD__LINK")
+
+#: The site's package index as uv's options (the site file's ``environments``), which the job
+#: script exports as one line of shell words: ``aifactory-env create`` installs from it unless its
+#: command line names another (lab/envs.py).
+PACKAGE_INDEX_ENV = "AIFACTORY_PACKAGE_INDEX"
+#: The options it may hold, each with whether a value follows it.
+PACKAGE_INDEX_OPTIONS = {"--index-url": True, "--extra-index-url": True, "--find-links": True, "--no-index": False}
+_INDEX_VALUE = re.compile(r"[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*")
+
+
+def index_options(words: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``words`` (uv's index options) as (option, value) pairs; ValueError names the first word
+    that is not one of :data:`PACKAGE_INDEX_OPTIONS` or a value of one (no control character,
+    not an option)."""
+    pairs: list[tuple[str, str | None]] = []
+    rest = list(words)
+    while rest:
+        option = rest.pop(0)
+        if option not in PACKAGE_INDEX_OPTIONS:
+            raise ValueError(f"{option!r} is not one of {', '.join(PACKAGE_INDEX_OPTIONS)}")
+        value = rest.pop(0) if PACKAGE_INDEX_OPTIONS[option] and rest else None
+        if PACKAGE_INDEX_OPTIONS[option] and (value is None or not _INDEX_VALUE.fullmatch(value)):
+            raise ValueError(f"{option} needs a URL or folder, not {value!r}")
+        pairs.append((option, value))
+    return pairs
+
 
 #: Dask worker jobs started in job N are named "aifw-dask-N": the spawner cancels a JupyterLab
 #: job's when it ends (config/sudoers.in lets the hub cancel exactly those), and a notebook job

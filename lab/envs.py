@@ -11,7 +11,19 @@ An environment is a venv made by uv (``uv venv``, ``uv pip install``) on the sit
 is a layer over a site kernel (``--from-kernel``, by default the site's default kernel): what
 its file names is installed into the environment and comes first; everything else the kernel
 needs (ipykernel, Dask, the workbench) is the site kernel's own, exactly as its lock says, and
-its modules are loaded.  So a build installs only what differs, and needs no index for the rest.
+its modules are loaded.  So a build installs only what differs, and needs no index for the rest:
+a requirement the site layer already satisfies as written (same name, a version its specifier
+accepts, no extras or marker) is not installed, needs no download, and is recorded as the site's
+(its pin in the lock's header and in ``build.json``'s ``from_site``); the rest are installed with
+those as constraints.  A requirements file with option lines (``-r``, ``-e``, ``--index-url``)
+is installed as written.
+
+``create`` installs from the site's package index (its site file's ``environments``, which the
+JupyterLab job exports as uv's options in ``AIFACTORY_PACKAGE_INDEX``), after the command line's
+own options: ``--index-url`` or ``--no-index`` there replaces the site's indexes (its folders of
+wheels are still read).  Before uv runs, each index it would read must answer within
+:data:`INDEX_ANSWER_SECONDS`; one that does not is named, with what to do instead, rather than
+uv's retries and its raw network error; uv's own network errors are told the same way.
 
 The file may ask for more of the site's modules (a compiler, a library its packages build or
 link against), one form per kind of file (:func:`modules_asked`):
@@ -49,22 +61,33 @@ from __future__ import annotations
 
 import argparse
 import grp
+import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
+import socket
+import ssl
 import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion
 
+from aifactory_workbench.job import PACKAGE_INDEX_ENV, index_options
 from aifactory_workbench.job.locks import human_size, normalised, pins
 from aifactory_workbench.lab.batch import DEFAULT_KERNEL
 from aifactory_workbench.lab.kernel import (
@@ -237,6 +260,186 @@ def failed_requirement(uv_error: str, requirements: list[str]) -> str:
     return " ".join(lines) or "uv failed without saying why"
 
 
+# What the site provides -----------------------------------------------------------------------
+
+
+def site_versions() -> dict[str, str]:
+    """The site layer's packages (:func:`site_layer`: every environment sees them after its own),
+    each normalised name with its version."""
+    paths = list(dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]))
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions(path=paths):
+        if dist.metadata["Name"]:
+            found.setdefault(normalised(dist.metadata["Name"]), dist.version)
+    return found
+
+
+def provided_by_site(requirements: list[str], site: dict[str, str]) -> dict[str, str]:
+    """Those of ``requirements`` the site layer satisfies as they are (a name, with no extras,
+    marker or URL, whose version there matches its specifier), each with the site's pin: they
+    need no download and no index."""
+    provided = {}
+    for line in requirements:
+        try:
+            wanted = Requirement(line)
+            have = site.get(normalised(wanted.name))
+            plain = not wanted.extras and wanted.url is None and wanted.marker is None
+            if plain and have is not None and wanted.specifier.contains(have, prereleases=True):
+                provided[line] = f"{wanted.name}=={have}"
+        except (InvalidRequirement, InvalidVersion):
+            continue
+    return provided
+
+
+def has_option_lines(file: Path) -> bool:
+    """A requirements file with option lines (-r, -c, -e, --index-url...): installed as written,
+    since its lines may name files relative to it."""
+    if file.name == "pyproject.toml" or file.suffix in (".yml", ".yaml"):
+        return False
+    return any(line.strip().startswith("-") for line in file.read_text().splitlines())
+
+
+def apart_from_site(requirements: list[str], provided: dict[str, str], folder: Path) -> list[str]:
+    """uv's arguments for the requirements the site does not provide ([]: none left), with those
+    it does as constraints, so that a package needing one of them gets the version asked."""
+    rest = [r for r in requirements if r not in provided]
+    if not rest:
+        return []
+    (folder / "not-in-site.txt").write_text("".join(f"{r}\n" for r in rest))
+    (folder / "provided-by-site.txt").write_text("".join(f"{r}\n" for r in provided))
+    return ["-r", str(folder / "not-in-site.txt"), "-c", str(folder / "provided-by-site.txt")]
+
+
+# The package index ---------------------------------------------------------------------------
+
+#: uv's own index when no option, UV_DEFAULT_INDEX or UV_INDEX_URL names one.
+UV_DEFAULT_INDEX = "https://pypi.org/simple"
+#: How long a build waits for the package indexes it will read to answer before it says which
+#: did not and what to do (uv itself retries for half a minute or more, then prints its causes).
+INDEX_ANSWER_SECONDS = 5.0
+#: uv's wait for a connection (its UV_HTTP_CONNECT_TIMEOUT), unless the user's environment sets one.
+UV_CONNECT_SECONDS = "5"
+_NETWORK = re.compile(
+    r"dns error|failed to lookup address|tcp connect error|connection refused|network is unreachable|"
+    r"timed out|error sending request|client error \(connect\)",
+    re.IGNORECASE,
+)
+_NOT_FOUND = re.compile(r"was not found in the (provided package locations|package registry)")
+_OFFLINE = re.compile(r"network (connectivity )?(was|is) disabled|not found in the cache", re.IGNORECASE)
+
+
+def site_index() -> list[str]:
+    """The site's package index as uv's options, which the JupyterLab job sets
+    (:data:`PACKAGE_INDEX_ENV`, from the site file's ``environments``); [] outside such a job."""
+    try:
+        words = shlex.split(os.environ.get(PACKAGE_INDEX_ENV, ""))
+        index_options(words)
+    except ValueError as e:
+        raise fail(f"{PACKAGE_INDEX_ENV} (the site's package index, which your job sets): {e}") from None
+    return words
+
+
+def folders_of(index: list[str]) -> list[str]:
+    return [index[i + 1] for i, option in enumerate(index[:-1]) if option == "--find-links"]
+
+
+def with_site_index(own: list[str], site: list[str]) -> list[str]:
+    """``create``'s index options: the command line's, then the site's; but the site's indexes
+    are left out when the command line names an index (``--index-url``) or none (``--no-index``):
+    its folders of wheels are still read."""
+    if "--index-url" in own or "--no-index" in own:
+        site = [word for folder in folders_of(site) for word in ("--find-links", folder)]
+    return own + site
+
+
+def index_urls(index: list[str]) -> list[str]:
+    """The package indexes uv reads with these options: none with --no-index or --offline."""
+    if "--no-index" in index or "--offline" in index:
+        return []
+    named = [index[i + 1] for i, option in enumerate(index[:-1]) if option in ("--index-url", "--extra-index-url")]
+    if "--index-url" in index:
+        return named
+    return [os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or UV_DEFAULT_INDEX, *named]
+
+
+def network_words(reason: object) -> str | None:
+    """Why a request got no answer, in plain words; None for a TLS complaint (an answer, which uv judges)."""
+    if isinstance(reason, ssl.SSLError):
+        return None
+    if isinstance(reason, socket.gaierror):
+        return "its host name is not known here (no DNS answer)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "nothing answers at its address (connection refused)"
+    if isinstance(reason, TimeoutError):
+        return "it did not answer (timed out)"
+    return f"it cannot be reached ({getattr(reason, 'strerror', None) or reason})"
+
+
+def why_silent(url: str, seconds: float) -> str | None:
+    """Why the index at ``url`` does not answer (None: it does): a ``file://`` one must be a
+    folder; any other must answer a HEAD request, through the proxy the environment names as uv
+    would, with a status below 500."""
+    if url.startswith("file://"):
+        return None if Path(urllib.parse.urlparse(url).path).is_dir() else "no such folder"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds).close()
+    except urllib.error.HTTPError as e:
+        return f"it answered {e.code} {e.reason}" if e.code >= 500 else None
+    except (OSError, ValueError) as e:
+        return network_words(getattr(e, "reason", e))
+    return None
+
+
+def silent_indexes(urls: list[str], seconds: float = INDEX_ANSWER_SECONDS) -> dict[str, str]:
+    """Those of ``urls`` that do not answer within ``seconds`` in all, with why: asked at once,
+    each in a thread of its own, since looking a host name up has no timeout of its own."""
+    said: dict[str, str | None] = {}
+
+    def ask(url: str) -> None:
+        said[url] = why_silent(url, seconds)
+
+    asking = [threading.Thread(target=ask, args=(url,), daemon=True) for url in urls]
+    for thread in asking:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in asking:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    waited = f"no answer within {seconds:.0f} s"
+    return {url: why for url in urls if (why := said.get(url, waited)) is not None}
+
+
+def no_index_answers(silent: dict[str, str]) -> SystemExit:
+    """What to do when a package index does not answer, the site's named."""
+    url, why = next(iter(silent.items()))
+    site = site_index()
+    whose = "the site's package index" if url in site else "the package index"
+    folders = folders_of(site)
+    wheels = f" (the site's: {', '.join(folders)})" if folders else ""
+    return fail(
+        f"{whose} {url} did not answer: {why}. Nothing was built. To build from a folder of wheels "
+        f"instead, add --no-index --find-links FOLDER{wheels}; to use another index, --index-url URL; "
+        "or ask your site's support whether its package index is down."
+    )
+
+
+def network_trouble(uv_error: str) -> str | None:
+    """uv's failure in plain words with what to do, when the network (or --offline) caused it."""
+    if _OFFLINE.search(uv_error):
+        return (
+            "with --offline only uv's cache and the --find-links folders are read, and a package this "
+            "file needs is in neither: add --find-links FOLDER with its wheel, or build without --offline"
+        )
+    cause = _NETWORK.search(uv_error)
+    if cause is None:
+        return None
+    url = re.search(r"https?://[^\s)`'\"]+", uv_error)
+    where = f" ({url.group(0)})" if url else ""
+    return (
+        f"a download failed{where}: {cause.group(0)}. To build from a folder of wheels instead, add "
+        "--no-index --find-links FOLDER; or ask your site's support whether its package index is down"
+    )
+
+
 # Building ------------------------------------------------------------------------------------
 
 
@@ -244,6 +447,7 @@ def uv(args: list[str], modules: list[str] = ()) -> subprocess.CompletedProcess:
     from uv import find_uv_bin
 
     argv, env = with_modules(list(modules), [find_uv_bin(), *args])
+    env.setdefault("UV_HTTP_CONNECT_TIMEOUT", UV_CONNECT_SECONDS)
     return subprocess.run(argv, capture_output=True, text=True, env=env)
 
 
@@ -267,11 +471,18 @@ def dask_config(prefix: Path, site_prefix: Path = Path(sys.prefix)) -> Path:
     return path
 
 
-def write_lock(prefix: Path, base: SiteKernel) -> Path:
+def write_lock(prefix: Path, base: SiteKernel, from_site: list[str] = ()) -> Path:
+    """``uv pip freeze`` of the environment, under a line naming the site kernel it extends and
+    one for each package its file asked for that the site provides (``from_site``, its pins),
+    unless the environment now has its own."""
     frozen = uv(["pip", "freeze", "--python", str(prefix / "bin" / "python")])
     if frozen.returncode != 0:
         raise fail(f"uv pip freeze: {frozen.stderr.strip()}")
     header = f"# Over site kernel {base.name!r}" + (f", whose lock is {base.lock}" if base.lock else "") + "\n"
+    own = {requirement_name(line) for line in frozen.stdout.splitlines()}
+    header += "".join(
+        f"# {pin}: the site's, as the file asked\n" for pin in from_site if requirement_name(pin) not in own
+    )
     path = prefix / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + frozen.stdout)
@@ -286,10 +497,12 @@ def build(
     index: list[str],
     base: SiteKernel,
     recipe: dict | None = None,
-) -> Path:
+) -> tuple[Path, list[str]]:
     """Build in a folder of its own, with ``modules`` loaded, then rename it to ``name``: nothing
-    is left when it fails. With a ``recipe`` (a gallery build), ``file`` is a hashed lock: only
-    files with its hashes are installed, nothing beyond it, and the recipe is recorded."""
+    is left when it fails. What the site layer already provides as the file asks is not
+    installed (:func:`provided_by_site`); returns the prefix and the site's pins of those. With
+    a ``recipe`` (a gallery build), ``file`` is a hashed lock: only files with its hashes are
+    installed, nothing beyond it, and the recipe is recorded."""
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / name).exists():
         raise fail(f"{folder / name} exists already: remove it first (aifactory-env remove {name})")
@@ -300,20 +513,48 @@ def build(
             raise fail(f"uv venv: {made.stderr.strip()}")
         prefix = building / "env"
         site_layer(prefix)
+        provided: dict[str, str] = {}
         if file:
             args, requirements = requirements_of(file, building)
-            pinned = ["--require-hashes", "--no-deps"] if recipe is not None else []
-            python = ["--python", str(prefix / "bin" / "python")]
-            installed = uv(["pip", "install", *python, *pinned, *index, *args], modules)
-            if installed.returncode != 0:
-                raise fail(f"the build failed, and left nothing: {failed_requirement(installed.stderr, requirements)}")
-        write_lock(prefix, base)
+            if recipe is None and not has_option_lines(file):
+                provided = provided_by_site(requirements, site_versions())
+                args = apart_from_site(requirements, provided, building) if provided else args
+            if args:
+                install(prefix, args, requirements, index, modules, hashed=recipe is not None)
+        write_lock(prefix, base, list(provided.values()))
         if recipe is not None:
             (prefix / RECIPE).write_text(json.dumps(recipe, indent=1, sort_keys=True) + "\n")
         prefix.rename(folder / name)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return folder / name
+    return folder / name, list(provided.values())
+
+
+def install(
+    prefix: Path, args: list[str], requirements: list[str], index: list[str], modules: list[str], hashed: bool
+) -> None:
+    """``uv pip install`` into the environment, once the indexes it reads have answered (within
+    :data:`INDEX_ANSWER_SECONDS`); a failure says which requirement failed, or in plain words
+    what the network did and what to do. ``hashed``: a gallery build's lock, files by hash only."""
+    silent = silent_indexes(index_urls(index))
+    if silent:
+        raise no_index_answers(silent)
+    pinned = ["--require-hashes", "--no-deps"] if hashed else []
+    installed = uv(["pip", "install", "--python", str(prefix / "bin" / "python"), *pinned, *index, *args], modules)
+    if installed.returncode != 0:
+        why = network_trouble(installed.stderr) or failed_requirement(installed.stderr, requirements)
+        raise fail(f"the build failed, and left nothing: {why}{missing_hint(installed.stderr, index)}")
+
+
+def missing_hint(uv_error: str, index: list[str]) -> str:
+    """Where a package that is not found was looked for, and what to do ("" for other failures)."""
+    if not _NOT_FOUND.search(uv_error):
+        return ""
+    where = shlex.join(index) if index else f"uv's default index, {UV_DEFAULT_INDEX}"
+    return (
+        f" (looked for with {where}: add --find-links FOLDER with its wheel, "
+        "or ask your site's support to add it to the site's package index)"
+    )
 
 
 def share_with_group(prefix: Path) -> None:
@@ -353,10 +594,10 @@ def create(
     check_modules(modules)
     folder = project_folder(project) if project else envs_folder(None)
     started = time.monotonic()
-    prefix = build(folder, name, modules, file.resolve() if file else None, list(index), base, recipe)
+    prefix, from_site = build(folder, name, modules, file.resolve() if file else None, list(index), base, recipe)
     try:
         dask_config(prefix)
-        record_build(prefix, time.monotonic() - started, list(index), modules)
+        record_build(prefix, time.monotonic() - started, list(index), modules, from_site)
         if project:
             share_with_group(prefix)
         source = f" from {file.name}" if file else ""
@@ -382,14 +623,16 @@ def register_environment(
     )
 
 
-def record_build(prefix: Path, seconds: float, index: list[str], modules: list[str]) -> Path:
-    """What the build took, beside the lock: the gallery shows it to whoever would relaunch."""
+def record_build(prefix: Path, seconds: float, index: list[str], modules: list[str], from_site: list[str]) -> Path:
+    """What the build took, beside the lock: the gallery shows it to whoever would relaunch;
+    ``from_site``: the pins of what the file asked that the site provides (not installed)."""
     record = {
         "seconds": round(seconds, 1),
         "size": size_on_disk(prefix),
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "index": index,
         "modules": modules,
+        "from_site": from_site,
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = prefix / BUILD_RECORD
@@ -626,8 +869,11 @@ def relock(name: str, project: str | None = None) -> Path:
     prefix = existing(name, project)
     spec = json.loads((user_kernel_dir(name) / "kernel.json").read_text()) if user_kernel_dir(name).is_dir() else {}
     base = spec.get("metadata", {}).get("aifactory", {}).get("base", DEFAULT_KERNEL)
-    lock = write_lock(prefix, site_kernel(base))
-    record = recorded_build(prefix) | {"size": size_on_disk(prefix)}  # what ``list`` shows
+    record = recorded_build(prefix)
+    from_site = record.get("from_site")
+    from_site = [p for p in from_site if isinstance(p, str)] if isinstance(from_site, list) else []
+    lock = write_lock(prefix, site_kernel(base), from_site)
+    record = record | {"size": size_on_disk(prefix)}  # what ``list`` shows
     (prefix / BUILD_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return lock
 
@@ -677,8 +923,11 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--find-links", action="append", default=[], help="a folder of wheels (repeatable)")
         command.add_argument("--no-index", action="store_true", help="only --find-links, no package index")
         command.add_argument("--offline", action="store_true", help="only what uv has cached, and --find-links")
-    again.add_argument("--index-url", help="the package index (the site's, which the hub passes)")
-    again.add_argument("--extra-index-url", action="append", default=[], help="another index (repeatable)")
+        command.add_argument(
+            "--index-url",
+            help="the package index (create: the site's by default, which your job names; build-lock: the hub's)",
+        )
+        command.add_argument("--extra-index-url", action="append", default=[], help="another index (repeatable)")
     again.add_argument("--from-kernel", default=DEFAULT_KERNEL, help="the site kernel the lock extends")
     again.add_argument("--display-name")
     args = parser.parse_args(argv)
@@ -686,9 +935,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("create", "build-lock"):
         index = [a for d in args.find_links for a in ("--find-links", d)]
         index += ["--no-index"] * args.no_index + ["--offline"] * args.offline
-        index += ["--index-url", args.index_url] if getattr(args, "index_url", None) else []
-        index += [a for url in getattr(args, "extra_index_url", []) for a in ("--extra-index-url", url)]
+        index += ["--index-url", args.index_url] if args.index_url else []
+        index += [a for url in args.extra_index_url for a in ("--extra-index-url", url)]
     if args.command == "create":
+        index = with_site_index(index, site_index())
         prefix = create(args.name, args.file, args.from_kernel, args.project, index, args.display_name)
         print(f"environment {args.name!r} built in {prefix}; its lock {prefix / LOCK}; kernel {args.name!r} registered")
     elif args.command == "list":

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from aifactory_workbench.job import BATCH_TEMPLATE, WORKER_JOB_PREFIX
+from aifactory_workbench.job import BATCH_TEMPLATE, PACKAGE_INDEX_OPTIONS, WORKER_JOB_PREFIX, index_options
 from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings, problems, sbatch_options
 from aifactory_workbench.slurm.values import SiteHooks, is_unix_user, prologue_words
 
@@ -115,12 +115,14 @@ def render(
     before: Iterable[Sequence[str]] = (),
     times: SessionTimes = SessionTimes(),
     site: SiteHooks = NO_HOOKS,
+    package_index: Sequence[str] = (),
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
     the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may
     fail without stopping JupyterLab; ``times``: the warnings and the save signal before the end;
     ``site``: the site's own commands, Lmod and port range (:class:`SiteHooks`), refused unless
-    each passes its rule.
+    each passes its rule; ``package_index``: the site's package index as uv's options
+    (:func:`package_index_problems`), which ``aifactory-env create`` in the job installs from.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -132,7 +134,7 @@ def render(
     certs = dict(certs or {})
     if certs and (set(certs) != set(CERT_FILES) or not all(_PEM.fullmatch(v.strip() + "\n") for v in certs.values())):
         raise OptionError("certs", sorted(certs), "PEM blocks for keyfile, certfile and cafile")
-    refused = site.problems()
+    refused = site.problems() + package_index_problems(package_index)
     if refused:
         raise OptionError.of(refused)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -157,4 +159,22 @@ def render(
         lmod_init=shlex.quote(site.lmod_init) if site.lmod_init else "",
         source_lmod=site.needs_lmod,
         port_range=site.port_range_text,
+        package_index=shlex.quote(shlex.join(package_index)),
     )
+
+
+def package_index_problems(options: Sequence[str]) -> list[tuple[str, Any, str]]:
+    """The site's package index options (its site file's ``environments``, as
+    ``EnvironmentsSettings.uv_options`` gives them), refused unless each is one of uv's index
+    options, each URL or folder after its option: (name, value, what is accepted), or none."""
+    try:
+        index_options(options)
+    except ValueError as e:
+        return [
+            (
+                "package_index",
+                list(options),
+                f"uv's {', '.join(PACKAGE_INDEX_OPTIONS)}, each with its URL or folder ({e})",
+            )
+        ]
+    return []

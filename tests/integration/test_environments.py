@@ -25,7 +25,18 @@ import requests
 
 from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
-from .conftest import HUB_VENV, LIBEXEC, VENV, HubProcess, chromium_page, sh, sign_in, wait_for
+from .conftest import (
+    HUB_VENV,
+    LIBEXEC,
+    VENV,
+    HubProcess,
+    chromium_page,
+    execute_in_kernel,
+    launch,
+    sh,
+    sign_in,
+    wait_for,
+)
 
 USER = "alice"
 HOME = Path(f"/home/{USER}")
@@ -234,6 +245,55 @@ def test_the_form_and_home_show_alices_environment_with_its_size_and_only_to_her
         page.goto(f"{hub.url}/hub/spawn")
         page.wait_for_selector(row, timeout=30_000)
         assert "Python" in page.inner_text("#aifw-environments .aifw-site-kernels")
+
+
+#: In alice's session: aifactory-env with the options given, its exit status, seconds and output.
+IN_SESSION = """
+import subprocess, time
+started = time.monotonic()
+done = subprocess.run(["{venv}/bin/aifactory-env", *{args!r}], capture_output=True, text=True, cwd="{cwd}")
+print(done.returncode, round(time.monotonic() - started, 1), done.stdout + done.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_a_plain_requirements_file_builds_from_the_sites_index_in_a_session_or_says_what_to_do(folder: Path):
+    """Issue 36, item 3, in alice's JupyterLab session: ``aifactory-env create`` with no option
+    installs from the site's package index (here a folder of wheels, no index server), takes
+    what the site kernel has as asked without any download; an index that does not answer is
+    named within 10 s, with what to do."""
+    yaml_version = sh(f"{VENV}/bin/python", "-c", "import importlib.metadata as m; print(m.version('PyYAML'))")
+    (folder / "plain.txt").write_text(f"{PROBE}=={PROBE_VERSION}\nPyYAML=={yaml_version.strip()}\n")
+    sh("chown", f"{USER}:{USER}", str(folder / "plain.txt"))
+    site_index = ["--no-index", "--find-links", str(folder / "wheels")]
+    hub = launch(environments={"index_url": "", "find_links": [str(folder / "wheels")]})
+    try:
+        hub.start_ready(USER)
+
+        def in_session(*args: str) -> tuple[int, float, str]:
+            code = IN_SESSION.format(venv=VENV, args=list(args), cwd=folder)
+            status, seconds, said = execute_in_kernel(hub, USER, hub.user_token(USER), code).split(" ", 2)
+            return int(status), float(seconds), said
+
+        status, _, said = in_session("create", ENV, "--file", "plain.txt")
+        assert status == 0, said
+        prefix = HOME / ".aifactory" / "envs" / ENV
+        lock = (prefix / "share" / "aifactory" / "kernel.lock").read_text().splitlines()
+        assert f"aifw-probe=={PROBE_VERSION}" in lock and not any(line.lower().startswith("pyyaml") for line in lock)
+        assert f"# PyYAML=={yaml_version.strip()}: the site's, as the file asked" in lock
+        assert json.loads((prefix / "share" / "aifactory" / "build.json").read_text())["index"] == site_index
+
+        # An index that does not answer (TEST-NET-1: no host there), named by the command line.
+        status, seconds, said = in_session(
+            "create", "aifw-test-no-index", "--file", "plain.txt", "--index-url", "http://192.0.2.1/simple"
+        )
+        assert status != 0 and seconds < 10, said
+        assert "the package index http://192.0.2.1/simple did not answer" in said and "--find-links FOLDER" in said
+        assert "Traceback" not in said and "cause:" not in said
+    finally:
+        if hub.server(USER) is not None:
+            hub.stop(USER)
+        hub.shutdown()
 
 
 def requests_get(url: str, token: str, hub: HubProcess) -> requests.Response:

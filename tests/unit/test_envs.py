@@ -3,13 +3,17 @@ no index; its kernel, lock, Dask config, listing and removal; a broken build lea
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ def user(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.delenv(envs.PACKAGE_INDEX_ENV, raising=False)
     write_wheel(tmp_path / "wheels", PROBE, PROBE_VERSION)
     return tmp_path
 
@@ -118,7 +123,8 @@ def test_the_environments_dask_files_come_after_the_sites(tmp_path):
 def test_a_broken_requirement_is_named_and_leaves_no_environment_and_no_kernel(user):
     requirements = user / "requirements.txt"
     requirements.write_text(f"{PROBE}=={PROBE_VERSION}\naifw-missing==1.0\n")
-    with pytest.raises(SystemExit, match=r"'aifw-missing==1.0' failed: .*aifw-missing"):
+    looked = r"looked for with --no-index --find-links .*: add --find-links FOLDER with its wheel"
+    with pytest.raises(SystemExit, match=rf"'aifw-missing==1.0' failed: .*aifw-missing.*{looked}"):
         envs.create("broken", requirements, index=offline(user))
     assert list((user / "home" / ".aifactory" / "envs").iterdir()) == []
     assert not (user / "jupyter" / "kernels" / "broken").exists()
@@ -439,3 +445,104 @@ def test_the_modules_a_file_asks_for_are_loaded_for_the_build_and_by_its_kernel(
     argv = spec["argv"]
     assert argv[argv.index("--module") : argv.index("--")] == [a for m in [*base, "gcc/12"] for a in ("--module", m)]
     assert json.loads((prefix / envs.BUILD_RECORD).read_text())["modules"] == [*base, "gcc/12"]
+
+
+# Issue 36, item 3: aifactory-env create offline ----------------------------------------------
+
+#: Packages the suite's venv (the site layer here) has: a build that asks for them as the site
+#: has them needs no index.
+SITE_YAML = f"PyYAML=={importlib.metadata.version('PyYAML')}"
+
+
+@contextlib.contextmanager
+def silent_index() -> Iterator[str]:
+    """An index URL whose server takes the connection and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/simple"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_what_the_site_kernel_has_as_asked_is_not_downloaded_and_needs_no_index(user):
+    """toolz==1.2.0, which the site kernel has, failed with --offline ("not in the cache"): what
+    the site layer satisfies is recorded as the site's (lock and build.json), not installed."""
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{SITE_YAML}\njinja2>=3  # the site's too\n{PROBE}=={PROBE_VERSION}\n")
+    prefix = envs.create("mixed", requirements, index=["--offline", "--find-links", str(user / "wheels")])
+    lock = (prefix / envs.LOCK).read_text().splitlines()
+    assert f"aifw-probe=={PROBE_VERSION}" in lock and not any(line.lower().startswith("pyyaml") for line in lock)
+    assert f"# {SITE_YAML}: the site's, as the file asked" in lock
+    assert json.loads((prefix / envs.BUILD_RECORD).read_text())["from_site"][0] == SITE_YAML
+    # Only what the site has: no index is asked at all, not even one that is down.
+    requirements.write_text(f"{SITE_YAML}\n")
+    prefix = envs.create("site-only", requirements, index=["--index-url", f"http://127.0.0.1:{closed_port()}/simple"])
+    assert (
+        run_python(str(prefix / "bin" / "python"), "import yaml; print(yaml.__version__)") == SITE_YAML.split("==")[1]
+    )
+    # A version the site does not have, extras, or a file with options are uv's as before.
+    assert envs.provided_by_site(["pyyaml<1", "pyyaml[x]", "pyyaml; os_name == 'nt'", "nope"], {"pyyaml": "6"}) == {}
+
+
+@pytest.mark.parametrize("index", ["silent", "refused", "unknown host"])
+def test_an_index_that_does_not_answer_is_named_within_seconds_with_what_to_do(user, monkeypatch, index):
+    """A plain requirements file, no network: 35 s of silence then uv's raw DNS error before.
+    Now within 10 s: which index, why, and what to do (the site's folder of wheels named)."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    requirements = user / "requirements.txt"
+    requirements.write_text("aifw-not-in-the-site\n")  # (requests, in the issue: the suite's venv has it)
+    with contextlib.ExitStack() as stack:
+        url = {
+            "silent": lambda: stack.enter_context(silent_index()),
+            "refused": lambda: f"http://127.0.0.1:{closed_port()}/simple",
+            "unknown host": lambda: "http://aifw-no-such-host.invalid/simple",
+        }[index]()
+        monkeypatch.setenv(envs.PACKAGE_INDEX_ENV, f"--index-url {url} --find-links /srv/site-wheels")
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as failed:
+            envs.main(["create", "offline", "--file", str(requirements)])
+    said = str(failed.value)
+    assert time.monotonic() - started < 10, said
+    assert f"the site's package index {url} did not answer" in said
+    assert "--no-index --find-links FOLDER (the site's: /srv/site-wheels)" in said and "support" in said
+    assert "cause:" not in said and "Traceback" not in said
+    assert list((user / "home" / ".aifactory" / "envs").iterdir()) == []
+
+
+def test_create_installs_from_the_site_index_the_job_names_and_the_command_line_wins(user, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    site = ["--no-index", "--find-links", str(user / "wheels")]
+    monkeypatch.setenv(envs.PACKAGE_INDEX_ENV, " ".join(site))
+    assert envs.main(["create", "from-site", "--file", str(requirements)]) == 0  # no option: the site's index
+    record = json.loads((envs.existing("from-site", None) / envs.BUILD_RECORD).read_text())
+    assert record["index"] == site
+    refused = f"http://127.0.0.1:{closed_port()}/simple"
+    with pytest.raises(SystemExit, match=rf"the package index {refused} did not answer"):
+        envs.main(["create", "own-index", "--file", str(requirements), "--index-url", refused])
+    assert envs.with_site_index(
+        ["--index-url", "U"], ["--index-url", "S", "--extra-index-url", "E", "--find-links", "F"]
+    ) == ["--index-url", "U", "--find-links", "F"]
+    assert envs.with_site_index(["--find-links", "G"], site) == ["--find-links", "G", *site]
+    monkeypatch.setenv(envs.PACKAGE_INDEX_ENV, "--trusted-host x")
+    with pytest.raises(SystemExit, match="AIFACTORY_PACKAGE_INDEX .*--trusted-host"):
+        envs.main(["create", "bad", "--file", str(requirements)])
+
+
+def test_uvs_network_errors_are_told_in_plain_words_with_what_to_do():
+    dns = (
+        "error: Request failed after 3 retries\n  Caused by: Failed to fetch: `https://pypi.org/simple/requests/`\n"
+        "  Caused by: error sending request for url (https://pypi.org/simple/requests/)\n"
+        "  Caused by: client error (Connect)\n  Caused by: dns error\n"
+    )
+    said = envs.network_trouble(dns)
+    assert said.startswith("a download failed (https://pypi.org/simple/requests/)") and "--find-links FOLDER" in said
+    offline = "  ╰─▶ Because toolz was not found in the cache and you require toolz==1.2.0, we can conclude ...\n"
+    assert "with --offline only uv's cache and the --find-links folders" in envs.network_trouble(offline)
+    assert envs.network_trouble("error: Failed to build `numpy==2.0.0`\n") is None

@@ -2,6 +2,7 @@
 
 import re
 import shlex
+import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -328,6 +329,21 @@ def test_lmod_is_sourced_only_before_a_module_command():
 def test_the_port_range_reaches_the_launcher():
     script = render(request(), COMMAND, ENV, site=SiteHooks(port_range=(50000, 50099)))
     assert 'export AIFACTORY_PORT_RANGE="50000-50099"\n' in script
+
+
+def test_the_sites_package_index_reaches_the_job_as_one_variable_of_uvs_options():
+    """Issue 36, item 3: aifactory-env create in the job installs from the site's index by default."""
+    index = ["--no-index", "--find-links", "/srv/aifactory/wheels", "--find-links", "/srv/it's wheels"]
+    script = render(request(), COMMAND, ENV, package_index=index)
+    [line] = [line for line in script.splitlines() if "AIFACTORY_PACKAGE_INDEX=" in line]
+    said = subprocess.run(
+        ["bash", "-c", f'{line}; printf "%s" "$AIFACTORY_PACKAGE_INDEX"'], capture_output=True, text=True
+    )
+    assert shlex.split(said.stdout) == index
+    assert "export AIFACTORY_PACKAGE_INDEX=''\n" in render(request(), COMMAND, ENV)
+    for refused in (["--trusted-host", "x"], ["--index-url"], ["--find-links", "/a\nrm -rf ~"], ["--index-url", "-x"]):
+        with pytest.raises(OptionError, match="package_index"):
+            render(request(), COMMAND, ENV, package_index=refused)
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,24 @@ def test_the_sites_commands_lmod_and_port_range_reach_the_spawner(tmp_path):
     assert "c.WorkbenchSpawner.port_range" in found, found
 
 
+def test_the_sites_package_index_reaches_the_spawner_and_a_bad_one_is_refused(tmp_path):
+    """Issue 36, item 3: the site file's environments, as uv's options, for every job."""
+    from traitlets.config import Config
+
+    from aifactory_workbench.hub.configure import spawner_settings
+    from aifactory_workbench.spawners.spawner import WorkbenchSpawner
+
+    site = load_site_config(write(tmp_path, "environments:\n  index_url: ''\n  find_links: [/srv/aifactory/wheels]\n"))
+    assert spawner_settings(site)["package_index"] == (
+        ["--no-index", "--find-links", "/srv/aifactory/wheels"],
+        "environments",
+    )
+    c = Config()
+    c.WorkbenchSpawner.package_index = ["--trusted-host", "x"]
+    found = "\n".join(WorkbenchSpawner.config_problems(c))
+    assert "c.WorkbenchSpawner.package_index: value ['--trusted-host', 'x'] is not accepted" in found, found
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
