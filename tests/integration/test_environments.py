@@ -283,12 +283,12 @@ def test_a_plain_requirements_file_builds_from_the_sites_index_in_a_session_or_s
         assert f"# PyYAML=={yaml_version.strip()}: the site's, as the file asked" in lock
         assert json.loads((prefix / "share" / "aifactory" / "build.json").read_text())["index"] == site_index
 
-        # An index that does not answer (TEST-NET-1: no host there), named by the command line.
+        # An index that does not answer (nothing listens on the node's port 9), named by the command line.
         status, seconds, said = in_session(
-            "create", "aifw-test-no-index", "--file", "plain.txt", "--index-url", "http://192.0.2.1/simple"
+            "create", "aifw-test-no-index", "--file", "plain.txt", "--index-url", "http://127.0.0.1:9/simple"
         )
         assert status != 0 and seconds < 10, said
-        assert "the package index http://192.0.2.1/simple did not answer" in said and "--find-links FOLDER" in said
+        assert "the package index http://127.0.0.1:9/simple did not answer" in said and "--find-links FOLDER" in said
         assert "Traceback" not in said and "cause:" not in said
     finally:
         if hub.server(USER) is not None:

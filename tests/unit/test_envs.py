@@ -489,6 +489,17 @@ def test_what_the_site_kernel_has_as_asked_is_not_downloaded_and_needs_no_index(
     assert envs.provided_by_site(["pyyaml<1", "pyyaml[x]", "pyyaml; os_name == 'nt'", "nope"], {"pyyaml": "6"}) == {}
 
 
+def no_such_host(getaddrinfo, name: str):
+    """``getaddrinfo`` that answers for ``name`` as a resolver does for a name it does not know."""
+
+    def resolve(host, *args, **kwargs):
+        if host == name:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return getaddrinfo(host, *args, **kwargs)
+
+    return resolve
+
+
 @pytest.mark.parametrize("index", ["silent", "refused", "unknown host"])
 def test_an_index_that_does_not_answer_is_named_within_seconds_with_what_to_do(user, monkeypatch, index):
     """A plain requirements file, no network: 35 s of silence then uv's raw DNS error before.
@@ -502,6 +513,8 @@ def test_an_index_that_does_not_answer_is_named_within_seconds_with_what_to_do(u
             "refused": lambda: f"http://127.0.0.1:{closed_port()}/simple",
             "unknown host": lambda: "http://aifw-no-such-host.invalid/simple",
         }[index]()
+        # No DNS query leaves this machine: the name is not known, as a resolver would answer.
+        monkeypatch.setattr(socket, "getaddrinfo", no_such_host(socket.getaddrinfo, "aifw-no-such-host.invalid"))
         monkeypatch.setenv(envs.PACKAGE_INDEX_ENV, f"--index-url {url} --find-links /srv/site-wheels")
         started = time.monotonic()
         with pytest.raises(SystemExit) as failed:
