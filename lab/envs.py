@@ -446,7 +446,8 @@ def network_trouble(uv_error: str) -> str | None:
 def uv(args: list[str], modules: list[str] = ()) -> subprocess.CompletedProcess:
     from uv import find_uv_bin
 
-    argv, env = with_modules(list(modules), [find_uv_bin(), *args])
+    # No colour, whatever the session asks for (a kernel sets FORCE_COLOR): the lock is made of what uv prints.
+    argv, env = with_modules(list(modules), [find_uv_bin(), "--color", "never", *args])
     env.setdefault("UV_HTTP_CONNECT_TIMEOUT", UV_CONNECT_SECONDS)
     return subprocess.run(argv, capture_output=True, text=True, env=env)
 

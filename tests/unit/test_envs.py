@@ -76,6 +76,17 @@ def test_an_environment_from_requirements_is_built_locked_registered_listed_and_
     assert envs.environments() == []
 
 
+def test_the_lock_made_in_a_kernel_that_asks_for_colour_has_none(user, monkeypatch):
+    """A JupyterLab kernel's environment sets FORCE_COLOR: uv's freeze, which the lock is made
+    of, printed its names in bold escape codes, and the lock pinned nothing a build could read."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("CLICOLOR_FORCE", "1")
+    requirements = user / "requirements.txt"
+    requirements.write_text(f"{PROBE}=={PROBE_VERSION}\n")
+    lock = (envs.create("coloured", requirements, index=offline(user)) / envs.LOCK).read_text()
+    assert "\x1b" not in lock and f"aifw-probe=={PROBE_VERSION}" in lock.splitlines()
+
+
 def test_dask_in_the_environment_runs_workers_with_its_python_and_the_sites_settings(user):
     """SLURMCluster() with no argument, in the environment's Python: its workers run that Python,
     on the site's partition; the site's own Python still gets the site's Python."""
