@@ -160,9 +160,11 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
     launcher used to close the port, report it, and let JupyterLab bind it again seconds
     later (issue 11, hole 3)."""
     hub = clean
-    # A job of alice's from an earlier test may still be completing, its port already free:
-    # only the job this start submits is watched.
+    # A job of alice's from an earlier test may still be completing, its port already free, and
+    # a log of this job's name may be an older job's (SLURM's ids start again with its state):
+    # only the job this start submits is watched, and only its log written since.
     earlier = set(queued_jobs("alice"))
+    since = time.time()
 
     def this_start() -> str:
         return next((job for job in queued_jobs("alice") if job not in earlier), "")
@@ -186,7 +188,8 @@ def test_the_reported_port_cannot_be_taken_by_another_user_on_the_node(clean: Hu
             def port_in_log() -> tuple[str, re.Match] | None:
                 job = this_start()
                 log = home / ".aifactory" / "logs" / f"jupyterlab-{job}.log"
-                found = job and log.exists() and re.search(r"serves on port (\d+)", log.read_text())
+                written = job and log.exists() and log.stat().st_mtime >= since
+                found = written and re.search(r"serves on port (\d+)", log.read_text())
                 return (job, found) if found else None
 
             job, found = wait_for(port_in_log, 120, "no port in the job's log", every=0.05)
