@@ -157,9 +157,9 @@ def queued_jobs(user: str | None = None) -> dict[str, dict[str, str]]:
 
 
 @contextlib.contextmanager
-def gpus_held(user: str, gpus: int, hours: int = 4) -> Iterator[str]:
-    """``gpus`` of the acc node held by a job of ``user`` (another tenant's, submitted as them with
-    sudo) for ``hours``, running until the block ends; yields its id."""
+def gpus_held(user: str, gpus: int, hours: int = 4, memory: str = "1G") -> Iterator[str]:
+    """``gpus`` of the acc node and ``memory`` held by a job of ``user`` (another tenant's,
+    submitted as them with sudo) for ``hours``, running until the block ends; yields its id."""
     job = sh(
         "sudo",
         "-u",
@@ -170,7 +170,7 @@ def gpus_held(user: str, gpus: int, hours: int = 4) -> Iterator[str]:
         "--partition=acc",
         f"--gres=gpu:{gpus}",
         "--cpus-per-task=1",
-        "--mem=1G",
+        f"--mem={memory}",
         f"--time={hours:02d}:00:00",
         "--chdir=/tmp",
         "--output=/dev/null",

@@ -21,6 +21,7 @@ from .conftest import (
     chromium_pages,
     demo_password,
     execute_in_kernel,
+    gpus_held,
     queued_jobs,
     serious_violations,
     sh,
@@ -384,3 +385,36 @@ def test_an_account_without_a_slurm_association_is_told_so_and_an_admin_lands_on
     assert refused.status_code == 403, refused.text
     assert "has no SLURM association" in refused.json()["message"], refused.text
     assert queued_jobs(name) == {}
+
+
+@pytest.mark.slow
+def test_a_start_held_by_memory_says_so_and_less_memory_starts_now(demo_setup_hub: HubProcess):
+    """Issue 36, item 4: with bob's GPU job holding 8G of the acc node's 16000M, alice's 2 GPUs
+    and 8G said "about 120 min" and offered nothing, since even 1 GPU waits for memory. The form
+    now says what holds the start and offers 1 GPU with the memory that is free, which starts."""
+    hub = demo_setup_hub
+    with gpus_held("bob", 1, memory="8G"), chromium_page(*hub.chromium_args) as page:
+        sign_in(page, hub, "alice")
+        page.goto(f"{hub.url}/hub/spawn")
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
+        page.select_option("#partition", "acc")
+        page.fill("#walltime", "02:00:00")
+        page.fill("#memory", "8G")
+        page.fill("#gpus", "2")
+        page.wait_for_selector(".aifw-alternative", timeout=60_000)
+        held = page.inner_text("#aifw-holds")
+        assert held.startswith("Waiting for memory and GPUs on acc: 8 of 15.6 GB in use"), held
+        offered = page.locator(".aifw-alternative").all_inner_texts()
+        assert offered[0] == "1 GPU, 7G memory: now", offered
+        assert serious_violations(page) == [], "a start held by memory"
+        page.locator("#aifw-holds").scroll_into_view_if_needed()
+        shot(page, "35-held-by-memory")
+        page.click(".aifw-alternative")
+        assert page.input_value("#gpus") == "1" and page.input_value("#memory") == "7G"
+        page.wait_for_function("document.getElementById('aifw-start').textContent.includes('start now')")
+        page.click("#spawn_form button[type=submit]")
+        hub.wait_ready("alice")
+        (job,) = queued_jobs("alice")
+        shown = sh("scontrol", "show", "job", job, "-o")
+        assert re.search(r"gres[/:]gpu[:=]1\b", shown) and "mem=7G" in shown, shown
+        hub.stop("alice")
