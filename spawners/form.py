@@ -20,6 +20,7 @@ from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPT
 from aifactory_workbench.slurm.parsers import core_hours
 from aifactory_workbench.slurm.values import parse_duration
 from aifactory_workbench.spawners.choices import Choices
+from aifactory_workbench.spawners.gallery import Entry, launch_options
 from aifactory_workbench.spawners.jobscript import OptionError
 
 #: What a preset may set: the job settings a user may choose in the spawn form (the site
@@ -139,13 +140,14 @@ def render_form(
     values: Mapping[str, Any],
     estimate_url: str,
     from_link: bool = False,
-    entry: Any = None,
+    entry: Entry | None = None,
     environments_url: str = "",
     help_url: str = "",
 ) -> str:
     """The form's fields, one per job field (slurm/job_fields.py); ``from_link``: an ``opt-``
     link filled them, and the user confirms; ``entry``: the gallery entry being launched (its
-    resources are in ``values``); ``environments_url``: where the script asks for the kernels
+    resources, adapted to ``choices``, are in ``values``; one banner says what was adapted, never
+    a second one for the link); ``environments_url``: where the script asks for the kernels
     and the user's environments (none: no such block), ``help_url`` the help on them."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {
@@ -163,6 +165,7 @@ def render_form(
         values=values,
         from_link=from_link,
         entry=entry,
+        adapted=launch_options(entry, choices).text if entry is not None else "",
         environments=bool(environments_url),
         # </script> cannot end the block: "<" is escaped inside the JSON.
         data_json=json.dumps(data).replace("<", "\\u003c"),

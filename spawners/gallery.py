@@ -32,9 +32,14 @@ import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aifactory_workbench.job.locks import GALLERY_ENV_PREFIX, normalised, pins
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS
+from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
+
+if TYPE_CHECKING:
+    from aifactory_workbench.spawners.choices import Choices, Partition
 
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 #: The folder in a user's home where launched notebooks are copied.
@@ -82,6 +87,108 @@ class Entry:
         data = asdict(self)
         data["modules"], data["data_paths"] = list(self.modules), list(self.data_paths)
         return data
+
+
+@dataclass(frozen=True)
+class Launch:
+    """An entry's recorded resources as one launcher may ask them (``options``: what the form
+    shows and a start asks, before the launcher's own choices), and each change made for them,
+    in plain words (``adapted``): the form says them in one sentence (:attr:`text`)."""
+
+    options: dict[str, Any]
+    adapted: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return f"Adapted for you: {'; '.join(self.adapted)}." if self.adapted else ""
+
+
+def launch_options(entry: Entry, choices: Choices) -> Launch:
+    """The entry's resources adapted to the launcher's ``choices``, quietly: a partition, account,
+    QoS or reservation that is not theirs becomes their own (their default account, a partition
+    with the GPUs it asks if they have one), and what the partition or QoS cannot give becomes
+    the most it gives. What the launcher may ask is kept as recorded."""
+    recorded = {k: v for k, v in entry.resources.items() if k in USER_OPTIONS and v not in ("", None)}
+    options, said = dict(recorded), []
+    for adapt in (_partition, _account, _qos, _reservation, _limits):
+        options, words = adapt(options, choices)
+        said += words
+    return Launch(options, tuple(said))
+
+
+Adapted = tuple[dict[str, Any], list[str]]
+
+
+def _partition(options: dict[str, Any], choices: Choices) -> Adapted:
+    """A partition not open to the launcher: theirs with the GPUs asked, else their default."""
+    old = options.get("partition")
+    if not old or old in choices.partitions or not choices.partitions:
+        return options, []
+    gpus = options.get("gpus") or 0
+    new = min(choices.partitions.values(), key=lambda p: (p.max_gpus < gpus, not p.default, p.name)).name
+    return options | {"partition": new}, [f"partition {new} (the publisher's {old} is not open to you)"]
+
+
+def _account(options: dict[str, Any], choices: Choices) -> Adapted:
+    """An account that is not the launcher's: their default (or first) on the partition."""
+    old, partition = options.get("account"), options.get("partition")
+    mine = choices.accounts(partition)
+    if not old or old in mine:
+        return options, []
+    new = mine[0] if mine else ""
+    return options | {"account": new}, [f"account {new or 'your default'} (the publisher's {old} is not yours)"]
+
+
+def _qos(options: dict[str, Any], choices: Choices) -> Adapted:
+    """A QoS the launcher's account may not use: the account's default QoS."""
+    old, partition = options.get("qos"), options.get("partition") or ""
+    account = options.get("account") or choices.default_account
+    if not old or old in choices.qos(account, partition):
+        return options, []
+    new = choices.default_qos(account, partition)
+    return options | {"qos": ""}, [f"QoS {new or 'your default'} (the publisher's {old} is not open to you)"]
+
+
+def _reservation(options: dict[str, Any], choices: Choices) -> Adapted:
+    """A reservation not open to the launcher (or on another partition): none."""
+    old = options.get("reservation")
+    found = choices.reservations.get(old or "")
+    if not old or (found is not None and found.partition in ("", options.get("partition"))):
+        return options, []
+    return options | {"reservation": ""}, [f"no reservation (the publisher's {old} is not open to you)"]
+
+
+def _limits(options: dict[str, Any], choices: Choices) -> Adapted:
+    """Cores, memory, GPUs and walltime over the partition's (or QoS's) limits: its most."""
+    part = choices.partitions.get(options.get("partition") or "")
+    if part is None:
+        return options, []
+    changed, said = dict(options), []
+    for name, most, words in _most(part, options, choices):
+        changed[name] = most
+        said.append(words)
+    return changed, said
+
+
+def _most(part: Partition, options: dict[str, Any], choices: Choices) -> list[tuple[str, Any, str]]:
+    """(field, the most the partition gives, in words) for each request over its limit."""
+    over: list[tuple[str, Any, str]] = []
+    where = f"the most on partition {part.name}"
+    if (options.get("cpus") or 0) > part.max_cpus:
+        over.append(("cpus", part.max_cpus, f"{part.max_cpus} cores ({where})"))
+    if (parse_memory_mb(str(options.get("memory") or "0")) or 0) > part.max_memory_mb:
+        memory = format_memory(part.max_memory_mb)
+        over.append(("memory", memory, f"{memory} memory ({where})"))
+    if (options.get("gpus") or 0) > part.max_gpus:
+        gpus = f"{part.max_gpus} GPUs ({where})" if part.max_gpus else f"no GPU (partition {part.name} has none)"
+        over.append(("gpus", part.max_gpus, gpus))
+    account = options.get("account") or choices.default_account
+    qos = options.get("qos") or choices.default_qos(account, part.name)
+    limit = choices.max_walltime(part, qos)
+    if limit and (parse_duration(str(options.get("walltime") or "0")) or 0) > limit:
+        walltime = format_duration(limit)
+        over.append(("walltime", walltime, f"walltime {walltime} (the most you may ask there)"))
+    return over
 
 
 def data_paths(notebook: dict[str, Any], shared_storage: list[str]) -> list[str]:

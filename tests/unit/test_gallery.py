@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from aifactory_workbench.hub import gallery_pages
 from aifactory_workbench.hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
 from aifactory_workbench.job.locks import human_size, pins
 from aifactory_workbench.spawners import gallery as gallery_module
+from aifactory_workbench.spawners.form import initial_values, render_form
 from aifactory_workbench.spawners.gallery import (
     LOCK_FILE,
     Entry,
@@ -37,6 +39,8 @@ from aifactory_workbench.spawners.gallery import (
     pinned_environment,
     untrusted_folder,
 )
+from tests.unit.defaults import JOB
+from tests.unit.fakes import choices_for, new_spawner
 from tests.wheels import PROBE, PROBE_VERSION, write_wheel
 
 NOTEBOOK = {
@@ -427,3 +431,98 @@ def test_the_sites_index_is_a_key_of_the_site_file_checked_like_the_others(tmp_p
         site.write_text("hub: {user_subdomains: false}\n" + text + "\n")
         with pytest.raises(SiteConfigError, match=re.escape(said)):
             load_site_config(site)
+
+
+def recorded_entry(**resources) -> Entry:
+    """An entry as published by alice (account ehpc01) with these resources."""
+    return Entry(
+        id="0123456789ab",
+        title="Climatology",
+        author="alice",
+        published="2026-01-01T00:00:00+0000",
+        notebook_name="clim.ipynb",
+        kernel="aifactory",
+        kernel_display="AI Factory",
+        modules=(),
+        lock="",
+        resources=resources,
+        data_paths=(),
+    )
+
+
+def test_a_launch_takes_the_launchers_own_account_and_says_so_once():
+    """Issue 36, item 6: bob launches alice's entry; her account is not his, so his default is
+    asked, in one sentence (never a refusal of what the form already changed)."""
+    entry = recorded_entry(partition="acc", account="ehpc01", qos="normal", cpus=20, memory="8G", gpus=1)
+    launch = gallery_module.launch_options(entry, choices_for("ehpc02"))
+    assert launch.options == {
+        "partition": "acc",
+        "account": "ehpc02",
+        "qos": "normal",
+        "cpus": 20,
+        "memory": "8G",
+        "gpus": 1,
+    }
+    assert launch.text == "Adapted for you: account ehpc02 (the publisher's ehpc01 is not yours)."
+    assert gallery_module.launch_options(entry, choices_for("ehpc01")).text == ""  # alice's own: as recorded
+
+
+def test_a_launch_adapts_a_partition_qos_and_reservation_the_launcher_cannot_use():
+    choices = replace(choices_for("ehpc02"), partitions={"gpp": choices_for().partitions["gpp"]})
+    entry = recorded_entry(partition="acc", account="ehpc01", qos="part_acc", gpus=2, reservation="course", cpus=2)
+    launch = gallery_module.launch_options(entry, choices)
+    assert launch.options == {
+        "partition": "gpp",
+        "account": "ehpc02",
+        "qos": "",
+        "gpus": 0,
+        "reservation": "",
+        "cpus": 2,
+    }
+    assert launch.adapted == (
+        "partition gpp (the publisher's acc is not open to you)",
+        "account ehpc02 (the publisher's ehpc01 is not yours)",
+        "QoS normal (the publisher's part_acc is not open to you)",
+        "no reservation (the publisher's course is not open to you)",
+        "no GPU (partition gpp has none)",
+    )
+
+
+def test_a_launch_asks_at_most_what_the_partition_gives_and_a_partition_with_the_gpus_asked():
+    choices = choices_for("ehpc02")
+    gone = recorded_entry(partition="big", gpus=1, cpus=100, memory="20G", walltime="3-00:00:00")
+    launch = gallery_module.launch_options(gone, choices)
+    assert launch.options == {"partition": "acc", "gpus": 1, "cpus": 80, "memory": "16000M", "walltime": "1-00:00:00"}
+    assert "partition acc (the publisher's big is not open to you)" in launch.adapted
+    assert "80 cores (the most on partition acc)" in launch.adapted
+    cpu_only = gallery_module.launch_options(recorded_entry(partition="big", cpus=2), choices)
+    assert cpu_only.options == {"partition": "gpp", "cpus": 2}  # the launcher's default partition
+
+
+def test_a_launch_form_has_one_banner_that_says_what_was_adapted():
+    """The form of bob's launch (an opt-gallery link): one banner, never a second for the link."""
+    entry = recorded_entry(partition="acc", account="ehpc01", gpus=1)
+    page = render_form(choices_for("ehpc02"), [], initial_values(JOB, None, None), "/estimate", True, entry)
+    assert re.findall(r'class="alert [^"]*" id="([^"]+)"', page) == ["aifw-gallery-entry"]
+    adapted = re.search(r'id="aifw-gallery-adapted">([^<]*)<', page)
+    assert adapted and adapted.group(1) == "Adapted for you: account ehpc02 (the publisher&#39;s ehpc01 is not yours)."
+    mine = render_form(choices_for("ehpc01"), [], initial_values(JOB, None, None), "/estimate", True, entry)
+    assert "aifw-gallery-adapted" not in mine and 'id="aifw-from-link"' not in mine
+
+
+@pytest.mark.xfail(
+    strict=True, reason="spawners/options.py's gallery_options must call launch_options (issue 36, item 6)"
+)
+async def test_bobs_launch_of_alices_entry_asks_his_account_and_is_never_refused_for_hers(tmp_path):
+    """Issue 36, item 6: the link and the start ask bob's account (the form already showed it)."""
+    gallery = Gallery(tmp_path / "gallery")
+    entry = publish(gallery, resources={"partition": "acc", "account": "ehpc01", "cpus": 2, "gpus": 1})
+    spawner = new_spawner(gallery=gallery)
+
+    async def choices():
+        return choices_for("ehpc02")
+
+    spawner.choices = choices
+    request, launched = await spawner.checked_request({"gallery": entry.id})
+    assert launched == entry and (request.settings.account, request.settings.partition) == ("ehpc02", "acc")
+    assert (request.settings.cpus, request.settings.gpus) == (2, 1)
