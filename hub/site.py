@@ -286,12 +286,33 @@ def preset_problems(preset: Any) -> list[str]:
             isinstance(value, str) and _TITLE.fullmatch(value) and len(value) <= 80
         ):
             problems.append(f"{key} {value!r}: accepted: text of 1 to 80 characters without '<', '>'")
-        elif key in PRESET_KEYS and not JOB_RULES[key].check(value):
-            problems.append(f"{key} {value!r}: accepted: {JOB_RULES[key].accepted}")
-        elif key not in (*PRESET_KEYS, "name", "title", "description"):
-            problems.append(f"unknown key {key!r}; accepted: name, title, description, {', '.join(PRESET_KEYS)}")
+        elif key in PRESET_KEYS or key not in ("name", "title", "description"):
+            problems += job_setting_problems({key: value}, also="name, title, description")
     problems += [f"missing key {k!r}" for k in ("name", "title") if k not in preset]
     return problems
+
+
+def job_setting_problems(settings: dict[str, Any], also: str = "") -> list[str]:
+    """What is wrong with job settings that a preset sets (empty: nothing): a key that is not a
+    job setting (``also``: the other keys the caller accepts, for the message), or a value that
+    breaks the setting's rule (the one that ``slurm.*`` keys follow)."""
+    problems = []
+    for key, value in settings.items():
+        if key not in PRESET_KEYS:
+            accepted = ", ".join(([also] if also else []) + list(PRESET_KEYS))
+            problems.append(f"unknown key {key!r}; accepted: {accepted}")
+        elif not JOB_RULES[key].check(value):
+            problems.append(f"{key} {value!r}: accepted: {JOB_RULES[key].accepted}")
+    return problems
+
+
+def _is_job_settings() -> Rule:
+    """A mapping of job settings (any of the preset keys, no name or title): the notebook-job preset."""
+    return Rule(
+        lambda v: isinstance(v, dict) and not job_setting_problems(v),
+        f"a mapping of any of {', '.join(PRESET_KEYS)} with the values that slurm.* accepts",
+        lambda v: "; ".join(job_setting_problems(v)) if isinstance(v, dict) else "not a mapping",
+    )
 
 
 def _is_presets() -> Rule:
@@ -318,6 +339,10 @@ def _is_presets() -> Rule:
 @dataclass(frozen=True)
 class FormSettings:
     presets: list[dict[str, Any]] = rule(_is_presets())
+    #: What a notebook run as a batch job asks for unless its user chooses otherwise (JupyterLab's
+    #: "Run as Batch Job…" dialog and ``aifactory-run-notebook run``): a setting not named here asks
+    #: SLURM for nothing.
+    notebook_job: dict[str, Any] = rule(_is_job_settings())
     discovery_cache: float = rule(_is_seconds(0, 3600))
     usage_days: int = rule(is_int(1, 3660))
     alternatives_after: int = rule(is_int(0, 86400))

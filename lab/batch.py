@@ -7,8 +7,9 @@ shell.
 
 The job runs the notebook in the kernel it names (its metadata; ``--kernel`` to choose another):
 a site kernel or the user's own (``aifactory-env``), its modules and Python, and Dask workers
-it starts run that Python too. It gets the resources of the JupyterLab session it is started
-from unless told otherwise.  The executed notebook and
+it starts run that Python too. It asks for the site's notebook-job resources (the site file's
+form.notebook_job: by default 1 core, 2G for 30 minutes on gpp) unless told otherwise, never
+those of the session it is started from.  The executed notebook and
 its log land next to the original, named after the job: ``analysis-job1234.ipynb`` and
 ``analysis-job1234.log``.  A failed run names the failing cell and its error.
 """
@@ -24,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from aifactory_workbench.job import (
     NOTEBOOK_JOB_PREFIX,
     WORKER_JOB_PREFIX,
@@ -36,13 +39,42 @@ from aifactory_workbench.job import (
 from aifactory_workbench.lab.kernel import kernel_specs
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
-from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options, session_values
+from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options
 from aifactory_workbench.slurm.parsers import SlurmError, parse_sbatch_parsable
 
 DEFAULT_KERNEL = "aifactory"
-#: What a notebook job asks for where its session (or the command line) says nothing; a field
-#: not named here asks SLURM for nothing (its default applies: the default partition, account...).
-NOTEBOOK_JOB_DEFAULTS: dict[str, Any] = {"cpus": 1, "memory": "2G", "walltime": "01:00:00"}
+
+
+#: The product's defaults for every site key (the hub's schema checks the site file against
+#: them; the lab reads this one key as data, never the hub's code).
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "hub" / "defaults.yaml"
+#: The site file, as the hub finds it (hub/site.py): the variable, else /etc's.
+SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
+DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
+
+
+def preset_in(path: Path) -> dict[str, Any] | None:
+    """``form.notebook_job`` of a YAML file; None where the file is missing, unreadable, does
+    not set it, or sets it to something the job fields' rules refuse (the hub refuses such a
+    site file at start-up, naming the key)."""
+    try:
+        preset = (yaml.safe_load(path.read_text()) or {}).get("form", {}).get("notebook_job")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    if not isinstance(preset, dict) or resource_problems(preset):
+        return None
+    return preset
+
+
+def notebook_job_defaults(env: Mapping[str, str] = os.environ, defaults: Path = DEFAULTS_FILE) -> dict[str, Any]:
+    """What a notebook job asks for unless told otherwise: the site's notebook-job preset (the
+    site file's ``form.notebook_job``, else the product's in hub/defaults.yaml), never the
+    resources of the session it is started from (a GPU session's notebook waited hours for a
+    GPU node while the CPU nodes were idle). One value per job field (slurm/job_fields.py); a
+    field the preset does not name asks SLURM for nothing."""
+    site = Path(env.get(SITE_FILE_ENV) or DEFAULT_SITE_FILE)
+    preset = preset_in(site) or preset_in(defaults) or {}
+    return {f.name: f.unset for f in JOB_FIELDS} | preset
 
 
 def kernel_of(notebook: Path) -> str:
@@ -60,16 +92,6 @@ def kernel_problems(kernel: str) -> list[str]:
     if kernel in known:
         return []
     return [f"kernel {kernel!r} is not installed here (kernels: {', '.join(sorted(known))}); choose one with --kernel"]
-
-
-def session_resources(env: Mapping[str, str]) -> dict[str, Any]:
-    """A notebook job's settings by default: the JupyterLab job's own (SLURM sets them in its
-    environment), modest ones elsewhere; one value per job field (slurm/job_fields.py)."""
-    values = {f.name: f.unset for f in JOB_FIELDS} | NOTEBOOK_JOB_DEFAULTS | session_values(env)
-    memory_mb = env.get("SLURM_MEM_PER_NODE", "")
-    if memory_mb.isdigit():
-        values["memory"] = f"{memory_mb}M"
-    return values
 
 
 def resource_problems(values: Mapping[str, Any]) -> list[str]:
@@ -201,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("notebook", type=Path)
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--kernel", help="default: the kernel the notebook names (its metadata)")
-    here = session_resources(os.environ)
+    here = notebook_job_defaults()
     for f in JOB_FIELDS:
         run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
     commands.add_parser("status", help="this user's notebook jobs: queued, running, done, cancelled or failed")

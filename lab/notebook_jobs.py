@@ -1,10 +1,11 @@
 """A JupyterLab server extension (runs in the user's server, as the user): notebooks run as
 batch jobs from JupyterLab's menus, the same jobs ``aifactory-run-notebook`` submits.
 
-``GET {base_url}aifactory/notebook-jobs``: the resources a job gets unless told otherwise (this
-session's) and the user's notebook jobs of the last week, paths relative to the server's root,
-each with its state in words (``state_text``) and an output's path only when it is there to open
-(none for a job cancelled while queued): JupyterLab's panel shows what this says.
+``GET {base_url}aifactory/notebook-jobs``: the resources a job gets unless told otherwise (the
+site's notebook-job preset, read once when the server starts: never this session's) and the
+user's notebook jobs of the last week, paths relative to the server's root, each with its
+state in words (``state_text``) and an output's path only when it is there to open (none for a
+job cancelled while queued): JupyterLab's panel shows what this says.
 ``POST`` the same with ``{"path", "cpus", "memory", "walltime", "partition", "account"}``:
 submit that notebook with its own kernel; a refused value is a 400 that names it, and nothing
 is submitted.
@@ -23,7 +24,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import kernel_of, session_resources, status, submit
+from aifactory_workbench.lab.batch import kernel_of, notebook_job_defaults, status, submit
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS
 from aifactory_workbench.slurm.parsers import SlurmError
@@ -43,10 +44,19 @@ def relative(path: str, root: Path) -> str:
         return ""
 
 
+#: The settings key holding what a notebook job asks for unless told otherwise (read once).
+DEFAULTS_SETTING = "aifactory_notebook_job_defaults"
+
+
 class NotebookJobsHandler(APIHandler):
     @property
     def root(self) -> Path:
         return Path(self.settings["server_root_dir"]).expanduser().resolve()
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """A fresh copy of the notebook-job defaults the extension read when it was loaded."""
+        return dict(self.settings[DEFAULTS_SETTING])
 
     @web.authenticated
     async def get(self) -> None:
@@ -59,7 +69,7 @@ class NotebookJobsHandler(APIHandler):
             for key in ("notebook", "result", "log"):
                 job[f"{key}_path"] = relative(job[key], self.root)
         fields = [{"name": f.name, "label": f.label, "help": f.help, "number": f.kind is int} for f in JOB_FIELDS]
-        self.finish(json.dumps({"defaults": session_resources(os.environ), "fields": fields, "jobs": jobs}))
+        self.finish(json.dumps({"defaults": self.defaults, "fields": fields, "jobs": jobs}))
 
     @web.authenticated
     async def post(self) -> None:
@@ -68,7 +78,7 @@ class NotebookJobsHandler(APIHandler):
         notebook = (self.root / path).resolve()
         if not path or not notebook.is_relative_to(self.root):
             raise web.HTTPError(400, f"{path!r}: not a notebook of this JupyterLab")
-        resources = session_resources(os.environ)
+        resources = self.defaults
         for f in JOB_FIELDS:
             value = body.get(f.name, resources[f.name])
             if f.kind is int and not (type(value) is int or (isinstance(value, str) and value.strip().isdigit())):
@@ -96,5 +106,6 @@ class NotebookJobsHandler(APIHandler):
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "notebook-jobs")
+    serverapp.web_app.settings[DEFAULTS_SETTING] = notebook_job_defaults()
     serverapp.web_app.add_handlers(".*$", [(route, NotebookJobsHandler)])
     serverapp.log.info("aifactory_workbench.lab.notebook_jobs: %s", route)

@@ -15,9 +15,9 @@ from aifactory_workbench.lab.batch import (
     failing_cell,
     kernel_of,
     main,
+    notebook_job_defaults,
     resource_problems,
     sbatch_argv,
-    session_resources,
     submit,
 )
 from aifactory_workbench.lab.kernel import register
@@ -87,7 +87,7 @@ def test_a_notebook_job_has_its_own_dask_workers_and_credentials(tmp_path):
 
 def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path):
     nb = tmp_path / "analysis.ipynb"
-    resources = session_resources({}) | {
+    resources = notebook_job_defaults({}) | {
         "partition": "gpp",
         "account": "ehpc01",
         "cpus": 4,
@@ -109,25 +109,33 @@ def test_sbatch_gets_the_resources_and_names_the_outputs_after_the_job(tmp_path)
     assert notebook_job_outputs(nb, "12") == (tmp_path / "analysis-job12.ipynb", tmp_path / "analysis-job12.log")
 
 
-def test_resources_default_to_the_sessions_own_and_are_checked():
-    env = {
-        "SLURM_JOB_PARTITION": "acc",
-        "SLURM_JOB_ACCOUNT": "ehpc02",
-        "SLURM_CPUS_PER_TASK": "8",
-        "SLURM_MEM_PER_NODE": "16000",
+def test_resources_default_to_the_sites_notebook_job_preset_never_the_sessions(monkeypatch, tmp_path):
+    """Issue 36, item 2: the dialog offered the session's acc, 20 cores, 6144M, 1 h, and a
+    20-second notebook waited more than 2 hours while gpp was idle. The defaults are now the
+    site's notebook-job preset, whatever session the job is started from."""
+    session = {"SLURM_JOB_PARTITION": "acc", "SLURM_CPUS_PER_TASK": "20", "SLURM_MEM_PER_NODE": "6144"}
+    for name, value in session.items():
+        monkeypatch.setenv(name, value)
+    here = notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(tmp_path / "none.yaml")})
+    assert {k: here[k] for k in ("partition", "account", "cpus", "memory", "gpus", "walltime")} == {
+        "partition": "gpp",
+        "account": "",
+        "cpus": 1,
+        "memory": "2G",
+        "gpus": 0,
+        "walltime": "00:30:00",
     }
-    here = session_resources(env)
-    assert {k: here[k] for k in ("partition", "account", "cpus", "memory", "walltime")} == {
-        "partition": "acc",
-        "account": "ehpc02",
-        "cpus": 8,
-        "memory": "16000M",
-        "walltime": "01:00:00",
-    }
+    site = tmp_path / "site.yaml"
+    site.write_text("form: {notebook_job: {partition: short, cpus: 2, walltime: '00:10:00'}}\n")
+    theirs = notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(site)})
+    assert (theirs["partition"], theirs["cpus"], theirs["memory"], theirs["walltime"]) == ("short", 2, "", "00:10:00")
+    site.write_text("form: {notebook_job: {cpus: many}}\n")
+    assert notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(site)}) == here, "an invalid one: the product's"
+    assert notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(tmp_path)}) == here, "one it cannot read: the product's"
     assert set(here) == set(USER_OPTIONS), "every job field has a notebook-job value"
-    assert resource_problems(session_resources({})) == []
+    assert resource_problems(notebook_job_defaults({})) == []
     bad = resource_problems(
-        session_resources({})
+        notebook_job_defaults({})
         | {
             "partition": "gpp\n#SBATCH --uid=0",
             "cpus": 0,
@@ -200,7 +208,7 @@ def test_an_unknown_kernel_is_refused_before_anything_is_submitted(tmp_path, mon
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     notebook = notebook_naming(tmp_path / "theirs.ipynb", "bobs-env")
     with pytest.raises(SystemExit, match=r"kernel 'bobs-env' is not installed here \(kernels: .*aifactory.*--kernel"):
-        submit(notebook, [], kernel_of(notebook), session_resources({}), NoSbatch(allowed=False))
+        submit(notebook, [], kernel_of(notebook), notebook_job_defaults({}), NoSbatch(allowed=False))
 
 
 class _Accounting:

@@ -98,6 +98,18 @@ def test_a_wrong_preset_is_named_with_its_problem(tmp_path):
     assert "preset 2: unknown key 'colour'" in message and "preset 1" not in message
 
 
+def test_a_wrong_notebook_job_preset_is_named_with_its_problem(tmp_path):
+    """Issue 36, item 2: the notebook-job preset is checked as the presets' job settings are."""
+    text = "form:\n  notebook_job: {cpus: 0, colour: red, walltime: '00:10:00'}\n"
+    with pytest.raises(SiteConfigError) as e:
+        load_site_config(write(tmp_path, text))
+    message = str(e.value)
+    assert "key 'form.notebook_job'" in message
+    assert "cpus 0: accepted: an integer from 1 to 4096" in message
+    assert "unknown key 'colour'; accepted: partition" in message
+    assert load_defaults().form.notebook_job["walltime"] == "00:30:00"
+
+
 def test_presets_of_a_site_replace_the_defaults(tmp_path):
     site = load_site_config(write(tmp_path, "form:\n  presets:\n    - {name: course, title: Course, cpus: 2}\n"))
     assert site.form.presets == [{"name": "course", "title": "Course", "cpus": 2}]
