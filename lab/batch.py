@@ -4,6 +4,7 @@ shell.
 
     aifactory-run-notebook run analysis.ipynb -p year 2021 -p region north --cpus 4
     aifactory-run-notebook status            # every notebook job of this user: queued, running, done, failed
+    aifactory-run-notebook cancel 1234       # one of this user's queued or running notebook jobs
 
 The job runs the notebook in the kernel it names (its metadata; ``--kernel`` to choose another):
 a site kernel or the user's own (``aifactory-env``), its modules and Python, and Dask workers
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 
 from aifactory_workbench.job import (
+    NOTEBOOK_JOB_LIVE,
     NOTEBOOK_JOB_PREFIX,
     WORKER_JOB_PREFIX,
     notebook_job_outputs,
@@ -206,6 +208,21 @@ def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     return rows
 
 
+def cancel(job_id: str, user: str, slurm: Slurm) -> str:
+    """Cancel one of ``user``'s own notebook jobs that is queued or running; what was done, in
+    words. SystemExit names why not: not a job id, not one of the user's notebook jobs of the last
+    week (a session, a Dask worker, someone else's job), or one that has already ended."""
+    if not (job_id.isascii() and job_id.isdigit()):
+        raise SystemExit(f"aifactory-run-notebook: {job_id!r}: not a job id (a number, as status lists it)")
+    job = next((row for row in status(user, slurm) if row["job"] == job_id), None)
+    if job is None:
+        raise SystemExit(f"aifactory-run-notebook: job {job_id} is not one of your notebook jobs (see status)")
+    if job["state"] not in NOTEBOOK_JOB_LIVE:
+        raise SystemExit(f"aifactory-run-notebook: job {job_id} has already ended ({job['state_text']})")
+    slurm.run_blocking(["scancel", job_id])
+    return f"job {job_id} ({job['notebook']}) cancelled"
+
+
 def plain_help(text: str) -> str:
     """The module's docstring as a terminal shows it: no reStructuredText ``literal`` marks."""
     return text.replace("``", "")
@@ -227,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in JOB_FIELDS:
         run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
     commands.add_parser("status", help="this user's notebook jobs: queued, running, done, cancelled or failed")
+    cancel_command = commands.add_parser("cancel", help="cancel one of this user's queued or running notebook jobs")
+    cancel_command.add_argument("job", help="its job id, as status lists it")
     args = parser.parse_args(argv)
     slurm = Slurm()
     try:
@@ -236,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             job_id = submit(args.notebook, [tuple(p) for p in args.parameter], kernel, resources, slurm)
             executed, log = notebook_job_outputs(args.notebook.resolve(), job_id)
             print(f"job {job_id}: {args.notebook} runs headless; result {executed}, log {log}")
+        elif args.command == "cancel":
+            print(cancel(args.job, os.environ.get("USER", ""), slurm))
         else:
             for row in status(os.environ.get("USER", ""), slurm):
                 print(f"{row['job']:<8} {row['state_text']:<8} {row['notebook']}")

@@ -262,3 +262,42 @@ def test_the_help_reads_as_plain_text_with_its_examples(capsys):
     assert "``" not in said
     assert "aifactory-run-notebook: run a notebook headless" in said.replace("\n", " ")
     assert "aifactory-run-notebook run analysis.ipynb -p year 2021" in said  # the examples, as written
+
+
+class _Cancelling(_Accounting):
+    """Accounting's notebook jobs, and the commands run (scancel)."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        super().__init__(rows)
+        self.ran: list[list[str]] = []
+
+    def run_blocking(self, argv: list[str]) -> None:
+        self.ran.append(argv)
+
+
+def test_cancel_cancels_only_the_users_own_live_notebook_jobs(tmp_path, monkeypatch, capsys):
+    """Issue 36, item 2: a queued notebook job could not be cancelled from the command that
+    submitted it. `cancel JOBID` cancels one of the user's queued or running notebook jobs, and
+    names why it does not for any other job."""
+    row = {"JobName": "aifw-nb-hello", "WorkDir": str(tmp_path), "Start": "None", "End": "Unknown"}
+    slurm = _Cancelling(
+        [
+            {**row, "JobID": "21", "State": "PENDING"},
+            {**row, "JobID": "22", "State": "COMPLETED"},
+            {**row, "JobName": "aifw-jupyterlab", "JobID": "23", "State": "RUNNING"},  # a session
+        ]
+    )
+    monkeypatch.setattr(batch, "Slurm", lambda: slurm)
+    monkeypatch.setenv("USER", "alice")
+    assert main(["cancel", "21"]) == 0
+    assert slurm.ran == [["scancel", "21"]] and "job 21" in capsys.readouterr().out
+    for job, why in [
+        ("22", r"has already ended \(done\)"),
+        ("23", "is not one of your notebook jobs"),
+        ("99", "is not"),
+    ]:
+        with pytest.raises(SystemExit, match=why):
+            main(["cancel", job])
+    with pytest.raises(SystemExit, match="not a job id"):
+        main(["cancel", "21,23"])
+    assert slurm.ran == [["scancel", "21"]], "nothing else cancelled"
