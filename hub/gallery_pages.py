@@ -6,8 +6,11 @@ the filled spawn form for the user to confirm.
 * ``POST /hub/api/aifactory/gallery/publish/USER[/SERVER]`` ``{"path": ..., "title": ...}``:
   whoever may access that server (its user, or its own token from a terminal: see
   ``aifactory-publish``) publishes a notebook of it.  The hub reads the notebook from the
-  server itself (at most ``MAX_NOTEBOOK_BYTES``), and records the server's accepted
-  resources and the kernel's lock: a site kernel's from the site venv, a user's environment's
+  server itself (at most ``MAX_NOTEBOOK_BYTES``), and records the resources the notebook needs
+  as the publisher chose them (``"resources"``: none, the site's default request without a GPU;
+  ``"session"``, the server's; or the fields chosen: spawners/gallery.py's
+  ``recorded_resources``; the reply names the session's as a suggestion) and the kernel's
+  lock: a site kernel's from the site venv, a user's environment's
   from the body (``"environment"``, which aifactory-publish sends: the hub cannot read homes),
   checked to be exact pins over a site kernel, built from the site's index alone, and each
   pin's files hashed on the site's index (400 names a pin it lacks): launches install only
@@ -40,6 +43,7 @@ from tornado import web
 
 from aifactory_workbench.job.locks import human_size, pins
 from aifactory_workbench.spawners.gallery import (
+    NEEDS,
     Entry,
     Gallery,
     NotOnSiteIndex,
@@ -48,6 +52,7 @@ from aifactory_workbench.spawners.gallery import (
     checked_environment,
     differences,
     pinned_environment,
+    recorded_resources,
 )
 
 PUBLISH_ROUTE = r"/api/aifactory/gallery/publish/([^/]+)/?([^/]*)"
@@ -121,6 +126,11 @@ class GalleryPublishHandler(APIHandler):
         spawner = owner.spawners.get(server_name) if owner is not None else None
         if spawner is None or not spawner.ready or getattr(spawner, "request", None) is None:
             raise web.HTTPError(409, "publish from a running session: the resources it runs with are recorded")
+        session = asdict(spawner.request.settings)
+        try:
+            resources = recorded_resources(body.get("resources"), session, asdict(spawner.job_defaults()))
+        except ValueError as e:
+            raise web.HTTPError(400, f"the resources to record: {e}") from None
         notebook = await self.read_notebook(spawner, path)
         kernel_name = notebook.get("metadata", {}).get("kernelspec", {}).get("name", "")
         environment = None
@@ -139,7 +149,7 @@ class GalleryPublishHandler(APIHandler):
             notebook=notebook,
             kernel=kernel,
             lock=lock,
-            resources=asdict(spawner.request.settings),
+            resources=resources,
             shared_storage=self.shared_storage,
             environment=environment,
         )
@@ -155,6 +165,8 @@ class GalleryPublishHandler(APIHandler):
                 "url": f"{self.hub.base_url}gallery#{entry.id}",
                 "launch": f"{self.hub.base_url}spawn?opt-gallery={entry.id}",
                 "environment": verdict_text(verdict) if verdict else None,
+                "resources": resources,
+                "session": {k: session[k] for k in NEEDS},
             }
         )
 

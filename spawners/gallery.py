@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aifactory_workbench.job.locks import GALLERY_ENV_PREFIX, normalised, pins
-from aifactory_workbench.slurm.job_fields import USER_OPTIONS
+from aifactory_workbench.slurm.job_fields import USER_OPTIONS, problems
 from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
 
 if TYPE_CHECKING:
@@ -56,6 +56,11 @@ NO_SITE_INDEX = ("--no-index",)
 #: must be the site's own (a folder or URL of the site file's), or publishing is refused.
 INDEX_FLAGS = ("--no-index", "--offline")
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+#: What an entry records of its resources: what the notebook needs, never whose hours pay for
+#: it (account, QoS, reservation: each launcher's own). Entries published before record more.
+NEEDS = ("partition", "cpus", "memory", "gpus", "walltime")
+#: A publisher's choice of the session's resources (``aifactory-publish --like-session``).
+LIKE_SESSION = "session"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,30 @@ class Entry:
         data = asdict(self)
         data["modules"], data["data_paths"] = list(self.modules), list(self.data_paths)
         return data
+
+
+def recorded_resources(chosen: Any, session: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
+    """What an entry records (:data:`NEEDS`), as its publisher chose: nothing chosen (None) is
+    the site's default request without a GPU, never the session's GPUs or cores unasked;
+    ``"session"`` the session's; a mapping those fields over the site's default (GPUs without a
+    partition: the session's partition). ValueError says what is wrong with a choice."""
+    if chosen == LIKE_SESSION:
+        return {k: session[k] for k in NEEDS}
+    modest = {k: site[k] for k in NEEDS} | {"gpus": 0}
+    if chosen is None:
+        return modest
+    if not isinstance(chosen, dict) or not set(chosen) <= set(NEEDS):
+        raise ValueError(f'resources are "{LIKE_SESSION}" or an object of {", ".join(NEEDS)}')
+    for name, value in chosen.items():
+        number = name in ("cpus", "gpus")
+        if type(value) is not (int if number else str):
+            raise ValueError(f"{name} is {'a whole number' if number else 'text'}, not {value!r}")
+    wrong = problems(chosen)
+    if wrong:
+        raise ValueError("; ".join(f"{name}: {value!r} is not {accepted}" for name, value, accepted in wrong))
+    partition = {"partition": session["partition"]} if chosen.get("gpus") and "partition" not in chosen else {}
+    recorded: dict[str, Any] = modest | partition | chosen
+    return recorded
 
 
 @dataclass(frozen=True)

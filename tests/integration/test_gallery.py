@@ -128,7 +128,7 @@ def test_a_published_notebook_is_relaunched_with_its_resources_and_reproduced(ga
     try:
         # alice publishes by name from her JupyterLab's terminal, as the gallery page says.
         said = run_in_terminal(
-            hub, "alice", alice, "aifactory-publish aifw-pub.ipynb --title 'Sum of ten'", "PUBLISHED"
+            hub, "alice", alice, "aifactory-publish aifw-pub.ipynb --title 'Sum of ten' --like-session", "PUBLISHED"
         )
         found = re.search(r"published aifw-pub.ipynb as entry ([0-9a-f]{12})", said)
         assert found, said
@@ -350,7 +350,9 @@ def test_publishing_works_with_internal_ssl_and_stops_at_its_limit(gallery_hub):
         said = execute_in_kernel(hub, "alice", alice, "!aifactory-publish aifw-pub.ipynb --title 'Sum of ten'")
         found = re.search(r"published aifw-pub.ipynb as entry ([0-9a-f]{12})", said)
         assert found, said
-        assert json.loads((folder / found.group(1) / "entry.json").read_text())["author"] == "alice"
+        published = json.loads((folder / found.group(1) / "entry.json").read_text())
+        assert published["author"] == "alice" and published["resources"]["gpus"] == 0, published  # none chosen
+        assert "it needs " in said and "--like-session" in said, said  # the session's as a suggestion
         said = execute_in_kernel(hub, "alice", alice, "!aifactory-publish aifw-big.ipynb --title 'Too big' 2>&1")
         assert "aifw-big.ipynb is over 20 MB" in said, said
     finally:

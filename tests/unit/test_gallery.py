@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import subprocess
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -526,3 +526,39 @@ async def test_bobs_launch_of_alices_entry_asks_his_account_and_is_never_refused
     request, launched = await spawner.checked_request({"gallery": entry.id})
     assert launched == entry and (request.settings.account, request.settings.partition) == ("ehpc02", "acc")
     assert (request.settings.cpus, request.settings.gpus) == (2, 1)
+
+
+SESSION = {"partition": "acc", "account": "ehpc01", "qos": "", "cpus": 20, "memory": "8G", "gpus": 1}
+SESSION |= {"walltime": "02:00:00", "reservation": "", "constraint": ""}
+
+
+def test_an_entry_records_what_the_notebook_needs_as_its_publisher_chose_never_the_sessions_gpu_unasked():
+    """Issue 36, item 6: alice's session (acc, 20 cores, 1 GPU) made every relaunch ask a GPU."""
+    site = asdict(JOB)
+    assert gallery_module.recorded_resources(None, SESSION, site) == {
+        "partition": "gpp",
+        "cpus": 1,
+        "memory": "2G",
+        "gpus": 0,
+        "walltime": "02:00:00",
+    }
+    like = gallery_module.recorded_resources("session", SESSION, site)
+    assert like == {"partition": "acc", "cpus": 20, "memory": "8G", "gpus": 1, "walltime": "02:00:00"}
+    chosen = gallery_module.recorded_resources({"gpus": 1, "cpus": 4}, SESSION, site)
+    assert chosen == {"partition": "acc", "cpus": 4, "memory": "2G", "gpus": 1, "walltime": "02:00:00"}
+    for wrong, said in (({"account": "ehpc01"}, "an object of partition"), ({"cpus": "4"}, "cpus is a whole number")):
+        with pytest.raises(ValueError, match=said):
+            gallery_module.recorded_resources(wrong, SESSION, site)
+    with pytest.raises(ValueError, match="memory: 'lots' is not"):
+        gallery_module.recorded_resources({"memory": "lots"}, SESSION, site)
+
+
+def test_aifactory_publish_sends_the_publishers_choice_of_resources():
+    from aifactory_workbench.lab.publish import chosen_resources, needs_text, parser
+
+    def sent(*flags: str):
+        return chosen_resources(parser().parse_args(["nb.ipynb", "--title", "T", *flags]))
+
+    assert sent() is None and sent("--like-session") == "session"
+    assert sent("--gpus", "1", "--memory", "8G") == {"memory": "8G", "gpus": 1}
+    assert needs_text(SESSION) == "acc: 20 cores, 8G, 1 GPU, 02:00:00"
