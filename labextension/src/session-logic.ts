@@ -122,6 +122,15 @@ export function extendLabel(minutes: number): string {
   return `Extend by ${duration(minutes * 60)}`;
 }
 
+/**
+ * Why the Extend button can do no more, after a refusal ("" when another try may pass): the hub
+ * answers 403 for a limit (QoS, partition, association, the site's most) or the site's policy,
+ * which a second press would only meet again.
+ */
+export function extensionStopped(status: number, answer: unknown): string {
+  return status === 403 ? extendedNotice(false, answer) : '';
+}
+
 /** What the page says after the hub answered an extension (lab/session.py passes its answer on). */
 export function extendedNotice(ok: boolean, answer: unknown): string {
   const raw = (answer && typeof answer === 'object' ? answer : {}) as Record<string, unknown>;

@@ -19,6 +19,7 @@ import {
   endedByWalltime,
   extendedNotice,
   extendLabel,
+  extensionStopped,
   ISessionInfo,
   isEnding,
   jobEndedNotice,
@@ -58,6 +59,8 @@ class SessionWatch {
   private ended = false;
 
   private extending = false;
+  /** Why no extension can pass any more ("" while one may): the button stays off, saying why. */
+  private stopped = '';
 
   constructor(
     private app: JupyterFrontEnd,
@@ -70,7 +73,7 @@ class SessionWatch {
   /** Asks for more time (lab/session.py asks the hub); the time left follows the answer at once. */
   async extend(): Promise<void> {
     const session = this.last;
-    if (this.extending || !session || !session.extendMinutes) {
+    if (this.extending || this.stopped || !session || !session.extendMinutes) {
       return;
     }
     this.extending = true;
@@ -91,13 +94,15 @@ class SessionWatch {
         }
         Notification.success(extendedNotice(true, answer), { autoClose: 8000 });
       } else {
+        this.stopped = extensionStopped(response.status, answer);
         Notification.error(extendedNotice(false, answer), { autoClose: false });
       }
     } catch {
       Notification.error(extendedNotice(false, {}), { autoClose: false });
     } finally {
       this.extending = false;
-      this.extendButton.disabled = false;
+      this.extendButton.disabled = Boolean(this.stopped);
+      this.extendButton.title = this.stopped;
       this.show();
     }
   }
@@ -208,10 +213,11 @@ class SessionWatch {
           callback: () => void this.app.commands.execute('docmanager:save-all')
         }
       ];
-      if (session.extendMinutes) {
-        actions.push({ label: extendLabel(session.extendMinutes), callback: () => void this.extend() });
+      const more = this.stopped ? 0 : session.extendMinutes;
+      if (more) {
+        actions.push({ label: extendLabel(more), callback: () => void this.extend() });
       }
-      Notification.warning(walltimeWarning(left, session.saveBeforeEnd, session.extendMinutes), {
+      Notification.warning(walltimeWarning(left, session.saveBeforeEnd, more), {
         autoClose: false,
         actions
       });

@@ -6,6 +6,7 @@ import {
   endedByWalltime,
   extendedNotice,
   extendLabel,
+  extensionStopped,
   isEnding,
   jobEndedNotice,
   parseSession,
@@ -96,6 +97,13 @@ describe('Extend', () => {
       'Not extended: the QoS interactive allows at most 12 h.'
     );
     expect(extendedNotice(false, null)).toBe('Not extended: the hub did not answer.');
+  });
+
+  it('stops the Extend button at a limit, not after a hub that did not answer', () => {
+    const limit = { status: 403, message: 'the QoS interactive allows at most 12 h' };
+    expect(extensionStopped(403, limit)).toBe('Not extended: the QoS interactive allows at most 12 h.');
+    expect(extensionStopped(503, { status: 503, message: 'the hub did not answer' })).toBe('');
+    expect(extensionStopped(409, { status: 409, message: 'one extension at a time' })).toBe('');
   });
 
   it('warns again when the later end comes near', () => {

@@ -165,11 +165,47 @@ def test_from_the_walltime_warning_in_the_browser(extend_hub, alices_job):
         page.wait_for_selector(".aifw-session-status:has-text('left')", timeout=120_000)
         page.wait_for_selector("text=Your JupyterLab job ends in", timeout=60_000)
         assert page.is_visible(".aifw-extend:has-text('Extend by 30 min')")  # beside the time left
+        assert_on_one_line(page)
         page.click(".jp-toast-button:has-text('Extend by 30 min')")  # the warning's own button
         page.wait_for_selector("text=was extended to 01:10:00", timeout=60_000)
         shot(page, "09-extend")
         wait_for(lambda: " 1 h " in page.inner_text(".aifw-session-status"), 20, "the status bar shows over an hour")
     assert time_limit(alices_job) == "1:10:00"
+
+
+#: The middle of an element's text on the page (the box of its words, not of the element).
+TEXT_MIDDLE = """selector => {
+    const range = document.createRange();
+    range.selectNodeContents(document.querySelector(selector));
+    const box = range.getBoundingClientRect();
+    return box.top + box.height / 2;
+}"""
+
+
+def assert_on_one_line(page) -> None:
+    """The Extend button's words sit on the status bar's line, with the time left (they sat lower)."""
+    status, button = (page.evaluate(TEXT_MIDDLE, selector) for selector in (".aifw-session-status", ".aifw-extend"))
+    assert abs(status - button) <= 1, f"the time left's text at {status:.1f} px, Extend's at {button:.1f} px"
+
+
+@pytest.mark.slow
+def test_at_the_qos_limit_the_extend_button_stops_and_says_why(extend_hub):
+    """Issue 36: "Extend" stayed active after the limit was reached (each press: the same refusal)."""
+    hub, _ = extend_hub
+    hub.start_ready("bob", {"walltime": "11:45:00", "cpus": 1})
+    try:
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "bob")
+            page.goto(f"{hub.url}/hub/user/bob/lab")
+            page.wait_for_selector(".aifw-extend:has-text('Extend by 30 min')", timeout=120_000)
+            page.click(".aifw-extend")
+            said = "Not extended: the QoS interactive allows at most 12 h."
+            page.wait_for_selector(f"text={said}", timeout=60_000)
+            page.wait_for_function("document.querySelector('.aifw-extend').disabled")
+            assert page.get_attribute(".aifw-extend", "title") == said
+            assert_on_one_line(page)
+    finally:
+        hub.stop("bob")
 
 
 @pytest.mark.slow
