@@ -32,7 +32,6 @@ from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.estimate import summary, usage_since
 from aifactory_workbench.spawners.form import (
-    PRESET_KEYS,
     apply_preset,
     coerce_options,
     cost,
@@ -40,6 +39,7 @@ from aifactory_workbench.spawners.form import (
     presets_for,
     render_form,
 )
+from aifactory_workbench.spawners.gallery import launch_options
 from aifactory_workbench.spawners.jobscript import JobRequest, OptionError, render
 from aifactory_workbench.spawners.messages import (
     ConfirmFirst,
@@ -131,8 +131,9 @@ class UserOptionsMixin(HasTraits):
             raise no_association(self.user.name)
         return choices
 
-    def gallery_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        """``gallery``: launch a published notebook; its resources come first, the user's own after."""
+    def gallery_options(self, options: dict[str, Any], choices: Choices) -> tuple[dict[str, Any], Any]:
+        """``gallery``: launch a published notebook; its resources as this user may ask them
+        (:func:`~aifactory_workbench.spawners.gallery.launch_options`) come first, the user's own after."""
         options = dict(options)
         entry_id = options.pop("gallery", "")
         if not entry_id:
@@ -141,15 +142,14 @@ class UserOptionsMixin(HasTraits):
         entry = gallery.get(entry_id) if gallery is not None else None
         if entry is None:
             raise OptionError("gallery", entry_id, "the id of an entry of the gallery (it may have been withdrawn)")
-        recorded = {k: v for k, v in entry.resources.items() if k in PRESET_KEYS and v not in ("", None)}
-        return recorded | options, entry
+        return launch_options(entry, choices).options | options, entry
 
     async def checked_request(self, user_options: Any) -> tuple[JobRequest, Any]:
         """user_options checked for type, site rules and the cluster's limits; 400 names the field.
         Returns the request and the gallery entry it launches (or None)."""
         choices = await self.choices()
         try:
-            options, entry = self.gallery_options(coerce_options(user_options or {}))
+            options, entry = self.gallery_options(coerce_options(user_options or {}), choices)
             request = self.request_for(apply_preset(options, self.offered_presets()))
             choices.check(request.settings)
         except OptionError as e:
@@ -295,7 +295,7 @@ class UserOptionsMixin(HasTraits):
         own = self.own_presets()
         link = {k: v for k, v in prefill.items() if k != "gallery"}
         try:  # opt-gallery=ID: the entry's recorded resources, then the link's other values
-            recorded, entry = self.gallery_options({"gallery": (prefill.get("gallery") or [""])[0]})
+            recorded, entry = self.gallery_options({"gallery": (prefill.get("gallery") or [""])[0]}, choices)
         except OptionError:
             recorded, entry = {}, None  # a withdrawn entry: the link's other values stand
         expanded = recorded | link

@@ -510,9 +510,6 @@ def test_a_launch_form_has_one_banner_that_says_what_was_adapted():
     assert "aifw-gallery-adapted" not in mine and 'id="aifw-from-link"' not in mine
 
 
-@pytest.mark.xfail(
-    strict=True, reason="spawners/options.py's gallery_options must call launch_options (issue 36, item 6)"
-)
 async def test_bobs_launch_of_alices_entry_asks_his_account_and_is_never_refused_for_hers(tmp_path):
     """Issue 36, item 6: the link and the start ask bob's account (the form already showed it)."""
     gallery = Gallery(tmp_path / "gallery")
