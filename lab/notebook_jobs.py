@@ -9,6 +9,10 @@ job cancelled while queued): JupyterLab's panel shows what this says.
 ``POST`` the same with ``{"path", "cpus", "memory", "walltime", "partition", "account"}``:
 submit that notebook with its own kernel; a refused value is a 400 that names it, and nothing
 is submitted.
+``DELETE {base_url}aifactory/notebook-jobs/JOBID``: cancel one of the user's own queued or running
+notebook jobs, by the rule ``aifactory-run-notebook cancel`` follows (lab/batch.py's ``cancel``):
+``{"message"}`` says what was done; a 400 names why not (not a job id, not one of the user's
+notebook jobs, already ended), a 503 that SLURM did not answer.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from aifactory_workbench.job import notebook_job_outputs
-from aifactory_workbench.lab.batch import kernel_of, notebook_job_defaults, status, submit
+from aifactory_workbench.lab.batch import cancel, kernel_of, notebook_job_defaults, status, submit
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS
 from aifactory_workbench.slurm.parsers import SlurmError
@@ -104,8 +108,29 @@ class NotebookJobsHandler(APIHandler):
         )
 
 
+def cancel_answer(job_id: str, user: str, slurm: Slurm) -> tuple[int, str]:
+    """What ``DELETE .../notebook-jobs/JOBID`` answers: (HTTP status, message). The rule is
+    lab/batch.py's ``cancel``, the command line's: this only words its refusals for a page."""
+    try:
+        return 200, cancel(job_id, user, slurm)
+    except SystemExit as e:  # the rule's refusal, named
+        return 400, str(e).removeprefix("aifactory-run-notebook: ")
+    except SlurmError as e:
+        return 503, f"SLURM did not cancel job {job_id}: {e}"
+
+
+class NotebookJobHandler(APIHandler):
+    @web.authenticated
+    async def delete(self, job_id: str) -> None:
+        user = os.environ.get("USER", "")
+        code, message = await asyncio.get_running_loop().run_in_executor(None, cancel_answer, job_id, user, Slurm())
+        if code != 200:
+            raise web.HTTPError(code, message)
+        self.finish(json.dumps({"job": job_id, "message": message}))
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "notebook-jobs")
     serverapp.web_app.settings[DEFAULTS_SETTING] = notebook_job_defaults()
-    serverapp.web_app.add_handlers(".*$", [(route, NotebookJobsHandler)])
+    serverapp.web_app.add_handlers(".*$", [(route, NotebookJobsHandler), (f"{route}/([^/]+)", NotebookJobHandler)])
     serverapp.log.info("aifactory_workbench.lab.notebook_jobs: %s", route)

@@ -48,6 +48,23 @@ export function stateText(job: INotebookJob): string {
   return job.state_text || job.state;
 }
 
+/** The states in which a job can still be cancelled (lab/batch.py's NOTEBOOK_JOB_LIVE). */
+const LIVE_STATES = ['queued', 'running'];
+
+/** Does the job's line offer Cancel? Only a queued or running job: one that ended has nothing to cancel. */
+export function canCancel(job: INotebookJob): boolean {
+  return LIVE_STATES.includes(job.state);
+}
+
+/** What the confirmation asks before a job is cancelled: which job, and what is lost. */
+export function cancelQuestion(job: INotebookJob): string {
+  const lost =
+    job.state === 'running'
+      ? 'It stops where it is: the cells it has not run yet are not run.'
+      : 'It leaves the queue without running.';
+  return `Cancel job ${job.job} (${job.notebook_path || job.notebook})? ${lost}`;
+}
+
 /** The dialog's fields, one per job field: the input's name, its label, its help, its first value. */
 export function batchFields(settings: IBatchSettings): [string, string, string, string][] {
   return settings.fields.map(f => [f.name, f.label, f.help, String(settings.defaults[f.name] ?? '')]);

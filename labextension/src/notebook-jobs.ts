@@ -17,6 +17,8 @@ import { Widget } from '@lumino/widgets';
 import {
   batchFields,
   batchRequest,
+  cancelQuestion,
+  canCancel,
   errorMessage,
   IBatchSettings,
   INotebookJob,
@@ -33,6 +35,11 @@ const REFRESH_AFTER_SUBMIT_MS = 3000;
 
 interface IJobsAnswer extends IBatchSettings {
   jobs: INotebookJob[];
+}
+
+interface ICancelled {
+  job: string;
+  message: string;
 }
 
 interface ISubmitted {
@@ -102,6 +109,34 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
       return button;
     };
 
+    // Cancel, asked first: the server cancels one of the user's own live notebook jobs, or says why not.
+    const cancelButton = (job: INotebookJob): HTMLButtonElement => {
+      const button = element('button', 'Cancel', 'jp-mod-styled jp-mod-warn aifw-cancel-job');
+      button.type = 'button';
+      button.title = `Cancel job ${job.job}`;
+      button.addEventListener('click', async () => {
+        const answer = await showDialog({
+          title: 'Cancel notebook job',
+          body: cancelQuestion(job),
+          buttons: [Dialog.cancelButton({ label: 'Keep it' }), Dialog.warnButton({ label: 'Cancel job' })]
+        });
+        if (!answer.button.accept) {
+          return;
+        }
+        button.disabled = true;
+        try {
+          const done = await request<ICancelled>(URLExt.join(url, encodeURIComponent(job.job)), settings, {
+            method: 'DELETE'
+          });
+          Notification.success(`${done.message}.`, { autoClose: 5000 });
+        } catch (error) {
+          Notification.error(`Job ${job.job} was not cancelled: ${(error as Error).message}`, { autoClose: false });
+        }
+        await refresh();
+      });
+      return button;
+    };
+
     const jobItem = (job: INotebookJob): HTMLLIElement => {
       const item = element('li');
       item.dataset.job = job.job;
@@ -112,7 +147,10 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
         item.append(openButton('Open result', 'jp-mod-accept aifw-open-result', job.result_path), ' ');
       }
       if (job.log_path) {
-        item.append(openButton('Log', 'aifw-open-log', job.log_path, 'Editor'));
+        item.append(openButton('Log', 'aifw-open-log', job.log_path, 'Editor'), ' ');
+      }
+      if (canCancel(job)) {
+        item.append(cancelButton(job));
       }
       return item;
     };

@@ -1,4 +1,12 @@
-import { batchFields, batchRequest, errorMessage, jobDescription, stateText } from '../src/notebook-jobs-logic';
+import {
+  batchFields,
+  batchRequest,
+  cancelQuestion,
+  canCancel,
+  errorMessage,
+  jobDescription,
+  stateText
+} from '../src/notebook-jobs-logic';
 
 const RUNNING = { job: '7', state: 'running', notebook: 'a.ipynb', notebook_path: 'work/a.ipynb', log_path: 'a.log' };
 
@@ -45,5 +53,24 @@ describe('the batch job dialog', () => {
     expect(errorMessage({ message: 'walltime too long' }, 400)).toBe('walltime too long');
     expect(errorMessage({ reason: 'Forbidden' }, 403)).toBe('Forbidden');
     expect(errorMessage({}, 502)).toBe('the server answered 502');
+  });
+});
+
+describe('cancelling a notebook job from the panel', () => {
+  it('is offered for a queued or running job only', () => {
+    expect(canCancel(RUNNING)).toBe(true);
+    expect(canCancel({ job: '11', state: 'queued', notebook: 'a.ipynb' })).toBe(true);
+    for (const state of ['done', 'cancelled', 'failed']) {
+      expect(canCancel({ job: '12', state, notebook: 'a.ipynb' })).toBe(false);
+    }
+  });
+
+  it('asks first, naming the job, its notebook and what is lost', () => {
+    expect(cancelQuestion(RUNNING)).toBe(
+      'Cancel job 7 (work/a.ipynb)? It stops where it is: the cells it has not run yet are not run.'
+    );
+    expect(cancelQuestion({ job: '11', state: 'queued', notebook: 'b.ipynb' })).toBe(
+      'Cancel job 11 (b.ipynb)? It leaves the queue without running.'
+    );
   });
 });

@@ -301,3 +301,49 @@ def test_cancel_cancels_only_the_users_own_live_notebook_jobs(tmp_path, monkeypa
     with pytest.raises(SystemExit, match="not a job id"):
         main(["cancel", "21,23"])
     assert slurm.ran == [["scancel", "21"]], "nothing else cancelled"
+
+
+def test_the_panels_cancel_follows_the_commands_rule_and_words_each_refusal(tmp_path):
+    """Issue 36, item 2: JupyterLab's Notebook jobs panel had no Cancel. ``DELETE
+    aifactory/notebook-jobs/JOBID`` cancels through batch.cancel (one home for the rule): the
+    user's own live notebook job is cancelled; anything else is a 400 that says why, and SLURM
+    not answering a 503."""
+    from aifactory_workbench.lab.notebook_jobs import cancel_answer
+    from aifactory_workbench.slurm.parsers import SlurmUnavailable
+
+    row = {"JobName": "aifw-nb-hello", "WorkDir": str(tmp_path), "Start": "None", "End": "Unknown"}
+    slurm = _Cancelling(
+        [
+            {**row, "JobID": "21", "State": "RUNNING"},
+            {**row, "JobID": "22", "State": "CANCELLED by 1001"},
+            {**row, "JobName": "aifw-dask-21", "JobID": "23", "State": "RUNNING"},  # a Dask worker
+        ]
+    )
+    code, said = cancel_answer("21", "alice", slurm)
+    assert code == 200 and said.startswith("job 21 (") and "cancelled" in said
+    assert cancel_answer("22", "alice", slurm) == (400, "job 22 has already ended (cancelled)")
+    assert cancel_answer("23", "alice", slurm) == (400, "job 23 is not one of your notebook jobs (see status)")
+    assert cancel_answer("../21", "alice", slurm)[0] == 400
+    assert slurm.ran == [["scancel", "21"]], "nothing else cancelled"
+
+    class Down(_Cancelling):
+        def run_blocking(self, argv):
+            raise SlurmUnavailable("scancel did not answer within 30s")
+
+    code, said = cancel_answer("21", "alice", Down(slurm.rows))
+    assert code == 503 and "did not answer" in said
+
+
+def test_the_panels_cancel_has_a_route_of_its_own_beside_the_list(monkeypatch):
+    from types import SimpleNamespace
+
+    from aifactory_workbench.lab import notebook_jobs
+
+    added = []
+    app = SimpleNamespace(settings={"base_url": "/user/alice/"}, add_handlers=lambda host, rules: added.extend(rules))
+    monkeypatch.setattr(notebook_jobs, "notebook_job_defaults", lambda: {})
+    notebook_jobs._load_jupyter_server_extension(SimpleNamespace(web_app=app, log=SimpleNamespace(info=print)))
+    routes = dict(added)
+    assert routes["/user/alice/aifactory/notebook-jobs"] is notebook_jobs.NotebookJobsHandler
+    assert routes["/user/alice/aifactory/notebook-jobs/([^/]+)"] is notebook_jobs.NotebookJobHandler
+    assert "delete" in vars(notebook_jobs.NotebookJobHandler) and "post" not in vars(notebook_jobs.NotebookJobHandler)
