@@ -3,7 +3,8 @@
 * ``GET /hub/api/aifactory/jobs/USER`` (``servers`` on USER): USER's Dask worker jobs, grouped by
   the job that started them (count, cores, core-hours so far), and notebook jobs of the last
   week (state, in words, and links to the executed notebook and log in the running JupyterLab,
-  only to those that are there: the running server is asked; without one, what accounting says).
+  only to those that are there: the running server is asked; without one, what accounting says;
+  a queued one's reason and expected start in words, from one squeue call).
 * ``DELETE /hub/api/aifactory/jobs/USER/workers/JOB``: cancel the Dask workers job JOB started
   (as USER: the hub may cancel exactly those, config/sudoers.in), audited.
 * ``/hub/operator`` (admins): every pending and running workbench job of every user, with its
@@ -36,6 +37,7 @@ from aifactory_workbench.spawners.workbench_jobs import (
     in_home,
     live_jobs,
     notebook_jobs,
+    queued_notebook_jobs,
     worker_groups,
 )
 
@@ -63,7 +65,8 @@ class JobsHandler(APIHandler):
         except SlurmError as e:
             raise scheduler_refusal(e) from e
         lab = f"{user.server_url('')}lab/tree/" if spawner.ready else ""
-        jobs = [job.as_data() for job in notebook_jobs(rows)[:NOTEBOOK_JOBS_SHOWN]]
+        queue = await queued_jobs(spawner.slurm, queued_notebook_jobs(rows))
+        jobs = [job.as_data() for job in notebook_jobs(rows, queue)[:NOTEBOOK_JOBS_SHOWN]]
         outputs = [in_home(job[key], spawner.req_homedir) for job in jobs for key in ("result", "log")]
         there = await files_there(spawner, [path for path in outputs if path]) if lab else None
         notebooks = []
@@ -77,6 +80,18 @@ class JobsHandler(APIHandler):
         self.finish(
             {"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks, "days": NOTEBOOK_DAYS}
         )
+
+
+async def queued_jobs(slurm: Any, job_ids: list[str]) -> dict[str, Any]:
+    """squeue's rows for these queued jobs (one call; none to ask: no call), for why each waits
+    and when SLURM expects it to start; {} when squeue does not answer: the list is shown without."""
+    if not job_ids:
+        return {}
+    try:
+        found: dict[str, Any] = await slurm.jobs_by_id(job_ids)
+    except SlurmError:
+        return {}
+    return found
 
 
 async def files_there(spawner: Any, paths: list[str]) -> set[str] | None:

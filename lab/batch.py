@@ -39,10 +39,11 @@ from aifactory_workbench.job import (
     notebook_state_text,
 )
 from aifactory_workbench.lab.kernel import kernel_specs
-from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.client import Slurm, squeue_argv
 from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
 from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options
-from aifactory_workbench.slurm.parsers import SlurmError, parse_sbatch_parsable
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable, parse_squeue
+from aifactory_workbench.slurm.pending import queued_text
 
 DEFAULT_KERNEL = "aifactory"
 
@@ -182,7 +183,7 @@ def submit(
     return parse_sbatch_parsable(result.stdout)
 
 
-def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
+def notebook_jobs_of(user: str, slurm: Slurm) -> list[dict[str, str]]:
     """This user's notebook jobs of the last 7 days, newest first, with what became of each and
     the outputs there are to open ("" for one that is not there: a job cancelled while queued
     has neither an executed notebook nor a log)."""
@@ -208,13 +209,36 @@ def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
     return rows
 
 
+def in_queue(job_ids: list[str], slurm: Slurm) -> dict[str, JobInfo]:
+    """The jobs of these ids the controller still holds (squeue: one call for all); none when
+    there are none to ask about, or squeue does not answer (the list is shown without it)."""
+    if not job_ids:
+        return {}
+    try:
+        return parse_squeue(slurm.run_blocking(squeue_argv("-j", ",".join(job_ids))).stdout)
+    except SlurmError:
+        return {}
+
+
+def status(user: str, slurm: Slurm) -> list[dict[str, str]]:
+    """:func:`notebook_jobs_of`, and for a queued job why it waits and when SLURM expects it to
+    start (``waiting``, slurm/pending.py's words, those of the session's queued page; "" for any
+    other job): squeue knows both, accounting neither."""
+    rows = notebook_jobs_of(user, slurm)
+    queue = in_queue([row["job"] for row in rows if row["state"] == "queued"], slurm)
+    for row in rows:
+        info = queue.get(row["job"])
+        row["waiting"] = queued_text(info.reason, info.start_time) if row["state"] == "queued" and info else ""
+    return rows
+
+
 def cancel(job_id: str, user: str, slurm: Slurm) -> str:
     """Cancel one of ``user``'s own notebook jobs that is queued or running; what was done, in
     words. SystemExit names why not: not a job id, not one of the user's notebook jobs of the last
     week (a session, a Dask worker, someone else's job), or one that has already ended."""
     if not (job_id.isascii() and job_id.isdigit()):
         raise SystemExit(f"aifactory-run-notebook: {job_id!r}: not a job id (a number, as status lists it)")
-    job = next((row for row in status(user, slurm) if row["job"] == job_id), None)
+    job = next((row for row in notebook_jobs_of(user, slurm) if row["job"] == job_id), None)
     if job is None:
         raise SystemExit(f"aifactory-run-notebook: job {job_id} is not one of your notebook jobs (see status)")
     if job["state"] not in NOTEBOOK_JOB_LIVE:
@@ -260,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for row in status(os.environ.get("USER", ""), slurm):
                 print(f"{row['job']:<8} {row['state_text']:<8} {row['notebook']}")
-                for key in ("result", "why", "log"):
+                for key in ("waiting", "result", "why", "log"):
                     if row[key]:
-                        print(f"         {key}{':' if key == 'why' else ''} {row[key]}")
+                        print(f"         {key}{':' if key in ('why', 'waiting') else ''} {row[key]}")
     except SlurmError as e:
         print(f"aifactory-run-notebook: SLURM refused: {e}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from jupyterhub.spawner import SpawnException
 from tornado import web
 
 from aifactory_workbench.slurm.parsers import allocation, core_hours
+from aifactory_workbench.slurm.pending import start_text as start_text  # one rule for every page
 
 
 def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:
@@ -28,18 +29,6 @@ def usage_hours(rows: Iterable[dict[str, str]]) -> tuple[float, float]:
         core += core_hours(cpus, seconds)
         gpu += core_hours(gpus, seconds)
     return round(core, 2), round(gpu, 2)
-
-
-def start_text(start: str, now: dt.datetime | None = None) -> str:
-    """SLURM's expected start (local ISO time) in words."""
-    try:
-        when = dt.datetime.fromisoformat(start)
-    except ValueError:
-        return f"SLURM expects it to start at {start}."
-    wait = (when - (now or dt.datetime.now())).total_seconds()
-    if wait <= 30:
-        return "SLURM expects it to start now."
-    return f"SLURM expects it to start at {when:%Y-%m-%d %H:%M} (in about {max(1, round(wait / 60))} min)."
 
 
 def usage_since(days: int, today: dt.date | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aifactory_workbench.slurm.parsers import JobRecord
+from aifactory_workbench.slurm.pending import explain_pending as explain_pending  # its words have one home
 
 if TYPE_CHECKING:
     from jupyterhub.spawner import SpawnException
@@ -99,37 +100,6 @@ def replacement_overtaken_text(old_job: str, new_job: str) -> str:
         f"Job {old_job} started, or your server was stopped, while its replacement was submitted, "
         f"so the new job {new_job} was cancelled; nothing else changed."
     )
-
-
-_PENDING_WORDS = {
-    "Resources": "waiting for free CPUs, memory or GPUs",
-    "Priority": "waiting for jobs with higher priority to start first",
-    "ReqNodeNotAvail": "the nodes it needs are down or reserved",
-    "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions": (
-        "the nodes it needs are down, drained or reserved"
-    ),
-    "QOSMaxJobsPerUserLimit": "you already run as many jobs as this QoS allows at once",
-    "QOSMaxWallDurationPerJobLimit": "the walltime asked for is longer than this QoS allows",
-    "PartitionTimeLimit": "the walltime asked for is longer than the partition allows",
-    "AssocGrpCPULimit": "your account's CPU limit is reached",
-    "AssocGrpGRES": "your account's GPU limit is reached",
-    "AssocGrpJobsLimit": "your account's job limit is reached",
-    "AssocGrpCPUMinutesLimit": "your account's CPU-hour budget is used up",
-    "AssocGrpBillingMinutes": "your account's budget is used up",
-    "Reservation": "waiting for its reservation to start",
-    "Dependency": "waiting for another job to finish",
-    "BeginTime": "scheduled to start later",
-    "JobHeldUser": "held by you",
-    "JobHeldAdmin": "held by an administrator",
-    # SLURM has not looked at the job yet (just submitted): no promise of an early start, which the
-    # estimated start that follows may contradict (issue 36: "about to start; estimated start 01:48").
-    "None": "waiting for the scheduler to place it",
-}
-
-
-def explain_pending(reason: str) -> str:
-    """SLURM's pending reason in words a user understands (SLURM's own word if unknown)."""
-    return _PENDING_WORDS.get(reason, f"SLURM says: {reason}")
 
 
 def describe_end(record: JobRecord) -> str:

@@ -7,7 +7,9 @@ so far, as accounting has them (running jobs: up to now).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from aifactory_workbench.job import (
     notebook_state_text,
 )
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
-from aifactory_workbench.slurm.parsers import allocation, parse_tres, state_word
+from aifactory_workbench.slurm.parsers import JobInfo, allocation, parse_tres, state_word
+from aifactory_workbench.slurm.pending import queued_text
 from aifactory_workbench.spawners.estimate import usage_hours
 
 #: The sacct fields read for every workbench job (the list is slurm.formats's).
@@ -87,6 +90,8 @@ class NotebookJob:
     start: str
     end: str
     core_hours: float
+    #: A queued job's reason and expected start in words (slurm/pending.py), "" for any other
+    waiting: str = ""
 
     def as_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,8 +124,12 @@ def worker_groups(rows: list[dict[str, str]]) -> list[WorkerGroup]:
     return groups
 
 
-def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
-    """Notebook batch jobs, newest first, with what became of each and where its output is."""
+def notebook_jobs(
+    rows: list[dict[str, str]], queue: Mapping[str, JobInfo] | None = None, now: dt.datetime | None = None
+) -> list[NotebookJob]:
+    """Notebook batch jobs, newest first, with what became of each and where its output is; a
+    queued one that ``queue`` (squeue's jobs, by id) holds says why it waits and when SLURM
+    expects it to start, as the session's queued page does."""
     jobs = []
     for row in sorted(rows, key=submitted_order, reverse=True):
         notebook = notebook_of_job(row["JobName"], row["WorkDir"])
@@ -130,6 +139,7 @@ def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
         result, log = notebook_job_outputs(notebook, row["JobID"])
         # The hub cannot look into a home folder: what accounting says is what may be there.
         open_result, open_log = notebook_outputs_to_open(word, started(row), started(row))
+        info = (queue or {}).get(row["JobID"]) if word == "queued" else None
         jobs.append(
             NotebookJob(
                 user=row["User"],
@@ -143,9 +153,15 @@ def notebook_jobs(rows: list[dict[str, str]]) -> list[NotebookJob]:
                 start=row["Start"],
                 end=row["End"],
                 core_hours=usage_hours([row])[0],
+                waiting=queued_text(info.reason, info.start_time, now) if info is not None else "",
             )
         )
     return jobs
+
+
+def queued_notebook_jobs(rows: list[dict[str, str]]) -> list[str]:
+    """The ids of the queued notebook jobs among ``rows``: those squeue is asked about."""
+    return [r["JobID"] for r in rows if notebook_of_job(r["JobName"], "/") is not None and state_of(r) == "PENDING"]
 
 
 def in_home(path: str, home: str) -> str:

@@ -28,6 +28,9 @@ const aifwHome = (() => {
 
   const noJobsText = days => `No Dask workers now, and no notebook job in the last ${days} days. `;
   const notebooksCaption = days => `Notebook jobs of the last ${days} days, newest first.`;
+  // A notebook job's state as the hub words it and, while it is queued, why it waits and when
+  // SLURM expects it to start (the hub's words too: slurm/pending.py).
+  const notebookState = n => (n.waiting ? `${n.state_text}: ${n.waiting}` : n.state_text);
 
   // A group of Dask workers (one parent job) in words.
   function workersText(g) {
@@ -71,6 +74,7 @@ const aifwHome = (() => {
     following,
     noJobsText,
     notebooksCaption,
+    notebookState,
     workersText,
     serverStopped,
     durationText,

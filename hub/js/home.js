@@ -148,7 +148,7 @@
         row.insertCell().textContent = n.job_id;
         row.insertCell().append(link(n.notebook, n.notebook_url));
         // The hub words the state and names only the outputs there are (hub/operator.py).
-        row.insertCell().textContent = n.state_text;
+        row.insertCell().textContent = L.notebookState(n);
         row.insertCell().append(n.result ? link(n.result, n.result_url) : '');
         row.insertCell().append(n.log ? link(n.log, n.log_url) : '');
       }

@@ -15,6 +15,8 @@ export interface INotebookJob {
   notebook: string;
   notebook_path?: string;
   why?: string;
+  /** A queued job's reason and expected start in the server's words (slurm/pending.py); "" otherwise. */
+  waiting?: string;
   result_path?: string;
   log_path?: string;
 }
@@ -63,6 +65,11 @@ export function cancelQuestion(job: INotebookJob): string {
       ? 'It stops where it is: the cells it has not run yet are not run.'
       : 'It leaves the queue without running.';
   return `Cancel job ${job.job} (${job.notebook_path || job.notebook})? ${lost}`;
+}
+
+/** A queued job's line under it: why it waits and when SLURM expects it to start ("" for none). */
+export function waitingText(job: INotebookJob): string {
+  return job.state === 'queued' && job.waiting ? job.waiting : '';
 }
 
 /** The dialog's fields, one per job field: the input's name, its label, its help, its first value. */

@@ -24,7 +24,8 @@ import {
   INotebookJob,
   jobDescription,
   NO_JOBS_TEXT,
-  stateText
+  stateText,
+  waitingText
 } from './notebook-jobs-logic';
 import { PLUGIN_PREFIX } from './tokens';
 
@@ -142,6 +143,10 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
       item.dataset.job = job.job;
       item.dataset.state = job.state;
       item.append(element('span', stateText(job), 'aifw-job-state'), jobDescription(job));
+      const waiting = waitingText(job);
+      if (waiting) {
+        item.append(element('div', waiting, 'aifw-job-waiting'));
+      }
       // The server offers only the outputs that are there (none for a job cancelled while queued).
       if (job.result_path) {
         item.append(openButton('Open result', 'jp-mod-accept aifw-open-result', job.result_path), ' ');

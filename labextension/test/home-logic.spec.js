@@ -57,6 +57,13 @@ describe('Dask workers and notebook jobs', () => {
     expect(home.following({ workers: [], notebooks: [done, { state: 'queued' }] })).toBe(true);
     expect(home.following({ workers: [], notebooks: [{ state: 'running' }] })).toBe(true);
   });
+  test("a queued notebook job says why it waits and when, in the hub's words", () => {
+    const waiting =
+      'waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-11-27 16:40 (in about 12 min).';
+    expect(home.notebookState({ state: 'queued', state_text: 'queued', waiting })).toBe(`queued: ${waiting}`);
+    expect(home.notebookState({ state: 'done', state_text: 'done', waiting: '' })).toBe('done');
+    expect(home.notebookState({ state: 'failed', state_text: 'failed (timeout)' })).toBe('failed (timeout)');
+  });
   test('the texts that name the period', () => {
     expect(home.noJobsText(30)).toBe('No Dask workers now, and no notebook job in the last 30 days. ');
     expect(home.notebooksCaption(7)).toBe('Notebook jobs of the last 7 days, newest first.');

@@ -5,7 +5,8 @@ import {
   canCancel,
   errorMessage,
   jobDescription,
-  stateText
+  stateText,
+  waitingText
 } from '../src/notebook-jobs-logic';
 
 const RUNNING = { job: '7', state: 'running', notebook: 'a.ipynb', notebook_path: 'work/a.ipynb', log_path: 'a.log' };
@@ -72,5 +73,14 @@ describe('cancelling a notebook job from the panel', () => {
     expect(cancelQuestion({ job: '11', state: 'queued', notebook: 'b.ipynb' })).toBe(
       'Cancel job 11 (b.ipynb)? It leaves the queue without running.'
     );
+  });
+});
+
+describe('a queued notebook job in the panel', () => {
+  it("says why it waits and when SLURM expects it to start, in the server's words", () => {
+    const waiting = 'waiting for the scheduler to place it.';
+    expect(waitingText({ job: '11', state: 'queued', notebook: 'a.ipynb', waiting })).toBe(waiting);
+    expect(waitingText({ job: '11', state: 'queued', notebook: 'a.ipynb' })).toBe('');
+    expect(waitingText({ ...RUNNING, waiting })).toBe('');
   });
 });

@@ -347,3 +347,72 @@ def test_the_panels_cancel_has_a_route_of_its_own_beside_the_list(monkeypatch):
     assert routes["/user/alice/aifactory/notebook-jobs"] is notebook_jobs.NotebookJobsHandler
     assert routes["/user/alice/aifactory/notebook-jobs/([^/]+)"] is notebook_jobs.NotebookJobHandler
     assert "delete" in vars(notebook_jobs.NotebookJobHandler) and "post" not in vars(notebook_jobs.NotebookJobHandler)
+
+
+class _Queued(_Accounting):
+    """Accounting's notebook jobs, and the controller's queue as the mini cluster's squeue printed it."""
+
+    def __init__(self, rows: list[dict[str, str]], queue: list) -> None:
+        super().__init__(rows)
+        self.queue = queue
+        self.asked: list[list[str]] = []
+
+    def run_blocking(self, argv: list[str], stdin: str | None = None, cwd: str | None = None):
+        from aifactory_workbench.slurm.client import CommandResult
+        from tests.unit.recorded_slurm import check_format, squeue_line
+
+        check_format(argv)  # the formats' own field list, as the real client asks
+        self.asked.append(argv)
+        wanted = argv[argv.index("-j") + 1].split(",")
+        lines = "".join(squeue_line(info) + "\n" for info in self.queue if info.job_id in wanted)
+        return CommandResult(argv, 0, lines, "")
+
+
+def test_a_queued_notebook_job_says_why_it_waits_and_when_slurm_expects_it_to_start(tmp_path, capsys, monkeypatch):
+    """Issue 36, item 2: a queued notebook job said only "queued" while it waited two hours for an
+    accelerator node. Its line now says SLURM's reason and expected start in the words of the
+    session's queued page (slurm/pending.py), asked of squeue in one call for the queued jobs
+    only; a job SLURM has not placed yet says so, and a running one says nothing of the sort."""
+    import datetime as dt
+    from dataclasses import replace
+
+    from tests.unit.recorded_slurm import RECORDED_QUEUE
+
+    soon = (dt.datetime.now() + dt.timedelta(minutes=12, seconds=20)).isoformat(timespec="seconds")
+    pending = RECORDED_QUEUE["PENDING"]
+    row = {"JobName": "aifw-nb-hello", "WorkDir": str(tmp_path), "Start": "Unknown", "End": "Unknown"}
+    slurm = _Queued(
+        [
+            {**row, "JobID": "31", "State": "PENDING"},
+            {**row, "JobID": "32", "State": "PENDING"},
+            {**row, "JobID": "33", "State": "RUNNING"},
+        ],
+        [
+            replace(pending, job_id="31", start_time=soon),
+            replace(pending, job_id="32", reason="None", start_time="N/A"),
+        ],
+    )
+    jobs = {j["job"]: j for j in batch.status("alice", slurm)}
+    assert jobs["31"]["waiting"].startswith("waiting for free CPUs, memory or GPUs; SLURM expects it to start at ")
+    assert jobs["31"]["waiting"].endswith("(in about 12 min).")
+    assert jobs["32"]["waiting"] == "waiting for the scheduler to place it."
+    assert jobs["33"]["waiting"] == "" and jobs["31"]["state_text"] == "queued"
+    assert slurm.asked == [["squeue", "-h", "-j", "32,31", "-o", slurm.asked[0][-1]]]
+    monkeypatch.setattr(batch, "Slurm", lambda: slurm)
+    assert main(["status"]) == 0
+    assert "waiting: waiting for the scheduler to place it." in capsys.readouterr().out
+
+
+def test_without_a_queued_job_squeue_is_not_asked_and_its_silence_hides_nothing_else(tmp_path):
+    row = {"JobName": "aifw-nb-hello", "WorkDir": str(tmp_path), "Start": "None", "End": "Unknown"}
+    slurm = _Queued([{**row, "JobID": "41", "State": "COMPLETED"}], [])
+    assert [j["waiting"] for j in batch.status("alice", slurm)] == [""] and slurm.asked == []
+
+    class Down(_Queued):
+        def run_blocking(self, argv, stdin=None, cwd=None):
+            from aifactory_workbench.slurm.parsers import SlurmUnavailable
+
+            raise SlurmUnavailable("squeue did not answer within 30s")
+
+    jobs = batch.status("alice", Down([{**row, "JobID": "42", "State": "PENDING"}], []))
+    assert [(j["state_text"], j["waiting"]) for j in jobs] == [("queued", "")]

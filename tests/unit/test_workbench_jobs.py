@@ -153,3 +153,37 @@ async def test_the_home_page_links_only_the_outputs_the_running_server_has(monke
 
     monkeypatch.setattr(operator, "fetch", refused)
     assert await operator.files_there(spawner, paths) is None
+
+
+async def test_a_queued_notebook_job_on_the_home_page_says_why_it_waits_and_when_it_should_start():
+    """Issue 36, item 2: the home page said "queued" for a notebook job that waited two hours.
+    It now says SLURM's reason and expected start, in the words the session's queued page and
+    JupyterLab's panel use (slurm/pending.py), from one squeue call for the queued ones only."""
+    import datetime as dt
+    from dataclasses import replace
+
+    from aifactory_workbench.hub.operator import queued_jobs
+    from aifactory_workbench.spawners.workbench_jobs import queued_notebook_jobs
+    from tests.unit.recorded_slurm import RECORDED_QUEUE, FakeSlurm
+
+    done = next(r for r in rows() if r["JobName"] == "aifw-nb-analysis")
+    queued = {**done, "JobID": "903", "State": "PENDING", "Start": "Unknown"}
+    placed = {**done, "JobID": "904", "State": "PENDING", "Start": "Unknown"}
+    now = dt.datetime(2026, 11, 27, 16, 28)
+    slurm = FakeSlurm()
+    slurm.hold(replace(RECORDED_QUEUE["PENDING"], job_id="903", user="alice", start_time="2026-11-27T16:40:00"))
+    slurm.hold(replace(RECORDED_QUEUE["PENDING"], job_id="904", user="alice", reason="None", start_time="N/A"))
+    assert queued_notebook_jobs([*rows(), queued, placed]) == ["903", "904"]  # no session, worker or ended job
+    queue = await queued_jobs(slurm, queued_notebook_jobs([*rows(), queued, placed]))
+    jobs = {j.job_id: j for j in notebook_jobs([*rows(), queued, placed], queue, now)}
+    assert jobs["903"].waiting == (
+        "waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-11-27 16:40 (in about 12 min)."
+    )
+    assert jobs["904"].waiting == "waiting for the scheduler to place it."
+    assert {j.waiting for j in jobs.values() if j.state != "queued"} == {""}
+    assert jobs["903"].as_data()["waiting"] == jobs["903"].waiting
+
+    asked = len(slurm.asked)
+    assert await queued_jobs(slurm, []) == {} and len(slurm.asked) == asked  # nothing queued: squeue not asked
+    slurm.down = True
+    assert await queued_jobs(slurm, ["903"]) == {}  # squeue silent: the list is shown without it
