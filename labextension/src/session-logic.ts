@@ -185,6 +185,70 @@ export function accessEndedNotice(owner: string, me: string): string {
     : 'Your sign-in to this JupyterLab has ended. Sign in again from the hub.';
 }
 
+/** Why this page's session ended, as far as the page knows. */
+export type EndCause =
+  /** The job ended (walltime, a stop from the hub or an operator, scancel, a node failure...). */
+  | { kind: 'job'; timeUp: boolean }
+  /** The server still answers but refuses this person (a share revoked, a sign-in expired). */
+  | { kind: 'access'; owner: string; me: string };
+
+/** The one notice of the end: the status bar's words, the notification's, and its button's. */
+export interface IEndNotice {
+  status: string;
+  message: string;
+  action: string;
+}
+
+/**
+ * The notice for an end. The page cannot ask the hub why the job ended (the hub is on another
+ * origin and its server is gone): it says what it knows (the walltime ran out, or not) and its
+ * button leads to the hub's home page, which names the reason ("Your JupyterLab job N has ended: ...").
+ */
+export function endNotice(cause: EndCause): IEndNotice {
+  return cause.kind === 'job'
+    ? { status: 'Job ended', message: jobEndedNotice(cause.timeUp), action: 'Start again' }
+    : { status: 'Access ended', message: accessEndedNotice(cause.owner, cause.me), action: 'Go to your home page' };
+}
+
+/**
+ * The end is told once, whichever path finds it first (a failed poll, JupyterLab's lost
+ * connection, a refused poll, a websocket closed for access): the first gets its notice, every
+ * later one nothing.
+ */
+export class EndOnce {
+  private told: EndCause | null = null;
+
+  get ended(): boolean {
+    return this.told !== null;
+  }
+
+  /** The notice to show for this end, or null when an end was told already. */
+  take(cause: EndCause): IEndNotice | null {
+    if (this.told) {
+      return null;
+    }
+    this.told = cause;
+    return endNotice(cause);
+  }
+}
+
+/** The close code of a websocket that lab/access.py ends because its holder's access ended. */
+export const ACCESS_CLOSE_CODE = 1008;
+
+/**
+ * What the page does with a websocket's close (a kernel's, a terminal's): "pass" it on to
+ * JupyterLab (which reconnects); "hold" it while the page asks the server whether this person's
+ * access ended (JupyterLab would otherwise reconnect, be refused, and say "Kernel died
+ * unexpectedly" of a kernel that runs on); "drop" it once the page has told the end (nothing is
+ * left to reconnect to, and no dialog may cover the notice).
+ */
+export function socketCloseVerdict(code: number, ended: boolean): 'pass' | 'hold' | 'drop' {
+  if (ended) {
+    return 'drop';
+  }
+  return code === ACCESS_CLOSE_CODE ? 'hold' : 'pass';
+}
+
 /** After how many failed polls in a row the page says the job has ended. */
 export const FAILURES_BEFORE_ENDED = 2;
 
