@@ -298,7 +298,8 @@ def test_a_notebook_job_cancelled_while_queued_says_cancelled_and_offers_nothing
 ):
     """Issue 36, item 10: a notebook job cancelled before it started said "failed (cancelled)"
     in JupyterLab's panel, with an "Open result" that did nothing, and the home page linked an
-    executed notebook and a log that were never written. Now: "cancelled", and nothing to open."""
+    executed notebook and a log that were never written. Now: "cancelled", and nothing to open.
+    Item 2: while it waits, the home page and the panel say why, and the panel's Cancel ends it."""
     hub = demo_setup_hub
     home = Path(pwd.getpwnam("alice").pw_dir)
     folder = home / HOME_JOBS
@@ -306,12 +307,23 @@ def test_a_notebook_job_cancelled_while_queued_says_cancelled_and_offers_nothing
     try:
         job_id = notebook_job("alice", folder)
         assert sh("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "PENDING", "it was to wait for the full gpp"
-        sh("scancel", job_id)
-        wait_for(lambda: sacct_state(job_id).startswith("CANCELLED"), 30, f"job {job_id} cancelled", every=0.5)
-        assert not list(folder.glob(f"*-job{job_id}.*")), "the job wrote something after all"
-        # As the hub asks accounting (a job cancelled this very second is not in its window yet).
+        # As the hub asks accounting (a job submitted or cancelled this very second is not in its window yet).
         listed = ["sacct", "-X", "-n", "-u", "alice", "-S", "now-7days", "-o", "JobID"]
         wait_for(lambda: job_id in sh(*listed).split(), 30, f"job {job_id} in alice's week of jobs", every=0.5)
+        with chromium_page(*hub.chromium_args) as page:  # why it waits, then Cancel from JupyterLab's panel
+            sign_in(page, hub, "alice")
+            row = page.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{job_id}']", timeout=40_000)
+            assert "queued: waiting for" in row.inner_text(), row.inner_text()
+            page.goto(f"{hub.user_url('alice')}lab?reset")
+            page.wait_for_selector(".jp-LabShell", timeout=120_000)
+            page.click(".jp-SideBar .lm-TabBar-tab[title='Notebook jobs']")
+            item = f"#aifw-notebook-jobs li[data-job='{job_id}']"
+            page.wait_for_selector(f"{item} .aifw-job-waiting", timeout=30_000)
+            assert page.inner_text(f"{item} .aifw-job-waiting").startswith("waiting for"), page.inner_text(item)
+            page.click(f"{item} .aifw-cancel-job")
+            page.click(".jp-Dialog button:has-text('Cancel job')")
+            wait_for(lambda: sacct_state(job_id).startswith("CANCELLED"), 30, f"job {job_id} cancelled", every=0.5)
+        assert not list(folder.glob(f"*-job{job_id}.*")), "the job wrote something after all"
         with chromium_page(*hub.chromium_args) as page:
             sign_in(page, hub, "alice")
             row = page.wait_for_selector(f".aifw-notebook-jobs tr[data-job='{job_id}']", timeout=40_000)
