@@ -22,13 +22,21 @@ that carries ``PUBLISH_SCOPE``.  A token issued to a server's OAuth client never
 what a server gets from whoever opens it (a colleague, an admin), not their consent.
 * ``/hub/gallery``: every entry, what it needs (an environment's packages that differ from
   its site kernel, its build's time and size, whether it can still be built), a Launch link.
+* ``/hub/gallery?launch=ID``: where Launch leads while the person's own JupyterLab runs, starts
+  or stops (issue 36, item 1: a launch then landed in the old session, with no copy and no word).
+  It says what each way does and offers it (:func:`launch_choice`): open the copy in the running
+  JupyterLab (the session's own ``aifactory/gallery/ID``, lab/publish.py: the copy is made by
+  the user's server, as the user; the entry's resources are not applied, and the page says so),
+  start it in a new named server (only where the hub allows named servers), or stop the session
+  (asked first: unsaved work is lost) and launch as usual.  With no server, Launch is the
+  spawn form's link, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +51,7 @@ from tornado import web
 
 from aifactory_workbench.job.locks import human_size, pins
 from aifactory_workbench.spawners.gallery import (
+    HOME_FOLDER,
     NEEDS,
     Entry,
     Gallery,
@@ -254,13 +263,159 @@ def needs(entry: Entry, venv: str) -> list[tuple[str, str, str | None]]:
         return [(line, "", None) for line in entry.lock.splitlines() if line and not line.startswith("#")]
 
 
+def resources_text(resources: dict[str, Any]) -> str:
+    """Resources in the page's words: "acc: 20 cores, 64G, 1 GPU, 08:00:00"."""
+    cpus, gpus = resources.get("cpus") or 0, resources.get("gpus") or 0
+    words = [f"{cpus} {'core' if cpus == 1 else 'cores'}", str(resources.get("memory") or "")]
+    if gpus:
+        words.append(f"{gpus} {'GPU' if gpus == 1 else 'GPUs'}")
+    words.append(str(resources.get("walltime") or ""))
+    return f"{resources.get('partition') or 'the default partition'}: {', '.join(w for w in words if w)}"
+
+
+def server_state(spawner: Any) -> str:
+    """The person's default server: "running", "starting", "stopping" or "stopped"."""
+    if spawner is None:
+        return "stopped"
+    if spawner.pending == "stop":
+        return "stopping"
+    if spawner.ready:
+        return "running"
+    return "starting" if spawner.pending else "stopped"
+
+
+#: A named server a gallery launch starts: one per entry (launching it again opens that one).
+NAMED_PREFIX = "gallery-"
+
+
+@dataclass(frozen=True)
+class NamedServers:
+    """Whether this hub lets a person run named servers, how many (0: no limit) and theirs."""
+
+    allowed: bool
+    limit: int = 0
+    existing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LaunchChoice:
+    """What Launch offers while the person's own JupyterLab is not stopped, with the words the
+    page shows: ``here``, the URL that opens the copy in the running JupyterLab ("" when not
+    offered, ``here_why_not`` says why); ``named``, the spawn form of a new named server (""
+    when not offered; ``named_why_not`` only when named servers are allowed but none is left);
+    ``relaunch``, the launch as usual, once the session has stopped (``stop``: the page stops
+    it first; a stopping session is only waited for)."""
+
+    entry_id: str
+    title: str
+    state: str
+    copy_path: str
+    session: str
+    asks: str
+    here: str
+    here_why_not: str
+    named: str
+    named_name: str
+    named_why_not: str
+    relaunch: str
+    stop: bool
+
+
+def launch_choice(
+    entry: Entry,
+    *,
+    state: str,
+    base_url: str,
+    server_url: str,
+    user_name: str,
+    session: dict[str, Any] | None,
+    site_kernel_found: bool,
+    named: NamedServers,
+) -> LaunchChoice | None:
+    """What Launch offers ``user_name`` for ``entry`` while their default server is ``state``
+    (:func:`server_state`); None when it is stopped: Launch is the spawn form, as always.
+
+    (a) The running JupyterLab opens a copy, made by that server as its user (lab/publish.py),
+    only if it runs, and only if the entry's kernel is a site kernel there is: an entry's own
+    environment is built when a session starts, never in a running one. (b) A new named server
+    only if the hub allows them and one is left. (c) Stop and relaunch, always."""
+    if state == "stopped":
+        return None
+    spawn = f"{base_url}spawn"
+    if state != "running":
+        why_not = {
+            "starting": "Your JupyterLab is still starting: come back here once it runs to open the notebook in it.",
+            "stopping": "Your JupyterLab is stopping: it cannot open anything any more.",
+        }[state]
+    elif entry.environment is not None:
+        base = entry.environment.get("base", "")
+        why_not = (
+            f"It needs {entry.author}'s own environment (over the site kernel {base}), which is built only when "
+            "a session starts: your running JupyterLab does not have it. Stop your session and relaunch, "
+            "and the launch builds it first."
+        )
+    elif not site_kernel_found:
+        why_not = (
+            f"Its kernel, {entry.kernel_display}, is not one of this site's kernels any more: your running "
+            "JupyterLab does not have it."
+        )
+    else:
+        why_not = ""
+    named_name = f"{NAMED_PREFIX}{entry.id}"
+    named_url, named_why_not = "", ""
+    if named.allowed:
+        others = [n for n in named.existing if n != named_name]
+        if named.limit and named_name not in named.existing and len(others) >= named.limit:
+            named_why_not = (
+                f"You already have {len(others)} named {'server' if len(others) == 1 else 'servers'}, the most "
+                "this site allows: delete one on your home page to start it in a new one."
+            )
+        else:
+            named_url = f"{spawn}/{quote(user_name, safe='')}/{named_name}?opt-gallery={entry.id}"
+    return LaunchChoice(
+        entry_id=entry.id,
+        title=entry.title,
+        state=state,
+        copy_path=f"{HOME_FOLDER}/{entry.copy_name}",
+        session=resources_text(session) if session else "",
+        asks=resources_text(entry.resources),
+        here="" if why_not else f"{server_url}aifactory/gallery/{entry.id}",
+        here_why_not=why_not,
+        named=named_url,
+        named_name=named_name,
+        named_why_not=named_why_not,
+        relaunch=f"{spawn}?opt-gallery={entry.id}",
+        stop=state != "stopping",
+    )
+
+
+def session_resources(spawner: Any) -> dict[str, Any] | None:
+    """The resources the person's running session asked (its request), None if unknown."""
+    try:
+        settings = asdict(spawner.job_request().settings)
+    except Exception:  # an old session's options that no longer pass: the page says less
+        return None
+    return {k: settings.get(k) for k in NEEDS}
+
+
 class GalleryPage(BaseHandler):
     def initialize(self, gallery: Gallery, venv: str) -> None:
         self.gallery, self.venv = gallery, venv
 
     @web.authenticated
     async def get(self) -> None:
+        user = self.current_user
+        spawner = user.spawner
+        state = server_state(spawner)
+        launch_id = self.get_argument("launch", "")
+        if launch_id:
+            await self.choose(launch_id, spawner, state)
+            return
         entries = self.gallery.entries()
+        launch_urls = {
+            e.id: f"{self.base_url}{'gallery?launch=' if state != 'stopped' else 'spawn?opt-gallery='}{e.id}"
+            for e in entries
+        }
         packages = {e.id: len(pinned(e.lock)) for e in entries}
         environments = {e.id: needs(e, self.venv) for e in entries if e.environment is not None}
         verdicts = await asyncio.gather(*(self.gallery.checks.verdict(e, wait=PAGE_CHECK_WAIT) for e in entries))
@@ -271,8 +426,45 @@ class GalleryPage(BaseHandler):
             environments=environments,
             verdicts={e.id: v for e, v in zip(entries, verdicts, strict=True) if v is not None},
             human=human_size,
+            launch_urls=launch_urls,
+            choice=None,
         )
         self.finish(html)
+
+    async def choose(self, entry_id: str, spawner: Any, state: str) -> None:
+        """The page of Launch's choices for one entry, while the default server is not stopped."""
+        entry = self.gallery.get(entry_id)
+        if entry is None:
+            raise web.HTTPError(404, f"no entry {entry_id} in the gallery (it may have been withdrawn)")
+        if state == "stopped":  # stopped since the gallery page was shown: the launch as always
+            self.redirect(f"{self.base_url}spawn?opt-gallery={entry.id}")
+            return
+        user = self.current_user
+        limit = await self.get_current_user_named_server_limit() if self.allow_named_servers else 0
+        choice = launch_choice(
+            entry,
+            state=state,
+            base_url=self.base_url,
+            server_url=user.server_url(""),
+            user_name=user.name,
+            session=session_resources(spawner),
+            site_kernel_found=has_site_kernel(self.venv, entry.kernel),
+            named=NamedServers(
+                bool(self.allow_named_servers), int(limit or 0), tuple(n for n in user.orm_user.orm_spawners if n)
+            ),
+        )
+        html = await self.render_template(
+            "gallery.html", entries=[], choice=choice, packages={}, environments={}, verdicts={}, launch_urls={}
+        )
+        self.finish(html)
+
+
+def has_site_kernel(venv: str, name: str) -> bool:
+    try:
+        site_kernel(venv, name)
+    except web.HTTPError:
+        return False
+    return True
 
 
 def pinned(lock: str) -> dict[str, str]:

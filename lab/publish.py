@@ -12,18 +12,33 @@ of your own environments (``aifactory-env``) is published with that environment'
 this command sends (the hub cannot read your home): whoever launches the entry gets it built.
 An entry never
 changes (publish again for a new version); its author may withdraw it from the gallery page.
+
+Its server extension (``aifactory/gallery/ID``) opens an entry in this running session: the
+gallery page's "Open in your running JupyterLab" (hub/gallery_pages.py, issue 36, item 1).  This
+server, as its user, copies the entry's notebook from the gallery's folder (the hub's, which every
+user may read: ``AIFACTORY_GALLERY_DIR``, from the spawner) into ``~/gallery`` (never over a copy
+there, as a launch's job step does) and opens it; the hub writes nothing into a home.  A link
+followed from this hub's own pages (``Sec-Fetch-Site``: same-origin) opens at once; from anywhere
+else, the page asks first (a form with this server's XSRF token).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
 
 from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.envs import published
@@ -108,6 +123,91 @@ def main(argv: list[str] | None = None) -> int:
     if entry.get("environment"):
         print(f"its environment {environment['kernel']!r}: {entry['environment']}")
     return 0
+
+
+#: The gallery's folder, which the spawner exports to the job (spawners/spawner.py's get_env).
+GALLERY_ENV = "AIFACTORY_GALLERY_DIR"
+#: The folder of the home that launched notebooks are copied into (spawners/gallery.py's HOME_FOLDER).
+HOME_FOLDER = "gallery"
+ENTRY_ID = re.compile(r"[0-9a-f]{12}")
+#: Where a request came from, by the browser's word: from this origin, or typed / bookmarked.
+OPENS_AT_ONCE = ("same-origin", "none")
+
+
+def copy_name(notebook_name: str, entry_id: str) -> str:
+    """The copy's name in the home, a launch's (spawners/gallery.py's Entry.copy_name)."""
+    return f"{Path(notebook_name).stem}-{entry_id}.ipynb"
+
+
+def copy_entry(gallery: Path, entry_id: str, root: Path) -> str:
+    """Copy entry ``entry_id``'s notebook from the gallery into ``root``/gallery, as whoever runs
+    this (the session's user), never over a copy there; its path under ``root``. LookupError
+    when there is no such entry."""
+    if not ENTRY_ID.fullmatch(entry_id):
+        raise LookupError(entry_id)
+    try:
+        entry = json.loads((gallery / entry_id / "entry.json").read_text())
+        notebook = (gallery / entry_id / "notebook.ipynb").read_bytes()
+    except (OSError, ValueError):
+        raise LookupError(entry_id) from None
+    name = copy_name(str(entry.get("notebook_name") or "notebook.ipynb"), entry_id)
+    folder = root / HOME_FOLDER
+    folder.mkdir(exist_ok=True)
+    try:
+        with open(folder / name, "xb") as f:  # a relaunch keeps what the user changed
+            f.write(notebook)
+    except FileExistsError:
+        pass
+    return f"{HOME_FOLDER}/{name}"
+
+
+class GalleryOpenHandler(JupyterHandler):
+    """``GET|POST aifactory/gallery/ID``: copy the entry's notebook into ~/gallery, open it."""
+
+    @web.authenticated
+    def get(self, entry_id: str) -> None:
+        if self.request.headers.get("Sec-Fetch-Site", "") in OPENS_AT_ONCE:
+            self.open_entry(entry_id)
+            return
+        self.finish(
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Open a gallery notebook</title></head>"
+            "<body><main id='aifw-gallery-open'><h1>Open a gallery notebook in this JupyterLab?</h1>"
+            f"<p>A copy of gallery entry {html.escape(entry_id)} goes to <code>~/{HOME_FOLDER}</code> "
+            "(a copy already there is kept) and opens here, with this session's resources.</p>"
+            f"<form method='post'>{self.xsrf_form_html()}<button type='submit'>Copy and open</button></form>"
+            "</main></body></html>"
+        )
+
+    @web.authenticated
+    def post(self, entry_id: str) -> None:
+        self.open_entry(entry_id)
+
+    def open_entry(self, entry_id: str) -> None:
+        name = getattr(self.current_user, "username", "")
+        if not name or name != os.environ.get("JUPYTERHUB_USER"):  # a colleague it is shared with
+            raise web.HTTPError(403, "only this server's owner opens gallery notebooks in it")
+        gallery = os.environ.get(GALLERY_ENV, "")
+        if not gallery:
+            raise web.HTTPError(
+                404,
+                "this session does not know the gallery's folder (it started before the gallery could open notebooks "
+                "in a running session): stop it and launch the notebook from the gallery page",
+            )
+        root = Path(self.settings["server_root_dir"]).expanduser()
+        try:
+            path = copy_entry(Path(gallery), entry_id, root)
+        except LookupError:
+            raise web.HTTPError(404, f"no entry {entry_id} in the gallery (it may have been withdrawn)") from None
+        except OSError as e:
+            raise web.HTTPError(500, f"the copy into ~/{HOME_FOLDER} failed: {e.strerror}") from None
+        self.log.info("aifactory_workbench.lab.publish: gallery entry %s opened as %s", entry_id, path)
+        self.redirect(url_path_join(self.base_url, "lab", "tree", quote(path)))
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "gallery", "([0-9a-f]{12})")
+    serverapp.web_app.add_handlers(".*$", [(route, GalleryOpenHandler)])
+    serverapp.log.info("aifactory_workbench.lab.publish: %s", route)
 
 
 if __name__ == "__main__":

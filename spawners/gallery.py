@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 #: The folder in a user's home where launched notebooks are copied.
 HOME_FOLDER = "gallery"
+#: The gallery's folder, as every job has it: a running JupyterLab opens an entry from it
+#: (lab/publish.py, the gallery page's "Open in your running JupyterLab").
+GALLERY_DIR_ENV = "AIFACTORY_GALLERY_DIR"
 #: lab/envs.py's command, in the users' venv: its build-lock is a launch's first step.
 ENV_COMMAND = "aifactory-env"
 #: An entry's environment lock, beside its notebook: what the launch's build reads.

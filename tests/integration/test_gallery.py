@@ -554,3 +554,75 @@ def test_a_publishers_own_index_or_a_swapped_wheel_never_runs_as_the_launcher(ga
             withdraw_as(hub, bob, entry_id)
         subprocess.run(["rm", "-rf", str(bobs)], check=False)
         (Path("/home/bob") / "aifw-bw.ipynb").unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_launch_while_bobs_jupyterlab_runs_opens_it_there_or_stops_and_relaunches(gallery_hub):
+    """Issue 36, item 1: bob pressed Launch while his own JupyterLab ran and landed in his old
+    session, with no copy and no word. Now Launch says what each way does: (a) his running
+    JupyterLab copies the notebook into ~/gallery as bob and opens it (no new job; the page names
+    his session's resources beside the entry's, which are not applied); (c) Stop and relaunch
+    asks first, stops his job, and leads to the filled form."""
+    hub, _ = gallery_hub
+    hub.start_ready("alice")
+    alice = hub.user_token("alice")
+    contents = f"{hub.user_url('alice')}api/contents/aifw-pub.ipynb"
+    model = {"type": "notebook", "content": NOTEBOOK}
+    assert requests.put(contents, json=model, headers={"Authorization": f"token {alice}"}, timeout=30).ok
+    published = requests.post(
+        f"{hub.url}/hub/api/aifactory/gallery/publish/alice/",
+        timeout=120,
+        json={"path": "aifw-pub.ipynb", "title": "Sum of ten, again", "resources": {"cpus": 2, "memory": "1G"}},
+        headers={"Authorization": f"token {alice}"},
+    )
+    assert published.status_code == 201, published.text
+    entry_id = published.json()["id"]
+    copy = Path("/home/bob") / "gallery" / f"aifw-pub-{entry_id}.ipynb"
+    try:
+        hub.start_ready("bob", {"cpus": 1, "memory": "500M", "walltime": "00:30:00"})
+        jobs_before = sh("squeue", "-h", "-u", "bob", "-o", "%i").split()
+        assert len(jobs_before) == 1, jobs_before
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "bob")
+            page.goto(f"{hub.url}/hub/gallery")
+            page.click(f"article[data-entry='{entry_id}'] .aifw-launch")
+            page.wait_for_selector("#aifw-launch-choice[data-state='running']")
+            said = page.inner_text("#aifw-launch-choice")
+            assert "Your JupyterLab is running" in said, said
+            assert "1 core," in page.inner_text("#aifw-choice-here .aifw-session-resources"), said
+            assert "2 cores, 1G" in page.inner_text("#aifw-choice-here .aifw-entry-resources"), said
+            assert "which is not applied" in said and "what is not saved in its notebooks is lost" in said
+            assert page.query_selector("#aifw-choice-named") is None, "the demo's hub allows no named servers"
+            assert serious_violations(page) == [], "launch choice"
+            shot(page, "33-gallery-launch-while-running")
+
+            # (a) His running JupyterLab makes the copy, as bob, and opens it; no job is added.
+            page.click("#aifw-open-here")
+            page.wait_for_url(f"**/user/bob/lab/tree/gallery/aifw-pub-{entry_id}.ipynb**", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            assert copy.owner() == "bob", "copied by bob's own server"
+            assert json.loads(copy.read_text())["cells"][2]["source"] == "print(sum(range(10)))"
+            assert sh("squeue", "-h", "-u", "bob", "-o", "%i").split() == jobs_before, "a new job was started"
+            shot(page, "34-gallery-opened-in-running-session")
+
+            # (c) Stop and relaunch: a dismissed question stops nothing; accepted, his job ends
+            # and the filled form follows.
+            page.goto(f"{hub.url}/hub/gallery?launch={entry_id}")
+            asked: list[str] = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            page.click("#aifw-relaunch")
+            wait_for(lambda: asked, 10, "the question before stopping", every=0.1)
+            assert "what is not saved" in asked[0], asked
+            page.wait_for_timeout(1000)
+            assert sh("squeue", "-h", "-u", "bob", "-o", "%i").split() == jobs_before, "stopped though dismissed"
+            page.once("dialog", lambda d: d.accept())
+            page.click("#aifw-relaunch")
+            page.wait_for_selector("#aifw-gallery-entry", timeout=120_000)
+            assert f"opt-gallery={entry_id}" in page.url
+            assert page.input_value("#cpus") == "2", "the form shows the entry's cores"
+            wait_for(lambda: sh("squeue", "-h", "-u", "bob", "-o", "%i").strip() == "", 60, "bob's job ended", every=1)
+            shot(page, "35-gallery-relaunch-form")
+    finally:
+        shutil.rmtree(Path("/home/bob") / "gallery", ignore_errors=True)
+        hub.stop("bob")
+        hub.stop("alice")

@@ -342,7 +342,7 @@ async def test_whether_an_entry_can_be_built_is_checked_against_its_pinned_hashe
     assert (await slow.verdict(entry_with("x==1\n", offline), wait=5)).state == "unchecked"
 
 
-def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
+def gallery_template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
             [
@@ -352,8 +352,12 @@ def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
         ),
         autoescape=True,
     )
+    return env.get_template("gallery.html")
+
+
+def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
     entry = entry_with(f"{PROBE}=={PROBE_VERSION}\n", SITE_INDEX)
-    page = env.get_template("gallery.html").render(
+    page = gallery_template().render(
         entries=[entry],
         packages={entry.id: 1},
         environments={entry.id: [("aifw-probe", PROBE_VERSION, None), ("numpy", "1.0", "2.4.6")]},
@@ -362,6 +366,8 @@ def test_the_page_says_what_an_environment_needs_and_whether_it_builds():
         user=SimpleNamespace(name="bob", admin=False),
         base_url="/hub/",
         hub_url="/hub/",
+        launch_urls={entry.id: f"/hub/spawn?opt-gallery={entry.id}"},
+        choice=None,
     )
     assert f"<code>aifw-probe=={PROBE_VERSION}</code>" in page and "(the site has 2.4.6)" in page
     assert "took 4.2 s and 3.0 MiB" in page and "No, not any more" in page and "&lt;script&gt;" in page
@@ -559,3 +565,148 @@ def test_aifactory_publish_sends_the_publishers_choice_of_resources():
     assert sent() is None and sent("--like-session") == "session"
     assert sent("--gpus", "1", "--memory", "8G") == {"memory": "8G", "gpus": 1}
     assert needs_text(SESSION) == "acc: 20 cores, 8G, 1 GPU, 02:00:00"
+
+
+# Issue 36, item 1: Launch while one's own JupyterLab runs landed in the old session, with no
+# copy and no word. Now it says what each way does and offers it.
+
+BOBS_SESSION = {"partition": "acc", "cpus": 20, "memory": "64G", "gpus": 1, "walltime": "08:00:00"}
+ASKED = {"partition": "gpp", "cpus": 2, "memory": "1G", "gpus": 0, "walltime": "00:30:00"}
+
+
+def choice_for(entry: Entry, state: str = "running", **changes):
+    fields = {
+        "state": state,
+        "base_url": "/hub/",
+        "server_url": "/user/bob/",
+        "user_name": "bob",
+        "session": BOBS_SESSION,
+        "site_kernel_found": True,
+        "named": gallery_pages.NamedServers(False),
+    }
+    return gallery_pages.launch_choice(entry, **(fields | changes))
+
+
+def test_launch_offers_the_running_session_its_named_servers_and_a_relaunch_by_the_servers_state():
+    entry = recorded_entry(**ASKED)
+    assert choice_for(entry, "stopped") is None, "no server: Launch is the spawn form, as before"
+
+    running = choice_for(entry)
+    assert running.here == f"/user/bob/aifactory/gallery/{entry.id}" and not running.here_why_not
+    assert running.session == "acc: 20 cores, 64G, 1 GPU, 08:00:00"
+    assert running.asks == "gpp: 2 cores, 1G, 00:30:00"
+    assert running.copy_path == f"gallery/clim-{entry.id}.ipynb" == f"gallery/{entry.copy_name}"
+    assert (running.relaunch, running.stop) == (f"/hub/spawn?opt-gallery={entry.id}", True)
+    assert (running.named, running.named_why_not) == ("", ""), "named servers off: not offered, not mentioned"
+
+    starting = choice_for(entry, "starting")
+    assert starting.here == "" and "still starting" in starting.here_why_not and starting.stop
+    stopping = choice_for(entry, "stopping")
+    assert stopping.here == "" and not stopping.stop, "a stopping session is waited for, not stopped again"
+
+
+def test_a_new_named_server_is_offered_only_where_the_hub_allows_one_more():
+    entry = recorded_entry(**ASKED)
+    on = choice_for(entry, named=gallery_pages.NamedServers(True, 2, ("work",)))
+    assert on.named == f"/hub/spawn/bob/gallery-{entry.id}?opt-gallery={entry.id}" and not on.named_why_not
+    full = choice_for(entry, named=gallery_pages.NamedServers(True, 1, ("work",)))
+    assert full.named == "" and "the most this site allows" in full.named_why_not
+    again = choice_for(entry, named=gallery_pages.NamedServers(True, 1, (f"gallery-{entry.id}",)))
+    assert again.named, "its own named server, made before, counts as none more"
+    assert choice_for(entry, "starting", named=gallery_pages.NamedServers(True, 0)).named
+
+
+def test_the_running_session_is_not_offered_an_entry_whose_kernel_it_lacks():
+    entry = entry_with(f"{PROBE}=={PROBE_VERSION}\n", SITE_INDEX)
+    own = choice_for(entry)
+    assert own.here == "" and "built only when a session starts" in own.here_why_not
+    assert own.relaunch.endswith(f"opt-gallery={entry.id}") and own.stop, "stop and relaunch builds it"
+    gone = choice_for(recorded_entry(**ASKED), site_kernel_found=False)
+    assert gone.here == "" and "AI Factory, is not one of this site's kernels" in gone.here_why_not
+
+
+def choice_page(choice) -> str:
+    return gallery_template().render(
+        entries=[],
+        choice=choice,
+        packages={},
+        environments={},
+        verdicts={},
+        launch_urls={},
+        user=SimpleNamespace(name="bob", admin=False),
+        base_url="/hub/",
+        hub_url="/hub/",
+        xsrf="x",
+    )
+
+
+def test_the_choice_page_says_what_each_way_does_before_it_is_done():
+    entry = recorded_entry(**ASKED)
+    page = choice_page(choice_for(entry, named=gallery_pages.NamedServers(True, 2)))
+    assert "Your JupyterLab is running" in page and 'id="aifw-launch-choice"' in page
+    assert f'href="/user/bob/aifactory/gallery/{entry.id}"' in page and f"~/gallery/clim-{entry.id}.ipynb" in page
+    assert "It runs with your session's resources" in page and "acc: 20 cores, 64G, 1 GPU, 08:00:00" in page
+    assert "the entry asks for" in page and "gpp: 2 cores, 1G, 00:30:00" in page and "which is not applied" in page
+    assert f'href="/hub/spawn/bob/gallery-{entry.id}?opt-gallery={entry.id}"' in page
+    assert "what is not saved in its notebooks is lost" in page and 'data-stop="yes"' in page
+    assert f'data-relaunch="/hub/spawn?opt-gallery={entry.id}"' in page
+
+    plain = choice_page(choice_for(entry))
+    assert "aifw-choice-named" not in plain, "named servers off: not offered"
+    env_entry = entry_with(f"{PROBE}=={PROBE_VERSION}\n", SITE_INDEX)
+    lacking = choice_page(choice_for(env_entry))
+    assert 'id="aifw-open-here"' not in lacking and "your running JupyterLab does not have it" in lacking
+    stopping = choice_page(choice_for(entry, "stopping"))
+    assert "is stopping" in stopping and "Relaunch when it has stopped" in stopping and 'data-stop=""' in stopping
+
+
+def test_the_gallery_lists_launch_as_the_hub_computed_it():
+    entry = recorded_entry(**ASKED)
+    page = gallery_template().render(
+        entries=[entry],
+        packages={entry.id: 0},
+        environments={},
+        verdicts={},
+        human=human_size,
+        user=SimpleNamespace(name="bob", admin=False),
+        base_url="/hub/",
+        hub_url="/hub/",
+        launch_urls={entry.id: f"/hub/gallery?launch={entry.id}"},
+        choice=None,
+    )
+    assert f'class="btn btn-primary aifw-launch" href="/hub/gallery?launch={entry.id}"' in page
+
+
+def test_the_server_state_launch_reads():
+    state = gallery_pages.server_state
+    assert state(None) == "stopped"
+    assert state(SimpleNamespace(pending=None, ready=False)) == "stopped"
+    assert state(SimpleNamespace(pending="spawn", ready=False)) == "starting"
+    assert state(SimpleNamespace(pending=None, ready=True)) == "running"
+    assert state(SimpleNamespace(pending="stop", ready=True)) == "stopping"
+
+
+def test_the_running_session_copies_the_entry_as_its_user_once_and_never_over_a_change(tmp_path):
+    from aifactory_workbench.lab import publish as lab_publish
+
+    gallery = Gallery(tmp_path / "gallery")
+    gallery.directory.mkdir()
+    entry = publish(gallery)
+    home = tmp_path / "home"
+    home.mkdir()
+    path = lab_publish.copy_entry(gallery.directory, entry.id, home)
+    assert path == f"gallery/{entry.copy_name}" == f"gallery/{lab_publish.copy_name(entry.notebook_name, entry.id)}"
+    copy = home / path
+    assert json.loads(copy.read_text())["cells"] == NOTEBOOK["cells"] and copy.stat().st_mode & 0o200
+    copy.write_text("changed")
+    assert lab_publish.copy_entry(gallery.directory, entry.id, home) == path and copy.read_text() == "changed"
+    for wrong in ("0123456789ab", "../../etc", "ABCDEF012345"):
+        with pytest.raises(LookupError):
+            lab_publish.copy_entry(gallery.directory, wrong, home)
+    assert lab_publish.GALLERY_ENV == gallery_module.GALLERY_DIR_ENV and lab_publish.HOME_FOLDER == "gallery"
+
+
+def test_every_job_knows_the_gallerys_folder(tmp_path):
+    spawner = new_spawner()
+    spawner.services.gallery = Gallery(tmp_path / "gallery")
+    assert spawner.get_env()[gallery_module.GALLERY_DIR_ENV] == str(tmp_path / "gallery")
