@@ -7,6 +7,9 @@
   a queued one's reason and expected start in words, from one squeue call).
 * ``DELETE /hub/api/aifactory/jobs/USER/workers/JOB``: cancel the Dask workers job JOB started
   (as USER: the hub may cancel exactly those, config/sudoers.in), audited.
+* ``POST /hub/api/aifactory/jobs/USER/notebooks/JOB/cancel``: cancel USER's queued or running
+  notebook job JOB (the home page's Cancel), once SLURM's accounting says it is one (as USER,
+  through root's cancel helper), audited; a refusal says why in words.
 * ``/hub/operator`` (admins): every pending and running workbench job of every user, with its
   account, partition, node, cores, GPUs, time left, idle time and cost, filtered by account and
   partition; a session or job stopped with a reason, which its owner is shown.
@@ -34,8 +37,11 @@ from aifactory_workbench.spawners.session import duration_text
 from aifactory_workbench.spawners.workbench_jobs import (
     NOTEBOOK_DAYS,
     WORKBENCH_JOB_FIELDS,
+    NotCancelled,
+    check_job_id,
     in_home,
     live_jobs,
+    notebook_job_to_cancel,
     notebook_jobs,
     queued_notebook_jobs,
     worker_groups,
@@ -43,6 +49,7 @@ from aifactory_workbench.spawners.workbench_jobs import (
 
 JOBS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)"
 WORKERS_API_ROUTE = r"/api/aifactory/jobs/([^/]+)/workers/([0-9]+)"
+NOTEBOOK_CANCEL_API_ROUTE = r"/api/aifactory/jobs/([^/]+)/notebooks/([0-9]+)/cancel"
 OPERATOR_PAGE_ROUTE = r"/operator"
 #: How many notebook jobs the home page lists (the newest).
 NOTEBOOK_JOBS_SHOWN = 10
@@ -136,6 +143,46 @@ class WorkersHandler(APIHandler):
         self.audit.record("dask_workers_stopped", user=user.name, job_id=parent_job, by=self.current_user.name)
         self.set_status(204)
         self.finish()
+
+
+async def cancel_notebook_job(slurm: Any, user: str, job_id: str) -> tuple[int, dict[str, Any]]:
+    """Cancel ``user``'s queued or running notebook job ``job_id`` as ``user`` (the cancel
+    helper): (HTTP status, body), ``200 {"job", "message"}`` or ``{"status", "message"}`` in
+    words. What may be cancelled is spawners/workbench_jobs.py's rule, checked against what
+    SLURM's accounting lists for ``user`` now (the list the home page shows); nothing reaches
+    scancel otherwise, and a malformed id not even sacct."""
+    try:
+        check_job_id(job_id)
+        rows = await slurm.job_rows(WORKBENCH_JOB_FIELDS, user=user, since=f"now-{NOTEBOOK_DAYS}days")
+        job = notebook_job_to_cancel(rows, job_id, user)
+        await slurm.cancel(job_id, user=user)
+    except NotCancelled as e:
+        return e.status, {"status": e.status, "message": e.message}
+    except SlurmError as e:
+        return 503, {"status": 503, "message": f"SLURM did not cancel job {job_id}: {e}"}
+    return 200, {"job": job_id, "message": f"job {job_id} ({job.notebook}) cancelled"}
+
+
+class NotebookCancelHandler(APIHandler):
+    """The home page's Cancel of a notebook job (``servers`` on USER; a cookie caller's XSRF token
+    is checked by JupyterHub), audited whether done or refused."""
+
+    def initialize(self, audit: Any) -> None:
+        self.audit = audit
+
+    @needs_scope("servers")
+    async def post(self, user_name: str, job_id: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        status, answer = await cancel_notebook_job(user.spawner.slurm, user.name, job_id)
+        event = {"user": user.name, "by": self.current_user.name, "job_id": job_id}
+        if status == 200:
+            self.audit.record("notebook_job_cancelled", **event)
+        else:
+            self.audit.record("notebook_job_cancel_refused", **event, status=status, reason=answer["message"])
+        self.set_status(status)
+        self.finish(answer)
 
 
 def session_spawners(db: Any, users: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@
 | ``/hub/gallery`` | the published notebooks, each with a Launch link (hub/gallery_pages.py) | every user |
 | ``/hub/api/aifactory/jobs/USER`` | USER's Dask workers and notebook jobs (hub/operator.py) | ``servers`` on USER |
 | ``/hub/api/aifactory/jobs/USER/workers/JOB`` | DELETE: cancel the Dask workers job JOB started | ``servers`` on USER |
+| ``/hub/api/aifactory/jobs/USER/notebooks/JOB/cancel`` | POST: cancel a live notebook job | ``servers`` on USER |
 | ``/hub/operator`` | every workbench job now; stop one with a reason its owner sees | admins |
 | ``/hub/help`` | the user guide, which empty pages link to (hub/navigation.py) | anyone |
 | ``/hub/spawn[/USER[/SERVER]]`` | the spawn form; sent while the server starts, leads there (spawn_page) | its user |
@@ -42,9 +43,11 @@ from aifactory_workbench.hub.gallery_pages import (
 from aifactory_workbench.hub.navigation import HELP_PAGE_ROUTE, HelpPage
 from aifactory_workbench.hub.operator import (
     JOBS_API_ROUTE,
+    NOTEBOOK_CANCEL_API_ROUTE,
     OPERATOR_PAGE_ROUTE,
     WORKERS_API_ROUTE,
     JobsHandler,
+    NotebookCancelHandler,
     OperatorPage,
     WorkersHandler,
 )
@@ -88,6 +91,7 @@ def routes(audit: AuditLog, registry: Registry, gallery: Gallery, site: SiteConf
         (r"/api/aifactory/usage/([^/]+)", UsageHandler),
         (ENVIRONMENTS_API_ROUTE, EnvironmentsHandler, {"venv": site.singleuser.venv}),
         (WORKERS_API_ROUTE, WorkersHandler, {"audit": audit}),
+        (NOTEBOOK_CANCEL_API_ROUTE, NotebookCancelHandler, {"audit": audit}),
         (EXTEND_API_ROUTE, ExtendHandler, {"audit": audit}),
         (JOBS_API_ROUTE, JobsHandler),
         (COLLEAGUE_API_ROUTE, ColleagueHandler),

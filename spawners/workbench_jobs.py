@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aifactory_workbench.job import (
+    NOTEBOOK_JOB_LIVE,
     WORKER_JOB_PREFIX,
     notebook_job_outputs,
     notebook_job_state,
@@ -162,6 +163,41 @@ def notebook_jobs(
 def queued_notebook_jobs(rows: list[dict[str, str]]) -> list[str]:
     """The ids of the queued notebook jobs among ``rows``: those squeue is asked about."""
     return [r["JobID"] for r in rows if notebook_of_job(r["JobName"], "/") is not None and state_of(r) == "PENDING"]
+
+
+class NotCancelled(ValueError):
+    """Why a job is not cancelled as a notebook job: an HTTP status and plain words."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def check_job_id(job_id: str) -> None:
+    """A plain job number (what a notebook job's id is), or NotCancelled: nothing else reaches SLURM."""
+    if not (job_id.isascii() and job_id.isdigit()):
+        raise NotCancelled(400, f"{job_id!r} is not a job id (a number, as the list shows it)")
+
+
+def notebook_job_to_cancel(rows: list[dict[str, str]], job_id: str, user: str) -> NotebookJob:
+    """``user``'s queued or running notebook job ``job_id`` among ``rows`` (sacct's, of the user's
+    last :data:`NOTEBOOK_DAYS` days: the jobs the home page lists), which the home page's Cancel
+    may cancel. Which job is a notebook job and what state it is in are :func:`notebook_jobs`'s
+    rule (``notebook_of_job``, ``notebook_job_state``); :class:`NotCancelled` says why not: not a
+    job id, not one of the user's jobs, not a notebook job (a session, Dask workers), or ended."""
+    check_job_id(job_id)
+    row = next((r for r in rows if r["JobID"] == job_id and r["User"] == user), None)
+    if row is None:
+        raise NotCancelled(404, f"job {job_id} is not one of {user}'s jobs of the last {NOTEBOOK_DAYS} days")
+    found = notebook_jobs([row])
+    if not found:
+        raise NotCancelled(
+            400,
+            f"job {job_id} is not a notebook job: a session ends with Stop My Server, Dask workers with Stop workers",
+        )
+    if found[0].state not in NOTEBOOK_JOB_LIVE:
+        raise NotCancelled(409, f"job {job_id} has already ended ({found[0].state_text})")
+    return found[0]
 
 
 def in_home(path: str, home: str) -> str:

@@ -32,6 +32,21 @@ const aifwHome = (() => {
   // SLURM expects it to start (the hub's words too: slurm/pending.py).
   const notebookState = n => (n.waiting ? `${n.state_text}: ${n.waiting}` : n.state_text);
 
+  // Cancel, on a queued or running notebook job only (the hub's rule: spawners/workbench_jobs.py);
+  // it asks first, naming the job and what is lost; then the answer in words.
+  const canCancel = n => n.state === 'queued' || n.state === 'running';
+  const cancelQuestion = n =>
+    `Cancel job ${n.job_id} (${n.notebook})? ` +
+    (n.state === 'running'
+      ? 'It stops where it is: the cells it has not run yet are not run.'
+      : 'It leaves the queue without running.');
+  function cancelledText(ok, body) {
+    const said = body && typeof body === 'object' ? body : {};
+    return ok
+      ? `Cancelled: ${said.message || 'the job ends now'}.`
+      : `Not cancelled: ${said.message || 'the hub did not answer'}.`;
+  }
+
   // A group of Dask workers (one parent job) in words.
   function workersText(g) {
     const hours = g.gpu_hours
@@ -75,6 +90,9 @@ const aifwHome = (() => {
     noJobsText,
     notebooksCaption,
     notebookState,
+    canCancel,
+    cancelQuestion,
+    cancelledText,
     workersText,
     serverStopped,
     durationText,

@@ -75,6 +75,44 @@
     a.href = href;
     return a;
   };
+  // Cancel on a queued or running notebook job: asked first (a plain confirm, as the gallery's
+  // Withdraw), then the hub cancels it as the user or says why not; the list is asked again.
+  function cancelButton(n) {
+    const b = el('button', 'Cancel', 'btn btn-sm btn-outline-danger ms-2 aifw-cancel-notebook-job');
+    b.type = 'button';
+    b.setAttribute('aria-label', `Cancel notebook job ${n.job_id}`);
+    const said = el('span', '', 'aifw-cancel-result ms-2');
+    said.setAttribute('role', 'status');
+    b.addEventListener('click', async () => {
+      if (!window.confirm(L.cancelQuestion(n))) {
+        return;
+      }
+      b.disabled = true;
+      b.textContent = 'Cancelling…';
+      let ok = false,
+        body = {};
+      try {
+        const r = await fetch(
+          `${base}api/aifactory/jobs/${encodeURIComponent(user)}/notebooks/${encodeURIComponent(n.job_id)}/cancel`,
+          { method: 'POST', headers, credentials: 'same-origin' }
+        );
+        ok = r.ok;
+        body = await r.json().catch(() => ({}));
+      } catch {
+        /* said below */
+      }
+      said.textContent = L.cancelledText(ok, body);
+      if (ok) {
+        setTimeout(jobs, 1500); // the row again, as accounting has it now
+      } else {
+        b.disabled = false;
+        b.textContent = 'Cancel';
+      }
+    });
+    const both = document.createDocumentFragment();
+    both.append(b, said);
+    return both;
+  }
   let jobsAgain;
   async function jobs() {
     clearTimeout(jobsAgain);
@@ -148,7 +186,11 @@
         row.insertCell().textContent = n.job_id;
         row.insertCell().append(link(n.notebook, n.notebook_url));
         // The hub words the state and names only the outputs there are (hub/operator.py).
-        row.insertCell().textContent = L.notebookState(n);
+        const state = row.insertCell();
+        state.append(el('span', L.notebookState(n), 'aifw-notebook-state'));
+        if (L.canCancel(n)) {
+          state.append(' ', cancelButton(n));
+        }
         row.insertCell().append(n.result ? link(n.result, n.result_url) : '');
         row.insertCell().append(n.log ? link(n.log, n.log_url) : '');
       }

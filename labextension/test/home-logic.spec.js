@@ -64,6 +64,28 @@ describe('Dask workers and notebook jobs', () => {
     expect(home.notebookState({ state: 'done', state_text: 'done', waiting: '' })).toBe('done');
     expect(home.notebookState({ state: 'failed', state_text: 'failed (timeout)' })).toBe('failed (timeout)');
   });
+  test('Cancel only on a queued or running notebook job, asking first what is lost', () => {
+    const job = { job_id: '4701', notebook: '/home/alice/jobs/analysis.ipynb' };
+    expect(['queued', 'running', 'done', 'cancelled', 'failed'].filter(state => home.canCancel({ state }))).toEqual([
+      'queued',
+      'running'
+    ]);
+    expect(home.cancelQuestion({ ...job, state: 'queued' })).toBe(
+      'Cancel job 4701 (/home/alice/jobs/analysis.ipynb)? It leaves the queue without running.'
+    );
+    expect(home.cancelQuestion({ ...job, state: 'running' })).toBe(
+      'Cancel job 4701 (/home/alice/jobs/analysis.ipynb)? It stops where it is: the cells it has not run yet are not run.'
+    );
+  });
+  test("after Cancel, the hub's answer in words, or why not", () => {
+    expect(home.cancelledText(true, { job: '4701', message: 'job 4701 (/tmp/a.ipynb) cancelled' })).toBe(
+      'Cancelled: job 4701 (/tmp/a.ipynb) cancelled.'
+    );
+    expect(home.cancelledText(false, { status: 409, message: 'job 4701 has already ended (done)' })).toBe(
+      'Not cancelled: job 4701 has already ended (done).'
+    );
+    expect(home.cancelledText(false, undefined)).toBe('Not cancelled: the hub did not answer.');
+  });
   test('the texts that name the period', () => {
     expect(home.noJobsText(30)).toBe('No Dask workers now, and no notebook job in the last 30 days. ');
     expect(home.notebooksCaption(7)).toBe('Notebook jobs of the last 7 days, newest first.');

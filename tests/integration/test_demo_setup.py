@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import (
@@ -430,3 +431,52 @@ def test_a_start_held_by_memory_says_so_and_less_memory_starts_now(demo_setup_hu
         shown = sh("scontrol", "show", "job", job, "-o")
         assert re.search(r"gres[/:]gpu[:=]1\b", shown) and "mem=7G" in shown, shown
         hub.stop("alice")
+
+
+@pytest.mark.slow
+def test_a_queued_notebook_job_is_cancelled_from_the_home_page_and_only_by_its_owner(
+    demo_setup_hub: HubProcess, full_partition: str
+):
+    """Issue 36, item 2: the home page listed a queued notebook job with no way to end it but
+    JupyterLab's panel. Its row now has Cancel, which asks first (a confirm: dismissed, nothing
+    happens), then cancels it as alice; bob's own route is refused for her job, which waits on."""
+    hub = demo_setup_hub
+    folder = Path(pwd.getpwnam("alice").pw_dir) / HOME_JOBS
+    try:
+        job_id = notebook_job("alice", folder)  # gpp is full: it waits there
+        listed = ["sacct", "-X", "-n", "-u", "alice", "-S", "now-7days", "-o", "JobID"]
+        wait_for(lambda: job_id in sh(*listed).split(), 30, f"job {job_id} in alice's week of jobs", every=0.5)
+        bob = {"Authorization": f"token {hub.user_token('bob')}"}
+        for owner in ("alice", "bob"):  # hers: not his to ask; his: not his job
+            r = requests.post(
+                f"{hub.url}/hub/api/aifactory/jobs/{owner}/notebooks/{job_id}/cancel",
+                headers=bob,
+                timeout=60,
+                verify=hub.verify,
+            )
+            assert r.status_code in (403, 404) and "Traceback" not in r.text, (owner, r.status_code, r.text[:300])
+        assert sacct_state(job_id) == "PENDING", "bob's request cancelled alice's job"
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            row = f".aifw-notebook-jobs tr[data-job='{job_id}']"
+            page.wait_for_selector(f"{row} .aifw-cancel-notebook-job", timeout=40_000)
+            page.once("dialog", lambda d: d.dismiss())  # asked first: keeping it changes nothing
+            page.click(f"{row} .aifw-cancel-notebook-job")
+            assert sacct_state(job_id) == "PENDING"
+            asked = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+            page.click(f"{row} .aifw-cancel-notebook-job")
+            assert asked and asked[0].startswith(f"Cancel job {job_id} ("), asked
+            wait_for(lambda: sacct_state(job_id).startswith("CANCELLED"), 30, f"job {job_id} cancelled", every=0.5)
+            page.wait_for_function(
+                "sel => (document.querySelector(sel) || {}).innerText?.includes('cancelled')",
+                arg=f"{row} .aifw-notebook-state",
+                timeout=30_000,
+            )
+            assert page.locator(f"{row} .aifw-cancel-notebook-job").count() == 0, "Cancel on an ended job"
+            assert serious_violations(page) == [], "the home page with a cancelled notebook job"
+            shot(page, "29c-notebook-job-cancelled-from-home")
+        audit = hub.api("GET", "/aifactory/audit?n=50").json()["entries"]
+        assert any(e["event"] == "notebook_job_cancelled" and e.get("job_id") == job_id for e in audit), audit[-5:]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

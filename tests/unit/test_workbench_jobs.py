@@ -3,13 +3,19 @@ cluster (tests/data/record.sh workbench), and the links atop every hub page."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from aifactory_workbench.hub.navigation import nav_links
+from aifactory_workbench.slurm.client import CommandResult
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
 from aifactory_workbench.slurm.parsers import parse_rows
 from aifactory_workbench.spawners.workbench_jobs import in_home, live_jobs, notebook_jobs, worker_groups
+
+from .recorded_slurm import RECORDED_QUEUE, FakeSlurm
 
 DATA = Path(__file__).parent.parent / "data"
 SESSION_NAME = "aifw-record"  # the session's job name in the recording
@@ -187,3 +193,172 @@ async def test_a_queued_notebook_job_on_the_home_page_says_why_it_waits_and_when
     assert await queued_jobs(slurm, []) == {} and len(slurm.asked) == asked  # nothing queued: squeue not asked
     slurm.down = True
     assert await queued_jobs(slurm, ["903"]) == {}  # squeue silent: the list is shown without it
+
+
+# -- the home page's Cancel of a notebook job (issue 36, item 2) -------------------------------
+class Accounting(FakeSlurm):
+    """The recorded SLURM, which also answers the hub's one ``sacct -X -u USER`` of the workbench's
+    jobs: USER's recorded lines (tests/data/workbench_jobs.txt: a running session 441, its Dask
+    workers 442 and 443, ended notebook jobs), and each job the fake holds or has ended as a line
+    of the same form (its name, owner and state: what accounting would say of it)."""
+
+    RECORDED = (DATA / "workbench_jobs.txt").read_text().splitlines()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owners: dict[str, str] = {}
+
+    def hold_job(self, job_id: str, user: str, name: str, state: str = "PENDING") -> None:
+        self.hold(replace(RECORDED_QUEUE["PENDING"], job_id=job_id, user=user), name=name)
+        self.owners[job_id] = user
+        if state == "RUNNING":
+            self.run_job(job_id)
+
+    def _sacct(self, argv: list[str], user: str, stdin: str) -> CommandResult:
+        if "-u" not in argv:
+            return super()._sacct(argv, user, stdin)
+        asked, sep, names = argv[argv.index("-u") + 1], SACCT_WORKBENCH_JOBS.sep, SACCT_WORKBENCH_JOBS.names
+        lines = [
+            line for line in self.RECORDED if line.split(sep)[2] == asked and line.split(sep)[0] not in self.owners
+        ]
+        analysis = next(line for line in self.RECORDED if "aifw-nb-analysis" in line)
+        template = dict(zip(names, analysis.split(sep), strict=True))
+        for job_id, owner in self.owners.items():
+            held = self.queue_now.get(job_id)
+            if owner == asked:
+                state = held.state if held else "CANCELLED by 1001"
+                start = "Unknown" if held is not None and held.state == "PENDING" else "2026-12-03T17:34:35"
+                row = {**template, "JobID": job_id, "JobName": self.names[job_id], "User": owner}
+                lines.append(sep.join({**row, "State": state, "Start": start}[n] for n in names))
+        return CommandResult(argv, 0, "".join(line + "\n" for line in lines))
+
+
+def accounting() -> Accounting:
+    """alice's queued notebook job 4701 and running 4702, and bob's queued 4703."""
+    slurm = Accounting()
+    slurm.hold_job("4701", "alice", "aifw-nb-analysis")
+    slurm.hold_job("4702", "alice", "aifw-nb-train", "RUNNING")
+    slurm.hold_job("4703", "bob", "aifw-nb-secret")
+    return slurm
+
+
+def cancelled(slurm) -> list[list[str]]:
+    return [argv for _, argv in slurm.asked if argv[0] == "scancel"]
+
+
+async def test_the_home_pages_cancel_ends_only_the_users_own_live_notebook_job():
+    """Issue 36, item 2: the home page listed queued and running notebook jobs with no way to end
+    them. ``cancel_notebook_job`` cancels alice's own queued or running one as alice, once SLURM's
+    accounting lists it as hers; her session, her Dask workers, an ended job, bob's job and a
+    malformed id are refused in words, and none of them reaches scancel."""
+    from aifactory_workbench.hub.operator import cancel_notebook_job
+
+    slurm = accounting()
+    status, body = await cancel_notebook_job(slurm, "alice", "4701")
+    assert status == 200 and body == {"job": "4701", "message": "job 4701 (/tmp/analysis.ipynb) cancelled"}
+    assert ("alice", ["scancel", "4701"]) in slurm.asked and "4701" not in slurm.queue_now
+    assert await cancel_notebook_job(slurm, "alice", "4702") == (
+        200,
+        {"job": "4702", "message": "job 4702 (/tmp/train.ipynb) cancelled"},
+    )
+    assert cancelled(slurm) == [["scancel", "4701"], ["scancel", "4702"]]
+
+    NOT_NOTEBOOK = "job {} is not a notebook job: a session ends with Stop My Server, Dask workers with Stop workers"
+    refusals = {
+        "441": (400, NOT_NOTEBOOK.format("441")),  # her session
+        "442": (400, NOT_NOTEBOOK.format("442")),  # its Dask workers
+        "444": (409, "job 444 has already ended (done)"),
+        "445": (409, "job 445 has already ended (failed)"),
+        "4701": (409, "job 4701 has already ended (cancelled)"),
+        "4703": (404, "job 4703 is not one of alice's jobs of the last 7 days"),  # bob's: not in her accounting
+        "9999": (404, "job 9999 is not one of alice's jobs of the last 7 days"),
+    }
+    for job_id, (code, said) in refusals.items():
+        assert await cancel_notebook_job(slurm, "alice", job_id) == (code, {"status": code, "message": said}), job_id
+    asked = len(slurm.asked)
+    for bad in ("", "12;scancel -u alice", "../4702", "4702,4703", "-1", "٤٧٠٣", "4702_1", "--name=aifw-nb-train"):
+        code, body = await cancel_notebook_job(slurm, "alice", bad)
+        assert code == 400 and "is not a job id" in body["message"], bad
+    assert len(slurm.asked) == asked, "a malformed id reached SLURM"
+    assert "4703" in slurm.queue_now and cancelled(slurm) == [["scancel", "4701"], ["scancel", "4702"]]
+
+    slurm.down = True
+    code, body = await cancel_notebook_job(slurm, "alice", "4702")
+    assert code == 503 and body["message"].startswith("SLURM did not cancel job 4702:") and "Traceback" not in str(body)
+
+
+class _Audit:
+    def __init__(self):
+        self.entries = []
+
+    def record(self, event, **fields):
+        self.entries.append((event, fields))
+
+
+class _Caller:
+    """What NotebookCancelHandler.post reads of JupyterHub's APIHandler: who calls with which
+    scopes (as JupyterHub parses them), the users, and where the answer goes."""
+
+    def __init__(self, name, scopes, slurm):
+        from jupyterhub.scopes import parse_scopes
+
+        self.current_user = SimpleNamespace(name=name)
+        self.expanded_scopes, self.parsed_scopes, self.db = set(scopes), parse_scopes(scopes), None
+        self.request = SimpleNamespace(path="/hub/api/aifactory/jobs/alice/notebooks/4701/cancel")
+        self.audit, self.answer = _Audit(), None
+        self.spawners = {n: SimpleNamespace(slurm=slurm) for n in ("alice", "bob")}
+
+    def find_user(self, name):
+        return SimpleNamespace(name=name, spawner=self.spawners[name]) if name in self.spawners else None
+
+    def set_status(self, status):
+        self.status = status
+
+    def finish(self, body):
+        self.answer = (self.status, body)
+
+
+async def test_bob_cannot_cancel_alices_notebook_job_through_the_route():
+    """The route's guard is JupyterHub's ``servers`` scope on USER: bob's token (scopes on bob
+    only) is refused for alice's route before SLURM is asked, and on his own route her job is not
+    his (not in his accounting). Either way nothing is cancelled; the refusal is audited."""
+    from tornado import web
+
+    from aifactory_workbench.hub.operator import NotebookCancelHandler
+
+    slurm = accounting()
+    bob = _Caller("bob", ["servers!user=bob", "read:users!user=bob"], slurm)
+    with pytest.raises(web.HTTPError) as refused:
+        await NotebookCancelHandler.post(bob, "alice", "4701")
+    # (404: JupyterHub does not tell bob whether alice is there, his scope being for himself only)
+    assert refused.value.status_code in (403, 404) and slurm.asked == []
+    await NotebookCancelHandler.post(bob, "bob", "4701")
+    assert bob.answer == (404, {"status": 404, "message": "job 4701 is not one of bob's jobs of the last 7 days"})
+    assert bob.audit.entries == [
+        (
+            "notebook_job_cancel_refused",
+            {"user": "bob", "by": "bob", "job_id": "4701", "status": 404, "reason": bob.answer[1]["message"]},
+        )
+    ]
+    assert cancelled(slurm) == [] and "4701" in slurm.queue_now
+
+    alice = _Caller("alice", ["servers!user=alice"], slurm)
+    await NotebookCancelHandler.post(alice, "alice", "4701")
+    assert alice.answer[0] == 200 and cancelled(slurm) == [["scancel", "4701"]]
+    assert alice.audit.entries == [("notebook_job_cancelled", {"user": "alice", "by": "alice", "job_id": "4701"})]
+
+
+def test_the_cancel_route_takes_a_job_number_and_nothing_else():
+    import re
+
+    from aifactory_workbench.hub.operator import NOTEBOOK_CANCEL_API_ROUTE, NotebookCancelHandler
+    from aifactory_workbench.hub.routes import routes
+
+    route = re.compile(NOTEBOOK_CANCEL_API_ROUTE + "$")
+    assert route.match("/api/aifactory/jobs/alice/notebooks/4701/cancel").groups() == ("alice", "4701")
+    for bad in ("4701,4702", "..%2F4701", "-1", "x", "", "4701/x"):
+        assert not route.match(f"/api/aifactory/jobs/alice/notebooks/{bad}/cancel"), bad
+    site = SimpleNamespace(singleuser=SimpleNamespace(venv=""), gallery=SimpleNamespace(shared_storage=[]))
+    table = {r[0]: r[1] for r in routes(None, None, None, site)}
+    assert table[NOTEBOOK_CANCEL_API_ROUTE] is NotebookCancelHandler
+    assert "post" in vars(NotebookCancelHandler) and not {"get", "delete", "put"} & set(vars(NotebookCancelHandler))
