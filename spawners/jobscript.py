@@ -116,13 +116,17 @@ def render(
     times: SessionTimes = SessionTimes(),
     site: SiteHooks = NO_HOOKS,
     package_index: Sequence[str] = (),
+    gallery_dir: str = "",
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
     the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may
     fail without stopping JupyterLab; ``times``: the warnings and the save signal before the end;
     ``site``: the site's own commands, Lmod and port range (:class:`SiteHooks`), refused unless
     each passes its rule; ``package_index``: the site's package index as uv's options
-    (:func:`package_index_problems`), which ``aifactory-env create`` in the job installs from.
+    (:func:`package_index_problems`), which ``aifactory-env create`` in the job installs from;
+    ``gallery_dir``: the gallery's folder, from which the session opens a published notebook
+    (lab/publish.py; "": the hub has no gallery). Both are exported by the script itself: sudo
+    lets no variable of the hub's through but :data:`~aifactory_workbench.job.JOB_ENVIRONMENT`.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -160,6 +164,7 @@ def render(
         source_lmod=site.needs_lmod,
         port_range=site.port_range_text,
         package_index=shlex.quote(shlex.join(package_index)),
+        gallery_dir=shlex.quote(gallery_dir) if gallery_dir else "",
     )
 
 

@@ -35,7 +35,7 @@ from aifactory_workbench.slurm.values import JOB_NAME, SiteHooks
 from aifactory_workbench.spawners import session
 from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.form import PRESET_KEYS
-from aifactory_workbench.spawners.gallery import GALLERY_DIR_ENV, HOME_FOLDER, launch_steps
+from aifactory_workbench.spawners.gallery import HOME_FOLDER, launch_steps
 from aifactory_workbench.spawners.job_engine import JobEngine, StartFailed, Timing
 from aifactory_workbench.spawners.job_state import JobState
 from aifactory_workbench.spawners.jobscript import (
@@ -454,8 +454,6 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         env: dict[str, str] = super().get_env()
         env.setdefault("LANG", "C.UTF-8")
         env.update(DASHBOARD_LINK_ENV)
-        if self.services.gallery is not None:  # JupyterLab opens gallery entries (lab/publish.py)
-            env[GALLERY_DIR_ENV] = str(self.services.gallery.directory)
         env["PATH"] = os.pathsep.join([os.path.join(self.singleuser_venv, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
@@ -475,6 +473,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             times=times,
             site=self.site_hooks(),
             package_index=self.package_index,
+            gallery_dir=str(self.services.gallery.directory) if self.services.gallery is not None else "",
         )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------

@@ -594,16 +594,21 @@ def test_launch_while_bobs_jupyterlab_runs_opens_it_there_or_stops_and_relaunche
             assert "which is not applied" in said and "what is not saved in its notebooks is lost" in said
             assert page.query_selector("#aifw-choice-named") is None, "the demo's hub allows no named servers"
             assert serious_violations(page) == [], "launch choice"
-            shot(page, "33-gallery-launch-while-running")
+            shot(page, "36-gallery-launch-while-running")
 
             # (a) His running JupyterLab makes the copy, as bob, and opens it; no job is added.
             page.click("#aifw-open-here")
+            # From the hub's origin (another origin of the same site, as another user's server is),
+            # bob's server asks before it copies: nothing is written until he confirms.
+            page.wait_for_selector("#aifw-gallery-open", timeout=60_000)
+            assert entry_id in page.inner_text("#aifw-gallery-open") and not copy.exists()
+            page.click("#aifw-gallery-open button[type=submit]")
             page.wait_for_url(f"**/user/bob/lab/tree/gallery/aifw-pub-{entry_id}.ipynb**", timeout=60_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             assert copy.owner() == "bob", "copied by bob's own server"
             assert json.loads(copy.read_text())["cells"][2]["source"] == "print(sum(range(10)))"
             assert sh("squeue", "-h", "-u", "bob", "-o", "%i").split() == jobs_before, "a new job was started"
-            shot(page, "34-gallery-opened-in-running-session")
+            shot(page, "37-gallery-opened-in-running-session")
 
             # (c) Stop and relaunch: a dismissed question stops nothing; accepted, his job ends
             # and the filled form follows.
@@ -621,7 +626,7 @@ def test_launch_while_bobs_jupyterlab_runs_opens_it_there_or_stops_and_relaunche
             assert f"opt-gallery={entry_id}" in page.url
             assert page.input_value("#cpus") == "2", "the form shows the entry's cores"
             wait_for(lambda: sh("squeue", "-h", "-u", "bob", "-o", "%i").strip() == "", 60, "bob's job ended", every=1)
-            shot(page, "35-gallery-relaunch-form")
+            shot(page, "38-gallery-relaunch-form")
     finally:
         shutil.rmtree(Path("/home/bob") / "gallery", ignore_errors=True)
         hub.stop("bob")

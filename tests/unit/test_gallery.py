@@ -2,6 +2,7 @@
 job step that copies a launched notebook into a home without overwriting a copy there."""
 
 import asyncio
+import fnmatch
 import hashlib
 import json
 import re
@@ -20,6 +21,7 @@ from tornado.netutil import bind_sockets
 
 from aifactory_workbench.hub import gallery_pages
 from aifactory_workbench.hub.gallery_pages import MAX_NOTEBOOK_BYTES, GalleryPublishHandler
+from aifactory_workbench.job import JOB_ENVIRONMENT
 from aifactory_workbench.job.locks import human_size, pins
 from aifactory_workbench.spawners import gallery as gallery_module
 from aifactory_workbench.spawners.form import initial_values, render_form
@@ -707,6 +709,11 @@ def test_the_running_session_copies_the_entry_as_its_user_once_and_never_over_a_
 
 
 def test_every_job_knows_the_gallerys_folder(tmp_path):
+    """The job script exports it: a variable of the hub's environment, as this first was, is
+    dropped by sudo on the way to sbatch (only job.JOB_ENVIRONMENT's pass), so the session
+    answered 404 to every "Open in your running JupyterLab"."""
     spawner = new_spawner()
     spawner.services.gallery = Gallery(tmp_path / "gallery")
-    assert spawner.get_env()[gallery_module.GALLERY_DIR_ENV] == str(tmp_path / "gallery")
+    script = spawner.batch_script_for(spawner.job_request(), spawner.get_env())
+    assert f"\nexport {gallery_module.GALLERY_DIR_ENV}={tmp_path / 'gallery'}\n" in script
+    assert not any(fnmatch.fnmatch(gallery_module.GALLERY_DIR_ENV, kept) for kept in JOB_ENVIRONMENT)
