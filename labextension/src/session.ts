@@ -3,10 +3,6 @@
  * aifactory/session, which asks squeue), warnings at the site's minutes before the walltime
  * ends, a save of every open notebook when SLURM signals the end, a notice with "Start again"
  * when the job has ended, and the Dask panel pointed at a cluster started in this job.
- *
- * Every end (the walltime, a stop from the hub or an operator, scancel, a node failure, a
- * revoked share) goes through SessionWatch.end: one notification, listed in the notification
- * centre, with its reason and a way to the hub, shown once whichever path found the end.
  */
 import { IConnectionLost, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
@@ -17,21 +13,20 @@ import { Widget } from '@lumino/widgets';
 
 import { hubPage } from './hub';
 import {
+  accessEndedNotice,
   crossedWarnings,
-  EndCause,
   endedAfterFailure,
   endedByWalltime,
-  EndOnce,
   extendedNotice,
   extendLabel,
   extensionStopped,
   ISessionInfo,
   isEnding,
+  jobEndedNotice,
   parseSession,
   savedNotice,
   saveRequested,
   secondsLeftAt,
-  socketCloseVerdict,
   statusText,
   statusTitle,
   walltimeWarning,
@@ -43,8 +38,6 @@ const POLL_MS = 10000;
 /** The status bar's countdown moves between polls. */
 const REDRAW_MS = 15000;
 const DASK_DASHBOARD_COMMAND = 'dask:populate-dashboard-url';
-/** JupyterLab's notification centre (the status bar's bell): opens, or closes, its list. */
-const NOTIFICATIONS_COMMAND = 'apputils:display-notifications';
 
 /**
  * The session plugin sets this once it runs; the connection-lost plugin calls it when
@@ -63,7 +56,7 @@ class SessionWatch {
   private saves: number | null = null;
   private dashboard = '';
   private failures = 0;
-  private readonly ending = new EndOnce();
+  private ended = false;
 
   private extending = false;
   /** Why no extension can pass any more ("" while one may): the button stays off, saying why. */
@@ -121,11 +114,6 @@ class SessionWatch {
     setInterval(() => this.show(), REDRAW_MS);
   }
 
-  /** Whether the page has told the end: websockets closed after it are not reopened. */
-  get ended(): boolean {
-    return this.ending.ended;
-  }
-
   /** Why the server stopped answering: one more question tells a revoked share from an ended job. */
   async gone(): Promise<void> {
     if (this.ended) {
@@ -141,27 +129,6 @@ class SessionWatch {
     } catch {
       this.jobEnded();
     }
-  }
-
-  /**
-   * A websocket of this page was closed as lab/access.py closes those whose holder's access
-   * ended: asks the server at once (not at the next poll). True when access has ended (the
-   * notice is shown), false when the server still lets this person in.
-   */
-  async accessEndedNow(): Promise<boolean> {
-    if (this.ended) {
-      return true;
-    }
-    try {
-      const response = await this.request();
-      if (response.status === 403) {
-        this.accessEnded();
-        return true;
-      }
-    } catch {
-      // Not answered: the job may be ending; the polls and JupyterLab's lost connection tell.
-    }
-    return this.ended;
   }
 
   private request(): Promise<Response> {
@@ -257,107 +224,54 @@ class SessionWatch {
     }
   }
 
-  /**
-   * The one way an end is told: the status bar's words and one notification (kept until
-   * closed, listed in the notification centre) whose button leads to the hub; a later end,
-   * whatever found it, adds nothing.
-   */
-  private end(cause: EndCause, link: string): void {
-    const notice = this.ending.take(cause);
-    if (!notice) {
-      return;
-    }
+  private markEnded(text: string): void {
+    this.ended = true;
     this.extendButton.hidden = true;
     this.item.removeClass('aifw-ending');
     this.item.addClass('aifw-ended');
-    this.item.node.textContent = notice.status;
-    Notification.error(notice.message, {
+    this.item.node.textContent = text;
+  }
+
+  private jobEnded(): void {
+    const session = this.last;
+    if (this.ended || !session || !session.jobId) {
+      return;
+    }
+    const timeUp = endedByWalltime(session, this.secondsLeft());
+    this.markEnded('Job ended');
+    Notification.error(jobEndedNotice(timeUp), {
       autoClose: false,
       actions: [
         {
-          label: notice.action,
+          label: 'Start again',
           callback: () => {
-            window.location.href = link;
+            window.location.href = session.hubHome;
           }
         }
       ]
     });
   }
 
-  private jobEnded(): void {
-    const session = this.last;
-    if (!session || !session.jobId) {
-      return;
-    }
-    this.end({ kind: 'job', timeUp: endedByWalltime(session, this.secondsLeft()) }, session.hubHome);
-  }
-
   // A 403 from a server that still answers: the job runs, but this person's access ended
   // (its owner stopped sharing it, or the sign-in expired), not the job.
   private accessEnded(): void {
-    const cause: EndCause = {
-      kind: 'access',
-      owner: PageConfig.getOption('hubServerUser'),
-      me: PageConfig.getOption('hubUser')
-    };
-    this.end(cause, hubPage('home'));
-  }
-}
-
-/**
- * JupyterLab loads its toasts' code (a chunk of its own) at the first notification shown. Shown
- * first when the job has ended, the notice found no server to load it from: no toast, and
- * the bell's list, which waits for that code, never opened. Opening and at once closing the
- * list (never drawn: it shows once the code is in) loads it while the server is there.
- */
-function loadToastsNow(app: JupyterFrontEnd): void {
-  if (app.commands.hasCommand(NOTIFICATIONS_COMMAND)) {
-    void app.commands.execute(NOTIFICATIONS_COMMAND);
-    void app.commands.execute(NOTIFICATIONS_COMMAND);
-  }
-}
-
-/**
- * The websockets JupyterLab opens to this server (kernels, terminals), through one that hears
- * lab/access.py's close for an ended access before JupyterLab does: JupyterLab would reconnect,
- * be refused, and say "Kernel died unexpectedly" over the "Access ended" notice of a kernel that
- * runs on. Such a close waits while the page asks the server, and reaches JupyterLab only if the
- * access goes on; after the end no close reaches it.
- */
-function holdClosesForAccess(app: JupyterFrontEnd, watch: SessionWatch): void {
-  const settings = app.serviceManager.serverSettings as { WebSocket: typeof WebSocket };
-  const Base = settings.WebSocket;
-  const passed = new WeakSet<Event>();
-  class Held extends Base {
-    constructor(url: string | URL, protocols?: string | string[]) {
-      super(url, protocols);
-      this.addEventListener('close', event => {
-        if (passed.has(event)) {
-          return;
-        }
-        const verdict = socketCloseVerdict(event.code, watch.ended);
-        if (verdict === 'pass') {
-          return;
-        }
-        // Ours is the first listener (added before JupyterLab sets onclose): none after it hears.
-        event.stopImmediatePropagation();
-        if (verdict === 'hold') {
-          void watch.accessEndedNow().then(ended => {
-            if (!ended) {
-              const again = new CloseEvent('close', {
-                code: event.code,
-                reason: event.reason,
-                wasClean: event.wasClean
-              });
-              passed.add(again);
-              this.dispatchEvent(again);
-            }
-          });
-        }
-      });
+    if (this.ended) {
+      return;
     }
+    this.markEnded('Access ended');
+    const why = accessEndedNotice(PageConfig.getOption('hubServerUser'), PageConfig.getOption('hubUser'));
+    Notification.error(why, {
+      autoClose: false,
+      actions: [
+        {
+          label: 'Go to your home page',
+          callback: () => {
+            window.location.href = hubPage('home');
+          }
+        }
+      ]
+    });
   }
-  settings.WebSocket = Held;
 }
 
 export const sessionPlugin: JupyterFrontEndPlugin<void> = {
@@ -381,8 +295,6 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
     }
     const watch = new SessionWatch(app, item, extend);
     serverGone.check = () => void watch.gone();
-    holdClosesForAccess(app, watch);
-    void app.restored.then(() => loadToastsNow(app));
     watch.start();
   }
 };

@@ -4,8 +4,6 @@ import {
   duration,
   endedAfterFailure,
   endedByWalltime,
-  endNotice,
-  EndOnce,
   extendedNotice,
   extendLabel,
   extensionStopped,
@@ -15,7 +13,6 @@ import {
   savedNotice,
   saveRequested,
   secondsLeftAt,
-  socketCloseVerdict,
   statusText,
   statusTitle,
   walltimeWarning,
@@ -229,62 +226,5 @@ describe("the job's end", () => {
       'Your sign-in to this JupyterLab has ended. Sign in again from the hub.'
     );
     expect(accessEndedNotice('', '')).toMatch(/^Your sign-in/);
-  });
-});
-
-// Issue 36, item 7: every end (walltime, a stop from the hub or an operator, scancel, a node
-// failure) gives one notice with its reason and a way back; item 8: a revoked colleague sees
-// "Access ended" only, never JupyterLab's "Kernel died unexpectedly" of the owner's kernel.
-describe('the end of a session', () => {
-  it('gives the job\'s end its words, the walltime when it ran out, and "Start again"', () => {
-    expect(endNotice({ kind: 'job', timeUp: true })).toEqual({
-      status: 'Job ended',
-      message: jobEndedNotice(true),
-      action: 'Start again'
-    });
-    const other = endNotice({ kind: 'job', timeUp: false });
-    expect(other.action).toBe('Start again');
-    expect(other.message).toMatch(/^Your JupyterLab job has ended\. .*The hub says why/);
-  });
-
-  it('gives an ended access its own words and a way home, never "Start again"', () => {
-    expect(endNotice({ kind: 'access', owner: 'alice', me: 'bob' })).toEqual({
-      status: 'Access ended',
-      message: accessEndedNotice('alice', 'bob'),
-      action: 'Go to your home page'
-    });
-  });
-
-  it('tells the end once, whichever path finds it first', () => {
-    const ending = new EndOnce();
-    expect(ending.ended).toBe(false);
-    // A failed poll finds it...
-    expect(ending.take({ kind: 'job', timeUp: false })?.status).toBe('Job ended');
-    expect(ending.ended).toBe(true);
-    // ...then JupyterLab's lost connection, a second poll, a refused one: nothing more.
-    expect(ending.take({ kind: 'job', timeUp: false })).toBeNull();
-    expect(ending.take({ kind: 'job', timeUp: true })).toBeNull();
-    expect(ending.take({ kind: 'access', owner: 'alice', me: 'bob' })).toBeNull();
-  });
-
-  it('tells a revoked access once, and no job end after it', () => {
-    const ending = new EndOnce();
-    expect(ending.take({ kind: 'access', owner: 'alice', me: 'bob' })?.status).toBe('Access ended');
-    expect(ending.take({ kind: 'job', timeUp: false })).toBeNull();
-  });
-
-  it("holds a websocket closed for an ended access until the server is asked, so that JupyterLab's reconnection cannot say the kernel died", () => {
-    expect(socketCloseVerdict(1008, false)).toBe('hold');
-  });
-
-  it('passes other closes on to JupyterLab, which reconnects', () => {
-    expect(socketCloseVerdict(1006, false)).toBe('pass');
-    expect(socketCloseVerdict(1000, false)).toBe('pass');
-    expect(socketCloseVerdict(1011, false)).toBe('pass');
-  });
-
-  it('drops every close once the end is told: no reconnection, no dialog over the notice', () => {
-    expect(socketCloseVerdict(1008, true)).toBe('drop');
-    expect(socketCloseVerdict(1006, true)).toBe('drop');
   });
 });

@@ -3,16 +3,13 @@ sentence after a stop, the site's keys for the look and the end of a job, and th
 extension's time left (the Dask dashboard notes: test_dask_security.py)."""
 
 import asyncio
-import re
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
-from aifactory_workbench.lab.access import POLICY_VIOLATION
 from aifactory_workbench.lab.session import JobClock, minutes
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.parsers import JobRecord
@@ -139,12 +136,3 @@ def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
     assert asyncio.run(JobClock(FakeSlurm(down=True), "7").seconds_left()) is None
     assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
     assert minutes("5 15 x 15") == [15, 5]
-
-
-def test_the_page_knows_the_close_code_of_an_ended_access():
-    """lab/access.py closes the websockets of a holder whose access ended with a code that
-    JupyterLab's page (labextension/src/session-logic.ts) holds back from JupyterLab's own
-    reconnection, which would otherwise say "Kernel died unexpectedly" (issue 36, item 8)."""
-    logic = (Path(__file__).parents[2] / "labextension" / "src" / "session-logic.ts").read_text()
-    (code,) = re.findall(r"export const ACCESS_CLOSE_CODE = (\d+);", logic)
-    assert int(code) == POLICY_VIOLATION
