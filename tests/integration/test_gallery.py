@@ -582,6 +582,15 @@ def test_launch_while_bobs_jupyterlab_runs_opens_it_there_or_stops_and_relaunche
         hub.start_ready("bob", {"cpus": 1, "memory": "500M", "walltime": "00:30:00"})
         jobs_before = sh("squeue", "-h", "-u", "bob", "-o", "%i").split()
         assert len(jobs_before) == 1, jobs_before
+        # The attacks on bob's new route: another tenant's token reaches nothing of his server, and
+        # a page of another site that sends his browser there gets a question, not a copy.
+        opener = f"{hub.user_url('bob')}aifactory/gallery/{entry_id}"
+        as_alice = {"Authorization": f"token {hub.user_token('alice')}"}
+        assert requests.get(opener, headers=as_alice, timeout=30, allow_redirects=False).status_code == 403
+        cross = {"Authorization": f"token {hub.user_token('bob')}", "Sec-Fetch-Site": "cross-site"}
+        asked_first = requests.get(opener, headers=cross, timeout=30, allow_redirects=False)
+        assert asked_first.status_code == 200 and "aifw-gallery-open" in asked_first.text, asked_first.text[:300]
+        assert not copy.exists(), "a copy made without bob's confirmation"
         with chromium_page(*hub.chromium_args) as page:
             sign_in(page, hub, "bob")
             page.goto(f"{hub.url}/hub/gallery")
