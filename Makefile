@@ -125,6 +125,11 @@ $(PREFIX)/.system:
 
 # Each install's lock: every package, exact, from pyproject.toml's ranges for the wheel with its
 # extras (none: the hub's) and the demo's builds; made again when those change.
+# A lock names the wheel by its path: one made by another clone (another directory, such as the
+# check's copy) names a wheel that is not here, and is made again.
+STALE_LOCKS := $(foreach v,$(HUB_VENV) $(VENV) $(DEV_VENV),$(shell grep -qsF 'file://$(CURDIR)/$(WHEEL)' $(v)/.lock.txt || echo $(v)/.lock.txt))
+$(STALE_LOCKS): FORCE
+.PHONY: FORCE
 $(HUB_VENV)/.lock.txt: EXTRAS :=
 $(VENV)/.lock.txt: EXTRAS := [lab]
 $(DEV_VENV)/.lock.txt: EXTRAS := [lab,test]
