@@ -11,6 +11,9 @@ class's burst needs:
 * **Asked once however many ask at once**: the pages that find the same answer missing all
   await one call (a burst of 50 forms on a cold hub is one round of the cluster's commands,
   not 50); one that goes away does not end it for the others.
+* **The nodes' room, fresher**: node records (what jobs hold on each node) are asked at most
+  every :data:`NODES_TTL` seconds, however many forms say what holds a request; the partitions'
+  nodes, names and features come from the same records.
 * **Everyone's associations in one call**: the users whose accounts are missing while one
   ``sacctmgr`` runs are asked together in the next (a class signing in within a second costs
   one or two calls to SLURM's database, not one each); a lone user waits for no one.
@@ -30,6 +33,7 @@ from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.values import user_groups
 from aifactory_workbench.spawners.choices import Choices, ClusterRecords, choices_from, node_names
 from aifactory_workbench.spawners.environments import list_environments
+from aifactory_workbench.spawners.room import NodeRoom, rooms
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,9 @@ T = TypeVar("T")
 MAX_LISTINGS = 4
 #: At most this many users' names on one sacctmgr command line; more wait for the next call.
 MAX_USERS_PER_CALL = 100
+#: Node records are used at most this many seconds (and never past ``ttl``): the room a form
+#: says a request waits for moves as jobs start and end.
+NODES_TTL = 10.0
 #: What a user's association rows are: (default account, rows of Account, Partition, QOS, DefaultQOS).
 UserAssociations = tuple[str, list[dict[str, str]]]
 
@@ -103,13 +110,15 @@ class Discovery:
         self._listings = asyncio.Semaphore(MAX_LISTINGS)
         self._associations: Batches[UserAssociations] = Batches(self._users_associations, MAX_USERS_PER_CALL)
 
-    async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        """``key``'s answer: the cached one while younger than ``ttl`` (asked again in the
-        background past half of it), else the one call running for it (started if none)."""
+    async def _cached(self, key: str, fetch: Callable[[], Awaitable[T]], ttl: float | None = None) -> T:
+        """``key``'s answer: the cached one while younger than ``ttl`` (the site's unless a
+        shorter one is given; asked again in the background past half of it), else the one call
+        running for it (started if none)."""
+        ttl = self.ttl if ttl is None else min(ttl, self.ttl)
         hit = self._cache.get(key)
         age = self.clock() - hit[0] if hit else math.inf
-        if hit and age < self.ttl:
-            if age >= self.ttl / 2:
+        if hit and age < ttl:
+            if age >= ttl / 2:
                 self._ask(key, fetch)
             return cast(T, hit[1])  # what this key's fetch returned
         return cast(T, await asyncio.shield(self._ask(key, fetch)))
@@ -134,9 +143,20 @@ class Discovery:
 
     async def _cluster(self) -> ClusterRecords:
         parts, nodes, res, qos = await asyncio.gather(
-            *(self.slurm.cluster_records(kind) for kind in ("partition", "node", "res")), self.slurm.qos_limits()
+            self.slurm.cluster_records("partition"),
+            self._nodes(),
+            self.slurm.cluster_records("res"),
+            self.slurm.qos_limits(),
         )
         return ClusterRecords(parts, nodes, {q["Name"]: q for q in qos}, res)
+
+    async def _nodes(self) -> list[dict[str, str]]:
+        return await self._cached("nodes", lambda: self.slurm.cluster_records("node"), ttl=NODES_TTL)
+
+    async def rooms(self, partition: str) -> list[NodeRoom]:
+        """The room of the partition's nodes that may take a job now (:func:`~aifactory_workbench.spawners.room.rooms`),
+        from node records at most :data:`NODES_TTL` seconds old."""
+        return rooms(await self._nodes(), partition)
 
     async def _users_associations(self, users: list[str]) -> dict[str, UserAssociations]:
         return await self.slurm.associations(users)

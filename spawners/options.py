@@ -48,7 +48,7 @@ from aifactory_workbench.spawners.messages import (
     scheduler_unavailable,
     spawn_exception,
 )
-from aifactory_workbench.spawners.room import NodeRoom, holds, rooms
+from aifactory_workbench.spawners.room import NodeRoom, holds
 
 if TYPE_CHECKING:
     from aifactory_workbench.slurm.client import Slurm
@@ -220,10 +220,11 @@ class UserOptionsMixin(HasTraits):
         return start
 
     async def rooms_now(self, partition: str) -> list[NodeRoom]:
-        """The room of the partition's nodes that may take a job now (one ``scontrol show node``,
-        as the hub); ``[]`` when SLURM does not answer: then nothing is said of what holds a request."""
+        """The room of the partition's nodes that may take a job now (the hub's node records,
+        :meth:`Discovery.rooms`); ``[]`` when SLURM does not answer: then nothing is said of what
+        holds a request."""
         try:
-            return rooms(await self.slurm.cluster_records("node"), partition)
+            return await self.discovery.rooms(partition)
         except SlurmError as e:
             self.log.debug("the nodes of %s could not be read: %s", partition, e)
             return []

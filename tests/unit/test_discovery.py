@@ -110,3 +110,24 @@ def test_a_failed_call_is_told_to_every_waiter_and_the_next_page_asks_again(slur
         assert (await discovery.for_user("alice")).accounts() == ["ehpc01"]
 
     asyncio.run(walk())
+
+
+def test_the_nodes_room_is_one_watch_for_every_form_and_never_older_than_its_own_ttl(slurm):
+    """What holds a waiting request is read from the hub's node records: 50 forms saying it at
+    once, beside the seats' choices, cost one ``scontrol show node``; those records are asked
+    again once :data:`NODES_TTL` has passed, while the partitions' are still young."""
+    clock = Clock()
+    discovery = Discovery(slurm, ttl=60, clock=clock)
+
+    async def walk() -> None:
+        found = await asyncio.gather(
+            *(discovery.rooms("gpp") for _ in SEATS), *(discovery.for_user(seat) for seat in SEATS)
+        )
+        assert all(rooms and {room.name for room in rooms} == {"mn5-g01"} for rooms in found[: len(SEATS)])
+        assert len(asked(slurm, "scontrol", "show", "node")) == 1
+        clock.now += discovery_module.NODES_TTL + 1
+        await discovery.rooms("gpp")
+        assert len(asked(slurm, "scontrol", "show", "node")) == 2
+        assert len(asked(slurm, "scontrol", "show", "partition")) == 1
+
+    asyncio.run(walk())
