@@ -209,6 +209,16 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         shot(page, "06-widget")
 
         # 6. A Dask cluster on SLURM; the Dask panel finds it by itself (no magnifier click).
+        # Before one runs, the panel says how to start one, not "the cluster manager below",
+        # which the site hides (issue 36).
+        page.click(".jp-SideBar [data-id='dask-dashboard-launcher']")
+        page.wait_for_selector(".dask-DashboardListing-inactive", timeout=30_000)
+        said = page.evaluate(
+            "() => getComputedStyle(document.querySelector('.dask-DashboardListing-inactive'), '::after').content"
+        )
+        assert "start_cluster()" in said, said
+        assert page.is_hidden(".dask-DashboardListing-inactive-detail"), "the words about a hidden manager show"
+        page.click(".jp-SideBar [data-id='dask-dashboard-launcher']")
         page.keyboard.press("Escape")
         page.click(".jp-Notebook .jp-Cell >> nth=-1")
         page.keyboard.press("Escape")
