@@ -591,6 +591,26 @@ def test_launch_while_bobs_jupyterlab_runs_opens_it_there_or_stops_and_relaunche
         asked_first = requests.get(opener, headers=cross, timeout=30, allow_redirects=False)
         assert asked_first.status_code == 200 and "aifw-gallery-open" in asked_first.text, asked_first.text[:300]
         assert not copy.exists(), "a copy made without bob's confirmation"
+        # A colleague bob shares his JupyterLab with reaches his files, but not this route: it
+        # writes into bob's home what alice chooses from the gallery.
+        shares = f"{hub.url}/hub/api/shares/bob/"
+        as_bob = {"Authorization": f"token {hub.user_token('bob')}"}
+        assert requests.post(shares, json={"user": "alice"}, headers=as_bob, timeout=30).status_code == 200
+        try:
+            contents = f"{hub.user_url('bob')}api/contents"
+            wait_for(
+                lambda: requests.get(contents, headers=as_alice, timeout=30).status_code == 200,
+                60,
+                "alice reaching bob's shared JupyterLab",
+                every=2,
+            )
+            in_bobs_lab = as_alice | {"Sec-Fetch-Site": "same-origin"}  # alice, browsing bob's shared JupyterLab
+            for method in ("GET", "POST"):
+                refused = requests.request(method, opener, headers=in_bobs_lab, timeout=30, allow_redirects=False)
+                assert refused.status_code == 403 and "owner" in refused.text, (method, refused.text[:300])
+            assert not copy.exists(), "a colleague made a copy in bob's home"
+        finally:
+            requests.patch(shares, json={"user": "alice"}, headers=as_bob, timeout=30)
         with chromium_page(*hub.chromium_args) as page:
             sign_in(page, hub, "bob")
             page.goto(f"{hub.url}/hub/gallery")
