@@ -18,7 +18,7 @@ Adding a setting is one row here (and its tests).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +196,22 @@ class JobSettings:
     walltime: str
     reservation: str
     constraint: str
+
+
+class OptionError(ValueError):
+    """Requested options are not acceptable; the message names each one's field, value and
+    rule (``more``: the others refused at once, so that a link with two bad values names both).
+    ``field`` is the first one's field."""
+
+    def __init__(self, name: str, value: Any, accepted: str, more: Sequence[tuple[str, Any, str]] = ()) -> None:
+        self.problems = [(name, value, accepted), *more]
+        super().__init__("; ".join(f"{n}: {v!r} is not accepted; allowed: {a}" for n, v, a in self.problems))
+        self.field = name
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, Any, str]]) -> OptionError:
+        (name, value, accepted), *more = problems
+        return cls(name, value, accepted, more)
 
 
 def problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:

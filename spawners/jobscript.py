@@ -16,6 +16,7 @@ import jinja2
 
 from aifactory_workbench.job import BATCH_TEMPLATE, PACKAGE_INDEX_OPTIONS, WORKER_JOB_PREFIX, index_options
 from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings, problems, sbatch_options
+from aifactory_workbench.slurm.job_fields import OptionError as OptionError  # where the spawners import it from
 from aifactory_workbench.slurm.values import SiteHooks, is_unix_user, prologue_words
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -46,22 +47,6 @@ NO_HOOKS = SiteHooks()
 
 def worker_job_name(server_job_id: str) -> str:
     return f"{WORKER_JOB_PREFIX}{server_job_id}"
-
-
-class OptionError(ValueError):
-    """Requested options are not acceptable; the message names each one's field, value and
-    rule (``more``: the others refused at once, so that a link with two bad values names both).
-    ``field`` is the first one's field."""
-
-    def __init__(self, name: str, value: Any, accepted: str, more: Sequence[tuple[str, Any, str]] = ()) -> None:
-        self.problems = [(name, value, accepted), *more]
-        super().__init__("; ".join(f"{n}: {v!r} is not accepted; allowed: {a}" for n, v, a in self.problems))
-        self.field = name
-
-    @classmethod
-    def of(cls, problems: Sequence[tuple[str, Any, str]]) -> OptionError:
-        (name, value, accepted), *more = problems
-        return cls(name, value, accepted, more)
 
 
 def apply_options(defaults: JobSettings, options: Mapping[str, Any]) -> JobSettings:

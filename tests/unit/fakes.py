@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from jupyterhub.objects import Hub
 
+from aifactory_workbench.slurm.choices import Association, Choices, partition_limits
 from aifactory_workbench.slurm.parsers import JobInfo, parse_pipe_table, parse_scontrol_records
-from aifactory_workbench.spawners.choices import Association, Choices, partition_limits
 from aifactory_workbench.spawners.services import Services
 from aifactory_workbench.spawners.spawner import WorkbenchSpawner
 

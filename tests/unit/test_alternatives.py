@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from jupyterhub.spawner import SpawnException
 
+from aifactory_workbench.slurm.choices import Reservation
 from aifactory_workbench.slurm.values import parse_memory_mb
 from aifactory_workbench.spawners.alternatives import (
     MAX_CANDIDATES,
@@ -20,7 +21,6 @@ from aifactory_workbench.spawners.alternatives import (
     offered,
     when_text,
 )
-from aifactory_workbench.spawners.choices import Reservation
 from aifactory_workbench.spawners.room import rooms
 
 from .defaults import JOB

@@ -4,15 +4,15 @@ from dataclasses import replace
 
 import pytest
 
-from aifactory_workbench.slurm.parsers import parse_gres_count, parse_scontrol_records, parse_tres
-from aifactory_workbench.slurm.values import parse_memory_mb
-from aifactory_workbench.spawners.choices import (
+from aifactory_workbench.slurm.choices import (
     Reservation,
     open_to,
     partition_limits,
     reservation_for,
 )
-from aifactory_workbench.spawners.jobscript import OptionError
+from aifactory_workbench.slurm.job_fields import OptionError
+from aifactory_workbench.slurm.parsers import parse_gres_count, parse_scontrol_records, parse_tres
+from aifactory_workbench.slurm.values import parse_memory_mb
 
 from .defaults import JOB
 from .fakes import NODES, PARTITIONS, QOS, choices_for
