@@ -35,6 +35,7 @@ from aifactory_workbench.hub.tls import front_certificate_problems, internal_cer
 from aifactory_workbench.hub.workshop_pages import keep_forgetting_ended_seats, workshop_groups
 from aifactory_workbench.root.dask_config import check_dask_config
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.spawners.form import ENVIRONMENTS_SCRIPT, page_script
 from aifactory_workbench.spawners.gallery import Gallery
 from aifactory_workbench.spawners.seats import Registry, registry_problem
@@ -136,6 +137,8 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     c.JupyterHub.template_vars["shared_with_me"] = shared_with_me  # the home page's "Shared with you"
     # The home page's "Your environments": the spawn form's script for it (spawners/js/environments.js).
     c.JupyterHub.template_vars["environments_script"] = page_script([ENVIRONMENTS_SCRIPT])
+    # Durations in the pages' own words, one rule with the session card's (slurm/display.py).
+    c.JupyterHub.template_vars["duration_text"] = duration_text
     services = [
         {"name": s["name"], "api_token": read_secret(s["token_file"], "hub.admin_services", s["name"])}
         for s in hub.admin_services
@@ -325,6 +328,7 @@ def spawner_settings(site: SiteConfig) -> dict[str, tuple[Any, str]]:
         "port_range": (site.singleuser.port_range, "singleuser.port_range"),
         "package_index": (site.environments.uv_options, "environments"),
         "presets": (site.form.presets, "form.presets"),
+        "notebook_job": (site.form.notebook_job, "form.notebook_job"),
         "usage_days": (site.form.usage_days, "form.usage_days"),
         "alternatives_after": (site.form.alternatives_after, "form.alternatives_after"),
     }

@@ -4,7 +4,8 @@ Extend button, lab/session.py).
 
 The hub decides nothing: it asks the root-owned helper (root/extend_job.py, through its one sudo
 rule), which checks the job, its owner and every limit itself, and maps the helper's answer to
-``200 {"job_id", "old_limit", "new_limit", "seconds_left", "added_minutes", "ends_at"}`` or a
+``200 {"job_id", "old_limit", "new_limit", "seconds_left", "added_minutes", "ends_at",
+"time_left_text"}`` (the time left in words, as every page shows it: slurm/display.py) or a
 4xx ``{"status", "message"}`` whose message names the limit refused. Each try is audited (who,
 which job, the old and new limit, or why not); one extension at a time per user.
 """
@@ -21,6 +22,7 @@ from tornado import web
 
 from aifactory_workbench.root import extend_job as helper
 from aifactory_workbench.slurm.client import CommandResult
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import SlurmError
 
 EXTEND_API_ROUTE = r"/api/aifactory/extend/([^/]+)/?([^/]*)"
@@ -58,7 +60,7 @@ def extension_answer(result: CommandResult, now: datetime) -> tuple[int, dict[st
         return status, {"status": status, "message": str(said.get("message", "refused"))}
     left = int(said.get("seconds_left", 0))
     ends = (now + timedelta(seconds=left)).astimezone(UTC).isoformat(timespec="seconds")
-    return 200, {**said, "ends_at": ends}
+    return 200, {**said, "ends_at": ends, "time_left_text": duration_text(left)}
 
 
 def parse_minutes(body: Any) -> int:

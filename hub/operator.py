@@ -30,10 +30,10 @@ from jupyterhub.httpclient import fetch
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
+from aifactory_workbench.slurm.display import duration_text, hours_data, hours_text
 from aifactory_workbench.slurm.parsers import SlurmError
 from aifactory_workbench.slurm.values import is_unix_user
 from aifactory_workbench.spawners.jobscript import worker_job_name
-from aifactory_workbench.spawners.session import duration_text
 from aifactory_workbench.spawners.workbench_jobs import (
     NOTEBOOK_DAYS,
     WORKBENCH_JOB_FIELDS,
@@ -85,7 +85,11 @@ class JobsHandler(APIHandler):
                 data[f"{key}_url"] = f"{lab}{relative}" if lab and relative else ""
             notebooks.append(data)
         self.finish(
-            {"workers": [g.as_data() for g in worker_groups(rows)], "notebooks": notebooks, "days": NOTEBOOK_DAYS}
+            {
+                "workers": [g.as_data() | hours_data(g.core_hours, g.gpu_hours) for g in worker_groups(rows)],
+                "notebooks": notebooks,
+                "days": NOTEBOOK_DAYS,
+            }
         )
 
 
@@ -233,6 +237,7 @@ class OperatorPage(BaseHandler):
                 "job": j,
                 "idle": idle_text(sessions.get(j.job_id), now) if j.kind == "JupyterLab" else "",
                 "left": duration_text(j.seconds_left) if j.seconds_left is not None else "",
+                "core_hours": hours_text(j.core_hours),
             }
             for j in shown
         ]
@@ -245,7 +250,7 @@ class OperatorPage(BaseHandler):
             accounts=sorted({j.account for j in jobs}),
             partitions=sorted({j.partition for j in jobs}),
             total_cores=sum(j.cores for j in shown),
-            total_core_hours=round(sum(j.core_hours for j in shown), 2),
+            total_core_hours=hours_text(sum(j.core_hours for j in shown)),
             stopped=self.get_argument("stopped", ""),
         )
         self.finish(html)

@@ -17,6 +17,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.spawner import SpawnException
 from tornado import web
 
+from aifactory_workbench.slurm.display import hours_data
 from aifactory_workbench.slurm.parsers import allocation, core_hours
 from aifactory_workbench.slurm.pending import start_text as start_text  # one rule for every page
 
@@ -108,11 +109,12 @@ class QueuedAlternativesHandler(ServerOptionsHandler):
         await self.finish_with(answer())
 
 
-def summary(request_cost: dict[str, float], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:
-    core, gpu = usage_hours(rows)
+def summary(request_cost: dict[str, Any], account: str, since: str, rows: Any, start: str) -> dict[str, Any]:
+    """The estimate's answer: the request's cost and the account's usage with their texts as the
+    form shows them (slurm/display.py), and SLURM's expected start in words."""
     return {
         "cost": request_cost,
-        "usage": {"account": account, "since": since, "core_hours": core, "gpu_hours": gpu},
+        "usage": {"account": account, "since": since, **hours_data(*usage_hours(rows))},
         "start": start,
         "start_text": start_text(start),
     }
@@ -124,7 +126,7 @@ USAGE_PERIODS = (7, 30, 90, 365)
 
 class UsageHandler(APIHandler):
     """GET ?days=N: core-hours and GPU-hours per account of the user since N days ago, from
-    ``sacct`` (all the account's jobs, as the form shows one account's)."""
+    ``sacct`` (all the account's jobs, as the form shows one account's), each with its text."""
 
     @needs_scope("servers")
     async def get(self, user_name: str) -> None:
@@ -138,6 +140,6 @@ class UsageHandler(APIHandler):
         since = usage_since(int(days))
         accounts = []
         for account in (await spawner.choices()).accounts():
-            core, gpu = usage_hours(await spawner.discovery.account_usage(account, since))
-            accounts.append({"account": account, "core_hours": core, "gpu_hours": gpu})
+            used = usage_hours(await spawner.discovery.account_usage(account, since))
+            accounts.append({"account": account, **hours_data(*used)})
         self.finish({"days": int(days), "since": since, "accounts": accounts})

@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from aifactory_workbench.slurm.display import duration_text, hours_data
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPTIONS, JobSettings, problems
 from aifactory_workbench.slurm.parsers import core_hours
 from aifactory_workbench.slurm.values import parse_duration
@@ -108,14 +109,17 @@ def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: Jo
     return usable
 
 
-def cost(s: JobSettings) -> dict[str, float]:
-    """What a request costs if it runs its whole walltime."""
+def cost(s: JobSettings) -> dict[str, Any]:
+    """What a request costs if it runs its whole walltime, with the texts the form shows."""
     seconds = parse_duration(s.walltime) or 0
-    return {
-        "hours": round(seconds / 3600, 2),
-        "core_hours": round(core_hours(s.cpus, seconds), 2),
-        "gpu_hours": round(core_hours(s.gpus, seconds), 2),
-    }
+    return {"hours": round(seconds / 3600, 2), **hours_data(core_hours(s.cpus, seconds), core_hours(s.gpus, seconds))}
+
+
+def walltime_texts(choices: Choices) -> dict[str, str]:
+    """Every walltime limit of the partitions and QoS, in seconds, as the form's limits say it
+    (its script has no duration rule of its own)."""
+    limits = [p.max_walltime for p in choices.partitions.values()] + list(choices.qos_walltime.values())
+    return {str(w): duration_text(w) for w in limits if w}
 
 
 def initial_values(
@@ -151,7 +155,7 @@ def render_form(
     and the user's environments (none: no such block), ``help_url`` the help on them."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     data = {
-        "choices": choices.as_data(),
+        "choices": choices.as_data() | {"walltime_text": walltime_texts(choices)},
         "presets": list(presets),
         "estimate_url": estimate_url,
         "environments_url": environments_url,

@@ -8,18 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aifactory_workbench.slurm.display import duration_text, hours_text
 from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
 from aifactory_workbench.slurm.values import parse_duration
 from aifactory_workbench.spawners.messages import explain_pending
-
-
-def duration_text(seconds: float) -> str:
-    """Whole minutes, in hours and minutes: 1 h 58 min, 12 min, under a minute."""
-    minutes = max(0, round(seconds / 60))
-    hours, rest = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{minutes} min" if minutes else "under a minute"
 
 
 def home_relative(path: str, home: str) -> str:
@@ -82,8 +74,8 @@ def stopped_text(job_id: str, record: JobRecord | None) -> str:
         return f"Your JupyterLab job {job_id} was cancelled."
     if record.elapsed_s == 0:
         return f"Your JupyterLab job {job_id} was cancelled before it started; it used no core-hours."
-    gpu = f" and {record.gpu_hours:.2f} GPU-hours" if record.alloc_gpus else ""
+    gpu = f" and {hours_text(record.gpu_hours)} GPU-hours" if record.alloc_gpus else ""
     return (
         f"Your JupyterLab job {job_id} was cancelled after {duration_text(record.elapsed_s)}; "
-        f"it used {record.core_hours:.2f} core-hours{gpu}."
+        f"it used {hours_text(record.core_hours)} core-hours{gpu}."
     )

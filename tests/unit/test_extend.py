@@ -425,6 +425,7 @@ def test_the_hub_answers_the_new_limit_and_when_the_session_ends():
     line = json.dumps(decided().as_data())
     status, body = extension_answer(CommandResult([], 0, line + "\n"), NOW)
     assert status == 200 and body["new_limit"] == "00:40:00" and body["ends_at"] == "2026-12-04T21:34:48+00:00"
+    assert body["seconds_left"] == 2088 and body["time_left_text"] == "35 min"  # the pages show this text
 
 
 @pytest.mark.parametrize("code", sorted(set(HTTP_STATUS) - {0}))

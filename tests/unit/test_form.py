@@ -13,8 +13,9 @@ from traitlets.config import Config
 from aifactory_workbench.hub.audit import AuditLog
 from aifactory_workbench.hub.configure import update_hub
 from aifactory_workbench.hub.site import load_site_config
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import parse_test_only
-from aifactory_workbench.spawners.estimate import start_text, usage_hours, usage_since
+from aifactory_workbench.spawners.estimate import start_text, summary, usage_hours, usage_since
 from aifactory_workbench.spawners.form import (
     ENVIRONMENTS_SCRIPT,
     SCRIPTS,
@@ -25,6 +26,7 @@ from aifactory_workbench.spawners.form import (
     page_script,
     presets_for,
     render_form,
+    walltime_texts,
 )
 from aifactory_workbench.spawners.jobscript import USER_OPTIONS, OptionError, apply_options, render
 
@@ -145,7 +147,11 @@ def test_cost_and_usage_arithmetic():
         "hours": 36.0,
         "core_hours": 288.0,
         "gpu_hours": 36.0,
+        "core_hours_text": "288.00",
+        "gpu_hours_text": "36.00",
     }
+    # 3 cores for 2 h 20 min: 7 core-hours, shown "7.00" (the seat form showed 7 and 6.0: issue 37)
+    assert cost(replace(JOB, cpus=3, gpus=0, walltime="02:20:00"))["core_hours_text"] == "7.00"
     rows = [
         {"JobID": "1", "ElapsedRaw": "3600", "AllocTRES": "billing=4,cpu=4,gres/gpu=1,mem=8G,node=1"},
         {"JobID": "2", "ElapsedRaw": "1800", "AllocTRES": "cpu=2,mem=1G"},
@@ -153,6 +159,34 @@ def test_cost_and_usage_arithmetic():
     ]
     assert usage_hours(rows) == (5.0, 1.0)
     assert usage_since(30, dt.date(2026, 11, 27)) == "2026-10-28"
+
+
+def test_the_estimate_answers_the_cost_and_the_usage_as_the_form_shows_them():
+    """The form renders the hub's texts (spawn-form.js): it rounds nothing itself."""
+    from dataclasses import replace
+
+    rows = [{"JobID": "1", "ElapsedRaw": "1800", "AllocTRES": "cpu=1,mem=1G"}]
+    answer = summary(cost(replace(JOB, cpus=2, walltime="00:20:00")), "proj", "2026-10-28", rows, "")
+    assert (answer["cost"]["core_hours_text"], answer["cost"]["gpu_hours_text"]) == ("0.67", "0.00")
+    assert answer["usage"] == {
+        "account": "proj",
+        "since": "2026-10-28",
+        "core_hours": 0.5,
+        "gpu_hours": 0.0,
+        "core_hours_text": "0.50",
+        "gpu_hours_text": "0.00",
+    }
+
+
+def test_the_form_says_every_walltime_limit_in_the_hubs_words():
+    choices = choices_for()
+    texts = walltime_texts(choices)
+    limits = {p.max_walltime for p in choices.partitions.values()} | set(choices.qos_walltime.values())
+    assert set(texts) == {str(w) for w in limits if w} and len(texts) >= 2
+    assert all(texts[str(w)] == duration_text(w) for w in limits if w)
+    page = render_form(choices, PRESETS, initial_values(JOB, None, None), "/estimate")
+    data = json.loads(re.search(r'id="aifw-data">(.*?)</script>', page, re.S).group(1))
+    assert data["choices"]["walltime_text"] == texts
 
 
 def test_start_estimates_in_words():
@@ -211,3 +245,6 @@ def test_the_home_page_carries_the_same_environments_script(tmp_path):
     assert c.JupyterHub.template_vars["environments_script"] == ENVIRONMENTS_SCRIPT.read_text()
     home = (Path(__file__).parents[2] / "hub" / "home.html").read_text()
     assert home.index("environments_script") < home.index('include "js/home.js"')
+    # Its Extend button says the step as the session card says its time left: one rule.
+    assert c.JupyterHub.template_vars["duration_text"] is duration_text
+    assert "duration_text(step * 60)" in home and "step // 60" not in home

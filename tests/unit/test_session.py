@@ -3,17 +3,22 @@ sentence after a stop, the site's keys for the look and the end of a job, and th
 extension's time left (the Dask dashboard notes: test_dask_security.py)."""
 
 import asyncio
+import re
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from traitlets.config import Config
 
 from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
+from aifactory_workbench.lab.access import POLICY_VIOLATION
 from aifactory_workbench.lab.session import JobClock, minutes
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.parsers import JobRecord
-from aifactory_workbench.spawners.session import card, duration_text, home_relative, stopped_text
+from aifactory_workbench.slurm.display import duration_text
+from aifactory_workbench.spawners.session import card, home_relative, stopped_text
 
 from .defaults import DEFAULTS, site_file
 from .fakes import RUNNING
@@ -136,3 +141,33 @@ def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
     assert asyncio.run(JobClock(FakeSlurm(down=True), "7").seconds_left()) is None
     assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
     assert minutes("5 15 x 15") == [15, 5]
+
+
+SESSION_TS = Path(__file__).parents[2] / "labextension" / "src"
+
+
+def ts_constant(module: str, name: str) -> str:
+    (value,) = re.findall(rf"const {name} = '?([^';]+)'?;", (SESSION_TS / module).read_text())
+    return value
+
+
+def test_the_page_knows_the_close_code_of_an_ended_access():
+    """lab/access.py closes the websockets of a holder whose access ended with a code that
+    JupyterLab's page (labextension/src/session-logic.ts) holds back from JupyterLab's own
+    reconnection, which would otherwise say "Kernel died unexpectedly" (issue 36, item 8)."""
+    assert int(ts_constant("session-logic.ts", "ACCESS_CLOSE_CODE")) == POLICY_VIOLATION
+
+
+def test_jupyterlab_loads_its_toasts_code_as_the_page_expects():
+    """The page loads JupyterLab's toasts' code at start by telling its notification plugin that
+    a notification (one that never existed) was removed, and tells from the plugin's container
+    whether that code is in (labextension/src/session.ts; issue 36, item 7). Both rest on the
+    installed JupyterLab's code, minified: a JupyterLab that does otherwise fails here, not in
+    front of someone whose job has ended."""
+    (core,) = Path(sys.prefix, "share", "jupyter", "lab", "static").glob("jlab_core.*.js")
+    code = core.read_text()
+    # A removed notification's toast is hidden by its id alone, once the code is loaded.
+    assert re.search(r'case"removed":await (\w+)\.toast\(\)\.then\((\w+)=>\{\2\.dismiss\(\w+\)\}\)', code)
+    # The code, once loaded, puts its container in the page.
+    container = ts_constant("session.ts", "TOASTS_CONTAINER_ID")
+    assert code.count(f'.id="{container}"') == 1
