@@ -8,14 +8,15 @@ const aifwHome = (() => {
 
   const BAR = 240; // the chart's width, in pixels
 
-  // One row per account: its hours as shown, and its bars (the largest number fills the chart).
+  // One row per account: its hours as the hub words them (core_hours_text: slurm/display.py, the
+  // one rounding rule), and its bars (the largest number fills the chart).
   function usageRows(accounts) {
     const top = Math.max(1, ...accounts.map(a => a.core_hours), ...accounts.map(a => a.gpu_hours));
     return accounts.map(a => ({
       account: a.account,
-      core: a.core_hours.toFixed(2),
-      gpu: a.gpu_hours.toFixed(2),
-      label: `${a.account}: ${a.core_hours.toFixed(2)} core-hours, ${a.gpu_hours.toFixed(2)} GPU-hours`,
+      core: a.core_hours_text,
+      gpu: a.gpu_hours_text,
+      label: `${a.account}: ${a.core_hours_text} core-hours, ${a.gpu_hours_text} GPU-hours`,
       coreWidth: Math.max(1, (BAR * a.core_hours) / top),
       gpuWidth: Math.max(a.gpu_hours ? 1 : 0, (BAR * a.gpu_hours) / top)
     }));
@@ -47,34 +48,26 @@ const aifwHome = (() => {
       : `Not cancelled: ${said.message || 'the hub did not answer'}.`;
   }
 
-  // A group of Dask workers (one parent job) in words.
+  // A group of Dask workers (one parent job) in words, its hours as the hub words them.
   function workersText(g) {
     const hours = g.gpu_hours
-      ? `${g.core_hours.toFixed(2)} core-hours and ${g.gpu_hours.toFixed(2)} GPU-hours`
-      : `${g.core_hours.toFixed(2)} core-hours`;
+      ? `${g.core_hours_text} core-hours and ${g.gpu_hours_text} GPU-hours`
+      : `${g.core_hours_text} core-hours`;
     return (
       `Dask workers of job ${g.parent_job}: ${g.running} running, ${g.pending} queued, ` +
       `${g.cores} ${g.cores === 1 ? 'core' : 'cores'}; ${hours} so far.`
     );
   }
 
-  // A duration as the session card shows it: "1 h 5 min", "45 min", "under a minute".
-  function durationText(seconds) {
-    const minutes = Math.max(0, Math.round(seconds / 60));
-    const hours = Math.floor(minutes / 60);
-    if (hours) {
-      return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : '');
-    }
-    return minutes ? `${minutes} min` : 'under a minute';
-  }
-
-  // What the card says after Extend: the new limit, or the limit the hub named.
+  // What the card says after Extend: the new limit and the time left as the hub words them
+  // (time_left_text: slurm/display.py; the page has no duration rule of its own), or the limit
+  // the hub named.
   function extendedText(ok, body) {
     const said = body && typeof body === 'object' ? body : {};
     if (!ok) {
       return `Not extended: ${said.message || 'the hub did not answer'}.`;
     }
-    return `Extended to ${said.new_limit}: ${durationText(said.seconds_left || 0)} left.`;
+    return `Extended to ${said.new_limit}: ${said.time_left_text} left.`;
   }
 
   // After "Stop the job": the default server (the hub's user model) is gone or stopped.
@@ -95,7 +88,6 @@ const aifwHome = (() => {
     cancelledText,
     workersText,
     serverStopped,
-    durationText,
     extendedText
   };
 })();

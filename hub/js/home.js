@@ -281,7 +281,7 @@
       const left = card.querySelector('.aifw-time-left');
       if (ok && left) {
         left.dataset.seconds = String(body.seconds_left);
-        left.textContent = L.durationText(body.seconds_left);
+        left.textContent = body.time_left_text; // the hub's words (hub/extend.py)
       }
       button.disabled = false;
     });

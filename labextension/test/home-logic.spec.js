@@ -2,12 +2,19 @@
 // the jobs card's texts, and when the page looks again.
 const home = require('../../hub/js/home-logic.js');
 
+// An account's hours as the hub sends them (slurm/display.py hours_data): the numbers for the
+// bars, the texts to show; the page rounds nothing itself.
+const used = (account, core, gpu, coreText, gpuText) => ({
+  account,
+  core_hours: core,
+  gpu_hours: gpu,
+  core_hours_text: coreText,
+  gpu_hours_text: gpuText
+});
+
 describe("the accounts' usage", () => {
-  test('each account in numbers and bars, the largest filling the chart', () => {
-    const rows = home.usageRows([
-      { account: 'proj', core_hours: 120, gpu_hours: 30 },
-      { account: 'other', core_hours: 0, gpu_hours: 0 }
-    ]);
+  test("each account in the hub's words and in bars, the largest filling the chart", () => {
+    const rows = home.usageRows([used('proj', 120, 30, '120.00', '30.00'), used('other', 0, 0, '0.00', '0.00')]);
     expect(rows).toEqual([
       {
         account: 'proj',
@@ -29,8 +36,9 @@ describe("the accounts' usage", () => {
     ]);
   });
   test('small numbers are not blown up to the whole chart', () => {
-    const [row] = home.usageRows([{ account: 'p', core_hours: 0.5, gpu_hours: 0.001 }]);
+    const [row] = home.usageRows([used('p', 0.5, 0.001, '0.50', '0.00')]);
     expect([row.coreWidth, row.gpuWidth]).toEqual([120, 1]);
+    expect([row.core, row.gpu]).toEqual(['0.50', '0.00']);
   });
   test('no accounts, no rows; the caption names the start', () => {
     expect(home.usageRows([])).toEqual([]);
@@ -41,12 +49,13 @@ describe("the accounts' usage", () => {
 });
 
 describe('Dask workers and notebook jobs', () => {
-  const group = { parent_job: '42', running: 2, pending: 1, cores: 1, core_hours: 1.5, gpu_hours: 0 };
+  // As hub/operator.py's jobs API sends a group: its hours with their texts (hours_data).
+  const group = { parent_job: '42', running: 2, pending: 1, cores: 1, ...used('', 1.5, 0, '1.50', '0.00') };
   test('a group of workers in words, GPU-hours only when there are some', () => {
     expect(home.workersText(group)).toBe(
       'Dask workers of job 42: 2 running, 1 queued, 1 core; 1.50 core-hours so far.'
     );
-    expect(home.workersText({ ...group, cores: 8, gpu_hours: 2 })).toBe(
+    expect(home.workersText({ ...group, cores: 8, gpu_hours: 2, gpu_hours_text: '2.00' })).toBe(
       'Dask workers of job 42: 2 running, 1 queued, 8 cores; 1.50 core-hours and 2.00 GPU-hours so far.'
     );
   });
@@ -102,14 +111,14 @@ test('after Stop, the page reloads once the default server is gone or stopped', 
 });
 
 describe('Extend on the session card', () => {
-  test('the new limit and the time left, or the limit the hub named', () => {
-    expect(home.extendedText(true, { new_limit: '00:40:00', seconds_left: 2088 })).toBe(
-      'Extended to 00:40:00: 35 min left.'
-    );
+  test("the new limit and the time left in the hub's words, or the limit the hub named", () => {
+    // hub/extend.py's answer: time_left_text is slurm/display.py's duration_text(seconds_left)
+    const answer = { new_limit: '00:40:00', seconds_left: 2088, time_left_text: '35 min' };
+    expect(home.extendedText(true, answer)).toBe('Extended to 00:40:00: 35 min left.');
     expect(home.extendedText(false, { message: 'the QoS interactive allows at most 12 h' })).toBe(
       'Not extended: the QoS interactive allows at most 12 h.'
     );
     expect(home.extendedText(false, null)).toBe('Not extended: the hub did not answer.');
-    expect([59 * 60 + 40, 3600, 20].map(home.durationText)).toEqual(['1 h', '1 h', 'under a minute']);
+    expect(home.durationText).toBeUndefined(); // no duration rule of the page's own
   });
 });

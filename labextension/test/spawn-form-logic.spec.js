@@ -26,24 +26,17 @@ const choices = {
   default_account: 'proj',
   default_qos: { gpp: { proj: 'normal' }, acc: { proj: 'normal', other: '' } },
   qos_walltime: { normal: 172800, debug: 7200 },
-  reservations: {}
+  reservations: {},
+  // render_form's walltime_texts: every limit as the hub words it (slurm/display.py duration_text)
+  walltime_text: { 259200: '72 h', 172800: '48 h', 7200: '2 h' }
 };
 const fields = ['partition', 'account', 'qos', 'reservation', 'cpus', 'memory', 'gpus', 'walltime', 'constraint'];
 const ok = { cpus: '4', gpus: '0', memory: '8G', walltime: '02:00:00' };
 
-describe('walltimes, durations and sizes', () => {
-  test('walltimes in seconds, 0 for anything else', () => {
-    expect(form.seconds('02:00:00')).toBe(7200);
-    expect(form.seconds('1-12:00:30')).toBe(129630);
-    expect(['', '2:00', '02:00:00x', undefined].map(form.seconds)).toEqual([0, 0, 0, 0]);
-  });
-  test('durations in hours and minutes', () => {
-    expect([7200, 5400, 1800, 0].map(form.hours)).toEqual(['2 h', '1 h 30 min', '30 min', '0 min']);
-  });
-  test('sizes as the memory field takes them', () => {
-    expect(['512M', '8G', '1T', '1024K'].map(form.megabytes)).toEqual([512, 8192, 1048576, 1]);
-    expect(['8', '08G', '8g', ''].map(form.megabytes).every(Number.isNaN)).toBe(true);
-  });
+test("no rule of the hub's again: no walltime or size parsing, no duration or cost arithmetic", () => {
+  for (const name of ['seconds', 'hours', 'megabytes', 'cost']) {
+    expect(form[name]).toBeUndefined();
+  }
 });
 
 describe('limits per partition and QoS', () => {
@@ -62,7 +55,6 @@ describe('limits per partition and QoS', () => {
   });
   test('the texts under the fields', () => {
     const lim = form.limits(choices, gpp, 'debug', ['normal', 'debug'], 'normal');
-    expect(lim.wall).toBe(7200);
     expect(lim.text).toEqual({
       'partition-help': 'The kind of node JupyterLab runs on: up to 112 cores, 256G of memory, no GPUs, 72 h.',
       'cpus-limit': 'at most 112 on gpp',
@@ -74,14 +66,18 @@ describe('limits per partition and QoS', () => {
   });
   test("the default QoS's limit applies, and says so", () => {
     const lim = form.limits(choices, gpp, '', ['normal', 'debug'], 'normal');
-    expect(lim.wall).toBe(172800);
     expect(lim.text['walltime-limit']).toBe('at most 48 h with QoS normal (the default) (2 h with debug)');
   });
   test("the partition's walltime when the QoS has none, or no limit at all", () => {
     const noQos = { ...choices, qos_walltime: {} };
     expect(form.limits(noQos, gpp, '', [], '').text['walltime-limit']).toBe('at most 72 h on gpp');
-    const lim = form.limits(noQos, acc, '', [], '');
-    expect([lim.wall, lim.text['walltime-limit']]).toEqual([Infinity, 'no limit']);
+    expect(form.limits(noQos, acc, '', [], '').text['walltime-limit']).toBe('no limit');
+  });
+  test('a limit is said as the hub words it, whatever its seconds', () => {
+    const odd = { ...choices, qos_walltime: { normal: 5430 }, walltime_text: { 259200: '72 h', 5430: '1 h 31 min' } };
+    expect(form.limits(odd, gpp, 'normal', ['normal'], 'normal').text['walltime-limit']).toBe(
+      'at most 1 h 31 min with QoS normal'
+    );
   });
   test('a reservation in words', () => {
     const r = { name: 'course', start: '2026-12-01T09:00:00', end: '2026-12-01T17:00:00', partition: 'acc' };
@@ -107,32 +103,26 @@ describe('what the browser refuses at once', () => {
     expect(form.localProblems({ ...ok, gpus: '5' }, onAcc, {})).toEqual({ gpus: 'Between 0 and 4 GPUs on acc.' });
     expect(form.localProblems({ ...ok, gpus: '4' }, onAcc, {})).toEqual({});
   });
-  test('memory as a size, within the partition', () => {
-    expect(form.localProblems({ ...ok, memory: '8' }, onGpp, {})).toEqual({ memory: 'A size such as 512M or 8G.' });
-    expect(form.localProblems({ ...ok, memory: '257G' }, onGpp, {})).toEqual({ memory: 'At most 256G on gpp.' });
-  });
-  test('walltime as HH:MM:SS, within the limit the QoS sets', () => {
-    expect(form.localProblems({ ...ok, walltime: '2h' }, onGpp, {})).toEqual({
-      walltime: 'HH:MM:SS, such as 02:00:00.'
+  test('memory and walltime are checked by their pattern here, by the hub against their limits', () => {
+    // Over a limit: the estimate's refusal names the field (the hub's one check, choices.py).
+    expect(form.localProblems({ ...ok, memory: '257G', walltime: '30-00:00:00' }, onGpp, {})).toEqual({});
+    const invalid = { walltime: 'a walltime HH:MM:SS or D-HH:MM:SS' };
+    expect(form.localProblems({ ...ok, walltime: '2h' }, onGpp, invalid)).toEqual({
+      walltime: 'a walltime HH:MM:SS or D-HH:MM:SS.'
     });
-    expect(form.localProblems({ ...ok, walltime: '02:00:01' }, onGpp, {})).toEqual({
-      walltime: 'At most 2 h with QoS debug (48 h with normal).'
-    });
-    const unlimited = form.limits({ ...choices, qos_walltime: {} }, acc, '', [], '');
-    expect(form.localProblems({ ...ok, walltime: '30-00:00:00' }, unlimited, {})).toEqual({});
   });
   test("a pattern the browser finds unmet, named by the field's title, unless already refused", () => {
-    const invalid = { constraint: 'Letters, digits and &|', memory: 'pattern' };
-    expect(form.localProblems({ ...ok, memory: 'x' }, onGpp, invalid)).toEqual({
+    const invalid = { constraint: 'Letters, digits and &|', cpus: 'pattern' };
+    expect(form.localProblems({ ...ok, cpus: 'x' }, onGpp, invalid)).toEqual({
       constraint: 'Letters, digits and &|.',
-      memory: 'A size such as 512M or 8G.'
+      cpus: 'Between 1 and 112 cores on gpp.'
     });
   });
 });
 
-test('the cost: cores and GPUs times the walltime, in hours', () => {
-  expect(form.cost({ cpus: '8', gpus: '1', walltime: '1-12:00:00' })).toEqual({ core: '288.0', gpu: '36.0' });
-  expect(form.cost({ cpus: '3', gpus: '0', walltime: '00:20:00' })).toEqual({ core: '1.0', gpu: '0.0' });
+test("the cost as the hub's estimate words it (spawners/form.py cost)", () => {
+  const cost = { hours: 2.33, core_hours: 7, gpu_hours: 0, core_hours_text: '7.00', gpu_hours_text: '0.00' };
+  expect(form.costText({ cost })).toEqual({ core: '7.00', gpu: '0.00' });
 });
 
 describe('presets', () => {
@@ -221,7 +211,8 @@ describe("the hub's refusals", () => {
     expect(form.alternatives({})).toEqual({ intro: '', buttons: [] });
   });
   test("the account's usage in words", () => {
-    const usage = { account: 'proj', core_hours: 12.5, gpu_hours: 0, since: '2026-11-04' };
-    expect(form.usageText(usage)).toBe('Account proj has used 12.5 core-hours and 0 GPU-hours since 2026-11-04.');
+    const hours = { core_hours: 12.5, gpu_hours: 0, core_hours_text: '12.50', gpu_hours_text: '0.00' };
+    const usage = { account: 'proj', since: '2026-11-04', ...hours };
+    expect(form.usageText(usage)).toBe('Account proj has used 12.50 core-hours and 0.00 GPU-hours since 2026-11-04.');
   });
 });

@@ -1,27 +1,15 @@
 // The spawn form's logic without the page (spawners/spawn_form.html.j2): what the limits say for
-// the chosen partition, account and QoS, what the browser can tell is wrong at once, the cost,
-// what a preset sets, and what a refusal from the hub marks. spawn-form.js wires it to the page;
-// the hub checks everything again, so all of this only helps.
+// the chosen partition, account and QoS, what the browser can tell is wrong at once, the cost
+// and usage as the hub words them, what a preset sets, and what a refusal from the hub marks.
+// spawn-form.js wires it to the page; the hub checks everything again, so all of this only helps.
 // A classic script whose text the form carries (render_form): one global, aifwSpawnForm; under
 // node (the unit tests, labextension/test/), a CommonJS module.
 const aifwSpawnForm = (() => {
   'use strict';
 
-  // Walltime D-HH:MM:SS or HH:MM:SS in seconds; 0 for anything else.
-  const seconds = w => {
-    const m = /^(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(w || '');
-    return m ? (+m[1] || 0) * 86400 + +m[2] * 3600 + +m[3] * 60 + +m[4] : 0;
-  };
-  // One unit per quantity: hours (and minutes) for time; memory as the field takes it (the hub's max_memory).
-  const hours = s => {
-    const h = Math.floor(s / 3600),
-      m = Math.round((s % 3600) / 60);
-    return h && m ? h + ' h ' + m + ' min' : h ? h + ' h' : m + ' min';
-  };
-  const megabytes = v => {
-    const m = /^([1-9][0-9]*)([KMGT])$/.exec(v || '');
-    return m ? +m[1] * { K: 1 / 1024, M: 1, G: 1024, T: 1048576 }[m[2]] : NaN;
-  };
+  // No rule of the hub's is written again here (issue 37): durations come worded in the data
+  // (choices.walltime_text, slurm/display.py), the cost and usage in the estimate's answer, and
+  // what a field's text must look like in its pattern attribute (slurm/job_fields.py).
 
   // What a select shows once refilled with names: the wanted one if it is there (or the blank
   // choice, wanted as ""), else the first.
@@ -36,9 +24,11 @@ const aifwSpawnForm = (() => {
   const qosBlank = fallback => (fallback ? 'default (' + fallback + ')' : 'default');
 
   // The limits of partition p with the QoS chosen (qos: the select's value, "" for the default,
-  // fallback), and the texts the form shows under each field, keyed by the element's id.
+  // fallback), and the texts the form shows under each field, keyed by the element's id. A
+  // walltime limit is said as the hub words it (choices.walltime_text, by its seconds).
   function limits(choices, p, qos, names, fallback) {
     const wallFor = q => Math.min(...[p.max_walltime, choices.qos_walltime[q]].filter(w => w));
+    const hours = w => choices.walltime_text[w];
     const chosen = qos || fallback;
     const others = names.filter(q => q !== chosen && isFinite(wallFor(q))).map(q => hours(wallFor(q)) + ' with ' + q);
     const wall = wallFor(chosen);
@@ -55,7 +45,7 @@ const aifwSpawnForm = (() => {
           (others.length ? ' (' + others.join(', ') + ')' : '')
         : 'no limit'
     };
-    return { p, wall, text };
+    return { p, text };
   }
 
   const reservationText = r =>
@@ -68,8 +58,10 @@ const aifwSpawnForm = (() => {
         (r.partition ? ', ' + r.partition + ' only' : '')
       : 'Nodes set aside for a course or an event you take part in; "none" otherwise.';
 
-  // What the browser can tell at once, by field; the hub checks everything again. values: the
-  // fields' text; invalid: the title of each field whose pattern the browser finds unmet.
+  // What the browser can tell at once, by field: the cores and GPUs against the partition's, and
+  // each field whose pattern it finds unmet (its title says what it takes). Memory and walltime
+  // within their limits, like everything else, are the hub's to check: the estimate's refusal
+  // names the field. values: the fields' text; invalid: the title of each field found unmet.
   function localProblems(values, lim, invalid) {
     const found = {};
     const p = lim.p;
@@ -83,35 +75,17 @@ const aifwSpawnForm = (() => {
         ? 'Between 0 and ' + p.max_gpus + ' GPUs on ' + p.name + '.'
         : 'No GPUs on ' + p.name + '.';
     }
-    const mb = megabytes(values.memory);
-    if (!(mb > 0)) {
-      found.memory = 'A size such as 512M or 8G.';
-    } else if (mb > p.max_memory_mb) {
-      found.memory = 'At most ' + p.max_memory + ' on ' + p.name + '.';
-    }
-    // Any other field with a pattern: the browser's own check of it (the hub checks its rule).
     for (const [k, title] of Object.entries(invalid || {})) {
       if (!(k in found)) {
         found[k] = title + '.';
       }
     }
-    const wall = seconds(values.walltime);
-    if (!wall) {
-      found.walltime = 'HH:MM:SS, such as 02:00:00.';
-    } else if (wall > lim.wall) {
-      found.walltime = lim.text['walltime-limit'].replace(/^at most/, 'At most') + '.';
-    }
     return found;
   }
 
-  // What a request costs if it runs its whole walltime, as the form shows it.
-  function cost(values) {
-    const h = seconds(values.walltime) / 3600;
-    return {
-      core: (Number(values.cpus) * h).toFixed(1),
-      gpu: (Number(values.gpus) * h).toFixed(1)
-    };
-  }
+  // What the request costs if it runs its whole walltime, and what the account has used, as the
+  // hub's estimate words them (spawners/estimate.py summary).
+  const costText = body => ({ core: body.cost.core_hours_text, gpu: body.cost.gpu_hours_text });
 
   // The preset chosen and the fields' values after something happens. A preset is a starting
   // point: clicking it (again) applies the fields it names; the others keep their values, but
@@ -201,17 +175,14 @@ const aifwSpawnForm = (() => {
     'Account ' +
     u.account +
     ' has used ' +
-    u.core_hours +
+    u.core_hours_text +
     ' core-hours and ' +
-    u.gpu_hours +
+    u.gpu_hours_text +
     ' GPU-hours since ' +
     u.since +
     '.';
 
   return {
-    seconds,
-    hours,
-    megabytes,
     selectValue,
     accountNames,
     qosNames,
@@ -220,7 +191,7 @@ const aifwSpawnForm = (() => {
     limits,
     reservationText,
     localProblems,
-    cost,
+    costText,
     after,
     refusal,
     alternatives,

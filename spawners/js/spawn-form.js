@@ -72,8 +72,9 @@
     return bad;
   }
 
-  function showCost() {
-    const cost = L.cost(values());
+  // The cost as the hub's estimate words it ("…" while it is asked: a request per change
+  // already, so the form has no cost rule of its own).
+  function showCost(cost) {
     $('cost-core').textContent = cost.core;
     $('cost-gpu').textContent = cost.gpu;
   }
@@ -130,18 +131,20 @@
         $('aifw-usage').textContent = '';
         $('aifw-start').textContent = '';
         const refused = L.refusal(body, FIELDS);
+        $('aifw-cost').hidden = true; // no cost for a request the hub refuses
         if (refused.field) {
-          $('aifw-cost').hidden = true;
           mark({ [refused.field]: refused.message });
         }
         $('aifw-refused').textContent = refused.text;
         return;
       }
       $('aifw-refused').textContent = '';
+      showCost(L.costText(body));
       $('aifw-usage').textContent = L.usageText(body.usage);
       $('aifw-start').textContent = body.start_text;
       offer(body); // with what holds the start, in the hub's words (holds_text)
     } catch {
+      showCost({ core: '?', gpu: '?' });
       $('aifw-start').textContent = 'No estimate right now.';
     }
   }
@@ -151,12 +154,13 @@
     $('aifw-refused').textContent = '';
     offer({});
     clearTimeout(timer);
+    asked += 1; // an answer in flight is for the values before this change: not shown
     if (mark(localProblems(limits))) {
       $('aifw-start').textContent = '';
       $('aifw-usage').textContent = '';
       return;
     }
-    showCost();
+    showCost({ core: '…', gpu: '…' });
     $('aifw-start').textContent = 'Asking SLURM when it would start...';
     timer = setTimeout(estimate, 400);
   }

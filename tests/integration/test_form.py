@@ -96,8 +96,16 @@ def test_the_estimate_gives_start_cost_and_the_accounts_usage_without_submitting
     r = post_with_xsrf(session, f"{hub.url}/hub/api/aifactory/estimate/alice", json={"user_options": {"preset": "gpu"}})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["cost"] == {"hours": 2.0, "core_hours": 40.0, "gpu_hours": 2.0}
+    # the numbers, and the texts the form shows (slurm/display.py: the form rounds nothing itself)
+    assert body["cost"] == {
+        "hours": 2.0,
+        "core_hours": 40.0,
+        "gpu_hours": 2.0,
+        "core_hours_text": "40.00",
+        "gpu_hours_text": "2.00",
+    }
     assert body["usage"]["account"] == "ehpc01" and body["usage"]["core_hours"] >= 0
+    assert body["usage"]["core_hours_text"] == f"{body['usage']['core_hours']:.2f}"
     assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d", body["start"]), body
     assert body["start_text"].startswith("SLURM expects it to start")
     refused = post_with_xsrf(

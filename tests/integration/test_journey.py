@@ -159,7 +159,8 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         page.keyboard.type("2")  # an edit: Custom, 2 cores on gpp
         assert page.is_checked("#preset-custom") and not page.is_disabled("#spawn_form button[type=submit]")
         page.wait_for_function("document.getElementById('aifw-start').textContent.includes('SLURM expects')")
-        assert page.inner_text("#cost-core") == "2.0" and page.is_visible("#aifw-cost")
+        # the cost as the hub's estimate words it, shown with its start (issue 37: "7" and "6.0" before)
+        assert page.inner_text("#cost-core") == "2.00" and page.is_visible("#aifw-cost")
         shot(page, "03-form")
         page.keyboard.press("Enter")  # submits the form
 

@@ -3,6 +3,7 @@ server's text; tests/data/display_texts.json is the table a script that must wor
 (the lab extension's countdown) is held to as well."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from aifactory_workbench.slurm.display import duration_text, hours_data, hours_t
 
 ROOT = Path(__file__).parents[2]
 TABLE = json.loads((ROOT / "tests" / "data" / "display_texts.json").read_text())
+#: The hub's pages' scripts and the spawn form's: none may round or word a duration again.
+SCRIPTS = sorted((ROOT / "hub" / "js").glob("*.js")) + sorted((ROOT / "spawners" / "js").glob("*.js"))
 
 
 @pytest.mark.parametrize(("seconds", "text"), TABLE["duration_text"])
@@ -31,3 +34,12 @@ def test_a_pages_json_carries_the_numbers_for_its_bars_and_the_texts_it_shows():
         "gpu_hours_text": "0.00",
     }
 
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: f"{p.parent.parent.name}/js/{p.name}")
+def test_no_page_script_rounds_or_words_a_duration_of_its_own(path):
+    """What issue 37 found written again in JavaScript: hours rounded (toFixed), durations worded
+    ("under a minute", " h "), walltimes and sizes parsed (seconds to hours, HH:MM:SS, 8G)."""
+    text = path.read_text()
+    rules = (r"\.toFixed\(", r"under a minute", r"' h '|` h |\bh \$\{", r"/ ?3600\b", r"\(\\d\+\):", r"\[KMGT\]")
+    for rule in rules:
+        assert not re.search(rule, text), f"{path.name} holds {rule!r}"
