@@ -166,11 +166,16 @@ export function endedByWalltime(session: ISessionInfo | null, left: number | nul
   return !!session && session.secondsLeft !== null && left !== null && left < 60;
 }
 
+/** JupyterLab cuts a notification's text at this many characters (its toasts and its list alike). */
+export const NOTICE_MAX = 140;
+
 export function jobEndedNotice(timeUp: boolean): string {
   return (
     'Your JupyterLab job has ended' +
     (timeUp ? ': its walltime ran out.' : '.') +
-    ' What you saved is in your home folder. The hub says why and starts it again with the same settings.'
+    ' What you saved is in your home folder. The hub ' +
+    (timeUp ? 'starts it again' : 'says why and starts it again') +
+    ' with the same settings.'
   );
 }
 
@@ -180,9 +185,84 @@ export function jobEndedNotice(timeUp: boolean): string {
  */
 export function accessEndedNotice(owner: string, me: string): string {
   return owner && me && owner !== me
-    ? `${owner} stopped sharing this JupyterLab with you. Its job still runs; what you saved stays in ` +
-        `${owner}'s files. Ask ${owner} to share it again if you need it.`
+    ? `${owner} stopped sharing this JupyterLab with you. Its job still runs, with what you saved; ` +
+        `ask ${owner} to share it again.`
     : 'Your sign-in to this JupyterLab has ended. Sign in again from the hub.';
+}
+
+/** Why this page's session ended, as far as the page knows. */
+export type EndCause =
+  /** The job ended (its walltime, a stop from the hub or an operator, scancel, a node failure). */
+  | { kind: 'job'; timeUp: boolean }
+  /** The server still answers but refuses this person (a share revoked, a sign-in expired). */
+  | { kind: 'access'; owner: string; me: string };
+
+/** The one notice of an end: the status bar's words, the notification's, and its button's. */
+export interface IEndNotice {
+  status: string;
+  message: string;
+  action: string;
+}
+
+/**
+ * The notice for an end. The page cannot ask the hub why the job ended (the hub is on another
+ * origin, and the job's server is gone): it says what it knows (the walltime ran out, or not),
+ * and its button leads to the hub's home page, which names the reason.
+ */
+export function endNotice(cause: EndCause): IEndNotice {
+  return cause.kind === 'job'
+    ? { status: 'Job ended', message: jobEndedNotice(cause.timeUp), action: 'Start again' }
+    : { status: 'Access ended', message: accessEndedNotice(cause.owner, cause.me), action: 'Go to your home page' };
+}
+
+/**
+ * An end is told once, whichever path finds it first (a failed poll, JupyterLab's lost
+ * connection, a refused poll, a websocket closed for access): the first gets its notice, every
+ * later one nothing.
+ */
+export class EndOnce {
+  private told: EndCause | null = null;
+
+  get ended(): boolean {
+    return this.told !== null;
+  }
+
+  /** The notice to show for this end, or null when an end was told already. */
+  take(cause: EndCause): IEndNotice | null {
+    if (this.told) {
+      return null;
+    }
+    this.told = cause;
+    return endNotice(cause);
+  }
+}
+
+/**
+ * Whether the end's notification goes into JupyterLab's notification centre silently (listed,
+ * the bell lit, no toast): a job's end while JupyterLab's toasts' code is not in the page.
+ * JupyterLab would fetch that code from the job's server, which is gone: no toast would show,
+ * and its toasts and its bell would wait for the code for good. The status bar's button leads to
+ * the hub in every case.
+ */
+export function endNoticeSilent(cause: EndCause, toastCodeLoaded: boolean): boolean {
+  return cause.kind === 'job' && !toastCodeLoaded;
+}
+
+/** The close code of a websocket that lab/access.py ends because its holder's access ended. */
+export const ACCESS_CLOSE_CODE = 1008;
+
+/**
+ * What the page does with a websocket's close (a kernel's, a terminal's): "pass" it on to
+ * JupyterLab (which reconnects); "hold" it while the page asks the server whether this person's
+ * access ended (JupyterLab would otherwise reconnect, be refused, and say "Kernel died
+ * unexpectedly" of a kernel that runs on); "drop" it once the page has told the end (nothing is
+ * left to reconnect to, and no dialog may cover the notice).
+ */
+export function socketCloseVerdict(code: number, ended: boolean): 'pass' | 'hold' | 'drop' {
+  if (ended) {
+    return 'drop';
+  }
+  return code === ACCESS_CLOSE_CODE ? 'hold' : 'pass';
 }
 
 /** After how many failed polls in a row the page says the job has ended. */

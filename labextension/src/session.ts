@@ -3,6 +3,10 @@
  * aifactory/session, which asks squeue), warnings at the site's minutes before the walltime
  * ends, a save of every open notebook when SLURM signals the end, a notice with "Start again"
  * when the job has ended, and the Dask panel pointed at a cluster started in this job.
+ *
+ * Every end (the walltime, a stop from the hub or an operator, scancel, a node failure, a
+ * revoked share) goes through SessionWatch.end: the status bar's words and its button to the hub,
+ * and one notification, listed in the notification centre, shown once whichever path found it.
  */
 import { IConnectionLost, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
@@ -13,20 +17,22 @@ import { Widget } from '@lumino/widgets';
 
 import { hubPage } from './hub';
 import {
-  accessEndedNotice,
   crossedWarnings,
+  EndCause,
   endedAfterFailure,
   endedByWalltime,
+  endNoticeSilent,
+  EndOnce,
   extendedNotice,
   extendLabel,
   extensionStopped,
   ISessionInfo,
   isEnding,
-  jobEndedNotice,
   parseSession,
   savedNotice,
   saveRequested,
   secondsLeftAt,
+  socketCloseVerdict,
   statusText,
   statusTitle,
   walltimeWarning,
@@ -38,6 +44,8 @@ const POLL_MS = 10000;
 /** The status bar's countdown moves between polls. */
 const REDRAW_MS = 15000;
 const DASK_DASHBOARD_COMMAND = 'dask:populate-dashboard-url';
+/** The element JupyterLab's notification plugin adds once its toasts' code is in the page. */
+const TOASTS_CONTAINER_ID = 'react-toastify-container';
 
 /**
  * The session plugin sets this once it runs; the connection-lost plugin calls it when
@@ -56,7 +64,9 @@ class SessionWatch {
   private saves: number | null = null;
   private dashboard = '';
   private failures = 0;
-  private ended = false;
+  private readonly ending = new EndOnce();
+  /** Where the status bar's end button leads, once the end is told. */
+  private endLink = '';
 
   private extending = false;
   /** Why no extension can pass any more ("" while one may): the button stays off, saying why. */
@@ -65,9 +75,13 @@ class SessionWatch {
   constructor(
     private app: JupyterFrontEnd,
     private item: Widget,
-    private extendButton: HTMLButtonElement
+    private extendButton: HTMLButtonElement,
+    private endButton: HTMLButtonElement
   ) {
     extendButton.addEventListener('click', () => void this.extend());
+    endButton.addEventListener('click', () => {
+      window.location.href = this.endLink;
+    });
   }
 
   /** Asks for more time (lab/session.py asks the hub); the time left follows the answer at once. */
@@ -114,6 +128,11 @@ class SessionWatch {
     setInterval(() => this.show(), REDRAW_MS);
   }
 
+  /** Whether the page has told the end: websockets closed after it are not reopened. */
+  get ended(): boolean {
+    return this.ending.ended;
+  }
+
   /** Why the server stopped answering: one more question tells a revoked share from an ended job. */
   async gone(): Promise<void> {
     if (this.ended) {
@@ -129,6 +148,26 @@ class SessionWatch {
     } catch {
       this.jobEnded();
     }
+  }
+
+  /**
+   * A websocket of this page was closed as lab/access.py closes those whose holder's access
+   * ended: asks the server at once (not at the next poll). True when access has ended (the
+   * notice is shown), false when the server still lets this person in.
+   */
+  async accessEndedNow(): Promise<boolean> {
+    if (this.ended) {
+      return true;
+    }
+    try {
+      const response = await this.request();
+      if (response.status === 403) {
+        this.accessEnded();
+      }
+    } catch {
+      // Not answered: the job may be ending; the polls and JupyterLab's lost connection tell.
+    }
+    return this.ended;
   }
 
   private request(): Promise<Response> {
@@ -224,54 +263,134 @@ class SessionWatch {
     }
   }
 
-  private markEnded(text: string): void {
-    this.ended = true;
+  /**
+   * The one way an end is told: the status bar's words and its button to the hub (there
+   * whatever JupyterLab's toasts can do), and one notification whose button leads there too,
+   * kept until closed and listed in the notification centre. A later end, whatever found it,
+   * adds nothing.
+   */
+  private end(cause: EndCause, link: string): void {
+    const notice = this.ending.take(cause);
+    if (!notice) {
+      return;
+    }
+    this.endLink = link;
     this.extendButton.hidden = true;
     this.item.removeClass('aifw-ending');
     this.item.addClass('aifw-ended');
-    this.item.node.textContent = text;
-  }
-
-  private jobEnded(): void {
-    const session = this.last;
-    if (this.ended || !session || !session.jobId) {
-      return;
-    }
-    const timeUp = endedByWalltime(session, this.secondsLeft());
-    this.markEnded('Job ended');
-    Notification.error(jobEndedNotice(timeUp), {
-      autoClose: false,
+    this.item.node.textContent = notice.status;
+    this.item.node.title = notice.message;
+    this.endButton.textContent = notice.action;
+    this.endButton.title = notice.message;
+    this.endButton.hidden = false;
+    const toastsLoaded = document.getElementById(TOASTS_CONTAINER_ID) !== null;
+    Notification.error(notice.message, {
+      autoClose: endNoticeSilent(cause, toastsLoaded) ? 0 : false,
       actions: [
         {
-          label: 'Start again',
+          label: notice.action,
           callback: () => {
-            window.location.href = session.hubHome;
+            window.location.href = link;
           }
         }
       ]
     });
+  }
+
+  private jobEnded(): void {
+    const session = this.last;
+    if (!session || !session.jobId) {
+      return;
+    }
+    this.end({ kind: 'job', timeUp: endedByWalltime(session, this.secondsLeft()) }, session.hubHome);
   }
 
   // A 403 from a server that still answers: the job runs, but this person's access ended
   // (its owner stopped sharing it, or the sign-in expired), not the job.
   private accessEnded(): void {
-    if (this.ended) {
-      return;
-    }
-    this.markEnded('Access ended');
-    const why = accessEndedNotice(PageConfig.getOption('hubServerUser'), PageConfig.getOption('hubUser'));
-    Notification.error(why, {
-      autoClose: false,
-      actions: [
-        {
-          label: 'Go to your home page',
-          callback: () => {
-            window.location.href = hubPage('home');
-          }
-        }
-      ]
-    });
+    const cause: EndCause = {
+      kind: 'access',
+      owner: PageConfig.getOption('hubServerUser'),
+      me: PageConfig.getOption('hubUser')
+    };
+    this.end(cause, hubPage('home'));
   }
+}
+
+/**
+ * JupyterLab fetches its toasts' code (react-toastify: a chunk of JupyterLab's own, shared with
+ * no extension, so importing it here would load another copy) at the first notification it
+ * shows, and its notification centre (the bell) waits for that code as it opens. A first
+ * notification once the job had ended found no server to fetch it from: no toast, and a bell
+ * that opened nothing. This loads it while the server answers, through the one path that shows
+ * and hides nothing: the notification plugin, told that a notification was removed, loads the
+ * code to hide that notification's toast, and this one never existed (no toast, no count, the
+ * bell not lit; the notices already shown stay). Opening the bell instead hid every toast shown.
+ */
+function loadToastCode(): void {
+  const never: Notification.INotification = {
+    id: `${PLUGIN_PREFIX}:load-toasts`,
+    message: '',
+    type: 'default',
+    createdAt: 0,
+    modifiedAt: 0,
+    options: { autoClose: false }
+  };
+  // The manager's signal is a Lumino Signal; its typing shows listeners only.
+  const changed = Notification.manager.changed as unknown as { emit(change: Notification.IChange): void };
+  changed.emit({ type: 'removed', notification: never });
+}
+
+/**
+ * The websockets JupyterLab opens to this server (kernels, terminals), through one that hears
+ * lab/access.py's close for an ended access before JupyterLab does: JupyterLab would reconnect,
+ * be refused, and say "Kernel died unexpectedly" over the "Access ended" notice, of a kernel
+ * that runs on. Such a close waits while the page asks the server, and reaches JupyterLab only
+ * if the access goes on; after the end no close reaches it.
+ */
+function holdClosesForAccess(app: JupyterFrontEnd, watch: SessionWatch): void {
+  const settings = app.serviceManager.serverSettings as { WebSocket: typeof WebSocket };
+  const Base = settings.WebSocket;
+  const passed = new WeakSet<Event>();
+  class Held extends Base {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols);
+      // Ours is the first listener (added before JupyterLab sets onclose): none after it hears.
+      this.addEventListener('close', event => {
+        if (passed.has(event)) {
+          return;
+        }
+        const verdict = socketCloseVerdict(event.code, watch.ended);
+        if (verdict === 'pass') {
+          return;
+        }
+        event.stopImmediatePropagation();
+        if (verdict === 'hold') {
+          void watch.accessEndedNow().then(ended => {
+            if (!ended) {
+              const again = new CloseEvent('close', {
+                code: event.code,
+                reason: event.reason,
+                wasClean: event.wasClean
+              });
+              passed.add(again);
+              this.dispatchEvent(again);
+            }
+          });
+        }
+      });
+    }
+  }
+  settings.WebSocket = Held;
+}
+
+/** A button of the status bar, hidden until used. */
+function statusButton(className: string): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `jp-mod-styled ${className}`;
+  button.hidden = true;
+  return button;
 }
 
 export const sessionPlugin: JupyterFrontEndPlugin<void> = {
@@ -284,17 +403,25 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
     item.addClass('aifw-session-status');
     item.node.setAttribute('role', 'status');
     item.node.textContent = '';
-    const extend = document.createElement('button');
-    extend.type = 'button';
-    extend.className = 'jp-mod-styled aifw-extend';
-    extend.hidden = true;
-    const extendItem = new Widget({ node: extend });
+    const extend = statusButton('aifw-extend');
+    const endAction = statusButton('aifw-end-action');
     if (statusBar) {
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:session`, { item, align: 'left', rank: 1000 });
-      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:extend`, { item: extendItem, align: 'left', rank: 1001 });
+      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:extend`, {
+        item: new Widget({ node: extend }),
+        align: 'left',
+        rank: 1001
+      });
+      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:end-action`, {
+        item: new Widget({ node: endAction }),
+        align: 'left',
+        rank: 1002
+      });
     }
-    const watch = new SessionWatch(app, item, extend);
+    const watch = new SessionWatch(app, item, extend, endAction);
     serverGone.check = () => void watch.gone();
+    holdClosesForAccess(app, watch);
+    void app.restored.then(loadToastCode);
     watch.start();
   }
 };

@@ -4,15 +4,20 @@ import {
   duration,
   endedAfterFailure,
   endedByWalltime,
+  endNotice,
+  endNoticeSilent,
+  EndOnce,
   extendedNotice,
   extendLabel,
   extensionStopped,
   isEnding,
   jobEndedNotice,
+  NOTICE_MAX,
   parseSession,
   savedNotice,
   saveRequested,
   secondsLeftAt,
+  socketCloseVerdict,
   statusText,
   statusTitle,
   walltimeWarning,
@@ -209,22 +214,103 @@ describe("the job's end", () => {
     expect(endedByWalltime(null, 0)).toBe(false);
   });
 
-  it('tells the person where their work is', () => {
+  it('tells the person where their work is, and that the hub says why', () => {
     expect(jobEndedNotice(true)).toBe(
       'Your JupyterLab job has ended: its walltime ran out. What you saved is in your home folder. ' +
+        'The hub starts it again with the same settings.'
+    );
+    expect(jobEndedNotice(false)).toBe(
+      'Your JupyterLab job has ended. What you saved is in your home folder. ' +
         'The hub says why and starts it again with the same settings.'
     );
-    expect(jobEndedNotice(false)).toMatch(/^Your JupyterLab job has ended\. What you saved/);
   });
 
-  it('tells a colleague whose share ended whose files hold the work, and the owner to sign in', () => {
+  it('tells a colleague whose share ended that the job and the work go on, and the owner to sign in', () => {
     expect(accessEndedNotice('alice', 'bob')).toBe(
-      "alice stopped sharing this JupyterLab with you. Its job still runs; what you saved stays in alice's " +
-        'files. Ask alice to share it again if you need it.'
+      'alice stopped sharing this JupyterLab with you. Its job still runs, with what you saved; ' +
+        'ask alice to share it again.'
     );
     expect(accessEndedNotice('alice', 'alice')).toBe(
       'Your sign-in to this JupyterLab has ended. Sign in again from the hub.'
     );
     expect(accessEndedNotice('', '')).toMatch(/^Your sign-in/);
+  });
+});
+
+// Issue 36, item 7: every end (walltime, a stop from the hub or an operator, scancel, a node
+// failure) gives one notice with its reason and a way back; item 8: a revoked colleague sees
+// "Access ended" only, never JupyterLab's "Kernel died unexpectedly" of the owner's kernel.
+describe('the end of a session', () => {
+  it('gives the job\'s end its words, the walltime when it ran out, and "Start again"', () => {
+    expect(endNotice({ kind: 'job', timeUp: true })).toEqual({
+      status: 'Job ended',
+      message: jobEndedNotice(true),
+      action: 'Start again'
+    });
+    expect(endNotice({ kind: 'job', timeUp: false })).toEqual({
+      status: 'Job ended',
+      message: jobEndedNotice(false),
+      action: 'Start again'
+    });
+  });
+
+  it('gives an ended access its own words and a way home, never "Start again"', () => {
+    expect(endNotice({ kind: 'access', owner: 'alice', me: 'bob' })).toEqual({
+      status: 'Access ended',
+      message: accessEndedNotice('alice', 'bob'),
+      action: 'Go to your home page'
+    });
+  });
+
+  it("fits every end's words whole in JupyterLab's notification (it cuts the rest)", () => {
+    const causes = [
+      { kind: 'job', timeUp: true },
+      { kind: 'job', timeUp: false },
+      { kind: 'access', owner: 'climate101-01', me: 'climate101-02' },
+      { kind: 'access', owner: 'alice', me: 'alice' }
+    ] as const;
+    for (const cause of causes) {
+      expect(endNotice(cause).message.length).toBeLessThanOrEqual(NOTICE_MAX);
+    }
+  });
+
+  it('tells the end once, whichever path finds it first', () => {
+    const ending = new EndOnce();
+    expect(ending.ended).toBe(false);
+    // A failed poll finds it...
+    expect(ending.take({ kind: 'job', timeUp: false })?.status).toBe('Job ended');
+    expect(ending.ended).toBe(true);
+    // ...then JupyterLab's lost connection, a second poll, a refused one: nothing more.
+    expect(ending.take({ kind: 'job', timeUp: false })).toBeNull();
+    expect(ending.take({ kind: 'job', timeUp: true })).toBeNull();
+    expect(ending.take({ kind: 'access', owner: 'alice', me: 'bob' })).toBeNull();
+  });
+
+  it('tells a revoked access once, and no job end after it', () => {
+    const ending = new EndOnce();
+    expect(ending.take({ kind: 'access', owner: 'alice', me: 'bob' })?.status).toBe('Access ended');
+    expect(ending.take({ kind: 'job', timeUp: false })).toBeNull();
+  });
+
+  it("lists a job's end silently when JupyterLab's toasts' code is not in the page (its server is gone)", () => {
+    expect(endNoticeSilent({ kind: 'job', timeUp: false }, false)).toBe(true);
+    expect(endNoticeSilent({ kind: 'job', timeUp: true }, true)).toBe(false);
+    // A refused access: the server still answers, the code can still be fetched.
+    expect(endNoticeSilent({ kind: 'access', owner: 'alice', me: 'bob' }, false)).toBe(false);
+  });
+
+  it("holds a websocket closed for an ended access until the server is asked, so that JupyterLab's reconnection cannot say the kernel died", () => {
+    expect(socketCloseVerdict(1008, false)).toBe('hold');
+  });
+
+  it('passes other closes on to JupyterLab, which reconnects', () => {
+    expect(socketCloseVerdict(1006, false)).toBe('pass');
+    expect(socketCloseVerdict(1000, false)).toBe('pass');
+    expect(socketCloseVerdict(1011, false)).toBe('pass');
+  });
+
+  it('drops every close once the end is told: no reconnection, no dialog over the notice', () => {
+    expect(socketCloseVerdict(1008, true)).toBe('drop');
+    expect(socketCloseVerdict(1006, true)).toBe('drop');
   });
 });

@@ -16,8 +16,8 @@ from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab.access import POLICY_VIOLATION
 from aifactory_workbench.lab.session import JobClock, minutes
 from aifactory_workbench.slurm.client import squeue_argv
-from aifactory_workbench.slurm.parsers import JobRecord
 from aifactory_workbench.slurm.display import duration_text
+from aifactory_workbench.slurm.parsers import JobRecord
 from aifactory_workbench.spawners.session import card, home_relative, stopped_text
 
 from .defaults import DEFAULTS, site_file
