@@ -103,6 +103,13 @@ def test_a_colleague_works_in_a_shared_session_until_the_share_ends(demo_module_
             assert as_user(hub, alice, "PATCH", "/shares/alice/", json={"user": "bob"}).status_code == 200
             bob_page.get_by_text("alice stopped sharing this JupyterLab with you").wait_for(timeout=60_000)
             assert bob_page.get_by_text("Your JupyterLab job has ended").count() == 0
+            # Only that notice (issue 36, item 8): no "Kernel died unexpectedly" of her kernel, which
+            # runs on, once JupyterLab would have reconnected (at once), been refused, and said so.
+            time.sleep(5)
+            assert bob_page.locator(".jp-Dialog").count() == 0, bob_page.locator(".jp-Dialog").all_inner_texts()
+            assert bob_page.get_by_text("Kernel died").count() == 0
+            assert bob_page.get_by_text("alice stopped sharing this JupyterLab with you").count() == 1
+            assert bob_page.is_visible(".aifw-end-action:has-text('Go to your home page')")
             assert alice_page.get_by_text("Access ended").count() == 0
             assert alice_page.get_by_text("Your JupyterLab job has ended").count() == 0
             # His reload is refused by her server in words, with a way to the hub (it said "403 : Forbidden").
