@@ -26,6 +26,10 @@ JOB_ENVIRONMENT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "DASK_DISTRIBUTED__D
 #: script exports as one line of shell words: ``aifactory-env create`` installs from it unless its
 #: command line names another (lab/envs.py).
 PACKAGE_INDEX_ENV = "AIFACTORY_PACKAGE_INDEX"
+#: The site's notebook-job preset (its site file's ``form.notebook_job``: job fields and their values),
+#: which the job script exports as JSON: what ``aifactory-run-notebook`` and JupyterLab's "Run as
+#: batch job" ask for unless told otherwise (lab/batch.py; the site file may be on the hub's host only).
+NOTEBOOK_JOB_ENV = "AIFACTORY_NOTEBOOK_JOB"
 #: The options it may hold, each with whether a value follows it.
 PACKAGE_INDEX_OPTIONS = {"--index-url": True, "--extra-index-url": True, "--find-links": True, "--no-index": False}
 _INDEX_VALUE = re.compile(r"[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*")

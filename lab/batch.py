@@ -9,8 +9,9 @@ shell.
 The job runs the notebook in the kernel it names (its metadata; ``--kernel`` to choose another):
 a site kernel or the user's own (``aifactory-env``), its modules and Python, and Dask workers
 it starts run that Python too. It asks for the site's notebook-job resources (the site file's
-form.notebook_job: by default 1 core, 2G for 30 minutes on gpp) unless told otherwise, never
-those of the session it is started from.  The executed notebook and
+form.notebook_job, which the JupyterLab job exports; outside a session, or in one started before
+the site's preset was exported, the product's: 1 core, 2G for 30 minutes on gpp) unless told
+otherwise, never those of the session it is started from.  The executed notebook and
 its log land next to the original, named after the job: ``analysis-job1234.ipynb`` and
 ``analysis-job1234.log``.  A failed run names the failing cell and its error.
 """
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from aifactory_workbench.job import (
+    NOTEBOOK_JOB_ENV,
     NOTEBOOK_JOB_LIVE,
     NOTEBOOK_JOB_PREFIX,
     WORKER_JOB_PREFIX,
@@ -39,11 +41,20 @@ from aifactory_workbench.job import (
     notebook_state_text,
 )
 from aifactory_workbench.lab.kernel import kernel_specs
+from aifactory_workbench.slurm.choices import Choices, choices_from, cost
 from aifactory_workbench.slurm.client import Slurm, squeue_argv
 from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
-from aifactory_workbench.slurm.job_fields import BY_NAME, JOB_FIELDS, sbatch_options
-from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable, parse_squeue
-from aifactory_workbench.slurm.pending import queued_text
+from aifactory_workbench.slurm.job_fields import (
+    BY_NAME,
+    JOB_FIELDS,
+    JobSettings,
+    OptionError,
+    refused_field,
+    sbatch_options,
+)
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, SlurmUnavailable, parse_sbatch_parsable, parse_squeue
+from aifactory_workbench.slurm.pending import queued_text, start_text
+from aifactory_workbench.slurm.values import user_groups
 
 DEFAULT_KERNEL = "aifactory"
 
@@ -51,15 +62,11 @@ DEFAULT_KERNEL = "aifactory"
 #: The product's defaults for every site key (the hub's schema checks the site file against
 #: them; the lab reads this one key as data, never the hub's code).
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "hub" / "defaults.yaml"
-#: The site file, as the hub finds it (hub/site.py): the variable, else /etc's.
-SITE_FILE_ENV = "AIFACTORY_SITE_CONFIG"
-DEFAULT_SITE_FILE = Path("/etc/aifactory/site.yaml")
 
 
 def preset_in(path: Path) -> dict[str, Any] | None:
-    """``form.notebook_job`` of a YAML file; None where the file is missing, unreadable, does
-    not set it, or sets it to something the job fields' rules refuse (the hub refuses such a
-    site file at start-up, naming the key)."""
+    """``form.notebook_job`` of a YAML file (the product's defaults); None where the file is
+    missing, unreadable, does not set it, or sets it to something the job fields' rules refuse."""
     try:
         preset = (yaml.safe_load(path.read_text()) or {}).get("form", {}).get("notebook_job")
     except (OSError, yaml.YAMLError, AttributeError):
@@ -69,14 +76,28 @@ def preset_in(path: Path) -> dict[str, Any] | None:
     return preset
 
 
+def exported_preset(text: str) -> dict[str, Any]:
+    """The site's notebook-job preset as the job script exports it (JSON, checked by the hub);
+    ValueError names the variable when it is not one (set by hand in the session)."""
+    try:
+        preset = json.loads(text)
+    except ValueError:
+        preset = None
+    if not isinstance(preset, dict) or resource_problems(preset):
+        raise ValueError(f"{NOTEBOOK_JOB_ENV}={text!r}: not the site's notebook-job preset (JSON job settings)")
+    return preset
+
+
 def notebook_job_defaults(env: Mapping[str, str] = os.environ, defaults: Path = DEFAULTS_FILE) -> dict[str, Any]:
-    """What a notebook job asks for unless told otherwise: the site's notebook-job preset (the
-    site file's ``form.notebook_job``, else the product's in hub/defaults.yaml), never the
-    resources of the session it is started from (a GPU session's notebook waited hours for a
-    GPU node while the CPU nodes were idle). One value per job field (slurm/job_fields.py); a
-    field the preset does not name asks SLURM for nothing."""
-    site = Path(env.get(SITE_FILE_ENV) or DEFAULT_SITE_FILE)
-    preset = preset_in(site) or preset_in(defaults) or {}
+    """What a notebook job asks for unless told otherwise: the site's notebook-job preset, which
+    the JupyterLab job's script exports (:data:`~aifactory_workbench.job.NOTEBOOK_JOB_ENV`: the
+    site file may be on the hub's host only, never read here), else (outside a session, or one
+    started before it was exported) the product's in hub/defaults.yaml; never the resources of the
+    session it is started from (a GPU session's notebook waited hours for a GPU node while the
+    CPU nodes were idle). One value per job field (slurm/job_fields.py); a field the preset does
+    not name asks SLURM for nothing. ValueError: the variable holds no preset."""
+    text = env.get(NOTEBOOK_JOB_ENV)
+    preset = exported_preset(text) if text is not None else preset_in(defaults) or {}
     return {f.name: f.unset for f in JOB_FIELDS} | preset
 
 
@@ -97,22 +118,93 @@ def kernel_problems(kernel: str) -> list[str]:
     return [f"kernel {kernel!r} is not installed here (kernels: {', '.join(sorted(known))}); choose one with --kernel"]
 
 
-def resource_problems(values: Mapping[str, Any]) -> list[str]:
-    """What is wrong with a notebook job's settings: unknown names, and values that break their
-    rule (a value that asks for nothing is accepted: SLURM's default applies)."""
-    found = [f"--{name}: not a job setting; accepted: {', '.join(BY_NAME)}" for name in values if name not in BY_NAME]
+def refused_values(values: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(name, value, what is accepted) for each value of a notebook job's settings that breaks its
+    field's rule (a value that asks for nothing is accepted: SLURM's default applies)."""
+    found = []
     for name, value in values.items():
         f = BY_NAME.get(name)
         if f and value != f.unset and not f.rule.check(value):
-            found.append(f"--{name} {value!r}: accepted: {f.rule.accepted}")
+            found.append((name, value, f.rule.accepted))
     return found
 
 
-def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
-    """sbatch's options as arguments (no #SBATCH line to parse: any file name is safe)."""
+def resource_problems(values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a notebook job's settings, in the command line's words: unknown names,
+    and values that break their rule (:func:`refused_values`)."""
+    found = [f"--{name}: not a job setting; accepted: {', '.join(BY_NAME)}" for name in values if name not in BY_NAME]
+    return found + [f"--{name} {value!r}: accepted: {accepted}" for name, value, accepted in refused_values(values)]
+
+
+def typed_resources(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A page's values (text, as typed) over the defaults, one per job field and of its kind;
+    OptionError names the first field whose value is not a whole number where one is asked, and
+    every value its rule refuses."""
+    resources = dict(defaults)
+    for f in JOB_FIELDS:
+        value = values.get(f.name, resources[f.name])
+        if f.kind is int:
+            if not (type(value) is int or (isinstance(value, str) and value.strip().isdigit())):
+                raise OptionError(f.name, value, "a whole number")
+            value = int(value)
+        resources[f.name] = value if f.kind is int else str(value)
+    refused = refused_values(resources)
+    if refused:
+        raise OptionError.of(refused)
+    return resources
+
+
+def job_settings(resources: Mapping[str, Any]) -> JobSettings:
+    """A notebook job's resources (one per job field) as the rules of slurm/choices.py take them."""
+    return JobSettings(**{f.name: resources[f.name] for f in JOB_FIELDS})
+
+
+async def user_choices(user: str, slurm: Slurm) -> Choices:
+    """What ``user`` may ask SLURM for, by the spawn form's rules (slurm/choices.py): the
+    partitions open to them with their limits, their associations and QoS, asked of SLURM now."""
+    cluster = await slurm.cluster()
+    default_account, rows = (await slurm.associations([user]))[user]
+    return choices_from(cluster, user, default_account, rows, user_groups(user))
+
+
+#: What an estimate hands ``sbatch --test-only``: a script of no interest, since nothing runs.
+TEST_ONLY_SCRIPT = "#!/bin/bash\ntrue\n"
+
+
+async def estimate(notebook: Path, resources: Mapping[str, Any], choices: Choices, slurm: Slurm) -> dict[str, Any]:
+    """What the "Run as batch job" dialog shows for these (typed) resources, as the spawn form
+    shows it for a session: the limits of their partition for this user (``limits``, None for a
+    partition not open to them; ``partitions``: those that are), the cost if the job runs its whole
+    walltime, and when SLURM would start it (``start``, ``start_text``: ``sbatch --test-only`` with
+    the options a submission would have; nothing is submitted). A request beyond a limit, or one
+    SLURM would refuse, is not asked about: ``refused`` names its field ("" when SLURM's refusal
+    names none) and why; None otherwise. SlurmUnavailable: SLURM did not answer."""
+    settings = job_settings(resources)
+    answer: dict[str, Any] = {
+        "limits": choices.limits(settings) if settings.partition in choices.partitions else None,
+        "partitions": list(choices.partitions),
+        "cost": cost(settings),
+        "refused": None,
+        "start": "",
+        "start_text": "",
+    }
+    try:
+        choices.check(settings)
+        start, _ = await slurm.test_only(
+            TEST_ONLY_SCRIPT, user="", env=os.environ, options=job_options(notebook, resources)
+        )
+    except OptionError as e:
+        return answer | {"refused": {"field": e.field, "message": str(e)}}
+    except SlurmUnavailable:
+        raise
+    except SlurmError as e:
+        return answer | {"refused": {"field": refused_field(str(e)), "message": f"SLURM would refuse this job: {e}"}}
+    return answer | {"start": start, "start_text": start_text(start)}
+
+
+def job_options(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
+    """sbatch's options for a notebook job, as arguments (no #SBATCH line to parse: any file name is safe)."""
     return [
-        "sbatch",
-        "--parsable",
         f"--job-name={NOTEBOOK_JOB_PREFIX}{notebook.stem}",
         f"--chdir={notebook.parent}",
         f"--output={notebook.with_suffix('')}-job%j.log",
@@ -121,6 +213,11 @@ def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
         "--no-requeue",
         *sbatch_options(resources),
     ]
+
+
+def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
+    """sbatch submitting a notebook job: its options (:func:`job_options`) as arguments."""
+    return ["sbatch", "--parsable", *job_options(notebook, resources)]
 
 
 def job_prelude(python: str) -> str:
@@ -264,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("notebook", type=Path)
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--kernel", help="default: the kernel the notebook names (its metadata)")
-    here = notebook_job_defaults()
+    try:
+        here = notebook_job_defaults()
+    except ValueError as e:
+        parser.error(str(e))
     for f in JOB_FIELDS:
         run.add_argument(f"--{f.name}", default=here[f.name], type=f.kind, help=f"{f.help} Default: {here[f.name]!r}.")
     commands.add_parser("status", help="this user's notebook jobs: queued, running, done, cancelled or failed")

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from aifactory_workbench.slurm.display import hours_data
 from aifactory_workbench.slurm.job_fields import JobSettings, OptionError
-from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
+from aifactory_workbench.slurm.parsers import core_hours, parse_gres_count, parse_tres
 from aifactory_workbench.slurm.values import (
     format_duration,
     format_memory,
@@ -162,6 +163,13 @@ class Choices:
             "qos_walltime": self.qos_walltime,
             "reservations": {name: asdict(r) for name, r in self.reservations.items()},
         }
+
+
+def cost(s: JobSettings) -> dict[str, Any]:
+    """What a request costs if it runs its whole walltime, with the texts a page shows: the spawn
+    form's estimate and the notebook-job dialog's."""
+    seconds = parse_duration(s.walltime) or 0
+    return {"hours": round(seconds / 3600, 2), **hours_data(core_hours(s.cpus, seconds), core_hours(s.gpus, seconds))}
 
 
 def _one_of(names: Iterable[str]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from aifactory_workbench.job import WORKER_JOB_PREFIX
+from aifactory_workbench.slurm.choices import ClusterRecords
 from aifactory_workbench.slurm.formats import (
     SACCT_OUTCOME,
     SACCT_RECORDS,
@@ -418,6 +419,13 @@ class Slurm:
         """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""
         return parse_scontrol_records((await self.run(["scontrol", "show", kind, "-o"])).stdout)
 
+    async def cluster(self) -> ClusterRecords:
+        """What the cluster says of itself: every partition, node, reservation and QoS, asked at once."""
+        parts, nodes, res, qos = await asyncio.gather(
+            *(self.cluster_records(kind) for kind in ("partition", "node", "res")), self.qos_limits()
+        )
+        return ClusterRecords(parts, nodes, {q["Name"]: q for q in qos}, res)
+
     async def associations(self, users: Sequence[str]) -> dict[str, tuple[str, list[dict[str, str]]]]:
         """Each user's default account and associations (Account, Partition, QOS, DefaultQOS),
         for all of ``users`` in one call to SLURM's database; ("", []) for a user it does not know
@@ -431,10 +439,14 @@ class Slurm:
         """Every QoS with its walltime and TRES limits."""
         return parse_rows((await self.run(sacctmgr_argv(SACCTMGR_QOS_LIMITS, "qos"))).stdout, SACCTMGR_QOS_LIMITS)
 
-    async def test_only(self, script: str, *, user: str, env: Mapping[str, str]) -> tuple[str, str]:
-        """When and where the job would start if submitted now (nothing is submitted)."""
+    async def test_only(
+        self, script: str, *, user: str, env: Mapping[str, str], options: Sequence[str] = ()
+    ) -> tuple[str, str]:
+        """When and where the job would start if submitted now (nothing is submitted). ``options``:
+        sbatch's, beside the script's own ``#SBATCH`` lines (a notebook job's, in its JupyterLab
+        job, where ``user`` is "": no sudo, whose rule allows none)."""
         TEST_ONLY.inc()
-        result = await self.run(["sbatch", "--test-only"], user=user, stdin=script, env=env)
+        result = await self.run(["sbatch", "--test-only", *options], user=user, stdin=script, env=env)
         return parse_test_only(result.stderr + result.stdout)
 
     async def account_usage(self, account: str, since: str) -> list[dict[str, str]]:

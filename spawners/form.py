@@ -16,10 +16,9 @@ from typing import Any
 
 import jinja2
 
-from aifactory_workbench.slurm.display import duration_text, hours_data
+from aifactory_workbench.slurm.choices import cost as cost  # the spawn form's and the notebook-job dialog's
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPTIONS, JobSettings, problems
-from aifactory_workbench.slurm.parsers import core_hours
-from aifactory_workbench.slurm.values import parse_duration
 from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.gallery import Entry, launch_options
 from aifactory_workbench.spawners.jobscript import OptionError
@@ -107,12 +106,6 @@ def presets_for(choices: Choices, presets: Sequence[Mapping[str, Any]], site: Jo
             continue
         usable.append(dict(preset))
     return usable
-
-
-def cost(s: JobSettings) -> dict[str, Any]:
-    """What a request costs if it runs its whole walltime, with the texts the form shows."""
-    seconds = parse_duration(s.walltime) or 0
-    return {"hours": round(seconds / 3600, 2), **hours_data(core_hours(s.cpus, seconds), core_hours(s.gpus, seconds))}
 
 
 def walltime_texts(choices: Choices) -> dict[str, str]:

@@ -6,6 +6,7 @@ string can add a line, an ``#SBATCH`` directive or a shell word to the script.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import jinja2
 
 from aifactory_workbench.job import BATCH_TEMPLATE, PACKAGE_INDEX_OPTIONS, WORKER_JOB_PREFIX, index_options
-from aifactory_workbench.slurm.job_fields import USER_OPTIONS, JobSettings, problems, sbatch_options
+from aifactory_workbench.slurm.job_fields import BY_NAME, USER_OPTIONS, JobSettings, problems, sbatch_options
 from aifactory_workbench.slurm.job_fields import OptionError as OptionError  # where the spawners import it from
 from aifactory_workbench.slurm.values import SiteHooks, is_unix_user, prologue_words
 
@@ -102,6 +103,7 @@ def render(
     site: SiteHooks = NO_HOOKS,
     package_index: Sequence[str] = (),
     gallery_dir: str = "",
+    notebook_job: Mapping[str, Any] | None = None,
 ) -> str:
     """The batch script: ``command`` runs as the job's main process with ``export`` env;
     the commands ``before`` (a workshop's materials, a gallery notebook) run first, and may
@@ -110,8 +112,11 @@ def render(
     each passes its rule; ``package_index``: the site's package index as uv's options
     (:func:`package_index_problems`), which ``aifactory-env create`` in the job installs from;
     ``gallery_dir``: the gallery's folder, from which the session opens a published notebook
-    (lab/publish.py; "": the hub has no gallery). Both are exported by the script itself: sudo
-    lets no variable of the hub's through but :data:`~aifactory_workbench.job.JOB_ENVIRONMENT`.
+    (lab/publish.py; "": the hub has no gallery); ``notebook_job``: the site's notebook-job preset
+    (its ``form.notebook_job``), what notebook jobs started in the session ask for unless told
+    otherwise (lab/batch.py; None: the product's), refused unless each value passes its job field's
+    rule. All three are exported by the script itself: sudo lets no variable of the hub's through
+    but :data:`~aifactory_workbench.job.JOB_ENVIRONMENT`, and the site file may be on the hub's host only.
 
     ``certs`` (internal_ssl) maps keyfile, certfile and cafile to PEM text. They travel in the
     script, which SLURM shows only to the job's owner and admins (never in argv or a shared
@@ -123,7 +128,7 @@ def render(
     certs = dict(certs or {})
     if certs and (set(certs) != set(CERT_FILES) or not all(_PEM.fullmatch(v.strip() + "\n") for v in certs.values())):
         raise OptionError("certs", sorted(certs), "PEM blocks for keyfile, certfile and cafile")
-    refused = site.problems() + package_index_problems(package_index)
+    refused = site.problems() + package_index_problems(package_index) + notebook_job_problems(notebook_job)
     if refused:
         raise OptionError.of(refused)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -150,7 +155,19 @@ def render(
         port_range=site.port_range_text,
         package_index=shlex.quote(shlex.join(package_index)),
         gallery_dir=shlex.quote(gallery_dir) if gallery_dir else "",
+        notebook_job=shlex.quote(json.dumps(dict(notebook_job), sort_keys=True)) if notebook_job is not None else "",
     )
+
+
+def notebook_job_problems(preset: Mapping[str, Any] | None) -> list[tuple[str, Any, str]]:
+    """The site's notebook-job preset refused unless it names job fields only, each with a value
+    its rule accepts: (name, value, what is accepted), or none."""
+    if preset is None:
+        return []
+    unknown = sorted(set(preset) - set(BY_NAME))
+    if unknown:
+        return [("notebook_job", unknown[0], f"a job field: one of {', '.join(BY_NAME)}")]
+    return [(f"notebook_job.{name}", value, accepted) for name, value, accepted in problems(preset)]
 
 
 def package_index_problems(options: Sequence[str]) -> list[tuple[str, Any, str]]:

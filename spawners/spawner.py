@@ -25,7 +25,7 @@ from typing import Any
 
 from batchspawner import SlurmSpawner
 from traitlets import Any as AnyTrait
-from traitlets import Float, Integer, List, TraitError, Unicode, default, observe
+from traitlets import Dict, Float, Integer, List, TraitError, Unicode, default, observe
 from traitlets.config import Config, Configurable
 
 from aifactory_workbench.job import EXAMPLES_COMMAND, JOB_ENVIRONMENT, LAUNCHER
@@ -276,6 +276,15 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
         "exports them as AIFACTORY_PACKAGE_INDEX, from which aifactory-env create installs; empty: uv's default.",
     ).tag(config=True)
 
+    notebook_job = Dict(
+        default_value=None,
+        allow_none=True,
+        help="The site's notebook-job preset (site file: form.notebook_job), such as {'partition': 'gpp', "
+        "'cpus': 1, 'memory': '2G', 'walltime': '00:30:00'}: every job exports it as AIFACTORY_NOTEBOOK_JOB, and "
+        "notebook jobs started in the session (aifactory-run-notebook, Run as batch job) ask for it unless told "
+        "otherwise; None: the product's.",
+    ).tag(config=True)
+
     running_timeout = Float(
         help="Seconds JupyterLab may take to answer once its job runs. Time waiting in the queue does not "
         "count: JupyterHub's start_timeout is set to cover the queue, so a pending job is never cancelled "
@@ -474,6 +483,7 @@ class WorkbenchSpawner(UserOptionsMixin, JobFieldSettings, SlurmSpawner):
             site=self.site_hooks(),
             package_index=self.package_index,
             gallery_dir=str(self.services.gallery.directory) if self.services.gallery is not None else "",
+            notebook_job=self.notebook_job,
         )
 
     # -- internal_ssl: certificates travel inside the batch script -------------------

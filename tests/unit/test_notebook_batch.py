@@ -116,7 +116,7 @@ def test_resources_default_to_the_sites_notebook_job_preset_never_the_sessions(m
     session = {"SLURM_JOB_PARTITION": "acc", "SLURM_CPUS_PER_TASK": "20", "SLURM_MEM_PER_NODE": "6144"}
     for name, value in session.items():
         monkeypatch.setenv(name, value)
-    here = notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(tmp_path / "none.yaml")})
+    here = notebook_job_defaults({})
     assert {k: here[k] for k in ("partition", "account", "cpus", "memory", "gpus", "walltime")} == {
         "partition": "gpp",
         "account": "",
@@ -125,13 +125,10 @@ def test_resources_default_to_the_sites_notebook_job_preset_never_the_sessions(m
         "gpus": 0,
         "walltime": "00:30:00",
     }
-    site = tmp_path / "site.yaml"
-    site.write_text("form: {notebook_job: {partition: short, cpus: 2, walltime: '00:10:00'}}\n")
-    theirs = notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(site)})
+    # The site's, as the JupyterLab job's script exports it (tests/unit/test_batch_site_preset.py).
+    site = {"AIFACTORY_NOTEBOOK_JOB": '{"partition": "short", "cpus": 2, "walltime": "00:10:00"}'}
+    theirs = notebook_job_defaults(site)
     assert (theirs["partition"], theirs["cpus"], theirs["memory"], theirs["walltime"]) == ("short", 2, "", "00:10:00")
-    site.write_text("form: {notebook_job: {cpus: many}}\n")
-    assert notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(site)}) == here, "an invalid one: the product's"
-    assert notebook_job_defaults({"AIFACTORY_SITE_CONFIG": str(tmp_path)}) == here, "one it cannot read: the product's"
     assert set(here) == set(USER_OPTIONS), "every job field has a notebook-job value"
     assert resource_problems(notebook_job_defaults({})) == []
     bad = resource_problems(
