@@ -35,6 +35,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
+from aifactory_workbench.lab.private_kernels import keep_kernels_private
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 from aifactory_workbench.slurm.values import parse_duration
@@ -186,4 +187,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "session")
     serverapp.web_app.add_handlers(".*$", [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler)])
     add_dashboard_route(serverapp.web_app)  # the Dask dashboards of this job, for its Dask panel
+    kernels = keep_kernels_private(serverapp)  # no other tenant on the node reaches its kernels
+    serverapp.log.info("aifactory_workbench.lab.session: kernels on Unix sockets in %s", kernels)
     serverapp.log.info("aifactory_workbench.lab.session: %s (job %s)", route, state["clock"].job_id or "none")
