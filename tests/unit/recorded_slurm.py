@@ -234,7 +234,10 @@ class FakeSlurm(Slurm):
     def _sbatch(self, argv: list[str], user: str, script: str) -> CommandResult:
         if self.refusal:
             return raise_for_failure(CommandResult(argv, 1, "", f"sbatch: error: {self.refusal}"))
-        partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M)
+        # The script's #SBATCH line, or the option on the command line (a notebook job's).
+        partition = re.search(r"^#SBATCH --partition=(\S+)", script, re.M) or re.search(
+            r"^--partition=(\S+)$", "\n".join(argv), re.M
+        )
         if "--test-only" in argv:  # as the mini cluster's sbatch says it (tests/unit/test_form.py)
             where = f"using 1 processors on nodes mn5-n01 in partition {partition.group(1) if partition else 'gpp'}"
             return CommandResult(argv, 0, "", f"sbatch: Job 4999 to start at {self.test_start(script)} {where}\n")
