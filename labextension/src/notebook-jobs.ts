@@ -15,14 +15,19 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import {
+  askingView,
   batchFields,
   batchRequest,
   cancelQuestion,
   canCancel,
   errorMessage,
+  estimateView,
   IBatchSettings,
+  IEstimate,
+  IEstimateView,
   INotebookJob,
   jobDescription,
+  LatestEstimate,
   NO_JOBS_TEXT,
   stateText,
   waitingText
@@ -195,12 +200,14 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
       return selected && selected.type === 'notebook' ? selected.path : '';
     };
 
-    const submit = async (path: string, form: HTMLElement): Promise<void> => {
-      const inputs = Array.from(form.querySelectorAll('input'));
-      const values = batchRequest(
+    // The dialog's values as the server takes them: the notebook and each field, trimmed.
+    const formValues = (path: string, form: HTMLElement): Record<string, string> =>
+      batchRequest(
         path,
-        inputs.map((input): [string, string] => [input.name, input.value])
+        Array.from(form.querySelectorAll('input')).map((input): [string, string] => [input.name, input.value])
       );
+
+    const submit = async (path: string, values: Record<string, string>): Promise<void> => {
       try {
         const made = await request<ISubmitted>(url, settings, { method: 'POST', body: JSON.stringify(values) });
         Notification.success(
@@ -232,31 +239,111 @@ export const notebookJobsPlugin: JupyterFrontEndPlugin<void> = {
           Notification.error(`Notebook jobs are not available: ${(error as Error).message}`, { autoClose: false });
           return;
         }
-        // A div, not a form: Enter must not submit a page form.
-        const form = element('div', undefined, 'aifw-batch-form');
-        form.append(
-          element('p', `${path} runs headless with its own kernel; the executed notebook and its log land beside it.`)
-        );
-        for (const [name, labelText, help, value] of batchFields(offered)) {
-          const label = element('label', labelText);
-          const input = element('input');
-          input.name = name;
-          input.value = value;
-          input.title = help;
-          input.id = `aifw-batch-${name}`;
-          label.htmlFor = input.id;
-          form.append(label, input);
-        }
-        const result = await showDialog({
-          title: 'Run as batch job',
-          body: new Widget({ node: form }),
-          buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit job' })]
-        });
-        if (result.button.accept) {
-          await submit(path, form);
+        // Until the values are accepted: a refused Submit (Enter in a field) shows the dialog
+        // again with the values and the refusal; nothing is submitted before the server accepts them.
+        let values: Record<string, string> | undefined;
+        let refusal: IEstimateView | undefined;
+        for (;;) {
+          const chosen = await batchDialog(path, offered, values, refusal);
+          if (!chosen) {
+            return;
+          }
+          const answer = await askEstimate(chosen).catch((error: Error) => error);
+          const view = answer instanceof Error ? undefined : estimateView(answer);
+          if (!view || view.canSubmit) {
+            await submit(path, chosen); // the server checks it again, limits included
+            return;
+          }
+          [values, refusal] = [chosen, view];
         }
       }
     });
+
+    const estimateUrl = URLExt.join(url, 'estimate');
+    const askEstimate = (values: Record<string, string>): Promise<IEstimate> =>
+      request<IEstimate>(estimateUrl, settings, { method: 'POST', body: JSON.stringify(values) });
+
+    // The dialog: a field per job setting (the given values, else the defaults), and under them
+    // the partition's limits, the cost and SLURM's start for the values shown, asked as typing
+    // pauses; a value that would be refused is marked, said, and disables Submit. Its values, or
+    // undefined when cancelled.
+    const batchDialog = async (
+      path: string,
+      offered: IBatchSettings,
+      values?: Record<string, string>,
+      refusal?: IEstimateView
+    ): Promise<Record<string, string> | undefined> => {
+      // A div, not a form: Enter must not submit a page form.
+      const form = element('div', undefined, 'aifw-batch-form');
+      form.append(
+        element('p', `${path} runs headless with its own kernel; the executed notebook and its log land beside it.`)
+      );
+      for (const [name, labelText, help, value] of batchFields(offered)) {
+        const label = element('label', labelText);
+        const input = element('input');
+        input.name = name;
+        input.value = values?.[name] ?? value;
+        input.title = help;
+        input.id = `aifw-batch-${name}`;
+        label.htmlFor = input.id;
+        form.append(label, input);
+      }
+      const box = element('div', undefined, 'aifw-batch-estimate');
+      box.setAttribute('aria-live', 'polite');
+      const lines = {
+        limits: element('p', '', 'aifw-batch-limits'),
+        cost: element('p', '', 'aifw-batch-cost'),
+        start: element('p', '', 'aifw-batch-start'),
+        refused: element('p', '', 'aifw-batch-refused')
+      };
+      lines.refused.setAttribute('role', 'alert');
+      lines.refused.style.color = 'var(--jp-error-color1)';
+      box.append(lines.limits, lines.cost, lines.start, lines.refused);
+      form.append(box);
+
+      let revalidating = false;
+      const show = (view: IEstimateView): void => {
+        for (const key of ['limits', 'cost', 'start', 'refused'] as const) {
+          lines[key].textContent = view[key];
+        }
+        for (const input of Array.from(form.querySelectorAll('input'))) {
+          const refused = input.name === view.field;
+          input.classList.toggle('jp-mod-error', refused);
+          input.setAttribute('aria-invalid', String(refused));
+          input.setCustomValidity(refused ? view.refused : '');
+        }
+        // JupyterLab's dialog disables its accept button while it holds an error, as it checks
+        // on input: told so here, once, without asking the server again.
+        box.classList.toggle('jp-mod-error', !view.canSubmit);
+        revalidating = true;
+        form.dispatchEvent(new Event('input', { bubbles: true }));
+        revalidating = false;
+      };
+      const latest = new LatestEstimate<Record<string, string>, IEstimate>(askEstimate, answer =>
+        show(answer instanceof Error ? askingView(answer.message) : estimateView(answer))
+      );
+      form.addEventListener('input', () => {
+        if (!revalidating) {
+          show(askingView());
+          latest.ask(formValues(path, form));
+        }
+      });
+      const dialog = new Dialog({
+        title: 'Run as batch job',
+        body: new Widget({ node: form }),
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit job' })]
+      });
+      const shown = dialog.launch();
+      if (refusal) {
+        show(refusal);
+      } else {
+        show(askingView());
+        latest.ask(formValues(path, form));
+      }
+      const result = await shown;
+      latest.stop();
+      return result.button.accept ? formValues(path, form) : undefined;
+    };
     app.contextMenu.addItem({
       command: RUN_AS_BATCH_JOB_COMMAND,
       selector: '.jp-DirListing-item[data-file-type="notebook"]',

@@ -1,10 +1,15 @@
 import {
+  ASKING_TEXT,
+  askingView,
   batchFields,
   batchRequest,
   cancelQuestion,
   canCancel,
   errorMessage,
+  ESTIMATE_DELAY_MS,
+  estimateView,
   jobDescription,
+  LatestEstimate,
   stateText,
   waitingText
 } from '../src/notebook-jobs-logic';
@@ -82,5 +87,158 @@ describe('a queued notebook job in the panel', () => {
     expect(waitingText({ job: '11', state: 'queued', notebook: 'a.ipynb', waiting })).toBe(waiting);
     expect(waitingText({ job: '11', state: 'queued', notebook: 'a.ipynb' })).toBe('');
     expect(waitingText({ ...RUNNING, waiting })).toBe('');
+  });
+});
+
+const LIMITS = {
+  partition: 'gpp',
+  qos: 'normal',
+  cpus: 112,
+  memory: '16000M',
+  gpus: 0,
+  walltime: '2-00:00:00',
+  text: 'On gpp: up to 112 cores, 16000M of memory, no GPUs, at most 2-00:00:00 with QoS normal.'
+};
+const COST = { core_hours_text: '0.50', gpu_hours: 0, gpu_hours_text: '0.00' };
+
+describe("the batch job dialog's limits and estimate", () => {
+  it("shows the partition's limits, the cost and SLURM's start in the server's words, and may submit", () => {
+    const view = estimateView({
+      limits: LIMITS,
+      partitions: ['gpp', 'acc'],
+      cost: COST,
+      refused: null,
+      start_text: 'SLURM expects it to start now.'
+    });
+    expect(view).toEqual({
+      limits: LIMITS.text,
+      cost: 'This job costs at most 0.50 core-hours if it runs its whole walltime.',
+      start: 'SLURM expects it to start now.',
+      refused: '',
+      field: '',
+      canSubmit: true
+    });
+    const gpus = estimateView({
+      limits: LIMITS,
+      partitions: ['acc'],
+      cost: { core_hours_text: '20.00', gpu_hours: 1, gpu_hours_text: '1.00' },
+      refused: null,
+      start_text: ''
+    });
+    expect(gpus.cost).toBe('This job costs at most 20.00 core-hours and 1.00 GPU-hours if it runs its whole walltime.');
+  });
+
+  it('refuses a value beyond a limit: the field is marked, the refusal said, and Submit is not offered', () => {
+    const view = estimateView({
+      limits: LIMITS,
+      partitions: ['gpp', 'acc'],
+      cost: { core_hours_text: '100.00', gpu_hours: 0, gpu_hours_text: '0.00' },
+      refused: { field: 'cpus', message: 'cpus: 200 is not accepted; allowed: at most 112 on partition gpp' },
+      start_text: ''
+    });
+    expect(view.canSubmit).toBe(false);
+    expect(view.field).toBe('cpus');
+    expect(view.refused).toBe('Not accepted: cpus: 200 is not accepted; allowed: at most 112 on partition gpp');
+    expect(view.limits).toBe(LIMITS.text);
+    expect(view.start).toBe('');
+  });
+
+  it('names the partitions open to the user when the one typed is not', () => {
+    const view = estimateView({
+      limits: null,
+      partitions: ['gpp', 'acc'],
+      cost: COST,
+      refused: { field: 'partition', message: "partition: 'nope' is not accepted; allowed: one of gpp, acc" },
+      start_text: ''
+    });
+    expect(view.limits).toBe('Partitions open to you: gpp, acc.');
+    expect(view.field).toBe('partition');
+    const typo = estimateView({
+      limits: null,
+      partitions: [],
+      cost: null,
+      refused: { field: 'cpus', message: "cpus: 'many' is not accepted; allowed: a whole number" },
+      start_text: ''
+    });
+    expect([typo.limits, typo.cost, typo.canSubmit]).toEqual(['', '', false]);
+  });
+
+  it('says it is asking while the values are new, and why there is no estimate when the server cannot say', () => {
+    expect(askingView()).toEqual({
+      limits: '',
+      cost: '',
+      start: ASKING_TEXT,
+      refused: '',
+      field: '',
+      canSubmit: true
+    });
+    const failed = askingView('SLURM did not answer');
+    expect(failed.start).toBe('No estimate right now: SLURM did not answer');
+    expect(failed.canSubmit).toBe(false);
+  });
+});
+
+describe("asking the server about the dialog's values", () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const flush = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) {
+      await Promise.resolve();
+    }
+  };
+
+  it('asks once typing pauses, with the last values typed', async () => {
+    const fetch = jest.fn((values: string) => Promise.resolve(`answer to ${values}`));
+    const shown: string[] = [];
+    const latest = new LatestEstimate<string, string>(fetch, answer => shown.push(String(answer)));
+    latest.ask('c');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS - 1);
+    latest.ask('cp');
+    latest.ask('cpu');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS - 1);
+    expect(fetch).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(1);
+    await flush();
+    expect(fetch.mock.calls).toEqual([['cpu']]);
+    expect(shown).toEqual(['answer to cpu']);
+  });
+
+  it('never shows an answer to values changed meanwhile', async () => {
+    const pending: Record<string, (answer: string) => void> = {};
+    const fetch = (values: string): Promise<string> => new Promise(resolve => (pending[values] = resolve));
+    const shown: string[] = [];
+    const latest = new LatestEstimate<string, string>(fetch, answer => shown.push(String(answer)));
+    latest.ask('old');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS);
+    latest.ask('new');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS);
+    pending['new']('new answer');
+    await flush();
+    pending['old']('old answer');
+    await flush();
+    expect(shown).toEqual(['new answer']);
+  });
+
+  it("shows the server's refusal as an Error, and nothing once stopped (the dialog closed)", async () => {
+    const fetch = jest.fn((values: string) =>
+      values === 'down' ? Promise.reject(new Error('SLURM did not answer')) : Promise.resolve('ok')
+    );
+    const shown: (string | Error)[] = [];
+    const latest = new LatestEstimate<string, string>(fetch, answer => shown.push(answer));
+    latest.ask('down');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS);
+    await flush();
+    expect(shown).toEqual([new Error('SLURM did not answer')]);
+    latest.ask('closing');
+    latest.stop();
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS);
+    await flush();
+    expect(fetch.mock.calls).toEqual([['down']]);
+    latest.ask('typed');
+    jest.advanceTimersByTime(ESTIMATE_DELAY_MS);
+    latest.stop(); // closed while the server was asked: its answer is not shown
+    await flush();
+    expect(shown.length).toBe(1);
   });
 });
