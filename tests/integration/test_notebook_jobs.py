@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .conftest import VENV, partition_nodes, sh, wait_for
+from .conftest import VENV, HubProcess, chromium_page, partition_nodes, serious_violations, sh, shot, sign_in, wait_for
 
 USER = "alice"
 FOLDER = Path(f"/home/{USER}/aifw-test-notebook-jobs")
@@ -200,3 +200,59 @@ def test_a_notebook_jobs_dask_workers_and_credentials_are_its_own(folder: Path):
     assert f"dask aifw-dask-{job_id} tls 42" in text, text
     assert sh("squeue", "-h", "--name", f"aifw-dask-{job_id}", "-o", "%i").strip() == "", "its workers outlived it"
     assert not list(Path(f"/home/{USER}/.aifactory/dask-tls").glob(f"job-{job_id}.*")), "its credentials outlived it"
+
+
+@pytest.mark.slow
+def test_the_batch_job_dialog_shows_the_limits_and_the_estimate_and_refuses_a_value_beyond_a_limit(
+    folder: Path, demo_setup_hub: HubProcess
+):
+    """Issue 36, item 2: the dialog had free text fields with no limits and no estimate. Now, for
+    the values typed: gpp's limits for alice, the cost, SLURM's start; 200 cores (gpp's nodes have
+    112) is marked and said, Submit is disabled, and Enter submits nothing: the dialog is shown
+    again with the refusal."""
+    hub = demo_setup_hub
+    notebook(folder / "limits.ipynb", "print(6 * 7)")
+    hub.start_ready(USER)
+    dialog = ".jp-Dialog"
+    with chromium_page(*hub.chromium_args) as page:
+        sign_in(page, hub, USER)
+        page.goto(f"{hub.user_url(USER)}lab/tree/{folder.name}/limits.ipynb?reset")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run as Batch Job…')")
+        page.wait_for_selector(".aifw-batch-form")
+        # The site's notebook-job preset, which alice's JupyterLab job received from the hub.
+        assert [page.input_value(f"#aifw-batch-{f}") for f in ("partition", "cpus", "memory", "walltime")] == [
+            "gpp",
+            "1",
+            "2G",
+            "00:30:00",
+        ]
+        page.wait_for_selector(".aifw-batch-start:has-text('SLURM expects it to start')", timeout=30_000)
+        limits = page.inner_text(".aifw-batch-limits")
+        assert limits.startswith("On gpp: up to 112 cores, ") and "with QoS normal" in limits, limits
+        cost = page.inner_text(".aifw-batch-cost")
+        assert cost == "This job costs at most 0.50 core-hours if it runs its whole walltime.", cost
+        assert page.is_enabled(f"{dialog} button:has-text('Submit job')")
+        assert serious_violations(page) == [], "the batch job dialog"
+        page.fill("#aifw-batch-cpus", "200")
+        refused = page.wait_for_selector(".aifw-batch-refused:has-text('at most 112 on partition gpp')", timeout=30_000)
+        assert refused.inner_text() == "Not accepted: cpus: 200 is not accepted; allowed: at most 112 on partition gpp"
+        assert page.get_attribute("#aifw-batch-cpus", "aria-invalid") == "true"
+        assert page.is_disabled(f"{dialog} button:has-text('Submit job')"), "Submit stays offered beyond a limit"
+        assert page.inner_text(".aifw-batch-limits") == limits and page.inner_text(".aifw-batch-start") == ""
+        shot(page, "24b-batch-job-beyond-a-limit")
+        first = page.query_selector(dialog)
+        page.press("#aifw-batch-cpus", "Enter")  # JupyterLab's dialog takes Enter for its accept button
+        first.wait_for_element_state("hidden", timeout=30_000)  # it closed, and the next is shown
+        page.wait_for_selector(".aifw-batch-refused:has-text('at most 112 on partition gpp')", timeout=30_000)
+        assert page.input_value("#aifw-batch-cpus") == "200", "the dialog came back with the values typed"
+        assert sh("squeue", "-h", "-u", USER, "--name", "aifw-nb-limits", "-o", "%i").strip() == "", "submitted"
+        page.fill("#aifw-batch-cpus", "2")
+        page.wait_for_selector(".aifw-batch-start:has-text('SLURM expects it to start')", timeout=30_000)
+        assert page.inner_text(".aifw-batch-refused") == ""
+        assert page.is_enabled(f"{dialog} button:has-text('Submit job')")
+        assert "1.00 core-hours" in page.inner_text(".aifw-batch-cost")
+        page.click(f"{dialog} button:has-text('Cancel')")
+        page.wait_for_selector(dialog, state="detached")
+    assert sh("squeue", "-h", "-u", USER, "--name", "aifw-nb-limits", "-o", "%i").strip() == "", "submitted"
