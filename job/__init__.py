@@ -57,6 +57,10 @@ def index_options(words: Sequence[str]) -> list[tuple[str, str | None]]:
 #: cancels its own (lab/batch.py).
 WORKER_JOB_PREFIX = "aifw-dask-"
 
+#: A kernel that runs in a job of its own (lab/slurm_kernel.py), started from JupyterLab job N, is
+#: named "aifw-kernel-N": the operator page lists it with the job that started it.
+KERNEL_JOB_PREFIX = "aifw-kernel-"
+
 #: Notebook batch jobs (aifactory-run-notebook) are named "aifw-nb-<notebook's stem>"; the hub's
 #: home page and ``aifactory-run-notebook status`` find them by it.
 NOTEBOOK_JOB_PREFIX = "aifw-nb-"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aifactory_workbench.job import (
+    KERNEL_JOB_PREFIX,
     NOTEBOOK_JOB_LIVE,
     WORKER_JOB_PREFIX,
     notebook_job_outputs,
@@ -223,7 +224,7 @@ class LiveJob:
     gpus: int
     seconds_left: int | None  # None: no limit, or not started
     core_hours: float
-    parent_job: str = ""  # a Dask worker's: the job that started it
+    parent_job: str = ""  # a Dask worker's or a kernel's: the JupyterLab job that started it
 
 
 def kind_of(job_name: str, session_job_name: str) -> str:
@@ -231,7 +232,15 @@ def kind_of(job_name: str, session_job_name: str) -> str:
         return "JupyterLab"
     if job_name.startswith(WORKER_JOB_PREFIX):
         return "Dask worker"
+    if job_name.startswith(KERNEL_JOB_PREFIX):
+        return "kernel"
     return "notebook job" if notebook_of_job(job_name, "/") is not None else ""
+
+
+def started_by(job_name: str) -> str:
+    """The JupyterLab job that started a Dask worker or a kernel's job ("" for any other)."""
+    prefix = next((p for p in (WORKER_JOB_PREFIX, KERNEL_JOB_PREFIX) if job_name.startswith(p)), "")
+    return job_name[len(prefix) :] if prefix else ""
 
 
 def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob]:
@@ -257,7 +266,7 @@ def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob
                 gpus=allocation(row)[2],
                 seconds_left=left,
                 core_hours=usage_hours([row])[0],
-                parent_job=row["JobName"][len(WORKER_JOB_PREFIX) :] if kind == "Dask worker" else "",
+                parent_job=started_by(row["JobName"]),
             )
         )
     return jobs

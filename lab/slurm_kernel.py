@@ -1,0 +1,353 @@
+"""A kernel on any partition, from the same JupyterLab: the kernel runs in a SLURM job of its own,
+in the user's account, on the partition its kernelspec names (issue 39).
+
+A site offers one with a kernelspec whose provisioner is ``aifactory-slurm`` (pyproject.toml's
+entry point), its job's resources in the provisioner's config, each a job field
+(slurm/job_fields.py)::
+
+    "metadata": {"kernel_provisioner": {"provisioner_name": "aifactory-slurm",
+                 "config": {"partition": "acc", "gpus": 1, "cpus": 4, "memory": "8G", "walltime": "01:00:00"}}}
+
+What a notebook with such a kernel costs and keeps:
+
+* **Its own job.** Starting the kernel submits it (``sbatch``, as the user, from the session),
+  its walltime cut to what the session has left and its account the session's unless the
+  kernelspec names one. The job runs the kernelspec's own command (the same Python and modules
+  as a site kernel) with the session's home; Dask clusters started in it name their workers
+  after it and go with it (lab/batch.py's prelude, as a notebook job's).
+* **Channels no other tenant reaches.** The kernel listens on TCP ports of its node, which every
+  tenant reaches, so every socket speaks CurveZMQ (Jupyter's transport encryption) with a key
+  pair made for this kernel: a peer that does not hold the connection file cannot complete the
+  handshake, let alone read an output. The connection file lives in a new folder of the user's
+  alone (``~/.aifactory/kernels``, mode 0700; the home is what the session's node and the
+  kernel's share), removed with the kernel.
+* **Its life follows the notebook's.** Shutting the kernel down (or culling it) cancels the job;
+  the job also cancels itself within :data:`SESSION_CHECK_SECONDS` of the session's end,
+  however that ends. A job that SLURM ends (walltime, node failure) is a kernel that died:
+  JupyterLab says so and a restart submits a new job. A job that waits longer than
+  ``start_timeout`` is cancelled, and the notebook is told SLURM's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+from jupyter_client.connect import KernelConnectionInfo, port_names
+from jupyter_client.provisioning import KernelProvisionerBase
+from traitlets import Float, Integer, Unicode
+
+from aifactory_workbench.job import KERNEL_JOB_PREFIX
+from aifactory_workbench.lab.batch import job_prelude
+from aifactory_workbench.lab.notebook import capped_walltime
+from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.job_fields import problems, sbatch_options
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable, parse_scontrol_oneliner
+from aifactory_workbench.slurm.pending import queued_text
+
+#: The provisioner's name in kernelspecs (pyproject.toml's ``jupyter_client.kernel_provisioners``).
+PROVISIONER_NAME = "aifactory-slurm"
+#: Where a kernel's connection file is made: in the home, which its node and the session's share.
+KERNELS_FOLDER = Path(".aifactory") / "kernels"
+#: The job fields a kernelspec may set, with the provisioner's own settings.
+JOB_SETTINGS = ("partition", "account", "qos", "cpus", "memory", "gpus", "walltime", "reservation", "constraint")
+OWN_SETTINGS = ("start_timeout",)
+#: squeue is asked about a running kernel's job at most this often (JupyterLab polls every 3 s).
+POLL_SECONDS = 10.0
+#: How often a kernel's job checks that its session still runs.
+SESSION_CHECK_SECONDS = 30
+#: Job states in which a kernel's job has not ended.
+LIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "RESIZING", "REQUEUED"})
+#: Environment variables of the session that a kernel's job must not inherit (its own SLURM sets
+#: its own; sbatch reads SBATCH_ ones as options) or need not carry (the session's hub token).
+NOT_INHERITED = ("SLURM_", "SBATCH_", "SALLOC_", "JUPYTERHUB_", "JPY_", "TMPDIR", "AIFACTORY_DASHBOARDS")
+
+
+class KernelJobError(RuntimeError):
+    """A kernel's job could not be submitted or started; the message says why, in SLURM's words."""
+
+
+def refused_settings(names: list[str]) -> list[str]:
+    """What is wrong with a kernelspec's provisioner settings: each unknown name, with the
+    accepted name it is closest to."""
+    accepted = [*JOB_SETTINGS, *OWN_SETTINGS]
+    found = []
+    for name in names:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            found.append(f"{name!r} is not a setting" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return found
+
+
+def node_address(slurm: Slurm, node: str) -> str:
+    """The address other nodes reach ``node`` at: SLURM's own (its NodeAddr), as an IP address
+    (a kernel binds there); the host name's where SLURM does not answer."""
+    try:
+        record = parse_scontrol_oneliner(slurm.run_blocking(["scontrol", "show", "node", node, "-o"]).stdout)
+    except SlurmError:
+        record = {}
+    return socket.gethostbyname(record.get("NodeAddr") or node or socket.gethostname())
+
+
+def kernel_folder(home: Path) -> Path:
+    """A new folder of the user's alone for one kernel's connection file (mode 0700)."""
+    parent = home / KERNELS_FOLDER
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="kernel-", dir=parent))
+
+
+def write_private(path: Path, text: str) -> None:
+    """A new file only this user reads, never through a link; replaces ``path`` atomically."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def kernel_script(python: str, session_job: str, cmd: list[str], connection_file: Path) -> str:
+    """The kernel's batch script: a notebook job's prelude (its own private folder, Dask names
+    and credentials), a check that ends it with its session, then the kernel, whose connection
+    file gets this node's address first (:func:`main`'s ``on-node``)."""
+    run = shlex.join([python, "-m", __name__, "on-node", str(connection_file), "--", *cmd])
+    session = shlex.quote(session_job)
+    watch = (
+        f"""\
+aifw_session_ended() {{
+  local said
+  said=$(squeue -h -j {session} -o %T 2>&1) || {{ case "$said" in *"Invalid job id"*) return 0 ;; esac; return 1; }}
+  [ -z "$said" ] || [ "$said" = COMPLETING ]
+}}
+( while ! aifw_session_ended; do sleep {SESSION_CHECK_SECONDS}; done; scancel "$SLURM_JOB_ID" ) &
+"""
+        if session_job
+        else ""
+    )
+    announce = 'echo "AI Factory Workbench: kernel job $SLURM_JOB_ID on $(hostname)"'
+    return f"#!/bin/bash\n{job_prelude(python)}{watch}{announce}\n{run}\n"
+
+
+class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Starts a kernel as a SLURM job of the user's (see the module's rules)."""
+
+    partition = Unicode("", config=True, help="The partition the kernel's job runs on (required).")
+    account = Unicode("", config=True, help="The account it is charged to; the session's when empty.")
+    qos = Unicode("", config=True, help="Its QoS; the association's default when empty.")
+    cpus = Integer(1, config=True, help="Cores of the kernel's job.")
+    memory = Unicode("2G", config=True, help="Memory of the kernel's job (SLURM's words: 500M, 8G).")
+    gpus = Integer(0, config=True, help="GPUs of the kernel's job.")
+    walltime = Unicode("01:00:00", config=True, help="Its walltime, cut to what the session has left.")
+    reservation = Unicode("", config=True, help="A reservation it runs in, if any.")
+    constraint = Unicode("", config=True, help="Node features it needs, if any.")
+    start_timeout = Float(
+        300.0,
+        config=True,
+        help="Seconds the job may wait in the queue; then it is cancelled, and the notebook told why.",
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        given = [k for k in kwargs if k not in ("kernel_id", "kernel_spec", "parent", "config", "log")]
+        wrong = refused_settings(given)
+        if wrong:
+            raise ValueError(f"kernelspec {PROVISIONER_NAME} settings: " + "; ".join(wrong))
+        super().__init__(**kwargs)
+        self.slurm = Slurm()
+        self.job_id = ""
+        self.folder: Path | None = None
+        self._seen: tuple[float, int | None] = (0.0, None)
+
+    @property
+    def has_process(self) -> bool:
+        return bool(self.job_id)
+
+    def settings(self, time_left: int | None, env: dict[str, str]) -> dict[str, Any]:
+        """The job's fields: the kernelspec's, the session's account where it names none, the
+        walltime cut to what the session has left; ValueError names every value its rule refuses."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in JOB_SETTINGS}
+        values["account"] = values["account"] or env.get("SLURM_JOB_ACCOUNT", "")
+        values["walltime"] = capped_walltime(values["walltime"], time_left)
+        if not values["partition"]:
+            raise ValueError(f"{self.kernel_spec.display_name!r}: its {PROVISIONER_NAME} config names no partition")
+        wrong = problems(values)
+        if wrong:
+            raise ValueError(
+                "; ".join(f"{name}: {value!r} is not accepted; allowed: {rule}" for name, value, rule in wrong)
+            )
+        return values
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """The connection file (key, CurveZMQ key pair, no address or port yet) in a new private
+        folder, and the kernelspec's command naming it."""
+        km = self.parent
+        kwargs = await super().pre_launch(**kwargs)
+        self.folder = kernel_folder(Path.home())
+        public, secret = zmq.curve_keypair()
+        request = {
+            "transport": "tcp",
+            "ip": "",
+            **{name: 0 for name in port_names},
+            "key": km.session.key.decode(),
+            "signature_scheme": km.session.signature_scheme,
+            "kernel_name": km.kernel_name,
+            "curve_publickey": public.decode(),
+            "curve_secretkey": secret.decode(),
+        }
+        connection_file = self.folder / "connection.json"
+        write_private(connection_file, json.dumps(request))
+        km.transport = "tcp"
+        km.connection_file = str(connection_file)
+        kwargs["cmd"] = km.format_kernel_cmd(extra_arguments=kwargs.pop("extra_arguments", []))
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        """Submit the kernel's job, wait until the kernel listens (or the job ends, or it waits
+        longer than ``start_timeout``: then it is cancelled), and return where it listens."""
+        env = {k: v for k, v in kwargs.get("env", os.environ).items() if not k.startswith(NOT_INHERITED)}
+        session_job = os.environ.get("SLURM_JOB_ID", "")
+        time_left = await asyncio.to_thread(self.slurm.time_left, session_job) if session_job else None
+        values = self.settings(time_left, dict(os.environ))
+        assert self.folder is not None
+        options = [
+            f"--job-name={KERNEL_JOB_PREFIX}{session_job or 'lab'}",
+            f"--output={Path.home() / '.aifactory' / 'logs'}/kernel-%j.log",
+            f"--chdir={kwargs.get('cwd') or Path.home()}",
+            "--nodes=1",
+            "--ntasks=1",
+            "--no-requeue",
+            *sbatch_options(values),
+        ]
+        (Path.home() / ".aifactory" / "logs").mkdir(mode=0o700, parents=True, exist_ok=True)
+        script = kernel_script(sys.executable, session_job, cmd, self.folder / "connection.json")
+        try:
+            result = await self.slurm.run(["sbatch", "--parsable", *options], stdin=script, env=env)
+        except SlurmError as e:
+            raise KernelJobError(f"SLURM refused the kernel's job on {values['partition']}: {e}") from e
+        self.job_id = parse_sbatch_parsable(result.stdout)
+        self.log.info("aifactory-slurm: kernel %s is job %s on %s", self.kernel_id, self.job_id, values["partition"])
+        info = await self.listening(values["partition"])
+        km = self.parent
+        for name in port_names:
+            setattr(km, name, 0)
+        km.load_connection_info(info)
+        self.connection_info = info
+        return info
+
+    async def listening(self, partition: str) -> KernelConnectionInfo:
+        """The connection file once the kernel has written its ports into it."""
+        assert self.folder is not None
+        connection_file, deadline, job = self.folder / "connection.json", time.monotonic() + self.start_timeout, None
+        while True:
+            info = json.loads(connection_file.read_text())
+            if info.get("ip") and all(info.get(name) for name in port_names):
+                info["key"] = info["key"].encode()
+                return info
+            job = await self.slurm.job(self.job_id)
+            if job is None or job.state not in LIVE_STATES:
+                raise KernelJobError(await self.ended_text())
+            if time.monotonic() > deadline:
+                await self.slurm.cancel(self.job_id, user="")
+                self.job_id = ""
+                raise KernelJobError(self.waited_text(job, partition))
+            await asyncio.sleep(1.0)
+
+    def waited_text(self, job: JobInfo, partition: str) -> str:
+        waited = f"The kernel's job waited more than {self.start_timeout:.0f} s for {partition} and was cancelled"
+        return f"{waited}: {queued_text(job.reason, job.start_time)}" if job.state == "PENDING" else waited + "."
+
+    async def ended_text(self) -> str:
+        record = await self.slurm.accounting(self.job_id)
+        state = f"{record.state} ({record.reason})" if record and record.reason else (record.state if record else "")
+        log = Path.home() / ".aifactory" / "logs" / f"kernel-{self.job_id}.log"
+        return f"The kernel's job {self.job_id} ended before its kernel started: {state or 'no record'}; its log: {log}"
+
+    async def poll(self) -> int | None:
+        """None while the job runs (squeue asked at most every :data:`POLL_SECONDS`), else 0."""
+        if not self.job_id:
+            return 0
+        asked, said = self._seen
+        if time.monotonic() - asked < POLL_SECONDS:
+            return said
+        return await self._ask()
+
+    async def _ask(self) -> int | None:
+        try:
+            job = await self.slurm.job(self.job_id)
+        except SlurmError as e:  # no answer is no news: the kernel's own heartbeat still tells
+            self.log.debug("aifactory-slurm: squeue did not answer for job %s: %s", self.job_id, e)
+            return None
+        said = None if job is not None and job.state in LIVE_STATES and job.state != "COMPLETING" else 0
+        self._seen = (time.monotonic(), said)
+        return said
+
+    async def wait(self) -> int | None:
+        while self.job_id and await self._ask() is None:
+            await asyncio.sleep(1.0)
+        return 0
+
+    async def send_signal(self, signum: int) -> None:
+        if self.job_id and signum:
+            await self.slurm.run(
+                ["scancel", f"--signal={signal.Signals(signum).name.removeprefix('SIG')}", self.job_id]
+            )
+
+    async def kill(self, restart: bool = False) -> None:
+        await self._cancel()
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self._cancel()
+
+    async def _cancel(self) -> None:
+        if self.job_id:
+            await self.slurm.cancel(self.job_id, user="")
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """The kernel's folder (its connection file and keys) goes with it."""
+        if self.folder is not None:
+            for path in self.folder.iterdir():
+                path.unlink(missing_ok=True)
+            self.folder.rmdir()
+            self.folder = None
+        self.job_id = ""
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        return {**(await super().get_provisioner_info()), "job_id": self.job_id}
+
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.job_id = str(provisioner_info.get("job_id", ""))
+
+
+def on_node(connection_file: Path, cmd: list[str]) -> None:
+    """In the kernel's job: write this node's address into the connection file, then become the
+    kernel (which binds its ports there and writes them into the same file)."""
+    info = json.loads(connection_file.read_text())
+    info["ip"] = node_address(Slurm(), os.environ.get("SLURMD_NODENAME", ""))
+    write_private(connection_file, json.dumps(info))
+    os.execvp(cmd[0], cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 4 or args[0] != "on-node" or args[2] != "--":
+        print(
+            "usage: python -m aifactory_workbench.lab.slurm_kernel on-node CONNECTION_FILE -- KERNEL...",
+            file=sys.stderr,
+        )
+        return 2
+    on_node(Path(args[1]), args[3:])
+    return 1  # not reached: the kernel took this process over
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""A kernel on any partition, from the same JupyterLab (issue 39; lab/slurm_kernel.py): from
+alice's session on gpp, a notebook's kernel runs on an acc node in a job of her own; no other
+tenant on that node reads or drives it; shutting it down, or stopping the session, ends its job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from .conftest import VENV, HubProcess, execute_in_kernel, on_node, queued_jobs, sh, wait_for
+
+KERNEL = "aifactory-acc"
+SECRET = "aifw-remote-kernel-secret"
+
+#: In the kernel: where it runs, then the secret printed four times a second for 30 s.
+REPORTS = f"""
+import os, socket, threading, time
+print(socket.gethostname(), os.environ["SLURM_JOB_ID"], os.environ.get("SLURM_JOB_PARTITION"), flush=True)
+
+def leak():
+    for _ in range(120):
+        print({SECRET!r}, flush=True)
+        time.sleep(0.25)
+
+threading.Thread(target=leak, daemon=True).start()
+"""
+
+#: A subscriber to the kernel's iopub port, with the CurveZMQ keys on stdin (JSON: url, and the
+#: server's public key or null for a plain ZeroMQ peer): "heard" once a message carries the secret.
+LISTENS = f"""
+import json, sys, time, zmq
+said = json.loads(sys.stdin.readline())
+sub = zmq.Context().socket(zmq.SUB)
+if said["server_key"]:
+    public, secret = zmq.curve_keypair()
+    sub.curve_publickey, sub.curve_secretkey = public, secret
+    sub.curve_serverkey = said["server_key"].encode()
+sub.setsockopt(zmq.SUBSCRIBE, b"")
+sub.setsockopt(zmq.RCVTIMEO, 500)
+sub.connect(said["url"])
+deadline = time.monotonic() + 12
+while time.monotonic() < deadline:
+    try:
+        frames = sub.recv_multipart()
+    except zmq.Again:
+        continue
+    if any({SECRET.encode()!r} in frame for frame in frames):
+        print("heard", flush=True)
+        sys.exit()
+print("nothing", flush=True)
+"""
+
+
+def jobs_of(user: str) -> dict[str, dict[str, str]]:
+    """Every job of the user's that squeue holds (the session's and its kernels'): id -> name, partition."""
+    rows = (line.split("|") for line in sh("squeue", "-h", "-u", user, "-o", "%i|%j|%P").splitlines())
+    return {job: {"name": name, "partition": partition} for job, name, partition in rows}
+
+
+def listen(user: str, node: str, url: str, server_key: str | None) -> subprocess.Popen:
+    listener = subprocess.Popen(
+        on_node(node, "sudo", "-u", user, f"{VENV}/bin/python", "-c", LISTENS),
+        cwd="/tmp",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listener.stdin.write(json.dumps({"url": url, "server_key": server_key}) + "\n")
+    listener.stdin.close()
+    return listener
+
+
+def remote_kernels(hub: HubProcess, token: str) -> list[str]:
+    listed = hub.through_proxy("alice", token, "api/kernels").json()
+    return [k["id"] for k in listed if k["name"] == KERNEL]
+
+
+def test_a_notebooks_kernel_runs_on_another_partition_in_a_job_of_its_own(clean: HubProcess):
+    hub = clean
+    hub.start_ready("alice")  # on gpp, the site's default
+    token = hub.user_token("alice")
+    (session_job,) = queued_jobs("alice")
+    started = time.monotonic()
+    host, job, partition = execute_in_kernel(hub, "alice", token, REPORTS, kernel=KERNEL).split()[:3]
+    print(f"FIGURE a kernel on acc, from start to its first output: {time.monotonic() - started:.1f} s")
+    assert (host, partition) == ("mn5-a01", "acc") and job != session_job
+    jobs = jobs_of("alice")
+    assert set(jobs) == {session_job, job}, jobs
+    assert jobs[job] == {"name": f"aifw-kernel-{session_job}", "partition": "acc"}, jobs
+
+    # No other tenant on its node reads it: its ports speak CurveZMQ with keys only alice's
+    # connection file holds. alice, with them, hears what bob, with or without a key of his
+    # own making, cannot.
+    (folder,) = [p for p in (Path("/home/alice") / ".aifactory" / "kernels").iterdir() if p.is_dir()]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    info = json.loads((folder / "connection.json").read_text())
+    url = f"tcp://{info['ip']}:{info['iopub_port']}"
+    listeners = {
+        "alice": listen("alice", "mn5-a01", url, info["curve_publickey"]),
+        "bob, plain": listen("bob", "mn5-a01", url, None),
+        "bob, a key of his own": listen("bob", "mn5-a01", url, "x" * 40),
+    }
+    said = {who: p.communicate(timeout=60)[0].strip() for who, p in listeners.items()}
+    assert said == {"alice": "heard", "bob, plain": "nothing", "bob, a key of his own": "nothing"}, said
+
+    # Shutting the kernel down ends its job within 30 s, and its keys go with it.
+    (kernel_id,) = remote_kernels(hub, token)
+    r = requests.delete(
+        f"{hub.user_url('alice')}api/kernels/{kernel_id}",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+        verify=hub.verify,
+    )
+    assert r.status_code == 204, r.text
+    wait_for(lambda: job not in jobs_of("alice"), 30, "the kernel's job ended", every=1)
+    assert not folder.exists(), "the kernel's keys outlived it"
+    assert session_job in jobs_of("alice"), "the session went with its kernel"
+
+
+def test_a_kernels_job_ends_with_the_session(clean: HubProcess):
+    hub = clean
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    execute_in_kernel(hub, "alice", token, "print(1)", kernel=KERNEL)
+    assert any(j["name"].startswith("aifw-kernel-") for j in jobs_of("alice").values()), jobs_of("alice")
+    hub.stop("alice")
+    wait_for(lambda: not jobs_of("alice"), 60, "the session's kernel job ended with it", every=1)
+    assert "aifw-kernel-" in sh("sacct", "-X", "-n", "-u", "alice", "-S", "now-10minutes", "-o", "JobName%40")

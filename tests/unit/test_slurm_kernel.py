@@ -1,0 +1,82 @@
+"""A kernel in a SLURM job of its own (lab/slurm_kernel.py): the kernelspec's settings checked
+by name and by rule, the job's script, and the node's address the kernel binds to. The kernel's
+whole life on the mini cluster, and bob against it, is tests/integration/test_kernel_anywhere.py."""
+
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from jupyter_client.kernelspec import KernelSpec
+
+from aifactory_workbench.lab import slurm_kernel
+from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, node_address, refused_settings
+
+SPEC = KernelSpec(display_name="Python on acc", language="python", argv=["python", "-m", "ipykernel_launcher"])
+
+
+def provisioner(**config) -> SlurmKernelProvisioner:
+    return SlurmKernelProvisioner(kernel_id="k1", kernel_spec=SPEC, **config)
+
+
+def test_a_misspelt_setting_is_refused_by_name_with_the_one_meant():
+    assert refused_settings(["partiton", "gpus", "colour"]) == [
+        "'partiton' is not a setting (did you mean 'partition'?)",
+        "'colour' is not a setting",
+    ]
+    with pytest.raises(ValueError, match="did you mean 'memory'"):
+        provisioner(partition="acc", memroy="8G")
+
+
+def test_the_job_takes_the_sessions_account_and_no_more_time_than_the_session_has():
+    found = provisioner(partition="acc", gpus=1, walltime="02:00:00").settings(3600, {"SLURM_JOB_ACCOUNT": "ehpc01"})
+    assert found["account"] == "ehpc01" and found["gpus"] == 1
+    assert found["walltime"] < "01:00:00", found["walltime"]
+    named = provisioner(partition="acc", account="ehpc02").settings(None, {"SLURM_JOB_ACCOUNT": "ehpc01"})
+    assert named["account"] == "ehpc02" and named["walltime"] == "01:00:00"
+
+
+@pytest.mark.parametrize(
+    "config, said",
+    [({}, "names no partition"), ({"partition": "acc", "memory": "lots"}, "memory: 'lots' is not accepted")],
+)
+def test_a_kernelspec_asking_what_the_rules_refuse_is_told_before_anything_is_submitted(config, said):
+    with pytest.raises(ValueError, match=said):
+        provisioner(**config).settings(None, {})
+
+
+def test_the_job_script_ends_the_kernel_with_its_session_and_starts_it_on_its_node(tmp_path):
+    script = kernel_script(
+        "/opt/venv/bin/python",
+        "123",
+        ["/opt/venv/bin/python", "-m", "ipykernel_launcher", "-f", "c f"],
+        tmp_path / "c f",
+    )
+    assert "squeue -h -j 123 -o %T" in script and 'scancel "$SLURM_JOB_ID"' in script
+    assert f"-m aifactory_workbench.lab.slurm_kernel on-node '{tmp_path / 'c f'}' -- /opt/venv/bin/python" in script
+    assert 'export TMPDIR="$AIFW_PRIVATE"' in script, "the kernel's own private folder, not the session's"
+    (tmp_path / "job.sh").write_text(script)
+    assert subprocess.run(["bash", "-n", str(tmp_path / "job.sh")], check=False).returncode == 0
+
+
+def test_the_kernel_binds_where_slurm_reaches_its_node(tmp_path, monkeypatch):
+    said = SimpleNamespace(stdout="NodeName=mn5-a01 Arch=x86_64 NodeAddr=127.0.0.9 NodeHostName=mn5-a01\n")
+    slurm = SimpleNamespace(run_blocking=lambda argv: said)
+    assert node_address(slurm, "mn5-a01") == "127.0.0.9"
+    connection = tmp_path / "connection.json"
+    connection.write_text(json.dumps({"ip": "", "shell_port": 0, "key": "k"}))
+    monkeypatch.setattr(slurm_kernel, "Slurm", lambda: slurm)
+    monkeypatch.setenv("SLURMD_NODENAME", "mn5-a01")
+    run: list[list[str]] = []
+    monkeypatch.setattr(slurm_kernel.os, "execvp", lambda path, argv: run.append(argv))
+    assert slurm_kernel.main(["on-node", str(connection), "--", "python", "-m", "ipykernel_launcher"]) == 1
+    assert json.loads(connection.read_text()) == {"ip": "127.0.0.9", "shell_port": 0, "key": "k"}
+    assert connection.stat().st_mode & 0o777 == 0o600 and run == [["python", "-m", "ipykernel_launcher"]]
+
+
+def test_the_kernels_folder_is_its_owners_alone(tmp_path):
+    folder = slurm_kernel.kernel_folder(tmp_path)
+    assert folder.parent == tmp_path / ".aifactory" / "kernels"
+    assert folder.stat().st_mode & 0o777 == 0o700 and folder.parent.stat().st_mode & 0o777 == 0o700
+    assert Path(folder).name.startswith("kernel-")
