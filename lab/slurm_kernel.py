@@ -116,10 +116,12 @@ def write_private(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def kernel_script(python: str, session_job: str, cmd: list[str], connection_file: Path) -> str:
+def kernel_script(python: str, session_job: str, cmd: list[str], connection_file: Path, where: dict[str, str]) -> str:
     """The kernel's batch script: a notebook job's prelude (its own private folder, Dask names
     and credentials), a check that ends it with its session, then the kernel, whose connection
-    file gets this node's address first (:func:`main`'s ``on-node``)."""
+    file gets this node's address first (:func:`main`'s ``on-node``). Dask clusters started in
+    the kernel put their workers beside it (``where``: its partition and account), unless told
+    otherwise."""
     run = shlex.join([python, "-m", __name__, "on-node", str(connection_file), "--", *cmd])
     session = shlex.quote(session_job)
     watch = (
@@ -134,8 +136,11 @@ aifw_session_ended() {{
         if session_job
         else ""
     )
+    dask = f"export DASK_JOBQUEUE__SLURM__QUEUE={shlex.quote(where['partition'])}\n"
+    if where.get("account"):
+        dask += f"export DASK_JOBQUEUE__SLURM__ACCOUNT={shlex.quote(where['account'])}\n"
     announce = 'echo "AI Factory Workbench: kernel job $SLURM_JOB_ID on $(hostname)"'
-    return f"#!/bin/bash\n{job_prelude(python)}{watch}{announce}\n{run}\n"
+    return f"#!/bin/bash\n{job_prelude(python)}{dask}{watch}{announce}\n{run}\n"
 
 
 class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -228,7 +233,7 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             *sbatch_options(values),
         ]
         (Path.home() / ".aifactory" / "logs").mkdir(mode=0o700, parents=True, exist_ok=True)
-        script = kernel_script(sys.executable, session_job, cmd, self.folder / "connection.json")
+        script = kernel_script(sys.executable, session_job, cmd, self.folder / "connection.json", values)
         try:
             result = await self.slurm.run(["sbatch", "--parsable", *options], stdin=script, env=env)
         except SlurmError as e:

@@ -55,7 +55,10 @@ def test_slurmcluster_dashboard_and_cleanup_inside_a_server(clean: HubProcess):
 
     # The server offers the site's kernels only (no stock "Python 3 (ipykernel)" beside them).
     specs = hub.through_proxy("alice", token, "api/kernelspecs").json()
-    assert set(specs["kernelspecs"]) == {"aifactory", "aifactory-climate"} and specs["default"] == "aifactory"
+    assert (
+        set(specs["kernelspecs"]) == {"aifactory", "aifactory-climate", "aifactory-acc"}
+        and specs["default"] == "aifactory"
+    )
     output = execute_in_kernel(hub, "alice", token, CODE + DATAFRAME + UMASK)
     (job,) = worker_jobs("alice")
     assert job[1] == f"aifw-dask-{server_job}" and job[2] == "alice" and job[4] == "RUNNING"

@@ -52,10 +52,12 @@ def test_the_job_script_ends_the_kernel_with_its_session_and_starts_it_on_its_no
         "123",
         ["/opt/venv/bin/python", "-m", "ipykernel_launcher", "-f", "c f"],
         tmp_path / "c f",
+        {"partition": "acc", "account": "ehpc01"},
     )
     assert "squeue -h -j 123 -o %T" in script and 'scancel "$SLURM_JOB_ID"' in script
     assert f"-m aifactory_workbench.lab.slurm_kernel on-node '{tmp_path / 'c f'}' -- /opt/venv/bin/python" in script
     assert 'export TMPDIR="$AIFW_PRIVATE"' in script, "the kernel's own private folder, not the session's"
+    assert "DASK_JOBQUEUE__SLURM__QUEUE=acc\n" in script and "DASK_JOBQUEUE__SLURM__ACCOUNT=ehpc01\n" in script
     (tmp_path / "job.sh").write_text(script)
     assert subprocess.run(["bash", "-n", str(tmp_path / "job.sh")], check=False).returncode == 0
 
