@@ -19,6 +19,7 @@ its log land next to the original, named after the job: ``analysis-job1234.ipynb
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shlex
@@ -41,7 +42,7 @@ from aifactory_workbench.job import (
     notebook_state_text,
 )
 from aifactory_workbench.lab.kernel import kernel_specs
-from aifactory_workbench.slurm.choices import Choices, choices_from, cost
+from aifactory_workbench.slurm.choices import Choices, ClusterRecords, choices_from, cost
 from aifactory_workbench.slurm.client import Slurm, squeue_argv
 from aifactory_workbench.slurm.formats import SACCT_NOTEBOOK_JOBS
 from aifactory_workbench.slurm.job_fields import (
@@ -162,8 +163,13 @@ def job_settings(resources: Mapping[str, Any]) -> JobSettings:
 async def user_choices(user: str, slurm: Slurm) -> Choices:
     """What ``user`` may ask SLURM for, by the spawn form's rules (slurm/choices.py): the
     partitions open to them with their limits, their associations and QoS, asked of SLURM now."""
-    cluster = await slurm.cluster()
-    default_account, rows = (await slurm.associations([user]))[user]
+    parts, nodes, res, qos, found = await asyncio.gather(
+        *(slurm.cluster_records(kind) for kind in ("partition", "node", "res")),
+        slurm.qos_limits(),
+        slurm.associations([user]),
+    )
+    default_account, rows = found[user]
+    cluster = ClusterRecords(parts, nodes, {q["Name"]: q for q in qos}, res)
     return choices_from(cluster, user, default_account, rows, user_groups(user))
 
 

@@ -23,7 +23,6 @@ from typing import Any
 from prometheus_client import Counter
 
 from aifactory_workbench.job import WORKER_JOB_PREFIX
-from aifactory_workbench.slurm.choices import ClusterRecords
 from aifactory_workbench.slurm.formats import (
     SACCT_OUTCOME,
     SACCT_RECORDS,
@@ -418,13 +417,6 @@ class Slurm:
     async def cluster_records(self, kind: str) -> list[dict[str, str]]:
         """Every partition, node or reservation the controller knows (``kind``: partition, node, res)."""
         return parse_scontrol_records((await self.run(["scontrol", "show", kind, "-o"])).stdout)
-
-    async def cluster(self) -> ClusterRecords:
-        """What the cluster says of itself: every partition, node, reservation and QoS, asked at once."""
-        parts, nodes, res, qos = await asyncio.gather(
-            *(self.cluster_records(kind) for kind in ("partition", "node", "res")), self.qos_limits()
-        )
-        return ClusterRecords(parts, nodes, {q["Name"]: q for q in qos}, res)
 
     async def associations(self, users: Sequence[str]) -> dict[str, tuple[str, list[dict[str, str]]]]:
         """Each user's default account and associations (Account, Partition, QOS, DefaultQOS),
