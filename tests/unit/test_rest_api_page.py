@@ -85,10 +85,14 @@ def server_routes_of_the_code(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     stand-in server: no signal handler, no periodic check is left behind)."""
     monkeypatch.delenv("JUPYTERHUB_ACTIVITY_INTERVAL", raising=False)
     monkeypatch.setattr("signal.signal", lambda *_: None)
+    monkeypatch.setattr("aifactory_workbench.lab.private_kernels.private_folder", lambda: "/nonexistent")
     switched_on = json.loads(SERVER_EXTENSIONS.read_text())["ServerApp"]["jpserver_extensions"]
     web_app = _WebApp()
     server = SimpleNamespace(
-        web_app=web_app, log=SimpleNamespace(info=lambda *_: None), identity_provider=SimpleNamespace()
+        web_app=web_app,
+        log=SimpleNamespace(info=lambda *_: None),
+        identity_provider=SimpleNamespace(),
+        kernel_manager=SimpleNamespace(kernel_manager_factory=None, connection_dir=""),
     )
     for module, on in switched_on.items():
         if on:
