@@ -1,7 +1,7 @@
 """Start-time choices: when SLURM expects a request to wait, smaller requests it may start sooner.
 
 :func:`candidates` is pure: from a checked request's settings and what the user may run
-(:class:`~aifactory_workbench.spawners.choices.Choices`), the option sets worth asking
+(:class:`~aifactory_workbench.slurm.choices.Choices`), the option sets worth asking
 ``sbatch --test-only`` about, in a fixed order (fewer GPUs, fewer cores, a shorter walltime that
 backfill may start sooner, another partition that can run it, a reservation of the user's), each
 one that :meth:`Choices.check` accepts, at most :data:`MAX_CANDIDATES` (with the request's own,
@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from aifactory_workbench.slurm.choices import Choices
 from aifactory_workbench.slurm.job_fields import JobSettings
 from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
-from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.jobscript import OptionError
 from aifactory_workbench.spawners.room import NodeRoom, fits_now, short_everywhere
 

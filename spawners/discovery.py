@@ -1,6 +1,6 @@
 """The hub's one memory of what the cluster offers (one per hub, built in spawners.services).
 
-What :mod:`~aifactory_workbench.spawners.choices` decides from, asked of SLURM as seldom as a
+What :mod:`~aifactory_workbench.slurm.choices` decides from, asked of SLURM as seldom as a
 class's burst needs:
 
 * **Never older than the site's ``discovery_cache``** (``ttl``): an answer is used for ``ttl``
@@ -29,9 +29,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
+from aifactory_workbench.slurm.choices import Choices, ClusterRecords, choices_from, node_names
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.values import user_groups
-from aifactory_workbench.spawners.choices import Choices, ClusterRecords, choices_from, node_names
 from aifactory_workbench.spawners.environments import list_environments
 from aifactory_workbench.spawners.room import NodeRoom, rooms
 

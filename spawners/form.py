@@ -16,10 +16,10 @@ from typing import Any
 
 import jinja2
 
+from aifactory_workbench.slurm.choices import Choices
 from aifactory_workbench.slurm.choices import cost as cost  # the spawn form's and the notebook-job dialog's
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.job_fields import JOB_FIELDS, JOB_RULES, USER_OPTIONS, JobSettings, problems
-from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.gallery import Entry, launch_options
 from aifactory_workbench.spawners.jobscript import OptionError
 

@@ -39,7 +39,7 @@ from aifactory_workbench.slurm.job_fields import USER_OPTIONS, problems
 from aifactory_workbench.slurm.values import format_duration, format_memory, parse_duration, parse_memory_mb
 
 if TYPE_CHECKING:
-    from aifactory_workbench.spawners.choices import Choices, Partition
+    from aifactory_workbench.slurm.choices import Choices, Partition
 
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 #: The folder in a user's home where launched notebooks are copied.

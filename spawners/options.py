@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jupyterhub.spawner import SpawnException
 from traitlets import HasTraits, Integer, List, default
 
+from aifactory_workbench.slurm.choices import Choices
 from aifactory_workbench.slurm.job_fields import refused_field
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable
 from aifactory_workbench.slurm.values import parse_memory_mb
@@ -28,7 +29,6 @@ from aifactory_workbench.spawners.alternatives import (
     offered,
     wait_seconds,
 )
-from aifactory_workbench.spawners.choices import Choices
 from aifactory_workbench.spawners.discovery import Discovery
 from aifactory_workbench.spawners.estimate import summary, usage_since
 from aifactory_workbench.spawners.form import (

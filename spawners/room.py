@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aifactory_workbench.slurm.choices import partition_nodes
 from aifactory_workbench.slurm.job_fields import JobSettings
 from aifactory_workbench.slurm.parsers import parse_gres_count, parse_tres
 from aifactory_workbench.slurm.values import format_memory, parse_memory_mb
-from aifactory_workbench.spawners.choices import partition_nodes
 
 #: Node states in which a node runs no new job (any of these words in ``State``).
 UNUSABLE = ("DOWN", "DRAIN", "FAIL", "MAINT", "NOT_RESPONDING", "POWER", "FUTURE", "REBOOT", "RESERVED")
