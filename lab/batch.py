@@ -399,17 +399,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def batch_script(notebook: Path, parameters: list[tuple[str, str]], kernel: str, python: str) -> str:
     """The job: papermill runs the notebook; every value is shell-quoted, the output is named
     after the job once SLURM has given it its id."""
     executed = shlex.quote(str(notebook.with_suffix(""))) + '"-job$SLURM_JOB_ID.ipynb"'
-    options = ["--kernel", kernel, "--log-output"]
+    # The aifactory engine (lab/notebook_engine.py): the notebook's kernel on private Unix sockets.
+    options = ["--engine", "aifactory", "--kernel", kernel, "--log-output"]
     for name, value in parameters:
         options += ["-p", name, value]
     run = f"{shlex.join([python, '-m', 'papermill', str(notebook)])} {executed} {shlex.join(options)}"
     announce = f'echo notebook {shlex.quote(str(notebook))} as job "$SLURM_JOB_ID" on "$(hostname)"'
     return f"#!/bin/bash\n{job_prelude(python)}{announce}\n{run}\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
