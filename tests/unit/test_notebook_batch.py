@@ -49,8 +49,8 @@ def test_any_file_name_and_parameter_stays_one_word_of_the_job(tmp_path):
     assert not list(tmp_path.glob("pwned*"))
     ran = result.stdout.splitlines()[-1]
     assert ran == (
-        f"-m papermill {hostile} {hostile.with_suffix('')}-job77.ipynb --engine aifactory --kernel aifactory --log-output "
-        "-p year 2021; touch pwned3"
+        f"-m papermill {hostile} {hostile.with_suffix('')}-job77.ipynb "
+        "--engine aifactory --kernel aifactory --log-output -p year 2021; touch pwned3"
     )
 
 
