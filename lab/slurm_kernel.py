@@ -36,7 +36,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -50,10 +49,11 @@ from traitlets import Float, Integer, Unicode
 
 from aifactory_workbench.job import KERNEL_JOB_PREFIX
 from aifactory_workbench.lab.batch import job_prelude
+from aifactory_workbench.lab.kernel_node import write_private
 from aifactory_workbench.lab.notebook import capped_walltime
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.job_fields import problems, sbatch_options
-from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable, parse_scontrol_oneliner
+from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable
 from aifactory_workbench.slurm.pending import queued_text
 
 #: The provisioner's name in kernelspecs (pyproject.toml's ``jupyter_client.kernel_provisioners``).
@@ -71,7 +71,13 @@ SESSION_CHECK_SECONDS = 30
 LIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "RESIZING", "REQUEUED"})
 #: Environment variables of the session that a kernel's job must not inherit (its own SLURM sets
 #: its own; sbatch reads SBATCH_ ones as options) or need not carry (the session's hub token).
+#: (SLURM_CONF, where a site names its config, is kept.)
 NOT_INHERITED = ("SLURM_", "SBATCH_", "SALLOC_", "JUPYTERHUB_", "JPY_", "TMPDIR", "AIFACTORY_DASHBOARDS")
+
+
+def inherited(name: str) -> bool:
+    """Whether the session's environment variable ``name`` reaches the kernel's job."""
+    return name == "SLURM_CONF" or not name.startswith(NOT_INHERITED)
 
 
 class KernelJobError(RuntimeError):
@@ -90,16 +96,6 @@ def refused_settings(names: list[str]) -> list[str]:
     return found
 
 
-def node_address(slurm: Slurm, node: str) -> str:
-    """The address other nodes reach ``node`` at: SLURM's own (its NodeAddr), as an IP address
-    (a kernel binds there); the host name's where SLURM does not answer."""
-    try:
-        record = parse_scontrol_oneliner(slurm.run_blocking(["scontrol", "show", "node", node, "-o"]).stdout)
-    except SlurmError:
-        record = {}
-    return socket.gethostbyname(record.get("NodeAddr") or node or socket.gethostname())
-
-
 def kernel_folder(home: Path) -> Path:
     """A new folder of the user's alone for one kernel's connection file (mode 0700)."""
     parent = home / KERNELS_FOLDER
@@ -107,22 +103,13 @@ def kernel_folder(home: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="kernel-", dir=parent))
 
 
-def write_private(path: Path, text: str) -> None:
-    """A new file only this user reads, never through a link; replaces ``path`` atomically."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
 def kernel_script(python: str, session_job: str, cmd: list[str], connection_file: Path, where: dict[str, str]) -> str:
     """The kernel's batch script: a notebook job's prelude (its own private folder, Dask names
     and credentials), a check that ends it with its session, then the kernel, whose connection
-    file gets this node's address first (:func:`main`'s ``on-node``). Dask clusters started in
+    file gets this node's address first (lab/kernel_node.py). Dask clusters started in
     the kernel put their workers beside it (``where``: its partition and account), unless told
     otherwise."""
-    run = shlex.join([python, "-m", __name__, "on-node", str(connection_file), "--", *cmd])
+    run = shlex.join([python, "-m", "aifactory_workbench.lab.kernel_node", "on-node", str(connection_file), "--", *cmd])
     session = shlex.quote(session_job)
     watch = (
         f"""\
@@ -218,7 +205,11 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Submit the kernel's job, wait until the kernel listens (or the job ends, or it waits
         longer than ``start_timeout``: then it is cancelled), and return where it listens."""
-        env = {k: v for k, v in kwargs.get("env", os.environ).items() if not k.startswith(NOT_INHERITED)}
+        env = {
+            k: v
+            for k, v in kwargs.get("env", os.environ).items()
+            if k == "SLURM_CONF" or not k.startswith(NOT_INHERITED)
+        }
         session_job = os.environ.get("SLURM_JOB_ID", "")
         time_left = await asyncio.to_thread(self.slurm.time_left, session_job) if session_job else None
         values = self.settings(time_left, dict(os.environ))
@@ -331,28 +322,3 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.job_id = str(provisioner_info.get("job_id", ""))
-
-
-def on_node(connection_file: Path, cmd: list[str]) -> None:
-    """In the kernel's job: write this node's address into the connection file, then become the
-    kernel (which binds its ports there and writes them into the same file)."""
-    info = json.loads(connection_file.read_text())
-    info["ip"] = node_address(Slurm(), os.environ.get("SLURMD_NODENAME", ""))
-    write_private(connection_file, json.dumps(info))
-    os.execvp(cmd[0], cmd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 4 or args[0] != "on-node" or args[2] != "--":
-        print(
-            "usage: python -m aifactory_workbench.lab.slurm_kernel on-node CONNECTION_FILE -- KERNEL...",
-            file=sys.stderr,
-        )
-        return 2
-    on_node(Path(args[1]), args[3:])
-    return 1  # not reached: the kernel took this process over
-
-
-if __name__ == "__main__":
-    sys.exit(main())

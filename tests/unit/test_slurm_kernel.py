@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from aifactory_workbench.lab import slurm_kernel
-from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, node_address, refused_settings
+from aifactory_workbench.lab import kernel_node, slurm_kernel
+from aifactory_workbench.lab.kernel_node import node_address
+from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, refused_settings
 
 SPEC = KernelSpec(display_name="Python on acc", language="python", argv=["python", "-m", "ipykernel_launcher"])
 
@@ -55,7 +56,7 @@ def test_the_job_script_ends_the_kernel_with_its_session_and_starts_it_on_its_no
         {"partition": "acc", "account": "ehpc01"},
     )
     assert "squeue -h -j 123 -o %T" in script and 'scancel "$SLURM_JOB_ID"' in script
-    assert f"-m aifactory_workbench.lab.slurm_kernel on-node '{tmp_path / 'c f'}' -- /opt/venv/bin/python" in script
+    assert f"-m aifactory_workbench.lab.kernel_node on-node '{tmp_path / 'c f'}' -- /opt/venv/bin/python" in script
     assert 'export TMPDIR="$AIFW_PRIVATE"' in script, "the kernel's own private folder, not the session's"
     assert "DASK_JOBQUEUE__SLURM__QUEUE=acc\n" in script and "DASK_JOBQUEUE__SLURM__ACCOUNT=ehpc01\n" in script
     (tmp_path / "job.sh").write_text(script)
@@ -68,11 +69,11 @@ def test_the_kernel_binds_where_slurm_reaches_its_node(tmp_path, monkeypatch):
     assert node_address(slurm, "mn5-a01") == "127.0.0.9"
     connection = tmp_path / "connection.json"
     connection.write_text(json.dumps({"ip": "", "shell_port": 0, "key": "k"}))
-    monkeypatch.setattr(slurm_kernel, "Slurm", lambda: slurm)
+    monkeypatch.setattr(kernel_node, "Slurm", lambda: slurm)
     monkeypatch.setenv("SLURMD_NODENAME", "mn5-a01")
     run: list[list[str]] = []
-    monkeypatch.setattr(slurm_kernel.os, "execvp", lambda path, argv: run.append(argv))
-    assert slurm_kernel.main(["on-node", str(connection), "--", "python", "-m", "ipykernel_launcher"]) == 1
+    monkeypatch.setattr(kernel_node.os, "execvp", lambda path, argv: run.append(argv))
+    assert kernel_node.main(["on-node", str(connection), "--", "python", "-m", "ipykernel_launcher"]) == 1
     assert json.loads(connection.read_text()) == {"ip": "127.0.0.9", "shell_port": 0, "key": "k"}
     assert connection.stat().st_mode & 0o777 == 0o600 and run == [["python", "-m", "ipykernel_launcher"]]
 
