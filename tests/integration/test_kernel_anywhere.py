@@ -11,7 +11,19 @@ from pathlib import Path
 
 import requests
 
-from .conftest import VENV, HubProcess, execute_in_kernel, on_node, queued_jobs, sh, wait_for
+from .conftest import (
+    VENV,
+    HubProcess,
+    chromium_page,
+    execute_in_kernel,
+    on_node,
+    queued_jobs,
+    serious_violations,
+    sh,
+    shot,
+    sign_in,
+    wait_for,
+)
 
 KERNEL = "aifactory-acc"
 SECRET = "aifw-remote-kernel-secret"
@@ -131,3 +143,34 @@ def test_a_kernels_job_ends_with_the_session(clean: HubProcess):
     hub.stop("alice")
     wait_for(lambda: not jobs_of("alice"), 60, "the session's kernel job ended with it", every=1)
     assert "aifw-kernel-" in sh("sacct", "-X", "-n", "-u", "alice", "-S", "now-10minutes", "-o", "JobName%40")
+
+
+def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_acc(demo_module_hub: HubProcess):
+    """Walked in Chromium in the demo's setup: from her JupyterLab on gpp, alice clicks the acc
+    kernel's card in the Launcher; once its job runs, her cell runs on
+    the acc node; Kernel › Shut Down Kernel ends its job."""
+    hub = demo_module_hub
+    hub.start_ready("alice")
+    (session_job,) = queued_jobs("alice")
+    try:
+        with chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            page.goto(f"{hub.user_url('alice')}lab?reset")
+            card = page.locator(".jp-LauncherCard:has-text('on acc, 1 GPU')").first
+            card.wait_for(timeout=120_000)
+            card.click()
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+            page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            page.keyboard.type("import os, socket; print(socket.gethostname(), os.environ['SLURM_JOB_PARTITION'])")
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_selector(".jp-OutputArea-output:has-text('mn5-a01 acc')", timeout=120_000)
+            kernel_jobs = [j for j, info in jobs_of("alice").items() if info["partition"] == "acc"]
+            assert len(kernel_jobs) == 1 and session_job in jobs_of("alice"), jobs_of("alice")
+            assert serious_violations(page) == [], "a notebook on the acc kernel"
+            shot(page, "39-kernel-on-acc")
+            page.click(".lm-MenuBar-itemLabel:text-is('Kernel')")
+            page.click(".lm-Menu-itemLabel:text-is('Shut Down Kernel')")
+            wait_for(lambda: kernel_jobs[0] not in jobs_of("alice"), 30, "the kernel's job ended", every=1)
+    finally:
+        hub.stop("alice")
