@@ -295,6 +295,7 @@ screenshots:
 # Run as modules from the repository, so that they import tests.harness as it is.
 bench: install cluster-start
 	@$(PY) -m benchmarks.spawn_overhead --runs 5
+	@$(PY) -m benchmarks.remote_kernel --runs 5
 	@$(PY) -m benchmarks.alternatives_latency --runs 20
 	@$(PY) -m benchmarks.scheduler_load --sizes 1 10 50
 	@$(PY) -m benchmarks.hub_load --users 50
