@@ -33,6 +33,7 @@ from pathlib import Path
 from aifactory_workbench.hub.site import SiteConfigError, load_defaults, load_site_config
 from aifactory_workbench.slurm.admin import SlurmAdmin
 from aifactory_workbench.slurm.client import EXTEND_HELPER, SECURE_PATH, Slurm, squeue_argv
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.formats import SQUEUE_EXTEND
 from aifactory_workbench.slurm.parsers import SlurmError, SlurmUnavailable, parse_one_job
 from aifactory_workbench.slurm.values import format_duration, is_unix_user, parse_duration
@@ -96,14 +97,6 @@ class Refusal:
     message: str
 
 
-def hours_text(seconds: int) -> str:
-    """12 h, 1 h 30 min, 45 min: a limit as a person reads it."""
-    hours, minutes = divmod(max(0, seconds) // 60, 60)
-    if hours and minutes:
-        return f"{hours} h {minutes} min"
-    return f"{hours} h" if hours else f"{minutes} min"
-
-
 def decide(
     job: Mapping[str, str] | None,
     *,
@@ -128,12 +121,12 @@ def decide(
     if job["state"] != "RUNNING":
         return Refusal(NOT_RUNNING, f"job {job_id} is {job['state'].lower()}, not running")
     if not 1 <= minutes <= policy.step:
-        return Refusal(POLICY, f"the site allows from 1 min to {hours_text(policy.step * 60)} per extension")
+        return Refusal(POLICY, f"the site allows from 1 min to {duration_text(policy.step * 60)} per extension")
     if added_before + minutes > policy.total:
         return Refusal(
             POLICY,
-            f"the site allows at most {hours_text(policy.total * 60)} of extensions per session "
-            f"({hours_text(added_before * 60)} added already)",
+            f"the site allows at most {duration_text(policy.total * 60)} of extensions per session "
+            f"({duration_text(added_before * 60)} added already)",
         )
     old = parse_duration(job["time_limit"])
     ran = parse_duration(job["time_used"]) or 0
@@ -143,7 +136,7 @@ def decide(
     set_limits = [(most, what) for what, most in limits if most is not None]
     if set_limits and new > min(set_limits)[0]:
         most, what = min(set_limits)
-        return Refusal(LIMIT, f"{what} allows at most {hours_text(most)}")
+        return Refusal(LIMIT, f"{what} allows at most {duration_text(most)}")
     return Extension(job_id, old, new, max(0, new - ran), added_before + minutes)
 
 

@@ -30,7 +30,6 @@ from aifactory_workbench.root.extend_job import (
     Refusal,
     decide,
     extend,
-    hours_text,
     parse_args,
 )
 from aifactory_workbench.root.site_install import extend_helper_text
@@ -109,7 +108,6 @@ def test_every_refusal_names_its_reason(job, kw, status, said):
 
 def test_no_limit_is_no_limit_and_the_total_may_be_reached_exactly():
     assert isinstance(decided(qos_max=None, partition_max=None, minutes=60, added_before=180), Extension)
-    assert [hours_text(s) for s in (600, 3600, 5400, 12 * 3600)] == ["10 min", "1 h", "1 h 30 min", "12 h"]
 
 
 def test_the_helper_takes_exactly_user_job_and_minutes():
@@ -506,6 +504,7 @@ def test_the_root_helper_imports_no_hub_process_code():
         "aifactory_workbench.slurm",
         "aifactory_workbench.slurm.admin",  # the walltime limits' queries
         "aifactory_workbench.slurm.client",
+        "aifactory_workbench.slurm.display",  # its refusals' durations, worded as every page words them
         "aifactory_workbench.slurm.formats",
         "aifactory_workbench.slurm.job_fields",
         "aifactory_workbench.slurm.parsers",
