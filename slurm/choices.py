@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from aifactory_workbench.slurm.display import hours_data
+from aifactory_workbench.slurm.display import duration_text, hours_data
 from aifactory_workbench.slurm.job_fields import JobSettings, OptionError
 from aifactory_workbench.slurm.parsers import core_hours, parse_gres_count, parse_tres
 from aifactory_workbench.slurm.values import (
@@ -38,7 +38,7 @@ class Partition:
     max_gpus: int
 
     def limits_text(self) -> str:
-        wall = f"{self.max_walltime // 3600} h" if self.max_walltime else "no walltime limit"
+        wall = duration_text(self.max_walltime) if self.max_walltime else "no walltime limit"
         gpus = f"{self.max_gpus} GPUs" if self.max_gpus else "no GPUs"
         return f"up to {self.max_cpus} cores, {format_memory(self.max_memory_mb)} of memory, {gpus}, {wall}"
 
@@ -102,7 +102,7 @@ class Choices:
         walltime = format_duration(wall) if wall else ""
         with_qos = f" with QoS {qos}" if qos else ""
         gpus = f"{part.max_gpus} GPUs" if part.max_gpus else "no GPUs"
-        wall_text = f"at most {walltime}{with_qos}" if wall else "no walltime limit"
+        wall_text = f"at most {duration_text(wall)}{with_qos}" if wall else "no walltime limit"
         return {
             "partition": part.name,
             "qos": qos,
@@ -138,7 +138,7 @@ class Choices:
         limit = self.max_walltime(part, qos)
         if limit and (parse_duration(s.walltime) or 0) > limit:
             with_qos = f"QoS {qos}" if qos else "the account's QoS"
-            limit_text = f"at most {format_duration(limit)} on {part.name} with {with_qos}"
+            limit_text = f"at most {duration_text(limit)} on {part.name} with {with_qos}"
             raise OptionError("walltime", s.walltime, limit_text)
         if s.reservation:
             res = self.reservations.get(s.reservation)

@@ -35,6 +35,19 @@ def test_partition_limits_come_from_nodes_partition_and_its_qos():
     )
     assert (acc.max_cpus, acc.max_gpus, acc.max_walltime, acc.default) == (80, 2, 86400, False)
     assert acc.limits_text() == "up to 80 cores, 16000M of memory, 2 GPUs, 24 h"
+    assert replace(acc, max_walltime=5400).limits_text().endswith(", 1 h 30 min")  # not cut to whole hours
+
+
+def test_a_walltime_limit_reads_the_same_in_the_limits_and_in_the_refusal():
+    """The spawn form's and the notebook-job dialog's limit line and the refusal of a longer
+    walltime word the limit one way (slurm/display.py), not "48 h" in one and "48:00:00" in the
+    other (issue 37)."""
+    choices = choices_for()
+    limits = choices.limits(replace(JOB, qos="normal"))
+    assert "at most 48 h with QoS normal" in limits["text"] and limits["walltime"] == "2-00:00:00"
+    with pytest.raises(OptionError, match="at most 48 h on gpp"):
+        choices.check(replace(JOB, qos="normal", walltime="2-00:00:01"))
+    assert choices.partitions["gpp"].limits_text().endswith(", 48 h")
 
 
 def test_partitions_closed_to_the_users_accounts_or_groups_are_not_offered():
@@ -77,9 +90,9 @@ def test_a_request_within_the_limits_passes():
         ({"partition": "acc", "gpus": 3}, "gpus: 3 is not accepted; allowed: at most 2 on partition acc"),
         (
             {"walltime": "12:00:01"},
-            "walltime: '12:00:01' is not accepted; allowed: at most 12:00:00 on gpp with QoS interactive",
+            "walltime: '12:00:01' is not accepted; allowed: at most 12 h on gpp with QoS interactive",
         ),
-        ({"qos": "normal", "walltime": "2-00:00:01"}, "at most 2-00:00:00 on gpp with QoS normal"),
+        ({"qos": "normal", "walltime": "2-00:00:01"}, "at most 48 h on gpp with QoS normal"),
         ({"reservation": "ws1"}, "reservation: 'ws1' is not accepted; allowed: \"\" (no reservation is open to you)"),
     ],
 )
@@ -91,7 +104,7 @@ def test_each_refusal_names_the_field_the_value_and_what_is_allowed(change, mess
 
 def test_a_job_without_a_qos_gets_the_walltime_limit_of_the_associations_default_qos():
     choices_for().check(replace(JOB, qos="", walltime="1-00:00:00"))  # normal: 2 days
-    with pytest.raises(OptionError, match="at most 2-00:00:00 on gpp with QoS normal"):
+    with pytest.raises(OptionError, match="at most 48 h on gpp with QoS normal"):
         choices_for().check(replace(JOB, qos="", walltime="2-00:00:01"))
 
 

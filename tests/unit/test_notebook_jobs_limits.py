@@ -49,7 +49,7 @@ async def test_the_dialog_shows_the_partitions_limits_the_cost_and_when_slurm_wo
         "memory": "16000M",
         "gpus": 0,
         "walltime": "2-00:00:00",
-        "text": "On gpp: up to 112 cores, 16000M of memory, no GPUs, at most 2-00:00:00 with QoS normal.",
+        "text": "On gpp: up to 112 cores, 16000M of memory, no GPUs, at most 48 h with QoS normal.",
     }
     assert answer["partitions"] == ["gpp", "acc"]
     assert (answer["cost"]["hours"], answer["cost"]["core_hours_text"], answer["cost"]["gpu_hours_text"]) == (
@@ -76,7 +76,7 @@ async def test_the_walltime_limit_follows_the_qos_chosen(notebook):
     code, answer = await ask(notebook, FakeSlurm(), qos="interactive", walltime="13:00:00")
     assert answer["refused"] == {
         "field": "walltime",
-        "message": "walltime: '13:00:00' is not accepted; allowed: at most 12:00:00 on gpp with QoS interactive",
+        "message": "walltime: '13:00:00' is not accepted; allowed: at most 12 h on gpp with QoS interactive",
     }
 
 
@@ -86,7 +86,7 @@ async def test_the_walltime_limit_follows_the_qos_chosen(notebook):
         ({"cpus": "200"}, "cpus", "cpus: 200 is not accepted; allowed: at most 112 on partition gpp"),
         ({"memory": "64G"}, "memory", "at most 16000M on partition gpp"),
         ({"gpus": "1"}, "gpus", "0 on partition gpp"),
-        ({"walltime": "3-00:00:00"}, "walltime", "at most 2-00:00:00 on gpp with QoS normal"),
+        ({"walltime": "3-00:00:00"}, "walltime", "at most 48 h on gpp with QoS normal"),
         ({"account": "ehpc02"}, "account", "allowed: one of ehpc01"),
     ],
 )
