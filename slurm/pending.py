@@ -2,12 +2,15 @@
 it to start. One rule for every page that shows a waiting job: the JupyterLab session's queued
 page and home card (spawners/), the spawn form's estimate, and notebook jobs, in JupyterLab's
 panel and ``aifactory-run-notebook status`` (lab/, which may not import spawners/) as on the
-hub's home page. Pure: the standard library only.
+hub's home page. Pure: the standard library and slurm/display.py (the wait in words, as every
+page words a duration).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+
+from aifactory_workbench.slurm.display import duration_text
 
 #: SLURM's pending reasons (squeue's %r) in words a user understands.
 PENDING_WORDS = {
@@ -50,7 +53,7 @@ def start_text(start: str, now: dt.datetime | None = None) -> str:
     wait = (when - (now or dt.datetime.now())).total_seconds()
     if wait <= 30:
         return "SLURM expects it to start now."
-    return f"SLURM expects it to start at {when:%Y-%m-%d %H:%M} (in about {max(1, round(wait / 60))} min)."
+    return f"SLURM expects it to start at {when:%Y-%m-%d %H:%M} (in about {duration_text(wait)})."
 
 
 def queued_text(reason: str, start: str, now: dt.datetime | None = None) -> str:

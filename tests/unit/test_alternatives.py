@@ -129,7 +129,7 @@ async def test_a_waiting_request_gets_sooner_alternatives_in_at_most_four_calls_
     slurm.test_start = waits_with_two_gpus
     spawner = spawner_on(slurm)
     answer = await spawner.estimate(ACC_2_GPUS)
-    assert "in about 120 min" in answer["start_text"]
+    assert "in about 2 h" in answer["start_text"]
     assert [a["label"] for a in answer["alternatives"]] == ["1 GPU: now"]  # 2 GPUs for 1 h waits as long
     assert answer["alternatives"][0]["options"] == ACC_2_GPUS | {"gpus": 1}
     assert count_test_only(slurm) == 3 <= 1 + MAX_CANDIDATES  # the request, 1 GPU, 2 GPUs for 1 h
@@ -180,7 +180,7 @@ async def test_the_issues_wait_says_memory_holds_it_and_offers_less_memory_that_
     slurm = FakeSlurm()
     slurm.test_start = on_acc_with_bobs_job
     answer = await spawner_on(slurm, nodes=BOBS_JOB).estimate(ALICE_GPU_2)
-    assert "in about 120 min" in answer["start_text"]
+    assert "in about 2 h" in answer["start_text"]
     assert [a["label"] for a in answer["alternatives"]] == ["1 GPU, 7G memory: now", "1 GPU, 4G memory: now"]
     assert answer["holds_text"] == (
         "Waiting for memory and GPUs on acc: 8 of 15.6 GB in use, 8 GB asked; 1 of 2 GPUs in use, 2 GPUs asked."

@@ -194,7 +194,9 @@ def test_start_estimates_in_words():
     assert parse_test_only(line) == ("2026-11-27T06:15:55", "acc")
     now = dt.datetime(2026, 11, 27, 6, 15)
     assert start_text("2026-11-27T06:15:10", now) == "SLURM expects it to start now."
-    assert start_text("2026-11-27T08:15:00", now) == "SLURM expects it to start at 2026-11-27 08:15 (in about 120 min)."
+    assert start_text("2026-11-27T08:15:00", now) == "SLURM expects it to start at 2026-11-27 08:15 (in about 2 h)."
+    # The wait in words as every page words a duration (slurm/display.py): half a minute up.
+    assert start_text("2026-11-27T08:17:30", now).endswith("(in about 2 h 3 min).")  # 122.5 min
 
 
 hostile = st.one_of(
