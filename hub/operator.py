@@ -1,10 +1,12 @@
 """Workbench jobs besides JupyterLab, for their owner and for the operator.
 
 * ``GET /hub/api/aifactory/jobs/USER`` (``servers`` on USER): USER's Dask worker jobs, grouped by
-  the job that started them (count, cores, core-hours so far), and notebook jobs of the last
-  week (state, in words, and links to the executed notebook and log in the running JupyterLab,
-  only to those that are there: the running server is asked; without one, what accounting says;
-  a queued one's reason and expected start in words, from one squeue call).
+  the job that started them (count, cores, core-hours so far), live kernels in jobs of their own
+  (the session card lists them: partition, node, state, time left, cores, GPUs), and notebook
+  jobs of the last week (state, in words, and links to the executed notebook and log in the
+  running JupyterLab, only to those that are there: the running server is asked; without one,
+  what accounting says); a queued notebook job's or kernel's reason and expected start in
+  words, from one squeue call.
 * ``DELETE /hub/api/aifactory/jobs/USER/workers/JOB``: cancel the Dask workers job JOB started
   (as USER: the hub may cancel exactly those, config/sudoers.in), audited.
 * ``POST /hub/api/aifactory/jobs/USER/notebooks/JOB/cancel``: cancel USER's queued or running
@@ -40,10 +42,11 @@ from aifactory_workbench.spawners.workbench_jobs import (
     NotCancelled,
     check_job_id,
     in_home,
+    kernel_jobs,
     live_jobs,
     notebook_job_to_cancel,
     notebook_jobs,
-    queued_notebook_jobs,
+    queued_to_explain,
     worker_groups,
 )
 
@@ -72,7 +75,7 @@ class JobsHandler(APIHandler):
         except SlurmError as e:
             raise scheduler_refusal(e) from e
         lab = f"{user.server_url('')}lab/tree/" if spawner.ready else ""
-        queue = await queued_jobs(spawner.slurm, queued_notebook_jobs(rows))
+        queue = await queued_jobs(spawner.slurm, queued_to_explain(rows))
         jobs = [job.as_data() for job in notebook_jobs(rows, queue)[:NOTEBOOK_JOBS_SHOWN]]
         outputs = [in_home(job[key], spawner.req_homedir) for job in jobs for key in ("result", "log")]
         there = await files_there(spawner, [path for path in outputs if path]) if lab else None
@@ -87,6 +90,7 @@ class JobsHandler(APIHandler):
         self.finish(
             {
                 "workers": [g.as_data() | hours_data(g.core_hours, g.gpu_hours) for g in worker_groups(rows)],
+                "kernels": [k.as_data() for k in kernel_jobs(rows, queue)],
                 "notebooks": notebooks,
                 "days": NOTEBOOK_DAYS,
             }

@@ -1,5 +1,6 @@
-"""The jobs the workbench started for people besides their JupyterLab: Dask worker jobs (named
-after the job that started them) and notebook batch jobs, read from one ``sacct`` call.
+"""The jobs the workbench started for people besides their JupyterLab: Dask worker jobs and
+kernels in jobs of their own (both named after the session's job that started them) and notebook
+batch jobs, read from one ``sacct`` call.
 
 Pure: rows in, what the home page and the operator page show out.  Costs are core- and GPU-hours
 so far, as accounting has them (running jobs: up to now).
@@ -24,6 +25,7 @@ from aifactory_workbench.job import (
     notebook_outputs_to_open,
     notebook_state_text,
 )
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
 from aifactory_workbench.slurm.parsers import JobInfo, allocation, parse_tres, state_word
 from aifactory_workbench.slurm.pending import queued_text
@@ -61,6 +63,15 @@ def cores_of(row: dict[str, str]) -> int:
     """The cores a job holds (AllocTRES), or asks for while it waits (ReqCPUS)."""
     held = parse_tres(row["AllocTRES"]).get("cpu", "")
     return int(held) if held.isdigit() else int(row["ReqCPUS"]) if row["ReqCPUS"].isdigit() else 0
+
+
+def seconds_left_of(row: dict[str, str]) -> int | None:
+    """A running job's time left when sacct read it (its limit less its elapsed time); None for
+    one that has not started or has no limit."""
+    limit = row["TimelimitRaw"]
+    if state_of(row) != "RUNNING" or not limit.isdigit():
+        return None
+    return int(limit) * 60 - int(row["ElapsedRaw"] or 0)
 
 
 @dataclass(frozen=True)
@@ -161,9 +172,67 @@ def notebook_jobs(
     return jobs
 
 
-def queued_notebook_jobs(rows: list[dict[str, str]]) -> list[str]:
-    """The ids of the queued notebook jobs among ``rows``: those squeue is asked about."""
-    return [r["JobID"] for r in rows if notebook_of_job(r["JobName"], "/") is not None and state_of(r) == "PENDING"]
+def queued_to_explain(rows: list[dict[str, str]]) -> list[str]:
+    """The ids of the queued notebook jobs and kernels' jobs among ``rows``: those squeue is asked
+    about (one call), for why each waits and when SLURM expects it to start."""
+    return [
+        r["JobID"]
+        for r in rows
+        if state_of(r) == "PENDING"
+        and (notebook_of_job(r["JobName"], "/") is not None or r["JobName"].startswith(KERNEL_JOB_PREFIX))
+    ]
+
+
+@dataclass(frozen=True)
+class KernelJob:
+    """A live kernel in a job of its own (lab/slurm_kernel.py), as its session's card lists it."""
+
+    user: str
+    job_id: str
+    session_job: str  # the JupyterLab job that started it
+    partition: str
+    node: str  # "" while it waits
+    state: str  # queued, running (or SLURM's other live state, in lower case: suspended...)
+    cores: int  # held, or asked for while it waits
+    gpus: int
+    seconds_left: int | None  # running, with a limit: when sacct read it
+    time_left: str  # seconds_left in words (slurm/display.py), "" without one
+    #: A queued one's reason and expected start in words (slurm/pending.py), "" for any other
+    waiting: str = ""
+
+    def as_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def kernel_jobs(
+    rows: list[dict[str, str]], queue: Mapping[str, JobInfo] | None = None, now: dt.datetime | None = None
+) -> list[KernelJob]:
+    """The queued and running kernels' jobs among ``rows``, oldest first; a queued one that
+    ``queue`` (squeue's jobs, by id) holds says why it waits and when SLURM expects it to start,
+    and how many GPUs it asks for (accounting names only those a job holds)."""
+    jobs = []
+    for row in sorted(rows, key=submitted_order):
+        if not row["JobName"].startswith(KERNEL_JOB_PREFIX) or not is_live(row):
+            continue
+        word = state_of(row)
+        info = (queue or {}).get(row["JobID"]) if word == "PENDING" else None
+        left = seconds_left_of(row)
+        jobs.append(
+            KernelJob(
+                user=row["User"],
+                job_id=row["JobID"],
+                session_job=started_by(row["JobName"]),
+                partition=row["Partition"],
+                node=row["NodeList"] if word == "RUNNING" else "",
+                state="queued" if word == "PENDING" else word.lower(),
+                cores=cores_of(row),
+                gpus=info.gpus if info is not None else allocation(row)[2],
+                seconds_left=left,
+                time_left=duration_text(left) if left is not None else "",
+                waiting=queued_text(info.reason, info.start_time, now) if info is not None else "",
+            )
+        )
+    return jobs
 
 
 class NotCancelled(ValueError):
@@ -250,9 +319,7 @@ def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob
         kind = kind_of(row["JobName"], session_job_name)
         if not kind or not is_live(row):
             continue
-        limit, elapsed = row["TimelimitRaw"], row["ElapsedRaw"]
         started = state_of(row) == "RUNNING"
-        left = int(limit) * 60 - int(elapsed or 0) if started and limit.isdigit() else None
         jobs.append(
             LiveJob(
                 kind=kind,
@@ -264,7 +331,7 @@ def live_jobs(rows: list[dict[str, str]], session_job_name: str) -> list[LiveJob
                 node=row["NodeList"] if started else "",
                 cores=cores_of(row),
                 gpus=allocation(row)[2],
-                seconds_left=left,
+                seconds_left=seconds_left_of(row),
                 core_hours=usage_hours([row])[0],
                 parent_job=started_by(row["JobName"]),
             )

@@ -169,7 +169,7 @@ async def test_a_queued_notebook_job_on_the_home_page_says_why_it_waits_and_when
     from dataclasses import replace
 
     from aifactory_workbench.hub.operator import queued_jobs
-    from aifactory_workbench.spawners.workbench_jobs import queued_notebook_jobs
+    from aifactory_workbench.spawners.workbench_jobs import queued_to_explain
     from tests.unit.recorded_slurm import RECORDED_QUEUE, FakeSlurm
 
     done = next(r for r in rows() if r["JobName"] == "aifw-nb-analysis")
@@ -179,8 +179,8 @@ async def test_a_queued_notebook_job_on_the_home_page_says_why_it_waits_and_when
     slurm = FakeSlurm()
     slurm.hold(replace(RECORDED_QUEUE["PENDING"], job_id="903", user="alice", start_time="2026-11-27T16:40:00"))
     slurm.hold(replace(RECORDED_QUEUE["PENDING"], job_id="904", user="alice", reason="None", start_time="N/A"))
-    assert queued_notebook_jobs([*rows(), queued, placed]) == ["903", "904"]  # no session, worker or ended job
-    queue = await queued_jobs(slurm, queued_notebook_jobs([*rows(), queued, placed]))
+    assert queued_to_explain([*rows(), queued, placed]) == ["903", "904"]  # no session, worker or ended job
+    queue = await queued_jobs(slurm, queued_to_explain([*rows(), queued, placed]))
     jobs = {j.job_id: j for j in notebook_jobs([*rows(), queued, placed], queue, now)}
     assert jobs["903"].waiting == (
         "waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-11-27 16:40 (in about 12 min)."
@@ -193,6 +193,144 @@ async def test_a_queued_notebook_job_on_the_home_page_says_why_it_waits_and_when
     assert await queued_jobs(slurm, []) == {} and len(slurm.asked) == asked  # nothing queued: squeue not asked
     slurm.down = True
     assert await queued_jobs(slurm, ["903"]) == {}  # squeue silent: the list is shown without it
+
+
+# -- kernels in jobs of their own, on the session's card (issue 39) ----------------------------
+#: What a kernel's job on acc holds (one GPU, four cores), as sacct's AllocTRES words it.
+KERNEL_TRES = "billing=4,cpu=4,gres/gpu=1,mem=1G,node=1"
+
+
+def kernel_rows() -> list[dict[str, str]]:
+    """The recorded session 441's kernels on acc, made from its Dask workers' recorded rows (a
+    running job and a queued one of the session, as sacct has them): kernel 447 running on
+    mn5-a01, 448 queued, and 449 that ended (cancelled when its notebook shut it down)."""
+    recorded = rows()
+    session = next(r for r in recorded if r["JobName"] == SESSION_NAME)
+    running = next(r for r in recorded if r["JobName"].startswith("aifw-dask-") and r["State"] == "RUNNING")
+    queued = next(r for r in recorded if r["JobName"].startswith("aifw-dask-") and r["State"] == "PENDING")
+    kernel = {"JobName": f"aifw-kernel-{session['JobID']}", "Partition": "acc"}
+    return [
+        {**running, **kernel, "JobID": "447", "NodeList": "mn5-a01", "AllocTRES": KERNEL_TRES, "ReqCPUS": "4"},
+        {**queued, **kernel, "JobID": "448", "ReqCPUS": "4"},
+        {**running, **kernel, "JobID": "449", "State": "CANCELLED by 1001", "AllocTRES": KERNEL_TRES},
+    ]
+
+
+def kernel_queue():
+    """squeue's line for the queued kernel 448: why it waits, when SLURM expects it, its GPU."""
+    return {
+        "448": replace(
+            RECORDED_QUEUE["PENDING"],
+            job_id="448",
+            user="alice",
+            partition="acc",
+            start_time="2026-12-03T18:00:00",
+            tres_per_node="gres:gpu:1",
+        )
+    }
+
+
+def test_a_sessions_kernels_are_listed_with_partition_node_state_time_left_and_what_they_hold():
+    """Issue 39: the home page lists a session's kernel jobs on its card. From the one sacct of
+    the page (and squeue's line of a queued one): the running one with its node and time left in
+    words, the queued one with SLURM's reason and expected start; the ended one is not listed."""
+    import datetime as dt
+
+    from aifactory_workbench.slurm.display import duration_text
+    from aifactory_workbench.spawners.workbench_jobs import kernel_jobs
+
+    now = dt.datetime(2026, 12, 3, 17, 48)
+    kernels = kernel_jobs([*rows(), *kernel_rows()], kernel_queue(), now)
+    assert [(k.job_id, k.session_job, k.partition, k.state) for k in kernels] == [
+        ("447", "441", "acc", "running"),
+        ("448", "441", "acc", "queued"),
+    ]
+    running, queued = kernels
+    elapsed = next(int(r["ElapsedRaw"]) for r in kernel_rows() if r["JobID"] == "447")
+    assert (running.node, running.cores, running.gpus, running.waiting) == ("mn5-a01", 4, 1, "")
+    assert running.seconds_left == 60 * 60 - elapsed and running.time_left == duration_text(running.seconds_left)
+    assert (queued.node, queued.cores, queued.gpus, queued.seconds_left, queued.time_left) == ("", 4, 1, None, "")
+    assert queued.waiting == (
+        "waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-12-03 18:00 (in about 12 min)."
+    )
+    assert running.as_data()["time_left"] == running.time_left and running.as_data()["user"] == "alice"
+    # squeue silent: the queued kernel is still listed, without words it cannot have
+    (_, alone) = kernel_jobs(kernel_rows(), {}, now)
+    assert (alone.state, alone.waiting, alone.gpus) == ("queued", "", 0)
+    assert kernel_jobs(rows()) == []  # no kernel, no entry: sessions, workers and notebook jobs are not kernels
+
+
+def test_the_operator_lists_a_kernel_with_its_session_and_the_same_time_left():
+    """The operator page and the home page word a kernel's time left from one rule."""
+    from aifactory_workbench.spawners.workbench_jobs import kernel_jobs
+
+    live = {j.job_id: j for j in live_jobs([*rows(), *kernel_rows()], SESSION_NAME)}
+    assert (live["447"].kind, live["447"].parent_job, live["447"].partition, live["447"].gpus) == (
+        "kernel",
+        "441",
+        "acc",
+        1,
+    )
+    assert "449" not in live and live["448"].seconds_left is None
+    home = {k.job_id: k for k in kernel_jobs(kernel_rows())}
+    assert live["447"].seconds_left == home["447"].seconds_left
+
+
+class _Home:
+    """What JobsHandler.get reads of JupyterHub's APIHandler, for alice with no server running
+    (so her server is not asked which outputs it has)."""
+
+    def __init__(self, slurm):
+        from jupyterhub.scopes import parse_scopes
+
+        scopes = ["servers!user=alice"]
+        self.current_user = SimpleNamespace(name="alice")
+        self.expanded_scopes, self.parsed_scopes, self.db = set(scopes), parse_scopes(scopes), None
+        self.request = SimpleNamespace(path="/hub/api/aifactory/jobs/alice")
+        self.spawner = SimpleNamespace(slurm=slurm, ready=False, req_homedir="/home/alice")
+        self.answer = None
+
+    def find_user(self, name):
+        return SimpleNamespace(name=name, spawner=self.spawner, server_url=lambda s: "/user/alice/")
+
+    def finish(self, body):
+        self.answer = body
+
+
+class _KernelSlurm:
+    """sacct's rows of alice's week (the recording, her kernels, a queued notebook job) and
+    squeue's lines, counting what is asked."""
+
+    def __init__(self):
+        done = next(r for r in rows() if r["JobName"] == "aifw-nb-analysis")
+        self.rows = [*rows(), *kernel_rows(), {**done, "JobID": "903", "State": "PENDING", "Start": "Unknown"}]
+        self.asked = []
+
+    async def job_rows(self, fields, *, user="", since=""):
+        self.asked.append(("sacct", user))
+        return self.rows
+
+    async def jobs_by_id(self, job_ids):
+        self.asked.append(("squeue", tuple(job_ids)))
+        return {k: v for k, v in kernel_queue().items() if k in job_ids}
+
+
+async def test_the_home_pages_jobs_answer_carries_the_kernels_from_one_sacct_and_one_squeue():
+    from aifactory_workbench.hub.operator import JobsHandler
+
+    slurm = _KernelSlurm()
+    page = _Home(slurm)
+    await JobsHandler.get(page, "alice")
+    # one sacct, then one squeue for the queued kernel and the queued notebook job together
+    assert slurm.asked == [("sacct", "alice"), ("squeue", ("448", "903"))]
+    kernels = page.answer["kernels"]
+    assert [(k["job_id"], k["session_job"], k["partition"], k["state"]) for k in kernels] == [
+        ("447", "441", "acc", "running"),
+        ("448", "441", "acc", "queued"),
+    ]
+    assert kernels[1]["waiting"].startswith("waiting for free CPUs, memory or GPUs; SLURM expects it to start")
+    assert kernels[0]["time_left"] and kernels[0]["node"] == "mn5-a01"
+    assert [n["job_id"] for n in page.answer["notebooks"]][0] == "903"
 
 
 # -- the home page's Cancel of a notebook job (issue 36, item 2) -------------------------------
