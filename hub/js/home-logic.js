@@ -1,6 +1,6 @@
 // The home page's logic without the page (hub/home.html): the usage chart's numbers, the Dask
-// workers' and notebook jobs' texts (a notebook job's state comes worded from the hub), and
-// when to look again. home.js wires it to the page.
+// workers', kernels' and notebook jobs' texts (a notebook job's state, a kernel's time left and
+// wait come worded from the hub), and when to look again. home.js wires it to the page.
 // A classic script whose text the page carries (a Jinja include): one global, aifwHome; under
 // node (the unit tests, labextension/test/), a CommonJS module.
 const aifwHome = (() => {
@@ -23,9 +23,28 @@ const aifwHome = (() => {
   }
   const usageCaption = since => `Since ${since}, from SLURM's accounting (all jobs of each account).`;
 
-  // While something runs or waits, the jobs card follows it, as the session card does.
+  // While something runs or waits, the jobs card follows it, as the session card does (a kernel
+  // listed is one that runs or waits: the hub lists no other).
   const following = body =>
-    body.workers.length > 0 || body.notebooks.some(n => n.state === 'queued' || n.state === 'running');
+    body.workers.length > 0 ||
+    (body.kernels || []).length > 0 ||
+    body.notebooks.some(n => n.state === 'queued' || n.state === 'running');
+
+  const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  // A kernel in a job of its own (lab/slurm_kernel.py), as its session's card lists it (or the
+  // jobs card, naming its session, when the page has no card for that session): where it runs,
+  // its state, the time left or why it waits and when SLURM expects it to start, in the hub's
+  // words (slurm/display.py, slurm/pending.py), and what it holds or asks for.
+  function kernelText(k, withSession) {
+    const where =
+      `Kernel job ${k.job_id}${withSession ? ` of job ${k.session_job}` : ''} on ${k.partition}` +
+      (k.node ? ` (${k.node})` : '');
+    const held = count(k.cores, 'core', 'cores') + (k.gpus ? `, ${count(k.gpus, 'GPU', 'GPUs')}` : '');
+    if (k.state === 'queued') {
+      return `${where}: queued, asking for ${held}` + (k.waiting ? `; ${k.waiting}` : '.');
+    }
+    return `${where}: ${k.state}${k.time_left ? `, ${k.time_left} left` : ''}; ${held}.`;
+  }
 
   const noJobsText = days => `No Dask workers now, and no notebook job in the last ${days} days. `;
   const notebooksCaption = days => `Notebook jobs of the last ${days} days, newest first.`;
@@ -80,6 +99,7 @@ const aifwHome = (() => {
     usageRows,
     usageCaption,
     following,
+    kernelText,
     noJobsText,
     notebooksCaption,
     notebookState,

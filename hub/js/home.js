@@ -1,5 +1,6 @@
 // The home page's script (hub/home.html): the usage chart, the Dask workers and notebook jobs,
-// and a Stop that asks first. home-logic.js holds what needs no page. Every value is set as text.
+// each session's kernels in jobs of their own, and a Stop that asks first. home-logic.js holds
+// what needs no page. Every value is set as text.
 /* global aifwHome, aifwEnvironments */
 (() => {
   'use strict';
@@ -113,6 +114,32 @@
     both.append(b, said);
     return both;
   }
+  // A session's kernels in jobs of their own go on its card (the hub words each: hub/operator.py);
+  // those whose session has no card here (it has just ended: they end within 30 s) are returned.
+  const kernelItem = (k, tag, withSession) => {
+    const item = el(tag, L.kernelText(k, withSession), 'aifw-kernel');
+    Object.assign(item.dataset, { job: k.job_id, partition: k.partition, state: k.state });
+    return item;
+  };
+  function showKernels(kernels) {
+    const lists = new Map();
+    for (const card of document.querySelectorAll('.aifw-session')) {
+      const list = card.querySelector('.aifw-kernels');
+      list.replaceChildren();
+      lists.set(card.dataset.job, list);
+    }
+    const elsewhere = [];
+    for (const k of kernels) {
+      const list = lists.get(k.session_job);
+      if (list) {
+        list.append(kernelItem(k, 'li', false));
+      } else {
+        elsewhere.push(k);
+      }
+    }
+    lists.forEach(list => (list.closest('.aifw-kernels-box').hidden = !list.children.length));
+    return elsewhere;
+  }
   let jobsAgain;
   async function jobs() {
     clearTimeout(jobsAgain);
@@ -135,7 +162,11 @@
     if (L.following(body)) {
       jobsAgain = setTimeout(jobs, 15000);
     }
-    if (!body.workers.length && !body.notebooks.length) {
+    const elsewhere = showKernels(body.kernels);
+    for (const k of elsewhere) {
+      jobsBox.append(kernelItem(k, 'p', true));
+    }
+    if (!body.workers.length && !body.notebooks.length && !elsewhere.length) {
       const p = el('p', L.noJobsText(body.days), 'mb-0 aifw-jobs-none');
       p.append(
         link('Dask on SLURM', `${base}help#dask`),

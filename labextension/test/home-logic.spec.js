@@ -66,6 +66,39 @@ describe('Dask workers and notebook jobs', () => {
     expect(home.following({ workers: [], notebooks: [done, { state: 'queued' }] })).toBe(true);
     expect(home.following({ workers: [], notebooks: [{ state: 'running' }] })).toBe(true);
   });
+  test('a running or queued kernel keeps the page looking again', () => {
+    const kernel = { state: 'running' };
+    expect(home.following({ workers: [], kernels: [], notebooks: [] })).toBe(false);
+    expect(home.following({ workers: [], kernels: [kernel], notebooks: [] })).toBe(true);
+  });
+  test("a kernel's job: where it runs, its time left or its wait in the hub's words, what it holds", () => {
+    const running = {
+      job_id: '447',
+      session_job: '441',
+      partition: 'acc',
+      node: 'mn5-a01',
+      state: 'running',
+      cores: 4,
+      gpus: 1,
+      time_left: '57 min',
+      waiting: ''
+    };
+    expect(home.kernelText(running)).toBe('Kernel job 447 on acc (mn5-a01): running, 57 min left; 4 cores, 1 GPU.');
+    expect(home.kernelText(running, true)).toBe(
+      'Kernel job 447 of job 441 on acc (mn5-a01): running, 57 min left; 4 cores, 1 GPU.'
+    );
+    const waiting =
+      'waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-12-03 18:00 (in about 12 min).';
+    const queued = { ...running, job_id: '448', node: '', state: 'queued', cores: 1, gpus: 2, time_left: '', waiting };
+    expect(home.kernelText(queued)).toBe(`Kernel job 448 on acc: queued, asking for 1 core, 2 GPUs; ${waiting}`);
+    // squeue did not answer: no words the page cannot have; no limit: no time left; no GPU: none named
+    expect(home.kernelText({ ...queued, waiting: '' })).toBe(
+      'Kernel job 448 on acc: queued, asking for 1 core, 2 GPUs.'
+    );
+    expect(home.kernelText({ ...running, time_left: '', gpus: 0 })).toBe(
+      'Kernel job 447 on acc (mn5-a01): running; 4 cores.'
+    );
+  });
   test("a queued notebook job says why it waits and when, in the hub's words", () => {
     const waiting =
       'waiting for free CPUs, memory or GPUs; SLURM expects it to start at 2026-11-27 16:40 (in about 12 min).';
