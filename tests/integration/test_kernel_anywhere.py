@@ -120,6 +120,20 @@ def test_a_notebooks_kernel_runs_on_another_partition_in_a_job_of_its_own(clean:
     said = {who: p.communicate(timeout=60)[0].strip() for who, p in listeners.items()}
     assert said == {"alice": "heard", "bob, plain": "nothing", "bob, a key of his own": "nothing"}, said
 
+    # alice's home page lists the kernel's job on her session's card while it runs: its partition,
+    # its node, its time left and what it holds, in the hub's words (hub/operator.py).
+    with chromium_page(*hub.chromium_args) as page:
+        sign_in(page, hub, "alice")
+        card = f".aifw-session[data-job='{session_job}']"
+        item = page.wait_for_selector(f"{card} .aifw-kernel[data-job='{job}']", timeout=60_000)
+        assert item.get_attribute("data-partition") == "acc" and item.get_attribute("data-state") == "running"
+        text = item.inner_text()
+        assert text.startswith(f"Kernel job {job} on acc (mn5-a01): running, ") and " left; " in text, text
+        assert "1 GPU" in text, text
+        assert page.is_visible(f"{card} .aifw-kernels-box"), "the kernels' list is hidden"
+        assert serious_violations(page) == [], "home with a kernel's job"
+        shot(page, "39-home-kernel-job")
+
     # Shutting the kernel down ends its job within 30 s, and its keys go with it.
     (kernel_id,) = remote_kernels(hub, token)
     r = requests.delete(
