@@ -2,11 +2,12 @@
 shows of the job it runs in, and the save before the walltime ends.
 
 ``GET {base_url}aifactory/session`` answers the job's id, node, partition and resources,
-the seconds left (``squeue``'s TimeLeft, asked at most every ``REFRESH`` seconds), the
-site's warning minutes, the dashboards of Dask clusters started here, and how many times
-SLURM's save signal has come.  The batch script passes SLURM's signal before the end
-(``sbatch --signal=B:USR2@N``) on as SIGUSR2; JupyterLab pages (the ``@aifactory/workbench``
-lab extension) see the count rise and save every open notebook.
+the seconds left (``squeue``'s TimeLeft, asked at most every ``REFRESH`` seconds) and the
+times in the words the page shows (:func:`time_texts`), the site's warning minutes, the
+dashboards of Dask clusters started here, and how many times SLURM's save signal has come.
+The batch script passes SLURM's signal before the end (``sbatch --signal=B:USR2@N``) on as
+SIGUSR2; JupyterLab pages (the ``@aifactory/workbench`` lab extension) see the count rise and
+save every open notebook.
 
 ``{base_url}aifactory/dask/NAME/...``: the dashboards of Dask schedulers started in this job,
 on their private Unix sockets (lab/dashboard_proxy.py); the session's ``dashboard`` is the
@@ -37,6 +38,7 @@ from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
 from aifactory_workbench.lab.private_kernels import keep_kernels_private
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
 from aifactory_workbench.slurm.values import parse_duration
 
@@ -104,6 +106,20 @@ def extend_minutes() -> int:
     return int(text) if text.isdigit() else 0
 
 
+def time_texts(left: int | None, save_before_end: int, extend: int) -> dict[str, Any]:
+    """The session's times, as numbers (the page's countdown and warnings) and in words (what the
+    page shows: slurm/display.py's rule, which the lab extension has no copy of): the time left
+    ("" when squeue has not said), the save's lead and the Extend button's step."""
+    return {
+        "seconds_left": left,
+        "time_left_text": "" if left is None else duration_text(left),
+        "save_before_end": save_before_end,
+        "save_before_end_text": duration_text(save_before_end) if save_before_end else "",
+        "extend_minutes": extend,
+        "extend_text": duration_text(extend * 60) if extend else "",
+    }
+
+
 def is_owner(user: Any, env: dict[str, str]) -> bool:
     """The person asking is the server's owner (not a colleague it is shared with)."""
     name = getattr(user, "username", "")  # the hub's user name (not a display name)
@@ -161,11 +177,13 @@ class SessionHandler(APIHandler):
                 {
                     "job_id": clock.job_id,
                     **clock.info,
-                    "seconds_left": None if left is None else round(left),
+                    **time_texts(
+                        None if left is None else round(left),
+                        int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
+                        extend_minutes() if is_owner(self.current_user, dict(os.environ)) else 0,
+                    ),
                     "warn_minutes": minutes(os.environ.get("AIFACTORY_WARN_MINUTES", "")),
-                    "save_before_end": int(os.environ.get("AIFACTORY_SAVE_BEFORE_END", "0") or 0),
                     "save_requests": state["save_requests"],
-                    "extend_minutes": extend_minutes() if is_owner(self.current_user, dict(os.environ)) else 0,
                     "dashboard": dashboard_link(self.base_url, dashboards[0]["name"]) if dashboards else "",
                     "hub_home": hub_home_url(),
                 }

@@ -1,7 +1,9 @@
 /*
  * What the extension decides and says, apart from JupyterLab and the DOM: the server's session
  * answer read, the time left counted down, which warning is due, and every text a person reads.
- * Kept pure so that unit tests pin the texts the browser tests look for.
+ * Kept pure so that unit tests pin the texts the browser tests look for. Durations are the
+ * server's words (lab/session.py, by slurm/display.py's one rule): the page counts seconds down
+ * between polls for its warnings and its end, but words no duration itself (issue 37).
  */
 
 /** The server's `GET aifactory/session` answer (lab/session.py), checked and with defaults. */
@@ -15,10 +17,14 @@ export interface ISessionInfo {
   gres: string;
   /** Seconds left when the server answered; null when squeue has not said. */
   secondsLeft: number | null;
+  /** That time left in words ("1 h 5 min"; "" when squeue has not said). */
+  timeLeftText: string;
   /** The site's warning thresholds, in minutes. */
   warnMinutes: number[];
   /** Seconds before the end at which SLURM signals the save (0: no save signal). */
   saveBeforeEnd: number;
+  /** That lead in words ("2 min"; "" for no save signal). */
+  saveBeforeEndText: string;
   /** How many save signals the server has received. */
   saveRequests: number;
   /** The link of a Dask dashboard started in this job ("" when none). */
@@ -27,6 +33,8 @@ export interface ISessionInfo {
   hubHome: string;
   /** Minutes the Extend button adds (0: not offered: the site's policy, or not the owner). */
   extendMinutes: number;
+  /** Those minutes in words ("1 h"; "" when not offered). */
+  extendText: string;
 }
 
 function text(value: unknown): string {
@@ -50,25 +58,32 @@ export function parseSession(data: unknown): ISessionInfo {
     memory: text(raw.memory),
     gres: text(raw.gres),
     secondsLeft: typeof left === 'number' && Number.isFinite(left) ? left : null,
+    timeLeftText: text(raw.time_left_text),
     warnMinutes: Array.isArray(raw.warn_minutes)
       ? raw.warn_minutes.filter((m): m is number => typeof m === 'number')
       : [],
     saveBeforeEnd: count(raw.save_before_end),
+    saveBeforeEndText: text(raw.save_before_end_text),
     saveRequests: count(raw.save_requests),
     dashboard: text(raw.dashboard),
     hubHome: text(raw.hub_home) || '/hub/home',
-    extendMinutes: count(raw.extend_minutes)
+    extendMinutes: count(raw.extend_minutes),
+    extendText: text(raw.extend_text)
   };
 }
 
-/** "2 h 5 min", "45 min", "under a minute": minutes rounded, never negative. */
-export function duration(seconds: number): string {
-  const minutes = Math.max(0, Math.round(seconds / 60));
-  const hours = Math.floor(minutes / 60);
-  if (hours) {
-    return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : '');
+/**
+ * The session after the hub extended it: the time left it answered (hub/extend.py's
+ * ``seconds_left`` and ``time_left_text``), until the next poll says more. Null when the answer
+ * has no time left.
+ */
+export function extendedSession(session: ISessionInfo, answer: unknown): ISessionInfo | null {
+  const raw = (answer && typeof answer === 'object' ? answer : {}) as Record<string, unknown>;
+  const left = raw.seconds_left;
+  if (typeof left !== 'number' || !Number.isFinite(left)) {
+    return null;
   }
-  return minutes ? `${minutes} min` : 'under a minute';
+  return { ...session, secondsLeft: left, timeLeftText: text(raw.time_left_text) };
 }
 
 /**
@@ -101,25 +116,25 @@ export function saveRequested(previous: number | null, current: number): boolean
   return previous !== null && current > previous;
 }
 
-/** The status bar's text: "Job 42 on node1 · 1 h 5 min left". */
-export function statusText(session: ISessionInfo, left: number | null): string {
+/** The status bar's text: "Job 42 on node1 · 1 h 5 min left" (the last poll's time left). */
+export function statusText(session: ISessionInfo): string {
   const where = session.node ? ` on ${session.node}` : '';
-  return `Job ${session.jobId}${where}` + (left === null ? '' : ` \u00b7 ${duration(left)} left`);
+  return `Job ${session.jobId}${where}` + (session.timeLeftText ? ` \u00b7 ${session.timeLeftText} left` : '');
 }
 
 /** The status item's tooltip: the job's resources and its walltime's end. */
-export function statusTitle(session: ISessionInfo, left: number | null): string {
+export function statusTitle(session: ISessionInfo): string {
   return (
     `SLURM job ${session.jobId}: partition ${session.partition || '?'}, account ${session.account || '?'}, ` +
     `${session.cpus || '?'} cores, ${session.memory || '?'} memory` +
     (session.gres ? `, ${session.gres}` : '') +
-    `. Its walltime ends in ${left === null ? '?' : duration(left)}.`
+    `. Its walltime ends in ${session.timeLeftText || '?'}.`
   );
 }
 
-/** The Extend button's label: "Extend by 1 h". */
-export function extendLabel(minutes: number): string {
-  return `Extend by ${duration(minutes * 60)}`;
+/** The Extend button's label: "Extend by 1 h" (the server's words for the site's step). */
+export function extendLabel(session: ISessionInfo): string {
+  return `Extend by ${session.extendText}`;
 }
 
 /**
@@ -137,7 +152,7 @@ export function extendedNotice(ok: boolean, answer: unknown): string {
   if (!ok) {
     return `Not extended: ${text(raw.message) || 'the hub did not answer'}.`;
   }
-  const left = typeof raw.seconds_left === 'number' ? ` It now ends in ${duration(raw.seconds_left)}.` : '';
+  const left = text(raw.time_left_text) ? ` It now ends in ${text(raw.time_left_text)}.` : '';
   return `Your JupyterLab job was extended to ${text(raw.new_limit) || 'a longer walltime'}.${left}`;
 }
 
@@ -149,19 +164,26 @@ export function warnedAfterExtension(left: number, warned: ReadonlySet<number>):
   return new Set([...warned].filter(minutes => left <= minutes * 60));
 }
 
-export function walltimeWarning(left: number, saveBeforeEnd: number, extendMinutes = 0): string {
-  const save = saveBeforeEnd ? ` Every open notebook is saved ${duration(saveBeforeEnd)} before the end.` : '';
-  const next = extendMinutes
-    ? ` Save your work now, or extend the session by ${duration(extendMinutes * 60)}.`
-    : ' Save your work now; start a new session from the hub to go on.';
-  return `Your JupyterLab job ends in ${duration(left)}, when its walltime runs out.` + save + next;
+/**
+ * The warning at a threshold, in the last poll's words (a warning falls due at a poll: its time
+ * left is the server's figure then). ``extend``: whether the Extend button is offered still.
+ */
+export function walltimeWarning(session: ISessionInfo, extend: boolean): string {
+  const save = session.saveBeforeEndText
+    ? ` Every open notebook is saved ${session.saveBeforeEndText} before the end.`
+    : '';
+  const next =
+    extend && session.extendText
+      ? ` Save your work now, or extend the session by ${session.extendText}.`
+      : ' Save your work now; start a new session from the hub to go on.';
+  return `Your JupyterLab job ends in ${session.timeLeftText}, when its walltime runs out.` + save + next;
 }
 
-export function savedNotice(left: number | null): string {
-  return `Your JupyterLab job ends in ${duration(left || 0)}: every open notebook was saved.`;
+export function savedNotice(session: ISessionInfo): string {
+  return `Your JupyterLab job ends ${session.timeLeftText ? `in ${session.timeLeftText}` : 'soon'}: every open notebook was saved.`;
 }
 
-/** Whether an ended job ran out of walltime (under a minute was left), as far as the page knows. */
+/** Whether an ended job ran out of walltime (less than a minute was left), as far as the page knows. */
 export function endedByWalltime(session: ISessionInfo | null, left: number | null): boolean {
   return !!session && session.secondsLeft !== null && left !== null && left < 60;
 }

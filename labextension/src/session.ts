@@ -24,6 +24,7 @@ import {
   endNoticeSilent,
   EndOnce,
   extendedNotice,
+  extendedSession,
   extendLabel,
   extensionStopped,
   ISessionInfo,
@@ -40,9 +41,8 @@ import {
 } from './session-logic';
 import { PLUGIN_PREFIX } from './tokens';
 
+/** The status bar shows each poll's time left, in the server's words; warnings fall due at a poll. */
 const POLL_MS = 10000;
-/** The status bar's countdown moves between polls. */
-const REDRAW_MS = 15000;
 const DASK_DASHBOARD_COMMAND = 'dask:populate-dashboard-url';
 /** The element JupyterLab's notification plugin adds once its toasts' code is in the page. */
 const TOASTS_CONTAINER_ID = 'react-toastify-container';
@@ -100,11 +100,11 @@ class SessionWatch {
       );
       const answer: unknown = await response.json().catch(() => ({}));
       if (response.ok) {
-        const left = (answer as { seconds_left?: unknown }).seconds_left;
-        if (typeof left === 'number' && this.last) {
-          this.last = { ...this.last, secondsLeft: left };
+        const extended = this.last && extendedSession(this.last, answer);
+        if (extended && extended.secondsLeft !== null) {
+          this.last = extended;
           this.fetchedAt = Date.now();
-          this.warned = warnedAfterExtension(left, this.warned);
+          this.warned = warnedAfterExtension(extended.secondsLeft, this.warned);
         }
         Notification.success(extendedNotice(true, answer), { autoClose: 8000 });
       } else {
@@ -125,7 +125,6 @@ class SessionWatch {
   start(): void {
     void this.poll();
     setInterval(() => void this.poll(), POLL_MS);
-    setInterval(() => this.show(), REDRAW_MS);
   }
 
   /** Whether the page has told the end: websockets closed after it are not reopened. */
@@ -214,7 +213,7 @@ class SessionWatch {
     }
     if (saveRequested(this.saves, session.saveRequests)) {
       void this.app.commands.execute('docmanager:save-all').then(() => {
-        Notification.info(savedNotice(this.secondsLeft()), { autoClose: false });
+        Notification.info(savedNotice(session), { autoClose: false });
       });
     }
     this.saves = session.saveRequests;
@@ -236,9 +235,9 @@ class SessionWatch {
     }
     const left = this.secondsLeft();
     this.extendButton.hidden = !session.extendMinutes;
-    this.extendButton.textContent = extendLabel(session.extendMinutes);
-    this.item.node.textContent = statusText(session, left);
-    this.item.node.title = statusTitle(session, left);
+    this.extendButton.textContent = extendLabel(session);
+    this.item.node.textContent = statusText(session);
+    this.item.node.title = statusTitle(session);
     this.item.toggleClass('aifw-ending', isEnding(left, session.warnMinutes));
     if (left === null) {
       return;
@@ -252,11 +251,11 @@ class SessionWatch {
           callback: () => void this.app.commands.execute('docmanager:save-all')
         }
       ];
-      const more = this.stopped ? 0 : session.extendMinutes;
+      const more = !this.stopped && session.extendMinutes > 0;
       if (more) {
-        actions.push({ label: extendLabel(more), callback: () => void this.extend() });
+        actions.push({ label: extendLabel(session), callback: () => void this.extend() });
       }
-      Notification.warning(walltimeWarning(left, session.saveBeforeEnd, more), {
+      Notification.warning(walltimeWarning(session, more), {
         autoClose: false,
         actions
       });

@@ -1,13 +1,13 @@
 import {
   accessEndedNotice,
   crossedWarnings,
-  duration,
   endedAfterFailure,
   endedByWalltime,
   endNotice,
   endNoticeSilent,
   EndOnce,
   extendedNotice,
+  extendedSession,
   extendLabel,
   extensionStopped,
   isEnding,
@@ -24,7 +24,8 @@ import {
   warnedAfterExtension
 } from '../src/session-logic';
 
-// What lab/session.py answers for a job with a GPU, 2 h 5 min before its walltime ends.
+// What lab/session.py answers for a job with a GPU, 2 h 5 min before its walltime ends: the
+// durations in numbers and in the server's words (slurm/display.py), which the page shows.
 const ANSWER = {
   job_id: '42',
   node: 'gpu1',
@@ -34,27 +35,21 @@ const ANSWER = {
   memory: '8G',
   gres: 'gpu:1',
   seconds_left: 7500,
+  time_left_text: '2 h 5 min',
   warn_minutes: [30, 10],
   save_before_end: 120,
+  save_before_end_text: '2 min',
   save_requests: 0,
   dashboard: '',
   hub_home: 'https://hub.localhost:8000/hub/home',
-  extend_minutes: 60
+  extend_minutes: 60,
+  extend_text: '1 h'
 };
 
-describe('duration', () => {
-  it.each([
-    [0, 'under a minute'],
-    [29, 'under a minute'],
-    [30, '1 min'],
-    [45 * 60, '45 min'],
-    [3600, '1 h'],
-    [7500, '2 h 5 min'],
-    [-90, 'under a minute']
-  ])('%d s reads "%s"', (seconds, words) => {
-    expect(duration(seconds)).toBe(words);
-  });
-});
+/** The session `left` seconds (in the server's `words`) before its end, as a later poll answers. */
+function at(left: number, words: string, more: Record<string, unknown> = {}) {
+  return parseSession({ ...ANSWER, seconds_left: left, time_left_text: words, ...more });
+}
 
 describe('parseSession', () => {
   it('reads the server answer', () => {
@@ -63,10 +58,13 @@ describe('parseSession', () => {
       jobId: '42',
       node: 'gpu1',
       secondsLeft: 7500,
+      timeLeftText: '2 h 5 min',
       warnMinutes: [30, 10],
       saveBeforeEnd: 120,
+      saveBeforeEndText: '2 min',
       hubHome: 'https://hub.localhost:8000/hub/home',
-      extendMinutes: 60
+      extendMinutes: 60,
+      extendText: '1 h'
     });
   });
 
@@ -74,6 +72,7 @@ describe('parseSession', () => {
     const session = parseSession({ job_id: '', seconds_left: null, warn_minutes: [] });
     expect(session.jobId).toBe('');
     expect(session.secondsLeft).toBeNull();
+    expect(session.timeLeftText).toBe('');
     expect(session.hubHome).toBe('/hub/home');
   });
 
@@ -82,22 +81,30 @@ describe('parseSession', () => {
     const odd = parseSession({ job_id: 7, seconds_left: '10', warn_minutes: 'x', save_requests: 'many' });
     expect(odd).toMatchObject({ jobId: '7', secondsLeft: null, warnMinutes: [], saveRequests: 0 });
     expect(parseSession({ extend_minutes: '60' }).extendMinutes).toBe(0); // not offered
+    expect(parseSession({ time_left_text: 5, extend_text: null })).toMatchObject({ timeLeftText: '5', extendText: '' });
   });
 });
 
 describe('Extend', () => {
   it("offers the site's step in the status bar and in the warning", () => {
-    expect(extendLabel(60)).toBe('Extend by 1 h');
-    expect(extendLabel(30)).toBe('Extend by 30 min');
-    expect(walltimeWarning(900, 0, 60)).toBe(
+    expect(extendLabel(parseSession(ANSWER))).toBe('Extend by 1 h');
+    expect(extendLabel(at(900, '15 min', { extend_minutes: 30, extend_text: '30 min' }))).toBe('Extend by 30 min');
+    expect(walltimeWarning(at(900, '15 min', { save_before_end: 0, save_before_end_text: '' }), true)).toBe(
       'Your JupyterLab job ends in 15 min, when its walltime runs out. Save your work now, or extend the ' +
         'session by 1 h.'
     );
   });
 
   it('says the new limit and end, or the limit the hub named', () => {
-    const answer = { job_id: '42', old_limit: '00:10:00', new_limit: '00:40:00', seconds_left: 2088 };
+    const answer = {
+      job_id: '42',
+      old_limit: '00:10:00',
+      new_limit: '00:40:00',
+      seconds_left: 2088,
+      time_left_text: '35 min'
+    };
     expect(extendedNotice(true, answer)).toBe('Your JupyterLab job was extended to 00:40:00. It now ends in 35 min.');
+    expect(extendedNotice(true, { new_limit: '00:40:00' })).toBe('Your JupyterLab job was extended to 00:40:00.');
     expect(extendedNotice(false, { status: 403, message: 'the QoS interactive allows at most 12 h' })).toBe(
       'Not extended: the QoS interactive allows at most 12 h.'
     );
@@ -109,6 +116,15 @@ describe('Extend', () => {
     expect(extensionStopped(403, limit)).toBe('Not extended: the QoS interactive allows at most 12 h.');
     expect(extensionStopped(503, { status: 503, message: 'the hub did not answer' })).toBe('');
     expect(extensionStopped(409, { status: 409, message: 'one extension at a time' })).toBe('');
+  });
+
+  it("shows the hub's time left until the next poll", () => {
+    const session = at(300, '5 min');
+    const extended = extendedSession(session, { seconds_left: 2088, time_left_text: '35 min' });
+    expect(extended).toMatchObject({ secondsLeft: 2088, timeLeftText: '35 min', jobId: '42' });
+    expect(statusText(extended ?? session)).toBe('Job 42 on gpu1 \u00b7 35 min left');
+    expect(extendedSession(session, { new_limit: '00:40:00' })).toBeNull();
+    expect(extendedSession(session, null)).toBeNull();
   });
 
   it('warns again when the later end comes near', () => {
@@ -155,13 +171,17 @@ describe('warnings', () => {
   });
 
   it('says when the job ends and when notebooks are saved', () => {
-    expect(walltimeWarning(1500, 120)).toBe(
+    expect(walltimeWarning(at(1500, '25 min'), false)).toBe(
       'Your JupyterLab job ends in 25 min, when its walltime runs out. Every open notebook is saved 2 min ' +
         'before the end. Save your work now; start a new session from the hub to go on.'
     );
-    expect(walltimeWarning(1500, 0)).toBe(
+    expect(walltimeWarning(at(1500, '25 min', { save_before_end: 0, save_before_end_text: '' }), false)).toBe(
       'Your JupyterLab job ends in 25 min, when its walltime runs out. Save your work now; start a new ' +
         'session from the hub to go on.'
+    );
+    // Offered only while the site's policy and this person allow it (the server sends no text else).
+    expect(walltimeWarning(at(1500, '25 min', { extend_minutes: 0, extend_text: '' }), true)).toMatch(
+      /start a new session from the hub to go on\.$/
     );
   });
 });
@@ -174,24 +194,30 @@ describe('the save signal', () => {
   });
 
   it('says every open notebook was saved', () => {
-    expect(savedNotice(110)).toBe('Your JupyterLab job ends in 2 min: every open notebook was saved.');
-    expect(savedNotice(null)).toBe('Your JupyterLab job ends in under a minute: every open notebook was saved.');
+    expect(savedNotice(at(110, '2 min'))).toBe('Your JupyterLab job ends in 2 min: every open notebook was saved.');
+    expect(savedNotice(at(20, 'under a minute'))).toBe(
+      'Your JupyterLab job ends in under a minute: every open notebook was saved.'
+    );
+    // squeue has not said yet: no time to name.
+    expect(savedNotice(parseSession({ job_id: '42', seconds_left: null }))).toBe(
+      'Your JupyterLab job ends soon: every open notebook was saved.'
+    );
   });
 });
 
 describe('the status item', () => {
   const session = parseSession(ANSWER);
 
-  it('names the job, its node and its time left', () => {
-    expect(statusText(session, 7500)).toBe('Job 42 on gpu1 \u00b7 2 h 5 min left');
-    expect(statusText(parseSession({ job_id: '42' }), null)).toBe('Job 42');
+  it("names the job, its node and its time left, in the last poll's words", () => {
+    expect(statusText(session)).toBe('Job 42 on gpu1 \u00b7 2 h 5 min left');
+    expect(statusText(parseSession({ job_id: '42' }))).toBe('Job 42');
   });
 
   it('lists the resources in its tooltip', () => {
-    expect(statusTitle(session, 7500)).toBe(
+    expect(statusTitle(session)).toBe(
       'SLURM job 42: partition acc, account climate, 4 cores, 8G memory, gpu:1. Its walltime ends in 2 h 5 min.'
     );
-    expect(statusTitle(parseSession({ job_id: '42' }), null)).toBe(
+    expect(statusTitle(parseSession({ job_id: '42' }))).toBe(
       'SLURM job 42: partition ?, account ?, ? cores, ? memory. Its walltime ends in ?.'
     );
   });

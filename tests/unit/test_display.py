@@ -12,8 +12,13 @@ from aifactory_workbench.slurm.display import duration_text, hours_data, hours_t
 
 ROOT = Path(__file__).parents[2]
 TABLE = json.loads((ROOT / "tests" / "data" / "display_texts.json").read_text())
-#: The hub's pages' scripts and the spawn form's: none may round or word a duration again.
-SCRIPTS = sorted((ROOT / "hub" / "js").glob("*.js")) + sorted((ROOT / "spawners" / "js").glob("*.js"))
+#: The hub's pages' scripts, the spawn form's and the lab extension's: none may round or word a
+#: duration again (the lab extension shows lab/session.py's texts).
+SCRIPTS = (
+    sorted((ROOT / "hub" / "js").glob("*.js"))
+    + sorted((ROOT / "spawners" / "js").glob("*.js"))
+    + sorted((ROOT / "labextension" / "src").glob("*.ts"))
+)
 
 
 @pytest.mark.parametrize(("seconds", "text"), TABLE["duration_text"])
@@ -35,9 +40,9 @@ def test_a_pages_json_carries_the_numbers_for_its_bars_and_the_texts_it_shows():
     }
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: f"{p.parent.parent.name}/js/{p.name}")
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_page_script_rounds_or_words_a_duration_of_its_own(path):
-    """What issue 37 found written again in JavaScript: hours rounded (toFixed), durations worded
+    """What issue 37 found written again in JavaScript and TypeScript: hours rounded (toFixed), durations worded
     ("under a minute", " h "), walltimes and sizes parsed (seconds to hours, HH:MM:SS, 8G)."""
     text = path.read_text()
     rules = (r"\.toFixed\(", r"under a minute", r"' h '|` h |\bh \$\{", r"/ ?3600\b", r"\(\\d\+\):", r"\[KMGT\]")

@@ -14,7 +14,7 @@ from traitlets.config import Config
 from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab.access import POLICY_VIOLATION
-from aifactory_workbench.lab.session import JobClock, minutes
+from aifactory_workbench.lab.session import JobClock, minutes, time_texts
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobRecord
@@ -141,6 +141,24 @@ def test_the_server_asks_squeue_for_the_time_left_at_most_every_refresh():
     assert asyncio.run(JobClock(FakeSlurm(down=True), "7").seconds_left()) is None
     assert asyncio.run(JobClock(slurm, "").seconds_left()) is None
     assert minutes("5 15 x 15") == [15, 5]
+
+
+def test_the_server_words_the_times_the_status_bar_shows():
+    """JupyterLab's status bar, its tooltip, its warnings and its Extend button show these texts
+    (labextension/src/session-logic.ts has no duration rule of its own; issue 37)."""
+    assert time_texts(3930, 120, 30) == {
+        "seconds_left": 3930,
+        "time_left_text": "1 h 6 min",  # 65.5 min: half a minute up, as every page rounds
+        "save_before_end": 120,
+        "save_before_end_text": "2 min",
+        "extend_minutes": 30,
+        "extend_text": "30 min",
+    }
+    unknown = time_texts(None, 0, 0)  # squeue has not said; no save signal; no Extend button
+    assert (unknown["seconds_left"], unknown["time_left_text"], unknown["save_before_end_text"]) == (None, "", "")
+    assert unknown["extend_text"] == ""
+    assert time_texts(20, 0, 90)["time_left_text"] == duration_text(20) == "under a minute"
+    assert time_texts(20, 0, 90)["extend_text"] == "1 h 30 min"
 
 
 SESSION_TS = Path(__file__).parents[2] / "labextension" / "src"
