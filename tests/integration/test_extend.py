@@ -28,6 +28,7 @@ import yaml
 from aifactory_workbench.hub.site import load_site_config
 from aifactory_workbench.root.extend_job import NO_SUCH_JOB, OFF
 from aifactory_workbench.root.site_install import extend_helper_text, visudo
+from aifactory_workbench.slurm.display import duration_text
 
 from .conftest import HUB_USER, LIBEXEC, TEST_JOB_NAME, HubProcess, chromium_page, launch, sh, shot, sign_in, wait_for
 
@@ -144,12 +145,14 @@ def test_alices_ten_minutes_become_forty_from_jupyterlab_and_its_time_left_follo
     assert time_limit(alices_job) == "10:00"
     session = hub.through_proxy("alice", token, "aifactory/session").json()
     assert session["extend_minutes"] == EXTEND["step"] and session["seconds_left"] <= 600
+    assert (session["extend_text"], session["time_left_text"]) == ("30 min", duration_text(session["seconds_left"]))
     # What JupyterLab's Extend button does: its server asks the hub with the server's own token.
     answer = hub.through_proxy_post("alice", token, "aifactory/session/extend", {"minutes": 30}).json()
     assert (answer["old_limit"], answer["new_limit"]) == ("00:10:00", "00:40:00")
     assert time_limit(alices_job) == "40:00"
     # The time left JupyterLab shows follows at once (no wait for its next squeue).
-    assert hub.through_proxy("alice", token, "aifactory/session").json()["seconds_left"] > 30 * 60
+    after = hub.through_proxy("alice", token, "aifactory/session").json()
+    assert after["seconds_left"] > 30 * 60 and after["time_left_text"] == duration_text(after["seconds_left"])
     assert HOME_BUTTON in hub.login("alice").get(f"{hub.url}/hub/home", timeout=30).text
     entries = hub.api("GET", "/aifactory/audit").json()["entries"]
     extended = [e for e in entries if e["event"] == "session_extended" and e.get("job_id") == alices_job]
