@@ -231,7 +231,11 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             raise KernelJobError(f"SLURM refused the kernel's job on {values['partition']}: {e}") from e
         self.job_id = parse_sbatch_parsable(result.stdout)
         self.log.info("aifactory-slurm: kernel %s is job %s on %s", self.kernel_id, self.job_id, values["partition"])
-        info = await self.listening(values["partition"])
+        try:
+            info = await self.listening(values["partition"])
+        except BaseException:  # refused, timed out, or the server stopped meanwhile: no job is left
+            await asyncio.shield(self._cancel())
+            raise
         km = self.parent
         for name in port_names:
             setattr(km, name, 0)
@@ -252,8 +256,6 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if job is None or job.state not in LIVE_STATES:
                 raise KernelJobError(await self.ended_text())
             if time.monotonic() > deadline:
-                await self.slurm.cancel(self.job_id, user="")
-                self.job_id = ""
                 raise KernelJobError(self.waited_text(job, partition))
             await asyncio.sleep(1.0)
 
@@ -306,6 +308,7 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def _cancel(self) -> None:
         if self.job_id:
             await self.slurm.cancel(self.job_id, user="")
+            self.job_id = ""
 
     async def cleanup(self, restart: bool = False) -> None:
         """The kernel's folder (its connection file and keys) goes with it."""

@@ -2,6 +2,7 @@
 by name and by rule, the job's script, and the node's address the kernel binds to. The kernel's
 whole life on the mini cluster, and bob against it, is tests/integration/test_kernel_anywhere.py."""
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from jupyter_client.kernelspec import KernelSpec
 from aifactory_workbench.lab import kernel_node, slurm_kernel
 from aifactory_workbench.lab.kernel_node import node_address
 from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, refused_settings
+from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
 
 SPEC = KernelSpec(display_name="Python on acc", language="python", argv=["python", "-m", "ipykernel_launcher"])
 
@@ -83,3 +85,64 @@ def test_the_kernels_folder_is_its_owners_alone(tmp_path):
     assert folder.parent == tmp_path / ".aifactory" / "kernels"
     assert folder.stat().st_mode & 0o777 == 0o700 and folder.parent.stat().st_mode & 0o777 == 0o700
     assert Path(folder).name.startswith("kernel-")
+
+
+class QueueFake:
+    """SLURM as the kernel's provisioner asks it: its job submitted as 123, then queued (or gone)."""
+
+    def __init__(self, queued: bool = True) -> None:
+        self.queued, self.cancelled = queued, []
+
+    async def run(self, argv, stdin=None, env=None):
+        assert argv[:2] == ["sbatch", "--parsable"] and "--partition=acc" in argv
+        return SimpleNamespace(stdout="123\n")
+
+    async def job(self, job_id):
+        return (
+            JobInfo(job_id, "PENDING", "alice", "acc", "", "Resources", "2030-01-01T10:00:00") if self.queued else None
+        )
+
+    async def accounting(self, job_id):
+        return JobRecord(job_id, "FAILED", "1:0", "NonZeroExitCode")
+
+    async def cancel(self, job_id, *, user):
+        self.cancelled.append(job_id)
+
+
+def waiting_provisioner(tmp_path, monkeypatch, slurm: QueueFake, timeout: float) -> SlurmKernelProvisioner:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr(slurm_kernel.Path, "home", lambda: tmp_path)
+    p = provisioner(partition="acc", start_timeout=timeout)
+    p.slurm = slurm
+    p.folder = slurm_kernel.kernel_folder(tmp_path)
+    (p.folder / "connection.json").write_text(json.dumps({"ip": "", "shell_port": 0}))
+    return p
+
+
+def test_a_kernel_job_that_waits_too_long_is_cancelled_and_the_notebook_told_why(tmp_path, monkeypatch):
+    slurm = QueueFake()
+    p = waiting_provisioner(tmp_path, monkeypatch, slurm, timeout=0.1)
+    with pytest.raises(slurm_kernel.KernelJobError, match="waited more than 0 s for acc and was cancelled: waiting"):
+        asyncio.run(p.launch_kernel(["python"], env={}))
+    assert slurm.cancelled == ["123"] and p.job_id == ""
+
+
+def test_a_kernel_job_that_ends_before_its_kernel_listens_is_named_with_slurms_words(tmp_path, monkeypatch):
+    p = waiting_provisioner(tmp_path, monkeypatch, QueueFake(queued=False), timeout=60)
+    with pytest.raises(slurm_kernel.KernelJobError, match="job 123 ended before its kernel started: FAILED"):
+        asyncio.run(p.launch_kernel(["python"], env={}))
+
+
+def test_a_server_stopped_while_the_kernel_job_waits_leaves_no_job(tmp_path, monkeypatch):
+    slurm = QueueFake()
+    p = waiting_provisioner(tmp_path, monkeypatch, slurm, timeout=60)
+
+    async def stopped() -> None:
+        start = asyncio.ensure_future(p.launch_kernel(["python"], env={}))
+        await asyncio.sleep(0.3)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+
+    asyncio.run(stopped())
+    assert slurm.cancelled == ["123"]
