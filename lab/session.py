@@ -4,7 +4,9 @@ shows of the job it runs in, and the save before the walltime ends.
 ``GET {base_url}aifactory/session`` answers the job's id, node, partition and resources,
 the seconds left (``squeue``'s TimeLeft, asked at most every ``REFRESH`` seconds) and the
 times in the words the page shows (:func:`time_texts`), the site's warning minutes, the
-dashboards of Dask clusters started here, and how many times SLURM's save signal has come.
+dashboards of Dask clusters started here, how many times SLURM's save signal has come, and the
+``kernels`` of this server that run in jobs of their own, each with its job, state and time left
+(lab/slurm_kernel.py's :func:`kernel_jobs`: one squeue call per answer, only when there are any).
 The batch script passes SLURM's signal before the end (``sbatch --signal=B:USR2@N``) on as
 SIGUSR2; JupyterLab pages (the ``@aifactory/workbench`` lab extension) see the count rise and
 save every open notebook.
@@ -37,6 +39,7 @@ from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
 from aifactory_workbench.lab.private_kernels import keep_kernels_private
+from aifactory_workbench.lab.slurm_kernel import kernel_jobs
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
@@ -172,6 +175,7 @@ class SessionHandler(APIHandler):
         left = await clock.seconds_left()
         folder = os.environ.get(FOLDER_ENV, "")
         dashboards = running_dashboards(folder) if folder else []
+        kernels = await kernel_jobs(self.kernel_manager, clock.slurm)
         self.finish(
             json.dumps(
                 {
@@ -186,6 +190,7 @@ class SessionHandler(APIHandler):
                     "save_requests": state["save_requests"],
                     "dashboard": dashboard_link(self.base_url, dashboards[0]["name"]) if dashboards else "",
                     "hub_home": hub_home_url(),
+                    "kernels": kernels,
                 }
             )
         )

@@ -21,6 +21,9 @@ What a notebook with such a kernel costs and keeps:
   handshake, let alone read an output. The connection file lives in a new folder of the user's
   alone (``~/.aifactory/kernels``, mode 0700; the home is what the session's node and the
   kernel's share), removed with the kernel.
+* **Its job and time left in sight.** JupyterLab's status bar shows, beside the session's, the
+  job of the current notebook's kernel and its time left (:func:`kernel_jobs`, in the session
+  answer of lab/session.py).
 * **Its life follows the notebook's.** Shutting the kernel down (or culling it) cancels the job;
   the job also cancels itself within :data:`SESSION_CHECK_SECONDS` of the session's end,
   however that ends. A job that SLURM ends (walltime, node failure) is a kernel that died:
@@ -52,9 +55,11 @@ from aifactory_workbench.lab.batch import job_prelude
 from aifactory_workbench.lab.kernel_node import write_private
 from aifactory_workbench.lab.notebook import capped_walltime
 from aifactory_workbench.slurm.client import Slurm
+from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.job_fields import problems, sbatch_options
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable
 from aifactory_workbench.slurm.pending import queued_text
+from aifactory_workbench.slurm.values import parse_duration
 
 #: The provisioner's name in kernelspecs (pyproject.toml's ``jupyter_client.kernel_provisioners``).
 PROVISIONER_NAME = "aifactory-slurm"
@@ -325,3 +330,65 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.job_id = str(provisioner_info.get("job_id", ""))
+
+
+#: What a kernel's entry says when squeue did not answer (the next answer asks again).
+UNANSWERED = "SLURM did not answer; asked again at the next look."
+#: What it says of a job that squeue no longer holds (it ended; the kernel is about to be told dead).
+NOT_HELD = "squeue no longer lists it: the job has ended."
+
+
+def slurm_kernels(kernel_manager: Any) -> list[tuple[str, SlurmKernelProvisioner]]:
+    """This server's running kernels (jupyter_server's kernel manager) that run in a job of
+    their own, with their provisioners, in the kernel manager's order."""
+    found = []
+    for kernel_id in kernel_manager.list_kernel_ids():
+        provisioner = getattr(kernel_manager.get_kernel(kernel_id), "provisioner", None)
+        if isinstance(provisioner, SlurmKernelProvisioner) and provisioner.job_id:
+            found.append((kernel_id, provisioner))
+    return found
+
+
+def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInfo | None) -> dict[str, str]:
+    """One kernel's job as the status bar shows it, from squeue's line (None: not held any more):
+    its state as the home page words it ("queued", else SLURM's in lower case, as
+    spawners/workbench_jobs.py's kernel_jobs), its time left and, while it waits, SLURM's reason
+    and expected start (``detail``), in the words every page uses."""
+    entry = {
+        "kernel_id": kernel_id,
+        "job_id": provisioner.job_id,
+        "partition": provisioner.partition,
+        "node": "",
+        "state": "ended",
+        "time_left_text": "",
+        "detail": NOT_HELD,
+    }
+    if info is None:
+        return entry
+    queued = info.state == "PENDING"
+    left = parse_duration(info.time_left) if info.is_running else None
+    return {
+        **entry,
+        "partition": info.partition or provisioner.partition,
+        "node": info.node if info.is_running else "",
+        "state": "queued" if queued else info.state.lower(),
+        "time_left_text": duration_text(left) if left is not None else "",
+        "detail": queued_text(info.reason, info.start_time) if queued else "",
+    }
+
+
+async def kernel_jobs(kernel_manager: Any, slurm: Slurm) -> list[dict[str, str]]:
+    """Each of this server's kernels in a job of its own, as :func:`kernel_job` words it: one
+    squeue call for all of them (none when there are none). When SLURM does not answer, each
+    entry says so (state "unknown"): never an error."""
+    kernels = slurm_kernels(kernel_manager)
+    if not kernels:
+        return []
+    try:
+        queue = await slurm.jobs_by_id([provisioner.job_id for _, provisioner in kernels])
+    except SlurmError:
+        return [
+            {**kernel_job(kernel_id, provisioner, None), "state": "unknown", "detail": UNANSWERED}
+            for kernel_id, provisioner in kernels
+        ]
+    return [kernel_job(kernel_id, provisioner, queue.get(provisioner.job_id)) for kernel_id, provisioner in kernels]

@@ -3,10 +3,12 @@ sentence after a stop, the site's keys for the look and the end of a job, and th
 extension's time left (the Dask dashboard notes: test_dask_security.py)."""
 
 import asyncio
+import json
 import re
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
@@ -14,7 +16,8 @@ from traitlets.config import Config
 from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab.access import POLICY_VIOLATION
-from aifactory_workbench.lab.session import JobClock, minutes, time_texts
+from aifactory_workbench.lab.session import JobClock, SessionHandler, minutes, time_texts
+from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobRecord
@@ -22,7 +25,7 @@ from aifactory_workbench.spawners.session import card, home_relative, stopped_te
 
 from .defaults import DEFAULTS, site_file
 from .fakes import RUNNING
-from .recorded_slurm import FakeSlurm
+from .recorded_slurm import RECORDED_QUEUE, FakeSlurm
 
 PENDING = replace(
     RUNNING, state="PENDING", node="n/a", reason="Resources", tres_per_node="gres:gpu:1", time_left="2:00:00"
@@ -159,6 +162,41 @@ def test_the_server_words_the_times_the_status_bar_shows():
     assert unknown["extend_text"] == ""
     assert time_texts(20, 0, 90)["time_left_text"] == duration_text(20) == "under a minute"
     assert time_texts(20, 0, 90)["extend_text"] == "1 h 30 min"
+
+
+def session_answer(slurm: FakeSlurm, kernel_manager: object) -> dict:
+    """What SessionHandler.get answers (tornado's sign-in check aside), for session job 7."""
+    said: list[str] = []
+    handler = SimpleNamespace(
+        settings={"aifactory_session": {"clock": JobClock(slurm, "7"), "save_requests": 0}},
+        kernel_manager=kernel_manager,
+        current_user=SimpleNamespace(username="alice"),
+        base_url="/user/alice/",
+        finish=said.append,
+    )
+    asyncio.run(SessionHandler.get.__wrapped__(handler))
+    return json.loads(said[0])
+
+
+def test_the_session_answer_names_the_kernels_in_jobs_of_their_own_beside_the_sessions_job():
+    """JupyterLab's status bar shows the current notebook's kernel's job beside the session's
+    (issue 39): the session answer lists them (lab/slurm_kernel.py's kernel_jobs)."""
+    kernel = SlurmKernelProvisioner(kernel_id="k1", kernel_spec=None, partition="acc")
+    kernel.job_id = "124"
+    manager = SimpleNamespace(
+        list_kernel_ids=lambda: ["k1", "k2"],
+        get_kernel={"k1": SimpleNamespace(provisioner=kernel), "k2": SimpleNamespace(provisioner=None)}.get,
+    )
+    slurm = FakeSlurm().hold(replace(RUNNING, time_left="1:00:00"))
+    slurm.hold(replace(RECORDED_QUEUE["RUNNING"], job_id="124", time_left="0:45:00"), "aifw-kernel-7")
+    answer = session_answer(slurm, manager)
+    assert (answer["job_id"], answer["time_left_text"]) == ("7", "1 h")
+    assert [(k["kernel_id"], k["job_id"], k["node"], k["state"], k["time_left_text"]) for k in answer["kernels"]] == [
+        ("k1", "124", "mn5-a01", "running", "45 min")
+    ]
+    down = session_answer(FakeSlurm(down=True), manager)
+    assert down["time_left_text"] == "" and [k["state"] for k in down["kernels"]] == ["unknown"]
+    assert session_answer(FakeSlurm(), SimpleNamespace(list_kernel_ids=list))["kernels"] == []
 
 
 SESSION_TS = Path(__file__).parents[2] / "labextension" / "src"

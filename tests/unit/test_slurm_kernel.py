@@ -5,6 +5,7 @@ whole life on the mini cluster, and bob against it, is tests/integration/test_ke
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,10 @@ from jupyter_client.kernelspec import KernelSpec
 from aifactory_workbench.lab import kernel_node, slurm_kernel
 from aifactory_workbench.lab.kernel_node import node_address
 from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, refused_settings
+from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
+
+from .recorded_slurm import RECORDED_QUEUE, FakeSlurm
 
 SPEC = KernelSpec(display_name="Python on acc", language="python", argv=["python", "-m", "ipykernel_launcher"])
 
@@ -146,3 +150,83 @@ def test_a_server_stopped_while_the_kernel_job_waits_leaves_no_job(tmp_path, mon
 
     asyncio.run(stopped())
     assert slurm.cancelled == ["123"]
+
+
+class KernelManagerFake:
+    """jupyter_server's kernel manager as kernel_jobs reads it: its kernels' ids, each kernel's
+    manager with its provisioner."""
+
+    def __init__(self, provisioners: dict) -> None:
+        self.provisioners = provisioners
+
+    def list_kernel_ids(self) -> list[str]:
+        return list(self.provisioners)
+
+    def get_kernel(self, kernel_id: str):
+        return SimpleNamespace(provisioner=self.provisioners[kernel_id])
+
+
+def in_job(job_id: str, partition: str = "acc") -> SlurmKernelProvisioner:
+    p = provisioner(partition=partition, gpus=1)
+    p.job_id = job_id
+    return p
+
+
+def kernels_in_jobs() -> KernelManagerFake:
+    """Three kernels in jobs of their own (running, queued, ended), a local one and one whose job
+    is not submitted yet."""
+    return KernelManagerFake(
+        {
+            "k-run": in_job("124"),
+            "k-local": SimpleNamespace(job_id="9"),  # another provisioner: not a SLURM kernel
+            "k-wait": in_job("125"),
+            "k-new": in_job(""),
+            "k-gone": in_job("126", partition="gpp"),
+        }
+    )
+
+
+def test_the_status_bar_reads_each_kernels_job_from_one_squeue_call():
+    slurm = FakeSlurm()
+    slurm.hold(replace(RECORDED_QUEUE["RUNNING"], job_id="124", time_left="1:30:00"), "aifw-kernel-7")
+    slurm.hold(replace(RECORDED_QUEUE["PENDING"], job_id="125"), "aifw-kernel-7")
+    run, wait, gone = asyncio.run(slurm_kernel.kernel_jobs(kernels_in_jobs(), slurm))
+    assert slurm.commands() == [squeue_argv("-j", "124,125,126")]
+    assert run == {
+        "kernel_id": "k-run",
+        "job_id": "124",
+        "partition": "acc",
+        "node": "mn5-a01",
+        "state": "running",
+        "time_left_text": "1 h 30 min",
+        "detail": "",
+    }
+    assert (wait["kernel_id"], wait["state"], wait["node"], wait["time_left_text"]) == ("k-wait", "queued", "", "")
+    assert wait["detail"].startswith("waiting for free"), wait["detail"]
+    assert (gone["job_id"], gone["partition"], gone["state"], gone["detail"]) == (
+        "126",
+        "gpp",
+        "ended",
+        slurm_kernel.NOT_HELD,
+    )
+
+
+def test_when_slurm_does_not_answer_each_kernels_entry_says_so_and_nothing_raises():
+    slurm = FakeSlurm(down=True)
+    entries = asyncio.run(slurm_kernel.kernel_jobs(kernels_in_jobs(), slurm))
+    assert [(e["kernel_id"], e["job_id"], e["partition"]) for e in entries] == [
+        ("k-run", "124", "acc"),
+        ("k-wait", "125", "acc"),
+        ("k-gone", "126", "gpp"),
+    ]
+    assert {(e["state"], e["detail"], e["node"], e["time_left_text"]) for e in entries} == {
+        ("unknown", slurm_kernel.UNANSWERED, "", "")
+    }
+    assert len(slurm.commands()) == 1
+
+
+def test_a_server_without_kernels_in_jobs_asks_squeue_nothing():
+    slurm = FakeSlurm(down=True)
+    manager = KernelManagerFake({"k-local": SimpleNamespace(job_id="9"), "k-new": in_job("")})
+    assert asyncio.run(slurm_kernel.kernel_jobs(manager, slurm)) == []
+    assert slurm.commands() == []
