@@ -334,8 +334,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
 #: What a kernel's entry says when squeue did not answer (the next answer asks again).
 UNANSWERED = "SLURM did not answer; asked again at the next look."
-#: What it says of a job that squeue no longer holds (it ended; the kernel is about to be told dead).
-NOT_HELD = "squeue no longer lists it: the job has ended."
+#: What it says of a job that squeue no longer holds (it ended; JupyterLab is told the kernel died).
+NOT_HELD = "squeue no longer lists it."
 
 
 def slurm_kernels(kernel_manager: Any) -> list[tuple[str, SlurmKernelProvisioner]]:
