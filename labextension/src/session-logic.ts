@@ -35,6 +35,23 @@ export interface ISessionInfo {
   extendMinutes: number;
   /** Those minutes in words ("1 h"; "" when not offered). */
   extendText: string;
+  /** This server's kernels that run in SLURM jobs of their own. */
+  kernels: IKernelJob[];
+}
+
+/** A kernel of this server in a SLURM job of its own (lab/slurm_kernel.py's kernel_jobs). */
+export interface IKernelJob {
+  kernelId: string;
+  jobId: string;
+  partition: string;
+  /** Its node while it runs ("" otherwise). */
+  node: string;
+  /** "running", "queued", "ended", "unknown" (SLURM did not answer), or another SLURM state. */
+  state: string;
+  /** Its time left in words ("" when squeue has not said). */
+  timeLeftText: string;
+  /** A queued job's reason and expected start, or why its state is not known ("" while it runs). */
+  detail: string;
 }
 
 function text(value: unknown): string {
@@ -43,6 +60,22 @@ function text(value: unknown): string {
 
 function count(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+}
+
+function kernelJobs(value: unknown): IKernelJob[] {
+  const entries = Array.isArray(value) ? value : [];
+  return entries
+    .filter((e): e is Record<string, unknown> => !!e && typeof e === 'object')
+    .map(e => ({
+      kernelId: text(e.kernel_id),
+      jobId: text(e.job_id),
+      partition: text(e.partition),
+      node: text(e.node),
+      state: text(e.state),
+      timeLeftText: text(e.time_left_text),
+      detail: text(e.detail)
+    }))
+    .filter(job => job.kernelId && job.jobId);
 }
 
 /** Reads the server's JSON; fields it lacks or gets wrong read as empty, never as a crash. */
@@ -68,7 +101,8 @@ export function parseSession(data: unknown): ISessionInfo {
     dashboard: text(raw.dashboard),
     hubHome: text(raw.hub_home) || '/hub/home',
     extendMinutes: count(raw.extend_minutes),
-    extendText: text(raw.extend_text)
+    extendText: text(raw.extend_text),
+    kernels: kernelJobs(raw.kernels)
   };
 }
 
@@ -130,6 +164,28 @@ export function statusTitle(session: ISessionInfo): string {
     (session.gres ? `, ${session.gres}` : '') +
     `. Its walltime ends in ${session.timeLeftText || '?'}.`
   );
+}
+
+/** The job of the current notebook's kernel, when that kernel runs in a job of its own. */
+export function kernelJobOf(session: ISessionInfo | null, kernelId: string | null | undefined): IKernelJob | null {
+  return (kernelId && session?.kernels.find(job => job.kernelId === kernelId)) || null;
+}
+
+/** The kernel's status item: "Kernel: job 43 on acc · 55 min left" (or its state, while it has no time left). */
+export function kernelStatusText(job: IKernelJob): string {
+  return (
+    `Kernel: job ${job.jobId} on ${job.partition}` +
+    ` \u00b7 ${job.timeLeftText ? `${job.timeLeftText} left` : job.state}`
+  );
+}
+
+/** Its tooltip: where the kernel runs, apart from the session, and its walltime's end or its state. */
+export function kernelStatusTitle(job: IKernelJob): string {
+  const node = job.node ? ` (node ${job.node})` : '';
+  const when = job.timeLeftText
+    ? `Its walltime ends in ${job.timeLeftText}.`
+    : `State: ${job.state}` + (job.detail ? ` \u2014 ${job.detail}` : '.');
+  return `This notebook's kernel runs in SLURM job ${job.jobId} on ${job.partition}${node}, apart from your session's job. ${when}`;
 }
 
 /** The Extend button's label: "Extend by 1 h" (the server's words for the site's step). */

@@ -2,14 +2,16 @@
  * The SLURM job this JupyterLab runs in: its time left in the status bar (from the server's
  * aifactory/session, which asks squeue), warnings at the site's minutes before the walltime
  * ends, a save of every open notebook when SLURM signals the end, a notice with "Start again"
- * when the job has ended, and the Dask panel pointed at a cluster started in this job.
+ * when the job has ended, and the Dask panel pointed at a cluster started in this job. Beside
+ * it, the job of the current notebook's kernel when that kernel runs in a job of its own (its
+ * partition and time left; issue 39).
  *
  * Every end (the walltime, a stop from the hub or an operator, scancel, a node failure, a
  * revoked share) goes through SessionWatch.end: the status bar's words and its button to the hub,
  * and one notification, listed in the notification centre, shown once whichever path found it.
  */
 import { IConnectionLost, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Notification } from '@jupyterlab/apputils';
+import { ISessionContext, Notification } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -29,6 +31,9 @@ import {
   extensionStopped,
   ISessionInfo,
   isEnding,
+  kernelJobOf,
+  kernelStatusText,
+  kernelStatusTitle,
   parseSession,
   savedNotice,
   saveRequested,
@@ -76,8 +81,10 @@ class SessionWatch {
     private app: JupyterFrontEnd,
     private item: Widget,
     private extendButton: HTMLButtonElement,
-    private endButton: HTMLButtonElement
+    private endButton: HTMLButtonElement,
+    private kernelItem: Widget
   ) {
+    app.shell.currentChanged?.connect(() => this.showKernel());
     extendButton.addEventListener('click', () => void this.extend());
     endButton.addEventListener('click', () => {
       window.location.href = this.endLink;
@@ -239,6 +246,7 @@ class SessionWatch {
     this.item.node.textContent = statusText(session);
     this.item.node.title = statusTitle(session);
     this.item.toggleClass('aifw-ending', isEnding(left, session.warnMinutes));
+    this.showKernel();
     if (left === null) {
       return;
     }
@@ -263,6 +271,17 @@ class SessionWatch {
   }
 
   /**
+   * The current notebook's (or console's) kernel's job, when it runs in one of its own; else
+   * nothing (an empty item takes no room: the status bar shows its items again at each resize).
+   */
+  private showKernel(): void {
+    const widget = this.app.shell.currentWidget as { sessionContext?: ISessionContext } | null;
+    const job = this.ended ? null : kernelJobOf(this.last, widget?.sessionContext?.session?.kernel?.id);
+    this.kernelItem.node.textContent = job ? kernelStatusText(job) : '';
+    this.kernelItem.node.title = job ? kernelStatusTitle(job) : '';
+  }
+
+  /**
    * The one way an end is told: the status bar's words and its button to the hub (there
    * whatever JupyterLab's toasts can do), and one notification whose button leads there too,
    * kept until closed and listed in the notification centre. A later end, whatever found it,
@@ -275,6 +294,7 @@ class SessionWatch {
     }
     this.endLink = link;
     this.extendButton.hidden = true;
+    this.kernelItem.node.textContent = '';
     this.item.removeClass('aifw-ending');
     this.item.addClass('aifw-ended');
     this.item.node.textContent = notice.status;
@@ -404,6 +424,9 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
     item.node.textContent = '';
     const extend = statusButton('aifw-extend');
     const endAction = statusButton('aifw-end-action');
+    const kernelItem = new Widget();
+    kernelItem.addClass('aifw-kernel-status');
+    kernelItem.node.setAttribute('role', 'status');
     if (statusBar) {
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:session`, { item, align: 'left', rank: 1000 });
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:extend`, {
@@ -416,8 +439,9 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
         align: 'left',
         rank: 1002
       });
+      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:kernel-job`, { item: kernelItem, align: 'left', rank: 1003 });
     }
-    const watch = new SessionWatch(app, item, extend, endAction);
+    const watch = new SessionWatch(app, item, extend, endAction, kernelItem);
     serverGone.check = () => void watch.gone();
     holdClosesForAccess(app, watch);
     void app.restored.then(loadToastCode);

@@ -12,6 +12,9 @@ import {
   extensionStopped,
   isEnding,
   jobEndedNotice,
+  kernelJobOf,
+  kernelStatusText,
+  kernelStatusTitle,
   NOTICE_MAX,
   parseSession,
   savedNotice,
@@ -220,6 +223,64 @@ describe('the status item', () => {
     expect(statusTitle(parseSession({ job_id: '42' }))).toBe(
       'SLURM job 42: partition ?, account ?, ? cores, ? memory. Its walltime ends in ?.'
     );
+  });
+});
+
+describe("the kernel's job", () => {
+  // lab/slurm_kernel.py's kernel_jobs, in the session answer: a running kernel on acc, a queued one.
+  const session = parseSession({
+    ...ANSWER,
+    kernels: [
+      {
+        kernel_id: 'k1',
+        job_id: '43',
+        partition: 'acc',
+        node: 'mn5-a01',
+        state: 'running',
+        time_left_text: '55 min',
+        detail: ''
+      },
+      {
+        kernel_id: 'k2',
+        job_id: '44',
+        partition: 'acc',
+        node: '',
+        state: 'queued',
+        time_left_text: '',
+        detail: 'waiting for free CPUs, memory or GPUs; SLURM expects it to start now.'
+      },
+      { kernel_id: 'k3', job_id: '45', partition: 'gpp', state: 'unknown', detail: 'SLURM did not answer.' },
+      'not a kernel',
+      { kernel_id: 'k4' }
+    ]
+  });
+
+  it("is the current notebook's kernel's, when that kernel runs in a job of its own", () => {
+    expect(kernelJobOf(session, 'k1')).toMatchObject({ jobId: '43', node: 'mn5-a01', timeLeftText: '55 min' });
+    expect(kernelJobOf(session, 'k9')).toBeNull(); // a kernel in the session's own job
+    expect(kernelJobOf(session, 'k4')).toBeNull(); // an entry without a job is none
+    expect(kernelJobOf(session, undefined)).toBeNull(); // no notebook, or no kernel
+    expect(kernelJobOf(null, 'k1')).toBeNull();
+    expect(parseSession({ ...ANSWER, kernels: 'x' }).kernels).toEqual([]);
+    expect(parseSession(ANSWER).kernels).toEqual([]);
+  });
+
+  it("names the job, its partition and its time left, in the server's words, or its state", () => {
+    expect(kernelStatusText(kernelJobOf(session, 'k1')!)).toBe('Kernel: job 43 on acc \u00b7 55 min left');
+    expect(kernelStatusText(kernelJobOf(session, 'k2')!)).toBe('Kernel: job 44 on acc \u00b7 queued');
+    expect(kernelStatusText(kernelJobOf(session, 'k3')!)).toBe('Kernel: job 45 on gpp \u00b7 unknown');
+  });
+
+  it('says in its tooltip where the kernel runs, apart from the session, and why it waits', () => {
+    expect(kernelStatusTitle(kernelJobOf(session, 'k1')!)).toBe(
+      "This notebook's kernel runs in SLURM job 43 on acc (node mn5-a01), apart from your session's job. " +
+        'Its walltime ends in 55 min.'
+    );
+    expect(kernelStatusTitle(kernelJobOf(session, 'k2')!)).toBe(
+      "This notebook's kernel runs in SLURM job 44 on acc, apart from your session's job. State: queued \u2014 " +
+        'waiting for free CPUs, memory or GPUs; SLURM expects it to start now.'
+    );
+    expect(kernelStatusTitle(kernelJobOf(session, 'k3')!)).toContain('State: unknown \u2014 SLURM did not answer.');
   });
 });
 
