@@ -181,6 +181,14 @@ def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_ac
             page.wait_for_selector(".jp-OutputArea-output:has-text('mn5-a01 acc')", timeout=120_000)
             kernel_jobs = [j for j, info in jobs_of("alice").items() if info["partition"] == "acc"]
             assert len(kernel_jobs) == 1 and session_job in jobs_of("alice"), jobs_of("alice")
+            # The status bar shows the kernel's job and its time left beside the session's (its next poll).
+            kernel_status = page.wait_for_selector(
+                f".aifw-kernel-status:has-text('Kernel: job {kernel_jobs[0]} on acc')", timeout=30_000
+            )
+            assert " left" in kernel_status.inner_text(), kernel_status.inner_text()
+            title = kernel_status.get_attribute("title") or ""
+            assert "(node mn5-a01)" in title, title
+            assert f"Job {session_job} " in page.inner_text(".aifw-session-status"), "the session's job beside it"
             assert serious_violations(page) == [], "a notebook on the acc kernel"
             shot(page, "39-kernel-on-acc")
             page.click(".lm-MenuBar-itemLabel:text-is('Kernel')")
