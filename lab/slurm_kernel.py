@@ -58,7 +58,7 @@ from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.job_fields import problems, sbatch_options
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable
-from aifactory_workbench.slurm.pending import queued_text
+from aifactory_workbench.slurm.pending import queued_text, state_text
 from aifactory_workbench.slurm.values import parse_duration
 
 #: The provisioner's name in kernelspecs (pyproject.toml's ``jupyter_client.kernel_provisioners``).
@@ -371,7 +371,7 @@ def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInf
         **entry,
         "partition": info.partition or provisioner.partition,
         "node": info.node if info.is_running else "",
-        "state": "queued" if queued else info.state.lower(),
+        "state": state_text(info.state),
         "time_left_text": duration_text(left) if left is not None else "",
         "detail": queued_text(info.reason, info.start_time) if queued else "",
     }

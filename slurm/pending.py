@@ -12,6 +12,13 @@ import datetime as dt
 
 from aifactory_workbench.slurm.display import duration_text
 
+
+def state_text(state: str) -> str:
+    """A live job's state as the pages word it: "queued" for SLURM's PENDING, else SLURM's own
+    word in lower case ("running", "completing")."""
+    return "queued" if state == "PENDING" else state.lower()
+
+
 #: SLURM's pending reasons (squeue's %r) in words a user understands.
 PENDING_WORDS = {
     "Resources": "waiting for free CPUs, memory or GPUs",

@@ -28,7 +28,7 @@ from aifactory_workbench.job import (
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.formats import SACCT_WORKBENCH_JOBS
 from aifactory_workbench.slurm.parsers import JobInfo, allocation, parse_tres, state_word
-from aifactory_workbench.slurm.pending import queued_text
+from aifactory_workbench.slurm.pending import queued_text, state_text
 from aifactory_workbench.spawners.estimate import usage_hours
 
 #: The sacct fields read for every workbench job (the list is slurm.formats's).
@@ -224,7 +224,7 @@ def kernel_jobs(
                 session_job=started_by(row["JobName"]),
                 partition=row["Partition"],
                 node=row["NodeList"] if word == "RUNNING" else "",
-                state="queued" if word == "PENDING" else word.lower(),
+                state=state_text(word),
                 cores=cores_of(row),
                 gpus=info.gpus if info is not None else allocation(row)[2],
                 seconds_left=left,
