@@ -41,11 +41,11 @@ def leak():
 threading.Thread(target=leak, daemon=True).start()
 """
 
-#: A subscriber to the kernel's iopub port, with the CurveZMQ keys on stdin (JSON: url, and the
+#: A subscriber to the kernel's iopub port, with what its command line says (JSON: url, and the
 #: server's public key or null for a plain ZeroMQ peer): "heard" once a message carries the secret.
 LISTENS = f"""
 import json, sys, time, zmq
-said = json.loads(sys.stdin.readline())
+said = json.loads(sys.argv[1])
 sub = zmq.Context().socket(zmq.SUB)
 if said["server_key"]:
     public, secret = zmq.curve_keypair()
@@ -74,16 +74,14 @@ def jobs_of(user: str) -> dict[str, dict[str, str]]:
 
 
 def listen(user: str, node: str, url: str, server_key: str | None) -> subprocess.Popen:
+    said = {"url": url, "server_key": server_key}
     listener = subprocess.Popen(
-        on_node(node, "sudo", "-u", user, f"{VENV}/bin/python", "-c", LISTENS),
+        on_node(node, "sudo", "-u", user, f"{VENV}/bin/python", "-c", LISTENS, json.dumps(said)),
         cwd="/tmp",
-        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    listener.stdin.write(json.dumps({"url": url, "server_key": server_key}) + "\n")
-    listener.stdin.close()
     return listener
 
 

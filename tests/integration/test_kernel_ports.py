@@ -28,10 +28,10 @@ def leak():
 threading.Thread(target=leak, daemon=True).start()
 """
 
-#: A subscriber to the address on stdin: "heard" once a message carries the secret, else "nothing".
+#: A subscriber to the address its command line names: "heard" once a message carries the secret, else "nothing".
 LISTENS = f"""
 import sys, time, zmq
-url = sys.stdin.readline().strip()
+url = sys.argv[1]
 sub = zmq.Context().socket(zmq.SUB)
 sub.setsockopt(zmq.SUBSCRIBE, b"")
 sub.setsockopt(zmq.RCVTIMEO, 500)
@@ -51,15 +51,12 @@ print("nothing", flush=True)
 
 def listen_as(user: str, node: str, url: str) -> subprocess.Popen:
     listener = subprocess.Popen(
-        on_node(node, "sudo", "-u", user, f"{VENV}/bin/python", "-c", LISTENS),
+        on_node(node, "sudo", "-u", user, f"{VENV}/bin/python", "-c", LISTENS, url),
         cwd="/tmp",
-        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    listener.stdin.write(url + "\n")
-    listener.stdin.close()
     return listener
 
 
