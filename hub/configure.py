@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -48,6 +49,12 @@ TEMPLATES = Path(__file__).parent
 DEFAULT_LOGO = TEMPLATES / "logo.svg"
 #: A user's origin as the internal certificate's check names one (its wildcard covers every user).
 USER_ORIGIN_EXAMPLE = "user"
+
+
+def words_durations(user: Any) -> Callable[[float], str]:
+    """The pages' duration wording (``duration_text``), as JupyterHub hands a template variable
+    to a page: called with its user (None on the login page), it answers the rule itself."""
+    return duration_text
 
 
 def last_end_notice(user: Any) -> str:
@@ -138,7 +145,8 @@ def update_hub(c: Config, site: SiteConfig, audit: AuditLog) -> None:
     # The home page's "Your environments": the spawn form's script for it (spawners/js/environments.js).
     c.JupyterHub.template_vars["environments_script"] = page_script([ENVIRONMENTS_SCRIPT])
     # Durations in the pages' own words, one rule with the session card's (slurm/display.py).
-    c.JupyterHub.template_vars["duration_text"] = duration_text
+    # JupyterHub calls a callable template variable with the page's user: this one answers the rule.
+    c.JupyterHub.template_vars["duration_text"] = words_durations
     services = [
         {"name": s["name"], "api_token": read_secret(s["token_file"], "hub.admin_services", s["name"])}
         for s in hub.admin_services
