@@ -183,9 +183,10 @@ class GalleryOpenHandler(JupyterHandler):
         self.open_entry(entry_id)
 
     def open_entry(self, entry_id: str) -> None:
-        name = getattr(self.current_user, "username", "")
-        if not name or name != os.environ.get("JUPYTERHUB_USER"):  # a colleague it is shared with
-            raise web.HTTPError(403, "only this server's owner opens gallery notebooks in it")
+        name, owner = getattr(self.current_user, "username", ""), os.environ.get("JUPYTERHUB_USER", "")
+        if not name or name != owner:  # a colleague it is shared with: the copy would go into the owner's home
+            self.refuse_colleague(owner)
+            return
         gallery = os.environ.get(GALLERY_ENV, "")
         if not gallery:
             raise web.HTTPError(
@@ -202,6 +203,18 @@ class GalleryOpenHandler(JupyterHandler):
             raise web.HTTPError(500, f"the copy into ~/{HOME_FOLDER} failed: {e.strerror}") from None
         self.log.info("aifactory_workbench.lab.publish: gallery entry %s opened as %s", entry_id, path)
         self.redirect(url_path_join(self.base_url, "lab", "tree", quote(path)))
+
+    def refuse_colleague(self, owner: str) -> None:
+        """A 403 that says why, to a colleague the session is shared with (the server's own 403
+        page says a share has ended, which is not so here)."""
+        self.set_status(403)
+        self.finish(
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>Only its owner opens gallery notebooks here</title></head><body><main id='aifw-gallery-refused'><h1>Only its owner opens gallery notebooks here</h1>"
+            f"<p>This JupyterLab is {html.escape(owner)}'s, shared with you: a gallery notebook opened here would be "
+            f"copied into {html.escape(owner)}'s home. Open it from the gallery in your own session instead.</p>"
+            "</main></body></html>"
+        )
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
