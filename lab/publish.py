@@ -132,6 +132,8 @@ HOME_FOLDER = "gallery"
 ENTRY_ID = re.compile(r"[0-9a-f]{12}")
 #: Where a request came from, by the browser's word: from this origin, or typed / bookmarked.
 OPENS_AT_ONCE = ("same-origin", "none")
+#: What a colleague the session is shared with is told by the route.
+REFUSED = "Only its owner opens gallery notebooks here"
 
 
 def copy_name(notebook_name: str, entry_id: str) -> str:
@@ -210,7 +212,7 @@ class GalleryOpenHandler(JupyterHandler):
         self.set_status(403)
         self.finish(
             "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<title>Only its owner opens gallery notebooks here</title></head><body><main id='aifw-gallery-refused'><h1>Only its owner opens gallery notebooks here</h1>"
+            f"<title>{REFUSED}</title></head><body><main id='aifw-gallery-refused'><h1>{REFUSED}</h1>"
             f"<p>This JupyterLab is {html.escape(owner)}'s, shared with you: a gallery notebook opened here would be "
             f"copied into {html.escape(owner)}'s home. Open it from the gallery in your own session instead.</p>"
             "</main></body></html>"
