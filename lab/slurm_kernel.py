@@ -70,6 +70,9 @@ JOB_SETTINGS = ("partition", "account", "qos", "cpus", "memory", "gpus", "wallti
 OWN_SETTINGS = ("start_timeout",)
 #: squeue is asked about a running kernel's job at most this often (JupyterLab polls every 3 s).
 POLL_SECONDS = 10.0
+#: While a kernel starts, its connection file is read this often, and SLURM asked about its job this often.
+READ_SECONDS = 0.05
+ASK_SECONDS = 2.0
 #: How often a kernel's job checks that its session still runs.
 SESSION_CHECK_SECONDS = 30
 #: Job states in which a kernel's job has not ended.
@@ -249,20 +252,24 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return info
 
     async def listening(self, partition: str) -> KernelConnectionInfo:
-        """The connection file once the kernel has written its ports into it."""
+        """The connection file once the kernel has written its ports into it: the file is read
+        every :data:`READ_SECONDS` (a kernel answers within a second of its job's start), SLURM
+        asked about the job every :data:`ASK_SECONDS`."""
         assert self.folder is not None
-        connection_file, deadline, job = self.folder / "connection.json", time.monotonic() + self.start_timeout, None
+        connection_file, deadline, asked = self.folder / "connection.json", time.monotonic() + self.start_timeout, 0.0
         while True:
             info = json.loads(connection_file.read_text())
             if info.get("ip") and all(info.get(name) for name in port_names):
                 info["key"] = info["key"].encode()
                 return info
-            job = await self.slurm.job(self.job_id)
-            if job is None or job.state not in LIVE_STATES:
-                raise KernelJobError(await self.ended_text())
-            if time.monotonic() > deadline:
-                raise KernelJobError(self.waited_text(job, partition))
-            await asyncio.sleep(1.0)
+            if time.monotonic() - asked >= ASK_SECONDS:
+                asked = time.monotonic()
+                job = await self.slurm.job(self.job_id)
+                if job is None or job.state not in LIVE_STATES:
+                    raise KernelJobError(await self.ended_text())
+                if asked > deadline:
+                    raise KernelJobError(self.waited_text(job, partition))
+            await asyncio.sleep(READ_SECONDS)
 
     def waited_text(self, job: JobInfo, partition: str) -> str:
         waited = f"The kernel's job waited more than {self.start_timeout:.0f} s for {partition} and was cancelled"
