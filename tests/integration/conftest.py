@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,19 @@ from tests.harness import (  # noqa: F401 - re-exported for the test modules
 def cluster() -> None:
     if subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode != 0:
         pytest.fail("the mini cluster is not running: `make test` starts it (or: bash cluster/minicluster.sh start)")
+    free_the_nodes()
+
+
+def free_the_nodes() -> None:
+    """The tests count on the mini cluster's nodes being free when they begin: a job left by the
+    demo on the same cluster (a session, a kernel holding the acc node's GPUs) is cancelled first,
+    and named."""
+    left = sh("squeue", "-h", "-o", "%i %u %j %P %T").splitlines()
+    if not left:
+        return
+    warnings.warn("the suite cancels the jobs it found on the cluster: " + "; ".join(left), stacklevel=1)
+    sh("scancel", *(line.split()[0] for line in left), check=False)
+    wait_for(lambda: not sh("squeue", "-h", "-o", "%i").strip(), 90, "the jobs found on the cluster gone")
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +223,13 @@ def serious_violations(page, within: str = "") -> list[str]:
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def wait_for_kernel(page, timeout: float = 120) -> None:
+    """Until the open notebook's kernel is attached and idle, as the status bar says it
+    ("Python 3 (AI Factory) | Idle"). The notebook's execution indicator reads idle before then,
+    while the status bar still says "No Kernel | Initializing": cells run then run nothing."""
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=timeout * 1000)
 
 
 def ws_request(hub: HubProcess, url: str, token: str) -> HTTPRequest:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.harness import demo_password
 
-from .conftest import HubProcess, chromium_page, launch_demo_setup, serious_violations, sh, shot
+from .conftest import HubProcess, chromium_page, launch_demo_setup, serious_violations, sh, shot, wait_for_kernel
 
 DASK_CELL = (
     "from aifactory_workbench.lab.notebook import start_cluster\n"
@@ -195,6 +195,7 @@ def test_a_new_users_journey_from_login_to_logout(journey_hub: HubProcess, full_
         page.wait_for_selector(".jp-RenderedMarkdown:has-text('Example notebooks')", timeout=30_000)
         page.dblclick(".jp-DirListing-item:has-text('02_interactive_explorer.ipynb')")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        wait_for_kernel(page)
         page.click(".lm-MenuBar-item:has-text('Run')")
         page.click(".lm-Menu-item:has-text('Run All Cells')")
         # The explorer's map and series are one image: choosing another region redraws it.
