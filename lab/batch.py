@@ -226,7 +226,7 @@ def sbatch_argv(notebook: Path, resources: Mapping[str, Any]) -> list[str]:
     return ["sbatch", "--parsable", *job_options(notebook, resources)]
 
 
-def job_prelude(python: str) -> str:
+def job_prelude(python: str, forget: tuple[Path, ...] = ()) -> str:
     """What a notebook job sets up first, its own and never the session's it was started from
     (sbatch passes that session's environment on, and the session may end first):
 
@@ -235,8 +235,10 @@ def job_prelude(python: str) -> str:
     * its Dask worker jobs' name, after this job, so that the session's end does not cancel
       them, and this job cancels them when it ends, however it ends;
     * its own Dask TLS credentials (job/dask_tls.py): the session's are removed with it;
-    * no note of Dask dashboards in the session's folder.
+    * no note of Dask dashboards in the session's folder;
+    * ``forget``: further folders of the job's, removed when it ends.
     """
+    also = "".join(f" {shlex.quote(str(path))}" for path in forget)
     return f"""\
 umask 077
 unset AIFACTORY_DASHBOARDS
@@ -244,7 +246,7 @@ AIFW_PRIVATE=$(mktemp -d "/tmp/aifw-nb-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1
 export DASK_JOBQUEUE__SLURM__NAME="{WORKER_JOB_PREFIX}$SLURM_JOB_ID"
 mkdir -p "$HOME/.aifactory/dask-tls" || exit 1
 AIFACTORY_DASK_TLS=$(mktemp -d "$HOME/.aifactory/dask-tls/job-$SLURM_JOB_ID.XXXXXXXXXX") || exit 1
-trap 'scancel --name "$DASK_JOBQUEUE__SLURM__NAME" 2>/dev/null; rm -rf "$AIFW_PRIVATE" "$AIFACTORY_DASK_TLS"' EXIT
+trap 'scancel --name "$DASK_JOBQUEUE__SLURM__NAME" 2>/dev/null; rm -rf "$AIFW_PRIVATE" "$AIFACTORY_DASK_TLS"{also}' EXIT
 trap 'exit 143' TERM
 export TMPDIR="$AIFW_PRIVATE" AIFACTORY_DASK_TLS
 dask_tls=$({shlex.quote(python)} -m aifactory_workbench.job.dask_tls "$AIFACTORY_DASK_TLS") || exit 1

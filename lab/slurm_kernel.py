@@ -24,7 +24,9 @@ What a notebook with such a kernel costs and keeps:
 * **Its job and time left in sight.** JupyterLab's status bar shows, beside the session's, the
   job of the current notebook's kernel and its time left (:func:`kernel_jobs`, in the session
   answer of lab/session.py).
-* **Its life follows the notebook's.** Shutting the kernel down (or culling it) cancels the job;
+* **Its life follows the notebook's.** Shutting the kernel down cancels the job, and so does
+  leaving it: a kernel idle with no notebook connected for longer than its ``idle_timeout`` is
+  shut down (:func:`cull_idle_kernels`, every :data:`CULL_SECONDS` in the session's server);
   the job also cancels itself within :data:`SESSION_CHECK_SECONDS` of the session's end,
   however that ends. A job that SLURM ends (walltime, node failure) is a kernel that died:
   JupyterLab says so and a restart submits a new job. A job that waits longer than
@@ -38,10 +40,12 @@ import difflib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +71,14 @@ PROVISIONER_NAME = "aifactory-slurm"
 KERNELS_FOLDER = Path(".aifactory") / "kernels"
 #: The job fields a kernelspec may set, with the provisioner's own settings.
 JOB_SETTINGS = ("partition", "account", "qos", "cpus", "memory", "gpus", "walltime", "reservation", "constraint")
-OWN_SETTINGS = ("start_timeout",)
+OWN_SETTINGS = ("start_timeout", "idle_timeout")
 #: squeue is asked about a running kernel's job at most this often (JupyterLab polls every 3 s).
 POLL_SECONDS = 10.0
 #: While a kernel starts, its connection file is read this often, and SLURM asked about its job this often.
 READ_SECONDS = 0.05
 ASK_SECONDS = 2.0
+#: How often the session's server looks for kernels left idle with no notebook connected.
+CULL_SECONDS = 15.0
 #: How often a kernel's job checks that its session still runs.
 SESSION_CHECK_SECONDS = 30
 #: Job states in which a kernel's job has not ended.
@@ -86,6 +92,16 @@ NOT_INHERITED = ("SLURM_", "SBATCH_", "SALLOC_", "JUPYTERHUB_", "JPY_", "TMPDIR"
 def inherited(name: str) -> bool:
     """Whether the session's environment variable ``name`` reaches the kernel's job."""
     return name == "SLURM_CONF" or not name.startswith(NOT_INHERITED)
+
+
+def read_connection_file(path: Path) -> dict[str, Any]:
+    """A kernel's connection file as it stands, {} while it is being rewritten: the kernel
+    (Jupyter's write_connection_file) removes it, then writes it anew."""
+    try:
+        info = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 class KernelJobError(RuntimeError):
@@ -126,7 +142,10 @@ aifw_session_ended() {{
   said=$(squeue -h -j {session} -o %T 2>&1) || {{ case "$said" in *"Invalid job id"*) return 0 ;; esac; return 1; }}
   [ -z "$said" ] || [ "$said" = COMPLETING ]
 }}
-( while ! aifw_session_ended; do sleep {SESSION_CHECK_SECONDS}; done; scancel "$SLURM_JOB_ID" ) &
+( while kill -0 $$ 2>/dev/null; do
+    if aifw_session_ended; then scancel "$SLURM_JOB_ID"; break; fi
+    sleep {SESSION_CHECK_SECONDS}
+  done ) &
 """
         if session_job
         else ""
@@ -135,7 +154,10 @@ aifw_session_ended() {{
     if where.get("account"):
         dask += f"export DASK_JOBQUEUE__SLURM__ACCOUNT={shlex.quote(where['account'])}\n"
     announce = 'echo "AI Factory Workbench: kernel job $SLURM_JOB_ID on $(hostname)"'
-    return f"#!/bin/bash\n{job_prelude(python)}{dask}{watch}{announce}\n{run}\n"
+    # Its folder (connection file, keys) goes with the job however it ends: a session stopped
+    # abruptly never runs the provisioner's cleanup.
+    prelude = job_prelude(python, forget=(connection_file.parent,))
+    return f"#!/bin/bash\n{prelude}{dask}{watch}{announce}\n{run}\n"
 
 
 class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -154,6 +176,12 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         300.0,
         config=True,
         help="Seconds the job may wait in the queue; then it is cancelled, and the notebook told why.",
+    )
+    idle_timeout = Integer(
+        600,
+        config=True,
+        help="Seconds the kernel may stay idle with no notebook connected (closed, or its page gone)"
+        " before it is shut down and its job cancelled, freeing what it holds; 0: never.",
     )
 
     def __init__(self, **kwargs: Any) -> None:
@@ -258,7 +286,7 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         assert self.folder is not None
         connection_file, deadline, asked = self.folder / "connection.json", time.monotonic() + self.start_timeout, 0.0
         while True:
-            info = json.loads(connection_file.read_text())
+            info = read_connection_file(connection_file)
             if info.get("ip") and all(info.get(name) for name in port_names):
                 info["key"] = info["key"].encode()
                 return info
@@ -325,9 +353,7 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def cleanup(self, restart: bool = False) -> None:
         """The kernel's folder (its connection file and keys) goes with it."""
         if self.folder is not None:
-            for path in self.folder.iterdir():
-                path.unlink(missing_ok=True)
-            self.folder.rmdir()
+            shutil.rmtree(self.folder, ignore_errors=True)  # the job's end may have removed it first
             self.folder = None
         self.job_id = ""
 
@@ -354,6 +380,37 @@ def slurm_kernels(kernel_manager: Any) -> list[tuple[str, SlurmKernelProvisioner
         if isinstance(provisioner, SlurmKernelProvisioner) and provisioner.job_id:
             found.append((kernel_id, provisioner))
     return found
+
+
+def left_idle(kernel_manager: Any, now: datetime) -> list[tuple[str, SlurmKernelProvisioner]]:
+    """The kernels in jobs of their own that no notebook is connected to, idle for longer than
+    their provisioner's ``idle_timeout`` (a busy kernel is never among them)."""
+    found = []
+    for kernel_id, provisioner in slurm_kernels(kernel_manager):
+        kernel = kernel_manager.get_kernel(kernel_id)
+        if (
+            provisioner.idle_timeout > 0
+            and kernel.execution_state == "idle"
+            and not kernel_manager.kernel_model(kernel_id).get("connections")
+            and (now - kernel.last_activity).total_seconds() > provisioner.idle_timeout
+        ):
+            found.append((kernel_id, provisioner))
+    return found
+
+
+async def cull_idle_kernels(kernel_manager: Any, log: Any) -> list[str]:
+    """Shut down the kernels :func:`left_idle` finds (their jobs are cancelled); their ids."""
+    culled = []
+    for kernel_id, provisioner in left_idle(kernel_manager, datetime.now(UTC)):
+        log.warning(
+            "aifactory-slurm: kernel %s (job %s) idle for over %d s with no notebook connected: shut down",
+            kernel_id,
+            provisioner.job_id,
+            provisioner.idle_timeout,
+        )
+        await kernel_manager.shutdown_kernel(kernel_id)
+        culled.append(kernel_id)
+    return culled
 
 
 def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInfo | None) -> dict[str, str]:
@@ -399,3 +456,21 @@ async def kernel_jobs(kernel_manager: Any, slurm: Slurm) -> list[dict[str, str]]
             for kernel_id, provisioner in kernels
         ]
     return [kernel_job(kernel_id, provisioner, queue.get(provisioner.job_id)) for kernel_id, provisioner in kernels]
+
+
+class KernelJobsSeen:
+    """:func:`kernel_jobs` for every page that polls the session answer: squeue asked at most
+    every :data:`POLL_SECONDS` whatever the number of pages open, and at once when this server's
+    kernels in jobs change (one starts, one goes)."""
+
+    def __init__(self, slurm: Slurm) -> None:
+        self.slurm = slurm
+        self._said: tuple[float, tuple[tuple[str, str], ...], list[dict[str, str]]] = (0.0, (), [])
+
+    async def __call__(self, kernel_manager: Any) -> list[dict[str, str]]:
+        kernels = tuple((kernel_id, provisioner.job_id) for kernel_id, provisioner in slurm_kernels(kernel_manager))
+        at, seen, said = self._said
+        if kernels != seen or time.monotonic() - at >= POLL_SECONDS:
+            said = await kernel_jobs(kernel_manager, self.slurm)
+            self._said = (time.monotonic(), kernels, said)
+        return said

@@ -4,7 +4,10 @@ tenant on that node reads or drives it; shutting it down, or stopping the sessio
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ from .conftest import (
     shot,
     sign_in,
     wait_for,
+    wait_for_kernel,
 )
 
 KERNEL = "aifactory-acc"
@@ -85,6 +89,29 @@ def listen(user: str, node: str, url: str, server_key: str | None) -> subprocess
     return listener
 
 
+#: Where alice's kernels in jobs of their own keep their connection files and keys.
+KERNEL_FOLDERS = Path("/home/alice") / ".aifactory" / "kernels"
+
+
+def kernel_folders() -> set[Path]:
+    return {p for p in KERNEL_FOLDERS.iterdir() if p.is_dir()} if KERNEL_FOLDERS.is_dir() else set()
+
+
+def kill_job_processes(job: str) -> list[int]:
+    """SIGKILL to every process of ``job`` at once (the ones whose environment names it)."""
+    killed = []
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"SLURM_JOB_ID={job}".encode() in environ:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+    return killed
+
+
 def remote_kernels(hub: HubProcess, token: str) -> list[str]:
     listed = hub.through_proxy("alice", token, "api/kernels").json()
     return [k["id"] for k in listed if k["name"] == KERNEL]
@@ -95,6 +122,7 @@ def test_a_notebooks_kernel_runs_on_another_partition_in_a_job_of_its_own(clean:
     hub.start_ready("alice")  # on gpp, the site's default
     token = hub.user_token("alice")
     (session_job,) = queued_jobs("alice")
+    before = kernel_folders()  # another run's, if a session of alice's ended with a kernel in it
     started = time.monotonic()
     host, job, partition = execute_in_kernel(hub, "alice", token, REPORTS, kernel=KERNEL).split()[:3]
     print(f"FIGURE a kernel on acc, from start to its first output: {time.monotonic() - started:.1f} s")
@@ -106,7 +134,7 @@ def test_a_notebooks_kernel_runs_on_another_partition_in_a_job_of_its_own(clean:
     # No other tenant on its node reads it: its ports speak CurveZMQ with keys only alice's
     # connection file holds. alice, with them, hears what bob, with or without a key of his
     # own making, cannot.
-    (folder,) = [p for p in (Path("/home/alice") / ".aifactory" / "kernels").iterdir() if p.is_dir()]
+    (folder,) = kernel_folders() - before
     assert folder.stat().st_mode & 0o777 == 0o700
     info = json.loads((folder / "connection.json").read_text())
     url = f"tcp://{info['ip']}:{info['iopub_port']}"
@@ -150,11 +178,65 @@ def test_a_kernels_job_ends_with_the_session(clean: HubProcess):
     hub = clean
     hub.start_ready("alice")
     token = hub.user_token("alice")
+    before = kernel_folders()
     execute_in_kernel(hub, "alice", token, "print(1)", kernel=KERNEL)
     assert any(j["name"].startswith("aifw-kernel-") for j in jobs_of("alice").values()), jobs_of("alice")
+    (folder,) = kernel_folders() - before
     hub.stop("alice")
     wait_for(lambda: not jobs_of("alice"), 60, "the session's kernel job ended with it", every=1)
     assert "aifw-kernel-" in sh("sacct", "-X", "-n", "-u", "alice", "-S", "now-10minutes", "-o", "JobName%40")
+    assert not folder.exists(), "the kernel's keys outlived its session"
+
+
+def test_a_session_killed_outright_takes_its_kernels_job_and_keys_with_it(clean: HubProcess):
+    """A node's failure or an OOM kill ends the session with no word to its server: the kernel's
+    job still sees the session gone and ends, and its folder (connection file, keys) with it."""
+    hub = clean
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    (session_job,) = queued_jobs("alice")
+    before = kernel_folders()
+    execute_in_kernel(hub, "alice", token, "print(1)", kernel=KERNEL)
+    (folder,) = kernel_folders() - before
+    killed = kill_job_processes(session_job)  # no word to its server, as an OOM kill or a crash
+    assert killed, f"no process of job {session_job} found"
+    wait_for(lambda: not jobs_of("alice"), 90, "the kernel's job ended with its killed session", every=1)
+    wait_for(lambda: not folder.exists(), 10, "the kernel's folder removed by its job's end", every=0.5)
+
+
+def test_a_kernel_left_idle_with_its_notebook_closed_ends_its_job(clean: HubProcess):
+    """The GPU only while a notebook needs it: a kernel in a job of its own, idle with no
+    notebook connected for longer than its kernelspec's idle_timeout (here alice's own, 5 s), is
+    shut down and its job cancelled."""
+    hub = clean
+    spec = Path("/home/alice/.local/share/jupyter/kernels/aifw-test-acc-idle")
+    config = {"partition": "acc", "cpus": 1, "memory": "1G", "walltime": "00:30:00", "idle_timeout": 5}
+    sh("sudo", "-u", "alice", "mkdir", "-p", str(spec))
+    kernelspec = {
+        "display_name": "Python on acc, let go when idle",
+        "language": "python",
+        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "metadata": {"kernel_provisioner": {"provisioner_name": "aifactory-slurm", "config": config}},
+    }
+    subprocess.run(
+        ["sudo", "-u", "alice", "tee", str(spec / "kernel.json")],
+        input=json.dumps(kernelspec),
+        text=True,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    try:
+        hub.start_ready("alice")
+        token = hub.user_token("alice")
+        execute_in_kernel(hub, "alice", token, "print(1)", kernel=spec.name)  # then its socket closes
+        (job,) = [j for j, info in jobs_of("alice").items() if info["partition"] == "acc"]
+        t0 = time.monotonic()
+        wait_for(lambda: job not in jobs_of("alice"), 60, "the idle kernel's job cancelled", every=1)
+        print(f"FIGURE an idle kernel's job cancelled {time.monotonic() - t0:.1f} s after its last output")
+        listed = lambda: hub.through_proxy("alice", token, "api/kernels").json()  # noqa: E731
+        wait_for(lambda: listed() == [], 30, "the culled kernel no longer listed")
+    finally:
+        sh("rm", "-rf", str(spec))
 
 
 def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_acc(demo_module_hub: HubProcess):
@@ -172,7 +254,7 @@ def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_ac
             card.wait_for(timeout=120_000)
             card.click()
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+            wait_for_kernel(page, timeout=300)
             page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
             page.keyboard.type("import os, socket; print(socket.gethostname(), os.environ['SLURM_JOB_PARTITION'])")
             page.keyboard.press("Shift+Enter")

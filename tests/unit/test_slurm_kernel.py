@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from jupyter_client.kernelspec import KernelSpec
 
 from aifactory_workbench.lab import kernel_node, slurm_kernel
 from aifactory_workbench.lab.kernel_node import node_address
-from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner, kernel_script, refused_settings
+from aifactory_workbench.lab.slurm_kernel import KernelJobsSeen, SlurmKernelProvisioner, kernel_script, refused_settings
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.parsers import JobInfo, JobRecord
 
@@ -65,6 +66,8 @@ def test_the_job_script_ends_the_kernel_with_its_session_and_starts_it_on_its_no
     assert f"-m aifactory_workbench.lab.kernel_node on-node '{tmp_path / 'c f'}' -- /opt/venv/bin/python" in script
     assert 'export TMPDIR="$AIFW_PRIVATE"' in script, "the kernel's own private folder, not the session's"
     assert "DASK_JOBQUEUE__SLURM__QUEUE=acc\n" in script and "DASK_JOBQUEUE__SLURM__ACCOUNT=ehpc01\n" in script
+    (on_exit,) = [line for line in script.splitlines() if line.endswith("' EXIT")]
+    assert f" {tmp_path}'" in on_exit, "the kernel's folder (its keys) is removed however the job ends"
     (tmp_path / "job.sh").write_text(script)
     assert subprocess.run(["bash", "-n", str(tmp_path / "job.sh")], check=False).returncode == 0
 
@@ -166,8 +169,8 @@ class KernelManagerFake:
         return SimpleNamespace(provisioner=self.provisioners[kernel_id])
 
 
-def in_job(job_id: str, partition: str = "acc") -> SlurmKernelProvisioner:
-    p = provisioner(partition=partition, gpus=1)
+def in_job(job_id: str, partition: str = "acc", **config) -> SlurmKernelProvisioner:
+    p = provisioner(partition=partition, gpus=1, **config)
     p.job_id = job_id
     return p
 
@@ -230,3 +233,58 @@ def test_a_server_without_kernels_in_jobs_asks_squeue_nothing():
     manager = KernelManagerFake({"k-local": SimpleNamespace(job_id="9"), "k-new": in_job("")})
     assert asyncio.run(slurm_kernel.kernel_jobs(manager, slurm)) == []
     assert slurm.commands() == []
+
+
+class IdleKernelsFake(KernelManagerFake):
+    """The kernel manager as the idle culler reads it: each kernel's state, how long it has been
+    idle and how many pages are connected to it (kernel id -> provisioner, state, seconds, pages)."""
+
+    def __init__(self, **kernels: tuple) -> None:
+        super().__init__({kernel_id: said[0] for kernel_id, said in kernels.items()})
+        self.said, self.now, self.shut = kernels, datetime.now(UTC), []
+
+    def get_kernel(self, kernel_id: str) -> SimpleNamespace:
+        provisioner, state, idle, _ = self.said[kernel_id]
+        return SimpleNamespace(
+            provisioner=provisioner, execution_state=state, last_activity=self.now - timedelta(seconds=idle)
+        )
+
+    def kernel_model(self, kernel_id: str) -> dict:
+        return {"id": kernel_id, "connections": self.said[kernel_id][3]}
+
+    async def shutdown_kernel(self, kernel_id: str) -> None:
+        self.shut.append(kernel_id)
+
+
+def test_a_kernel_left_idle_with_no_notebook_connected_is_shut_down_and_no_other():
+    kernels = IdleKernelsFake(
+        left=(in_job("77", idle_timeout=600), "idle", 601, 0),
+        open_page=(in_job("78"), "idle", 3600, 1),  # its notebook is still open: kept
+        busy=(in_job("79"), "busy", 3600, 0),  # still computing, page closed: kept
+        recent=(in_job("80"), "idle", 599, 0),
+        never=(in_job("81", idle_timeout=0), "idle", 86400, 0),
+        session_local=(None, "idle", 86400, 0),  # the session's own kernels are not the culler's
+    )
+    log = SimpleNamespace(warning=lambda *args: None)
+    assert asyncio.run(slurm_kernel.cull_idle_kernels(kernels, log)) == ["left"] and kernels.shut == ["left"]
+
+
+def test_pages_polling_the_session_share_one_squeue_call_until_the_kernels_change():
+    slurm = FakeSlurm()
+    slurm.hold(replace(RECORDED_QUEUE["RUNNING"], job_id="124"), "aifw-kernel-7")
+    kernels, seen = KernelManagerFake({"k-run": in_job("124")}), KernelJobsSeen(slurm)
+    first = asyncio.run(seen(kernels))
+    assert [asyncio.run(seen(kernels)) for _ in range(5)] == [first] * 5 and len(slurm.commands()) == 1
+    kernels.provisioners["k-new"] = in_job("125")  # a notebook starts another: asked at once
+    assert [k["job_id"] for k in asyncio.run(seen(kernels))] == ["124", "125"] and len(slurm.commands()) == 2
+
+
+def test_a_connection_file_being_rewritten_by_the_kernel_is_read_again_not_an_error(tmp_path):
+    """The kernel removes its connection file, then writes it anew: a start that read it in
+    between answered 500 (seen in the suite)."""
+    path = tmp_path / "connection.json"
+    assert slurm_kernel.read_connection_file(path) == {}  # removed
+    path.write_text('{"ip": "10.0.0.1", "shell_po')  # half written
+    assert slurm_kernel.read_connection_file(path) == {}
+    path.write_text('{"ip": "10.0.0.1", "shell_port": 5}')
+    assert slurm_kernel.read_connection_file(path) == {"ip": "10.0.0.1", "shell_port": 5}
