@@ -6,7 +6,8 @@ the seconds left (``squeue``'s TimeLeft, asked at most every ``REFRESH`` seconds
 times in the words the page shows (:func:`time_texts`), the site's warning minutes, the
 dashboards of Dask clusters started here, how many times SLURM's save signal has come, and the
 ``kernels`` of this server that run in jobs of their own, each with its job, state and time left
-(lab/slurm_kernel.py's :func:`kernel_jobs`: one squeue call per answer, only when there are any).
+(lab/slurm_kernel.py's :class:`KernelJobsSeen`: one squeue call for all of them, at most every
+10 s whatever the number of pages, only when there are any).
 The batch script passes SLURM's signal before the end (``sbatch --signal=B:USR2@N``) on as
 SIGUSR2; JupyterLab pages (the ``@aifactory/workbench`` lab extension) see the count rise and
 save every open notebook.
@@ -34,12 +35,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.ioloop import PeriodicCallback
 
 from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
 from aifactory_workbench.lab.private_kernels import keep_kernels_private
-from aifactory_workbench.lab.slurm_kernel import kernel_jobs
+from aifactory_workbench.lab.slurm_kernel import CULL_SECONDS, KernelJobsSeen, cull_idle_kernels
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
@@ -175,7 +177,7 @@ class SessionHandler(APIHandler):
         left = await clock.seconds_left()
         folder = os.environ.get(FOLDER_ENV, "")
         dashboards = running_dashboards(folder) if folder else []
-        kernels = await kernel_jobs(self.kernel_manager, clock.slurm)
+        kernels = await state["kernels"](self.kernel_manager)
         self.finish(
             json.dumps(
                 {
@@ -197,7 +199,12 @@ class SessionHandler(APIHandler):
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    state: dict[str, Any] = {"clock": JobClock(Slurm(), os.environ.get("SLURM_JOB_ID", "")), "save_requests": 0}
+    slurm = Slurm()
+    state: dict[str, Any] = {
+        "clock": JobClock(slurm, os.environ.get("SLURM_JOB_ID", "")),
+        "save_requests": 0,
+        "kernels": KernelJobsSeen(slurm),
+    }
 
     def save_requested(signum: int, frame: Any) -> None:
         state["save_requests"] += 1
@@ -211,5 +218,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.web_app.add_handlers(".*$", [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler)])
     add_dashboard_route(serverapp.web_app)  # the Dask dashboards of this job, for its Dask panel
     kernels = keep_kernels_private(serverapp)  # no other tenant on the node reaches its kernels
+    # A kernel in a job of its own left idle with no notebook connected frees what it holds.
+    PeriodicCallback(lambda: cull_idle_kernels(serverapp.kernel_manager, serverapp.log), CULL_SECONDS * 1000).start()
     serverapp.log.info("aifactory_workbench.lab.session: kernels on Unix sockets in %s", kernels)
     serverapp.log.info("aifactory_workbench.lab.session: %s (job %s)", route, state["clock"].job_id or "none")

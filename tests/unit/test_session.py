@@ -17,7 +17,7 @@ from aifactory_workbench.hub.configure import DEFAULT_LOGO, update_brand
 from aifactory_workbench.hub.site import SiteConfigError, load_site_config
 from aifactory_workbench.lab.access import POLICY_VIOLATION
 from aifactory_workbench.lab.session import JobClock, SessionHandler, minutes, time_texts
-from aifactory_workbench.lab.slurm_kernel import SlurmKernelProvisioner
+from aifactory_workbench.lab.slurm_kernel import KernelJobsSeen, SlurmKernelProvisioner
 from aifactory_workbench.slurm.client import squeue_argv
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobRecord
@@ -168,7 +168,9 @@ def session_answer(slurm: FakeSlurm, kernel_manager: object) -> dict:
     """What SessionHandler.get answers (tornado's sign-in check aside), for session job 7."""
     said: list[str] = []
     handler = SimpleNamespace(
-        settings={"aifactory_session": {"clock": JobClock(slurm, "7"), "save_requests": 0}},
+        settings={
+            "aifactory_session": {"clock": JobClock(slurm, "7"), "save_requests": 0, "kernels": KernelJobsSeen(slurm)}
+        },
         kernel_manager=kernel_manager,
         current_user=SimpleNamespace(username="alice"),
         base_url="/user/alice/",
