@@ -1,9 +1,10 @@
-"""A queued job's wait in words: why SLURM holds it (its pending reason) and when SLURM expects
-it to start. One rule for every page that shows a waiting job: the JupyterLab session's queued
-page and home card (spawners/), the spawn form's estimate, and notebook jobs, in JupyterLab's
-panel and ``aifactory-run-notebook status`` (lab/, which may not import spawners/) as on the
-hub's home page. Pure: the standard library and slurm/display.py (the wait in words, as every
-page words a duration).
+"""A job's wait and end in words: why SLURM holds it (its pending reason), when SLURM expects it
+to start, and how it ended (:func:`describe_end`, from accounting). One rule for every page that
+shows a job: the JupyterLab session's queued page and home card (spawners/), the spawn form's
+estimate, notebook jobs in JupyterLab's panel and ``aifactory-run-notebook status``, and a
+kernel's job in JupyterLab's status bar (lab/, which may not import spawners/) as on the hub's
+home page. Pure: the standard library, slurm/parsers.py's records and slurm/display.py (the wait
+in words, as every page words a duration).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from aifactory_workbench.slurm.display import duration_text
+from aifactory_workbench.slurm.parsers import JobRecord
 
 
 def state_text(state: str) -> str:
@@ -72,3 +74,27 @@ def queued_text(reason: str, start: str, now: dt.datetime | None = None) -> str:
     if not start[:1].isdigit():
         return f"{why}."
     return f"{why}; {start_text(start, now)}"
+
+
+def describe_end(record: JobRecord) -> str:
+    """A user-facing sentence for how a job ended, from accounting."""
+    reasons = {
+        "TIMEOUT": "it reached its walltime limit",
+        "CANCELLED": "it was cancelled",
+        "OUT_OF_MEMORY": "it ran out of memory",
+        "NODE_FAIL": "its compute node failed",
+        "PREEMPTED": "it was preempted by a higher-priority job",
+        "BOOT_FAIL": "its compute node failed to boot",
+        "DEADLINE": "it reached its deadline",
+        "FAILED": f"it failed (exit code {record.exit_code})",
+        "COMPLETED": f"it ended (exit code {record.exit_code})",
+    }
+    if record.out_of_memory:
+        used = (
+            f": it used {record.max_rss_mb} MB of the {record.req_mem_mb} MB it asked for" if record.max_rss_mb else ""
+        )
+        return f"it ran out of memory{used}. Ask for more memory when you start it again"
+    text = reasons.get(record.state, f"it ended in state {record.state}")
+    if record.reason and record.reason not in {"None", ""}:
+        text += f"; SLURM's reason: {record.reason}"
+    return text

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aifactory_workbench.slurm.parsers import JobRecord
-from aifactory_workbench.slurm.pending import explain_pending as explain_pending  # its words have one home
+from aifactory_workbench.slurm.pending import describe_end as describe_end  # its words have one home
+from aifactory_workbench.slurm.pending import explain_pending as explain_pending
 
 if TYPE_CHECKING:
     from jupyterhub.spawner import SpawnException
@@ -100,27 +100,3 @@ def replacement_overtaken_text(old_job: str, new_job: str) -> str:
         f"Job {old_job} started, or your server was stopped, while its replacement was submitted, "
         f"so the new job {new_job} was cancelled; nothing else changed."
     )
-
-
-def describe_end(record: JobRecord) -> str:
-    """A user-facing sentence for how a job ended, from accounting."""
-    reasons = {
-        "TIMEOUT": "it reached its walltime limit",
-        "CANCELLED": "it was cancelled",
-        "OUT_OF_MEMORY": "it ran out of memory",
-        "NODE_FAIL": "its compute node failed",
-        "PREEMPTED": "it was preempted by a higher-priority job",
-        "BOOT_FAIL": "its compute node failed to boot",
-        "DEADLINE": "it reached its deadline",
-        "FAILED": f"it failed (exit code {record.exit_code})",
-        "COMPLETED": f"it ended (exit code {record.exit_code})",
-    }
-    if record.out_of_memory:
-        used = (
-            f": it used {record.max_rss_mb} MB of the {record.req_mem_mb} MB it asked for" if record.max_rss_mb else ""
-        )
-        return f"it ran out of memory{used}. Ask for more memory when you start it again"
-    text = reasons.get(record.state, f"it ended in state {record.state}")
-    if record.reason and record.reason not in {"None", ""}:
-        text += f"; SLURM's reason: {record.reason}"
-    return text

@@ -15,8 +15,8 @@ from aifactory_workbench.slurm.parsers import (
     parse_scontrol_oneliner,
     parse_squeue,
 )
+from aifactory_workbench.slurm.pending import describe_end
 from aifactory_workbench.slurm.values import format_duration, parse_duration
-from aifactory_workbench.spawners.messages import describe_end
 
 DATA = Path(__file__).parent.parent / "data"
 
