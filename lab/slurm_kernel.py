@@ -47,12 +47,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 from jupyter_client.connect import KernelConnectionInfo, port_names
+from jupyter_client.ioloop.restarter import AsyncIOLoopKernelRestarter
 from jupyter_client.provisioning import KernelProvisionerBase
-from traitlets import Float, Integer, Unicode
+from traitlets import Float, Integer, Unicode, default
 
 from aifactory_workbench.job import KERNEL_JOB_PREFIX
 from aifactory_workbench.lab.batch import job_prelude
@@ -62,7 +63,7 @@ from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.job_fields import problems, sbatch_options
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError, parse_sbatch_parsable
-from aifactory_workbench.slurm.pending import queued_text, state_text
+from aifactory_workbench.slurm.pending import describe_end, queued_text, state_text
 from aifactory_workbench.slurm.values import parse_duration
 
 #: The provisioner's name in kernelspecs (pyproject.toml's ``jupyter_client.kernel_provisioners``).
@@ -77,6 +78,8 @@ POLL_SECONDS = 10.0
 #: While a kernel starts, its connection file is read this often, and SLURM asked about its job this often.
 READ_SECONDS = 0.05
 ASK_SECONDS = 2.0
+#: How long a kernel whose job SLURM ended stays in the session answer, with how it ended.
+ENDED_SECONDS = 3600.0
 #: How often the session's server looks for kernels left idle with no notebook connected.
 CULL_SECONDS = 15.0
 #: How often a kernel's job checks that its session still runs.
@@ -160,8 +163,22 @@ aifw_session_ended() {{
     return f"#!/bin/bash\n{prelude}{dask}{watch}{announce}\n{run}\n"
 
 
+class JobKernelRestarter(AsyncIOLoopKernelRestarter):  # type: ignore[misc]
+    """A kernel whose job SLURM ended is restarted once, in a new job, as JupyterLab's "it will
+    restart automatically" says; a restart that does not come alive is not tried again (each try
+    is a job: Jülich's provisioner advises no automatic restart at all for that reason), and the
+    kernel is dead. The session answer says how the job ended either way."""
+
+    @default("restart_limit")
+    def _one_automatic_restart(self) -> int:
+        return 1
+
+
 class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     """Starts a kernel as a SLURM job of the user's (see the module's rules)."""
+
+    #: This server's kernels whose job SLURM ended on its own: kernel id -> (when, its entry).
+    ended: ClassVar[dict[str, tuple[float, dict[str, str]]]] = {}
 
     partition = Unicode("", config=True, help="The partition the kernel's job runs on (required).")
     account = Unicode("", config=True, help="The account it is charged to; the session's when empty.")
@@ -235,6 +252,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         write_private(connection_file, json.dumps(request))
         km.transport = "tcp"
         km.connection_file = str(connection_file)
+        if hasattr(km, "restarter_class"):  # a job SLURM ended is resubmitted once, not five times
+            km.restarter_class = JobKernelRestarter
         kwargs["cmd"] = km.format_kernel_cmd(extra_arguments=kwargs.pop("extra_arguments", []))
         return kwargs
 
@@ -272,6 +291,7 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         except BaseException:  # refused, timed out, or the server stopped meanwhile: no job is left
             await asyncio.shield(self._cancel())
             raise
+        self._seen = (time.monotonic(), None)  # it listens: alive (not the ended job's answer, on a restart)
         km = self.parent
         for name in port_names:
             setattr(km, name, 0)
@@ -326,7 +346,27 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return None
         said = None if job is not None and job.state in LIVE_STATES and job.state != "COMPLETING" else 0
         self._seen = (time.monotonic(), said)
+        if said == 0 and not getattr(self.parent, "shutting_down", False):
+            await self._ended_on_its_own()
         return said
+
+    async def _ended_on_its_own(self) -> None:
+        """SLURM ended the kernel's job (its walltime, its node, an operator, memory): the
+        notebook is told how, in accounting's words, through the session answer (:func:`kernel_jobs`)."""
+        job = self.job_id
+        if self.ended.get(self.kernel_id, (0.0, {}))[1].get("job_id") == job:
+            return
+        try:
+            record = await self.slurm.accounting(job)
+        except SlurmError:
+            record = None
+        how = describe_end(record) if record is not None and record.ended else NOT_HELD
+        detail = f"The kernel's job {job} on {self.partition} ended: {how}. {RESTART_TEXT}"
+        self.log.warning("aifactory-slurm: kernel %s: %s", self.kernel_id, detail)
+        self.ended[self.kernel_id] = (
+            time.monotonic(),
+            {**kernel_job(self.kernel_id, self, None), "detail": detail, "notice": detail},
+        )
 
     async def wait(self) -> int | None:
         while self.job_id and await self._ask() is None:
@@ -367,6 +407,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
 #: What a kernel's entry says when squeue did not answer (the next answer asks again).
 UNANSWERED = "SLURM did not answer; asked again at the next look."
+#: What the notebook is told after how a kernel's job ended (JupyterLab restarts it once).
+RESTART_TEXT = "Its variables are gone; a restart runs in a new job."
 #: What it says of a job that squeue no longer holds (it ended; JupyterLab is told the kernel died).
 NOT_HELD = "squeue no longer lists it."
 
@@ -417,7 +459,8 @@ def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInf
     """One kernel's job as the status bar shows it, from squeue's line (None: not held any more):
     its state as the home page words it ("queued", else SLURM's in lower case, as
     spawners/workbench_jobs.py's kernel_jobs), its time left and, while it waits, SLURM's reason
-    and expected start (``detail``), in the words every page uses."""
+    and expected start (``detail``), in the words every page uses. ``notice``: what JupyterLab
+    tells once as a notification (a job SLURM ended: how; "" otherwise)."""
     entry = {
         "kernel_id": kernel_id,
         "job_id": provisioner.job_id,
@@ -426,6 +469,7 @@ def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInf
         "state": "ended",
         "time_left_text": "",
         "detail": NOT_HELD,
+        "notice": "",
     }
     if info is None:
         return entry
@@ -446,16 +490,28 @@ async def kernel_jobs(kernel_manager: Any, slurm: Slurm) -> list[dict[str, str]]
     squeue call for all of them (none when there are none). When SLURM does not answer, each
     entry says so (state "unknown"): never an error."""
     kernels = slurm_kernels(kernel_manager)
+    ended = ended_kernels()
     if not kernels:
-        return []
+        return ended
     try:
         queue = await slurm.jobs_by_id([provisioner.job_id for _, provisioner in kernels])
     except SlurmError:
         return [
             {**kernel_job(kernel_id, provisioner, None), "state": "unknown", "detail": UNANSWERED}
             for kernel_id, provisioner in kernels
-        ]
-    return [kernel_job(kernel_id, provisioner, queue.get(provisioner.job_id)) for kernel_id, provisioner in kernels]
+        ] + ended
+    live = [kernel_job(kernel_id, provisioner, queue.get(provisioner.job_id)) for kernel_id, provisioner in kernels]
+    return live + ended
+
+
+def ended_kernels() -> list[dict[str, str]]:
+    """The kernels whose job SLURM ended within :data:`ENDED_SECONDS`, each with how it ended
+    (after the live ones in the session answer: a kernel restarted in a new job is shown by it)."""
+    now = time.monotonic()
+    kept = SlurmKernelProvisioner.ended
+    for kernel_id in [k for k, (at, _) in kept.items() if now - at > ENDED_SECONDS]:
+        del kept[kernel_id]
+    return [entry for _, entry in kept.values()]
 
 
 class KernelJobsSeen:
@@ -468,7 +524,10 @@ class KernelJobsSeen:
         self._said: tuple[float, tuple[tuple[str, str], ...], list[dict[str, str]]] = (0.0, (), [])
 
     async def __call__(self, kernel_manager: Any) -> list[dict[str, str]]:
-        kernels = tuple((kernel_id, provisioner.job_id) for kernel_id, provisioner in slurm_kernels(kernel_manager))
+        kernels = (
+            *((kernel_id, provisioner.job_id) for kernel_id, provisioner in slurm_kernels(kernel_manager)),
+            *((kernel_id, "ended") for kernel_id in SlurmKernelProvisioner.ended),
+        )
         at, seen, said = self._said
         if kernels != seen or time.monotonic() - at >= POLL_SECONDS:
             said = await kernel_jobs(kernel_manager, self.slurm)

@@ -52,6 +52,8 @@ export interface IKernelJob {
   timeLeftText: string;
   /** A queued job's reason and expected start, or why its state is not known ("" while it runs). */
   detail: string;
+  /** What to tell once as a notification: how SLURM ended its job ("" otherwise). */
+  notice: string;
 }
 
 function text(value: unknown): string {
@@ -73,7 +75,8 @@ function kernelJobs(value: unknown): IKernelJob[] {
       node: text(e.node),
       state: text(e.state),
       timeLeftText: text(e.time_left_text),
-      detail: text(e.detail)
+      detail: text(e.detail),
+      notice: text(e.notice)
     }))
     .filter(job => job.kernelId && job.jobId);
 }
@@ -169,6 +172,16 @@ export function statusTitle(session: ISessionInfo): string {
 /** The job of the current notebook's kernel, when that kernel runs in a job of its own. */
 export function kernelJobOf(session: ISessionInfo | null, kernelId: string | null | undefined): IKernelJob | null {
   return (kernelId && session?.kernels.find(job => job.kernelId === kernelId)) || null;
+}
+
+/**
+ * The notices of kernels' jobs that SLURM ended (walltime, node, an operator), not yet told on
+ * this page (``told``: their job ids; those returned are added to it): each is told once.
+ */
+export function kernelEndNotices(session: ISessionInfo, told: Set<string>): string[] {
+  const fresh = session.kernels.filter(job => job.notice && !told.has(job.jobId));
+  fresh.forEach(job => told.add(job.jobId));
+  return fresh.map(job => job.notice);
 }
 
 /** The kernel's status item: "Kernel: job 43 on acc · 55 min left" (or its state, while it has no time left). */

@@ -31,6 +31,7 @@ import {
   extensionStopped,
   ISessionInfo,
   isEnding,
+  kernelEndNotices,
   kernelJobOf,
   kernelStatusText,
   kernelStatusTitle,
@@ -69,6 +70,8 @@ class SessionWatch {
   private saves: number | null = null;
   private dashboard = '';
   private failures = 0;
+  /** The kernels' jobs whose end this page told (their ids). */
+  private readonly toldKernelEnds = new Set<string>();
   private readonly ending = new EndOnce();
   /** Where the status bar's end button leads, once the end is told. */
   private endLink = '';
@@ -224,6 +227,9 @@ class SessionWatch {
       });
     }
     this.saves = session.saveRequests;
+    for (const notice of kernelEndNotices(session, this.toldKernelEnds)) {
+      Notification.warning(notice, { autoClose: false });
+    }
     if (
       session.dashboard &&
       session.dashboard !== this.dashboard &&

@@ -12,6 +12,7 @@ import {
   extensionStopped,
   isEnding,
   jobEndedNotice,
+  kernelEndNotices,
   kernelJobOf,
   kernelStatusText,
   kernelStatusTitle,
@@ -269,6 +270,23 @@ describe("the kernel's job", () => {
     expect(kernelStatusText(kernelJobOf(session, 'k1')!)).toBe('Kernel: job 43 on acc \u00b7 55 min left');
     expect(kernelStatusText(kernelJobOf(session, 'k2')!)).toBe('Kernel: job 44 on acc \u00b7 queued');
     expect(kernelStatusText(kernelJobOf(session, 'k3')!)).toBe('Kernel: job 45 on gpp \u00b7 unknown');
+  });
+
+  it("tells once how SLURM ended a kernel's job, and nothing of the others", () => {
+    const notice =
+      "The kernel's job 46 on acc ended: it reached its walltime limit. Its variables are gone; a restart runs in a new job.";
+    const ended = parseSession({
+      ...ANSWER,
+      kernels: [
+        { kernel_id: 'k1', job_id: '43', partition: 'acc', state: 'running', notice: '' },
+        { kernel_id: 'k5', job_id: '46', partition: 'acc', state: 'ended', detail: notice, notice }
+      ]
+    });
+    const told = new Set<string>();
+    expect(kernelEndNotices(ended, told)).toEqual([notice]);
+    expect(kernelEndNotices(ended, told)).toEqual([]); // the next poll: already told
+    expect(kernelEndNotices(session, new Set())).toEqual([]);
+    expect(kernelStatusText(kernelJobOf(ended, 'k5')!)).toBe('Kernel: job 46 on acc \u00b7 ended');
   });
 
   it('says in its tooltip where the kernel runs, apart from the session, and why it waits', () => {

@@ -77,6 +77,10 @@ def jobs_of(user: str) -> dict[str, dict[str, str]]:
     return {job: {"name": name, "partition": partition} for job, name, partition in rows}
 
 
+def kernel_jobs_of(user: str) -> list[str]:
+    return [job for job, info in jobs_of(user).items() if info["name"].startswith("aifw-kernel-")]
+
+
 def listen(user: str, node: str, url: str, server_key: str | None) -> subprocess.Popen:
     said = {"url": url, "server_key": server_key}
     listener = subprocess.Popen(
@@ -204,6 +208,29 @@ def test_a_session_killed_outright_takes_its_kernels_job_and_keys_with_it(clean:
     wait_for(lambda: not folder.exists(), 10, "the kernel's folder removed by its job's end", every=0.5)
 
 
+def test_a_kernels_job_slurm_ends_is_told_in_the_notebook_and_restarted_once(clean: HubProcess):
+    """An operator cancels the kernel's job (as its walltime or its node's failure would end it):
+    alice's JupyterLab's session answer says how the job ended, in accounting's words (her pages
+    tell it once), and the kernel is restarted once, in a new job of its own."""
+    hub = clean
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    execute_in_kernel(hub, "alice", token, "print(1)", kernel=KERNEL)
+    (job,) = kernel_jobs_of("alice")
+    sh("scancel", job)
+
+    def told() -> list[dict]:
+        kernels = hub.through_proxy("alice", token, "aifactory/session").json()["kernels"]
+        return [k for k in kernels if k["job_id"] == job and k["notice"]]
+
+    (entry,) = wait_for(told, 60, "the session answer tells how the kernel's job ended", every=1)
+    assert entry["state"] == "ended" and entry["notice"] == (
+        f"The kernel's job {job} on acc ended: it was cancelled. Its variables are gone; a restart runs in a new job."
+    ), entry
+    (again,) = wait_for(lambda: kernel_jobs_of("alice"), 60, "the kernel restarted in a new job", every=1)
+    assert again != job
+
+
 def test_a_kernel_left_idle_with_its_notebook_closed_ends_its_job(clean: HubProcess):
     """The GPU only while a notebook needs it: a kernel in a job of its own, idle with no
     notebook connected for longer than its kernelspec's idle_timeout (here alice's own, 5 s), is
@@ -271,8 +298,27 @@ def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_ac
             assert f"Job {session_job} " in page.inner_text(".aifw-session-status"), "the session's job beside it"
             assert serious_violations(page, within=".aifw-kernel-status") == [], "the kernel's status item"
             shot(page, "39-kernel-on-acc")
+
+            # SLURM ends the kernel's job (an operator here; its walltime or its node alike): the
+            # notebook tells how, once, and JupyterLab restarts the kernel once, in a new job.
+            sh("scancel", kernel_jobs[0])
+            ended = f"job {kernel_jobs[0]} on acc ended"
+            toast = page.wait_for_selector(f".Toastify__toast:has-text('{ended}')", timeout=60_000)
+            assert "it was cancelled" in toast.inner_text(), toast.inner_text()
+            again = wait_for(lambda: kernel_jobs_of("alice"), 60, "the kernel restarted in a new job", every=1)
+            assert again != kernel_jobs, again
+            dialog = page.wait_for_selector(".jp-Dialog:has-text('restart automatically')", timeout=30_000)
+            page.wait_for_timeout(1000)  # the notice slides in
+            shot(page, "39-kernel-job-ended")
+            dialog.query_selector(".jp-Dialog-button.jp-mod-accept").click()
+            wait_for_kernel(page, timeout=300)
+            page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor >> nth=-1")
+            page.keyboard.type("import socket; print('again on', socket.gethostname())")
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_selector(".jp-OutputArea-output:has-text('again on mn5-a01')", timeout=120_000)
+            page.wait_for_selector(f".aifw-kernel-status:has-text('Kernel: job {again[0]} on acc')", timeout=30_000)
             page.click(".lm-MenuBar-itemLabel:text-is('Kernel')")
             page.click(".lm-Menu-itemLabel:text-is('Shut Down Kernel')")
-            wait_for(lambda: kernel_jobs[0] not in jobs_of("alice"), 30, "the kernel's job ended", every=1)
+            wait_for(lambda: again[0] not in jobs_of("alice"), 30, "the kernel's job ended", every=1)
     finally:
         hub.stop("alice")

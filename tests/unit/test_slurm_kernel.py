@@ -5,13 +5,16 @@ whole life on the mini cluster, and bob against it, is tests/integration/test_ke
 import asyncio
 import json
 import subprocess
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from jupyter_client.connect import port_names
 from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
 
 from aifactory_workbench.lab import kernel_node, slurm_kernel
 from aifactory_workbench.lab.kernel_node import node_address
@@ -203,6 +206,7 @@ def test_the_status_bar_reads_each_kernels_job_from_one_squeue_call():
         "state": "running",
         "time_left_text": "1 h 30 min",
         "detail": "",
+        "notice": "",
     }
     assert (wait["kernel_id"], wait["state"], wait["node"], wait["time_left_text"]) == ("k-wait", "queued", "", "")
     assert wait["detail"].startswith("waiting for free"), wait["detail"]
@@ -288,3 +292,52 @@ def test_a_connection_file_being_rewritten_by_the_kernel_is_read_again_not_an_er
     assert slurm_kernel.read_connection_file(path) == {}
     path.write_text('{"ip": "10.0.0.1", "shell_port": 5}')
     assert slurm_kernel.read_connection_file(path) == {"ip": "10.0.0.1", "shell_port": 5}
+
+
+def test_a_kernel_whose_job_slurm_ends_is_restarted_once_and_its_notebook_is_told_how():
+    """Its walltime, its node or an operator ends the kernel's job: one automatic restart (a new
+    job), not five, and the session answer says how the job ended, in accounting's words, even
+    once jupyter_server has forgotten the kernel."""
+    slurm = FakeSlurm()
+    slurm.hold(replace(RECORDED_QUEUE["RUNNING"], job_id="124"), "aifw-kernel-7")
+    kernel = in_job("124")
+    kernel.kernel_id, kernel.slurm = "k-walltime", slurm
+    assert asyncio.run(kernel.poll()) is None
+    slurm.end_job("124", "TIMEOUT")
+    kernel._seen = (0.0, None)  # its next poll asks squeue
+    assert asyncio.run(kernel.poll()) == 0
+    (told,) = asyncio.run(slurm_kernel.kernel_jobs(KernelManagerFake({}), slurm))  # the dead kernel, forgotten
+    assert (told["kernel_id"], told["job_id"], told["state"]) == ("k-walltime", "124", "ended")
+    assert (
+        told["detail"]
+        == told["notice"]
+        == (
+            "The kernel's job 124 on acc ended: it reached its walltime limit."
+            " Its variables are gone; a restart runs in a new job."
+        )
+    )
+    assert slurm_kernel.JobKernelRestarter().restart_limit == 1  # once, in a new job; not five jobs
+    slurm_kernel.SlurmKernelProvisioner.ended.clear()
+
+
+def test_a_kernel_shut_down_is_not_told_as_ended_by_slurm():
+    slurm = FakeSlurm()
+    kernel = in_job("124")
+    kernel.kernel_id, kernel.slurm, kernel.parent = "k-shut", slurm, AsyncKernelManager()
+    kernel.parent.shutting_down = True
+    assert asyncio.run(kernel.poll()) == 0  # its job is gone: the shutdown cancelled it
+    assert asyncio.run(slurm_kernel.kernel_jobs(KernelManagerFake({}), slurm)) == []
+
+
+def test_a_kernel_restarted_in_a_new_job_is_alive_not_its_ended_jobs_last_answer(tmp_path, monkeypatch):
+    """The restarter asked within seconds of the restart; the ended job's cached answer (0) said
+    the new kernel was dead, and the restart failed (seen walking it in Chromium)."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    slurm = FakeSlurm()
+    kernel = provisioner(partition="acc")
+    kernel.slurm, kernel.parent, kernel.folder = slurm, AsyncKernelManager(), tmp_path
+    kernel._seen = (time.monotonic(), 0)  # its ended job's answer, a second ago
+    ports = {name: 5000 + i for i, name in enumerate(port_names)}
+    (tmp_path / "connection.json").write_text(json.dumps({"ip": "10.0.0.9", "key": "k", **ports}))
+    asyncio.run(kernel.launch_kernel(["python", "-m", "ipykernel_launcher"]))
+    assert kernel.job_id and asyncio.run(kernel.poll()) is None
