@@ -41,7 +41,13 @@ from aifactory_workbench.job.launcher import tls_context
 from aifactory_workbench.lab.dashboard import FOLDER_ENV, running_dashboards
 from aifactory_workbench.lab.dashboard_proxy import add_dashboard_route, dashboard_link
 from aifactory_workbench.lab.private_kernels import keep_kernels_private
-from aifactory_workbench.lab.slurm_kernel import CULL_SECONDS, KernelJobsSeen, cull_idle_kernels
+from aifactory_workbench.lab.slurm_kernel import (
+    CANCEL_ROUTE,
+    CULL_SECONDS,
+    KernelJobsSeen,
+    cull_idle_kernels,
+    starting_kernels,
+)
 from aifactory_workbench.slurm.client import Slurm
 from aifactory_workbench.slurm.display import duration_text
 from aifactory_workbench.slurm.parsers import JobInfo, SlurmError
@@ -169,6 +175,25 @@ class ExtendHandler(APIHandler):
         self.finish(reply.body or b"{}")
 
 
+class KernelJobHandler(APIHandler):
+    """``DELETE aifactory/session/kernel-jobs/JOB``: the owner cancels a kernel's job while it
+    waits to start (the status bar's Cancel); its start then ends saying so."""
+
+    @web.authenticated
+    async def delete(self, job_id: str) -> None:
+        if not is_owner(self.current_user, dict(os.environ)):
+            owner = os.environ.get("JUPYTERHUB_USER", "its owner")
+            raise web.HTTPError(403, f"only {owner} may cancel this server's kernels' jobs")
+        waiting = [p for _, p in starting_kernels() if p.job_id == job_id]
+        if not waiting:
+            raise web.HTTPError(404, f"no kernel of this server waits to start in job {job_id}")
+        try:
+            await waiting[0].withdraw()
+        except SlurmError as e:
+            raise web.HTTPError(503, f"SLURM did not cancel job {job_id}: {e}") from e
+        self.finish(json.dumps({"cancelled": job_id}))
+
+
 class SessionHandler(APIHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -215,7 +240,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     signal.signal(SAVE_SIGNAL, save_requested)
     serverapp.web_app.settings["aifactory_session"] = state
     route = url_path_join(serverapp.web_app.settings["base_url"], "aifactory", "session")
-    serverapp.web_app.add_handlers(".*$", [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler)])
+    kernel_jobs = url_path_join(serverapp.web_app.settings["base_url"], CANCEL_ROUTE, r"(\d+)")
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [(route, SessionHandler), (url_path_join(route, "extend"), ExtendHandler), (kernel_jobs, KernelJobHandler)],
+    )
     add_dashboard_route(serverapp.web_app)  # the Dask dashboards of this job, for its Dask panel
     kernels = keep_kernels_private(serverapp)  # no other tenant on the node reaches its kernels
     # A kernel in a job of its own left idle with no notebook connected frees what it holds.

@@ -29,8 +29,10 @@ What a notebook with such a kernel costs and keeps:
   shut down (:func:`cull_idle_kernels`, every :data:`CULL_SECONDS` in the session's server);
   the job also cancels itself within :data:`SESSION_CHECK_SECONDS` of the session's end,
   however that ends. A job that SLURM ends (walltime, node failure) is a kernel that died:
-  JupyterLab says so and a restart submits a new job. A job that waits longer than
-  ``start_timeout`` is cancelled, and the notebook is told SLURM's reason.
+  JupyterLab is told how, and it restarts the kernel once, in a new job. A job that waits longer
+  than ``start_timeout`` is cancelled, and the notebook is told SLURM's reason; while it waits,
+  the status bar shows it (:func:`starting_kernels`) with a Cancel (lab/session.py's route).
+  Every refusal reaches the notebook in words (:class:`KernelJobError`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import zmq
 from jupyter_client.connect import KernelConnectionInfo, port_names
 from jupyter_client.ioloop.restarter import AsyncIOLoopKernelRestarter
 from jupyter_client.provisioning import KernelProvisionerBase
+from tornado import web
 from traitlets import Float, Integer, Unicode, default
 
 from aifactory_workbench.job import KERNEL_JOB_PREFIX
@@ -107,8 +110,24 @@ def read_connection_file(path: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-class KernelJobError(RuntimeError):
-    """A kernel's job could not be submitted or started; the message says why, in SLURM's words."""
+class KernelJobError(web.HTTPError):
+    """A kernel's job could not be submitted or started; the message says why, in SLURM's words.
+    An HTTPError, so that JupyterLab shows it: jupyter_server answers a failed start with an
+    HTTPError's message, and with "Unhandled error" for any other exception."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(status, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class KernelSettingsError(KernelJobError, ValueError):
+    """A kernelspec's provisioner settings that its rules refuse, each named."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400)
 
 
 def refused_settings(names: list[str]) -> list[str]:
@@ -179,6 +198,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     #: This server's kernels whose job SLURM ended on its own: kernel id -> (when, its entry).
     ended: ClassVar[dict[str, tuple[float, dict[str, str]]]] = {}
+    #: This server's kernels whose job is submitted and not listening yet: kernel id -> provisioner.
+    starting: ClassVar[dict[str, SlurmKernelProvisioner]] = {}
 
     partition = Unicode("", config=True, help="The partition the kernel's job runs on (required).")
     account = Unicode("", config=True, help="The account it is charged to; the session's when empty.")
@@ -205,12 +226,13 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         given = [k for k in kwargs if k not in ("kernel_id", "kernel_spec", "parent", "config", "log")]
         wrong = refused_settings(given)
         if wrong:
-            raise ValueError(f"kernelspec {PROVISIONER_NAME} settings: " + "; ".join(wrong))
+            raise KernelSettingsError(f"kernelspec {PROVISIONER_NAME} settings: " + "; ".join(wrong))
         super().__init__(**kwargs)
         self.slurm = Slurm()
         self.job_id = ""
         self.folder: Path | None = None
         self._seen: tuple[float, int | None] = (0.0, None)
+        self.withdrawn = False
 
     @property
     def has_process(self) -> bool:
@@ -223,10 +245,11 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         values["account"] = values["account"] or env.get("SLURM_JOB_ACCOUNT", "")
         values["walltime"] = capped_walltime(values["walltime"], time_left)
         if not values["partition"]:
-            raise ValueError(f"{self.kernel_spec.display_name!r}: its {PROVISIONER_NAME} config names no partition")
+            name = self.kernel_spec.display_name
+            raise KernelSettingsError(f"{name!r}: its {PROVISIONER_NAME} config names no partition")
         wrong = problems(values)
         if wrong:
-            raise ValueError(
+            raise KernelSettingsError(
                 "; ".join(f"{name}: {value!r} is not accepted; allowed: {rule}" for name, value, rule in wrong)
             )
         return values
@@ -286,11 +309,15 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             raise KernelJobError(f"SLURM refused the kernel's job on {values['partition']}: {e}") from e
         self.job_id = parse_sbatch_parsable(result.stdout)
         self.log.info("aifactory-slurm: kernel %s is job %s on %s", self.kernel_id, self.job_id, values["partition"])
+        self.withdrawn = False
+        self.starting[self.kernel_id] = self
         try:
             info = await self.listening(values["partition"])
-        except BaseException:  # refused, timed out, or the server stopped meanwhile: no job is left
+        except BaseException:  # refused, timed out, withdrawn, or the server stopped: no job is left
             await asyncio.shield(self._cancel())
             raise
+        finally:
+            self.starting.pop(self.kernel_id, None)
         self._seen = (time.monotonic(), None)  # it listens: alive (not the ended job's answer, on a restart)
         km = self.parent
         for name in port_names:
@@ -306,6 +333,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         assert self.folder is not None
         connection_file, deadline, asked = self.folder / "connection.json", time.monotonic() + self.start_timeout, 0.0
         while True:
+            if self.withdrawn:
+                raise KernelJobError(f"You cancelled the kernel's job {self.job_id} on {partition}: nothing is left.")
             info = read_connection_file(connection_file)
             if info.get("ip") and all(info.get(name) for name in port_names):
                 info["key"] = info["key"].encode()
@@ -373,6 +402,12 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             await asyncio.sleep(1.0)
         return 0
 
+    async def withdraw(self) -> None:
+        """The user cancels the kernel's job while it waits to start: the start ends with a
+        message that says so (within :data:`ASK_SECONDS`)."""
+        self.withdrawn = True
+        await self.slurm.cancel(self.job_id, user="")
+
     async def send_signal(self, signum: int) -> None:
         if self.job_id and signum:
             await self.slurm.run(
@@ -407,6 +442,8 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
 #: What a kernel's entry says when squeue did not answer (the next answer asks again).
 UNANSWERED = "SLURM did not answer; asked again at the next look."
+#: The session server's route (under its base URL) that cancels a kernel's job while it waits to start.
+CANCEL_ROUTE = "aifactory/session/kernel-jobs"
 #: What the notebook is told after how a kernel's job ended (JupyterLab restarts it once).
 RESTART_TEXT = "Its variables are gone; a restart runs in a new job."
 #: What it says of a job that squeue no longer holds (it ended; JupyterLab is told the kernel died).
@@ -460,7 +497,8 @@ def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInf
     its state as the home page words it ("queued", else SLURM's in lower case, as
     spawners/workbench_jobs.py's kernel_jobs), its time left and, while it waits, SLURM's reason
     and expected start (``detail``), in the words every page uses. ``notice``: what JupyterLab
-    tells once as a notification (a job SLURM ended: how; "" otherwise)."""
+    tells once as a notification (a job SLURM ended: how; "" otherwise). ``cancel``: while the
+    kernel waits to start, the route (under the server's base URL) that cancels its job."""
     entry = {
         "kernel_id": kernel_id,
         "job_id": provisioner.job_id,
@@ -470,6 +508,7 @@ def kernel_job(kernel_id: str, provisioner: SlurmKernelProvisioner, info: JobInf
         "time_left_text": "",
         "detail": NOT_HELD,
         "notice": "",
+        "cancel": f"{CANCEL_ROUTE}/{provisioner.job_id}" if kernel_id in SlurmKernelProvisioner.starting else "",
     }
     if info is None:
         return entry
@@ -489,7 +528,7 @@ async def kernel_jobs(kernel_manager: Any, slurm: Slurm) -> list[dict[str, str]]
     """Each of this server's kernels in a job of its own, as :func:`kernel_job` words it: one
     squeue call for all of them (none when there are none). When SLURM does not answer, each
     entry says so (state "unknown"): never an error."""
-    kernels = slurm_kernels(kernel_manager)
+    kernels = slurm_kernels(kernel_manager) + starting_kernels()
     ended = ended_kernels()
     if not kernels:
         return ended
@@ -502,6 +541,12 @@ async def kernel_jobs(kernel_manager: Any, slurm: Slurm) -> list[dict[str, str]]
         ] + ended
     live = [kernel_job(kernel_id, provisioner, queue.get(provisioner.job_id)) for kernel_id, provisioner in kernels]
     return live + ended
+
+
+def starting_kernels() -> list[tuple[str, SlurmKernelProvisioner]]:
+    """The kernels whose job is submitted and that do not listen yet (jupyter_server lists a
+    kernel only once it has started): the status bar shows their wait, and offers Cancel."""
+    return [(kernel_id, p) for kernel_id, p in SlurmKernelProvisioner.starting.items() if p.job_id]
 
 
 def ended_kernels() -> list[dict[str, str]]:
@@ -526,6 +571,7 @@ class KernelJobsSeen:
     async def __call__(self, kernel_manager: Any) -> list[dict[str, str]]:
         kernels = (
             *((kernel_id, provisioner.job_id) for kernel_id, provisioner in slurm_kernels(kernel_manager)),
+            *((kernel_id, "starting") for kernel_id, _ in starting_kernels()),
             *((kernel_id, "ended") for kernel_id in SlurmKernelProvisioner.ended),
         )
         at, seen, said = self._said

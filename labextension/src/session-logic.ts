@@ -54,6 +54,8 @@ export interface IKernelJob {
   detail: string;
   /** What to tell once as a notification: how SLURM ended its job ("" otherwise). */
   notice: string;
+  /** While the kernel waits to start: the server's route that cancels its job ("" otherwise). */
+  cancel: string;
 }
 
 function text(value: unknown): string {
@@ -76,7 +78,8 @@ function kernelJobs(value: unknown): IKernelJob[] {
       state: text(e.state),
       timeLeftText: text(e.time_left_text),
       detail: text(e.detail),
-      notice: text(e.notice)
+      notice: text(e.notice),
+      cancel: text(e.cancel)
     }))
     .filter(job => job.kernelId && job.jobId);
 }
@@ -172,6 +175,15 @@ export function statusTitle(session: ISessionInfo): string {
 /** The job of the current notebook's kernel, when that kernel runs in a job of its own. */
 export function kernelJobOf(session: ISessionInfo | null, kernelId: string | null | undefined): IKernelJob | null {
   return (kernelId && session?.kernels.find(job => job.kernelId === kernelId)) || null;
+}
+
+/**
+ * The kernel's job the status bar shows: the current notebook's kernel's, or, while that
+ * notebook has no kernel yet (JupyterLab learns its id once it has started), the job of a
+ * kernel that waits to start, with its Cancel.
+ */
+export function kernelJobShown(session: ISessionInfo | null, kernelId: string | null | undefined): IKernelJob | null {
+  return kernelJobOf(session, kernelId) ?? ((!kernelId && session?.kernels.find(job => job.cancel)) || null);
 }
 
 /**

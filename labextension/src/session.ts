@@ -32,7 +32,7 @@ import {
   ISessionInfo,
   isEnding,
   kernelEndNotices,
-  kernelJobOf,
+  kernelJobShown,
   kernelStatusText,
   kernelStatusTitle,
   parseSession,
@@ -85,8 +85,12 @@ class SessionWatch {
     private item: Widget,
     private extendButton: HTMLButtonElement,
     private endButton: HTMLButtonElement,
-    private kernelItem: Widget
+    private kernelItem: Widget,
+    private kernelCancel: HTMLButtonElement
   ) {
+    kernelCancel.textContent = 'Cancel';
+    kernelCancel.title = "Cancel the kernel's job while it waits to start";
+    kernelCancel.addEventListener('click', () => void this.cancelKernelJob());
     app.shell.currentChanged?.connect(() => this.showKernel());
     extendButton.addEventListener('click', () => void this.extend());
     endButton.addEventListener('click', () => {
@@ -129,6 +133,31 @@ class SessionWatch {
       this.extendButton.title = this.stopped;
       this.show();
     }
+  }
+
+  /** Cancels the job of a kernel that waits to start (the server then ends its start, saying so). */
+  async cancelKernelJob(): Promise<void> {
+    const route = this.kernelCancel.dataset.route;
+    if (!route) {
+      return;
+    }
+    this.kernelCancel.disabled = true;
+    try {
+      const response = await ServerConnection.makeRequest(
+        URLExt.join(PageConfig.getBaseUrl(), route),
+        { method: 'DELETE' },
+        this.settings
+      );
+      if (!response.ok) {
+        const answer = (await response.json().catch(() => ({}))) as { message?: string };
+        Notification.error(answer.message || `The kernel's job was not cancelled (${response.status}).`, {
+          autoClose: false
+        });
+      }
+    } catch {
+      Notification.error("The kernel's job was not cancelled: the server did not answer.", { autoClose: false });
+    }
+    void this.poll();
   }
 
   /** Polls until the job (or this person's access) has ended. */
@@ -282,9 +311,12 @@ class SessionWatch {
    */
   private showKernel(): void {
     const widget = this.app.shell.currentWidget as { sessionContext?: ISessionContext } | null;
-    const job = this.ended ? null : kernelJobOf(this.last, widget?.sessionContext?.session?.kernel?.id);
+    const job = this.ended ? null : kernelJobShown(this.last, widget?.sessionContext?.session?.kernel?.id);
     this.kernelItem.node.textContent = job ? kernelStatusText(job) : '';
     this.kernelItem.node.title = job ? kernelStatusTitle(job) : '';
+    this.kernelCancel.hidden = !job?.cancel;
+    this.kernelCancel.dataset.route = job?.cancel ?? '';
+    this.kernelCancel.disabled = false;
   }
 
   /**
@@ -301,6 +333,7 @@ class SessionWatch {
     this.endLink = link;
     this.extendButton.hidden = true;
     this.kernelItem.node.textContent = '';
+    this.kernelCancel.hidden = true;
     this.item.removeClass('aifw-ending');
     this.item.addClass('aifw-ended');
     this.item.node.textContent = notice.status;
@@ -433,6 +466,7 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
     const kernelItem = new Widget();
     kernelItem.addClass('aifw-kernel-status');
     kernelItem.node.setAttribute('role', 'status');
+    const kernelCancel = statusButton('aifw-kernel-cancel');
     if (statusBar) {
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:session`, { item, align: 'left', rank: 1000 });
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:extend`, {
@@ -446,8 +480,13 @@ export const sessionPlugin: JupyterFrontEndPlugin<void> = {
         rank: 1002
       });
       statusBar.registerStatusItem(`${PLUGIN_PREFIX}:kernel-job`, { item: kernelItem, align: 'left', rank: 1003 });
+      statusBar.registerStatusItem(`${PLUGIN_PREFIX}:kernel-cancel`, {
+        item: new Widget({ node: kernelCancel }),
+        align: 'left',
+        rank: 1004
+      });
     }
-    const watch = new SessionWatch(app, item, extend, endAction, kernelItem);
+    const watch = new SessionWatch(app, item, extend, endAction, kernelItem, kernelCancel);
     serverGone.check = () => void watch.gone();
     holdClosesForAccess(app, watch);
     void app.restored.then(loadToastCode);

@@ -14,6 +14,7 @@ import {
   jobEndedNotice,
   kernelEndNotices,
   kernelJobOf,
+  kernelJobShown,
   kernelStatusText,
   kernelStatusTitle,
   NOTICE_MAX,
@@ -287,6 +288,30 @@ describe("the kernel's job", () => {
     expect(kernelEndNotices(ended, told)).toEqual([]); // the next poll: already told
     expect(kernelEndNotices(session, new Set())).toEqual([]);
     expect(kernelStatusText(kernelJobOf(ended, 'k5')!)).toBe('Kernel: job 46 on acc \u00b7 ended');
+  });
+
+  it('shows, while the notebook has no kernel yet, the job of a kernel that waits to start, with its Cancel', () => {
+    const waiting = parseSession({
+      ...ANSWER,
+      kernels: [
+        { kernel_id: 'k1', job_id: '43', partition: 'acc', state: 'running', cancel: '' },
+        {
+          kernel_id: 'k6',
+          job_id: '47',
+          partition: 'acc',
+          state: 'queued',
+          detail: 'waiting for free CPUs, memory or GPUs',
+          cancel: 'aifactory/session/kernel-jobs/47'
+        }
+      ]
+    });
+    expect(kernelJobShown(waiting, undefined)).toMatchObject({
+      jobId: '47',
+      cancel: 'aifactory/session/kernel-jobs/47'
+    });
+    expect(kernelJobShown(waiting, 'k1')).toMatchObject({ jobId: '43', cancel: '' });
+    expect(kernelJobShown(waiting, 'k-local')).toBeNull(); // a kernel of the session's own job
+    expect(kernelJobShown(session, undefined)).toBeNull(); // none waits
   });
 
   it('says in its tooltip where the kernel runs, apart from the session, and why it waits', () => {

@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -19,6 +21,7 @@ from .conftest import (
     HubProcess,
     chromium_page,
     execute_in_kernel,
+    gpus_held,
     on_node,
     queued_jobs,
     serious_violations,
@@ -231,16 +234,61 @@ def test_a_kernels_job_slurm_ends_is_told_in_the_notebook_and_restarted_once(cle
     assert again != job
 
 
-def test_a_kernel_left_idle_with_its_notebook_closed_ends_its_job(clean: HubProcess):
-    """The GPU only while a notebook needs it: a kernel in a job of its own, idle with no
-    notebook connected for longer than its kernelspec's idle_timeout (here alice's own, 5 s), is
-    shut down and its job cancelled."""
+def test_a_kernel_waiting_for_its_partition_says_why_and_alice_cancels_it(clean: HubProcess):
+    """bob holds both GPUs of the acc node: alice's acc kernel waits. While it does, her session
+    answer lists its job, queued, with SLURM's reason and a Cancel route; cancelling ends the
+    start with a message that says so, and leaves no job. bob may not cancel it."""
     hub = clean
-    spec = Path("/home/alice/.local/share/jupyter/kernels/aifw-test-acc-idle")
-    config = {"partition": "acc", "cpus": 1, "memory": "1G", "walltime": "00:30:00", "idle_timeout": 5}
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    with gpus_held("bob", 2), ThreadPoolExecutor(1) as pool:
+        start = pool.submit(
+            requests.post,
+            hub.user_url("alice") + "api/kernels",
+            json={"name": KERNEL},
+            headers={"Authorization": f"token {token}"},
+            timeout=60,
+            verify=hub.verify,
+        )
+
+        def waiting() -> list[dict]:
+            kernels = hub.through_proxy("alice", token, "aifactory/session").json()["kernels"]
+            return [k for k in kernels if k["cancel"]]
+
+        (entry,) = wait_for(waiting, 60, "the waiting kernel's job in the session answer", every=1)
+        assert entry["state"] == "queued" and entry["detail"].startswith("waiting "), entry  # SLURM's reason, in words
+        (job,) = kernel_jobs_of("alice")
+        assert entry["job_id"] == job and entry["cancel"] == f"aifactory/session/kernel-jobs/{job}"
+        cancel = hub.user_url("alice") + entry["cancel"]
+        bobs = requests.delete(
+            cancel, headers={"Authorization": f"token {hub.user_token('bob')}"}, timeout=30, verify=hub.verify
+        )
+        assert bobs.status_code in (403, 404) and kernel_jobs_of("alice") == [job], bobs.status_code
+        r = requests.delete(cancel, headers={"Authorization": f"token {token}"}, timeout=30, verify=hub.verify)
+        assert r.status_code == 200, r.text
+        refused = start.result(timeout=60)
+        assert refused.status_code == 503 and f"You cancelled the kernel's job {job} on acc" in refused.text, (
+            refused.status_code,
+            refused.text,
+        )
+    wait_for(lambda: not kernel_jobs_of("alice"), 30, "no kernel job left", every=1)
+
+
+def leave_no_layout(page, hub: HubProcess) -> None:
+    """JupyterLab keeps alice's open tabs for her next visit: a notebook left without a kernel
+    greets the next test's page with a Select Kernel dialog. An empty layout instead."""
+    page.goto(f"{hub.user_url('alice')}lab?reset")
+    page.wait_for_selector(".jp-LauncherCard", timeout=60_000)
+
+
+@contextlib.contextmanager
+def alices_kernelspec(name: str, config: dict) -> Iterator[str]:
+    """A kernelspec of alice's own (in her home, as a user may write one) whose provisioner is
+    aifactory-slurm with ``config``; removed after."""
+    spec = Path("/home/alice/.local/share/jupyter/kernels") / name
     sh("sudo", "-u", "alice", "mkdir", "-p", str(spec))
     kernelspec = {
-        "display_name": "Python on acc, let go when idle",
+        "display_name": f"Python, {name}",
         "language": "python",
         "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "metadata": {"kernel_provisioner": {"provisioner_name": "aifactory-slurm", "config": config}},
@@ -253,17 +301,52 @@ def test_a_kernel_left_idle_with_its_notebook_closed_ends_its_job(clean: HubProc
         check=True,
     )
     try:
+        yield name
+    finally:
+        sh("rm", "-rf", str(spec))
+
+
+def test_a_kernel_left_idle_with_its_notebook_closed_ends_its_job(clean: HubProcess):
+    """The GPU only while a notebook needs it: a kernel in a job of its own, idle with no
+    notebook connected for longer than its kernelspec's idle_timeout (here alice's own, 5 s), is
+    shut down and its job cancelled."""
+    hub = clean
+    config = {"partition": "acc", "cpus": 1, "memory": "1G", "walltime": "00:30:00", "idle_timeout": 5}
+    with alices_kernelspec("aifw-test-acc-idle", config) as kernel:
         hub.start_ready("alice")
         token = hub.user_token("alice")
-        execute_in_kernel(hub, "alice", token, "print(1)", kernel=spec.name)  # then its socket closes
+        execute_in_kernel(hub, "alice", token, "print(1)", kernel=kernel)  # then its socket closes
         (job,) = [j for j, info in jobs_of("alice").items() if info["partition"] == "acc"]
         t0 = time.monotonic()
         wait_for(lambda: job not in jobs_of("alice"), 60, "the idle kernel's job cancelled", every=1)
         print(f"FIGURE an idle kernel's job cancelled {time.monotonic() - t0:.1f} s after its last output")
         listed = lambda: hub.through_proxy("alice", token, "api/kernels").json()  # noqa: E731
         wait_for(lambda: listed() == [], 30, "the culled kernel no longer listed")
-    finally:
-        sh("rm", "-rf", str(spec))
+
+
+def test_a_kernelspec_asking_what_is_refused_is_told_in_words_and_submits_nothing(clean: HubProcess):
+    """A kernelspec edited by hand: a misspelt setting, and more GPUs than any node has. Each
+    start is refused with words JupyterLab shows (not "Unhandled error"), and no job is left."""
+    hub = clean
+    hub.start_ready("alice")
+    token = hub.user_token("alice")
+    misspelt = {"partition": "acc", "memroy": "1G"}
+    too_many = {"partition": "acc", "gpus": 9, "walltime": "00:10:00"}
+    with alices_kernelspec("aifw-test-misspelt", misspelt) as one, alices_kernelspec("aifw-test-nine", too_many) as two:
+        said = {}
+        for kernel in (one, two):
+            r = requests.post(
+                hub.user_url("alice") + "api/kernels",
+                json={"name": kernel},
+                headers={"Authorization": f"token {token}"},
+                timeout=60,
+                verify=hub.verify,
+            )
+            said[kernel] = (r.status_code, r.json()["message"])
+    assert said[one] == (400, "kernelspec aifactory-slurm settings: 'memroy' is not a setting (did you mean 'memory'?)")
+    status, message = said[two]
+    assert status == 503 and message.startswith("SLURM refused the kernel's job on acc: "), said[two]
+    assert kernel_jobs_of("alice") == []
 
 
 def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_acc(demo_module_hub: HubProcess):
@@ -320,5 +403,35 @@ def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_ac
             page.click(".lm-MenuBar-itemLabel:text-is('Kernel')")
             page.click(".lm-Menu-itemLabel:text-is('Shut Down Kernel')")
             wait_for(lambda: again[0] not in jobs_of("alice"), 30, "the kernel's job ended", every=1)
+            leave_no_layout(page, hub)
+    finally:
+        hub.stop("alice")
+
+
+def test_a_newcomer_sees_the_gpu_kernel_wait_and_cancels_it_from_the_status_bar(demo_module_hub: HubProcess):
+    """Walked in Chromium in the demo's setup: both of the acc node's GPUs are bob's, so alice's
+    acc kernel waits; her status bar says so, with SLURM's reason in its tooltip, and its Cancel
+    ends the wait: JupyterLab says she cancelled it, and no job is left."""
+    hub = demo_module_hub
+    hub.start_ready("alice")
+    try:
+        with gpus_held("bob", 2), chromium_page(*hub.chromium_args) as page:
+            sign_in(page, hub, "alice")
+            page.goto(f"{hub.user_url('alice')}lab?reset")
+            card = page.locator(".jp-LauncherCard:has-text('on acc, 1 GPU')").first
+            card.wait_for(timeout=120_000)
+            card.click()
+            item = page.wait_for_selector(".aifw-kernel-status:has-text('· queued')", timeout=60_000)
+            (job,) = kernel_jobs_of("alice")
+            assert item.inner_text() == f"Kernel: job {job} on acc · queued", item.inner_text()
+            assert "State: queued — waiting " in (item.get_attribute("title") or "")
+            assert serious_violations(page, within=".jp-StatusBar-Widget") == [], "the waiting kernel's status"
+            shot(page, "39-kernel-waiting")
+            page.click("button.aifw-kernel-cancel")
+            dialog = page.wait_for_selector(".jp-Dialog:has-text('You cancelled the kernel')", timeout=30_000)
+            assert f"job {job} on acc: nothing is left" in dialog.inner_text(), dialog.inner_text()
+            shot(page, "39-kernel-cancelled")
+            wait_for(lambda: not kernel_jobs_of("alice"), 30, "no kernel job left", every=1)
+            leave_no_layout(page, hub)
     finally:
         hub.stop("alice")

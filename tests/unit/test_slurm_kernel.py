@@ -207,6 +207,7 @@ def test_the_status_bar_reads_each_kernels_job_from_one_squeue_call():
         "time_left_text": "1 h 30 min",
         "detail": "",
         "notice": "",
+        "cancel": "",
     }
     assert (wait["kernel_id"], wait["state"], wait["node"], wait["time_left_text"]) == ("k-wait", "queued", "", "")
     assert wait["detail"].startswith("waiting for free"), wait["detail"]
