@@ -282,7 +282,17 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Submit the kernel's job, wait until the kernel listens (or the job ends, or it waits
-        longer than ``start_timeout``: then it is cancelled), and return where it listens."""
+        longer than ``start_timeout``: then it is cancelled), and return where it listens. A
+        start that fails (refused, timed out, withdrawn, or the server stopped) leaves no job and
+        no folder: a job that never ran never ran its exit trap."""
+        try:
+            return await self._launch(cmd, **kwargs)
+        except BaseException:
+            await asyncio.shield(self._cancel())
+            self._forget_folder()
+            raise
+
+    async def _launch(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         env = {
             k: v
             for k, v in kwargs.get("env", os.environ).items()
@@ -313,9 +323,6 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.starting[self.kernel_id] = self
         try:
             info = await self.listening(values["partition"])
-        except BaseException:  # refused, timed out, withdrawn, or the server stopped: no job is left
-            await asyncio.shield(self._cancel())
-            raise
         finally:
             self.starting.pop(self.kernel_id, None)
         self._seen = (time.monotonic(), None)  # it listens: alive (not the ended job's answer, on a restart)
@@ -427,10 +434,13 @@ class SlurmKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def cleanup(self, restart: bool = False) -> None:
         """The kernel's folder (its connection file and keys) goes with it."""
+        self._forget_folder()
+        self.job_id = ""
+
+    def _forget_folder(self) -> None:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)  # the job's end may have removed it first
             self.folder = None
-        self.job_id = ""
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         return {**(await super().get_provisioner_info()), "job_id": self.job_id}

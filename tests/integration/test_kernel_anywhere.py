@@ -241,6 +241,7 @@ def test_a_kernel_waiting_for_its_partition_says_why_and_alice_cancels_it(clean:
     hub = clean
     hub.start_ready("alice")
     token = hub.user_token("alice")
+    before = kernel_folders()
     with gpus_held("bob", 2), ThreadPoolExecutor(1) as pool:
         start = pool.submit(
             requests.post,
@@ -272,6 +273,7 @@ def test_a_kernel_waiting_for_its_partition_says_why_and_alice_cancels_it(clean:
             refused.text,
         )
     wait_for(lambda: not kernel_jobs_of("alice"), 30, "no kernel job left", every=1)
+    assert kernel_folders() == before, "the cancelled start left its keys"
 
 
 def leave_no_layout(page, hub: HubProcess) -> None:
@@ -330,6 +332,7 @@ def test_a_kernelspec_asking_what_is_refused_is_told_in_words_and_submits_nothin
     hub = clean
     hub.start_ready("alice")
     token = hub.user_token("alice")
+    before = kernel_folders()
     misspelt = {"partition": "acc", "memroy": "1G"}
     too_many = {"partition": "acc", "gpus": 9, "walltime": "00:10:00"}
     with alices_kernelspec("aifw-test-misspelt", misspelt) as one, alices_kernelspec("aifw-test-nine", too_many) as two:
@@ -346,7 +349,7 @@ def test_a_kernelspec_asking_what_is_refused_is_told_in_words_and_submits_nothin
     assert said[one] == (400, "kernelspec aifactory-slurm settings: 'memroy' is not a setting (did you mean 'memory'?)")
     status, message = said[two]
     assert status == 503 and message.startswith("SLURM refused the kernel's job on acc: "), said[two]
-    assert kernel_jobs_of("alice") == []
+    assert kernel_jobs_of("alice") == [] and kernel_folders() == before, "a refused start left a job or its keys"
 
 
 def test_a_newcomer_picks_the_gpu_kernel_in_the_launcher_and_its_cells_run_on_acc(demo_module_hub: HubProcess):
